@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libpmtrack: which pages of memory were written since you last asked.
+ *
+ * Conventions used throughout this header:
+ *  - Functions that can fail return 0 (or a documented non-negative value) on
+ *    success and a negative errno on failure.  errno itself is not used.
+ *  - Objects are opaque and created by a pmtrack_*_new() function that takes
+ *    an out-parameter; the matching pmtrack_*_free() accepts NULL.
+ *  - Options structs start with `size_t sz`.  Initialise them with
+ *    PMTRACK_OPTS(), which zeroes the whole struct and sets sz; a NULL opts
+ *    pointer means "all defaults".  A struct from a newer header whose extra
+ *    fields are all zero is accepted; non-zero unknown fields give -EINVAL.
+ *  - Addresses and lengths given to the tracker must be multiples of the
+ *    granularity (pmtrack_granularity(), the system page size).
+ */
+#ifndef PMTRACK_PMTRACK_H
+#define PMTRACK_PMTRACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pmtrack/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef PMTRACK_API
+#define PMTRACK_API __attribute__((visibility("default")))
+#endif
+
+/**
+ * PMTRACK_OPTS() - declare and initialise an options struct.
+ * @TYPE: struct tag without "struct", e.g. pmtrack_opts
+ * @NAME: variable name
+ * @...: designated initialisers, e.g. .backend = PMTRACK_BACKEND_PAGEMAP_SCAN
+ *
+ * Zeroes every byte (padding included), then sets sz and the given fields.
+ */
+#define PMTRACK_OPTS(TYPE, NAME, ...)                                          \
+	struct TYPE NAME = ({                                                  \
+		struct TYPE __pmt_##NAME;                                      \
+		__builtin_memset(&__pmt_##NAME, 0, sizeof(__pmt_##NAME));      \
+		__pmt_##NAME = (struct TYPE){ .sz = sizeof(struct TYPE),       \
+					      __VA_ARGS__ };                   \
+		__pmt_##NAME;                                                  \
+	})
+
+/** pmtrack_version() - the library's version string, e.g. "0.1.0". */
+PMTRACK_API const char *pmtrack_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Feature probes                                                            */
+/* ------------------------------------------------------------------------ */
+
+enum pmtrack_feature {
+	/* ioctl(PAGEMAP_SCAN) on /proc/self/pagemap reports a present page
+	   (6.7+) */
+	PMTRACK_FEAT_PAGEMAP_SCAN = 1,
+	/* userfaultfd write-protect in async mode: a write to a protected page
+	 * is resolved by the kernel and the page's uffd-wp bit is cleared
+	 * (6.7+) */
+	PMTRACK_FEAT_UFFD_WP_ASYNC,
+	/* synchronous userfaultfd write-protect: a write to a protected page
+	 * blocks and is delivered as a UFFD_PAGEFAULT_FLAG_WP message (5.7+) */
+	PMTRACK_FEAT_UFFD_WP,
+	/* soft-dirty: after clear_refs "4", a write sets bit 55 in pagemap.
+	 * Needs CONFIG_MEM_SOFT_DIRTY (x86_64, s390, ppc64; not arm64). */
+	PMTRACK_FEAT_SOFT_DIRTY,
+	/* PAGEMAP_SCAN categories: the kernel accepts the PAGE_IS_* bit.
+	 * PAGE_IS_SOFT_DIRTY also requires PMTRACK_FEAT_SOFT_DIRTY, since a
+	 * kernel without soft-dirty accepts the bit but never reports it. */
+	PMTRACK_FEAT_PAGE_IS_WPALLOWED,
+	PMTRACK_FEAT_PAGE_IS_WRITTEN,
+	PMTRACK_FEAT_PAGE_IS_FILE,
+	PMTRACK_FEAT_PAGE_IS_PRESENT,
+	PMTRACK_FEAT_PAGE_IS_SWAPPED,
+	PMTRACK_FEAT_PAGE_IS_PFNZERO,
+	PMTRACK_FEAT_PAGE_IS_HUGE,
+	PMTRACK_FEAT_PAGE_IS_SOFT_DIRTY,
+	PMTRACK_FEAT_PAGE_IS_GUARD,
+	PMTRACK_FEAT_MAX, /* one past the last feature; not a feature */
+};
+
+/**
+ * pmtrack_probe() - can this process use a kernel feature?
+ * @feat: the feature
+ * @opts: reserved, must be NULL
+ *
+ * Each answer comes from exercising the feature (e.g. write-protecting a
+ * scratch page, writing it and checking the kernel saw the write), never
+ * from version numbers or config files.  Definite answers are cached for
+ * the life of the process; a probe that failed is retried on the next call.
+ *
+ * Probing PMTRACK_FEAT_SOFT_DIRTY (and PAGE_IS_SOFT_DIRTY) writes "4" to
+ * /proc/self/clear_refs, which clears the soft-dirty bits of the whole
+ * process: do not probe it while something else relies on them.
+ *
+ * Return: 1 if usable, 0 if not, -EINVAL for an unknown @feat or non-NULL
+ * @opts, another negative errno if the probe itself failed unexpectedly.
+ * Thread-safe.
+ */
+PMTRACK_API int pmtrack_probe(enum pmtrack_feature feat, const void *opts);
+
+/** pmtrack_feature_name() - short name of @feat ("pagemap-scan", ...), or NULL.
+ */
+PMTRACK_API const char *pmtrack_feature_name(enum pmtrack_feature feat);
+
+/* ------------------------------------------------------------------------ */
+/* Tracker                                                                   */
+/* ------------------------------------------------------------------------ */
+
+struct pmtrack; /* opaque tracker handle */
+
+enum pmtrack_backend {
+	PMTRACK_BACKEND_AUTO = 0, /* the best backend the probes allow */
+	/* PAGEMAP_SCAN + async userfaultfd write-protect (Linux 6.7+) */
+	PMTRACK_BACKEND_PAGEMAP_SCAN = 1,
+};
+
+/** pmtrack_backend_name() - "pagemap-scan", ..., or NULL if unknown. */
+PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
+
+/* Largest pmtrack_opts.scan_batch. */
+#define PMTRACK_SCAN_BATCH_MAX 65536u
+
+struct pmtrack_opts {
+	size_t sz; /* sizeof(struct pmtrack_opts) */
+	/* backend to use; PMTRACK_BACKEND_AUTO (0) picks the best one */
+	enum pmtrack_backend backend;
+	/* regions asked of the kernel per PAGEMAP_SCAN call: 1 ..
+	 * PMTRACK_SCAN_BATCH_MAX; 0 means the default (512, the kernel's
+	 * internal buffer on x86_64).  Results never depend on it. */
+	unsigned int scan_batch;
+	size_t : 0;
+};
+#define pmtrack_opts__last_field scan_batch
+
+/**
+ * pmtrack_new() - create a tracker for the calling process.
+ * @opts: optional (NULL for defaults)
+ * @out: receives the tracker, to be freed with pmtrack_free()
+ *
+ * Return: 0; -EINVAL for bad arguments or options; -EOPNOTSUPP if the
+ * requested backend (or, with AUTO, every backend) is unusable here;
+ * -ENOMEM, -EMFILE, ... if a resource could not be had.
+ */
+PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
+			    struct pmtrack **out);
+
+/**
+ * pmtrack_free() - stop tracking every watched range and free @t.
+ *
+ * Unreported writes are discarded.  The memory itself is untouched.  NULL
+ * is a no-op.  No other call may be running on @t.
+ */
+PMTRACK_API void pmtrack_free(struct pmtrack *t);
+
+/** pmtrack_backend() - the backend @t uses (never PMTRACK_BACKEND_AUTO). */
+PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t);
+
+/**
+ * pmtrack_granularity() - bytes per reported page: the system page size.
+ *
+ * Reports are always in these units.  A written hugetlb page is reported as
+ * all of its base pages; a transparent huge page is split by the kernel on
+ * its first tracked write, so it reports at base-page granularity.
+ */
+PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
+
+/**
+ * pmtrack_watch() - start tracking writes to [@addr, @addr + @len).
+ *
+ * The range must be mapped in the calling process.  Any kind of mapping
+ * works: private or shared anonymous memory, memfd/shmem, MAP_SHARED or
+ * MAP_PRIVATE files, transparent huge pages and hugetlb (whose ranges must
+ * be aligned to the huge page size).  Pages start clean: only writes made
+ * after this call returns are reported.  Writes by the kernel (read(2) into
+ * the range, for example) are reported like any other.
+ *
+ * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
+ * mapping is unmapped, its pages are no longer reported; if something else
+ * is then mapped there, collects over it fail with -ESTALE.
+ *
+ * Return: 0; -EINVAL if @addr or @len is not a multiple of the granularity
+ * (or of the huge page size of a hugetlb mapping in the range) or @len is
+ * 0; -EOVERFLOW if @addr + @len wraps; -EEXIST if it overlaps a range this
+ * tracker watches; -ENOMEM if part of it is not mapped (or memory ran out);
+ * -EBUSY if another userfaultfd (another tracker, perhaps) already has part
+ * of it; -ECHILD if called in a child process after fork().
+ */
+PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len);
+
+/**
+ * pmtrack_unwatch() - stop tracking [@addr, @addr + @len).
+ *
+ * Any watched part of a range may be unwatched: the rest stays watched.
+ * Writes not yet reported in that part are discarded.  Works whether or not
+ * the memory is still mapped.
+ *
+ * Return: 0; -EINVAL / -EOVERFLOW as for pmtrack_watch(); -ENOENT if some
+ * page of it is not watched by @t (nothing is changed then); -ECHILD.
+ */
+PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Collecting written pages                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A collect reports the pages of [addr, addr + len) written since they were
+ * last reset (by a collect with PMTRACK_COLLECT_RESET, pmtrack_reset(), or
+ * pmtrack_watch()).  The range must lie within watched ranges (it may span
+ * several adjacent ones).  Pages are reported in ascending address order.
+ *
+ * With PMTRACK_COLLECT_RESET, each page is reported and reset in one atomic
+ * kernel step (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING): a write that lands
+ * during the collect is either in this report or in the next one, never
+ * lost.  Only the pages that were reported are reset.
+ *
+ * Common errors: -EINVAL for a bad argument, an unaligned range or unknown
+ * flags; -EOVERFLOW if the range wraps; -ENOENT if part of the range is not
+ * watched; -ESTALE if a watched mapping was replaced by an unwatched one
+ * (munmap + mmap, mremap): unwatch and watch it again; -ECHILD after fork();
+ * -EINTR, -ENOMEM, -EFAULT from the kernel.  On an error after the scan
+ * started, the output still holds every page reported (and, with RESET,
+ * reset) before the error, so nothing is lost.
+ *
+ * Collects are thread-safe; they run concurrently with each other and with
+ * writers.  Two concurrent RESET collects over the same pages each report a
+ * written page at most once between them.
+ */
+#define PMTRACK_COLLECT_RESET (1u << 0)
+
+struct pmtrack_bitmap; /* opaque; one bit per page of a range */
+
+/**
+ * pmtrack_bitmap_new() - create an empty bitmap, to be filled by
+ * pmtrack_collect_bitmap() and freed with pmtrack_bitmap_free().
+ * Return: 0 or -EINVAL / -ENOMEM.
+ */
+PMTRACK_API int pmtrack_bitmap_new(struct pmtrack_bitmap **out);
+/** pmtrack_bitmap_free() - free @bm; NULL is a no-op. */
+PMTRACK_API void pmtrack_bitmap_free(struct pmtrack_bitmap *bm);
+/** pmtrack_bitmap_addr() - address of the page bit 0 stands for. */
+PMTRACK_API void *pmtrack_bitmap_addr(const struct pmtrack_bitmap *bm);
+/** pmtrack_bitmap_npages() - number of pages (bits) covered. */
+PMTRACK_API size_t pmtrack_bitmap_npages(const struct pmtrack_bitmap *bm);
+/** pmtrack_bitmap_count() - number of set bits (written pages). */
+PMTRACK_API size_t pmtrack_bitmap_count(const struct pmtrack_bitmap *bm);
+/** pmtrack_bitmap_test() - 1 if page @idx is set, 0 if not or out of range. */
+PMTRACK_API int pmtrack_bitmap_test(const struct pmtrack_bitmap *bm,
+				    size_t idx);
+/**
+ * pmtrack_bitmap_next() - index of the first set bit at or after @from, or
+ * pmtrack_bitmap_npages() if there is none.
+ */
+PMTRACK_API size_t pmtrack_bitmap_next(const struct pmtrack_bitmap *bm,
+				       size_t from);
+/**
+ * pmtrack_bitmap_words() - the raw bits: page i is bit (i % 64) of word
+ * (i / 64).  Bits past npages are zero.  Valid until @bm is next filled or
+ * freed.  @nwords (optional) receives the number of words.
+ */
+PMTRACK_API const uint64_t *
+pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords);
+
+/**
+ * pmtrack_collect_bitmap() - report written pages as a bitmap.
+ * @bm: filled to cover exactly [@addr, @addr + @len); its old contents are
+ *      replaced.  Its memory is allocated before the scan starts, so an
+ *      -ENOMEM never loses a reset page.
+ *
+ * Return: 0 or a negative errno (see above).  Thread-safe for distinct @bm.
+ */
+PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
+				       size_t len, unsigned int flags,
+				       struct pmtrack_bitmap *bm);
+
+/**
+ * pmtrack_collect_pages() - report written pages as an array of addresses.
+ * @pages: caller's array
+ * @count: in: capacity of @pages (> 0); out: number of addresses stored
+ * @next: optional; receives the address where the scan stopped: @addr +
+ *        @len if the whole range was scanned, else the first page not
+ *        scanned.  Scan again from there to get the rest.
+ *
+ * When @pages fills, the scan stops at that page.  With RESET, only the
+ * pages scanned so far are reset; written pages after the last one stored
+ * stay written and are reported by the next collect.  This is the
+ * GetWriteWatch() truncation rule.  Return: 0 or a negative errno.
+ */
+PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
+				      unsigned int flags, void **pages,
+				      size_t *count, void **next);
+
+/* A run of written pages: [addr, addr + len). */
+struct pmtrack_run {
+	void *addr;
+	size_t len; /* bytes, a multiple of the granularity */
+};
+
+/**
+ * pmtrack_collect_runs() - report written pages as maximal runs.
+ * @runs: caller's array; adjacent written pages always share one run
+ * @count: in: capacity of @runs (> 0); out: number of runs stored
+ * @next: optional, as for pmtrack_collect_pages()
+ *
+ * When @runs fills, the scan stops before the next written page that would
+ * need a new run; with RESET, only what was reported is reset.
+ * Return: 0 or a negative errno.
+ */
+PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
+				     unsigned int flags,
+				     struct pmtrack_run *runs, size_t *count,
+				     void **next);
+
+/**
+ * pmtrack_reset() - mark every page of [@addr, @addr + @len) clean without
+ * reporting it.  Writes after this call are reported.  Same range rules and
+ * errors as a collect.  Thread-safe.
+ */
+PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+struct pmtrack_stats {
+	size_t sz;	   /* sizeof(struct pmtrack_stats), set by the caller */
+	uint64_t collects; /* successful collect calls of any output kind */
+	uint64_t resets;   /* successful pmtrack_reset() calls */
+	uint64_t pages_reported; /* pages reported by collects */
+	uint64_t scans;	  /* kernel scan calls (PAGEMAP_SCAN ioctls) issued */
+	uint64_t scan_ns; /* wall time spent in those calls, nanoseconds */
+	size_t : 0;
+};
+#define pmtrack_stats__last_field scan_ns
+
+/**
+ * pmtrack_get_stats() - read @t's counters (cumulative since pmtrack_new(),
+ * including arming done by pmtrack_watch()).
+ * @st: st->sz must be set (PMTRACK_OPTS() does it); fields past the ones
+ *      this library knows are zeroed.
+ * Return: 0 or -EINVAL.  Thread-safe; each counter is read atomically, the
+ * set as a whole is not a snapshot.
+ */
+PMTRACK_API int pmtrack_get_stats(const struct pmtrack *t,
+				  struct pmtrack_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PMTRACK_PMTRACK_H */

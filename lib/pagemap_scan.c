@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Backend: PAGEMAP_SCAN on /proc/self/pagemap over ranges registered with an
+ * async write-protect userfaultfd (Linux 6.7+).
+ *
+ * Watching registers the range in UFFDIO_REGISTER_MODE_WP and arms it; a
+ * write clears the page's uffd-wp bit in the kernel without any message.
+ * Collecting asks PAGEMAP_SCAN for pages whose bit is clear (PAGE_IS_WRITTEN)
+ * and, for a reset, sets it again in the same walk (PM_SCAN_WP_MATCHING),
+ * so report and re-arm are atomic per page.  PM_SCAN_CHECK_WPASYNC makes a
+ * mapping that lost its registration an error (-EPERM) instead of a silent
+ * gap in the report.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "uapi_compat.h"
+
+#define PS_UFFD_FEATURES (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)
+
+int pmt_ps_open(struct pmtrack *t)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t feats;
+	int ret;
+
+	ret = pmt_uffd_features(&feats);
+	if (ret)
+		return ret;
+	if ((feats & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)
+		return -EOPNOTSUPP;
+	/* shmem and hugetlb need this one; take it whenever it exists */
+	api.features =
+		PS_UFFD_FEATURES | (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+
+	t->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (t->pagemap_fd < 0)
+		return -errno;
+	t->uffd = (int)syscall(SYS_userfaultfd,
+			       O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (t->uffd < 0)
+		return -errno;
+	if (ioctl(t->uffd, UFFDIO_API, &api))
+		return -errno;
+	if ((api.features & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+void pmt_ps_close(struct pmtrack *t)
+{
+	/* closing the userfaultfd unregisters every range and drops the
+	 * uffd-wp bits it set */
+	if (t->uffd >= 0)
+		close(t->uffd);
+	if (t->pagemap_fd >= 0)
+		close(t->pagemap_fd);
+}
+
+static int ps_ioctl(struct pmtrack *t, struct pm_scan_arg *arg)
+{
+	uint64_t t0 = pmt_now_ns();
+	int ret = ioctl(t->pagemap_fd, PAGEMAP_SCAN, arg);
+	int err = errno;
+
+	pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
+	pmt_stat_add(&t->st.scans, 1);
+	if (ret < 0)
+		return err == EPERM ? -ESTALE : -err;
+	return ret;
+}
+
+static int ps_unregister(struct pmtrack *t, uintptr_t start, uintptr_t end)
+{
+	struct uffdio_range r = { .start = start, .len = end - start };
+
+	return ioctl(t->uffd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+int pmt_ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end)
+{
+	/* no output vector: the kernel's fast path re-protects every page
+	 * that is not protected yet, holes included */
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		.start = start,
+		.end = end,
+		.category_mask = PAGE_IS_WRITTEN,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+	int ret = ps_ioctl(t, &arg);
+
+	return ret < 0 ? ret : 0;
+}
+
+int pmt_ps_watch(struct pmtrack *t, uintptr_t start, uintptr_t end)
+{
+	struct uffdio_register reg = {
+		.range = { .start = start, .len = end - start },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int ret;
+
+	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
+		ret = -EOPNOTSUPP;
+		goto fail;
+	}
+	ret = pmt_ps_reset(t, start, end);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	ps_unregister(t, start, end);
+	return ret;
+}
+
+int pmt_ps_unwatch(struct pmtrack *t, uintptr_t start, uintptr_t end)
+{
+	return ps_unregister(t, start, end);
+}
+
+static void ps_emit(struct pmt_collect *c, const struct page_region *r,
+		    size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		c->emit(c, (uintptr_t)r[i].start, (uintptr_t)r[i].end);
+}
+
+/*
+ * The scan loop.  Each call covers [cur, end) and asks for at most as many
+ * regions as the caller can still store (so a reset never reaches a page
+ * that could not be reported) and at most pages_left pages.
+ *
+ * Where to resume: on Linux 6.7 .. 6.18 at least, walk_end is stale when
+ * one call returns more than the kernel's internal buffer of regions (512
+ * on x86_64): it still holds an intermediate flush point although the walk
+ * went on.  A short call (fewer regions than asked) means the walk reached
+ * the end or the page limit; a full call resumes at
+ * max(walk_end, end of the last region), which is right in both cases.
+ */
+int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
+{
+	struct page_region stackbuf[PMT_SCAN_BATCH_DEFAULT];
+	struct page_region *vec = stackbuf;
+	size_t batch = t->scan_batch;
+	uintptr_t cur = c->start;
+	int ret = 0;
+
+	if (batch > PMT_SCAN_BATCH_DEFAULT) {
+		vec = malloc(batch * sizeof(*vec));
+		if (!vec)
+			return -ENOMEM;
+	}
+	c->next = c->start;
+	while (cur < c->end) {
+		size_t vlen = batch < c->runs_left ? batch : c->runs_left;
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_CHECK_WPASYNC |
+				 (c->reset ? PM_SCAN_WP_MATCHING : 0),
+			.start = cur,
+			.end = c->end,
+			.vec = (uintptr_t)vec,
+			.vec_len = vlen,
+			.max_pages =
+				c->pages_left == SIZE_MAX ? 0 : c->pages_left,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		size_t n;
+
+		if (!vlen || !c->pages_left)
+			break;
+		/* on an error the kernel does not say how many regions it
+		 * wrote (and reset): zeroed slots let us count them */
+		memset(vec, 0, vlen * sizeof(*vec));
+		ret = ps_ioctl(t, &arg);
+		if (ret < 0) {
+			for (n = 0; n < vlen && vec[n].end; n++)
+				;
+			ps_emit(c, vec, n);
+			if (n)
+				c->next = (uintptr_t)vec[n - 1].end;
+			break;
+		}
+		n = (size_t)ret;
+		ret = 0;
+		ps_emit(c, vec, n);
+		if (n < vlen) {
+			if (!c->pages_left) {
+				/* stopped by max_pages; walk_end may be the
+				 * next written page or (stale) earlier */
+				cur = arg.walk_end;
+				if (n && cur < vec[n - 1].end)
+					cur = vec[n - 1].end;
+			} else {
+				cur = c->end;
+			}
+			c->next = cur;
+			break;
+		}
+		cur = arg.walk_end;
+		if (cur < vec[n - 1].end)
+			cur = vec[n - 1].end;
+		c->next = cur;
+	}
+	if (cur >= c->end)
+		c->next = c->end;
+	if (vec != stackbuf)
+		free(vec);
+	return ret;
+}

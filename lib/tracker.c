@@ -1,0 +1,606 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The tracker handle: options, the table of watched ranges, argument
+ * checking, the three output sinks and the statistics.  Backends only see
+ * ranges that passed these checks.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+bool pmt_opts_valid(const void *opts, size_t known, size_t user_sz)
+{
+	const unsigned char *p = opts;
+
+	if (user_sz < sizeof(size_t))
+		return false;
+	for (size_t i = known; i < user_sz; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+uint64_t pmt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+PMTRACK_API const char *pmtrack_version(void)
+{
+	return PMTRACK_VERSION_STRING;
+}
+
+PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b)
+{
+	switch (b) {
+	case PMTRACK_BACKEND_AUTO:
+		return "auto";
+	case PMTRACK_BACKEND_PAGEMAP_SCAN:
+		return "pagemap-scan";
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static int pick_backend(enum pmtrack_backend want, enum pmtrack_backend *out)
+{
+	int scan, wp;
+
+	if (want != PMTRACK_BACKEND_AUTO &&
+	    want != PMTRACK_BACKEND_PAGEMAP_SCAN)
+		return -EINVAL;
+	scan = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
+	if (scan < 0)
+		return scan;
+	wp = pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL);
+	if (wp < 0)
+		return wp;
+	if (!scan || !wp)
+		return -EOPNOTSUPP;
+	*out = PMTRACK_BACKEND_PAGEMAP_SCAN;
+	return 0;
+}
+
+PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
+			    struct pmtrack **out)
+{
+	unsigned int batch;
+	struct pmtrack *t;
+	int ret;
+
+	if (!out || !PMT_OPTS_VALID(opts, pmtrack_opts))
+		return -EINVAL;
+	*out = NULL;
+	batch = PMT_OPTS_GET(opts, scan_batch, 0u);
+	if (!batch)
+		batch = PMT_SCAN_BATCH_DEFAULT;
+	if (batch > PMTRACK_SCAN_BATCH_MAX)
+		return -EINVAL;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->pid = getpid();
+	t->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	t->scan_batch = batch;
+	t->pagemap_fd = t->uffd = t->maps_fd = -1;
+	ret = -pthread_rwlock_init(&t->lock, NULL);
+	if (ret) {
+		free(t);
+		return ret;
+	}
+
+	ret = pick_backend(PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO),
+			   &t->backend);
+	if (!ret)
+		ret = pmt_ps_open(t);
+	if (ret) {
+		pmtrack_free(t);
+		return ret;
+	}
+	/* PMTRACK_NO_PROCMAP_QUERY=1 forces the /proc/self/smaps fallback
+	 * (for tests of older kernels) */
+	if (!getenv("PMTRACK_NO_PROCMAP_QUERY"))
+		t->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	*out = t;
+	return 0;
+}
+
+PMTRACK_API void pmtrack_free(struct pmtrack *t)
+{
+	if (!t)
+		return;
+	pmt_ps_close(t);
+	if (t->maps_fd >= 0)
+		close(t->maps_fd);
+	pthread_rwlock_destroy(&t->lock);
+	free(t->ranges);
+	free(t);
+}
+
+PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t)
+{
+	return t ? t->backend : PMTRACK_BACKEND_AUTO;
+}
+
+PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t)
+{
+	return t ? t->page_size : 0;
+}
+
+/* ---- argument checks and the range table -------------------------------- */
+
+static int check_range(const struct pmtrack *t, const void *addr, size_t len,
+		       uintptr_t *start, uintptr_t *end)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	if (!t)
+		return -EINVAL;
+	if (getpid() != t->pid)
+		return -ECHILD;
+	if (!len || (a | len) & (t->page_size - 1))
+		return -EINVAL;
+	if (a + len < a)
+		return -EOVERFLOW;
+	*start = a;
+	*end = a + len;
+	return 0;
+}
+
+/* index of the first range whose end is above addr */
+static size_t range_lookup(const struct pmtrack *t, uintptr_t addr)
+{
+	size_t lo = 0, hi = t->nranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->ranges[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Is [start, end) covered by watched ranges without a gap?  Sets *first to
+ * the index of the range holding start.  Also checks that the ends are
+ * aligned to the huge page size of the ranges they fall in.
+ */
+static int range_covered(const struct pmtrack *t, uintptr_t start,
+			 uintptr_t end, size_t *first)
+{
+	size_t i = range_lookup(t, start);
+	uintptr_t at = start;
+
+	*first = i;
+	for (; i < t->nranges && at < end; i++) {
+		const struct pmt_range *r = &t->ranges[i];
+
+		if (r->start > at)
+			return -ENOENT;
+		if (at == start && (start - r->start) % r->align)
+			return -EINVAL;
+		if (end <= r->end && (r->end - end) % r->align)
+			return -EINVAL;
+		at = r->end;
+	}
+	return at >= end ? 0 : -ENOENT;
+}
+
+static int ranges_reserve(struct pmtrack *t, size_t more)
+{
+	struct pmt_range *n;
+	size_t cap;
+
+	if (t->nranges + more <= t->cap_ranges)
+		return 0;
+	cap = t->cap_ranges ? t->cap_ranges * 2 : 16;
+	while (cap < t->nranges + more)
+		cap *= 2;
+	n = realloc(t->ranges, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	t->ranges = n;
+	t->cap_ranges = cap;
+	return 0;
+}
+
+PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
+{
+	struct pmt_vma_span span;
+	uintptr_t start, end;
+	size_t i;
+	int ret;
+
+	ret = check_range(t, addr, len, &start, &end);
+	if (ret)
+		return ret;
+
+	pthread_rwlock_wrlock(&t->lock);
+	i = range_lookup(t, start);
+	if (i < t->nranges && t->ranges[i].start < end) {
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = pmt_vma_check(t, start, end, &span);
+	if (ret)
+		goto out;
+	if ((start | end) & (span.max_page_size - 1)) {
+		ret = -EINVAL; /* splits a hugetlb page */
+		goto out;
+	}
+	ret = ranges_reserve(t, 1);
+	if (ret)
+		goto out;
+	ret = pmt_ps_watch(t, start, end);
+	if (ret)
+		goto out;
+	memmove(&t->ranges[i + 1], &t->ranges[i],
+		(t->nranges - i) * sizeof(*t->ranges));
+	t->ranges[i] = (struct pmt_range){ start, end, span.max_page_size };
+	t->nranges++;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+}
+
+PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
+{
+	uintptr_t start, end;
+	size_t i, j, keep;
+	struct pmt_range head, tail;
+	bool has_head, has_tail;
+	int ret;
+
+	ret = check_range(t, addr, len, &start, &end);
+	if (ret)
+		return ret;
+
+	pthread_rwlock_wrlock(&t->lock);
+	ret = range_covered(t, start, end, &i);
+	if (ret)
+		goto out;
+	/* [i, j) are the ranges touched; a split can add one entry */
+	for (j = i; j < t->nranges && t->ranges[j].start < end; j++)
+		;
+	ret = ranges_reserve(t, 1);
+	if (ret)
+		goto out;
+	ret = pmt_ps_unwatch(t, start, end);
+	if (ret)
+		goto out;
+
+	head = t->ranges[i];
+	tail = t->ranges[j - 1];
+	has_head = head.start < start;
+	has_tail = tail.end > end;
+	head.end = start;
+	tail.start = end;
+	keep = (size_t)has_head + (size_t)has_tail;
+	memmove(&t->ranges[i + keep], &t->ranges[j],
+		(t->nranges - j) * sizeof(*t->ranges));
+	t->nranges = t->nranges - (j - i) + keep;
+	if (has_head)
+		t->ranges[i++] = head;
+	if (has_tail)
+		t->ranges[i] = tail;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+}
+
+/* ---- collecting --------------------------------------------------------- */
+
+static int collect(struct pmtrack *t, void *addr, size_t len,
+		   unsigned int flags, struct pmt_collect *c)
+{
+	size_t first;
+	int ret;
+
+	if (flags & ~PMTRACK_COLLECT_RESET)
+		return -EINVAL;
+	ret = check_range(t, addr, len, &c->start, &c->end);
+	if (ret)
+		return ret;
+	c->reset = flags & PMTRACK_COLLECT_RESET;
+	c->last_end = 0;
+	c->pages = 0;
+
+	pthread_rwlock_rdlock(&t->lock);
+	ret = range_covered(t, c->start, c->end, &first);
+	if (!ret) {
+		c->started = true;
+		ret = pmt_ps_collect(t, c);
+	}
+	pthread_rwlock_unlock(&t->lock);
+
+	pmt_stat_add(&t->st.pages_reported, c->pages);
+	if (!ret)
+		pmt_stat_add(&t->st.collects, 1);
+	return ret;
+}
+
+struct pmtrack_bitmap {
+	uintptr_t addr;
+	size_t npages;
+	size_t nset;
+	unsigned int page_shift;
+	uint64_t *words;
+	size_t cap_words;
+};
+
+static void bitmap_set_range(struct pmtrack_bitmap *bm, size_t from, size_t to)
+{
+	uint64_t *w = bm->words;
+
+	bm->nset += to - from;
+	while (from < to && (from & 63)) {
+		w[from >> 6] |= 1ULL << (from & 63);
+		from++;
+	}
+	if (to - from >= 64) {
+		memset(&w[from >> 6], 0xff, ((to - from) >> 6) * sizeof(*w));
+		from += (to - from) & ~(size_t)63;
+	}
+	while (from < to) {
+		w[from >> 6] |= 1ULL << (from & 63);
+		from++;
+	}
+}
+
+static void sink_bitmap(struct pmt_collect *c, uintptr_t s, uintptr_t e)
+{
+	struct pmtrack_bitmap *bm = c->sink;
+
+	bitmap_set_range(bm, (s - bm->addr) >> bm->page_shift,
+			 (e - bm->addr) >> bm->page_shift);
+	c->pages += (e - s) >> bm->page_shift;
+	c->last_end = e;
+}
+
+struct array_sink {
+	void *out;
+	size_t n;
+	size_t page_size;
+};
+
+static void sink_pages(struct pmt_collect *c, uintptr_t s, uintptr_t e)
+{
+	struct array_sink *a = c->sink;
+	void **pages = a->out;
+
+	size_t n = (e - s) / a->page_size;
+
+	for (; s < e; s += a->page_size)
+		pages[a->n++] = (void *)s;
+	c->pages += n;
+	c->pages_left -= n;
+	c->last_end = e;
+}
+
+static void sink_runs(struct pmt_collect *c, uintptr_t s, uintptr_t e)
+{
+	struct array_sink *a = c->sink;
+	struct pmtrack_run *runs = a->out;
+
+	c->pages += (e - s) / a->page_size;
+	if (a->n && c->last_end == s) {
+		runs[a->n - 1].len += e - s;
+	} else {
+		runs[a->n].addr = (void *)s;
+		runs[a->n].len = e - s;
+		a->n++;
+		c->runs_left--;
+	}
+	c->last_end = e;
+}
+
+static unsigned int page_shift(size_t ps)
+{
+	return (unsigned int)__builtin_ctzl(ps);
+}
+
+PMTRACK_API int pmtrack_bitmap_new(struct pmtrack_bitmap **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+PMTRACK_API void pmtrack_bitmap_free(struct pmtrack_bitmap *bm)
+{
+	if (!bm)
+		return;
+	free(bm->words);
+	free(bm);
+}
+
+PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
+				       size_t len, unsigned int flags,
+				       struct pmtrack_bitmap *bm)
+{
+	struct pmt_collect c = {
+		.pages_left = SIZE_MAX,
+		.runs_left = SIZE_MAX,
+		.emit = sink_bitmap,
+		.sink = bm,
+	};
+	size_t npages, nwords;
+
+	if (!t || !bm)
+		return -EINVAL;
+	npages = len / t->page_size;
+	nwords = (npages + 63) / 64;
+	/* allocate before scanning: a reset page must never be dropped */
+	if (nwords > bm->cap_words) {
+		uint64_t *w = realloc(bm->words, nwords * sizeof(*w));
+
+		if (!w)
+			return -ENOMEM;
+		bm->words = w;
+		bm->cap_words = nwords;
+	}
+	if (nwords)
+		memset(bm->words, 0, nwords * sizeof(*bm->words));
+	bm->addr = (uintptr_t)addr;
+	bm->npages = npages;
+	bm->nset = 0;
+	bm->page_shift = page_shift(t->page_size);
+	return collect(t, addr, len, flags, &c);
+}
+
+PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
+				      unsigned int flags, void **pages,
+				      size_t *count, void **next)
+{
+	struct array_sink a = { .out = pages };
+	struct pmt_collect c = {
+		.runs_left = SIZE_MAX,
+		.emit = sink_pages,
+		.sink = &a,
+	};
+	int ret;
+
+	if (!t || !pages || !count || !*count)
+		return -EINVAL;
+	a.page_size = t->page_size;
+	c.pages_left = *count;
+	ret = collect(t, addr, len, flags, &c);
+	*count = a.n;
+	if (next && c.started)
+		*next = (void *)c.next;
+	return ret;
+}
+
+PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
+				     unsigned int flags,
+				     struct pmtrack_run *runs, size_t *count,
+				     void **next)
+{
+	struct array_sink a = { .out = runs };
+	struct pmt_collect c = {
+		.pages_left = SIZE_MAX,
+		.emit = sink_runs,
+		.sink = &a,
+	};
+	int ret;
+
+	if (!t || !runs || !count || !*count)
+		return -EINVAL;
+	a.page_size = t->page_size;
+	c.runs_left = *count;
+	ret = collect(t, addr, len, flags, &c);
+	*count = a.n;
+	if (next && c.started)
+		*next = (void *)c.next;
+	return ret;
+}
+
+PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len)
+{
+	uintptr_t start, end;
+	size_t first;
+	int ret;
+
+	ret = check_range(t, addr, len, &start, &end);
+	if (ret)
+		return ret;
+	pthread_rwlock_rdlock(&t->lock);
+	ret = range_covered(t, start, end, &first);
+	if (!ret)
+		ret = pmt_ps_reset(t, start, end);
+	pthread_rwlock_unlock(&t->lock);
+	if (!ret)
+		pmt_stat_add(&t->st.resets, 1);
+	return ret;
+}
+
+/* ---- bitmap accessors --------------------------------------------------- */
+
+PMTRACK_API void *pmtrack_bitmap_addr(const struct pmtrack_bitmap *bm)
+{
+	return bm ? (void *)bm->addr : NULL;
+}
+
+PMTRACK_API size_t pmtrack_bitmap_npages(const struct pmtrack_bitmap *bm)
+{
+	return bm ? bm->npages : 0;
+}
+
+PMTRACK_API size_t pmtrack_bitmap_count(const struct pmtrack_bitmap *bm)
+{
+	return bm ? bm->nset : 0;
+}
+
+PMTRACK_API int pmtrack_bitmap_test(const struct pmtrack_bitmap *bm, size_t idx)
+{
+	if (!bm || idx >= bm->npages)
+		return 0;
+	return (int)((bm->words[idx >> 6] >> (idx & 63)) & 1);
+}
+
+PMTRACK_API size_t pmtrack_bitmap_next(const struct pmtrack_bitmap *bm,
+				       size_t from)
+{
+	size_t w, nwords;
+	uint64_t bits;
+
+	if (!bm || from >= bm->npages)
+		return bm ? bm->npages : 0;
+	nwords = (bm->npages + 63) / 64;
+	w = from >> 6;
+	bits = bm->words[w] & (~0ULL << (from & 63));
+	while (!bits) {
+		if (++w >= nwords)
+			return bm->npages;
+		bits = bm->words[w];
+	}
+	return w * 64 + (size_t)__builtin_ctzll(bits);
+}
+
+PMTRACK_API const uint64_t *
+pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords)
+{
+	if (nwords)
+		*nwords = bm ? (bm->npages + 63) / 64 : 0;
+	return bm ? bm->words : NULL;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+PMTRACK_API int pmtrack_get_stats(const struct pmtrack *t,
+				  struct pmtrack_stats *st)
+{
+	struct pmtrack_stats s = { 0 };
+	size_t n;
+
+	if (!t || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	s.sz = st->sz;
+	s.collects =
+		atomic_load_explicit(&t->st.collects, memory_order_relaxed);
+	s.resets = atomic_load_explicit(&t->st.resets, memory_order_relaxed);
+	s.pages_reported = atomic_load_explicit(&t->st.pages_reported,
+						memory_order_relaxed);
+	s.scans = atomic_load_explicit(&t->st.scans, memory_order_relaxed);
+	s.scan_ns = atomic_load_explicit(&t->st.scan_ns, memory_order_relaxed);
+	n = st->sz < sizeof(s) ? st->sz : sizeof(s);
+	memcpy(st, &s, n);
+	if (st->sz > sizeof(s))
+		memset((char *)st + sizeof(s), 0, st->sz - sizeof(s));
+	return 0;
+}

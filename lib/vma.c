@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which mappings cover a range of the calling process, and with what page
+ * size.  The PROCMAP_QUERY ioctl on /proc/self/maps (Linux 6.11) answers one
+ * VMA per call without walking page tables; older kernels get a parse of
+ * /proc/self/smaps, which is slower but says the same.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "internal.h"
+#include "uapi_compat.h"
+
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+	__u64 size;
+	__u64 query_flags;
+	__u64 query_addr;
+	__u64 vma_start;
+	__u64 vma_end;
+	__u64 vma_flags;
+	__u64 vma_page_size;
+	__u64 vma_offset;
+	__u64 inode;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 vma_name_size;
+	__u32 build_id_size;
+	__u64 vma_name_addr;
+	__u64 build_id_addr;
+};
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+#endif
+
+/* 1 = answered, 0 = PROCMAP_QUERY not available, <0 = error */
+static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
+			   struct pmt_vma_span *out)
+{
+	uintptr_t addr = start;
+
+	while (addr < end) {
+		struct procmap_query q = {
+			.size = sizeof(q),
+			.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
+			.query_addr = addr,
+		};
+
+		if (ioctl(fd, PROCMAP_QUERY, &q)) {
+			if (errno == ENOENT)
+				return -ENOMEM; /* nothing mapped at or after
+						   addr */
+			if (errno == ENOTTY || errno == EINVAL)
+				return addr == start ? 0 : -EIO;
+			return -errno;
+		}
+		if (q.vma_start > addr)
+			return -ENOMEM; /* hole before the next VMA */
+		if (q.vma_page_size > out->max_page_size)
+			out->max_page_size = q.vma_page_size;
+		addr = q.vma_end;
+	}
+	return 1;
+}
+
+static int vma_check_smaps(uintptr_t start, uintptr_t end,
+			   struct pmt_vma_span *out)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	uintptr_t covered = start, vs = 0, ve = 0;
+	bool inside = false;
+	char *line = NULL;
+	size_t cap = 0;
+	int ret = -ENOMEM;
+
+	if (!f)
+		return -errno;
+	while (covered < end && getline(&line, &cap, f) > 0) {
+		uintmax_t a, b, kb;
+
+		if (sscanf(line, "%jx-%jx ", &a, &b) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			vs = (uintptr_t)a;
+			ve = (uintptr_t)b;
+			inside = ve > covered && vs < end;
+			if (inside && vs > covered)
+				break; /* hole */
+			if (inside)
+				covered = ve;
+			continue;
+		}
+		if (inside &&
+		    sscanf(line, "KernelPageSize: %ju kB", &kb) == 1 &&
+		    kb * 1024 > out->max_page_size)
+			out->max_page_size = (size_t)(kb * 1024);
+	}
+	if (covered >= end)
+		ret = 0;
+	/* the page size line follows the header of the last VMA: read it */
+	while (ret == 0 && inside && getline(&line, &cap, f) > 0) {
+		uintmax_t kb;
+
+		if (sscanf(line, "KernelPageSize: %ju kB", &kb) == 1) {
+			if (kb * 1024 > out->max_page_size)
+				out->max_page_size = (size_t)(kb * 1024);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * Check that [start, end) is fully mapped; report the largest VMA page size.
+ * Return: 0, -ENOMEM if some page is not mapped, or another -errno.
+ */
+int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
+		  struct pmt_vma_span *out)
+{
+	int ret;
+
+	out->max_page_size = t->page_size;
+	if (t->maps_fd >= 0) {
+		ret = vma_check_query(t->maps_fd, start, end, out);
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
+	return vma_check_smaps(start, end, out);
+}
