@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers for the Check test programs. */
+#ifndef PMTRACK_TEST_HELPERS_H
+#define PMTRACK_TEST_HELPERS_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pmtrack/pmtrack.h>
+
+#define T_SKIP 77
+
+/* pointer ordering asserts (Check has only eq/ne for pointers) */
+#define t_assert_ptr_ge(a, b) ck_assert_uint_ge((uintptr_t)(a), (uintptr_t)(b))
+#define t_assert_ptr_gt(a, b) ck_assert_uint_gt((uintptr_t)(a), (uintptr_t)(b))
+#define t_assert_ptr_le(a, b) ck_assert_uint_le((uintptr_t)(a), (uintptr_t)(b))
+
+extern size_t ps; /* page size, set by t_init() */
+
+/*
+ * Set up and decide whether the tracker can run here.  Returns 0 to go on,
+ * T_SKIP (after printing why) if the kernel lacks what the default backend
+ * needs, or 1 if a probe failed unexpectedly.
+ */
+int t_init(void);
+
+/* Run @s in fork mode and map the result to an exit code. */
+int t_run(Suite *s);
+
+/* mmap helpers; abort the test on failure */
+char *t_map_anon(size_t npages);
+struct pmtrack *t_new(unsigned int scan_batch);
+
+/*
+ * Collect [buf, buf + npages pages) as an address list (capacity npages)
+ * and fill @idx with page indices relative to @buf.  Returns the count.
+ */
+size_t t_collect_idx(struct pmtrack *t, char *buf, size_t npages,
+		     unsigned int flags, size_t *idx);
+
+/* Assert that collecting (as above) yields exactly @want[0..n). */
+void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
+		  unsigned int flags, const size_t *want, size_t n);
+
+/* xorshift64* PRNG, deterministic per seed */
+uint64_t t_rand(uint64_t *state);
+
+#endif
