@@ -126,7 +126,11 @@ fail:
 
 int pmt_ps_unwatch(struct pmtrack *t, uintptr_t start, uintptr_t end)
 {
-	return ps_unregister(t, start, end);
+	int ret = ps_unregister(t, start, end);
+
+	/* the range was checked (aligned, watched): EINVAL here means no VMA
+	 * is left in it, so there is nothing to unregister */
+	return ret == -EINVAL ? 0 : ret;
 }
 
 static void ps_emit(struct pmt_collect *c, const struct page_region *r,
@@ -148,22 +152,33 @@ static void ps_emit(struct pmt_collect *c, const struct page_region *r,
  * the end or the page limit; a full call resumes at
  * max(walk_end, end of the last region), which is right in both cases.
  */
+static size_t min3(size_t a, size_t b, size_t c)
+{
+	size_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
 int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
 {
 	struct page_region stackbuf[PMT_SCAN_BATCH_DEFAULT];
 	struct page_region *vec = stackbuf;
-	size_t batch = t->scan_batch;
+	/* a region holds at least one page and costs at most one run, so
+	 * asking for more than either limit is useless; the number asked
+	 * for never grows from one call to the next */
+	size_t vlen = min3(t->scan_batch, c->runs_left, c->pages_left);
+	size_t stale = vlen; /* leading entries that may hold old data */
 	uintptr_t cur = c->start;
 	int ret = 0;
 
-	if (batch > PMT_SCAN_BATCH_DEFAULT) {
-		vec = malloc(batch * sizeof(*vec));
+	if (vlen > PMT_SCAN_BATCH_DEFAULT) {
+		vec = calloc(vlen, sizeof(*vec));
 		if (!vec)
 			return -ENOMEM;
+		stale = 0;
 	}
 	c->next = c->start;
 	while (cur < c->end) {
-		size_t vlen = batch < c->runs_left ? batch : c->runs_left;
 		struct pm_scan_arg arg = {
 			.size = sizeof(arg),
 			.flags = PM_SCAN_CHECK_WPASYNC |
@@ -171,7 +186,6 @@ int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
 			.start = cur,
 			.end = c->end,
 			.vec = (uintptr_t)vec,
-			.vec_len = vlen,
 			.max_pages =
 				c->pages_left == SIZE_MAX ? 0 : c->pages_left,
 			.category_mask = PAGE_IS_WRITTEN,
@@ -179,11 +193,13 @@ int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
 		};
 		size_t n;
 
-		if (!vlen || !c->pages_left)
+		vlen = min3(vlen, c->runs_left, c->pages_left);
+		if (!vlen)
 			break;
+		arg.vec_len = vlen;
 		/* on an error the kernel does not say how many regions it
 		 * wrote (and reset): zeroed slots let us count them */
-		memset(vec, 0, vlen * sizeof(*vec));
+		memset(vec, 0, (stale < vlen ? stale : vlen) * sizeof(*vec));
 		ret = ps_ioctl(t, &arg);
 		if (ret < 0) {
 			for (n = 0; n < vlen && vec[n].end; n++)
@@ -194,6 +210,7 @@ int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
 			break;
 		}
 		n = (size_t)ret;
+		stale = n;
 		ret = 0;
 		ps_emit(c, vec, n);
 		if (n < vlen) {

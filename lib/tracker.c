@@ -78,9 +78,11 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	struct pmtrack *t;
 	int ret;
 
-	if (!out || !PMT_OPTS_VALID(opts, pmtrack_opts))
+	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	if (!PMT_OPTS_VALID(opts, pmtrack_opts))
+		return -EINVAL;
 	batch = PMT_OPTS_GET(opts, scan_batch, 0u);
 	if (!batch)
 		batch = PMT_SCAN_BATCH_DEFAULT;

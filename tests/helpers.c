@@ -93,8 +93,8 @@ void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
 	m = t_collect_idx(t, buf, npages, flags, got);
 	ck_assert_uint_eq(m, n);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(got[i] == want[i], "page #%zu: got %zu want %zu",
-			      i, got[i], want[i]);
+		t_check(got[i] == want[i], "page #%zu: got %zu want %zu", i,
+			got[i], want[i]);
 	free(got);
 }
 

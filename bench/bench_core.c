@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pmtrack-bench: libpmtrack against a hand-written loop of the same kernel
+ * calls (PAGEMAP_SCAN on /proc/self/pagemap over a range registered with an
+ * async write-protect userfaultfd).
+ *
+ * Two equally sized anonymous regions are populated; one is tracked by a
+ * raw userfaultfd set up here ("raw"), the other by a pmtrack tracker
+ * ("lib").  For each write pattern (0%, 1% scattered, 1% clustered, 100% of
+ * the pages) we measure:
+ *
+ *  write          after arming, the cost of writing one byte to each page of
+ *                 the pattern, in ns per write.  Each is the first write to
+ *                 its page since arming, so each takes the async uffd-wp
+ *                 fault, which the kernel resolves by itself: the library is
+ *                 not on this path and the ratio should be 1.
+ *  collect+reset  one collect with reset over the whole region after those
+ *                 writes: a PAGEMAP_SCAN loop here, pmtrack_collect_bitmap()
+ *                 with PMTRACK_COLLECT_RESET for the library.  Both must
+ *                 report exactly the pages written.
+ *
+ * Every measurement is repeated --reps times; each rep re-arms both regions
+ * first and runs raw and lib back to back, alternating which goes first.
+ * The table shows medians and the ratio lib/raw.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pmtrack/pmtrack.h>
+
+#include "uapi_compat.h"
+
+#define EXIT_SKIP 77
+#define RAW_VEC_LEN 512
+#define RAW_UFFD_FEATURES (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)
+
+enum pattern {
+	PAT_NONE,
+	PAT_SCATTERED,
+	PAT_CLUSTERED,
+	PAT_ALL,
+	PAT_NR,
+};
+
+static const char *const pattern_name[PAT_NR] = {
+	[PAT_NONE] = "0%",
+	[PAT_SCATTERED] = "1% scattered",
+	[PAT_CLUSTERED] = "1% clustered",
+	[PAT_ALL] = "100%",
+};
+
+/* the hand-written tracker */
+struct raw {
+	int uffd;
+	int pagemap_fd;
+	char *base;
+	size_t len;
+	size_t page_size;
+	struct page_region vec[RAW_VEC_LEN];
+};
+
+enum { RAW, LIB };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void fail(const char *what, int err)
+{
+	fprintf(stderr, "pmtrack-bench: %s: %s\n", what, strerror(err));
+	exit(1);
+}
+
+static char *map_populated(size_t len, size_t page_size)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		fail("mmap", errno);
+	for (size_t off = 0; off < len; off += page_size)
+		p[off] = 1;
+	return p;
+}
+
+/* arm: write-protect every page of the region (no output vector) */
+static void raw_arm(struct raw *r)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		.start = (uintptr_t)r->base,
+		.end = (uintptr_t)r->base + r->len,
+		.category_mask = PAGE_IS_WRITTEN,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+
+	if (ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg) < 0)
+		fail("PAGEMAP_SCAN (arm)", errno);
+}
+
+static void raw_setup(struct raw *r, size_t len, size_t page_size)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = RAW_UFFD_FEATURES,
+	};
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+
+	r->len = len;
+	r->page_size = page_size;
+	r->base = map_populated(len, page_size);
+	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (r->pagemap_fd < 0)
+		fail("open /proc/self/pagemap", errno);
+	r->uffd = (int)syscall(SYS_userfaultfd,
+			       O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (r->uffd < 0)
+		fail("userfaultfd", errno);
+	if (ioctl(r->uffd, UFFDIO_API, &api))
+		fail("UFFDIO_API", errno);
+	if ((api.features & RAW_UFFD_FEATURES) != RAW_UFFD_FEATURES)
+		fail("UFFDIO_API: async write-protect missing", EOPNOTSUPP);
+	reg.range.start = (uintptr_t)r->base;
+	reg.range.len = len;
+	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg))
+		fail("UFFDIO_REGISTER", errno);
+	raw_arm(r);
+}
+
+/*
+ * Collect with reset over the whole region; returns the pages reported.
+ * A call that fills the vector may have stopped anywhere: resume at
+ * max(walk_end, end of the last region), since walk_end is stale when the
+ * kernel produced more than its internal buffer of regions in one call.
+ */
+static size_t raw_collect(struct raw *r)
+{
+	uintptr_t cur = (uintptr_t)r->base;
+	uintptr_t end = cur + r->len;
+	size_t pages = 0;
+
+	while (cur < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = cur,
+			.end = end,
+			.vec = (uintptr_t)r->vec,
+			.vec_len = RAW_VEC_LEN,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		int n = ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0)
+			fail("PAGEMAP_SCAN (collect)", errno);
+		for (int i = 0; i < n; i++)
+			pages += (r->vec[i].end - r->vec[i].start) /
+				 r->page_size;
+		if (n < RAW_VEC_LEN)
+			break;
+		cur = arg.walk_end;
+		if (cur < r->vec[n - 1].end)
+			cur = r->vec[n - 1].end;
+	}
+	return pages;
+}
+
+/* page indices written by pattern @p; returns how many */
+static size_t pattern_build(enum pattern p, size_t npages, size_t *idx)
+{
+	size_t n1 = npages / 100 ? npages / 100 : 1;
+	size_t i;
+
+	switch (p) {
+	case PAT_NONE:
+		return 0;
+	case PAT_SCATTERED:
+		for (i = 0; i < n1; i++)
+			idx[i] = i * (npages / n1);
+		return n1;
+	case PAT_CLUSTERED:
+		for (i = 0; i < n1; i++)
+			idx[i] = (npages - n1) / 2 + i;
+		return n1;
+	case PAT_ALL:
+	default:
+		for (i = 0; i < npages; i++)
+			idx[i] = i;
+		return npages;
+	}
+}
+
+static void write_pages(char *base, const size_t *idx, size_t n,
+			size_t page_size, char val)
+{
+	volatile char *b = base;
+
+	for (size_t i = 0; i < n; i++)
+		b[idx[i] * page_size] = val;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pmtrack-bench [--size-mib N] [--reps N]\n"
+		   "  --size-mib N  size of each of the two regions (1024)\n"
+		   "  --reps N      repetitions per measurement (5)\n");
+}
+
+static unsigned long parse_num(const char *s, const char *opt)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || !v || v > 1ul << 20) {
+		fprintf(stderr, "pmtrack-bench: bad value for %s: %s\n", opt,
+			s);
+		exit(2);
+	}
+	return v;
+}
+
+static void skip_unless(enum pmtrack_feature f)
+{
+	int r = pmtrack_probe(f, NULL);
+
+	if (r == 1)
+		return;
+	printf("SKIP: %s unavailable (%s)\n", pmtrack_feature_name(f),
+	       r < 0 ? strerror(-r) : "probe says no");
+	exit(EXIT_SKIP);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "size-mib", required_argument, NULL, 's' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	size_t size_mib = 1024, page_size, len, npages, *idx;
+	struct pmtrack_bitmap *bm;
+	struct utsname uts;
+	struct pmtrack *t;
+	double *wr[2], *co[2];
+	struct raw *raw;
+	char *lib_base;
+	int reps = 5, opt, ret;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			size_mib = parse_num(optarg, "--size-mib");
+			break;
+		case 'r':
+			reps = (int)parse_num(optarg, "--reps");
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	skip_unless(PMTRACK_FEAT_PAGEMAP_SCAN);
+	skip_unless(PMTRACK_FEAT_UFFD_WP_ASYNC);
+
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	len = size_mib << 20;
+	npages = len / page_size;
+
+	/* raw */
+	raw = malloc(sizeof(*raw));
+	if (!raw)
+		fail("malloc", ENOMEM);
+	raw_setup(raw, len, page_size);
+
+	/* library */
+	lib_base = map_populated(len, page_size);
+	ret = pmtrack_new(NULL, &t);
+	if (ret)
+		fail("pmtrack_new", -ret);
+	ret = pmtrack_watch(t, lib_base, len);
+	if (ret)
+		fail("pmtrack_watch", -ret);
+	ret = pmtrack_bitmap_new(&bm);
+	if (ret)
+		fail("pmtrack_bitmap_new", -ret);
+
+	/* one untimed collect each, so that neither side's first timed one
+	 * pays for faulting in its buffers */
+	raw_collect(raw);
+	ret = pmtrack_collect_bitmap(t, lib_base, len, PMTRACK_COLLECT_RESET,
+				     bm);
+	if (ret)
+		fail("pmtrack_collect_bitmap", -ret);
+
+	idx = malloc(npages * sizeof(*idx));
+	for (int s = 0; s < 2; s++) {
+		wr[s] = malloc((size_t)reps * sizeof(double));
+		co[s] = malloc((size_t)reps * sizeof(double));
+		if (!wr[s] || !co[s])
+			fail("malloc", ENOMEM);
+	}
+	if (!idx)
+		fail("malloc", ENOMEM);
+
+	if (uname(&uts))
+		fail("uname", errno);
+	printf("pmtrack-bench: kernel %s, libpmtrack %s, 2 regions of %zu MiB "
+	       "(%zu pages of %zu B), %d reps, medians\n\n",
+	       uts.release, pmtrack_version(), size_mib, npages, page_size,
+	       reps);
+	printf("| pattern | dirty pages | write raw ns | write lib ns | ratio "
+	       "| collect+reset raw us | collect+reset lib us | ratio |\n");
+	printf("|---|--:|--:|--:|--:|--:|--:|--:|\n");
+	fflush(stdout);
+
+	for (int p = 0; p < PAT_NR; p++) {
+		size_t n = pattern_build(p, npages, idx);
+		double w[2], c[2];
+
+		for (int rep = 0; rep < reps; rep++) {
+			char val = (char)(rep + 2);
+
+			raw_arm(raw);
+			ret = pmtrack_reset(t, lib_base, len);
+			if (ret)
+				fail("pmtrack_reset", -ret);
+
+			/* write cost: raw first on even reps, lib on odd */
+			for (int k = 0; k < 2 && n; k++) {
+				int s = k ^ (rep & 1);
+				char *base = s == LIB ? lib_base : raw->base;
+				uint64_t t0 = now_ns();
+
+				write_pages(base, idx, n, page_size, val);
+				wr[s][rep] = (double)(now_ns() - t0) / n;
+			}
+
+			/* collect+reset, same order */
+			for (int k = 0; k < 2; k++) {
+				int s = k ^ (rep & 1);
+				size_t got;
+				uint64_t t0 = now_ns();
+
+				if (s == LIB) {
+					ret = pmtrack_collect_bitmap(
+						t, lib_base, len,
+						PMTRACK_COLLECT_RESET, bm);
+					co[s][rep] = (now_ns() - t0) / 1e3;
+					if (ret)
+						fail("pmtrack_collect_bitmap",
+						     -ret);
+					got = pmtrack_bitmap_count(bm);
+				} else {
+					got = raw_collect(raw);
+					co[s][rep] = (now_ns() - t0) / 1e3;
+				}
+				if (got != n) {
+					fprintf(stderr,
+						"pmtrack-bench: %s, %s, rep %d: "
+						"collect reported %zu pages, "
+						"expected %zu\n",
+						pattern_name[p],
+						s == LIB ? "lib" : "raw", rep,
+						got, n);
+					return 1;
+				}
+			}
+		}
+
+		for (int s = 0; s < 2; s++) {
+			w[s] = n ? median(wr[s], reps) : 0;
+			c[s] = median(co[s], reps);
+		}
+		if (n)
+			printf("| %s | %zu | %.0f | %.0f | %.3f ", pattern_name[p],
+			       n, w[RAW], w[LIB], w[LIB] / w[RAW]);
+		else
+			printf("| %s | 0 | - | - | - ", pattern_name[p]);
+		printf("| %.1f | %.1f | %.3f |\n", c[RAW], c[LIB],
+		       c[LIB] / c[RAW]);
+		fflush(stdout);
+	}
+
+	pmtrack_bitmap_free(bm);
+	pmtrack_free(t);
+	munmap(lib_base, len);
+	close(raw->uffd);
+	close(raw->pagemap_fd);
+	munmap(raw->base, len);
+	free(raw);
+	free(idx);
+	for (int s = 0; s < 2; s++) {
+		free(wr[s]);
+		free(co[s]);
+	}
+	return 0;
+}

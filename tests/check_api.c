@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The API's contracts: options validation, argument errors, the range
+ * table (overlap, partial unwatch, many ranges), mapping errors (unmapped,
+ * another userfaultfd, replaced mapping), fork.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+START_TEST(opts_validation)
+{
+	struct pmtrack *t = (void *)1;
+	struct {
+		struct pmtrack_opts o;
+		char future[16];
+	} big;
+
+	ck_assert_int_eq(pmtrack_new(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_new(NULL, &t), 0);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(pmtrack_backend(t), PMTRACK_BACKEND_PAGEMAP_SCAN);
+	ck_assert_str_eq(pmtrack_backend_name(pmtrack_backend(t)),
+			 "pagemap-scan");
+	pmtrack_free(t);
+
+	/* sz smaller than a size_t */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = 4;
+	ck_assert_int_eq(pmtrack_new(&big.o, &t), -EINVAL);
+	ck_assert_ptr_null(t);
+	/* a newer, larger struct: fine while the unknown tail is zero */
+	big.o.sz = sizeof(big);
+	ck_assert_int_eq(pmtrack_new(&big.o, &t), 0);
+	pmtrack_free(t);
+	big.future[3] = 1;
+	ck_assert_int_eq(pmtrack_new(&big.o, &t), -EINVAL);
+	/* an older struct that ends before scan_batch */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = offsetof(struct pmtrack_opts, scan_batch);
+	ck_assert_int_eq(pmtrack_new(&big.o, &t), 0);
+	pmtrack_free(t);
+
+	{
+		PMTRACK_OPTS(pmtrack_opts, o, .backend = 99);
+		ck_assert_int_eq(pmtrack_new(&o, &t), -EINVAL);
+	}
+	{
+		PMTRACK_OPTS(pmtrack_opts, o,
+			     .scan_batch = PMTRACK_SCAN_BATCH_MAX + 1);
+		ck_assert_int_eq(pmtrack_new(&o, &t), -EINVAL);
+	}
+	{
+		PMTRACK_OPTS(pmtrack_opts, o,
+			     .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
+			     .scan_batch = PMTRACK_SCAN_BATCH_MAX);
+		ck_assert_int_eq(pmtrack_new(&o, &t), 0);
+		pmtrack_free(t);
+	}
+	pmtrack_free(NULL);
+	ck_assert_ptr_null(pmtrack_backend_name(42));
+	ck_assert_str_eq(pmtrack_version(), PMTRACK_VERSION_STRING);
+	ck_assert(PMTRACK_VERSION_AT_LEAST(0, 1));
+	ck_assert(!PMTRACK_VERSION_AT_LEAST(PMTRACK_VERSION_MAJOR + 1, 0));
+}
+END_TEST
+
+START_TEST(watch_arg_errors)
+{
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(8);
+
+	ck_assert_int_eq(pmtrack_watch(NULL, b, ps), -EINVAL);
+	ck_assert_int_eq(pmtrack_watch(t, b + 1, ps), -EINVAL);
+	ck_assert_int_eq(pmtrack_watch(t, b, ps + 1), -EINVAL);
+	ck_assert_int_eq(pmtrack_watch(t, b, 0), -EINVAL);
+	ck_assert_int_eq(
+		pmtrack_watch(t, (void *)(UINTPTR_MAX & ~(ps - 1)), 2 * ps),
+		-EOVERFLOW);
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 1, ps), -EINVAL);
+	ck_assert_int_eq(pmtrack_unwatch(t, b, 0), -EINVAL);
+	ck_assert_int_eq(pmtrack_unwatch(t, b, ps), -ENOENT);
+	pmtrack_free(t);
+	munmap(b, 8 * ps);
+}
+END_TEST
+
+START_TEST(watch_unmapped)
+{
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(8);
+
+	/* a hole in the middle, then a range entirely unmapped */
+	ck_assert_int_eq(munmap(b + 3 * ps, ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b, 8 * ps), -ENOMEM);
+	ck_assert_int_eq(pmtrack_watch(t, b + 3 * ps, ps), -ENOMEM);
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, 4 * ps), 0);
+	ck_assert_int_eq(munmap(b, 8 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b, 2 * ps), -ENOMEM);
+	pmtrack_free(t);
+}
+END_TEST
+
+START_TEST(watch_unmapped_smaps)
+{
+	/* the same answers from the /proc/self/smaps fallback */
+	struct pmtrack *t;
+	char *b = t_map_anon(8);
+
+	setenv("PMTRACK_NO_PROCMAP_QUERY", "1", 1);
+	t = t_new(0);
+	ck_assert_int_eq(munmap(b + 3 * ps, ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b, 8 * ps), -ENOMEM);
+	ck_assert_int_eq(pmtrack_watch(t, b + 3 * ps, ps), -ENOMEM);
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, 4 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b, 3 * ps), 0);
+	b[0] = b[5 * ps] = 1;
+	t_expect_idx(t, b + 4 * ps, 4, 0, (size_t[]){ 1 }, 1);
+	t_expect_idx(t, b, 3, 0, (size_t[]){ 0 }, 1);
+	pmtrack_free(t);
+	munmap(b, 8 * ps);
+	unsetenv("PMTRACK_NO_PROCMAP_QUERY");
+}
+END_TEST
+
+START_TEST(watch_overlap)
+{
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(16);
+
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, 4 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, 4 * ps), -EEXIST);
+	ck_assert_int_eq(pmtrack_watch(t, b, 5 * ps), -EEXIST);
+	ck_assert_int_eq(pmtrack_watch(t, b + 7 * ps, 2 * ps), -EEXIST);
+	ck_assert_int_eq(pmtrack_watch(t, b + 5 * ps, ps), -EEXIST);
+	ck_assert_int_eq(pmtrack_watch(t, b, 16 * ps), -EEXIST);
+	/* adjacent ranges on both sides are fine */
+	ck_assert_int_eq(pmtrack_watch(t, b, 4 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 8 * ps, 8 * ps), 0);
+	b[3 * ps] = b[4 * ps] = b[8 * ps] = 1;
+	t_expect_idx(t, b, 16, 0, (size_t[]){ 3, 4, 8 }, 3);
+	pmtrack_free(t);
+	munmap(b, 16 * ps);
+}
+END_TEST
+
+START_TEST(watch_other_uffd)
+{
+	/* memory another userfaultfd has (here: another tracker) */
+	struct pmtrack *t1 = t_new(0), *t2 = t_new(0);
+	char *b = t_map_anon(8);
+
+	ck_assert_int_eq(pmtrack_watch(t1, b, 4 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t2, b + 2 * ps, 4 * ps), -EBUSY);
+	ck_assert_int_eq(pmtrack_watch(t2, b + 4 * ps, 4 * ps), 0);
+	b[ps] = b[5 * ps] = 1;
+	t_expect_idx(t1, b, 4, 0, (size_t[]){ 1 }, 1);
+	t_expect_idx(t2, b + 4 * ps, 4, 0, (size_t[]){ 1 }, 1);
+	/* after the first tracker is gone its memory can be taken */
+	pmtrack_free(t1);
+	ck_assert_int_eq(pmtrack_watch(t2, b, 4 * ps), 0);
+	pmtrack_free(t2);
+	munmap(b, 8 * ps);
+}
+END_TEST
+
+START_TEST(collect_arg_errors)
+{
+	struct pmtrack *t = t_new(0);
+	struct pmtrack_bitmap *bm;
+	struct pmtrack_run runs[4];
+	char *b = t_map_anon(16);
+	void *pages[16], *next = (void *)1;
+	size_t n;
+
+	ck_assert_int_eq(pmtrack_bitmap_new(&bm), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, 8 * ps), 0);
+	b[5 * ps] = 1;
+
+	n = 16;
+	ck_assert_int_eq(pmtrack_collect_pages(t, b + 4 * ps, 8 * ps, 2, pages,
+					       &n, &next),
+			 -EINVAL);
+	ck_assert_ptr_eq(next, (void *)1); /* untouched on early errors */
+	ck_assert_int_eq(pmtrack_collect_pages(t, b + 4 * ps + 8, 4 * ps, 0,
+					       pages, &n, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(
+		pmtrack_collect_pages(t, b + 4 * ps, 0, 0, pages, &n, NULL),
+		-EINVAL);
+	ck_assert_int_eq(
+		pmtrack_collect_pages(t, b + 4 * ps, 8 * ps, 0, NULL, &n, NULL),
+		-EINVAL);
+	ck_assert_int_eq(pmtrack_collect_pages(t, b + 4 * ps, 8 * ps, 0, pages,
+					       NULL, NULL),
+			 -EINVAL);
+	n = 0;
+	ck_assert_int_eq(pmtrack_collect_pages(t, b + 4 * ps, 8 * ps, 0, pages,
+					       &n, NULL),
+			 -EINVAL);
+	n = 4;
+	ck_assert_int_eq(
+		pmtrack_collect_runs(t, b + 4 * ps, 8 * ps, 0, NULL, &n, NULL),
+		-EINVAL);
+	ck_assert_int_eq(pmtrack_collect_bitmap(t, b + 4 * ps, 8 * ps, 0, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_collect_bitmap(NULL, b, ps, 0, bm), -EINVAL);
+
+	/* not watched, partly watched, one page past the end */
+	n = 16;
+	ck_assert_int_eq(
+		pmtrack_collect_pages(t, b, 4 * ps, 0, pages, &n, NULL),
+		-ENOENT);
+	n = 16;
+	ck_assert_int_eq(pmtrack_collect_pages(t, b + 3 * ps, 2 * ps, 0, pages,
+					       &n, NULL),
+			 -ENOENT);
+	ck_assert_uint_eq(n, 0);
+	n = 16;
+	ck_assert_int_eq(pmtrack_collect_pages(t, b + 4 * ps, 9 * ps, 0, pages,
+					       &n, NULL),
+			 -ENOENT);
+	ck_assert_int_eq(pmtrack_collect_bitmap(t, b + 11 * ps, 2 * ps, 0, bm),
+			 -ENOENT);
+	n = 4;
+	ck_assert_int_eq(pmtrack_collect_runs(t, b, 16 * ps,
+					      PMTRACK_COLLECT_RESET, runs, &n,
+					      NULL),
+			 -ENOENT);
+	ck_assert_int_eq(pmtrack_reset(t, b, 16 * ps), -ENOENT);
+	ck_assert_int_eq(pmtrack_reset(t, b + 4 * ps, 3), -EINVAL);
+	n = 16;
+	ck_assert_int_eq(
+		pmtrack_collect_pages(t, (void *)(UINTPTR_MAX & ~(ps - 1)),
+				      2 * ps, 0, pages, &n, NULL),
+		-EOVERFLOW);
+	/* the failed calls reset nothing */
+	t_expect_idx(t, b + 4 * ps, 8, 0, (size_t[]){ 1 }, 1);
+	pmtrack_bitmap_free(bm);
+	pmtrack_free(t);
+	munmap(b, 16 * ps);
+}
+END_TEST
+
+START_TEST(unwatch_partial)
+{
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(32);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 16 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 16 * ps, 16 * ps), 0);
+	/* a hole in the middle of the first range, spanning into nothing
+	 * else; then across the boundary of both */
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 4 * ps, 4 * ps), 0);
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 4 * ps, ps), -ENOENT);
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 2 * ps, 4 * ps), -ENOENT);
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 14 * ps, 4 * ps), 0);
+
+	/* watched now: [0,4) [8,14) [18,32) */
+	memset(b, 1, 32 * ps);
+	t_expect_idx(t, b, 4, 0, (size_t[]){ 0, 1, 2, 3 }, 4);
+	t_expect_idx(t, b + 8 * ps, 6, 0, (size_t[]){ 0, 1, 2, 3, 4, 5 }, 6);
+	t_expect_idx(t, b + 18 * ps, 2, 0, (size_t[]){ 0, 1 }, 2);
+	{
+		void *pages[32];
+		size_t n = 32;
+
+		ck_assert_int_eq(
+			pmtrack_collect_pages(t, b, 9 * ps, 0, pages, &n, NULL),
+			-ENOENT);
+		n = 32;
+		ck_assert_int_eq(pmtrack_collect_pages(t, b + 12 * ps, 8 * ps,
+						       0, pages, &n, NULL),
+				 -ENOENT);
+	}
+	/* unwatched parts can be watched again, and start clean */
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, 4 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 14 * ps, 4 * ps), 0);
+	b[15 * ps] = 2;
+	t_expect_idx(t, b, 32, PMTRACK_COLLECT_RESET,
+		     (size_t[]){ 0,  1,	 2,  3,	 8,  9,	 10, 11, 12,
+				 13, 15, 18, 19, 20, 21, 22, 23, 24,
+				 25, 26, 27, 28, 29, 30, 31 },
+		     25);
+	/* unwatch everything in one call spanning five ranges */
+	ck_assert_int_eq(pmtrack_unwatch(t, b, 32 * ps), 0);
+	ck_assert_int_eq(pmtrack_unwatch(t, b, ps), -ENOENT);
+	ck_assert_int_eq(pmtrack_watch(t, b, 32 * ps), 0);
+	pmtrack_free(t);
+	munmap(b, 32 * ps);
+}
+END_TEST
+
+START_TEST(unwatch_after_munmap)
+{
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(8);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 8 * ps), 0);
+	ck_assert_int_eq(munmap(b, 8 * ps), 0);
+	/* the unmapped range reports nothing, and can be unwatched */
+	t_expect_idx(t, b, 8, PMTRACK_COLLECT_RESET, NULL, 0);
+	ck_assert_int_eq(pmtrack_unwatch(t, b, 8 * ps), 0);
+	pmtrack_free(t);
+}
+END_TEST
+
+START_TEST(many_ranges)
+{
+	/* 2000 ranges of one page each, every other page of a mapping */
+	enum { R = 2000 };
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(2 * R);
+	size_t i;
+
+	for (i = 0; i < R; i += 2)
+		ck_assert_int_eq(pmtrack_watch(t, b + 2 * i * ps, ps), 0);
+	for (i = 1; i < R; i += 2) /* filled in out of order */
+		ck_assert_int_eq(pmtrack_watch(t, b + 2 * i * ps, ps), 0);
+	for (i = 0; i < 2 * R; i++)
+		b[i * ps] = 1;
+	for (i = 0; i < R; i++) {
+		void *p[1];
+		size_t n = 1;
+
+		ck_assert_int_eq(pmtrack_collect_pages(t, b + 2 * i * ps, ps,
+						       PMTRACK_COLLECT_RESET, p,
+						       &n, NULL),
+				 0);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_ptr_eq(p[0], b + 2 * i * ps);
+		ck_assert_int_eq(pmtrack_watch(t, b + (2 * i + 1) * ps, ps), 0);
+	}
+	/* now every page is watched, in 4000 adjacent ranges: one collect
+	 * spans them all */
+	b[7 * ps] = b[3999 * ps] = 1;
+	{
+		void **p = calloc(2 * R, sizeof(*p));
+		size_t n = 2 * R;
+
+		ck_assert_int_eq(
+			pmtrack_collect_pages(t, b, 2 * R * ps, 0, p, &n, NULL),
+			0);
+		ck_assert_uint_eq(n, 2);
+		ck_assert_ptr_eq(p[0], b + 7 * ps);
+		ck_assert_ptr_eq(p[1], b + 3999 * ps);
+		free(p);
+	}
+	pmtrack_free(t);
+	munmap(b, 2 * R * ps);
+}
+END_TEST
+
+START_TEST(replaced_mapping)
+{
+	/* a watched range that is unmapped and mapped again is no longer
+	 * tracked: collects say so instead of reporting a silent gap, and
+	 * keep what they collected before the stale part */
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(8), *p;
+	struct pmtrack_bitmap *bm;
+	void *pages[8], *next = NULL;
+	size_t n = 8;
+
+	ck_assert_int_eq(pmtrack_bitmap_new(&bm), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b, 8 * ps), 0);
+	b[1 * ps] = b[6 * ps] = 1;
+	p = mmap(b + 4 * ps, ps, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ck_assert_ptr_eq(p, b + 4 * ps);
+	ck_assert_int_eq(pmtrack_collect_pages(t, b, 8 * ps,
+					       PMTRACK_COLLECT_RESET, pages, &n,
+					       &next),
+			 -ESTALE);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_eq(pages[0], b + ps);
+	t_assert_ptr_ge(next, b + 2 * ps);
+	t_assert_ptr_le(next, b + 4 * ps);
+	ck_assert_int_eq(pmtrack_collect_bitmap(t, b, 8 * ps, 0, bm), -ESTALE);
+	ck_assert_int_eq(pmtrack_reset(t, b, 8 * ps), -ESTALE);
+	/* the untouched parts still work; re-watching the new mapping works */
+	t_expect_idx(t, b + 5 * ps, 3, 0, (size_t[]){ 1 }, 1);
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 4 * ps, ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 4 * ps, ps), 0);
+	b[4 * ps] = 1;
+	t_expect_idx(t, b, 8, 0, (size_t[]){ 4, 6 }, 2);
+	pmtrack_bitmap_free(bm);
+	pmtrack_free(t);
+	munmap(b, 8 * ps);
+}
+END_TEST
+
+START_TEST(refused_after_fork)
+{
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(4);
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 4 * ps), 0);
+	b[0] = 1;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		void *p[4];
+		size_t n = 4;
+		int ok = pmtrack_collect_pages(t, b, 4 * ps, 0, p, &n, NULL) ==
+				 -ECHILD &&
+			 pmtrack_reset(t, b, 4 * ps) == -ECHILD &&
+			 pmtrack_watch(t, b, 4 * ps) == -ECHILD &&
+			 pmtrack_unwatch(t, b, 4 * ps) == -ECHILD;
+
+		_exit(ok ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the parent's state is intact */
+	b[ps] = 1;
+	t_expect_idx(t, b, 4, 0, (size_t[]){ 0, 1 }, 2);
+	pmtrack_free(t);
+	munmap(b, 4 * ps);
+}
+END_TEST
+
+START_TEST(free_restores_memory)
+{
+	/* after pmtrack_free the memory behaves normally and a new tracker
+	 * can take it */
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(4);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 4 * ps), 0);
+	pmtrack_free(t);
+	memset(b, 7, 4 * ps);
+	ck_assert_int_eq(b[3 * ps + 5], 7);
+	t = t_new(0);
+	ck_assert_int_eq(pmtrack_watch(t, b, 4 * ps), 0);
+	t_expect_idx(t, b, 4, 0, NULL, 0);
+	b[2 * ps] = 1;
+	t_expect_idx(t, b, 4, 0, (size_t[]){ 2 }, 1);
+	pmtrack_free(t);
+	munmap(b, 4 * ps);
+}
+END_TEST
+
+static Suite *api_suite(void)
+{
+	Suite *s = suite_create("api");
+	TCase *tc = tcase_create("contracts");
+
+	tcase_add_test(tc, opts_validation);
+	tcase_add_test(tc, watch_arg_errors);
+	tcase_add_test(tc, watch_unmapped);
+	tcase_add_test(tc, watch_unmapped_smaps);
+	tcase_add_test(tc, watch_overlap);
+	tcase_add_test(tc, watch_other_uffd);
+	tcase_add_test(tc, collect_arg_errors);
+	tcase_add_test(tc, unwatch_partial);
+	tcase_add_test(tc, unwatch_after_munmap);
+	tcase_add_test(tc, many_ranges);
+	tcase_add_test(tc, replaced_mapping);
+	tcase_add_test(tc, refused_after_fork);
+	tcase_add_test(tc, free_restores_memory);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	int r = t_init();
+
+	return r ? r : t_run(api_suite());
+}
