@@ -101,7 +101,7 @@ PMT_HIDDEN int pmt_ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end);
 
 /* vma.c: the mappings of the calling process */
 struct pmt_vma_span {
-	size_t max_page_size; /* largest VMA page size in the span */
+	size_t min_page_size, max_page_size; /* over the VMAs of the span */
 };
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);

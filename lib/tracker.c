@@ -240,8 +240,11 @@ PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 	ret = pmt_vma_check(t, start, end, &span);
 	if (ret)
 		goto out;
-	if ((start | end) & (span.max_page_size - 1)) {
-		ret = -EINVAL; /* splits a hugetlb page */
+	/* one page size per range (hugetlb and other memory are watched
+	 * separately), and no huge page cut in two */
+	if (span.min_page_size != span.max_page_size ||
+	    (start | end) & (span.max_page_size - 1)) {
+		ret = -EINVAL;
 		goto out;
 	}
 	ret = ranges_reserve(t, 1);
@@ -306,6 +309,50 @@ out:
 
 /* ---- collecting --------------------------------------------------------- */
 
+/*
+ * A reset of part of a hugetlb page is impossible (the kernel write-protects
+ * whole huge pages and silently backs out of a partial one), so a reset
+ * collect into a page array goes range by range and, in hugetlb ranges,
+ * takes only whole huge pages' worth of the remaining capacity.
+ */
+static int collect_split(struct pmtrack *t, struct pmt_collect *c, size_t i)
+{
+	uintptr_t start = c->start, end = c->end;
+	int ret = 0;
+
+	for (; i < t->nranges && t->ranges[i].start < end; i++) {
+		const struct pmt_range *r = &t->ranges[i];
+		size_t per = r->align / t->page_size, left = c->pages_left;
+		size_t limit = left / per * per;
+
+		c->start = r->start > start ? r->start : start;
+		c->end = r->end < end ? r->end : end;
+		if (!limit) {
+			/* no room for one huge page: stop before it, or
+			 * fail if that means no progress at all */
+			ret = c->start == start ? -ENOSPC : 0;
+			c->next = c->start;
+			break;
+		}
+		c->pages_left = limit;
+		ret = pmt_ps_collect(t, c);
+		c->pages_left = left - (limit - c->pages_left);
+		if (ret || c->next < c->end)
+			break;
+	}
+	c->start = start;
+	c->end = end;
+	return ret;
+}
+
+static bool has_huge(const struct pmtrack *t, size_t i, uintptr_t end)
+{
+	for (; i < t->nranges && t->ranges[i].start < end; i++)
+		if (t->ranges[i].align != t->page_size)
+			return true;
+	return false;
+}
+
 static int collect(struct pmtrack *t, void *addr, size_t len,
 		   unsigned int flags, struct pmt_collect *c)
 {
@@ -325,7 +372,11 @@ static int collect(struct pmtrack *t, void *addr, size_t len,
 	ret = range_covered(t, c->start, c->end, &first);
 	if (!ret) {
 		c->started = true;
-		ret = pmt_ps_collect(t, c);
+		if (c->reset && c->pages_left != SIZE_MAX &&
+		    has_huge(t, first, c->end))
+			ret = collect_split(t, c, first);
+		else
+			ret = pmt_ps_collect(t, c);
 	}
 	pthread_rwlock_unlock(&t->lock);
 

@@ -38,6 +38,14 @@ struct procmap_query {
 #define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
 #endif
 
+static void span_add(struct pmt_vma_span *s, uint64_t page_size)
+{
+	if (!s->min_page_size || page_size < s->min_page_size)
+		s->min_page_size = page_size;
+	if (page_size > s->max_page_size)
+		s->max_page_size = page_size;
+}
+
 /* 1 = answered, 0 = PROCMAP_QUERY not available, <0 = error */
 static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
@@ -61,8 +69,7 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 		}
 		if (q.vma_start > addr)
 			return -ENOMEM; /* hole before the next VMA */
-		if (q.vma_page_size > out->max_page_size)
-			out->max_page_size = q.vma_page_size;
+		span_add(out, q.vma_page_size);
 		addr = q.vma_end;
 	}
 	return 1;
@@ -106,8 +113,7 @@ static int vma_check_smaps(uintptr_t start, uintptr_t end,
 		uintmax_t kb;
 
 		if (sscanf(line, "KernelPageSize: %ju kB", &kb) == 1) {
-			if (kb * 1024 > out->max_page_size)
-				out->max_page_size = (size_t)(kb * 1024);
+			span_add(out, kb * 1024);
 			break;
 		}
 	}
@@ -117,7 +123,7 @@ static int vma_check_smaps(uintptr_t start, uintptr_t end,
 }
 
 /*
- * Check that [start, end) is fully mapped; report the largest VMA page size.
+ * Check that [start, end) is fully mapped; report the VMA page sizes.
  * Return: 0, -ENOMEM if some page is not mapped, or another -errno.
  */
 int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
@@ -125,7 +131,7 @@ int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 {
 	int ret;
 
-	out->max_page_size = t->page_size;
+	out->min_page_size = out->max_page_size = 0;
 	if (t->maps_fd >= 0) {
 		ret = vma_check_query(t->maps_fd, start, end, out);
 		if (ret)

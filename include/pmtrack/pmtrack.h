@@ -175,20 +175,24 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * The range must be mapped in the calling process.  Any kind of mapping
  * works: private or shared anonymous memory, memfd/shmem, MAP_SHARED or
  * MAP_PRIVATE files, transparent huge pages and hugetlb (whose ranges must
- * be aligned to the huge page size).  Pages start clean: only writes made
- * after this call returns are reported.  Writes by the kernel (read(2) into
- * the range, for example) are reported like any other.
+ * be aligned to the huge page size, and hold only hugetlb memory of one
+ * page size).  Pages start clean: only writes made after this call returns
+ * are reported.  Writes by the kernel through the range (read(2) into it,
+ * for example) are reported like any other.  Writes that do not go through
+ * this mapping are not: write(2) to a file or memfd that the range maps, or
+ * stores through another mapping of the same shared memory.
  *
  * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
  * mapping is unmapped, its pages are no longer reported; if something else
  * is then mapped there, collects over it fail with -ESTALE.
  *
  * Return: 0; -EINVAL if @addr or @len is not a multiple of the granularity
- * (or of the huge page size of a hugetlb mapping in the range) or @len is
- * 0; -EOVERFLOW if @addr + @len wraps; -EEXIST if it overlaps a range this
- * tracker watches; -ENOMEM if part of it is not mapped (or memory ran out);
- * -EBUSY if another userfaultfd (another tracker, perhaps) already has part
- * of it; -ECHILD if called in a child process after fork().
+ * (or of the huge page size of a hugetlb mapping in the range), @len is 0,
+ * or the range mixes hugetlb memory with memory of another page size;
+ * -EOVERFLOW if @addr + @len wraps; -EEXIST if it overlaps a range this tracker
+ * watches; -ENOMEM if part of it is not mapped (or memory ran out); -EBUSY if
+ * another userfaultfd (another tracker, perhaps) already has part of it;
+ * -ECHILD if called in a child process after fork().
  */
 PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len);
 
@@ -289,7 +293,10 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
  * When @pages fills, the scan stops at that page.  With RESET, only the
  * pages scanned so far are reset; written pages after the last one stored
  * stay written and are reported by the next collect.  This is the
- * GetWriteWatch() truncation rule.  Return: 0 or a negative errno.
+ * GetWriteWatch() truncation rule.  In hugetlb memory, where a huge page is
+ * reset whole or not at all, a RESET collect stores only whole huge pages:
+ * it stops before one that does not fit, and fails with -ENOSPC if not even
+ * the first fits.  Return: 0 or a negative errno.
  */
 PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
 				      unsigned int flags, void **pages,
