@@ -1,0 +1,56 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Install the library into a scratch prefix, then build and run a consumer
+# program against the installed copy: via pkg-config (shared and static)
+# and via CMake's find_package(pmtrack).  Also check what the shared
+# library exports.
+#   install_consumer.sh BUILD_DIR SOURCE_DIR WORK_DIR [EXTRA_CFLAGS]
+set -eu
+build=$1 src=$2 work=$3 cflags=${4:-}
+cc=${CC:-cc}
+
+rm -rf "$work"
+mkdir -p "$work"
+cmake --install "$build" --prefix "$work/prefix" >"$work/install.log"
+
+pc=$(find "$work/prefix" -name pmtrack.pc)
+[ -n "$pc" ] || { echo "FAIL: pmtrack.pc not installed"; exit 1; }
+export PKG_CONFIG_PATH
+PKG_CONFIG_PATH=$(dirname "$pc")
+libdir=$(pkg-config --variable=libdir pmtrack)
+echo "pkg-config: pmtrack $(pkg-config --modversion pmtrack), libdir $libdir"
+
+# shellcheck disable=SC2046,SC2086
+$cc $cflags -Wall -Wextra -Werror "$src/tests/consumer/consumer.c" \
+	$(pkg-config --cflags --libs pmtrack) -Wl,-rpath,"$libdir" \
+	-o "$work/consumer-pc"
+"$work/consumer-pc"
+
+# shellcheck disable=SC2046,SC2086
+$cc $cflags -Wall -Wextra -Werror "$src/tests/consumer/consumer.c" \
+	$(pkg-config --cflags pmtrack) "$libdir/libpmtrack.a" \
+	$(pkg-config --static --libs-only-other pmtrack) -o "$work/consumer-static"
+"$work/consumer-static"
+
+# the public header is valid C++ too
+if command -v c++ >/dev/null 2>&1; then
+	echo '#include <pmtrack/pmtrack.h>' |
+		c++ -x c++ -fsyntax-only -Wall -Werror $(pkg-config --cflags pmtrack) -
+fi
+
+cmake -S "$src/tests/consumer" -B "$work/cmake" \
+	-DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_C_FLAGS="$cflags" \
+	-DCMAKE_EXE_LINKER_FLAGS="$cflags" >"$work/cmake.log"
+cmake --build "$work/cmake" >>"$work/cmake.log"
+"$work/cmake/consumer"
+"$work/cmake/consumer_static"
+
+# only pmtrack_* symbols leave the shared library, and the soname is .so.0
+so="$libdir/libpmtrack.so"
+bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v -e '^pmtrack_' -e '^PMTRACK_' || true)
+[ -z "$bad" ] || { echo "FAIL: unexpected exports: $bad"; exit 1; }
+n=$(nm -D --defined-only "$so" | grep -c ' T pmtrack_')
+echo "exports: $n pmtrack_ functions"
+readelf -d "$so" | grep -q 'SONAME.*libpmtrack\.so\.0\]' ||
+	{ echo "FAIL: soname"; readelf -d "$so" | grep SONAME; exit 1; }
+echo "install consumer: all ok"
