@@ -19,15 +19,15 @@
  *                 with PMTRACK_COLLECT_RESET for the library.  Both must
  *                 report exactly the pages written.
  *
- * Every measurement is repeated --reps times; each rep re-arms both regions
- * first and runs raw and lib back to back, alternating which goes first.
- * The table shows medians and the ratio lib/raw.
+ * Every measurement is repeated --reps times.  In each rep raw and lib run
+ * one after the other (alternating which goes first), each re-arming its
+ * region, writing the pattern and collecting.  The table shows the medians
+ * and the ratio lib/raw.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +72,14 @@ struct raw {
 	struct page_region vec[RAW_VEC_LEN];
 };
 
+/* the library's side */
+struct lib {
+	struct pmtrack *t;
+	struct pmtrack_bitmap *bm;
+	char *base;
+	size_t len;
+};
+
 enum { RAW, LIB };
 
 static uint64_t now_ns(void)
@@ -82,7 +90,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void fail(const char *what, int err)
+__attribute__((noreturn)) static void fail(const char *what, int err)
 {
 	fprintf(stderr, "pmtrack-bench: %s: %s\n", what, strerror(err));
 	exit(1);
@@ -218,6 +226,50 @@ static void write_pages(char *base, const size_t *idx, size_t n,
 		b[idx[i] * page_size] = val;
 }
 
+/*
+ * One rep of one side (@raw, or @lib if @raw is NULL): arm, time the
+ * pattern's writes (*@wr_ns per write), then time a collect with reset over
+ * the whole region (*@co_us).  Returns the pages the collect reported.
+ *
+ * Each side runs the whole sequence back to back: the first collect after
+ * a burst of write faults is measurably slower here, so doing both sides'
+ * writes before both collects would favour whichever collects second.
+ */
+static size_t measure(struct raw *raw, struct lib *lib, const size_t *idx,
+		      size_t n, size_t page_size, char val, double *wr_ns,
+		      double *co_us)
+{
+	size_t got;
+	uint64_t t0;
+	int ret;
+
+	if (raw) {
+		raw_arm(raw);
+	} else {
+		ret = pmtrack_reset(lib->t, lib->base, lib->len);
+		if (ret)
+			fail("pmtrack_reset", -ret);
+	}
+
+	t0 = now_ns();
+	write_pages(raw ? raw->base : lib->base, idx, n, page_size, val);
+	*wr_ns = n ? (double)(now_ns() - t0) / n : 0;
+
+	t0 = now_ns();
+	if (raw) {
+		got = raw_collect(raw);
+		*co_us = (now_ns() - t0) / 1e3;
+	} else {
+		ret = pmtrack_collect_bitmap(lib->t, lib->base, lib->len,
+					     PMTRACK_COLLECT_RESET, lib->bm);
+		*co_us = (now_ns() - t0) / 1e3;
+		if (ret)
+			fail("pmtrack_collect_bitmap", -ret);
+		got = pmtrack_bitmap_count(lib->bm);
+	}
+	return got;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -273,12 +325,10 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	size_t size_mib = 1024, page_size, len, npages, *idx;
-	struct pmtrack_bitmap *bm;
-	struct utsname uts;
-	struct pmtrack *t;
 	double *wr[2], *co[2];
+	struct utsname uts;
+	struct lib lib;
 	struct raw *raw;
-	char *lib_base;
 	int reps = 5, opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -308,42 +358,38 @@ int main(int argc, char **argv)
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 	len = size_mib << 20;
 	npages = len / page_size;
-
-	/* raw */
 	raw = malloc(sizeof(*raw));
-	if (!raw)
-		fail("malloc", ENOMEM);
-	raw_setup(raw, len, page_size);
-
-	/* library */
-	lib_base = map_populated(len, page_size);
-	ret = pmtrack_new(NULL, &t);
-	if (ret)
-		fail("pmtrack_new", -ret);
-	ret = pmtrack_watch(t, lib_base, len);
-	if (ret)
-		fail("pmtrack_watch", -ret);
-	ret = pmtrack_bitmap_new(&bm);
-	if (ret)
-		fail("pmtrack_bitmap_new", -ret);
-
-	/* one untimed collect each, so that neither side's first timed one
-	 * pays for faulting in its buffers */
-	raw_collect(raw);
-	ret = pmtrack_collect_bitmap(t, lib_base, len, PMTRACK_COLLECT_RESET,
-				     bm);
-	if (ret)
-		fail("pmtrack_collect_bitmap", -ret);
-
 	idx = malloc(npages * sizeof(*idx));
+	if (!raw || !idx)
+		fail("malloc", ENOMEM);
 	for (int s = 0; s < 2; s++) {
 		wr[s] = malloc((size_t)reps * sizeof(double));
 		co[s] = malloc((size_t)reps * sizeof(double));
 		if (!wr[s] || !co[s])
 			fail("malloc", ENOMEM);
 	}
-	if (!idx)
-		fail("malloc", ENOMEM);
+
+	raw_setup(raw, len, page_size);
+
+	lib.len = len;
+	lib.base = map_populated(len, page_size);
+	ret = pmtrack_new(NULL, &lib.t);
+	if (ret)
+		fail("pmtrack_new", -ret);
+	ret = pmtrack_watch(lib.t, lib.base, len);
+	if (ret)
+		fail("pmtrack_watch", -ret);
+	ret = pmtrack_bitmap_new(&lib.bm);
+	if (ret)
+		fail("pmtrack_bitmap_new", -ret);
+
+	/* one untimed collect each, so that no timed one pays for faulting
+	 * in the output buffers */
+	raw_collect(raw);
+	ret = pmtrack_collect_bitmap(lib.t, lib.base, len,
+				     PMTRACK_COLLECT_RESET, lib.bm);
+	if (ret)
+		fail("pmtrack_collect_bitmap", -ret);
 
 	if (uname(&uts))
 		fail("uname", errno);
@@ -361,52 +407,23 @@ int main(int argc, char **argv)
 		double w[2], c[2];
 
 		for (int rep = 0; rep < reps; rep++) {
-			char val = (char)(rep + 2);
-
-			raw_arm(raw);
-			ret = pmtrack_reset(t, lib_base, len);
-			if (ret)
-				fail("pmtrack_reset", -ret);
-
-			/* write cost: raw first on even reps, lib on odd */
-			for (int k = 0; k < 2 && n; k++) {
-				int s = k ^ (rep & 1);
-				char *base = s == LIB ? lib_base : raw->base;
-				uint64_t t0 = now_ns();
-
-				write_pages(base, idx, n, page_size, val);
-				wr[s][rep] = (double)(now_ns() - t0) / n;
-			}
-
-			/* collect+reset, same order */
+			/* raw first on even reps, lib first on odd ones */
 			for (int k = 0; k < 2; k++) {
 				int s = k ^ (rep & 1);
 				size_t got;
-				uint64_t t0 = now_ns();
 
-				if (s == LIB) {
-					ret = pmtrack_collect_bitmap(
-						t, lib_base, len,
-						PMTRACK_COLLECT_RESET, bm);
-					co[s][rep] = (now_ns() - t0) / 1e3;
-					if (ret)
-						fail("pmtrack_collect_bitmap",
-						     -ret);
-					got = pmtrack_bitmap_count(bm);
-				} else {
-					got = raw_collect(raw);
-					co[s][rep] = (now_ns() - t0) / 1e3;
-				}
-				if (got != n) {
-					fprintf(stderr,
-						"pmtrack-bench: %s, %s, rep %d: "
-						"collect reported %zu pages, "
-						"expected %zu\n",
-						pattern_name[p],
-						s == LIB ? "lib" : "raw", rep,
-						got, n);
-					return 1;
-				}
+				got = measure(s == RAW ? raw : NULL, &lib, idx,
+					      n, page_size, (char)(rep + 2),
+					      &wr[s][rep], &co[s][rep]);
+				if (got == n)
+					continue;
+				fprintf(stderr,
+					"pmtrack-bench: %s, %s, rep %d: "
+					"collect reported %zu pages, expected "
+					"%zu\n",
+					pattern_name[p],
+					s == LIB ? "lib" : "raw", rep, got, n);
+				return 1;
 			}
 		}
 
@@ -415,8 +432,9 @@ int main(int argc, char **argv)
 			c[s] = median(co[s], reps);
 		}
 		if (n)
-			printf("| %s | %zu | %.0f | %.0f | %.3f ", pattern_name[p],
-			       n, w[RAW], w[LIB], w[LIB] / w[RAW]);
+			printf("| %s | %zu | %.0f | %.0f | %.3f ",
+			       pattern_name[p], n, w[RAW], w[LIB],
+			       w[LIB] / w[RAW]);
 		else
 			printf("| %s | 0 | - | - | - ", pattern_name[p]);
 		printf("| %.1f | %.1f | %.3f |\n", c[RAW], c[LIB],
@@ -424,9 +442,9 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 
-	pmtrack_bitmap_free(bm);
-	pmtrack_free(t);
-	munmap(lib_base, len);
+	pmtrack_bitmap_free(lib.bm);
+	pmtrack_free(lib.t);
+	munmap(lib.base, len);
 	close(raw->uffd);
 	close(raw->pagemap_fd);
 	munmap(raw->base, len);
