@@ -320,6 +320,24 @@ static int pm_scan(int fd, struct pm_scan_arg *arg)
 	return ret < 0 ? -errno : ret;
 }
 
+/*
+ * Open /proc/self/pagemap and map a scratch page with a byte written to it.
+ * Return: 1 ready, 0 if pagemap cannot be used here, or -errno.
+ */
+static int pagemap_and_page(size_t ps, int *fd, volatile char **page)
+{
+	*fd = open_proc_self("pagemap", O_RDONLY);
+	if (*fd < 0)
+		return unsupported_errno(errno) ? 0 : -errno;
+	*page = scratch_page(ps);
+	if (!*page) {
+		close(*fd);
+		return -ENOMEM;
+	}
+	(*page)[0] = 1;
+	return 1;
+}
+
 /* A real scan of a touched page must report it PRESENT. */
 static int probe_pagemap_scan(size_t ps)
 {
@@ -328,15 +346,9 @@ static int probe_pagemap_scan(size_t ps)
 	volatile char *page;
 	int fd, ret;
 
-	fd = open_proc_self("pagemap", O_RDONLY);
-	if (fd < 0)
-		return unsupported_errno(errno) ? 0 : -errno;
-	page = scratch_page(ps);
-	if (!page) {
-		close(fd);
-		return -ENOMEM;
-	}
-	page[0] = 1;
+	ret = pagemap_and_page(ps, &fd, &page);
+	if (ret <= 0)
+		return ret;
 	memset(r, 0, sizeof(r));
 	arg = (struct pm_scan_arg){
 		.size = sizeof(arg),
@@ -412,15 +424,9 @@ static int probe_soft_dirty(size_t ps)
 	uint64_t ent;
 	int pm, ret;
 
-	pm = open_proc_self("pagemap", O_RDONLY);
-	if (pm < 0)
-		return unsupported_errno(errno) ? 0 : -errno;
-	page = scratch_page(ps);
-	if (!page) {
-		close(pm);
-		return -ENOMEM;
-	}
-	page[0] = 1;
+	ret = pagemap_and_page(ps, &pm, &page);
+	if (ret <= 0)
+		return ret;
 	ret = clear_soft_dirty();
 	if (ret) {
 		ret = unsupported_errno(-ret) ? 0 : ret;

@@ -516,22 +516,27 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
 	return collect(t, addr, len, flags, &c);
 }
 
-PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
-				      unsigned int flags, void **pages,
-				      size_t *count, void **next)
+/* the two array outputs: @count limits pages (sink_pages) or runs */
+static int collect_array(struct pmtrack *t, void *addr, size_t len,
+			 unsigned int flags, void *out, size_t *count,
+			 void **next, pmt_emit_fn emit)
 {
-	struct array_sink a = { .out = pages };
+	struct array_sink a = { .out = out };
 	struct pmt_collect c = {
+		.pages_left = SIZE_MAX,
 		.runs_left = SIZE_MAX,
-		.emit = sink_pages,
+		.emit = emit,
 		.sink = &a,
 	};
 	int ret;
 
-	if (!t || !pages || !count || !*count)
+	if (!t || !out || !count || !*count)
 		return -EINVAL;
 	a.page_size = t->page_size;
-	c.pages_left = *count;
+	if (emit == sink_pages)
+		c.pages_left = *count;
+	else
+		c.runs_left = *count;
 	ret = collect(t, addr, len, flags, &c);
 	*count = a.n;
 	if (next && c.started)
@@ -539,28 +544,20 @@ PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
 	return ret;
 }
 
+PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
+				      unsigned int flags, void **pages,
+				      size_t *count, void **next)
+{
+	return collect_array(t, addr, len, flags, pages, count, next,
+			     sink_pages);
+}
+
 PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
 				     unsigned int flags,
 				     struct pmtrack_run *runs, size_t *count,
 				     void **next)
 {
-	struct array_sink a = { .out = runs };
-	struct pmt_collect c = {
-		.pages_left = SIZE_MAX,
-		.emit = sink_runs,
-		.sink = &a,
-	};
-	int ret;
-
-	if (!t || !runs || !count || !*count)
-		return -EINVAL;
-	a.page_size = t->page_size;
-	c.runs_left = *count;
-	ret = collect(t, addr, len, flags, &c);
-	*count = a.n;
-	if (next && c.started)
-		*next = (void *)c.next;
-	return ret;
+	return collect_array(t, addr, len, flags, runs, count, next, sink_runs);
 }
 
 PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len)
