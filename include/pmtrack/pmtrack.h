@@ -142,9 +142,15 @@ struct pmtrack_opts {
  * @opts: optional (NULL for defaults)
  * @out: receives the tracker, to be freed with pmtrack_free()
  *
+ * A tracker serves the process that created it: in a child after fork(),
+ * calls on it fail with -ECHILD.  Every call except pmtrack_free() may be
+ * made from any number of threads at once; watch and unwatch serialise
+ * with each other and with collects, collects run in parallel.
+ *
  * Return: 0; -EINVAL for bad arguments or options; -EOPNOTSUPP if the
  * requested backend (or, with AUTO, every backend) is unusable here;
- * -ENOMEM, -EMFILE, ... if a resource could not be had.
+ * -ENOMEM, -EMFILE, ... if a resource could not be had.  *@out is NULL on
+ * failure.
  */
 PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			    struct pmtrack **out);
