@@ -98,6 +98,8 @@ PMT_HIDDEN int pmt_ps_unwatch(struct pmtrack *t, uintptr_t start,
 			      uintptr_t end);
 PMT_HIDDEN int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c);
 PMT_HIDDEN int pmt_ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end);
+PMT_HIDDEN int pmt_ps_first_written(struct pmtrack *t, uintptr_t start,
+				    uintptr_t end, uintptr_t *addr);
 
 /* vma.c: the mappings of the calling process */
 struct pmt_vma_span {

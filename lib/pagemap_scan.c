@@ -133,6 +133,30 @@ int pmt_ps_unwatch(struct pmtrack *t, uintptr_t start, uintptr_t end)
 	return ret == -EINVAL ? 0 : ret;
 }
 
+/* Address of the first written page in [start, end), or end; no reset. */
+int pmt_ps_first_written(struct pmtrack *t, uintptr_t start, uintptr_t end,
+			 uintptr_t *addr)
+{
+	struct page_region r = { 0 };
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_CHECK_WPASYNC,
+		.start = start,
+		.end = end,
+		.vec = (uintptr_t)&r,
+		.vec_len = 1,
+		.max_pages = 1,
+		.category_mask = PAGE_IS_WRITTEN,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+	int ret = ps_ioctl(t, &arg);
+
+	if (ret < 0)
+		return ret;
+	*addr = ret ? (uintptr_t)r.start : end;
+	return 0;
+}
+
 static void ps_emit(struct pmt_collect *c, const struct page_region *r,
 		    size_t n)
 {

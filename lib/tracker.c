@@ -74,6 +74,7 @@ static int pick_backend(enum pmtrack_backend want, enum pmtrack_backend *out)
 PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			    struct pmtrack **out)
 {
+	pthread_rwlockattr_t attr;
 	unsigned int batch;
 	struct pmtrack *t;
 	int ret;
@@ -96,7 +97,12 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	t->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	t->scan_batch = batch;
 	t->pagemap_fd = t->uffd = t->maps_fd = -1;
-	ret = -pthread_rwlock_init(&t->lock, NULL);
+	/* prefer writers: a collector in a loop must not starve watch */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	ret = -pthread_rwlock_init(&t->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	if (ret) {
 		free(t);
 		return ret;
@@ -247,6 +253,13 @@ PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 		ret = -EINVAL;
 		goto out;
 	}
+	/* PAGEMAP_SCAN write-protects hugetlb entries only when they are
+	 * PMD-sized (it compares with HPAGE_SIZE): larger ones, like 1 GiB
+	 * pages, would be skipped without a word on current kernels */
+	if (span.max_page_size > t->page_size * (t->page_size / 8)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	ret = ranges_reserve(t, 1);
 	if (ret)
 		goto out;
@@ -328,10 +341,19 @@ static int collect_split(struct pmtrack *t, struct pmt_collect *c, size_t i)
 		c->start = r->start > start ? r->start : start;
 		c->end = r->end < end ? r->end : end;
 		if (!limit) {
-			/* no room for one huge page: stop before it, or
-			 * fail if that means no progress at all */
-			ret = c->start == start ? -ENOSPC : 0;
-			c->next = c->start;
+			/* no room for a huge page: skip clean ones, stop
+			 * before the first written one, or fail if that
+			 * means no progress at all */
+			uintptr_t w;
+
+			ret = pmt_ps_first_written(t, c->start, c->end, &w);
+			if (ret)
+				break;
+			c->next = w;
+			if (w == c->end)
+				continue;
+			if (w == start)
+				ret = -ENOSPC;
 			break;
 		}
 		c->pages_left = limit;
@@ -494,8 +516,14 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
 	};
 	size_t npages, nwords;
 
-	if (!t || !bm)
+	uintptr_t s, e;
+	int ret;
+
+	if (!t || !bm || flags & ~PMTRACK_COLLECT_RESET)
 		return -EINVAL;
+	ret = check_range(t, addr, len, &s, &e);
+	if (ret)
+		return ret;
 	npages = len / t->page_size;
 	nwords = (npages + 63) / 64;
 	/* allocate before scanning: a reset page must never be dropped */

@@ -79,42 +79,39 @@ static int vma_check_smaps(uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
-	uintptr_t covered = start, vs = 0, ve = 0;
-	bool inside = false;
+	uintptr_t covered = start;
+	bool pending = false; /* a VMA in range whose page size is unread */
 	char *line = NULL;
 	size_t cap = 0;
 	int ret = -ENOMEM;
 
 	if (!f)
 		return -errno;
-	while (covered < end && getline(&line, &cap, f) > 0) {
+	while (getline(&line, &cap, f) > 0) {
 		uintmax_t a, b, kb;
 
 		if (sscanf(line, "%jx-%jx ", &a, &b) == 2 &&
 		    strchr(line, '-') < strchr(line, ' ')) {
-			vs = (uintptr_t)a;
-			ve = (uintptr_t)b;
-			inside = ve > covered && vs < end;
-			if (inside && vs > covered)
-				break; /* hole */
-			if (inside)
-				covered = ve;
+			if (pending) {
+				ret = -EIO; /* no KernelPageSize line */
+				break;
+			}
+			if ((uintptr_t)b <= covered)
+				continue; /* before the range */
+			if ((uintptr_t)a > covered)
+				break; /* a hole, or past the end */
+			covered = (uintptr_t)b;
+			pending = true;
 			continue;
 		}
-		if (inside &&
-		    sscanf(line, "KernelPageSize: %ju kB", &kb) == 1 &&
-		    kb * 1024 > out->max_page_size)
-			out->max_page_size = (size_t)(kb * 1024);
-	}
-	if (covered >= end)
-		ret = 0;
-	/* the page size line follows the header of the last VMA: read it */
-	while (ret == 0 && inside && getline(&line, &cap, f) > 0) {
-		uintmax_t kb;
-
-		if (sscanf(line, "KernelPageSize: %ju kB", &kb) == 1) {
+		if (pending &&
+		    sscanf(line, "KernelPageSize: %ju kB", &kb) == 1) {
 			span_add(out, kb * 1024);
-			break;
+			pending = false;
+			if (covered >= end) {
+				ret = 0;
+				break;
+			}
 		}
 	}
 	free(line);

@@ -6,6 +6,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -449,6 +451,65 @@ START_TEST(free_restores_memory)
 }
 END_TEST
 
+struct spinner {
+	struct pmtrack *t;
+	char *buf;
+	atomic_int stop;
+	long collects;
+	int err;
+};
+
+static void *collect_loop(void *arg)
+{
+	struct spinner *sp = arg;
+	struct pmtrack_bitmap *bm;
+
+	if (pmtrack_bitmap_new(&bm))
+		return NULL;
+	while (!atomic_load(&sp->stop)) {
+		int r = pmtrack_collect_bitmap(sp->t, sp->buf, 64 * ps,
+					       PMTRACK_COLLECT_RESET, bm);
+
+		if (r)
+			sp->err = r;
+		sp->collects++;
+	}
+	pmtrack_bitmap_free(bm);
+	return NULL;
+}
+
+START_TEST(watch_while_collecting)
+{
+	/* two threads collect in a tight loop; watch and unwatch of other
+	 * ranges still get the lock, and the collects stay correct */
+	struct spinner sp = { .t = t_new(0) };
+	char *other = t_map_anon(64);
+	pthread_t th[2];
+
+	sp.buf = t_map_anon(64);
+	ck_assert_int_eq(pmtrack_watch(sp.t, sp.buf, 64 * ps), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(
+			pthread_create(&th[i], NULL, collect_loop, &sp), 0);
+	for (int i = 0; i < 200; i++) {
+		ck_assert_int_eq(pmtrack_watch(sp.t, other + (i % 64) * ps, ps),
+				 0);
+		other[(i % 64) * ps] = 1;
+		t_expect_idx(sp.t, other + (i % 64) * ps, 1,
+			     PMTRACK_COLLECT_RESET, (size_t[]){ 0 }, 1);
+		ck_assert_int_eq(
+			pmtrack_unwatch(sp.t, other + (i % 64) * ps, ps), 0);
+	}
+	atomic_store(&sp.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(sp.err, 0);
+	pmtrack_free(sp.t);
+	munmap(sp.buf, 64 * ps);
+	munmap(other, 64 * ps);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
@@ -467,6 +528,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, replaced_mapping);
 	tcase_add_test(tc, refused_after_fork);
 	tcase_add_test(tc, free_restores_memory);
+	tcase_add_test(tc, watch_while_collecting);
 	suite_add_tcase(s, tc);
 	return s;
 }

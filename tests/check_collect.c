@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -253,7 +254,13 @@ START_TEST(next_whole_range)
 	ck_assert_int_eq(
 		pmtrack_collect_pages(t, buf, N * ps, 0, pages, &n, &next), 0);
 	ck_assert_uint_eq(n, 1);
-	t_assert_ptr_ge(next, buf + 4 * ps);
+	ck_assert_ptr_eq(next, buf + N * ps);
+	/* one more written page than room: next is that page */
+	buf[9 * ps] = 1;
+	n = 1;
+	ck_assert_int_eq(
+		pmtrack_collect_pages(t, buf, N * ps, 0, pages, &n, &next), 0);
+	ck_assert_ptr_eq(next, buf + 9 * ps);
 }
 END_TEST
 
@@ -404,6 +411,71 @@ START_TEST(granularity)
 }
 END_TEST
 
+struct racer {
+	struct pmtrack *t;
+	char *buf;
+	size_t npages;
+	unsigned char *seen; /* per page: times reported */
+};
+
+static void *reset_collector(void *arg)
+{
+	struct racer *r = arg;
+	char *at = r->buf, *end = r->buf + r->npages * ps;
+
+	while (at < end) {
+		void *pages[5], *next;
+		size_t n = 5;
+
+		if (pmtrack_collect_pages(r->t, at, end - at,
+					  PMTRACK_COLLECT_RESET, pages, &n,
+					  &next))
+			return (void *)1;
+		for (size_t i = 0; i < n; i++)
+			__atomic_fetch_add(
+				&r->seen[((char *)pages[i] - r->buf) / ps], 1,
+				__ATOMIC_RELAXED);
+		at = next;
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_reset_collects)
+{
+	/* two threads collect+reset the same written pages at once: between
+	 * them every page is reported exactly once */
+	enum { NP = 4096 };
+	struct racer r = { .t = t_new(0), .npages = NP };
+	pthread_t th[2];
+	void *ret[2];
+	size_t i;
+
+	r.buf = t_map_anon(NP);
+	r.seen = calloc(NP, 1);
+	ck_assert_int_eq(pmtrack_watch(r.t, r.buf, NP * ps), 0);
+	for (int round = 0; round < 5; round++) {
+		memset(r.seen, 0, NP);
+		for (i = 0; i < NP; i++)
+			if (i % 3 != 1)
+				r.buf[i * ps] = 1;
+		for (i = 0; i < 2; i++)
+			ck_assert_int_eq(pthread_create(&th[i], NULL,
+							reset_collector, &r),
+					 0);
+		for (i = 0; i < 2; i++) {
+			pthread_join(th[i], &ret[i]);
+			ck_assert_ptr_null(ret[i]);
+		}
+		for (i = 0; i < NP; i++)
+			t_check(r.seen[i] == (i % 3 != 1), "page %zu seen %d",
+				i, r.seen[i]);
+	}
+	free(r.seen);
+	pmtrack_free(r.t);
+	munmap(r.buf, NP * ps);
+}
+END_TEST
+
 static Suite *collect_suite(void)
 {
 	Suite *s = suite_create("collect");
@@ -428,6 +500,7 @@ static Suite *collect_suite(void)
 	tcase_add_test(tc, stats_count);
 	tcase_add_test(tc, stats_sizes);
 	tcase_add_test(tc, granularity);
+	tcase_add_test(tc, concurrent_reset_collects);
 	suite_add_tcase(s, tc);
 	return s;
 }

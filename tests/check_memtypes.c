@@ -198,6 +198,23 @@ START_TEST(huge_tlb)
 				      -1, 0),
 				 m + HPAGE);
 		ck_assert_int_eq(pmtrack_watch(t, m, 2 * HPAGE), -EINVAL);
+		{
+			/* the same from the /proc/self/smaps fallback */
+			struct pmtrack *t2;
+
+			setenv("PMTRACK_NO_PROCMAP_QUERY", "1", 1);
+			t2 = t_new(0);
+			unsetenv("PMTRACK_NO_PROCMAP_QUERY");
+			ck_assert_int_eq(pmtrack_watch(t2, m, 2 * HPAGE),
+					 -EINVAL);
+			ck_assert_int_eq(
+				pmtrack_watch(t2, m + HPAGE - ps, HPAGE),
+				-EINVAL);
+			ck_assert_int_eq(pmtrack_watch(t2, m + HPAGE, HPAGE),
+					 0);
+			ck_assert_int_eq(pmtrack_watch(t2, m, HPAGE), 0);
+			pmtrack_free(t2);
+		}
 		ck_assert_int_eq(pmtrack_watch(t, m, HPAGE), 0);
 		ck_assert_int_eq(pmtrack_watch(t, m + HPAGE, HPAGE), 0);
 		ck_assert_int_eq(pmtrack_unwatch(t, m, 2 * HPAGE), 0);
@@ -205,6 +222,34 @@ START_TEST(huge_tlb)
 	}
 	ck_assert_int_eq(pmtrack_watch(t, b, len), 0);
 	t_expect_idx(t, b, NPAGES, 0, NULL, 0);
+	{
+		/* too little room for a huge page: clean huge pages are
+		 * skipped, the scan stops before a written one, and fails
+		 * only when that one is first */
+		void *next;
+
+		n = 4;
+		ck_assert_int_eq(pmtrack_collect_pages(t, b, len,
+						       PMTRACK_COLLECT_RESET,
+						       pages, &n, &next),
+				 0);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_ptr_eq(next, b + len);
+		b[2 * HPAGE + 5] = 1;
+		n = 4;
+		ck_assert_int_eq(pmtrack_collect_pages(t, b, len,
+						       PMTRACK_COLLECT_RESET,
+						       pages, &n, &next),
+				 0);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_ptr_eq(next, b + 2 * HPAGE);
+		n = 4;
+		ck_assert_int_eq(pmtrack_collect_pages(t, next, 2 * HPAGE,
+						       PMTRACK_COLLECT_RESET,
+						       pages, &n, &next),
+				 -ENOSPC);
+		ck_assert_int_eq(pmtrack_reset(t, b, len), 0);
+	}
 
 	b[hp * ps + 12345] = 1; /* huge page 1, unpopulated before */
 	b[17] = 2;		/* huge page 0, populated */

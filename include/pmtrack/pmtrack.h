@@ -189,12 +189,18 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * stores through another mapping of the same shared memory.
  *
  * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
- * mapping is unmapped, its pages are no longer reported; if something else
- * is then mapped there, collects over it fail with -ESTALE.
+ * mapping is unmapped (or mremap()ed away), its pages are no longer
+ * reported; if other memory is then mapped there, collects over it fail
+ * with -ESTALE.  Unwatch before unmapping: if the new memory at that
+ * address is watched by another tracker (another userfaultfd), this
+ * tracker cannot tell it is not its own, and its collects would report
+ * and reset the other tracker's pages.
  *
  * Return: 0; -EINVAL if @addr or @len is not a multiple of the granularity
  * (or of the huge page size of a hugetlb mapping in the range), @len is 0,
  * or the range mixes hugetlb memory with memory of another page size;
+ * -EOPNOTSUPP for hugetlb pages larger than a PMD (1 GiB pages on x86_64),
+ * which the kernel's PAGEMAP_SCAN cannot write-protect;
  * -EOVERFLOW if @addr + @len wraps; -EEXIST if it overlaps a range this tracker
  * watches; -ENOMEM if part of it is not mapped (or memory ran out); -EBUSY if
  * another userfaultfd (another tracker, perhaps) already has part of it;
@@ -232,7 +238,7 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len);
  * Common errors: -EINVAL for a bad argument, an unaligned range or unknown
  * flags; -EOVERFLOW if the range wraps; -ENOENT if part of the range is not
  * watched; -ESTALE if a watched mapping was replaced by an unwatched one
- * (munmap + mmap, mremap): unwatch and watch it again; -ECHILD after fork();
+ * (munmap + mmap): unwatch and watch it again; -ECHILD after fork();
  * -EINTR, -ENOMEM, -EFAULT from the kernel.  On an error after the scan
  * started, the output still holds every page reported (and, with RESET,
  * reset) before the error, so nothing is lost.
@@ -280,7 +286,9 @@ pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords);
  * pmtrack_collect_bitmap() - report written pages as a bitmap.
  * @bm: filled to cover exactly [@addr, @addr + @len); its old contents are
  *      replaced.  Its memory is allocated before the scan starts, so an
- *      -ENOMEM never loses a reset page.
+ *      -ENOMEM never loses a reset page.  After an argument error (-EINVAL,
+ *      -EOVERFLOW, -ECHILD) @bm is unchanged; after a later error it holds
+ *      the pages reported before the error.
  *
  * Return: 0 or a negative errno (see above).  Thread-safe for distinct @bm.
  */
@@ -301,8 +309,8 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
  * stay written and are reported by the next collect.  This is the
  * GetWriteWatch() truncation rule.  In hugetlb memory, where a huge page is
  * reset whole or not at all, a RESET collect stores only whole huge pages:
- * it stops before one that does not fit, and fails with -ENOSPC if not even
- * the first fits.  Return: 0 or a negative errno.
+ * it stops before a written one that does not fit, and fails with -ENOSPC
+ * if that is the first page of the range.  Return: 0 or a negative errno.
  */
 PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
 				      unsigned int flags, void **pages,
