@@ -455,8 +455,8 @@ struct spinner {
 	struct pmtrack *t;
 	char *buf;
 	atomic_int stop;
-	long collects;
-	int err;
+	atomic_long collects;
+	atomic_int err;
 };
 
 static void *collect_loop(void *arg)
@@ -471,8 +471,8 @@ static void *collect_loop(void *arg)
 					       PMTRACK_COLLECT_RESET, bm);
 
 		if (r)
-			sp->err = r;
-		sp->collects++;
+			atomic_store(&sp->err, r);
+		atomic_fetch_add(&sp->collects, 1);
 	}
 	pmtrack_bitmap_free(bm);
 	return NULL;
@@ -503,7 +503,8 @@ START_TEST(watch_while_collecting)
 	atomic_store(&sp.stop, 1);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	ck_assert_int_eq(sp.err, 0);
+	ck_assert_int_eq(atomic_load(&sp.err), 0);
+	ck_assert_int_gt(atomic_load(&sp.collects), 0);
 	pmtrack_free(sp.t);
 	munmap(sp.buf, 64 * ps);
 	munmap(other, 64 * ps);
