@@ -64,24 +64,76 @@ struct pmt_collect {
 
 /* --- the tracker ------------------------------------------------------- */
 
+struct pmt_sb;
+
 struct pmt_range {
 	uintptr_t start, end;
 	size_t align; /* largest VMA page size inside at watch time */
+	struct pmt_sb
+		*sb; /* software dirty bits, for backends that keep them */
 };
 
 struct pmt_stats {
 	atomic_uint_fast64_t collects, resets, pages_reported, scans, scan_ns;
 };
 
+/* vma.c: the mappings of the tracked process */
+struct pmt_vma_span {
+	size_t min_page_size, max_page_size; /* over the VMAs of the span */
+	unsigned int prot_all, prot_any;     /* PROT_* AND / OR over them */
+};
+
+struct pmtrack;
+
+/*
+ * A backend.  The tracker checks arguments, keeps the range table and holds
+ * t->lock (write for watch/unwatch, read otherwise) around every call but
+ * open/close; "first" is the index of the first table entry that overlaps
+ * the range.  A backend with an outer lock has it taken before t->lock.
+ */
+struct pmt_backend_ops {
+	enum pmtrack_backend id;
+	pthread_mutex_t *outer;
+	int (*usable)(void); /* 1, 0, or -errno: the probes say */
+	int (*open)(struct pmtrack *t);
+	void (*close)(struct pmtrack *t);
+	int (*watch)(struct pmtrack *t, struct pmt_range *r,
+		     const struct pmt_vma_span *span);
+	/* stop watching [s, e) of *r; *head and *tail (already holding the
+	 * bounds of what stays, possibly empty) get their own state */
+	int (*unwatch)(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
+		       uintptr_t e, struct pmt_range *head,
+		       struct pmt_range *tail);
+	int (*collect)(struct pmtrack *t, struct pmt_collect *c, size_t first);
+	int (*reset)(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first);
+	int (*first_written)(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			     size_t first, uintptr_t *addr);
+	int (*prepare_write)(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			     size_t first); /* NULL: nothing to do */
+};
+
+PMT_HIDDEN extern const struct pmt_backend_ops pmt_pagemap_scan_ops;
+PMT_HIDDEN extern const struct pmt_backend_ops pmt_soft_dirty_ops;
+PMT_HIDDEN extern const struct pmt_backend_ops pmt_uffd_wp_ops;
+PMT_HIDDEN extern const struct pmt_backend_ops pmt_mprotect_ops;
+
+struct pmt_uw; /* uffd_wp.c */
+
 struct pmtrack {
-	enum pmtrack_backend backend;
-	pid_t pid; /* creator; calls from a forked child are refused */
+	const struct pmt_backend_ops *ops;
+	unsigned int caps;
+	pid_t pid;    /* creator; calls from a forked child are refused */
+	pid_t target; /* tracked process: 0 for the creator */
 	size_t page_size;
 	unsigned int scan_batch;
 
-	int pagemap_fd; /* /proc/self/pagemap */
-	int uffd;	/* async write-protect userfaultfd */
-	int maps_fd;	/* /proc/self/maps for PROCMAP_QUERY, or -1 */
+	int pagemap_fd;	   /* /proc/<target>/pagemap */
+	int uffd;	   /* pagemap-scan, uffd-wp: the userfaultfd */
+	int maps_fd;	   /* /proc/<target>/maps for PROCMAP_QUERY, or -1 */
+	int clear_refs_fd; /* soft-dirty: /proc/<target>/clear_refs */
+	bool sd_scan;	   /* soft-dirty: PAGEMAP_SCAN has PAGE_IS_SOFT_DIRTY */
+	struct pmtrack *sd_next; /* soft-dirty: list of all such trackers */
+	struct pmt_uw *uw;	 /* uffd-wp: handler thread */
 
 	pthread_rwlock_t lock;	  /* ranges: write for watch/unwatch */
 	struct pmt_range *ranges; /* sorted, disjoint */
@@ -90,23 +142,68 @@ struct pmtrack {
 	struct pmt_stats st;
 };
 
-/* pagemap_scan.c: the PAGEMAP_SCAN + async uffd-wp backend */
-PMT_HIDDEN int pmt_ps_open(struct pmtrack *t);
-PMT_HIDDEN void pmt_ps_close(struct pmtrack *t);
-PMT_HIDDEN int pmt_ps_watch(struct pmtrack *t, uintptr_t start, uintptr_t end);
-PMT_HIDDEN int pmt_ps_unwatch(struct pmtrack *t, uintptr_t start,
-			      uintptr_t end);
-PMT_HIDDEN int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c);
-PMT_HIDDEN int pmt_ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end);
-PMT_HIDDEN int pmt_ps_first_written(struct pmtrack *t, uintptr_t start,
-				    uintptr_t end, uintptr_t *addr);
-
-/* vma.c: the mappings of the calling process */
-struct pmt_vma_span {
-	size_t min_page_size, max_page_size; /* over the VMAs of the span */
-};
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);
+
+/* --- software dirty bits (softbits.c) ------------------------------------ */
+
+enum pmt_sb_kind { PMT_SB_PLAIN, PMT_SB_MPROTECT, PMT_SB_UFFD };
+
+/* One watched range with a bit per base page, set by fault handlers. */
+struct pmt_sb {
+	uintptr_t start, end;
+	size_t gran;	     /* bytes per protection unit (huge page size) */
+	unsigned int pshift; /* log2 of the base page size */
+	unsigned int prot;   /* mprotect: the protection to give back */
+	enum pmt_sb_kind kind;
+	const void *owner; /* the tracker */
+	int slot;	   /* index in the lookup table, -1 if unpublished */
+	size_t nwords;
+	_Atomic uint64_t bits[];
+};
+
+PMT_HIDDEN struct pmt_sb *pmt_sb_new(const struct pmtrack *t,
+				     enum pmt_sb_kind kind, uintptr_t s,
+				     uintptr_t e, size_t gran);
+PMT_HIDDEN void pmt_sb_free(struct pmt_sb *sb);
+/* make @sb findable by pmt_sb_get(), and undo that (waits for users) */
+PMT_HIDDEN int pmt_sb_publish(struct pmt_sb *sb);
+PMT_HIDDEN void pmt_sb_unpublish(struct pmt_sb *sb);
+/* lock-free and async-signal-safe: the published range of @kind (and of
+ * @owner unless NULL) holding @addr, pinned until pmt_sb_put(slot) */
+PMT_HIDDEN struct pmt_sb *pmt_sb_get(enum pmt_sb_kind kind, const void *owner,
+				     uintptr_t addr, int *slot);
+PMT_HIDDEN void pmt_sb_put(int slot);
+/* [s, e) clipped to @sb and widened to whole protection units */
+PMT_HIDDEN void pmt_sb_unit_span(const struct pmt_sb *sb, uintptr_t s,
+				 uintptr_t e, uintptr_t *a, uintptr_t *b);
+/* set / clear the bits of [s, e) (clipped to the range); signal-safe */
+PMT_HIDDEN void pmt_sb_mark(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
+PMT_HIDDEN void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
+
+/*
+ * Re-arm [s, e) after its bits were cleared.  Returns 0, PMT_ARM_DIRTY if
+ * the pages stay writable (they are marked written again and still
+ * reported), PMT_ARM_GONE if they are no longer mapped (not reported), or
+ * -errno to stop the collect (the pages are marked written again).
+ */
+#define PMT_ARM_DIRTY 1
+#define PMT_ARM_GONE 2
+typedef int (*pmt_arm_fn)(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+			  uintptr_t e);
+
+/* collect / first written / reset over the software bits of the ranges */
+PMT_HIDDEN int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c,
+			      size_t first, pmt_arm_fn arm);
+PMT_HIDDEN int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
+				    size_t first, uintptr_t *addr);
+PMT_HIDDEN int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			    size_t first, pmt_arm_fn arm);
+/* give *head and *tail software bits of their own, carrying r's over;
+ * with @published, handlers may be using r->sb meanwhile */
+PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,
+			    struct pmt_range *head, struct pmt_range *tail,
+			    bool published);
 
 PMT_HIDDEN uint64_t pmt_now_ns(void);
 

@@ -25,7 +25,16 @@
 
 #define PS_UFFD_FEATURES (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)
 
-int pmt_ps_open(struct pmtrack *t)
+static int ps_usable(void)
+{
+	int ret = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
+
+	if (ret <= 0)
+		return ret;
+	return pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL);
+}
+
+static int ps_open(struct pmtrack *t)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	uint64_t feats;
@@ -36,6 +45,9 @@ int pmt_ps_open(struct pmtrack *t)
 		return ret;
 	if ((feats & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)
 		return -EOPNOTSUPP;
+	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
+		  PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
+		  PMTRACK_CAP_NO_SIGNALS;
 	/* shmem and hugetlb need this one; take it whenever it exists */
 	api.features =
 		PS_UFFD_FEATURES | (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
@@ -54,7 +66,7 @@ int pmt_ps_open(struct pmtrack *t)
 	return 0;
 }
 
-void pmt_ps_close(struct pmtrack *t)
+static void ps_close(struct pmtrack *t)
 {
 	/* closing the userfaultfd unregisters every range and drops the
 	 * uffd-wp bits it set */
@@ -84,7 +96,7 @@ static int ps_unregister(struct pmtrack *t, uintptr_t start, uintptr_t end)
 	return ioctl(t->uffd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
 }
 
-int pmt_ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end)
+static int ps_reset_range(struct pmtrack *t, uintptr_t start, uintptr_t end)
 {
 	/* no output vector: the kernel's fast path re-protects every page
 	 * that is not protected yet, holes included */
@@ -101,21 +113,31 @@ int pmt_ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end)
 	return ret < 0 ? ret : 0;
 }
 
-int pmt_ps_watch(struct pmtrack *t, uintptr_t start, uintptr_t end)
+static int ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end,
+		    size_t first)
 {
+	(void)first;
+	return ps_reset_range(t, start, end);
+}
+
+static int ps_watch(struct pmtrack *t, struct pmt_range *rg,
+		    const struct pmt_vma_span *span)
+{
+	uintptr_t start = rg->start, end = rg->end;
 	struct uffdio_register reg = {
 		.range = { .start = start, .len = end - start },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
 	int ret;
 
+	(void)span;
 	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg))
 		return -errno;
 	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
 		ret = -EOPNOTSUPP;
 		goto fail;
 	}
-	ret = pmt_ps_reset(t, start, end);
+	ret = ps_reset_range(t, start, end);
 	if (ret)
 		goto fail;
 	return 0;
@@ -124,18 +146,23 @@ fail:
 	return ret;
 }
 
-int pmt_ps_unwatch(struct pmtrack *t, uintptr_t start, uintptr_t end)
+static int ps_unwatch(struct pmtrack *t, struct pmt_range *rg, uintptr_t start,
+		      uintptr_t end, struct pmt_range *head,
+		      struct pmt_range *tail)
 {
 	int ret = ps_unregister(t, start, end);
 
+	(void)rg;
+	(void)head;
+	(void)tail;
 	/* the range was checked (aligned, watched): EINVAL here means no VMA
 	 * is left in it, so there is nothing to unregister */
 	return ret == -EINVAL ? 0 : ret;
 }
 
 /* Address of the first written page in [start, end), or end; no reset. */
-int pmt_ps_first_written(struct pmtrack *t, uintptr_t start, uintptr_t end,
-			 uintptr_t *addr)
+static int ps_first_written(struct pmtrack *t, uintptr_t start, uintptr_t end,
+			    size_t first, uintptr_t *addr)
 {
 	struct page_region r = { 0 };
 	struct pm_scan_arg arg = {
@@ -149,8 +176,10 @@ int pmt_ps_first_written(struct pmtrack *t, uintptr_t start, uintptr_t end,
 		.category_mask = PAGE_IS_WRITTEN,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	int ret = ps_ioctl(t, &arg);
+	int ret;
 
+	(void)first;
+	ret = ps_ioctl(t, &arg);
 	if (ret < 0)
 		return ret;
 	*addr = ret ? (uintptr_t)r.start : end;
@@ -183,7 +212,7 @@ static size_t min3(size_t a, size_t b, size_t c)
 	return m < c ? m : c;
 }
 
-int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
+static int ps_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 {
 	struct page_region stackbuf[PMT_SCAN_BATCH_DEFAULT];
 	struct page_region *vec = stackbuf;
@@ -195,6 +224,7 @@ int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
 	uintptr_t cur = c->start;
 	int ret = 0;
 
+	(void)first;
 	if (vlen > PMT_SCAN_BATCH_DEFAULT) {
 		vec = calloc(vlen, sizeof(*vec));
 		if (!vec)
@@ -261,3 +291,15 @@ int pmt_ps_collect(struct pmtrack *t, struct pmt_collect *c)
 		free(vec);
 	return ret;
 }
+
+const struct pmt_backend_ops pmt_pagemap_scan_ops = {
+	.id = PMTRACK_BACKEND_PAGEMAP_SCAN,
+	.usable = ps_usable,
+	.open = ps_open,
+	.close = ps_close,
+	.watch = ps_watch,
+	.unwatch = ps_unwatch,
+	.collect = ps_collect,
+	.reset = ps_reset,
+	.first_written = ps_first_written,
+};

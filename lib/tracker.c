@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,45 +40,128 @@ PMTRACK_API const char *pmtrack_version(void)
 	return PMTRACK_VERSION_STRING;
 }
 
+/* best first: the order AUTO tries them in */
+static const struct pmt_backend_ops *const backends[] = {
+	&pmt_pagemap_scan_ops,
+	&pmt_soft_dirty_ops,
+	&pmt_uffd_wp_ops,
+	&pmt_mprotect_ops,
+};
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+static const char *const backend_names[] = {
+	[PMTRACK_BACKEND_AUTO] = "auto",
+	[PMTRACK_BACKEND_PAGEMAP_SCAN] = "pagemap-scan",
+	[PMTRACK_BACKEND_SOFT_DIRTY] = "soft-dirty",
+	[PMTRACK_BACKEND_UFFD_WP] = "uffd-wp",
+	[PMTRACK_BACKEND_MPROTECT] = "mprotect",
+};
+
 PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b)
 {
-	switch (b) {
-	case PMTRACK_BACKEND_AUTO:
-		return "auto";
-	case PMTRACK_BACKEND_PAGEMAP_SCAN:
-		return "pagemap-scan";
-	}
-	return NULL;
+	if ((unsigned int)b >= sizeof(backend_names) / sizeof(backend_names[0]))
+		return NULL;
+	return backend_names[b];
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static int pick_backend(enum pmtrack_backend want, enum pmtrack_backend *out)
+static void outer_lock(const struct pmtrack *t)
 {
-	int scan, wp;
+	if (t->ops->outer)
+		pthread_mutex_lock(t->ops->outer);
+}
 
-	if (want != PMTRACK_BACKEND_AUTO &&
-	    want != PMTRACK_BACKEND_PAGEMAP_SCAN)
-		return -EINVAL;
-	scan = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
-	if (scan < 0)
-		return scan;
-	wp = pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL);
-	if (wp < 0)
-		return wp;
-	if (!scan || !wp)
-		return -EOPNOTSUPP;
-	*out = PMTRACK_BACKEND_PAGEMAP_SCAN;
-	return 0;
+static void outer_unlock(const struct pmtrack *t)
+{
+	if (t->ops->outer)
+		pthread_mutex_unlock(t->ops->outer);
+}
+
+static void backend_close(struct pmtrack *t)
+{
+	outer_lock(t);
+	t->ops->close(t);
+	outer_unlock(t);
+	t->pagemap_fd = t->uffd = t->clear_refs_fd = -1;
+	t->caps = 0;
+	t->ops = NULL;
+}
+
+/*
+ * Open @ops on @t.  Return 0, 1 if it cannot serve this tracker (it is
+ * unusable here, or lacks a required capability), or -errno.
+ */
+static int backend_try(struct pmtrack *t, const struct pmt_backend_ops *ops,
+		       unsigned int require)
+{
+	int ret = ops->usable();
+
+	if (ret <= 0)
+		return ret < 0 ? ret : 1;
+	t->ops = ops;
+	outer_lock(t);
+	ret = ops->open(t);
+	outer_unlock(t);
+	if (!ret && (t->caps & require) != require)
+		ret = 1;
+	if (ret == -EOPNOTSUPP)
+		ret = 1;
+	if (ret)
+		backend_close(t);
+	return ret;
+}
+
+static int backend_from_env(enum pmtrack_backend *b)
+{
+	const char *v = getenv("PMTRACK_BACKEND");
+
+	if (!v || !*v)
+		return 0;
+	for (size_t i = 0; i < sizeof(backend_names) / sizeof(*backend_names);
+	     i++) {
+		if (!strcmp(v, backend_names[i])) {
+			*b = (enum pmtrack_backend)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int pick_backend(struct pmtrack *t, enum pmtrack_backend want,
+			unsigned int require)
+{
+	int ret;
+
+	if (t->target)
+		require |= PMTRACK_CAP_OTHER_PROCESS;
+	if (want == PMTRACK_BACKEND_AUTO) {
+		ret = backend_from_env(&want);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < NBACKENDS; i++) {
+		if (want != PMTRACK_BACKEND_AUTO && backends[i]->id != want)
+			continue;
+		ret = backend_try(t, backends[i], require);
+		if (ret <= 0)
+			return ret;
+		if (want != PMTRACK_BACKEND_AUTO)
+			break;
+	}
+	return want == PMTRACK_BACKEND_AUTO || pmtrack_backend_name(want)
+		       ? -EOPNOTSUPP
+		       : -EINVAL;
 }
 
 PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			    struct pmtrack **out)
 {
 	pthread_rwlockattr_t attr;
-	unsigned int batch;
+	unsigned int batch, require;
 	struct pmtrack *t;
-	int ret;
+	char path[64];
+	int ret, pid;
 
 	if (!out)
 		return -EINVAL;
@@ -89,14 +173,21 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 		batch = PMT_SCAN_BATCH_DEFAULT;
 	if (batch > PMTRACK_SCAN_BATCH_MAX)
 		return -EINVAL;
+	require = PMT_OPTS_GET(opts, require, 0u);
+	if (require & ~PMTRACK_CAP_ALL)
+		return -EINVAL;
+	pid = PMT_OPTS_GET(opts, pid, 0);
+	if (pid < 0)
+		return -EINVAL;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->pid = getpid();
+	t->target = pid == t->pid ? 0 : pid;
 	t->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	t->scan_batch = batch;
-	t->pagemap_fd = t->uffd = t->maps_fd = -1;
+	t->pagemap_fd = t->uffd = t->maps_fd = t->clear_refs_fd = -1;
 	/* prefer writers: a collector in a loop must not starve watch */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(
@@ -107,28 +198,44 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 		free(t);
 		return ret;
 	}
-
-	ret = pick_backend(PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO),
-			   &t->backend);
-	if (!ret)
-		ret = pmt_ps_open(t);
-	if (ret) {
-		pmtrack_free(t);
-		return ret;
+	if (t->target) {
+		/* is it there, and may we read it? */
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", t->target);
+		ret = open(path, O_RDONLY | O_CLOEXEC);
+		if (ret < 0) {
+			ret = errno == ENOENT ? -ESRCH : -errno;
+			goto fail;
+		}
+		close(ret);
 	}
-	/* PMTRACK_NO_PROCMAP_QUERY=1 forces the /proc/self/smaps fallback
+
+	ret = pick_backend(t, PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO),
+			   require);
+	if (ret)
+		goto fail;
+	/* PMTRACK_NO_PROCMAP_QUERY=1 forces the /proc/PID/smaps fallback
 	 * (for tests of older kernels) */
-	if (!getenv("PMTRACK_NO_PROCMAP_QUERY"))
-		t->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (!getenv("PMTRACK_NO_PROCMAP_QUERY")) {
+		if (t->target)
+			snprintf(path, sizeof(path), "/proc/%d/maps",
+				 t->target);
+		else
+			snprintf(path, sizeof(path), "/proc/self/maps");
+		t->maps_fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	*out = t;
 	return 0;
+fail:
+	pmtrack_free(t);
+	return ret;
 }
 
 PMTRACK_API void pmtrack_free(struct pmtrack *t)
 {
 	if (!t)
 		return;
-	pmt_ps_close(t);
+	if (t->ops)
+		backend_close(t);
 	if (t->maps_fd >= 0)
 		close(t->maps_fd);
 	pthread_rwlock_destroy(&t->lock);
@@ -138,7 +245,12 @@ PMTRACK_API void pmtrack_free(struct pmtrack *t)
 
 PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t)
 {
-	return t ? t->backend : PMTRACK_BACKEND_AUTO;
+	return t ? t->ops->id : PMTRACK_BACKEND_AUTO;
+}
+
+PMTRACK_API unsigned int pmtrack_caps(const struct pmtrack *t)
+{
+	return t ? t->caps : 0;
 }
 
 PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t)
@@ -188,7 +300,7 @@ static size_t range_lookup(const struct pmtrack *t, uintptr_t addr)
  * aligned to the huge page size of the ranges they fall in.
  */
 static int range_covered(const struct pmtrack *t, uintptr_t start,
-			 uintptr_t end, size_t *first)
+			 uintptr_t end, size_t *first, bool aligned)
 {
 	size_t i = range_lookup(t, start);
 	uintptr_t at = start;
@@ -199,9 +311,9 @@ static int range_covered(const struct pmtrack *t, uintptr_t start,
 
 		if (r->start > at)
 			return -ENOENT;
-		if (at == start && (start - r->start) % r->align)
+		if (aligned && at == start && (start - r->start) % r->align)
 			return -EINVAL;
-		if (end <= r->end && (r->end - end) % r->align)
+		if (aligned && end <= r->end && (r->end - end) % r->align)
 			return -EINVAL;
 		at = r->end;
 	}
@@ -229,6 +341,7 @@ static int ranges_reserve(struct pmtrack *t, size_t more)
 PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 {
 	struct pmt_vma_span span;
+	struct pmt_range nr;
 	uintptr_t start, end;
 	size_t i;
 	int ret;
@@ -237,6 +350,7 @@ PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 	if (ret)
 		return ret;
 
+	outer_lock(t);
 	pthread_rwlock_wrlock(&t->lock);
 	i = range_lookup(t, start);
 	if (i < t->nranges && t->ranges[i].start < end) {
@@ -263,60 +377,90 @@ PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 	ret = ranges_reserve(t, 1);
 	if (ret)
 		goto out;
-	ret = pmt_ps_watch(t, start, end);
+	nr = (struct pmt_range){ start, end, span.max_page_size, NULL };
+	ret = t->ops->watch(t, &nr, &span);
 	if (ret)
 		goto out;
 	memmove(&t->ranges[i + 1], &t->ranges[i],
 		(t->nranges - i) * sizeof(*t->ranges));
-	t->ranges[i] = (struct pmt_range){ start, end, span.max_page_size };
+	t->ranges[i] = nr;
 	t->nranges++;
 out:
 	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
 	return ret;
+}
+
+/* Unwatch [start, end) within range i; the table stays consistent. */
+static int unwatch_one(struct pmtrack *t, size_t i, uintptr_t start,
+		       uintptr_t end)
+{
+	struct pmt_range *r = &t->ranges[i];
+	struct pmt_range head = *r, tail = *r;
+	size_t keep;
+	int ret;
+
+	if (start < r->start)
+		start = r->start;
+	if (end > r->end)
+		end = r->end;
+	head.end = start;
+	tail.start = end;
+	head.sb = tail.sb = NULL;
+	ret = t->ops->unwatch(t, r, start, end, &head, &tail);
+	if (ret)
+		return ret;
+	keep = (size_t)(head.end > head.start) +
+	       (size_t)(tail.end > tail.start);
+	if (keep == 2) {
+		/* room was reserved by the caller */
+		memmove(&t->ranges[i + 2], &t->ranges[i + 1],
+			(t->nranges - i - 1) * sizeof(*t->ranges));
+		t->nranges++;
+		t->ranges[i] = head;
+		t->ranges[i + 1] = tail;
+	} else if (keep == 1) {
+		t->ranges[i] = head.end > head.start ? head : tail;
+	} else {
+		memmove(&t->ranges[i], &t->ranges[i + 1],
+			(t->nranges - i - 1) * sizeof(*t->ranges));
+		t->nranges--;
+	}
+	return 0;
 }
 
 PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
 {
 	uintptr_t start, end;
-	size_t i, j, keep;
-	struct pmt_range head, tail;
-	bool has_head, has_tail;
+	size_t i;
 	int ret;
 
 	ret = check_range(t, addr, len, &start, &end);
 	if (ret)
 		return ret;
 
+	outer_lock(t);
 	pthread_rwlock_wrlock(&t->lock);
-	ret = range_covered(t, start, end, &i);
+	ret = range_covered(t, start, end, &i, true);
 	if (ret)
 		goto out;
-	/* [i, j) are the ranges touched; a split can add one entry */
-	for (j = i; j < t->nranges && t->ranges[j].start < end; j++)
-		;
 	ret = ranges_reserve(t, 1);
 	if (ret)
 		goto out;
-	ret = pmt_ps_unwatch(t, start, end);
-	if (ret)
-		goto out;
+	/* each call leaves the range it worked on at i (a head) or removes
+	 * it; only the last one can leave a tail */
+	while (i < t->nranges && t->ranges[i].start < end) {
+		bool head = t->ranges[i].start < start;
 
-	head = t->ranges[i];
-	tail = t->ranges[j - 1];
-	has_head = head.start < start;
-	has_tail = tail.end > end;
-	head.end = start;
-	tail.start = end;
-	keep = (size_t)has_head + (size_t)has_tail;
-	memmove(&t->ranges[i + keep], &t->ranges[j],
-		(t->nranges - j) * sizeof(*t->ranges));
-	t->nranges = t->nranges - (j - i) + keep;
-	if (has_head)
-		t->ranges[i++] = head;
-	if (has_tail)
-		t->ranges[i] = tail;
+		ret = unwatch_one(t, i, start, end);
+		if (ret)
+			break;
+		if (head)
+			i++;
+	}
 out:
 	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
 	return ret;
 }
 
@@ -346,7 +490,7 @@ static int collect_split(struct pmtrack *t, struct pmt_collect *c, size_t i)
 			 * means no progress at all */
 			uintptr_t w;
 
-			ret = pmt_ps_first_written(t, c->start, c->end, &w);
+			ret = t->ops->first_written(t, c->start, c->end, i, &w);
 			if (ret)
 				break;
 			c->next = w;
@@ -357,7 +501,7 @@ static int collect_split(struct pmtrack *t, struct pmt_collect *c, size_t i)
 			break;
 		}
 		c->pages_left = limit;
-		ret = pmt_ps_collect(t, c);
+		ret = t->ops->collect(t, c, i);
 		c->pages_left = left - (limit - c->pages_left);
 		if (ret || c->next < c->end)
 			break;
@@ -390,17 +534,19 @@ static int collect(struct pmtrack *t, void *addr, size_t len,
 	c->last_end = 0;
 	c->pages = 0;
 
+	outer_lock(t);
 	pthread_rwlock_rdlock(&t->lock);
-	ret = range_covered(t, c->start, c->end, &first);
+	ret = range_covered(t, c->start, c->end, &first, true);
 	if (!ret) {
 		c->started = true;
 		if (c->reset && c->pages_left != SIZE_MAX &&
 		    has_huge(t, first, c->end))
 			ret = collect_split(t, c, first);
 		else
-			ret = pmt_ps_collect(t, c);
+			ret = t->ops->collect(t, c, first);
 	}
 	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
 
 	pmt_stat_add(&t->st.pages_reported, c->pages);
 	if (!ret)
@@ -597,13 +743,44 @@ PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len)
 	ret = check_range(t, addr, len, &start, &end);
 	if (ret)
 		return ret;
+	outer_lock(t);
 	pthread_rwlock_rdlock(&t->lock);
-	ret = range_covered(t, start, end, &first);
+	ret = range_covered(t, start, end, &first, true);
 	if (!ret)
-		ret = pmt_ps_reset(t, start, end);
+		ret = t->ops->reset(t, start, end, first);
 	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
 	if (!ret)
 		pmt_stat_add(&t->st.resets, 1);
+	return ret;
+}
+
+PMTRACK_API int pmtrack_prepare_kernel_write(struct pmtrack *t, void *addr,
+					     size_t len)
+{
+	uintptr_t a = (uintptr_t)addr, start, end;
+	size_t first;
+	int ret;
+
+	if (!t)
+		return -EINVAL;
+	if (getpid() != t->pid)
+		return -ECHILD;
+	if (!len)
+		return -EINVAL;
+	if (a + len < a)
+		return -EOVERFLOW;
+	start = a & ~(uintptr_t)(t->page_size - 1);
+	end = (a + len + t->page_size - 1) & ~(uintptr_t)(t->page_size - 1);
+	if (end < start)
+		return -EOVERFLOW;
+	outer_lock(t);
+	pthread_rwlock_rdlock(&t->lock);
+	ret = range_covered(t, start, end, &first, false);
+	if (!ret && t->ops->prepare_write)
+		ret = t->ops->prepare_write(t, start, end, first);
+	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
 	return ret;
 }
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Which mappings cover a range of the calling process, and with what page
- * size.  The PROCMAP_QUERY ioctl on /proc/self/maps (Linux 6.11) answers one
- * VMA per call without walking page tables; older kernels get a parse of
- * /proc/self/smaps, which is slower but says the same.
+ * Which mappings cover a range of the tracked process, with what page size
+ * and protection.  The PROCMAP_QUERY ioctl on /proc/PID/maps (Linux 6.11)
+ * answers one VMA per call without walking page tables; older kernels get a
+ * parse of /proc/PID/smaps, which is slower but says the same.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "uapi_compat.h"
@@ -36,14 +37,31 @@ struct procmap_query {
 };
 #define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
 #define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+#define PROCMAP_QUERY_VMA_READABLE 0x01
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
+#define PROCMAP_QUERY_VMA_EXECUTABLE 0x04
 #endif
 
-static void span_add(struct pmt_vma_span *s, uint64_t page_size)
+static void span_add(struct pmt_vma_span *s, uint64_t page_size,
+		     unsigned int prot)
 {
-	if (!s->min_page_size || page_size < s->min_page_size)
+	if (!s->min_page_size) {
+		s->min_page_size = page_size;
+		s->prot_all = prot;
+	}
+	if (page_size < s->min_page_size)
 		s->min_page_size = page_size;
 	if (page_size > s->max_page_size)
 		s->max_page_size = page_size;
+	s->prot_all &= prot;
+	s->prot_any |= prot;
+}
+
+static unsigned int query_prot(uint64_t f)
+{
+	return (f & PROCMAP_QUERY_VMA_READABLE ? PROT_READ : 0) |
+	       (f & PROCMAP_QUERY_VMA_WRITABLE ? PROT_WRITE : 0) |
+	       (f & PROCMAP_QUERY_VMA_EXECUTABLE ? PROT_EXEC : 0);
 }
 
 /* 1 = answered, 0 = PROCMAP_QUERY not available, <0 = error */
@@ -69,28 +87,36 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 		}
 		if (q.vma_start > addr)
 			return -ENOMEM; /* hole before the next VMA */
-		span_add(out, q.vma_page_size);
+		span_add(out, q.vma_page_size, query_prot(q.vma_flags));
 		addr = q.vma_end;
 	}
 	return 1;
 }
 
-static int vma_check_smaps(uintptr_t start, uintptr_t end,
+static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
 {
-	FILE *f = fopen("/proc/self/smaps", "re");
+	char path[64];
+	FILE *f;
 	uintptr_t covered = start;
+	unsigned int prot = 0;
 	bool pending = false; /* a VMA in range whose page size is unread */
 	char *line = NULL;
 	size_t cap = 0;
 	int ret = -ENOMEM;
 
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps");
+	f = fopen(path, "re");
 	if (!f)
 		return -errno;
 	while (getline(&line, &cap, f) > 0) {
 		uintmax_t a, b, kb;
+		char perm[5];
 
-		if (sscanf(line, "%jx-%jx ", &a, &b) == 2 &&
+		if (sscanf(line, "%jx-%jx %4s ", &a, &b, perm) == 3 &&
 		    strchr(line, '-') < strchr(line, ' ')) {
 			if (pending) {
 				ret = -EIO; /* no KernelPageSize line */
@@ -102,11 +128,14 @@ static int vma_check_smaps(uintptr_t start, uintptr_t end,
 				break; /* a hole, or past the end */
 			covered = (uintptr_t)b;
 			pending = true;
+			prot = (perm[0] == 'r' ? PROT_READ : 0) |
+			       (perm[1] == 'w' ? PROT_WRITE : 0) |
+			       (perm[2] == 'x' ? PROT_EXEC : 0);
 			continue;
 		}
 		if (pending &&
 		    sscanf(line, "KernelPageSize: %ju kB", &kb) == 1) {
-			span_add(out, kb * 1024);
+			span_add(out, kb * 1024, prot);
 			pending = false;
 			if (covered >= end) {
 				ret = 0;
@@ -120,7 +149,8 @@ static int vma_check_smaps(uintptr_t start, uintptr_t end,
 }
 
 /*
- * Check that [start, end) is fully mapped; report the VMA page sizes.
+ * Check that [start, end) is fully mapped in the tracked process; report the
+ * VMA page sizes and protections.
  * Return: 0, -ENOMEM if some page is not mapped, or another -errno.
  */
 int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
@@ -128,11 +158,11 @@ int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 {
 	int ret;
 
-	out->min_page_size = out->max_page_size = 0;
+	*out = (struct pmt_vma_span){ 0 };
 	if (t->maps_fd >= 0) {
 		ret = vma_check_query(t->maps_fd, start, end, out);
 		if (ret)
 			return ret < 0 ? ret : 0;
 	}
-	return vma_check_smaps(start, end, out);
+	return vma_check_smaps(t->target, start, end, out);
 }

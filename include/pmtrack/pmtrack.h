@@ -117,40 +117,108 @@ enum pmtrack_backend {
 	PMTRACK_BACKEND_AUTO = 0, /* the best backend the probes allow */
 	/* PAGEMAP_SCAN + async userfaultfd write-protect (Linux 6.7+) */
 	PMTRACK_BACKEND_PAGEMAP_SCAN = 1,
+	/* soft-dirty bits: /proc/PID/pagemap bit 55 + clear_refs "4" (needs
+	 * CONFIG_MEM_SOFT_DIRTY; not on arm64).  Resets are process-wide. */
+	PMTRACK_BACKEND_SOFT_DIRTY = 2,
+	/* synchronous userfaultfd write-protect with a handler thread (5.7+;
+	 * shmem and hugetlb need 5.19+) */
+	PMTRACK_BACKEND_UFFD_WP = 3,
+	/* mprotect(PROT_READ) + a SIGSEGV handler: works everywhere */
+	PMTRACK_BACKEND_MPROTECT = 4,
 };
 
-/** pmtrack_backend_name() - "pagemap-scan", ..., or NULL if unknown. */
+/** pmtrack_backend_name() - "pagemap-scan", "soft-dirty", "uffd-wp",
+ * "mprotect" ("auto" for AUTO), or NULL if unknown. */
 PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
+
+/*
+ * Guarantees a tracker gives; pmtrack_caps() returns them for a tracker and
+ * pmtrack_opts.require asks for them.  What every backend guarantees is not
+ * listed: writes made by the program to watched memory are reported (at
+ * least once) by the next collect, in ascending order, at page granularity.
+ *
+ * PMTRACK_CAP_ATOMIC_RESET: a collect with PMTRACK_COLLECT_RESET loses no
+ *	write made by threads running during the collect: a racing write is
+ *	in this report (the page is reported and the write landed before the
+ *	collect returned) or in the next one.  Without it (soft-dirty), writes
+ *	made during a RESET collect or pmtrack_reset() may be lost: stop the
+ *	writers (or the target process) around resets.
+ * PMTRACK_CAP_RANGE_RESET: a reset touches only the pages asked for.
+ *	Without it (soft-dirty) the kernel clears the bits of the whole target
+ *	process; the library folds the state of every other watched page (of
+ *	every soft-dirty tracker on that process in this program) into a
+ *	software bitmap first, so it is not lost, but anything else in the
+ *	process relying on soft-dirty bits (another library, CRIU) loses them.
+ * PMTRACK_CAP_KERNEL_WRITES: system calls writing into watched memory
+ *	(read(2), recv(2), ...) succeed and are reported without further
+ *	ado.  Without it (mprotect; uffd-wp when the process may not trap
+ *	kernel faults) such calls fail with EFAULT on an armed page: call
+ *	pmtrack_prepare_kernel_write() on the buffer first.
+ * PMTRACK_CAP_FILE_MAPPINGS: page-cache file mappings (MAP_SHARED or
+ *	MAP_PRIVATE of a regular file) can be watched.  Anonymous memory,
+ *	shmem/memfd and hugetlb work with every backend.
+ * PMTRACK_CAP_OTHER_PROCESS: pmtrack_opts.pid may name another process.
+ * PMTRACK_CAP_NO_SIGNALS: the backend does not install a signal handler
+ *	(mprotect installs one for SIGSEGV).
+ */
+#define PMTRACK_CAP_ATOMIC_RESET (1u << 0)
+#define PMTRACK_CAP_RANGE_RESET (1u << 1)
+#define PMTRACK_CAP_KERNEL_WRITES (1u << 2)
+#define PMTRACK_CAP_FILE_MAPPINGS (1u << 3)
+#define PMTRACK_CAP_OTHER_PROCESS (1u << 4)
+#define PMTRACK_CAP_NO_SIGNALS (1u << 5)
+#define PMTRACK_CAP_ALL ((1u << 6) - 1)
 
 /* Largest pmtrack_opts.scan_batch. */
 #define PMTRACK_SCAN_BATCH_MAX 65536u
 
 struct pmtrack_opts {
 	size_t sz; /* sizeof(struct pmtrack_opts) */
-	/* backend to use; PMTRACK_BACKEND_AUTO (0) picks the best one */
+	/* backend to use; PMTRACK_BACKEND_AUTO (0) picks the best one (see
+	 * pmtrack_new()) */
 	enum pmtrack_backend backend;
 	/* regions asked of the kernel per PAGEMAP_SCAN call: 1 ..
 	 * PMTRACK_SCAN_BATCH_MAX; 0 means the default (512, the kernel's
 	 * internal buffer on x86_64).  Results never depend on it. */
 	unsigned int scan_batch;
+	/* PMTRACK_CAP_* the tracker must give; AUTO skips backends that lack
+	 * one, a forced backend that lacks one fails with -EOPNOTSUPP */
+	unsigned int require;
+	/* process whose memory is tracked: 0 (or getpid()) for the caller.
+	 * Another process needs a backend with PMTRACK_CAP_OTHER_PROCESS
+	 * (soft-dirty) and ptrace-read access to it (/proc/PID/pagemap). */
+	int pid;
 	size_t : 0;
 };
-#define pmtrack_opts__last_field scan_batch
+#define pmtrack_opts__last_field pid
 
 /**
- * pmtrack_new() - create a tracker for the calling process.
+ * pmtrack_new() - create a tracker.
  * @opts: optional (NULL for defaults)
  * @out: receives the tracker, to be freed with pmtrack_free()
+ *
+ * Backend selection.  A backend named in @opts is used or the call fails.
+ * With PMTRACK_BACKEND_AUTO, the environment variable PMTRACK_BACKEND
+ * (pagemap-scan, soft-dirty, uffd-wp, mprotect or auto) names the backend
+ * instead; an unknown value fails with -EINVAL.  Otherwise the first
+ * backend in the order pagemap-scan, soft-dirty, uffd-wp, mprotect whose
+ * probes pass and which gives every capability in @opts->require is used
+ * (another process: soft-dirty only).  Note that soft-dirty, picked on
+ * kernels without PAGEMAP_SCAN that have it, lacks
+ * PMTRACK_CAP_ATOMIC_RESET: require that capability if writers run during
+ * resets.  pmtrack_backend() and pmtrack_caps() tell what was chosen.
  *
  * A tracker serves the process that created it: in a child after fork(),
  * calls on it fail with -ECHILD.  Every call except pmtrack_free() may be
  * made from any number of threads at once; watch and unwatch serialise
- * with each other and with collects, collects run in parallel.
+ * with each other and with collects, collects run in parallel (on
+ * soft-dirty, every call on any soft-dirty tracker is serialised).
  *
- * Return: 0; -EINVAL for bad arguments or options; -EOPNOTSUPP if the
- * requested backend (or, with AUTO, every backend) is unusable here;
- * -ENOMEM, -EMFILE, ... if a resource could not be had.  *@out is NULL on
- * failure.
+ * Return: 0; -EINVAL for bad arguments or options (or PMTRACK_BACKEND);
+ * -EOPNOTSUPP if the requested backend (or, with AUTO, every backend) is
+ * unusable here or lacks a required capability; -ESRCH, -EACCES, -EPERM
+ * if another process cannot be tracked; -ENOMEM, -EMFILE, ... if a
+ * resource could not be had.  *@out is NULL on failure.
  */
 PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			    struct pmtrack **out);
@@ -165,6 +233,9 @@ PMTRACK_API void pmtrack_free(struct pmtrack *t);
 
 /** pmtrack_backend() - the backend @t uses (never PMTRACK_BACKEND_AUTO). */
 PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t);
+
+/** pmtrack_caps() - the PMTRACK_CAP_* guarantees @t gives (0 for NULL). */
+PMTRACK_API unsigned int pmtrack_caps(const struct pmtrack *t);
 
 /**
  * pmtrack_granularity() - bytes per reported page: the system page size.
@@ -184,9 +255,25 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * be aligned to the huge page size, and hold only hugetlb memory of one
  * page size).  Pages start clean: only writes made after this call returns
  * are reported.  Writes by the kernel through the range (read(2) into it,
- * for example) are reported like any other.  Writes that do not go through
- * this mapping are not: write(2) to a file or memfd that the range maps, or
- * stores through another mapping of the same shared memory.
+ * for example) are reported like any other; on backends without
+ * PMTRACK_CAP_KERNEL_WRITES they need pmtrack_prepare_kernel_write().
+ * Writes that do not go through this mapping are not: write(2) to a file
+ * or memfd that the range maps, or stores through another mapping of the
+ * same shared memory.
+ *
+ * Backend rules.  uffd-wp cannot watch page-cache file mappings
+ * (-EOPNOTSUPP; see PMTRACK_CAP_FILE_MAPPINGS).  mprotect needs the range
+ * readable and writable with one protection throughout (-EACCES
+ * otherwise), changes it to read-only until unwatched, and reports a
+ * fault it cannot attribute to its own ranges to the SIGSEGV handler that
+ * was installed before the first mprotect tracker: install yours before,
+ * or chain to the one you replace.  Do not mprotect() watched memory
+ * yourself on that backend.  Under memory-map pressure (vm.max_map_count)
+ * it un-protects larger spans and reports them as written: more pages
+ * than were written, never fewer.  soft-dirty reports every page of a
+ * mapping the kernel flags VM_SOFTDIRTY (new, grown or moved mappings)
+ * as written until the next reset, and never lets a written page go
+ * unreported; pages of pinned copy-on-write memory may stay written.
  *
  * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
  * mapping is unmapped (or mremap()ed away), its pages are no longer
@@ -231,9 +318,13 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len);
  * several adjacent ones).  Pages are reported in ascending address order.
  *
  * With PMTRACK_COLLECT_RESET, each page is reported and reset in one atomic
- * kernel step (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING): a write that lands
- * during the collect is either in this report or in the next one, never
- * lost.  Only the pages that were reported are reset.
+ * kernel step (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING), or, on uffd-wp and
+ * mprotect, the page is marked clean and then protected again: a write
+ * that lands during the collect is either in this report or in the next
+ * one, never lost (PMTRACK_CAP_ATOMIC_RESET).  Only the pages that were
+ * reported are reset.  On soft-dirty the kernel resets the whole process
+ * at once and a write racing with the collect can be lost: see
+ * PMTRACK_CAP_ATOMIC_RESET.
  *
  * Common errors: -EINVAL for a bad argument, an unaligned range or unknown
  * flags; -EOVERFLOW if the range wraps; -ENOENT if part of the range is not
@@ -343,6 +434,29 @@ PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
  * errors as a collect.  Thread-safe.
  */
 PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len);
+
+/**
+ * pmtrack_prepare_kernel_write() - let system calls write into watched
+ * memory on backends without PMTRACK_CAP_KERNEL_WRITES.
+ * @addr, @len: any byte range inside watched ranges (it is widened to
+ *	whole pages, or whole huge pages in hugetlb memory)
+ *
+ * On mprotect and on uffd-wp without kernel-fault trapping, the kernel
+ * cannot write into an armed page: read(2), recv(2), pread(2) and the like
+ * fail with EFAULT (possibly after a partial transfer).  This call marks
+ * the pages written and un-protects them, so such a call succeeds; the
+ * pages are reported by the next collect like any other written pages.
+ * A RESET collect or pmtrack_reset() over them arms them again, so call
+ * this after any reset and before the system call (retry both on EFAULT
+ * if resets run concurrently).  On other backends it checks its arguments
+ * and does nothing.
+ *
+ * Return: 0; -EINVAL if @len is 0; -EOVERFLOW; -ENOENT if some page is not
+ * watched; -ECHILD; -ENOMEM if the kernel could not change protections.
+ * Thread-safe.
+ */
+PMTRACK_API int pmtrack_prepare_kernel_write(struct pmtrack *t, void *addr,
+					     size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                                */

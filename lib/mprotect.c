@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Backend: mprotect(PROT_READ) and a SIGSEGV handler.  Works on any kernel
+ * and any mapping the process may write.
+ *
+ * The handler is process-wide and installed once, by the first mprotect
+ * tracker; it stays installed for the life of the process (a handler
+ * installed later may chain to it).  On a write fault in a watched range it
+ * un-protects the page and sets its bit; it takes no lock and allocates
+ * nothing, so it is async-signal-safe, and threads faulting at once only
+ * share the range's user count and bit words.  Any other fault goes to the
+ * handler that was installed before.
+ *
+ * Each isolated writable page splits a VMA.  When mprotect() fails with
+ * ENOMEM because vm.max_map_count is reached, the handler un-protects a
+ * larger span around the page (64 units, then 4096, then the whole range)
+ * and marks all of it written: reports grow, no write is lost.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool installed;
+static struct sigaction old_sa;
+
+/* Was the fault a write?  Only x86 tells in the context; elsewhere the
+ * range lookup and SEGV_ACCERR must do. */
+static bool fault_is_write(const void *uctx)
+{
+#if defined(__x86_64__)
+	const ucontext_t *uc = uctx;
+
+	return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#else
+	(void)uctx;
+	return true;
+#endif
+}
+
+static void chain(int sig, siginfo_t *si, void *uctx)
+{
+	struct sigaction dfl;
+
+	if (old_sa.sa_flags & SA_SIGINFO) {
+		old_sa.sa_sigaction(sig, si, uctx);
+		return;
+	}
+	if (old_sa.sa_handler != SIG_DFL && old_sa.sa_handler != SIG_IGN) {
+		old_sa.sa_handler(sig);
+		return;
+	}
+	/* a signal sent with kill() that was ignored stays ignored */
+	if (old_sa.sa_handler == SIG_IGN && si->si_code <= 0)
+		return;
+	/*
+	 * Default action (an ignored fault cannot be ignored either): put
+	 * SIG_DFL back.  A real fault happens again on return and kills
+	 * the process with the usual status and core; a sent signal is
+	 * raised again and delivered once this handler returns.
+	 */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	if (si->si_code <= 0)
+		raise(sig);
+}
+
+/* Un-protect the unit holding @a, or a larger span if map count is out. */
+static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
+{
+	size_t span = sb->gran;
+
+	for (;;) {
+		uintptr_t s = a & ~(uintptr_t)(span - 1);
+		uintptr_t e = s + span;
+
+		if (s < sb->start || e < s)
+			s = sb->start;
+		if (e > sb->end || e < s)
+			e = sb->end;
+		if (!mprotect((void *)s, e - s, (int)sb->prot)) {
+			pmt_sb_mark(sb, s, e);
+			return true;
+		}
+		if (errno != ENOMEM || (s == sb->start && e == sb->end))
+			return false;
+		span = span > (SIZE_MAX >> 7) ? SIZE_MAX / 2 + 1 : span * 64;
+	}
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+	int saved = errno;
+
+	if (si->si_code == SEGV_ACCERR && fault_is_write(uctx)) {
+		int slot;
+		struct pmt_sb *sb = pmt_sb_get(PMT_SB_MPROTECT, NULL,
+					       (uintptr_t)si->si_addr, &slot);
+
+		if (sb) {
+			bool done = mp_fault(sb, (uintptr_t)si->si_addr);
+
+			pmt_sb_put(slot);
+			if (done) {
+				errno = saved;
+				return;
+			}
+		}
+	}
+	chain(sig, si, uctx);
+	errno = saved;
+}
+
+static int install_handler(void)
+{
+	struct sigaction sa;
+	int ret = 0;
+
+	if (atomic_load(&installed))
+		return 0;
+	pthread_mutex_lock(&install_lock);
+	if (!atomic_load(&installed)) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = segv_handler;
+		sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGSEGV, &sa, &old_sa))
+			ret = -errno;
+		else
+			atomic_store(&installed, true);
+	}
+	pthread_mutex_unlock(&install_lock);
+	return ret;
+}
+
+static int mp_usable(void)
+{
+	return 1;
+}
+
+static int mp_open(struct pmtrack *t)
+{
+	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
+		  PMTRACK_CAP_FILE_MAPPINGS;
+	return install_handler();
+}
+
+static int mp_protect(uintptr_t s, uintptr_t e, int prot);
+
+static void mp_close(struct pmtrack *t)
+{
+	/* writable again first, then forgotten (see mp_unwatch) */
+	for (size_t i = 0; i < t->nranges; i++) {
+		struct pmt_sb *sb = t->ranges[i].sb;
+
+		if (mp_protect(sb->start, sb->end, (int)sb->prot))
+			for (uintptr_t a = sb->start; a < sb->end;
+			     a += sb->gran)
+				mp_protect(a, a + sb->gran, (int)sb->prot);
+		pmt_sb_unpublish(sb);
+		pmt_sb_free(sb);
+		t->ranges[i].sb = NULL;
+	}
+}
+
+static int mp_protect(uintptr_t s, uintptr_t e, int prot)
+{
+	return mprotect((void *)s, e - s, prot) ? -errno : 0;
+}
+
+/* Arm [s, e) again after a collect took its bits. */
+static int mp_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		  uintptr_t e)
+{
+	struct pmt_vma_span span;
+	int r = mp_protect(s, e, PROT_READ | (int)(sb->prot & PROT_EXEC));
+
+	if (r != -ENOMEM)
+		return r;
+	/* out of map count, or unmapped since it was watched? */
+	if (pmt_vma_check(t, s, e, &span) == -ENOMEM)
+		return PMT_ARM_GONE;
+	return PMT_ARM_DIRTY;
+}
+
+static int mp_watch(struct pmtrack *t, struct pmt_range *r,
+		    const struct pmt_vma_span *span)
+{
+	struct pmt_sb *sb;
+	int ret;
+
+	if (span->prot_all != span->prot_any ||
+	    (span->prot_all & (PROT_READ | PROT_WRITE)) !=
+		    (PROT_READ | PROT_WRITE))
+		return -EACCES;
+	sb = pmt_sb_new(t, PMT_SB_MPROTECT, r->start, r->end, r->align);
+	if (!sb)
+		return -ENOMEM;
+	sb->prot = span->prot_all;
+	ret = pmt_sb_publish(sb);
+	if (ret)
+		goto fail;
+	ret = mp_protect(r->start, r->end,
+			 PROT_READ | (int)(sb->prot & PROT_EXEC));
+	if (ret) {
+		/* part may be protected: give it back before forgetting it */
+		mp_protect(r->start, r->end, (int)sb->prot);
+		goto fail;
+	}
+	r->sb = sb;
+	return 0;
+fail:
+	pmt_sb_unpublish(sb);
+	pmt_sb_free(sb);
+	return ret;
+}
+
+static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
+		      uintptr_t e, struct pmt_range *head,
+		      struct pmt_range *tail)
+{
+	/* writable first, so no write there faults once it is forgotten; a
+	 * hole (unmapped since) is fine */
+	int ret = mp_protect(s, e, (int)r->sb->prot);
+
+	if (ret == -ENOMEM) {
+		struct pmt_vma_span span;
+
+		if (pmt_vma_check(t, s, e, &span) != -ENOMEM)
+			return ret;
+		/* partly unmapped: give back what is still there */
+		for (uintptr_t a = s; a < e; a += r->sb->gran)
+			mp_protect(a, a + r->sb->gran, (int)r->sb->prot);
+	}
+	return pmt_sb_split(t, r, head, tail, true);
+}
+
+static int mp_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
+{
+	return pmt_sb_collect(t, c, first, mp_arm);
+}
+
+static int mp_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	return pmt_sb_reset(t, s, e, first, mp_arm);
+}
+
+static int mp_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
+		struct pmt_sb *sb = t->ranges[i].sb;
+		uintptr_t a, b;
+		int r;
+
+		pmt_sb_unit_span(sb, s, e, &a, &b);
+		r = mp_protect(a, b, (int)sb->prot);
+
+		if (r)
+			return r;
+		pmt_sb_mark(sb, a, b);
+	}
+	return 0;
+}
+
+const struct pmt_backend_ops pmt_mprotect_ops = {
+	.id = PMTRACK_BACKEND_MPROTECT,
+	.usable = mp_usable,
+	.open = mp_open,
+	.close = mp_close,
+	.watch = mp_watch,
+	.unwatch = mp_unwatch,
+	.collect = mp_collect,
+	.reset = mp_reset,
+	.first_written = pmt_sb_first_written,
+	.prepare_write = mp_prepare,
+};

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Backend: soft-dirty bits (CONFIG_MEM_SOFT_DIRTY; x86_64, s390, ppc64).
+ *
+ * The kernel sets bit 55 of a page's /proc/PID/pagemap entry on a write
+ * after "4" was written to /proc/PID/clear_refs; PAGEMAP_SCAN reports the
+ * same as PAGE_IS_SOFT_DIRTY (6.8+), which is used when it works.  Both
+ * include the VMA flag VM_SOFTDIRTY, so a new, grown or moved mapping reads
+ * as written in full: the kernel's own rule that soft-dirty may report too
+ * much but never too little, which this backend keeps by never looking at
+ * page-table bits any other way.
+ *
+ * clear_refs has no range: it clears the whole process.  So before every
+ * clear, every soft-dirty tracker of this program on that process folds
+ * the kernel's bits of its watched pages into its software bits ("pending"
+ * writes), and collects report kernel bits OR software bits.  Writes made
+ * between the fold and the clear are lost: resets are not atomic against
+ * concurrent writers (no PMTRACK_CAP_ATOMIC_RESET).  Every operation on a
+ * soft-dirty tracker holds one process-wide lock, which keeps all the
+ * trackers' tables still while one of them folds them all.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "uapi_compat.h"
+
+static pthread_mutex_t sd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pmtrack *sd_list; /* every open soft-dirty tracker */
+
+#define SD_BATCH 512 /* pagemap entries or scan regions per call */
+
+static int sd_usable(void)
+{
+	return pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL);
+}
+
+static int open_proc(pid_t pid, const char *name, int flags)
+{
+	char path[64];
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	else
+		snprintf(path, sizeof(path), "/proc/self/%s", name);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static int sd_open(struct pmtrack *t)
+{
+	int ret;
+
+	t->caps = PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
+		  PMTRACK_CAP_OTHER_PROCESS | PMTRACK_CAP_NO_SIGNALS;
+	/* probe before any range is watched: it clears soft-dirty bits */
+	ret = pmtrack_probe(PMTRACK_FEAT_PAGE_IS_SOFT_DIRTY, NULL);
+	if (ret < 0)
+		return ret;
+	t->sd_scan = ret == 1;
+	t->pagemap_fd = open_proc(t->target, "pagemap", O_RDONLY);
+	if (t->pagemap_fd < 0)
+		return -errno;
+	t->clear_refs_fd = open_proc(t->target, "clear_refs", O_WRONLY);
+	if (t->clear_refs_fd < 0)
+		return -errno;
+	t->sd_next = sd_list;
+	sd_list = t; /* pmtrack_new() holds sd_lock around open */
+	return 0;
+}
+
+static void sd_close(struct pmtrack *t)
+{
+	struct pmtrack **p;
+
+	/* pmtrack_free() holds sd_lock around close */
+	for (p = &sd_list; *p; p = &(*p)->sd_next)
+		if (*p == t) {
+			*p = t->sd_next;
+			break;
+		}
+	for (size_t i = 0; i < t->nranges; i++) {
+		pmt_sb_free(t->ranges[i].sb);
+		t->ranges[i].sb = NULL;
+	}
+	if (t->clear_refs_fd >= 0)
+		close(t->clear_refs_fd);
+	if (t->pagemap_fd >= 0)
+		close(t->pagemap_fd);
+}
+
+/* Soft-dirty pages of [s, e) as PAGEMAP_SCAN regions into @sb. */
+static int fold_scan(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		     uintptr_t e)
+{
+	struct page_region vec[SD_BATCH];
+
+	while (s < e) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = s,
+			.end = e,
+			.vec = (uintptr_t)vec,
+			.vec_len = SD_BATCH,
+			.category_mask = PAGE_IS_SOFT_DIRTY,
+			.return_mask = PAGE_IS_SOFT_DIRTY,
+		};
+		uint64_t t0 = pmt_now_ns();
+		int n = ioctl(t->pagemap_fd, PAGEMAP_SCAN, &arg);
+
+		pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
+		pmt_stat_add(&t->st.scans, 1);
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++)
+			pmt_sb_mark(sb, (uintptr_t)vec[i].start,
+				    (uintptr_t)vec[i].end);
+		if (n < SD_BATCH)
+			break;
+		/* walk_end can be stale after a full batch: see
+		 * pagemap_scan.c */
+		s = arg.walk_end > vec[n - 1].end ? (uintptr_t)arg.walk_end
+						  : (uintptr_t)vec[n - 1].end;
+	}
+	return 0;
+}
+
+/* The same from pagemap entries (bit 55). */
+static int fold_read(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		     uintptr_t e)
+{
+	uint64_t ent[SD_BATCH];
+	size_t ps = t->page_size;
+
+	while (s < e) {
+		size_t want = (e - s) / ps;
+		uint64_t t0 = pmt_now_ns();
+		ssize_t n;
+
+		if (want > SD_BATCH)
+			want = SD_BATCH;
+		n = pread(t->pagemap_fd, ent, want * sizeof(ent[0]),
+			  (off_t)(s / ps * sizeof(ent[0])));
+		pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
+		pmt_stat_add(&t->st.scans, 1);
+		if (n < 0)
+			return -errno;
+		if (n < (ssize_t)sizeof(ent[0]))
+			return -EIO;
+		for (size_t i = 0; i < (size_t)n / sizeof(ent[0]); i++)
+			if (ent[i] & PMT_PM_SOFT_DIRTY)
+				pmt_sb_mark(sb, s + i * ps, s + (i + 1) * ps);
+		s += (size_t)n / sizeof(ent[0]) * ps;
+	}
+	return 0;
+}
+
+/* OR the kernel's bits of [s, e) (within t's ranges) into software bits. */
+static int fold(struct pmtrack *t, uintptr_t s, uintptr_t e)
+{
+	for (size_t i = 0; i < t->nranges; i++) {
+		struct pmt_range *r = &t->ranges[i];
+		uintptr_t a = s > r->start ? s : r->start;
+		uintptr_t b = e < r->end ? e : r->end;
+		int ret;
+
+		if (a >= b)
+			continue;
+		ret = t->sd_scan ? fold_scan(t, r->sb, a, b)
+				 : fold_read(t, r->sb, a, b);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Fold every watched page of every tracker on t's process, then clear. */
+static int fold_all_and_clear(struct pmtrack *t)
+{
+	int ret;
+
+	for (struct pmtrack *u = sd_list; u; u = u->sd_next) {
+		if (u->target != t->target)
+			continue;
+		ret = fold(u, 0, UINTPTR_MAX);
+		if (ret)
+			return ret;
+	}
+	if (write(t->clear_refs_fd, "4", 1) != 1)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+static int sd_watch(struct pmtrack *t, struct pmt_range *r,
+		    const struct pmt_vma_span *span)
+{
+	int ret;
+
+	(void)span;
+	r->sb = pmt_sb_new(t, PMT_SB_PLAIN, r->start, r->end, r->align);
+	if (!r->sb)
+		return -ENOMEM;
+	/* the new range starts clean: clear the kernel's bits, keeping
+	 * everyone else's */
+	ret = fold_all_and_clear(t);
+	if (ret) {
+		pmt_sb_free(r->sb);
+		r->sb = NULL;
+	}
+	return ret;
+}
+
+static int sd_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
+		      uintptr_t e, struct pmt_range *head,
+		      struct pmt_range *tail)
+{
+	int ret;
+
+	(void)s;
+	(void)e;
+	/* what stays keeps the kernel's bits as they are */
+	ret = pmt_sb_split(t, r, head, tail, false);
+	return ret;
+}
+
+static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
+{
+	int ret;
+
+	if (!c->reset) {
+		ret = fold(t, c->start, c->end);
+		return ret ? ret : pmt_sb_collect(t, c, first, NULL);
+	}
+	/*
+	 * Fold everything (the bits are about to be cleared), report from
+	 * the software bits and take what was reported, then clear.  Pages
+	 * that did not fit the output keep their software bits.
+	 */
+	for (struct pmtrack *u = sd_list; u; u = u->sd_next) {
+		if (u->target == t->target && (ret = fold(u, 0, UINTPTR_MAX)))
+			return ret;
+	}
+	ret = pmt_sb_collect(t, c, first, NULL);
+	if (ret)
+		return ret;
+	/* if this fails the kernel bits stay set: reported again, not lost */
+	if (write(t->clear_refs_fd, "4", 1) != 1)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+static int sd_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	int ret = fold_all_and_clear(t);
+
+	if (ret)
+		return ret;
+	/* after the clear: the fold put this range's old bits in too */
+	return pmt_sb_reset(t, s, e, first, NULL);
+}
+
+static int sd_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			    size_t first, uintptr_t *addr)
+{
+	int ret = fold(t, s, e);
+
+	return ret ? ret : pmt_sb_first_written(t, s, e, first, addr);
+}
+
+const struct pmt_backend_ops pmt_soft_dirty_ops = {
+	.id = PMTRACK_BACKEND_SOFT_DIRTY,
+	.outer = &sd_lock,
+	.usable = sd_usable,
+	.open = sd_open,
+	.close = sd_close,
+	.watch = sd_watch,
+	.unwatch = sd_unwatch,
+	.collect = sd_collect,
+	.reset = sd_reset,
+	.first_written = sd_first_written,
+};

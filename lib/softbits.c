@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Software dirty bits for the backends whose kernel mechanism only tells
+ * about the first write to an armed page (mprotect, sync uffd-wp) or whose
+ * kernel state is process-wide (soft-dirty keeps what a reset would erase).
+ *
+ * Each watched range has one bit per base page.  Fault handlers find the
+ * range through a lock-free table and set bits with atomic ORs, so they can
+ * run in a signal handler and on many threads at once.  Collectors take
+ * bits with atomic ANDs and then re-arm what they took.
+ *
+ * Why no write is lost, with a handler doing "un-protect, then set bit"
+ * and a collector doing "clear bit, then protect": a page whose bit is clear
+ * is either armed, or a handler is about to set its bit, or the collector
+ * that cleared it is about to arm it and reports it now (the write landed
+ * before the collect returned, so the caller's copy of the page has it).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- lookup table ------------------------------------------------------- */
+
+/*
+ * Slots live in chunks that are allocated once and never freed, so a
+ * handler can walk them without a lock.  A handler pins a slot by raising
+ * its user count and re-reading the pointer; unpublish clears the pointer
+ * and waits for the count to drop (sequentially consistent on both sides).
+ */
+#define SLOTS_PER_CHUNK 256
+#define MAX_CHUNKS 256
+
+struct slot {
+	_Atomic uintptr_t start, end;
+	_Atomic(struct pmt_sb *) sb;
+	atomic_uint users;
+} __attribute__((aligned(64)));
+
+static _Atomic(struct slot *) chunks[MAX_CHUNKS];
+static atomic_int nslots; /* high-water mark of used slot indices */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct slot *slot_at(int i)
+{
+	struct slot *c = atomic_load_explicit(&chunks[i / SLOTS_PER_CHUNK],
+					      memory_order_acquire);
+
+	return c ? &c[i % SLOTS_PER_CHUNK] : NULL;
+}
+
+int pmt_sb_publish(struct pmt_sb *sb)
+{
+	int n, i, ret = 0;
+	struct slot *s = NULL;
+
+	pthread_mutex_lock(&table_lock);
+	n = atomic_load(&nslots);
+	for (i = 0; i < n; i++) {
+		s = slot_at(i);
+		if (!atomic_load(&s->sb) && !atomic_load(&s->users))
+			break;
+	}
+	if (i == n) {
+		if (n == SLOTS_PER_CHUNK * MAX_CHUNKS) {
+			ret = -ENOSPC;
+			goto out;
+		}
+		if (!(n % SLOTS_PER_CHUNK)) {
+			struct slot *c = calloc(SLOTS_PER_CHUNK, sizeof(*c));
+
+			if (!c) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			atomic_store(&chunks[n / SLOTS_PER_CHUNK], c);
+		}
+		s = slot_at(n);
+	}
+	atomic_store(&s->start, sb->start);
+	atomic_store(&s->end, sb->end);
+	sb->slot = i;
+	atomic_store(&s->sb, sb);
+	if (i == n)
+		atomic_store(&nslots, n + 1);
+out:
+	pthread_mutex_unlock(&table_lock);
+	return ret;
+}
+
+void pmt_sb_unpublish(struct pmt_sb *sb)
+{
+	struct slot *s;
+
+	if (sb->slot < 0)
+		return;
+	s = slot_at(sb->slot);
+	pthread_mutex_lock(&table_lock);
+	atomic_store(&s->sb, NULL);
+	while (atomic_load(&s->users))
+		sched_yield();
+	atomic_store(&s->start, 0);
+	atomic_store(&s->end, 0);
+	pthread_mutex_unlock(&table_lock);
+	sb->slot = -1;
+}
+
+struct pmt_sb *pmt_sb_get(enum pmt_sb_kind kind, const void *owner,
+			  uintptr_t addr, int *slot)
+{
+	int n = atomic_load(&nslots);
+
+	for (int i = 0; i < n; i++) {
+		struct slot *s = slot_at(i);
+		struct pmt_sb *sb;
+
+		if (!s ||
+		    addr < atomic_load_explicit(&s->start,
+						memory_order_relaxed) ||
+		    addr >= atomic_load_explicit(&s->end, memory_order_relaxed))
+			continue;
+		atomic_fetch_add(&s->users, 1);
+		sb = atomic_load(&s->sb);
+		if (sb && sb->kind == kind && (!owner || sb->owner == owner) &&
+		    addr >= sb->start && addr < sb->end) {
+			*slot = i;
+			return sb;
+		}
+		atomic_fetch_sub(&s->users, 1);
+	}
+	return NULL;
+}
+
+void pmt_sb_put(int slot)
+{
+	atomic_fetch_sub(&slot_at(slot)->users, 1);
+}
+
+/* ---- the bits ----------------------------------------------------------- */
+
+struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
+			  uintptr_t s, uintptr_t e, size_t gran)
+{
+	size_t npages = (e - s) / t->page_size;
+	size_t nwords = (npages + 63) / 64;
+	struct pmt_sb *sb = calloc(1, sizeof(*sb) + nwords * sizeof(uint64_t));
+
+	if (!sb)
+		return NULL;
+	sb->start = s;
+	sb->end = e;
+	sb->gran = gran;
+	sb->pshift = (unsigned int)__builtin_ctzl(t->page_size);
+	sb->kind = kind;
+	sb->owner = t;
+	sb->slot = -1;
+	sb->nwords = nwords;
+	return sb;
+}
+
+void pmt_sb_free(struct pmt_sb *sb)
+{
+	free(sb);
+}
+
+/* bits [from, to) of word w, as a mask */
+static uint64_t word_mask(size_t w, size_t from, size_t to)
+{
+	size_t lo = w * 64, hi = lo + 64;
+	uint64_t m = ~0ULL;
+
+	if (from > lo)
+		m &= ~0ULL << (from - lo);
+	if (to < hi)
+		m &= ~0ULL >> (hi - to);
+	return m;
+}
+
+static void sb_span(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+		    size_t *from, size_t *to)
+{
+	if (s < sb->start)
+		s = sb->start;
+	if (e > sb->end)
+		e = sb->end;
+	*from = (s - sb->start) >> sb->pshift;
+	*to = e > s ? (e - sb->start) >> sb->pshift : *from;
+}
+
+void pmt_sb_unit_span(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+		      uintptr_t *a, uintptr_t *b)
+{
+	uintptr_t m = (uintptr_t)sb->gran - 1;
+
+	*a = s > sb->start ? s & ~m : sb->start;
+	*b = e < sb->end ? (e + m) & ~m : sb->end;
+	if (*b > sb->end)
+		*b = sb->end;
+}
+
+void pmt_sb_mark(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	size_t from, to;
+
+	sb_span(sb, s, e, &from, &to);
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		atomic_fetch_or_explicit(&sb->bits[w], word_mask(w, from, to),
+					 memory_order_seq_cst);
+}
+
+void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	size_t from, to;
+
+	sb_span(sb, s, e, &from, &to);
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		atomic_fetch_and_explicit(&sb->bits[w], ~word_mask(w, from, to),
+					  memory_order_seq_cst);
+}
+
+/* any bit set in [from, to)?  With @take, clear them too. */
+static bool bits_any(struct pmt_sb *sb, size_t from, size_t to, bool take)
+{
+	bool any = false;
+
+	for (size_t w = from / 64; w * 64 < to; w++) {
+		uint64_t m = word_mask(w, from, to);
+		uint64_t v = take ? atomic_fetch_and(&sb->bits[w], ~m)
+				  : atomic_load(&sb->bits[w]);
+
+		any |= (v & m) != 0;
+	}
+	return any;
+}
+
+/* ---- collecting --------------------------------------------------------- */
+
+struct sb_walk {
+	struct pmtrack *t;
+	struct pmt_collect *c;
+	struct pmt_sb *sb;
+	pmt_arm_fn arm;
+	uintptr_t run_s, run_e; /* taken, not yet armed and emitted */
+	/* the sink's limits, as they will be once the run is emitted */
+	size_t pages_left, runs_left;
+	uintptr_t last_end;
+};
+
+/* Arm and emit the pending run. */
+static int walk_flush(struct sb_walk *w)
+{
+	uintptr_t s = w->run_s, e = w->run_e;
+	int r = 0;
+
+	if (s == e)
+		return 0;
+	w->run_s = w->run_e = 0;
+	if (w->c->reset && w->arm) {
+		r = w->arm(w->t, w->sb, s, e);
+		if (r == PMT_ARM_GONE)
+			return 0;
+		if (r != 0)
+			pmt_sb_mark(w->sb, s, e);
+		if (r < 0)
+			return r;
+	}
+	w->c->emit(w->c, s, e);
+	return 0;
+}
+
+/* Would a unit of @n pages at @a fit the sink?  If so, account for it. */
+static bool walk_fits(struct sb_walk *w, uintptr_t a, size_t n, size_t bytes)
+{
+	bool new_run = a != w->last_end;
+
+	if (w->pages_left < n || (new_run && !w->runs_left))
+		return false;
+	if (w->pages_left != SIZE_MAX)
+		w->pages_left -= n;
+	if (new_run && w->runs_left != SIZE_MAX)
+		w->runs_left--;
+	w->last_end = a + bytes;
+	return true;
+}
+
+static int walk_add(struct sb_walk *w, uintptr_t s, uintptr_t e)
+{
+	if (w->run_e == s) {
+		w->run_e = e;
+		return 0;
+	}
+	int r = walk_flush(w);
+
+	w->run_s = s;
+	w->run_e = e;
+	return r;
+}
+
+/*
+ * Base-page ranges: a word at a time.  The bits taken are those set when
+ * looked at; of those, the ones a concurrent collector did not take first
+ * are ours.  Bits that do not fit the sink are given back.
+ */
+static int walk_pages(struct sb_walk *w, size_t from, size_t to,
+		      uintptr_t *stop)
+{
+	struct pmt_sb *sb = w->sb;
+	bool unlimited = w->pages_left == SIZE_MAX && w->runs_left == SIZE_MAX;
+	int r;
+
+	for (size_t wi = from / 64; wi * 64 < to; wi++) {
+		uint64_t m = word_mask(wi, from, to);
+		uint64_t got = atomic_load_explicit(&sb->bits[wi],
+						    memory_order_relaxed) &
+			       m;
+		uint64_t back = 0;
+
+		if (!got)
+			continue;
+		if (w->c->reset)
+			got &= atomic_fetch_and(&sb->bits[wi], ~got);
+		while (got) {
+			unsigned int b = (unsigned int)__builtin_ctzll(got);
+			/* the run of set bits starting at b */
+			uint64_t run = got >> b;
+			unsigned int len =
+				run == ~0ULL
+					? 64
+					: (unsigned int)__builtin_ctzll(~run);
+			uintptr_t a = sb->start + ((wi * 64 + b) << sb->pshift);
+			unsigned int k = len;
+
+			if (!unlimited) {
+				/* as many pages of the run as fit */
+				for (k = 0; k < len; k++)
+					if (!walk_fits(w,
+						       a + ((uintptr_t)k
+							    << sb->pshift),
+						       1,
+						       (size_t)1 << sb->pshift))
+						break;
+			}
+			if (k) {
+				r = walk_add(w, a,
+					     a + ((uintptr_t)k << sb->pshift));
+				if (r)
+					return r;
+			}
+			if (k < len) {
+				/* full: give back what was not taken */
+				back = got & (~0ULL << (b + k));
+				if (w->c->reset)
+					atomic_fetch_or(&sb->bits[wi], back);
+				*stop = a + ((uintptr_t)k << sb->pshift);
+				return 0;
+			}
+			got &= len + b >= 64 ? 0 : ~0ULL << (b + len);
+		}
+	}
+	return 0;
+}
+
+/* Huge-page ranges: a protection unit (gran) at a time, whole or not. */
+static int walk_units(struct sb_walk *w, size_t from, size_t to,
+		      uintptr_t *stop)
+{
+	struct pmt_sb *sb = w->sb;
+	size_t per = sb->gran >> sb->pshift;
+	int r;
+
+	for (size_t u = from / per * per; u < to; u += per) {
+		uintptr_t a = sb->start + (u << sb->pshift);
+
+		if (!bits_any(sb, u, u + per, false))
+			continue;
+		if (!walk_fits(w, a, per, sb->gran)) {
+			*stop = a;
+			return 0;
+		}
+		if (w->c->reset && !bits_any(sb, u, u + per, true))
+			continue; /* a concurrent collector took it */
+		r = walk_add(w, a, a + sb->gran);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c, size_t first,
+		   pmt_arm_fn arm)
+{
+	struct sb_walk w = {
+		.t = t,
+		.c = c,
+		.arm = arm,
+		.pages_left = c->pages_left,
+		.runs_left = c->runs_left,
+		.last_end = c->last_end,
+	};
+	int ret = 0;
+
+	c->next = c->start;
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < c->end;
+	     i++) {
+		struct pmt_range *r = &t->ranges[i];
+		uintptr_t stop = 0;
+		size_t from, to;
+
+		w.sb = r->sb;
+		sb_span(r->sb, c->start, c->end, &from, &to);
+		if (r->sb->gran >> r->sb->pshift == 1)
+			ret = walk_pages(&w, from, to, &stop);
+		else
+			ret = walk_units(&w, from, to, &stop);
+		if (!ret)
+			ret = walk_flush(&w);
+		if (ret)
+			return ret; /* next stays where the report is whole */
+		if (stop) {
+			c->next = stop;
+			return 0;
+		}
+		c->next = r->end < c->end ? r->end : c->end;
+	}
+	return 0;
+}
+
+int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			 size_t first, uintptr_t *addr)
+{
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
+		struct pmt_sb *sb = t->ranges[i].sb;
+		size_t from, to;
+
+		sb_span(sb, s, e, &from, &to);
+		for (size_t wi = from / 64; wi * 64 < to; wi++) {
+			uint64_t v = atomic_load(&sb->bits[wi]) &
+				     word_mask(wi, from, to);
+
+			if (v) {
+				size_t b = wi * 64 + (size_t)__builtin_ctzll(v);
+
+				*addr = (sb->start + (b << sb->pshift)) &
+					~(uintptr_t)(sb->gran - 1);
+				return 0;
+			}
+		}
+	}
+	*addr = e;
+	return 0;
+}
+
+int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
+		 pmt_arm_fn arm)
+{
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
+		struct pmt_sb *sb = t->ranges[i].sb;
+		uintptr_t a = s > sb->start ? s : sb->start;
+		uintptr_t b = e < sb->end ? e : sb->end;
+		int r;
+
+		pmt_sb_clear(sb, a, b);
+		r = arm ? arm(t, sb, a, b) : 0;
+		if (r == PMT_ARM_DIRTY || r < 0)
+			pmt_sb_mark(sb, a, b);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- unwatch ------------------------------------------------------------ */
+
+static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
+{
+	size_t from, to;
+
+	sb_span(src, dst->start, dst->end, &from, &to);
+	for (size_t i = from; i < to; i++)
+		if (atomic_load(&src->bits[i / 64]) & (1ULL << (i % 64)))
+			pmt_sb_mark(dst,
+				    src->start + ((uintptr_t)i << src->pshift),
+				    src->start + ((uintptr_t)(i + 1)
+						  << src->pshift));
+}
+
+int pmt_sb_split(struct pmtrack *t, struct pmt_range *r, struct pmt_range *head,
+		 struct pmt_range *tail, bool published)
+{
+	struct pmt_sb *old = r->sb, *h = NULL, *tl = NULL;
+	int ret = -ENOMEM;
+
+	if (head->end > head->start) {
+		h = pmt_sb_new(t, old->kind, head->start, head->end, old->gran);
+		if (!h)
+			goto fail;
+		h->prot = old->prot;
+	}
+	if (tail->end > tail->start) {
+		tl = pmt_sb_new(t, old->kind, tail->start, tail->end,
+				old->gran);
+		if (!tl)
+			goto fail;
+		tl->prot = old->prot;
+	}
+	if (published) {
+		/* the new ranges first, so no fault finds nothing */
+		if (h && (ret = pmt_sb_publish(h)))
+			goto fail;
+		if (tl && (ret = pmt_sb_publish(tl)))
+			goto fail;
+		pmt_sb_unpublish(old);
+	}
+	/* no handler uses old any more: its bits are final */
+	if (h)
+		copy_bits(h, old);
+	if (tl)
+		copy_bits(tl, old);
+	pmt_sb_free(old);
+	r->sb = NULL;
+	head->sb = h;
+	tail->sb = tl;
+	return 0;
+fail:
+	if (h) {
+		pmt_sb_unpublish(h);
+		pmt_sb_free(h);
+	}
+	if (tl) {
+		pmt_sb_unpublish(tl);
+		pmt_sb_free(tl);
+	}
+	return ret;
+}

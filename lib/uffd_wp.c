@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Backend: synchronous userfaultfd write-protect (Linux 5.7+; shmem and
+ * hugetlb 5.19+) with a handler thread.
+ *
+ * A write to an armed page blocks the writer and queues a WP message; the
+ * thread un-protects the page (which wakes the writer) and sets its bit.
+ * Collects take bits and write-protect those pages again.
+ *
+ * The userfaultfd traps kernel-mode faults too when the process may ask for
+ * that (CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd=1): then read(2)
+ * into an armed page blocks until the thread has handled it, and is
+ * reported.  Otherwise it is created with UFFD_USER_MODE_ONLY, which any
+ * process may do, and such system calls fail with EFAULT (the tracker then
+ * lacks PMTRACK_CAP_KERNEL_WRITES; see pmtrack_prepare_kernel_write()).
+ *
+ * Without UFFD_FEATURE_WP_UNPOPULATED (before 6.4), write-protect skips
+ * anonymous pages never touched, so watch maps them first
+ * (MADV_POPULATE_READ puts the shared zero page there).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "uapi_compat.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+struct pmt_uw {
+	pthread_t thread;
+	int stop_fd; /* eventfd: written to stop the thread */
+	bool running;
+	bool unpopulated; /* WP_UNPOPULATED granted */
+};
+
+static int uw_usable(void)
+{
+	return pmtrack_probe(PMTRACK_FEAT_UFFD_WP, NULL);
+}
+
+static int uw_writeprotect(int uffd, uintptr_t s, uintptr_t e, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = s, .len = e - s },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	while (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp)) {
+		if (errno != EAGAIN)
+			return -errno;
+	}
+	return 0;
+}
+
+static void uw_fault(struct pmtrack *t, uintptr_t addr, uint64_t flags)
+{
+	int slot;
+	struct pmt_sb *sb = pmt_sb_get(PMT_SB_UFFD, t, addr, &slot);
+	size_t gran = sb ? sb->gran : t->page_size;
+	uintptr_t g = addr & ~(uintptr_t)(gran - 1);
+
+	/* un-protect first (it wakes the writer), then record: see
+	 * softbits.c for why this order loses nothing */
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WP) ||
+	    uw_writeprotect(t->uffd, g, g + gran, false)) {
+		/* not ours to resolve (or gone): let the writer retry */
+		struct uffdio_range r = { .start = g, .len = gran };
+
+		ioctl(t->uffd, UFFDIO_WAKE, &r);
+	}
+	if (sb) {
+		pmt_sb_mark(sb, g, g + gran);
+		pmt_sb_put(slot);
+	}
+}
+
+static void *uw_thread(void *arg)
+{
+	struct pmtrack *t = arg;
+	struct uffd_msg msg[64];
+	struct pollfd pfd[2] = {
+		{ .fd = t->uffd, .events = POLLIN },
+		{ .fd = t->uw->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0)
+			continue; /* EINTR; nothing else can fail here */
+		if (pfd[1].revents)
+			break;
+		n = read(t->uffd, msg, sizeof(msg));
+		if (n <= 0)
+			continue; /* EAGAIN: another wakeup raced us */
+		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++)
+			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+				uw_fault(
+					t,
+					(uintptr_t)msg[i].arg.pagefault.address,
+					msg[i].arg.pagefault.flags);
+	}
+	return NULL;
+}
+
+static int uw_open(struct pmtrack *t)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	sigset_t all, old;
+	uint64_t feats;
+	int ret;
+
+	ret = pmt_uffd_features(&feats);
+	if (ret)
+		return ret;
+	if (!(feats & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+		return -EOPNOTSUPP;
+	api.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP |
+		       (feats & (UFFD_FEATURE_WP_UNPOPULATED |
+				 UFFD_FEATURE_WP_HUGETLBFS_SHMEM));
+	t->uw = calloc(1, sizeof(*t->uw));
+	if (!t->uw)
+		return -ENOMEM;
+	t->uw->stop_fd = -1;
+	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
+		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_KERNEL_WRITES;
+	/* trap kernel-mode faults when allowed, else user mode only */
+	t->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (t->uffd < 0 && errno == EPERM) {
+		t->caps &= ~PMTRACK_CAP_KERNEL_WRITES;
+		t->uffd = (int)syscall(SYS_userfaultfd,
+				       O_CLOEXEC | O_NONBLOCK |
+					       UFFD_USER_MODE_ONLY);
+	}
+	if (t->uffd < 0)
+		return errno == EPERM || errno == ENOSYS ? -EOPNOTSUPP : -errno;
+	if (ioctl(t->uffd, UFFDIO_API, &api))
+		return -errno;
+	t->uw->unpopulated = api.features & UFFD_FEATURE_WP_UNPOPULATED;
+	t->uw->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (t->uw->stop_fd < 0)
+		return -errno;
+	/* the thread must never run the program's signal handlers */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&t->uw->thread, NULL, uw_thread, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return ret;
+	t->uw->running = true;
+	return 0;
+}
+
+static void uw_close(struct pmtrack *t)
+{
+	struct pmt_uw *uw = t->uw;
+
+	if (uw) {
+		if (uw->running) {
+			uint64_t one = 1;
+
+			while (write(uw->stop_fd, &one, sizeof(one)) < 0 &&
+			       errno == EINTR)
+				;
+			pthread_join(uw->thread, NULL);
+		}
+		if (uw->stop_fd >= 0)
+			close(uw->stop_fd);
+		free(uw);
+		t->uw = NULL;
+	}
+	/* closing it wakes any blocked writer and drops every protection */
+	if (t->uffd >= 0)
+		close(t->uffd);
+	t->uffd = -1;
+	for (size_t i = 0; i < t->nranges; i++) {
+		pmt_sb_unpublish(t->ranges[i].sb);
+		pmt_sb_free(t->ranges[i].sb);
+		t->ranges[i].sb = NULL;
+	}
+}
+
+static int uw_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		  uintptr_t e)
+{
+	int r = uw_writeprotect(t->uffd, s, e, true);
+
+	(void)sb;
+	/* ENOENT: no longer registered there (unmapped or replaced) */
+	return r == -ENOENT ? PMT_ARM_GONE : r;
+}
+
+static int uw_watch(struct pmtrack *t, struct pmt_range *r,
+		    const struct pmt_vma_span *span)
+{
+	struct uffdio_register reg = {
+		.range = { .start = r->start, .len = r->end - r->start },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_range ur = reg.range;
+	struct pmt_sb *sb;
+	int ret;
+
+	(void)span;
+	if (!t->uw->unpopulated &&
+	    madvise((void *)r->start, r->end - r->start, MADV_POPULATE_READ))
+		return errno == EINVAL ? -EOPNOTSUPP : -errno;
+	sb = pmt_sb_new(t, PMT_SB_UFFD, r->start, r->end, r->align);
+	if (!sb)
+		return -ENOMEM;
+	ret = pmt_sb_publish(sb);
+	if (ret)
+		goto fail;
+	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg)) {
+		/* EINVAL: a kind of memory sync WP cannot track here */
+		ret = errno == EINVAL ? -EOPNOTSUPP : -errno;
+		goto fail;
+	}
+	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
+		ret = -EOPNOTSUPP;
+		goto fail_unreg;
+	}
+	ret = uw_writeprotect(t->uffd, r->start, r->end, true);
+	if (ret)
+		goto fail_unreg;
+	r->sb = sb;
+	return 0;
+fail_unreg:
+	ioctl(t->uffd, UFFDIO_UNREGISTER, &ur);
+fail:
+	pmt_sb_unpublish(sb);
+	pmt_sb_free(sb);
+	return ret;
+}
+
+static int uw_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
+		      uintptr_t e, struct pmt_range *head,
+		      struct pmt_range *tail)
+{
+	struct uffdio_range ur = { .start = s, .len = e - s };
+
+	/* un-protecting wakes blocked writers; unregistering leaves the
+	 * rest of the mapping alone.  Both fail harmlessly where nothing is
+	 * mapped any more. */
+	uw_writeprotect(t->uffd, s, e, false);
+	if (ioctl(t->uffd, UFFDIO_UNREGISTER, &ur) && errno != EINVAL &&
+	    errno != ENOENT)
+		return -errno;
+	return pmt_sb_split(t, r, head, tail, true);
+}
+
+static int uw_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
+{
+	return pmt_sb_collect(t, c, first, uw_arm);
+}
+
+static int uw_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	return pmt_sb_reset(t, s, e, first, uw_arm);
+}
+
+static int uw_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	if (t->caps & PMTRACK_CAP_KERNEL_WRITES)
+		return 0;
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
+		struct pmt_sb *sb = t->ranges[i].sb;
+		uintptr_t a, b;
+		int r;
+
+		pmt_sb_unit_span(sb, s, e, &a, &b);
+		r = uw_writeprotect(t->uffd, a, b, false);
+
+		if (r && r != -ENOENT)
+			return r;
+		pmt_sb_mark(sb, a, b);
+	}
+	return 0;
+}
+
+const struct pmt_backend_ops pmt_uffd_wp_ops = {
+	.id = PMTRACK_BACKEND_UFFD_WP,
+	.usable = uw_usable,
+	.open = uw_open,
+	.close = uw_close,
+	.watch = uw_watch,
+	.unwatch = uw_unwatch,
+	.collect = uw_collect,
+	.reset = uw_reset,
+	.first_written = pmt_sb_first_written,
+	.prepare_write = uw_prepare,
+};
