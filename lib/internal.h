@@ -174,6 +174,9 @@ PMT_HIDDEN void pmt_sb_unpublish(struct pmt_sb *sb);
 PMT_HIDDEN struct pmt_sb *pmt_sb_get(enum pmt_sb_kind kind, const void *owner,
 				     uintptr_t addr, int *slot);
 PMT_HIDDEN void pmt_sb_put(int slot);
+/* does a published range of @kind overlap [s, e)? */
+PMT_HIDDEN bool pmt_sb_overlaps(enum pmt_sb_kind kind, uintptr_t s,
+				uintptr_t e);
 /* [s, e) clipped to @sb and widened to whole protection units */
 PMT_HIDDEN void pmt_sb_unit_span(const struct pmt_sb *sb, uintptr_t s,
 				 uintptr_t e, uintptr_t *a, uintptr_t *b);

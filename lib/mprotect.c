@@ -79,6 +79,10 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 {
 	size_t span = sb->gran;
 
+	/* marked before the page is writable, so another thread that
+	 * writes it and then collects sees it; marked again after, in case
+	 * a collect took the bit meanwhile (see softbits.c) */
+	pmt_sb_mark(sb, a & ~(uintptr_t)(span - 1), (a | (span - 1)) + 1);
 	for (;;) {
 		uintptr_t s = a & ~(uintptr_t)(span - 1);
 		uintptr_t e = s + span;
@@ -198,6 +202,9 @@ static int mp_watch(struct pmtrack *t, struct pmt_range *r,
 	struct pmt_sb *sb;
 	int ret;
 
+	/* another mprotect tracker has it (and made it read-only) */
+	if (pmt_sb_overlaps(PMT_SB_MPROTECT, r->start, r->end))
+		return -EBUSY;
 	if (span->prot_all != span->prot_any ||
 	    (span->prot_all & (PROT_READ | PROT_WRITE)) !=
 		    (PROT_READ | PROT_WRITE))

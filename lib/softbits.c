@@ -9,11 +9,14 @@
  * run in a signal handler and on many threads at once.  Collectors take
  * bits with atomic ANDs and then re-arm what they took.
  *
- * Why no write is lost, with a handler doing "un-protect, then set bit"
- * and a collector doing "clear bit, then protect": a page whose bit is clear
- * is either armed, or a handler is about to set its bit, or the collector
- * that cleared it is about to arm it and reports it now (the write landed
- * before the collect returned, so the caller's copy of the page has it).
+ * Why no write is lost, with a handler doing "set bit, un-protect, set bit
+ * again" and a collector doing "clear bit, then protect": a page whose bit
+ * is clear is either armed, or a handler is about to set its bit, or the
+ * collector that cleared it is about to arm it and reports it now (a write
+ * in that window landed before the collect returned, so the caller's copy
+ * of the page has it).  The first set makes a thread's own write visible
+ * to the collect it makes next; the second covers a collect that took the
+ * first bit and armed the page before the handler un-protected it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -132,6 +135,20 @@ struct pmt_sb *pmt_sb_get(enum pmt_sb_kind kind, const void *owner,
 		atomic_fetch_sub(&s->users, 1);
 	}
 	return NULL;
+}
+
+bool pmt_sb_overlaps(enum pmt_sb_kind kind, uintptr_t s, uintptr_t e)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&table_lock);
+	for (int i = 0; i < atomic_load(&nslots) && !hit; i++) {
+		struct pmt_sb *sb = atomic_load(&slot_at(i)->sb);
+
+		hit = sb && sb->kind == kind && sb->start < e && s < sb->end;
+	}
+	pthread_mutex_unlock(&table_lock);
+	return hit;
 }
 
 void pmt_sb_put(int slot)
@@ -377,8 +394,15 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 		if (!bits_any(sb, u, u + per, false))
 			continue;
 		if (!walk_fits(w, a, per, sb->gran)) {
+			/* a report without reset may end inside a unit */
+			size_t k = w->pages_left;
+
 			*stop = a;
-			return 0;
+			if (w->c->reset || !k || k >= per ||
+			    !walk_fits(w, a, k, k << sb->pshift))
+				return 0;
+			*stop = a + (k << sb->pshift);
+			return walk_add(w, a, *stop);
 		}
 		if (w->c->reset && !bits_any(sb, u, u + per, true))
 			continue; /* a concurrent collector took it */

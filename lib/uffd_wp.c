@@ -69,20 +69,33 @@ static void uw_fault(struct pmtrack *t, uintptr_t addr, uint64_t flags)
 	struct pmt_sb *sb = pmt_sb_get(PMT_SB_UFFD, t, addr, &slot);
 	size_t gran = sb ? sb->gran : t->page_size;
 	uintptr_t g = addr & ~(uintptr_t)(gran - 1);
+	struct uffdio_writeprotect wp = {
+		.range = { .start = g, .len = gran },
+		.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+	};
 
-	/* un-protect first (it wakes the writer), then record: see
-	 * softbits.c for why this order loses nothing */
-	if (!(flags & UFFD_PAGEFAULT_FLAG_WP) ||
-	    uw_writeprotect(t->uffd, g, g + gran, false)) {
-		/* not ours to resolve (or gone): let the writer retry */
-		struct uffdio_range r = { .start = g, .len = gran };
-
-		ioctl(t->uffd, UFFDIO_WAKE, &r);
+	/*
+	 * Mark, un-protect without waking, mark again, then wake the
+	 * writer.  The first mark makes a write by another thread that
+	 * finds the page writable visible to that thread's next collect;
+	 * the second covers a collect that took the first and armed the
+	 * page before we un-protected it (see softbits.c).  Waking last
+	 * means the writer's own later reset comes after both marks.
+	 */
+	if (sb)
+		pmt_sb_mark(sb, g, g + gran);
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		while (ioctl(t->uffd, UFFDIO_WRITEPROTECT, &wp) &&
+		       errno == EAGAIN)
+			;
 	}
 	if (sb) {
 		pmt_sb_mark(sb, g, g + gran);
 		pmt_sb_put(slot);
 	}
+	/* also when un-protecting failed (unwatched meanwhile): the
+	 * writer retries and finds the page as it is now */
+	ioctl(t->uffd, UFFDIO_WAKE, &wp.range);
 }
 
 static void *uw_thread(void *arg)

@@ -117,7 +117,7 @@ START_TEST(base_pages)
 	b[(NPAGES - 1) * ps + ps - 1] = 5;
 	ck_assert_int_eq(pipe(fds), 0);
 	ck_assert_int_eq(write(fds[1], "kernel", 6), 6);
-	ck_assert_int_eq(read(fds[0], b + 1800 * ps, 6), 6);
+	ck_assert_int_eq(t_kread(t, fds[0], b + 1800 * ps, 6), 6);
 	close(fds[0]);
 	close(fds[1]);
 	{
@@ -380,6 +380,22 @@ static const char *thp_setup(void)
 	return NULL;
 }
 
+START_TEST(file_refused)
+{
+	/* a backend without PMTRACK_CAP_FILE_MAPPINGS says so at watch
+	 * time, and the mapping stays usable and unwatched */
+	struct pmtrack *t = t_new(0);
+	size_t len = 16 * ps;
+	char *b = map_kind(len);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, len), -EOPNOTSUPP);
+	b[3 * ps] = 1;
+	ck_assert_int_eq(pmtrack_unwatch(t, b, len), -ENOENT);
+	pmtrack_free(t);
+	munmap(b, len);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	static const char *const kinds[] = { "anon",	     "shared-anon",
@@ -419,7 +435,16 @@ int main(int argc, char **argv)
 	s = suite_create("memtypes");
 	tc = tcase_create(kind);
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, !strcmp(kind, "hugetlb") ? huge_tlb : base_pages);
+	if (!strncmp(kind, "file-", 5) &&
+	    !(t_caps & PMTRACK_CAP_FILE_MAPPINGS)) {
+		printf("%s: backend %s cannot watch file mappings; checking "
+		       "that it refuses them\n",
+		       kind, pmtrack_backend_name(t_backend));
+		tcase_add_test(tc, file_refused);
+	} else {
+		tcase_add_test(tc, !strcmp(kind, "hugetlb") ? huge_tlb
+							    : base_pages);
+	}
 	suite_add_tcase(s, tc);
 	r = t_run(s);
 	if (saved_nr_hugepages >= 0)

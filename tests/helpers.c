@@ -5,36 +5,83 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "helpers.h"
 
 size_t ps;
 
-int t_init(void)
+enum pmtrack_backend t_backend;
+unsigned int t_caps;
+
+/* why @b cannot run here, from the probes it depends on */
+static void say_why(const char *name)
 {
-	static const enum pmtrack_feature need[] = {
+	static const enum pmtrack_feature feats[] = {
 		PMTRACK_FEAT_PAGEMAP_SCAN,
 		PMTRACK_FEAT_UFFD_WP_ASYNC,
+		PMTRACK_FEAT_UFFD_WP,
+		PMTRACK_FEAT_SOFT_DIRTY,
 	};
 
-	ps = (size_t)sysconf(_SC_PAGESIZE);
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
-		int r = pmtrack_probe(need[i], NULL);
+	printf("SKIP: backend %s cannot run on this machine; probes:", name);
+	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
+		printf(" %s=%d", pmtrack_feature_name(feats[i]),
+		       pmtrack_probe(feats[i], NULL));
+	printf("\n");
+	if (!strcmp(name, "soft-dirty"))
+		printf("SKIP: soft-dirty needs CONFIG_MEM_SOFT_DIRTY "
+		       "(x86_64, s390, ppc64); this kernel does not set "
+		       "pagemap bit 55 after a write\n");
+	else if (!strcmp(name, "pagemap-scan"))
+		printf("SKIP: pagemap-scan needs Linux 6.7+ with "
+		       "userfaultfd allowed\n");
+}
 
-		if (r == 0) {
-			printf("SKIP: kernel lacks %s (needs Linux 6.7+ with "
-			       "userfaultfd allowed)\n",
-			       pmtrack_feature_name(need[i]));
-			return T_SKIP;
-		}
-		if (r < 0) {
-			fprintf(stderr, "probe %s failed: %s\n",
-				pmtrack_feature_name(need[i]), strerror(-r));
-			return 1;
-		}
+int t_init(void)
+{
+	const char *env = getenv("PMTRACK_BACKEND");
+	struct pmtrack *t = NULL;
+	int r;
+
+	ps = (size_t)sysconf(_SC_PAGESIZE);
+	r = pmtrack_new(NULL, &t);
+	if (r == -EOPNOTSUPP) {
+		say_why(env && *env ? env : "auto");
+		return T_SKIP;
 	}
+	if (r < 0) {
+		fprintf(stderr, "pmtrack_new (PMTRACK_BACKEND=%s): %s\n",
+			env ? env : "", strerror(-r));
+		return 1;
+	}
+	t_backend = pmtrack_backend(t);
+	t_caps = pmtrack_caps(t);
+	pmtrack_free(t);
+	printf("backend: %s, caps 0x%x\n", pmtrack_backend_name(t_backend),
+	       t_caps);
 	return 0;
+}
+
+ssize_t t_kread(struct pmtrack *t, int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (!(t_caps & PMTRACK_CAP_KERNEL_WRITES)) {
+			int r = pmtrack_prepare_kernel_write(t, buf, len);
+
+			t_check(r == 0, "prepare_kernel_write: %s",
+				strerror(-r));
+		}
+		/* the raw syscall: ThreadSanitizer's read() interceptor
+		 * would see the kernel's store as the caller's */
+		n = syscall(SYS_read, fd, buf, len);
+		if (n >= 0 || errno != EFAULT ||
+		    (t_caps & PMTRACK_CAP_KERNEL_WRITES))
+			return n;
+	}
 }
 
 int t_run(Suite *s)

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <pmtrack/pmtrack.h>
 
@@ -28,13 +29,26 @@
 #define t_assert_ptr_le(a, b) ck_assert_uint_le((uintptr_t)(a), (uintptr_t)(b))
 
 extern size_t ps; /* page size, set by t_init() */
+/* the backend under test (PMTRACK_BACKEND, else the automatic choice) and
+ * its capabilities, set by t_init() */
+extern enum pmtrack_backend t_backend;
+extern unsigned int t_caps;
 
 /*
- * Set up and decide whether the tracker can run here.  Returns 0 to go on,
- * T_SKIP (after printing why) if the kernel lacks what the default backend
- * needs, or 1 if a probe failed unexpectedly.
+ * Set up and decide whether the tracker can run here.  Every test program
+ * runs on the backend PMTRACK_BACKEND names (CTest runs each once per
+ * backend).  Returns 0 to go on, T_SKIP (after printing why) if that
+ * backend cannot work on this machine, or 1 if something failed
+ * unexpectedly.
  */
 int t_init(void);
+
+/*
+ * read(2) from @fd into watched memory the way the API documents it: on a
+ * backend without PMTRACK_CAP_KERNEL_WRITES, prepare the buffer first and
+ * retry when a concurrent reset re-armed it (EFAULT).
+ */
+ssize_t t_kread(struct pmtrack *t, int fd, void *buf, size_t len);
 
 /* Run @s in fork mode and map the result to an exit code. */
 int t_run(Suite *s);

@@ -278,10 +278,13 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
  * mapping is unmapped (or mremap()ed away), its pages are no longer
  * reported; if other memory is then mapped there, collects over it fail
- * with -ESTALE.  Unwatch before unmapping: if the new memory at that
- * address is watched by another tracker (another userfaultfd), this
- * tracker cannot tell it is not its own, and its collects would report
- * and reset the other tracker's pages.
+ * with -ESTALE on pagemap-scan, while the other backends do not notice and
+ * report nothing for it (soft-dirty reports it as written).  Unwatch
+ * before unmapping: if the new memory at that address is watched by
+ * another tracker, this tracker cannot tell it is not its own, and its
+ * collects would report and reset the other tracker's pages; and on
+ * mprotect, unwatch gives the watched range's old protection back to
+ * whatever is mapped there.
  *
  * Return: 0; -EINVAL if @addr or @len is not a multiple of the granularity
  * (or of the huge page size of a hugetlb mapping in the range), @len is 0,
@@ -290,7 +293,9 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * which the kernel's PAGEMAP_SCAN cannot write-protect;
  * -EOVERFLOW if @addr + @len wraps; -EEXIST if it overlaps a range this tracker
  * watches; -ENOMEM if part of it is not mapped (or memory ran out); -EBUSY if
- * another userfaultfd (another tracker, perhaps) already has part of it;
+ * another userfaultfd (another tracker, perhaps) already has part of it, or
+ * on mprotect another mprotect tracker does; -EACCES on mprotect if the
+ * range is not readable and writable throughout;
  * -ECHILD if called in a child process after fork().
  */
 PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len);
@@ -467,7 +472,9 @@ struct pmtrack_stats {
 	uint64_t collects; /* successful collect calls of any output kind */
 	uint64_t resets;   /* successful pmtrack_reset() calls */
 	uint64_t pages_reported; /* pages reported by collects */
-	uint64_t scans;	  /* kernel scan calls (PAGEMAP_SCAN ioctls) issued */
+	/* kernel scan calls issued: PAGEMAP_SCAN ioctls, or pagemap reads
+	 * (soft-dirty); uffd-wp and mprotect make none */
+	uint64_t scans;
 	uint64_t scan_ns; /* wall time spent in those calls, nanoseconds */
 	size_t : 0;
 };
