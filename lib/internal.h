@@ -202,6 +202,10 @@ PMT_HIDDEN int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 				    size_t first, uintptr_t *addr);
 PMT_HIDDEN int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e,
 			    size_t first, pmt_arm_fn arm);
+/* un-protect whole units over [s, e) with @unarm (0 or -errno) and mark
+ * them written: pmtrack_prepare_kernel_write() */
+PMT_HIDDEN int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			      size_t first, pmt_arm_fn unarm);
 /* give *head and *tail software bits of their own, carrying r's over;
  * with @published, handlers may be using r->sb meanwhile */
 PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,

@@ -261,21 +261,16 @@ static int mp_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 	return pmt_sb_reset(t, s, e, first, mp_arm);
 }
 
+static int mp_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		    uintptr_t e)
+{
+	(void)t;
+	return mp_protect(s, e, (int)sb->prot);
+}
+
 static int mp_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 {
-	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
-		struct pmt_sb *sb = t->ranges[i].sb;
-		uintptr_t a, b;
-		int r;
-
-		pmt_sb_unit_span(sb, s, e, &a, &b);
-		r = mp_protect(a, b, (int)sb->prot);
-
-		if (r)
-			return r;
-		pmt_sb_mark(sb, a, b);
-	}
-	return 0;
+	return pmt_sb_prepare(t, s, e, first, mp_unarm);
 }
 
 const struct pmt_backend_ops pmt_mprotect_ops = {

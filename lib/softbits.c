@@ -496,6 +496,23 @@ int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
 	return 0;
 }
 
+int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
+		   pmt_arm_fn unarm)
+{
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
+		struct pmt_sb *sb = t->ranges[i].sb;
+		uintptr_t a, b;
+		int r;
+
+		pmt_sb_unit_span(sb, s, e, &a, &b);
+		r = unarm(t, sb, a, b);
+		if (r < 0)
+			return r;
+		pmt_sb_mark(sb, a, b);
+	}
+	return 0;
+}
+
 /* ---- unwatch ------------------------------------------------------------ */
 
 static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)

@@ -283,23 +283,20 @@ static int uw_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 	return pmt_sb_reset(t, s, e, first, uw_arm);
 }
 
+static int uw_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		    uintptr_t e)
+{
+	int r = uw_writeprotect(t->uffd, s, e, false);
+
+	(void)sb;
+	return r == -ENOENT ? 0 : r; /* not registered: nothing armed */
+}
+
 static int uw_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 {
 	if (t->caps & PMTRACK_CAP_KERNEL_WRITES)
 		return 0;
-	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
-		struct pmt_sb *sb = t->ranges[i].sb;
-		uintptr_t a, b;
-		int r;
-
-		pmt_sb_unit_span(sb, s, e, &a, &b);
-		r = uw_writeprotect(t->uffd, a, b, false);
-
-		if (r && r != -ENOENT)
-			return r;
-		pmt_sb_mark(sb, a, b);
-	}
-	return 0;
+	return pmt_sb_prepare(t, s, e, first, uw_unarm);
 }
 
 const struct pmt_backend_ops pmt_uffd_wp_ops = {

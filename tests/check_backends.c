@@ -43,15 +43,7 @@ static int usable(enum pmtrack_backend b)
 /* vm.unprivileged_userfaultfd = 1? */
 static bool unpriv_uffd_allowed(void)
 {
-	FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
-	int v = 0;
-
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = 0;
-		fclose(f);
-	}
-	return v == 1;
+	return t_read_long("/proc/sys/vm/unprivileged_userfaultfd") == 1;
 }
 
 static int new_with(enum pmtrack_backend b, unsigned int require, int pid,

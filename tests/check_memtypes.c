@@ -317,37 +317,13 @@ START_TEST(huge_tlb)
 }
 END_TEST
 
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static bool write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%ld\n", v) > 0;
-	return fclose(f) == 0 && ok;
-}
-
 #define NR_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 #define FREE_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
 
 /* make 5 free 2 MiB huge pages available; NULL if done, else why not */
 static const char *hugetlb_setup(void)
 {
-	long nr = read_long(NR_HUGE), fr = read_long(FREE_HUGE);
+	long nr = t_read_long(NR_HUGE), fr = t_read_long(FREE_HUGE);
 
 	if (ps != 4096)
 		return "the test assumes 4 KiB base pages";
@@ -357,8 +333,8 @@ static const char *hugetlb_setup(void)
 		return NULL;
 	if (geteuid() != 0)
 		return "fewer than 5 free 2 MiB huge pages and not root";
-	if (!write_long(NR_HUGE, nr + 5 - fr) || read_long(FREE_HUGE) < 5) {
-		write_long(NR_HUGE, nr);
+	if (!t_write_long(NR_HUGE, nr + 5 - fr) || t_read_long(FREE_HUGE) < 5) {
+		t_write_long(NR_HUGE, nr);
 		return "could not reserve 5 huge pages";
 	}
 	saved_nr_hugepages = nr;
@@ -448,6 +424,6 @@ int main(int argc, char **argv)
 	suite_add_tcase(s, tc);
 	r = t_run(s);
 	if (saved_nr_hugepages >= 0)
-		write_long(NR_HUGE, saved_nr_hugepages);
+		t_write_long(NR_HUGE, saved_nr_hugepages);
 	return r;
 }

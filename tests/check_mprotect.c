@@ -238,30 +238,6 @@ END_TEST
 
 #define MAPCOUNT "/proc/sys/vm/max_map_count"
 
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fprintf(f, "%ld\n", v) > 0;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 static long count_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -281,7 +257,7 @@ static long saved_limit = -1;
 static void limit_restore(void)
 {
 	if (saved_limit > 0)
-		write_long(MAPCOUNT, saved_limit);
+		t_write_long(MAPCOUNT, saved_limit);
 }
 
 #define MC_PAGES 16384u /* 64 MiB */
@@ -352,7 +328,7 @@ static int run_map_count(void)
 		printf("SKIP: lowering vm.max_map_count needs root\n");
 		return T_SKIP;
 	}
-	saved_limit = read_long(MAPCOUNT);
+	saved_limit = t_read_long(MAPCOUNT);
 	now = count_maps();
 	if (saved_limit <= 0 || now <= 0) {
 		fprintf(stderr, "cannot read %s or /proc/self/maps\n",
@@ -361,7 +337,7 @@ static int run_map_count(void)
 	}
 	/* room for the test's own mappings and about 100 split pages */
 	limit = now + 200;
-	if (write_long(MAPCOUNT, limit)) {
+	if (!t_write_long(MAPCOUNT, limit)) {
 		printf("SKIP: cannot write %s: %s\n", MAPCOUNT,
 		       strerror(errno));
 		return T_SKIP;

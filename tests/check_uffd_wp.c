@@ -19,6 +19,8 @@
 
 #include "helpers.h"
 
+#define UNPRIV "/proc/sys/vm/unprivileged_userfaultfd"
+
 static struct pmtrack *uw_new(void)
 {
 	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_UFFD_WP);
@@ -134,35 +136,22 @@ static int unprivileged_child(void)
 
 START_TEST(unprivileged)
 {
-	FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
-	int sysctl = -1, status;
+	long sysctl = t_read_long(UNPRIV);
+	int status;
 	pid_t pid;
 
-	if (f) {
-		if (fscanf(f, "%d", &sysctl) != 1)
-			sysctl = -1;
-		fclose(f);
-	}
 	ck_assert_int_ge(sysctl, 0);
 	/* the default (0) is the case to prove; root can set it for the
 	 * length of the test (root's own trackers do not depend on it) */
-	if (sysctl != 0) {
-		f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "w");
-		ck_assert_ptr_nonnull(f);
-		ck_assert_int_gt(fprintf(f, "0\n"), 0);
-		ck_assert_int_eq(fclose(f), 0);
-	}
+	if (sysctl != 0)
+		ck_assert(t_write_long(UNPRIV, 0));
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (!pid)
 		_exit(unprivileged_child());
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	if (sysctl != 0) {
-		f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "w");
-		ck_assert_ptr_nonnull(f);
-		fprintf(f, "%d\n", sysctl);
-		fclose(f);
-	}
+	if (sysctl != 0)
+		ck_assert(t_write_long(UNPRIV, sysctl));
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "child status 0x%x", status);
 }

@@ -145,6 +145,30 @@ void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
 	free(got);
 }
 
+long t_read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+bool t_write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%ld\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
 uint64_t t_rand(uint64_t *s)
 {
 	uint64_t x = *s;

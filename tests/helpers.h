@@ -4,6 +4,7 @@
 #define PMTRACK_TEST_HELPERS_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,6 +68,11 @@ size_t t_collect_idx(struct pmtrack *t, char *buf, size_t npages,
 /* Assert that collecting (as above) yields exactly @want[0..n). */
 void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
 		  unsigned int flags, const size_t *want, size_t n);
+
+/* a number from a /proc or /sys file (-1 if unreadable), and back (false on
+ * failure) */
+long t_read_long(const char *path);
+bool t_write_long(const char *path, long v);
 
 /* xorshift64* PRNG, deterministic per seed */
 uint64_t t_rand(uint64_t *state);
