@@ -195,6 +195,9 @@ PMT_HIDDEN void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
 typedef int (*pmt_arm_fn)(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 			  uintptr_t e);
 
+/* arm [s, e) of @sb piece by piece where it must (see softbits.c) */
+PMT_HIDDEN int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
+			  uintptr_t s, uintptr_t e);
 /* collect / first written / reset over the software bits of the ranges */
 PMT_HIDDEN int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c,
 			      size_t first, pmt_arm_fn arm);

@@ -79,10 +79,6 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 {
 	size_t span = sb->gran;
 
-	/* marked before the page is writable, so another thread that
-	 * writes it and then collects sees it; marked again after, in case
-	 * a collect took the bit meanwhile (see softbits.c) */
-	pmt_sb_mark(sb, a & ~(uintptr_t)(span - 1), (a | (span - 1)) + 1);
 	for (;;) {
 		uintptr_t s = a & ~(uintptr_t)(span - 1);
 		uintptr_t e = s + span;
@@ -91,6 +87,14 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 			s = sb->start;
 		if (e > sb->end || e < s)
 			e = sb->end;
+		/*
+		 * Marked before the span is writable, so another thread
+		 * that writes it and then collects sees it; marked again
+		 * after, in case a collect took the bits and armed the
+		 * span meanwhile (see softbits.c).  A failed attempt only
+		 * leaves extra marks.
+		 */
+		pmt_sb_mark(sb, s, e);
 		if (!mprotect((void *)s, e - s, (int)sb->prot)) {
 			pmt_sb_mark(sb, s, e);
 			return true;
@@ -101,25 +105,41 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 	}
 }
 
+/*
+ * The address of this thread's last fault that found no range.  A lookup
+ * can miss a watched page for a moment: unwatch makes pages writable and
+ * then drops their range, and a split publishes the new ranges in slots
+ * the scan may already have passed.  So a miss first returns and lets the
+ * access run again; only the same fault twice in a row is passed on.
+ * Initial-exec TLS: no allocation or lock on first use in the handler.
+ */
+static __thread uintptr_t last_miss __attribute__((tls_model("initial-exec")));
+
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
 	int saved = errno;
+	uintptr_t a = (uintptr_t)si->si_addr;
 
 	if (si->si_code == SEGV_ACCERR && fault_is_write(uctx)) {
 		int slot;
-		struct pmt_sb *sb = pmt_sb_get(PMT_SB_MPROTECT, NULL,
-					       (uintptr_t)si->si_addr, &slot);
+		struct pmt_sb *sb = pmt_sb_get(PMT_SB_MPROTECT, NULL, a, &slot);
 
 		if (sb) {
-			bool done = mp_fault(sb, (uintptr_t)si->si_addr);
+			bool done = mp_fault(sb, a);
 
 			pmt_sb_put(slot);
+			last_miss = 0;
 			if (done) {
 				errno = saved;
 				return;
 			}
+		} else if (last_miss != a) {
+			last_miss = a;
+			errno = saved;
+			return;
 		}
 	}
+	last_miss = 0;
 	chain(sig, si, uctx);
 	errno = saved;
 }
@@ -154,7 +174,7 @@ static int mp_usable(void)
 static int mp_open(struct pmtrack *t)
 {
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
-		  PMTRACK_CAP_FILE_MAPPINGS;
+		  PMTRACK_CAP_FILE_MAPPINGS | PMTRACK_CAP_HUGETLB;
 	return install_handler();
 }
 
@@ -242,13 +262,20 @@ static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 	if (ret == -ENOMEM) {
 		struct pmt_vma_span span;
 
-		if (pmt_vma_check(t, s, e, &span) != -ENOMEM)
+		if (pmt_vma_check(t, s, e, &span) != -ENOMEM) {
+			/* out of map count: part may be writable now and
+			 * stays watched, so it must read as written */
+			pmt_sb_mark(r->sb, s, e);
 			return ret;
+		}
 		/* partly unmapped: give back what is still there */
 		for (uintptr_t a = s; a < e; a += r->sb->gran)
 			mp_protect(a, a + r->sb->gran, (int)r->sb->prot);
 	}
-	return pmt_sb_split(t, r, head, tail, true);
+	ret = pmt_sb_split(t, r, head, tail, true);
+	if (ret) /* [s, e) is writable but still watched */
+		pmt_sb_mark(r->sb, s, e);
+	return ret;
 }
 
 static int mp_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)

@@ -47,7 +47,7 @@ static int ps_open(struct pmtrack *t)
 		return -EOPNOTSUPP;
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
 		  PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
-		  PMTRACK_CAP_NO_SIGNALS;
+		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_HUGETLB;
 	/* shmem and hugetlb need this one; take it whenever it exists */
 	api.features =
 		PS_UFFD_FEATURES | (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);

@@ -202,6 +202,10 @@ static int sd_watch(struct pmtrack *t, struct pmt_range *r,
 	int ret;
 
 	(void)span;
+	/* clear_refs never write-protects hugetlb entries, so after the
+	 * first clear a write to one would not set bit 55 again */
+	if (r->align != t->page_size)
+		return -EOPNOTSUPP;
 	r->sb = pmt_sb_new(t, PMT_SB_PLAIN, r->start, r->end, r->align);
 	if (!r->sb)
 		return -ENOMEM;

@@ -266,24 +266,55 @@ struct sb_walk {
 	uintptr_t last_end;
 };
 
+/*
+ * Arm [s, e) after its bits were taken, and emit it to @c unless NULL.
+ * Where the mapping is gone in part (a hole, or on older kernels a run
+ * that crosses VMAs), halve the run until each piece arms or is wholly
+ * gone, so the mapped parts are never dropped with it.  A piece that stays
+ * writable, or whose arming failed, is marked written again.
+ */
+static int arm_pieces(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
+		      struct pmt_collect *c, uintptr_t s, uintptr_t e)
+{
+	int r = arm(t, sb, s, e);
+
+	if (r == PMT_ARM_GONE && e - s > sb->gran) {
+		uintptr_t mid = s + (e - s) / sb->gran / 2 * sb->gran;
+
+		r = arm_pieces(t, sb, arm, c, s, mid);
+		if (r < 0) {
+			pmt_sb_mark(sb, mid, e);
+			return r;
+		}
+		return arm_pieces(t, sb, arm, c, mid, e);
+	}
+	if (r == PMT_ARM_GONE)
+		return 0;
+	if (r != 0)
+		pmt_sb_mark(sb, s, e);
+	if (r < 0)
+		return r;
+	if (c)
+		c->emit(c, s, e);
+	return 0;
+}
+
+int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
+	       uintptr_t s, uintptr_t e)
+{
+	return arm_pieces(t, sb, arm, NULL, s, e);
+}
+
 /* Arm and emit the pending run. */
 static int walk_flush(struct sb_walk *w)
 {
 	uintptr_t s = w->run_s, e = w->run_e;
-	int r = 0;
 
 	if (s == e)
 		return 0;
 	w->run_s = w->run_e = 0;
-	if (w->c->reset && w->arm) {
-		r = w->arm(w->t, w->sb, s, e);
-		if (r == PMT_ARM_GONE)
-			return 0;
-		if (r != 0)
-			pmt_sb_mark(w->sb, s, e);
-		if (r < 0)
-			return r;
-	}
+	if (w->c->reset && w->arm)
+		return arm_pieces(w->t, w->sb, w->arm, w->c, s, e);
 	w->c->emit(w->c, s, e);
 	return 0;
 }
@@ -303,17 +334,22 @@ static bool walk_fits(struct sb_walk *w, uintptr_t a, size_t n, size_t bytes)
 	return true;
 }
 
+/* Add a taken run; on an error [s, e) is not taken over (the caller gives
+ * its bits back) and the pending run was given back by walk_flush(). */
 static int walk_add(struct sb_walk *w, uintptr_t s, uintptr_t e)
 {
-	if (w->run_e == s) {
+	int r;
+
+	if (w->run_e == s && s) {
 		w->run_e = e;
 		return 0;
 	}
-	int r = walk_flush(w);
-
+	r = walk_flush(w);
+	if (r)
+		return r;
 	w->run_s = s;
 	w->run_e = e;
-	return r;
+	return 0;
 }
 
 /*
@@ -363,8 +399,13 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 			if (k) {
 				r = walk_add(w, a,
 					     a + ((uintptr_t)k << sb->pshift));
-				if (r)
+				if (r) {
+					/* give back this run and the rest */
+					if (w->c->reset)
+						atomic_fetch_or(&sb->bits[wi],
+								got);
 					return r;
+				}
 			}
 			if (k < len) {
 				/* full: give back what was not taken */
@@ -407,8 +448,11 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 		if (w->c->reset && !bits_any(sb, u, u + per, true))
 			continue; /* a concurrent collector took it */
 		r = walk_add(w, a, a + sb->gran);
-		if (r)
+		if (r) {
+			if (w->c->reset)
+				pmt_sb_mark(sb, a, a + sb->gran);
 			return r;
+		}
 	}
 	return 0;
 }
@@ -487,9 +531,7 @@ int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
 		int r;
 
 		pmt_sb_clear(sb, a, b);
-		r = arm ? arm(t, sb, a, b) : 0;
-		if (r == PMT_ARM_DIRTY || r < 0)
-			pmt_sb_mark(sb, a, b);
+		r = arm ? arm_pieces(t, sb, arm, NULL, a, b) : 0;
 		if (r < 0)
 			return r;
 	}
@@ -505,10 +547,11 @@ int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
 		int r;
 
 		pmt_sb_unit_span(sb, s, e, &a, &b);
+		/* marked first, like a fault handler does */
+		pmt_sb_mark(sb, a, b);
 		r = unarm(t, sb, a, b);
 		if (r < 0)
 			return r;
-		pmt_sb_mark(sb, a, b);
 	}
 	return 0;
 }

@@ -84,7 +84,10 @@ static void uw_fault(struct pmtrack *t, uintptr_t addr, uint64_t flags)
 	 */
 	if (sb)
 		pmt_sb_mark(sb, g, g + gran);
-	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+	/* no range found: unwatched (already un-protected), or a split
+	 * published its new ranges where the lookup had passed; either
+	 * way only wake the writer, and a write still armed faults again */
+	if (sb && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		while (ioctl(t->uffd, UFFDIO_WRITEPROTECT, &wp) &&
 		       errno == EAGAIN)
 			;
@@ -147,7 +150,8 @@ static int uw_open(struct pmtrack *t)
 		return -ENOMEM;
 	t->uw->stop_fd = -1;
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
-		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_KERNEL_WRITES;
+		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_KERNEL_WRITES |
+		  PMTRACK_CAP_HUGETLB;
 	/* trap kernel-mode faults when allowed, else user mode only */
 	t->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (t->uffd < 0 && errno == EPERM) {
@@ -207,11 +211,17 @@ static void uw_close(struct pmtrack *t)
 static int uw_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		  uintptr_t e)
 {
+	struct pmt_vma_span span;
 	int r = uw_writeprotect(t->uffd, s, e, true);
 
-	(void)sb;
 	/* ENOENT: no longer registered there (unmapped or replaced) */
-	return r == -ENOENT ? PMT_ARM_GONE : r;
+	if (r == -ENOENT)
+		return PMT_ARM_GONE;
+	/* the kernel skips holes between VMAs without a word: a run of
+	 * several units may have lost some */
+	if (!r && e - s > sb->gran && pmt_vma_check(t, s, e, &span) == -ENOMEM)
+		return PMT_ARM_GONE;
+	return r;
 }
 
 static int uw_watch(struct pmtrack *t, struct pmt_range *r,
@@ -244,7 +254,8 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 		ret = -EOPNOTSUPP;
 		goto fail_unreg;
 	}
-	ret = uw_writeprotect(t->uffd, r->start, r->end, true);
+	/* piecewise where one call cannot span VMAs (before about 6.5) */
+	ret = pmt_sb_arm(t, sb, uw_arm, r->start, r->end);
 	if (ret)
 		goto fail_unreg;
 	r->sb = sb;
@@ -266,11 +277,21 @@ static int uw_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 	/* un-protecting wakes blocked writers; unregistering leaves the
 	 * rest of the mapping alone.  Both fail harmlessly where nothing is
 	 * mapped any more. */
+	int ret;
+
 	uw_writeprotect(t->uffd, s, e, false);
 	if (ioctl(t->uffd, UFFDIO_UNREGISTER, &ur) && errno != EINVAL &&
-	    errno != ENOENT)
-		return -errno;
-	return pmt_sb_split(t, r, head, tail, true);
+	    errno != ENOENT) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = pmt_sb_split(t, r, head, tail, true);
+	if (!ret)
+		return 0;
+fail:
+	/* [s, e) may be writable but stays watched: it reads as written */
+	pmt_sb_mark(r->sb, s, e);
+	return ret;
 }
 
 static int uw_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)

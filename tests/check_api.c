@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -312,6 +313,89 @@ START_TEST(unwatch_after_munmap)
 }
 END_TEST
 
+START_TEST(hole_in_written_run)
+{
+	/* a page unmapped from the middle of a written run: the pages
+	 * around it are still reported, re-armed and tracked */
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(3);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 3 * ps), 0);
+	b[0] = b[ps] = b[2 * ps] = 1;
+	ck_assert_int_eq(munmap(b + ps, ps), 0);
+	t_expect_idx(t, b, 3, PMTRACK_COLLECT_RESET, (size_t[]){ 0, 2 }, 2);
+	t_expect_idx(t, b, 3, 0, NULL, 0);
+	b[2 * ps] = 2;
+	t_expect_idx(t, b, 3, 0, (size_t[]){ 2 }, 1);
+	b[0] = 2;
+	t_expect_idx(t, b, 3, PMTRACK_COLLECT_RESET, (size_t[]){ 0, 2 }, 2);
+	ck_assert_int_eq(pmtrack_unwatch(t, b, 3 * ps), 0);
+	pmtrack_free(t);
+	munmap(b, 3 * ps);
+}
+END_TEST
+
+struct churn {
+	char *buf;
+	atomic_int stop;
+	atomic_long writes;
+};
+
+/* writes all over 64 pages, watched or not at the moment */
+static void *churn_writer(void *arg)
+{
+	struct churn *c = arg;
+	uint64_t rnd = (uint64_t)(uintptr_t)&rnd | 1;
+
+	while (!atomic_load(&c->stop)) {
+		size_t p = (size_t)(t_rand(&rnd) % 64);
+
+		__atomic_store_n(&c->buf[p * ps + 8], (char)p,
+				 __ATOMIC_RELAXED);
+		atomic_fetch_add(&c->writes, 1);
+	}
+	return NULL;
+}
+
+START_TEST(split_while_writing)
+{
+	/* the middle of a range is unwatched and watched again (splitting
+	 * and merging the fallbacks' per-page state) while threads write
+	 * everywhere and the pages are re-armed: no write to a page that
+	 * stays watched may go astray (on mprotect it would reach the
+	 * default SIGSEGV action and kill the test) */
+	struct pmtrack *t = t_new(0);
+	struct churn c = { .buf = t_map_anon(64) };
+	pthread_t th[2];
+
+	ck_assert_int_eq(pmtrack_watch(t, c.buf, 64 * ps), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, churn_writer, &c),
+				 0);
+	while (atomic_load(&c.writes) < 1000)
+		sched_yield();
+	for (int i = 0; i < 300 || atomic_load(&c.writes) < 20000; i++) {
+		size_t at = 8 + (size_t)(i % 40);
+
+		ck_assert_int_eq(pmtrack_unwatch(t, c.buf + at * ps, 16 * ps),
+				 0);
+		ck_assert_int_eq(pmtrack_reset(t, c.buf, 8 * ps), 0);
+		ck_assert_int_eq(pmtrack_watch(t, c.buf + at * ps, 16 * ps), 0);
+		ck_assert_int_eq(pmtrack_reset(t, c.buf, 64 * ps), 0);
+	}
+	atomic_store(&c.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	/* still tracking, exactly */
+	ck_assert_int_eq(pmtrack_reset(t, c.buf, 64 * ps), 0);
+	t_expect_idx(t, c.buf, 64, 0, NULL, 0);
+	c.buf[5 * ps] = c.buf[40 * ps] = 1;
+	t_expect_idx(t, c.buf, 64, 0, (size_t[]){ 5, 40 }, 2);
+	pmtrack_free(t);
+	munmap(c.buf, 64 * ps);
+}
+END_TEST
+
 START_TEST(many_ranges)
 {
 	/* 2000 ranges of one page each, every other page of a mapping */
@@ -536,6 +620,8 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, collect_arg_errors);
 	tcase_add_test(tc, unwatch_partial);
 	tcase_add_test(tc, unwatch_after_munmap);
+	tcase_add_test(tc, hole_in_written_run);
+	tcase_add_test(tc, split_while_writing);
 	tcase_add_test(tc, many_ranges);
 	tcase_add_test(tc, replaced_mapping);
 	tcase_add_test(tc, refused_after_fork);

@@ -356,12 +356,12 @@ static const char *thp_setup(void)
 	return NULL;
 }
 
-START_TEST(file_refused)
+START_TEST(kind_refused)
 {
-	/* a backend without PMTRACK_CAP_FILE_MAPPINGS says so at watch
-	 * time, and the mapping stays usable and unwatched */
+	/* a backend without PMTRACK_CAP_FILE_MAPPINGS (or _HUGETLB) says so
+	 * at watch time, and the mapping stays usable and unwatched */
 	struct pmtrack *t = t_new(0);
-	size_t len = 16 * ps;
+	size_t len = strcmp(kind, "hugetlb") ? 16 * ps : HPAGE;
 	char *b = map_kind(len);
 
 	ck_assert_int_eq(pmtrack_watch(t, b, len), -EOPNOTSUPP);
@@ -411,12 +411,13 @@ int main(int argc, char **argv)
 	s = suite_create("memtypes");
 	tc = tcase_create(kind);
 	tcase_set_timeout(tc, 120);
-	if (!strncmp(kind, "file-", 5) &&
-	    !(t_caps & PMTRACK_CAP_FILE_MAPPINGS)) {
-		printf("%s: backend %s cannot watch file mappings; checking "
-		       "that it refuses them\n",
+	if ((!strncmp(kind, "file-", 5) &&
+	     !(t_caps & PMTRACK_CAP_FILE_MAPPINGS)) ||
+	    (!strcmp(kind, "hugetlb") && !(t_caps & PMTRACK_CAP_HUGETLB))) {
+		printf("%s: backend %s cannot watch this kind; checking that "
+		       "it refuses it\n",
 		       kind, pmtrack_backend_name(t_backend));
-		tcase_add_test(tc, file_refused);
+		tcase_add_test(tc, kind_refused);
 	} else {
 		tcase_add_test(tc, !strcmp(kind, "hugetlb") ? huge_tlb
 							    : base_pages);

@@ -141,8 +141,10 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	write made by threads running during the collect: a racing write is
  *	in this report (the page is reported and the write landed before the
  *	collect returned) or in the next one.  Without it (soft-dirty), writes
- *	made during a RESET collect or pmtrack_reset() may be lost: stop the
- *	writers (or the target process) around resets.
+ *	made during a RESET collect, pmtrack_reset() or pmtrack_watch() (which
+ *	resets the kernel's bits too), on any soft-dirty tracker of the
+ *	process, may be lost: stop the writers (or the target process) around
+ *	those calls.
  * PMTRACK_CAP_RANGE_RESET: a reset touches only the pages asked for.
  *	Without it (soft-dirty) the kernel clears the bits of the whole target
  *	process; the library folds the state of every other watched page (of
@@ -156,7 +158,10 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	pmtrack_prepare_kernel_write() on the buffer first.
  * PMTRACK_CAP_FILE_MAPPINGS: page-cache file mappings (MAP_SHARED or
  *	MAP_PRIVATE of a regular file) can be watched.  Anonymous memory,
- *	shmem/memfd and hugetlb work with every backend.
+ *	shmem/memfd and transparent huge pages work with every backend.
+ * PMTRACK_CAP_HUGETLB: hugetlb mappings can be watched (not on soft-dirty:
+ *	clear_refs does not re-arm hugetlb pages, so writes after the first
+ *	reset would be missed).
  * PMTRACK_CAP_OTHER_PROCESS: pmtrack_opts.pid may name another process.
  * PMTRACK_CAP_NO_SIGNALS: the backend does not install a signal handler
  *	(mprotect installs one for SIGSEGV).
@@ -167,7 +172,8 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
 #define PMTRACK_CAP_FILE_MAPPINGS (1u << 3)
 #define PMTRACK_CAP_OTHER_PROCESS (1u << 4)
 #define PMTRACK_CAP_NO_SIGNALS (1u << 5)
-#define PMTRACK_CAP_ALL ((1u << 6) - 1)
+#define PMTRACK_CAP_HUGETLB (1u << 6)
+#define PMTRACK_CAP_ALL ((1u << 7) - 1)
 
 /* Largest pmtrack_opts.scan_batch. */
 #define PMTRACK_SCAN_BATCH_MAX 65536u
@@ -261,8 +267,9 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * or memfd that the range maps, or stores through another mapping of the
  * same shared memory.
  *
- * Backend rules.  uffd-wp cannot watch page-cache file mappings
- * (-EOPNOTSUPP; see PMTRACK_CAP_FILE_MAPPINGS).  mprotect needs the range
+ * Backend rules.  uffd-wp cannot watch page-cache file mappings, nor
+ * soft-dirty hugetlb (-EOPNOTSUPP; see PMTRACK_CAP_FILE_MAPPINGS and
+ * PMTRACK_CAP_HUGETLB).  mprotect needs the range
  * readable and writable with one protection throughout (-EACCES
  * otherwise), changes it to read-only until unwatched, and reports a
  * fault it cannot attribute to its own ranges to the SIGSEGV handler that
