@@ -120,7 +120,7 @@ enum pmtrack_backend {
 	/* soft-dirty bits: /proc/PID/pagemap bit 55 + clear_refs "4" (needs
 	 * CONFIG_MEM_SOFT_DIRTY; not on arm64).  Resets are process-wide. */
 	PMTRACK_BACKEND_SOFT_DIRTY = 2,
-	/* synchronous userfaultfd write-protect with a handler thread (5.7+;
+	/* synchronous userfaultfd write-protect with a handler thread (5.14+;
 	 * shmem and hugetlb need 5.19+) */
 	PMTRACK_BACKEND_UFFD_WP = 3,
 	/* mprotect(PROT_READ) + a SIGSEGV handler: works everywhere */
