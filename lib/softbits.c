@@ -547,11 +547,15 @@ int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
 		int r;
 
 		pmt_sb_unit_span(sb, s, e, &a, &b);
-		/* marked first, like a fault handler does */
+		/* mark, un-protect, mark again: like a fault handler, and for
+		 * the same reasons (a collect between the first mark and the
+		 * un-protect would otherwise leave the pages writable with
+		 * clear bits) */
 		pmt_sb_mark(sb, a, b);
 		r = unarm(t, sb, a, b);
 		if (r < 0)
 			return r;
+		pmt_sb_mark(sb, a, b);
 	}
 	return 0;
 }
