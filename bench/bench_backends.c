@@ -70,6 +70,8 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "bench_util.h"
+
 #define EXIT_SKIP 77
 #define PROG "pmtrack-bench-backends"
 
@@ -254,19 +256,6 @@ static void check_count(const char *phase, const char *name, int rep,
 	exit(1);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* usable sides (with or without plain), in table order; returns how many */
 static int usable_sides(const struct bench *b, bool with_plain, int *out)
 {
@@ -356,7 +345,7 @@ static void bench_write(struct bench *b)
 		}
 	}
 	for (int k = 0; k < n; k++)
-		med[order[k]] = median(&v[order[k] * b->reps], b->reps);
+		med[order[k]] = bench_median(&v[order[k] * b->reps], b->reps);
 
 	printf("## 1. Per-write cost (first write to each page after arming, "
 	       "%zu pages in order)\n\n",
@@ -415,7 +404,7 @@ static void bench_collect(struct bench *b)
 		}
 		for (int k = 0; k < n; k++)
 			med[p][order[k]] =
-				median(&v[order[k] * b->reps], b->reps);
+				bench_median(&v[order[k] * b->reps], b->reps);
 	}
 
 	printf("## 2. Collect+reset cost (one pmtrack_collect_bitmap(RESET) "
@@ -737,13 +726,13 @@ static void bench_threads(struct bench *b)
 
 			for (int r = 0; r < b->reps; r++)
 				tmp[r] = c[r].wall;
-			med[s][ti].wall = median(tmp, b->reps);
+			med[s][ti].wall = bench_median(tmp, b->reps);
 			for (int r = 0; r < b->reps; r++)
 				tmp[r] = c[r].cpu;
-			med[s][ti].cpu = median(tmp, b->reps);
+			med[s][ti].cpu = bench_median(tmp, b->reps);
 			for (int r = 0; r < b->reps; r++)
 				tmp[r] = c[r].proc;
-			med[s][ti].proc = median(tmp, b->reps);
+			med[s][ti].proc = bench_median(tmp, b->reps);
 		}
 	}
 
@@ -895,7 +884,7 @@ static double measure_capacity(long ncpus)
 
 		r[i] = (double)spin(n) / (double)(one ? one : 1);
 	}
-	c = median(r, SPIN_ROUNDS);
+	c = bench_median(r, SPIN_ROUNDS);
 	return c < 1 ? 1 : c > n ? n : c;
 }
 
@@ -984,20 +973,6 @@ static void usage(FILE *f)
 		   "  --reps N      repetitions per measurement (5)\n");
 }
 
-static unsigned long parse_num(const char *s, const char *opt)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || !v || v > 1ul << 20) {
-		fprintf(stderr, PROG ": bad value for %s: %s\n", opt, s);
-		exit(2);
-	}
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1015,10 +990,10 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			size_mib = parse_num(optarg, "--size-mib");
+			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
 			break;
 		case 'r':
-			b.reps = (int)parse_num(optarg, "--reps");
+			b.reps = (int)bench_parse_num(PROG, optarg, "--reps");
 			break;
 		case 'h':
 			usage(stdout);

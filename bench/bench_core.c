@@ -41,6 +41,8 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "bench_util.h"
+
 #include "uapi_compat.h"
 
 #define EXIT_SKIP 77
@@ -270,39 +272,11 @@ static size_t measure(struct raw *raw, struct lib *lib, const size_t *idx,
 	return got;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pmtrack-bench [--size-mib N] [--reps N]\n"
 		   "  --size-mib N  size of each of the two regions (1024)\n"
 		   "  --reps N      repetitions per measurement (5)\n");
-}
-
-static unsigned long parse_num(const char *s, const char *opt)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || !v || v > 1ul << 20) {
-		fprintf(stderr, "pmtrack-bench: bad value for %s: %s\n", opt,
-			s);
-		exit(2);
-	}
-	return v;
 }
 
 static void skip_unless(enum pmtrack_feature f)
@@ -334,10 +308,12 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			size_mib = parse_num(optarg, "--size-mib");
+			size_mib = bench_parse_num("pmtrack-bench", optarg,
+						   "--size-mib");
 			break;
 		case 'r':
-			reps = (int)parse_num(optarg, "--reps");
+			reps = (int)bench_parse_num("pmtrack-bench", optarg,
+						    "--reps");
 			break;
 		case 'h':
 			usage(stdout);
@@ -428,8 +404,8 @@ int main(int argc, char **argv)
 		}
 
 		for (int s = 0; s < 2; s++) {
-			w[s] = n ? median(wr[s], reps) : 0;
-			c[s] = median(co[s], reps);
+			w[s] = n ? bench_median(wr[s], reps) : 0;
+			c[s] = bench_median(co[s], reps);
 		}
 		if (n)
 			printf("| %s | %zu | %.0f | %.0f | %.3f ",
