@@ -33,6 +33,10 @@ PMT_HIDDEN bool pmt_opts_valid(const void *opts, size_t known, size_t user_sz);
 /* Default and stack-buffer size of a PAGEMAP_SCAN output vector. */
 #define PMT_SCAN_BATCH_DEFAULT 512u
 
+/* probe.c: open /proc/<pid>/<name> (pid 0: /proc/self) with O_CLOEXEC;
+ * the fd, or -1 and errno */
+PMT_HIDDEN int pmt_proc_open(pid_t pid, const char *name, int flags);
+
 /* probe.c: supported userfaultfd features (UFFDIO_API answer), or -errno. */
 PMT_HIDDEN int pmt_uffd_features(uint64_t *features);
 
@@ -86,6 +90,17 @@ struct pmt_vma_span {
 struct pmtrack;
 
 /*
+ * Re-arm [s, e) after its bits were cleared.  Returns 0, PMT_ARM_DIRTY if
+ * the pages stay writable (they are marked written again and still
+ * reported), PMT_ARM_GONE if they are no longer mapped (not reported), or
+ * -errno to stop the collect (the pages are marked written again).
+ */
+#define PMT_ARM_DIRTY 1
+#define PMT_ARM_GONE 2
+typedef int (*pmt_arm_fn)(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+			  uintptr_t e);
+
+/*
  * A backend.  The tracker checks arguments, keeps the range table and holds
  * t->lock (write for watch/unwatch, read otherwise) around every call but
  * open/close; "first" is the index of the first table entry that overlaps
@@ -108,8 +123,10 @@ struct pmt_backend_ops {
 	int (*reset)(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first);
 	int (*first_written)(struct pmtrack *t, uintptr_t s, uintptr_t e,
 			     size_t first, uintptr_t *addr);
-	int (*prepare_write)(struct pmtrack *t, uintptr_t s, uintptr_t e,
-			     size_t first); /* NULL: nothing to do */
+	/* backends with software bits (softbits.c): re-protect pages after
+	 * their bits were taken, and un-protect them for a kernel write
+	 * (0 or -errno); NULL for the others */
+	pmt_arm_fn arm, unarm;
 };
 
 PMT_HIDDEN extern const struct pmt_backend_ops pmt_pagemap_scan_ops;
@@ -184,31 +201,21 @@ PMT_HIDDEN void pmt_sb_unit_span(const struct pmt_sb *sb, uintptr_t s,
 PMT_HIDDEN void pmt_sb_mark(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
 PMT_HIDDEN void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
 
-/*
- * Re-arm [s, e) after its bits were cleared.  Returns 0, PMT_ARM_DIRTY if
- * the pages stay writable (they are marked written again and still
- * reported), PMT_ARM_GONE if they are no longer mapped (not reported), or
- * -errno to stop the collect (the pages are marked written again).
- */
-#define PMT_ARM_DIRTY 1
-#define PMT_ARM_GONE 2
-typedef int (*pmt_arm_fn)(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+/* arm [s, e) of @sb with t->ops->arm, piece by piece where it must */
+PMT_HIDDEN int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 			  uintptr_t e);
-
-/* arm [s, e) of @sb piece by piece where it must (see softbits.c) */
-PMT_HIDDEN int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
-			  uintptr_t s, uintptr_t e);
-/* collect / first written / reset over the software bits of the ranges */
+/* collect / first written / reset over the software bits of the ranges,
+ * re-arming with t->ops->arm */
 PMT_HIDDEN int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c,
-			      size_t first, pmt_arm_fn arm);
+			      size_t first);
 PMT_HIDDEN int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 				    size_t first, uintptr_t *addr);
 PMT_HIDDEN int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e,
-			    size_t first, pmt_arm_fn arm);
-/* un-protect whole units over [s, e) with @unarm (0 or -errno) and mark
- * them written: pmtrack_prepare_kernel_write() */
+			    size_t first);
+/* un-protect whole units over [s, e) with t->ops->unarm and mark them
+ * written: pmtrack_prepare_kernel_write() */
 PMT_HIDDEN int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e,
-			      size_t first, pmt_arm_fn unarm);
+			      size_t first);
 /* give *head and *tail software bits of their own, carrying r's over;
  * with @published, handlers may be using r->sb meanwhile */
 PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,

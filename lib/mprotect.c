@@ -278,26 +278,11 @@ static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 	return ret;
 }
 
-static int mp_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
-{
-	return pmt_sb_collect(t, c, first, mp_arm);
-}
-
-static int mp_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
-{
-	return pmt_sb_reset(t, s, e, first, mp_arm);
-}
-
 static int mp_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		    uintptr_t e)
 {
 	(void)t;
 	return mp_protect(s, e, (int)sb->prot);
-}
-
-static int mp_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
-{
-	return pmt_sb_prepare(t, s, e, first, mp_unarm);
 }
 
 const struct pmt_backend_ops pmt_mprotect_ops = {
@@ -307,8 +292,9 @@ const struct pmt_backend_ops pmt_mprotect_ops = {
 	.close = mp_close,
 	.watch = mp_watch,
 	.unwatch = mp_unwatch,
-	.collect = mp_collect,
-	.reset = mp_reset,
+	.collect = pmt_sb_collect,
+	.reset = pmt_sb_reset,
 	.first_written = pmt_sb_first_written,
-	.prepare_write = mp_prepare,
+	.arm = mp_arm,
+	.unarm = mp_unarm,
 };

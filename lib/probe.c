@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -72,11 +73,14 @@ static int pagemap_entry(int fd, const void *addr, size_t ps, uint64_t *ent)
 	return n == sizeof(*ent) ? 0 : -EIO;
 }
 
-static int open_proc_self(const char *name, int flags)
+int pmt_proc_open(pid_t pid, const char *name, int flags)
 {
-	char path[64] = "/proc/self/";
+	char path[64];
 
-	strncat(path, name, sizeof(path) - strlen(path) - 1);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	else
+		snprintf(path, sizeof(path), "/proc/self/%s", name);
 	return open(path, flags | O_CLOEXEC);
 }
 
@@ -174,7 +178,7 @@ static int probe_uffd_wp_async(size_t ps)
 	if ((feats & need) != need)
 		return 0;
 
-	pm = open_proc_self("pagemap", O_RDONLY);
+	pm = pmt_proc_open(0, "pagemap", O_RDONLY);
 	if (pm < 0)
 		return unsupported_errno(errno) ? 0 : -errno;
 	fd = uffd_create();
@@ -326,7 +330,7 @@ static int pm_scan(int fd, struct pm_scan_arg *arg)
  */
 static int pagemap_and_page(size_t ps, int *fd, volatile char **page)
 {
-	*fd = open_proc_self("pagemap", O_RDONLY);
+	*fd = pmt_proc_open(0, "pagemap", O_RDONLY);
 	if (*fd < 0)
 		return unsupported_errno(errno) ? 0 : -errno;
 	*page = scratch_page(ps);
@@ -387,7 +391,7 @@ static int probe_category(uint64_t bit, size_t ps)
 	ret = probe_locked(PMTRACK_FEAT_PAGEMAP_SCAN, ps);
 	if (ret <= 0)
 		return ret;
-	fd = open_proc_self("pagemap", O_RDONLY);
+	fd = pmt_proc_open(0, "pagemap", O_RDONLY);
 	if (fd < 0)
 		return unsupported_errno(errno) ? 0 : -errno;
 	ret = pm_scan(fd, &arg);
@@ -401,7 +405,7 @@ static int probe_category(uint64_t bit, size_t ps)
 
 static int clear_soft_dirty(void)
 {
-	int fd = open_proc_self("clear_refs", O_WRONLY);
+	int fd = pmt_proc_open(0, "clear_refs", O_WRONLY);
 	ssize_t n;
 	int err;
 

@@ -41,17 +41,6 @@ static int sd_usable(void)
 	return pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL);
 }
 
-static int open_proc(pid_t pid, const char *name, int flags)
-{
-	char path[64];
-
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	else
-		snprintf(path, sizeof(path), "/proc/self/%s", name);
-	return open(path, flags | O_CLOEXEC);
-}
-
 static int sd_open(struct pmtrack *t)
 {
 	int ret;
@@ -63,10 +52,10 @@ static int sd_open(struct pmtrack *t)
 	if (ret < 0)
 		return ret;
 	t->sd_scan = ret == 1;
-	t->pagemap_fd = open_proc(t->target, "pagemap", O_RDONLY);
+	t->pagemap_fd = pmt_proc_open(t->target, "pagemap", O_RDONLY);
 	if (t->pagemap_fd < 0)
 		return -errno;
-	t->clear_refs_fd = open_proc(t->target, "clear_refs", O_WRONLY);
+	t->clear_refs_fd = pmt_proc_open(t->target, "clear_refs", O_WRONLY);
 	if (t->clear_refs_fd < 0)
 		return -errno;
 	t->sd_next = sd_list;
@@ -238,7 +227,7 @@ static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 
 	if (!c->reset) {
 		ret = fold(t, c->start, c->end);
-		return ret ? ret : pmt_sb_collect(t, c, first, NULL);
+		return ret ? ret : pmt_sb_collect(t, c, first);
 	}
 	/*
 	 * Fold everything (the bits are about to be cleared), report from
@@ -249,7 +238,7 @@ static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 		if (u->target == t->target && (ret = fold(u, 0, UINTPTR_MAX)))
 			return ret;
 	}
-	ret = pmt_sb_collect(t, c, first, NULL);
+	ret = pmt_sb_collect(t, c, first);
 	if (ret)
 		return ret;
 	/* if this fails the kernel bits stay set: reported again, not lost */
@@ -265,7 +254,7 @@ static int sd_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 	if (ret)
 		return ret;
 	/* after the clear: the fold put this range's old bits in too */
-	return pmt_sb_reset(t, s, e, first, NULL);
+	return pmt_sb_reset(t, s, e, first);
 }
 
 static int sd_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,

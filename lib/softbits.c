@@ -299,10 +299,9 @@ static int arm_pieces(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
 	return 0;
 }
 
-int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
-	       uintptr_t s, uintptr_t e)
+int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 {
-	return arm_pieces(t, sb, arm, NULL, s, e);
+	return arm_pieces(t, sb, t->ops->arm, NULL, s, e);
 }
 
 /* Arm and emit the pending run. */
@@ -457,13 +456,12 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 	return 0;
 }
 
-int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c, size_t first,
-		   pmt_arm_fn arm)
+int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 {
 	struct sb_walk w = {
 		.t = t,
 		.c = c,
-		.arm = arm,
+		.arm = t->ops->arm,
 		.pages_left = c->pages_left,
 		.runs_left = c->runs_left,
 		.last_end = c->last_end,
@@ -521,9 +519,10 @@ int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 	return 0;
 }
 
-int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
-		 pmt_arm_fn arm)
+int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 {
+	pmt_arm_fn arm = t->ops->arm;
+
 	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
 		struct pmt_sb *sb = t->ranges[i].sb;
 		uintptr_t a = s > sb->start ? s : sb->start;
@@ -538,9 +537,10 @@ int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
 	return 0;
 }
 
-int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first,
-		   pmt_arm_fn unarm)
+int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 {
+	pmt_arm_fn unarm = t->ops->unarm;
+
 	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
 		struct pmt_sb *sb = t->ranges[i].sb;
 		uintptr_t a, b;

@@ -7,7 +7,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,10 +55,11 @@ static const char *const backend_names[] = {
 	[PMTRACK_BACKEND_UFFD_WP] = "uffd-wp",
 	[PMTRACK_BACKEND_MPROTECT] = "mprotect",
 };
+#define NNAMES (sizeof(backend_names) / sizeof(backend_names[0]))
 
 PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b)
 {
-	if ((unsigned int)b >= sizeof(backend_names) / sizeof(backend_names[0]))
+	if ((unsigned int)b >= NNAMES)
 		return NULL;
 	return backend_names[b];
 }
@@ -118,8 +118,7 @@ static int backend_from_env(enum pmtrack_backend *b)
 
 	if (!v || !*v)
 		return 0;
-	for (size_t i = 0; i < sizeof(backend_names) / sizeof(*backend_names);
-	     i++) {
+	for (size_t i = 0; i < NNAMES; i++) {
 		if (!strcmp(v, backend_names[i])) {
 			*b = (enum pmtrack_backend)i;
 			return 0;
@@ -160,7 +159,6 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	pthread_rwlockattr_t attr;
 	unsigned int batch, require;
 	struct pmtrack *t;
-	char path[64];
 	int ret, pid;
 
 	if (!out)
@@ -200,8 +198,7 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	}
 	if (t->target) {
 		/* is it there, and may we read it? */
-		snprintf(path, sizeof(path), "/proc/%d/pagemap", t->target);
-		ret = open(path, O_RDONLY | O_CLOEXEC);
+		ret = pmt_proc_open(t->target, "pagemap", O_RDONLY);
 		if (ret < 0) {
 			ret = errno == ENOENT ? -ESRCH : -errno;
 			goto fail;
@@ -215,14 +212,8 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 		goto fail;
 	/* PMTRACK_NO_PROCMAP_QUERY=1 forces the /proc/PID/smaps fallback
 	 * (for tests of older kernels) */
-	if (!getenv("PMTRACK_NO_PROCMAP_QUERY")) {
-		if (t->target)
-			snprintf(path, sizeof(path), "/proc/%d/maps",
-				 t->target);
-		else
-			snprintf(path, sizeof(path), "/proc/self/maps");
-		t->maps_fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
+	if (!getenv("PMTRACK_NO_PROCMAP_QUERY"))
+		t->maps_fd = pmt_proc_open(t->target, "maps", O_RDONLY);
 	*out = t;
 	return 0;
 fail:
@@ -777,8 +768,9 @@ PMTRACK_API int pmtrack_prepare_kernel_write(struct pmtrack *t, void *addr,
 	outer_lock(t);
 	pthread_rwlock_rdlock(&t->lock);
 	ret = range_covered(t, start, end, &first, false);
-	if (!ret && t->ops->prepare_write)
-		ret = t->ops->prepare_write(t, start, end, first);
+	/* only backends that arm pages and cannot trap kernel faults */
+	if (!ret && t->ops->unarm && !(t->caps & PMTRACK_CAP_KERNEL_WRITES))
+		ret = pmt_sb_prepare(t, start, end, first);
 	pthread_rwlock_unlock(&t->lock);
 	outer_unlock(t);
 	return ret;

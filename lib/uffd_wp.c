@@ -255,7 +255,7 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 		goto fail_unreg;
 	}
 	/* piecewise where one call cannot span VMAs (before about 6.5) */
-	ret = pmt_sb_arm(t, sb, uw_arm, r->start, r->end);
+	ret = pmt_sb_arm(t, sb, r->start, r->end);
 	if (ret)
 		goto fail_unreg;
 	r->sb = sb;
@@ -294,16 +294,6 @@ fail:
 	return ret;
 }
 
-static int uw_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
-{
-	return pmt_sb_collect(t, c, first, uw_arm);
-}
-
-static int uw_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
-{
-	return pmt_sb_reset(t, s, e, first, uw_arm);
-}
-
 static int uw_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		    uintptr_t e)
 {
@@ -313,13 +303,6 @@ static int uw_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 	return r == -ENOENT ? 0 : r; /* not registered: nothing armed */
 }
 
-static int uw_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
-{
-	if (t->caps & PMTRACK_CAP_KERNEL_WRITES)
-		return 0;
-	return pmt_sb_prepare(t, s, e, first, uw_unarm);
-}
-
 const struct pmt_backend_ops pmt_uffd_wp_ops = {
 	.id = PMTRACK_BACKEND_UFFD_WP,
 	.usable = uw_usable,
@@ -327,8 +310,9 @@ const struct pmt_backend_ops pmt_uffd_wp_ops = {
 	.close = uw_close,
 	.watch = uw_watch,
 	.unwatch = uw_unwatch,
-	.collect = uw_collect,
-	.reset = uw_reset,
+	.collect = pmt_sb_collect,
+	.reset = pmt_sb_reset,
 	.first_written = pmt_sb_first_written,
-	.prepare_write = uw_prepare,
+	.arm = uw_arm,
+	.unarm = uw_unarm,
 };

@@ -7,12 +7,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "uapi_compat.h"
@@ -96,7 +98,7 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
 {
-	char path[64];
+	int fd = pmt_proc_open(pid, "smaps", O_RDONLY);
 	FILE *f;
 	uintptr_t covered = start;
 	unsigned int prot = 0;
@@ -105,13 +107,14 @@ static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 	size_t cap = 0;
 	int ret = -ENOMEM;
 
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/smaps");
-	f = fopen(path, "re");
-	if (!f)
+	if (fd < 0)
 		return -errno;
+	f = fdopen(fd, "r");
+	if (!f) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
 	while (getline(&line, &cap, f) > 0) {
 		uintmax_t a, b, kb;
 		char perm[5];
