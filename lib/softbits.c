@@ -562,17 +562,30 @@ int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 
 /* ---- unwatch ------------------------------------------------------------ */
 
+/* 64 bits of @sb starting at bit @i (bits past its end read as 0) */
+static uint64_t bits_at(struct pmt_sb *sb, size_t i)
+{
+	size_t w = i / 64;
+	unsigned int sh = (unsigned int)(i % 64);
+	uint64_t v = atomic_load(&sb->bits[w]) >> sh;
+
+	if (sh && w + 1 < sb->nwords)
+		v |= atomic_load(&sb->bits[w + 1]) << (64 - sh);
+	return v;
+}
+
+/* OR @src's bits into @dst, a sub-range of it, a word at a time */
 static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 {
-	size_t from, to;
+	size_t off = (dst->start - src->start) >> src->pshift;
+	size_t n = (dst->end - dst->start) >> dst->pshift;
 
-	sb_span(src, dst->start, dst->end, &from, &to);
-	for (size_t i = from; i < to; i++)
-		if (atomic_load(&src->bits[i / 64]) & (1ULL << (i % 64)))
-			pmt_sb_mark(dst,
-				    src->start + ((uintptr_t)i << src->pshift),
-				    src->start + ((uintptr_t)(i + 1)
-						  << src->pshift));
+	for (size_t w = 0; w < dst->nwords; w++) {
+		uint64_t v = bits_at(src, off + w * 64) & word_mask(w, 0, n);
+
+		if (v)
+			atomic_fetch_or(&dst->bits[w], v);
+	}
 }
 
 int pmt_sb_split(struct pmtrack *t, struct pmt_range *r, struct pmt_range *head,

@@ -299,6 +299,30 @@ START_TEST(unwatch_partial)
 }
 END_TEST
 
+START_TEST(unwatch_keeps_pending)
+{
+	/* writes not yet reported in the parts that stay watched survive
+	 * the split (offsets chosen to cross 64-page words) */
+	struct pmtrack *t = t_new(0);
+	char *b = t_map_anon(200);
+	static const size_t w[] = { 0, 63, 64, 100, 128, 130, 199 };
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 200 * ps), 0);
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		b[w[i] * ps] = 1;
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 65 * ps, 64 * ps), 0);
+	t_expect_idx(t, b, 65, 0, (size_t[]){ 0, 63, 64 }, 3);
+	t_expect_idx(t, b + 129 * ps, 71, PMTRACK_COLLECT_RESET,
+		     (size_t[]){ 1, 70 }, 2);
+	/* and a second split of what is left */
+	ck_assert_int_eq(pmtrack_unwatch(t, b + ps, 62 * ps), 0);
+	t_expect_idx(t, b, 1, 0, (size_t[]){ 0 }, 1);
+	t_expect_idx(t, b + 63 * ps, 2, 0, (size_t[]){ 0, 1 }, 2);
+	pmtrack_free(t);
+	munmap(b, 200 * ps);
+}
+END_TEST
+
 START_TEST(unwatch_after_munmap)
 {
 	struct pmtrack *t = t_new(0);
@@ -619,6 +643,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, watch_other_uffd);
 	tcase_add_test(tc, collect_arg_errors);
 	tcase_add_test(tc, unwatch_partial);
+	tcase_add_test(tc, unwatch_keeps_pending);
 	tcase_add_test(tc, unwatch_after_munmap);
 	tcase_add_test(tc, hole_in_written_run);
 	tcase_add_test(tc, split_while_writing);
