@@ -311,6 +311,22 @@ START_TEST(huge_tlb)
 	ck_assert_uint_eq(n, hp);
 	ck_assert_uint_eq(got[0], 3 * hp);
 	t_expect_idx(t, b, NPAGES, 0, NULL, 0);
+	{
+		/* read(2) into the middle of a huge page: prepared (where
+		 * needed) as the whole huge page, reported as one */
+		int fds[2];
+
+		ck_assert_int_eq(pipe(fds), 0);
+		ck_assert_int_eq(write(fds[1], "kernel", 6), 6);
+		ck_assert_int_eq(t_kread(t, fds[0], b + 2 * HPAGE + 12345, 6),
+				 6);
+		close(fds[0]);
+		close(fds[1]);
+		n = t_collect_idx(t, b, NPAGES, PMTRACK_COLLECT_RESET, got);
+		ck_assert_uint_eq(n, hp);
+		ck_assert_uint_eq(got[0], 2 * hp);
+		ck_assert_int_eq(memcmp(b + 2 * HPAGE + 12345, "kernel", 6), 0);
+	}
 	free(got);
 	pmtrack_free(t);
 	munmap(b, len);
