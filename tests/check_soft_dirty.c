@@ -196,14 +196,11 @@ int main(void)
 	int r;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
-	r = pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL);
-	if (r != 1) {
-		printf("SKIP: soft-dirty is not usable on this kernel (probe "
-		       "%d): it needs CONFIG_MEM_SOFT_DIRTY (x86_64, s390, "
-		       "ppc64); the second-kernel matrix runs these tests\n",
-		       r);
-		return r == 0 ? T_SKIP : 1;
-	}
+	r = t_need(PMTRACK_FEAT_SOFT_DIRTY,
+		   "soft-dirty needs CONFIG_MEM_SOFT_DIRTY (x86_64, s390, "
+		   "ppc64); the second-kernel matrix runs these tests");
+	if (r)
+		return r;
 	s = suite_create("soft_dirty");
 	tc = tcase_create("soft_dirty");
 	tcase_add_test(tc, caps);

@@ -186,13 +186,10 @@ int main(void)
 	int r;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
-	r = pmtrack_probe(PMTRACK_FEAT_UFFD_WP, NULL);
-	if (r != 1) {
-		printf("SKIP: synchronous userfaultfd write-protect is not "
-		       "usable here (probe %d)\n",
-		       r);
-		return r == 0 ? T_SKIP : 1;
-	}
+	r = t_need(PMTRACK_FEAT_UFFD_WP,
+		   "synchronous userfaultfd write-protect is not usable here");
+	if (r)
+		return r;
 	s = suite_create("uffd_wp");
 	tc = tcase_create("thread");
 	tcase_add_test(tc, start_stop);

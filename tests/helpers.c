@@ -64,6 +64,22 @@ int t_init(void)
 	return 0;
 }
 
+int t_need(enum pmtrack_feature feat, const char *why)
+{
+	int r = pmtrack_probe(feat, NULL);
+
+	if (r == 1)
+		return 0;
+	if (r == 0) {
+		printf("SKIP: %s (probe %s says no)\n", why,
+		       pmtrack_feature_name(feat));
+		return T_SKIP;
+	}
+	fprintf(stderr, "probe %s failed: %s\n", pmtrack_feature_name(feat),
+		strerror(-r));
+	return 1;
+}
+
 ssize_t t_kread(struct pmtrack *t, int fd, void *buf, size_t len)
 {
 	for (;;) {

@@ -45,6 +45,12 @@ extern unsigned int t_caps;
 int t_init(void);
 
 /*
+ * 0 if the probe says @feat works here; else print "SKIP: @why" and return
+ * T_SKIP, or 1 if the probe itself failed.
+ */
+int t_need(enum pmtrack_feature feat, const char *why);
+
+/*
  * read(2) from @fd into watched memory the way the API documents it: on a
  * backend without PMTRACK_CAP_KERNEL_WRITES, prepare the buffer first and
  * retry when a concurrent reset re-armed it (EFAULT).
