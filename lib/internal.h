@@ -127,6 +127,10 @@ struct pmt_backend_ops {
 	 * their bits were taken, and un-protect them for a kernel write
 	 * (0 or -errno); NULL for the others */
 	pmt_arm_fn arm, unarm;
+	/* give [s, e) of *r the protection @prot without changing what is
+	 * tracked (pmt_protect()); NULL: plain mprotect() does that */
+	int (*protect)(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
+		       uintptr_t e, int prot);
 };
 
 PMT_HIDDEN extern const struct pmt_backend_ops pmt_pagemap_scan_ops;
@@ -159,6 +163,14 @@ struct pmtrack {
 	struct pmt_stats st;
 };
 
+/*
+ * tracker.c: mprotect() [addr, addr + len), which must lie within watched
+ * ranges, without disturbing tracking: no page turns written or clean by
+ * it, and on the mprotect backend a write to a page made non-writable
+ * faults as it would unwatched.  For the winwatch shim.  0 or -errno.
+ */
+PMT_HIDDEN int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot);
+
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);
 
@@ -176,6 +188,13 @@ struct pmt_sb {
 	const void *owner; /* the tracker */
 	int slot;	   /* index in the lookup table, -1 if unpublished */
 	size_t nwords;
+	/* mprotect: pages whose protection the owner set with pmt_protect()
+	 * to deny writes (a write fault there is not ours), nwords long;
+	 * and the grace period that lets pmt_protect() wait for handlers
+	 * that looked at them before a change (mprotect.c) */
+	_Atomic uint64_t *deny;
+	_Atomic unsigned int epoch;
+	_Atomic long inflight[2];
 	_Atomic uint64_t bits[];
 };
 
@@ -200,6 +219,11 @@ PMT_HIDDEN void pmt_sb_unit_span(const struct pmt_sb *sb, uintptr_t s,
 /* set / clear the bits of [s, e) (clipped to the range); signal-safe */
 PMT_HIDDEN void pmt_sb_mark(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
 PMT_HIDDEN void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
+/* the same for the deny bits (mprotect), and: is any of [s, e) denied? */
+PMT_HIDDEN void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+			    bool on);
+PMT_HIDDEN bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s,
+			      uintptr_t e);
 
 /* arm [s, e) of @sb with t->ops->arm, piece by piece where it must */
 PMT_HIDDEN int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,

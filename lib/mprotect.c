@@ -15,9 +15,18 @@
  * ENOMEM because vm.max_map_count is reached, the handler un-protects a
  * larger span around the page (64 units, then 4096, then the whole range)
  * and marks all of it written: reports grow, no write is lost.
+ *
+ * pmt_protect() may make watched pages non-writable (the winwatch shim's
+ * VirtualProtect).  Such pages get deny bits: a write fault there is the
+ * program's own and goes to the previous handler, and arming, unwatching
+ * and un-protecting leave their protection alone.  To deny, pmt_protect()
+ * sets the bits, mprotect()s, waits until every handler that may have
+ * looked at the bits before has finished (a grace period over two
+ * counters), and mprotect()s again, undoing a late un-protect.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -74,6 +83,20 @@ static void chain(int sig, siginfo_t *si, void *uctx)
 		raise(sig);
 }
 
+/* shrink [*s, *e) to the units around the one at @a that are not denied */
+static void undenied_around(const struct pmt_sb *sb, uintptr_t a, uintptr_t *s,
+			    uintptr_t *e)
+{
+	uintptr_t u = a & ~(uintptr_t)(sb->gran - 1), lo = u, hi = u + sb->gran;
+
+	while (lo > *s && !pmt_sb_denied(sb, lo - sb->gran, lo))
+		lo -= sb->gran;
+	while (hi < *e && !pmt_sb_denied(sb, hi, hi + sb->gran))
+		hi += sb->gran;
+	*s = lo;
+	*e = hi;
+}
+
 /* Un-protect the unit holding @a, or a larger span if map count is out. */
 static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 {
@@ -87,6 +110,8 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 			s = sb->start;
 		if (e > sb->end || e < s)
 			e = sb->end;
+		if (span > sb->gran)
+			undenied_around(sb, a, &s, &e);
 		/*
 		 * Marked before the span is writable, so another thread
 		 * that writes it and then collects sees it; marked again
@@ -99,7 +124,7 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 			pmt_sb_mark(sb, s, e);
 			return true;
 		}
-		if (errno != ENOMEM || (s == sb->start && e == sb->end))
+		if (errno != ENOMEM || span >= sb->end - sb->start)
 			return false;
 		span = span > (SIZE_MAX >> 7) ? SIZE_MAX / 2 + 1 : span * 64;
 	}
@@ -115,6 +140,32 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
  */
 static __thread uintptr_t last_miss __attribute__((tls_model("initial-exec")));
 
+/* the grace period of pmt_protect(): enter, leave, wait */
+static unsigned int grace_enter(struct pmt_sb *sb)
+{
+	for (;;) {
+		unsigned int ep = atomic_load(&sb->epoch);
+
+		atomic_fetch_add(&sb->inflight[ep & 1], 1);
+		if (atomic_load(&sb->epoch) == ep)
+			return ep;
+		atomic_fetch_sub(&sb->inflight[ep & 1], 1);
+	}
+}
+
+static void grace_leave(struct pmt_sb *sb, unsigned int ep)
+{
+	atomic_fetch_sub(&sb->inflight[ep & 1], 1);
+}
+
+static void grace_wait(struct pmt_sb *sb)
+{
+	unsigned int ep = atomic_fetch_add(&sb->epoch, 1);
+
+	while (atomic_load(&sb->inflight[ep & 1]))
+		sched_yield();
+}
+
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
 	int saved = errno;
@@ -125,8 +176,13 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		struct pmt_sb *sb = pmt_sb_get(PMT_SB_MPROTECT, NULL, a, &slot);
 
 		if (sb) {
-			bool done = mp_fault(sb, a);
+			uintptr_t pg = a >> sb->pshift << sb->pshift;
+			unsigned int ep = grace_enter(sb);
+			bool done = !pmt_sb_denied(sb, pg,
+						   pg + (1u << sb->pshift)) &&
+				    mp_fault(sb, a);
 
+			grace_leave(sb, ep);
 			pmt_sb_put(slot);
 			last_miss = 0;
 			if (done) {
@@ -179,6 +235,8 @@ static int mp_open(struct pmtrack *t)
 }
 
 static int mp_protect(uintptr_t s, uintptr_t e, int prot);
+static int mp_protect_allowed(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+			      int prot);
 
 static void mp_close(struct pmtrack *t)
 {
@@ -186,10 +244,11 @@ static void mp_close(struct pmtrack *t)
 	for (size_t i = 0; i < t->nranges; i++) {
 		struct pmt_sb *sb = t->ranges[i].sb;
 
-		if (mp_protect(sb->start, sb->end, (int)sb->prot))
+		if (mp_protect_allowed(sb, sb->start, sb->end, (int)sb->prot))
 			for (uintptr_t a = sb->start; a < sb->end;
 			     a += sb->gran)
-				mp_protect(a, a + sb->gran, (int)sb->prot);
+				mp_protect_allowed(sb, a, a + sb->gran,
+						   (int)sb->prot);
 		pmt_sb_unpublish(sb);
 		pmt_sb_free(sb);
 		t->ranges[i].sb = NULL;
@@ -201,12 +260,38 @@ static int mp_protect(uintptr_t s, uintptr_t e, int prot)
 	return mprotect((void *)s, e - s, prot) ? -errno : 0;
 }
 
+/* mp_protect() the units of [s, e) that are not denied; the first error */
+static int mp_protect_allowed(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+			      int prot)
+{
+	int ret = 0;
+
+	if (!pmt_sb_denied(sb, s, e))
+		return mp_protect(s, e, prot);
+	while (s < e) {
+		uintptr_t run;
+		int r;
+
+		while (s < e && pmt_sb_denied(sb, s, s + sb->gran))
+			s += sb->gran;
+		for (run = s;
+		     run < e && !pmt_sb_denied(sb, run, run + sb->gran);
+		     run += sb->gran)
+			;
+		if (run > s && (r = mp_protect(s, run, prot)) && !ret)
+			ret = r;
+		s = run;
+	}
+	return ret;
+}
+
 /* Arm [s, e) again after a collect took its bits. */
 static int mp_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		  uintptr_t e)
 {
 	struct pmt_vma_span span;
-	int r = mp_protect(s, e, PROT_READ | (int)(sb->prot & PROT_EXEC));
+	int r = mp_protect_allowed(sb, s, e,
+				   PROT_READ | (int)(sb->prot & PROT_EXEC));
 
 	if (r != -ENOMEM)
 		return r;
@@ -257,7 +342,7 @@ static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 {
 	/* writable first, so no write there faults once it is forgotten; a
 	 * hole (unmapped since) is fine */
-	int ret = mp_protect(s, e, (int)r->sb->prot);
+	int ret = mp_protect_allowed(r->sb, s, e, (int)r->sb->prot);
 
 	if (ret == -ENOMEM) {
 		struct pmt_vma_span span;
@@ -270,7 +355,8 @@ static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 		}
 		/* partly unmapped: give back what is still there */
 		for (uintptr_t a = s; a < e; a += r->sb->gran)
-			mp_protect(a, a + r->sb->gran, (int)r->sb->prot);
+			mp_protect_allowed(r->sb, a, a + r->sb->gran,
+					   (int)r->sb->prot);
 	}
 	ret = pmt_sb_split(t, r, head, tail, true);
 	if (ret) /* [s, e) is writable but still watched */
@@ -282,7 +368,42 @@ static int mp_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		    uintptr_t e)
 {
 	(void)t;
-	return mp_protect(s, e, (int)sb->prot);
+	return mp_protect_allowed(sb, s, e, (int)sb->prot);
+}
+
+static int mp_set_prot(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
+		       uintptr_t e, int prot)
+{
+	struct pmt_sb *sb = r->sb;
+	int armed = PROT_READ | (int)(sb->prot & PROT_EXEC);
+	int ret;
+
+	(void)t;
+	if ((s | e) & (sb->gran - 1))
+		return -EINVAL;
+	if (prot & PROT_WRITE) {
+		/* only the protection it was watched with can be tracked */
+		if (prot != (int)sb->prot)
+			return -EOPNOTSUPP;
+		/* armed while still denied, then allowed: pending bits stay
+		 * and the next write faults and is ours */
+		ret = mp_protect(s, e, armed);
+		if (!ret)
+			pmt_sb_deny(sb, s, e, false);
+		return ret;
+	}
+	pmt_sb_deny(sb, s, e, true);
+	ret = mp_protect(s, e, prot);
+	grace_wait(sb);
+	if (!ret)
+		ret = mp_protect(s, e, prot);
+	if (ret) {
+		/* back to tracked; a page left writable reads as written */
+		mp_protect(s, e, armed);
+		pmt_sb_mark(sb, s, e);
+		pmt_sb_deny(sb, s, e, false);
+	}
+	return ret;
 }
 
 const struct pmt_backend_ops pmt_mprotect_ops = {
@@ -297,4 +418,5 @@ const struct pmt_backend_ops pmt_mprotect_ops = {
 	.first_written = pmt_sb_first_written,
 	.arm = mp_arm,
 	.unarm = mp_unarm,
+	.protect = mp_set_prot,
 };

@@ -163,10 +163,13 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 {
 	size_t npages = (e - s) / t->page_size;
 	size_t nwords = (npages + 63) / 64;
-	struct pmt_sb *sb = calloc(1, sizeof(*sb) + nwords * sizeof(uint64_t));
+	size_t n = kind == PMT_SB_MPROTECT ? 2 * nwords : nwords;
+	struct pmt_sb *sb = calloc(1, sizeof(*sb) + n * sizeof(uint64_t));
 
 	if (!sb)
 		return NULL;
+	if (kind == PMT_SB_MPROTECT)
+		sb->deny = sb->bits + nwords;
 	sb->start = s;
 	sb->end = e;
 	sb->gran = gran;
@@ -236,6 +239,32 @@ void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	for (size_t w = from / 64; from < to && w * 64 < to; w++)
 		atomic_fetch_and_explicit(&sb->bits[w], ~word_mask(w, from, to),
 					  memory_order_seq_cst);
+}
+
+void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e, bool on)
+{
+	size_t from, to;
+
+	sb_span(sb, s, e, &from, &to);
+	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
+		if (on)
+			atomic_fetch_or(&sb->deny[w], word_mask(w, from, to));
+		else
+			atomic_fetch_and(&sb->deny[w], ~word_mask(w, from, to));
+	}
+}
+
+bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	size_t from, to;
+
+	if (!sb->deny)
+		return false;
+	sb_span(sb, s, e, &from, &to);
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		if (atomic_load(&sb->deny[w]) & word_mask(w, from, to))
+			return true;
+	return false;
 }
 
 /* any bit set in [from, to)?  With @take, clear them too. */
@@ -562,29 +591,37 @@ int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 
 /* ---- unwatch ------------------------------------------------------------ */
 
-/* 64 bits of @sb starting at bit @i (bits past its end read as 0) */
-static uint64_t bits_at(struct pmt_sb *sb, size_t i)
+/* 64 bits of @words (@nwords long) starting at bit @i; bits past the end
+ * read as 0 */
+static uint64_t bits_at(_Atomic uint64_t *words, size_t nwords, size_t i)
 {
 	size_t w = i / 64;
 	unsigned int sh = (unsigned int)(i % 64);
-	uint64_t v = atomic_load(&sb->bits[w]) >> sh;
+	uint64_t v = atomic_load(&words[w]) >> sh;
 
-	if (sh && w + 1 < sb->nwords)
-		v |= atomic_load(&sb->bits[w + 1]) << (64 - sh);
+	if (sh && w + 1 < nwords)
+		v |= atomic_load(&words[w + 1]) << (64 - sh);
 	return v;
 }
 
-/* OR @src's bits into @dst, a sub-range of it, a word at a time */
+/* OR @src's bits (and deny bits) into @dst, a sub-range of it, a word at a
+ * time */
 static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 {
 	size_t off = (dst->start - src->start) >> src->pshift;
 	size_t n = (dst->end - dst->start) >> dst->pshift;
 
 	for (size_t w = 0; w < dst->nwords; w++) {
-		uint64_t v = bits_at(src, off + w * 64) & word_mask(w, 0, n);
+		uint64_t m = word_mask(w, 0, n);
+		uint64_t v = bits_at(src->bits, src->nwords, off + w * 64) & m;
 
 		if (v)
 			atomic_fetch_or(&dst->bits[w], v);
+		if (!src->deny)
+			continue;
+		v = bits_at(src->deny, src->nwords, off + w * 64) & m;
+		if (v)
+			atomic_fetch_or(&dst->deny[w], v);
 	}
 }
 

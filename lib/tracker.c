@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -743,6 +744,33 @@ PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len)
 	outer_unlock(t);
 	if (!ret)
 		pmt_stat_add(&t->st.resets, 1);
+	return ret;
+}
+
+int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot)
+{
+	uintptr_t start, end;
+	size_t first;
+	int ret;
+
+	ret = check_range(t, addr, len, &start, &end);
+	if (ret)
+		return ret;
+	outer_lock(t);
+	pthread_rwlock_wrlock(&t->lock);
+	ret = range_covered(t, start, end, &first, true);
+	if (!ret && !t->ops->protect && mprotect(addr, len, prot))
+		ret = -errno;
+	for (size_t i = first; !ret && t->ops->protect && i < t->nranges &&
+			       t->ranges[i].start < end;
+	     i++) {
+		struct pmt_range *r = &t->ranges[i];
+
+		ret = t->ops->protect(t, r, start > r->start ? start : r->start,
+				      end < r->end ? end : r->end, prot);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
 	return ret;
 }
 
