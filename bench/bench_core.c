@@ -32,22 +32,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <pmtrack/pmtrack.h>
 
+#include "bench_raw.h"
 #include "bench_util.h"
 
-#include "uapi_compat.h"
-
 #define EXIT_SKIP 77
-#define RAW_VEC_LEN 512
-#define RAW_UFFD_FEATURES (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)
 
 enum pattern {
 	PAT_NONE,
@@ -62,16 +57,6 @@ static const char *const pattern_name[PAT_NR] = {
 	[PAT_SCATTERED] = "1% scattered",
 	[PAT_CLUSTERED] = "1% clustered",
 	[PAT_ALL] = "100%",
-};
-
-/* the hand-written tracker */
-struct raw {
-	int uffd;
-	int pagemap_fd;
-	char *base;
-	size_t len;
-	size_t page_size;
-	struct page_region vec[RAW_VEC_LEN];
 };
 
 /* the library's side */
@@ -110,88 +95,34 @@ static char *map_populated(size_t len, size_t page_size)
 	return p;
 }
 
-/* arm: write-protect every page of the region (no output vector) */
-static void raw_arm(struct raw *r)
+/* map and register the hand-written tracker's region (bench_raw.c) */
+static void raw_setup(struct bench_raw *r, size_t len, size_t page_size)
 {
-	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-		.start = (uintptr_t)r->base,
-		.end = (uintptr_t)r->base + r->len,
-		.category_mask = PAGE_IS_WRITTEN,
-		.return_mask = PAGE_IS_WRITTEN,
-	};
+	int ret = bench_raw_setup(r, map_populated(len, page_size), len,
+				  page_size);
 
-	if (ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg) < 0)
-		fail("PAGEMAP_SCAN (arm)", errno);
+	if (ret)
+		fail("userfaultfd async write-protect setup", -ret);
 }
 
-static void raw_setup(struct raw *r, size_t len, size_t page_size)
+static void raw_arm(struct bench_raw *r)
 {
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = RAW_UFFD_FEATURES,
-	};
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	int ret = bench_raw_arm(r, (uintptr_t)r->base,
+				(uintptr_t)r->base + r->len);
 
-	r->len = len;
-	r->page_size = page_size;
-	r->base = map_populated(len, page_size);
-	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (r->pagemap_fd < 0)
-		fail("open /proc/self/pagemap", errno);
-	r->uffd = (int)syscall(SYS_userfaultfd,
-			       O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (r->uffd < 0)
-		fail("userfaultfd", errno);
-	if (ioctl(r->uffd, UFFDIO_API, &api))
-		fail("UFFDIO_API", errno);
-	if ((api.features & RAW_UFFD_FEATURES) != RAW_UFFD_FEATURES)
-		fail("UFFDIO_API: async write-protect missing", EOPNOTSUPP);
-	reg.range.start = (uintptr_t)r->base;
-	reg.range.len = len;
-	if (ioctl(r->uffd, UFFDIO_REGISTER, &reg))
-		fail("UFFDIO_REGISTER", errno);
-	raw_arm(r);
+	if (ret)
+		fail("PAGEMAP_SCAN (arm)", -ret);
 }
 
-/*
- * Collect with reset over the whole region; returns the pages reported.
- * A call that fills the vector may have stopped anywhere: resume at
- * max(walk_end, end of the last region), since walk_end is stale when the
- * kernel produced more than its internal buffer of regions in one call.
- */
-static size_t raw_collect(struct raw *r)
+/* collect with reset over the whole region; returns the pages reported */
+static size_t raw_collect(struct bench_raw *r)
 {
-	uintptr_t cur = (uintptr_t)r->base;
-	uintptr_t end = cur + r->len;
-	size_t pages = 0;
+	long n = bench_raw_collect(r, (uintptr_t)r->base,
+				   (uintptr_t)r->base + r->len, true, 0, NULL);
 
-	while (cur < end) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = cur,
-			.end = end,
-			.vec = (uintptr_t)r->vec,
-			.vec_len = RAW_VEC_LEN,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-		int n = ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg);
-
-		if (n < 0)
-			fail("PAGEMAP_SCAN (collect)", errno);
-		for (int i = 0; i < n; i++)
-			pages += (r->vec[i].end - r->vec[i].start) /
-				 r->page_size;
-		if (n < RAW_VEC_LEN)
-			break;
-		cur = arg.walk_end;
-		if (cur < r->vec[n - 1].end)
-			cur = r->vec[n - 1].end;
-	}
-	return pages;
+	if (n < 0)
+		fail("PAGEMAP_SCAN (collect)", (int)-n);
+	return (size_t)n;
 }
 
 /* page indices written by pattern @p; returns how many */
@@ -237,7 +168,7 @@ static void write_pages(char *base, const size_t *idx, size_t n,
  * a burst of write faults is measurably slower here, so doing both sides'
  * writes before both collects would favour whichever collects second.
  */
-static size_t measure(struct raw *raw, struct lib *lib, const size_t *idx,
+static size_t measure(struct bench_raw *raw, struct lib *lib, const size_t *idx,
 		      size_t n, size_t page_size, char val, double *wr_ns,
 		      double *co_us)
 {
@@ -302,7 +233,7 @@ int main(int argc, char **argv)
 	double *wr[2], *co[2];
 	struct utsname uts;
 	struct lib lib;
-	struct raw *raw;
+	struct bench_raw *raw;
 	int reps = 5, opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
