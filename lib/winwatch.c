@@ -460,7 +460,9 @@ PMTRACK_API BOOL pmtrack_VirtualFree(LPVOID addr, SIZE_T size, DWORD type)
 	}
 	if (type == MEM_RELEASE) {
 		if (size || a != al->base) {
-			last_error = ERROR_INVALID_PARAMETER;
+			/* not at the base: STATUS_FREE_VM_NOT_AT_BASE */
+			last_error = size ? ERROR_INVALID_PARAMETER
+					  : ERROR_INVALID_ADDRESS;
 			goto out;
 		}
 		if (al->watch &&

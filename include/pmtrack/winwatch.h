@@ -82,7 +82,8 @@
  * types (MEM_TOP_DOWN is accepted and ignored); PAGE_EXECUTE*,
  * PAGE_WRITECOPY, PAGE_GUARD, PAGE_NOCACHE and the other protections.
  * Memory not allocated through pmtrack_VirtualAlloc() cannot be
- * watched, protected or freed here (ERROR_INVALID_ADDRESS).
+ * protected, committed or freed here (ERROR_INVALID_ADDRESS), and
+ * GetWriteWatch on it fails with ERROR_INVALID_PARAMETER.
  *
  * Thread safety: every function may be called from any thread at once;
  * they serialise on one process-wide lock.  Writes to watched memory take
@@ -210,7 +211,9 @@ PMTRACK_API PVOID pmtrack_VirtualAlloc(PVOID addr, SIZE_T size, DWORD type,
  *	allocation, or the whole allocation if @size is 0 and @addr is its
  *	base) or MEM_RELEASE (@addr the base, @size 0)
  * Return: nonzero, or 0 (FALSE) with the last error set:
- * ERROR_INVALID_PARAMETER or ERROR_INVALID_ADDRESS.
+ * ERROR_INVALID_PARAMETER (another @type, MEM_RELEASE with a @size,
+ * MEM_DECOMMIT of size 0 not at the base), ERROR_INVALID_ADDRESS (no
+ * allocation there, MEM_RELEASE not at the base, pages past the end).
  */
 PMTRACK_API BOOL pmtrack_VirtualFree(LPVOID addr, SIZE_T size, DWORD type);
 
