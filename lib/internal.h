@@ -248,6 +248,19 @@ PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,
 
 PMT_HIDDEN uint64_t pmt_now_ns(void);
 
+/* bits [from, to) of a bitmap that fall in word w, as a mask of that word */
+static inline uint64_t pmt_word_mask(size_t w, size_t from, size_t to)
+{
+	size_t lo = w * 64, hi = lo + 64;
+	uint64_t m = ~0ULL;
+
+	if (from > lo)
+		m &= ~0ULL << (from - lo);
+	if (to < hi)
+		m &= ~0ULL >> (hi - to);
+	return m;
+}
+
 static inline void pmt_stat_add(atomic_uint_fast64_t *c, uint64_t v)
 {
 	atomic_fetch_add_explicit(c, v, memory_order_relaxed);

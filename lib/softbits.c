@@ -186,19 +186,6 @@ void pmt_sb_free(struct pmt_sb *sb)
 	free(sb);
 }
 
-/* bits [from, to) of word w, as a mask */
-static uint64_t word_mask(size_t w, size_t from, size_t to)
-{
-	size_t lo = w * 64, hi = lo + 64;
-	uint64_t m = ~0ULL;
-
-	if (from > lo)
-		m &= ~0ULL << (from - lo);
-	if (to < hi)
-		m &= ~0ULL >> (hi - to);
-	return m;
-}
-
 static void sb_span(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 		    size_t *from, size_t *to)
 {
@@ -221,37 +208,35 @@ void pmt_sb_unit_span(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 		*b = sb->end;
 }
 
-void pmt_sb_mark(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
-{
-	size_t from, to;
-
-	sb_span(sb, s, e, &from, &to);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		atomic_fetch_or_explicit(&sb->bits[w], word_mask(w, from, to),
-					 memory_order_seq_cst);
-}
-
-void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
-{
-	size_t from, to;
-
-	sb_span(sb, s, e, &from, &to);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		atomic_fetch_and_explicit(&sb->bits[w], ~word_mask(w, from, to),
-					  memory_order_seq_cst);
-}
-
-void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e, bool on)
+/* set or clear the bits of [s, e) (clipped to the range) in @words */
+static void words_update(const struct pmt_sb *sb, _Atomic uint64_t *words,
+			 uintptr_t s, uintptr_t e, bool on)
 {
 	size_t from, to;
 
 	sb_span(sb, s, e, &from, &to);
 	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
 		if (on)
-			atomic_fetch_or(&sb->deny[w], word_mask(w, from, to));
+			atomic_fetch_or(&words[w], pmt_word_mask(w, from, to));
 		else
-			atomic_fetch_and(&sb->deny[w], ~word_mask(w, from, to));
+			atomic_fetch_and(&words[w],
+					 ~pmt_word_mask(w, from, to));
 	}
+}
+
+void pmt_sb_mark(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	words_update(sb, sb->bits, s, e, true);
+}
+
+void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	words_update(sb, sb->bits, s, e, false);
+}
+
+void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e, bool on)
+{
+	words_update(sb, sb->deny, s, e, on);
 }
 
 bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
@@ -262,7 +247,7 @@ bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 		return false;
 	sb_span(sb, s, e, &from, &to);
 	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		if (atomic_load(&sb->deny[w]) & word_mask(w, from, to))
+		if (atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
 			return true;
 	return false;
 }
@@ -273,7 +258,7 @@ static bool bits_any(struct pmt_sb *sb, size_t from, size_t to, bool take)
 	bool any = false;
 
 	for (size_t w = from / 64; w * 64 < to; w++) {
-		uint64_t m = word_mask(w, from, to);
+		uint64_t m = pmt_word_mask(w, from, to);
 		uint64_t v = take ? atomic_fetch_and(&sb->bits[w], ~m)
 				  : atomic_load(&sb->bits[w]);
 
@@ -393,7 +378,7 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 	int r;
 
 	for (size_t wi = from / 64; wi * 64 < to; wi++) {
-		uint64_t m = word_mask(wi, from, to);
+		uint64_t m = pmt_word_mask(wi, from, to);
 		uint64_t got = atomic_load_explicit(&sb->bits[wi],
 						    memory_order_relaxed) &
 			       m;
@@ -533,7 +518,7 @@ int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 		sb_span(sb, s, e, &from, &to);
 		for (size_t wi = from / 64; wi * 64 < to; wi++) {
 			uint64_t v = atomic_load(&sb->bits[wi]) &
-				     word_mask(wi, from, to);
+				     pmt_word_mask(wi, from, to);
 
 			if (v) {
 				size_t b = wi * 64 + (size_t)__builtin_ctzll(v);
@@ -612,7 +597,7 @@ static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 	size_t n = (dst->end - dst->start) >> dst->pshift;
 
 	for (size_t w = 0; w < dst->nwords; w++) {
-		uint64_t m = word_mask(w, 0, n);
+		uint64_t m = pmt_word_mask(w, 0, n);
 		uint64_t v = bits_at(src->bits, src->nwords, off + w * 64) & m;
 
 		if (v)

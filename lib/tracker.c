@@ -312,6 +312,28 @@ static int range_covered(const struct pmtrack *t, uintptr_t start,
 	return at >= end ? 0 : -ENOENT;
 }
 
+/*
+ * Take the locks (write for changes to the table or protections) and check
+ * that [start, end) is watched; the locks are held whatever the answer, for
+ * unlock_ranges().
+ */
+static int lock_covered(struct pmtrack *t, uintptr_t start, uintptr_t end,
+			bool write, bool aligned, size_t *first)
+{
+	outer_lock(t);
+	if (write)
+		pthread_rwlock_wrlock(&t->lock);
+	else
+		pthread_rwlock_rdlock(&t->lock);
+	return range_covered(t, start, end, first, aligned);
+}
+
+static void unlock_ranges(struct pmtrack *t)
+{
+	pthread_rwlock_unlock(&t->lock);
+	outer_unlock(t);
+}
+
 static int ranges_reserve(struct pmtrack *t, size_t more)
 {
 	struct pmt_range *n;
@@ -378,8 +400,7 @@ PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 	t->ranges[i] = nr;
 	t->nranges++;
 out:
-	pthread_rwlock_unlock(&t->lock);
-	outer_unlock(t);
+	unlock_ranges(t);
 	return ret;
 }
 
@@ -431,9 +452,7 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
 	if (ret)
 		return ret;
 
-	outer_lock(t);
-	pthread_rwlock_wrlock(&t->lock);
-	ret = range_covered(t, start, end, &i, true);
+	ret = lock_covered(t, start, end, true, true, &i);
 	if (ret)
 		goto out;
 	ret = ranges_reserve(t, 1);
@@ -451,8 +470,7 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
 			i++;
 	}
 out:
-	pthread_rwlock_unlock(&t->lock);
-	outer_unlock(t);
+	unlock_ranges(t);
 	return ret;
 }
 
@@ -526,9 +544,7 @@ static int collect(struct pmtrack *t, void *addr, size_t len,
 	c->last_end = 0;
 	c->pages = 0;
 
-	outer_lock(t);
-	pthread_rwlock_rdlock(&t->lock);
-	ret = range_covered(t, c->start, c->end, &first, true);
+	ret = lock_covered(t, c->start, c->end, false, true, &first);
 	if (!ret) {
 		c->started = true;
 		if (c->reset && c->pages_left != SIZE_MAX &&
@@ -537,8 +553,7 @@ static int collect(struct pmtrack *t, void *addr, size_t len,
 		else
 			ret = t->ops->collect(t, c, first);
 	}
-	pthread_rwlock_unlock(&t->lock);
-	outer_unlock(t);
+	unlock_ranges(t);
 
 	pmt_stat_add(&t->st.pages_reported, c->pages);
 	if (!ret)
@@ -735,13 +750,10 @@ PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len)
 	ret = check_range(t, addr, len, &start, &end);
 	if (ret)
 		return ret;
-	outer_lock(t);
-	pthread_rwlock_rdlock(&t->lock);
-	ret = range_covered(t, start, end, &first, true);
+	ret = lock_covered(t, start, end, false, true, &first);
 	if (!ret)
 		ret = t->ops->reset(t, start, end, first);
-	pthread_rwlock_unlock(&t->lock);
-	outer_unlock(t);
+	unlock_ranges(t);
 	if (!ret)
 		pmt_stat_add(&t->st.resets, 1);
 	return ret;
@@ -756,21 +768,19 @@ int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot)
 	ret = check_range(t, addr, len, &start, &end);
 	if (ret)
 		return ret;
-	outer_lock(t);
-	pthread_rwlock_wrlock(&t->lock);
-	ret = range_covered(t, start, end, &first, true);
-	if (!ret && !t->ops->protect && mprotect(addr, len, prot))
-		ret = -errno;
-	for (size_t i = first; !ret && t->ops->protect && i < t->nranges &&
-			       t->ranges[i].start < end;
-	     i++) {
+	ret = lock_covered(t, start, end, true, true, &first);
+	for (size_t i = first;
+	     !ret && i < t->nranges && t->ranges[i].start < end; i++) {
 		struct pmt_range *r = &t->ranges[i];
+		uintptr_t s = start > r->start ? start : r->start;
+		uintptr_t e = end < r->end ? end : r->end;
 
-		ret = t->ops->protect(t, r, start > r->start ? start : r->start,
-				      end < r->end ? end : r->end, prot);
+		if (t->ops->protect)
+			ret = t->ops->protect(t, r, s, e, prot);
+		else if (mprotect((void *)s, e - s, prot))
+			ret = -errno;
 	}
-	pthread_rwlock_unlock(&t->lock);
-	outer_unlock(t);
+	unlock_ranges(t);
 	return ret;
 }
 
@@ -793,14 +803,11 @@ PMTRACK_API int pmtrack_prepare_kernel_write(struct pmtrack *t, void *addr,
 	end = (a + len + t->page_size - 1) & ~(uintptr_t)(t->page_size - 1);
 	if (end < start)
 		return -EOVERFLOW;
-	outer_lock(t);
-	pthread_rwlock_rdlock(&t->lock);
-	ret = range_covered(t, start, end, &first, false);
+	ret = lock_covered(t, start, end, false, false, &first);
 	/* only backends that arm pages and cannot trap kernel faults */
 	if (!ret && t->ops->unarm && !(t->caps & PMTRACK_CAP_KERNEL_WRITES))
 		ret = pmt_sb_prepare(t, start, end, first);
-	pthread_rwlock_unlock(&t->lock);
-	outer_unlock(t);
+	unlock_ranges(t);
 	return ret;
 }
 
