@@ -77,27 +77,28 @@ static DWORD errno_to_error(int err)
 
 static void bits_set(uint64_t *b, size_t from, size_t to)
 {
-	for (; from < to && from % 64; from++)
-		b[from / 64] |= 1ULL << (from % 64);
-	for (; from + 64 <= to; from += 64)
-		b[from / 64] = ~0ULL;
-	for (; from < to; from++)
-		b[from / 64] |= 1ULL << (from % 64);
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		b[w] |= pmt_word_mask(w, from, to);
 }
 
 static void bits_clear(uint64_t *b, size_t from, size_t to)
 {
-	for (; from < to && from % 64; from++)
-		b[from / 64] &= ~(1ULL << (from % 64));
-	for (; from + 64 <= to; from += 64)
-		b[from / 64] = 0;
-	for (; from < to; from++)
-		b[from / 64] &= ~(1ULL << (from % 64));
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		b[w] &= ~pmt_word_mask(w, from, to);
 }
 
-static bool bit_test(const uint64_t *b, size_t i)
+/* the first set bit of @b in [i, to), or to */
+static size_t bits_next(const uint64_t *b, size_t i, size_t to)
 {
-	return (b[i / 64] >> (i % 64)) & 1;
+	for (; i < to; i = (i | 63) + 1) {
+		uint64_t v = b[i / 64] >> (i % 64);
+
+		if (v) {
+			i += (size_t)__builtin_ctzll(v);
+			return i < to ? i : to;
+		}
+	}
+	return to;
 }
 
 /* ---- the allocation table ----------------------------------------------- */
@@ -425,15 +426,8 @@ static int decommit(struct ww_alloc *al, uintptr_t a, uintptr_t e)
 	/* clean in the tracker (which also re-arms the zapped pages), and in
 	 * held except where VirtualProtect latched it */
 	ret = pmtrack_reset(tracker, (void *)a, e - a);
-	for (size_t w = from / 64; w * 64 < to; w++) {
-		uint64_t m = ~0ULL;
-
-		if (w * 64 < from)
-			m &= ~0ULL << (from - w * 64);
-		if (to < w * 64 + 64)
-			m &= ~0ULL >> (w * 64 + 64 - to);
-		al->held[w] &= ~m | al->latch[w];
-	}
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		al->held[w] &= ~pmt_word_mask(w, from, to) | al->latch[w];
 	return ret;
 }
 
@@ -531,9 +525,11 @@ PMTRACK_API BOOL pmtrack_VirtualProtect(LPVOID addr, SIZE_T size,
 			last_error = errno_to_error(r);
 			goto out;
 		}
-		for (size_t i = page_index(al, s); i < page_index(al, e); i++)
-			if (bit_test(al->held, i))
-				al->latch[i / 64] |= 1ULL << (i % 64);
+		size_t from = page_index(al, s), to = page_index(al, e);
+
+		for (size_t w = from / 64; from < to && w * 64 < to; w++)
+			al->latch[w] |=
+				al->held[w] & pmt_word_mask(w, from, to);
 	}
 	r = commit(al, s, e, newprotect);
 	if (r) {
@@ -561,11 +557,15 @@ static bool ww_range(PVOID base, SIZE_T size, uintptr_t *s, uintptr_t *e)
 	return true;
 }
 
+/* the write-watch allocation holding [s, e); else NULL and the error */
 static struct ww_alloc *watch_find(uintptr_t s, uintptr_t e)
 {
 	struct ww_alloc *al = alloc_find(s, e);
 
-	return al && al->watch ? al : NULL;
+	if (al && al->watch)
+		return al;
+	last_error = ERROR_INVALID_PARAMETER;
+	return NULL;
 }
 
 static void reset_held(struct ww_alloc *al, uintptr_t s, uintptr_t e)
@@ -603,10 +603,8 @@ PMTRACK_API UINT pmtrack_GetWriteWatch(DWORD flags, PVOID base, SIZE_T size,
 	}
 	pthread_mutex_lock(&ww_lock);
 	al = watch_find(s, e);
-	if (!al) {
-		last_error = ERROR_INVALID_PARAMETER;
+	if (!al)
 		goto out;
-	}
 	/* RESET: take the tracker's pages for good; else just look */
 	r = reset ? drain(al, s, e)
 		  : pmtrack_collect_bitmap(tracker, (void *)s, e - s, 0,
@@ -617,10 +615,21 @@ PMTRACK_API UINT pmtrack_GetWriteWatch(DWORD flags, PVOID base, SIZE_T size,
 	}
 	from = page_index(al, s);
 	to = page_index(al, e);
-	for (size_t i = from; i < to && n < *count; i++) {
-		if (!bit_test(al->held, i) &&
-		    (reset || !pmtrack_bitmap_test(scratch, i - from)))
-			continue;
+	/* held, or (without RESET, which moved them there) the tracker's */
+	for (size_t i = from; n < *count; i++) {
+		size_t h = bits_next(al->held, i, to);
+
+		if (!reset) {
+			/* scratch covers [from, to) */
+			size_t k =
+				from + pmtrack_bitmap_next(scratch, i - from);
+
+			if (k < h)
+				h = k;
+		}
+		if (h >= to)
+			break;
+		i = h;
 		last = al->base + i * WW_PAGE;
 		addresses[n++] = (PVOID)last;
 	}
@@ -647,10 +656,8 @@ PMTRACK_API UINT pmtrack_ResetWriteWatch(LPVOID base, SIZE_T size)
 	}
 	pthread_mutex_lock(&ww_lock);
 	al = watch_find(s, e);
-	if (!al) {
-		last_error = ERROR_INVALID_PARAMETER;
+	if (!al)
 		goto out;
-	}
 	r = pmtrack_reset(tracker, (void *)s, e - s);
 	if (r) {
 		last_error = errno_to_error(r);

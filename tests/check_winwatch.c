@@ -19,6 +19,7 @@
 #include <pmtrack/winwatch.h>
 
 #include "helpers.h"
+#include "winwatch_own_types.h"
 
 #define P 4096u
 #define FAIL ((UINT)-1)
@@ -88,6 +89,8 @@ static void expect_none(char *buf, size_t npages)
 	EXPECT(0, buf, buf, npages * P, npages, END);
 }
 
+static void expect_segv(volatile char *addr);
+
 /* ---- allocation rules ----------------------------------------------- */
 
 START_TEST(alloc_rules)
@@ -122,6 +125,17 @@ START_TEST(alloc_rules)
 	p[5 * P] = 1;
 	p[7 * P + 6] = 1; /* the third page the rounded range covers */
 	EXPECT(0, p, p, 16 * P, 16, 5, 7, END);
+	/* committing committed pages changes their protection, keeps their
+	 * contents and marks nothing */
+	ck_assert_ptr_eq(VirtualAlloc(p + 5 * P, P, MEM_COMMIT, PAGE_READONLY),
+			 p + 5 * P);
+	ck_assert_int_eq(p[5 * P], 1);
+	expect_segv(p + 5 * P);
+	EXPECT(WRITE_WATCH_FLAG_RESET, p, p, 16 * P, 16, 5, 7, END);
+	ck_assert_ptr_eq(
+		VirtualAlloc(p + 5 * P, 3 * P, MEM_COMMIT, PAGE_READWRITE),
+		p + 5 * P);
+	expect_none(p, 16);
 	/* commit outside any allocation */
 	ck_assert_ptr_null(
 		VirtualAlloc(p + 16 * P, P, MEM_COMMIT, PAGE_READWRITE));
@@ -135,6 +149,15 @@ START_TEST(alloc_rules)
 			 p);
 	ck_assert_ptr_null(VirtualAlloc(p, P, MEM_RESERVE, PAGE_READWRITE));
 	ck_assert_uint_eq(GetLastError(), ERROR_INVALID_ADDRESS);
+	/* MEM_TOP_DOWN is a hint, accepted */
+	{
+		char *q = VirtualAlloc(NULL, P,
+				       MEM_RESERVE | MEM_COMMIT | MEM_TOP_DOWN,
+				       PAGE_READWRITE);
+
+		ck_assert_ptr_nonnull(q);
+		ck_assert_int_ne(VirtualFree(q, 0, MEM_RELEASE), 0);
+	}
 	/* MEM_COMMIT alone with no address reserves too; no write watch */
 	{
 		char *q = VirtualAlloc(NULL, P, MEM_COMMIT, PAGE_READWRITE);
@@ -216,10 +239,16 @@ START_TEST(truncation_resets_only_returned)
 	p[1 * P] = p[2 * P] = p[4 * P] = 1;
 	EXPECT(WRITE_WATCH_FLAG_RESET, p, p, 8 * P, 1, 1, END);
 	EXPECT(0, p, p, 8 * P, 8, 2, 4, END);
+	/* pages held back by a truncated RESET and pages written since come
+	 * together, in order, and a query without RESET changes nothing */
+	p[6 * P] = 1;
+	EXPECT(0, p, p, 8 * P, 8, 2, 4, 6, END);
+	EXPECT(0, p, p + 3 * P, 5 * P, 8, 4, 6, END);
 	/* a filled array with RESET resets through the last page returned */
 	EXPECT(WRITE_WATCH_FLAG_RESET, p, p, 8 * P, 1, 2, END);
 	p[1 * P] = 2;
 	EXPECT(WRITE_WATCH_FLAG_RESET, p, p, 8 * P, 2, 1, 4, END);
+	EXPECT(WRITE_WATCH_FLAG_RESET, p, p, 8 * P, 8, 6, END);
 	expect_none(p, 8);
 	/* a large region, every page written, collected in slices */
 	{
@@ -497,6 +526,10 @@ START_TEST(error_precedence)
 	EXPECT(0, p, p, 4 * P, 4, 0, END);
 	ck_assert_uint_eq(ResetWriteWatch(p + 1, 1), 0);
 	expect_none(p, 4);
+	/* and from a file with Windows types of its own */
+	ck_assert_uint_eq(own_types_reset(p, 0), FAIL);
+	ck_assert_uint_eq(GetLastError(), own_types_invalid_parameter());
+	ck_assert_uint_eq(own_types_reset(p, P), 0);
 	/* the prefixed names are the same functions */
 	ck_assert_ptr_eq((void *)&GetWriteWatch,
 			 (void *)&pmtrack_GetWriteWatch);
@@ -568,6 +601,21 @@ START_TEST(kernel_writes_count)
 		ck_assert_int_eq(pmtrack_winwatch_prepare_io(p + 7 * P, 2 * P),
 				 -EFAULT);
 		ck_assert_int_eq(pmtrack_winwatch_prepare_io(data, 8), -EFAULT);
+		/* not watched: nothing to do, but the same checks */
+		{
+			char *q = VirtualAlloc(NULL, 2 * P,
+					       MEM_RESERVE | MEM_COMMIT,
+					       PAGE_READWRITE);
+
+			ck_assert_int_eq(pmtrack_winwatch_prepare_io(q, 2 * P),
+					 0);
+			ck_assert_int_ne(
+				VirtualProtect(q + P, P, PAGE_READONLY, &old),
+				0);
+			ck_assert_int_eq(pmtrack_winwatch_prepare_io(q, 2 * P),
+					 -EFAULT);
+			ck_assert_int_ne(VirtualFree(q, 0, MEM_RELEASE), 0);
+		}
 		ck_assert_int_eq(pmtrack_winwatch_prepare_io(p, 0), -EINVAL);
 		expect_none(p, N);
 	}

@@ -113,6 +113,19 @@ typedef DWORD *PDWORD;
 typedef DWORD *LPDWORD;
 #endif
 
+/* the shim's ABI: 32-bit DWORD and UINT, pointer-sized SIZE_T, ULONG_PTR */
+#ifdef __cplusplus
+#define PMTRACK_WW_ASSERT static_assert
+#else
+#define PMTRACK_WW_ASSERT _Static_assert
+#endif
+PMTRACK_WW_ASSERT(sizeof(DWORD) == 4 && sizeof(UINT) == 4,
+		  "DWORD and UINT must be 32 bits");
+PMTRACK_WW_ASSERT(sizeof(SIZE_T) == sizeof(void *) &&
+			  sizeof(ULONG_PTR) == sizeof(void *),
+		  "SIZE_T and ULONG_PTR must be pointer-sized");
+#undef PMTRACK_WW_ASSERT
+
 #ifndef MEM_COMMIT
 #define MEM_COMMIT 0x00001000
 #endif
