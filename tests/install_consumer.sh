@@ -29,7 +29,9 @@ $cc $cflags -Wall -Wextra -Werror "$src/tests/consumer/consumer.c" \
 # shellcheck disable=SC2046,SC2086
 $cc $cflags -Wall -Wextra -Werror "$src/tests/consumer/consumer.c" \
 	$(pkg-config --cflags pmtrack) "$libdir/libpmtrack.a" \
-	$(pkg-config --static --libs-only-other pmtrack) -o "$work/consumer-static"
+	$(pkg-config --static --libs-only-other pmtrack) \
+	$(pkg-config --static --libs-only-l pmtrack | sed 's/-lpmtrack//') \
+	-o "$work/consumer-static"
 "$work/consumer-static"
 
 # the public header is valid C++ too

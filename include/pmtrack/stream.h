@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libpmtrack stream format: one self-describing byte stream for migration
+ * (over a socket) and checkpoints (in a file).
+ *
+ * Layout (all integers little-endian; the record bodies are protobuf
+ * messages from proto/ in the source tree):
+ *
+ *   preamble   8-byte magic 89 'P' 'M' 'T' 0d 0a 1a 0a, le32 format
+ *              version (PMTRACK_STREAM_VERSION), le32 flags (0)
+ *   record     24-byte frame, then meta_len bytes of protobuf, then
+ *              payload_len bytes of payload (page batches only):
+ *                u8 type, u8 flags, le16 reserved (0), le32 meta_len,
+ *                le64 payload_len, le64 check
+ *              check = XXH3-64 of the meta bytes, seeded with the XXH3-64
+ *              of the frame's first 16 bytes.
+ *
+ *   HEADER     page size, producer, stream id, parent id, region table
+ *   ROUND      round number; per region a dirty, swap and zero bitmap
+ *   BATCH      region, page runs, codec (raw | zstd), raw length and the
+ *              XXH3-64 of the uncompressed pages; the payload follows
+ *   END        rounds, pages and zero pages sent, XXH3-128 memory digest
+ *
+ * Order: HEADER, then any number of (ROUND, BATCH...), then END.  A round's
+ * batches carry exactly the pages that are dirty and not zero in its ROUND
+ * record, each once, in any order.  Zero pages travel as bits only.  A frame
+ * with an unknown type is an error unless its flags have
+ * PMTRACK_FRAME_SKIPPABLE.
+ *
+ * Conventions are those of <pmtrack/pmtrack.h>: -errno returns, options
+ * structs with sz (use PMTRACK_OPTS()), opaque handles.  An encoder or
+ * decoder is used by one thread at a time; different ones are independent.
+ */
+#ifndef PMTRACK_STREAM_H
+#define PMTRACK_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <pmtrack/pmtrack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PMTRACK_STREAM_VERSION 1u
+#define PMTRACK_STREAM_ID_LEN 16u
+#define PMTRACK_DIGEST_LEN 16u
+#define PMTRACK_STREAM_PREAMBLE_LEN 16u
+#define PMTRACK_FRAME_LEN 24u
+
+enum pmtrack_record_type {
+	PMTRACK_REC_HEADER = 1,
+	PMTRACK_REC_ROUND = 2,
+	PMTRACK_REC_BATCH = 3,
+	PMTRACK_REC_END = 4,
+};
+
+/* frame flag: a decoder that does not know the type skips the record */
+#define PMTRACK_FRAME_SKIPPABLE 0x01u
+
+enum pmtrack_codec {
+	PMTRACK_CODEC_RAW = 0,
+	PMTRACK_CODEC_ZSTD = 1,
+};
+
+/*
+ * A region of memory that the stream describes.  Pages are numbered from 0
+ * at `start`.  The encoder copies the table; the decoder's table lives as
+ * long as the decoder.
+ */
+struct pmtrack_stream_region {
+	uint32_t id;	  /* caller's id, unique within the table */
+	uint32_t flags;	  /* carried verbatim, not interpreted */
+	uint64_t start;	  /* address at the source, page-aligned */
+	uint64_t length;  /* bytes, a non-zero multiple of the page size */
+	const char *name; /* NULL or at most 255 bytes, carried verbatim */
+};
+
+/**
+ * pmtrack_digest() - XXH3-128 of memory, the digest the END record carries.
+ * @iov: the regions' contents, in region-table order
+ * @n: number of entries
+ * @out: PMTRACK_DIGEST_LEN bytes, canonical (big-endian) XXH3-128
+ *
+ * Return: 0.
+ */
+PMTRACK_API int pmtrack_digest(const struct iovec *iov, size_t n,
+			       uint8_t out[PMTRACK_DIGEST_LEN]);
+
+/* ------------------------------------------------------------------------ */
+/* Encoder                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Transport callback: write all of iov[0..iovcnt) or fail.  Return 0 or a
+ * negative errno, which the encoder call then returns.  The buffers are
+ * valid only during the call.
+ */
+typedef int (*pmtrack_write_fn)(void *arg, const struct iovec *iov, int iovcnt);
+
+/**
+ * pmtrack_write_fd() - a pmtrack_write_fn for a file descriptor.
+ * @arg: the descriptor, as (void *)(intptr_t)fd
+ *
+ * Loops over short writes and EINTR.  Return: 0 or -errno from writev().
+ */
+PMTRACK_API int pmtrack_write_fd(void *arg, const struct iovec *iov,
+				 int iovcnt);
+
+enum pmtrack_enc_flags {
+	/*
+	 * Send a batch raw when compressing it does not pay: the data did not
+	 * shrink by 1/32, or the link moves raw bytes faster than the
+	 * compressor could shrink them (see link_bw).  Batches that were not
+	 * compressed are probed again every few batches.
+	 */
+	PMTRACK_ENC_ADAPTIVE = 1u << 0,
+	/*
+	 * The memory handed to pmtrack_enc_round() does not change during the
+	 * call (a stopped workload, a frozen checkpoint): raw batches are sent
+	 * straight from it, without the encoder's private copy.  Without this
+	 * flag the encoder copies each page once and sends exactly the bytes
+	 * it hashed, so memory may be written concurrently.
+	 */
+	PMTRACK_ENC_STABLE = 1u << 1,
+};
+
+struct pmtrack_enc_opts {
+	size_t sz;
+	/* required: where the bytes go */
+	pmtrack_write_fn write;
+	void *write_arg;
+	/* page size; 0 = the system page size.  A power of two, 512..1 GiB. */
+	size_t page_size;
+	/* zstd level for page batches; 0 = no compression.  Negative values
+	   are zstd's fast levels. */
+	int level;
+	unsigned int flags; /* enum pmtrack_enc_flags */
+	/* pages per batch; 0 = 256 */
+	uint32_t batch_pages;
+	/* producer string, at most 255 bytes; NULL = "libpmtrack VERSION" */
+	const char *producer;
+	/* PMTRACK_STREAM_ID_LEN bytes; NULL = random (getrandom) */
+	const uint8_t *stream_id;
+	/* the stream this one continues (an incremental checkpoint's parent);
+	   NULL = none */
+	const uint8_t *parent_id;
+	/* ADAPTIVE: link speed in bytes/s; 0 = measure the write callback */
+	uint64_t link_bw;
+};
+#define pmtrack_enc_opts__last_field link_bw
+
+struct pmtrack_enc;
+
+/**
+ * pmtrack_enc_new() - start a stream: writes the preamble and HEADER.
+ * @opts: options; write is required
+ * @regions: region table (copied), ids unique, lengths multiples of the
+ *           page size
+ * @nregions: 1..65536
+ * @out: the encoder, freed with pmtrack_enc_free()
+ *
+ * Return: 0; -EINVAL for bad options or regions; -ENOMEM; or the write
+ * callback's error.
+ */
+PMTRACK_API int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
+				const struct pmtrack_stream_region *regions,
+				size_t nregions, struct pmtrack_enc **out);
+
+/** pmtrack_enc_free() - free an encoder (NULL is fine); writes nothing. */
+PMTRACK_API void pmtrack_enc_free(struct pmtrack_enc *enc);
+
+/* One region's part of a round. */
+struct pmtrack_enc_region_round {
+	uint32_t region;       /* index in the region table */
+	const uint64_t *dirty; /* pages to send: bit i of word i/64 = page i */
+	const uint64_t *swap;  /* NULL, or pages that were swapped out */
+	const void *mem;       /* the region's contents (length bytes) */
+};
+
+/**
+ * pmtrack_enc_round() - encode one round: a ROUND record, then batches.
+ * @enc: encoder
+ * @round: round number, larger than the previous round's
+ * @rr: regions that have pages in this round, each at most once
+ * @n: entries in @rr (0 is a round with nothing dirty)
+ *
+ * Reads every dirty page of @rr: all-zero pages go into the zero bitmap,
+ * the others into batches of opts.batch_pages pages.  Bits past the
+ * region's last page are ignored.
+ *
+ * Return: 0; -EINVAL (bad index, duplicate region, round not increasing,
+ * stream ended); -ENOMEM; or the write callback's error.  After an error
+ * other than -EINVAL the stream is unusable (calls return -EPIPE).
+ */
+PMTRACK_API int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
+				  const struct pmtrack_enc_region_round *rr,
+				  size_t n);
+
+/**
+ * pmtrack_enc_end() - write the END record.
+ * @digest: pmtrack_digest() of the memory the stream reproduces, or NULL
+ *
+ * Return: 0, -EINVAL if already ended, or the write callback's error.
+ */
+PMTRACK_API int pmtrack_enc_end(struct pmtrack_enc *enc,
+				const uint8_t digest[PMTRACK_DIGEST_LEN]);
+
+struct pmtrack_enc_stats {
+	size_t sz;
+	uint64_t rounds;
+	uint64_t pages;	     /* pages sent in batches */
+	uint64_t zero_pages; /* pages sent as zero bits */
+	uint64_t batches;
+	uint64_t batches_zstd;	/* batches sent compressed */
+	uint64_t page_bytes;	/* bytes of the pages in batches */
+	uint64_t payload_bytes; /* batch payload bytes written */
+	uint64_t wire_bytes;	/* every byte written */
+	/* ADAPTIVE: batches sent raw without trying, after incompressible
+	   data / because the link was faster than the compressor */
+	uint64_t skipped_incompressible;
+	uint64_t skipped_link;
+};
+#define pmtrack_enc_stats__last_field skipped_link
+
+/** pmtrack_enc_get_stats() - counters so far; @st->sz must be set. */
+PMTRACK_API int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
+				      struct pmtrack_enc_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Decoder                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Why a decoder stopped.  The errno each reason is returned as is given;
+ * the message from pmtrack_dec_error() says where and what.
+ */
+enum pmtrack_stream_error {
+	PMTRACK_SERR_OK = 0,
+	PMTRACK_SERR_TRUNCATED,	 /* -ENODATA: input ended early */
+	PMTRACK_SERR_MAGIC,	 /* -EBADMSG: not a libpmtrack stream */
+	PMTRACK_SERR_VERSION,	 /* -EPROTONOSUPPORT: format version */
+	PMTRACK_SERR_FRAME,	 /* -EBADMSG: bad frame: type, flags, size */
+	PMTRACK_SERR_CHECKSUM,	 /* -EBADMSG: record or batch checksum */
+	PMTRACK_SERR_SCHEMA,	 /* -EBADMSG: protobuf invalid, field missing
+				    or out of range */
+	PMTRACK_SERR_ORDER,	 /* -EBADMSG: record out of order */
+	PMTRACK_SERR_DUPLICATE,	 /* -EBADMSG: page or region seen twice */
+	PMTRACK_SERR_RANGE,	 /* -EBADMSG: page outside its region */
+	PMTRACK_SERR_MISMATCH,	 /* -EBADMSG: batch page not announced by its
+				    round, or END counts differ */
+	PMTRACK_SERR_INCOMPLETE, /* -EBADMSG: round ended with pages unsent */
+	PMTRACK_SERR_DECOMPRESS, /* -EBADMSG: zstd error or wrong size */
+	PMTRACK_SERR_DIGEST,	 /* -EBADMSG: destination memory != digest */
+	PMTRACK_SERR_TRAILING,	 /* -EBADMSG: bytes after END */
+	PMTRACK_SERR_LIMIT,	 /* -E2BIG: needs more than mem_limit */
+	PMTRACK_SERR_CALLBACK,	 /* a callback returned this error */
+	PMTRACK_SERR_NOMEM,	 /* -ENOMEM: allocation failed */
+};
+
+struct pmtrack_dec;
+
+struct pmtrack_dec_header {
+	uint32_t version;
+	uint32_t page_size;
+	const char *producer;
+	const uint8_t *stream_id; /* PMTRACK_STREAM_ID_LEN bytes */
+	const uint8_t *parent_id; /* NULL if the stream has no parent */
+	size_t nregions;
+	const struct pmtrack_stream_region *regions;
+};
+
+struct pmtrack_dec_end {
+	uint64_t rounds;
+	uint64_t pages;
+	uint64_t zero_pages;
+	const uint8_t *digest; /* NULL if the encoder sent none */
+	/* 1: every region had a destination and it matched the digest */
+	int digest_verified;
+};
+
+/* What the record callback sees of each record (inspection, statistics). */
+struct pmtrack_dec_record {
+	uint64_t offset; /* of the frame in the stream */
+	uint32_t type;	 /* enum pmtrack_record_type, or an unknown type */
+	uint32_t flags;
+	uint64_t meta_len;
+	uint64_t payload_len;
+	/* BATCH only */
+	uint32_t region;
+	uint32_t codec; /* enum pmtrack_codec */
+	uint64_t pages;
+	uint64_t runs;
+};
+
+/*
+ * Callbacks, all optional.  They run inside pmtrack_dec_feed(); a negative
+ * return stops the decoder with PMTRACK_SERR_CALLBACK and that errno.
+ * Pointers passed in are valid only during the call.
+ */
+struct pmtrack_dec_ops {
+	/* after HEADER; the place to call pmtrack_dec_set_dest() */
+	int (*header)(void *arg, struct pmtrack_dec *dec,
+		      const struct pmtrack_dec_header *h);
+	/* after a ROUND record; maps via pmtrack_dec_map() */
+	int (*round)(void *arg, struct pmtrack_dec *dec, uint64_t round);
+	/* verified page contents; data == NULL means npages zero pages.
+	   Called after the data went to the destination, if one is set. */
+	int (*pages)(void *arg, uint32_t region, uint64_t first,
+		     uint64_t npages, const void *data);
+	/* every record, once its checksum and contents are verified */
+	int (*record)(void *arg, const struct pmtrack_dec_record *r);
+	/* after END, with the digest checked if it could be */
+	int (*end)(void *arg, const struct pmtrack_dec_end *e);
+};
+
+struct pmtrack_dec_opts {
+	size_t sz;
+	const struct pmtrack_dec_ops *ops;
+	void *arg;
+	/* the most the decoder allocates at once, in bytes: records, bitmaps,
+	   decompression, protobuf; 0 = 256 MiB.  Exceeding it is
+	   PMTRACK_SERR_LIMIT. */
+	size_t mem_limit;
+};
+#define pmtrack_dec_opts__last_field mem_limit
+
+/** pmtrack_dec_new() - a decoder; -EINVAL for bad options, or -ENOMEM. */
+PMTRACK_API int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
+				struct pmtrack_dec **out);
+
+/** pmtrack_dec_free() - free a decoder (NULL is fine). */
+PMTRACK_API void pmtrack_dec_free(struct pmtrack_dec *dec);
+
+/**
+ * pmtrack_dec_feed() - decode the next bytes of the stream.
+ * @buf, @len: any split of the stream; records may straddle calls
+ *
+ * Whole records found in @buf are decoded in place; a partial one is
+ * copied (within mem_limit).  Every length, count, index and size is
+ * checked before it is used.  The first error stops the decoder for good:
+ * this and later calls return it.
+ *
+ * Return: 0 or the negative errno of the error (see enum
+ * pmtrack_stream_error).
+ */
+PMTRACK_API int pmtrack_dec_feed(struct pmtrack_dec *dec, const void *buf,
+				 size_t len);
+
+/**
+ * pmtrack_dec_finish() - the input has ended.
+ *
+ * Return: 0 if the stream ended with its END record; -ENODATA
+ * (PMTRACK_SERR_TRUNCATED) if not; or the error that stopped it.
+ */
+PMTRACK_API int pmtrack_dec_finish(struct pmtrack_dec *dec);
+
+/**
+ * pmtrack_dec_read_fd() - feed everything read from @fd until EOF, then
+ * finish.  Return: as pmtrack_dec_finish(), or -errno from read().
+ */
+PMTRACK_API int pmtrack_dec_read_fd(struct pmtrack_dec *dec, int fd);
+
+/**
+ * pmtrack_dec_error() - why the decoder stopped.
+ * @reason: if not NULL, set to the enum pmtrack_stream_error
+ *
+ * Return: a message naming the stream offset and the cause ("" if none),
+ * valid until the decoder is freed.
+ */
+PMTRACK_API const char *pmtrack_dec_error(const struct pmtrack_dec *dec,
+					  int *reason);
+
+/**
+ * pmtrack_dec_set_dest() - let the decoder write a region itself.
+ * @region: index in the header's table
+ * @mem: @len writable bytes; @len must be the region's length
+ *
+ * From then on verified pages and zero pages are written to @mem, and
+ * nowhere else.  When every region has a destination, END's digest is
+ * checked against them (PMTRACK_SERR_DIGEST on mismatch).  Call it from
+ * the header callback or later.
+ *
+ * Return: 0; -EINVAL (no header yet, bad index, wrong length).
+ */
+PMTRACK_API int pmtrack_dec_set_dest(struct pmtrack_dec *dec, uint32_t region,
+				     void *mem, size_t len);
+
+enum pmtrack_map_kind {
+	PMTRACK_MAP_DIRTY = 0,
+	PMTRACK_MAP_SWAP = 1,
+	PMTRACK_MAP_ZERO = 2,
+};
+
+/**
+ * pmtrack_dec_map() - a bitmap of the current round (bit i of word i/64 is
+ * page i of the region), valid until the next record is decoded.
+ * @nwords: if not NULL, set to the number of words
+ *
+ * Return: the words, or NULL if there is no round or @region is out of
+ * range.  A region the round did not mention reads as all zero.
+ */
+PMTRACK_API const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec,
+					    uint32_t region,
+					    enum pmtrack_map_kind kind,
+					    size_t *nwords);
+
+/** pmtrack_stream_error_name() - "truncated", "checksum", ... */
+PMTRACK_API const char *pmtrack_stream_error_name(int reason);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PMTRACK_STREAM_H */

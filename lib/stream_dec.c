@@ -1,0 +1,1161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stream decoder.  Untrusted input: every length, count, index and size is
+ * checked before it is used, every allocation is charged against mem_limit,
+ * and pages are written only inside the destinations the caller set, after
+ * their checksum matched.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <pmtrack/stream.h>
+
+#include "batch.pb-c.h"
+#include "end.pb-c.h"
+#include "header.pb-c.h"
+#include "round.pb-c.h"
+#include "stream_internal.h"
+
+#define MEM_LIMIT_DEFAULT (256u << 20)
+/* what a ZSTD_DCtx costs, charged once */
+#define DCTX_COST (200u << 10)
+
+enum dec_state { ST_PREAMBLE, ST_FRAME, ST_BODY };
+enum dec_phase { PH_START, PH_HEADER, PH_ROUND, PH_DONE };
+
+struct dec_region {
+	uint64_t pages;
+	size_t nwords;
+	uint64_t *dirty, *swap, *zero, *pending;
+	bool touched; /* its maps are not all zero */
+	bool listed;  /* named by the current ROUND record */
+	uint8_t *dest;
+};
+
+struct pmtrack_dec {
+	struct pmtrack_dec_ops ops;
+	void *arg;
+	size_t limit, used;
+
+	enum dec_state state;
+	enum dec_phase phase;
+	int err, reason;
+	char msg[256];
+
+	uint64_t offset; /* stream bytes consumed */
+	uint8_t small[PMTRACK_FRAME_LEN];
+	size_t small_len;
+	struct pmt_frame fr;
+	uint8_t frame_raw[PMTRACK_FRAME_LEN];
+	uint64_t rec_off; /* offset of the current frame */
+	uint64_t body_len;
+	uint8_t *rbuf;
+	size_t rbuf_cap, rbuf_len;
+
+	/* header */
+	uint32_t version, ps;
+	char *producer;
+	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
+	uint8_t parent_id[PMTRACK_STREAM_ID_LEN];
+	bool has_parent;
+	size_t nregions;
+	struct pmtrack_stream_region *regions;
+	struct dec_region *rg;
+
+	/* progress */
+	uint64_t round, rounds, pages, zero_pages, pending;
+
+	ZSTD_DCtx *dctx;
+	uint8_t *scratch;
+	size_t scratch_cap;
+	bool pb_over; /* a protobuf allocation hit the limit */
+	ProtobufCAllocator pba;
+};
+
+static const char *const rec_names[] = {
+	[PMTRACK_REC_HEADER] = "HEADER",
+	[PMTRACK_REC_ROUND] = "ROUND",
+	[PMTRACK_REC_BATCH] = "BATCH",
+	[PMTRACK_REC_END] = "END",
+};
+
+static int reason_errno(int reason)
+{
+	switch (reason) {
+	case PMTRACK_SERR_TRUNCATED:
+		return -ENODATA;
+	case PMTRACK_SERR_VERSION:
+		return -EPROTONOSUPPORT;
+	case PMTRACK_SERR_LIMIT:
+		return -E2BIG;
+	case PMTRACK_SERR_NOMEM:
+		return -ENOMEM;
+	default:
+		return -EBADMSG;
+	}
+}
+
+__attribute__((format(printf, 3, 4))) static int
+fail(struct pmtrack_dec *dec, int reason, const char *fmt, ...)
+{
+	const char *rec = "";
+	va_list ap;
+	int n;
+
+	if (dec->err)
+		return dec->err;
+	if (dec->state == ST_BODY && dec->fr.type < 5 && dec->fr.type)
+		rec = rec_names[dec->fr.type];
+	n = snprintf(dec->msg, sizeof(dec->msg),
+		     "offset %llu%s%s: ", (unsigned long long)dec->rec_off,
+		     *rec ? " " : "", rec);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(dec->msg))
+		vsnprintf(dec->msg + n, sizeof(dec->msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	dec->reason = reason;
+	dec->err = reason_errno(reason);
+	return dec->err;
+}
+
+static int fail_cb(struct pmtrack_dec *dec, int r, const char *what)
+{
+	if (dec->err)
+		return dec->err;
+	fail(dec, PMTRACK_SERR_CALLBACK, "%s callback: %s", what,
+	     strerror(r < 0 ? -r : EINVAL));
+	dec->err = r < 0 ? r : -EINVAL;
+	return dec->err;
+}
+
+/* --- memory accounting -------------------------------------------------- */
+
+static int charge(struct pmtrack_dec *dec, size_t n, const char *what)
+{
+	if (n > dec->limit - dec->used)
+		return fail(
+			dec, PMTRACK_SERR_LIMIT,
+			"%s needs %zu bytes, %zu of the %zu byte limit left",
+			what, n, dec->limit - dec->used, dec->limit);
+	dec->used += n;
+	return 0;
+}
+
+static void *dec_calloc(struct pmtrack_dec *dec, size_t n, const char *what)
+{
+	void *p;
+
+	if (charge(dec, n, what))
+		return NULL;
+	p = calloc(1, n ? n : 1);
+	if (!p) {
+		dec->used -= n;
+		fail(dec, PMTRACK_SERR_NOMEM, "%s: out of memory", what);
+	}
+	return p;
+}
+
+static void dec_free(struct pmtrack_dec *dec, void *p, size_t n)
+{
+	if (p)
+		dec->used -= n;
+	free(p);
+}
+
+/* protobuf-c allocations, charged like the rest */
+static void *pb_alloc(void *data, size_t size)
+{
+	struct pmtrack_dec *dec = data;
+	size_t *p;
+
+	if (size > dec->limit - dec->used ||
+	    sizeof(size_t) > dec->limit - dec->used - size) {
+		dec->pb_over = true;
+		return NULL;
+	}
+	p = malloc(size + sizeof(size_t));
+	if (!p)
+		return NULL;
+	dec->used += size + sizeof(size_t);
+	*p = size;
+	return p + 1;
+}
+
+static void pb_free(void *data, void *ptr)
+{
+	struct pmtrack_dec *dec = data;
+	size_t *p = ptr;
+
+	if (!p)
+		return;
+	p--;
+	dec->used -= *p + sizeof(size_t);
+	free(p);
+}
+
+static void *unpack(struct pmtrack_dec *dec,
+		    const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+		    size_t len)
+{
+	void *m;
+
+	dec->pb_over = false;
+	m = protobuf_c_message_unpack(d, &dec->pba, len, buf);
+	if (!m) {
+		if (dec->pb_over)
+			fail(dec, PMTRACK_SERR_LIMIT,
+			     "decoding the message would exceed the %zu byte "
+			     "limit",
+			     dec->limit);
+		else
+			fail(dec, PMTRACK_SERR_SCHEMA,
+			     "not a valid %s message (%zu bytes)", d->name,
+			     len);
+	}
+	return m;
+}
+
+static void pack_free(struct pmtrack_dec *dec, void *m)
+{
+	if (m)
+		protobuf_c_message_free_unpacked(m, &dec->pba);
+}
+
+/* --- public lifecycle ---------------------------------------------------- */
+
+int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
+		    struct pmtrack_dec **out)
+{
+	struct pmtrack_dec *dec;
+	const struct pmtrack_dec_ops *ops;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!PMT_OPTS_VALID(opts, pmtrack_dec_opts))
+		return -EINVAL;
+	dec = calloc(1, sizeof(*dec));
+	if (!dec)
+		return -ENOMEM;
+	ops = PMT_OPTS_GET(opts, ops, NULL);
+	if (ops)
+		dec->ops = *ops;
+	dec->arg = PMT_OPTS_GET(opts, arg, NULL);
+	dec->limit = PMT_OPTS_GET(opts, mem_limit, 0);
+	if (!dec->limit)
+		dec->limit = MEM_LIMIT_DEFAULT;
+	dec->pba = (ProtobufCAllocator){ pb_alloc, pb_free, dec };
+	*out = dec;
+	return 0;
+}
+
+static void free_regions(struct pmtrack_dec *dec)
+{
+	for (size_t i = 0; dec->rg && i < dec->nregions; i++) {
+		struct dec_region *g = &dec->rg[i];
+
+		dec_free(dec, g->dirty, g->nwords * 8 * 4);
+		dec_free(dec, (char *)dec->regions[i].name,
+			 dec->regions[i].name ? strlen(dec->regions[i].name) + 1
+					      : 0);
+	}
+}
+
+void pmtrack_dec_free(struct pmtrack_dec *dec)
+{
+	if (!dec)
+		return;
+	free_regions(dec);
+	free(dec->rg);
+	free(dec->regions);
+	free(dec->producer);
+	free(dec->rbuf);
+	free(dec->scratch);
+	ZSTD_freeDCtx(dec->dctx);
+	free(dec);
+}
+
+const char *pmtrack_dec_error(const struct pmtrack_dec *dec, int *reason)
+{
+	if (reason)
+		*reason = dec ? dec->reason : PMTRACK_SERR_OK;
+	return dec ? dec->msg : "";
+}
+
+int pmtrack_dec_set_dest(struct pmtrack_dec *dec, uint32_t region, void *mem,
+			 size_t len)
+{
+	if (!dec || dec->phase == PH_START || region >= dec->nregions || !mem ||
+	    len != dec->regions[region].length)
+		return -EINVAL;
+	dec->rg[region].dest = mem;
+	return 0;
+}
+
+const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec, uint32_t region,
+				enum pmtrack_map_kind kind, size_t *nwords)
+{
+	const struct dec_region *g;
+
+	if (!dec || dec->phase == PH_START || !dec->rounds ||
+	    region >= dec->nregions)
+		return NULL;
+	g = &dec->rg[region];
+	if (nwords)
+		*nwords = g->nwords;
+	switch (kind) {
+	case PMTRACK_MAP_DIRTY:
+		return g->dirty;
+	case PMTRACK_MAP_SWAP:
+		return g->swap;
+	case PMTRACK_MAP_ZERO:
+		return g->zero;
+	}
+	return NULL;
+}
+
+/* --- HEADER ------------------------------------------------------------- */
+
+static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	Pmtrack__StreamHeader *h;
+	struct pmtrack_dec_header info;
+	size_t n;
+	int r;
+
+	if (dec->phase != PH_START)
+		return fail(dec, PMTRACK_SERR_DUPLICATE, "a second HEADER");
+	h = unpack(dec, &pmtrack__stream_header__descriptor, meta, len);
+	if (!h)
+		return dec->err;
+	r = -1;
+	n = h->n_regions;
+	if (h->page_size < PMT_PAGE_MIN || h->page_size > PMT_PAGE_MAX ||
+	    (h->page_size & (h->page_size - 1))) {
+		fail(dec, PMTRACK_SERR_SCHEMA, "page size %u", h->page_size);
+		goto out;
+	}
+	if (strlen(h->producer) > PMT_NAME_MAX ||
+	    h->stream_id.len != PMTRACK_STREAM_ID_LEN ||
+	    (h->has_parent_id && h->parent_id.len != PMTRACK_STREAM_ID_LEN)) {
+		fail(dec, PMTRACK_SERR_SCHEMA,
+		     "producer, stream id or parent id of the wrong length");
+		goto out;
+	}
+	if (!n || n > PMT_MAX_REGIONS) {
+		fail(dec, PMTRACK_SERR_SCHEMA, "%zu regions (1..%u allowed)", n,
+		     PMT_MAX_REGIONS);
+		goto out;
+	}
+	/* validate the table before allocating anything for it */
+	{
+		uint64_t bits = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			Pmtrack__Region *g = h->regions[i];
+			uint64_t pages = g->length / h->page_size;
+
+			if (!g->length || g->length % h->page_size ||
+			    g->start % h->page_size ||
+			    g->start + g->length < g->start ||
+			    (g->name && strlen(g->name) > PMT_NAME_MAX)) {
+				fail(dec, PMTRACK_SERR_SCHEMA,
+				     "region %zu: start %#llx length %llu", i,
+				     (unsigned long long)g->start,
+				     (unsigned long long)g->length);
+				goto out;
+			}
+			for (size_t j = 0; j < i; j++)
+				if (h->regions[j]->id == g->id) {
+					fail(dec, PMTRACK_SERR_DUPLICATE,
+					     "region id %u twice", g->id);
+					goto out;
+				}
+			/* four bitmaps per region, in whole words */
+			bits += pmt_nwords(pages) * 64 * 4;
+			if (bits / 8 > dec->limit) {
+				fail(dec, PMTRACK_SERR_LIMIT,
+				     "the regions' bitmaps exceed the %zu byte "
+				     "limit",
+				     dec->limit);
+				goto out;
+			}
+		}
+	}
+	if (charge(dec, n * (sizeof(*dec->rg) + sizeof(*dec->regions)),
+		   "region table"))
+		goto out;
+	dec->rg = calloc(n, sizeof(*dec->rg));
+	dec->regions = calloc(n, sizeof(*dec->regions));
+	dec->producer = strdup(h->producer);
+	if (!dec->rg || !dec->regions || !dec->producer) {
+		fail(dec, PMTRACK_SERR_NOMEM, "region table: out of memory");
+		goto out;
+	}
+	dec->nregions = n;
+	dec->ps = h->page_size;
+	memcpy(dec->stream_id, h->stream_id.data, PMTRACK_STREAM_ID_LEN);
+	dec->has_parent = h->has_parent_id;
+	if (h->has_parent_id)
+		memcpy(dec->parent_id, h->parent_id.data,
+		       PMTRACK_STREAM_ID_LEN);
+	for (size_t i = 0; i < n; i++) {
+		Pmtrack__Region *g = h->regions[i];
+		struct dec_region *d = &dec->rg[i];
+		struct pmtrack_stream_region *pr = &dec->regions[i];
+		uint64_t *maps;
+
+		pr->id = g->id;
+		pr->flags = g->flags;
+		pr->start = g->start;
+		pr->length = g->length;
+		if (g->name) {
+			char *nm = dec_calloc(dec, strlen(g->name) + 1, "name");
+
+			if (!nm)
+				goto out;
+			memcpy(nm, g->name, strlen(g->name));
+			pr->name = nm;
+		}
+		d->pages = g->length / dec->ps;
+		d->nwords = pmt_nwords(d->pages);
+		maps = dec_calloc(dec, d->nwords * 8 * 4, "bitmaps");
+		if (!maps)
+			goto out;
+		d->dirty = maps;
+		d->swap = maps + d->nwords;
+		d->zero = maps + 2 * d->nwords;
+		d->pending = maps + 3 * d->nwords;
+	}
+	dec->phase = PH_HEADER;
+	r = 0;
+	if (dec->ops.header) {
+		info = (struct pmtrack_dec_header){
+			.version = dec->version,
+			.page_size = dec->ps,
+			.producer = dec->producer,
+			.stream_id = dec->stream_id,
+			.parent_id = dec->has_parent ? dec->parent_id : NULL,
+			.nregions = dec->nregions,
+			.regions = dec->regions,
+		};
+		r = dec->ops.header(dec->arg, dec, &info);
+		if (r)
+			fail_cb(dec, r, "header");
+	}
+out:
+	pack_free(dec, h);
+	return r ? dec->err : 0;
+}
+
+/* --- ROUND -------------------------------------------------------------- */
+
+/* Decode a bitmap message into @w (zeroed, g->nwords words). */
+static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
+			 const struct dec_region *g, uint64_t *w,
+			 const char *what, uint32_t region)
+{
+	uint64_t set = 0;
+
+	if (b->has_zwords && b->n_runs)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "region %u %s: both runs and words", region, what);
+	if (b->has_zwords) {
+		size_t want = g->nwords * 8, got;
+		uint8_t *le = dec_calloc(dec, want, "bitmap words");
+
+		if (!le)
+			return dec->err;
+		if (!dec->dctx && !charge(dec, DCTX_COST, "zstd context")) {
+			dec->dctx = ZSTD_createDCtx();
+			if (!dec->dctx) {
+				dec_free(dec, le, want);
+				return fail(dec, PMTRACK_SERR_NOMEM,
+					    "zstd context");
+			}
+		}
+		if (dec->err) {
+			dec_free(dec, le, want);
+			return dec->err;
+		}
+		got = ZSTD_decompressDCtx(dec->dctx, le, want, b->zwords.data,
+					  b->zwords.len);
+		if (ZSTD_isError(got) || got != want) {
+			dec_free(dec, le, want);
+			return fail(dec, PMTRACK_SERR_DECOMPRESS,
+				    "region %u %s: words do not decompress to "
+				    "%zu bytes",
+				    region, what, want);
+		}
+		for (size_t i = 0; i < g->nwords; i++)
+			w[i] = pmt_get_le64(le + 8 * i);
+		dec_free(dec, le, want);
+		if (w[g->nwords - 1] &
+		    ~pmt_word_mask(g->nwords - 1, 0, g->pages))
+			return fail(dec, PMTRACK_SERR_RANGE,
+				    "region %u %s: bits past the last page",
+				    region, what);
+		set = pmt_bits_count(w, g->nwords);
+	} else {
+		uint64_t pos = 0;
+
+		if (b->n_runs % 2)
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "region %u %s: odd number of run fields",
+				    region, what);
+		for (size_t i = 0; i < b->n_runs; i += 2) {
+			uint64_t gap = b->runs[i], len = b->runs[i + 1];
+
+			if ((i && !gap) || !len)
+				return fail(dec, PMTRACK_SERR_SCHEMA,
+					    "region %u %s: run %zu has gap "
+					    "%llu length %llu",
+					    region, what, i / 2,
+					    (unsigned long long)gap,
+					    (unsigned long long)len);
+			if (gap > g->pages - pos || len > g->pages - pos - gap)
+				return fail(dec, PMTRACK_SERR_RANGE,
+					    "region %u %s: run %zu ends past "
+					    "page %llu",
+					    region, what, i / 2,
+					    (unsigned long long)g->pages);
+			pos += gap;
+			pmt_bits_set(w, pos, len);
+			pos += len;
+			set += len;
+		}
+	}
+	if (set != b->count)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "region %u %s: %llu bits set, count says %llu",
+			    region, what, (unsigned long long)set,
+			    (unsigned long long)b->count);
+	return 0;
+}
+
+static int deliver(struct pmtrack_dec *dec, uint32_t region, uint64_t first,
+		   uint64_t n, const void *data)
+{
+	struct dec_region *g = &dec->rg[region];
+	int r;
+
+	if (g->dest) {
+		if (data)
+			memcpy(g->dest + first * dec->ps, data, n * dec->ps);
+		else
+			memset(g->dest + first * dec->ps, 0, n * dec->ps);
+	}
+	if (dec->ops.pages) {
+		r = dec->ops.pages(dec->arg, region, first, n, data);
+		if (r)
+			return fail_cb(dec, r, "pages");
+	}
+	return 0;
+}
+
+static int round_complete(struct pmtrack_dec *dec)
+{
+	if (!dec->pending)
+		return 0;
+	for (size_t i = 0; i < dec->nregions; i++) {
+		struct dec_region *g = &dec->rg[i];
+		uint64_t p = pmt_bits_next(g->pending, g->pages, 0);
+
+		if (p < g->pages)
+			return fail(dec, PMTRACK_SERR_INCOMPLETE,
+				    "round %llu ended with %llu pages unsent "
+				    "(first: region %zu page %llu)",
+				    (unsigned long long)dec->round,
+				    (unsigned long long)dec->pending, i,
+				    (unsigned long long)p);
+	}
+	return fail(dec, PMTRACK_SERR_INCOMPLETE,
+		    "round %llu: %llu pages unsent",
+		    (unsigned long long)dec->round,
+		    (unsigned long long)dec->pending);
+}
+
+static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	Pmtrack__Round *m;
+	int r = -1;
+
+	if (dec->phase == PH_START)
+		return fail(dec, PMTRACK_SERR_ORDER, "ROUND before HEADER");
+	if (round_complete(dec))
+		return dec->err;
+	m = unpack(dec, &pmtrack__round__descriptor, meta, len);
+	if (!m)
+		return dec->err;
+	if (dec->rounds && m->number <= dec->round) {
+		fail(dec, PMTRACK_SERR_ORDER, "round %llu after round %llu",
+		     (unsigned long long)m->number,
+		     (unsigned long long)dec->round);
+		goto out;
+	}
+	for (size_t i = 0; i < dec->nregions; i++) {
+		struct dec_region *g = &dec->rg[i];
+
+		if (g->touched)
+			memset(g->dirty, 0, g->nwords * 8 * 4);
+		g->touched = g->listed = false;
+	}
+	for (size_t i = 0; i < m->n_regions; i++) {
+		Pmtrack__RegionMaps *x = m->regions[i];
+		struct dec_region *g;
+
+		if (x->region >= dec->nregions) {
+			fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
+			     x->region, dec->nregions);
+			goto out;
+		}
+		g = &dec->rg[x->region];
+		if (g->listed) {
+			fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
+			     x->region);
+			goto out;
+		}
+		g->listed = g->touched = true;
+		if (bitmap_decode(dec, x->dirty, g, g->dirty, "dirty",
+				  x->region) ||
+		    (x->swap && bitmap_decode(dec, x->swap, g, g->swap, "swap",
+					      x->region)) ||
+		    (x->zero && bitmap_decode(dec, x->zero, g, g->zero, "zero",
+					      x->region)))
+			goto out;
+		for (size_t w = 0; w < g->nwords; w++) {
+			if (g->zero[w] & ~g->dirty[w]) {
+				fail(dec, PMTRACK_SERR_MISMATCH,
+				     "region %u: zero page %llu is not dirty",
+				     x->region,
+				     (unsigned long long)(w * 64 +
+							  (uint64_t)__builtin_ctzll(
+								  g->zero[w] &
+								  ~g->dirty[w])));
+				goto out;
+			}
+			g->pending[w] = g->dirty[w] & ~g->zero[w];
+			dec->pending +=
+				(uint64_t)__builtin_popcountll(g->pending[w]);
+		}
+	}
+	dec->round = m->number;
+	dec->rounds++;
+	dec->phase = PH_ROUND;
+	/* zero pages need no data: deliver them now */
+	for (size_t i = 0; i < dec->nregions; i++) {
+		struct dec_region *g = &dec->rg[i];
+		uint64_t p = 0;
+
+		if (!g->listed)
+			continue;
+		while ((p = pmt_bits_next(g->zero, g->pages, p)) < g->pages) {
+			uint64_t e = pmt_bits_next_clear(g->zero, g->pages, p);
+
+			if (deliver(dec, (uint32_t)i, p, e - p, NULL))
+				goto out;
+			dec->zero_pages += e - p;
+			p = e;
+		}
+	}
+	r = 0;
+	if (dec->ops.round) {
+		r = dec->ops.round(dec->arg, dec, dec->round);
+		if (r)
+			fail_cb(dec, r, "round");
+	}
+out:
+	pack_free(dec, m);
+	return r ? dec->err : 0;
+}
+
+/* --- BATCH -------------------------------------------------------------- */
+
+/* why page range [s, s+n) is not all pending */
+static int batch_page_error(struct pmtrack_dec *dec, uint32_t region,
+			    const struct dec_region *g, uint64_t s, uint64_t n)
+{
+	for (uint64_t p = s; p < s + n; p++) {
+		uint64_t bit = 1ULL << (p % 64);
+
+		if (g->pending[p / 64] & bit)
+			continue;
+		if ((g->dirty[p / 64] & bit) && !(g->zero[p / 64] & bit))
+			return fail(
+				dec, PMTRACK_SERR_DUPLICATE,
+				"region %u page %llu sent twice in round %llu",
+				region, (unsigned long long)p,
+				(unsigned long long)dec->round);
+		return fail(
+			dec, PMTRACK_SERR_MISMATCH,
+			"region %u page %llu is not a data page of round %llu",
+			region, (unsigned long long)p,
+			(unsigned long long)dec->round);
+	}
+	return fail(dec, PMTRACK_SERR_MISMATCH, "region %u", region);
+}
+
+static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
+		    const uint8_t *payload, uint64_t plen,
+		    struct pmtrack_dec_record *rec)
+{
+	Pmtrack__Batch *m;
+	struct dec_region *g;
+	const uint8_t *data = payload;
+	uint64_t pos = 0, pages = 0;
+	int r = -1;
+
+	if (dec->phase != PH_ROUND)
+		return fail(dec, PMTRACK_SERR_ORDER, "BATCH outside a round");
+	m = unpack(dec, &pmtrack__batch__descriptor, meta, mlen);
+	if (!m)
+		return dec->err;
+	if (m->region >= dec->nregions) {
+		fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
+		     m->region, dec->nregions);
+		goto out;
+	}
+	g = &dec->rg[m->region];
+	if (!m->n_runs || m->n_runs % 2) {
+		fail(dec, PMTRACK_SERR_SCHEMA, "%zu run fields", m->n_runs);
+		goto out;
+	}
+	for (size_t i = 0; i < m->n_runs; i += 2) {
+		uint64_t gap = m->runs[i], len = m->runs[i + 1];
+
+		if ((i && !gap) || !len) {
+			fail(dec, PMTRACK_SERR_SCHEMA,
+			     "run %zu has gap %llu length %llu", i / 2,
+			     (unsigned long long)gap, (unsigned long long)len);
+			goto out;
+		}
+		if (gap > g->pages - pos || len > g->pages - pos - gap) {
+			fail(dec, PMTRACK_SERR_RANGE,
+			     "region %u: run %zu ends past page %llu",
+			     m->region, i / 2, (unsigned long long)g->pages);
+			goto out;
+		}
+		pos += gap;
+		if (!pmt_bits_all(g->pending, pos, len)) {
+			batch_page_error(dec, m->region, g, pos, len);
+			goto out;
+		}
+		pos += len;
+		pages += len;
+	}
+	/* pages <= region pages, so this does not overflow */
+	if (m->raw_len != pages * dec->ps) {
+		fail(dec, PMTRACK_SERR_MISMATCH,
+		     "raw length %llu for %llu pages of %u bytes",
+		     (unsigned long long)m->raw_len, (unsigned long long)pages,
+		     dec->ps);
+		goto out;
+	}
+	switch (m->codec) {
+	case PMTRACK__CODEC__RAW:
+		if (plen != m->raw_len) {
+			fail(dec, PMTRACK_SERR_MISMATCH,
+			     "raw payload of %llu bytes for %llu",
+			     (unsigned long long)plen,
+			     (unsigned long long)m->raw_len);
+			goto out;
+		}
+		break;
+	case PMTRACK__CODEC__ZSTD: {
+		size_t got;
+
+		if (m->raw_len > dec->scratch_cap) {
+			dec_free(dec, dec->scratch, dec->scratch_cap);
+			dec->scratch = NULL;
+			dec->scratch_cap = 0;
+			dec->scratch = dec_calloc(dec, m->raw_len,
+						  "decompression buffer");
+			if (!dec->scratch)
+				goto out;
+			dec->scratch_cap = m->raw_len;
+		}
+		if (!dec->dctx) {
+			if (charge(dec, DCTX_COST, "zstd context"))
+				goto out;
+			dec->dctx = ZSTD_createDCtx();
+			if (!dec->dctx) {
+				fail(dec, PMTRACK_SERR_NOMEM, "zstd context");
+				goto out;
+			}
+		}
+		got = ZSTD_decompressDCtx(dec->dctx, dec->scratch, m->raw_len,
+					  payload, plen);
+		if (ZSTD_isError(got) || got != m->raw_len) {
+			fail(dec, PMTRACK_SERR_DECOMPRESS,
+			     "payload of %llu bytes: %s",
+			     (unsigned long long)plen,
+			     ZSTD_isError(got) ? ZSTD_getErrorName(got)
+					       : "wrong size");
+			goto out;
+		}
+		data = dec->scratch;
+		break;
+	}
+	default:
+		fail(dec, PMTRACK_SERR_SCHEMA, "codec %d", (int)m->codec);
+		goto out;
+	}
+	if (XXH3_64bits(data, m->raw_len) != m->xxh3) {
+		fail(dec, PMTRACK_SERR_CHECKSUM,
+		     "region %u: pages do not match their checksum", m->region);
+		goto out;
+	}
+
+	pos = 0;
+	for (size_t i = 0; i < m->n_runs; i += 2) {
+		uint64_t len = m->runs[i + 1];
+
+		pos += m->runs[i];
+		pmt_bits_clear(g->pending, pos, len);
+		if (deliver(dec, m->region, pos, len, data))
+			goto out;
+		data += len * dec->ps;
+		pos += len;
+	}
+	dec->pending -= pages;
+	dec->pages += pages;
+	rec->region = m->region;
+	rec->codec = (uint32_t)m->codec;
+	rec->pages = pages;
+	rec->runs = m->n_runs / 2;
+	r = 0;
+out:
+	pack_free(dec, m);
+	return r ? dec->err : 0;
+}
+
+/* --- END ---------------------------------------------------------------- */
+
+static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	struct pmtrack_dec_end e = { 0 };
+	uint8_t mine[PMTRACK_DIGEST_LEN];
+	Pmtrack__End *m;
+	int r = -1;
+
+	if (dec->phase == PH_START)
+		return fail(dec, PMTRACK_SERR_ORDER, "END before HEADER");
+	if (round_complete(dec))
+		return dec->err;
+	m = unpack(dec, &pmtrack__end__descriptor, meta, len);
+	if (!m)
+		return dec->err;
+	if (m->rounds != dec->rounds || m->pages != dec->pages ||
+	    m->zero_pages != dec->zero_pages) {
+		fail(dec, PMTRACK_SERR_MISMATCH,
+		     "END counts %llu rounds, %llu pages, %llu zero pages; "
+		     "the stream had %llu, %llu, %llu",
+		     (unsigned long long)m->rounds,
+		     (unsigned long long)m->pages,
+		     (unsigned long long)m->zero_pages,
+		     (unsigned long long)dec->rounds,
+		     (unsigned long long)dec->pages,
+		     (unsigned long long)dec->zero_pages);
+		goto out;
+	}
+	if (m->has_digest && m->digest.len != PMTRACK_DIGEST_LEN) {
+		fail(dec, PMTRACK_SERR_SCHEMA, "digest of %zu bytes",
+		     m->digest.len);
+		goto out;
+	}
+	e.rounds = m->rounds;
+	e.pages = m->pages;
+	e.zero_pages = m->zero_pages;
+	if (m->has_digest) {
+		struct iovec *iov;
+		size_t i;
+
+		e.digest = m->digest.data;
+		for (i = 0; i < dec->nregions && dec->rg[i].dest; i++)
+			;
+		if (i == dec->nregions) {
+			iov = dec_calloc(dec, dec->nregions * sizeof(*iov),
+					 "digest");
+			if (!iov)
+				goto out;
+			for (i = 0; i < dec->nregions; i++)
+				iov[i] = (struct iovec){
+					dec->rg[i].dest, dec->regions[i].length
+				};
+			r = pmtrack_digest(iov, dec->nregions, mine);
+			dec_free(dec, iov, dec->nregions * sizeof(*iov));
+			if (r) {
+				fail(dec, PMTRACK_SERR_NOMEM, "digest state");
+				goto out;
+			}
+			r = -1;
+			if (memcmp(mine, m->digest.data, sizeof(mine))) {
+				fail(dec, PMTRACK_SERR_DIGEST,
+				     "destination memory does not match the "
+				     "stream's digest");
+				goto out;
+			}
+			e.digest_verified = 1;
+		}
+	}
+	dec->phase = PH_DONE;
+	r = 0;
+	if (dec->ops.end) {
+		r = dec->ops.end(dec->arg, &e);
+		if (r)
+			fail_cb(dec, r, "end");
+	}
+out:
+	pack_free(dec, m);
+	return r ? dec->err : 0;
+}
+
+/* --- framing ------------------------------------------------------------ */
+
+static int check_preamble(struct pmtrack_dec *dec, const uint8_t *p)
+{
+	uint32_t flags;
+
+	if (memcmp(p, PMT_STREAM_MAGIC, PMT_MAGIC_LEN))
+		return fail(dec, PMTRACK_SERR_MAGIC,
+			    "not a libpmtrack stream (bad magic)");
+	dec->version = pmt_get_le32(p + 8);
+	flags = pmt_get_le32(p + 12);
+	if (dec->version != PMTRACK_STREAM_VERSION)
+		return fail(dec, PMTRACK_SERR_VERSION,
+			    "format version %u; this library reads %u",
+			    dec->version, PMTRACK_STREAM_VERSION);
+	if (flags)
+		return fail(dec, PMTRACK_SERR_VERSION,
+			    "preamble flags %#x unknown", flags);
+	return 0;
+}
+
+static int check_frame(struct pmtrack_dec *dec, const uint8_t *raw)
+{
+	struct pmt_frame *f = &dec->fr;
+	bool known;
+
+	memcpy(dec->frame_raw, raw, PMTRACK_FRAME_LEN);
+	pmt_frame_get(raw, f);
+	known = f->type >= PMTRACK_REC_HEADER && f->type <= PMTRACK_REC_END;
+	if (f->reserved || (f->flags & ~PMTRACK_FRAME_SKIPPABLE))
+		return fail(dec, PMTRACK_SERR_FRAME,
+			    "reserved bits set (flags %#x, reserved %#x)",
+			    f->flags, f->reserved);
+	if (!known && !(f->flags & PMTRACK_FRAME_SKIPPABLE))
+		return fail(dec, PMTRACK_SERR_FRAME, "unknown record type %u",
+			    f->type);
+	if (known && f->type != PMTRACK_REC_BATCH && f->payload_len)
+		return fail(dec, PMTRACK_SERR_FRAME,
+			    "%s record with a %llu byte payload",
+			    rec_names[f->type],
+			    (unsigned long long)f->payload_len);
+	if (f->payload_len > dec->limit ||
+	    f->meta_len > dec->limit - f->payload_len)
+		return fail(
+			dec, PMTRACK_SERR_LIMIT,
+			"record of %u + %llu bytes exceeds the %zu byte limit",
+			f->meta_len, (unsigned long long)f->payload_len,
+			dec->limit);
+	dec->body_len = f->meta_len + f->payload_len;
+	return 0;
+}
+
+static int do_record(struct pmtrack_dec *dec, const uint8_t *body)
+{
+	struct pmt_frame *f = &dec->fr;
+	struct pmtrack_dec_record rec = {
+		.offset = dec->rec_off,
+		.type = f->type,
+		.flags = f->flags,
+		.meta_len = f->meta_len,
+		.payload_len = f->payload_len,
+	};
+	int r = 0;
+
+	if (pmt_frame_check(dec->frame_raw, body, f->meta_len) != f->check)
+		return fail(dec, PMTRACK_SERR_CHECKSUM,
+			    "record checksum mismatch (type %u, %u meta bytes)",
+			    f->type, f->meta_len);
+	switch (f->type) {
+	case PMTRACK_REC_HEADER:
+		r = do_header(dec, body, f->meta_len);
+		break;
+	case PMTRACK_REC_ROUND:
+		r = do_round(dec, body, f->meta_len);
+		break;
+	case PMTRACK_REC_BATCH:
+		r = do_batch(dec, body, f->meta_len, body + f->meta_len,
+			     f->payload_len, &rec);
+		break;
+	case PMTRACK_REC_END:
+		r = do_end(dec, body, f->meta_len);
+		break;
+	default:
+		if (dec->phase == PH_START)
+			r = fail(dec, PMTRACK_SERR_ORDER,
+				 "record type %u before HEADER", f->type);
+		break; /* skippable */
+	}
+	if (!r && dec->ops.record) {
+		r = dec->ops.record(dec->arg, &rec);
+		if (r)
+			r = fail_cb(dec, r, "record");
+	}
+	return r;
+}
+
+int pmtrack_dec_feed(struct pmtrack_dec *dec, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (!dec || (len && !buf))
+		return -EINVAL;
+	if (dec->err)
+		return dec->err;
+	while (len) {
+		size_t need, take;
+
+		switch (dec->state) {
+		case ST_PREAMBLE:
+		case ST_FRAME:
+			if (dec->phase == PH_DONE) {
+				dec->rec_off = dec->offset;
+				return fail(dec, PMTRACK_SERR_TRAILING,
+					    "%zu bytes after END", len);
+			}
+			need = dec->state == ST_PREAMBLE
+				       ? PMTRACK_STREAM_PREAMBLE_LEN
+				       : PMTRACK_FRAME_LEN;
+			if (!dec->small_len && len >= need) {
+				take = need;
+				memcpy(dec->small, p, need);
+			} else {
+				take = need - dec->small_len;
+				if (take > len)
+					take = len;
+				memcpy(dec->small + dec->small_len, p, take);
+			}
+			dec->small_len += take;
+			if (dec->small_len < need) {
+				dec->offset += take;
+				return 0;
+			}
+			dec->small_len = 0;
+			dec->rec_off = dec->offset + take - need;
+			if (dec->state == ST_PREAMBLE) {
+				if (check_preamble(dec, dec->small))
+					return dec->err;
+				dec->state = ST_FRAME;
+			} else {
+				if (check_frame(dec, dec->small))
+					return dec->err;
+				dec->state = ST_BODY;
+			}
+			dec->offset += take;
+			p += take;
+			len -= take;
+			if (dec->state == ST_BODY && dec->body_len)
+				break;
+			if (dec->state == ST_BODY) {
+				/* an empty body */
+				if (do_record(dec, p))
+					return dec->err;
+				dec->state = ST_FRAME;
+			}
+			break;
+		case ST_BODY:
+			if (!dec->rbuf_len && len >= dec->body_len) {
+				/* the whole record is here: decode in place */
+				take = (size_t)dec->body_len;
+				if (do_record(dec, p))
+					return dec->err;
+			} else {
+				if (dec->body_len > dec->rbuf_cap) {
+					dec_free(dec, dec->rbuf, dec->rbuf_cap);
+					dec->rbuf = NULL;
+					dec->rbuf_cap = 0;
+					dec->rbuf = dec_calloc(
+						dec, (size_t)dec->body_len,
+						"record buffer");
+					if (!dec->rbuf)
+						return dec->err;
+					dec->rbuf_cap = (size_t)dec->body_len;
+				}
+				take = (size_t)dec->body_len - dec->rbuf_len;
+				if (take > len)
+					take = len;
+				memcpy(dec->rbuf + dec->rbuf_len, p, take);
+				dec->rbuf_len += take;
+				if (dec->rbuf_len < dec->body_len) {
+					dec->offset += take;
+					return 0;
+				}
+				dec->rbuf_len = 0;
+				if (do_record(dec, dec->rbuf))
+					return dec->err;
+			}
+			dec->offset += take;
+			p += take;
+			len -= take;
+			dec->state = ST_FRAME;
+			break;
+		}
+	}
+	return 0;
+}
+
+int pmtrack_dec_finish(struct pmtrack_dec *dec)
+{
+	if (!dec)
+		return -EINVAL;
+	if (dec->err)
+		return dec->err;
+	if (dec->phase != PH_DONE || dec->state != ST_FRAME || dec->small_len)
+		return fail(dec, PMTRACK_SERR_TRUNCATED, "the stream ends %s",
+			    dec->phase == PH_START && dec->state == ST_PREAMBLE
+				    ? "before its preamble"
+			    : dec->state == ST_BODY || dec->small_len
+				    ? "inside a record"
+				    : "before its END record");
+	return 0;
+}
+
+int pmtrack_dec_read_fd(struct pmtrack_dec *dec, int fd)
+{
+	size_t cap = 1u << 20;
+	char *buf;
+	int r = 0;
+
+	if (!dec || fd < 0)
+		return -EINVAL;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (!n) {
+			r = pmtrack_dec_finish(dec);
+			break;
+		}
+		r = pmtrack_dec_feed(dec, buf, (size_t)n);
+		if (r)
+			break;
+	}
+	free(buf);
+	return r;
+}

@@ -1,0 +1,777 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stream encoder: preamble and HEADER at creation, then per round a ROUND
+ * record (dirty, swap and zero bitmaps) and BATCH records, then END.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <pmtrack/stream.h>
+
+#include "batch.pb-c.h"
+#include "end.pb-c.h"
+#include "header.pb-c.h"
+#include "round.pb-c.h"
+#include "stream_internal.h"
+
+#define BATCH_PAGES_DEFAULT 256u
+#define BATCH_PAGES_MAX (1u << 16)
+#define BITMAP_ZLEVEL 3
+/* raw batches from STABLE memory go out as one iovec per run up to this */
+#define STABLE_IOV_MAX 64
+/* ADAPTIVE: batches sent raw before compression is tried again */
+#define SKIP_LINK 15u
+#define SKIP_INCOMP_MAX 64u
+
+struct enc_region {
+	struct pmtrack_stream_region r;
+	uint64_t pages;
+	uint64_t stamp; /* last round that listed it (duplicate check) */
+};
+
+struct pmtrack_enc {
+	pmtrack_write_fn write;
+	void *write_arg;
+	size_t ps;
+	int level;
+	unsigned int flags;
+	uint32_t batch_pages;
+	uint64_t link_bw;
+
+	size_t nregions;
+	struct enc_region *regions;
+
+	bool started, ended, broken;
+	uint64_t last_round;
+	uint64_t stamp;
+
+	ZSTD_CCtx *cctx;
+	uint8_t *stage; /* batch_pages pages */
+	uint8_t *zbuf;	/* compressBound of a batch */
+	size_t zcap;
+	uint64_t *runs; /* 2 * batch_pages */
+	struct iovec *iov;
+	uint8_t *meta;
+	size_t meta_cap;
+
+	/* ADAPTIVE state */
+	double comp_bw, link_meas;
+	unsigned int skip_left, skip_incomp, skip_reason;
+
+	struct pmtrack_enc_stats st;
+};
+
+static double now_s(void)
+{
+	return (double)pmt_now_ns() / 1e9;
+}
+
+static int meta_reserve(struct pmtrack_enc *enc, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= enc->meta_cap)
+		return 0;
+	p = realloc(enc->meta, len);
+	if (!p)
+		return -ENOMEM;
+	enc->meta = p;
+	enc->meta_cap = len;
+	return 0;
+}
+
+/* One record: frame + packed @msg + payload iovecs. */
+static int emit(struct pmtrack_enc *enc, uint8_t type,
+		const ProtobufCMessage *msg, const struct iovec *payload,
+		int npayload, size_t payload_len)
+{
+	uint8_t frame[PMTRACK_FRAME_LEN];
+	struct pmt_frame f = { .type = type };
+	size_t mlen = protobuf_c_message_get_packed_size(msg);
+	struct iovec *iov = enc->iov;
+	double t0;
+	int r;
+
+	if (mlen > UINT32_MAX)
+		return -EOVERFLOW;
+	r = meta_reserve(enc, mlen);
+	if (r)
+		return r;
+	protobuf_c_message_pack(msg, enc->meta);
+	f.meta_len = (uint32_t)mlen;
+	f.payload_len = payload_len;
+	pmt_frame_put(frame, &f);
+	f.check = pmt_frame_check(frame, enc->meta, mlen);
+	pmt_frame_put(frame, &f);
+
+	iov[0] = (struct iovec){ frame, sizeof(frame) };
+	iov[1] = (struct iovec){ enc->meta, mlen };
+	for (int i = 0; i < npayload; i++)
+		iov[2 + i] = payload[i];
+	t0 = now_s();
+	r = enc->write(enc->write_arg, iov, 2 + npayload);
+	if (r) {
+		enc->broken = true;
+		return r < 0 ? r : -EIO;
+	}
+	if (payload_len) {
+		double dt = now_s() - t0;
+		double bw =
+			dt > 0 ? (double)(sizeof(frame) + mlen + payload_len) /
+					 dt
+			       : 1e12;
+
+		enc->link_meas =
+			enc->link_meas ? 0.75 * enc->link_meas + 0.25 * bw : bw;
+	}
+	enc->st.wire_bytes += sizeof(frame) + mlen + payload_len;
+	return 0;
+}
+
+int pmtrack_write_fd(void *arg, const struct iovec *iov, int iovcnt)
+{
+	int fd = (int)(intptr_t)arg;
+	struct iovec local[64];
+
+	while (iovcnt > 0) {
+		int n = iovcnt < 64 ? iovcnt : 64;
+		ssize_t w;
+
+		memcpy(local, iov, (size_t)n * sizeof(*iov));
+		for (int i = 0; i < n;) {
+			w = writev(fd, local + i, n - i);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			while (i < n && (size_t)w >= local[i].iov_len)
+				w -= (ssize_t)local[i++].iov_len;
+			if (i < n) {
+				local[i].iov_base =
+					(char *)local[i].iov_base + w;
+				local[i].iov_len -= (size_t)w;
+			}
+		}
+		iov += n;
+		iovcnt -= n;
+	}
+	return 0;
+}
+
+static bool page_size_ok(size_t ps)
+{
+	return ps >= PMT_PAGE_MIN && ps <= PMT_PAGE_MAX && !(ps & (ps - 1));
+}
+
+static int check_regions(const struct pmtrack_stream_region *rg, size_t n,
+			 size_t ps)
+{
+	if (!rg || !n || n > PMT_MAX_REGIONS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!rg[i].length || rg[i].length % ps || rg[i].start % ps ||
+		    rg[i].start + rg[i].length < rg[i].start)
+			return -EINVAL;
+		if (rg[i].name && strlen(rg[i].name) > PMT_NAME_MAX)
+			return -EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (rg[j].id == rg[i].id)
+				return -EINVAL;
+	}
+	return 0;
+}
+
+static int write_header(struct pmtrack_enc *enc, const char *producer,
+			const uint8_t *sid, const uint8_t *pid)
+{
+	Pmtrack__StreamHeader h = PMTRACK__STREAM_HEADER__INIT;
+	Pmtrack__Region *rs, **rp;
+	uint8_t pre[PMTRACK_STREAM_PREAMBLE_LEN];
+	struct iovec iov = { pre, sizeof(pre) };
+	int r;
+
+	rs = calloc(enc->nregions, sizeof(*rs));
+	rp = calloc(enc->nregions, sizeof(*rp));
+	if (!rs || !rp) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < enc->nregions; i++) {
+		const struct pmtrack_stream_region *g = &enc->regions[i].r;
+
+		pmtrack__region__init(&rs[i]);
+		rs[i].id = g->id;
+		rs[i].start = g->start;
+		rs[i].length = g->length;
+		rs[i].has_flags = g->flags != 0;
+		rs[i].flags = g->flags;
+		rs[i].name = (char *)g->name;
+		rp[i] = &rs[i];
+	}
+	h.page_size = (uint32_t)enc->ps;
+	h.producer = (char *)producer;
+	h.stream_id.data = (uint8_t *)sid;
+	h.stream_id.len = PMTRACK_STREAM_ID_LEN;
+	h.has_parent_id = pid != NULL;
+	h.parent_id.data = (uint8_t *)pid;
+	h.parent_id.len = pid ? PMTRACK_STREAM_ID_LEN : 0;
+	h.n_regions = enc->nregions;
+	h.regions = rp;
+
+	pmt_preamble_put(pre);
+	r = enc->write(enc->write_arg, &iov, 1);
+	if (r) {
+		r = r < 0 ? r : -EIO;
+		goto out;
+	}
+	enc->st.wire_bytes += sizeof(pre);
+	r = emit(enc, PMTRACK_REC_HEADER, &h.base, NULL, 0, 0);
+out:
+	free(rs);
+	free(rp);
+	return r;
+}
+
+void pmtrack_enc_free(struct pmtrack_enc *enc)
+{
+	if (!enc)
+		return;
+	for (size_t i = 0; i < enc->nregions; i++)
+		free((char *)enc->regions[i].r.name);
+	free(enc->regions);
+	ZSTD_freeCCtx(enc->cctx);
+	free(enc->stage);
+	free(enc->zbuf);
+	free(enc->runs);
+	free(enc->iov);
+	free(enc->meta);
+	free(enc);
+}
+
+int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
+		    const struct pmtrack_stream_region *regions,
+		    size_t nregions, struct pmtrack_enc **out)
+{
+	char defprod[64];
+	const char *producer;
+	uint8_t sid[PMTRACK_STREAM_ID_LEN];
+	const uint8_t *id;
+	struct pmtrack_enc *enc;
+	size_t bp;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts || !PMT_OPTS_VALID(opts, pmtrack_enc_opts) || !opts->write)
+		return -EINVAL;
+	enc = calloc(1, sizeof(*enc));
+	if (!enc)
+		return -ENOMEM;
+	enc->write = opts->write;
+	enc->write_arg = opts->write_arg;
+	enc->ps = PMT_OPTS_GET(opts, page_size, 0);
+	if (!enc->ps)
+		enc->ps = (size_t)sysconf(_SC_PAGESIZE);
+	enc->level = PMT_OPTS_GET(opts, level, 0);
+	enc->flags = PMT_OPTS_GET(opts, flags, 0u);
+	enc->batch_pages = PMT_OPTS_GET(opts, batch_pages, 0u);
+	if (!enc->batch_pages)
+		enc->batch_pages = BATCH_PAGES_DEFAULT;
+	enc->link_bw = PMT_OPTS_GET(opts, link_bw, 0);
+	producer = PMT_OPTS_GET(opts, producer, NULL);
+	id = PMT_OPTS_GET(opts, stream_id, NULL);
+	r = -EINVAL;
+	if (!page_size_ok(enc->ps) ||
+	    enc->flags & ~(unsigned int)(PMTRACK_ENC_ADAPTIVE |
+					 PMTRACK_ENC_STABLE) ||
+	    enc->batch_pages > BATCH_PAGES_MAX ||
+	    (uint64_t)enc->batch_pages * enc->ps > (1ULL << 31) ||
+	    (enc->level && (enc->level < ZSTD_minCLevel() ||
+			    enc->level > ZSTD_maxCLevel())) ||
+	    (producer && strlen(producer) > PMT_NAME_MAX))
+		goto fail;
+	r = check_regions(regions, nregions, enc->ps);
+	if (r)
+		goto fail;
+	if (!producer) {
+		snprintf(defprod, sizeof(defprod), "libpmtrack %s",
+			 pmtrack_version());
+		producer = defprod;
+	}
+	if (!id) {
+		if (getrandom(sid, sizeof(sid), 0) != (ssize_t)sizeof(sid)) {
+			r = -errno;
+			goto fail;
+		}
+		id = sid;
+	}
+
+	r = -ENOMEM;
+	enc->regions = calloc(nregions, sizeof(*enc->regions));
+	if (!enc->regions)
+		goto fail;
+	enc->nregions = nregions;
+	for (size_t i = 0; i < nregions; i++) {
+		enc->regions[i].r = regions[i];
+		enc->regions[i].r.name = NULL;
+		if (regions[i].name &&
+		    !(enc->regions[i].r.name = strdup(regions[i].name)))
+			goto fail;
+		enc->regions[i].pages = regions[i].length / enc->ps;
+	}
+	bp = enc->batch_pages;
+	enc->stage = malloc(bp * enc->ps);
+	enc->runs = malloc(2 * bp * sizeof(*enc->runs));
+	enc->iov = malloc((2 + (bp > STABLE_IOV_MAX ? STABLE_IOV_MAX : bp)) *
+			  sizeof(*enc->iov));
+	if (!enc->stage || !enc->runs || !enc->iov)
+		goto fail;
+	if (enc->level) {
+		enc->cctx = ZSTD_createCCtx();
+		enc->zcap = ZSTD_compressBound(bp * enc->ps);
+		enc->zbuf = malloc(enc->zcap);
+		if (!enc->cctx || !enc->zbuf)
+			goto fail;
+		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_compressionLevel,
+				       enc->level);
+		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_checksumFlag, 0);
+		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_contentSizeFlag, 1);
+	}
+	r = write_header(enc, producer, id,
+			 PMT_OPTS_GET(opts, parent_id, NULL));
+	if (r)
+		goto fail;
+	enc->started = true;
+	*out = enc;
+	return 0;
+fail:
+	pmtrack_enc_free(enc);
+	return r;
+}
+
+/* --- bitmaps ----------------------------------------------------------- */
+
+struct enc_bitmap {
+	Pmtrack__Bitmap msg;
+	uint64_t *runs;
+	void *z;
+};
+
+static void bitmap_release(struct enc_bitmap *b)
+{
+	free(b->runs);
+	free(b->z);
+	b->runs = NULL;
+	b->z = NULL;
+}
+
+/*
+ * Encode w[0..nbits) (bits past nbits already clear) as runs or as zstd
+ * words, whichever is smaller.
+ */
+static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
+			 uint64_t nbits)
+{
+	size_t nw = pmt_nwords(nbits), bytes = nw * 8, npairs = 0, rlen;
+	/* runs are tried while they could beat the raw words */
+	size_t max = bytes / 2 + 1;
+	uint64_t set = 0;
+	bool fits;
+
+	pmtrack__bitmap__init(&b->msg);
+	b->runs = NULL;
+	b->z = NULL;
+	fits = pmt_bits_to_runs(w, nbits, NULL, max, &npairs, &set);
+	rlen = SIZE_MAX;
+	if (fits) {
+		b->runs = malloc((2 * npairs + 1) * sizeof(uint64_t));
+		if (!b->runs)
+			return -ENOMEM;
+		pmt_bits_to_runs(w, nbits, b->runs, npairs, &npairs, &set);
+		rlen = pmt_varints_len(b->runs, 2 * npairs);
+	} else {
+		set = pmt_bits_count(w, nw);
+	}
+	b->msg.count = set;
+	if (rlen > 32) {
+		size_t cap = ZSTD_compressBound(bytes), zlen;
+		uint8_t *le = malloc(bytes);
+
+		b->z = malloc(cap);
+		if (!b->z || !le) {
+			free(le);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < nw; i++)
+			pmt_put_le64(le + 8 * i, w[i]);
+		zlen = ZSTD_compress(b->z, cap, le, bytes, BITMAP_ZLEVEL);
+		free(le);
+		if (ZSTD_isError(zlen))
+			return -EIO;
+		if (zlen < rlen) {
+			b->msg.has_zwords = 1;
+			b->msg.zwords.data = b->z;
+			b->msg.zwords.len = zlen;
+			return 0;
+		}
+	}
+	b->msg.n_runs = 2 * npairs;
+	b->msg.runs = b->runs;
+	return 0;
+}
+
+/* --- rounds and batches ------------------------------------------------ */
+
+static bool page_is_zero(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+	uint64_t acc = 0;
+
+	for (size_t i = 0; i < len / 8; i += 8) {
+		for (size_t j = 0; j < 8; j++)
+			acc |= w[i + j];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+struct batch {
+	uint32_t region;
+	const uint8_t *mem;
+	size_t nruns; /* pairs in enc->runs */
+	uint64_t pages;
+	uint64_t end; /* end of the last run */
+};
+
+static void adapt_skip(struct pmtrack_enc *enc, unsigned int n,
+		       unsigned int reason)
+{
+	enc->skip_left = n;
+	enc->skip_reason = reason;
+}
+
+static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
+{
+	Pmtrack__Batch m = PMTRACK__BATCH__INIT;
+	size_t raw = b->pages * enc->ps, plen = raw;
+	struct iovec pay[STABLE_IOV_MAX];
+	const uint64_t *runs = enc->runs;
+	bool stable = enc->flags & PMTRACK_ENC_STABLE;
+	bool try_z = enc->level != 0, zstd = false;
+	int npay = 0, r;
+	uint64_t pos = 0;
+
+	if (!b->pages)
+		return 0;
+	if (try_z && (enc->flags & PMTRACK_ENC_ADAPTIVE) && enc->skip_left) {
+		enc->skip_left--;
+		if (enc->skip_reason)
+			enc->st.skipped_link++;
+		else
+			enc->st.skipped_incompressible++;
+		try_z = false;
+	}
+
+	if (stable && !try_z && b->nruns <= STABLE_IOV_MAX) {
+		XXH3_state_t *hs = XXH3_createState();
+
+		if (!hs)
+			return -ENOMEM;
+		XXH3_64bits_reset(hs);
+		for (size_t i = 0; i < b->nruns; i++) {
+			pos += runs[2 * i];
+			pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
+			pay[i].iov_len = runs[2 * i + 1] * enc->ps;
+			XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
+			pos += runs[2 * i + 1];
+		}
+		m.xxh3 = XXH3_64bits_digest(hs);
+		XXH3_freeState(hs);
+		npay = (int)b->nruns;
+	} else {
+		uint8_t *dst = enc->stage;
+
+		/* one read of each page: what is hashed is what is sent */
+		for (size_t i = 0; i < b->nruns; i++) {
+			size_t len = runs[2 * i + 1] * enc->ps;
+
+			pos += runs[2 * i];
+			memcpy(dst, b->mem + pos * enc->ps, len);
+			dst += len;
+			pos += runs[2 * i + 1];
+		}
+		m.xxh3 = XXH3_64bits(enc->stage, raw);
+		pay[0] = (struct iovec){ enc->stage, raw };
+		npay = 1;
+	}
+
+	if (try_z) {
+		double t0 = now_s(), dt;
+		size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap,
+					  enc->stage, raw);
+
+		dt = now_s() - t0;
+		if (!ZSTD_isError(z) && dt > 0)
+			enc->comp_bw = enc->comp_bw
+					       ? 0.75 * enc->comp_bw +
+							 0.25 * (double)raw / dt
+					       : (double)raw / dt;
+		/* never send more than the raw pages */
+		if (!ZSTD_isError(z) && z < raw) {
+			zstd = true;
+			plen = z;
+			pay[0] = (struct iovec){ enc->zbuf, z };
+		}
+		if (enc->flags & PMTRACK_ENC_ADAPTIVE) {
+			double lbw = enc->link_bw ? (double)enc->link_bw
+						  : enc->link_meas;
+
+			if (ZSTD_isError(z) || z >= raw - raw / 32) {
+				/* incompressible: back off exponentially */
+				enc->skip_incomp =
+					enc->skip_incomp ? enc->skip_incomp * 2
+							 : 1;
+				if (enc->skip_incomp > SKIP_INCOMP_MAX)
+					enc->skip_incomp = SKIP_INCOMP_MAX;
+				adapt_skip(enc, enc->skip_incomp, 0);
+			} else {
+				enc->skip_incomp = 0;
+				/* compressing costs more time than it saves */
+				if (lbw > 0 && enc->comp_bw > 0 &&
+				    (double)raw / enc->comp_bw >
+					    (double)(raw - z) / lbw)
+					adapt_skip(enc, SKIP_LINK, 1);
+			}
+		}
+	}
+
+	m.region = b->region;
+	m.n_runs = 2 * b->nruns;
+	m.runs = (uint64_t *)runs;
+	m.codec = zstd ? PMTRACK__CODEC__ZSTD : PMTRACK__CODEC__RAW;
+	m.raw_len = raw;
+	r = emit(enc, PMTRACK_REC_BATCH, &m.base, pay, npay, plen);
+	if (r)
+		return r;
+	enc->st.batches++;
+	enc->st.batches_zstd += zstd;
+	enc->st.pages += b->pages;
+	enc->st.page_bytes += raw;
+	enc->st.payload_bytes += plen;
+	b->nruns = 0;
+	b->pages = 0;
+	b->end = 0;
+	return 0;
+}
+
+/* Batch the set bits of @send (dirty and not zero) of one region. */
+static int region_batches(struct pmtrack_enc *enc, uint32_t region,
+			  const void *mem, const uint64_t *send)
+{
+	struct batch b = { .region = region, .mem = mem };
+	uint64_t n = enc->regions[region].pages, pos = 0;
+	int r;
+
+	for (;;) {
+		uint64_t s = pmt_bits_next(send, n, pos), e;
+
+		if (s >= n)
+			break;
+		e = pmt_bits_next_clear(send, n, s);
+		while (s < e) {
+			uint64_t take = e - s,
+				 room = enc->batch_pages - b.pages;
+
+			if (take > room)
+				take = room;
+			enc->runs[2 * b.nruns] = s - b.end;
+			enc->runs[2 * b.nruns + 1] = take;
+			b.nruns++;
+			b.pages += take;
+			s += take;
+			b.end = s;
+			if (b.pages == enc->batch_pages) {
+				r = batch_flush(enc, &b);
+				if (r)
+					return r;
+			}
+		}
+		pos = e;
+	}
+	return batch_flush(enc, &b);
+}
+
+struct round_region {
+	uint64_t *dirty; /* masked copy */
+	uint64_t *zero;
+	uint64_t nzero;
+	struct enc_bitmap bd, bs, bz;
+	Pmtrack__RegionMaps maps;
+};
+
+int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
+		      const struct pmtrack_enc_region_round *rr, size_t n)
+{
+	Pmtrack__Round m = PMTRACK__ROUND__INIT;
+	Pmtrack__RegionMaps **mp = NULL;
+	struct round_region *rs = NULL;
+	uint64_t zeros = 0;
+	int r;
+
+	if (!enc || (n && !rr))
+		return -EINVAL;
+	if (enc->broken)
+		return -EPIPE;
+	if (enc->ended || (enc->st.rounds && round <= enc->last_round))
+		return -EINVAL;
+	enc->stamp++;
+	for (size_t i = 0; i < n; i++) {
+		struct enc_region *g;
+
+		if (rr[i].region >= enc->nregions || !rr[i].dirty || !rr[i].mem)
+			return -EINVAL;
+		g = &enc->regions[rr[i].region];
+		if (g->stamp == enc->stamp)
+			return -EINVAL;
+		g->stamp = enc->stamp;
+	}
+
+	r = -ENOMEM;
+	rs = calloc(n ? n : 1, sizeof(*rs));
+	mp = calloc(n ? n : 1, sizeof(*mp));
+	if (!rs || !mp)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct round_region *x = &rs[i];
+		uint64_t np = enc->regions[rr[i].region].pages;
+		size_t nw = pmt_nwords(np);
+		const uint8_t *mem = rr[i].mem;
+
+		x->dirty = malloc(nw * 8);
+		x->zero = calloc(nw, 8);
+		if (!x->dirty || !x->zero)
+			goto out;
+		memcpy(x->dirty, rr[i].dirty, nw * 8);
+		x->dirty[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
+		for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
+		     p = pmt_bits_next(x->dirty, np, p + 1)) {
+			if (page_is_zero(mem + p * enc->ps, enc->ps)) {
+				x->zero[p / 64] |= 1ULL << (p % 64);
+				x->nzero++;
+			}
+		}
+		pmtrack__region_maps__init(&x->maps);
+		x->maps.region = rr[i].region;
+		r = bitmap_encode(&x->bd, x->dirty, np);
+		if (r)
+			goto out;
+		x->maps.dirty = &x->bd.msg;
+		if (rr[i].swap) {
+			/* reuse zero's buffer? no: a masked copy of swap */
+			uint64_t *sw = malloc(nw * 8);
+
+			if (!sw) {
+				r = -ENOMEM;
+				goto out;
+			}
+			memcpy(sw, rr[i].swap, nw * 8);
+			sw[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
+			r = bitmap_encode(&x->bs, sw, np);
+			free(sw);
+			if (r)
+				goto out;
+			x->maps.swap = &x->bs.msg;
+		}
+		if (x->nzero) {
+			r = bitmap_encode(&x->bz, x->zero, np);
+			if (r)
+				goto out;
+			x->maps.zero = &x->bz.msg;
+		}
+		zeros += x->nzero;
+		mp[i] = &x->maps;
+	}
+	m.number = round;
+	m.n_regions = n;
+	m.regions = mp;
+	r = emit(enc, PMTRACK_REC_ROUND, &m.base, NULL, 0, 0);
+	if (r)
+		goto out;
+	enc->st.rounds++;
+	enc->last_round = round;
+	enc->st.zero_pages += zeros;
+
+	for (size_t i = 0; i < n; i++) {
+		struct round_region *x = &rs[i];
+		size_t nw = pmt_nwords(enc->regions[rr[i].region].pages);
+
+		for (size_t w = 0; w < nw; w++)
+			x->dirty[w] &= ~x->zero[w];
+		r = region_batches(enc, rr[i].region, rr[i].mem, x->dirty);
+		if (r)
+			goto out;
+	}
+out:
+	if (r && r != -EINVAL)
+		enc->broken = true;
+	for (size_t i = 0; rs && i < n; i++) {
+		free(rs[i].dirty);
+		free(rs[i].zero);
+		bitmap_release(&rs[i].bd);
+		bitmap_release(&rs[i].bs);
+		bitmap_release(&rs[i].bz);
+	}
+	free(rs);
+	free(mp);
+	return r;
+}
+
+int pmtrack_enc_end(struct pmtrack_enc *enc,
+		    const uint8_t digest[PMTRACK_DIGEST_LEN])
+{
+	Pmtrack__End m = PMTRACK__END__INIT;
+	int r;
+
+	if (!enc)
+		return -EINVAL;
+	if (enc->broken)
+		return -EPIPE;
+	if (enc->ended)
+		return -EINVAL;
+	m.rounds = enc->st.rounds;
+	m.pages = enc->st.pages;
+	m.zero_pages = enc->st.zero_pages;
+	if (digest) {
+		m.has_digest = 1;
+		m.digest.data = (uint8_t *)digest;
+		m.digest.len = PMTRACK_DIGEST_LEN;
+	}
+	r = emit(enc, PMTRACK_REC_END, &m.base, NULL, 0, 0);
+	if (r)
+		return r;
+	enc->ended = true;
+	return 0;
+}
+
+int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
+			  struct pmtrack_enc_stats *st)
+{
+	size_t sz;
+
+	if (!enc || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	sz = st->sz < sizeof(*st) ? st->sz : sizeof(*st);
+	memcpy((char *)st + sizeof(size_t),
+	       (const char *)&enc->st + sizeof(size_t), sz - sizeof(size_t));
+	return 0;
+}
