@@ -190,9 +190,9 @@ static uint8_t *guarded(size_t len, void **map, size_t *maplen)
 	uint8_t *m = mmap(NULL, body + 2 * sys, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	ck_assert(m != MAP_FAILED);
-	ck_assert_int_eq(mprotect(m, sys, PROT_NONE), 0);
-	ck_assert_int_eq(mprotect(m + sys + body, sys, PROT_NONE), 0);
+	t_check(m != MAP_FAILED && !mprotect(m, sys, PROT_NONE) &&
+			!mprotect(m + sys + body, sys, PROT_NONE),
+		"guarded mapping: %s", strerror(errno));
 	memset(m + sys, 0xA5, body - len);
 	*map = m;
 	*maplen = body + 2 * sys;
@@ -207,7 +207,7 @@ static void rx_check_canary(const struct rx *rx)
 		const uint8_t *lo = (const uint8_t *)rx->map[i] + sys;
 
 		for (; lo < rx->mem[i]; lo++)
-			ck_assert_msg(*lo == 0xA5, "write below region %zu", i);
+			t_check(*lo == 0xA5, "write below region %zu", i);
 	}
 }
 
@@ -237,9 +237,9 @@ static int rx_header(void *arg, struct pmtrack_dec *dec,
 			return 0;
 		rx->len[i] = h->regions[i].length;
 		rx->mem[i] = guarded(rx->len[i], &rx->map[i], &rx->maplen[i]);
-		ck_assert_int_eq(pmtrack_dec_set_dest(dec, (uint32_t)i,
-						      rx->mem[i], rx->len[i]),
-				 0);
+		t_check(!pmtrack_dec_set_dest(dec, (uint32_t)i, rx->mem[i],
+					      rx->len[i]),
+			"set_dest");
 	}
 	return 0;
 }
@@ -332,7 +332,7 @@ static int decode(const uint8_t *buf, size_t len, size_t chunk, size_t limit,
 	struct pmtrack_dec *dec;
 	int r = 0, why;
 
-	ck_assert_int_eq(pmtrack_dec_new(&o, &dec), 0);
+	t_check(!pmtrack_dec_new(&o, &dec), "pmtrack_dec_new");
 	if (!chunk)
 		chunk = len ? len : 1;
 	for (size_t off = 0; off < len && !r; off += chunk)
@@ -341,11 +341,9 @@ static int decode(const uint8_t *buf, size_t len, size_t chunk, size_t limit,
 	if (!r)
 		r = pmtrack_dec_finish(dec);
 	pmtrack_dec_error(dec, &why);
-	if (r)
-		ck_assert_str_ne(pmtrack_dec_error(dec, NULL), "");
-	/* the error sticks */
-	if (r)
-		ck_assert_int_eq(pmtrack_dec_feed(dec, "x", 1), r);
+	/* an error has a message, and sticks */
+	t_check(!r || *pmtrack_dec_error(dec, NULL), "error without a message");
+	t_check(!r || pmtrack_dec_feed(dec, "x", 1) == r, "error not sticky");
 	if (reason)
 		*reason = why;
 	pmtrack_dec_free(dec);
