@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pmtrack-bench-stream: encode and decode throughput of the stream format
+ * (<pmtrack/stream.h>) next to memcpy() of the same bytes.
+ *
+ * A region of --size-mib MiB of system-sized pages is filled with one of
+ * three page mixes:
+ *
+ *  zero       every page all zero (written, so that the pages are real
+ *             ones, not the kernel's shared zero page)
+ *  random     xorshift64 bytes: incompressible
+ *  realistic  each page, picked at random (fixed seed), is one of, with
+ *             probability 1/4 each:
+ *               zero    all zero
+ *               text    words from a 32-word dictionary separated by
+ *                       spaces and the odd newline (compressible)
+ *               sparse  8-byte slots, 3 in 4 zero, the others small
+ *                       integers (< 1024) or pointer-like values
+ *                       (0x7f3a00000000 plus a 16-byte aligned offset
+ *                       below 16 MiB)
+ *               random  as in the random mix
+ *
+ * For every mix and encoder setting (zstd level off, 1 and 3 with
+ * PMTRACK_ENC_STABLE, since the memory does not change; level off without
+ * it, so that the encoder copies every page; level 1 with
+ * PMTRACK_ENC_ADAPTIVE | PMTRACK_ENC_STABLE and the link speed measured)
+ * each rep runs, in a rotating order:
+ *
+ *  memcpy  the region into a pre-faulted destination
+ *  encode  one round with every page dirty, then END with the region's
+ *          pmtrack_digest(), into a memory sink: a write callback that
+ *          memcpy()s the iovecs into a pre-faulted buffer, as a socket
+ *          send buffer would.  Timed: pmtrack_enc_round() and
+ *          pmtrack_enc_end(), not pmtrack_enc_new() (preamble, HEADER)
+ *  decode  that stream, fed to pmtrack_dec_feed() in one call, written by
+ *          the decoder into the pre-faulted destination (set from the
+ *          header callback with pmtrack_dec_set_dest()), then
+ *          pmtrack_dec_finish().  Timed: feed and finish, not
+ *          pmtrack_dec_new().  Afterwards (untimed) the END digest must
+ *          have been verified and the destination must equal the region,
+ *          or the program fails.
+ *
+ * The destination is overwritten with a filler before each memcpy and
+ * decode (untimed), so that no timed part takes a first-touch fault and
+ * the comparison after decoding proves every page was written.
+ *
+ * Throughput is region bytes / median seconds, in GB/s (1e9 bytes); the
+ * ratios are to the memcpy median of the same row.  wire/input is the
+ * stream's size over the region's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pmtrack/pmtrack.h>
+#include <pmtrack/stream.h>
+
+#include "bench_util.h"
+
+#define PROG "pmtrack-bench-stream"
+#define MAX_LEVELS 16
+
+enum mix {
+	MIX_ZERO,
+	MIX_RANDOM,
+	MIX_REAL,
+	MIX_NR,
+};
+
+static const char *const mix_name[MIX_NR] = {
+	[MIX_ZERO] = "zero",
+	[MIX_RANDOM] = "random",
+	[MIX_REAL] = "realistic",
+};
+
+/* one encoder setting: a row of the table */
+struct row {
+	char label[32];
+	int level;
+	unsigned int flags;
+};
+
+/* the memory sink the encoder writes to */
+struct sink {
+	char *buf;
+	size_t len, cap;
+};
+
+struct bench {
+	char *src, *dst;
+	size_t len, npages;
+	uint64_t *dirty;
+	uint8_t digest[PMTRACK_DIGEST_LEN];
+	struct sink sink;
+	const char *mix; /* for messages */
+	/* set by the decoder's end callback */
+	int ended, verified;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((noreturn)) static void fail(const char *what, int err)
+{
+	fprintf(stderr, PROG ": %s: %s\n", what, strerror(err));
+	exit(1);
+}
+
+/* an anonymous mapping, every page touched */
+static char *map_faulted(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		fail("mmap", errno);
+	memset(p, 0xa5, len);
+	return p;
+}
+
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static void fill_random(char *p, size_t len, uint64_t *s)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = xorshift64(s);
+
+		memcpy(p + i, &v, 8);
+	}
+}
+
+static void fill_text(char *p, size_t len, uint64_t *s)
+{
+	static const char *const words[32] = {
+		"the",	  "of",	     "and",    "to",	 "in",	  "is",
+		"that",	  "for",     "it",     "as",	 "with",  "was",
+		"on",	  "be",	     "by",     "this",	 "page",  "memory",
+		"dirty",  "round",   "stream", "region", "batch", "zero",
+		"kernel", "process", "write",  "read",	 "value", "error",
+		"return", "buffer",
+	};
+	size_t off = 0;
+
+	while (off < len) {
+		uint64_t r = xorshift64(s);
+		const char *w = words[r % 32];
+
+		while (*w && off < len)
+			p[off++] = *w++;
+		if (off < len)
+			p[off++] = (r >> 8) % 12 ? ' ' : '\n';
+	}
+}
+
+static void fill_sparse(char *p, size_t len, uint64_t *s)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t r = xorshift64(s), v;
+
+		switch (r & 7) {
+		case 0:
+			v = (r >> 8) & 0x3ff;
+			break;
+		case 1:
+			v = 0x7f3a00000000ull + (((r >> 8) & 0xfffff) << 4);
+			break;
+		default:
+			v = 0;
+		}
+		memcpy(p + i, &v, 8);
+	}
+}
+
+static void fill(char *p, size_t len, size_t page_size, enum mix m)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ull, pick = 0x2545f4914f6cdd1dull;
+
+	switch (m) {
+	case MIX_ZERO:
+		memset(p, 0, len);
+		break;
+	case MIX_RANDOM:
+		fill_random(p, len, &s);
+		break;
+	case MIX_REAL:
+	default:
+		for (size_t off = 0; off < len; off += page_size) {
+			switch (xorshift64(&pick) >> 62) {
+			case 0:
+				memset(p + off, 0, page_size);
+				break;
+			case 1:
+				fill_text(p + off, page_size, &s);
+				break;
+			case 2:
+				fill_sparse(p + off, page_size, &s);
+				break;
+			default:
+				fill_random(p + off, page_size, &s);
+			}
+		}
+	}
+}
+
+static int sink_write(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct sink *s = arg;
+
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > s->cap - s->len)
+			return -ENOSPC;
+		memcpy(s->buf + s->len, iov[i].iov_base, iov[i].iov_len);
+		s->len += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static double time_memcpy(struct bench *b)
+{
+	uint64_t t0;
+
+	memset(b->dst, 0xa5, b->len);
+	t0 = now_ns();
+	memcpy(b->dst, b->src, b->len);
+	return (now_ns() - t0) / 1e9;
+}
+
+/* encode the whole region into b->sink; returns seconds, fills @st */
+static double time_encode(struct bench *b, const struct row *r,
+			  struct pmtrack_enc_stats *st)
+{
+	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write,
+		     .write_arg = &b->sink, .level = r->level,
+		     .flags = r->flags);
+	struct pmtrack_stream_region reg = {
+		.id = 0,
+		.start = (uintptr_t)b->src,
+		.length = b->len,
+		.name = "bench",
+	};
+	struct pmtrack_enc_region_round rr = {
+		.region = 0,
+		.dirty = b->dirty,
+		.mem = b->src,
+	};
+	struct pmtrack_enc *enc;
+	uint64_t t0, t;
+	int ret;
+
+	b->sink.len = 0;
+	ret = pmtrack_enc_new(&o, &reg, 1, &enc);
+	if (ret)
+		fail("pmtrack_enc_new", -ret);
+	t0 = now_ns();
+	ret = pmtrack_enc_round(enc, 1, &rr, 1);
+	if (!ret)
+		ret = pmtrack_enc_end(enc, b->digest);
+	t = now_ns() - t0;
+	if (ret)
+		fail("pmtrack_enc_round/end", -ret);
+	st->sz = sizeof(*st);
+	ret = pmtrack_enc_get_stats(enc, st);
+	if (ret)
+		fail("pmtrack_enc_get_stats", -ret);
+	pmtrack_enc_free(enc);
+	if (st->wire_bytes != b->sink.len ||
+	    st->pages + st->zero_pages != b->npages) {
+		fprintf(stderr,
+			PROG ": %s, %s: encoder says %llu wire bytes "
+			     "(sink: %zu), %llu + %llu zero pages (of %zu)\n",
+			b->mix, r->label, (unsigned long long)st->wire_bytes,
+			b->sink.len, (unsigned long long)st->pages,
+			(unsigned long long)st->zero_pages, b->npages);
+		exit(1);
+	}
+	return t / 1e9;
+}
+
+static int on_header(void *arg, struct pmtrack_dec *dec,
+		     const struct pmtrack_dec_header *h)
+{
+	struct bench *b = arg;
+
+	if (h->nregions != 1)
+		return -EPROTO;
+	return pmtrack_dec_set_dest(dec, 0, b->dst, b->len);
+}
+
+static int on_end(void *arg, const struct pmtrack_dec_end *e)
+{
+	struct bench *b = arg;
+
+	b->ended = 1;
+	b->verified = e->digest_verified;
+	return 0;
+}
+
+/* decode b->sink into b->dst and check it; returns seconds */
+static double time_decode(struct bench *b, const struct row *r)
+{
+	static const struct pmtrack_dec_ops ops = {
+		.header = on_header,
+		.end = on_end,
+	};
+	PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &ops, .arg = b);
+	struct pmtrack_dec *dec;
+	uint64_t t0, t;
+	int ret;
+
+	memset(b->dst, 0xa5, b->len);
+	b->ended = b->verified = 0;
+	ret = pmtrack_dec_new(&o, &dec);
+	if (ret)
+		fail("pmtrack_dec_new", -ret);
+	t0 = now_ns();
+	ret = pmtrack_dec_feed(dec, b->sink.buf, b->sink.len);
+	if (!ret)
+		ret = pmtrack_dec_finish(dec);
+	t = now_ns() - t0;
+	if (ret) {
+		fprintf(stderr, PROG ": %s, %s: decode: %s (%s)\n", b->mix,
+			r->label, pmtrack_dec_error(dec, NULL), strerror(-ret));
+		exit(1);
+	}
+	pmtrack_dec_free(dec);
+	if (!b->ended || !b->verified) {
+		fprintf(stderr, PROG ": %s, %s: decode: %s\n", b->mix, r->label,
+			b->ended ? "digest not verified" : "no END record");
+		exit(1);
+	}
+	if (memcmp(b->dst, b->src, b->len)) {
+		fprintf(stderr, PROG ": %s, %s: decoded memory differs\n",
+			b->mix, r->label);
+		exit(1);
+	}
+	return t / 1e9;
+}
+
+/* "0,1,3" (or "off,1,3") into @levels; returns how many */
+static int parse_levels(const char *s, int *levels)
+{
+	int n = 0;
+
+	for (;;) {
+		char *end;
+		long v;
+
+		if (!strncmp(s, "off", 3)) {
+			v = 0;
+			end = (char *)s + 3;
+		} else {
+			errno = 0;
+			v = strtol(s, &end, 10);
+			if (errno || end == s || v < -1000 || v > 22)
+				break;
+		}
+		if (n == MAX_LEVELS)
+			break;
+		levels[n++] = (int)v;
+		if (!*end)
+			return n;
+		if (*end != ',')
+			break;
+		s = end + 1;
+	}
+	fprintf(stderr, PROG ": bad value for --levels\n");
+	exit(2);
+}
+
+/* "zero", "random", "realistic" or "all" into a bit mask of enum mix */
+static int parse_mix(const char *s)
+{
+	if (!strcmp(s, "all"))
+		return (1 << MIX_NR) - 1;
+	for (int m = 0; m < MIX_NR; m++)
+		if (!strcmp(s, mix_name[m]))
+			return 1 << m;
+	fprintf(stderr, PROG ": bad value for --mix: %s\n", s);
+	exit(2);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " [--size-mib N] [--reps N] [--mix M] "
+		   "[--levels L]\n"
+		   "  --size-mib N  size of the region (256)\n"
+		   "  --reps N      repetitions per measurement (5)\n"
+		   "  --mix M       zero, random, realistic or all (all)\n"
+		   "  --levels L    comma-separated zstd levels, 0 or off = no "
+		   "compression (off,1,3)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "size-mib", required_argument, NULL, 's' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "mix", required_argument, NULL, 'm' },
+		{ "levels", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int levels[MAX_LEVELS] = { 0, 1, 3 }, nlevels = 3;
+	struct row rows[MAX_LEVELS + 2];
+	size_t size_mib = 256, page_size;
+	int reps = 5, mixes = (1 << MIX_NR) - 1, nrows = 0, opt, ret;
+	double *enc_s, *dec_s, *cpy_s;
+	uint64_t zero_wire = 0;
+	char adaptive_notes[MIX_NR][160] = { "" };
+	double real_zero = -1;
+	struct bench b = { 0 };
+	struct utsname uts;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
+			break;
+		case 'r':
+			reps = (int)bench_parse_num(PROG, optarg, "--reps");
+			break;
+		case 'm':
+			mixes = parse_mix(optarg);
+			break;
+		case 'l':
+			nlevels = parse_levels(optarg, levels);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	for (int i = 0; i < nlevels; i++, nrows++) {
+		if (levels[i])
+			snprintf(rows[nrows].label, sizeof(rows[0].label), "%d",
+				 levels[i]);
+		else
+			strcpy(rows[nrows].label, "off");
+		rows[nrows].level = levels[i];
+		rows[nrows].flags = PMTRACK_ENC_STABLE;
+	}
+	rows[nrows++] = (struct row){ "off, copying", 0, 0 };
+	rows[nrows++] =
+		(struct row){ "1, adaptive", 1,
+			      PMTRACK_ENC_ADAPTIVE | PMTRACK_ENC_STABLE };
+
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	b.len = size_mib << 20;
+	b.npages = b.len / page_size;
+	b.sink.cap = b.len + b.len / 10 + (1u << 20);
+	b.dirty = malloc((b.npages + 63) / 64 * 8);
+	enc_s = malloc((size_t)reps * sizeof(double));
+	dec_s = malloc((size_t)reps * sizeof(double));
+	cpy_s = malloc((size_t)reps * sizeof(double));
+	if (!b.dirty || !enc_s || !dec_s || !cpy_s)
+		fail("malloc", ENOMEM);
+	memset(b.dirty, 0xff, (b.npages + 63) / 64 * 8);
+	b.src = map_faulted(b.len);
+	b.dst = map_faulted(b.len);
+	b.sink.buf = map_faulted(b.sink.cap);
+
+	if (uname(&uts))
+		fail("uname", errno);
+	printf(PROG ": kernel %s, libpmtrack %s, %zu MiB (%zu pages of %zu B), "
+		    "%d reps, medians\n\n",
+	       uts.release, pmtrack_version(), size_mib, b.npages, page_size,
+	       reps);
+	printf("| mix | level | encode GB/s | decode GB/s | memcpy GB/s "
+	       "| enc ÷ memcpy | dec ÷ memcpy | wire/input |\n");
+	printf("|---|---|--:|--:|--:|--:|--:|--:|\n");
+	fflush(stdout);
+
+	for (int m = 0; m < MIX_NR; m++) {
+		struct iovec iov = { b.src, b.len };
+
+		if (!(mixes & 1 << m))
+			continue;
+		b.mix = mix_name[m];
+		fill(b.src, b.len, page_size, m);
+		ret = pmtrack_digest(&iov, 1, b.digest);
+		if (ret)
+			fail("pmtrack_digest", -ret);
+
+		for (int i = 0; i < nrows; i++) {
+			const struct row *r = &rows[i];
+			PMTRACK_OPTS(pmtrack_enc_stats, st);
+			double e, d, c;
+
+			/* memcpy first, second or last; decode after encode */
+			for (int rep = 0; rep < reps; rep++) {
+				for (int step = 0, k = 0; step < 3; step++) {
+					if (step == rep % 3)
+						cpy_s[rep] = time_memcpy(&b);
+					else if (k++ == 0)
+						enc_s[rep] =
+							time_encode(&b, r, &st);
+					else
+						dec_s[rep] = time_decode(&b, r);
+				}
+			}
+			e = b.len / bench_median(enc_s, reps) / 1e9;
+			d = b.len / bench_median(dec_s, reps) / 1e9;
+			c = b.len / bench_median(cpy_s, reps) / 1e9;
+			printf("| %s | %s | %#.3g | %#.3g | %#.3g "
+			       "| %.3f | %.3f | %.4f |\n",
+			       mix_name[m], r->label, e, d, c, e / c, d / c,
+			       (double)st.wire_bytes / b.len);
+			fflush(stdout);
+
+			if (m == MIX_ZERO && !zero_wire)
+				zero_wire = st.wire_bytes;
+			if (m == MIX_REAL)
+				real_zero = (double)st.zero_pages / b.npages;
+			if (r->flags & PMTRACK_ENC_ADAPTIVE && st.batches)
+				snprintf(adaptive_notes[m],
+					 sizeof(adaptive_notes[m]),
+					 "%llu of %llu batches compressed; "
+					 "skipped %llu as incompressible, "
+					 "%llu for the link",
+					 (unsigned long long)st.batches_zstd,
+					 (unsigned long long)st.batches,
+					 (unsigned long long)
+						 st.skipped_incompressible,
+					 (unsigned long long)st.skipped_link);
+		}
+	}
+
+	printf("\n");
+	if (zero_wire)
+		printf("Bytes on the wire per zero page: %.4f (zero mix, level "
+		       "%s: the whole stream,\n%llu bytes, / %zu pages).\n",
+		       (double)zero_wire / b.npages, rows[0].label,
+		       (unsigned long long)zero_wire, b.npages);
+	printf("\nOne round with every page dirty.  Encode writes into a "
+	       "memory sink (the write\ncallback memcpy()s the stream into "
+	       "a pre-faulted buffer, so encode includes\nthat copy); decode "
+	       "is one pmtrack_dec_feed() of the whole stream into a\n"
+	       "pre-faulted destination, checked against the source and the "
+	       "END digest.\nGB/s = region bytes / median time, 1e9 bytes.\n"
+	       "Rows use PMTRACK_ENC_STABLE except \"off, copying\" (the "
+	       "encoder copies every\npage); \"1, adaptive\" adds "
+	       "PMTRACK_ENC_ADAPTIVE with the link speed measured.\n"
+	       "Mixes: zero = all pages zero; random = xorshift64 bytes; "
+	       "realistic = each\npage at random one of zero, text (words "
+	       "from a 32-word dictionary), sparse\n(8-byte slots, 3 in 4 "
+	       "zero, else small integers or pointer-like values) or\n"
+	       "random, 1/4 each");
+	if (real_zero >= 0)
+		printf(" (%.1f%% zero pages here)", 100 * real_zero);
+	printf(".\n");
+	for (int m = 0; m < MIX_NR; m++)
+		if (adaptive_notes[m][0])
+			printf("Adaptive, %s: %s.\n", mix_name[m],
+			       adaptive_notes[m]);
+
+	munmap(b.src, b.len);
+	munmap(b.dst, b.len);
+	munmap(b.sink.buf, b.sink.cap);
+	free(b.dirty);
+	free(enc_s);
+	free(dec_s);
+	free(cpy_s);
+	return 0;
+}
