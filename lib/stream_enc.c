@@ -25,7 +25,7 @@
 #define BATCH_PAGES_MAX (1u << 16)
 #define BITMAP_ZLEVEL 3
 /* raw batches from STABLE memory go out as one iovec per run up to this */
-#define STABLE_IOV_MAX 64
+#define STABLE_IOV_MAX 256
 /* ADAPTIVE: batches sent raw before compression is tried again */
 #define SKIP_LINK 15u
 #define SKIP_INCOMP_MAX 64u
@@ -60,6 +60,7 @@ struct pmtrack_enc {
 	struct iovec *iov;
 	uint8_t *meta;
 	size_t meta_cap;
+	XXH3_state_t *hs;
 
 	/* ADAPTIVE state */
 	double comp_bw, link_meas;
@@ -253,6 +254,7 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	free(enc->runs);
 	free(enc->iov);
 	free(enc->meta);
+	XXH3_freeState(enc->hs);
 	free(enc);
 }
 
@@ -333,7 +335,8 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	enc->runs = malloc(2 * bp * sizeof(*enc->runs));
 	enc->iov = malloc((2 + (bp > STABLE_IOV_MAX ? STABLE_IOV_MAX : bp)) *
 			  sizeof(*enc->iov));
-	if (!enc->stage || !enc->runs || !enc->iov)
+	enc->hs = XXH3_createState();
+	if (!enc->stage || !enc->runs || !enc->iov || !enc->hs)
 		goto fail;
 	if (enc->level) {
 		enc->cctx = ZSTD_createCCtx();
@@ -483,10 +486,8 @@ static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 	}
 
 	if (stable && !try_z && b->nruns <= STABLE_IOV_MAX) {
-		XXH3_state_t *hs = XXH3_createState();
+		XXH3_state_t *hs = enc->hs;
 
-		if (!hs)
-			return -ENOMEM;
 		XXH3_64bits_reset(hs);
 		for (size_t i = 0; i < b->nruns; i++) {
 			pos += runs[2 * i];
@@ -496,7 +497,6 @@ static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 			pos += runs[2 * i + 1];
 		}
 		m.xxh3 = XXH3_64bits_digest(hs);
-		XXH3_freeState(hs);
 		npay = (int)b->nruns;
 	} else {
 		uint8_t *dst = enc->stage;
