@@ -46,6 +46,8 @@ static int sink_write(void *arg, const struct iovec *iov, int n)
 	if (s->fail_at && ++s->writes == s->fail_at)
 		return -ENOSPC;
 	for (int i = 0; i < n; i++) {
+		if (!iov[i].iov_len)
+			continue;
 		if (s->len + iov[i].iov_len > s->cap) {
 			s->cap = (s->len + iov[i].iov_len) * 2 + 4096;
 			s->buf = realloc(s->buf, s->cap);
