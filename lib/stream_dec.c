@@ -238,6 +238,19 @@ static void pack_free(struct pmtrack_dec *dec, void *m)
 		protobuf_c_message_free_unpacked(m, &dec->pba);
 }
 
+/* the zstd context, created (and charged) on first use */
+static int need_dctx(struct pmtrack_dec *dec)
+{
+	if (dec->dctx)
+		return 0;
+	if (charge(dec, DCTX_COST, "zstd context"))
+		return dec->err;
+	dec->dctx = ZSTD_createDCtx();
+	if (!dec->dctx)
+		return fail(dec, PMTRACK_SERR_NOMEM, "zstd context");
+	return 0;
+}
+
 /* --- public lifecycle ---------------------------------------------------- */
 
 int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
@@ -483,15 +496,7 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 
 		if (!le)
 			return dec->err;
-		if (!dec->dctx && !charge(dec, DCTX_COST, "zstd context")) {
-			dec->dctx = ZSTD_createDCtx();
-			if (!dec->dctx) {
-				dec_free(dec, le, want);
-				return fail(dec, PMTRACK_SERR_NOMEM,
-					    "zstd context");
-			}
-		}
-		if (dec->err) {
+		if (need_dctx(dec)) {
 			dec_free(dec, le, want);
 			return dec->err;
 		}
@@ -791,15 +796,8 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 				goto out;
 			dec->scratch_cap = m->raw_len;
 		}
-		if (!dec->dctx) {
-			if (charge(dec, DCTX_COST, "zstd context"))
-				goto out;
-			dec->dctx = ZSTD_createDCtx();
-			if (!dec->dctx) {
-				fail(dec, PMTRACK_SERR_NOMEM, "zstd context");
-				goto out;
-			}
-		}
+		if (need_dctx(dec))
+			goto out;
 		got = ZSTD_decompressDCtx(dec->dctx, dec->scratch, m->raw_len,
 					  payload, plen);
 		if (ZSTD_isError(got) || got != m->raw_len) {
