@@ -147,7 +147,10 @@ struct pmtrack_enc_opts {
 	/* the stream this one continues (an incremental checkpoint's parent);
 	   NULL = none */
 	const uint8_t *parent_id;
-	/* ADAPTIVE: link speed in bytes/s; 0 = measure the write callback */
+	/* ADAPTIVE: link speed in bytes/s; 0 = measure the time spent in the
+	   write callback, which is only right for a callback that returns
+	   once the bytes are sent (pass the measured bandwidth for an
+	   asynchronous transport) */
 	uint64_t link_bw;
 };
 #define pmtrack_enc_opts__last_field link_bw
