@@ -74,6 +74,12 @@ static double now_s(void)
 	return (double)pmt_now_ns() / 1e9;
 }
 
+/* running average of a rate; the first sample starts it */
+static void ewma(double *avg, double sample)
+{
+	*avg = *avg ? 0.75 * *avg + 0.25 * sample : sample;
+}
+
 static int meta_reserve(struct pmtrack_enc *enc, size_t len)
 {
 	uint8_t *p;
@@ -97,7 +103,10 @@ static int emit(struct pmtrack_enc *enc, uint8_t type,
 	struct pmt_frame f = { .type = type };
 	size_t mlen = protobuf_c_message_get_packed_size(msg);
 	struct iovec *iov = enc->iov;
-	double t0;
+	/* ADAPTIVE without link_bw: the link speed is what writing takes */
+	bool timed = payload_len && (enc->flags & PMTRACK_ENC_ADAPTIVE) &&
+		     !enc->link_bw;
+	double t0 = 0;
 	int r;
 
 	if (mlen > UINT32_MAX)
@@ -116,21 +125,19 @@ static int emit(struct pmtrack_enc *enc, uint8_t type,
 	iov[1] = (struct iovec){ enc->meta, mlen };
 	for (int i = 0; i < npayload; i++)
 		iov[2 + i] = payload[i];
-	t0 = now_s();
+	if (timed)
+		t0 = now_s();
 	r = enc->write(enc->write_arg, iov, 2 + npayload);
 	if (r) {
 		enc->broken = true;
 		return r < 0 ? r : -EIO;
 	}
-	if (payload_len) {
+	if (timed) {
 		double dt = now_s() - t0;
-		double bw =
-			dt > 0 ? (double)(sizeof(frame) + mlen + payload_len) /
-					 dt
-			       : 1e12;
 
-		enc->link_meas =
-			enc->link_meas ? 0.75 * enc->link_meas + 0.25 * bw : bw;
+		ewma(&enc->link_meas,
+		     dt > 0 ? (double)(sizeof(frame) + mlen + payload_len) / dt
+			    : 1e12);
 	}
 	enc->st.wire_bytes += sizeof(frame) + mlen + payload_len;
 	return 0;
@@ -378,8 +385,8 @@ static void bitmap_release(struct enc_bitmap *b)
 }
 
 /*
- * Encode w[0..nbits) (bits past nbits already clear) as runs or as zstd
- * words, whichever is smaller.
+ * Encode w[0..nbits) as runs or as zstd words, whichever is smaller; bits
+ * past nbits in the last word are ignored.
  */
 static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
 			 uint64_t nbits)
@@ -387,7 +394,7 @@ static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
 	size_t nw = pmt_nwords(nbits), bytes = nw * 8, npairs = 0, rlen;
 	/* runs are tried while they could beat the raw words */
 	size_t max = bytes / 2 + 1;
-	uint64_t set = 0;
+	uint64_t set = 0, last = pmt_word_mask(nw - 1, 0, nbits);
 	bool fits;
 
 	pmtrack__bitmap__init(&b->msg);
@@ -402,7 +409,8 @@ static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
 		pmt_bits_to_runs(w, nbits, b->runs, npairs, &npairs, &set);
 		rlen = pmt_varints_len(b->runs, 2 * npairs);
 	} else {
-		set = pmt_bits_count(w, nw);
+		set = pmt_bits_count(w, nw - 1) +
+		      (uint64_t)__builtin_popcountll(w[nw - 1] & last);
 	}
 	b->msg.count = set;
 	if (rlen > 32) {
@@ -415,7 +423,8 @@ static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < nw; i++)
-			pmt_put_le64(le + 8 * i, w[i]);
+			pmt_put_le64(le + 8 * i,
+				     i + 1 < nw ? w[i] : w[i] & last);
 		zlen = ZSTD_compress(b->z, cap, le, bytes, BITMAP_ZLEVEL);
 		free(le);
 		if (ZSTD_isError(zlen))
@@ -516,23 +525,21 @@ static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 	}
 
 	if (try_z) {
-		double t0 = now_s(), dt;
+		bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
+		double t0 = adaptive ? now_s() : 0, dt;
 		size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap,
 					  enc->stage, raw);
 
-		dt = now_s() - t0;
+		dt = adaptive ? now_s() - t0 : 0;
 		if (!ZSTD_isError(z) && dt > 0)
-			enc->comp_bw = enc->comp_bw
-					       ? 0.75 * enc->comp_bw +
-							 0.25 * (double)raw / dt
-					       : (double)raw / dt;
+			ewma(&enc->comp_bw, (double)raw / dt);
 		/* never send more than the raw pages */
 		if (!ZSTD_isError(z) && z < raw) {
 			zstd = true;
 			plen = z;
 			pay[0] = (struct iovec){ enc->zbuf, z };
 		}
-		if (enc->flags & PMTRACK_ENC_ADAPTIVE) {
+		if (adaptive) {
 			double lbw = enc->link_bw ? (double)enc->link_bw
 						  : enc->link_meas;
 
@@ -677,17 +684,7 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 			goto out;
 		x->maps.dirty = &x->bd.msg;
 		if (rr[i].swap) {
-			/* reuse zero's buffer? no: a masked copy of swap */
-			uint64_t *sw = malloc(nw * 8);
-
-			if (!sw) {
-				r = -ENOMEM;
-				goto out;
-			}
-			memcpy(sw, rr[i].swap, nw * 8);
-			sw[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
-			r = bitmap_encode(&x->bs, sw, np);
-			free(sw);
+			r = bitmap_encode(&x->bs, rr[i].swap, np);
 			if (r)
 				goto out;
 			x->maps.swap = &x->bs.msg;
