@@ -173,9 +173,10 @@ struct rx {
 	size_t len[MAXR];
 	void *map[MAXR];
 	size_t maplen[MAXR];
-	/* expected maps of each round (optional) */
+	/* the source's maps, compared with round @expect_round's */
 	const struct src *expect;
-	int bad_maps;
+	uint64_t expect_round;
+	int bad_maps, compared;
 	/* counters */
 	int headers, rounds, ends, verified;
 	uint64_t pages, zeros;
@@ -250,13 +251,13 @@ static int rx_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 {
 	struct rx *rx = arg;
 
-	(void)round;
 	rx->rounds++;
 	if (rx->fail_in == 2)
 		return -ECANCELED;
-	if (rx->expect) {
+	if (rx->expect && round == rx->expect_round) {
 		const struct src *s = rx->expect;
 
+		rx->compared++;
 		for (size_t i = 0; i < s->n; i++) {
 			size_t nw, want = (s->pages[i] + 63) / 64;
 			const uint64_t *d = pmtrack_dec_map(
@@ -418,8 +419,10 @@ static void mutate(struct src *s, uint64_t *rs, bool first)
 				s->swap[i][p / 64] |= 1ULL << (p % 64);
 		}
 		/* bits past the last page must be ignored */
-		if (np % 64)
+		if (np % 64) {
 			s->dirty[i][np / 64] |= ~0ULL << (np % 64);
+			s->swap[i][np / 64] |= ~0ULL << (np % 64);
+		}
 	}
 }
 
@@ -470,10 +473,12 @@ START_TEST(round_trip_random)
 	rx_check_canary(&rx);
 	rx_free(&rx);
 
-	/* the maps of the last round as the source set them */
-	rx = (struct rx){ .expect = &s };
+	/* the last round's maps arrive as the source set them */
+	rx = (struct rx){ .expect = &s,
+			  .expect_round = (uint64_t)(rounds - 1) * 2 + 1 };
 	ck_assert_int_eq(decode(k.buf, k.len, 0, 0, &rx, NULL), 0);
-	(void)rx.bad_maps; /* only the last round is compared, see below */
+	ck_assert_int_eq(rx.compared, 1);
+	ck_assert_int_eq(rx.bad_maps, 0);
 	free(k.buf);
 	src_free(&s);
 }
@@ -510,8 +515,10 @@ START_TEST(maps_round_trip)
 	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
 	pmtrack_enc_free(e);
 	rx.expect = &s;
+	rx.expect_round = 5;
 	ck_assert_int_eq(decode(k.buf, k.len, 0, 0, &rx, NULL), 0);
 	ck_assert_int_eq(rx.rounds, 1);
+	ck_assert_int_eq(rx.compared, 1);
 	ck_assert_int_eq(rx.bad_maps, 0);
 	ck_assert_int_eq(rx.verified, 0); /* no digest sent */
 	free(k.buf);
@@ -1320,6 +1327,147 @@ START_TEST(decoder_api)
 }
 END_TEST
 
+/*
+ * A region a round does not list has all-zero maps in that round; with a
+ * destination for only some regions the digest is not checked, and the
+ * stream still decodes.
+ */
+struct partial {
+	const struct src *s;
+	uint8_t *dest;
+	int rounds, zero_maps_ok, verified, ended;
+};
+
+static int partial_header(void *arg, struct pmtrack_dec *dec,
+			  const struct pmtrack_dec_header *h)
+{
+	struct partial *x = arg;
+
+	return pmtrack_dec_set_dest(dec, 1, x->dest, h->regions[1].length);
+}
+
+static int partial_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
+{
+	struct partial *x = arg;
+	size_t nw;
+	bool clear = true;
+
+	x->rounds++;
+	for (int k = PMTRACK_MAP_DIRTY; k <= PMTRACK_MAP_ZERO; k++) {
+		const uint64_t *w = pmtrack_dec_map(dec, 0, k, &nw);
+
+		for (size_t i = 0; w && i < nw; i++)
+			clear = clear && !w[i];
+		if (!w)
+			clear = false;
+	}
+	/* round 0 lists region 0 (every page dirty); round 1 does not */
+	if (clear == (round == 1))
+		x->zero_maps_ok++;
+	return 0;
+}
+
+static int partial_end(void *arg, const struct pmtrack_dec_end *e)
+{
+	struct partial *x = arg;
+
+	x->ended = 1;
+	x->verified = e->digest_verified;
+	return 0;
+}
+
+START_TEST(unlisted_region_and_partial_destinations)
+{
+	static const size_t pages[] = { 70, 9 };
+	static const struct pmtrack_dec_ops ops = {
+		.header = partial_header,
+		.round = partial_round,
+		.end = partial_end,
+	};
+	uint64_t rs = 11;
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	struct sink k = { 0 };
+	struct src s;
+	struct partial x = { .s = &s };
+	PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &ops, .arg = &x);
+	struct pmtrack_enc_region_round only1;
+	struct pmtrack_dec *dec;
+	struct pmtrack_enc *e;
+
+	src_init(&s, 2, pages, 512, &rs);
+	e = enc_new(&k, &s, 0, 0, 0);
+	set_all(s.dirty[0], pages[0]);
+	set_all(s.swap[0], pages[0]);
+	set_all(s.dirty[1], pages[1]);
+	ck_assert_int_eq(src_round(e, &s, 0), 0);
+	memset(s.mem[1], 0x3c, 512);
+	only1 = (struct pmtrack_enc_region_round){ 1, s.dirty[1], NULL,
+						   s.mem[1] };
+	ck_assert_int_eq(pmtrack_enc_round(e, 1, &only1, 1), 0);
+	src_digest(&s, d);
+	ck_assert_int_eq(pmtrack_enc_end(e, d), 0);
+	pmtrack_enc_free(e);
+
+	x.dest = calloc(pages[1], 512);
+	ck_assert_int_eq(pmtrack_dec_new(&o, &dec), 0);
+	ck_assert_int_eq(pmtrack_dec_feed(dec, k.buf, k.len), 0);
+	ck_assert_int_eq(pmtrack_dec_finish(dec), 0);
+	pmtrack_dec_free(dec);
+	ck_assert_int_eq(x.rounds, 2);
+	ck_assert_int_eq(x.zero_maps_ok, 2);
+	ck_assert_int_eq(x.ended, 1);
+	ck_assert_int_eq(x.verified, 0);
+	ck_assert(!memcmp(x.dest, s.mem[1], pages[1] * 512));
+	free(x.dest);
+	free(k.buf);
+	src_free(&s);
+}
+END_TEST
+
+/* Options structs from a newer header: zero tails pass, others do not. */
+START_TEST(options_from_a_newer_header)
+{
+	struct pmtrack_stream_region rg = { .id = 1, .length = 4096 };
+	struct {
+		struct pmtrack_enc_opts o;
+		uint64_t extra;
+	} eo = { .o = { .sz = sizeof(eo),
+			.write = sink_write,
+			.page_size = 4096 } };
+	struct {
+		struct pmtrack_dec_opts o;
+		uint64_t extra;
+	} dopt = { .o = { .sz = sizeof(dopt) } };
+	struct pmtrack_enc_stats st;
+	struct sink k = { 0 };
+	struct pmtrack_enc *e;
+	struct pmtrack_dec *dec;
+
+	eo.o.write_arg = &k;
+	ck_assert_int_eq(pmtrack_enc_new(&eo.o, &rg, 1, &e), 0);
+	/* a stats struct of an older header: only the fields it has */
+	memset(&st, 0xff, sizeof(st));
+	st.sz = offsetof(struct pmtrack_enc_stats, pages);
+	ck_assert_int_eq(pmtrack_enc_get_stats(e, &st), 0);
+	ck_assert_uint_eq(st.rounds, 0);
+	ck_assert_uint_eq(st.pages, UINT64_MAX);
+	st.sz = 1;
+	ck_assert_int_eq(pmtrack_enc_get_stats(e, &st), -EINVAL);
+	pmtrack_enc_free(e);
+	eo.extra = 1;
+	ck_assert_int_eq(pmtrack_enc_new(&eo.o, &rg, 1, &e), -EINVAL);
+
+	ck_assert_int_eq(pmtrack_dec_new(&dopt.o, &dec), 0);
+	pmtrack_dec_free(dec);
+	dopt.extra = 1;
+	ck_assert_int_eq(pmtrack_dec_new(&dopt.o, &dec), -EINVAL);
+	dopt.extra = 0;
+	dopt.o.sz = 1;
+	ck_assert_int_eq(pmtrack_dec_new(&dopt.o, &dec), -EINVAL);
+	free(k.buf);
+}
+END_TEST
+
 /* --- golden files --------------------------------------------------------- */
 
 /*
@@ -1471,11 +1619,13 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, adaptive_compression);
 	tcase_add_test(tc, concurrent_writes);
 	tcase_add_test(tc, fd_transport);
+	tcase_add_test(tc, unlisted_region_and_partial_destinations);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("api");
 	tcase_add_test(tc, encoder_errors);
 	tcase_add_test(tc, decoder_api);
+	tcase_add_test(tc, options_from_a_newer_header);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
