@@ -121,7 +121,8 @@ fail(struct pmtrack_dec *dec, int reason, const char *fmt, ...)
 
 	if (dec->err)
 		return dec->err;
-	if (dec->state == ST_BODY && dec->fr.type < 5 && dec->fr.type)
+	if (dec->state == ST_BODY && dec->fr.type >= PMTRACK_REC_HEADER &&
+	    dec->fr.type <= PMTRACK_REC_END)
 		rec = rec_names[dec->fr.type];
 	n = snprintf(dec->msg, sizeof(dec->msg),
 		     "offset %llu%s%s: ", (unsigned long long)dec->rec_off,

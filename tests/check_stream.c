@@ -271,6 +271,11 @@ static int rx_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 				rx->bad_maps++;
 				continue;
 			}
+			/* bits past the last page are clear */
+			if (s->pages[i] % 64 &&
+			    (d[nw - 1] | w[nw - 1] | z[nw - 1]) >>
+				    (s->pages[i] % 64))
+				rx->bad_maps++;
 			for (size_t p = 0; p < s->pages[i]; p++) {
 				bool zero = bit(s->dirty[i], p);
 

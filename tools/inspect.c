@@ -300,25 +300,17 @@ static int on_header(void *arg, struct pmtrack_dec *dec,
 	return 0;
 }
 
-/* Set bits among a region's @npages pages in one of the round's maps. */
+/* Pages set in one of the round's maps of @region. */
 static uint64_t count_map(const struct pmtrack_dec *dec, uint32_t region,
-			  enum pmtrack_map_kind kind, uint64_t npages)
+			  enum pmtrack_map_kind kind)
 {
 	size_t nw = 0;
 	const uint64_t *w = pmtrack_dec_map(dec, region, kind, &nw);
 	uint64_t n = 0;
 
-	if (!w)
-		return 0;
-	if (nw > (npages + 63) / 64)
-		nw = (npages + 63) / 64;
-	for (size_t i = 0; i < nw; i++) {
-		uint64_t x = w[i];
-
-		if (i == npages / 64) /* the last, partial word */
-			x &= ((uint64_t)1 << (npages % 64)) - 1;
-		n += __builtin_popcountll(x);
-	}
+	/* the decoder keeps the bits past the last page clear */
+	for (size_t i = 0; w && i < nw; i++)
+		n += (uint64_t)__builtin_popcountll(w[i]);
 	return n;
 }
 
@@ -378,10 +370,9 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 		fprintf(f, "round %" PRIu64 "\n", round);
 	st->first_round = false;
 	for (size_t i = 0; i < st->nregions; i++) {
-		uint64_t np = region_pages(st, i);
-		uint64_t dirty = count_map(dec, i, PMTRACK_MAP_DIRTY, np);
-		uint64_t zero = count_map(dec, i, PMTRACK_MAP_ZERO, np);
-		uint64_t swap = count_map(dec, i, PMTRACK_MAP_SWAP, np);
+		uint64_t dirty = count_map(dec, i, PMTRACK_MAP_DIRTY);
+		uint64_t zero = count_map(dec, i, PMTRACK_MAP_ZERO);
+		uint64_t swap = count_map(dec, i, PMTRACK_MAP_SWAP);
 
 		if (!dirty && !zero && !swap)
 			continue;

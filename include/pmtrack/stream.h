@@ -362,7 +362,8 @@ PMTRACK_API int pmtrack_dec_finish(struct pmtrack_dec *dec);
 
 /**
  * pmtrack_dec_read_fd() - feed everything read from @fd until EOF, then
- * finish.  Return: as pmtrack_dec_finish(), or -errno from read().
+ * finish, reading through a 1 MiB buffer of its own (outside mem_limit).
+ * Return: as pmtrack_dec_finish(), or -errno from read().
  */
 PMTRACK_API int pmtrack_dec_read_fd(struct pmtrack_dec *dec, int fd);
 
@@ -403,7 +404,8 @@ enum pmtrack_map_kind {
  * @nwords: if not NULL, set to the number of words
  *
  * Return: the words, or NULL if there is no round or @region is out of
- * range.  A region the round did not mention reads as all zero.
+ * range.  A region the round did not mention reads as all zero; bits past
+ * the region's last page are always clear.
  */
 PMTRACK_API const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec,
 					    uint32_t region,
