@@ -166,11 +166,6 @@ static uint64_t clock_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t now_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
 static void barrier_wait(pthread_barrier_t *bar)
 {
 	int ret = pthread_barrier_wait(bar);
@@ -224,13 +219,13 @@ static void write_idx(char *base, const size_t *idx, size_t n, size_t page_size,
 static size_t collect_reset(struct bench *b, enum side s, uint64_t *ns)
 {
 	struct side_state *st = &b->side[s];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int ret;
 
 	ret = pmtrack_collect_bitmap(st->t, st->base, b->len,
 				     PMTRACK_COLLECT_RESET, st->bm);
 	if (ns)
-		*ns = now_ns() - t0;
+		*ns = bench_now_ns() - t0;
 	if (ret)
 		fail("pmtrack_collect_bitmap", -ret);
 	return pmtrack_bitmap_count(st->bm);
@@ -333,11 +328,11 @@ static void bench_write(struct bench *b)
 			uint64_t t0;
 
 			arm(b, s);
-			t0 = now_ns();
+			t0 = bench_now_ns();
 			write_seq(st->base, 0, b->npages, b->page_size,
 				  (char)(rep + 2));
-			v[s * b->reps + rep] =
-				(double)(now_ns() - t0) / (double)b->npages;
+			v[s * b->reps + rep] = (double)(bench_now_ns() - t0) /
+					       (double)b->npages;
 			if (st->t)
 				check_count("write", st->name, rep,
 					    collect_reset(b, s, NULL),
@@ -440,11 +435,11 @@ static void *writer_main(void *arg)
 	uint64_t t0, c0;
 
 	barrier_wait(w->bar);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	write_seq(w->base, w->first, w->n, w->page_size, w->val);
 	w->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-	w->wall_ns = now_ns() - t0;
+	w->wall_ns = bench_now_ns() - t0;
 	return NULL;
 }
 
@@ -829,11 +824,11 @@ static void *spinner_main(void *arg)
 	uint64_t end;
 
 	barrier_wait(sp->bar);
-	end = now_ns() + SPIN_NS;
+	end = bench_now_ns() + SPIN_NS;
 	do {
 		for (int i = 0; i < 4096; i++)
 			x = x + 1;
-	} while (now_ns() < end);
+	} while (bench_now_ns() < end);
 	sp->iters = x;
 	return NULL;
 }
@@ -983,7 +978,7 @@ int main(int argc, char **argv)
 	};
 	struct bench b = { .reps = 5 };
 	size_t size_mib = 256;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	long ps;
 	int opt, order[S_NR];
 
@@ -1036,6 +1031,6 @@ int main(int argc, char **argv)
 
 	teardown_sides(&b);
 	raw_teardown();
-	printf("total run time: %.1f s\n", (double)(now_ns() - t0) / 1e9);
+	printf("total run time: %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
 	return 0;
 }

@@ -69,14 +69,6 @@ struct lib {
 
 enum { RAW, LIB };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 __attribute__((noreturn)) static void fail(const char *what, int err)
 {
 	fprintf(stderr, "pmtrack-bench: %s: %s\n", what, strerror(err));
@@ -184,18 +176,18 @@ static size_t measure(struct bench_raw *raw, struct lib *lib, const size_t *idx,
 			fail("pmtrack_reset", -ret);
 	}
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	write_pages(raw ? raw->base : lib->base, idx, n, page_size, val);
-	*wr_ns = n ? (double)(now_ns() - t0) / n : 0;
+	*wr_ns = n ? (double)(bench_now_ns() - t0) / n : 0;
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	if (raw) {
 		got = raw_collect(raw);
-		*co_us = (now_ns() - t0) / 1e3;
+		*co_us = (bench_now_ns() - t0) / 1e3;
 	} else {
 		ret = pmtrack_collect_bitmap(lib->t, lib->base, lib->len,
 					     PMTRACK_COLLECT_RESET, lib->bm);
-		*co_us = (now_ns() - t0) / 1e3;
+		*co_us = (bench_now_ns() - t0) / 1e3;
 		if (ret)
 			fail("pmtrack_collect_bitmap", -ret);
 		got = pmtrack_bitmap_count(lib->bm);

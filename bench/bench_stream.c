@@ -105,14 +105,6 @@ struct bench {
 	int ended, verified;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 __attribute__((noreturn)) static void fail(const char *what, int err)
 {
 	fprintf(stderr, PROG ": %s: %s\n", what, strerror(err));
@@ -241,9 +233,9 @@ static double time_memcpy(struct bench *b)
 	uint64_t t0;
 
 	memset(b->dst, 0xa5, b->len);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	memcpy(b->dst, b->src, b->len);
-	return (now_ns() - t0) / 1e9;
+	return (bench_now_ns() - t0) / 1e9;
 }
 
 /* encode the whole region into b->sink; returns seconds, fills @st */
@@ -272,11 +264,11 @@ static double time_encode(struct bench *b, const struct row *r,
 	ret = pmtrack_enc_new(&o, &reg, 1, &enc);
 	if (ret)
 		fail("pmtrack_enc_new", -ret);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	ret = pmtrack_enc_round(enc, 1, &rr, 1);
 	if (!ret)
 		ret = pmtrack_enc_end(enc, b->digest);
-	t = now_ns() - t0;
+	t = bench_now_ns() - t0;
 	if (ret)
 		fail("pmtrack_enc_round/end", -ret);
 	st->sz = sizeof(*st);
@@ -333,11 +325,11 @@ static double time_decode(struct bench *b, const struct row *r)
 	ret = pmtrack_dec_new(&o, &dec);
 	if (ret)
 		fail("pmtrack_dec_new", -ret);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	ret = pmtrack_dec_feed(dec, b->sink.buf, b->sink.len);
 	if (!ret)
 		ret = pmtrack_dec_finish(dec);
-	t = now_ns() - t0;
+	t = bench_now_ns() - t0;
 	if (ret) {
 		fprintf(stderr, PROG ": %s, %s: decode: %s (%s)\n", b->mix,
 			r->label, pmtrack_dec_error(dec, NULL), strerror(-ret));

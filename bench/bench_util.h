@@ -3,6 +3,11 @@
 #ifndef PMTRACK_BENCH_UTIL_H
 #define PMTRACK_BENCH_UTIL_H
 
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in nanoseconds */
+uint64_t bench_now_ns(void);
+
 /* median of v[0..n) (sorts v) */
 double bench_median(double *v, int n);
 

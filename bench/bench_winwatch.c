@@ -81,14 +81,6 @@ static double seconds = 2;
 static int reps = 3;
 static size_t fault_pages = 16384;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- one implementation: the shim, or raw ------------------------------- */
 
 static int impl;
@@ -169,10 +161,10 @@ static int fault_cost(double *ns)
 		p[i * PAGE] = 1;
 	if (reset_watch(p, fault_pages))
 		return -1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < fault_pages; i++)
 		((volatile char *)p)[i * PAGE] = 2;
-	*ns = (double)(now_ns() - t0) / (double)fault_pages;
+	*ns = (double)(bench_now_ns() - t0) / (double)fault_pages;
 	region_free(p, fault_pages);
 	return 0;
 }
@@ -226,7 +218,7 @@ static int wine_run(const struct config *c, double *write_ns, double *get_ms)
 
 	if (!p || !out)
 		return -1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	end = t0 + (uint64_t)(seconds * 1e9);
 	for (int i = 0; i < c->threads; i++) {
 		w[i] = (struct writer){
@@ -234,18 +226,18 @@ static int wine_run(const struct config *c, double *write_ns, double *get_ms)
 		};
 		pthread_create(&w[i].th, NULL, writer_main, &w[i]);
 	}
-	while (now_ns() < end) {
+	while (bench_now_ns() < end) {
 		struct timespec d = { 0, c->delay_ms * 1000000L };
 		uint64_t g;
 
 		nanosleep(&d, NULL);
-		g = now_ns();
+		g = bench_now_ns();
 		if (get_watch(p, c->pages, c->reset_flag, out) < 0 ||
 		    (!c->reset_flag && reset_watch(p, c->pages))) {
 			ret = -1;
 			break;
 		}
-		tget += now_ns() - g;
+		tget += bench_now_ns() - g;
 		ngets++;
 	}
 	atomic_store(&stop, true);
@@ -254,7 +246,7 @@ static int wine_run(const struct config *c, double *write_ns, double *get_ms)
 		writes += w[i].writes;
 	}
 	*write_ns =
-		writes ? (double)(now_ns() - t0) * c->threads / (double)writes
+		writes ? (double)(bench_now_ns() - t0) * c->threads / (double)writes
 		       : 0;
 	*get_ms = ngets ? (double)tget / (double)ngets / 1e6 : 0;
 	region_free(p, c->pages);
