@@ -248,6 +248,13 @@ PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,
 
 PMT_HIDDEN uint64_t pmt_now_ns(void);
 
+/*
+ * Copy a stats struct out to a caller whose struct may be older (shorter)
+ * or newer (longer, the tail zeroed) than @known bytes; both start with
+ * size_t sz, which is left as the caller set it.
+ */
+PMT_HIDDEN int pmt_stats_out(void *dst, const void *src, size_t known);
+
 /* bits [from, to) of a bitmap that fall in word w, as a mask of that word */
 static inline uint64_t pmt_word_mask(size_t w, size_t from, size_t to)
 {

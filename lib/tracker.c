@@ -35,6 +35,23 @@ uint64_t pmt_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int pmt_stats_out(void *dst, const void *src, size_t known)
+{
+	size_t sz, n;
+
+	if (!dst)
+		return -EINVAL;
+	sz = *(const size_t *)dst;
+	if (sz < sizeof(size_t))
+		return -EINVAL;
+	n = sz < known ? sz : known;
+	memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
+	       n - sizeof(size_t));
+	if (sz > known)
+		memset((char *)dst + known, 0, sz - known);
+	return 0;
+}
+
 PMTRACK_API const char *pmtrack_version(void)
 {
 	return PMTRACK_VERSION_STRING;

@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libpmtrack live pre-copy, receiving and incremental checkpoints, built on
+ * the tracker (<pmtrack/pmtrack.h>) and the stream format
+ * (<pmtrack/stream.h>).
+ *
+ *   transport   pmtrack_xport: moves stream bytes over a connected socket,
+ *               a pipe or a file, with io_uring (liburing) or plain system
+ *               calls
+ *   pre-copy    pmtrack_precopy(): round 0 sends every page, later rounds
+ *               the pages written since the previous one, until the
+ *               expected downtime fits the limit; then the caller's stop
+ *               callback pauses the workload and the rest is sent
+ *   receiver    pmtrack_rx: applies one stream, or a chain of incremental
+ *               streams, into destination memory, checking every checksum,
+ *               the chain's links and the END digest
+ *   checkpoint  pmtrack_ckpt: numbered incremental images in a directory,
+ *               each chained to the previous one; pmtrack_ckpt_restore()
+ *               replays the chain
+ *
+ * Conventions are those of <pmtrack/pmtrack.h>.  Each object is used by one
+ * thread at a time; different objects are independent.
+ */
+#ifndef PMTRACK_MIGRATE_H
+#define PMTRACK_MIGRATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <pmtrack/pmtrack.h>
+#include <pmtrack/stream.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Transport                                                                 */
+/* ------------------------------------------------------------------------ */
+
+enum pmtrack_xport_kind {
+	/* io_uring where it was measured to pay (see pmtrack_xport_new()),
+	   else system calls */
+	PMTRACK_XPORT_AUTO = 0,
+	/* io_uring; fails with -EOPNOTSUPP where the kernel refuses it */
+	PMTRACK_XPORT_URING = 1,
+	/* read(2)/write(2)/sendmsg(2) */
+	PMTRACK_XPORT_SYSCALL = 2,
+};
+
+struct pmtrack_xport_opts {
+	size_t sz;
+	enum pmtrack_xport_kind kind;
+	/* io_uring: buffers in flight, 1..64; 0 = 4 */
+	unsigned int depth;
+	/* bytes per buffer, 4 KiB..64 MiB; 0 = 1 MiB */
+	size_t buf_size;
+	size_t : 0;
+};
+#define pmtrack_xport_opts__last_field buf_size
+
+struct pmtrack_xport;
+
+/**
+ * pmtrack_xport_new() - a transport over @fd.
+ * @fd: a connected stream socket, a pipe or FIFO, or a regular file open
+ *      for the direction it is used in.  Files are read and written from
+ *      their current offset on; the offset is left after the last byte.
+ *      The descriptor stays the caller's: it is not closed.
+ *
+ * Writes are buffered: pmtrack_xport_write() copies the bytes into one of
+ * @depth buffers of @buf_size bytes, and a full buffer is sent while the
+ * next fills (io_uring), or at once (system calls).  Reads fill a buffer;
+ * on files io_uring keeps @depth reads in flight ahead of the reader.
+ *
+ * With PMTRACK_XPORT_AUTO the environment variable PMTRACK_TRANSPORT
+ * (uring, syscall or auto) decides first; then io_uring is used for
+ * regular files and system calls for sockets and pipes (the choice
+ * bench/bench_migrate.c measured; see README), and system calls are used
+ * whenever io_uring cannot be set up (kernel.io_uring_disabled, seccomp,
+ * old kernels).  pmtrack_xport_kind() says what was chosen.  Sockets are
+ * written with MSG_NOSIGNAL: a closed peer is -EPIPE, not SIGPIPE.
+ *
+ * Return: 0; -EINVAL for bad options, a bad PMTRACK_TRANSPORT or a bad
+ * @fd; -EOPNOTSUPP if io_uring was required and is unavailable; -ENOMEM.
+ */
+PMTRACK_API int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *opts,
+				  struct pmtrack_xport **out);
+
+/**
+ * pmtrack_xport_free() - free the transport without flushing (call
+ * pmtrack_xport_flush() first to keep what was written).  The descriptor
+ * is not closed.  NULL is a no-op.
+ */
+PMTRACK_API void pmtrack_xport_free(struct pmtrack_xport *x);
+
+/** pmtrack_xport_kind() - PMTRACK_XPORT_URING or PMTRACK_XPORT_SYSCALL. */
+PMTRACK_API enum pmtrack_xport_kind
+pmtrack_xport_kind(const struct pmtrack_xport *x);
+
+/**
+ * pmtrack_xport_write() - a pmtrack_write_fn: queue iov[0..iovcnt).
+ * @arg: the struct pmtrack_xport *
+ * The bytes are copied; they reach @fd in order, at the latest at
+ * pmtrack_xport_flush().  Return: 0, or the first error of any earlier
+ * transfer (-EPIPE, -ECONNRESET, -ENOSPC, -EIO...), after which every
+ * call fails with it.  EINTR is retried.
+ */
+PMTRACK_API int pmtrack_xport_write(void *arg, const struct iovec *iov,
+				    int iovcnt);
+
+/** pmtrack_xport_flush() - wait until every queued byte is written. */
+PMTRACK_API int pmtrack_xport_flush(struct pmtrack_xport *x);
+
+/**
+ * pmtrack_xport_read() - the next bytes from @fd.
+ * @buf: receives a pointer into the transport's buffer, valid until the
+ *       next call
+ * Return: the number of bytes (> 0), 0 at end of input, or -errno.  EINTR
+ * is retried.
+ */
+PMTRACK_API ssize_t pmtrack_xport_read(struct pmtrack_xport *x,
+				       const void **buf);
+
+struct pmtrack_xport_stats {
+	size_t sz;
+	uint64_t bytes; /* bytes written or read */
+	uint64_t calls; /* system calls made (io_uring_enter included) */
+	uint64_t waits; /* times the caller waited for a free buffer */
+	size_t : 0;
+};
+#define pmtrack_xport_stats__last_field waits
+
+/** pmtrack_xport_get_stats() - counters; @st->sz must be set. */
+PMTRACK_API int pmtrack_xport_get_stats(const struct pmtrack_xport *x,
+					struct pmtrack_xport_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Source memory                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A region of the caller's memory to migrate or checkpoint. */
+struct pmtrack_mem_region {
+	void *addr;	  /* page-aligned */
+	size_t len;	  /* a non-zero multiple of the page size */
+	uint32_t id;	  /* unique; names the region in the stream */
+	const char *name; /* optional, at most 255 bytes */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Pre-copy                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Statistics of one round, passed to the progress callback. */
+struct pmtrack_precopy_round {
+	size_t sz;
+	uint64_t round;	      /* 0, 1, ... */
+	int final;	      /* 1 for the stop-and-copy round */
+	uint64_t pages;	      /* pages this round sent (zero pages included) */
+	uint64_t zero_pages;  /* of which sent as zero bits */
+	uint64_t bytes;	      /* stream bytes this round wrote */
+	uint64_t duration_ns; /* encoding and sending the round */
+	uint64_t collect_ns;  /* collecting the pages written meanwhile */
+	/* pages written during the round, to be sent by the next one (0 for
+	   the final round) */
+	uint64_t dirty_pages;
+	uint64_t dirty_rate; /* dirty_pages per second of the round */
+	uint64_t bandwidth;  /* bytes per second the estimate now uses */
+	/* dirty_pages' bytes / bandwidth + the digest's time: how long the
+	   workload would stay paused if it were stopped now (0 for the final
+	   round, whose downtime is in the stats) */
+	uint64_t expected_downtime_ns;
+	uint64_t total_pages; /* pages in all regions */
+	uint64_t total_bytes; /* stream bytes written so far */
+	uint64_t elapsed_ns;  /* since pmtrack_precopy() started */
+	size_t : 0;
+};
+#define pmtrack_precopy_round__last_field elapsed_ns
+
+struct pmtrack_precopy_ops {
+	/*
+	 * Pause the workload: when it returns 0, nothing may write the
+	 * regions until resume() or the end of pmtrack_precopy().  A negative
+	 * errno aborts the migration (resume() is not called).  Required.
+	 */
+	int (*stop)(void *arg);
+	/* The stop-and-copy step failed after stop(): let the workload run
+	   again on the source.  Optional. */
+	void (*resume)(void *arg);
+	/* After each round.  A negative return cancels the migration with
+	   that errno.  Optional. */
+	int (*progress)(void *arg, const struct pmtrack_precopy_round *r);
+};
+
+enum pmtrack_precopy_flags {
+	/* send no END digest (and do not spend the downtime computing it) */
+	PMTRACK_PRECOPY_NO_DIGEST = 1u << 0,
+	/* after max_rounds without converging, fail with -ETIMEDOUT
+	   instead of stopping the workload anyway */
+	PMTRACK_PRECOPY_NO_FORCE = 1u << 1,
+};
+
+struct pmtrack_precopy_opts {
+	size_t sz;
+	/* required: where the stream goes (pmtrack_xport_write() with a
+	   struct pmtrack_xport *, pmtrack_write_fd(), or your own) */
+	pmtrack_write_fn write;
+	void *write_arg;
+	/* called after the last byte is written (pmtrack_xport_flush());
+	   its time counts as downtime.  Optional. */
+	int (*flush)(void *write_arg);
+	const struct pmtrack_precopy_ops *ops; /* required (stop) */
+	void *arg;			       /* for ops */
+	/* tracker options; NULL = automatic backend with
+	   PMTRACK_CAP_ATOMIC_RESET required */
+	const struct pmtrack_opts *tracker;
+	/* the longest pause to aim for; 0 = 300 ms (QEMU's default) */
+	uint64_t downtime_limit_ns;
+	/* pre-copy rounds after round 0 before stopping anyway; 0 = 30 */
+	uint32_t max_rounds;
+	unsigned int flags; /* enum pmtrack_precopy_flags */
+	/* cap on pre-copy rounds' rate in bytes/s; 0 = none.  The
+	   stop-and-copy round is never capped. */
+	uint64_t max_bandwidth;
+	/* bandwidth to assume for the switchover, bytes/s; 0 = measured */
+	uint64_t switchover_bandwidth;
+	/* encoder settings (see struct pmtrack_enc_opts) */
+	int level;
+	unsigned int enc_flags;
+	uint32_t batch_pages;
+	const char *producer;
+	size_t : 0;
+};
+#define pmtrack_precopy_opts__last_field producer
+
+struct pmtrack_precopy_stats {
+	size_t sz;
+	uint64_t rounds;     /* rounds sent, the final one included */
+	uint64_t pages;	     /* pages sent in all rounds */
+	uint64_t zero_pages; /* of which as zero bits */
+	uint64_t bytes;	     /* stream bytes written */
+	uint64_t total_ns;   /* the whole migration */
+	uint64_t setup_ns;   /* creating the tracker and watching */
+	/* from the call to stop() to the last byte flushed */
+	uint64_t downtime_ns;
+	uint64_t final_pages; /* pages the stop-and-copy round sent */
+	/* expected downtime when the switchover was decided */
+	uint64_t expected_downtime_ns;
+	uint64_t bandwidth; /* bytes/s of the whole pre-copy phase */
+	int converged;	    /* 1: stopped because the estimate fit */
+	enum pmtrack_backend backend;
+	size_t : 0;
+};
+#define pmtrack_precopy_stats__last_field backend
+
+/**
+ * pmtrack_precopy() - migrate live memory.
+ * @opts: options; write and ops->stop are required
+ * @regions: the memory, mapped and writable by the workload; each region
+ *           is watched (with a tracker of its own) for the duration
+ * @n: 1..65536 regions
+ * @st: optional; filled on success and on failure (sz must be set)
+ *
+ * Round 0 watches every region, then sends every page (pages that read as
+ * zero, populated or not, travel as bits).  Each later round collects and
+ * resets the pages written meanwhile (atomically: a write racing with the
+ * collect is in this round or the next) and sends them.  After each round
+ * the expected downtime is the bytes of the pages now dirty (at the last
+ * round's compression ratio) divided by the bandwidth (the last round's
+ * bytes per second, or switchover_bandwidth), plus the END digest's time
+ * (measured on the regions when the call starts).  When it fits
+ * downtime_limit_ns, or after max_rounds, ops->stop() pauses the
+ * workload; the pages written since the last collect are sent with the
+ * ones already collected, then END with the digest of the (paused)
+ * memory, then flush().  If anything fails after stop() returned 0,
+ * ops->resume() is called before returning.  On success the workload is
+ * left paused: the stream holds its memory as it is.
+ *
+ * Return: 0; -EINVAL for bad options or regions; the tracker's errors
+ * (pmtrack_new(), pmtrack_watch()); the transport's error (-EPIPE,
+ * -ECONNRESET, -ENOSPC...); stop()'s or progress()'s error; -ETIMEDOUT
+ * with PMTRACK_PRECOPY_NO_FORCE; -ENOMEM.
+ */
+PMTRACK_API int pmtrack_precopy(const struct pmtrack_precopy_opts *opts,
+				const struct pmtrack_mem_region *regions,
+				size_t n, struct pmtrack_precopy_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Receiver                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* What a receiver's memory holds.  Only COMPLETE memory may be used. */
+enum pmtrack_rx_state {
+	PMTRACK_RX_EMPTY = 0,	 /* nothing applied yet */
+	PMTRACK_RX_COMPLETE = 1, /* every stream ended; see digest_verified */
+	PMTRACK_RX_PARTIAL = 2,	 /* a stream failed part-way: the memory
+				    mixes rounds and must not be used */
+};
+
+struct pmtrack_rx_opts {
+	size_t sz;
+	/* decoder memory limit (struct pmtrack_dec_opts); 0 = 256 MiB */
+	size_t mem_limit;
+	/* optional: every byte received is also written here (an image of
+	   the stream; valid only if the apply call returns 0) */
+	pmtrack_write_fn tee;
+	void *tee_arg;
+	size_t : 0;
+};
+#define pmtrack_rx_opts__last_field tee_arg
+
+struct pmtrack_rx;
+
+/** pmtrack_rx_new() - a receiver with no memory yet. */
+PMTRACK_API int pmtrack_rx_new(const struct pmtrack_rx_opts *opts,
+			       struct pmtrack_rx **out);
+
+/**
+ * pmtrack_rx_free() - free the receiver and unmap the memory it created
+ * (memory set with pmtrack_rx_set_dest() stays the caller's).
+ */
+PMTRACK_API void pmtrack_rx_free(struct pmtrack_rx *rx);
+
+/**
+ * pmtrack_rx_set_dest() - receive region @id into the caller's memory.
+ * @mem, @len: page-aligned, writable; @len must equal the region's length
+ *
+ * Call before the first stream.  Regions without a destination get an
+ * anonymous private mapping of their length, created by the receiver.
+ * Return: 0; -EINVAL (NULL, unaligned, or a stream was applied); -EEXIST
+ * if @id already has one; -ENOMEM.
+ */
+PMTRACK_API int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id,
+				    void *mem, size_t len);
+
+/**
+ * pmtrack_rx_apply() - decode one whole stream from @x into the memory.
+ *
+ * The first stream must have no parent; each later one must name the
+ * previous stream as its parent and carry the same region table (ids,
+ * lengths, page size).  Every record and batch checksum is checked before
+ * its pages are written, and the END digest when the stream has one.
+ *
+ * Return: 0 when the stream ended with END (the state is COMPLETE);
+ * otherwise the state is PARTIAL and the call returns -ENODATA (the input
+ * ended early: a closed connection, a truncated image), -EBADMSG (corrupt
+ * or inconsistent stream, a wrong digest, or a broken chain: see
+ * pmtrack_rx_error()), -EPROTONOSUPPORT, -E2BIG, -EINVAL (a destination's
+ * length differs from its region's), the transport's or tee's error, or
+ * -ENOMEM.  A PARTIAL receiver refuses further streams (-EBADMSG).
+ */
+PMTRACK_API int pmtrack_rx_apply(struct pmtrack_rx *rx,
+				 struct pmtrack_xport *x);
+
+/** pmtrack_rx_apply_fd() - pmtrack_rx_apply() over a default transport. */
+PMTRACK_API int pmtrack_rx_apply_fd(struct pmtrack_rx *rx, int fd);
+
+/**
+ * pmtrack_rx_error() - why the last apply failed ("" if it did not), valid
+ * until the next apply or free.  @reason, if not NULL, receives the
+ * enum pmtrack_stream_error (PMTRACK_SERR_OK for non-stream errors).
+ */
+PMTRACK_API const char *pmtrack_rx_error(const struct pmtrack_rx *rx,
+					 int *reason);
+
+struct pmtrack_rx_region {
+	uint32_t id;
+	const char *name; /* NULL if none */
+	uint64_t start;	  /* the address at the source */
+	void *mem;	  /* the destination */
+	size_t len;
+};
+
+/** pmtrack_rx_nregions() - regions known (0 before the first header). */
+PMTRACK_API size_t pmtrack_rx_nregions(const struct pmtrack_rx *rx);
+
+/** pmtrack_rx_region() - region @idx (header order); -ENOENT past the end. */
+PMTRACK_API int pmtrack_rx_region(const struct pmtrack_rx *rx, size_t idx,
+				  struct pmtrack_rx_region *out);
+
+struct pmtrack_rx_stats {
+	size_t sz;
+	enum pmtrack_rx_state state;
+	uint32_t streams;    /* streams applied completely */
+	uint64_t rounds;     /* rounds applied, all streams */
+	uint64_t pages;	     /* pages written from batches */
+	uint64_t zero_pages; /* pages written as zero */
+	uint64_t bytes;	     /* stream bytes received */
+	uint64_t apply_ns;   /* time inside the apply calls */
+	/* 1: the last stream's END digest matched the memory; 0: it had no
+	   digest, or no stream completed */
+	int digest_verified;
+	/* the last complete stream's id */
+	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
+	size_t : 0;
+};
+#define pmtrack_rx_stats__last_field stream_id
+
+/** pmtrack_rx_get_stats() - state and counters; @st->sz must be set. */
+PMTRACK_API int pmtrack_rx_get_stats(const struct pmtrack_rx *rx,
+				     struct pmtrack_rx_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Incremental checkpoints                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A checkpoint directory holds images NNNNNN.pmts (000000, 000001, ...).
+ * Image 0 holds every page; image k holds the pages written since image
+ * k-1 and names it as its parent.  An image appears under its name only
+ * once it is complete (written to a hidden temporary file, then renamed),
+ * so a failed dump leaves the chain as it was.
+ */
+
+struct pmtrack_ckpt_opts {
+	size_t sz;
+	/* tracker options; NULL = automatic backend with
+	   PMTRACK_CAP_ATOMIC_RESET required */
+	const struct pmtrack_opts *tracker;
+	int level;		/* zstd level, 0 = none */
+	unsigned int enc_flags; /* PMTRACK_ENC_ADAPTIVE */
+	uint32_t batch_pages;
+	const char *producer;
+	/* 1: no fsync of images and directory (faster, not durable) */
+	int no_sync;
+	/* transport for the image files */
+	enum pmtrack_xport_kind xport;
+	size_t : 0;
+};
+#define pmtrack_ckpt_opts__last_field xport
+
+struct pmtrack_ckpt;
+
+/**
+ * pmtrack_ckpt_new() - start a chain of checkpoints of @regions in @dir.
+ * @dir: created (mode 0755) if missing; it must hold no images
+ *
+ * The regions are watched from this call on.  Return: 0; -EINVAL;
+ * -EEXIST if @dir already holds images; -errno from mkdir/open; the
+ * tracker's errors.
+ */
+PMTRACK_API int pmtrack_ckpt_new(const char *dir,
+				 const struct pmtrack_ckpt_opts *opts,
+				 const struct pmtrack_mem_region *regions,
+				 size_t n, struct pmtrack_ckpt **out);
+
+/** pmtrack_ckpt_free() - stop watching and free; images stay. */
+PMTRACK_API void pmtrack_ckpt_free(struct pmtrack_ckpt *ck);
+
+enum pmtrack_dump_flags {
+	/*
+	 * The caller guarantees nothing writes the regions during the dump
+	 * (its workload is paused): the image carries the memory's digest,
+	 * so restoring up to it is verified.  Without it the dump is a live
+	 * pre-dump: pages written during it are sent again by the next dump,
+	 * and the image has no digest.
+	 */
+	PMTRACK_DUMP_STOPPED = 1u << 0,
+};
+
+struct pmtrack_dump_info {
+	size_t sz;
+	uint32_t index;	     /* the image's number */
+	uint64_t pages;	     /* pages in the image (zero pages included) */
+	uint64_t zero_pages; /* of which sent as zero bits */
+	uint64_t bytes;	     /* the image's size */
+	uint64_t duration_ns;
+	int has_digest;
+	size_t : 0;
+};
+#define pmtrack_dump_info__last_field has_digest
+
+/**
+ * pmtrack_ckpt_dump() - write the next image.
+ * @flags: enum pmtrack_dump_flags
+ * @info: optional (sz must be set)
+ *
+ * The pages collected for an image that could not be written are kept
+ * and go into the next successful one: a failed dump loses nothing.
+ * Return: 0; -EINVAL; the file system's error (-ENOSPC, -EIO...); the
+ * tracker's; -ENOMEM.
+ */
+PMTRACK_API int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
+				  struct pmtrack_dump_info *info);
+
+struct pmtrack_restore_info {
+	size_t sz;
+	uint32_t images;     /* images applied */
+	uint64_t bytes;	     /* their total size */
+	int digest_verified; /* the last image's digest matched */
+	size_t : 0;
+};
+#define pmtrack_restore_info__last_field digest_verified
+
+/**
+ * pmtrack_ckpt_restore() - replay images 0..@upto of @dir into @rx.
+ * @rx: a fresh receiver (destinations may be set first)
+ * @upto: the last image to apply; UINT32_MAX = the newest
+ * @info: optional
+ *
+ * Each image is applied with pmtrack_rx_apply(): checksums, parent links
+ * and, for images dumped with PMTRACK_DUMP_STOPPED, the digest are checked.
+ * Return: 0; -ENOENT if @dir has no image 0 or no image @upto (or a gap);
+ * pmtrack_rx_apply()'s errors.
+ */
+PMTRACK_API int pmtrack_ckpt_restore(struct pmtrack_rx *rx, const char *dir,
+				     uint32_t upto,
+				     struct pmtrack_restore_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PMTRACK_MIGRATE_H */

@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The sending side: a set of watched regions whose written pages are
+ * collected into per-region bitmaps and encoded as rounds (struct pmt_src),
+ * the pre-copy loop on top of it, and incremental checkpoint images.
+ *
+ * A source keeps the pages it collected until the caller says they were
+ * delivered (pmt_src_sent()): a dump that fails keeps them for the next
+ * one, so a page reset by the tracker is never dropped.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pmtrack/migrate.h>
+
+#include "internal.h"
+
+struct pmt_src {
+	struct pmtrack *t;
+	size_t n;
+	size_t ps;
+	uint64_t total_pages;
+	struct pmtrack_mem_region *r;
+	struct pmtrack_stream_region *sr;
+	struct pmtrack_bitmap *bm;
+	uint64_t **dirty; /* pages to send, per region */
+	size_t *nwords;
+	struct pmtrack_enc_region_round *rr;
+};
+
+static void src_free(struct pmt_src *s)
+{
+	size_t i;
+
+	if (s->t)
+		pmtrack_free(s->t);
+	if (s->dirty)
+		for (i = 0; i < s->n; i++)
+			free(s->dirty[i]);
+	pmtrack_bitmap_free(s->bm);
+	free(s->dirty);
+	free(s->nwords);
+	free(s->r);
+	free(s->sr);
+	free(s->rr);
+	memset(s, 0, sizeof(*s));
+}
+
+static int src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
+		    const struct pmtrack_mem_region *r, size_t n)
+{
+	PMTRACK_OPTS(pmtrack_opts, dflt, .require = PMTRACK_CAP_ATOMIC_RESET);
+	size_t i, j, ps = (size_t)sysconf(_SC_PAGESIZE);
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	if (!r || !n || n > 65536)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!r[i].addr || !r[i].len || (uintptr_t)r[i].addr % ps ||
+		    r[i].len % ps ||
+		    (uintptr_t)r[i].addr + r[i].len < (uintptr_t)r[i].addr ||
+		    (r[i].name && strlen(r[i].name) > 255))
+			return -EINVAL;
+		for (j = 0; j < i; j++)
+			if (r[j].id == r[i].id)
+				return -EINVAL;
+	}
+	s->n = n;
+	s->ps = ps;
+	s->r = calloc(n, sizeof(*s->r));
+	s->sr = calloc(n, sizeof(*s->sr));
+	s->rr = calloc(n, sizeof(*s->rr));
+	s->dirty = calloc(n, sizeof(*s->dirty));
+	s->nwords = calloc(n, sizeof(*s->nwords));
+	err = -ENOMEM;
+	if (!s->r || !s->sr || !s->rr || !s->dirty || !s->nwords)
+		goto fail;
+	err = pmtrack_bitmap_new(&s->bm);
+	if (err)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		size_t pages = r[i].len / ps;
+
+		s->r[i] = r[i];
+		s->sr[i] = (struct pmtrack_stream_region){
+			.id = r[i].id,
+			.start = (uint64_t)(uintptr_t)r[i].addr,
+			.length = r[i].len,
+			.name = r[i].name,
+		};
+		s->nwords[i] = (pages + 63) / 64;
+		s->dirty[i] = calloc(s->nwords[i], 8);
+		if (!s->dirty[i]) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		s->total_pages += pages;
+	}
+	err = pmtrack_new(topts ? topts : &dflt, &s->t);
+	if (err)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		err = pmtrack_watch(s->t, r[i].addr, r[i].len);
+		if (err)
+			goto fail;
+	}
+	return 0;
+fail:
+	src_free(s);
+	return err;
+}
+
+/* Every page goes into the next round. */
+static void src_all(struct pmt_src *s)
+{
+	size_t i, pages;
+
+	for (i = 0; i < s->n; i++) {
+		pages = s->r[i].len / s->ps;
+		memset(s->dirty[i], 0xff, s->nwords[i] * 8);
+		if (pages % 64)
+			s->dirty[i][s->nwords[i] - 1] =
+				(1ull << (pages % 64)) - 1;
+	}
+}
+
+/* Add the pages written since the last collect; *count = pages pending. */
+static int src_collect(struct pmt_src *s, uint64_t *count)
+{
+	const uint64_t *w;
+	size_t i, k, nw;
+	uint64_t c = 0;
+	int err = 0, e;
+
+	for (i = 0; i < s->n; i++) {
+		e = pmtrack_collect_bitmap(s->t, s->r[i].addr, s->r[i].len,
+					   PMTRACK_COLLECT_RESET, s->bm);
+		/* after a failure the bitmap still holds what was reset */
+		w = pmtrack_bitmap_words(s->bm, &nw);
+		if (w && pmtrack_bitmap_npages(s->bm) == s->r[i].len / s->ps)
+			for (k = 0; k < nw && k < s->nwords[i]; k++)
+				s->dirty[i][k] |= w[k];
+		if (e && !err)
+			err = e;
+	}
+	for (i = 0; i < s->n; i++)
+		for (k = 0; k < s->nwords[i]; k++)
+			c += (uint64_t)__builtin_popcountll(s->dirty[i][k]);
+	*count = c;
+	return err;
+}
+
+static int src_round(struct pmt_src *s, struct pmtrack_enc *enc, uint64_t round)
+{
+	size_t i, k, m = 0;
+
+	for (i = 0; i < s->n; i++) {
+		for (k = 0; k < s->nwords[i] && !s->dirty[i][k]; k++)
+			;
+		if (k == s->nwords[i])
+			continue;
+		s->rr[m++] = (struct pmtrack_enc_region_round){
+			.region = (uint32_t)i,
+			.dirty = s->dirty[i],
+			.mem = s->r[i].addr,
+		};
+	}
+	return pmtrack_enc_round(enc, round, s->rr, m);
+}
+
+/* The pending pages were delivered. */
+static void src_sent(struct pmt_src *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		memset(s->dirty[i], 0, s->nwords[i] * 8);
+}
+
+static int src_digest(struct pmt_src *s, uint8_t out[PMTRACK_DIGEST_LEN])
+{
+	struct iovec *iov = calloc(s->n, sizeof(*iov));
+	size_t i;
+
+	if (!iov)
+		return -ENOMEM;
+	for (i = 0; i < s->n; i++) {
+		iov[i].iov_base = s->r[i].addr;
+		iov[i].iov_len = s->r[i].len;
+	}
+	pmtrack_digest(iov, s->n, out);
+	free(iov);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pre-copy                                                                  */
+/* ------------------------------------------------------------------------ */
+
+struct pc {
+	const struct pmtrack_precopy_opts *o;
+	struct pmt_src src;
+	struct pmtrack_enc *enc;
+	/* rate limit: bytes written since cap_t0 */
+	uint64_t cap, cap_t0, cap_bytes;
+};
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000u),
+			       (long)(ns % 1000000000u) };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static int pc_write(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct pc *pc = arg;
+	uint64_t n = 0, due, now;
+	int i, r;
+
+	r = pc->o->write(pc->o->write_arg, iov, iovcnt);
+	if (r || !pc->cap)
+		return r;
+	for (i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	pc->cap_bytes += n;
+	due = (uint64_t)((double)pc->cap_bytes * 1e9 / (double)pc->cap);
+	now = pmt_now_ns() - pc->cap_t0;
+	if (due > now)
+		sleep_ns(due - now);
+	return 0;
+}
+
+/* Nanoseconds the END digest of the regions would take. */
+static uint64_t pc_digest_cost(struct pmt_src *s)
+{
+	size_t probe = 16u << 20, i, left;
+	struct iovec iov[8];
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	uint64_t t0, dt, total = s->total_pages * s->ps, got = 0;
+	size_t k = 0;
+
+	/* hash up to 16 MiB of the regions (already paged in, or zero) */
+	for (i = 0; i < s->n && k < 8 && got < probe; i++) {
+		left = probe - got < s->r[i].len ? probe - got : s->r[i].len;
+		iov[k].iov_base = s->r[i].addr;
+		iov[k++].iov_len = left;
+		got += left;
+	}
+	t0 = pmt_now_ns();
+	pmtrack_digest(iov, k, d);
+	dt = pmt_now_ns() - t0;
+	return got ? (uint64_t)((double)dt * (double)total / (double)got) : 0;
+}
+
+static int pc_stats_enc(struct pc *pc, struct pmtrack_enc_stats *es)
+{
+	es->sz = sizeof(*es);
+	return pmtrack_enc_get_stats(pc->enc, es);
+}
+
+int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
+		    const struct pmtrack_mem_region *regions, size_t n,
+		    struct pmtrack_precopy_stats *stout)
+{
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct pmtrack_enc_stats es0, es;
+	struct pmtrack_precopy_round rs;
+	struct pc pc = { .o = o };
+	uint8_t digest[PMTRACK_DIGEST_LEN];
+	uint64_t t0 = pmt_now_ns(), limit, digest_ns = 0, bw = 0, dirty = 0;
+	uint64_t round = 0, max_rounds, r0, c0, stop0 = 0, pre_bytes = 0;
+	double ratio = 1.0;
+	bool stopped = false;
+	int err;
+
+	if (stout && stout->sz < sizeof(size_t))
+		return -EINVAL;
+	if (!o || !PMT_OPTS_VALID(o, pmtrack_precopy_opts) || !o->write ||
+	    !o->ops || !o->ops->stop ||
+	    (o->flags & ~(unsigned int)(PMTRACK_PRECOPY_NO_DIGEST |
+					PMTRACK_PRECOPY_NO_FORCE))) {
+		err = -EINVAL;
+		goto out_nosrc;
+	}
+	limit = o->downtime_limit_ns ? o->downtime_limit_ns : 300000000u;
+	max_rounds = o->max_rounds ? o->max_rounds : 30;
+	err = src_init(&pc.src, o->tracker, regions, n);
+	if (err)
+		goto out_nosrc;
+	st.backend = pmtrack_backend(pc.src.t);
+	st.setup_ns = pmt_now_ns() - t0;
+	if (!(o->flags & PMTRACK_PRECOPY_NO_DIGEST))
+		digest_ns = pc_digest_cost(&pc.src);
+	{
+		PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pc_write,
+			     .write_arg = &pc, .page_size = pc.src.ps,
+			     .level = o->level, .flags = o->enc_flags,
+			     .batch_pages = o->batch_pages,
+			     .producer = o->producer);
+		err = pmtrack_enc_new(&eo, pc.src.sr, n, &pc.enc);
+		if (err)
+			goto out;
+	}
+	pc.cap = o->max_bandwidth;
+	pc.cap_t0 = pmt_now_ns();
+	src_all(&pc.src);
+	dirty = pc.src.total_pages;
+	for (;;) {
+		memset(&rs, 0, sizeof(rs));
+		rs.sz = sizeof(rs);
+		rs.round = round;
+		rs.total_pages = pc.src.total_pages;
+		pc_stats_enc(&pc, &es0);
+		r0 = pmt_now_ns();
+		err = src_round(&pc.src, pc.enc, round);
+		if (err)
+			goto out;
+		src_sent(&pc.src);
+		pc_stats_enc(&pc, &es);
+		rs.duration_ns = pmt_now_ns() - r0;
+		rs.pages =
+			es.pages + es.zero_pages - es0.pages - es0.zero_pages;
+		rs.zero_pages = es.zero_pages - es0.zero_pages;
+		rs.bytes = es.wire_bytes - es0.wire_bytes;
+		/* a round too small to time keeps the previous estimate */
+		if (rs.bytes >= (256u << 10) && rs.duration_ns)
+			bw = (uint64_t)((double)rs.bytes * 1e9 /
+					(double)rs.duration_ns);
+		if (rs.pages)
+			ratio = (double)rs.bytes /
+				((double)rs.pages * (double)pc.src.ps);
+		if (ratio > 1.0)
+			ratio = 1.0;
+		c0 = pmt_now_ns();
+		err = src_collect(&pc.src, &dirty);
+		if (err)
+			goto out;
+		rs.collect_ns = pmt_now_ns() - c0;
+		rs.dirty_pages = dirty;
+		rs.dirty_rate = (uint64_t)((double)dirty * 1e9 /
+					   (double)(rs.duration_ns +
+						    rs.collect_ns + 1));
+		rs.bandwidth =
+			o->switchover_bandwidth ? o->switchover_bandwidth : bw;
+		rs.expected_downtime_ns =
+			digest_ns +
+			(rs.bandwidth ? (uint64_t)((double)dirty *
+						   (double)pc.src.ps * ratio *
+						   1e9 / (double)rs.bandwidth)
+				      : UINT64_MAX / 2);
+		rs.total_bytes = es.wire_bytes;
+		rs.elapsed_ns = pmt_now_ns() - t0;
+		st.rounds++;
+		st.expected_downtime_ns = rs.expected_downtime_ns;
+		if (o->ops->progress) {
+			err = o->ops->progress(o->arg, &rs);
+			if (err)
+				goto out;
+		}
+		if (rs.expected_downtime_ns <= limit) {
+			st.converged = 1;
+			break;
+		}
+		if (round >= max_rounds) {
+			if (o->flags & PMTRACK_PRECOPY_NO_FORCE) {
+				err = -ETIMEDOUT;
+				goto out;
+			}
+			break;
+		}
+		round++;
+	}
+	pre_bytes = es.wire_bytes;
+	st.bandwidth =
+		(uint64_t)((double)pre_bytes * 1e9 /
+			   (double)(pmt_now_ns() - t0 - st.setup_ns + 1));
+
+	/* stop and copy */
+	stop0 = pmt_now_ns();
+	err = o->ops->stop(o->arg);
+	if (err)
+		goto out;
+	stopped = true;
+	pc.cap = 0;
+	round++;
+	memset(&rs, 0, sizeof(rs));
+	rs.sz = sizeof(rs);
+	rs.round = round;
+	rs.final = 1;
+	rs.total_pages = pc.src.total_pages;
+	pc_stats_enc(&pc, &es0);
+	r0 = pmt_now_ns();
+	err = src_collect(&pc.src, &dirty);
+	if (err)
+		goto out;
+	rs.collect_ns = pmt_now_ns() - r0;
+	err = src_round(&pc.src, pc.enc, round);
+	if (err)
+		goto out;
+	if (!(o->flags & PMTRACK_PRECOPY_NO_DIGEST)) {
+		err = src_digest(&pc.src, digest);
+		if (err)
+			goto out;
+	}
+	err = pmtrack_enc_end(
+		pc.enc, (o->flags & PMTRACK_PRECOPY_NO_DIGEST) ? NULL : digest);
+	if (!err && o->flush)
+		err = o->flush(o->write_arg);
+	if (err)
+		goto out;
+	st.downtime_ns = pmt_now_ns() - stop0;
+	pc_stats_enc(&pc, &es);
+	rs.duration_ns = pmt_now_ns() - r0;
+	rs.pages = es.pages + es.zero_pages - es0.pages - es0.zero_pages;
+	rs.zero_pages = es.zero_pages - es0.zero_pages;
+	rs.bytes = es.wire_bytes - es0.wire_bytes;
+	rs.bandwidth = bw;
+	rs.total_bytes = es.wire_bytes;
+	rs.elapsed_ns = pmt_now_ns() - t0;
+	st.final_pages = rs.pages;
+	st.rounds++;
+	if (o->ops->progress)
+		err = o->ops->progress(o->arg, &rs);
+out:
+	if (pc.enc) {
+		pc_stats_enc(&pc, &es);
+		st.pages = es.pages + es.zero_pages;
+		st.zero_pages = es.zero_pages;
+		st.bytes = es.wire_bytes;
+	}
+	if (err && stopped && o->ops->resume)
+		o->ops->resume(o->arg);
+	pmtrack_enc_free(pc.enc);
+	src_free(&pc.src);
+out_nosrc:
+	st.total_ns = pmt_now_ns() - t0;
+	if (stout)
+		pmt_stats_out(stout, &st, sizeof(st));
+	return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoint images                                                         */
+/* ------------------------------------------------------------------------ */
+
+struct pmtrack_ckpt {
+	int dfd;
+	struct pmt_src src;
+	uint32_t next; /* index of the next image */
+	uint8_t last_id[PMTRACK_STREAM_ID_LEN];
+	int level;
+	unsigned int enc_flags;
+	uint32_t batch_pages;
+	char *producer;
+	int no_sync;
+	enum pmtrack_xport_kind xport;
+};
+
+/* Image @i's file name (or its temporary one). */
+static void img_name(char *buf, size_t len, uint32_t i, bool tmp)
+{
+	snprintf(buf, len, tmp ? ".%06u.pmts.tmp" : "%06u.pmts", i);
+}
+
+/* The image number a directory entry names, or -1. */
+static long img_index(const char *name)
+{
+	char *end;
+	unsigned long v;
+
+	if (strlen(name) != 11 || strcmp(name + 6, ".pmts"))
+		return -1;
+	for (int i = 0; i < 6; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+	v = strtoul(name, &end, 10);
+	return end == name + 6 ? (long)v : -1;
+}
+
+/* The highest image number in @dfd, -1 if none, or -errno. */
+static long img_last(int dfd)
+{
+	struct dirent *de;
+	long best = -1, k;
+	int fd = dup(dfd);
+	DIR *d;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if ((k = img_index(de->d_name)) > best)
+			best = k;
+	closedir(d);
+	return best;
+}
+
+int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
+		     const struct pmtrack_mem_region *regions, size_t n,
+		     struct pmtrack_ckpt **out)
+{
+	struct pmtrack_ckpt *ck;
+	long last;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!dir || !*dir || !PMT_OPTS_VALID(o, pmtrack_ckpt_opts) ||
+	    PMT_OPTS_GET(o, xport, PMTRACK_XPORT_AUTO) > PMTRACK_XPORT_SYSCALL)
+		return -EINVAL;
+	ck = calloc(1, sizeof(*ck));
+	if (!ck)
+		return -ENOMEM;
+	ck->dfd = -1;
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		err = -errno;
+		goto fail;
+	}
+	ck->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ck->dfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	last = img_last(ck->dfd);
+	if (last != -1) {
+		err = last < 0 ? (int)last : -EEXIST;
+		goto fail;
+	}
+	ck->level = PMT_OPTS_GET(o, level, 0);
+	ck->enc_flags = PMT_OPTS_GET(o, enc_flags, 0u);
+	ck->batch_pages = PMT_OPTS_GET(o, batch_pages, 0u);
+	ck->no_sync = PMT_OPTS_GET(o, no_sync, 0);
+	ck->xport = PMT_OPTS_GET(o, xport, PMTRACK_XPORT_AUTO);
+	if (PMT_OPTS_GET(o, producer, (const char *)NULL)) {
+		ck->producer = strdup(o->producer);
+		if (!ck->producer) {
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
+	err = src_init(
+		&ck->src,
+		PMT_OPTS_GET(o, tracker, (const struct pmtrack_opts *)NULL),
+		regions, n);
+	if (err)
+		goto fail;
+	src_all(&ck->src);
+	*out = ck;
+	return 0;
+fail:
+	pmtrack_ckpt_free(ck);
+	return err;
+}
+
+void pmtrack_ckpt_free(struct pmtrack_ckpt *ck)
+{
+	if (!ck)
+		return;
+	src_free(&ck->src);
+	if (ck->dfd >= 0)
+		close(ck->dfd);
+	free(ck->producer);
+	free(ck);
+}
+
+/* Write image ck->next to @fd. */
+static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
+		      const uint8_t id[PMTRACK_STREAM_ID_LEN],
+		      struct pmtrack_dump_info *info)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = ck->xport);
+	struct pmtrack_enc_stats es = { .sz = sizeof(es) };
+	struct pmtrack_xport *x = NULL;
+	struct pmtrack_enc *enc = NULL;
+	uint8_t digest[PMTRACK_DIGEST_LEN];
+	int err;
+
+	err = pmtrack_xport_new(fd, &xo, &x);
+	if (err)
+		return err;
+	{
+		PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pmtrack_xport_write,
+			     .write_arg = x, .page_size = ck->src.ps,
+			     .level = ck->level,
+			     .flags = ck->enc_flags |
+				      ((flags & PMTRACK_DUMP_STOPPED)
+					       ? PMTRACK_ENC_STABLE
+					       : 0u),
+			     .batch_pages = ck->batch_pages,
+			     .producer = ck->producer, .stream_id = id,
+			     .parent_id = ck->next ? ck->last_id : NULL);
+		err = pmtrack_enc_new(&eo, ck->src.sr, ck->src.n, &enc);
+	}
+	if (!err)
+		err = src_round(&ck->src, enc, 0);
+	if (!err && (flags & PMTRACK_DUMP_STOPPED))
+		err = src_digest(&ck->src, digest);
+	if (!err)
+		err = pmtrack_enc_end(
+			enc, (flags & PMTRACK_DUMP_STOPPED) ? digest : NULL);
+	if (!err)
+		err = pmtrack_xport_flush(x);
+	if (!err && !ck->no_sync && fsync(fd))
+		err = -errno;
+	if (enc && !pmtrack_enc_get_stats(enc, &es)) {
+		info->pages = es.pages + es.zero_pages;
+		info->zero_pages = es.zero_pages;
+		info->bytes = es.wire_bytes;
+	}
+	info->has_digest = !!(flags & PMTRACK_DUMP_STOPPED);
+	pmtrack_enc_free(enc);
+	pmtrack_xport_free(x);
+	return err;
+}
+
+int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
+		      struct pmtrack_dump_info *infoout)
+{
+	struct pmtrack_dump_info info = { .sz = sizeof(info) };
+	uint8_t id[PMTRACK_STREAM_ID_LEN];
+	char tmp[32], name[32];
+	uint64_t t0 = pmt_now_ns(), pending;
+	int fd, err;
+
+	if (!ck || (flags & ~(unsigned int)PMTRACK_DUMP_STOPPED) ||
+	    (infoout && infoout->sz < sizeof(size_t)) || ck->next > 999999)
+		return -EINVAL;
+	info.index = ck->next;
+	/* image 0 sends everything (set at creation); later ones what was
+	   written since, plus whatever a failed dump could not deliver */
+	if (ck->next) {
+		err = src_collect(&ck->src, &pending);
+		if (err)
+			return err;
+	}
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
+		return errno ? -errno : -EIO;
+	img_name(tmp, sizeof(tmp), ck->next, true);
+	img_name(name, sizeof(name), ck->next, false);
+	fd = openat(ck->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		return -errno;
+	err = ckpt_write(ck, fd, flags, id, &info);
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && renameat(ck->dfd, tmp, ck->dfd, name))
+		err = -errno;
+	if (!err && !ck->no_sync && fsync(ck->dfd))
+		err = -errno;
+	if (err) {
+		unlinkat(ck->dfd, tmp, 0);
+		return err; /* the pages stay pending */
+	}
+	src_sent(&ck->src);
+	memcpy(ck->last_id, id, sizeof(id));
+	ck->next++;
+	info.duration_ns = pmt_now_ns() - t0;
+	if (infoout)
+		pmt_stats_out(infoout, &info, sizeof(info));
+	return 0;
+}
+
+int pmtrack_ckpt_restore(struct pmtrack_rx *rx, const char *dir, uint32_t upto,
+			 struct pmtrack_restore_info *infoout)
+{
+	struct pmtrack_restore_info info = { .sz = sizeof(info) };
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	char name[32];
+	uint32_t i;
+	long last;
+	int dfd, fd, err = 0;
+	struct stat sb;
+
+	if (!rx || !dir || (infoout && infoout->sz < sizeof(size_t)))
+		return -EINVAL;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	last = img_last(dfd);
+	if (last < 0) {
+		err = last == -1 ? -ENOENT : (int)last;
+		goto out;
+	}
+	if (upto == UINT32_MAX)
+		upto = (uint32_t)last;
+	for (i = 0; i <= upto && !err; i++) {
+		img_name(name, sizeof(name), i, false);
+		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err = -errno;
+			break;
+		}
+		if (!fstat(fd, &sb))
+			info.bytes += (uint64_t)sb.st_size;
+		err = pmtrack_rx_apply_fd(rx, fd);
+		close(fd);
+		if (!err)
+			info.images++;
+	}
+	if (!err && !pmtrack_rx_get_stats(rx, &rs))
+		info.digest_verified = rs.digest_verified;
+out:
+	close(dfd);
+	if (infoout)
+		pmt_stats_out(infoout, &info, sizeof(info));
+	return err;
+}

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The receiving side: applies a stream, or a chain of incremental streams,
+ * into destination memory through the strict decoder.  The first stream
+ * fixes the region table; each later one must name the previous stream as
+ * its parent and describe the same regions.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <pmtrack/migrate.h>
+
+#include "internal.h"
+
+struct rx_region {
+	uint32_t id;
+	char *name;
+	uint64_t start;
+	void *mem;
+	size_t len;
+	bool owned; /* mapped by us */
+};
+
+struct pmtrack_rx {
+	size_t mem_limit;
+	pmtrack_write_fn tee;
+	void *tee_arg;
+	/* destinations set before the first stream */
+	struct rx_region *pre;
+	size_t npre;
+	/* the region table, once a header was applied */
+	struct rx_region *rg;
+	size_t nrg;
+	uint32_t page_size;
+	bool touched; /* this apply wrote destination memory */
+	bool have_id; /* cur_id holds the applied stream's id */
+	uint8_t cur_id[PMTRACK_STREAM_ID_LEN];
+	char msg[256];
+	int reason;
+	struct pmtrack_rx_stats st;
+};
+
+int pmtrack_rx_new(const struct pmtrack_rx_opts *o, struct pmtrack_rx **out)
+{
+	struct pmtrack_rx *rx;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!PMT_OPTS_VALID(o, pmtrack_rx_opts))
+		return -EINVAL;
+	rx = calloc(1, sizeof(*rx));
+	if (!rx)
+		return -ENOMEM;
+	rx->mem_limit = PMT_OPTS_GET(o, mem_limit, (size_t)0);
+	rx->tee = PMT_OPTS_GET(o, tee, (pmtrack_write_fn)NULL);
+	rx->tee_arg = PMT_OPTS_GET(o, tee_arg, (void *)NULL);
+	rx->st.sz = sizeof(rx->st);
+	*out = rx;
+	return 0;
+}
+
+static void rx_drop_regions(struct pmtrack_rx *rx)
+{
+	size_t i;
+
+	for (i = 0; i < rx->nrg; i++) {
+		if (rx->rg[i].owned)
+			munmap(rx->rg[i].mem, rx->rg[i].len);
+		free(rx->rg[i].name);
+	}
+	free(rx->rg);
+	rx->rg = NULL;
+	rx->nrg = 0;
+}
+
+void pmtrack_rx_free(struct pmtrack_rx *rx)
+{
+	if (!rx)
+		return;
+	rx_drop_regions(rx);
+	free(rx->pre);
+	free(rx);
+}
+
+int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id, void *mem,
+			size_t len)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE), i;
+	struct rx_region *p;
+
+	if (!rx || !mem || !len || (uintptr_t)mem % ps || len % ps ||
+	    rx->st.state != PMTRACK_RX_EMPTY || rx->nrg)
+		return -EINVAL;
+	for (i = 0; i < rx->npre; i++)
+		if (rx->pre[i].id == id)
+			return -EEXIST;
+	p = realloc(rx->pre, (rx->npre + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	rx->pre = p;
+	rx->pre[rx->npre++] =
+		(struct rx_region){ .id = id, .mem = mem, .len = len };
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int
+rx_fail(struct pmtrack_rx *rx, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rx->msg, sizeof(rx->msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* First stream: build the region table and the destinations. */
+static int rx_first_header(struct pmtrack_rx *rx,
+			   const struct pmtrack_dec_header *h)
+{
+	size_t i, j;
+
+	if (h->parent_id)
+		return rx_fail(rx, -EBADMSG,
+			       "the stream continues a parent stream, and "
+			       "no parent was applied");
+	rx_drop_regions(rx);
+	rx->rg = calloc(h->nregions, sizeof(*rx->rg));
+	if (!rx->rg)
+		return -ENOMEM;
+	rx->nrg = h->nregions;
+	for (i = 0; i < h->nregions; i++) {
+		const struct pmtrack_stream_region *s = &h->regions[i];
+		struct rx_region *g = &rx->rg[i];
+
+		g->id = s->id;
+		g->start = s->start;
+		g->len = (size_t)s->length;
+		if (s->name && !(g->name = strdup(s->name)))
+			return -ENOMEM;
+		for (j = 0; j < rx->npre && rx->pre[j].id != s->id; j++)
+			;
+		if (j < rx->npre) {
+			if (rx->pre[j].len != g->len)
+				return rx_fail(rx, -EINVAL,
+					       "region %u is %zu bytes, its "
+					       "destination %zu",
+					       s->id, g->len, rx->pre[j].len);
+			g->mem = rx->pre[j].mem;
+			continue;
+		}
+		if (s->length > SIZE_MAX)
+			return -ENOMEM;
+		g->mem = mmap(NULL, g->len, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			      0);
+		if (g->mem == MAP_FAILED) {
+			g->mem = NULL;
+			return rx_fail(rx, -ENOMEM,
+				       "cannot map %zu bytes for region %u",
+				       g->len, s->id);
+		}
+		g->owned = true;
+	}
+	for (j = 0; j < rx->npre; j++) {
+		for (i = 0; i < rx->nrg && rx->rg[i].id != rx->pre[j].id; i++)
+			;
+		if (i == rx->nrg)
+			return rx_fail(rx, -EINVAL,
+				       "destination for region %u, which the "
+				       "stream does not have",
+				       rx->pre[j].id);
+	}
+	rx->page_size = h->page_size;
+	return 0;
+}
+
+/* A later stream: it must continue the last one, over the same regions. */
+static int rx_next_header(struct pmtrack_rx *rx,
+			  const struct pmtrack_dec_header *h)
+{
+	size_t i;
+
+	if (!h->parent_id ||
+	    memcmp(h->parent_id, rx->st.stream_id, PMTRACK_STREAM_ID_LEN))
+		return rx_fail(rx, -EBADMSG,
+			       "the stream's parent is not the stream "
+			       "applied before it");
+	if (h->nregions != rx->nrg || h->page_size != rx->page_size)
+		return rx_fail(rx, -EBADMSG,
+			       "the stream's region table differs from its "
+			       "parent's");
+	for (i = 0; i < rx->nrg; i++)
+		if (h->regions[i].id != rx->rg[i].id ||
+		    h->regions[i].length != rx->rg[i].len)
+			return rx_fail(rx, -EBADMSG,
+				       "region %zu differs from the parent's",
+				       i);
+	return 0;
+}
+
+static int rx_header(void *arg, struct pmtrack_dec *dec,
+		     const struct pmtrack_dec_header *h)
+{
+	struct pmtrack_rx *rx = arg;
+	size_t i;
+	int err;
+
+	err = rx->st.streams ? rx_next_header(rx, h) : rx_first_header(rx, h);
+	memcpy(rx->cur_id, h->stream_id, PMTRACK_STREAM_ID_LEN);
+	rx->have_id = true;
+	for (i = 0; !err && i < rx->nrg; i++)
+		err = pmtrack_dec_set_dest(dec, (uint32_t)i, rx->rg[i].mem,
+					   rx->rg[i].len);
+	return err;
+}
+
+static int rx_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
+{
+	struct pmtrack_rx *rx = arg;
+
+	(void)dec;
+	(void)round;
+	rx->st.rounds++;
+	return 0;
+}
+
+static int rx_pages(void *arg, uint32_t region, uint64_t first, uint64_t npages,
+		    const void *data)
+{
+	struct pmtrack_rx *rx = arg;
+
+	(void)region;
+	(void)first;
+	rx->touched = true;
+	if (data)
+		rx->st.pages += npages;
+	else
+		rx->st.zero_pages += npages;
+	return 0;
+}
+
+static int rx_end(void *arg, const struct pmtrack_dec_end *e)
+{
+	struct pmtrack_rx *rx = arg;
+
+	rx->st.digest_verified = e->digest_verified;
+	return 0;
+}
+
+static const struct pmtrack_dec_ops rx_ops = {
+	.header = rx_header,
+	.round = rx_round,
+	.pages = rx_pages,
+	.end = rx_end,
+};
+
+int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
+{
+	PMTRACK_OPTS(pmtrack_dec_opts, dopts, .ops = &rx_ops, .arg = rx,
+		     .mem_limit = rx ? rx->mem_limit : 0);
+	struct pmtrack_dec *dec = NULL;
+	struct iovec iov;
+	uint64_t t0 = pmt_now_ns();
+	const void *buf;
+	ssize_t n;
+	int err, reason = PMTRACK_SERR_OK;
+
+	if (!rx || !x)
+		return -EINVAL;
+	rx->msg[0] = 0;
+	rx->reason = PMTRACK_SERR_OK;
+	if (rx->st.state == PMTRACK_RX_PARTIAL)
+		return rx_fail(rx, -EBADMSG,
+			       "an earlier stream failed part-way; the memory "
+			       "is not usable");
+	rx->touched = false;
+	rx->have_id = false;
+	rx->st.digest_verified = 0;
+	err = pmtrack_dec_new(&dopts, &dec);
+	if (err)
+		return err;
+	for (;;) {
+		n = pmtrack_xport_read(x, &buf);
+		if (n <= 0) {
+			err = (int)n;
+			if (!n)
+				err = pmtrack_dec_finish(dec);
+			else
+				rx_fail(rx, err, "receiving: %s",
+					strerror((int)-n));
+			break;
+		}
+		rx->st.bytes += (uint64_t)n;
+		if (rx->tee) {
+			iov.iov_base = (void *)buf;
+			iov.iov_len = (size_t)n;
+			err = rx->tee(rx->tee_arg, &iov, 1);
+			if (err) {
+				rx_fail(rx, err, "writing the image: %s",
+					strerror(-err));
+				break;
+			}
+		}
+		err = pmtrack_dec_feed(dec, buf, (size_t)n);
+		if (err)
+			break;
+	}
+	if (err && !rx->msg[0]) {
+		const char *m = pmtrack_dec_error(dec, &reason);
+
+		rx->reason = reason;
+		snprintf(rx->msg, sizeof(rx->msg), "%s", m);
+	}
+	if (!err && rx->have_id) {
+		memcpy(rx->st.stream_id, rx->cur_id, sizeof(rx->cur_id));
+		rx->st.streams++;
+		rx->st.state = PMTRACK_RX_COMPLETE;
+	} else if (!err) {
+		err = -EBADMSG;
+	}
+	if (err) {
+		rx->st.digest_verified = 0;
+		if (rx->touched)
+			rx->st.state = PMTRACK_RX_PARTIAL;
+		else if (!rx->st.streams)
+			rx_drop_regions(rx);
+	}
+	pmtrack_dec_free(dec);
+	rx->st.apply_ns += pmt_now_ns() - t0;
+	return err;
+}
+
+int pmtrack_rx_apply_fd(struct pmtrack_rx *rx, int fd)
+{
+	struct pmtrack_xport *x;
+	int err;
+
+	if (!rx)
+		return -EINVAL;
+	err = pmtrack_xport_new(fd, NULL, &x);
+	if (err)
+		return err;
+	err = pmtrack_rx_apply(rx, x);
+	pmtrack_xport_free(x);
+	return err;
+}
+
+const char *pmtrack_rx_error(const struct pmtrack_rx *rx, int *reason)
+{
+	if (reason)
+		*reason = rx ? rx->reason : PMTRACK_SERR_OK;
+	return rx ? rx->msg : "";
+}
+
+size_t pmtrack_rx_nregions(const struct pmtrack_rx *rx)
+{
+	return rx ? rx->nrg : 0;
+}
+
+int pmtrack_rx_region(const struct pmtrack_rx *rx, size_t idx,
+		      struct pmtrack_rx_region *out)
+{
+	if (!rx || !out)
+		return -EINVAL;
+	if (idx >= rx->nrg)
+		return -ENOENT;
+	*out = (struct pmtrack_rx_region){
+		.id = rx->rg[idx].id,
+		.name = rx->rg[idx].name,
+		.start = rx->rg[idx].start,
+		.mem = rx->rg[idx].mem,
+		.len = rx->rg[idx].len,
+	};
+	return 0;
+}
+
+int pmtrack_rx_get_stats(const struct pmtrack_rx *rx,
+			 struct pmtrack_rx_stats *st)
+{
+	if (!rx)
+		return -EINVAL;
+	return pmt_stats_out(st, &rx->st, sizeof(rx->st));
+}

@@ -1,0 +1,1330 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Transport, pre-copy, receiver and checkpoints: live memory with writer
+ * threads arrives byte for byte, and every failure (closed peer, truncated
+ * or corrupt stream, broken chain, ENOSPC, EINTR) is reported and loses
+ * nothing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <pmtrack/migrate.h>
+
+#include "helpers.h"
+
+#define NKINDS 2
+static const enum pmtrack_xport_kind kinds[NKINDS] = { PMTRACK_XPORT_URING,
+						       PMTRACK_XPORT_SYSCALL };
+
+/* ---- a workload: writer threads that can be paused ------------------- */
+
+struct work {
+	char *mem[2];
+	int burst; /* writes per 50 us */
+	size_t pages[2];
+	int nwriters;
+	pthread_t th[4];
+	atomic_int quit, pause, parked;
+	atomic_ulong writes;
+	uint64_t seed;
+	atomic_int stops, resumes;
+};
+
+static void *writer(void *arg)
+{
+	struct work *w = arg;
+	uint64_t st = w->seed ^ (uint64_t)pthread_self();
+	bool parked = false;
+
+	while (!atomic_load(&w->quit)) {
+		if (atomic_load(&w->pause)) {
+			if (!parked)
+				atomic_fetch_add(&w->parked, 1);
+			parked = true;
+			sched_yield();
+			continue;
+		}
+		if (parked)
+			atomic_fetch_sub(&w->parked, 1);
+		parked = false;
+		for (int k = 0; k < w->burst; k++) {
+			uint64_t r = t_rand(&st);
+			int g = (r & 7) == 0; /* 1 in 8 to the small region */
+			size_t pg = (r >> 8) % w->pages[g];
+			size_t off = (r >> 40) % (ps / 8) * 8;
+
+			*(volatile uint64_t *)(w->mem[g] + pg * ps + off) = r;
+		}
+		atomic_fetch_add(&w->writes, (unsigned long)w->burst);
+		usleep(50);
+	}
+	if (parked)
+		atomic_fetch_sub(&w->parked, 1);
+	return NULL;
+}
+
+static void work_start(struct work *w, size_t p0, size_t p1, int nwriters,
+		       uint64_t seed)
+{
+	uint64_t st = seed;
+
+	memset(w, 0, sizeof(*w));
+	w->pages[0] = p0;
+	w->pages[1] = p1;
+	w->mem[0] = t_map_anon(p0);
+	w->mem[1] = t_map_anon(p1);
+	w->seed = seed;
+	w->burst = 64;
+	/* realistic content: some pages random, some zero, some text */
+	for (size_t i = 0; i < p0; i++) {
+		uint64_t r = t_rand(&st);
+
+		if (r % 4 == 0)
+			continue;
+		for (size_t k = 0; k < ps / 8; k += (r % 4 == 1) ? 1 : 16)
+			((uint64_t *)(w->mem[0] + i * ps))[k] = t_rand(&st);
+	}
+	memset(w->mem[1], 'x', p1 * ps / 2);
+	w->nwriters = nwriters;
+	for (int i = 0; i < nwriters; i++)
+		ck_assert_int_eq(pthread_create(&w->th[i], NULL, writer, w), 0);
+}
+
+static int work_stop(void *arg)
+{
+	struct work *w = arg;
+
+	atomic_fetch_add(&w->stops, 1);
+	atomic_store(&w->pause, 1);
+	while (atomic_load(&w->parked) < w->nwriters)
+		sched_yield();
+	return 0;
+}
+
+static void work_resume(void *arg)
+{
+	struct work *w = arg;
+
+	atomic_fetch_add(&w->resumes, 1);
+	atomic_store(&w->pause, 0);
+}
+
+static void work_end(struct work *w)
+{
+	atomic_store(&w->quit, 1);
+	for (int i = 0; i < w->nwriters; i++)
+		pthread_join(w->th[i], NULL);
+	munmap(w->mem[0], w->pages[0] * ps);
+	munmap(w->mem[1], w->pages[1] * ps);
+}
+
+static void work_regions(struct work *w, struct pmtrack_mem_region r[2])
+{
+	r[0] = (struct pmtrack_mem_region){ w->mem[0], w->pages[0] * ps, 7,
+					    "ram" };
+	r[1] = (struct pmtrack_mem_region){ w->mem[1], w->pages[1] * ps, 9,
+					    NULL };
+}
+
+/* The receiver's memory equals the workload's, byte for byte. */
+static void expect_same(struct pmtrack_rx *rx, struct work *w)
+{
+	struct pmtrack_rx_region rg;
+
+	ck_assert_uint_eq(pmtrack_rx_nregions(rx), 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(pmtrack_rx_region(rx, (size_t)i, &rg), 0);
+		ck_assert_uint_eq(rg.len, w->pages[i] * ps);
+		ck_assert_uint_eq(rg.start, (uintptr_t)w->mem[i]);
+		for (size_t p = 0; p < w->pages[i]; p++)
+			t_check(!memcmp((char *)rg.mem + p * ps,
+					w->mem[i] + p * ps, ps),
+				"region %d page %zu differs", i, p);
+	}
+}
+
+/* ---- receiving in a thread -------------------------------------------- */
+
+struct rxjob {
+	int fd;
+	enum pmtrack_xport_kind kind;
+	struct pmtrack_rx *rx;
+	int err;
+	pthread_t th;
+};
+
+static void *rx_thread(void *arg)
+{
+	struct rxjob *j = arg;
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = j->kind);
+	struct pmtrack_xport *x;
+
+	j->err = pmtrack_xport_new(j->fd, &xo, &x);
+	if (!j->err)
+		j->err = pmtrack_rx_apply(j->rx, x);
+	pmtrack_xport_free(x);
+	close(j->fd);
+	return NULL;
+}
+
+static void rx_start(struct rxjob *j, int fd, enum pmtrack_xport_kind kind)
+{
+	j->fd = fd;
+	j->kind = kind;
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &j->rx), 0);
+	ck_assert_int_eq(pthread_create(&j->th, NULL, rx_thread, j), 0);
+}
+
+/* ---- transport ---------------------------------------------------------- */
+
+struct pump {
+	int fd;
+	enum pmtrack_xport_kind kind;
+	uint8_t *out;
+	size_t len, got;
+	int err;
+};
+
+static void *pump_read(void *arg)
+{
+	struct pump *p = arg;
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = p->kind, .depth = 3,
+		     .buf_size = 8192);
+	struct pmtrack_xport *x;
+	const void *b;
+	ssize_t n;
+
+	p->err = pmtrack_xport_new(p->fd, &xo, &x);
+	while (!p->err && (n = pmtrack_xport_read(x, &b)) > 0) {
+		if (p->got + (size_t)n > p->len) {
+			p->err = -EMSGSIZE;
+			break;
+		}
+		memcpy(p->out + p->got, b, (size_t)n);
+		p->got += (size_t)n;
+	}
+	if (!p->err && n < 0)
+		p->err = (int)n;
+	pmtrack_xport_free(x);
+	return NULL;
+}
+
+/* Write @len pseudo-random bytes in iovecs of random sizes through @fd. */
+static void pump_write(int fd, enum pmtrack_xport_kind kind, const uint8_t *src,
+		       size_t len, uint64_t seed)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kind, .depth = 3,
+		     .buf_size = 8192);
+	struct pmtrack_xport *x;
+	struct iovec iov[4];
+	size_t off = 0;
+	int r;
+
+	ck_assert_int_eq(pmtrack_xport_new(fd, &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_kind(x), kind);
+	while (off < len) {
+		int n = 1 + (int)(t_rand(&seed) % 4);
+
+		for (int i = 0; i < n; i++) {
+			uint64_t r2 = t_rand(&seed);
+			size_t k = (r2 & 1) ? r2 % 64 : r2 % 40000;
+
+			if (k > len - off)
+				k = len - off;
+			iov[i].iov_base = (void *)(src + off);
+			iov[i].iov_len = k;
+			off += k;
+		}
+		r = pmtrack_xport_write(x, iov, n);
+		ck_assert_msg(r == 0, "write: %s", strerror(-r));
+	}
+	ck_assert_int_eq(pmtrack_xport_flush(x), 0);
+	pmtrack_xport_free(x);
+}
+
+static uint8_t *random_bytes(size_t len, uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = t_rand(&seed);
+
+		memcpy(b + i, &v, len - i < 8 ? len - i : 8);
+	}
+	return b;
+}
+
+static void roundtrip(int kind_i, int what, uint64_t seed)
+{
+	size_t len = 3u << 20;
+	uint8_t *src = random_bytes(len, seed);
+	struct pump p = { .kind = kinds[kind_i], .len = len };
+	pthread_t th;
+	int fds[2];
+	char path[] = "/tmp/pmt-xport-XXXXXX";
+
+	p.out = malloc(len);
+	ck_assert_ptr_nonnull(p.out);
+	if (what == 2) {
+		/* a file, with a prefix before the stream's first byte */
+		fds[1] = mkstemp(path);
+		ck_assert_int_ge(fds[1], 0);
+		unlink(path);
+		ck_assert_int_eq(write(fds[1], "pre", 3), 3);
+		pump_write(fds[1], kinds[kind_i], src, len, seed);
+		ck_assert_int_eq(lseek(fds[1], 0, SEEK_CUR), (off_t)len + 3);
+		ck_assert_int_eq(lseek(fds[1], 3, SEEK_SET), 3);
+		p.fd = fds[1];
+		pump_read(&p);
+		ck_assert_int_eq(lseek(fds[1], 0, SEEK_CUR), (off_t)len + 3);
+		close(fds[1]);
+	} else {
+		if (what == 0)
+			ck_assert_int_eq(
+				socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+		else
+			ck_assert_int_eq(pipe(fds), 0);
+		p.fd = fds[0];
+		ck_assert_int_eq(pthread_create(&th, NULL, pump_read, &p), 0);
+		pump_write(fds[1], kinds[kind_i], src, len, seed);
+		close(fds[1]);
+		pthread_join(th, NULL);
+		close(fds[0]);
+	}
+	ck_assert_msg(p.err == 0, "read: %s", strerror(-p.err));
+	ck_assert_uint_eq(p.got, len);
+	ck_assert(!memcmp(p.out, src, len));
+	free(p.out);
+	free(src);
+}
+
+/* every kind over a socket, a pipe and a file */
+START_TEST(xport_roundtrip)
+{
+	roundtrip(_i / 3, _i % 3, 1000 + (uint64_t)_i);
+}
+END_TEST
+
+static void on_sig(int sig)
+{
+	(void)sig;
+}
+
+/* A signal every 50 us without SA_RESTART: EINTR everywhere, nothing lost. */
+static void signal_storm(bool on)
+{
+	struct sigaction sa = { .sa_handler = on_sig };
+	struct itimerval it = { { 0, 50 }, { 0, 50 } };
+
+	if (!on)
+		memset(&it, 0, sizeof(it));
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+START_TEST(xport_eintr)
+{
+	signal_storm(true);
+	for (int i = 0; i < 6; i++)
+		roundtrip(i / 3, i % 3, 77 + (uint64_t)i);
+	signal_storm(false);
+}
+END_TEST
+
+/* A closed peer is -EPIPE (no SIGPIPE kills us), and stays the error. */
+START_TEST(xport_epipe)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kinds[_i]);
+	static char big[1 << 20];
+	struct iovec v = { big, sizeof(big) };
+	struct pmtrack_xport *x;
+	int fds[2], r = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	close(fds[0]);
+	ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &x), 0);
+	for (int i = 0; i < 8 && !r; i++)
+		r = pmtrack_xport_write(x, &v, 1);
+	if (!r)
+		r = pmtrack_xport_flush(x);
+	ck_assert_int_eq(r, -EPIPE);
+	ck_assert_int_eq(pmtrack_xport_write(x, &v, 1), -EPIPE);
+	ck_assert_int_eq(pmtrack_xport_flush(x), -EPIPE);
+	pmtrack_xport_free(x);
+	close(fds[1]);
+}
+END_TEST
+
+START_TEST(xport_args)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo);
+	struct pmtrack_xport *x = (void *)1;
+	int fds[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(pmtrack_xport_new(-1, NULL, &x), -EINVAL);
+	ck_assert_ptr_null(x);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], NULL, NULL), -EINVAL);
+	xo.kind = 3;
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), -EINVAL);
+	xo.kind = 0;
+	xo.depth = 65;
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), -EINVAL);
+	xo.depth = 0;
+	xo.buf_size = 100;
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), -EINVAL);
+	setenv("PMTRACK_TRANSPORT", "bogus", 1);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], NULL, &x), -EINVAL);
+	setenv("PMTRACK_TRANSPORT", "uring", 1);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], NULL, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_kind(x), PMTRACK_XPORT_URING);
+	pmtrack_xport_free(x);
+	unsetenv("PMTRACK_TRANSPORT");
+	/* AUTO: sockets and pipes use system calls (measured, README) */
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], NULL, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_kind(x), PMTRACK_XPORT_SYSCALL);
+	pmtrack_xport_free(x);
+	close(fds[0]);
+	close(fds[1]);
+	pmtrack_xport_free(NULL);
+}
+END_TEST
+
+/*
+ * Forced fallback: in a child whose seccomp filter makes io_uring_setup
+ * fail with ENOSYS (as in a container), AUTO uses system calls and works,
+ * and a required io_uring fails with -EOPNOTSUPP.
+ */
+START_TEST(xport_fallback_seccomp)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	int st;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		PMTRACK_OPTS(pmtrack_xport_opts, xo,
+			     .kind = PMTRACK_XPORT_URING);
+		struct pmtrack_xport *x;
+		char path[] = "/tmp/pmt-fb-XXXXXX";
+		int fd = mkstemp(path);
+
+		unlink(path);
+		if (fd < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+			_exit(10);
+		if (pmtrack_xport_new(fd, &xo, &x) != -EOPNOTSUPP)
+			_exit(11);
+		if (pmtrack_xport_new(fd, NULL, &x) ||
+		    pmtrack_xport_kind(x) != PMTRACK_XPORT_SYSCALL)
+			_exit(12);
+		pmtrack_xport_free(x);
+		/* and a whole round trip over a file on the fallback */
+		{
+			uint8_t *src = malloc(1 << 20), *dst = malloc(1 << 20);
+			struct iovec v = { src, 1 << 20 };
+			const void *b;
+			size_t got = 0;
+			ssize_t n;
+
+			for (int i = 0; i < 1 << 20; i++)
+				src[i] = (uint8_t)(i * 7);
+			if (pmtrack_xport_new(fd, NULL, &x) ||
+			    pmtrack_xport_write(x, &v, 1) ||
+			    pmtrack_xport_flush(x))
+				_exit(13);
+			pmtrack_xport_free(x);
+			lseek(fd, 0, SEEK_SET);
+			if (pmtrack_xport_new(fd, NULL, &x))
+				_exit(14);
+			while ((n = pmtrack_xport_read(x, &b)) > 0 &&
+			       got + (size_t)n <= (1u << 20)) {
+				memcpy(dst + got, b, (size_t)n);
+				got += (size_t)n;
+			}
+			if (n || got != 1u << 20 || memcmp(src, dst, got))
+				_exit(15);
+			pmtrack_xport_free(x);
+		}
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "child failed with %d", WEXITSTATUS(st));
+}
+END_TEST
+
+/* ---- pre-copy --------------------------------------------------------- */
+
+struct prog {
+	uint64_t rounds, next, pages, finals;
+	uint64_t pre_bytes, pre_elapsed; /* over the pre-copy rounds */
+	int fail_at; /* cancel after this round (-1: never) */
+};
+
+struct pcctx {
+	struct work w;
+	struct prog p;
+};
+
+static int pc_stop(void *arg)
+{
+	return work_stop(&((struct pcctx *)arg)->w);
+}
+
+static void pc_resume(void *arg)
+{
+	work_resume(&((struct pcctx *)arg)->w);
+}
+
+static int pc_progress(void *arg, const struct pmtrack_precopy_round *r)
+{
+	struct pcctx *c = arg;
+
+	t_check(r->round == c->p.next, "round %llu, expected %llu",
+		(unsigned long long)r->round, (unsigned long long)c->p.next);
+	t_check(r->sz == sizeof(*r), "round stats size");
+	c->p.next++;
+	c->p.rounds++;
+	c->p.pages += r->pages;
+	c->p.finals += (uint64_t)r->final;
+	if (!r->final) {
+		c->p.pre_bytes += r->bytes;
+		c->p.pre_elapsed = r->elapsed_ns;
+	}
+	t_check(r->zero_pages <= r->pages, "zero pages > pages");
+	t_check(r->total_pages == c->w.pages[0] + c->w.pages[1], "total");
+	if (r->round == 0)
+		t_check(r->pages == r->total_pages, "round 0 sends every page");
+	if (c->p.fail_at >= 0 && r->round == (uint64_t)c->p.fail_at)
+		return -ECANCELED;
+	return 0;
+}
+
+static const struct pmtrack_precopy_ops pc_ops = {
+	.stop = pc_stop,
+	.resume = pc_resume,
+	.progress = pc_progress,
+};
+
+/* Migrate a workload over a socket pair to a receiver thread. */
+static int migrate(struct pcctx *c, const struct pmtrack_precopy_opts *base,
+		   enum pmtrack_xport_kind kind,
+		   struct pmtrack_precopy_stats *st, struct rxjob *j)
+{
+	struct pmtrack_precopy_opts o = *base;
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kind);
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_xport *x;
+	int fds[2], err;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	rx_start(j, fds[0], kind);
+	ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &x), 0);
+	o.write = pmtrack_xport_write;
+	o.write_arg = x;
+	o.flush = (int (*)(void *))pmtrack_xport_flush;
+	o.ops = &pc_ops;
+	o.arg = c;
+	work_regions(&c->w, r);
+	st->sz = sizeof(*st);
+	err = pmtrack_precopy(&o, r, 2, st);
+	pmtrack_xport_free(x);
+	close(fds[1]);
+	pthread_join(j->th, NULL);
+	return err;
+}
+
+/* With writers running, many seeds: the receiver ends byte-identical. */
+START_TEST(precopy_writers)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o);
+	struct pmtrack_precopy_stats st;
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	struct pcctx c = { .p.fail_at = -1 };
+	struct rxjob j;
+	int err;
+
+	o.level = (_i % 3 == 1) ? 1 : 0;
+	o.enc_flags = (_i % 3 == 2) ? PMTRACK_ENC_ADAPTIVE : 0;
+	o.downtime_limit_ns = (_i % 2) ? 2000000 : 50000000;
+	o.max_rounds = 1 + (uint32_t)(_i % 5);
+	work_start(&c.w, 2048 + 97 * (size_t)_i, 300, 1 + _i % 3,
+		   5000 + (uint64_t)_i);
+	err = migrate(&c, &o, kinds[_i % NKINDS], &st, &j);
+	ck_assert_msg(err == 0, "precopy: %s", strerror(-err));
+	ck_assert_msg(j.err == 0, "rx: %s (%s)", strerror(-j.err),
+		      pmtrack_rx_error(j.rx, NULL));
+	/* paused by stop(), never resumed: the memory is the final image */
+	ck_assert_int_eq(atomic_load(&c.w.stops), 1);
+	ck_assert_int_eq(atomic_load(&c.w.resumes), 0);
+	expect_same(j.rx, &c.w);
+	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
+	ck_assert_int_eq(rs.state, PMTRACK_RX_COMPLETE);
+	ck_assert_int_eq(rs.digest_verified, 1);
+	ck_assert_uint_eq(rs.rounds, st.rounds);
+	ck_assert_uint_eq(rs.pages + rs.zero_pages, st.pages);
+	ck_assert_uint_eq(rs.bytes, st.bytes);
+	ck_assert_uint_eq(c.p.rounds, st.rounds);
+	ck_assert_uint_eq(c.p.finals, 1);
+	ck_assert_uint_eq(c.p.pages, st.pages);
+	ck_assert_uint_le(st.rounds, (uint64_t)o.max_rounds + 2);
+	ck_assert_uint_gt(st.downtime_ns, 0);
+	ck_assert_uint_le(st.downtime_ns, st.total_ns);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/* An estimate that never fits: max_rounds, then stop anyway or fail. */
+START_TEST(precopy_max_rounds)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .downtime_limit_ns = 1,
+		     .max_rounds = 3,
+		     .flags = _i ? PMTRACK_PRECOPY_NO_FORCE : 0);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1 };
+	struct rxjob j;
+	int err;
+
+	work_start(&c.w, 512, 64, 1, 42);
+	err = migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j);
+	if (_i) {
+		ck_assert_int_eq(err, -ETIMEDOUT);
+		ck_assert_int_eq(atomic_load(&c.w.stops), 0);
+		ck_assert_int_eq(j.err, -ENODATA); /* no END */
+		ck_assert_uint_eq(st.rounds, 4);
+	} else {
+		ck_assert_int_eq(err, 0);
+		ck_assert_int_eq(j.err, 0);
+		ck_assert_uint_eq(st.rounds, 5); /* 0..3, then final */
+		ck_assert_int_eq(st.converged, 0);
+		expect_same(j.rx, &c.w);
+	}
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/* The progress callback cancels; the workload was never stopped. */
+START_TEST(precopy_cancel)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .downtime_limit_ns = 1,
+		     .max_rounds = 10);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = 1 };
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	struct rxjob j;
+
+	work_start(&c.w, 256, 16, 1, 43);
+	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_URING, &st, &j),
+			 -ECANCELED);
+	ck_assert_int_eq(atomic_load(&c.w.stops), 0);
+	ck_assert_int_eq(j.err, -ENODATA);
+	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
+	ck_assert_int_eq(rs.state, PMTRACK_RX_PARTIAL);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/* A transport failing during stop-and-copy: resume() runs, error returned. */
+struct failing {
+	struct pcctx *c;
+	int fd;
+};
+
+static int fail_after_stop(void *arg, const struct iovec *iov, int n)
+{
+	struct failing *f = arg;
+
+	if (atomic_load(&f->c->w.stops))
+		return -EIO;
+	return pmtrack_write_fd((void *)(intptr_t)f->fd, iov, n);
+}
+
+START_TEST(precopy_resume_on_failure)
+{
+	struct pcctx c = { .p.fail_at = -1 };
+	struct failing f = { &c, open("/dev/null", O_WRONLY | O_CLOEXEC) };
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = fail_after_stop,
+		     .write_arg = &f, .ops = &pc_ops, .arg = &c);
+	struct pmtrack_mem_region r[2];
+
+	work_start(&c.w, 256, 16, 2, 44);
+	work_regions(&c.w, r);
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, NULL), -EIO);
+	ck_assert_int_eq(atomic_load(&c.w.stops), 1);
+	ck_assert_int_eq(atomic_load(&c.w.resumes), 1);
+	ck_assert_int_eq(atomic_load(&c.w.pause), 0);
+	close(f.fd);
+	work_end(&c.w);
+}
+END_TEST
+
+/* The receiver closes mid-stream: the sender gets -EPIPE/-ECONNRESET. */
+struct closer {
+	int fd;
+	size_t after;
+};
+
+static void *close_after(void *arg)
+{
+	struct closer *cl = arg;
+	char buf[4096];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < cl->after && (n = read(cl->fd, buf, sizeof(buf))) > 0)
+		got += (size_t)n;
+	close(cl->fd);
+	return NULL;
+}
+
+START_TEST(precopy_peer_close)
+{
+	struct pcctx c = { .p.fail_at = -1 };
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kinds[_i]);
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .ops = &pc_ops, .arg = &c);
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_xport *x;
+	struct closer cl;
+	pthread_t th;
+	int fds[2], err;
+
+	work_start(&c.w, 4096, 16, 1, 45);
+	work_regions(&c.w, r);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	cl.fd = fds[0];
+	cl.after = 1u << 20;
+	ck_assert_int_eq(pthread_create(&th, NULL, close_after, &cl), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &x), 0);
+	o.write = pmtrack_xport_write;
+	o.write_arg = x;
+	o.flush = (int (*)(void *))pmtrack_xport_flush;
+	err = pmtrack_precopy(&o, r, 2, NULL);
+	ck_assert_msg(err == -EPIPE || err == -ECONNRESET, "got %s",
+		      strerror(-err));
+	pthread_join(th, NULL);
+	ck_assert_int_eq(atomic_load(&c.w.stops), 0);
+	pmtrack_xport_free(x);
+	close(fds[1]);
+	work_end(&c.w);
+}
+END_TEST
+
+/* The bandwidth cap holds: rounds never run faster than it allows. */
+START_TEST(precopy_bandwidth_cap)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .max_bandwidth = 40u << 20,
+		     .downtime_limit_ns = 1000000000);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1 };
+	struct rxjob j;
+
+	work_start(&c.w, 2048, 16, 1, 46); /* 8 MiB: at least 0.2 s */
+	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j), 0);
+	ck_assert_int_eq(j.err, 0);
+	/* after each write the limiter sleeps until bytes / cap have
+	   passed, and nanosleep never returns early */
+	ck_assert_uint_gt(c.p.pre_bytes, 4u << 20);
+	ck_assert_uint_ge(
+		c.p.pre_elapsed + 1000,
+		(uint64_t)((double)c.p.pre_bytes * 1e9 / (40u << 20)));
+	ck_assert_uint_le(st.bandwidth, (40u << 20) + (40u << 18));
+	expect_same(j.rx, &c.w);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+START_TEST(precopy_args)
+{
+	static const struct pmtrack_precopy_ops nostop = { 0 };
+	struct pcctx c = { .p.fail_at = -1 };
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = pmtrack_write_fd,
+		     .write_arg = (void *)(intptr_t)1, .ops = &pc_ops,
+		     .arg = &c);
+	char *m = t_map_anon(4);
+	struct pmtrack_mem_region r[2] = { { m, 2 * ps, 1, NULL },
+					   { m + 2 * ps, 2 * ps, 1, NULL } };
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+
+	ck_assert_int_eq(pmtrack_precopy(NULL, r, 1, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 0, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_precopy(&o, NULL, 1, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, &st), -EINVAL); /* dup id */
+	r[1].id = 2;
+	r[1].len = 100;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, NULL), -EINVAL);
+	r[1].len = 2 * ps;
+	r[1].addr = m + 1;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, NULL), -EINVAL);
+	o.ops = &nostop;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+	o.ops = &pc_ops;
+	o.flags = 1u << 7;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+	o.flags = 0;
+	o.write = NULL;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+	st.sz = 0;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, &st), -EINVAL);
+	munmap(m, 4 * ps);
+}
+END_TEST
+
+/* ---- receiver failures ------------------------------------------------- */
+
+/* A complete stream of a quiet workload, in memory. */
+struct sbuf {
+	uint8_t *b;
+	size_t len, cap;
+};
+
+static int sbuf_write(void *arg, const struct iovec *iov, int n)
+{
+	struct sbuf *s = arg;
+
+	for (int i = 0; i < n; i++) {
+		if (s->len + iov[i].iov_len > s->cap) {
+			s->cap = (s->len + iov[i].iov_len) * 2;
+			s->b = realloc(s->b, s->cap);
+			ck_assert_ptr_nonnull(s->b);
+		}
+		if (iov[i].iov_len)
+			memcpy(s->b + s->len, iov[i].iov_base, iov[i].iov_len);
+		s->len += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static int quiet_stop(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static const struct pmtrack_precopy_ops quiet_ops = { .stop = quiet_stop };
+
+static void make_stream(struct sbuf *s, char *mem, size_t pages, int level)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = sbuf_write,
+		     .write_arg = s, .ops = &quiet_ops, .level = level);
+	struct pmtrack_mem_region r = { mem, pages * ps, 1, "m" };
+
+	memset(s, 0, sizeof(*s));
+	ck_assert_int_eq(pmtrack_precopy(&o, &r, 1, NULL), 0);
+}
+
+/* Apply @len bytes of @s through a pipe; returns the apply's result. */
+static int apply_bytes(struct pmtrack_rx *rx, const uint8_t *b, size_t len)
+{
+	char path[] = "/tmp/pmt-rx-XXXXXX";
+	int fd = mkstemp(path), err;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(write(fd, b, len), (ssize_t)len);
+	lseek(fd, 0, SEEK_SET);
+	err = pmtrack_rx_apply_fd(rx, fd);
+	close(fd);
+	return err;
+}
+
+static enum pmtrack_rx_state rx_state(struct pmtrack_rx *rx)
+{
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+
+	ck_assert_int_eq(pmtrack_rx_get_stats(rx, &rs), 0);
+	return rs.state;
+}
+
+/* Truncated anywhere: -ENODATA, and the state says the memory is unusable. */
+START_TEST(rx_truncated)
+{
+	size_t pages = 64;
+	char *mem = t_map_anon(pages);
+	struct pmtrack_rx *rx;
+	struct sbuf s;
+	uint64_t seed = 9;
+	int reason;
+
+	for (size_t i = 0; i < pages * ps; i += 8)
+		if ((i / ps) % 3)
+			*(uint64_t *)(mem + i) = t_rand(&seed);
+	make_stream(&s, mem, pages, 0);
+	for (size_t cut = 0; cut < s.len; cut += 1 + cut / 7) {
+		ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+		ck_assert_int_eq(apply_bytes(rx, s.b, cut), -ENODATA);
+		pmtrack_rx_error(rx, &reason);
+		ck_assert_int_eq(reason, PMTRACK_SERR_TRUNCATED);
+		t_check(rx_state(rx) != PMTRACK_RX_COMPLETE, "cut %zu", cut);
+		/* a failed receiver takes no more streams once touched */
+		if (rx_state(rx) == PMTRACK_RX_PARTIAL)
+			t_check(apply_bytes(rx, s.b, s.len) == -EBADMSG,
+				"partial receiver accepted a stream");
+		else
+			t_check(apply_bytes(rx, s.b, s.len) == 0,
+				"untouched receiver refused a stream");
+		pmtrack_rx_free(rx);
+	}
+	free(s.b);
+	munmap(mem, pages * ps);
+}
+END_TEST
+
+/* A corrupt batch: -EBADMSG (checksum), its pages never written. */
+START_TEST(rx_corrupt_batch)
+{
+	size_t pages = 8;
+	char *mem = t_map_anon(pages), *dst = t_map_anon(pages);
+	struct pmtrack_rx *rx;
+	struct sbuf s;
+	int reason;
+
+	memset(mem, 'a', pages * ps);
+	make_stream(&s, mem, pages, 0);
+	memset(dst, '?', pages * ps);
+	/* the payload of the single batch ends 4 pages... flip its last page */
+	s.b[s.len - 200 - ps] ^= 1;
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, pages * ps), 0);
+	ck_assert_int_eq(apply_bytes(rx, s.b, s.len), -EBADMSG);
+	pmtrack_rx_error(rx, &reason);
+	ck_assert_int_eq(reason, PMTRACK_SERR_CHECKSUM);
+	ck_assert_int_ne(rx_state(rx), PMTRACK_RX_COMPLETE);
+	for (size_t i = 0; i < pages * ps; i++)
+		t_check(dst[i] == '?', "byte %zu written from a bad batch", i);
+	pmtrack_rx_free(rx);
+	free(s.b);
+	munmap(mem, pages * ps);
+	munmap(dst, pages * ps);
+}
+END_TEST
+
+/* Destinations and chains: wrong lengths, unknown ids, foreign parents. */
+START_TEST(rx_chain_rules)
+{
+	size_t pages = 8;
+	char *mem = t_map_anon(pages), *dst = t_map_anon(pages + 1);
+	struct pmtrack_rx *rx;
+	struct sbuf a, b;
+	const char *msg;
+
+	memset(mem, 'a', pages * ps);
+	make_stream(&a, mem, pages, 0);
+	memset(mem, 'b', ps);
+	make_stream(&b, mem, pages, 0); /* no parent: not a continuation */
+
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, (pages + 1) * ps), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, pages * ps), -EEXIST);
+	ck_assert_int_eq(apply_bytes(rx, a.b, a.len), -EINVAL);
+	ck_assert_int_eq(rx_state(rx), PMTRACK_RX_EMPTY);
+	pmtrack_rx_free(rx);
+
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 5, dst, pages * ps), 0);
+	ck_assert_int_eq(apply_bytes(rx, a.b, a.len), -EINVAL);
+	pmtrack_rx_free(rx);
+
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, pages * ps), 0);
+	ck_assert_int_eq(apply_bytes(rx, a.b, a.len), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 2, dst, ps), -EINVAL);
+	ck_assert(!memcmp(dst, mem + ps, ps)); /* page 1 is 'a' */
+	/* b does not name a as its parent: refused before any page */
+	ck_assert_int_eq(apply_bytes(rx, b.b, b.len), -EBADMSG);
+	msg = pmtrack_rx_error(rx, NULL);
+	ck_assert_msg(strstr(msg, "parent"), "message: %s", msg);
+	ck_assert_int_eq(rx_state(rx), PMTRACK_RX_COMPLETE);
+	ck_assert_int_eq(dst[0], 'a');
+	pmtrack_rx_free(rx);
+	free(a.b);
+	free(b.b);
+	munmap(mem, pages * ps);
+	munmap(dst, (pages + 1) * ps);
+}
+END_TEST
+
+/* ---- checkpoints ------------------------------------------------------ */
+
+static char *tmpdir(void)
+{
+	char *d = strdup("/tmp/pmt-ckpt-XXXXXX");
+
+	ck_assert_ptr_nonnull(mkdtemp(d));
+	return d;
+}
+
+static void rm_rf(const char *d)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void restore_expect(const char *dir, uint32_t upto, struct work *w,
+			   char *snap0, char *snap1, int verified)
+{
+	struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
+	struct pmtrack_rx_region rg;
+	struct pmtrack_rx *rx;
+	int err;
+
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	err = pmtrack_ckpt_restore(rx, dir, upto, &ri);
+	ck_assert_msg(err == 0, "restore: %s (%s)", strerror(-err),
+		      pmtrack_rx_error(rx, NULL));
+	ck_assert_int_eq(ri.digest_verified, verified);
+	ck_assert_int_eq(pmtrack_rx_region(rx, 0, &rg), 0);
+	ck_assert(!memcmp(rg.mem, snap0 ? snap0 : w->mem[0], rg.len));
+	ck_assert_int_eq(pmtrack_rx_region(rx, 1, &rg), 0);
+	ck_assert(!memcmp(rg.mem, snap1 ? snap1 : w->mem[1], rg.len));
+	pmtrack_rx_free(rx);
+}
+
+/*
+ * Live pre-dumps while writers run, stopped dumps in between, each
+ * restored: every stopped image restores to the memory at its dump,
+ * verified by its digest.
+ */
+START_TEST(ckpt_chain_writers)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .level = _i % 2, .no_sync = 1,
+		     .xport = kinds[_i % NKINDS]);
+	struct pmtrack_dump_info di = { .sz = sizeof(di) };
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_ckpt *ck;
+	struct work w;
+	char *dir = tmpdir(), *s0, *s1;
+	uint32_t stopped_at = 0;
+	uint64_t full = 0;
+
+	work_start(&w, 1024 + 31 * (size_t)_i, 64, 2, 700 + (uint64_t)_i);
+	w.burst = 1; /* fewer writes than pages between dumps */
+	work_regions(&w, r);
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, r, 2, &ck), 0);
+	s0 = malloc(w.pages[0] * ps);
+	s1 = malloc(w.pages[1] * ps);
+	for (uint32_t i = 0; i < 6; i++) {
+		bool stop = i % 3 == 2;
+
+		if (stop)
+			work_stop(&w);
+		ck_assert_int_eq(
+			pmtrack_ckpt_dump(ck, stop ? PMTRACK_DUMP_STOPPED : 0,
+					  &di),
+			0);
+		ck_assert_uint_eq(di.index, i);
+		ck_assert_int_eq(di.has_digest, stop);
+		if (i == 0) {
+			full = di.pages;
+			ck_assert_uint_eq(full, w.pages[0] + w.pages[1]);
+		}
+		if (stop) {
+			memcpy(s0, w.mem[0], w.pages[0] * ps);
+			memcpy(s1, w.mem[1], w.pages[1] * ps);
+			stopped_at = i;
+			restore_expect(dir, i, &w, s0, s1, 1);
+			work_resume(&w);
+		}
+		usleep(2000);
+	}
+	/* the chain so far, up to the last stopped image */
+	restore_expect(dir, stopped_at, &w, s0, s1, 1);
+	/* a final stopped dump: the whole chain equals the live memory */
+	work_stop(&w);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &di), 0);
+	ck_assert_uint_lt(di.pages, full);
+	restore_expect(dir, UINT32_MAX, &w, NULL, NULL, 1);
+	pmtrack_ckpt_free(ck);
+	/* a directory with images refuses a new chain */
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, r, 2, &ck), -EEXIST);
+	work_end(&w);
+	free(s0);
+	free(s1);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A damaged chain: truncated image, missing image, unverified tail. */
+START_TEST(ckpt_damaged)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .no_sync = 1);
+	struct pmtrack_mem_region r = { NULL, 0, 3, NULL };
+	struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
+	struct pmtrack_rx *rx;
+	struct pmtrack_ckpt *ck;
+	char *dir = tmpdir(), path[600];
+	char *m = t_map_anon(64);
+	struct stat sb;
+
+	r.addr = m;
+	r.len = 64 * ps;
+	memset(m, 1, 64 * ps);
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, &r, 1, &ck), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	memset(m, 2, 8 * ps);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, NULL), 0);
+	memset(m, 3, 4 * ps);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, NULL), 0);
+	pmtrack_ckpt_free(ck);
+
+	/* the live tail has no digest: restored, but not verified */
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri), 0);
+	ck_assert_uint_eq(ri.images, 3);
+	ck_assert_int_eq(ri.digest_verified, 0);
+	pmtrack_rx_free(rx);
+	/* a missing image number */
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, 5, NULL), -ENOENT);
+	pmtrack_rx_free(rx);
+	/* image 1 truncated: -ENODATA, memory flagged partial; 0 alone is
+	   fine */
+	snprintf(path, sizeof(path), "%s/000001.pmts", dir);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(truncate(path, sb.st_size - 10), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri),
+			 -ENODATA);
+	ck_assert_uint_eq(ri.images, 1);
+	ck_assert_int_eq(rx_state(rx), PMTRACK_RX_PARTIAL);
+	pmtrack_rx_free(rx);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, 0, &ri), 0);
+	ck_assert_int_eq(ri.digest_verified, 1);
+	pmtrack_rx_free(rx);
+	/* a gap: image 1 removed */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, NULL),
+			 -ENOENT);
+	pmtrack_rx_free(rx);
+	/* no images at all */
+	rm_rf(dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, NULL),
+			 -ENOENT);
+	pmtrack_rx_free(rx);
+	rm_rf(dir);
+	free(dir);
+	munmap(m, 64 * ps);
+}
+END_TEST
+
+/*
+ * ENOSPC on a small tmpfs (root only): the failed dump leaves no file and
+ * keeps its pages; after space is freed the next dump carries them.
+ */
+START_TEST(ckpt_enospc)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co);
+	struct pmtrack_mem_region r = { NULL, 0, 1, NULL };
+	struct pmtrack_ckpt *ck;
+	char *dir = tmpdir(), path[600], img[600];
+	size_t pages = 1024; /* 4 MiB */
+	char *m = t_map_anon(pages);
+	uint64_t seed = 5;
+	int fd, err;
+	struct stat sb;
+
+	ck_assert_msg(!mount("pmt", dir, "tmpfs", 0, "size=10m"),
+		      "mount tmpfs: %s", strerror(errno));
+	for (size_t i = 0; i < pages * ps; i += 8)
+		*(uint64_t *)(m + i) = t_rand(&seed);
+	r.addr = m;
+	r.len = pages * ps;
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, &r, 1, &ck), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	/* fill the rest of the file system */
+	snprintf(path, sizeof(path), "%s/filler", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	while (write(fd, m, 65536) > 0)
+		;
+	ck_assert_int_eq(errno, ENOSPC);
+	close(fd);
+	for (size_t i = 0; i < 600; i++)
+		m[i * ps + 8] ^= 0x5a; /* 600 incompressible pages */
+	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL);
+	ck_assert_int_eq(err, -ENOSPC);
+	snprintf(img, sizeof(img), "%s/000001.pmts", dir);
+	ck_assert_int_eq(stat(img, &sb), -1);
+	snprintf(img, sizeof(img), "%s/.000001.pmts.tmp", dir);
+	ck_assert_int_eq(stat(img, &sb), -1);
+	{
+		/* the chain is still the one good image */
+		struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
+		struct pmtrack_rx *rx;
+
+		ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+		ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri),
+				 0);
+		ck_assert_uint_eq(ri.images, 1);
+		pmtrack_rx_free(rx);
+	}
+	ck_assert_int_eq(unlink(path), 0);
+	m[5 * ps] ^= 1; /* one more write after the failure */
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	{
+		struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
+		struct pmtrack_rx_region rg;
+		struct pmtrack_rx *rx;
+
+		ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+		ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri),
+				 0);
+		ck_assert_uint_eq(ri.images, 2);
+		ck_assert_int_eq(ri.digest_verified, 1);
+		ck_assert_int_eq(pmtrack_rx_region(rx, 0, &rg), 0);
+		ck_assert(!memcmp(rg.mem, m, pages * ps));
+		pmtrack_rx_free(rx);
+	}
+	pmtrack_ckpt_free(ck);
+	ck_assert_int_eq(umount(dir), 0);
+	rmdir(dir);
+	free(dir);
+	munmap(m, pages * ps);
+}
+END_TEST
+
+/* Dumps and restores under a signal storm. */
+START_TEST(ckpt_eintr)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .xport = kinds[_i], .level = 1);
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_ckpt *ck;
+	struct work w;
+	char *dir = tmpdir();
+
+	work_start(&w, 2048, 64, 1, 900 + (uint64_t)_i);
+	work_regions(&w, r);
+	signal_storm(true);
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, r, 2, &ck), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, NULL), 0);
+	work_stop(&w);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	restore_expect(dir, UINT32_MAX, &w, NULL, NULL, 1);
+	signal_storm(false);
+	pmtrack_ckpt_free(ck);
+	work_end(&w);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(ckpt_args)
+{
+	struct pmtrack_ckpt *ck = (void *)1;
+	char *m = t_map_anon(2);
+	struct pmtrack_mem_region r = { m, 2 * ps, 1, NULL };
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .xport = 9);
+
+	ck_assert_int_eq(pmtrack_ckpt_new(NULL, NULL, &r, 1, &ck), -EINVAL);
+	ck_assert_ptr_null(ck);
+	ck_assert_int_eq(pmtrack_ckpt_new("/tmp", &co, &r, 1, &ck), -EINVAL);
+	ck_assert_int_eq(
+		pmtrack_ckpt_new("/proc/nonexistent/x", NULL, &r, 1, &ck),
+		-ENOENT);
+	ck_assert_int_eq(pmtrack_ckpt_dump(NULL, 0, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_ckpt_restore(NULL, "/tmp", 0, NULL), -EINVAL);
+	pmtrack_ckpt_free(NULL);
+	munmap(m, 2 * ps);
+}
+END_TEST
+
+/* Can this process mount a tmpfs (root in the initial namespace)? */
+static int can_mount(void)
+{
+	char d[] = "/tmp/pmt-mnt-XXXXXX";
+	int ok;
+
+	if (!mkdtemp(d)) {
+		printf("mkdtemp: %s\n", strerror(errno));
+		return 0;
+	}
+	ok = !mount("pmt", d, "tmpfs", 0, "size=1m");
+
+	if (ok)
+		umount(d);
+	else
+		printf("SKIP: cannot mount a small tmpfs for the ENOSPC test "
+		       "(%s; needs root)\n",
+		       strerror(errno));
+	rmdir(d);
+	return ok;
+}
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("migrate");
+	TCase *tc = tcase_create("migrate");
+	int r = t_init();
+
+	if (r)
+		return r;
+	tcase_set_timeout(tc, 300);
+	if (argc > 1 && !strcmp(argv[1], "--enospc")) {
+		if (!can_mount())
+			return T_SKIP;
+		tcase_add_test(tc, ckpt_enospc);
+		suite_add_tcase(s, tc);
+		return t_run(s);
+	}
+	tcase_add_loop_test(tc, xport_roundtrip, 0, NKINDS * 3);
+	tcase_add_test(tc, xport_eintr);
+	tcase_add_loop_test(tc, xport_epipe, 0, NKINDS);
+	tcase_add_test(tc, xport_args);
+	tcase_add_test(tc, xport_fallback_seccomp);
+	tcase_add_loop_test(tc, precopy_writers, 0, 12);
+	tcase_add_loop_test(tc, precopy_max_rounds, 0, 2);
+	tcase_add_test(tc, precopy_cancel);
+	tcase_add_test(tc, precopy_resume_on_failure);
+	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);
+	tcase_add_test(tc, precopy_bandwidth_cap);
+	tcase_add_test(tc, precopy_args);
+	tcase_add_test(tc, rx_truncated);
+	tcase_add_test(tc, rx_corrupt_batch);
+	tcase_add_test(tc, rx_chain_rules);
+	tcase_add_loop_test(tc, ckpt_chain_writers, 0, 6);
+	tcase_add_test(tc, ckpt_damaged);
+	tcase_add_loop_test(tc, ckpt_eintr, 0, NKINDS);
+	tcase_add_test(tc, ckpt_args);
+	suite_add_tcase(s, tc);
+	return t_run(s);
+}
