@@ -196,8 +196,9 @@ struct pmtrack_precopy_ops {
 enum pmtrack_precopy_flags {
 	/* send no END digest (and do not spend the downtime computing it) */
 	PMTRACK_PRECOPY_NO_DIGEST = 1u << 0,
-	/* after max_rounds without converging, fail with -ETIMEDOUT
-	   instead of stopping the workload anyway */
+	/* fail with -ETIMEDOUT instead of stopping the workload when the
+	   estimate cannot fit the limit (max_rounds, or the digest alone is
+	   over it) */
 	PMTRACK_PRECOPY_NO_FORCE = 1u << 1,
 };
 
@@ -248,7 +249,10 @@ struct pmtrack_precopy_stats {
 	/* expected downtime when the switchover was decided */
 	uint64_t expected_downtime_ns;
 	uint64_t bandwidth; /* bytes/s of the whole pre-copy phase */
-	int converged;	    /* 1: stopped because the estimate fit */
+	/* one digest of all regions, timed after round 0 (0 with
+	   PMTRACK_PRECOPY_NO_DIGEST); part of every expected downtime */
+	uint64_t digest_ns;
+	int converged; /* 1: stopped because the estimate fit */
 	enum pmtrack_backend backend;
 	size_t : 0;
 };
@@ -269,8 +273,11 @@ struct pmtrack_precopy_stats {
  * the expected downtime is the bytes of the pages now dirty (at the last
  * round's compression ratio) divided by the bandwidth (the last round's
  * bytes per second, or switchover_bandwidth), plus the END digest's time
- * (measured on the regions when the call starts).  When it fits
- * downtime_limit_ns, or after max_rounds, ops->stop() pauses the
+ * (one digest of all regions, timed after round 0: reading memory can cost
+ * far more than hashing it, so a sample would mislead).  When it fits
+ * downtime_limit_ns, or after max_rounds, or when the digest alone is over
+ * the limit and the pages would fit (more rounds cannot help then; the
+ * stats say converged = 0), ops->stop() pauses the
  * workload; the pages written since the last collect are sent with the
  * ones already collected, then END with the digest of the (paused)
  * memory, then flush().  If anything fails after stop() returned 0,
