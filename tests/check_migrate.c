@@ -488,12 +488,27 @@ struct prog {
 	uint64_t rounds, next, pages, finals;
 	uint64_t pre_bytes, pre_elapsed; /* over the pre-copy rounds */
 	int fail_at; /* cancel after this round (-1: never) */
+	bool poke;   /* write a page in every pre-copy round's callback */
 };
 
 struct pcctx {
 	struct work w;
 	struct prog p;
+	struct pmtrack_xport *x;
 };
+
+/*
+ * With p.poke, every write of the stream before stop() also writes a page:
+ * each round's collect finds one, so the estimate never fits.
+ */
+static int poke_write(void *arg, const struct iovec *iov, int n)
+{
+	struct pcctx *c = arg;
+
+	if (!atomic_load(&c->w.stops))
+		c->w.mem[0][0] ^= 1;
+	return pmtrack_xport_write(c->x, iov, n);
+}
 
 static int pc_stop(void *arg)
 {
@@ -535,6 +550,11 @@ static const struct pmtrack_precopy_ops pc_ops = {
 	.progress = pc_progress,
 };
 
+static int poke_flush(void *arg)
+{
+	return pmtrack_xport_flush(((struct pcctx *)arg)->x);
+}
+
 /* Migrate a workload over a socket pair to a receiver thread. */
 static int migrate(struct pcctx *c, const struct pmtrack_precopy_opts *base,
 		   enum pmtrack_xport_kind kind,
@@ -552,6 +572,12 @@ static int migrate(struct pcctx *c, const struct pmtrack_precopy_opts *base,
 	o.write = pmtrack_xport_write;
 	o.write_arg = x;
 	o.flush = (int (*)(void *))pmtrack_xport_flush;
+	if (c->p.poke) {
+		c->x = x;
+		o.write = poke_write;
+		o.write_arg = c;
+		o.flush = poke_flush;
+	}
 	o.ops = &pc_ops;
 	o.arg = c;
 	work_regions(&c->w, r);
@@ -611,7 +637,7 @@ START_TEST(precopy_max_rounds)
 		     .max_rounds = 3,
 		     .flags = _i ? PMTRACK_PRECOPY_NO_FORCE : 0);
 	struct pmtrack_precopy_stats st;
-	struct pcctx c = { .p.fail_at = -1 };
+	struct pcctx c = { .p.fail_at = -1, .p.poke = true };
 	struct rxjob j;
 	int err;
 
@@ -626,6 +652,38 @@ START_TEST(precopy_max_rounds)
 		ck_assert_int_eq(err, 0);
 		ck_assert_int_eq(j.err, 0);
 		ck_assert_uint_eq(st.rounds, 5); /* 0..3, then final */
+		ck_assert_int_eq(st.converged, 0);
+		expect_same(j.rx, &c.w);
+	}
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * The digest alone takes longer than the limit: no round can help, so the
+ * first round with nothing left to send stops the workload (or fails).
+ */
+START_TEST(precopy_digest_over_limit)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .downtime_limit_ns = 1000,
+		     .flags = _i ? PMTRACK_PRECOPY_NO_FORCE : 0);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1 };
+	struct rxjob j;
+	int err;
+
+	work_start(&c.w, 2048, 64, 0, 47); /* no writers */
+	err = migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j);
+	ck_assert_uint_gt(st.digest_ns, 1000);
+	if (_i) {
+		ck_assert_int_eq(err, -ETIMEDOUT);
+		ck_assert_uint_eq(st.rounds, 1);
+		ck_assert_int_eq(atomic_load(&c.w.stops), 0);
+	} else {
+		ck_assert_int_eq(err, 0);
+		ck_assert_int_eq(j.err, 0);
+		ck_assert_uint_eq(st.rounds, 2);
 		ck_assert_int_eq(st.converged, 0);
 		expect_same(j.rx, &c.w);
 	}
@@ -1313,6 +1371,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, xport_fallback_seccomp);
 	tcase_add_loop_test(tc, precopy_writers, 0, 12);
 	tcase_add_loop_test(tc, precopy_max_rounds, 0, 2);
+	tcase_add_loop_test(tc, precopy_digest_over_limit, 0, 2);
 	tcase_add_test(tc, precopy_cancel);
 	tcase_add_test(tc, precopy_resume_on_failure);
 	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);
