@@ -249,6 +249,23 @@ PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,
 PMT_HIDDEN uint64_t pmt_now_ns(void);
 
 /*
+ * Reading memory the application may be writing at the same time (a live
+ * round, a pre-dump): the race is the design (tracking reports every page
+ * written during the read, and it is sent again), so ThreadSanitizer is
+ * told to ignore these reads; the library's own data stays checked.
+ */
+#if defined(__SANITIZE_THREAD__)
+/* in the TSan runtime (GCC 12's tsan_interface.h does not declare them) */
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+#define PMT_LIVE_READ_BEGIN() __tsan_ignore_thread_begin()
+#define PMT_LIVE_READ_END() __tsan_ignore_thread_end()
+#else
+#define PMT_LIVE_READ_BEGIN() ((void)0)
+#define PMT_LIVE_READ_END() ((void)0)
+#endif
+
+/*
  * Copy a stats struct out to a caller whose struct may be older (shorter)
  * or newer (longer, the tail zeroed) than @known bytes; both start with
  * size_t sz, which is left as the caller set it.

@@ -254,10 +254,12 @@ static uint64_t pc_digest_cost(struct pmt_src *s)
 {
 	uint8_t d[PMTRACK_DIGEST_LEN];
 	uint64_t t0 = pmt_now_ns();
+	int err;
 
-	if (src_digest(s, d))
-		return 0;
-	return pmt_now_ns() - t0;
+	PMT_LIVE_READ_BEGIN(); /* the workload is running */
+	err = src_digest(s, d);
+	PMT_LIVE_READ_END();
+	return err ? 0 : pmt_now_ns() - t0;
 }
 
 static int pc_stats_enc(struct pc *pc, struct pmtrack_enc_stats *es)

@@ -511,6 +511,7 @@ static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 		uint8_t *dst = enc->stage;
 
 		/* one read of each page: what is hashed is what is sent */
+		PMT_LIVE_READ_BEGIN();
 		for (size_t i = 0; i < b->nruns; i++) {
 			size_t len = runs[2 * i + 1] * enc->ps;
 
@@ -519,6 +520,7 @@ static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 			dst += len;
 			pos += runs[2 * i + 1];
 		}
+		PMT_LIVE_READ_END();
 		m.xxh3 = XXH3_64bits(enc->stage, raw);
 		pay[0] = (struct iovec){ enc->stage, raw };
 		npay = 1;
@@ -670,6 +672,7 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 			goto out;
 		memcpy(x->dirty, rr[i].dirty, nw * 8);
 		x->dirty[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
+		PMT_LIVE_READ_BEGIN();
 		for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
 		     p = pmt_bits_next(x->dirty, np, p + 1)) {
 			if (page_is_zero(mem + p * enc->ps, enc->ps)) {
@@ -677,6 +680,7 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 				x->nzero++;
 			}
 		}
+		PMT_LIVE_READ_END();
 		pmtrack__region_maps__init(&x->maps);
 		x->maps.region = rr[i].region;
 		r = bitmap_encode(&x->bd, x->dirty, np);

@@ -72,7 +72,10 @@ static void *writer(void *arg)
 			size_t pg = (r >> 8) % w->pages[g];
 			size_t off = (r >> 40) % (ps / 8) * 8;
 
-			*(volatile uint64_t *)(w->mem[g] + pg * ps + off) = r;
+			/* relaxed atomics: writers may hit the same word */
+			__atomic_store_n(
+				(uint64_t *)(w->mem[g] + pg * ps + off), r,
+				__ATOMIC_RELAXED);
 		}
 		atomic_fetch_add(&w->writes, (unsigned long)w->burst);
 		usleep(50);
@@ -83,7 +86,7 @@ static void *writer(void *arg)
 }
 
 static void work_start(struct work *w, size_t p0, size_t p1, int nwriters,
-		       uint64_t seed)
+		       uint64_t seed, int burst)
 {
 	uint64_t st = seed;
 
@@ -93,7 +96,7 @@ static void work_start(struct work *w, size_t p0, size_t p1, int nwriters,
 	w->mem[0] = t_map_anon(p0);
 	w->mem[1] = t_map_anon(p1);
 	w->seed = seed;
-	w->burst = 64;
+	w->burst = burst;
 	/* realistic content: some pages random, some zero, some text */
 	for (size_t i = 0; i < p0; i++) {
 		uint64_t r = t_rand(&st);
@@ -506,7 +509,7 @@ static int poke_write(void *arg, const struct iovec *iov, int n)
 	struct pcctx *c = arg;
 
 	if (!atomic_load(&c->w.stops))
-		c->w.mem[0][0] ^= 1;
+		__atomic_fetch_xor(&c->w.mem[0][0], 1, __ATOMIC_RELAXED);
 	return pmtrack_xport_write(c->x, iov, n);
 }
 
@@ -604,7 +607,7 @@ START_TEST(precopy_writers)
 	o.downtime_limit_ns = (_i % 2) ? 2000000 : 50000000;
 	o.max_rounds = 1 + (uint32_t)(_i % 5);
 	work_start(&c.w, 2048 + 97 * (size_t)_i, 300, 1 + _i % 3,
-		   5000 + (uint64_t)_i);
+		   5000 + (uint64_t)_i, 64);
 	err = migrate(&c, &o, kinds[_i % NKINDS], &st, &j);
 	ck_assert_msg(err == 0, "precopy: %s", strerror(-err));
 	ck_assert_msg(j.err == 0, "rx: %s (%s)", strerror(-j.err),
@@ -641,7 +644,7 @@ START_TEST(precopy_max_rounds)
 	struct rxjob j;
 	int err;
 
-	work_start(&c.w, 512, 64, 1, 42);
+	work_start(&c.w, 512, 64, 1, 42, 64);
 	err = migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j);
 	if (_i) {
 		ck_assert_int_eq(err, -ETIMEDOUT);
@@ -673,7 +676,7 @@ START_TEST(precopy_digest_over_limit)
 	struct rxjob j;
 	int err;
 
-	work_start(&c.w, 2048, 64, 0, 47); /* no writers */
+	work_start(&c.w, 2048, 64, 0, 47, 64); /* no writers */
 	err = migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j);
 	ck_assert_uint_gt(st.digest_ns, 1000);
 	if (_i) {
@@ -702,7 +705,7 @@ START_TEST(precopy_cancel)
 	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
 	struct rxjob j;
 
-	work_start(&c.w, 256, 16, 1, 43);
+	work_start(&c.w, 256, 16, 1, 43, 64);
 	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_URING, &st, &j),
 			 -ECANCELED);
 	ck_assert_int_eq(atomic_load(&c.w.stops), 0);
@@ -737,7 +740,7 @@ START_TEST(precopy_resume_on_failure)
 		     .write_arg = &f, .ops = &pc_ops, .arg = &c);
 	struct pmtrack_mem_region r[2];
 
-	work_start(&c.w, 256, 16, 2, 44);
+	work_start(&c.w, 256, 16, 2, 44, 64);
 	work_regions(&c.w, r);
 	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, NULL), -EIO);
 	ck_assert_int_eq(atomic_load(&c.w.stops), 1);
@@ -778,7 +781,7 @@ START_TEST(precopy_peer_close)
 	pthread_t th;
 	int fds[2], err;
 
-	work_start(&c.w, 4096, 16, 1, 45);
+	work_start(&c.w, 4096, 16, 1, 45, 64);
 	work_regions(&c.w, r);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	cl.fd = fds[0];
@@ -808,7 +811,7 @@ START_TEST(precopy_bandwidth_cap)
 	struct pcctx c = { .p.fail_at = -1 };
 	struct rxjob j;
 
-	work_start(&c.w, 2048, 16, 1, 46); /* 8 MiB: at least 0.2 s */
+	work_start(&c.w, 2048, 16, 1, 46, 64); /* 8 MiB: at least 0.2 s */
 	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j), 0);
 	ck_assert_int_eq(j.err, 0);
 	/* after each write the limiter sleeps until bytes / cap have
@@ -1089,8 +1092,8 @@ START_TEST(ckpt_chain_writers)
 	uint32_t stopped_at = 0;
 	uint64_t full = 0;
 
-	work_start(&w, 1024 + 31 * (size_t)_i, 64, 2, 700 + (uint64_t)_i);
-	w.burst = 1; /* fewer writes than pages between dumps */
+	/* one write per 50 us: fewer writes than pages between dumps */
+	work_start(&w, 1024 + 31 * (size_t)_i, 64, 2, 700 + (uint64_t)_i, 1);
 	work_regions(&w, r);
 	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, r, 2, &ck), 0);
 	s0 = malloc(w.pages[0] * ps);
@@ -1289,7 +1292,7 @@ START_TEST(ckpt_eintr)
 	struct work w;
 	char *dir = tmpdir();
 
-	work_start(&w, 2048, 64, 1, 900 + (uint64_t)_i);
+	work_start(&w, 2048, 64, 1, 900 + (uint64_t)_i, 64);
 	work_regions(&w, r);
 	signal_storm(true);
 	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, r, 2, &ck), 0);
