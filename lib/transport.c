@@ -280,6 +280,8 @@ static int xp_reap_one(struct pmtrack_xport *x)
 	i = (unsigned int)io_uring_cqe_get_data64(cqe);
 	res = cqe->res;
 	io_uring_cqe_seen(&x->ring, cqe);
+	if (i >= x->depth)
+		return 0; /* not a buffer's */
 	s = &x->slot[i];
 	s->busy = false;
 	x->inflight--;
@@ -606,15 +608,45 @@ ssize_t pmtrack_xport_read(struct pmtrack_xport *x, const void **buf)
 	return n;
 }
 
+/*
+ * Cancel whatever is in flight and wait for it: the kernel must be done
+ * with the buffers before they are unmapped.
+ */
+static void xp_uring_cancel(struct pmtrack_xport *x)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&x->ring);
+	struct io_uring_cqe *cqe;
+	unsigned int i;
+	int r;
+
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		io_uring_sqe_set_data64(sqe, UINT64_MAX);
+		xp_submit(x);
+	}
+	while (x->inflight) {
+		r = io_uring_wait_cqe(&x->ring, &cqe);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r < 0)
+			break;
+		i = (unsigned int)io_uring_cqe_get_data64(cqe);
+		io_uring_cqe_seen(&x->ring, cqe);
+		if (i < x->depth && x->slot[i].busy) {
+			x->slot[i].busy = false;
+			x->inflight--;
+		}
+	}
+}
+
 void pmtrack_xport_free(struct pmtrack_xport *x)
 {
 	if (!x)
 		return;
 	if (x->ring_ok) {
 		if (x->inflight)
-			io_uring_queue_exit(&x->ring); /* cancels */
-		else
-			io_uring_queue_exit(&x->ring);
+			xp_uring_cancel(x);
+		io_uring_queue_exit(&x->ring);
 	}
 	if (x->mem)
 		munmap(x->mem, x->depth * x->bufsz);
