@@ -492,14 +492,15 @@ static long img_index(const char *name)
 	return end == name + 6 ? (long)v : -1;
 }
 
-/* The highest image number in @dfd, -1 if none, or -errno. */
-static long img_last(int dfd)
+/* The highest image number in @dfd into *@last (-1 if none); 0 or -errno. */
+static int img_last(int dfd, long *last)
 {
 	struct dirent *de;
-	long best = -1, k;
+	long k;
 	int fd = dup(dfd);
 	DIR *d;
 
+	*last = -1;
 	if (fd < 0)
 		return -errno;
 	d = fdopendir(fd);
@@ -509,10 +510,10 @@ static long img_last(int dfd)
 	}
 	rewinddir(d);
 	while ((de = readdir(d)))
-		if ((k = img_index(de->d_name)) > best)
-			best = k;
+		if ((k = img_index(de->d_name)) > *last)
+			*last = k;
 	closedir(d);
-	return best;
+	return 0;
 }
 
 int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
@@ -542,11 +543,11 @@ int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
 		err = -errno;
 		goto fail;
 	}
-	last = img_last(ck->dfd);
-	if (last != -1) {
-		err = last < 0 ? (int)last : -EEXIST;
+	err = img_last(ck->dfd, &last);
+	if (!err && last >= 0)
+		err = -EEXIST;
+	if (err)
 		goto fail;
-	}
 	ck->level = PMT_OPTS_GET(o, level, 0);
 	ck->enc_flags = PMT_OPTS_GET(o, enc_flags, 0u);
 	ck->batch_pages = PMT_OPTS_GET(o, batch_pages, 0u);
@@ -698,11 +699,11 @@ int pmtrack_ckpt_restore(struct pmtrack_rx *rx, const char *dir, uint32_t upto,
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	last = img_last(dfd);
-	if (last < 0) {
-		err = last == -1 ? -ENOENT : (int)last;
+	err = img_last(dfd, &last);
+	if (!err && last < 0)
+		err = -ENOENT;
+	if (err)
 		goto out;
-	}
 	if (upto == UINT32_MAX)
 		upto = (uint32_t)last;
 	for (i = 0; i <= upto && !err; i++) {
@@ -712,12 +713,13 @@ int pmtrack_ckpt_restore(struct pmtrack_rx *rx, const char *dir, uint32_t upto,
 			err = -errno;
 			break;
 		}
-		if (!fstat(fd, &sb))
-			info.bytes += (uint64_t)sb.st_size;
 		err = pmtrack_rx_apply_fd(rx, fd);
-		close(fd);
-		if (!err)
+		if (!err) {
 			info.images++;
+			if (!fstat(fd, &sb))
+				info.bytes += (uint64_t)sb.st_size;
+		}
+		close(fd);
 	}
 	if (!err && !pmtrack_rx_get_stats(rx, &rs))
 		info.digest_verified = rs.digest_verified;

@@ -44,7 +44,8 @@ struct pmtrack_xport {
 	int fd;
 	enum pmtrack_xport_kind kind;
 	bool sock, file;
-	bool registered; /* buffers registered with the ring */
+	bool registered;     /* buffers registered with the ring */
+	bool uring_required; /* no fallback: asked for by option or env */
 	unsigned int depth;
 	size_t bufsz;
 	uint8_t *mem; /* depth * bufsz */
@@ -102,6 +103,7 @@ static int xp_pick(int fd, const struct pmtrack_xport_opts *o,
 		else if (env && *env && strcmp(env, "auto"))
 			return -EINVAL;
 	}
+	x->uring_required = k == PMTRACK_XPORT_URING;
 	x->kind = k;
 	return 0;
 }
@@ -171,9 +173,8 @@ int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 		goto fail;
 	}
 	if (x->kind == PMTRACK_XPORT_URING) {
-		r = xp_ring_init(x, PMT_OPTS_GET(o, kind, PMTRACK_XPORT_AUTO) ==
-						    PMTRACK_XPORT_URING ||
-					    getenv("PMTRACK_TRANSPORT"));
+		/* required if the caller or PMTRACK_TRANSPORT=uring asked */
+		r = xp_ring_init(x, x->uring_required);
 		if (r < 0)
 			goto fail;
 		if (r > 0) {

@@ -450,6 +450,16 @@ START_TEST(xport_fallback_seccomp)
 		    pmtrack_xport_kind(x) != PMTRACK_XPORT_SYSCALL)
 			_exit(12);
 		pmtrack_xport_free(x);
+		/* PMTRACK_TRANSPORT=auto still falls back; =uring requires */
+		setenv("PMTRACK_TRANSPORT", "auto", 1);
+		if (pmtrack_xport_new(fd, NULL, &x) ||
+		    pmtrack_xport_kind(x) != PMTRACK_XPORT_SYSCALL)
+			_exit(16);
+		pmtrack_xport_free(x);
+		setenv("PMTRACK_TRANSPORT", "uring", 1);
+		if (pmtrack_xport_new(fd, NULL, &x) != -EOPNOTSUPP)
+			_exit(17);
+		unsetenv("PMTRACK_TRANSPORT");
 		/* and a whole round trip over a file on the fallback */
 		{
 			uint8_t *src = malloc(1 << 20), *dst = malloc(1 << 20);
