@@ -19,6 +19,14 @@ static const struct command {
 } commands[] = {
 	{ "inspect", cmd_inspect,
 	  "print a stream's contents, as text or JSON" },
+	{ "send", cmd_send,
+	  "live pre-copy of a synthetic workload to a receiver or a file" },
+	{ "recv", cmd_recv,
+	  "receive a stream (TCP, file, stdin) into memory and verify it" },
+	{ "dump", cmd_dump,
+	  "incremental checkpoints of a synthetic workload into a DIR" },
+	{ "restore", cmd_restore,
+	  "replay a checkpoint DIR into memory and verify it" },
 	{ "help", cmd_help, "list the commands, or show one's usage" },
 };
 

@@ -1,0 +1,213 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# pmtrack send/recv/dump/restore: a live migration over TCP loopback with
+# the received image saved and checked again, a stream through a pipe,
+# a checkpoint chain and its restore, truncated and corrupted input, and
+# usage errors.  Every step that fails says so; the exit status is 1 if
+# any did.
+#   cli_migrate.sh PMTRACK_BINARY WORK_DIR
+set -u
+bin=$1 work=$2
+fail=0
+no() { echo "FAIL: $*"; fail=1; }
+# the first line of a file that starts with $2, or nothing
+line() { grep "^$2" "$1" | head -n 1; }
+json_ok() {
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -m json.tool "$1" >/dev/null || no "$1: not valid JSON"
+	fi
+}
+
+rm -rf "$work" && mkdir -p "$work" || exit 1
+cd "$work" || exit 1
+
+# ---- 1. live migration over TCP, image saved by the receiver ----------
+"$bin" recv --listen 127.0.0.1:0 --port-file port --image img \
+	>recv.out 2>recv.err &
+rpid=$!
+i=0
+while [ ! -s port ] && [ $i -lt 100 ] && kill -0 $rpid 2>/dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ -s port ]; then
+	"$bin" send --to "127.0.0.1:$(cat port)" --size 32M --writers 2 \
+		--rate 2000 >send.out 2>send.err ||
+		no "send: exit $?: $(cat send.err)"
+else
+	no "recv wrote no port file in 10 s: $(cat recv.err)"
+fi
+# the receiver ends when the sender closes; never wait more than 30 s
+(
+	i=0
+	while [ $i -lt 150 ] && [ ! -e recv.done ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	[ -e recv.done ] || kill $rpid
+) >/dev/null 2>&1 &
+wpid=$!
+wait $rpid
+rc=$?
+touch recv.done
+wait $wpid
+[ $rc -eq 0 ] || no "recv: exit $rc: $(cat recv.err)"
+grep -q '^listening on 127\.0\.0\.1:' recv.out || no "recv: listening line"
+grep -q '^connection from 127\.0\.0\.1:' recv.out || no "recv: peer line"
+grep -q '^state: complete$' recv.out || no "recv: state"
+grep -q '^digest: verified$' recv.out || no "recv: digest not verified"
+grep -q '^image: img$' recv.out || no "recv: image line"
+grep -q '^round 0: [0-9]* pages' send.out || no "send: round 0 line"
+grep -q '^round [0-9]* (stop-and-copy): ' send.out || no "send: final round"
+grep -q '^downtime: ' send.out || no "send: downtime line"
+grep -q '^converged: ' send.out || no "send: converged line"
+# both sides count the same pages and bytes
+for k in 'pages: ' 'bytes: ' 'rounds: '; do
+	s=$(line send.out "$k") r=$(line recv.out "$k")
+	[ -n "$s" ] && [ "$s" = "$r" ] || no "send '$s' != recv '$r'"
+done
+[ -f img ] || no "image: img missing"
+[ ! -e img.partial ] || no "image: img.partial left behind"
+imgsize=$(wc -c <img 2>/dev/null || echo 0)
+[ "bytes: $imgsize (" = "$(line recv.out 'bytes: ' | cut -d'(' -f1)(" ] ||
+	no "image is $imgsize bytes, recv says $(line recv.out 'bytes: ')"
+
+"$bin" inspect img >inspect.out 2>&1 || no "inspect img: exit $?"
+grep -q '^digest: verified$' inspect.out || no "inspect img: digest"
+"$bin" recv img >recv-file.out 2>recv-file.err ||
+	no "recv img: exit $?: $(cat recv-file.err)"
+grep -q '^digest: verified$' recv-file.out || no "recv img: digest"
+[ "$(line recv-file.out 'pages: ')" = "$(line recv.out 'pages: ')" ] ||
+	no "recv img: pages differ from the live receive"
+"$bin" recv --json - <img >recv.json || no "recv --json -: exit $?"
+grep -q '"digest_verified":true' recv.json || no "recv json: digest"
+grep -q '"error":null' recv.json || no "recv json: error member"
+json_ok recv.json
+
+# ---- 2. a stream file, and a pipe --------------------------------------
+"$bin" send --out s.pmts --size 8M --level 3 --quiet >send2.out 2>&1 ||
+	no "send --out: exit $?: $(cat send2.out)"
+[ -f s.pmts ] && [ ! -e s.pmts.partial ] || no "send --out: file"
+grep -q '^round ' send2.out && no "send --quiet: printed rounds"
+"$bin" recv s.pmts >recv2.out 2>&1 || no "recv s.pmts: exit $?"
+grep -q '^digest: verified$' recv2.out || no "recv s.pmts: digest"
+{
+	"$bin" send --out - --size 8M --writers 1 --rate 1000 2>pipe-send.err
+	echo $? >pipe-send.rc
+} | "$bin" recv - >pipe-recv.out 2>pipe-recv.err ||
+	no "recv from a pipe: exit $?: $(cat pipe-recv.err)"
+[ "$(cat pipe-send.rc)" = 0 ] || no "send --out -: $(cat pipe-send.err)"
+grep -q '^round 0: ' pipe-send.err || no "send --out -: report not on stderr"
+grep -q '^digest: verified$' pipe-recv.out || no "recv -: digest"
+
+# ---- 3. checkpoints ----------------------------------------------------
+"$bin" dump ck --size 16M --dumps 3 --interval 100 >dump.out 2>dump.err ||
+	no "dump: exit $?: $(cat dump.err)"
+for n in 0 1 2; do
+	[ -f ck/00000$n.pmts ] || no "dump: no image $n"
+done
+[ "$(grep -c '^image [0-9] (0000[0-9][0-9].pmts)' dump.out)" = 3 ] ||
+	no "dump: want 3 image lines: $(cat dump.out)"
+grep -q '^image 0 .*digest no$' dump.out || no "dump: image 0 is live"
+grep -q '^image 2 (000002.pmts) stopped: .*digest yes$' dump.out ||
+	no "dump: image 2 has the digest"
+"$bin" restore ck >restore.out 2>restore.err ||
+	no "restore: exit $?: $(cat restore.err)"
+grep -q '^images: 3 ' restore.out || no "restore: images line"
+grep -q '^digest: verified$' restore.out || no "restore: digest"
+"$bin" restore --json ck >restore.json || no "restore --json: exit $?"
+grep -q '"digest_verified":true' restore.json || no "restore json: digest"
+json_ok restore.json
+
+# image 0 is a live pre-dump: complete, but without a digest
+"$bin" restore ck --upto 0 >upto0.out 2>upto0.err
+rc=$?
+[ $rc -eq 1 ] || no "restore --upto 0: exit $rc, want 1 (no digest)"
+grep -q '^digest: not verified (no digest)$' upto0.out ||
+	no "restore --upto 0: digest line"
+grep -q 'allow-unverified' upto0.err || no "restore --upto 0: message"
+"$bin" restore ck --upto 0 --allow-unverified >/dev/null 2>&1 ||
+	no "restore --upto 0 --allow-unverified: exit $?"
+# a chain of one stopped image is verified at 0
+"$bin" dump ck1 --size 4M --dumps 1 >/dev/null 2>&1 || no "dump --dumps 1"
+"$bin" restore ck1 --upto 0 >upto0b.out 2>&1 ||
+	no "restore ck1 --upto 0: exit $?: $(cat upto0b.out)"
+grep -q '^digest: verified$' upto0b.out || no "restore ck1: digest"
+
+"$bin" dump ck --size 4M --dumps 1 >/dev/null 2>dump2.err
+rc=$?
+[ $rc -eq 1 ] || no "dump into a used DIR: exit $rc, want 1"
+grep -q 'already holds' dump2.err || no "dump into a used DIR: message"
+"$bin" restore ck --upto 7 >/dev/null 2>upto7.err
+rc=$?
+[ $rc -eq 1 ] || no "restore --upto 7: exit $rc, want 1"
+grep -q 'no image 000003.pmts' upto7.err || no "restore --upto 7: message"
+
+size=$(wc -c <ck/000002.pmts)
+head -c $((size / 2)) ck/000002.pmts >cut2 && mv cut2 ck/000002.pmts
+"$bin" restore ck >cut-restore.out 2>cut-restore.err
+rc=$?
+[ $rc -eq 1 ] || no "restore of a truncated chain: exit $rc, want 1"
+grep -q '000002.pmts: .*(truncated)' cut-restore.err ||
+	no "restore truncated: message: $(cat cut-restore.err)"
+grep -q '^state: partial$' cut-restore.out || no "restore truncated: state"
+
+# ---- 4. truncated and corrupted streams --------------------------------
+head -c 1000000 img >cut.pmts
+"$bin" recv cut.pmts --image cutimg >/dev/null 2>cut.err
+rc=$?
+[ $rc -eq 1 ] || no "recv of a truncated file: exit $rc, want 1"
+grep -q '(truncated)' cut.err || no "recv truncated: message: $(cat cut.err)"
+[ ! -e cutimg ] && [ ! -e cutimg.partial ] ||
+	no "recv truncated: the image was kept"
+"$bin" recv --json cut.pmts >cut.json 2>/dev/null
+grep -q '"error":{"reason":"truncated"' cut.json || no "recv json: error"
+json_ok cut.json
+cp img bad.pmts
+printf 'X' | dd of=bad.pmts bs=1 seek=300000 conv=notrunc 2>/dev/null
+"$bin" recv bad.pmts >/dev/null 2>bad.err
+rc=$?
+[ $rc -eq 1 ] || no "recv of a corrupted file: exit $rc, want 1"
+grep -q '(checksum)' bad.err || no "recv corrupted: message: $(cat bad.err)"
+"$bin" recv ck/000001.pmts >/dev/null 2>parent.err
+rc=$?
+[ $rc -eq 1 ] || no "recv of an incremental image: exit $rc, want 1"
+grep -q 'parent' parent.err || no "recv incremental: message"
+"$bin" recv --allow-unverified ck/000000.pmts >/dev/null 2>&1 ||
+	no "recv --allow-unverified of a live pre-dump: exit $?"
+
+# ---- 5. usage ------------------------------------------------------------
+usage() {
+	"$bin" "$@" >/dev/null 2>usage.err
+	rc=$?
+	[ $rc -eq 2 ] || no "'$*': exit $rc, want 2"
+	grep -q '^usage: pmtrack ' usage.err || no "'$*': no usage text"
+}
+usage recv
+usage recv a b
+usage recv --listen 99999
+usage recv --listen 0 img
+usage recv --bogus img
+usage send
+usage send --to localhost
+usage send --to 127.0.0.1:1 --out x
+usage send --out x --size 12X
+usage send --out x --size -1
+usage send --out x --writers 65
+usage send --out x --rate fast
+usage send --out x --level 99
+usage send --out x --downtime
+usage dump
+usage dump d --dumps 0
+usage dump d --interval 1.5
+usage restore
+usage restore ck --upto x
+[ ! -e x ] && [ ! -e d ] || no "a usage error created a file"
+"$bin" --help >help.out || no "--help: exit $?"
+for c in send recv dump restore; do
+	grep -q "^  $c " help.out || no "--help does not list $c"
+	"$bin" help $c | grep -q "^usage: pmtrack $c" || no "help $c"
+done
+
+[ $fail -eq 0 ] && echo "cli_migrate: all ok"
+exit $fail
