@@ -36,7 +36,7 @@ $cc $cflags -Wall -Wextra -Werror "$src/tests/consumer/consumer.c" \
 
 # the public header is valid C++ too
 if command -v c++ >/dev/null 2>&1; then
-	printf '#include <pmtrack/pmtrack.h>\n#include <pmtrack/stream.h>\n' |
+	printf '#include <pmtrack/pmtrack.h>\n#include <pmtrack/stream.h>\n#include <pmtrack/migrate.h>\n' |
 		c++ -x c++ -fsyntax-only -Wall -Werror $(pkg-config --cflags pmtrack) -
 fi
 
