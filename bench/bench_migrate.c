@@ -1,0 +1,1758 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pmtrack-bench-migrate: pre-copy migration, incremental checkpoints and the
+ * stream transport (<pmtrack/migrate.h>), each next to the raw mechanism
+ * measured in the same run.
+ *
+ * Every transfer goes from this process to a receiver process forked for
+ * it, over a TCP connection on 127.0.0.1 (ephemeral port).  The receiver
+ * maps and pre-faults its own destination before the sender starts, then
+ * reports CLOCK_MONOTONIC (system-wide) when it has everything; a
+ * transfer's time runs from the sender's first byte to that moment.  The
+ * big buffers of this process are MADV_DONTFORK: the fork copies no page
+ * tables and leaves no copy-on-write faults behind.  Afterwards (untimed)
+ * the receiver sends back the pmtrack_digest() of its destination, which
+ * must equal the source's, and the receiver's state: anything that does
+ * not verify fails the program (exit 1).  Timing never does.
+ *
+ *  throughput  one pre-copy with no writers (round 0 sends every page, the
+ *              next collect finds nothing, the stop callback is a no-op)
+ *              over pmtrack_xport (syscall and io_uring), level 0, into
+ *              pmtrack_rx_apply() on the receiver, against send() of the
+ *              same memory in 1 MiB chunks into recv() straight into the
+ *              receiver's buffer.  Contents: random (incompressible, no
+ *              zero pages) and the workload's fill (a quarter zero pages).
+ *              With and without the END digest (hashed by the sender in
+ *              the downtime, checked by the receiver), and with
+ *              PMTRACK_ENC_STABLE (no private copy of each page; right
+ *              here as nothing writes) next to the live-memory default.
+ *              Ratio = raw time / stream time (a throughput ratio).
+ *  migrate     pmtrack_precopy() of fresh workload RAM for every run
+ *              (examples/workload.h, huge pages: 2 writers, 80% of writes
+ *              into the hot 1/16; rate 0 = no writers) with the default
+ *              transport and downtime limit, wl_pause() as the stop
+ *              callback.  Just before each migration, send() of the same
+ *              (live) memory to a receiver measures the raw bandwidth, and
+ *              one untracked pmtrack_digest() of it is timed.  Reported:
+ *              rounds, total time, bytes, round 0's bandwidth (its bytes /
+ *              its duration, on the sender), total time / (bytes / that
+ *              bandwidth) and the same with the raw bandwidth, downtime /
+ *              limit (the library's downtime: stop() to last byte flushed;
+ *              also to the receiver done), converged, the digest time the
+ *              pre-copy measured, THP PMD splits.
+ *  ckpt        pmtrack_ckpt_dump() of fresh workload RAM (no writers) for
+ *              every run: write(2) of the whole region (+ fsync) into the
+ *              directory first, then image 0 stopped (full), 1% of the
+ *              pages (scattered) written and a live incremental image (no
+ *              digest), another 1% and a stopped incremental image (with
+ *              digest); with and without fsync.  The chain is restored
+ *              into a second buffer and compared byte for byte.
+ *  transport   pmtrack_xport, io_uring against system calls: writes of
+ *              1 MiB + 64 B (a batch and its record header, as the encoder
+ *              issues them) to a file, its fsync, reading it back from the
+ *              page cache and cold (after fsync and POSIX_FADV_DONTNEED),
+ *              each read chunk copied into a destination; and the same
+ *              writes over TCP to a receiver process reading through the
+ *              same kind of transport.
+ *
+ * Each measurement is repeated --reps times (the raw and library sides of a
+ * row alternate which goes first) and medians are reported.  --no-thp
+ * (PR_SET_THP_DISABLE) runs everything on 4 KiB pages; --no-digest migrates
+ * with PMTRACK_PRECOPY_NO_DIGEST.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pmtrack/migrate.h>
+
+#include "bench_util.h"
+#include "workload.h"
+
+#define PROG "pmtrack-bench-migrate"
+#define EXIT_SKIP 77
+#define REGION_ID 7u
+#define CHUNK (1u << 20)
+/* the transport section's writes: a batch of 256 pages and a header */
+#define XP_CHUNK ((1u << 20) + 64u)
+#define MAX_RATES 16
+/* 30 pre-copy rounds after round 0 (the default), the final one, spare */
+#define MAX_ROUNDS 40
+
+enum section {
+	SEC_THROUGHPUT = 1 << 0,
+	SEC_MIGRATE = 1 << 1,
+	SEC_CKPT = 1 << 2,
+	SEC_TRANSPORT = 1 << 3,
+	SEC_ALL = (1 << 4) - 1,
+};
+
+static const char *const section_name[] = {
+	"throughput",
+	"migrate",
+	"ckpt",
+	"transport",
+};
+
+struct cfg {
+	size_t len; /* bytes of every region */
+	size_t ps;
+	int reps;
+	unsigned int only; /* enum section */
+	const char *csv_dir;
+	const char *dir; /* checkpoints and transport files */
+	uint64_t rates[MAX_RATES];
+	int nrates;
+	uint64_t limit_ns;
+	unsigned int mig_flags; /* migrate: enum pmtrack_precopy_flags */
+	bool uring;		/* io_uring can be set up */
+};
+
+/* ---- helpers -------------------------------------------------------- */
+
+__attribute__((noreturn)) static void fail(const char *what, int err)
+{
+	fprintf(stderr, PROG ": %s: %s\n", what, strerror(err));
+	exit(1);
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
+								...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+/* a path from a format; exits if it does not fit */
+__attribute__((format(printf, 3, 4))) static void
+path_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		die("path too long: %s", fmt);
+}
+
+static uint64_t cpu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* a /proc/vmstat counter, 0 if unreadable */
+static uint64_t vmstat(const char *name)
+{
+	char line[256];
+	size_t n = strlen(name);
+	uint64_t v = 0;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ') {
+			v = strtoull(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* the active THP mode, "always", "madvise" or "never" */
+static const char *thp_mode(void)
+{
+	static char mode[32] = "unknown";
+	char line[128], *a, *b;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (!f)
+		return mode;
+	if (fgets(line, sizeof(line), f) && (a = strchr(line, '[')) &&
+	    (b = strchr(a, ']')) && b - a - 1 < (long)sizeof(mode)) {
+		memcpy(mode, a + 1, (size_t)(b - a - 1));
+		mode[b - a - 1] = 0;
+	}
+	fclose(f);
+	return mode;
+}
+
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static void fill_random(char *p, size_t len, uint64_t seed)
+{
+	uint64_t s = seed | 1;
+
+	for (size_t i = 0; i + 8 <= len; i += 8) {
+		uint64_t v = xorshift64(&s);
+
+		memcpy(p + i, &v, 8);
+	}
+}
+
+/* Children (the receivers) do not inherit it: fork() stays cheap. */
+static void no_fork(void *p, size_t len)
+{
+	if (madvise(p, len, MADV_DONTFORK))
+		fail("madvise(MADV_DONTFORK)", errno);
+}
+
+/* an anonymous mapping, every page written with @byte */
+static char *map_big(size_t len, int byte)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		fail("mmap", errno);
+	no_fork(p, len);
+	/* like the workload's RAM and the library's receiver: huge pages
+	   where THP is "madvise" (a failure only costs speed) */
+	madvise(p, len, MADV_HUGEPAGE);
+	memset(p, byte, len);
+	return p;
+}
+
+static void digest_of(const void *p, size_t len,
+		      uint8_t out[PMTRACK_DIGEST_LEN])
+{
+	struct iovec iov = { (void *)p, len };
+
+	pmtrack_digest(&iov, 1, out);
+}
+
+/* the median of v[0..n), v left as it is */
+static double med(const double *v, int n)
+{
+	double *tmp = malloc((size_t)n * sizeof(*v)), r;
+
+	if (!tmp)
+		fail("malloc", ENOMEM);
+	memcpy(tmp, v, (size_t)n * sizeof(*v));
+	r = bench_median(tmp, n);
+	free(tmp);
+	return r;
+}
+
+static double gbps(size_t bytes, double secs)
+{
+	return secs > 0 ? (double)bytes / secs / 1e9 : 0;
+}
+
+static const char *kind_name(enum pmtrack_xport_kind k)
+{
+	return k == PMTRACK_XPORT_URING	    ? "io_uring"
+	       : k == PMTRACK_XPORT_SYSCALL ? "syscall"
+					    : "auto";
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = read(fd, (char *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			break;
+		off += (size_t)n;
+	}
+	return (ssize_t)off;
+}
+
+/* send() @len bytes in 1 MiB chunks */
+static int send_all(int fd, const char *p, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t k = len - off < CHUNK ? len - off : CHUNK;
+		ssize_t n = send(fd, p + off, k, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* pmtrack_xport_write() of @len bytes in chunks of @chunk */
+static int xport_write_all(struct pmtrack_xport *x, const char *p, size_t len,
+			   size_t chunk)
+{
+	for (size_t off = 0; off < len;) {
+		struct iovec iov = { (void *)(p + off),
+				     len - off < chunk ? len - off : chunk };
+		int r = pmtrack_xport_write(x, &iov, 1);
+
+		if (r)
+			return r;
+		off += iov.iov_len;
+	}
+	return pmtrack_xport_flush(x);
+}
+
+/* everything pmtrack_xport_read() gives, copied to dst; bytes or -errno */
+static ssize_t xport_read_all(struct pmtrack_xport *x, char *dst, size_t len)
+{
+	size_t off = 0;
+
+	for (;;) {
+		const void *buf;
+		ssize_t n = pmtrack_xport_read(x, &buf);
+
+		if (n < 0)
+			return n;
+		if (!n)
+			return (ssize_t)off;
+		if ((size_t)n > len - off)
+			return -EMSGSIZE;
+		memcpy(dst + off, buf, (size_t)n);
+		off += (size_t)n;
+	}
+}
+
+/* ---- the receiver process ----------------------------------------------- */
+
+enum rx_mode {
+	RX_RAW,	   /* recv() straight into the destination */
+	RX_STREAM, /* pmtrack_rx_apply() into the destination */
+	RX_XPORT,  /* pmtrack_xport_read(), each chunk copied */
+};
+
+struct rx_req {
+	enum rx_mode mode;
+	enum pmtrack_xport_kind kind;
+	size_t len;
+};
+
+/* what the receiver reports, in one write to a pipe (< PIPE_BUF) */
+struct rx_res {
+	int err;	 /* 0 or -errno */
+	int state;	 /* RX_STREAM: enum pmtrack_rx_state */
+	int verified;	 /* RX_STREAM: digest_verified */
+	uint64_t t_done; /* CLOCK_MONOTONIC when all was received */
+	uint64_t bytes;
+	uint64_t cpu_ns; /* the receiver's CPU time from accept to done */
+	uint8_t digest[PMTRACK_DIGEST_LEN]; /* of the destination */
+	char msg[200];
+};
+
+struct peer {
+	pid_t pid;
+	int ctl; /* a ready byte, then struct rx_res */
+	int lfd;
+	struct sockaddr_in addr;
+};
+
+static int recv_raw(int fd, char *dst, size_t len, struct rx_res *r)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = recv(fd, dst + off, len - off, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			return -ENODATA;
+		off += (size_t)n;
+	}
+	r->bytes = off;
+	return 0;
+}
+
+static int recv_stream(const struct rx_req *q, int fd, char *dst,
+		       struct rx_res *r)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = q->kind);
+	PMTRACK_OPTS(pmtrack_rx_stats, st);
+	struct pmtrack_xport *x;
+	struct pmtrack_rx *rx;
+	int err;
+
+	err = pmtrack_xport_new(fd, &xo, &x);
+	if (err)
+		return err;
+	err = pmtrack_rx_new(NULL, &rx);
+	if (err) {
+		pmtrack_xport_free(x);
+		return err;
+	}
+	err = pmtrack_rx_set_dest(rx, REGION_ID, dst, q->len);
+	if (!err)
+		err = pmtrack_rx_apply(rx, x);
+	if (err)
+		snprintf(r->msg, sizeof(r->msg), "%s",
+			 pmtrack_rx_error(rx, NULL));
+	if (!pmtrack_rx_get_stats(rx, &st)) {
+		r->state = (int)st.state;
+		r->verified = st.digest_verified;
+		r->bytes = st.bytes;
+	}
+	pmtrack_rx_free(rx);
+	pmtrack_xport_free(x);
+	return err;
+}
+
+static int recv_xport(const struct rx_req *q, int fd, char *dst,
+		      struct rx_res *r)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = q->kind);
+	struct pmtrack_xport *x;
+	ssize_t n;
+	int err;
+
+	err = pmtrack_xport_new(fd, &xo, &x);
+	if (err)
+		return err;
+	n = xport_read_all(x, dst, q->len);
+	pmtrack_xport_free(x);
+	if (n < 0)
+		return (int)n;
+	r->bytes = (uint64_t)n;
+	return (size_t)n == q->len ? 0 : -ENODATA;
+}
+
+__attribute__((noreturn)) static void rx_child(const struct rx_req *q, int lfd,
+					       int ctl)
+{
+	struct rx_res r = { 0 };
+	char *dst = map_big(q->len, 0x5a);
+	uint64_t c0;
+	int fd;
+
+	if (write(ctl, "r", 1) != 1)
+		_exit(1);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		r.err = -errno;
+		goto out;
+	}
+	c0 = cpu_now_ns();
+	switch (q->mode) {
+	case RX_RAW:
+		r.err = recv_raw(fd, dst, q->len, &r);
+		break;
+	case RX_STREAM:
+		r.err = recv_stream(q, fd, dst, &r);
+		break;
+	case RX_XPORT:
+	default:
+		r.err = recv_xport(q, fd, dst, &r);
+		break;
+	}
+	r.t_done = bench_now_ns();
+	r.cpu_ns = cpu_now_ns() - c0;
+	close(fd);
+	digest_of(dst, q->len, r.digest);
+out:
+	if (write(ctl, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		_exit(1);
+	_exit(0);
+}
+
+/* Fork a receiver for @q; returns once its destination is faulted in. */
+static void peer_start(struct peer *p, const struct rx_req *q)
+{
+	socklen_t al = sizeof(p->addr);
+	pid_t parent = getpid();
+	int pfd[2];
+	char c;
+
+	memset(p, 0, sizeof(*p));
+	p->addr.sin_family = AF_INET;
+	p->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (p->lfd < 0)
+		fail("socket", errno);
+	if (bind(p->lfd, (struct sockaddr *)&p->addr, sizeof(p->addr)) ||
+	    listen(p->lfd, 1) ||
+	    getsockname(p->lfd, (struct sockaddr *)&p->addr, &al))
+		fail("bind/listen on 127.0.0.1", errno);
+	if (pipe2(pfd, O_CLOEXEC))
+		fail("pipe2", errno);
+	fflush(stdout);
+	fflush(stderr);
+	p->pid = fork();
+	if (p->pid < 0)
+		fail("fork", errno);
+	if (!p->pid) {
+		close(pfd[0]);
+		/* never outlive a failed sender */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		rx_child(q, p->lfd, pfd[1]);
+	}
+	close(pfd[1]);
+	p->ctl = pfd[0];
+	if (read_full(p->ctl, &c, 1) != 1)
+		die("the receiver process did not start");
+}
+
+/* A connection to the receiver. */
+static int peer_connect(struct peer *p)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		fail("socket", errno);
+	if (connect(fd, (struct sockaddr *)&p->addr, sizeof(p->addr)))
+		fail("connect to 127.0.0.1", errno);
+	close(p->lfd);
+	p->lfd = -1;
+	return fd;
+}
+
+/* The receiver's report; the caller has shut down its side. */
+static void peer_finish(struct peer *p, struct rx_res *r)
+{
+	int status;
+
+	if (read_full(p->ctl, r, sizeof(*r)) != (ssize_t)sizeof(*r))
+		die("the receiver process sent no report");
+	close(p->ctl);
+	while (waitpid(p->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid", errno);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		die("the receiver process failed (status %#x)", status);
+}
+
+/* ---- single transfers ------------------------------------------------ */
+
+struct xfer {
+	double secs;	/* first byte to the receiver done */
+	double snd_cpu; /* seconds */
+	double rcv_cpu;
+	uint64_t t0; /* the first byte */
+	struct rx_res rx;
+};
+
+/* send() @len bytes of @src into recv(); @want: digest to check, or NULL */
+static void run_raw(const char *src, size_t len, const uint8_t *want,
+		    struct xfer *out)
+{
+	struct rx_req q = { .mode = RX_RAW, .len = len };
+	struct peer p;
+	uint64_t c0;
+	int fd, err;
+
+	peer_start(&p, &q);
+	fd = peer_connect(&p);
+	c0 = cpu_now_ns();
+	out->t0 = bench_now_ns();
+	err = send_all(fd, src, len);
+	out->snd_cpu = (double)(cpu_now_ns() - c0) / 1e9;
+	shutdown(fd, SHUT_WR);
+	peer_finish(&p, &out->rx);
+	close(fd);
+	if (err || out->rx.err)
+		die("raw transfer: send: %s, recv: %s", strerror(-err),
+		    strerror(-out->rx.err));
+	if (want && memcmp(want, out->rx.digest, PMTRACK_DIGEST_LEN))
+		die("raw transfer: the receiver's memory differs");
+	out->secs = (double)(out->rx.t_done - out->t0) / 1e9;
+	out->rcv_cpu = (double)out->rx.cpu_ns / 1e9;
+}
+
+/* one pmtrack_precopy() into a receiver process */
+struct mig {
+	/* in */
+	char *mem;
+	size_t len;
+	struct wl *w; /* NULL: nothing writes */
+	enum pmtrack_xport_kind kind;
+	unsigned int flags;	/* enum pmtrack_precopy_flags */
+	unsigned int enc_flags; /* enum pmtrack_enc_flags */
+	/* out */
+	struct pmtrack_xport *x;
+	enum pmtrack_xport_kind used;
+	struct pmtrack_precopy_stats st;
+	struct pmtrack_precopy_round rounds[MAX_ROUNDS];
+	int nrounds;
+	uint64_t t_first, cpu_first, t_stop, cpu_end;
+	/* page writes from the pmtrack_precopy() call to stop(), and when */
+	uint64_t t_call, w_call, w_stop;
+	struct xfer xf;
+};
+
+static int mig_write(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct mig *m = arg;
+
+	if (!m->t_first) {
+		m->t_first = bench_now_ns();
+		m->cpu_first = cpu_now_ns();
+	}
+	return pmtrack_xport_write(m->x, iov, iovcnt);
+}
+
+static int mig_flush(void *arg)
+{
+	struct mig *m = arg;
+
+	return pmtrack_xport_flush(m->x);
+}
+
+static int mig_stop(void *arg)
+{
+	struct mig *m = arg;
+
+	m->t_stop = bench_now_ns();
+	m->w_stop = m->w ? wl_writes(m->w) : 0;
+	return m->w ? wl_pause(m->w) : 0;
+}
+
+static void mig_resume(void *arg)
+{
+	struct mig *m = arg;
+
+	if (m->w)
+		wl_resume(m->w);
+}
+
+static int mig_progress(void *arg, const struct pmtrack_precopy_round *r)
+{
+	struct mig *m = arg;
+
+	if (m->nrounds < MAX_ROUNDS)
+		m->rounds[m->nrounds++] = *r;
+	return 0;
+}
+
+/*
+ * Migrate m->mem to a receiver process and check what arrived: the
+ * receiver's state, its END digest check and its memory's digest against
+ * the (now paused) source.  The workload is left paused.
+ */
+static void run_mig(const struct cfg *c, struct mig *m)
+{
+	static const struct pmtrack_precopy_ops ops = {
+		.stop = mig_stop,
+		.resume = mig_resume,
+		.progress = mig_progress,
+	};
+	struct rx_req q = { .mode = RX_STREAM, .kind = m->kind, .len = m->len };
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = m->kind);
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = mig_write,
+		     .write_arg = m, .flush = mig_flush, .ops = &ops, .arg = m,
+		     .downtime_limit_ns = c->limit_ns, .flags = m->flags,
+		     .enc_flags = m->enc_flags, .producer = PROG);
+	struct pmtrack_mem_region reg = {
+		.addr = m->mem,
+		.len = m->len,
+		.id = REGION_ID,
+		.name = "ram",
+	};
+	uint8_t want[PMTRACK_DIGEST_LEN];
+	struct peer p;
+	int fd, err;
+
+	m->nrounds = 0;
+	m->t_first = m->t_stop = 0;
+	peer_start(&p, &q);
+	fd = peer_connect(&p);
+	err = pmtrack_xport_new(fd, &xo, &m->x);
+	if (err)
+		fail("pmtrack_xport_new", -err);
+	m->used = pmtrack_xport_kind(m->x);
+	memset(&m->st, 0, sizeof(m->st));
+	m->st.sz = sizeof(m->st);
+	m->w_call = m->w ? wl_writes(m->w) : 0;
+	m->t_call = bench_now_ns();
+	err = pmtrack_precopy(&o, &reg, 1, &m->st);
+	m->cpu_end = cpu_now_ns();
+	pmtrack_xport_free(m->x);
+	m->x = NULL;
+	shutdown(fd, SHUT_WR);
+	peer_finish(&p, &m->xf.rx);
+	close(fd);
+	if (err)
+		die("pmtrack_precopy: %s (receiver: %s%s%s)", strerror(-err),
+		    m->xf.rx.err ? strerror(-m->xf.rx.err) : "ok",
+		    m->xf.rx.msg[0] ? ": " : "", m->xf.rx.msg);
+	if (m->xf.rx.err)
+		die("migration: receiver: %s: %s", strerror(-m->xf.rx.err),
+		    m->xf.rx.msg);
+	if (m->xf.rx.state != PMTRACK_RX_COMPLETE)
+		die("migration: receiver state %d, not COMPLETE",
+		    m->xf.rx.state);
+	if (!(m->flags & PMTRACK_PRECOPY_NO_DIGEST) && !m->xf.rx.verified)
+		die("migration: the receiver did not verify the END digest");
+	digest_of(m->mem, m->len, want);
+	if (memcmp(want, m->xf.rx.digest, PMTRACK_DIGEST_LEN))
+		die("migration: the receiver's memory differs from the source");
+	m->xf.t0 = m->t_first;
+	m->xf.secs = (double)(m->xf.rx.t_done - m->t_first) / 1e9;
+	m->xf.snd_cpu = (double)(m->cpu_end - m->cpu_first) / 1e9;
+	m->xf.rcv_cpu = (double)m->xf.rx.cpu_ns / 1e9;
+}
+
+/* ---- 1. throughput --------------------------------------------------- */
+
+struct trow {
+	enum pmtrack_xport_kind kind;
+	unsigned int flags;
+	unsigned int enc_flags;
+};
+
+static const struct trow trows[] = {
+	{ PMTRACK_XPORT_SYSCALL, PMTRACK_PRECOPY_NO_DIGEST, 0 },
+	{ PMTRACK_XPORT_URING, PMTRACK_PRECOPY_NO_DIGEST, 0 },
+	{ PMTRACK_XPORT_SYSCALL, 0, 0 },
+	{ PMTRACK_XPORT_URING, 0, 0 },
+	{ PMTRACK_XPORT_SYSCALL, PMTRACK_PRECOPY_NO_DIGEST,
+	  PMTRACK_ENC_STABLE },
+	{ PMTRACK_XPORT_URING, PMTRACK_PRECOPY_NO_DIGEST, PMTRACK_ENC_STABLE },
+};
+
+static void throughput_content(const struct cfg *c, const char *content,
+			       char *mem)
+{
+	double *raw_s = calloc((size_t)c->reps, sizeof(double) * 6);
+	double *str_s = raw_s + c->reps, *rs_cpu = raw_s + 2 * c->reps;
+	double *rr_cpu = raw_s + 3 * c->reps, *ss_cpu = raw_s + 4 * c->reps;
+	double *sr_cpu = raw_s + 5 * c->reps;
+	uint8_t want[PMTRACK_DIGEST_LEN];
+	struct mig *m = calloc(1, sizeof(*m));
+
+	if (!raw_s || !m)
+		fail("calloc", ENOMEM);
+	digest_of(mem, c->len, want);
+	for (size_t i = 0; i < sizeof(trows) / sizeof(trows[0]); i++) {
+		const struct trow *t = &trows[i];
+		double raw, str;
+
+		if (t->kind == PMTRACK_XPORT_URING && !c->uring) {
+			printf("| %s | io_uring | n/a | n/a | n/a | n/a | n/a "
+			       "| n/a | n/a | n/a |\n",
+			       content);
+			continue;
+		}
+		for (int rep = 0; rep < c->reps; rep++) {
+			for (int k = 0; k < 2; k++) {
+				struct xfer xf;
+
+				if ((k == 0) == (rep % 2 == 0)) {
+					run_raw(mem, c->len, want, &xf);
+					raw_s[rep] = xf.secs;
+					rs_cpu[rep] = xf.snd_cpu;
+					rr_cpu[rep] = xf.rcv_cpu;
+					continue;
+				}
+				memset(m, 0, sizeof(*m));
+				m->mem = mem;
+				m->len = c->len;
+				m->kind = t->kind;
+				m->flags = t->flags;
+				m->enc_flags = t->enc_flags;
+				run_mig(c, m);
+				if (m->st.rounds != 2 || m->st.final_pages)
+					die("throughput: %llu rounds, %llu "
+					    "final pages (expected 2, 0)",
+					    (unsigned long long)m->st.rounds,
+					    (unsigned long long)
+						    m->st.final_pages);
+				str_s[rep] = m->xf.secs;
+				ss_cpu[rep] = m->xf.snd_cpu;
+				sr_cpu[rep] = m->xf.rcv_cpu;
+			}
+		}
+		raw = med(raw_s, c->reps);
+		str = med(str_s, c->reps);
+		printf("| %s | %s | %s | %s | %.2f | %.2f | **%.3f** | %.4f "
+		       "| %.2f / %.2f | %.2f / %.2f |\n",
+		       content, kind_name(m->used),
+		       t->flags & PMTRACK_PRECOPY_NO_DIGEST ? "no" : "yes",
+		       t->enc_flags & PMTRACK_ENC_STABLE ? "stable" : "copying",
+		       gbps(c->len, raw), gbps(c->len, str), raw / str,
+		       (double)m->st.bytes / (double)c->len,
+		       med(rs_cpu, c->reps), med(ss_cpu, c->reps),
+		       med(rr_cpu, c->reps), med(sr_cpu, c->reps));
+		fflush(stdout);
+	}
+	free(raw_s);
+	free(m);
+}
+
+static void section_throughput(const struct cfg *c)
+{
+	char *mem = map_big(c->len, 0);
+	struct wl_opts wo = { .bytes = c->len, .writers = 0, .seed = 42 };
+	struct wl *w;
+	int err;
+
+	printf("\n## throughput: one pre-copy round of %zu MiB, level 0, no "
+	       "writers, vs send()/recv()\n\n",
+	       c->len >> 20);
+	printf("| content | transport | digest | encoder | raw GB/s "
+	       "| stream GB/s | raw ÷ stream time | wire/region "
+	       "| sender CPU s raw / stream | receiver CPU s raw / stream |\n");
+	printf("|---|---|---|---|--:|--:|--:|--:|--:|--:|\n");
+	fflush(stdout);
+	fill_random(mem, c->len, 0x9e3779b97f4a7c15ull);
+	throughput_content(c, "random", mem);
+	munmap(mem, c->len);
+
+	err = wl_start(&wo, &w);
+	if (err)
+		fail("wl_start", -err);
+	no_fork(wl_mem(w), wl_len(w));
+	throughput_content(c, "workload", wl_mem(w));
+	wl_free(w);
+	printf("\nTime: the sender's first byte to the receiver having "
+	       "applied everything\n(pmtrack_rx_apply() returned; raw: the "
+	       "last recv()).  GB/s = region bytes /\nmedian time.  "
+	       "digest: the END record's XXH3-128 of the memory, hashed by "
+	       "the\nsender after stopping and checked by the receiver "
+	       "(PMTRACK_PRECOPY_NO_DIGEST\nwhen \"no\").  encoder: "
+	       "\"copying\" is the live-memory default (each page copied\n"
+	       "before it is hashed and sent), \"stable\" is "
+	       "PMTRACK_ENC_STABLE.  Both ends use\nthe same transport "
+	       "kind.  Raw: send() in 1 MiB chunks, recv() straight into "
+	       "the\nreceiver's buffer.  CPU: process CPU time over the "
+	       "transfer (medians).\n");
+}
+
+/* ---- 2. migrate ------------------------------------------------------ */
+
+static void write_csv(const struct cfg *c, uint64_t rate, const struct mig *m)
+{
+	char path[4096];
+	FILE *f;
+
+	path_fmt(path, sizeof(path), "%s/rounds-%llu.csv", c->csv_dir,
+		 (unsigned long long)rate);
+	f = fopen(path, "w");
+	if (!f)
+		fail(path, errno);
+	fprintf(f, "round,pages,dirty_pages,bytes,duration_ms,"
+		   "expected_downtime_ms\n");
+	for (int i = 0; i < m->nrounds; i++) {
+		const struct pmtrack_precopy_round *r = &m->rounds[i];
+
+		fprintf(f, "%llu,%llu,%llu,%llu,%.3f,%.3f\n",
+			(unsigned long long)r->round,
+			(unsigned long long)r->pages,
+			(unsigned long long)r->dirty_pages,
+			(unsigned long long)r->bytes,
+			(double)r->duration_ns / 1e6,
+			(double)r->expected_downtime_ns / 1e6);
+	}
+	if (fclose(f))
+		fail(path, errno);
+}
+
+/* the per-rep numbers of one dirty rate */
+struct mrep {
+	double rounds, total, bytes, bw0, bw_raw, ratio0, ratio_raw, dt, dt_rx,
+		writes, dg0, dg, splits;
+	int converged;
+};
+
+static void migrate_rate(const struct cfg *c, uint64_t rate, struct mrep *rep,
+			 struct mig *keep)
+{
+	struct mig *m = calloc((size_t)c->reps, sizeof(*m));
+	double *tot = calloc((size_t)c->reps, sizeof(double)), mt;
+	int best = 0;
+
+	if (!m || !tot)
+		fail("calloc", ENOMEM);
+	for (int i = 0; i < c->reps; i++) {
+		/* fresh RAM each time: every run starts from the same state
+		   (huge pages not yet split by tracking) */
+		struct wl_opts wo = {
+			.bytes = c->len,
+			.writers = rate ? 2 : 0,
+			.rate = rate,
+			.seed = 42 + rate + (uint64_t)i,
+			.hot = 80,
+		};
+		struct mrep *r = &rep[i];
+		const struct pmtrack_precopy_round *r0;
+		uint8_t d[PMTRACK_DIGEST_LEN];
+		uint64_t t0, s0;
+		struct xfer raw;
+		struct wl *w;
+		int err;
+
+		err = wl_start(&wo, &w);
+		if (err)
+			fail("wl_start", -err);
+		no_fork(wl_mem(w), wl_len(w));
+		/* the raw bandwidth, the writers running as they will */
+		run_raw(wl_mem(w), c->len, NULL, &raw);
+		/* one digest of the memory, untracked, for comparison with
+		   the one pmtrack_precopy() times after round 0 */
+		t0 = bench_now_ns();
+		digest_of(wl_mem(w), c->len, d);
+		r->dg0 = (double)(bench_now_ns() - t0) / 1e9;
+		s0 = vmstat("thp_split_pmd");
+		m[i].mem = wl_mem(w);
+		m[i].len = c->len;
+		m[i].w = w;
+		m[i].kind = PMTRACK_XPORT_AUTO;
+		m[i].flags = c->mig_flags;
+		run_mig(c, &m[i]);
+		if (m[i].nrounds < 2 ||
+		    (uint64_t)m[i].nrounds != m[i].st.rounds)
+			die("migrate: %d progress calls for %llu rounds",
+			    m[i].nrounds, (unsigned long long)m[i].st.rounds);
+		r0 = &m[i].rounds[0];
+		r->rounds = (double)m[i].st.rounds;
+		r->total = (double)m[i].st.total_ns / 1e9;
+		r->bytes = (double)m[i].st.bytes;
+		r->bw0 = (double)r0->bytes * 1e9 / (double)r0->duration_ns;
+		r->bw_raw = (double)c->len / raw.secs;
+		r->ratio0 = r->total / (r->bytes / r->bw0);
+		r->ratio_raw = r->total / (r->bytes / r->bw_raw);
+		r->dt = (double)m[i].st.downtime_ns / 1e9;
+		r->dt_rx = (double)(m[i].xf.rx.t_done - m[i].t_stop) / 1e9;
+		r->writes = (double)(m[i].w_stop - m[i].w_call) * 1e9 /
+			    (double)(m[i].t_stop - m[i].t_call);
+		r->converged = m[i].st.converged;
+		r->dg = (double)m[i].st.digest_ns / 1e9;
+		r->splits = (double)(vmstat("thp_split_pmd") - s0);
+		tot[i] = r->total;
+		m[i].w = NULL;
+		m[i].mem = NULL;
+		wl_free(w);
+	}
+	/* keep the rounds of the run with the median total time */
+	mt = med(tot, c->reps);
+	for (int i = 1; i < c->reps; i++)
+		if ((tot[i] - mt) * (tot[i] - mt) <
+		    (tot[best] - mt) * (tot[best] - mt))
+			best = i;
+	*keep = m[best];
+	free(tot);
+	free(m);
+}
+
+static void section_migrate(const struct cfg *c)
+{
+	struct mrep *rep = calloc((size_t)c->reps, sizeof(*rep));
+	struct mrep *mr = calloc((size_t)c->nrates, sizeof(*mr));
+	double *v = calloc((size_t)c->reps, sizeof(double));
+	struct mig *keep = calloc(1, sizeof(*keep));
+	const char *backend = "?";
+
+	if (!rep || !mr || !v || !keep)
+		fail("calloc", ENOMEM);
+	if (c->csv_dir && mkdir(c->csv_dir, 0755) && errno != EEXIST)
+		fail(c->csv_dir, errno);
+	printf("\n## migrate: pmtrack_precopy() of %zu MiB of workload RAM "
+	       "(2 writers, 80%% hot), downtime limit %llu ms, END digest "
+	       "%s\n\n",
+	       c->len >> 20, (unsigned long long)(c->limit_ns / 1000000),
+	       c->mig_flags & PMTRACK_PRECOPY_NO_DIGEST ? "off" : "on");
+	printf("| dirty rate pages/s (achieved) | rounds | total s "
+	       "| bytes ÷ region | round-0 GB/s "
+	       "| total ÷ (bytes ÷ round-0 bw) | downtime ms "
+	       "| downtime ÷ limit | converged |\n");
+	printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	fflush(stdout);
+#define MED(field)                                                             \
+	({                                                                     \
+		for (int _i = 0; _i < c->reps; _i++)                           \
+			v[_i] = rep[_i].field;                                 \
+		med(v, c->reps);                                               \
+	})
+	for (int i = 0; i < c->nrates; i++) {
+		struct mrep *m = &mr[i];
+
+		migrate_rate(c, c->rates[i], rep, keep);
+		for (int k = 0; k < c->reps; k++)
+			m->converged += rep[k].converged;
+		backend = pmtrack_backend_name(keep->st.backend);
+		m->writes = MED(writes);
+		m->rounds = MED(rounds);
+		m->total = MED(total);
+		m->bytes = MED(bytes);
+		m->bw0 = MED(bw0);
+		m->bw_raw = MED(bw_raw);
+		m->ratio0 = MED(ratio0);
+		m->ratio_raw = MED(ratio_raw);
+		m->dt = MED(dt);
+		m->dt_rx = MED(dt_rx);
+		m->dg0 = MED(dg0);
+		m->dg = MED(dg);
+		m->splits = MED(splits);
+		printf("| %llu (%.0f) | %.0f | %.3f | %.3f | %.2f | **%.3f** "
+		       "| %.1f | **%.3f** | %d of %d |\n",
+		       (unsigned long long)c->rates[i], m->writes, m->rounds,
+		       m->total, m->bytes / (double)c->len, m->bw0 / 1e9,
+		       m->ratio0, m->dt * 1e3,
+		       m->dt * 1e9 / (double)c->limit_ns, m->converged,
+		       c->reps);
+		fflush(stdout);
+		if (c->csv_dir)
+			write_csv(c, c->rates[i], keep);
+	}
+#undef MED
+	printf("\n| dirty rate pages/s | raw GB/s | total ÷ (bytes ÷ raw bw) "
+	       "| stop to receiver done ÷ limit | digest ms, untracked / "
+	       "timed by pre-copy | THP PMD splits |\n");
+	printf("|--:|--:|--:|--:|--:|--:|\n");
+	for (int i = 0; i < c->nrates; i++)
+		printf("| %llu | %.2f | %.3f | %.3f | %.0f / %.0f | %.0f |\n",
+		       (unsigned long long)c->rates[i], mr[i].bw_raw / 1e9,
+		       mr[i].ratio_raw, mr[i].dt_rx * 1e9 / (double)c->limit_ns,
+		       mr[i].dg0 * 1e3, mr[i].dg * 1e3, mr[i].splits);
+	printf("\nMedians of %d; fresh workload RAM for each run.  Transport: "
+	       "%s\n(PMTRACK_XPORT_AUTO on a socket); tracker: %s; level 0.  "
+	       "Rate 0 has no writer\nthreads, the others 2 writers (64-byte "
+	       "records, 80%% of them into the hot 1/16\nof the RAM); "
+	       "achieved = page writes (repeats included) per second from "
+	       "the\npmtrack_precopy() call to stop().  total: "
+	       "pmtrack_precopy()'s total_ns (tracker\nsetup included).  "
+	       "round-0 bw: round 0's stream bytes / its duration on the\n"
+	       "sender.  downtime: the library's (stop() to the last byte "
+	       "flushed).  raw bw:\nsend() of the same live memory to a "
+	       "receiver process just before each\nmigration.  \"stop to "
+	       "receiver done\": stop() to the receiver having applied\n"
+	       "and verified everything.  digest: one pmtrack_digest() of "
+	       "the memory just\nbefore the migration (untracked, writers "
+	       "running), and stats.digest_ns (the\none pre-copy times after "
+	       "round 0 for its estimate).  THP PMD splits:\n/proc/vmstat "
+	       "thp_split_pmd over the migration (system-wide).\n",
+	       c->reps, kind_name(keep->used), backend);
+	if (c->csv_dir)
+		printf("Rounds of the median run per rate: %s/rounds-<rate>.csv"
+		       "\n",
+		       c->csv_dir);
+	free(rep);
+	free(mr);
+	free(v);
+	free(keep);
+}
+
+/* ---- 3. ckpt --------------------------------------------------------- */
+
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		fail(dir, errno);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			if (unlinkat(dirfd(d), de->d_name, 0))
+				fail(de->d_name, errno);
+	closedir(d);
+	if (rmdir(dir))
+		fail(dir, errno);
+}
+
+/* write exactly 1% of the pages (distinct, scattered) */
+static void dirty_percent(char *mem, size_t len, size_t ps, uint64_t *seed)
+{
+	size_t pages = len / ps, n = pages / 100, done = 0;
+	uint64_t *picked = calloc((pages + 63) / 64, 8);
+
+	if (!picked)
+		fail("calloc", ENOMEM);
+	while (done < n) {
+		uint64_t r = xorshift64(seed);
+		size_t p = (size_t)(r % pages);
+
+		if (picked[p / 64] & 1ull << (p % 64))
+			continue;
+		picked[p / 64] |= 1ull << (p % 64);
+		r |= 1;
+		memcpy(mem + p * ps + (r >> 32) % (ps / 8) * 8, &r, 8);
+		done++;
+	}
+	free(picked);
+}
+
+/* write(2) + optional fsync of the region into @dir; seconds */
+static double raw_file_write(const char *dir, const char *mem, size_t len,
+			     bool sync)
+{
+	char path[4096];
+	uint64_t t0;
+	double s;
+	int fd;
+
+	path_fmt(path, sizeof(path), "%s/raw.bin", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail(path, errno);
+	t0 = bench_now_ns();
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, mem + off,
+				  len - off < CHUNK ? len - off : CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail("write", n ? errno : EIO);
+		off += (size_t)n;
+	}
+	if (sync && fsync(fd))
+		fail("fsync", errno);
+	s = (double)(bench_now_ns() - t0) / 1e9;
+	close(fd);
+	if (unlink(path))
+		fail(path, errno);
+	return s;
+}
+
+struct crep {
+	double full, incr, live, raw, restore, dg0, dg1, splits;
+	double full_b, incr_b, live_b;
+};
+
+static double time_digest(const void *p, size_t len)
+{
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	uint64_t t0 = bench_now_ns();
+
+	digest_of(p, len, d);
+	return (double)(bench_now_ns() - t0) / 1e9;
+}
+
+/* one chain of three images of fresh workload RAM, restored and checked */
+static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
+		      struct crep *r)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, o, .level = 0, .no_sync = !sync,
+		     .producer = PROG);
+	PMTRACK_OPTS(pmtrack_dump_info, i0);
+	PMTRACK_OPTS(pmtrack_dump_info, i1);
+	PMTRACK_OPTS(pmtrack_dump_info, i2);
+	PMTRACK_OPTS(pmtrack_restore_info, ri);
+	PMTRACK_OPTS(pmtrack_rx_stats, st);
+	struct wl_opts wo = {
+		.bytes = c->len,
+		.writers = 0,
+		.seed = 7 + (uint64_t)rep,
+	};
+	uint64_t seed = 0x2545f4914f6cdd1dull + (uint64_t)rep, s0;
+	struct pmtrack_mem_region reg = { .id = REGION_ID, .name = "ram" };
+	struct pmtrack_ckpt *ck;
+	struct pmtrack_rx *rx;
+	char dir[4096], *mem;
+	uint64_t t0;
+	struct wl *w;
+	int err;
+
+	err = wl_start(&wo, &w);
+	if (err)
+		fail("wl_start", -err);
+	mem = wl_mem(w);
+	no_fork(mem, c->len);
+	reg.addr = mem;
+	reg.len = c->len;
+	path_fmt(dir, sizeof(dir), "%s/" PROG ".XXXXXX", c->dir);
+	if (!mkdtemp(dir))
+		fail(dir, errno);
+	/* the raw mechanism first, on the memory the full dump reads */
+	r->raw = raw_file_write(dir, mem, c->len, sync);
+	r->dg0 = time_digest(mem, c->len);
+	s0 = vmstat("thp_split_pmd");
+	err = pmtrack_ckpt_new(dir, &o, &reg, 1, &ck);
+	if (err)
+		fail("pmtrack_ckpt_new", -err);
+	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &i0);
+	if (err)
+		fail("pmtrack_ckpt_dump (full)", -err);
+	dirty_percent(mem, c->len, c->ps, &seed);
+	err = pmtrack_ckpt_dump(ck, 0, &i1);
+	if (err)
+		fail("pmtrack_ckpt_dump (live incremental)", -err);
+	dirty_percent(mem, c->len, c->ps, &seed);
+	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &i2);
+	if (err)
+		fail("pmtrack_ckpt_dump (stopped incremental)", -err);
+	pmtrack_ckpt_free(ck);
+	r->splits = (double)(vmstat("thp_split_pmd") - s0);
+	r->dg1 = time_digest(mem, c->len);
+	if (i1.pages != c->len / c->ps / 100 ||
+	    i2.pages != c->len / c->ps / 100 || !i0.has_digest ||
+	    i1.has_digest || !i2.has_digest)
+		die("ckpt: images hold %llu, %llu, %llu pages (1%% = %zu), "
+		    "digests %d %d %d",
+		    (unsigned long long)i0.pages, (unsigned long long)i1.pages,
+		    (unsigned long long)i2.pages, c->len / c->ps / 100,
+		    i0.has_digest, i1.has_digest, i2.has_digest);
+
+	/* restore the chain into another buffer: it must be the memory */
+	memset(buf, 0x5a, c->len);
+	err = pmtrack_rx_new(NULL, &rx);
+	if (!err)
+		err = pmtrack_rx_set_dest(rx, REGION_ID, buf, c->len);
+	if (err)
+		fail("pmtrack_rx_new/set_dest", -err);
+	t0 = bench_now_ns();
+	err = pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri);
+	r->restore = (double)(bench_now_ns() - t0) / 1e9;
+	if (err)
+		die("ckpt: restore: %s: %s", strerror(-err),
+		    pmtrack_rx_error(rx, NULL));
+	if (pmtrack_rx_get_stats(rx, &st) || st.state != PMTRACK_RX_COMPLETE ||
+	    !st.digest_verified || ri.images != 3 || !ri.digest_verified)
+		die("ckpt: restore: state %d, digest verified %d, %u images",
+		    st.state, st.digest_verified, ri.images);
+	pmtrack_rx_free(rx);
+	if (memcmp(buf, mem, c->len))
+		die("ckpt: the restored memory differs from the source");
+	rm_dir(dir);
+	wl_free(w);
+	r->full = (double)i0.duration_ns / 1e9;
+	r->live = (double)i1.duration_ns / 1e9;
+	r->incr = (double)i2.duration_ns / 1e9;
+	r->full_b = (double)i0.bytes;
+	r->live_b = (double)i1.bytes;
+	r->incr_b = (double)i2.bytes;
+}
+
+static void section_ckpt(const struct cfg *c)
+{
+	struct crep *r = calloc((size_t)c->reps * 2, sizeof(*r));
+	double *v = calloc((size_t)c->reps, sizeof(double));
+	char *buf;
+
+	if (!r || !v)
+		fail("calloc", ENOMEM);
+	buf = map_big(c->len, 0x5a);
+	printf("\n## ckpt: %zu MiB of workload RAM, full stopped dump, then "
+	       "1%% of pages written and an incremental dump\n\n",
+	       c->len >> 20);
+	printf("| fsync | full s | full MB | incremental s (stopped) | MB "
+	       "| **time ÷ full** | bytes ÷ full | incremental s (live, no "
+	       "digest) | time ÷ full |\n");
+	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	fflush(stdout);
+#define MED(s, field)                                                          \
+	({                                                                     \
+		for (int _i = 0; _i < c->reps; _i++)                           \
+			v[_i] = r[(s)*c->reps + _i].field;                     \
+		med(v, c->reps);                                               \
+	})
+	for (int s = 1; s >= 0; s--) {
+		double full;
+
+		for (int i = 0; i < c->reps; i++)
+			ckpt_once(c, buf, s, i, &r[s * c->reps + i]);
+		full = MED(s, full);
+		printf("| %s | %.3f | %.1f | %.4f | %.2f | **%.4f** | %.4f "
+		       "| %.4f | %.4f |\n",
+		       s ? "on" : "off", full, MED(s, full_b) / 1e6,
+		       MED(s, incr), MED(s, incr_b) / 1e6, MED(s, incr) / full,
+		       MED(s, incr_b) / MED(s, full_b), MED(s, live),
+		       MED(s, live) / full);
+		fflush(stdout);
+	}
+	printf("\n| fsync | raw write s | full ÷ raw | restore s (3 images) "
+	       "| digest ms, before / after the writes | THP PMD splits |\n");
+	printf("|---|--:|--:|--:|--:|--:|\n");
+	for (int s = 1; s >= 0; s--)
+		printf("| %s | %.3f | %.3f | %.3f | %.0f / %.0f | %.0f |\n",
+		       s ? "on" : "off", MED(s, raw),
+		       MED(s, full) / MED(s, raw), MED(s, restore),
+		       MED(s, dg0) * 1e3, MED(s, dg1) * 1e3, MED(s, splits));
+#undef MED
+	printf("\nMedians of %d, in %s.  Each run: fresh workload RAM (no "
+	       "writers), raw write,\nthen a fresh chain: image 0 stopped "
+	       "(every page, zero pages as bits, digest),\nimage 1 live (no "
+	       "digest) after 1%% of the pages (scattered) were written,\n"
+	       "image 2 stopped (digest of all memory) after another 1%%.  "
+	       "Durations are\npmtrack_dump_info's (collect, encode, write, "
+	       "fsync of file and directory,\nrename).  Level 0, default "
+	       "transport.  raw: write(2) of the whole region in\n1 MiB "
+	       "chunks to a file in the same directory (+ fsync when on), "
+	       "before the\ndumps.  digest: pmtrack_digest() of the memory "
+	       "before image 0 and after\nimage 2 (untimed by the dumps).  "
+	       "THP PMD splits: /proc/vmstat over the chain.\nThe restored "
+	       "chain equals the memory byte for byte.\n",
+	       c->reps, c->dir);
+	munmap(buf, c->len);
+	free(r);
+	free(v);
+}
+
+/* ---- 4. transport ---------------------------------------------------- */
+
+static const char *fs_name(const char *dir)
+{
+	struct statfs sf;
+
+	if (statfs(dir, &sf))
+		return "unknown";
+	switch ((unsigned long)sf.f_type) {
+	case 0xEF53:
+		return "ext4 (ext2/3/4)";
+	case 0x01021994:
+		return "tmpfs";
+	case 0x58465342:
+		return "xfs";
+	case 0x9123683E:
+		return "btrfs";
+	case 0x794c7630:
+		return "overlayfs";
+	default:
+		return "other";
+	}
+}
+
+enum xp_test {
+	XT_WRITE,
+	XT_WRITE_SYNC,
+	XT_READ_WARM,
+	XT_READ_COLD,
+	XT_SOCKET,
+	XT_NR,
+};
+
+static const char *const xp_test_name[XT_NR] = {
+	[XT_WRITE] = "file write (page cache)",
+	[XT_WRITE_SYNC] = "file write + fsync",
+	[XT_READ_WARM] = "file read (page cache)",
+	[XT_READ_COLD] = "file read (cold: after fsync + FADV_DONTNEED)",
+	[XT_SOCKET] = "TCP loopback, process to process",
+};
+
+/* the file tests with one kind; fills secs[XT_WRITE..XT_READ_COLD] */
+static void xp_file(int fd, enum pmtrack_xport_kind kind, const char *src,
+		    char *dst, size_t len, double *secs)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kind);
+	struct pmtrack_xport *x;
+	uint64_t t0, t1;
+	ssize_t n;
+	int err;
+
+	if (ftruncate(fd, 0) || lseek(fd, 0, SEEK_SET))
+		fail("ftruncate", errno);
+	err = pmtrack_xport_new(fd, &xo, &x);
+	if (err)
+		fail("pmtrack_xport_new", -err);
+	t0 = bench_now_ns();
+	err = xport_write_all(x, src, len, XP_CHUNK);
+	t1 = bench_now_ns();
+	if (err)
+		fail("file write", -err);
+	if (fsync(fd))
+		fail("fsync", errno);
+	secs[XT_WRITE] = (double)(t1 - t0) / 1e9;
+	secs[XT_WRITE_SYNC] = (double)(bench_now_ns() - t0) / 1e9;
+	pmtrack_xport_free(x);
+
+	for (int cold = 0; cold < 2; cold++) {
+		if (cold && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED))
+			fail("posix_fadvise", errno);
+		memset(dst, 0x5a, len);
+		if (lseek(fd, 0, SEEK_SET))
+			fail("lseek", errno);
+		err = pmtrack_xport_new(fd, &xo, &x);
+		if (err)
+			fail("pmtrack_xport_new", -err);
+		t0 = bench_now_ns();
+		n = xport_read_all(x, dst, len);
+		t1 = bench_now_ns();
+		pmtrack_xport_free(x);
+		if (n < 0)
+			fail("file read", (int)-n);
+		if ((size_t)n != len || memcmp(dst, src, len))
+			die("transport: %s read back %zd bytes, not the ones "
+			    "written",
+			    kind_name(kind), n);
+		secs[cold ? XT_READ_COLD : XT_READ_WARM] =
+			(double)(t1 - t0) / 1e9;
+	}
+}
+
+static double xp_socket(enum pmtrack_xport_kind kind, const char *src,
+			size_t len, const uint8_t *want)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kind);
+	struct rx_req q = { .mode = RX_XPORT, .kind = kind, .len = len };
+	struct pmtrack_xport *x;
+	struct rx_res rr;
+	struct peer p;
+	uint64_t t0;
+	int fd, err;
+
+	peer_start(&p, &q);
+	fd = peer_connect(&p);
+	err = pmtrack_xport_new(fd, &xo, &x);
+	if (err)
+		fail("pmtrack_xport_new", -err);
+	t0 = bench_now_ns();
+	err = xport_write_all(x, src, len, XP_CHUNK);
+	pmtrack_xport_free(x);
+	shutdown(fd, SHUT_WR);
+	peer_finish(&p, &rr);
+	close(fd);
+	if (err || rr.err)
+		die("transport: %s socket: send: %s, receive: %s",
+		    kind_name(kind), strerror(-err), strerror(-rr.err));
+	if (memcmp(want, rr.digest, PMTRACK_DIGEST_LEN))
+		die("transport: %s socket: the receiver's bytes differ",
+		    kind_name(kind));
+	return (double)(rr.t_done - t0) / 1e9;
+}
+
+static void section_transport(const struct cfg *c)
+{
+	static const enum pmtrack_xport_kind kinds[2] = { PMTRACK_XPORT_SYSCALL,
+							  PMTRACK_XPORT_URING };
+	double *secs = calloc((size_t)c->reps * 2 * XT_NR, sizeof(double));
+	char *src = map_big(c->len, 0), *dst = map_big(c->len, 0x5a);
+	uint8_t want[PMTRACK_DIGEST_LEN];
+	char path[4096];
+	int fd, nk = c->uring ? 2 : 1;
+
+	if (!secs)
+		fail("calloc", ENOMEM);
+	fill_random(src, c->len, 0x243f6a8885a308d3ull);
+	digest_of(src, c->len, want);
+	path_fmt(path, sizeof(path), "%s/" PROG ".XXXXXX", c->dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		fail(path, errno);
+	printf("\n## transport: pmtrack_xport moving %zu MiB, io_uring vs "
+	       "system calls (%s is %s)\n\n",
+	       c->len >> 20, c->dir, fs_name(c->dir));
+	printf("| test | syscall GB/s | io_uring GB/s "
+	       "| **io_uring ÷ syscall** | AUTO picks |\n");
+	printf("|---|--:|--:|--:|---|\n");
+	fflush(stdout);
+	/* secs[(rep * 2 + kind) * XT_NR + test] */
+	for (int rep = 0; rep < c->reps; rep++) {
+		for (int j = 0; j < nk; j++) {
+			int k = (j + rep) % nk;
+			double *s = &secs[(rep * 2 + k) * XT_NR];
+
+			xp_file(fd, kinds[k], src, dst, c->len, s);
+			s[XT_SOCKET] = xp_socket(kinds[k], src, c->len, want);
+		}
+	}
+	for (int t = 0; t < XT_NR; t++) {
+		double *v = malloc((size_t)c->reps * sizeof(double));
+		double g[2] = { 0, 0 };
+
+		if (!v)
+			fail("malloc", ENOMEM);
+		for (int k = 0; k < nk; k++) {
+			for (int rep = 0; rep < c->reps; rep++)
+				v[rep] = secs[(rep * 2 + k) * XT_NR + t];
+			g[k] = gbps(c->len, med(v, c->reps));
+		}
+		free(v);
+		if (nk == 2)
+			printf("| %s | %.2f | %.2f | **%.3f** | %s |\n",
+			       xp_test_name[t], g[0], g[1], g[1] / g[0],
+			       t == XT_SOCKET ? "syscall" : "io_uring");
+		else
+			printf("| %s | %.2f | n/a | n/a | syscall |\n",
+			       xp_test_name[t], g[0]);
+	}
+	printf("\nMedians of %d; the two kinds alternate.  Writes: "
+	       "pmtrack_xport_write() of\n%u-byte pieces (a 256-page batch "
+	       "and its record header), then\npmtrack_xport_flush(); "
+	       "default options (4 buffers of 1 MiB for io_uring).  Reads:\n"
+	       "pmtrack_xport_read() until the end, each chunk copied into "
+	       "a pre-faulted\ndestination.  Socket: the receiver process "
+	       "reads through the same kind; time\nfrom the first write to "
+	       "the receiver having everything.  Random bytes; every\n"
+	       "transfer is checked.\n",
+	       c->reps, XP_CHUNK);
+	close(fd);
+	unlink(path);
+	munmap(src, c->len);
+	munmap(dst, c->len);
+	free(secs);
+}
+
+/* ---- main ------------------------------------------------------------ */
+
+static unsigned int parse_only(const char *s)
+{
+	unsigned int m = 0;
+	char *dup = strdup(s), *save = NULL;
+
+	if (!dup)
+		fail("strdup", ENOMEM);
+	for (char *t = strtok_r(dup, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		size_t i;
+
+		for (i = 0; i < sizeof(section_name) / sizeof(*section_name);
+		     i++)
+			if (!strcmp(t, section_name[i]))
+				break;
+		if (!strcmp(t, "all")) {
+			m |= SEC_ALL;
+			continue;
+		}
+		if (i == sizeof(section_name) / sizeof(*section_name)) {
+			fprintf(stderr, PROG ": bad section for --only: %s\n",
+				t);
+			exit(2);
+		}
+		m |= 1u << i;
+	}
+	free(dup);
+	return m;
+}
+
+static int parse_rates(const char *s, uint64_t *rates)
+{
+	int n = 0;
+
+	for (;;) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno || end == s || n == MAX_RATES || v > 100000000ull)
+			break;
+		rates[n++] = v;
+		if (!*end)
+			return n;
+		if (*end != ',')
+			break;
+		s = end + 1;
+	}
+	fprintf(stderr, PROG ": bad value for --rates\n");
+	exit(2);
+}
+
+/* io_uring usable?  (a pipe: the kind this build's kernel may refuse) */
+static bool probe_uring(void)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = PMTRACK_XPORT_URING);
+	struct pmtrack_xport *x;
+	int p[2], err;
+
+	if (pipe2(p, O_CLOEXEC))
+		fail("pipe2", errno);
+	err = pmtrack_xport_new(p[1], &xo, &x);
+	close(p[0]);
+	close(p[1]);
+	if (err && err != -EOPNOTSUPP)
+		fail("pmtrack_xport_new (io_uring probe)", -err);
+	if (!err)
+		pmtrack_xport_free(x);
+	return !err;
+}
+
+/* the tracker pre-copy and checkpoints use; exits 77 if there is none */
+static const char *probe_tracker(void)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .require = PMTRACK_CAP_ATOMIC_RESET);
+	struct pmtrack *t;
+	const char *name;
+	int err = pmtrack_new(&o, &t);
+
+	if (err == -EOPNOTSUPP || err == -ENOSYS || err == -EPERM) {
+		printf(PROG ": no tracker with PMTRACK_CAP_ATOMIC_RESET here "
+			    "(%s): skipped\n",
+		       strerror(-err));
+		exit(EXIT_SKIP);
+	}
+	if (err)
+		fail("pmtrack_new", -err);
+	name = pmtrack_backend_name(pmtrack_backend(t));
+	pmtrack_free(t);
+	return name;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [--size-mib N] [--reps N] [--only LIST] "
+		"[--rates LIST]\n"
+		"       [--downtime-ms N] [--no-digest] [--csv-dir DIR] "
+		"[--dir DIR] [--no-thp]\n       [--quick]\n"
+		"  --size-mib N     memory per test (1024; --quick: 32)\n"
+		"  --reps N         repetitions, medians reported (3; --quick: "
+		"1)\n"
+		"  --only LIST      comma-separated sections: throughput, "
+		"migrate, ckpt,\n"
+		"                   transport, all (all)\n"
+		"  --rates LIST     migrate: dirty rates in pages/s "
+		"(0,5000,20000,50000)\n"
+		"  --downtime-ms N  migrate: downtime limit (300)\n"
+		"  --no-digest      migrate: PMTRACK_PRECOPY_NO_DIGEST\n"
+		"  --csv-dir DIR    migrate: write DIR/rounds-<rate>.csv "
+		"(created)\n"
+		"  --dir DIR        checkpoints and transport files (/tmp)\n"
+		"  --no-thp         no transparent huge pages "
+		"(PR_SET_THP_DISABLE)"
+		"\n"
+		"  --quick          a short smoke run (CI)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "size-mib", required_argument, NULL, 's' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "rates", required_argument, NULL, 'R' },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "csv-dir", required_argument, NULL, 'c' },
+		{ "dir", required_argument, NULL, 'D' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "no-thp", no_argument, NULL, 'T' },
+		{ "no-digest", no_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cfg c = {
+		.only = SEC_ALL,
+		.dir = "/tmp",
+		.rates = { 0, 5000, 20000, 50000 },
+		.nrates = 4,
+		.limit_ns = 300000000u,
+	};
+	size_t size_mib = 0;
+	int reps = 0, quick = 0, no_thp = 0, opt;
+	const char *backend = "n/a";
+	struct utsname uts;
+	uint64_t t0 = bench_now_ns();
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
+			break;
+		case 'r':
+			reps = (int)bench_parse_num(PROG, optarg, "--reps");
+			break;
+		case 'o':
+			c.only = parse_only(optarg);
+			break;
+		case 'R':
+			c.nrates = parse_rates(optarg, c.rates);
+			break;
+		case 'd':
+			c.limit_ns = (uint64_t)bench_parse_num(
+					     PROG, optarg, "--downtime-ms") *
+				     1000000u;
+			break;
+		case 'c':
+			c.csv_dir = optarg;
+			break;
+		case 'D':
+			c.dir = optarg;
+			break;
+		case 'q':
+			quick = 1;
+			break;
+		case 'T':
+			no_thp = 1;
+			break;
+		case 'N':
+			c.mig_flags |= PMTRACK_PRECOPY_NO_DIGEST;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!size_mib)
+		size_mib = quick ? 32 : 1024;
+	if (!reps)
+		reps = quick ? 1 : 3;
+	c.reps = reps;
+	c.len = size_mib << 20;
+	c.ps = (size_t)sysconf(_SC_PAGESIZE);
+	if (c.len / c.ps < 100) {
+		fprintf(stderr, PROG ": --size-mib too small\n");
+		return 2;
+	}
+	/* inherited by the receivers; overrides MADV_HUGEPAGE */
+	if (no_thp && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0))
+		fail("prctl(PR_SET_THP_DISABLE)", errno);
+	/* a receiver that dies must not kill us with SIGPIPE */
+	signal(SIGPIPE, SIG_IGN);
+	if (c.only & (SEC_THROUGHPUT | SEC_MIGRATE | SEC_CKPT))
+		backend = probe_tracker();
+	c.uring = probe_uring();
+	if (uname(&uts))
+		fail("uname", errno);
+	printf(PROG ": kernel %s, libpmtrack %s, %ld CPUs online, %zu MiB, "
+		    "%d reps, medians; tracker %s, io_uring %s; THP %s, %s\n",
+	       uts.release, pmtrack_version(), sysconf(_SC_NPROCESSORS_ONLN),
+	       size_mib, reps, backend, c.uring ? "usable" : "unavailable",
+	       thp_mode(),
+	       no_thp ? "disabled for this run (--no-thp)"
+		      : "big buffers MADV_HUGEPAGE");
+	fflush(stdout);
+
+	if (c.only & SEC_THROUGHPUT)
+		section_throughput(&c);
+	if (c.only & SEC_MIGRATE)
+		section_migrate(&c);
+	if (c.only & SEC_CKPT)
+		section_ckpt(&c);
+	if (c.only & SEC_TRANSPORT)
+		section_transport(&c);
+	printf("\n" PROG ": all transfers and restores verified; %.0f s\n",
+	       (double)(bench_now_ns() - t0) / 1e9);
+	return 0;
+}
