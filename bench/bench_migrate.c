@@ -590,7 +590,9 @@ static void run_raw(const char *src, size_t len, const uint8_t *want,
 	fd = peer_connect(&p);
 	c0 = cpu_now_ns();
 	out->t0 = bench_now_ns();
+	BENCH_LIVE_READ_BEGIN(); /* src may be live RAM */
 	err = send_all(fd, src, len);
+	BENCH_LIVE_READ_END();
 	out->snd_cpu = (double)(cpu_now_ns() - c0) / 1e9;
 	shutdown(fd, SHUT_WR);
 	peer_finish(&p, &out->rx);
@@ -935,7 +937,9 @@ static void migrate_rate(const struct cfg *c, uint64_t rate, struct mrep *rep,
 		/* one digest of the memory, untracked, for comparison with
 		   the one pmtrack_precopy() times after round 0 */
 		t0 = bench_now_ns();
+		BENCH_LIVE_READ_BEGIN();
 		digest_of(wl_mem(w), c->len, d);
+		BENCH_LIVE_READ_END();
 		r->dg0 = (double)(bench_now_ns() - t0) / 1e9;
 		s0 = vmstat("thp_split_pmd");
 		m[i].mem = wl_mem(w);

@@ -15,4 +15,19 @@ double bench_median(double *v, int n);
  * naming @prog and @opt */
 unsigned long bench_parse_num(const char *prog, const char *s, const char *opt);
 
+/*
+ * Around a baseline that reads memory writer threads are changing (raw
+ * send() of live RAM): the race is the measurement's, so ThreadSanitizer
+ * builds ignore it, as the library does for its own live reads.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+#define BENCH_LIVE_READ_BEGIN() __tsan_ignore_thread_begin()
+#define BENCH_LIVE_READ_END() __tsan_ignore_thread_end()
+#else
+#define BENCH_LIVE_READ_BEGIN() ((void)0)
+#define BENCH_LIVE_READ_END() ((void)0)
+#endif
+
 #endif
