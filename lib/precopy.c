@@ -23,6 +23,7 @@
 #include <pmtrack/migrate.h>
 
 #include "internal.h"
+#include "stream_internal.h"
 
 struct pmt_src {
 	struct pmtrack *t;
@@ -98,7 +99,7 @@ static int src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
 			.length = r[i].len,
 			.name = r[i].name,
 		};
-		s->nwords[i] = (pages + 63) / 64;
+		s->nwords[i] = pmt_nwords(pages);
 		s->dirty[i] = calloc(s->nwords[i], 8);
 		if (!s->dirty[i]) {
 			err = -ENOMEM;
@@ -123,15 +124,8 @@ fail:
 /* Every page goes into the next round. */
 static void src_all(struct pmt_src *s)
 {
-	size_t i, pages;
-
-	for (i = 0; i < s->n; i++) {
-		pages = s->r[i].len / s->ps;
-		memset(s->dirty[i], 0xff, s->nwords[i] * 8);
-		if (pages % 64)
-			s->dirty[i][s->nwords[i] - 1] =
-				(1ull << (pages % 64)) - 1;
-	}
+	for (size_t i = 0; i < s->n; i++)
+		pmt_bits_set(s->dirty[i], 0, s->r[i].len / s->ps);
 }
 
 /* Add the pages written since the last collect; *count = pages pending. */
@@ -154,21 +148,19 @@ static int src_collect(struct pmt_src *s, uint64_t *count)
 			err = e;
 	}
 	for (i = 0; i < s->n; i++)
-		for (k = 0; k < s->nwords[i]; k++)
-			c += (uint64_t)__builtin_popcountll(s->dirty[i][k]);
+		c += pmt_bits_count(s->dirty[i], s->nwords[i]);
 	*count = c;
 	return err;
 }
 
 static int src_round(struct pmt_src *s, struct pmtrack_enc *enc, uint64_t round)
 {
-	size_t i, k, m = 0;
+	size_t i, m = 0, pages;
 
 	for (i = 0; i < s->n; i++) {
-		for (k = 0; k < s->nwords[i] && !s->dirty[i][k]; k++)
-			;
-		if (k == s->nwords[i])
-			continue;
+		pages = s->r[i].len / s->ps;
+		if (pmt_bits_next(s->dirty[i], pages, 0) >= pages)
+			continue; /* nothing to send */
 		s->rr[m++] = (struct pmtrack_enc_region_round){
 			.region = (uint32_t)i,
 			.dirty = s->dirty[i],
