@@ -29,7 +29,9 @@
 #include "internal.h"
 
 #define XP_DEPTH_MAX 64u
-#define XP_IOV_MAX 64
+/* iovecs sent without copying: a stable batch is up to 256 runs plus its
+   frame and metadata */
+#define XP_IOV_MAX 512
 
 struct xp_slot {
 	size_t len;  /* bytes queued in the buffer (write) or read (read) */
@@ -504,6 +506,8 @@ static int xp_uring_forget(struct pmtrack_xport *x)
 {
 	int r = xp_uring_drain(x);
 
+	for (unsigned int i = 0; i < x->depth; i++)
+		x->slot[i].reaped = false; /* free for the next reads */
 	x->qn = 0;
 	return r;
 }
@@ -531,9 +535,8 @@ static ssize_t xp_uring_read(struct pmtrack_xport *x, const void **buf)
 	if (!x->reading) {
 		x->reading = true;
 		x->off = x->roff;
-		x->held = -1;
 	}
-	x->held = -1;
+	x->held = -1; /* the caller is done with the last buffer */
 	for (;;) {
 		if (x->eof)
 			return 0;
@@ -603,8 +606,9 @@ ssize_t pmtrack_xport_read(struct pmtrack_xport *x, const void **buf)
 	}
 	if (n < 0)
 		return xp_fail(x, (int)n);
-	/* leave a file's offset after the bytes handed out */
-	if (x->file && lseek(x->fd, x->roff, SEEK_SET) < 0)
+	/* at the end, leave a file's offset after the bytes read (also done
+	   by pmtrack_xport_free() for a reader that stops early) */
+	if (!n && x->file && lseek(x->fd, x->roff, SEEK_SET) < 0)
 		return xp_fail(x, -errno);
 	return n;
 }
@@ -649,6 +653,9 @@ void pmtrack_xport_free(struct pmtrack_xport *x)
 			xp_uring_cancel(x);
 		io_uring_queue_exit(&x->ring);
 	}
+	/* a reader that stopped early; nowhere to report a failure */
+	if (x->reading && x->file)
+		lseek(x->fd, x->roff, SEEK_SET);
 	if (x->mem)
 		munmap(x->mem, x->depth * x->bufsz);
 	free(x);

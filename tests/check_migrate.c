@@ -237,6 +237,7 @@ static void pump_write(int fd, enum pmtrack_xport_kind kind, const uint8_t *src,
 {
 	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kind, .depth = 3,
 		     .buf_size = 8192);
+	struct pmtrack_xport_stats st = { .sz = sizeof(st) };
 	struct pmtrack_xport *x;
 	struct iovec iov[4];
 	size_t off = 0;
@@ -261,6 +262,9 @@ static void pump_write(int fd, enum pmtrack_xport_kind kind, const uint8_t *src,
 		ck_assert_msg(r == 0, "write: %s", strerror(-r));
 	}
 	ck_assert_int_eq(pmtrack_xport_flush(x), 0);
+	ck_assert_int_eq(pmtrack_xport_get_stats(x, &st), 0);
+	ck_assert_uint_eq(st.bytes, len);
+	ck_assert_uint_gt(st.calls, 0);
 	pmtrack_xport_free(x);
 }
 
@@ -300,6 +304,23 @@ static void roundtrip(int kind_i, int what, uint64_t seed)
 		p.fd = fds[1];
 		pump_read(&p);
 		ck_assert_int_eq(lseek(fds[1], 0, SEEK_CUR), (off_t)len + 3);
+		/* a reader that stops early: the offset is after its bytes */
+		{
+			PMTRACK_OPTS(pmtrack_xport_opts, xo,
+				     .kind = kinds[kind_i], .depth = 3,
+				     .buf_size = 8192);
+			struct pmtrack_xport *x;
+			const void *b;
+			ssize_t n;
+
+			ck_assert_int_eq(lseek(fds[1], 3, SEEK_SET), 3);
+			ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &x), 0);
+			n = pmtrack_xport_read(x, &b);
+			ck_assert_int_gt(n, 0);
+			ck_assert(!memcmp(b, src, (size_t)n));
+			pmtrack_xport_free(x);
+			ck_assert_int_eq(lseek(fds[1], 0, SEEK_CUR), 3 + n);
+		}
 		close(fds[1]);
 	} else {
 		if (what == 0)
@@ -700,6 +721,57 @@ START_TEST(precopy_digest_over_limit)
 		ck_assert_int_eq(st.converged, 0);
 		expect_same(j.rx, &c.w);
 	}
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/* switchover_bandwidth replaces the measured one in every estimate. */
+static int check_bw(void *arg, const struct pmtrack_precopy_round *r)
+{
+	(void)arg;
+	t_check(r->final || r->bandwidth == 1ull << 50,
+		"round %llu estimated with %llu B/s",
+		(unsigned long long)r->round, (unsigned long long)r->bandwidth);
+	return 0;
+}
+
+START_TEST(precopy_switchover_bandwidth)
+{
+	static const struct pmtrack_precopy_ops ops = { .stop = pc_stop,
+							.resume = pc_resume,
+							.progress = check_bw };
+	struct pcctx c = { .p.fail_at = -1, .p.poke = true };
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .downtime_limit_ns = 1000,
+		     .switchover_bandwidth = 1ull << 50,
+		     .flags = PMTRACK_PRECOPY_NO_DIGEST, .max_rounds = 20);
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = PMTRACK_XPORT_SYSCALL);
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct pmtrack_mem_region r[2];
+	struct rxjob j;
+	int fds[2];
+
+	/* every round leaves pages dirty (poke), and only a bandwidth of
+	   2^50 B/s makes them fit 1 us: converged right after round 0 */
+	work_start(&c.w, 1024, 16, 1, 48, 64);
+	work_regions(&c.w, r);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	rx_start(&j, fds[0], PMTRACK_XPORT_SYSCALL);
+	ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &c.x), 0);
+	o.write = poke_write;
+	o.write_arg = &c;
+	o.flush = poke_flush;
+	o.ops = &ops;
+	o.arg = &c;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, &st), 0);
+	pmtrack_xport_free(c.x);
+	close(fds[1]);
+	pthread_join(j.th, NULL);
+	ck_assert_int_eq(j.err, 0);
+	ck_assert_int_eq(st.converged, 1);
+	ck_assert_uint_eq(st.rounds, 2);
+	ck_assert_uint_le(st.expected_downtime_ns, 1000);
+	expect_same(j.rx, &c.w);
 	pmtrack_rx_free(j.rx);
 	work_end(&c.w);
 }
@@ -1161,6 +1233,7 @@ START_TEST(ckpt_damaged)
 	char *dir = tmpdir(), path[600];
 	char *m = t_map_anon(64);
 	struct stat sb;
+	uint64_t size0;
 
 	r.addr = m;
 	r.len = 64 * ps;
@@ -1185,6 +1258,9 @@ START_TEST(ckpt_damaged)
 	pmtrack_rx_free(rx);
 	/* image 1 truncated: -ENODATA, memory flagged partial; 0 alone is
 	   fine */
+	snprintf(path, sizeof(path), "%s/000000.pmts", dir);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	size0 = (uint64_t)sb.st_size;
 	snprintf(path, sizeof(path), "%s/000001.pmts", dir);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(truncate(path, sb.st_size - 10), 0);
@@ -1192,6 +1268,7 @@ START_TEST(ckpt_damaged)
 	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri),
 			 -ENODATA);
 	ck_assert_uint_eq(ri.images, 1);
+	ck_assert_uint_eq(ri.bytes, size0); /* the applied image only */
 	ck_assert_int_eq(rx_state(rx), PMTRACK_RX_PARTIAL);
 	pmtrack_rx_free(rx);
 	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
@@ -1385,6 +1462,7 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, precopy_writers, 0, 12);
 	tcase_add_loop_test(tc, precopy_max_rounds, 0, 2);
 	tcase_add_loop_test(tc, precopy_digest_over_limit, 0, 2);
+	tcase_add_test(tc, precopy_switchover_bandwidth);
 	tcase_add_test(tc, precopy_cancel);
 	tcase_add_test(tc, precopy_resume_on_failure);
 	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);

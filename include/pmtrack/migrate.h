@@ -66,7 +66,8 @@ struct pmtrack_xport;
  * pmtrack_xport_new() - a transport over @fd.
  * @fd: a connected stream socket, a pipe or FIFO, or a regular file open
  *      for the direction it is used in.  Files are read and written from
- *      their current offset on; the offset is left after the last byte.
+ *      their current offset on; the offset is left after the last byte
+ *      written (at flush) or read (at end of input, or at free).
  *      The descriptor stays the caller's: it is not closed.
  *
  * Writes are buffered: pmtrack_xport_write() copies the bytes into one of
