@@ -30,20 +30,10 @@
 
 static uint64_t arg_num(const char *s)
 {
-	char *end;
-	double v = strtod(s, &end);
+	uint64_t v;
 
-	if (end == s || v < 0)
-		goto bad;
-	if (*end == 'K' || *end == 'k')
-		v *= 1024, end++;
-	else if (*end == 'M' || *end == 'm')
-		v *= 1048576, end++;
-	else if (*end == 'G' || *end == 'g')
-		v *= 1073741824.0, end++;
-	if (!*end)
-		return (uint64_t)v;
-bad:
+	if (!wl_parse_size(s, &v))
+		return v;
 	fprintf(stderr, "usage: pmtrack-checkpoint [--dir DIR] [--size 256M] "
 			"[--writers 2] [--rate 20000]\n"
 			"         [--dumps 5] [--interval-ms 200] [--level N] "

@@ -59,39 +59,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* "123", "64K", "1G", "2.5M" */
-static int parse_num(const char *s, uint64_t *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || v < 0)
-		return -1;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v *= 1024;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v *= 1024 * 1024;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v *= 1024.0 * 1024 * 1024;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end)
-		return -1;
-	*out = (uint64_t)v;
-	return 0;
-}
-
 static void usage(void)
 {
 	fputs("usage: pmtrack-vmm-migrate [--size 1G] [--writers 2] "
@@ -136,8 +103,8 @@ static void parse(int argc, char **argv, struct cfg *c)
 			if (!strcmp(argv[i], opt[k].name))
 				break;
 		if (k == sizeof(opt) / sizeof(opt[0]) || i + 1 >= argc ||
-		    parse_num(argv[i + 1],
-			      (uint64_t *)((char *)c + opt[k].off)))
+		    wl_parse_size(argv[i + 1],
+				  (uint64_t *)((char *)c + opt[k].off)))
 			usage();
 		i++;
 	}

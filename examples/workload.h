@@ -37,4 +37,11 @@ uint64_t wl_writes(const struct wl *w);
 /* Stop the writers and unmap the RAM. */
 void wl_free(struct wl *w);
 
+/*
+ * A size or rate from a command line: decimal digits, optionally followed
+ * by K, M or G (2^10, 2^20, 2^30).  0, or -1 for anything else (overflow
+ * included).
+ */
+int wl_parse_size(const char *s, uint64_t *out);
+
 #endif /* PMTRACK_EXAMPLES_WORKLOAD_H */

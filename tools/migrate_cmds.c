@@ -193,36 +193,17 @@ static int next_opt(struct parser *p, const struct opt *tab)
 static bool parse_u64(const char *s, bool suffix, uint64_t *out)
 {
 	unsigned long long v;
-	unsigned int shift = 0;
 	char *end;
 
+	if (suffix)
+		return !wl_parse_size(s, out);
 	if (*s < '0' || *s > '9')
 		return false;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno)
+	if (errno || *end)
 		return false;
-	if (suffix && *end) {
-		switch (*end++) {
-		case 'k':
-		case 'K':
-			shift = 10;
-			break;
-		case 'm':
-		case 'M':
-			shift = 20;
-			break;
-		case 'g':
-		case 'G':
-			shift = 30;
-			break;
-		default:
-			return false;
-		}
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return false;
-	*out = (uint64_t)v << shift;
+	*out = (uint64_t)v;
 	return true;
 }
 
