@@ -39,7 +39,7 @@ struct pmtrack_rx {
 	size_t nrg;
 	uint32_t page_size;
 	bool touched; /* this apply wrote destination memory */
-	bool have_id; /* cur_id holds the applied stream's id */
+	/* the applied stream's id (a stream that ends had a header) */
 	uint8_t cur_id[PMTRACK_STREAM_ID_LEN];
 	char msg[256];
 	int reason;
@@ -218,7 +218,6 @@ static int rx_header(void *arg, struct pmtrack_dec *dec,
 
 	err = rx->st.streams ? rx_next_header(rx, h) : rx_first_header(rx, h);
 	memcpy(rx->cur_id, h->stream_id, PMTRACK_STREAM_ID_LEN);
-	rx->have_id = true;
 	for (i = 0; !err && i < rx->nrg; i++)
 		err = pmtrack_dec_set_dest(dec, (uint32_t)i, rx->rg[i].mem,
 					   rx->rg[i].len);
@@ -285,7 +284,6 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 			       "an earlier stream failed part-way; the memory "
 			       "is not usable");
 	rx->touched = false;
-	rx->have_id = false;
 	rx->st.digest_verified = 0;
 	err = pmtrack_dec_new(&dopts, &dec);
 	if (err)
@@ -322,14 +320,11 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 		rx->reason = reason;
 		snprintf(rx->msg, sizeof(rx->msg), "%s", m);
 	}
-	if (!err && rx->have_id) {
+	if (!err) {
 		memcpy(rx->st.stream_id, rx->cur_id, sizeof(rx->cur_id));
 		rx->st.streams++;
 		rx->st.state = PMTRACK_RX_COMPLETE;
-	} else if (!err) {
-		err = -EBADMSG;
-	}
-	if (err) {
+	} else {
 		rx->st.digest_verified = 0;
 		if (rx->touched)
 			rx->st.state = PMTRACK_RX_PARTIAL;
