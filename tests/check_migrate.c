@@ -747,6 +747,7 @@ START_TEST(precopy_switchover_bandwidth)
 		     .flags = PMTRACK_PRECOPY_NO_DIGEST, .max_rounds = 20);
 	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = PMTRACK_XPORT_SYSCALL);
 	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
 	struct pmtrack_mem_region r[2];
 	struct rxjob j;
 	int fds[2];
@@ -771,7 +772,12 @@ START_TEST(precopy_switchover_bandwidth)
 	ck_assert_int_eq(st.converged, 1);
 	ck_assert_uint_eq(st.rounds, 2);
 	ck_assert_uint_le(st.expected_downtime_ns, 1000);
+	ck_assert_uint_eq(st.digest_ns, 0);
 	expect_same(j.rx, &c.w);
+	/* NO_DIGEST: complete, with nothing to verify */
+	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
+	ck_assert_int_eq(rs.state, PMTRACK_RX_COMPLETE);
+	ck_assert_int_eq(rs.digest_verified, 0);
 	pmtrack_rx_free(j.rx);
 	work_end(&c.w);
 }
