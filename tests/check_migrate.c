@@ -1215,6 +1215,17 @@ START_TEST(ckpt_chain_writers)
 	/* a final stopped dump: the whole chain equals the live memory */
 	work_stop(&w);
 	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &di), 0);
+	restore_expect(dir, UINT32_MAX, &w, NULL, NULL, 1);
+	/*
+	 * An incremental image holds only what was written since its
+	 * parent: with the writers paused, exactly the pages written here
+	 * (how many the writers hit above depends on the machine's speed).
+	 */
+	w.mem[0][3 * ps] ^= 1;
+	w.mem[0][(w.pages[0] - 1) * ps + 17] ^= 1;
+	w.mem[1][5 * ps + 100] ^= 1;
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &di), 0);
+	ck_assert_uint_eq(di.pages, 3);
 	ck_assert_uint_lt(di.pages, full);
 	restore_expect(dir, UINT32_MAX, &w, NULL, NULL, 1);
 	pmtrack_ckpt_free(ck);
