@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,4 +195,91 @@ uint64_t t_rand(uint64_t *s)
 	x ^= x >> 27;
 	*s = x;
 	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- swap ---------------------------------------------------------------- */
+
+static char swap_path[256];
+static pid_t swap_owner;
+
+void t_swap_off(void)
+{
+	if (!swap_path[0] || getpid() != swap_owner)
+		return;
+	if (syscall(SYS_swapoff, swap_path))
+		fprintf(stderr, "swapoff %s: %s\n", swap_path, strerror(errno));
+	unlink(swap_path);
+	swap_path[0] = 0;
+}
+
+/* the on-disk header mkswap(8) writes: version 1, no bad pages */
+static int swap_write(int fd, size_t mb)
+{
+	size_t chunk = 1 << 20, pages = (mb << 20) / ps;
+	char *buf = calloc(1, chunk);
+	uint32_t hdr[3] = { 1, (uint32_t)(pages - 1), 0 };
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < mb && !ret; i++)
+		if (write(fd, buf, chunk) != (ssize_t)chunk)
+			ret = -errno;
+	memcpy(buf + 1024, hdr, sizeof(hdr));
+	memcpy(buf + ps - 10, "SWAPSPACE2", 10);
+	if (!ret && pwrite(fd, buf, ps, 0) != (ssize_t)ps)
+		ret = -errno;
+	if (!ret && fsync(fd))
+		ret = -errno;
+	free(buf);
+	return ret;
+}
+
+int t_swap_on(size_t mb)
+{
+	static const char *const dirs[] = { "/var/tmp", "/tmp" };
+	const char *tmp = getenv("TMPDIR");
+	int err = 0;
+
+	if (geteuid() != 0) {
+		printf("SKIP: enabling a swap file needs root\n");
+		return T_SKIP;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		const char *dir = i == 0 ? tmp : dirs[i - 1];
+		int fd;
+
+		if (!dir)
+			continue;
+		snprintf(swap_path, sizeof(swap_path), "%s/pmtrack-swap-%d",
+			 dir, (int)getpid());
+		fd = open(swap_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			  0600);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		err = -swap_write(fd, mb);
+		close(fd);
+		if (!err && !syscall(SYS_swapon, swap_path, 0)) {
+			swap_owner = getpid();
+			atexit(t_swap_off);
+			return 0;
+		}
+		if (!err)
+			err = errno;
+		unlink(swap_path);
+		if (err != EINVAL && err != EPERM && err != ENOSYS &&
+		    err != EOPNOTSUPP)
+			break;
+	}
+	swap_path[0] = 0;
+	if (err == EINVAL || err == EPERM || err == ENOSYS ||
+	    err == EOPNOTSUPP || err == EROFS) {
+		printf("SKIP: this machine refuses a swap file (%s)\n",
+		       strerror(err));
+		return T_SKIP;
+	}
+	printf("swap file: %s\n", strerror(err));
+	return 1;
 }

@@ -80,6 +80,17 @@ void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
 long t_read_long(const char *path);
 bool t_write_long(const char *path, long v);
 
+/*
+ * A swap file of @mb MiB, created and enabled for this test program (root
+ * only), so MADV_PAGEOUT can push pages out.  Returns 0, or T_SKIP after
+ * printing why swap cannot be had here (not root, a file system or
+ * container that refuses swap files), or 1 after printing an unexpected
+ * failure.  t_swap_off() disables and removes it; it also runs at exit of
+ * the process that called t_swap_on() (not of forked test children).
+ */
+int t_swap_on(size_t mb);
+void t_swap_off(void);
+
 /* xorshift64* PRNG, deterministic per seed */
 uint64_t t_rand(uint64_t *state);
 

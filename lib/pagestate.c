@@ -1,0 +1,1020 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Page-state maps (include/pmtrack/pagestate.h).
+ *
+ * Per mapping of /proc/PID/maps, the kernel's answer comes as runs of pages
+ * with equal states: from PAGEMAP_SCAN, or from reads of /proc/PID/pagemap
+ * folded into runs.  Each run then goes through refine(), which splits it
+ * where the kernel's answer needs help: a "swapped" entry that may be a
+ * userfaultfd marker, present pages whose exclusive bit PAGEMAP_SCAN does
+ * not report, and the holes of shared memory, which are looked up in the
+ * backing object.  What comes out is masked with what the caller wants and
+ * handed to a sink (runs, bitmaps or counts).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <pmtrack/pagestate.h>
+
+#include "internal.h"
+#include "uapi_compat.h"
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+
+struct pst_cachestat_range {
+	uint64_t off, len;
+};
+struct pst_cachestat {
+	uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
+		nr_recently_evicted;
+};
+
+#define PM_GUARD (1ULL << 58)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+/* the swap type the kernel gives every PTE marker (uffd-wp, guard,
+ * poison): the last of the 5-bit types */
+#define PM_SWP_TYPE_MARKER 31u
+
+/* internal run states, above the public ones */
+#define PST_GAP (1u << 16)   /* no page-table entry */
+#define PST_AMBIG (1u << 17) /* swap entry or uffd-wp marker */
+
+#define PST_VEC_LEN 4096u
+#define PST_PM_LEN 32768u /* pagemap entries per read */
+#define PST_MC_LEN 65536u /* mincore bytes per call */
+
+struct pst_obj {
+	int state; /* 0 not looked up, 1 usable, -1 unavailable */
+	int fd;
+	void *map; /* PROT_NONE view of the object, for mincore */
+	size_t maplen;
+};
+
+struct pmtrack_pstate {
+	pid_t pid; /* 0: the caller */
+	int pagemap_fd;
+	unsigned int flags;
+	bool use_scan, show_pfn, guard, zero_known;
+	int cachestat; /* 1 works, 0 missing, -1 not tried */
+	uint64_t zero_pfn;
+	unsigned int known;
+	size_t page_size;
+	unsigned int pshift;
+
+	bool have_maps;
+	struct pmtrack_mapping *maps;
+	struct pst_obj *objs;
+	size_t nmaps;
+	char *names;
+
+	struct page_region *vec;
+	uint64_t *pm;
+	unsigned char *mc;
+};
+
+struct pst_sink {
+	/* 0 to go on, 1 when full (stop set to @s) */
+	int (*put)(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
+		   unsigned int map);
+	void (*span)(struct pst_sink *k, uint64_t pages);
+	uint64_t stop;
+};
+
+struct pst_ctx {
+	struct pmtrack_pstate *ps;
+	unsigned int mi;
+	const struct pmtrack_mapping *m;
+	unsigned int want;
+	struct pst_sink *sink;
+};
+
+/* ---- low-level helpers ------------------------------------------------ */
+
+static int read_entries(struct pmtrack_pstate *ps, uint64_t s, size_t n)
+{
+	size_t want = n * sizeof(uint64_t), got = 0;
+	off_t off = (off_t)((s >> ps->pshift) * sizeof(uint64_t));
+
+	while (got < want) {
+		ssize_t r = pread(ps->pagemap_fd, (char *)ps->pm + got,
+				  want - got, off + (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) /* the process exited */
+			return -ESRCH;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int emit(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
+{
+	if (c->m->flags & PMTRACK_MAP_SHARED && st)
+		st |= PMTRACK_PAGE_FILE;
+	st &= c->want;
+	if (!st || s >= e)
+		return 0;
+	return c->sink->put(c->sink, s, e, st, c->mi);
+}
+
+/* ---- shared memory: the backing object -------------------------------- */
+
+static int open_via_fds(struct pmtrack_pstate *ps,
+			const struct pmtrack_mapping *m)
+{
+	char dir[64], path[64 + 256];
+	struct dirent *de;
+	DIR *d;
+	int fd = -1;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", ps->pid ? ps->pid : getpid());
+	d = opendir(dir);
+	if (!d)
+		return -1;
+	while (fd < 0 && (de = readdir(d))) {
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) || st.st_ino != m->inode ||
+		    major(st.st_dev) != m->dev_major ||
+		    minor(st.st_dev) != m->dev_minor)
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	closedir(d);
+	return fd;
+}
+
+static struct pst_obj *get_obj(struct pmtrack_pstate *ps, unsigned int mi)
+{
+	const struct pmtrack_mapping *m = &ps->maps[mi];
+	struct pst_obj *o = &ps->objs[mi];
+	struct statfs sfs;
+	char name[64];
+	int fd;
+
+	if (o->state)
+		return o->state > 0 ? o : NULL;
+	o->state = -1;
+	if (ps->flags & PMTRACK_PSTATE_NO_OBJECTS)
+		return NULL;
+	snprintf(name, sizeof(name), "map_files/%" PRIx64 "-%" PRIx64, m->start,
+		 m->end);
+	fd = pmt_proc_open(ps->pid, name, O_RDONLY);
+	if (fd < 0)
+		fd = open_via_fds(ps, m);
+	if (fd < 0)
+		return NULL;
+	if (fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC) {
+		/* hugetlbfs or a regular file: its holes are just holes */
+		close(fd);
+		return NULL;
+	}
+	o->maplen = m->end - m->start;
+	o->map = mmap(NULL, o->maplen, PROT_NONE, MAP_SHARED, fd,
+		      (off_t)m->offset);
+	if (o->map == MAP_FAILED) {
+		close(fd);
+		return NULL;
+	}
+	o->fd = fd;
+	o->state = 1;
+	return o;
+}
+
+static void put_objs(struct pmtrack_pstate *ps)
+{
+	for (size_t i = 0; i < ps->nmaps; i++) {
+		if (ps->objs[i].state > 0) {
+			munmap(ps->objs[i].map, ps->objs[i].maplen);
+			close(ps->objs[i].fd);
+		}
+	}
+}
+
+/* resident object pages [a, b) (file offsets): page cache or swap cache?
+ * cachestat counts a shmem page whose slot holds a swap entry as evicted,
+ * even while the swap cache still has it in RAM */
+static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
+			  uint64_t addr)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	struct pst_cachestat_range r = { a, b - a };
+	struct pst_cachestat cs;
+	uint64_t mid;
+	int ret;
+
+	if (!ps->cachestat)
+		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_PRESENT);
+	if (syscall(__NR_cachestat, fd, &r, &cs, 0)) {
+		if (errno == ENOSYS || errno == EPERM) {
+			ps->cachestat = 0;
+			return emit(c, addr, addr + (b - a),
+				    PMTRACK_PAGE_PRESENT);
+		}
+		return -errno;
+	}
+	ps->cachestat = 1;
+	if (!cs.nr_evicted)
+		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_PRESENT);
+	if (!cs.nr_cache)
+		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_SWAPPED);
+	mid = a + (((b - a) >> ps->pshift) / 2 << ps->pshift);
+	ret = split_resident(c, fd, a, mid, addr);
+	return ret ? ret : split_resident(c, fd, mid, b, addr + (mid - a));
+}
+
+/* [s, e) of @vec: resident (bit 0) pages go to split_resident() or
+ * PRESENT, the others are @absent */
+static int by_residency(struct pst_ctx *c, const unsigned char *vec, uint64_t s,
+			uint64_t e, int fd, uint64_t off, unsigned int absent)
+{
+	size_t n = (e - s) >> c->ps->pshift, i = 0;
+
+	while (i < n) {
+		size_t j = i + 1;
+		bool in = vec[i] & 1;
+		uint64_t a = s + (i << c->ps->pshift);
+		uint64_t b;
+		int ret;
+
+		while (j < n && (vec[j] & 1) == in)
+			j++;
+		b = s + (j << c->ps->pshift);
+		if (!in)
+			ret = emit(c, a, b, absent);
+		else if (fd >= 0)
+			ret = split_resident(c, fd, off + (a - s),
+					     off + (b - s), a);
+		else
+			ret = emit(c, a, b, PMTRACK_PAGE_PRESENT);
+		if (ret)
+			return ret;
+		i = j;
+	}
+	return 0;
+}
+
+/* a shared-memory range [s, e) with no page-table entry */
+static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	const struct pmtrack_mapping *m = c->m;
+	struct pst_obj *o;
+	uint64_t off, end, pos;
+
+	if (!(m->flags & PMTRACK_MAP_SHMEM) ||
+	    !(c->want & (PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+			 PMTRACK_PAGE_UNSURE)))
+		return 0;
+	o = get_obj(ps, c->mi);
+	if (!o) {
+		/* no object: our own memory can still tell residency */
+		for (uint64_t a = s; ps->pid == 0 && a < e;) {
+			uint64_t b =
+				e - a > ((uint64_t)PST_MC_LEN << ps->pshift)
+					? a + ((uint64_t)PST_MC_LEN
+					       << ps->pshift)
+					: e;
+			int ret;
+
+			if (mincore((void *)(uintptr_t)a, b - a, ps->mc))
+				return -errno;
+			ret = by_residency(c, ps->mc, a, b, -1, 0,
+					   PMTRACK_PAGE_UNSURE);
+			if (ret)
+				return ret;
+			a = b;
+		}
+		return ps->pid ? emit(c, s, e, PMTRACK_PAGE_UNSURE) : 0;
+	}
+	off = m->offset + (s - m->start);
+	end = off + (e - s);
+	for (pos = off; pos < end;) {
+		off_t d = lseek(o->fd, (off_t)pos, SEEK_DATA), h;
+
+		if (d < 0 && errno == ENXIO)
+			break;
+		if (d < 0)
+			return -errno;
+		if ((uint64_t)d >= end)
+			break;
+		h = lseek(o->fd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		if ((uint64_t)h > end)
+			h = (off_t)end;
+		/* data [d, h): resident or swapped */
+		for (uint64_t a = (uint64_t)d; a < (uint64_t)h;) {
+			uint64_t b = (uint64_t)h - a > ((uint64_t)PST_MC_LEN
+							<< ps->pshift)
+					     ? a + ((uint64_t)PST_MC_LEN
+						    << ps->pshift)
+					     : (uint64_t)h;
+			char *view = (char *)o->map + (a - m->offset);
+			int ret;
+
+			if (mincore(view, b - a, ps->mc))
+				return -errno;
+			ret = by_residency(c, ps->mc, s + (a - off),
+					   s + (b - off), o->fd, a,
+					   PMTRACK_PAGE_SWAPPED);
+			if (ret)
+				return ret;
+			a = b;
+		}
+		pos = (uint64_t)h;
+	}
+	return 0;
+}
+
+/* ---- refining the kernel's runs --------------------------------------- */
+
+/* pages of [s, e) split by a predicate on their pagemap entries */
+static int split_entries(struct pst_ctx *c, uint64_t s, uint64_t e,
+			 unsigned int base, bool marker_check)
+{
+	struct pmtrack_pstate *ps = c->ps;
+
+	while (s < e) {
+		size_t n = (e - s) >> ps->pshift, i = 0;
+		int ret;
+
+		if (n > PST_PM_LEN)
+			n = PST_PM_LEN;
+		ret = read_entries(ps, s, n);
+		if (ret)
+			return ret;
+		while (i < n) {
+			unsigned int st = 0, st2;
+			size_t j = i;
+
+			do {
+				uint64_t pm = ps->pm[j];
+
+				if (marker_check)
+					st2 = (pm & PM_PFN_MASK & 31) ==
+							      PM_SWP_TYPE_MARKER
+						      ? 0
+						      : PMTRACK_PAGE_SWAPPED;
+				else
+					st2 = base |
+					      (pm & PMT_PM_EXCLUSIVE
+						       ? PMTRACK_PAGE_EXCLUSIVE
+						       : 0);
+				if (j == i)
+					st = st2;
+			} while (st2 == st && ++j < n);
+			ret = emit(c, s + (i << ps->pshift),
+				   s + (j << ps->pshift), st);
+			if (ret)
+				return ret;
+			i = j;
+		}
+		s += n << ps->pshift;
+	}
+	return 0;
+}
+
+static int refine(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
+{
+	bool shmem = c->m->flags & PMTRACK_MAP_SHMEM;
+
+	/* shared memory has no swap PTEs: what reads as swapped there is a
+	 * marker or a migration entry, so ask the object */
+	if (st & PST_GAP || (shmem && st & (PMTRACK_PAGE_SWAPPED | PST_AMBIG)))
+		return lookup_gap(c, s, e);
+	if (st & PST_AMBIG) {
+		if (!(c->want & (PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_UNSURE)))
+			return 0;
+		if (!c->ps->show_pfn)
+			return emit(c, s, e, PMTRACK_PAGE_UNSURE);
+		return split_entries(c, s, e, 0, true);
+	}
+	if (st & PMTRACK_PAGE_PRESENT && c->ps->use_scan &&
+	    c->want & PMTRACK_PAGE_EXCLUSIVE)
+		return split_entries(c, s, e, st, false);
+	return emit(c, s, e, st);
+}
+
+/* ---- the kernel's answer, per mapping ---------------------------------- */
+
+static unsigned int scan_state(struct pst_ctx *c, uint64_t cat)
+{
+	unsigned int st = 0;
+
+	if (cat & PAGE_IS_PRESENT)
+		st |= PMTRACK_PAGE_PRESENT;
+	if (cat & PAGE_IS_SWAPPED) {
+		if (cat & PAGE_IS_GUARD)
+			return PMTRACK_PAGE_GUARD;
+		/* a write-protected swap entry, or a uffd-wp marker */
+		st |= cat & PAGE_IS_WRITTEN ? PMTRACK_PAGE_SWAPPED : PST_AMBIG;
+	}
+	if (cat & PAGE_IS_FILE)
+		st |= PMTRACK_PAGE_FILE;
+	if (cat & PAGE_IS_PFNZERO)
+		st |= PMTRACK_PAGE_ZERO;
+	if (cat & PAGE_IS_HUGE)
+		st |= PMTRACK_PAGE_HUGE;
+	if (cat & PAGE_IS_WPALLOWED) {
+		c->ps->maps[c->mi].flags |= PMTRACK_MAP_TRACKED;
+		if (cat & PAGE_IS_WRITTEN && !(st & PST_AMBIG))
+			st |= PMTRACK_PAGE_WRITTEN;
+	}
+	return st;
+}
+
+static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
+	uint64_t cur = s, gap = s;
+	int ret;
+
+	while (cur < e) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = cur,
+			.end = e,
+			.vec = (uintptr_t)ps->vec,
+			.vec_len = PST_VEC_LEN,
+			.category_anyof_mask =
+				PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN |
+				       PAGE_IS_FILE | PAGE_IS_PRESENT |
+				       PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
+				       PAGE_IS_HUGE |
+				       (ps->guard ? PAGE_IS_GUARD : 0),
+		};
+		int n = ioctl(ps->pagemap_fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == ESRCH ? -ESRCH : -errno;
+		for (int i = 0; i < n; i++) {
+			const struct page_region *r = &ps->vec[i];
+
+			if (r->start < gap || r->end > e || r->start >= r->end)
+				return -EIO;
+			if (gaps && r->start > gap) {
+				ret = refine(c, gap, r->start, PST_GAP);
+				if (ret)
+					return ret;
+			}
+			ret = refine(c, r->start, r->end,
+				     scan_state(c, r->categories));
+			if (ret)
+				return ret;
+			gap = r->end;
+		}
+		if ((size_t)n < PST_VEC_LEN)
+			break;
+		/* walk_end can be stale after a full vector (see
+		 * pagemap_scan.c): resume past both */
+		cur = arg.walk_end > ps->vec[n - 1].end ? arg.walk_end
+							: ps->vec[n - 1].end;
+	}
+	return gaps && gap < e ? refine(c, gap, e, PST_GAP) : 0;
+}
+
+static unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
+{
+	const struct pmtrack_pstate *ps = c->ps;
+	unsigned int st = 0;
+
+	if (pm & PMT_PM_PRESENT) {
+		st = PMTRACK_PAGE_PRESENT;
+		if (pm & PMT_PM_EXCLUSIVE)
+			st |= PMTRACK_PAGE_EXCLUSIVE;
+		if (pm & PMT_PM_FILE)
+			st |= PMTRACK_PAGE_FILE;
+		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
+			st |= PMTRACK_PAGE_ZERO;
+		if (c->m->flags & PMTRACK_MAP_HUGETLB)
+			st |= PMTRACK_PAGE_HUGE;
+		return st;
+	}
+	if (!(pm & PMT_PM_SWAP))
+		return PST_GAP;
+	if (pm & PM_GUARD)
+		return PMTRACK_PAGE_GUARD;
+	if (!(pm & PMT_PM_UFFD_WP))
+		return PMTRACK_PAGE_SWAPPED;
+	if (!ps->show_pfn)
+		return PST_AMBIG;
+	return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP : PMTRACK_PAGE_SWAPPED;
+}
+
+static int read_map(struct pst_ctx *c, uint64_t s, uint64_t e)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
+
+	while (s < e) {
+		size_t n = (e - s) >> ps->pshift, i = 0;
+		int ret;
+
+		if (n > PST_PM_LEN)
+			n = PST_PM_LEN;
+		ret = read_entries(ps, s, n);
+		if (ret)
+			return ret;
+		while (i < n) {
+			unsigned int st = entry_state(c, ps->pm[i]);
+			size_t j = i + 1;
+
+			while (j < n && entry_state(c, ps->pm[j]) == st)
+				j++;
+			if (st != PST_GAP || gaps) {
+				ret = refine(c, s + (i << ps->pshift),
+					     s + (j << ps->pshift), st);
+				if (ret)
+					return ret;
+			}
+			i = j;
+		}
+		s += n << ps->pshift;
+	}
+	return 0;
+}
+
+/* ---- /proc/PID/maps --------------------------------------------------- */
+
+static unsigned int classify(const char *name, bool shared, uint64_t inode)
+{
+	unsigned int f = shared ? PMTRACK_MAP_SHARED : 0;
+
+	if (!strcmp(name, "[vsyscall]") || !strcmp(name, "[vvar]") ||
+	    !strcmp(name, "[vvar_vclock]"))
+		return f | PMTRACK_MAP_SPECIAL;
+	if (!strncmp(name, "/anon_hugepage", 14))
+		return f | PMTRACK_MAP_ANON | PMTRACK_MAP_HUGETLB;
+	if (!inode || name[0] != '/')
+		return f | PMTRACK_MAP_ANON;
+	if (!shared)
+		return f;
+	if (!strncmp(name, "/dev/zero", 9))
+		return f | PMTRACK_MAP_ANON | PMTRACK_MAP_SHMEM;
+	if (!strncmp(name, "/memfd:", 7) || !strncmp(name, "/SYSV", 5) ||
+	    !strncmp(name, "/dev/shm/", 9))
+		return f | PMTRACK_MAP_SHMEM;
+	{
+		struct statfs sfs;
+
+		if (!statfs(name, &sfs) && sfs.f_type == TMPFS_MAGIC)
+			return f | PMTRACK_MAP_SHMEM;
+	}
+	return f;
+}
+
+static char *slurp(struct pmtrack_pstate *ps, const char *file, size_t *len,
+		   int *err)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	int fd = pmt_proc_open(ps->pid, file, O_RDONLY);
+
+	if (fd < 0 || !buf) {
+		*err = fd < 0 ? (errno == ENOENT ? -ESRCH : -errno) : -ENOMEM;
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				*err = -ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*err = errno == ENOENT ? -ESRCH : -errno;
+			goto fail;
+		}
+		if (!r)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = 0;
+	*len = n;
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+static int load_maps(struct pmtrack_pstate *ps)
+{
+	size_t len, lines = 0, n = 0, pos = 0;
+	struct pmtrack_mapping *maps;
+	struct pst_obj *objs;
+	int err = 0;
+	char *buf = slurp(ps, "maps", &len, &err), *p;
+
+	if (!buf)
+		return err;
+	for (size_t i = 0; i < len; i++)
+		lines += buf[i] == '\n';
+	maps = calloc(lines + 1, sizeof(*maps));
+	objs = calloc(lines + 1, sizeof(*objs));
+	if (!maps || !objs) {
+		free(maps);
+		free(objs);
+		free(buf);
+		return -ENOMEM;
+	}
+	/* names are kept in @buf, each line cut at its end */
+	for (p = buf; pos < len && *p; n++) {
+		struct pmtrack_mapping *m = &maps[n];
+		char perms[8], *nl = strchr(p, '\n'), *name;
+		unsigned long long s, e, off, ino;
+		int used = 0;
+
+		if (!nl)
+			nl = buf + len;
+		*nl = 0;
+		if (sscanf(p, "%llx-%llx %7s %llx %x:%x %llu %n", &s, &e, perms,
+			   &off, &m->dev_major, &m->dev_minor, &ino,
+			   &used) < 7 ||
+		    !used || s >= e || strlen(perms) != 4) {
+			free(maps);
+			free(objs);
+			free(buf);
+			return -EIO;
+		}
+		name = p + used;
+		m->start = s;
+		m->end = e;
+		m->offset = off;
+		m->inode = ino;
+		m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			  (perms[1] == 'w' ? PROT_WRITE : 0) |
+			  (perms[2] == 'x' ? PROT_EXEC : 0);
+		m->name = name;
+		m->flags = classify(name, perms[3] == 's', ino);
+		pos = (size_t)(nl - buf) + 1;
+		p = nl + 1;
+	}
+	put_objs(ps);
+	free(ps->maps);
+	free(ps->objs);
+	free(ps->names);
+	ps->maps = maps;
+	ps->objs = objs;
+	ps->nmaps = n;
+	ps->names = buf;
+	ps->have_maps = true;
+	return 0;
+}
+
+/* ---- the walk ---------------------------------------------------------- */
+
+static int walk(struct pmtrack_pstate *ps, uint64_t start, uint64_t end,
+		unsigned int want, struct pst_sink *k)
+{
+	struct pst_ctx c = { .ps = ps, .want = want, .sink = k };
+	int ret;
+
+	if (!ps->have_maps) {
+		ret = load_maps(ps);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < ps->nmaps; i++) {
+		const struct pmtrack_mapping *m = &ps->maps[i];
+		uint64_t s = m->start > start ? m->start : start;
+		uint64_t e = m->end < end ? m->end : end;
+
+		if (m->end <= start)
+			continue;
+		if (m->start >= end)
+			break;
+		if (m->flags & PMTRACK_MAP_SPECIAL)
+			continue;
+		c.mi = (unsigned int)i;
+		c.m = m;
+		if (k->span)
+			k->span(k, (e - s) >> ps->pshift);
+		ret = ps->use_scan ? scan_map(&c, s, e) : read_map(&c, s, e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int check_args(const struct pmtrack_pstate *ps, uint64_t start,
+		      uint64_t end, unsigned int want)
+{
+	uint64_t mask = ps ? ps->page_size - 1 : 0;
+
+	if (!ps || start & mask || (end & mask && end != UINT64_MAX) ||
+	    end < start || want & ~PMTRACK_PAGE_ALL)
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- sinks ------------------------------------------------------------- */
+
+struct runs_sink {
+	struct pst_sink k;
+	struct pmtrack_page_run *runs;
+	size_t cap, n;
+};
+
+static int runs_put(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
+		    unsigned int map)
+{
+	struct runs_sink *r = (struct runs_sink *)k;
+	struct pmtrack_page_run *last = r->n ? &r->runs[r->n - 1] : NULL;
+
+	if (last && last->end == s && last->states == st && last->map == map) {
+		last->end = e;
+		return 0;
+	}
+	if (r->n == r->cap) {
+		k->stop = s;
+		return 1;
+	}
+	r->runs[r->n++] = (struct pmtrack_page_run){ s, e, st, map };
+	return 0;
+}
+
+struct bits_sink {
+	struct pst_sink k;
+	uint64_t start;
+	unsigned int pshift;
+	uint64_t *const *bits;
+};
+
+static void set_bits(uint64_t *w, uint64_t from, uint64_t to)
+{
+	while (from < to && (from & 63))
+		w[from >> 6] |= 1ULL << (from & 63), from++;
+	for (; to - from >= 64; from += 64)
+		w[from >> 6] = ~0ULL;
+	while (from < to)
+		w[from >> 6] |= 1ULL << (from & 63), from++;
+}
+
+static int bits_put(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
+		    unsigned int map)
+{
+	struct bits_sink *b = (struct bits_sink *)k;
+
+	(void)map;
+	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		if (st & (1u << i))
+			set_bits(b->bits[i], (s - b->start) >> b->pshift,
+				 (e - b->start) >> b->pshift);
+	return 0;
+}
+
+struct count_sink {
+	struct pst_sink k;
+	unsigned int pshift;
+	struct pmtrack_page_counts c;
+};
+
+static int count_put(struct pst_sink *k, uint64_t s, uint64_t e,
+		     unsigned int st, unsigned int map)
+{
+	struct count_sink *cs = (struct count_sink *)k;
+
+	(void)map;
+	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		if (st & (1u << i))
+			cs->c.state[i] += (e - s) >> cs->pshift;
+	return 0;
+}
+
+static void count_span(struct pst_sink *k, uint64_t pages)
+{
+	((struct count_sink *)k)->c.pages += pages;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+/* with CAP_SYS_ADMIN pagemap shows frame numbers; then learn the zero
+ * page's, if read faults map it (some kernels allocate a page instead) */
+static void probe_pfns(struct pmtrack_pstate *ps)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	volatile char *p;
+	uint64_t pm = 0;
+
+	if (fd < 0)
+		return;
+	p = mmap(NULL, ps->page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p != MAP_FAILED) {
+		(void)p[0];
+		if (pread(fd, &pm, sizeof(pm),
+			  (off_t)(((uintptr_t)p >> ps->pshift) * 8)) ==
+			    sizeof(pm) &&
+		    pm & PMT_PM_PRESENT && pm & PM_PFN_MASK) {
+			ps->show_pfn = true;
+			if (!(pm & PMT_PM_EXCLUSIVE)) {
+				ps->zero_pfn = pm & PM_PFN_MASK;
+				ps->zero_known = true;
+			}
+		}
+		munmap((void *)p, ps->page_size);
+	}
+	close(fd);
+}
+
+PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
+				   struct pmtrack_pstate **out)
+{
+	unsigned int flags = PMT_OPTS_GET(opts, flags, 0u);
+	int pid = PMT_OPTS_GET(opts, pid, 0);
+	struct pmtrack_pstate *ps;
+	int ret;
+
+	if (!out || !PMT_OPTS_VALID(opts, pmtrack_pstate_opts) ||
+	    flags & ~(PMTRACK_PSTATE_PAGEMAP_READ |
+		      PMTRACK_PSTATE_NO_OBJECTS) ||
+	    pid < 0)
+		return -EINVAL;
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->pid = pid == getpid() ? 0 : pid;
+	ps->flags = flags;
+	ps->cachestat = -1;
+	ps->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	ps->pshift = (unsigned int)__builtin_ctzl(ps->page_size);
+	ps->pagemap_fd = pmt_proc_open(ps->pid, "pagemap", O_RDONLY);
+	if (ps->pagemap_fd < 0) {
+		ret = errno == ENOENT ? -ESRCH : -errno;
+		free(ps);
+		return ret;
+	}
+	ps->vec = malloc(PST_VEC_LEN * sizeof(*ps->vec));
+	ps->pm = malloc(PST_PM_LEN * sizeof(*ps->pm));
+	ps->mc = malloc(PST_MC_LEN);
+	if (!ps->vec || !ps->pm || !ps->mc) {
+		pmtrack_pstate_free(ps);
+		return -ENOMEM;
+	}
+	ps->use_scan = !(flags & PMTRACK_PSTATE_PAGEMAP_READ) &&
+		       pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) == 1;
+	ps->guard = ps->use_scan &&
+		    pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1;
+	probe_pfns(ps);
+	ps->known = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+		    PMTRACK_PAGE_FILE | PMTRACK_PAGE_EXCLUSIVE |
+		    PMTRACK_PAGE_UNSURE;
+	if (ps->use_scan)
+		ps->known |= PMTRACK_PAGE_ZERO | PMTRACK_PAGE_HUGE |
+			     PMTRACK_PAGE_WRITTEN |
+			     (ps->guard ? PMTRACK_PAGE_GUARD : 0);
+	else
+		ps->known |= (ps->zero_known ? PMTRACK_PAGE_ZERO : 0) |
+			     PMTRACK_PAGE_GUARD;
+	*out = ps;
+	return 0;
+}
+
+PMTRACK_API void pmtrack_pstate_free(struct pmtrack_pstate *ps)
+{
+	if (!ps)
+		return;
+	put_objs(ps);
+	if (ps->pagemap_fd >= 0)
+		close(ps->pagemap_fd);
+	free(ps->maps);
+	free(ps->objs);
+	free(ps->names);
+	free(ps->vec);
+	free(ps->pm);
+	free(ps->mc);
+	free(ps);
+}
+
+PMTRACK_API unsigned int pmtrack_pstate_known(const struct pmtrack_pstate *ps)
+{
+	return ps ? ps->known : 0;
+}
+
+PMTRACK_API int pmtrack_pstate_uses_scan(const struct pmtrack_pstate *ps)
+{
+	return ps && ps->use_scan;
+}
+
+PMTRACK_API int pmtrack_pstate_maps(struct pmtrack_pstate *ps,
+				    const struct pmtrack_mapping **maps,
+				    size_t *n)
+{
+	int ret;
+
+	if (!ps || !maps || !n)
+		return -EINVAL;
+	ret = load_maps(ps);
+	if (ret)
+		return ret;
+	*maps = ps->maps;
+	*n = ps->nmaps;
+	return 0;
+}
+
+PMTRACK_API int pmtrack_pstate_runs(struct pmtrack_pstate *ps, uint64_t start,
+				    uint64_t end, unsigned int want,
+				    struct pmtrack_page_run *runs,
+				    size_t *count, uint64_t *next)
+{
+	struct runs_sink r = { .k.put = runs_put };
+	int ret = check_args(ps, start, end, want);
+
+	if (ret || !runs || !count || !*count)
+		return ret ? ret : -EINVAL;
+	r.runs = runs;
+	r.cap = *count;
+	ret = walk(ps, start, end, want, &r.k);
+	if (ret < 0)
+		return ret;
+	*count = r.n;
+	if (next)
+		*next = ret ? r.k.stop : end;
+	return 0;
+}
+
+PMTRACK_API int
+pmtrack_pstate_bitmaps(struct pmtrack_pstate *ps, uint64_t start, uint64_t end,
+		       unsigned int want,
+		       uint64_t *const bits[PMTRACK_PAGE_NSTATES])
+{
+	struct bits_sink b = { .k.put = bits_put,
+			       .start = start,
+			       .bits = bits };
+	int ret = check_args(ps, start, end, want);
+	size_t words;
+
+	if (ret || !bits || end == start || end == UINT64_MAX)
+		return ret ? ret : -EINVAL;
+	words = (size_t)((((end - start) >> ps->pshift) + 63) / 64);
+	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++) {
+		if (!(want & (1u << i)))
+			continue;
+		if (!bits[i])
+			return -EINVAL;
+		memset(bits[i], 0, words * sizeof(uint64_t));
+	}
+	b.pshift = ps->pshift;
+	ret = walk(ps, start, end, want, &b.k);
+	return ret < 0 ? ret : 0;
+}
+
+PMTRACK_API int pmtrack_pstate_count(struct pmtrack_pstate *ps, uint64_t start,
+				     uint64_t end, unsigned int want,
+				     struct pmtrack_page_counts *c)
+{
+	struct count_sink cs = { .k.put = count_put, .k.span = count_span };
+	int ret = check_args(ps, start, end, want);
+
+	if (ret || !c || c->sz < sizeof(size_t))
+		return ret ? ret : -EINVAL;
+	cs.pshift = ps->pshift;
+	cs.c.sz = sizeof(cs.c);
+	ret = walk(ps, start, end, want, &cs.k);
+	if (ret < 0)
+		return ret;
+	return pmt_stats_out(c, &cs.c, sizeof(cs.c));
+}

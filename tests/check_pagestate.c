@@ -1,0 +1,791 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Page-state maps (pagestate.h):
+ *   check_pagestate scan|read          states of anon, file, shared memory,
+ *                                      markers, fork COW, THP, arguments
+ *   check_pagestate scan|read --swap   the same with a real swap file (root;
+ *                                      skips with the reason otherwise)
+ * "read" forces the /proc/PID/pagemap fallback; "scan" uses PAGEMAP_SCAN
+ * (skips where the kernel has none).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <pmtrack/pagestate.h>
+
+#include "helpers.h"
+#include "../lib/uapi_compat.h"
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define NP 16u
+#define HPAGE (2u << 20)
+
+static bool read_mode;
+
+static struct pmtrack_pstate *open_ps(int pid, unsigned int flags)
+{
+	PMTRACK_OPTS(pmtrack_pstate_opts, o, .pid = pid,
+		     .flags = flags |
+			      (read_mode ? PMTRACK_PSTATE_PAGEMAP_READ : 0));
+	struct pmtrack_pstate *p = NULL;
+
+	ck_assert_int_eq(pmtrack_pstate_new(&o, &p), 0);
+	ck_assert_int_eq(pmtrack_pstate_uses_scan(p), !read_mode);
+	return p;
+}
+
+/* states of each page of [b, b + n pages), from runs */
+static void states_of(struct pmtrack_pstate *p, const char *b, size_t n,
+		      unsigned int want, unsigned int *st)
+{
+	struct pmtrack_page_run runs[64];
+	size_t cnt = 64;
+	uint64_t next = 0;
+
+	memset(st, 0, n * sizeof(*st));
+	ck_assert_int_eq(pmtrack_pstate_runs(p, (uintptr_t)b,
+					     (uintptr_t)b + n * ps, want, runs,
+					     &cnt, &next),
+			 0);
+	ck_assert_uint_eq(next, (uintptr_t)b + n * ps);
+	for (size_t i = 0; i < cnt; i++) {
+		ck_assert_uint_ge(runs[i].start, (uintptr_t)b);
+		ck_assert_uint_le(runs[i].end, (uintptr_t)b + n * ps);
+		ck_assert_uint_lt(runs[i].start, runs[i].end);
+		ck_assert_uint_ne(runs[i].states, 0);
+		ck_assert_uint_eq(runs[i].states & ~want, 0);
+		if (i)
+			ck_assert_uint_ge(runs[i].start, runs[i - 1].end);
+		for (uint64_t a = runs[i].start; a < runs[i].end; a += ps)
+			st[(a - (uintptr_t)b) / ps] = runs[i].states;
+	}
+}
+
+static void expect(const unsigned int *st, size_t from, size_t to,
+		   unsigned int set, unsigned int clear, const char *what)
+{
+	for (size_t i = from; i < to; i++)
+		ck_assert_msg((st[i] & (set | clear)) == set,
+			      "%s: page %zu has states %#x, want %#x set and "
+			      "%#x clear",
+			      what, i, st[i], set, clear);
+}
+
+static uint64_t raw_entry(const void *a)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &e, 8, (off_t)((uintptr_t)a / ps * 8)), 8);
+	close(fd);
+	return e;
+}
+
+/* with PAGEMAP_SCAN: the kernel's own count of pages in @cat */
+static size_t raw_scan_count(const void *b, size_t len, uint64_t cat)
+{
+	struct page_region r[64];
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = (uintptr_t)b,
+		.end = (uintptr_t)b + len,
+		.vec = (uintptr_t)r,
+		.vec_len = 64,
+		.category_mask = cat,
+		.return_mask = cat,
+	};
+	int fd = open("/proc/self/pagemap", O_RDONLY), n;
+	size_t pages = 0;
+
+	ck_assert_int_ge(fd, 0);
+	n = ioctl(fd, PAGEMAP_SCAN, &arg);
+	ck_assert_int_ge(n, 0);
+	for (int i = 0; i < n; i++)
+		pages += (r[i].end - r[i].start) / ps;
+	close(fd);
+	return pages;
+}
+
+static char *map_shared(bool memfd, int *fdp)
+{
+	int fd = -1;
+	char *b;
+
+	if (memfd) {
+		fd = memfd_create("pmtrack-pstate", MFD_CLOEXEC);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, NP * ps), 0);
+	}
+	b = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | (memfd ? 0 : MAP_ANONYMOUS), fd, 0);
+	ck_assert_ptr_ne(b, MAP_FAILED);
+	if (fdp)
+		*fdp = fd;
+	else if (fd >= 0)
+		close(fd);
+	return b;
+}
+
+/* ---- without swap ------------------------------------------------------- */
+
+START_TEST(anon_private)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	char *b = t_map_anon(NP);
+	unsigned int st[NP], known = pmtrack_pstate_known(p);
+	volatile char c;
+
+	memset(b, 1, 4 * ps);
+	c = b[5 * ps];
+	(void)c;
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 4, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE,
+	       PMTRACK_PAGE_FILE | PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_ZERO |
+		       PMTRACK_PAGE_UNSURE | PMTRACK_PAGE_WRITTEN,
+	       "written anon");
+	expect(st, 4, 5, 0, PMTRACK_PAGE_ALL, "untouched");
+	expect(st, 6, NP, 0, PMTRACK_PAGE_ALL, "untouched");
+	/* a read fault maps the shared zero page, or (some kernels) a fresh
+	 * page of our own: the kernel's pagemap entry says which */
+	if (raw_entry(b + 5 * ps) & PMT_PM_EXCLUSIVE) {
+		expect(st, 5, 6, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE,
+		       PMTRACK_PAGE_ZERO, "read-faulted, own page");
+	} else {
+		expect(st, 5, 6, PMTRACK_PAGE_PRESENT, PMTRACK_PAGE_EXCLUSIVE,
+		       "read-faulted, zero page");
+		if (known & PMTRACK_PAGE_ZERO)
+			expect(st, 5, 6, PMTRACK_PAGE_ZERO, 0, "zero page");
+	}
+	/* a guard region is not swap */
+	if (!madvise(b + 10 * ps, 2 * ps, MADV_GUARD_INSTALL)) {
+		ck_assert(pmtrack_pstate_known(p) & PMTRACK_PAGE_GUARD);
+		states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+		expect(st, 10, 12, PMTRACK_PAGE_GUARD,
+		       PMTRACK_PAGE_ALL & ~PMTRACK_PAGE_GUARD, "guard");
+	} else {
+		ck_assert_int_eq(errno, EINVAL); /* before Linux 6.13 */
+		printf("note: no MADV_GUARD_INSTALL on this kernel\n");
+	}
+	/* asking for less gives less, and only that */
+	states_of(p, b, NP, PMTRACK_PAGE_EXCLUSIVE, st);
+	expect(st, 0, 4, PMTRACK_PAGE_EXCLUSIVE, 0, "exclusive only");
+	munmap(b, NP * ps);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+START_TEST(file_private)
+{
+	char path[] = "/tmp/pmtrack-pstate-XXXXXX";
+	int fd = mkstemp(path);
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	unsigned int st[NP];
+	volatile char c;
+	char *b;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(ftruncate(fd, NP * ps), 0);
+	b = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	ck_assert_ptr_ne(b, MAP_FAILED);
+	c = b[0];
+	c = b[ps];
+	(void)c;
+	b[2 * ps] = 1; /* copy-on-write: now anonymous */
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 2, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_FILE,
+	       PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_UNSURE, "read file page");
+	expect(st, 2, 3, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE,
+	       PMTRACK_PAGE_FILE, "COW page");
+	/* fault-around may have mapped neighbours: as the kernel says */
+	for (size_t i = 3; i < NP; i++) {
+		if (raw_entry(b + i * ps) & PMT_PM_PRESENT)
+			expect(st, i, i + 1,
+			       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_FILE,
+			       PMTRACK_PAGE_SWAPPED, "faulted around");
+		else
+			expect(st, i, i + 1, 0, PMTRACK_PAGE_ALL,
+			       "file page not mapped");
+	}
+	munmap(b, NP * ps);
+	close(fd);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+/*
+ * Shared memory this process has not mapped (zapped, or written through
+ * another mapping) has no page-table entry; the object still holds it.
+ */
+static void shmem_unmapped(bool memfd)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0), *q;
+	unsigned int st[NP];
+	int fd;
+	char *b = map_shared(memfd, &fd);
+
+	memset(b, 1, 8 * ps);
+	ck_assert_int_eq(madvise(b, 4 * ps, MADV_DONTNEED), 0);
+	ck_assert_uint_eq(raw_entry(b) & (PMT_PM_PRESENT | PMT_PM_SWAP), 0);
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 8, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_FILE,
+	       PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_UNSURE | PMTRACK_PAGE_ZERO,
+	       "shared memory in RAM");
+	expect(st, 4, 8, PMTRACK_PAGE_EXCLUSIVE, 0, "mapped by us alone");
+	expect(st, 0, 4, 0, PMTRACK_PAGE_EXCLUSIVE, "not mapped here");
+	/* a memfd we hold open is found in /proc/self/fd; a shared anonymous
+	 * object only through map_files, which needs privilege */
+	if (memfd || geteuid() == 0)
+		expect(st, 8, NP, 0, PMTRACK_PAGE_ALL, "never written");
+	else
+		expect(st, 8, NP, PMTRACK_PAGE_UNSURE | PMTRACK_PAGE_FILE,
+		       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED,
+		       "never written, object out of reach");
+
+	/* without the object: residency from mincore on our own memory;
+	 * a hole and a swapped page cannot be told apart */
+	q = open_ps(0, PMTRACK_PSTATE_NO_OBJECTS);
+	states_of(q, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 8, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_FILE,
+	       PMTRACK_PAGE_UNSURE, "resident, no object");
+	expect(st, 8, NP, PMTRACK_PAGE_UNSURE | PMTRACK_PAGE_FILE,
+	       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED, "hole, no object");
+	pmtrack_pstate_free(q);
+	munmap(b, NP * ps);
+	if (fd >= 0)
+		close(fd);
+	pmtrack_pstate_free(p);
+}
+
+START_TEST(shmem_unmapped_anon)
+{
+	shmem_unmapped(false);
+}
+END_TEST
+
+START_TEST(shmem_unmapped_memfd)
+{
+	shmem_unmapped(true);
+}
+END_TEST
+
+/* uffd-wp markers (armed, never populated) and guard markers read as
+ * "swapped" to the kernel's interfaces: never to ours */
+static void markers(bool shared)
+{
+	PMTRACK_OPTS(pmtrack_opts, to, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN);
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	const struct pmtrack_mapping *maps;
+	struct pmtrack *t;
+	unsigned int st[NP];
+	size_t nmaps;
+	bool guard;
+	int fd = -1;
+	char *b = shared ? map_shared(true, &fd) : t_map_anon(NP);
+
+	ck_assert_int_eq(pmtrack_new(&to, &t), 0);
+	b[0] = 1;
+	ck_assert_int_eq(pmtrack_watch(t, b, NP * ps), 0);
+	b[ps] = 1;
+	if (!read_mode && !shared) /* the kernel's view: markers */
+		ck_assert_uint_ge(raw_scan_count(b, NP * ps, PAGE_IS_SWAPPED),
+				  NP - 2);
+	ck_assert_uint_ne(raw_entry(b + 8 * ps) & PMT_PM_SWAP, 0);
+	guard = !shared && !madvise(b + 12 * ps, ps, MADV_GUARD_INSTALL);
+	if (!guard)
+		printf("note: MADV_GUARD_INSTALL not available here\n");
+	ck_assert_int_eq(pmtrack_pstate_maps(p, &maps, &nmaps), 0);
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 2, PMTRACK_PAGE_PRESENT, PMTRACK_PAGE_SWAPPED, "written");
+	for (size_t i = 2; i < NP; i++)
+		ck_assert_msg(!(st[i] & PMTRACK_PAGE_SWAPPED),
+			      "marker on page %zu reported as swap (%#x)", i,
+			      st[i]);
+	if (!read_mode) {
+		/* the kernel tracks this mapping: written pages say so */
+		expect(st, 1, 2, PMTRACK_PAGE_WRITTEN, 0, "written since");
+		expect(st, 0, 1, 0, PMTRACK_PAGE_WRITTEN, "clean since");
+		for (size_t i = 0; i < nmaps; i++)
+			if (maps[i].start <= (uintptr_t)b &&
+			    (uintptr_t)b < maps[i].end)
+				ck_assert(maps[i].flags & PMTRACK_MAP_TRACKED);
+	}
+	if (guard && pmtrack_pstate_known(p) & PMTRACK_PAGE_GUARD)
+		expect(st, 12, 13, PMTRACK_PAGE_GUARD, PMTRACK_PAGE_SWAPPED,
+		       "guard");
+	/* an unprivileged reader cannot tell a marker from swap: unsure, but
+	 * still not swapped; a privileged one sees the marker's type */
+	if (geteuid() == 0 || shared) {
+		expect(st, 2, 12, 0, PMTRACK_PAGE_ALL, "armed, unpopulated");
+		expect(st, 13, NP, 0, PMTRACK_PAGE_ALL, "armed, unpopulated");
+	} else
+		expect(st, 2, 12, PMTRACK_PAGE_UNSURE, PMTRACK_PAGE_SWAPPED,
+		       "armed, unpopulated (unprivileged)");
+	pmtrack_free(t);
+	munmap(b, NP * ps);
+	if (fd >= 0)
+		close(fd);
+	pmtrack_pstate_free(p);
+}
+
+START_TEST(markers_anon)
+{
+	markers(false);
+}
+END_TEST
+
+START_TEST(markers_memfd)
+{
+	markers(true);
+}
+END_TEST
+
+/* copy-on-write after fork: shared until one side writes */
+START_TEST(fork_cow)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0), *q;
+	int go[2], ready[2];
+	unsigned int st[NP];
+	char *b = t_map_anon(NP), x;
+	pid_t child;
+
+	memset(b, 7, 8 * ps);
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (!child) {
+		b[5 * ps] = 9; /* the child's own copy */
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &x, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_eq(read(ready[0], &x, 1), 1);
+	b[3 * ps] = 8; /* ours */
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 3, PMTRACK_PAGE_PRESENT, PMTRACK_PAGE_EXCLUSIVE,
+	       "shared COW");
+	expect(st, 3, 4, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE, 0,
+	       "copied by the parent");
+	/* page 5: the child took a copy, so ours is ours alone again */
+	expect(st, 5, 6, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE, 0,
+	       "left to the parent");
+	expect(st, 6, 8, PMTRACK_PAGE_PRESENT, PMTRACK_PAGE_EXCLUSIVE,
+	       "shared COW");
+
+	/* and the child, seen from here */
+	q = open_ps(child, 0);
+	states_of(q, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 3, PMTRACK_PAGE_PRESENT, PMTRACK_PAGE_EXCLUSIVE,
+	       "child: shared COW");
+	expect(st, 3, 4, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE, 0,
+	       "child: left to the child");
+	expect(st, 5, 6, PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE, 0,
+	       "child: copied by the child");
+	expect(st, 8, NP, 0, PMTRACK_PAGE_ALL, "child: untouched");
+	pmtrack_pstate_free(q);
+
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	q = NULL;
+	{
+		PMTRACK_OPTS(pmtrack_pstate_opts, o, .pid = child);
+
+		ck_assert_int_eq(pmtrack_pstate_new(&o, &q), -ESRCH);
+	}
+	close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
+	munmap(b, NP * ps);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+START_TEST(thp)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	size_t n = 2 * HPAGE / ps, huge;
+	char *raw = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *b = (char *)(((uintptr_t)raw + HPAGE - 1) &
+			   ~(uintptr_t)(HPAGE - 1));
+
+	ck_assert_ptr_ne(raw, MAP_FAILED);
+	ck_assert_int_eq(madvise(b, 2 * HPAGE, MADV_HUGEPAGE), 0);
+	memset(b, 1, 2 * HPAGE);
+	huge = raw_scan_count(b, 2 * HPAGE, PAGE_IS_HUGE);
+	printf("thp: the kernel maps %zu of %zu pages huge\n", huge, n);
+	{
+		struct pmtrack_page_run runs[64];
+		size_t cnt = 64, got = 0;
+
+		ck_assert_int_eq(pmtrack_pstate_runs(p, (uintptr_t)b,
+						     (uintptr_t)b + 2 * HPAGE,
+						     PMTRACK_PAGE_ALL, runs,
+						     &cnt, NULL),
+				 0);
+		for (size_t i = 0; i < cnt; i++) {
+			ck_assert(runs[i].states & PMTRACK_PAGE_PRESENT);
+			if (runs[i].states & PMTRACK_PAGE_HUGE)
+				got += (runs[i].end - runs[i].start) / ps;
+		}
+		/* the fallback cannot see THP: it never claims HUGE */
+		ck_assert_uint_eq(
+			got,
+			pmtrack_pstate_known(p) & PMTRACK_PAGE_HUGE ? huge : 0);
+	}
+	munmap(raw, 3 * HPAGE);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+/* runs, bitmaps and counts say the same; small arrays resume with next */
+START_TEST(outputs_agree)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	char *b = t_map_anon(4 * NP);
+	uint64_t *bits[PMTRACK_PAGE_NSTATES] = { 0 };
+	PMTRACK_OPTS(pmtrack_page_counts, cnt);
+	struct pmtrack_page_run small[3], all[128];
+	size_t nall = 128, total = 0, words = (4 * NP + 63) / 64;
+	uint64_t cur = (uintptr_t)b, end = (uintptr_t)b + 4 * NP * ps;
+	unsigned int want = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE |
+			    PMTRACK_PAGE_FILE | PMTRACK_PAGE_SWAPPED;
+
+	for (size_t i = 0; i < 4 * NP; i += 1 + i % 3)
+		b[i * ps] = 1;
+	ck_assert_int_eq(
+		pmtrack_pstate_runs(p, cur, end, want, all, &nall, NULL), 0);
+	while (cur < end) {
+		size_t n = 3;
+
+		ck_assert_int_eq(
+			pmtrack_pstate_runs(p, cur, end, want, small, &n, &cur),
+			0);
+		for (size_t i = 0; i < n; i++, total++) {
+			ck_assert_uint_lt(total, nall);
+			ck_assert_uint_eq(small[i].start, all[total].start);
+			ck_assert_uint_eq(small[i].end, all[total].end);
+			ck_assert_uint_eq(small[i].states, all[total].states);
+		}
+	}
+	ck_assert_uint_eq(total, nall);
+	for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		bits[i] = calloc(words, 8);
+	ck_assert_int_eq(
+		pmtrack_pstate_bitmaps(p, (uintptr_t)b, end, want, bits), 0);
+	ck_assert_int_eq(pmtrack_pstate_count(p, (uintptr_t)b, end, want, &cnt),
+			 0);
+	ck_assert_uint_eq(cnt.pages, 4 * NP);
+	for (unsigned int s = 0; s < PMTRACK_PAGE_NSTATES; s++) {
+		size_t from_runs = 0, from_bits = 0;
+
+		for (size_t i = 0; i < nall; i++)
+			if (all[i].states & (1u << s))
+				from_runs += (all[i].end - all[i].start) / ps;
+		for (size_t w = 0; w < words; w++)
+			from_bits += (size_t)__builtin_popcountll(bits[s][w]);
+		ck_assert_uint_eq(from_runs, from_bits);
+		ck_assert_uint_eq(from_runs, cnt.state[s]);
+		if (!(want & (1u << s)))
+			ck_assert_uint_eq(from_runs, 0);
+		free(bits[s]);
+	}
+	munmap(b, 4 * NP * ps);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+/* the whole address space: every mapping we know of is in the table */
+START_TEST(whole_space)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	const struct pmtrack_mapping *maps;
+	PMTRACK_OPTS(pmtrack_page_counts, cnt);
+	size_t n, stack = 0, heap = 0, ours = 0;
+	char *b = map_shared(true, NULL);
+
+	memset(b, 1, NP * ps);
+	ck_assert_int_eq(pmtrack_pstate_maps(p, &maps, &n), 0);
+	ck_assert_uint_gt(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			ck_assert_uint_ge(maps[i].start, maps[i - 1].end);
+		stack += !strcmp(maps[i].name, "[stack]");
+		heap += !strcmp(maps[i].name, "[heap]");
+		if (maps[i].start == (uintptr_t)b) {
+			ours++;
+			ck_assert(!strncmp(maps[i].name,
+					   "/memfd:pmtrack-pstate", 21));
+			ck_assert_uint_eq(maps[i].flags & (PMTRACK_MAP_SHARED |
+							   PMTRACK_MAP_SHMEM),
+					  PMTRACK_MAP_SHARED |
+						  PMTRACK_MAP_SHMEM);
+			ck_assert_uint_eq(maps[i].prot, PROT_READ | PROT_WRITE);
+		}
+	}
+	ck_assert_uint_eq(stack, 1);
+	ck_assert_uint_eq(ours, 1);
+	(void)heap;
+	ck_assert_int_eq(
+		pmtrack_pstate_count(p, 0, UINT64_MAX, PMTRACK_PAGE_ALL, &cnt),
+		0);
+	ck_assert_uint_ge(cnt.state[0], NP);
+	ck_assert_uint_ge(cnt.pages, cnt.state[0]);
+	munmap(b, NP * ps);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+START_TEST(bad_args)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	struct pmtrack_page_run r[2];
+	uint64_t *bits[PMTRACK_PAGE_NSTATES] = { 0 };
+	size_t n = 2;
+	struct {
+		struct pmtrack_pstate_opts o;
+		uint64_t extra;
+	} big = { .o.sz = sizeof(big), .extra = 1 };
+	struct pmtrack_pstate *q = NULL;
+
+	ck_assert_int_eq(pmtrack_pstate_new(&big.o, &q), -EINVAL);
+	big.extra = 0;
+	ck_assert_int_eq(pmtrack_pstate_new(&big.o, &q), 0);
+	pmtrack_pstate_free(q);
+	{
+		PMTRACK_OPTS(pmtrack_pstate_opts, o, .flags = 1u << 20);
+
+		ck_assert_int_eq(pmtrack_pstate_new(&o, &q), -EINVAL);
+	}
+	{
+		PMTRACK_OPTS(pmtrack_pstate_opts, o, .pid = 0x3fffffff);
+
+		ck_assert_int_eq(pmtrack_pstate_new(&o, &q), -ESRCH);
+	}
+	ck_assert_int_eq(pmtrack_pstate_new(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_pstate_runs(p, 1, 2 * ps, 1, r, &n, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_pstate_runs(p, 2 * ps, ps, 1, r, &n, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_pstate_runs(p, 0, ps, 1u << 30, r, &n, NULL),
+			 -EINVAL);
+	n = 0;
+	ck_assert_int_eq(pmtrack_pstate_runs(p, 0, ps, 1, r, &n, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(
+		pmtrack_pstate_bitmaps(p, 0, ps, PMTRACK_PAGE_PRESENT, bits),
+		-EINVAL);
+	ck_assert_int_eq(pmtrack_pstate_runs(NULL, 0, ps, 1, r, &n, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_pstate_count(p, 0, ps, 1, NULL), -EINVAL);
+	ck_assert_uint_eq(pmtrack_pstate_known(NULL), 0);
+	pmtrack_pstate_free(NULL);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
+/* ---- with swap ---------------------------------------------------------- */
+
+/* swapped pages of the mapping at @b, as /proc/self/smaps counts them */
+static long smaps_swap_pages(const void *b)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	long kb = -1;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+
+		char perm[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &s, &e, perm) == 3 &&
+		    strlen(perm) == 4)
+			in = s == (uintptr_t)b;
+		else if (in && sscanf(line, "Swap: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024 / (long)ps;
+}
+
+static void swapped_out(int kind)
+{
+	static const char *const names[] = { "anon", "shared-anon", "memfd" };
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	unsigned int st[NP];
+	char *b = kind == 0 ? t_map_anon(NP) : map_shared(kind == 2, NULL);
+	long sw;
+
+	memset(b, 3, NP * ps);
+	ck_assert_int_eq(madvise(b, 8 * ps, MADV_PAGEOUT), 0);
+	sw = smaps_swap_pages(b);
+	printf("%s: %ld pages in swap (smaps); pagemap entry of page 0: "
+	       "%#llx\n",
+	       names[kind], sw, (unsigned long long)raw_entry(b));
+	ck_assert_int_eq(sw, 8);
+	if (kind) /* the hole this API fills */
+		ck_assert_uint_eq(raw_entry(b) & (PMT_PM_PRESENT | PMT_PM_SWAP),
+				  0);
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, 8, PMTRACK_PAGE_SWAPPED,
+	       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_UNSURE |
+		       PMTRACK_PAGE_EXCLUSIVE,
+	       names[kind]);
+	expect(st, 8, NP, PMTRACK_PAGE_PRESENT,
+	       PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_UNSURE, names[kind]);
+	expect(st, 0, NP, kind ? PMTRACK_PAGE_FILE : 0,
+	       kind ? 0 : PMTRACK_PAGE_FILE, names[kind]);
+
+	/* swapped in again by a read: present */
+	for (size_t i = 0; i < 8; i++)
+		ck_assert_int_eq(b[i * ps], 3);
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	expect(st, 0, NP, PMTRACK_PAGE_PRESENT,
+	       PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_UNSURE, "swapped in");
+	munmap(b, NP * ps);
+	pmtrack_pstate_free(p);
+}
+
+START_TEST(swap_anon)
+{
+	swapped_out(0);
+}
+END_TEST
+
+START_TEST(swap_shared_anon)
+{
+	swapped_out(1);
+}
+END_TEST
+
+START_TEST(swap_memfd)
+{
+	swapped_out(2);
+}
+END_TEST
+
+/* write-protected pages in swap next to uffd-wp markers: only the first
+ * are swap */
+static void swap_and_markers(bool shared)
+{
+	PMTRACK_OPTS(pmtrack_opts, to, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN);
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	struct pmtrack *t;
+	unsigned int st[NP];
+	char *b = shared ? map_shared(true, NULL) : t_map_anon(NP);
+
+	memset(b, 5, 8 * ps);
+	ck_assert_int_eq(pmtrack_new(&to, &t), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b, NP * ps), 0);
+	ck_assert_int_eq(madvise(b, 4 * ps, MADV_PAGEOUT), 0);
+	ck_assert_int_eq(smaps_swap_pages(b), 4);
+	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
+	if (geteuid() == 0 || shared) {
+		expect(st, 0, 4, PMTRACK_PAGE_SWAPPED,
+		       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_UNSURE |
+			       PMTRACK_PAGE_WRITTEN,
+		       "protected, in swap");
+		expect(st, 8, NP, 0, PMTRACK_PAGE_ALL, "markers");
+	} else {
+		expect(st, 0, 4, PMTRACK_PAGE_UNSURE, PMTRACK_PAGE_SWAPPED,
+		       "protected, in swap (unprivileged)");
+	}
+	expect(st, 4, 8, PMTRACK_PAGE_PRESENT, PMTRACK_PAGE_SWAPPED, "in RAM");
+	pmtrack_free(t);
+	munmap(b, NP * ps);
+	pmtrack_pstate_free(p);
+}
+
+START_TEST(swap_markers_anon)
+{
+	swap_and_markers(false);
+}
+END_TEST
+
+START_TEST(swap_markers_memfd)
+{
+	swap_and_markers(true);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	bool swap = argc == 3 && !strcmp(argv[2], "--swap");
+	bool async = false;
+	Suite *s;
+	TCase *tc;
+	int r;
+
+	if (argc < 2 || argc > 3 || (argc == 3 && !swap) ||
+	    (strcmp(argv[1], "scan") && strcmp(argv[1], "read"))) {
+		fprintf(stderr, "usage: %s scan|read [--swap]\n", argv[0]);
+		return 2;
+	}
+	ps = (size_t)sysconf(_SC_PAGESIZE);
+	read_mode = !strcmp(argv[1], "read");
+	if (!read_mode) {
+		r = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
+		if (r != 1) {
+			printf("SKIP: no PAGEMAP_SCAN on this kernel (%d)\n",
+			       r);
+			return r == 0 ? T_SKIP : 1;
+		}
+	}
+	r = pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL);
+	if (r < 0)
+		return 1;
+	async = r == 1;
+	if (!async)
+		printf("note: no async uffd-wp here: marker cases not run\n");
+
+	s = suite_create("pagestate");
+	tc = tcase_create(argv[1]);
+	tcase_set_timeout(tc, 120);
+	if (swap) {
+		r = t_swap_on(64);
+		if (r)
+			return r;
+		tcase_add_test(tc, swap_anon);
+		tcase_add_test(tc, swap_shared_anon);
+		tcase_add_test(tc, swap_memfd);
+		if (async) {
+			tcase_add_test(tc, swap_markers_anon);
+			tcase_add_test(tc, swap_markers_memfd);
+		}
+	} else {
+		tcase_add_test(tc, anon_private);
+		tcase_add_test(tc, file_private);
+		tcase_add_test(tc, shmem_unmapped_anon);
+		tcase_add_test(tc, shmem_unmapped_memfd);
+		tcase_add_test(tc, fork_cow);
+		tcase_add_test(tc, thp);
+		tcase_add_test(tc, outputs_agree);
+		tcase_add_test(tc, whole_space);
+		tcase_add_test(tc, bad_args);
+		if (async) {
+			tcase_add_test(tc, markers_anon);
+			tcase_add_test(tc, markers_memfd);
+		}
+	}
+	suite_add_tcase(s, tc);
+	r = t_run(s);
+	t_swap_off();
+	return r;
+}
