@@ -21,6 +21,9 @@ int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+/* pstate_cmds.c */
+int cmd_probe(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
 
 /* cli_out.c: a quoted, escaped string (NULL is null in JSON, - in text),
    and bytes as lower-case hex */

@@ -17,6 +17,10 @@ static const struct command {
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } commands[] = {
+	{ "probe", cmd_probe,
+	  "which kernel features this process can use (like criu check)" },
+	{ "stat", cmd_stat,
+	  "pages present/swapped/file/zero/exclusive per mapping of a PID" },
 	{ "inspect", cmd_inspect,
 	  "print a stream's contents, as text or JSON" },
 	{ "send", cmd_send,

@@ -1,0 +1,81 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# pmtrack probe and pmtrack stat: the tables of a process with a known
+# layout (pstate_target), as text and as JSON, and usage errors.  Every
+# step that fails says so; the exit status is 1 if any did.
+#   cli_pstate.sh PMTRACK_BINARY TARGET_BINARY WORK_DIR
+set -u
+bin=$1 target=$2 work=$3
+fail=0
+no() { echo "FAIL: $*"; fail=1; }
+json_ok() {
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -m json.tool "$1" >/dev/null || no "$1: not valid JSON"
+	fi
+}
+# the columns of the stat row of the mapping starting at $2 (hex)
+row() { awk -v a="$2" '$1 == a' "$1"; }
+expect_row() { # file addr pages present swapped file excl unsure
+	r=$(row "$1" "$2")
+	set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$r"
+	[ -n "$9" ] || { no "$1: no row for $2"; return; }
+	got=$(echo "$9" | awk '{ print $5, $6, $7, $8, $10, $13 }')
+	[ "$got" = "$3 $4 $5 $6 $7 $8" ] ||
+		no "$1: mapping $2: pages/present/swapped/file/excl/unsure" \
+			"are '$got', want '$3 $4 $5 $6 $7 $8'"
+}
+
+rm -rf "$work" && mkdir -p "$work" || exit 1
+cd "$work" || exit 1
+
+"$bin" probe >probe.out 2>probe.err || no "probe: exit $?: $(cat probe.err)"
+grep -q '^backend: ' probe.out || no "probe: no backend line"
+grep -q 'pagemap-scan' probe.out || no "probe: no pagemap-scan line"
+"$bin" probe --json >probe.json || no "probe --json: exit $?"
+json_ok probe.json
+
+"$target" addrs &
+tpid=$!
+i=0
+while [ ! -s addrs ] && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ -s addrs ]; then
+	read -r anon memfd shared <addrs
+	"$bin" stat "$tpid" >stat.out 2>stat.err ||
+		no "stat: exit $?: $(cat stat.err)"
+	head -n 1 stat.out | grep -q '^start' || no "stat: no header"
+	tail -n 1 stat.out | grep -q '^total' || no "stat: no total line"
+	#                     pages present swapped file excl unsure
+	expect_row stat.out "$anon" 64 32 0 0 32 0
+	# 8 pages dropped from the page tables are still in the memfd: the
+	# object (open in the target) says they are in RAM
+	expect_row stat.out "$memfd" 32 16 0 16 8 0
+	grep -q "/memfd:pmtrack-target" stat.out || no "stat: no memfd name"
+	if [ "$(id -u)" = 0 ]; then
+		expect_row stat.out "$shared" 16 16 0 16 16 0
+	fi
+	"$bin" stat --json "$tpid" >stat.json || no "stat --json: exit $?"
+	json_ok stat.json
+	grep -q "\"start\":$(printf %d "0x$anon")," stat.json ||
+		no "stat --json: no mapping at $anon"
+else
+	no "target wrote no addresses in 10 s"
+fi
+kill "$tpid" 2>/dev/null
+wait "$tpid" 2>/dev/null
+
+"$bin" stat >/dev/null 2>&1
+[ $? -eq 2 ] || no "stat without PID: want exit 2"
+"$bin" stat nope >/dev/null 2>&1
+[ $? -eq 2 ] || no "stat nope: want exit 2"
+"$bin" stat 2147483646 >/dev/null 2>err
+[ $? -eq 1 ] || no "stat of no process: want exit 1"
+grep -q "No such process" err || no "stat of no process: $(cat err)"
+"$bin" stat --bogus 1 >/dev/null 2>&1
+[ $? -eq 2 ] || no "stat --bogus: want exit 2"
+"$bin" stat --help | grep -q '^usage: pmtrack stat' || no "stat --help"
+
+[ $fail -eq 0 ] && echo "cli_pstate: all checks passed"
+exit $fail
