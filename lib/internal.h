@@ -73,6 +73,7 @@ struct pmt_sb;
 struct pmt_range {
 	uintptr_t start, end;
 	size_t align; /* largest VMA page size inside at watch time */
+	bool shared;  /* some of it was MAP_SHARED at watch time */
 	struct pmt_sb
 		*sb; /* software dirty bits, for backends that keep them */
 };
@@ -85,6 +86,7 @@ struct pmt_stats {
 struct pmt_vma_span {
 	size_t min_page_size, max_page_size; /* over the VMAs of the span */
 	unsigned int prot_all, prot_any;     /* PROT_* AND / OR over them */
+	bool any_shared;		     /* some VMA is MAP_SHARED */
 };
 
 struct pmtrack;

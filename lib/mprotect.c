@@ -230,6 +230,7 @@ static int mp_usable(void)
 static int mp_open(struct pmtrack *t)
 {
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
+		  PMTRACK_CAP_SHARED_EXACT |
 		  PMTRACK_CAP_FILE_MAPPINGS | PMTRACK_CAP_HUGETLB;
 	return install_handler();
 }

@@ -46,6 +46,7 @@ static int ps_open(struct pmtrack *t)
 	if ((feats & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)
 		return -EOPNOTSUPP;
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
+		  PMTRACK_CAP_SHARED_EXACT |
 		  PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
 		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_HUGETLB;
 	/* shmem and hugetlb need this one; take it whenever it exists */

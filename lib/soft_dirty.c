@@ -18,6 +18,16 @@
  * concurrent writers (no PMTRACK_CAP_ATOMIC_RESET).  Every operation on a
  * soft-dirty tracker holds one process-wide lock, which keeps all the
  * trackers' tables still while one of them folds them all.
+ *
+ * Soft-dirty lives in page-table entries only.  In a MAP_SHARED mapping
+ * (shmem, memfd, shared anonymous memory, page cache) the kernel drops the
+ * entry when it swaps the page out, reclaims it, splits a huge page or the
+ * program zaps it (MADV_DONTNEED), and a later read fault brings the page
+ * back clean: a write made before that is lost to bit 55 (the pagemap
+ * documentation says as much).  Nothing the kernel shows tells such a page
+ * from one never written, so a watched range that was shared at watch time
+ * is reported written in full by every collect: too much, never too little.
+ * Private anonymous memory keeps the bit in its swap entries and is exact.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -160,6 +170,10 @@ static int fold(struct pmtrack *t, uintptr_t s, uintptr_t e)
 
 		if (a >= b)
 			continue;
+		if (r->shared) { /* see the top of this file */
+			pmt_sb_mark(r->sb, a, b);
+			continue;
+		}
 		ret = t->sd_scan ? fold_scan(t, r->sb, a, b)
 				 : fold_read(t, r->sb, a, b);
 		if (ret)

@@ -408,7 +408,10 @@ PMTRACK_API int pmtrack_watch(struct pmtrack *t, void *addr, size_t len)
 	ret = ranges_reserve(t, 1);
 	if (ret)
 		goto out;
-	nr = (struct pmt_range){ start, end, span.max_page_size, NULL };
+	nr = (struct pmt_range){ .start = start,
+				 .end = end,
+				 .align = span.max_page_size,
+				 .shared = span.any_shared };
 	ret = t->ops->watch(t, &nr, &span);
 	if (ret)
 		goto out;

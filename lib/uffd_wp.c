@@ -17,6 +17,15 @@
  * Without UFFD_FEATURE_WP_UNPOPULATED (before 6.4), write-protect skips
  * anonymous pages never touched, so watch maps them first
  * (MADV_POPULATE_READ puts the shared zero page there).
+ *
+ * Protection lives in page-table entries.  When the kernel drops one of
+ * private anonymous memory (MADV_DONTNEED, which also zeroes the page),
+ * the next write maps a fresh page without a fault we would see.  So every
+ * collect first sweeps /proc/self/pagemap over the range: a page whose
+ * entry lacks the uffd-wp bit (57) was unprotected behind our back and is
+ * marked written; the collect then protects it again.  Shared memory keeps
+ * a marker in the dropped entry and needs no such help, but the sweep
+ * does not care which.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -150,8 +159,8 @@ static int uw_open(struct pmtrack *t)
 		return -ENOMEM;
 	t->uw->stop_fd = -1;
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
-		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_KERNEL_WRITES |
-		  PMTRACK_CAP_HUGETLB;
+		  PMTRACK_CAP_SHARED_EXACT | PMTRACK_CAP_NO_SIGNALS |
+		  PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_HUGETLB;
 	/* trap kernel-mode faults when allowed, else user mode only */
 	t->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (t->uffd < 0 && errno == EPERM) {
@@ -165,6 +174,9 @@ static int uw_open(struct pmtrack *t)
 	if (ioctl(t->uffd, UFFDIO_API, &api))
 		return -errno;
 	t->uw->unpopulated = api.features & UFFD_FEATURE_WP_UNPOPULATED;
+	t->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (t->pagemap_fd < 0)
+		return -errno;
 	t->uw->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (t->uw->stop_fd < 0)
 		return -errno;
@@ -201,6 +213,9 @@ static void uw_close(struct pmtrack *t)
 	if (t->uffd >= 0)
 		close(t->uffd);
 	t->uffd = -1;
+	if (t->pagemap_fd >= 0)
+		close(t->pagemap_fd);
+	t->pagemap_fd = -1;
 	for (size_t i = 0; i < t->nranges; i++) {
 		pmt_sb_unpublish(t->ranges[i].sb);
 		pmt_sb_free(t->ranges[i].sb);
@@ -294,6 +309,71 @@ fail:
 	return ret;
 }
 
+static bool page_mapped(uintptr_t p, size_t ps)
+{
+	unsigned char v;
+
+	return !mincore((void *)p, ps, &v) || errno != ENOMEM;
+}
+
+/* mark pages of [s, e) (within t's ranges from @first) whose entries lack
+ * the uffd-wp bit: see the top of this file */
+static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	uint64_t ent[512];
+	size_t ps = t->page_size;
+
+	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
+		struct pmt_range *r = &t->ranges[i];
+		uintptr_t a = s > r->start ? s : r->start;
+		uintptr_t b = e < r->end ? e : r->end;
+
+		while (a < b) {
+			size_t n = (b - a) / ps;
+			uint64_t t0 = pmt_now_ns();
+			ssize_t got;
+
+			if (n > 512)
+				n = 512;
+			got = pread(t->pagemap_fd, ent, n * sizeof(ent[0]),
+				    (off_t)(a / ps * sizeof(ent[0])));
+			pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
+			pmt_stat_add(&t->st.scans, 1);
+			if (got < (ssize_t)sizeof(ent[0]))
+				return got < 0 ? -errno : -EIO;
+			n = (size_t)got / sizeof(ent[0]);
+			for (size_t j = 0; j < n; j++) {
+				uintptr_t p = a + j * ps;
+
+				if (ent[j] & PMT_PM_UFFD_WP)
+					continue;
+				/* an empty entry: zapped (written to zero)
+				 * if still mapped, else gone */
+				if (!ent[j] && !page_mapped(p, ps))
+					continue;
+				pmt_sb_mark(r->sb, p, p + ps);
+			}
+			a += n * ps;
+		}
+	}
+	return 0;
+}
+
+static int uw_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
+{
+	int ret = uw_sweep(t, c->start, c->end, first);
+
+	return ret ? ret : pmt_sb_collect(t, c, first);
+}
+
+static int uw_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
+			    size_t first, uintptr_t *addr)
+{
+	int ret = uw_sweep(t, s, e, first);
+
+	return ret ? ret : pmt_sb_first_written(t, s, e, first, addr);
+}
+
 static int uw_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		    uintptr_t e)
 {
@@ -303,16 +383,21 @@ static int uw_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 	return r == -ENOENT ? 0 : r; /* not registered: nothing armed */
 }
 
+/* collects and resets one at a time: a sweep must not see pages another
+ * collect has taken the bits of and not yet protected again */
+static pthread_mutex_t uw_lock = PTHREAD_MUTEX_INITIALIZER;
+
 const struct pmt_backend_ops pmt_uffd_wp_ops = {
 	.id = PMTRACK_BACKEND_UFFD_WP,
+	.outer = &uw_lock,
 	.usable = uw_usable,
 	.open = uw_open,
 	.close = uw_close,
 	.watch = uw_watch,
 	.unwatch = uw_unwatch,
-	.collect = pmt_sb_collect,
+	.collect = uw_collect,
 	.reset = pmt_sb_reset,
-	.first_written = pmt_sb_first_written,
+	.first_written = uw_first_written,
 	.arm = uw_arm,
 	.unarm = uw_unarm,
 };

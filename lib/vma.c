@@ -42,6 +42,7 @@ struct procmap_query {
 #define PROCMAP_QUERY_VMA_READABLE 0x01
 #define PROCMAP_QUERY_VMA_WRITABLE 0x02
 #define PROCMAP_QUERY_VMA_EXECUTABLE 0x04
+#define PROCMAP_QUERY_VMA_SHARED 0x08
 #endif
 
 static void span_add(struct pmt_vma_span *s, uint64_t page_size,
@@ -90,6 +91,7 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 		if (q.vma_start > addr)
 			return -ENOMEM; /* hole before the next VMA */
 		span_add(out, q.vma_page_size, query_prot(q.vma_flags));
+		out->any_shared |= !!(q.vma_flags & PROCMAP_QUERY_VMA_SHARED);
 		addr = q.vma_end;
 	}
 	return 1;
@@ -131,6 +133,7 @@ static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 				break; /* a hole, or past the end */
 			covered = (uintptr_t)b;
 			pending = true;
+			out->any_shared |= perm[3] == 's';
 			prot = (perm[0] == 'r' ? PROT_READ : 0) |
 			       (perm[1] == 'w' ? PROT_WRITE : 0) |
 			       (perm[2] == 'x' ? PROT_EXEC : 0);

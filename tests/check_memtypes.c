@@ -372,6 +372,31 @@ static const char *thp_setup(void)
 	return NULL;
 }
 
+/* without PMTRACK_CAP_SHARED_EXACT a shared range reads as written in
+ * full, before and after every reset: nothing lost, nothing precise */
+START_TEST(shared_in_full)
+{
+	struct pmtrack *t = t_new(0);
+	size_t len = NPAGES * ps;
+	char *b = map_kind(len);
+	struct pmtrack_bitmap *bm;
+
+	memset(b, 0x11, len / 2);
+	ck_assert_int_eq(pmtrack_watch(t, b, len), 0);
+	ck_assert_int_eq(pmtrack_bitmap_new(&bm), 0);
+	for (int round = 0; round < 3; round++) {
+		b[round * 7 * ps] = (char)round;
+		ck_assert_int_eq(pmtrack_collect_bitmap(
+					 t, b, len, PMTRACK_COLLECT_RESET, bm),
+				 0);
+		ck_assert_uint_eq(pmtrack_bitmap_count(bm), NPAGES);
+	}
+	pmtrack_bitmap_free(bm);
+	pmtrack_free(t);
+	munmap(b, len);
+}
+END_TEST
+
 START_TEST(kind_refused)
 {
 	/* a backend without PMTRACK_CAP_FILE_MAPPINGS (or _HUGETLB) says so
@@ -434,6 +459,13 @@ int main(int argc, char **argv)
 		       "it refuses it\n",
 		       kind, pmtrack_backend_name(t_backend));
 		tcase_add_test(tc, kind_refused);
+	} else if (!(t_caps & PMTRACK_CAP_SHARED_EXACT) &&
+		   (!strcmp(kind, "shared-anon") || !strcmp(kind, "memfd") ||
+		    !strcmp(kind, "file-shared"))) {
+		printf("%s: backend %s reports shared memory in full; "
+		       "checking that it does\n",
+		       kind, pmtrack_backend_name(t_backend));
+		tcase_add_test(tc, shared_in_full);
 	} else {
 		tcase_add_test(tc, !strcmp(kind, "hugetlb") ? huge_tlb
 							    : base_pages);

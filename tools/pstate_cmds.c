@@ -99,6 +99,7 @@ static const struct {
 	{ PMTRACK_CAP_OTHER_PROCESS, "other-process" },
 	{ PMTRACK_CAP_NO_SIGNALS, "no-signals" },
 	{ PMTRACK_CAP_HUGETLB, "hugetlb" },
+	{ PMTRACK_CAP_SHARED_EXACT, "shared-exact" },
 };
 
 /* does opening /proc/self/map_files/... work (CAP_SYS_ADMIN or

@@ -165,6 +165,12 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  * PMTRACK_CAP_OTHER_PROCESS: pmtrack_opts.pid may name another process.
  * PMTRACK_CAP_NO_SIGNALS: the backend does not install a signal handler
  *	(mprotect installs one for SIGSEGV).
+ * PMTRACK_CAP_SHARED_EXACT: in MAP_SHARED memory (shmem, memfd, shared
+ *	anonymous, page cache) only written pages are reported, across
+ *	swap-out and swap-in, MADV_DONTNEED and huge-page splits.  Without it
+ *	(soft-dirty, whose bits live in page-table entries the kernel drops
+ *	then) a range that was shared when watched is reported written in
+ *	full by every collect: never a lost write, but no precision.
  */
 #define PMTRACK_CAP_ATOMIC_RESET (1u << 0)
 #define PMTRACK_CAP_RANGE_RESET (1u << 1)
@@ -173,7 +179,8 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
 #define PMTRACK_CAP_OTHER_PROCESS (1u << 4)
 #define PMTRACK_CAP_NO_SIGNALS (1u << 5)
 #define PMTRACK_CAP_HUGETLB (1u << 6)
-#define PMTRACK_CAP_ALL ((1u << 7) - 1)
+#define PMTRACK_CAP_SHARED_EXACT (1u << 7)
+#define PMTRACK_CAP_ALL ((1u << 8) - 1)
 
 /* Largest pmtrack_opts.scan_batch. */
 #define PMTRACK_SCAN_BATCH_MAX 65536u
@@ -480,7 +487,8 @@ struct pmtrack_stats {
 	uint64_t resets;   /* successful pmtrack_reset() calls */
 	uint64_t pages_reported; /* pages reported by collects */
 	/* kernel scan calls issued: PAGEMAP_SCAN ioctls, or pagemap reads
-	 * (soft-dirty); uffd-wp and mprotect make none */
+	 * (soft-dirty; uffd-wp's sweep for dropped protections); mprotect
+	 * makes none */
 	uint64_t scans;
 	uint64_t scan_ns; /* wall time spent in those calls, nanoseconds */
 	size_t : 0;
