@@ -62,7 +62,9 @@ struct pst_cachestat {
 #define PST_MC_LEN 65536u /* mincore bytes per call */
 
 struct pst_obj {
-	int state; /* 0 not looked up, 1 usable, -1 unavailable */
+	/* 0 not looked up, 1 usable, -1 out of reach, -2 not shared memory
+	 * (hugetlbfs, a regular file: its holes are just holes) */
+	int state;
 	int fd;
 	void *map; /* PROT_NONE view of the object, for mincore */
 	size_t maplen;
@@ -189,7 +191,7 @@ static struct pst_obj *get_obj(struct pmtrack_pstate *ps, unsigned int mi)
 	if (fd < 0)
 		return NULL;
 	if (fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC) {
-		/* hugetlbfs or a regular file: its holes are just holes */
+		o->state = -2;
 		close(fd);
 		return NULL;
 	}
@@ -291,6 +293,8 @@ static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 			 PMTRACK_PAGE_UNSURE)))
 		return 0;
 	o = get_obj(ps, c->mi);
+	if (!o && ps->objs[c->mi].state == -2)
+		return 0;
 	if (!o) {
 		/* no object: our own memory can still tell residency */
 		for (uint64_t a = s; ps->pid == 0 && a < e;) {
