@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -34,6 +35,9 @@
 
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
 #endif
 #ifndef __NR_cachestat
 #define __NR_cachestat 451
@@ -75,6 +79,7 @@ struct pmtrack_pstate {
 	int pagemap_fd;
 	unsigned int flags;
 	bool use_scan, show_pfn, guard, zero_known;
+	bool swap_on;  /* any swap area, at the start of this walk */
 	int cachestat; /* 1 works, 0 missing, -1 not tried */
 	uint64_t zero_pfn;
 	unsigned int known;
@@ -89,6 +94,8 @@ struct pmtrack_pstate {
 
 	struct page_region *vec;
 	uint64_t *pm;
+	uint64_t win_s; /* pm holds the entries of [win_s, + win_n pages) */
+	size_t win_n;
 	unsigned char *mc;
 };
 
@@ -115,6 +122,7 @@ static int read_entries(struct pmtrack_pstate *ps, uint64_t s, size_t n)
 	size_t want = n * sizeof(uint64_t), got = 0;
 	off_t off = (off_t)((s >> ps->pshift) * sizeof(uint64_t));
 
+	ps->win_n = 0;
 	while (got < want) {
 		ssize_t r = pread(ps->pagemap_fd, (char *)ps->pm + got,
 				  want - got, off + (off_t)got);
@@ -127,7 +135,28 @@ static int read_entries(struct pmtrack_pstate *ps, uint64_t s, size_t n)
 			return -ESRCH;
 		got += (size_t)r;
 	}
+	ps->win_s = s;
+	ps->win_n = n;
 	return 0;
+}
+
+/* pagemap entries of [s, s + n pages) (n <= PST_PM_LEN), from the last
+ * read if it holds them, else read ahead up to @limit; NULL and *err on
+ * failure */
+static const uint64_t *entries(struct pmtrack_pstate *ps, uint64_t s, size_t n,
+			       uint64_t limit, int *err)
+{
+	size_t want = (size_t)((limit - s) >> ps->pshift);
+
+	if (ps->win_n && s >= ps->win_s &&
+	    ((s - ps->win_s) >> ps->pshift) + n <= ps->win_n)
+		return ps->pm + ((s - ps->win_s) >> ps->pshift);
+	if (want > PST_PM_LEN)
+		want = PST_PM_LEN;
+	if (want < n)
+		want = n;
+	*err = read_entries(ps, s, want);
+	return *err ? NULL : ps->pm;
 }
 
 static int emit(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
@@ -192,6 +221,9 @@ static struct pst_obj *get_obj(struct pmtrack_pstate *ps, unsigned int mi)
 		return NULL;
 	if (fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC) {
 		o->state = -2;
+		if (!fstatfs(fd, &sfs) && sfs.f_type == HUGETLBFS_MAGIC)
+			ps->maps[mi].flags |= PMTRACK_MAP_HUGETLB;
+		ps->maps[mi].flags &= ~PMTRACK_MAP_SHMEM;
 		close(fd);
 		return NULL;
 	}
@@ -217,9 +249,9 @@ static void put_objs(struct pmtrack_pstate *ps)
 	}
 }
 
-/* resident object pages [a, b) (file offsets): page cache or swap cache?
- * cachestat counts a shmem page whose slot holds a swap entry as evicted,
- * even while the swap cache still has it in RAM */
+/* resident object pages [a, b) (file offsets), mapped at @addr: page cache
+ * or swap cache?  cachestat counts a shmem page whose slot holds a swap
+ * entry as evicted, even while the swap cache still has it in RAM */
 static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
 			  uint64_t addr)
 {
@@ -229,7 +261,7 @@ static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
 	uint64_t mid;
 	int ret;
 
-	if (!ps->cachestat)
+	if (!ps->swap_on || !ps->cachestat)
 		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_PRESENT);
 	if (syscall(__NR_cachestat, fd, &r, &cs, 0)) {
 		if (errno == ENOSYS || errno == EPERM) {
@@ -242,37 +274,82 @@ static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
 	ps->cachestat = 1;
 	if (!cs.nr_evicted)
 		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_PRESENT);
-	if (!cs.nr_cache)
+	if (!cs.nr_cache || b - a <= ps->page_size)
 		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_SWAPPED);
 	mid = a + (((b - a) >> ps->pshift) / 2 << ps->pshift);
 	ret = split_resident(c, fd, a, mid, addr);
 	return ret ? ret : split_resident(c, fd, mid, b, addr + (mid - a));
 }
 
-/* [s, e) of @vec: resident (bit 0) pages go to split_resident() or
- * PRESENT, the others are @absent */
-static int by_residency(struct pst_ctx *c, const unsigned char *vec, uint64_t s,
-			uint64_t e, int fd, uint64_t off, unsigned int absent)
+/* object pages [a, b) (file offsets) not in RAM, mapped at @addr: the ones
+ * holding data are in swap */
+static int seek_swapped(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
+			uint64_t addr)
 {
-	size_t n = (e - s) >> c->ps->pshift, i = 0;
+	uint64_t pg = c->ps->page_size;
+
+	for (uint64_t pos = a; pos < b;) {
+		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
+		int ret;
+
+		if (d < 0 && errno == ENXIO)
+			break;
+		if (d < 0)
+			return -errno;
+		if ((uint64_t)d >= b)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		/* i_size need not be a page multiple: a partial last page
+		 * is a page */
+		d = (off_t)((uint64_t)d & ~(pg - 1));
+		h = (off_t)(((uint64_t)h + pg - 1) & ~(pg - 1));
+		if ((uint64_t)h > b)
+			h = (off_t)b;
+		ret = emit(c, addr + ((uint64_t)d - a),
+			   addr + ((uint64_t)h - a), PMTRACK_PAGE_SWAPPED);
+		if (ret)
+			return ret;
+		pos = (uint64_t)h;
+	}
+	return 0;
+}
+
+/*
+ * [s, e) of @vec (mincore of the object, or of our own memory when @fd is
+ * -1), file offset @off at @s: resident pages are in RAM (or the swap
+ * cache); the others are holes, or swapped out if swap is on.  Without the
+ * object, those cannot be told apart.
+ */
+static int by_residency(struct pst_ctx *c, const unsigned char *vec, uint64_t s,
+			uint64_t e, int fd, uint64_t off)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	size_t n = (e - s) >> ps->pshift, i = 0;
 
 	while (i < n) {
 		size_t j = i + 1;
 		bool in = vec[i] & 1;
-		uint64_t a = s + (i << c->ps->pshift);
+		uint64_t a = s + (i << ps->pshift);
 		uint64_t b;
 		int ret;
 
 		while (j < n && (vec[j] & 1) == in)
 			j++;
-		b = s + (j << c->ps->pshift);
-		if (!in)
-			ret = emit(c, a, b, absent);
-		else if (fd >= 0)
+		b = s + (j << ps->pshift);
+		if (in && fd >= 0)
 			ret = split_resident(c, fd, off + (a - s),
 					     off + (b - s), a);
-		else
+		else if (in)
 			ret = emit(c, a, b, PMTRACK_PAGE_PRESENT);
+		else if (!ps->swap_on)
+			ret = 0; /* a hole: nothing can be in swap */
+		else if (fd >= 0)
+			ret = seek_swapped(c, fd, off + (a - s), off + (b - s),
+					   a);
+		else
+			ret = emit(c, a, b, PMTRACK_PAGE_UNSURE);
 		if (ret)
 			return ret;
 		i = j;
@@ -285,72 +362,38 @@ static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 {
 	struct pmtrack_pstate *ps = c->ps;
 	const struct pmtrack_mapping *m = c->m;
+	uint64_t chunk = (uint64_t)PST_MC_LEN << ps->pshift;
 	struct pst_obj *o;
-	uint64_t off, end, pos;
+	char *view;
+	int fd = -1;
 
 	if (!(m->flags & PMTRACK_MAP_SHMEM) ||
 	    !(c->want & (PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
-			 PMTRACK_PAGE_UNSURE)))
+			 PMTRACK_PAGE_UNSURE | PMTRACK_PAGE_FILE)))
 		return 0;
 	o = get_obj(ps, c->mi);
 	if (!o && ps->objs[c->mi].state == -2)
 		return 0;
-	if (!o) {
-		/* no object: our own memory can still tell residency */
-		for (uint64_t a = s; ps->pid == 0 && a < e;) {
-			uint64_t b =
-				e - a > ((uint64_t)PST_MC_LEN << ps->pshift)
-					? a + ((uint64_t)PST_MC_LEN
-					       << ps->pshift)
-					: e;
-			int ret;
-
-			if (mincore((void *)(uintptr_t)a, b - a, ps->mc))
-				return -errno;
-			ret = by_residency(c, ps->mc, a, b, -1, 0,
-					   PMTRACK_PAGE_UNSURE);
-			if (ret)
-				return ret;
-			a = b;
-		}
-		return ps->pid ? emit(c, s, e, PMTRACK_PAGE_UNSURE) : 0;
+	if (o) {
+		view = (char *)o->map + (s - m->start);
+		fd = o->fd;
+	} else if (ps->pid == 0) {
+		/* no object: our own memory still tells residency */
+		view = (char *)(uintptr_t)s;
+	} else {
+		return emit(c, s, e, PMTRACK_PAGE_UNSURE);
 	}
-	off = m->offset + (s - m->start);
-	end = off + (e - s);
-	for (pos = off; pos < end;) {
-		off_t d = lseek(o->fd, (off_t)pos, SEEK_DATA), h;
+	for (uint64_t a = s; a < e;) {
+		uint64_t b = e - a > chunk ? a + chunk : e;
+		int ret;
 
-		if (d < 0 && errno == ENXIO)
-			break;
-		if (d < 0)
+		if (mincore(view + (a - s), b - a, ps->mc))
 			return -errno;
-		if ((uint64_t)d >= end)
-			break;
-		h = lseek(o->fd, d, SEEK_HOLE);
-		if (h < 0)
-			return -errno;
-		if ((uint64_t)h > end)
-			h = (off_t)end;
-		/* data [d, h): resident or swapped */
-		for (uint64_t a = (uint64_t)d; a < (uint64_t)h;) {
-			uint64_t b = (uint64_t)h - a > ((uint64_t)PST_MC_LEN
-							<< ps->pshift)
-					     ? a + ((uint64_t)PST_MC_LEN
-						    << ps->pshift)
-					     : (uint64_t)h;
-			char *view = (char *)o->map + (a - m->offset);
-			int ret;
-
-			if (mincore(view, b - a, ps->mc))
-				return -errno;
-			ret = by_residency(c, ps->mc, s + (a - off),
-					   s + (b - off), o->fd, a,
-					   PMTRACK_PAGE_SWAPPED);
-			if (ret)
-				return ret;
-			a = b;
-		}
-		pos = (uint64_t)h;
+		ret = by_residency(c, ps->mc, a, b, fd,
+				   m->offset + (a - m->start));
+		if (ret)
+			return ret;
+		a = b;
 	}
 	return 0;
 }
@@ -367,23 +410,25 @@ static int split_entries(struct pst_ctx *c, uint64_t s, uint64_t e,
 		size_t n = (e - s) >> ps->pshift, i = 0;
 		int ret;
 
+		const uint64_t *pmv;
+
 		if (n > PST_PM_LEN)
 			n = PST_PM_LEN;
-		ret = read_entries(ps, s, n);
-		if (ret)
+		pmv = entries(ps, s, n, c->m->end, &ret);
+		if (!pmv)
 			return ret;
 		while (i < n) {
 			unsigned int st = 0, st2;
 			size_t j = i;
 
 			do {
-				uint64_t pm = ps->pm[j];
+				uint64_t pm = pmv[j];
 
 				if (marker_check)
 					st2 = (pm & PM_PFN_MASK & 31) ==
 							      PM_SWP_TYPE_MARKER
 						      ? 0
-						      : PMTRACK_PAGE_SWAPPED;
+						      : base | PMTRACK_PAGE_SWAPPED;
 				else
 					st2 = base |
 					      (pm & PMT_PM_EXCLUSIVE
@@ -416,7 +461,9 @@ static int refine(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
 			return 0;
 		if (!c->ps->show_pfn)
 			return emit(c, s, e, PMTRACK_PAGE_UNSURE);
-		return split_entries(c, s, e, 0, true);
+		return split_entries(c, s, e,
+				     st & ~(PST_AMBIG | PMTRACK_PAGE_SWAPPED),
+				     true);
 	}
 	if (st & PMTRACK_PAGE_PRESENT && c->ps->use_scan &&
 	    c->want & PMTRACK_PAGE_EXCLUSIVE)
@@ -435,8 +482,12 @@ static unsigned int scan_state(struct pst_ctx *c, uint64_t cat)
 	if (cat & PAGE_IS_SWAPPED) {
 		if (cat & PAGE_IS_GUARD)
 			return PMTRACK_PAGE_GUARD;
-		/* a write-protected swap entry, or a uffd-wp marker */
-		st |= cat & PAGE_IS_WRITTEN ? PMTRACK_PAGE_SWAPPED : PST_AMBIG;
+		/* a write-protected swap entry, or a uffd-wp marker; with
+		 * frame numbers, any swap-like entry is checked (poison
+		 * markers carry no uffd-wp bit) */
+		st |= cat & PAGE_IS_WRITTEN && !c->ps->show_pfn
+			      ? PMTRACK_PAGE_SWAPPED
+			      : PST_AMBIG;
 	}
 	if (cat & PAGE_IS_FILE)
 		st |= PMTRACK_PAGE_FILE;
@@ -446,7 +497,7 @@ static unsigned int scan_state(struct pst_ctx *c, uint64_t cat)
 		st |= PMTRACK_PAGE_HUGE;
 	if (cat & PAGE_IS_WPALLOWED) {
 		c->ps->maps[c->mi].flags |= PMTRACK_MAP_TRACKED;
-		if (cat & PAGE_IS_WRITTEN && !(st & PST_AMBIG))
+		if (cat & PAGE_IS_WRITTEN)
 			st |= PMTRACK_PAGE_WRITTEN;
 	}
 	return st;
@@ -457,6 +508,15 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 	struct pmtrack_pstate *ps = c->ps;
 	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
 	uint64_t cur = s, gap = s;
+	/* asking for PAGE_IS_FILE makes the kernel look at every present
+	 * page's struct page: only private file mappings hold both kinds
+	 * (emit() marks all of a shared mapping's pages FILE) */
+	uint64_t file_mask =
+		c->want & PMTRACK_PAGE_FILE &&
+				!(c->m->flags &
+				  (PMTRACK_MAP_ANON | PMTRACK_MAP_SHARED))
+			? PAGE_IS_FILE
+			: 0;
 	int ret;
 
 	while (cur < e) {
@@ -469,7 +529,7 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 			.category_anyof_mask =
 				PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 			.return_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN |
-				       PAGE_IS_FILE | PAGE_IS_PRESENT |
+				       file_mask | PAGE_IS_PRESENT |
 				       PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
 				       PAGE_IS_HUGE |
 				       (ps->guard ? PAGE_IS_GUARD : 0),
@@ -519,19 +579,18 @@ static unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
 			st |= PMTRACK_PAGE_FILE;
 		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
 			st |= PMTRACK_PAGE_ZERO;
-		if (c->m->flags & PMTRACK_MAP_HUGETLB)
-			st |= PMTRACK_PAGE_HUGE;
 		return st;
 	}
 	if (!(pm & PMT_PM_SWAP))
 		return PST_GAP;
 	if (pm & PM_GUARD)
 		return PMTRACK_PAGE_GUARD;
-	if (!(pm & PMT_PM_UFFD_WP))
-		return PMTRACK_PAGE_SWAPPED;
-	if (!ps->show_pfn)
-		return PST_AMBIG;
-	return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP : PMTRACK_PAGE_SWAPPED;
+	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
+	 * poison) from swap; without, only the uffd-wp bit hints at one */
+	if (ps->show_pfn)
+		return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP
+						       : PMTRACK_PAGE_SWAPPED;
+	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
 }
 
 static int read_map(struct pst_ctx *c, uint64_t s, uint64_t e)
@@ -569,7 +628,8 @@ static int read_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 
 /* ---- /proc/PID/maps --------------------------------------------------- */
 
-static unsigned int classify(const char *name, bool shared, uint64_t inode)
+static unsigned int classify(const char *name, bool shared, uint64_t inode,
+			     unsigned int major)
 {
 	unsigned int f = shared ? PMTRACK_MAP_SHARED : 0;
 
@@ -584,15 +644,11 @@ static unsigned int classify(const char *name, bool shared, uint64_t inode)
 		return f;
 	if (!strncmp(name, "/dev/zero", 9))
 		return f | PMTRACK_MAP_ANON | PMTRACK_MAP_SHMEM;
-	if (!strncmp(name, "/memfd:", 7) || !strncmp(name, "/SYSV", 5) ||
-	    !strncmp(name, "/dev/shm/", 9))
+	/* memfd, SysV shm and tmpfs files (unlinked ones too) live on
+	 * devices without a major number; so do hugetlbfs files, which the
+	 * object's fstatfs() sorts out when a hole needs it */
+	if (major == 0)
 		return f | PMTRACK_MAP_SHMEM;
-	{
-		struct statfs sfs;
-
-		if (!statfs(name, &sfs) && sfs.f_type == TMPFS_MAGIC)
-			return f | PMTRACK_MAP_SHMEM;
-	}
 	return f;
 }
 
@@ -692,7 +748,7 @@ static int load_maps(struct pmtrack_pstate *ps)
 			  (perms[1] == 'w' ? PROT_WRITE : 0) |
 			  (perms[2] == 'x' ? PROT_EXEC : 0);
 		m->name = name;
-		m->flags = classify(name, perms[3] == 's', ino);
+		m->flags = classify(name, perms[3] == 's', ino, m->dev_major);
 		pos = (size_t)(nl - buf) + 1;
 		p = nl + 1;
 	}
@@ -714,8 +770,13 @@ static int walk(struct pmtrack_pstate *ps, uint64_t start, uint64_t end,
 		unsigned int want, struct pst_sink *k)
 {
 	struct pst_ctx c = { .ps = ps, .want = want, .sink = k };
+	struct sysinfo si;
 	int ret;
 
+	/* no swap area: nothing can be in swap, so a shared-memory page not in
+	 * RAM is a hole (swapoff brings every page back first) */
+	ps->swap_on = sysinfo(&si) || si.totalswap > 0;
+	ps->win_n = 0; /* memory changed since the last call */
 	if (!ps->have_maps) {
 		ret = load_maps(ps);
 		if (ret)
@@ -911,8 +972,11 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 			     PMTRACK_PAGE_WRITTEN |
 			     (ps->guard ? PMTRACK_PAGE_GUARD : 0);
 	else
-		ps->known |= (ps->zero_known ? PMTRACK_PAGE_ZERO : 0) |
-			     PMTRACK_PAGE_GUARD;
+		ps->known |=
+			(ps->zero_known ? PMTRACK_PAGE_ZERO : 0) |
+			(pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1
+				 ? PMTRACK_PAGE_GUARD
+				 : 0);
 	*out = ps;
 	return 0;
 }

@@ -309,11 +309,12 @@ fail:
 	return ret;
 }
 
-static bool page_mapped(uintptr_t p, size_t ps)
+/* is all of [p, p + len) mapped?  (mincore fails with ENOMEM on a hole) */
+static bool page_mapped(uintptr_t p, size_t len)
 {
-	unsigned char v;
+	unsigned char v[512];
 
-	return !mincore((void *)p, ps, &v) || errno != ENOMEM;
+	return !mincore((void *)p, len, v) || errno != ENOMEM;
 }
 
 /* mark pages of [s, e) (within t's ranges from @first) whose entries lack
@@ -342,16 +343,31 @@ static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 			if (got < (ssize_t)sizeof(ent[0]))
 				return got < 0 ? -errno : -EIO;
 			n = (size_t)got / sizeof(ent[0]);
-			for (size_t j = 0; j < n; j++) {
+			for (size_t j = 0, k; j < n; j = k) {
 				uintptr_t p = a + j * ps;
 
-				if (ent[j] & PMT_PM_UFFD_WP)
+				if (ent[j] & PMT_PM_UFFD_WP) {
+					k = j + 1;
 					continue;
-				/* an empty entry: zapped (written to zero)
-				 * if still mapped, else gone */
-				if (!ent[j] && !page_mapped(p, ps))
+				}
+				if (ent[j]) {
+					k = j + 1;
+					pmt_sb_mark(r->sb, p, p + ps);
 					continue;
-				pmt_sb_mark(r->sb, p, p + ps);
+				}
+				/* empty entries: zapped (written to zero) if
+				 * still mapped, else gone; one mincore() for
+				 * the run when all of it is mapped */
+				for (k = j + 1; k < n && !ent[k]; k++)
+					;
+				if (page_mapped(p, (k - j) * ps)) {
+					pmt_sb_mark(r->sb, p, a + k * ps);
+					continue;
+				}
+				for (size_t q = j; q < k; q++)
+					if (page_mapped(a + q * ps, ps))
+						pmt_sb_mark(r->sb, a + q * ps,
+							    a + (q + 1) * ps);
 			}
 			a += n * ps;
 		}

@@ -283,3 +283,41 @@ int t_swap_on(size_t mb)
 	printf("swap file: %s\n", strerror(err));
 	return 1;
 }
+
+long t_swapped_pages(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		char perm[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &s, &e, perm) == 3 &&
+		    strlen(perm) == 4)
+			in = s <= (uintptr_t)addr && (uintptr_t)addr < e;
+		else if (in && sscanf(line, "Swap: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024 / (long)ps;
+}
+
+long t_pageout(void *addr, size_t len, long want)
+{
+	long got = -1;
+
+	for (int i = 0; i < 100; i++) {
+		if (madvise(addr, len, 21 /* MADV_PAGEOUT */))
+			return -1;
+		got = t_swapped_pages(addr);
+		if (got >= want)
+			break;
+		usleep(10000);
+	}
+	return got;
+}

@@ -91,6 +91,17 @@ bool t_write_long(const char *path, long v);
 int t_swap_on(size_t mb);
 void t_swap_off(void);
 
+/* pages in swap of the mapping holding @addr (/proc/self/smaps), -1 if
+ * unknown */
+long t_swapped_pages(const void *addr);
+
+/*
+ * MADV_PAGEOUT [addr, addr + len) until the mapping holding it has at
+ * least @want pages in swap: a page still in a per-CPU LRU batch cannot be
+ * reclaimed at once, so it retries for up to a second.  Returns the count.
+ */
+long t_pageout(void *addr, size_t len, long want);
+
 /* xorshift64* PRNG, deterministic per seed */
 uint64_t t_rand(uint64_t *state);
 

@@ -18,13 +18,18 @@
  *    through /proc/PID/map_files (needs CAP_SYS_ADMIN or
  *    CAP_CHECKPOINT_RESTORE) or through an open descriptor of the process
  *    (/proc/PID/fd; a memfd the process keeps open, for instance).  Where it
- *    cannot be reached, such pages are PMTRACK_PAGE_UNSURE, never guessed.
+ *    cannot be reached, such pages are PMTRACK_PAGE_UNSURE, never guessed
+ *    (for the calling process mincore(2) on its own mapping still tells
+ *    pages in RAM; and with no swap area enabled nothing can be in swap, so
+ *    a page not in RAM is a hole).
  *  - The kernel reports userfaultfd write-protect markers, guard-region
- *    markers and migration entries as "swapped".  Guard markers are
- *    PMTRACK_PAGE_GUARD (Linux 6.15+).  A uffd-wp marker looks like a
- *    write-protected page in swap: with CAP_SYS_ADMIN the swap type in the
- *    pagemap entry tells them apart; without it, such a page in a private
- *    mapping is PMTRACK_PAGE_UNSURE.  A marker is never PMTRACK_PAGE_SWAPPED.
+ *    markers, poison markers (UFFDIO_POISON), migration and hwpoison
+ *    entries as "swapped".  Guard markers are PMTRACK_PAGE_GUARD (Linux
+ *    6.15+).  With CAP_SYS_ADMIN the swap type in the pagemap entry tells
+ *    every PTE marker from swap.  Without it, a uffd-wp marker looks like a
+ *    write-protected page in swap, and such a page in a private mapping is
+ *    PMTRACK_PAGE_UNSURE (a uffd-wp marker is never PMTRACK_PAGE_SWAPPED);
+ *    a poison marker, which carries no uffd-wp bit, reads as swapped.
  *  - A migration entry (a page being moved between NUMA nodes or compacted,
  *    for microseconds) is reported as swapped, as the kernel does.
  *
@@ -127,8 +132,9 @@ struct pmtrack_pstate; /* opaque */
 /* read /proc/PID/pagemap even where PAGEMAP_SCAN works (what kernels
  * before 6.7 get; for tests and comparisons) */
 #define PMTRACK_PSTATE_PAGEMAP_READ (1u << 0)
-/* do not consult shared-memory objects: pages shared memory has not mapped
- * are PMTRACK_PAGE_UNSURE (cheaper; what pagemap alone can say) */
+/* do not consult shared-memory objects: shared-memory pages this process
+ * has not mapped are PMTRACK_PAGE_UNSURE unless residency (mincore, for the
+ * calling process only) or the absence of swap settles them */
 #define PMTRACK_PSTATE_NO_OBJECTS (1u << 1)
 
 struct pmtrack_pstate_opts {
@@ -161,7 +167,7 @@ PMTRACK_API void pmtrack_pstate_free(struct pmtrack_pstate *ps);
  * pmtrack_pstate_known() - the PMTRACK_PAGE_* states @ps can report on this
  * kernel with the caller's privileges.  A state outside the set is never
  * reported, whatever the pages hold: ZERO needs PAGEMAP_SCAN or
- * CAP_SYS_ADMIN, HUGE needs PAGEMAP_SCAN (or hugetlb), GUARD Linux 6.15+.
+ * CAP_SYS_ADMIN, HUGE and WRITTEN need PAGEMAP_SCAN, GUARD Linux 6.15+.
  */
 PMTRACK_API unsigned int pmtrack_pstate_known(const struct pmtrack_pstate *ps);
 
@@ -175,7 +181,9 @@ PMTRACK_API int pmtrack_pstate_uses_scan(const struct pmtrack_pstate *ps);
  * pmtrack_pstate_maps() - read the process's mappings (/proc/PID/maps) now.
  * @maps, @n: receive the table, sorted by address; it belongs to @ps and
  *	stays valid until the next pmtrack_pstate_maps() or
- *	pmtrack_pstate_free() (scans never change it)
+ *	pmtrack_pstate_free().  Scans only refine the flags: they add
+ *	PMTRACK_MAP_TRACKED, and a shared mapping whose object turns out to
+ *	live on hugetlbfs trades PMTRACK_MAP_SHMEM for PMTRACK_MAP_HUGETLB.
  *
  * The scans below use the table of the last call, reading it first if
  * there is none yet.
