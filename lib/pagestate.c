@@ -72,6 +72,9 @@ struct pst_obj {
 	int fd;
 	void *map; /* PROT_NONE view of the object, for mincore */
 	size_t maplen;
+	/* the last SEEK_DATA, valid in walk number gen: [from, d) is a hole
+	 * (d = UINT64_MAX: no data after from) */
+	uint64_t gen, from, d;
 };
 
 struct pmtrack_pstate {
@@ -80,6 +83,7 @@ struct pmtrack_pstate {
 	unsigned int flags;
 	bool use_scan, show_pfn, guard, zero_known;
 	bool swap_on;  /* any swap area, at the start of this walk */
+	uint64_t gen;  /* walks so far */
 	int cachestat; /* 1 works, 0 missing, -1 not tried */
 	uint64_t zero_pfn;
 	unsigned int known;
@@ -281,41 +285,6 @@ static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
 	return ret ? ret : split_resident(c, fd, mid, b, addr + (mid - a));
 }
 
-/* object pages [a, b) (file offsets) not in RAM, mapped at @addr: the ones
- * holding data are in swap */
-static int seek_swapped(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
-			uint64_t addr)
-{
-	uint64_t pg = c->ps->page_size;
-
-	for (uint64_t pos = a; pos < b;) {
-		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
-		int ret;
-
-		if (d < 0 && errno == ENXIO)
-			break;
-		if (d < 0)
-			return -errno;
-		if ((uint64_t)d >= b)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0)
-			return -errno;
-		/* i_size need not be a page multiple: a partial last page
-		 * is a page */
-		d = (off_t)((uint64_t)d & ~(pg - 1));
-		h = (off_t)(((uint64_t)h + pg - 1) & ~(pg - 1));
-		if ((uint64_t)h > b)
-			h = (off_t)b;
-		ret = emit(c, addr + ((uint64_t)d - a),
-			   addr + ((uint64_t)h - a), PMTRACK_PAGE_SWAPPED);
-		if (ret)
-			return ret;
-		pos = (uint64_t)h;
-	}
-	return 0;
-}
-
 /*
  * [s, e) of @vec (mincore of the object, or of our own memory when @fd is
  * -1), file offset @off at @s: resident pages are in RAM (or the swap
@@ -323,7 +292,7 @@ static int seek_swapped(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
  * object, those cannot be told apart.
  */
 static int by_residency(struct pst_ctx *c, const unsigned char *vec, uint64_t s,
-			uint64_t e, int fd, uint64_t off)
+			uint64_t e, int fd, uint64_t off, bool data)
 {
 	struct pmtrack_pstate *ps = c->ps;
 	size_t n = (e - s) >> ps->pshift, i = 0;
@@ -345,14 +314,80 @@ static int by_residency(struct pst_ctx *c, const unsigned char *vec, uint64_t s,
 			ret = emit(c, a, b, PMTRACK_PAGE_PRESENT);
 		else if (!ps->swap_on)
 			ret = 0; /* a hole: nothing can be in swap */
-		else if (fd >= 0)
-			ret = seek_swapped(c, fd, off + (a - s), off + (b - s),
-					   a);
+		else if (data)
+			ret = emit(c, a, b, PMTRACK_PAGE_SWAPPED);
 		else
 			ret = emit(c, a, b, PMTRACK_PAGE_UNSURE);
 		if (ret)
 			return ret;
 		i = j;
+	}
+	return 0;
+}
+
+/*
+ * The object's data in the pages of a gap [s, e): SEEK_DATA/SEEK_HOLE skip
+ * its holes quickly.  Without swap, data is in RAM; with swap, mincore on
+ * our PROT_NONE view tells RAM (page or swap cache) from swap.
+ */
+static int object_data(struct pst_ctx *c, struct pst_obj *o, uint64_t s,
+		       uint64_t e)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	const struct pmtrack_mapping *m = c->m;
+	uint64_t pg = ps->page_size, chunk = (uint64_t)PST_MC_LEN << ps->pshift;
+	uint64_t off = m->offset + (s - m->start), end = off + (e - s);
+
+	for (uint64_t pos = off; pos < end;) {
+		uint64_t a, b;
+
+		off_t d, h;
+
+		/* gaps come in ascending order: a hole found last time often
+		 * covers the next gap too */
+		if (o->gen == ps->gen && pos >= o->from && pos < o->d) {
+			d = (off_t)o->d;
+		} else {
+			d = lseek(o->fd, (off_t)pos, SEEK_DATA);
+			if (d < 0 && errno != ENXIO)
+				return -errno;
+			o->gen = ps->gen;
+			o->from = pos;
+			o->d = d < 0 ? UINT64_MAX : (uint64_t)d;
+		}
+		if (o->d >= end)
+			break;
+		h = lseek(o->fd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		/* i_size need not be a page multiple: a partial last page
+		 * is a page */
+		a = (uint64_t)d & ~(pg - 1);
+		b = ((uint64_t)h + pg - 1) & ~(pg - 1);
+		if (b > end)
+			b = end;
+		pos = b;
+		if (!ps->swap_on) {
+			int ret = emit(c, s + (a - off), s + (b - off),
+				       PMTRACK_PAGE_PRESENT);
+
+			if (ret)
+				return ret;
+			continue;
+		}
+		for (uint64_t x = a; x < b;) {
+			uint64_t y = b - x > chunk ? x + chunk : b;
+			int ret;
+
+			if (mincore((char *)o->map + (x - m->offset), y - x,
+				    ps->mc))
+				return -errno;
+			ret = by_residency(c, ps->mc, s + (x - off),
+					   s + (y - off), o->fd, x, true);
+			if (ret)
+				return ret;
+			x = y;
+		}
 	}
 	return 0;
 }
@@ -364,8 +399,6 @@ static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 	const struct pmtrack_mapping *m = c->m;
 	uint64_t chunk = (uint64_t)PST_MC_LEN << ps->pshift;
 	struct pst_obj *o;
-	char *view;
-	int fd = -1;
 
 	if (!(m->flags & PMTRACK_MAP_SHMEM) ||
 	    !(c->want & (PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
@@ -374,23 +407,18 @@ static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 	o = get_obj(ps, c->mi);
 	if (!o && ps->objs[c->mi].state == -2)
 		return 0;
-	if (o) {
-		view = (char *)o->map + (s - m->start);
-		fd = o->fd;
-	} else if (ps->pid == 0) {
-		/* no object: our own memory still tells residency */
-		view = (char *)(uintptr_t)s;
-	} else {
+	if (o)
+		return object_data(c, o, s, e);
+	if (ps->pid)
 		return emit(c, s, e, PMTRACK_PAGE_UNSURE);
-	}
+	/* no object: our own memory still tells residency */
 	for (uint64_t a = s; a < e;) {
 		uint64_t b = e - a > chunk ? a + chunk : e;
 		int ret;
 
-		if (mincore(view + (a - s), b - a, ps->mc))
+		if (mincore((void *)(uintptr_t)a, b - a, ps->mc))
 			return -errno;
-		ret = by_residency(c, ps->mc, a, b, fd,
-				   m->offset + (a - m->start));
+		ret = by_residency(c, ps->mc, a, b, -1, 0, false);
 		if (ret)
 			return ret;
 		a = b;
@@ -777,6 +805,7 @@ static int walk(struct pmtrack_pstate *ps, uint64_t start, uint64_t end,
 	 * RAM is a hole (swapoff brings every page back first) */
 	ps->swap_on = sysinfo(&si) || si.totalswap > 0;
 	ps->win_n = 0; /* memory changed since the last call */
+	ps->gen++;
 	if (!ps->have_maps) {
 		ret = load_maps(ps);
 		if (ret)
