@@ -67,31 +67,6 @@ static char *map_kind(size_t len)
 	return p;
 }
 
-/* pages of [p, p + len) that are PMD-mapped THP or hugetlb, by the kernel */
-static size_t huge_pages_in(char *p, size_t len)
-{
-	struct page_region r[64];
-	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.start = (uintptr_t)p,
-		.end = (uintptr_t)p + len,
-		.vec = (uintptr_t)r,
-		.vec_len = 64,
-		.category_mask = PAGE_IS_HUGE,
-		.return_mask = PAGE_IS_HUGE,
-	};
-	int fd = open("/proc/self/pagemap", O_RDONLY), n;
-	size_t pages = 0;
-
-	ck_assert_int_ge(fd, 0);
-	n = ioctl(fd, PAGEMAP_SCAN, &arg);
-	ck_assert_int_ge(n, 0);
-	for (int i = 0; i < n; i++)
-		pages += (r[i].end - r[i].start) / ps;
-	close(fd);
-	return pages;
-}
-
 START_TEST(base_pages)
 {
 	/* kinds with base-page granularity (THP included: the kernel splits
@@ -104,7 +79,7 @@ START_TEST(base_pages)
 	/* populate the first half (all of it for THP, to get huge pages) */
 	memset(b, 0x11, !strcmp(kind, "thp") ? len : len / 2);
 	if (!strcmp(kind, "thp"))
-		ck_assert_uint_gt(huge_pages_in(b, len), 0);
+		ck_assert_uint_gt(t_scan_count(b, len, PAGE_IS_HUGE), 0);
 	ck_assert_int_eq(pmtrack_watch(t, b, len), 0);
 	t_expect_idx(t, b, NPAGES, 0, NULL, 0);
 

@@ -107,31 +107,6 @@ static uint64_t raw_entry(const void *a)
 	return e;
 }
 
-/* with PAGEMAP_SCAN: the kernel's own count of pages in @cat */
-static size_t raw_scan_count(const void *b, size_t len, uint64_t cat)
-{
-	struct page_region r[64];
-	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.start = (uintptr_t)b,
-		.end = (uintptr_t)b + len,
-		.vec = (uintptr_t)r,
-		.vec_len = 64,
-		.category_mask = cat,
-		.return_mask = cat,
-	};
-	int fd = open("/proc/self/pagemap", O_RDONLY), n;
-	size_t pages = 0;
-
-	ck_assert_int_ge(fd, 0);
-	n = ioctl(fd, PAGEMAP_SCAN, &arg);
-	ck_assert_int_ge(n, 0);
-	for (int i = 0; i < n; i++)
-		pages += (r[i].end - r[i].start) / ps;
-	close(fd);
-	return pages;
-}
-
 static char *map_shared(bool memfd, int *fdp)
 {
 	int fd = -1;
@@ -323,7 +298,7 @@ static void markers(bool shared)
 	ck_assert_int_eq(pmtrack_watch(t, b, NP * ps), 0);
 	b[ps] = 1;
 	if (!read_mode && !shared) /* the kernel's view: markers */
-		ck_assert_uint_ge(raw_scan_count(b, NP * ps, PAGE_IS_SWAPPED),
+		ck_assert_uint_ge(t_scan_count(b, NP * ps, PAGE_IS_SWAPPED),
 				  NP - 2);
 	ck_assert_uint_ne(raw_entry(b + 8 * ps) & PMT_PM_SWAP, 0);
 	guard = !shared && !madvise(b + 12 * ps, ps, MADV_GUARD_INSTALL);
@@ -446,7 +421,7 @@ START_TEST(thp)
 	ck_assert_ptr_ne(raw, MAP_FAILED);
 	ck_assert_int_eq(madvise(b, 2 * HPAGE, MADV_HUGEPAGE), 0);
 	memset(b, 1, 2 * HPAGE);
-	huge = raw_scan_count(b, 2 * HPAGE, PAGE_IS_HUGE);
+	huge = t_scan_count(b, 2 * HPAGE, PAGE_IS_HUGE);
 	printf("thp: the kernel maps %zu of %zu pages huge\n", huge, n);
 	{
 		struct pmtrack_page_run runs[64];

@@ -178,32 +178,6 @@ START_TEST(dropped_entries)
 }
 END_TEST
 
-/* pages of [b, b + len) the kernel maps huge */
-static size_t huge_pages(const char *b, size_t len)
-{
-	struct page_region r[16];
-	struct pm_scan_arg arg = {
-		.size = sizeof(arg),
-		.start = (uintptr_t)b,
-		.end = (uintptr_t)b + len,
-		.vec = (uintptr_t)r,
-		.vec_len = 16,
-		.category_mask = PAGE_IS_HUGE,
-		.return_mask = PAGE_IS_HUGE,
-	};
-	int fd = open("/proc/self/pagemap", O_RDONLY), n;
-	size_t pages = 0;
-
-	ck_assert_int_ge(fd, 0);
-	n = ioctl(fd, PAGEMAP_SCAN, &arg);
-	close(fd);
-	if (n < 0) /* no PAGEMAP_SCAN: AnonHugePages would tell; unknown */
-		return SIZE_MAX;
-	for (int i = 0; i < n; i++)
-		pages += (r[i].end - r[i].start) / ps;
-	return pages;
-}
-
 START_TEST(thp_split)
 {
 	int kind = _i;
@@ -223,7 +197,7 @@ START_TEST(thp_split)
 	b = map_kind(kind, 2 * HPAGE, HPAGE);
 	ck_assert_int_eq(madvise(b, 2 * HPAGE, MADV_HUGEPAGE), 0);
 	memset(b, 1, 2 * HPAGE);
-	huge = huge_pages(b, 2 * HPAGE);
+	huge = t_scan_count(b, 2 * HPAGE, PAGE_IS_HUGE);
 	printf("%s: %zu of %zu pages huge before watching\n", kinds[kind],
 	       huge == SIZE_MAX ? 0 : huge, npages);
 	ck_assert_int_eq(pmtrack_watch(t, b, 2 * HPAGE), 0);

@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "../lib/uapi_compat.h"
 
 size_t ps;
 
@@ -320,4 +322,39 @@ long t_pageout(void *addr, size_t len, long want)
 		usleep(10000);
 	}
 	return got;
+}
+
+size_t t_scan_count(const void *addr, size_t len, uint64_t cat)
+{
+	struct page_region r[64];
+	size_t pages = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return SIZE_MAX;
+	for (uintptr_t s = (uintptr_t)addr, e = s + len; s < e;) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = s,
+			.end = e,
+			.vec = (uintptr_t)r,
+			.vec_len = 64,
+			.category_mask = cat,
+			.return_mask = cat,
+		};
+		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0) {
+			pages = SIZE_MAX;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			pages += (r[i].end - r[i].start) / ps;
+		if (n < 64)
+			break;
+		/* walk_end can be stale after a full vector */
+		s = arg.walk_end > r[n - 1].end ? arg.walk_end : r[n - 1].end;
+	}
+	close(fd);
+	return pages;
 }

@@ -91,6 +91,10 @@ bool t_write_long(const char *path, long v);
 int t_swap_on(size_t mb);
 void t_swap_off(void);
 
+/* pages of [addr, addr + len) in all the PAGE_IS_* categories @cat, by a
+ * raw PAGEMAP_SCAN; SIZE_MAX where the kernel has no PAGEMAP_SCAN */
+size_t t_scan_count(const void *addr, size_t len, uint64_t cat);
+
 /* pages in swap of the mapping holding @addr (/proc/self/smaps), -1 if
  * unknown */
 long t_swapped_pages(const void *addr);
