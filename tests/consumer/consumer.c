@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <pmtrack/pagestate.h>
 #include <pmtrack/pmtrack.h>
 #include <pmtrack/stream.h>
 
@@ -71,6 +72,19 @@ int main(void)
 		return 1;
 	if (stream_round_trip())
 		return 1;
+	{
+		/* the installed page-state API: this process has present pages
+		 */
+		struct pmtrack_page_counts c = { .sz = sizeof(c) };
+		struct pmtrack_pstate *st;
+
+		if (pmtrack_pstate_new(NULL, &st) ||
+		    pmtrack_pstate_count(st, 0, UINT64_MAX,
+					 PMTRACK_PAGE_PRESENT, &c) ||
+		    !c.state[0])
+			return 1;
+		pmtrack_pstate_free(st);
+	}
 	r = pmtrack_new(NULL, &t);
 	if (r) {
 		/* linked and ran: that is what this program checks */
