@@ -227,6 +227,11 @@ PMT_HIDDEN void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 PMT_HIDDEN bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s,
 			      uintptr_t e);
 
+/* mark in @sb the pages of [s, e) that PAGEMAP_SCAN on t->pagemap_fd finds
+ * in every category of @cat (soft-dirty; uffd-wp's sweep for WRITTEN) */
+PMT_HIDDEN int pmt_sb_mark_scan(struct pmtrack *t, struct pmt_sb *sb,
+				uintptr_t s, uintptr_t e, uint64_t cat);
+
 /* arm [s, e) of @sb with t->ops->arm, piece by piece where it must */
 PMT_HIDDEN int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 			  uintptr_t e);

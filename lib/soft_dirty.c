@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -44,7 +43,7 @@
 static pthread_mutex_t sd_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pmtrack *sd_list; /* every open soft-dirty tracker */
 
-#define SD_BATCH 512 /* pagemap entries or scan regions per call */
+#define SD_BATCH 512 /* pagemap entries per read */
 
 static int sd_usable(void)
 {
@@ -93,43 +92,7 @@ static void sd_close(struct pmtrack *t)
 		close(t->pagemap_fd);
 }
 
-/* Soft-dirty pages of [s, e) as PAGEMAP_SCAN regions into @sb. */
-static int fold_scan(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
-		     uintptr_t e)
-{
-	struct page_region vec[SD_BATCH];
-
-	while (s < e) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.start = s,
-			.end = e,
-			.vec = (uintptr_t)vec,
-			.vec_len = SD_BATCH,
-			.category_mask = PAGE_IS_SOFT_DIRTY,
-			.return_mask = PAGE_IS_SOFT_DIRTY,
-		};
-		uint64_t t0 = pmt_now_ns();
-		int n = ioctl(t->pagemap_fd, PAGEMAP_SCAN, &arg);
-
-		pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
-		pmt_stat_add(&t->st.scans, 1);
-		if (n < 0)
-			return -errno;
-		for (int i = 0; i < n; i++)
-			pmt_sb_mark(sb, (uintptr_t)vec[i].start,
-				    (uintptr_t)vec[i].end);
-		if (n < SD_BATCH)
-			break;
-		/* walk_end can be stale after a full batch: see
-		 * pagemap_scan.c */
-		s = arg.walk_end > vec[n - 1].end ? (uintptr_t)arg.walk_end
-						  : (uintptr_t)vec[n - 1].end;
-	}
-	return 0;
-}
-
-/* The same from pagemap entries (bit 55). */
+/* Soft-dirty pages of [s, e) into @sb, from pagemap entries (bit 55). */
 static int fold_read(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		     uintptr_t e)
 {
@@ -174,7 +137,8 @@ static int fold(struct pmtrack *t, uintptr_t s, uintptr_t e)
 			pmt_sb_mark(r->sb, a, b);
 			continue;
 		}
-		ret = t->sd_scan ? fold_scan(t, r->sb, a, b)
+		ret = t->sd_scan ? pmt_sb_mark_scan(t, r->sb, a, b,
+						    PAGE_IS_SOFT_DIRTY)
 				 : fold_read(t, r->sb, a, b);
 		if (ret)
 			return ret;

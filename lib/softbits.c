@@ -23,8 +23,10 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "internal.h"
+#include "uapi_compat.h"
 
 /* ---- lookup table ------------------------------------------------------- */
 
@@ -657,4 +659,39 @@ fail:
 		pmt_sb_free(tl);
 	}
 	return ret;
+}
+
+int pmt_sb_mark_scan(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		     uintptr_t e, uint64_t cat)
+{
+	struct page_region vec[PMT_SCAN_BATCH_DEFAULT];
+
+	while (s < e) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = s,
+			.end = e,
+			.vec = (uintptr_t)vec,
+			.vec_len = PMT_SCAN_BATCH_DEFAULT,
+			.category_mask = cat,
+			.return_mask = cat,
+		};
+		uint64_t t0 = pmt_now_ns();
+		int n = ioctl(t->pagemap_fd, PAGEMAP_SCAN, &arg);
+
+		pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
+		pmt_stat_add(&t->st.scans, 1);
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++)
+			pmt_sb_mark(sb, (uintptr_t)vec[i].start,
+				    (uintptr_t)vec[i].end);
+		if (n < (int)PMT_SCAN_BATCH_DEFAULT)
+			break;
+		/* walk_end can be stale after a full batch: see
+		 * pagemap_scan.c */
+		s = arg.walk_end > vec[n - 1].end ? (uintptr_t)arg.walk_end
+						  : (uintptr_t)vec[n - 1].end;
+	}
+	return 0;
 }

@@ -320,46 +320,6 @@ static bool page_mapped(uintptr_t p, size_t len)
 	return !mincore((void *)p, len, v) || errno != ENOMEM;
 }
 
-/*
- * The same with PAGEMAP_SCAN (6.7+), several times cheaper than reading
- * pagemap: with category_mask = return_mask = PAGE_IS_WRITTEN the kernel
- * reports every entry without the uffd-wp bit, empty ones of a mapping
- * included.
- */
-static int uw_sweep_scan(struct pmtrack *t, struct pmt_sb *sb, uintptr_t a,
-			 uintptr_t b)
-{
-	struct page_region vec[64];
-
-	while (a < b) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.start = a,
-			.end = b,
-			.vec = (uintptr_t)vec,
-			.vec_len = 64,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-		uint64_t t0 = pmt_now_ns();
-		int n = ioctl(t->pagemap_fd, PAGEMAP_SCAN, &arg);
-
-		pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
-		pmt_stat_add(&t->st.scans, 1);
-		if (n < 0)
-			return -errno;
-		for (int i = 0; i < n; i++)
-			pmt_sb_mark(sb, (uintptr_t)vec[i].start,
-				    (uintptr_t)vec[i].end);
-		if (n < 64)
-			break;
-		/* walk_end can be stale after a full vector: pagemap_scan.c */
-		a = arg.walk_end > vec[n - 1].end ? (uintptr_t)arg.walk_end
-						  : (uintptr_t)vec[n - 1].end;
-	}
-	return 0;
-}
-
 /* mark pages of [s, e) (within t's ranges from @first) whose entries lack
  * the uffd-wp bit: see the top of this file */
 static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
@@ -373,7 +333,12 @@ static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 		uintptr_t b = e < r->end ? e : r->end;
 
 		if (t->uw->scan && a < b) {
-			int ret = uw_sweep_scan(t, r->sb, a, b);
+			/* PAGEMAP_SCAN (6.7+) is several times cheaper than
+			 * reading pagemap: asked for PAGE_IS_WRITTEN alone it
+			 * reports every entry without the uffd-wp bit, the
+			 * empty ones of a mapping included */
+			int ret = pmt_sb_mark_scan(t, r->sb, a, b,
+						   PAGE_IS_WRITTEN);
 
 			if (ret)
 				return ret;

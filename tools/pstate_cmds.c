@@ -292,6 +292,21 @@ static void kind_str(const struct pmtrack_mapping *m, char *buf, size_t n)
 						  : "file");
 }
 
+/* the counts of one row: JSON members from "pages" on, or table columns */
+static void put_counts(FILE *f, const struct pmtrack_page_counts *c, bool json)
+{
+	if (json) {
+		fprintf(f, "\"pages\":%" PRIu64, c->pages);
+		for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
+			fprintf(f, ",\"%s\":%" PRIu64, state_names[s],
+				c->state[s]);
+		return;
+	}
+	fprintf(f, " %8" PRIu64, c->pages);
+	for (int s = 0; s <= 7; s++) /* present .. unsure; guard in JSON */
+		fprintf(f, s == 7 ? " %6" PRIu64 : " %8" PRIu64, c->state[s]);
+}
+
 int cmd_stat(int argc, char **argv)
 {
 	struct pmtrack_page_counts tot = { .sz = sizeof(tot) };
@@ -379,39 +394,22 @@ int cmd_stat(int argc, char **argv)
 				m->flags & PMTRACK_MAP_TRACKED ? "true"
 							       : "false");
 			put_str(f, m->name, true);
-			fprintf(f, ",\"pages\":%" PRIu64, c.pages);
-			for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
-				fprintf(f, ",\"%s\":%" PRIu64, state_names[s],
-					c.state[s]);
+			fputc(',', f);
+			put_counts(f, &c, true);
 			fputc('}', f);
 		} else {
-			fprintf(f,
-				"%-12" PRIx64 " %-12" PRIx64
-				" %-4s %-11s %8" PRIu64 " %8" PRIu64
-				" %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-				" %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-				" %6" PRIu64 "  %s\n",
-				m->start, m->end, perm, kind, c.pages,
-				c.state[0], c.state[1], c.state[2], c.state[3],
-				c.state[4], c.state[5], c.state[6], c.state[7],
-				m->name);
+			fprintf(f, "%-12" PRIx64 " %-12" PRIx64 " %-4s %-11s",
+				m->start, m->end, perm, kind);
+			put_counts(f, &c, false);
+			fprintf(f, "  %s\n", m->name);
 		}
 	}
-	if (json) {
-		fprintf(f, "],\"total\":{\"pages\":%" PRIu64, tot.pages);
-		for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
-			fprintf(f, ",\"%s\":%" PRIu64, state_names[s],
-				tot.state[s]);
-		fputs("}}\n", f);
-	} else {
-		fprintf(f,
-			"%-12s %-12s %-4s %-11s %8" PRIu64 " %8" PRIu64
-			" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-			" %8" PRIu64 " %8" PRIu64 " %6" PRIu64 "\n",
-			"total", "", "", "", tot.pages, tot.state[0],
-			tot.state[1], tot.state[2], tot.state[3], tot.state[4],
-			tot.state[5], tot.state[6], tot.state[7]);
-	}
+	if (json)
+		fputs("],\"total\":{", f);
+	else
+		fprintf(f, "%-42s", "total");
+	put_counts(f, &tot, json);
+	fputs(json ? "}}\n" : "\n", f);
 	pmtrack_pstate_free(ps);
 	return finish("stat", f, CLI_OK);
 }
