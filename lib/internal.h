@@ -154,7 +154,7 @@ struct pmtrack {
 	int uffd;	   /* pagemap-scan, uffd-wp: the userfaultfd */
 	int maps_fd;	   /* /proc/<target>/maps for PROCMAP_QUERY, or -1 */
 	int clear_refs_fd; /* soft-dirty: /proc/<target>/clear_refs */
-	bool sd_scan;	   /* soft-dirty: PAGEMAP_SCAN has PAGE_IS_SOFT_DIRTY */
+	bool smaps_only;   /* no PROCMAP_QUERY nor maps parse (tests) */
 	struct pmtrack *sd_next; /* soft-dirty: list of all such trackers */
 	struct pmt_uw *uw;	 /* uffd-wp: handler thread */
 
@@ -195,6 +195,9 @@ struct pmt_sb {
 	 * and the grace period that lets pmt_protect() wait for handlers
 	 * that looked at them before a change (mprotect.c) */
 	_Atomic uint64_t *deny;
+	/* soft-dirty: pages that held their own data at the last fold
+	 * (present and exclusive, or in swap), nwords long */
+	_Atomic uint64_t *held;
 	_Atomic unsigned int epoch;
 	_Atomic long inflight[2];
 	_Atomic uint64_t bits[];
@@ -226,6 +229,8 @@ PMT_HIDDEN void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 			    bool on);
 PMT_HIDDEN bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s,
 			      uintptr_t e);
+/* soft-dirty: set the held bit of the page at @page; returns the old one */
+PMT_HIDDEN bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on);
 
 /* mark in @sb the pages of [s, e) that PAGEMAP_SCAN on t->pagemap_fd finds
  * in every category of @cat (soft-dirty; uffd-wp's sweep for WRITTEN) */

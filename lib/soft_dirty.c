@@ -3,12 +3,20 @@
  * Backend: soft-dirty bits (CONFIG_MEM_SOFT_DIRTY; x86_64, s390, ppc64).
  *
  * The kernel sets bit 55 of a page's /proc/PID/pagemap entry on a write
- * after "4" was written to /proc/PID/clear_refs; PAGEMAP_SCAN reports the
- * same as PAGE_IS_SOFT_DIRTY (6.8+), which is used when it works.  Both
- * include the VMA flag VM_SOFTDIRTY, so a new, grown or moved mapping reads
- * as written in full: the kernel's own rule that soft-dirty may report too
- * much but never too little, which this backend keeps by never looking at
- * page-table bits any other way.
+ * after "4" was written to /proc/PID/clear_refs.  The bit includes the VMA
+ * flag VM_SOFTDIRTY, so a new, grown or moved mapping (or one an adjacent
+ * new mapping merged with) reads as written in full: the kernel's own rule
+ * that soft-dirty may report too much but never too little.  A transparent
+ * huge page is written as a whole, and khugepaged's collapse of pages into
+ * one marks it written.
+ *
+ * A private page that the program drops (MADV_DONTNEED, MADV_FREE) takes
+ * its bit with it, and reads zeroes (or the file) afterwards: its content
+ * changed with no bit to show.  So each fold also remembers which pages
+ * held data of their own (present and exclusive, or in swap), and a page
+ * that held data at the last fold and holds none now is written.  Fork
+ * (pages shared copy-on-write are not exclusive) and KSM make that report
+ * too much, once.
  *
  * clear_refs has no range: it clears the whole process.  So before every
  * clear, every soft-dirty tracker of this program on that process folds
@@ -52,15 +60,8 @@ static int sd_usable(void)
 
 static int sd_open(struct pmtrack *t)
 {
-	int ret;
-
 	t->caps = PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
 		  PMTRACK_CAP_OTHER_PROCESS | PMTRACK_CAP_NO_SIGNALS;
-	/* probe before any range is watched: it clears soft-dirty bits */
-	ret = pmtrack_probe(PMTRACK_FEAT_PAGE_IS_SOFT_DIRTY, NULL);
-	if (ret < 0)
-		return ret;
-	t->sd_scan = ret == 1;
 	t->pagemap_fd = pmt_proc_open(t->target, "pagemap", O_RDONLY);
 	if (t->pagemap_fd < 0)
 		return -errno;
@@ -92,38 +93,58 @@ static void sd_close(struct pmtrack *t)
 		close(t->pagemap_fd);
 }
 
-/* Soft-dirty pages of [s, e) into @sb, from pagemap entries (bit 55). */
-static int fold_read(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
-		     uintptr_t e)
-{
+/*
+ * A window of pagemap entries, read SD_BATCH at a time and kept for the
+ * ranges that follow: a fold over thousands of small ranges then costs one
+ * read per SD_BATCH pages of address space, not one per range.  Good for
+ * one fold (bits move on after it), for every tracker of one process.
+ */
+struct sd_window {
+	uintptr_t base; /* address of ent[0] */
+	size_t n;	/* entries held */
 	uint64_t ent[SD_BATCH];
+};
+
+/*
+ * Written pages of [s, e) into @sb, from pagemap entries: bit 55, or data
+ * of its own at the last fold and none now; remember which pages hold
+ * data.  @init only remembers (a new range).
+ */
+static int fold_read(struct pmtrack *t, struct sd_window *w, struct pmt_sb *sb,
+		     uintptr_t s, uintptr_t e, bool init)
+{
 	size_t ps = t->page_size;
 
-	while (s < e) {
-		size_t want = (e - s) / ps;
-		uint64_t t0 = pmt_now_ns();
-		ssize_t n;
+	for (; s < e; s += ps) {
+		if (s < w->base || s >= w->base + w->n * ps) {
+			uint64_t t0 = pmt_now_ns();
+			ssize_t n = pread(t->pagemap_fd, w->ent, sizeof(w->ent),
+					  (off_t)(s / ps * sizeof(w->ent[0])));
 
-		if (want > SD_BATCH)
-			want = SD_BATCH;
-		n = pread(t->pagemap_fd, ent, want * sizeof(ent[0]),
-			  (off_t)(s / ps * sizeof(ent[0])));
-		pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
-		pmt_stat_add(&t->st.scans, 1);
-		if (n < 0)
-			return -errno;
-		if (n < (ssize_t)sizeof(ent[0]))
-			return -EIO;
-		for (size_t i = 0; i < (size_t)n / sizeof(ent[0]); i++)
-			if (ent[i] & PMT_PM_SOFT_DIRTY)
-				pmt_sb_mark(sb, s + i * ps, s + (i + 1) * ps);
-		s += (size_t)n / sizeof(ent[0]) * ps;
+			pmt_stat_add(&t->st.scan_ns, pmt_now_ns() - t0);
+			pmt_stat_add(&t->st.scans, 1);
+			w->n = 0;
+			if (n < 0)
+				return -errno;
+			if (n < (ssize_t)sizeof(w->ent[0]))
+				return -EIO;
+			w->base = s;
+			w->n = (size_t)n / sizeof(w->ent[0]);
+		}
+		uint64_t ent = w->ent[(s - w->base) / ps];
+		bool held = ent & PMT_PM_SWAP ||
+			    (ent & PMT_PM_PRESENT && ent & PMT_PM_EXCLUSIVE);
+		bool was = pmt_sb_set_held(sb, s, held);
+
+		if (!init && (ent & PMT_PM_SOFT_DIRTY || (was && !held)))
+			pmt_sb_mark(sb, s, s + ps);
 	}
 	return 0;
 }
 
 /* OR the kernel's bits of [s, e) (within t's ranges) into software bits. */
-static int fold(struct pmtrack *t, uintptr_t s, uintptr_t e)
+static int fold(struct pmtrack *t, struct sd_window *w, uintptr_t s,
+		uintptr_t e)
 {
 	for (size_t i = 0; i < t->nranges; i++) {
 		struct pmt_range *r = &t->ranges[i];
@@ -137,27 +158,33 @@ static int fold(struct pmtrack *t, uintptr_t s, uintptr_t e)
 			pmt_sb_mark(r->sb, a, b);
 			continue;
 		}
-		ret = t->sd_scan ? pmt_sb_mark_scan(t, r->sb, a, b,
-						    PAGE_IS_SOFT_DIRTY)
-				 : fold_read(t, r->sb, a, b);
+		ret = fold_read(t, w, r->sb, a, b, false);
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
+/* Fold every watched page of every tracker on t's process. */
+static int fold_all(struct pmtrack *t)
+{
+	struct sd_window w = { .n = 0 };
+	int ret;
+
+	for (struct pmtrack *u = sd_list; u; u = u->sd_next)
+		if (u->target == t->target &&
+		    (ret = fold(u, &w, 0, UINTPTR_MAX)))
+			return ret;
+	return 0;
+}
+
 /* Fold every watched page of every tracker on t's process, then clear. */
 static int fold_all_and_clear(struct pmtrack *t)
 {
-	int ret;
+	int ret = fold_all(t);
 
-	for (struct pmtrack *u = sd_list; u; u = u->sd_next) {
-		if (u->target != t->target)
-			continue;
-		ret = fold(u, 0, UINTPTR_MAX);
-		if (ret)
-			return ret;
-	}
+	if (ret)
+		return ret;
 	if (write(t->clear_refs_fd, "4", 1) != 1)
 		return errno ? -errno : -EIO;
 	return 0;
@@ -177,8 +204,13 @@ static int sd_watch(struct pmtrack *t, struct pmt_range *r,
 	if (!r->sb)
 		return -ENOMEM;
 	/* the new range starts clean: clear the kernel's bits, keeping
-	 * everyone else's */
+	 * everyone else's; then note which of its pages hold data */
 	ret = fold_all_and_clear(t);
+	if (!ret && !r->shared) {
+		struct sd_window w = { .n = 0 };
+
+		ret = fold_read(t, &w, r->sb, r->start, r->end, true);
+	}
 	if (ret) {
 		pmt_sb_free(r->sb);
 		r->sb = NULL;
@@ -201,10 +233,11 @@ static int sd_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 
 static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 {
+	struct sd_window w = { .n = 0 };
 	int ret;
 
 	if (!c->reset) {
-		ret = fold(t, c->start, c->end);
+		ret = fold(t, &w, c->start, c->end);
 		return ret ? ret : pmt_sb_collect(t, c, first);
 	}
 	/*
@@ -212,10 +245,9 @@ static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 	 * the software bits and take what was reported, then clear.  Pages
 	 * that did not fit the output keep their software bits.
 	 */
-	for (struct pmtrack *u = sd_list; u; u = u->sd_next) {
-		if (u->target == t->target && (ret = fold(u, 0, UINTPTR_MAX)))
-			return ret;
-	}
+	ret = fold_all(t);
+	if (ret)
+		return ret;
 	ret = pmt_sb_collect(t, c, first);
 	if (ret)
 		return ret;
@@ -238,7 +270,8 @@ static int sd_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 static int sd_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 			    size_t first, uintptr_t *addr)
 {
-	int ret = fold(t, s, e);
+	struct sd_window w = { .n = 0 };
+	int ret = fold(t, &w, s, e);
 
 	return ret ? ret : pmt_sb_first_written(t, s, e, first, addr);
 }

@@ -165,13 +165,15 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 {
 	size_t npages = (e - s) / t->page_size;
 	size_t nwords = (npages + 63) / 64;
-	size_t n = kind == PMT_SB_MPROTECT ? 2 * nwords : nwords;
+	size_t n = kind == PMT_SB_UFFD ? nwords : 2 * nwords;
 	struct pmt_sb *sb = calloc(1, sizeof(*sb) + n * sizeof(uint64_t));
 
 	if (!sb)
 		return NULL;
 	if (kind == PMT_SB_MPROTECT)
 		sb->deny = sb->bits + nwords;
+	else if (kind == PMT_SB_PLAIN)
+		sb->held = sb->bits + nwords;
 	sb->start = s;
 	sb->end = e;
 	sb->gran = gran;
@@ -239,6 +241,16 @@ void pmt_sb_clear(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e, bool on)
 {
 	words_update(sb, sb->deny, s, e, on);
+}
+
+bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on)
+{
+	size_t i = (page - sb->start) >> sb->pshift;
+	uint64_t m = 1ULL << (i % 64);
+	uint64_t old = on ? atomic_fetch_or(&sb->held[i / 64], m)
+			  : atomic_fetch_and(&sb->held[i / 64], ~m);
+
+	return old & m;
 }
 
 bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
@@ -604,11 +616,16 @@ static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 
 		if (v)
 			atomic_fetch_or(&dst->bits[w], v);
-		if (!src->deny)
-			continue;
-		v = bits_at(src->deny, src->nwords, off + w * 64) & m;
-		if (v)
-			atomic_fetch_or(&dst->deny[w], v);
+		if (src->deny) {
+			v = bits_at(src->deny, src->nwords, off + w * 64) & m;
+			if (v)
+				atomic_fetch_or(&dst->deny[w], v);
+		}
+		if (src->held) {
+			v = bits_at(src->held, src->nwords, off + w * 64) & m;
+			if (v)
+				atomic_fetch_or(&dst->held[w], v);
+		}
 	}
 }
 

@@ -177,6 +177,7 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	pthread_rwlockattr_t attr;
 	unsigned int batch, require;
 	struct pmtrack *t;
+	const char *env;
 	int ret, pid;
 
 	if (!out)
@@ -228,10 +229,13 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			   require);
 	if (ret)
 		goto fail;
-	/* PMTRACK_NO_PROCMAP_QUERY=1 forces the /proc/PID/smaps fallback
-	 * (for tests of older kernels) */
-	if (!getenv("PMTRACK_NO_PROCMAP_QUERY"))
+	/* for tests of the fallbacks of older kernels:
+	 * PMTRACK_NO_PROCMAP_QUERY=1 parses /proc/PID/maps (before 6.11),
+	 * =smaps only ever reads /proc/PID/smaps (a file out of reach) */
+	env = getenv("PMTRACK_NO_PROCMAP_QUERY");
+	if (!env)
 		t->maps_fd = pmt_proc_open(t->target, "maps", O_RDONLY);
+	t->smaps_only = env && !strcmp(env, "smaps");
 	*out = t;
 	return 0;
 fail:

@@ -2,8 +2,13 @@
 /*
  * Which mappings cover a range of the tracked process, with what page size
  * and protection.  The PROCMAP_QUERY ioctl on /proc/PID/maps (Linux 6.11)
- * answers one VMA per call without walking page tables; older kernels get a
- * parse of /proc/PID/smaps, which is slower but says the same.
+ * answers one VMA per call without walking page tables.  Older kernels get
+ * a parse of /proc/PID/maps, which does not walk them either, and which
+ * lacks only the page size of hugetlb memory: a VMA without an inode is
+ * anonymous (base pages), and the file of a file VMA is asked for its file
+ * system.  Where that file cannot be reached, /proc/PID/smaps says the
+ * same, at the price of walking the page tables of every VMA up to the
+ * range (with thousands of VMAs, milliseconds per call).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +19,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -43,6 +51,10 @@ struct procmap_query {
 #define PROCMAP_QUERY_VMA_WRITABLE 0x02
 #define PROCMAP_QUERY_VMA_EXECUTABLE 0x04
 #define PROCMAP_QUERY_VMA_SHARED 0x08
+#endif
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
 #endif
 
 static void span_add(struct pmt_vma_span *s, uint64_t page_size,
@@ -95,6 +107,117 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 		addr = q.vma_end;
 	}
 	return 1;
+}
+
+/*
+ * The page size of the file VMA [a, b) (device @dev, inode @ino, @path as
+ * the maps line names it, or NULL), from the file system of that file,
+ * reached through map_files (root or CAP_CHECKPOINT_RESTORE) or through the
+ * path if it still names that file.  O_PATH opens no device.
+ * Return: 1 with *@psz set, 0 when the file cannot be reached.
+ */
+static int file_page_size(pid_t pid, uintmax_t a, uintmax_t b, const char *path,
+			  dev_t dev, ino_t ino, size_t *psz)
+{
+	char p[PATH_MAX + 64], who[24];
+	struct statfs sfs;
+	struct stat st;
+
+	if (pid)
+		snprintf(who, sizeof(who), "%d", (int)pid);
+	else
+		snprintf(who, sizeof(who), "self");
+	for (int i = 0; i < 2; i++) {
+		int fd, ok;
+
+		if (!i)
+			snprintf(p, sizeof(p), "/proc/%s/map_files/%jx-%jx",
+				 who, a, b);
+		else if (path)
+			snprintf(p, sizeof(p), "/proc/%s/root%s", who, path);
+		else
+			break;
+		fd = open(p, O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ok = !fstat(fd, &st) && st.st_dev == dev && st.st_ino == ino &&
+		     !fstatfs(fd, &sfs);
+		close(fd);
+		if (ok) {
+			*psz = sfs.f_type == HUGETLBFS_MAGIC
+				       ? (size_t)sfs.f_bsize
+				       : (size_t)sysconf(_SC_PAGESIZE);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* 1 = answered, 0 = ask smaps (a file out of reach), <0 = error */
+static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
+			  struct pmt_vma_span *out)
+{
+	int fd = pmt_proc_open(pid, "maps", O_RDONLY);
+	uintptr_t covered = start;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+	int ret = -ENOMEM;
+
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "r");
+	if (!f) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	while ((len = getline(&line, &cap, f)) > 0) {
+		uintmax_t a, b, off, ino;
+		unsigned int maj, min;
+		size_t psz = (size_t)sysconf(_SC_PAGESIZE);
+		char perm[5], *path;
+		int at = 0;
+
+		if (sscanf(line, "%jx-%jx %4s %jx %x:%x %ju %n", &a, &b, perm,
+			   &off, &maj, &min, &ino, &at) < 7 ||
+		    !at) {
+			ret = -EIO;
+			break;
+		}
+		if ((uintptr_t)b <= covered)
+			continue; /* before the range */
+		if ((uintptr_t)a > covered)
+			break; /* a hole, or past the end */
+		if (ino) {
+			if (line[len - 1] == '\n')
+				line[--len] = '\0';
+			path = line + at;
+			/* a deleted file (memfd, SysV, shared anonymous
+			 * memory) or a name with escapes: map_files only */
+			if (*path != '/' || strstr(path, " (deleted)") ||
+			    strchr(path, '\\'))
+				path = NULL;
+			ret = file_page_size(pid, a, b, path, makedev(maj, min),
+					     (ino_t)ino, &psz);
+			if (!ret)
+				break;
+		}
+		covered = (uintptr_t)b;
+		out->any_shared |= perm[3] == 's';
+		span_add(out, psz,
+			 (perm[0] == 'r' ? PROT_READ : 0) |
+				 (perm[1] == 'w' ? PROT_WRITE : 0) |
+				 (perm[2] == 'x' ? PROT_EXEC : 0));
+		if (covered >= end) {
+			ret = 1;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return ret;
 }
 
 static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
@@ -169,6 +292,12 @@ int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 		ret = vma_check_query(t->maps_fd, start, end, out);
 		if (ret)
 			return ret < 0 ? ret : 0;
+	}
+	if (!t->smaps_only) {
+		ret = vma_check_maps(t->target, start, end, out);
+		if (ret)
+			return ret < 0 ? ret : 0;
+		*out = (struct pmt_vma_span){ 0 };
 	}
 	return vma_check_smaps(t->target, start, end, out);
 }
