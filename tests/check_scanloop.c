@@ -174,6 +174,14 @@ START_TEST(every_batch_and_capacity)
 	struct pmtrack *t = t_new(batch);
 	char *buf = t_map_anon(NPAGES);
 
+	/* the batch is PAGEMAP_SCAN's: without that ioctl (mprotect, or an
+	 * older kernel) the other batches would repeat the first run */
+	if (_i && (t_backend == PMTRACK_BACKEND_MPROTECT ||
+		   pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) != 1)) {
+		printf("batch %u: no PAGEMAP_SCAN here, same as batch %u\n",
+		       batch, batches[0]);
+		goto out;
+	}
 	ck_assert_int_eq(pmtrack_watch(t, buf, NPAGES * ps), 0);
 	for (int p = 0; p < NPATTERNS; p++) {
 		size_t want = make_pattern(p, written);
@@ -199,6 +207,7 @@ START_TEST(every_batch_and_capacity)
 		}
 		ck_assert_int_eq(pmtrack_reset(t, buf, NPAGES * ps), 0);
 	}
+out:
 	pmtrack_free(t);
 	munmap(buf, NPAGES * ps);
 	free(written);
@@ -227,8 +236,13 @@ static void report_kernel_quirk(void)
 	arg.vec_len = 2048;
 	arg.category_mask = arg.return_mask = PAGE_IS_PRESENT;
 	n = ioctl(fd, PAGEMAP_SCAN, &arg);
-	printf("kernel: one PAGEMAP_SCAN returned %d regions, walk_end %s\n", n,
-	       arg.walk_end == arg.end ? "== end" : "is stale (< end)");
+	if (n < 0)
+		printf("kernel: no PAGEMAP_SCAN (%s)\n", strerror(errno));
+	else
+		printf("kernel: one PAGEMAP_SCAN returned %d regions, "
+		       "walk_end %s\n",
+		       n,
+		       arg.walk_end == arg.end ? "== end" : "is stale (< end)");
 	close(fd);
 	munmap(buf, NPAGES * ps);
 }

@@ -28,6 +28,25 @@ static struct pmtrack *sd_new(int pid)
 	return t;
 }
 
+/*
+ * @npages of their own VMA: a PROT_NONE page on each side keeps a later
+ * mapping from merging with it, which would flag it VM_SOFTDIRTY (written
+ * in full: the kernel's rule, checked in vm_softdirty_honoured)
+ */
+static char *fenced(size_t npages)
+{
+	char *p = t_map_anon(npages + 2);
+
+	ck_assert_int_eq(mprotect(p, ps, PROT_NONE), 0);
+	ck_assert_int_eq(mprotect(p + (npages + 1) * ps, ps, PROT_NONE), 0);
+	return p + ps;
+}
+
+static void unfence(char *p, size_t npages)
+{
+	munmap(p - ps, (npages + 2) * ps);
+}
+
 /* has bit @i of the collect of [b, b + n pages) */
 static void expect(struct pmtrack *t, char *b, size_t n, unsigned int flags,
 		   const size_t *want, size_t nwant)
@@ -52,7 +71,7 @@ START_TEST(resets_keep_other_ranges)
 	/* the kernel clears the whole process; pages of other ranges and
 	 * other trackers are kept and reported by their own collects */
 	struct pmtrack *t1 = sd_new(0), *t2 = sd_new(0);
-	char *a = t_map_anon(8), *b = t_map_anon(8), *c = t_map_anon(8);
+	char *a = fenced(8), *b = fenced(8), *c = fenced(8);
 
 	ck_assert_int_eq(pmtrack_watch(t1, a, 8 * ps), 0);
 	ck_assert_int_eq(pmtrack_watch(t1, b, 8 * ps), 0);
@@ -68,19 +87,19 @@ START_TEST(resets_keep_other_ranges)
 	/* a new watch clears the kernel's bits too: nothing lost */
 	c[5 * ps] = a[7 * ps] = 1;
 	{
-		char *d = t_map_anon(4);
+		char *d = fenced(4);
 
 		ck_assert_int_eq(pmtrack_watch(t2, d, 4 * ps), 0);
 		expect(t2, d, 4, 0, NULL, 0);
-		munmap(d, 4 * ps);
+		unfence(d, 4);
 	}
 	expect(t2, c, 8, 0, (size_t[]){ 5 }, 1);
 	expect(t1, a, 8, 0, (size_t[]){ 7 }, 1);
 	pmtrack_free(t1);
 	pmtrack_free(t2);
-	munmap(a, 8 * ps);
-	munmap(b, 8 * ps);
-	munmap(c, 8 * ps);
+	unfence(a, 8);
+	unfence(b, 8);
+	unfence(c, 8);
 }
 END_TEST
 
@@ -122,11 +141,12 @@ END_TEST
 /* child: map pages, tell the parent where, then write what it is told */
 static void remote_child(int cmd, int rep)
 {
-	char *b = mmap(NULL, 64 * ps, PROT_READ | PROT_WRITE,
+	char *b = mmap(NULL, 65 * ps, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	unsigned int page;
 
-	if (b == MAP_FAILED)
+	/* nothing mapped right after the 64 pages */
+	if (b == MAP_FAILED || munmap(b + 64 * ps, ps))
 		_exit(2);
 	memset(b, 1, 64 * ps);
 	if (write(rep, &b, sizeof(b)) != sizeof(b))
