@@ -230,7 +230,14 @@ static int uw_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		  uintptr_t e)
 {
 	struct pmt_vma_span span;
-	int r = uw_writeprotect(t->uffd, s, e, true);
+	int r;
+
+	/* without WP_UNPOPULATED an empty entry (a page dropped since the
+	 * last arm, reported by the sweep) cannot be protected: map the
+	 * zero page there first, or it would read as written forever */
+	if (!t->uw->unpopulated)
+		(void)madvise((void *)s, e - s, MADV_POPULATE_READ);
+	r = uw_writeprotect(t->uffd, s, e, true);
 
 	/* ENOENT: no longer registered there (unmapped or replaced) */
 	if (r == -ENOENT)
