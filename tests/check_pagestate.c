@@ -682,6 +682,12 @@ END_TEST
 
 /* ---- with swap ---------------------------------------------------------- */
 
+/* cachestat(2) (6.5+): EBADF for a bad descriptor, ENOSYS if missing */
+static bool have_cachestat(void)
+{
+	return syscall(451, -1, NULL, NULL, 0) != -1 || errno != ENOSYS;
+}
+
 static void swapped_out(int kind)
 {
 	static const char *const names[] = { "anon", "shared-anon", "memfd" };
@@ -700,10 +706,27 @@ static void swapped_out(int kind)
 		ck_assert_uint_eq(raw_entry(b) & (PMT_PM_PRESENT | PMT_PM_SWAP),
 				  0);
 	states_of(p, b, NP, PMTRACK_PAGE_ALL, st);
-	expect(st, 0, 8, PMTRACK_PAGE_SWAPPED,
-	       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_UNSURE |
-		       PMTRACK_PAGE_EXCLUSIVE,
-	       names[kind]);
+	if (kind && !have_cachestat()) {
+		/* before 6.5 a shared page written to swap but still in the
+		 * swap cache is resident to mincore, and nothing tells it
+		 * from the page cache: PRESENT (documented), once evicted
+		 * SWAPPED; never UNSURE, never both */
+		for (size_t i = 0; i < 8; i++) {
+			unsigned int m = st[i] & (PMTRACK_PAGE_PRESENT |
+						  PMTRACK_PAGE_SWAPPED |
+						  PMTRACK_PAGE_UNSURE);
+
+			t_check(m == PMTRACK_PAGE_PRESENT ||
+					m == PMTRACK_PAGE_SWAPPED,
+				"%s: page %zu has states %#x", names[kind], i,
+				st[i]);
+		}
+	} else {
+		expect(st, 0, 8, PMTRACK_PAGE_SWAPPED,
+		       PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_UNSURE |
+			       PMTRACK_PAGE_EXCLUSIVE,
+		       names[kind]);
+	}
 	expect(st, 8, NP, PMTRACK_PAGE_PRESENT,
 	       PMTRACK_PAGE_SWAPPED | PMTRACK_PAGE_UNSURE, names[kind]);
 	expect(st, 0, NP, kind ? PMTRACK_PAGE_FILE : 0,

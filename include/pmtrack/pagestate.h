@@ -14,8 +14,10 @@
  *    page-table entry: pagemap says nothing, the same as for a page that was
  *    never populated.  For those pages the backing object is consulted
  *    (lseek(SEEK_DATA/SEEK_HOLE) tells data from holes, mincore(2) residency,
- *    cachestat(2) on Linux 6.5+ swap-cache pages).  The object is reached
- *    through /proc/PID/map_files (needs CAP_SYS_ADMIN or
+ *    cachestat(2) on Linux 6.5+ swap-cache pages; before 6.5 a page written
+ *    to swap but still in the swap cache is in RAM and reads as
+ *    PMTRACK_PAGE_PRESENT, although smaps counts it as swap).  The object
+ *    is reached through /proc/PID/map_files (needs CAP_SYS_ADMIN or
  *    CAP_CHECKPOINT_RESTORE) or through an open descriptor of the process
  *    (/proc/PID/fd; a memfd the process keeps open, for instance).  Where it
  *    cannot be reached, such pages are PMTRACK_PAGE_UNSURE, never guessed
