@@ -486,14 +486,6 @@ START_TEST(many_ranges)
 }
 END_TEST
 
-static bool has_idx(const size_t *idx, size_t n, size_t want)
-{
-	for (size_t i = 0; i < n; i++)
-		if (idx[i] == want)
-			return true;
-	return false;
-}
-
 START_TEST(replaced_mapping)
 {
 	/* a watched range that is unmapped and mapped again is no longer
@@ -533,11 +525,11 @@ START_TEST(replaced_mapping)
 
 		b[4 * ps] = 1;
 		m = t_collect_idx(t, b, 8, PMTRACK_COLLECT_RESET, got);
-		ck_assert(has_idx(got, m, 1) && has_idx(got, m, 4) &&
-			  has_idx(got, m, 6));
+		ck_assert(t_has_idx(got, m, 1) && t_has_idx(got, m, 4) &&
+			  t_has_idx(got, m, 6));
 		b[6 * ps] = 2;
 		m = t_collect_idx(t, b, 8, 0, got);
-		ck_assert(has_idx(got, m, 6));
+		ck_assert(t_has_idx(got, m, 6));
 	} else {
 		/* the other backends cannot tell (documented): the new
 		 * memory is not tracked, the rest is */

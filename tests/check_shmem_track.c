@@ -64,14 +64,6 @@ static char *map_kind(int kind, size_t len, size_t align)
 	return b;
 }
 
-static bool has(const size_t *idx, size_t n, size_t page)
-{
-	for (size_t i = 0; i < n; i++)
-		if (idx[i] == page)
-			return true;
-	return false;
-}
-
 /* collect with reset; every page of @must reported; with exact shared
  * tracking, nothing of @never */
 static void expect_reported(struct pmtrack *t, char *b, size_t npages,
@@ -83,7 +75,7 @@ static void expect_reported(struct pmtrack *t, char *b, size_t npages,
 
 	for (size_t i = 0; i < nmust; i++)
 		ck_assert_msg(
-			has(got, n, must[i]),
+			t_has_idx(got, n, must[i]),
 			"%s: written page %zu not reported (%zu reported)",
 			what, must[i], n);
 	if (t_caps & PMTRACK_CAP_SHARED_EXACT)

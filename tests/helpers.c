@@ -154,6 +154,14 @@ size_t t_collect_idx(struct pmtrack *t, char *buf, size_t npages,
 	return n;
 }
 
+bool t_has_idx(const size_t *idx, size_t n, size_t page)
+{
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] == page)
+			return true;
+	return false;
+}
+
 void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
 		  unsigned int flags, const size_t *want, size_t n)
 {

@@ -71,6 +71,9 @@ struct pmtrack *t_new(unsigned int scan_batch);
 size_t t_collect_idx(struct pmtrack *t, char *buf, size_t npages,
 		     unsigned int flags, size_t *idx);
 
+/* Is @page among @idx[0..n)? */
+bool t_has_idx(const size_t *idx, size_t n, size_t page);
+
 /* Assert that collecting (as above) yields exactly @want[0..n). */
 void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
 		  unsigned int flags, const size_t *want, size_t n);
