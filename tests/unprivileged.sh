@@ -11,6 +11,10 @@ if ! command -v setpriv >/dev/null; then
 	echo "SKIP: setpriv (util-linux) is not installed"
 	exit 77
 fi
+if ! setpriv --reuid=$id --regid=$id --clear-groups true 2>/dev/null; then
+	echo "SKIP: this setpriv cannot switch users (util-linux's can)"
+	exit 77
+fi
 if ! setpriv --reuid=$id --regid=$id --clear-groups test -x "$1"; then
 	echo "SKIP: $1 cannot be run by uid $id (a directory above it is private)"
 	exit 77
