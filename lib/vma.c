@@ -153,26 +153,41 @@ static int file_page_size(pid_t pid, uintmax_t a, uintmax_t b, const char *path,
 	return 0;
 }
 
+/* /proc/PID/@name as a stream; NULL with *@err set on failure */
+static FILE *proc_stream(pid_t pid, const char *name, int *err)
+{
+	int fd = pmt_proc_open(pid, name, O_RDONLY);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+
+	if (!f) {
+		*err = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	return f;
+}
+
+/* PROT_* of a maps line's "rwxp" field */
+static unsigned int perm_prot(const char *perm)
+{
+	return (perm[0] == 'r' ? PROT_READ : 0) |
+	       (perm[1] == 'w' ? PROT_WRITE : 0) |
+	       (perm[2] == 'x' ? PROT_EXEC : 0);
+}
+
 /* 1 = answered, 0 = ask smaps (a file out of reach), <0 = error */
 static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 			  struct pmt_vma_span *out)
 {
-	int fd = pmt_proc_open(pid, "maps", O_RDONLY);
 	uintptr_t covered = start;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	FILE *f;
 	int ret = -ENOMEM;
+	FILE *f = proc_stream(pid, "maps", &ret);
 
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "r");
-	if (!f) {
-		ret = -errno;
-		close(fd);
+	if (!f)
 		return ret;
-	}
 	while ((len = getline(&line, &cap, f)) > 0) {
 		uintmax_t a, b, off, ino;
 		unsigned int maj, min;
@@ -206,10 +221,7 @@ static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 		}
 		covered = (uintptr_t)b;
 		out->any_shared |= perm[3] == 's';
-		span_add(out, psz,
-			 (perm[0] == 'r' ? PROT_READ : 0) |
-				 (perm[1] == 'w' ? PROT_WRITE : 0) |
-				 (perm[2] == 'x' ? PROT_EXEC : 0));
+		span_add(out, psz, perm_prot(perm));
 		if (covered >= end) {
 			ret = 1;
 			break;
@@ -223,23 +235,16 @@ static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
 {
-	int fd = pmt_proc_open(pid, "smaps", O_RDONLY);
-	FILE *f;
 	uintptr_t covered = start;
 	unsigned int prot = 0;
 	bool pending = false; /* a VMA in range whose page size is unread */
 	char *line = NULL;
 	size_t cap = 0;
 	int ret = -ENOMEM;
+	FILE *f = proc_stream(pid, "smaps", &ret);
 
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "r");
-	if (!f) {
-		ret = -errno;
-		close(fd);
+	if (!f)
 		return ret;
-	}
 	while (getline(&line, &cap, f) > 0) {
 		uintmax_t a, b, kb;
 		char perm[5];
@@ -257,9 +262,7 @@ static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 			covered = (uintptr_t)b;
 			pending = true;
 			out->any_shared |= perm[3] == 's';
-			prot = (perm[0] == 'r' ? PROT_READ : 0) |
-			       (perm[1] == 'w' ? PROT_WRITE : 0) |
-			       (perm[2] == 'x' ? PROT_EXEC : 0);
+			prot = perm_prot(perm);
 			continue;
 		}
 		if (pending &&
