@@ -196,7 +196,8 @@ struct pmt_sb {
 	 * that looked at them before a change (mprotect.c) */
 	_Atomic uint64_t *deny;
 	/* soft-dirty: pages that held their own data at the last fold
-	 * (present and exclusive, or in swap), nwords long */
+	 * (present and exclusive, or in swap); uffd-wp reading pagemap:
+	 * pages whose entry was not empty at the last sweep; nwords long */
 	_Atomic uint64_t *held;
 	_Atomic unsigned int epoch;
 	_Atomic long inflight[2];
@@ -229,7 +230,7 @@ PMT_HIDDEN void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 			    bool on);
 PMT_HIDDEN bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s,
 			      uintptr_t e);
-/* soft-dirty: set the held bit of the page at @page; returns the old one */
+/* set the held bit of the page at @page; returns the old one */
 PMT_HIDDEN bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on);
 
 /* mark in @sb the pages of [s, e) that PAGEMAP_SCAN on t->pagemap_fd finds

@@ -165,14 +165,14 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 {
 	size_t npages = (e - s) / t->page_size;
 	size_t nwords = (npages + 63) / 64;
-	size_t n = kind == PMT_SB_UFFD ? nwords : 2 * nwords;
-	struct pmt_sb *sb = calloc(1, sizeof(*sb) + n * sizeof(uint64_t));
+	struct pmt_sb *sb =
+		calloc(1, sizeof(*sb) + 2 * nwords * sizeof(uint64_t));
 
 	if (!sb)
 		return NULL;
 	if (kind == PMT_SB_MPROTECT)
 		sb->deny = sb->bits + nwords;
-	else if (kind == PMT_SB_PLAIN)
+	else
 		sb->held = sb->bits + nwords;
 	sb->start = s;
 	sb->end = e;

@@ -24,7 +24,10 @@
  * collect first sweeps the range (PAGEMAP_SCAN for PAGE_IS_WRITTEN, or
  * /proc/self/pagemap before 6.7): a page whose entry lacks the uffd-wp bit
  * (57) was unprotected behind our back and is marked written; the collect
- * then protects it again.  Shared memory keeps
+ * then protects it again.  Reading pagemap, an empty entry is written only
+ * if it was not empty at the last sweep (a page dropped since); one that
+ * stays empty (a PROT_NONE page that cannot be populated again before 6.4)
+ * is not reported at every collect.  Shared memory keeps
  * a marker in the dropped entry and needs no such help, but the sweep
  * does not care which.
  */
@@ -267,6 +270,12 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 	sb = pmt_sb_new(t, PMT_SB_UFFD, r->start, r->end, r->align);
 	if (!sb)
 		return -ENOMEM;
+	/* the pagemap sweep (before 6.7) starts from "every entry was
+	 * there": watch populated them; one that could not be (PROT_NONE)
+	 * reads as written once */
+	if (!t->uw->scan)
+		for (uintptr_t p = r->start; p < r->end; p += t->page_size)
+			pmt_sb_set_held(sb, p, true);
 	ret = pmt_sb_publish(sb);
 	if (ret)
 		goto fail;
@@ -369,28 +378,24 @@ static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 			for (size_t j = 0, k; j < n; j = k) {
 				uintptr_t p = a + j * ps;
 
-				if (ent[j] & PMT_PM_UFFD_WP) {
-					k = j + 1;
+				/* bit 55 alone (a VM_SOFTDIRTY mapping
+				 * where soft-dirty is built in) is no entry */
+				bool full =
+					ent[j] & (PMT_PM_PRESENT | PMT_PM_SWAP);
+				bool was = pmt_sb_set_held(r->sb, p, full);
+
+				k = j + 1;
+				if (full) {
+					if (!(ent[j] & PMT_PM_UFFD_WP))
+						pmt_sb_mark(r->sb, p, p + ps);
 					continue;
 				}
-				if (ent[j]) {
-					k = j + 1;
+				/* an empty entry that was not at the last
+				 * sweep: zapped (written to zero) if still
+				 * mapped, else gone.  Empty before, it
+				 * changed nothing. */
+				if (was && page_mapped(p, ps))
 					pmt_sb_mark(r->sb, p, p + ps);
-					continue;
-				}
-				/* empty entries: zapped (written to zero) if
-				 * still mapped, else gone; one mincore() for
-				 * the run when all of it is mapped */
-				for (k = j + 1; k < n && !ent[k]; k++)
-					;
-				if (page_mapped(p, (k - j) * ps)) {
-					pmt_sb_mark(r->sb, p, a + k * ps);
-					continue;
-				}
-				for (size_t q = j; q < k; q++)
-					if (page_mapped(a + q * ps, ps))
-						pmt_sb_mark(r->sb, a + q * ps,
-							    a + (q + 1) * ps);
 			}
 			a += n * ps;
 		}
@@ -403,6 +408,15 @@ static int uw_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 	int ret = uw_sweep(t, c->start, c->end, first);
 
 	return ret ? ret : pmt_sb_collect(t, c, first);
+}
+
+static int uw_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	/* reading pagemap, the sweep also notes which entries are empty
+	 * now: a page dropped before the reset is not written after it */
+	int ret = t->uw->scan ? 0 : uw_sweep(t, s, e, first);
+
+	return ret ? ret : pmt_sb_reset(t, s, e, first);
 }
 
 static int uw_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
@@ -435,7 +449,7 @@ const struct pmt_backend_ops pmt_uffd_wp_ops = {
 	.watch = uw_watch,
 	.unwatch = uw_unwatch,
 	.collect = uw_collect,
-	.reset = pmt_sb_reset,
+	.reset = uw_reset,
 	.first_written = uw_first_written,
 	.arm = uw_arm,
 	.unarm = uw_unarm,
