@@ -70,7 +70,9 @@ static void expect(DWORD flags, char *buf, void *base, size_t size, size_t cap,
 	size_t idx[cap ? cap : 1];
 	size_t got = ww_get(flags, buf, base, size, cap, idx);
 
-	ck_assert_uint_eq(got, n);
+	ck_assert_msg(got == n,
+		      "%zu pages reported, want %zu; first %zu, last %zu", got,
+		      n, got ? idx[0] : 0, got ? idx[got - 1] : 0);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_uint_eq(idx[i], want[i]);
 }
