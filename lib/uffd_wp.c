@@ -27,7 +27,12 @@
  * then protects it again.  Reading pagemap, an empty entry is written only
  * if it was not empty at the last sweep (a page dropped since); one that
  * stays empty (a PROT_NONE page that cannot be populated again before 6.4)
- * is not reported at every collect.  Shared memory keeps
+ * is not reported at every collect, and a page a read maps there later
+ * (the zero page: not exclusive) is not written.  The price: a page
+ * written there without a fault and then shared copy-on-write by fork()
+ * before the next collect is missed.  PAGEMAP_SCAN says PAGE_IS_WRITTEN
+ * from the uffd-wp bit alone, and WP_UNPOPULATED (6.4+) protects empty
+ * entries, so none of this applies there.  Shared memory keeps
  * a marker in the dropped entry and needs no such help, but the sweep
  * does not care which.
  */
@@ -385,8 +390,14 @@ static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 				bool was = pmt_sb_set_held(r->sb, p, full);
 
 				k = j + 1;
+				/* unprotected: written, unless the page is
+				 * not exclusive (the zero page or a file page
+				 * that a read mapped where protection could
+				 * not go, a page shared copy-on-write) */
 				if (full) {
-					if (!(ent[j] & PMT_PM_UFFD_WP))
+					if (!(ent[j] & PMT_PM_UFFD_WP) &&
+					    ent[j] & (PMT_PM_SWAP |
+						      PMT_PM_EXCLUSIVE))
 						pmt_sb_mark(r->sb, p, p + ps);
 					continue;
 				}
