@@ -285,9 +285,12 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * yourself on that backend.  Under memory-map pressure (vm.max_map_count)
  * it un-protects larger spans and reports them as written: more pages
  * than were written, never fewer.  soft-dirty reports every page of a
- * mapping the kernel flags VM_SOFTDIRTY (new, grown or moved mappings)
- * as written until the next reset, and never lets a written page go
- * unreported; pages of pinned copy-on-write memory may stay written.
+ * mapping the kernel flags VM_SOFTDIRTY (new, grown or moved mappings, and
+ * a watched mapping a new neighbour merged with) as written until the next
+ * reset, a transparent huge page as a whole, a private page dropped
+ * (MADV_DONTNEED) or shared copy-on-write by fork() since the last collect
+ * as written, and never lets a written page go unreported; pages of pinned
+ * copy-on-write memory may stay written.
  *
  * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
  * mapping is unmapped (or mremap()ed away), its pages are no longer
