@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,16 +325,33 @@ long t_swapped_pages(const void *addr)
 
 long t_pageout(void *addr, size_t len, long want)
 {
+	cpu_set_t all, one;
+	bool turns = !sched_getaffinity(0, sizeof(all), &all);
 	long got = -1;
+	int cpu = -1;
 
-	for (int i = 0; i < 100; i++) {
-		if (madvise(addr, len, 21 /* MADV_PAGEOUT */))
-			return -1;
-		got = t_swapped_pages(addr);
-		if (got >= want)
+	for (int i = 0; i < 100 && got < want; i++) {
+		/* a page just faulted in waits in the LRU batch of the CPU
+		 * that faulted it, which only that CPU drains (MADV_PAGEOUT
+		 * drains its own): take turns on every allowed CPU */
+		if (turns) {
+			do
+				cpu = (cpu + 1) % CPU_SETSIZE;
+			while (!CPU_ISSET(cpu, &all));
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			sched_setaffinity(0, sizeof(one), &one);
+		}
+		if (madvise(addr, len, 21 /* MADV_PAGEOUT */)) {
+			got = -1;
 			break;
-		usleep(10000);
+		}
+		got = t_swapped_pages(addr);
+		if (got < want)
+			usleep(10000);
 	}
+	if (turns)
+		sched_setaffinity(0, sizeof(all), &all);
 	return got;
 }
 
