@@ -125,7 +125,7 @@ done
 # objects, scratch directories of earlier runs (*-work) or this cache; the
 # sources the tests read (scripts, golden files)
 (cd / && tar -c --exclude='*.o' --exclude='*.a' --exclude='*-work' \
-	--exclude="${cache#/}" \
+	--exclude="${cache#/}" --exclude="${build#/}/kernel-matrix" \
 	--exclude="${build#/}/Testing" "${build#/}" "${src#/}/tests") |
 	tar -x -C "$stage"
 chmod -R a+rX "$stage"
@@ -161,7 +161,7 @@ modload() {
 	loaded="$loaded $1"
 	cp "$f" "$stage/modules/$(printf %02d "$(echo $loaded | wc -w)")-$1.ko"
 }
-mkdir -p "$stage/modules" "$stage/var/tmp"
+mkdir -p "$stage/modules"
 disk=""
 if [ -n "${kmods:-}" ] && [ -d "$kmods" ]; then
 	loaded=""
@@ -195,10 +195,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
-mount -t tmpfs -o mode=1777 tmp /tmp
 ip link set lo up
 for m in /modules/*.ko; do [ -e "\$m" ] && insmod "\$m"; done
-[ -b /dev/vda ] && mount -t ext4 /dev/vda /var/tmp && chmod 1777 /var/tmp
+# not on /tmp or /var/tmp: the build tree may live there (the root file
+# system is tmpfs already)
+if [ -b /dev/vda ] && mkdir -p /scratch && mount -t ext4 /dev/vda /scratch; then
+	chmod 1777 /scratch
+	export TMPDIR=/scratch
+fi
 for t in /dev/ttyS1 /dev/ttyS2; do stty -F \$t raw -echo; done
 out=/dev/ttyS1
 echo "PMTRACK-MATRIX-BOOTED \$(uname -r)" >\$out
