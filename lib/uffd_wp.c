@@ -234,6 +234,18 @@ static void uw_close(struct pmtrack *t)
 	}
 }
 
+/* map what is not mapped in [s, e), the shared zero page for anonymous
+ * memory; a signal may cut it short (EINTR), which is not an error */
+static int populate(uintptr_t s, uintptr_t e)
+{
+	int r;
+
+	while ((r = madvise((void *)s, e - s, MADV_POPULATE_READ)) &&
+	       errno == EINTR)
+		;
+	return r ? -errno : 0;
+}
+
 static int uw_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		  uintptr_t e)
 {
@@ -244,7 +256,7 @@ static int uw_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 	 * last arm, reported by the sweep) cannot be protected: map the
 	 * zero page there first, or it would read as written forever */
 	if (!t->uw->unpopulated)
-		(void)madvise((void *)s, e - s, MADV_POPULATE_READ);
+		(void)populate(s, e);
 	r = uw_writeprotect(t->uffd, s, e, true);
 
 	/* ENOENT: no longer registered there (unmapped or replaced) */
@@ -269,9 +281,8 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 	int ret;
 
 	(void)span;
-	if (!t->uw->unpopulated &&
-	    madvise((void *)r->start, r->end - r->start, MADV_POPULATE_READ))
-		return errno == EINVAL ? -EOPNOTSUPP : -errno;
+	if (!t->uw->unpopulated && (ret = populate(r->start, r->end)))
+		return ret == -EINVAL ? -EOPNOTSUPP : ret;
 	sb = pmt_sb_new(t, PMT_SB_UFFD, r->start, r->end, r->align);
 	if (!sb)
 		return -ENOMEM;
