@@ -8,6 +8,12 @@
 set -eu
 build=$1 src=$2 work=$3 cflags=${4:-}
 cc=${CC:-cc}
+for tool in cmake pkg-config "$cc"; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "SKIP: $tool is not installed (a test VM without a toolchain)"
+		exit 77
+	fi
+done
 
 rm -rf "$work"
 mkdir -p "$work"
