@@ -280,7 +280,9 @@ static int probe_uffd_wp_sync(size_t ps)
 	started = true;
 
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
-	ret = poll(&pfd, 1, 2000);
+	/* a signal handler without SA_RESTART cuts poll short */
+	while ((ret = poll(&pfd, 1, 2000)) < 0 && errno == EINTR)
+		;
 	if (ret < 0) {
 		ret = -errno;
 		goto out;
