@@ -205,7 +205,75 @@ struct pc {
 	struct pmtrack_enc *enc;
 	/* rate limit: bytes written since cap_t0 */
 	uint64_t cap, cap_t0, cap_bytes;
+	/* time spent in the write callback, and its bytes */
+	uint64_t write_ns, write_bytes;
 };
+
+/*
+ * What the downtime estimate knows after each round.  Bytes per page come
+ * from the last round after round 0 (its zero pages were written as zero,
+ * so the next round's may be too); until there is one, from round 0's data
+ * pages only (round 0's zero pages are mostly memory never touched, which
+ * says nothing of the pages written since), or a whole page each.  The
+ * bandwidth is the last round's if it moved at least 256 KiB; smaller
+ * rounds are too short to time, and then the write callback's bytes per
+ * second so far stand in (memory reads and zero checks are not link time).
+ */
+struct pc_est {
+	double page_bytes; /* stream bytes per dirty page; 0 = unknown */
+	uint64_t bw;	   /* bytes/s of the last round of 256 KiB or more */
+};
+
+#define PC_TIMED_ROUND (256u << 10)
+
+static void pc_learn(struct pc_est *e, const struct pmtrack_precopy_round *rs)
+{
+	uint64_t data = rs->pages - rs->zero_pages;
+
+	if (rs->round && rs->pages)
+		e->page_bytes = (double)rs->bytes / (double)rs->pages;
+	else if (!rs->round && data)
+		e->page_bytes = (double)rs->bytes / (double)data;
+	if (rs->bytes >= PC_TIMED_ROUND && rs->duration_ns)
+		e->bw = (uint64_t)((double)rs->bytes * 1e9 /
+				   (double)rs->duration_ns);
+}
+
+/* The bandwidth to estimate with, 0 if unknown. */
+static uint64_t pc_bandwidth(const struct pc *pc, const struct pc_est *e)
+{
+	if (pc->o->switchover_bandwidth)
+		return pc->o->switchover_bandwidth;
+	if (e->bw)
+		return e->bw;
+	if (pc->write_ns && pc->write_bytes)
+		return (uint64_t)((double)pc->write_bytes * 1e9 /
+				  (double)pc->write_ns);
+	return 0;
+}
+
+/*
+ * How long the workload would stay paused if it were stopped now: the
+ * digest, plus the pending pages' bytes over the bandwidth (nothing for no
+ * pages); PMTRACK_PRECOPY_UNKNOWN if pages are pending and no bandwidth is
+ * known.
+ */
+static uint64_t pc_expected(const struct pc *pc, const struct pc_est *e,
+			    uint64_t dirty, uint64_t digest_ns, uint64_t bw)
+{
+	double bytes, ns;
+
+	if (!dirty)
+		return digest_ns;
+	if (!bw)
+		return PMTRACK_PRECOPY_UNKNOWN;
+	bytes = (double)dirty *
+		(e->page_bytes ? e->page_bytes : (double)pc->src.ps);
+	ns = bytes * 1e9 / (double)bw + (double)digest_ns;
+	return ns >= (double)(PMTRACK_PRECOPY_UNKNOWN - 1)
+		       ? PMTRACK_PRECOPY_UNKNOWN - 1
+		       : (uint64_t)ns;
+}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -222,11 +290,14 @@ static int pc_write(void *arg, const struct iovec *iov, int iovcnt)
 	uint64_t n = 0, due, now;
 	int i, r;
 
+	now = pmt_now_ns();
 	r = pc->o->write(pc->o->write_arg, iov, iovcnt);
-	if (r || !pc->cap)
-		return r;
+	pc->write_ns += pmt_now_ns() - now;
 	for (i = 0; i < iovcnt; i++)
 		n += iov[i].iov_len;
+	pc->write_bytes += n;
+	if (r || !pc->cap)
+		return r;
 	pc->cap_bytes += n;
 	due = (uint64_t)((double)pc->cap_bytes * 1e9 / (double)pc->cap);
 	now = pmt_now_ns() - pc->cap_t0;
@@ -271,7 +342,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 	uint8_t digest[PMTRACK_DIGEST_LEN];
 	uint64_t t0 = pmt_now_ns(), limit, digest_ns = 0, bw = 0, dirty = 0;
 	uint64_t round = 0, max_rounds, r0, c0, stop0 = 0, pre_bytes = 0;
-	double ratio = 1.0;
+	struct pc_est est = { 0 };
 	bool stopped = false;
 	int err;
 
@@ -322,15 +393,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 			es.pages + es.zero_pages - es0.pages - es0.zero_pages;
 		rs.zero_pages = es.zero_pages - es0.zero_pages;
 		rs.bytes = es.wire_bytes - es0.wire_bytes;
-		/* a round too small to time keeps the previous estimate */
-		if (rs.bytes >= (256u << 10) && rs.duration_ns)
-			bw = (uint64_t)((double)rs.bytes * 1e9 /
-					(double)rs.duration_ns);
-		if (rs.pages)
-			ratio = (double)rs.bytes /
-				((double)rs.pages * (double)pc.src.ps);
-		if (ratio > 1.0)
-			ratio = 1.0;
+		pc_learn(&est, &rs);
 		/* after round 0, with every page read once */
 		if (!round && !(o->flags & PMTRACK_PRECOPY_NO_DIGEST))
 			st.digest_ns = digest_ns = pc_digest_cost(&pc.src);
@@ -343,14 +406,9 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		rs.dirty_rate = (uint64_t)((double)dirty * 1e9 /
 					   (double)(rs.duration_ns +
 						    rs.collect_ns + 1));
-		rs.bandwidth =
-			o->switchover_bandwidth ? o->switchover_bandwidth : bw;
+		rs.bandwidth = bw = pc_bandwidth(&pc, &est);
 		rs.expected_downtime_ns =
-			digest_ns +
-			(rs.bandwidth ? (uint64_t)((double)dirty *
-						   (double)pc.src.ps * ratio *
-						   1e9 / (double)rs.bandwidth)
-				      : UINT64_MAX / 2);
+			pc_expected(&pc, &est, dirty, digest_ns, bw);
 		rs.total_bytes = es.wire_bytes;
 		rs.elapsed_ns = pmt_now_ns() - t0;
 		st.rounds++;
@@ -368,6 +426,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		   fit, more rounds cannot help */
 		if (round >= max_rounds ||
 		    (digest_ns >= limit &&
+		     rs.expected_downtime_ns != PMTRACK_PRECOPY_UNKNOWN &&
 		     rs.expected_downtime_ns - digest_ns <= limit)) {
 			if (o->flags & PMTRACK_PRECOPY_NO_FORCE) {
 				err = -ETIMEDOUT;

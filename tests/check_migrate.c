@@ -783,20 +783,29 @@ START_TEST(precopy_switchover_bandwidth)
 }
 END_TEST
 
-/* The progress callback cancels; the workload was never stopped. */
+/*
+ * The progress callback cancels; the workload was never stopped.  Every
+ * write of the stream dirties a page (poke), so round 0 never leaves the
+ * memory clean: with nothing dirty the engine would stop at once (the digest
+ * alone is over 1 ns), whatever the writer thread managed to do.  Round 0
+ * holds over 3 MiB of data pages, more than the transport's 1 MiB buffer,
+ * so the receiver has pages when the stream breaks off (PARTIAL), however
+ * many zero pages the writer filled in.
+ */
 START_TEST(precopy_cancel)
 {
 	PMTRACK_OPTS(pmtrack_precopy_opts, o, .downtime_limit_ns = 1,
 		     .max_rounds = 10);
 	struct pmtrack_precopy_stats st;
-	struct pcctx c = { .p.fail_at = 1 };
+	struct pcctx c = { .p.fail_at = 1, .p.poke = true };
 	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
 	struct rxjob j;
 
-	work_start(&c.w, 256, 16, 1, 43, 64);
+	work_start(&c.w, 1024, 16, 1, 43, 64);
 	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_URING, &st, &j),
 			 -ECANCELED);
 	ck_assert_int_eq(atomic_load(&c.w.stops), 0);
+	ck_assert_uint_eq(c.p.rounds, 2);
 	ck_assert_int_eq(j.err, -ENODATA);
 	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
 	ck_assert_int_eq(rs.state, PMTRACK_RX_PARTIAL);
@@ -912,6 +921,92 @@ START_TEST(precopy_bandwidth_cap)
 	expect_same(j.rx, &c.w);
 	pmtrack_rx_free(j.rx);
 	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * Memory that is all zero, or that nothing writes, converges at once: round
+ * 0 sends only bits, the estimate has nothing dirty to send, and no number
+ * stands in for a bandwidth nobody measured.
+ */
+struct zq {
+	atomic_int stops;
+	uint64_t expected[64], bw[64];
+	unsigned int n;
+};
+
+static int zq_stop(void *arg)
+{
+	atomic_fetch_add(&((struct zq *)arg)->stops, 1);
+	return 0;
+}
+
+static int zq_progress(void *arg, const struct pmtrack_precopy_round *r)
+{
+	struct zq *q = arg;
+
+	if (!r->final && q->n < 64) {
+		q->expected[q->n] = r->expected_downtime_ns;
+		q->bw[q->n++] = r->bandwidth;
+	}
+	return 0;
+}
+
+START_TEST(precopy_converges_zero)
+{
+	static const struct pmtrack_precopy_ops ops = {
+		.stop = zq_stop,
+		.progress = zq_progress,
+	};
+	/* 0: 1 GiB never touched, no digest; 1: 16 MiB never touched, with
+	   the digest; 2: 64 KiB of data that a writer keeps dirtying */
+	size_t pages = _i == 0 ? (1u << 30) / ps : _i == 1 ? 4096 : 16;
+	struct zq q = { 0 };
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = pmtrack_write_fd,
+		     .ops = &ops, .arg = &q,
+		     .flags = _i == 0 ? PMTRACK_PRECOPY_NO_DIGEST : 0u);
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct pmtrack_mem_region r;
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct work w = { 0 };
+	char *m;
+
+	ck_assert_int_ge(fd, 0);
+	o.write_arg = (void *)(intptr_t)fd;
+	if (_i == 2) {
+		work_start(&w, pages, 1, 1, 49, 16);
+		m = w.mem[0];
+	} else {
+		m = mmap(NULL, pages * ps, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		ck_assert_ptr_ne(m, MAP_FAILED);
+	}
+	r = (struct pmtrack_mem_region){ m, pages * ps, 1, NULL };
+	ck_assert_int_eq(pmtrack_precopy(&o, &r, 1, &st), 0);
+	ck_assert_int_eq(atomic_load(&q.stops), 1);
+	ck_assert_int_eq(st.converged, 1);
+	ck_assert_uint_lt(st.expected_downtime_ns, o.downtime_limit_ns
+						      ? o.downtime_limit_ns
+						      : 300000000u);
+	for (unsigned int i = 0; i < q.n; i++) {
+		ck_assert_uint_ne(q.expected[i], PMTRACK_PRECOPY_UNKNOWN);
+		ck_assert_uint_gt(q.bw[i], 0);
+	}
+	if (_i < 2) {
+		/* round 0, then the stop-and-copy round with nothing */
+		ck_assert_uint_eq(st.rounds, 2);
+		ck_assert_uint_eq(st.zero_pages, pages);
+		ck_assert_uint_eq(st.final_pages, 0);
+		ck_assert_uint_eq(st.expected_downtime_ns, st.digest_ns);
+		munmap(m, pages * ps);
+	} else {
+		/* a writer dirties most of the 16 pages every round: a few
+		   pages fit any bandwidth worth the name */
+		ck_assert_uint_le(st.rounds, 4);
+		work_resume(&w);
+		work_end(&w);
+	}
+	close(fd);
 }
 END_TEST
 
@@ -1484,6 +1579,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, precopy_resume_on_failure);
 	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);
 	tcase_add_test(tc, precopy_bandwidth_cap);
+	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
 	tcase_add_test(tc, precopy_args);
 	tcase_add_test(tc, rx_truncated);
 	tcase_add_test(tc, rx_corrupt_batch);

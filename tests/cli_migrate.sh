@@ -90,6 +90,12 @@ json_ok recv.json
 [ -f s.pmts ] && [ ! -e s.pmts.partial ] || no "send --out: file"
 grep -q '^round ' send2.out && no "send --quiet: printed rounds"
 "$bin" recv s.pmts >recv2.out 2>&1 || no "recv s.pmts: exit $?"
+# a few pages converge at once, whatever bandwidth tiny rounds show
+"$bin" send --out small.pmts --size 64K --quiet >small.out 2>&1 ||
+	no "send --size 64K: exit $?: $(cat small.out)"
+grep -q '^converged: yes$' small.out || no "send --size 64K: $(cat small.out)"
+rounds=$(line small.out 'rounds: ' | cut -d' ' -f2)
+[ "${rounds:-99}" -le 4 ] || no "send --size 64K: $rounds rounds"
 grep -q '^digest: verified$' recv2.out || no "recv s.pmts: digest"
 {
 	"$bin" send --out - --size 8M --writers 1 --rate 1000 2>pipe-send.err

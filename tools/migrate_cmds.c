@@ -1131,7 +1131,7 @@ static int send_progress(void *arg, const struct pmtrack_precopy_round *r)
 	if (!r->final) {
 		fprintf(f, "; dirty %" PRIu64 ", expected downtime ",
 			r->dirty_pages);
-		if (r->expected_downtime_ns >= UINT64_MAX / 4)
+		if (r->expected_downtime_ns == PMTRACK_PRECOPY_UNKNOWN)
 			fputs("unknown", f);
 		else
 			fprintf(f, "%.1f ms", ms(r->expected_downtime_ns));
@@ -1147,9 +1147,10 @@ static int xport_flush_cb(void *x)
 }
 
 static void send_totals(FILE *f, const struct pmtrack_precopy_stats *st,
-			uint64_t limit_ns)
+			uint64_t limit_ns, uint64_t max_rounds)
 {
 	const char *backend = pmtrack_backend_name(st->backend);
+	const char *why = "yes";
 
 	fprintf(f, "rounds: %" PRIu64 "\n", st->rounds);
 	fprintf(f, "pages: %" PRIu64 " (%" PRIu64 " zero)\n", st->pages,
@@ -1157,11 +1158,20 @@ static void send_totals(FILE *f, const struct pmtrack_precopy_stats *st,
 	fprintf(f, "bytes: %" PRIu64 " (%.1f MB)\n", st->bytes, mb(st->bytes));
 	fprintf(f, "total time: %.3f s (%.1f MB/s)\n",
 		(double)st->total_ns / 1e9, mbps(st->bytes, st->total_ns));
-	fprintf(f, "downtime: %.1f ms (expected %.1f ms, limit %.0f ms)\n",
-		ms(st->downtime_ns), ms(st->expected_downtime_ns),
-		ms(limit_ns));
-	fprintf(f, "converged: %s\n",
-		st->converged ? "yes" : "no (stopped after --max-rounds)");
+	fprintf(f, "downtime: %.1f ms (expected ", ms(st->downtime_ns));
+	if (st->expected_downtime_ns == PMTRACK_PRECOPY_UNKNOWN)
+		fputs("unknown", f);
+	else
+		fprintf(f, "%.1f ms", ms(st->expected_downtime_ns));
+	fprintf(f, ", limit %.0f ms)\n", ms(limit_ns));
+	/* rounds = pre-copy rounds + the final one; pre-copy rounds = 1 +
+	   the rounds after round 0 */
+	if (!st->converged)
+		why = st->rounds >= max_rounds + 2
+			      ? "no (stopped after --max-rounds)"
+			      : "no (the digest alone takes longer than "
+				"--downtime)";
+	fprintf(f, "converged: %s\n", why);
 	fprintf(f, "backend: %s\n", backend ? backend : "unknown");
 }
 
@@ -1239,7 +1249,8 @@ int cmd_send(int argc, char **argv)
 		if (r)
 			goto out;
 	}
-	send_totals(c.info, &st, a.downtime_ms * 1000000u);
+	send_totals(c.info, &st, a.downtime_ms * 1000000u,
+		    a.max_rounds ? a.max_rounds : 30);
 	ret = flush_out("send", c.info);
 out:
 	wl_free(c.wl);

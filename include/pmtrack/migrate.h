@@ -154,6 +154,9 @@ struct pmtrack_mem_region {
 /* Pre-copy                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* An estimate that could not be made (expected_downtime_ns). */
+#define PMTRACK_PRECOPY_UNKNOWN UINT64_MAX
+
 /* Statistics of one round, passed to the progress callback. */
 struct pmtrack_precopy_round {
 	size_t sz;
@@ -168,10 +171,13 @@ struct pmtrack_precopy_round {
 	   the final round) */
 	uint64_t dirty_pages;
 	uint64_t dirty_rate; /* dirty_pages per second of the round */
-	uint64_t bandwidth;  /* bytes per second the estimate now uses */
+	/* bytes per second the estimate now uses; 0 = not known yet */
+	uint64_t bandwidth;
 	/* dirty_pages' bytes / bandwidth + the digest's time: how long the
-	   workload would stay paused if it were stopped now (0 for the final
-	   round, whose downtime is in the stats) */
+	   workload would stay paused if it were stopped now (just the
+	   digest's time when nothing is dirty; PMTRACK_PRECOPY_UNKNOWN when
+	   pages are dirty and no bandwidth is known; 0 for the final round,
+	   whose downtime is in the stats) */
 	uint64_t expected_downtime_ns;
 	uint64_t total_pages; /* pages in all regions */
 	uint64_t total_bytes; /* stream bytes written so far */
@@ -272,14 +278,20 @@ struct pmtrack_precopy_stats {
  * zero, populated or not, travel as bits).  Each later round collects and
  * resets the pages written meanwhile (atomically: a write racing with the
  * collect is in this round or the next) and sends them.  After each round
- * the expected downtime is the bytes of the pages now dirty (at the last
- * round's compression ratio) divided by the bandwidth (the last round's
- * bytes per second, or switchover_bandwidth), plus the END digest's time
- * (one digest of all regions, timed after round 0: reading memory can cost
- * far more than hashing it, so a sample would mislead).  When it fits
- * downtime_limit_ns, or after max_rounds, or when the digest alone is over
- * the limit and the pages would fit (more rounds cannot help then; the
- * stats say converged = 0), ops->stop() pauses the
+ * the expected downtime is the END digest's time (one digest of all
+ * regions, timed after round 0: reading memory can cost far more than
+ * hashing it, so a sample would mislead) plus, if pages are dirty, their
+ * bytes over the bandwidth.  Their bytes are counted at the last round's
+ * stream bytes per page (zero pages cost bits), or for the first estimate
+ * at round 0's bytes per non-zero page (a whole page each if round 0 had
+ * none).  The bandwidth is switchover_bandwidth if set, else the last
+ * round's bytes per second if it moved at least 256 KiB, else the bytes
+ * per second the write callback took so far.  So a round that leaves
+ * nothing dirty converges at once (unless the digest alone exceeds the
+ * limit).  When the estimate
+ * fits downtime_limit_ns, or after max_rounds, or when the digest alone is
+ * over the limit and the pages would fit (more rounds cannot help then;
+ * the stats say converged = 0), ops->stop() pauses the
  * workload; the pages written since the last collect are sent with the
  * ones already collected, then END with the digest of the (paused)
  * memory, then flush().  If anything fails after stop() returned 0,
