@@ -273,7 +273,7 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 	uint64_t t0 = pmt_now_ns();
 	const void *buf;
 	ssize_t n;
-	int err, reason = PMTRACK_SERR_OK;
+	int err, reason = PMTRACK_SERR_OK, verified;
 
 	if (!rx || !x)
 		return -EINVAL;
@@ -284,6 +284,7 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 			       "an earlier stream failed part-way; the memory "
 			       "is not usable");
 	rx->touched = false;
+	verified = rx->st.digest_verified;
 	rx->st.digest_verified = 0;
 	err = pmtrack_dec_new(&dopts, &dec);
 	if (err)
@@ -324,11 +325,14 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 		memcpy(rx->st.stream_id, rx->cur_id, sizeof(rx->cur_id));
 		rx->st.streams++;
 		rx->st.state = PMTRACK_RX_COMPLETE;
-	} else {
+	} else if (rx->touched) {
 		rx->st.digest_verified = 0;
-		if (rx->touched)
-			rx->st.state = PMTRACK_RX_PARTIAL;
-		else if (!rx->st.streams)
+		rx->st.state = PMTRACK_RX_PARTIAL;
+	} else {
+		/* nothing of this stream was written: the memory, and what
+		   is known of it, are those of the last complete stream */
+		rx->st.digest_verified = verified;
+		if (!rx->st.streams)
 			rx_drop_regions(rx);
 	}
 	pmtrack_dec_free(dec);

@@ -1407,6 +1407,119 @@ START_TEST(ckpt_damaged)
 END_TEST
 
 /*
+ * A later image that fails before any of its pages is written (empty, not
+ * a stream, the wrong parent, missing) leaves the receiver COMPLETE with
+ * the previous image: same stream id, same digest result, and it takes the
+ * right image next.
+ */
+static void rx_expect_holds(struct pmtrack_rx *rx, uint32_t streams,
+			    const uint8_t id[PMTRACK_STREAM_ID_LEN],
+			    int verified)
+{
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+
+	ck_assert_int_eq(pmtrack_rx_get_stats(rx, &rs), 0);
+	ck_assert_int_eq(rs.state, PMTRACK_RX_COMPLETE);
+	ck_assert_uint_eq(rs.streams, streams);
+	ck_assert(!memcmp(rs.stream_id, id, PMTRACK_STREAM_ID_LEN));
+	ck_assert_int_eq(rs.digest_verified, verified);
+}
+
+static int apply_path(struct pmtrack_rx *rx, const char *dir, const char *name)
+{
+	char path[600];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	err = pmtrack_rx_apply_fd(rx, fd);
+	close(fd);
+	return err;
+}
+
+START_TEST(rx_failed_later_image)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .no_sync = 1);
+	struct pmtrack_mem_region r = { NULL, 0, 3, NULL };
+	struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	uint8_t id0[PMTRACK_STREAM_ID_LEN];
+	struct pmtrack_rx_region rg;
+	struct pmtrack_rx *rx;
+	struct pmtrack_ckpt *ck;
+	char *dir = tmpdir(), *other = tmpdir(), path[600], path2[600];
+	char *m = t_map_anon(16);
+	int fd;
+
+	r.addr = m;
+	r.len = 16 * ps;
+	memset(m, 1, 16 * ps);
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, &r, 1, &ck), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	memset(m, 2, 4 * ps);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	pmtrack_ckpt_free(ck);
+	/* a chain of its own: its image 1 names another parent */
+	ck_assert_int_eq(pmtrack_ckpt_new(other, &co, &r, 1, &ck), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, NULL), 0);
+	pmtrack_ckpt_free(ck);
+
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(apply_path(rx, dir, "000000.pmts"), 0);
+	ck_assert_int_eq(pmtrack_rx_get_stats(rx, &rs), 0);
+	memcpy(id0, rs.stream_id, sizeof(id0));
+	rx_expect_holds(rx, 1, id0, 1);
+	/* empty */
+	snprintf(path, sizeof(path), "%s/empty", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(apply_path(rx, dir, "empty"), -ENODATA);
+	rx_expect_holds(rx, 1, id0, 1);
+	/* not a stream */
+	snprintf(path, sizeof(path), "%s/junk", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "not a stream at all, not at all", 31), 31);
+	close(fd);
+	ck_assert_int_eq(apply_path(rx, dir, "junk"), -EBADMSG);
+	rx_expect_holds(rx, 1, id0, 1);
+	/* another chain's image 1 */
+	ck_assert_int_eq(apply_path(rx, other, "000001.pmts"), -EBADMSG);
+	rx_expect_holds(rx, 1, id0, 1);
+	/* the right one still applies */
+	ck_assert_int_eq(apply_path(rx, dir, "000001.pmts"), 0);
+	ck_assert_int_eq(pmtrack_rx_region(rx, 0, &rg), 0);
+	ck_assert(!memcmp(rg.mem, m, 16 * ps));
+	pmtrack_rx_free(rx);
+
+	/* through pmtrack_ckpt_restore(): an empty image 1, then none */
+	snprintf(path, sizeof(path), "%s/000001.pmts", dir);
+	snprintf(path2, sizeof(path2), "%s/empty", dir);
+	ck_assert_int_eq(rename(path2, path), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri),
+			 -ENODATA);
+	ck_assert_uint_eq(ri.images, 1);
+	rx_expect_holds(rx, 1, id0, 1);
+	pmtrack_rx_free(rx);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, 1, &ri), -ENOENT);
+	ck_assert_uint_eq(ri.images, 1);
+	rx_expect_holds(rx, 1, id0, 1);
+	pmtrack_rx_free(rx);
+	rm_rf(dir);
+	rm_rf(other);
+	free(dir);
+	free(other);
+	munmap(m, 16 * ps);
+}
+END_TEST
+
+/*
  * ENOSPC on a small tmpfs (root only): the failed dump leaves no file and
  * keeps its pages; after space is freed the next dump carries them.
  */
@@ -1586,6 +1699,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, rx_chain_rules);
 	tcase_add_loop_test(tc, ckpt_chain_writers, 0, 6);
 	tcase_add_test(tc, ckpt_damaged);
+	tcase_add_test(tc, rx_failed_later_image);
 	tcase_add_loop_test(tc, ckpt_eintr, 0, NKINDS);
 	tcase_add_test(tc, ckpt_args);
 	suite_add_tcase(s, tc);

@@ -144,11 +144,26 @@ grep -q '^digest: verified$' upto0b.out || no "restore ck1: digest"
 rc=$?
 [ $rc -eq 1 ] || no "dump into a used DIR: exit $rc, want 1"
 grep -q 'already holds' dump2.err || no "dump into a used DIR: message"
-"$bin" restore ck --upto 7 >/dev/null 2>upto7.err
+"$bin" restore ck --upto 7 >upto7.out 2>upto7.err
 rc=$?
 [ $rc -eq 1 ] || no "restore --upto 7: exit $rc, want 1"
 grep -q 'no image 000003.pmts' upto7.err || no "restore --upto 7: message"
+grep -q '^state: complete up to image 000002.pmts only (image 000003.pmts was not applied)$' \
+	upto7.out || no "restore --upto 7: state line: $(line upto7.out state)"
+grep -q '^digest: not verified (the restore failed)$' upto7.out ||
+	no "restore --upto 7: digest line: $(line upto7.out digest)"
 
+# an empty later image writes nothing: the memory is image 1's
+cp ck/000002.pmts keep2.pmts
+: >ck/000002.pmts
+"$bin" restore ck >empty2.out 2>empty2.err
+rc=$?
+[ $rc -eq 1 ] || no "restore with an empty image 2: exit $rc, want 1"
+grep -q '^state: complete up to image 000001.pmts only (image 000002.pmts was not applied)$' \
+	empty2.out || no "restore empty image 2: $(line empty2.out state)"
+grep -q '^digest: not verified (the restore failed)$' empty2.out ||
+	no "restore empty image 2: $(line empty2.out digest)"
+mv keep2.pmts ck/000002.pmts
 size=$(wc -c <ck/000002.pmts)
 head -c $((size / 2)) ck/000002.pmts >cut2 && mv cut2 ck/000002.pmts
 "$bin" restore ck >cut-restore.out 2>cut-restore.err

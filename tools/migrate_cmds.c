@@ -541,6 +541,8 @@ struct rx_result {
 	struct pmtrack_rx_stats st;
 	/* the digest line: NULL = verified */
 	const char *unverified;
+	/* the state line, if not just the state's name */
+	char state[160];
 };
 
 static void rx_result_get(struct pmtrack_rx *rx, int err, struct rx_result *res)
@@ -626,7 +628,8 @@ static void print_rx_text(FILE *f, struct pmtrack_rx *rx,
 	fprintf(f, "bytes: %" PRIu64 " (%.1f MB)\n", st->bytes, mb(st->bytes));
 	fprintf(f, "time: %.3f s (%.1f MB/s)\n", (double)st->apply_ns / 1e9,
 		mbps(st->bytes, st->apply_ns));
-	fprintf(f, "state: %s\n", rx_state_name(st->state));
+	fprintf(f, "state: %s\n",
+		res->state[0] ? res->state : rx_state_name(st->state));
 	fprintf(f, "digest: %s\n",
 		res->unverified ? res->unverified : "verified");
 }
@@ -1512,6 +1515,16 @@ int cmd_restore(int argc, char **argv)
 	}
 	r = pmtrack_ckpt_restore(rx, a.dir, (uint32_t)a.upto, &info);
 	rx_result_get(rx, r, &res);
+	if (r && res.st.state == PMTRACK_RX_COMPLETE) {
+		/* the failing image wrote nothing: the memory is the last
+		   good image, which is not what was asked for */
+		snprintf(res.state, sizeof(res.state),
+			 "complete up to image %06" PRIu32
+			 ".pmts only (image %06" PRIu32
+			 ".pmts was not applied)",
+			 info.images - 1, info.images);
+		res.unverified = "not verified (the restore failed)";
+	}
 	ret = rx_result_exit("restore", &res, a.allow_unverified);
 	if (r == -ENOENT && info.images) {
 		/* a gap, or --upto past the newest image */

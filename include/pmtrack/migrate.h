@@ -311,12 +311,19 @@ PMTRACK_API int pmtrack_precopy(const struct pmtrack_precopy_opts *opts,
 /* Receiver                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* What a receiver's memory holds.  Only COMPLETE memory may be used. */
+/*
+ * What a receiver's memory holds.  Only COMPLETE memory may be used, and it
+ * is the memory of the last stream that ended (stats: streams, stream_id),
+ * which is not necessarily the last one tried: a stream that fails before
+ * any of its pages is written leaves the state as it was.
+ */
 enum pmtrack_rx_state {
-	PMTRACK_RX_EMPTY = 0,	 /* nothing applied yet */
-	PMTRACK_RX_COMPLETE = 1, /* every stream ended; see digest_verified */
-	PMTRACK_RX_PARTIAL = 2,	 /* a stream failed part-way: the memory
-				    mixes rounds and must not be used */
+	PMTRACK_RX_EMPTY = 0,	 /* no stream applied */
+	PMTRACK_RX_COMPLETE = 1, /* holds exactly the last stream that ended;
+				    see digest_verified */
+	PMTRACK_RX_PARTIAL = 2,	 /* a stream failed after writing pages: the
+				    memory mixes streams or rounds and must
+				    not be used */
 };
 
 struct pmtrack_rx_opts {
@@ -364,12 +371,17 @@ PMTRACK_API int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id,
  * its pages are written, and the END digest when the stream has one.
  *
  * Return: 0 when the stream ended with END (the state is COMPLETE);
- * otherwise the state is PARTIAL and the call returns -ENODATA (the input
- * ended early: a closed connection, a truncated image), -EBADMSG (corrupt
- * or inconsistent stream, a wrong digest, or a broken chain: see
- * pmtrack_rx_error()), -EPROTONOSUPPORT, -E2BIG, -EINVAL (a destination's
- * length differs from its region's), the transport's or tee's error, or
- * -ENOMEM.  A PARTIAL receiver refuses further streams (-EBADMSG).
+ * otherwise -ENODATA (the input ended early: a closed connection, a
+ * truncated or empty image), -EBADMSG (corrupt or inconsistent stream, a
+ * wrong digest, or a broken chain: see pmtrack_rx_error()),
+ * -EPROTONOSUPPORT, -E2BIG, -EINVAL (a destination's length differs from
+ * its region's), the transport's or tee's error, or -ENOMEM.  After a
+ * failure the state is PARTIAL if any page of this stream was written;
+ * if none was (a bad or missing header, a wrong parent or region table,
+ * an empty input), the memory, the state (EMPTY, or COMPLETE holding the
+ * previous stream), stream_id and digest_verified are as they were, and
+ * the receiver takes another stream.  A PARTIAL receiver refuses further
+ * streams (-EBADMSG).
  */
 PMTRACK_API int pmtrack_rx_apply(struct pmtrack_rx *rx,
 				 struct pmtrack_xport *x);
@@ -409,8 +421,9 @@ struct pmtrack_rx_stats {
 	uint64_t zero_pages; /* pages written as zero */
 	uint64_t bytes;	     /* stream bytes received */
 	uint64_t apply_ns;   /* time inside the apply calls */
-	/* 1: the last stream's END digest matched the memory; 0: it had no
-	   digest, or no stream completed */
+	/* 1: the END digest of the last stream that ended (stream_id)
+	   matched the memory; 0: it had no digest, no stream ended, or the
+	   state is PARTIAL */
 	int digest_verified;
 	/* the last complete stream's id */
 	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
@@ -522,6 +535,9 @@ struct pmtrack_restore_info {
  *
  * Each image is applied with pmtrack_rx_apply(): checksums, parent links
  * and, for images dumped with PMTRACK_DUMP_STOPPED, the digest are checked.
+ * On failure @info->images says how many images were applied; the
+ * receiver's state says what its memory holds (COMPLETE: exactly image
+ * images - 1, when the failing image wrote nothing or was missing).
  * Return: 0; -ENOENT if @dir has no image 0 or no image @upto (or a gap);
  * pmtrack_rx_apply()'s errors.
  */
