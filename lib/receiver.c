@@ -362,6 +362,11 @@ const char *pmtrack_rx_error(const struct pmtrack_rx *rx, int *reason)
 	return rx ? rx->msg : "";
 }
 
+uint32_t pmtrack_rx_page_size(const struct pmtrack_rx *rx)
+{
+	return rx && rx->nrg ? rx->page_size : 0;
+}
+
 size_t pmtrack_rx_nregions(const struct pmtrack_rx *rx)
 {
 	return rx ? rx->nrg : 0;

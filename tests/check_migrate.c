@@ -1203,7 +1203,9 @@ START_TEST(rx_chain_rules)
 
 	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
 	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, pages * ps), 0);
+	ck_assert_uint_eq(pmtrack_rx_page_size(rx), 0);
 	ck_assert_int_eq(apply_bytes(rx, a.b, a.len), 0);
+	ck_assert_uint_eq(pmtrack_rx_page_size(rx), ps);
 	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 2, dst, ps), -EINVAL);
 	ck_assert(!memcmp(dst, mem + ps, ps)); /* page 1 is 'a' */
 	/* b does not name a as its parent: refused before any page */

@@ -5,9 +5,9 @@
 # a checkpoint chain and its restore, truncated and corrupted input, and
 # usage errors.  Every step that fails says so; the exit status is 1 if
 # any did.
-#   cli_migrate.sh PMTRACK_BINARY WORK_DIR
+#   cli_migrate.sh PMTRACK_BINARY WORK_DIR GOLDEN_DIR
 set -u
-bin=$1 work=$2
+bin=$1 work=$2 golden=$3
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
 # the first line of a file that starts with $2, or nothing
@@ -105,6 +105,18 @@ grep -q '^digest: verified$' recv2.out || no "recv s.pmts: digest"
 [ "$(cat pipe-send.rc)" = 0 ] || no "send --out -: $(cat pipe-send.err)"
 grep -q '^round 0: ' pipe-send.err || no "send --out -: report not on stderr"
 grep -q '^digest: verified$' pipe-recv.out || no "recv -: digest"
+
+# pages are the stream's: the golden streams have 1 KiB pages
+"$bin" recv "$golden/raw-v1.pmts" >golden.out 2>&1 ||
+	no "recv raw-v1.pmts: exit $?: $(cat golden.out)"
+grep -q '^page size: 1024$' golden.out || no "recv raw-v1: page size line"
+grep -Eq '^ +2 +114 +0x0000000300000000 +3072 +3  -$' golden.out ||
+	no "recv raw-v1: region 2 is 3 pages: $(grep 0x00000003 golden.out)"
+"$bin" recv --json "$golden/raw-v1.pmts" >golden.json 2>&1 ||
+	no "recv --json raw-v1.pmts: exit $?"
+grep -q '"page_size":1024,' golden.json || no "recv json: page_size"
+grep -q '"length":3072,"pages":3,' golden.json || no "recv json: pages"
+json_ok golden.json
 
 # ---- 3. checkpoints ----------------------------------------------------
 "$bin" dump ck --size 16M --dumps 3 --interval 100 >dump.out 2>dump.err ||

@@ -594,18 +594,20 @@ static void rx_error_print(const char *cmd, const char *what,
 static void print_regions_text(FILE *f, struct pmtrack_rx *rx)
 {
 	size_t n = pmtrack_rx_nregions(rx);
-	long ps = sysconf(_SC_PAGESIZE);
+	/* the stream's pages, which need not be this machine's */
+	size_t ps = pmtrack_rx_page_size(rx);
 	struct pmtrack_rx_region r;
 
 	fprintf(f, "regions: %zu\n", n);
 	if (!n)
 		return;
+	fprintf(f, "page size: %zu\n", ps);
 	fprintf(f, "  %5s %10s %18s %14s %10s  %s\n", "index", "id", "start",
 		"length", "pages", "name");
 	for (size_t i = 0; i < n && !pmtrack_rx_region(rx, i, &r); i++) {
 		fprintf(f,
 			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14zu %10zu  ",
-			i, r.id, r.start, r.len, r.len / (size_t)ps);
+			i, r.id, r.start, r.len, r.len / ps);
 		put_str(f, r.name, false);
 		fputc('\n', f);
 	}
@@ -650,12 +652,14 @@ static void print_rx_json(FILE *f, struct pmtrack_rx *rx,
 	} else {
 		fputs("null", f);
 	}
-	fputs(",\"regions\":[", f);
+	fprintf(f, ",\"page_size\":%" PRIu32 ",\"regions\":[",
+		pmtrack_rx_page_size(rx));
 	for (size_t i = 0; i < n && !pmtrack_rx_region(rx, i, &r); i++) {
 		fprintf(f,
 			"%s{\"index\":%zu,\"id\":%" PRIu32 ",\"start\":%" PRIu64
-			",\"length\":%zu,\"name\":",
-			i ? "," : "", i, r.id, r.start, r.len);
+			",\"length\":%zu,\"pages\":%zu,\"name\":",
+			i ? "," : "", i, r.id, r.start, r.len,
+			r.len / pmtrack_rx_page_size(rx));
 		put_str(f, r.name, true);
 		fputc('}', f);
 	}

@@ -405,6 +405,13 @@ struct pmtrack_rx_region {
 	size_t len;
 };
 
+/**
+ * pmtrack_rx_page_size() - the streams' page size in bytes (the unit of
+ * every page count of this receiver; 0 before the first header).  It may
+ * differ from this machine's page size.
+ */
+PMTRACK_API uint32_t pmtrack_rx_page_size(const struct pmtrack_rx *rx);
+
 /** pmtrack_rx_nregions() - regions known (0 before the first header). */
 PMTRACK_API size_t pmtrack_rx_nregions(const struct pmtrack_rx *rx);
 
