@@ -262,6 +262,14 @@ PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,
 PMT_HIDDEN uint64_t pmt_now_ns(void);
 
 /*
+ * memzero.c: make [addr, addr + len) read as zero.  Whole pages of private
+ * anonymous memory are dropped (they then cost nothing until written);
+ * other memory is written where it is not zero already.  Returns 1 if the
+ * whole pages were dropped, 0 if written.
+ */
+PMT_HIDDEN int pmt_zero_range(void *addr, size_t len);
+
+/*
  * Reading memory the application may be writing at the same time (a live
  * round, a pre-dump): the race is the design (tracking reports every page
  * written during the read, and it is sent again), so ThreadSanitizer is

@@ -29,6 +29,7 @@ struct rx_region {
 
 struct pmtrack_rx {
 	size_t mem_limit;
+	size_t map_limit; /* destinations the receiver maps itself */
 	pmtrack_write_fn tee;
 	void *tee_arg;
 	/* destinations set before the first stream */
@@ -61,6 +62,17 @@ int pmtrack_rx_new(const struct pmtrack_rx_opts *o, struct pmtrack_rx **out)
 	rx->mem_limit = PMT_OPTS_GET(o, mem_limit, (size_t)0);
 	rx->tee = PMT_OPTS_GET(o, tee, (pmtrack_write_fn)NULL);
 	rx->tee_arg = PMT_OPTS_GET(o, tee_arg, (void *)NULL);
+	rx->map_limit = PMT_OPTS_GET(o, map_limit, (size_t)0);
+	if (!rx->map_limit) {
+		long pages = sysconf(_SC_PHYS_PAGES);
+		long psz = sysconf(_SC_PAGESIZE);
+
+		rx->map_limit = pages > 0 && psz > 0 &&
+					(unsigned long)pages <=
+						SIZE_MAX / (unsigned long)psz
+					? (size_t)pages * (size_t)psz
+					: SIZE_MAX;
+	}
 	rx->st.sz = sizeof(rx->st);
 	*out = rx;
 	return 0;
@@ -121,17 +133,47 @@ rx_fail(struct pmtrack_rx *rx, int err, const char *fmt, ...)
 	return err;
 }
 
+/* Would the regions without a destination fit the map limit? */
+static int rx_check_map_limit(struct pmtrack_rx *rx,
+			      const struct pmtrack_dec_header *h)
+{
+	uint64_t need = 0;
+	size_t i, j;
+
+	for (i = 0; i < h->nregions; i++) {
+		for (j = 0; j < rx->npre && rx->pre[j].id != h->regions[i].id;
+		     j++)
+			;
+		if (j < rx->npre)
+			continue;
+		/* each length is below 2^64 and there are at most 65536 */
+		need += h->regions[i].length;
+		if (need > rx->map_limit || need < h->regions[i].length) {
+			rx->reason = PMTRACK_SERR_LIMIT;
+			return rx_fail(rx, -E2BIG,
+				       "the stream's regions need more than "
+				       "the receiver's map limit of %zu bytes",
+				       rx->map_limit);
+		}
+	}
+	return 0;
+}
+
 /* First stream: build the region table and the destinations. */
 static int rx_first_header(struct pmtrack_rx *rx,
 			   const struct pmtrack_dec_header *h)
 {
 	size_t i, j;
+	int err;
 
 	if (h->parent_id)
 		return rx_fail(rx, -EBADMSG,
 			       "the stream continues a parent stream, and "
 			       "no parent was applied");
 	rx_drop_regions(rx);
+	err = rx_check_map_limit(rx, h);
+	if (err)
+		return err;
 	rx->rg = calloc(h->nregions, sizeof(*rx->rg));
 	if (!rx->rg)
 		return -ENOMEM;

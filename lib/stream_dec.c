@@ -566,7 +566,7 @@ static int deliver(struct pmtrack_dec *dec, uint32_t region, uint64_t first,
 		if (data)
 			memcpy(g->dest + first * dec->ps, data, n * dec->ps);
 		else
-			memset(g->dest + first * dec->ps, 0, n * dec->ps);
+			pmt_zero_range(g->dest + first * dec->ps, n * dec->ps);
 	}
 	if (dec->ops.pages) {
 		r = dec->ops.pages(dec->arg, region, first, n, data);

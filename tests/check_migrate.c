@@ -1175,6 +1175,139 @@ START_TEST(rx_corrupt_batch)
 }
 END_TEST
 
+/*
+ * Zero pages commit no memory: a stream of 256 MiB of zero pages leaves
+ * the receiver's own mapping empty (smaps Rss), drops the pages of caller
+ * memory that is private anonymous, punches holes in a shared memfd, and
+ * the map limit refuses regions larger than it before mapping anything.
+ */
+#define ZPAGES ((size_t)(256u << 20) / ps)
+
+static void make_zero_stream(struct sbuf *s, bool digest)
+{
+	PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = sbuf_write,
+		     .write_arg = s);
+	size_t len = ZPAGES * ps, nw = (ZPAGES + 63) / 64;
+	struct pmtrack_stream_region sr = { .id = 1, .length = len };
+	struct pmtrack_enc_region_round rr = { .region = 0 };
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	struct pmtrack_enc *e;
+	struct iovec iov;
+	uint64_t *dirty = malloc(nw * 8);
+	char *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
+
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	ck_assert_ptr_nonnull(dirty);
+	memset(dirty, 0xff, nw * 8);
+	memset(s, 0, sizeof(*s));
+	sr.start = (uintptr_t)m;
+	rr.dirty = dirty;
+	rr.mem = m;
+	iov = (struct iovec){ m, len };
+	ck_assert_int_eq(pmtrack_enc_new(&eo, &sr, 1, &e), 0);
+	ck_assert_int_eq(pmtrack_enc_round(e, 0, &rr, 1), 0);
+	ck_assert_int_eq(pmtrack_digest(&iov, 1, d), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, digest ? d : NULL), 0);
+	pmtrack_enc_free(e);
+	free(dirty);
+	munmap(m, len);
+	/* bits, not pages */
+	ck_assert_uint_lt(s->len, 4096);
+}
+
+static void expect_zero(struct pmtrack_rx *rx, const char *mem, size_t len,
+			int verified)
+{
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+
+	ck_assert_int_eq(pmtrack_rx_get_stats(rx, &rs), 0);
+	ck_assert_int_eq(rs.state, PMTRACK_RX_COMPLETE);
+	ck_assert_int_eq(rs.digest_verified, verified);
+	ck_assert_uint_eq(rs.zero_pages, len / ps);
+	for (size_t i = 0; i < len; i += ps / 2)
+		t_check(!mem[i] && !mem[i + ps / 2 - 1], "byte %zu", i);
+}
+
+START_TEST(rx_zero_pages_free)
+{
+	size_t len = ZPAGES * ps;
+	struct pmtrack_rx_region rg;
+	struct pmtrack_rx *rx;
+	struct stat sb;
+	struct sbuf s, nd;
+	char *dst;
+	int mfd, reason;
+
+	make_zero_stream(&s, true);
+	make_zero_stream(&nd, false);
+
+	/* the receiver's own memory: nothing committed */
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(apply_bytes(rx, s.b, s.len), 0);
+	ck_assert_int_eq(pmtrack_rx_region(rx, 0, &rg), 0);
+	expect_zero(rx, rg.mem, len, 1);
+	ck_assert_int_ge(t_smaps_kb(rg.mem, "Rss"), 0);
+	ck_assert_int_lt(t_smaps_kb(rg.mem, "Rss"), 1024);
+	pmtrack_rx_free(rx);
+
+	/* caller memory, private anonymous and written: dropped */
+	dst = t_map_anon(ZPAGES);
+	memset(dst, 0x5a, len);
+	ck_assert_int_ge(t_smaps_kb(dst, "Rss"), (long)(len / 1024));
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, len), 0);
+	ck_assert_int_eq(apply_bytes(rx, s.b, s.len), 0);
+	expect_zero(rx, dst, len, 1);
+	ck_assert_int_lt(t_smaps_kb(dst, "Rss"), 1024);
+	pmtrack_rx_free(rx);
+	munmap(dst, len);
+
+	/* caller memory, a shared memfd: its pages given back, and zero
+	   for every mapping of it (the digest is left out: reading a hole
+	   of shared memory allocates a page) */
+	mfd = memfd_create("pmt-zero", MFD_CLOEXEC);
+	ck_assert_int_ge(mfd, 0);
+	ck_assert_int_eq(ftruncate(mfd, (off_t)len), 0);
+	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	ck_assert_ptr_ne(dst, MAP_FAILED);
+	memset(dst, 0x5a, len);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, len), 0);
+	ck_assert_int_eq(apply_bytes(rx, nd.b, nd.len), 0);
+	ck_assert_int_eq(fstat(mfd, &sb), 0);
+	ck_assert_int_lt(sb.st_blocks * 512, 1 << 20);
+	expect_zero(rx, dst, len, 0);
+	pmtrack_rx_free(rx);
+	munmap(dst, len);
+	close(mfd);
+
+	/* a map limit below the regions: refused before mapping */
+	{
+		PMTRACK_OPTS(pmtrack_rx_opts, ro, .map_limit = len - ps);
+
+		ck_assert_int_eq(pmtrack_rx_new(&ro, &rx), 0);
+		ck_assert_int_eq(apply_bytes(rx, s.b, s.len), -E2BIG);
+		pmtrack_rx_error(rx, &reason);
+		ck_assert_int_eq(reason, PMTRACK_SERR_LIMIT);
+		ck_assert_int_eq(rx_state(rx), PMTRACK_RX_EMPTY);
+		ck_assert_uint_eq(pmtrack_rx_nregions(rx), 0);
+		/* the caller's memory is not the receiver's to limit */
+		dst = t_map_anon(ZPAGES);
+		ck_assert_int_eq(pmtrack_rx_set_dest(rx, 1, dst, len), 0);
+		ck_assert_int_eq(apply_bytes(rx, s.b, s.len), 0);
+		pmtrack_rx_free(rx);
+		munmap(dst, len);
+		ro.map_limit = len;
+		ck_assert_int_eq(pmtrack_rx_new(&ro, &rx), 0);
+		ck_assert_int_eq(apply_bytes(rx, s.b, s.len), 0);
+		pmtrack_rx_free(rx);
+	}
+	free(s.b);
+	free(nd.b);
+}
+END_TEST
+
 /* Destinations and chains: wrong lengths, unknown ids, foreign parents. */
 START_TEST(rx_chain_rules)
 {
@@ -1699,6 +1832,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, rx_truncated);
 	tcase_add_test(tc, rx_corrupt_batch);
 	tcase_add_test(tc, rx_chain_rules);
+	tcase_add_test(tc, rx_zero_pages_free);
 	tcase_add_loop_test(tc, ckpt_chain_writers, 0, 6);
 	tcase_add_test(tc, ckpt_damaged);
 	tcase_add_test(tc, rx_failed_later_image);

@@ -300,15 +300,16 @@ int t_swap_on(size_t mb)
 	return 1;
 }
 
-long t_swapped_pages(const void *addr)
+long t_smaps_kb(const void *addr, const char *field)
 {
 	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
+	char line[512], fmt[64];
 	bool in = false;
 	long kb = -1;
 
 	if (!f)
 		return -1;
+	snprintf(fmt, sizeof(fmt), "%s: %%ld kB", field);
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long s, e;
 		char perm[8];
@@ -316,10 +317,17 @@ long t_swapped_pages(const void *addr)
 		if (sscanf(line, "%lx-%lx %7s", &s, &e, perm) == 3 &&
 		    strlen(perm) == 4)
 			in = s <= (uintptr_t)addr && (uintptr_t)addr < e;
-		else if (in && sscanf(line, "Swap: %ld kB", &kb) == 1)
+		else if (in && sscanf(line, fmt, &kb) == 1)
 			break;
 	}
 	fclose(f);
+	return kb;
+}
+
+long t_swapped_pages(const void *addr)
+{
+	long kb = t_smaps_kb(addr, "Swap");
+
 	return kb < 0 ? -1 : kb * 1024 / (long)ps;
 }
 

@@ -98,6 +98,10 @@ void t_swap_off(void);
  * raw PAGEMAP_SCAN; SIZE_MAX where the kernel has no PAGEMAP_SCAN */
 size_t t_scan_count(const void *addr, size_t len, uint64_t cat);
 
+/* field @field ("Rss", "Swap", ...) of the mapping holding @addr in
+ * /proc/self/smaps, in kB; -1 if not found */
+long t_smaps_kb(const void *addr, const char *field);
+
 /* pages in swap of the mapping holding @addr (/proc/self/smaps), -1 if
  * unknown */
 long t_swapped_pages(const void *addr);

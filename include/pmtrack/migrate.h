@@ -328,15 +328,21 @@ enum pmtrack_rx_state {
 
 struct pmtrack_rx_opts {
 	size_t sz;
-	/* decoder memory limit (struct pmtrack_dec_opts); 0 = 256 MiB */
+	/* decoder memory limit (struct pmtrack_dec_opts): the decoder's own
+	   buffers and bitmaps; 0 = 256 MiB */
 	size_t mem_limit;
 	/* optional: every byte received is also written here (an image of
 	   the stream; valid only if the apply call returns 0) */
 	pmtrack_write_fn tee;
 	void *tee_arg;
+	/* the most destination memory the receiver maps itself, in bytes
+	   (the regions without pmtrack_rx_set_dest()); a stream whose
+	   regions need more fails with -E2BIG before anything is mapped.
+	   0 = this machine's physical memory; SIZE_MAX = no limit. */
+	size_t map_limit;
 	size_t : 0;
 };
-#define pmtrack_rx_opts__last_field tee_arg
+#define pmtrack_rx_opts__last_field map_limit
 
 struct pmtrack_rx;
 
@@ -355,7 +361,10 @@ PMTRACK_API void pmtrack_rx_free(struct pmtrack_rx *rx);
  * @mem, @len: page-aligned, writable; @len must equal the region's length
  *
  * Call before the first stream.  Regions without a destination get an
- * anonymous private mapping of their length, created by the receiver.
+ * anonymous private mapping of their length, created by the receiver
+ * (within map_limit).  Zero pages cost no memory there; in caller memory
+ * they are dropped where it is private anonymous (MADV_DONTNEED) and
+ * written elsewhere only where the memory is not zero already.
  * Return: 0; -EINVAL (NULL, unaligned, or a stream was applied); -EEXIST
  * if @id already has one; -ENOMEM.
  */

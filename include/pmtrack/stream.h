@@ -382,8 +382,10 @@ PMTRACK_API const char *pmtrack_dec_error(const struct pmtrack_dec *dec,
  * @region: index in the header's table
  * @mem: @len writable bytes; @len must be the region's length
  *
- * From then on verified pages and zero pages are written to @mem, and
- * nowhere else.  When every region has a destination, END's digest is
+ * From then on verified pages are written to @mem, and nowhere else; zero
+ * pages are made to read as zero without committing memory where that can
+ * be done: whole pages of private anonymous memory are dropped
+ * (MADV_DONTNEED), other memory is written only where it is not zero.  When every region has a destination, END's digest is
  * checked against them (PMTRACK_SERR_DIGEST on mismatch).  Call it from
  * the header callback or later.
  *
