@@ -522,10 +522,68 @@ struct pmtrack_ckpt {
 	enum pmtrack_xport_kind xport;
 };
 
-/* Image @i's file name (or its temporary one). */
-static void img_name(char *buf, size_t len, uint32_t i, bool tmp)
+/* Image @i's file name. */
+static void img_name(char *buf, size_t len, uint32_t i)
 {
-	snprintf(buf, len, tmp ? ".%06u.pmts.tmp" : "%06u.pmts", i);
+	snprintf(buf, len, "%06u.pmts", i);
+}
+
+/*
+ * A new file in @dfd for image @i that nobody sees before it is published:
+ * unnamed (O_TMPFILE) where the file system has them, else a hidden name
+ * of its own, created exclusively (so nothing at that name is followed or
+ * truncated).  @tmp receives the name, "" for an unnamed file.
+ */
+static int img_create(int dfd, uint32_t i, char tmp[64])
+{
+	uint32_t r;
+	int fd;
+
+	tmp[0] = 0;
+	fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	for (int k = 0; k < 64; k++) {
+		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			return errno ? -errno : -EIO;
+		snprintf(tmp, 64, ".%06u.pmts.%08x.tmp", i, r);
+		fd = openat(dfd, tmp,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0644);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0)
+		tmp[0] = 0;
+	return fd < 0 ? -errno : fd;
+}
+
+/* Give the complete image its name; -EEXIST if anything has it already. */
+static int img_publish(int dfd, int fd, const char *tmp, const char *name)
+{
+	char proc[48];
+
+	if (!tmp[0]) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (!linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW))
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+		/* no /proc: this needs CAP_DAC_READ_SEARCH */
+		return linkat(fd, "", dfd, name, AT_EMPTY_PATH) ? -errno : 0;
+	}
+	if (!renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE))
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	/* a file system without RENAME_NOREPLACE: link, which never
+	   replaces either, then drop the temporary name */
+	if (linkat(dfd, tmp, dfd, name, 0))
+		return -errno;
+	unlinkat(dfd, tmp, 0);
+	return 0;
 }
 
 /* The image number a directory entry names, or -1. */
@@ -691,8 +749,9 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 {
 	struct pmtrack_dump_info info = { .sz = sizeof(info) };
 	uint8_t id[PMTRACK_STREAM_ID_LEN];
-	char tmp[32], name[32];
+	char tmp[64], name[32];
 	uint64_t t0 = pmt_now_ns(), pending;
+	bool published;
 	int fd, err;
 
 	if (!ck || (flags & ~(unsigned int)PMTRACK_DUMP_STOPPED) ||
@@ -708,22 +767,25 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 	}
 	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
 		return errno ? -errno : -EIO;
-	img_name(tmp, sizeof(tmp), ck->next, true);
-	img_name(name, sizeof(name), ck->next, false);
-	fd = openat(ck->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0644);
+	img_name(name, sizeof(name), ck->next);
+	fd = img_create(ck->dfd, ck->next, tmp);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	err = ckpt_write(ck, fd, flags, id, &info);
+	if (!err)
+		err = img_publish(ck->dfd, fd, tmp, name);
+	published = !err;
 	if (close(fd) && !err)
-		err = -errno;
-	if (!err && renameat(ck->dfd, tmp, ck->dfd, name))
 		err = -errno;
 	if (!err && !ck->no_sync && fsync(ck->dfd))
 		err = -errno;
 	if (err) {
-		unlinkat(ck->dfd, tmp, 0);
-		return err; /* the pages stay pending */
+		/* the chain as it was: the pages stay pending */
+		if (published)
+			unlinkat(ck->dfd, name, 0);
+		else if (tmp[0])
+			unlinkat(ck->dfd, tmp, 0);
+		return err;
 	}
 	src_sent(&ck->src);
 	memcpy(ck->last_id, id, sizeof(id));
@@ -758,7 +820,7 @@ int pmtrack_ckpt_restore(struct pmtrack_rx *rx, const char *dir, uint32_t upto,
 	if (upto == UINT32_MAX)
 		upto = (uint32_t)last;
 	for (i = 0; i <= upto && !err; i++) {
-		img_name(name, sizeof(name), i, false);
+		img_name(name, sizeof(name), i);
 		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			err = -errno;

@@ -1692,8 +1692,14 @@ START_TEST(ckpt_enospc)
 	ck_assert_int_eq(err, -ENOSPC);
 	snprintf(img, sizeof(img), "%s/000001.pmts", dir);
 	ck_assert_int_eq(stat(img, &sb), -1);
-	snprintf(img, sizeof(img), "%s/.000001.pmts.tmp", dir);
-	ck_assert_int_eq(stat(img, &sb), -1);
+	{
+		/* nothing left behind: image 0 and the filler */
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 2",
+			 dir);
+		ck_assert_msg(system(cmd) == 0, "stray files in %s", dir);
+	}
 	{
 		/* the chain is still the one good image */
 		struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
@@ -1753,6 +1759,73 @@ START_TEST(ckpt_eintr)
 	work_end(&w);
 	rm_rf(dir);
 	free(dir);
+}
+END_TEST
+
+/*
+ * Whatever already has an image's name (a symlink to a file, a FIFO, a
+ * dangling symlink) is never replaced nor followed: the dump fails with
+ * -EEXIST, keeps its pages, and once the name is free the next dump has
+ * them.
+ */
+START_TEST(ckpt_name_taken)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .no_sync = 1);
+	struct pmtrack_mem_region r = { NULL, 0, 3, NULL };
+	struct pmtrack_dump_info di = { .sz = sizeof(di) };
+	struct pmtrack_ckpt *ck;
+	char *dir = tmpdir(), img[600], victim[600], buf[8];
+	char *m = t_map_anon(16);
+	struct stat sb;
+	int fd;
+
+	r.addr = m;
+	r.len = 16 * ps;
+	memset(m, 1, 16 * ps);
+	snprintf(img, sizeof(img), "%s/000001.pmts", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "victim", 6), 6);
+	close(fd);
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, &r, 1, &ck), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, NULL), 0);
+	memset(m, 2, 3 * ps);
+	for (int k = 0; k < 3; k++) {
+		if (k == 0)
+			ck_assert_int_eq(symlink("victim", img), 0);
+		else if (k == 1)
+			ck_assert_int_eq(mkfifo(img, 0600), 0);
+		else
+			ck_assert_int_eq(symlink("nowhere", img), 0);
+		ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, NULL), -EEXIST);
+		ck_assert_int_eq(lstat(img, &sb), 0);
+		ck_assert(k == 1 ? S_ISFIFO(sb.st_mode) : S_ISLNK(sb.st_mode));
+		ck_assert_int_eq(unlink(img), 0);
+	}
+	/* the victim is untouched, nothing else was left behind */
+	fd = open(victim, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 6);
+	ck_assert(!memcmp(buf, "victim", 6));
+	close(fd);
+	snprintf(victim, sizeof(victim), "%s/nowhere", dir);
+	ck_assert_int_ne(access(victim, F_OK), 0);
+	/* the pages were kept */
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, &di), 0);
+	ck_assert_uint_eq(di.index, 1);
+	ck_assert_uint_eq(di.pages, 3);
+	pmtrack_ckpt_free(ck);
+	{
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 3",
+			 dir);
+		ck_assert_msg(system(cmd) == 0, "stray files in %s", dir);
+	}
+	rm_rf(dir);
+	free(dir);
+	munmap(m, 16 * ps);
 }
 END_TEST
 
@@ -1836,6 +1909,7 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, ckpt_chain_writers, 0, 6);
 	tcase_add_test(tc, ckpt_damaged);
 	tcase_add_test(tc, rx_failed_later_image);
+	tcase_add_test(tc, ckpt_name_taken);
 	tcase_add_loop_test(tc, ckpt_eintr, 0, NKINDS);
 	tcase_add_test(tc, ckpt_args);
 	suite_add_tcase(s, tc);

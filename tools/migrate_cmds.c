@@ -11,9 +11,11 @@
  *            pre-dumps, then a final one with the workload paused
  *   restore  replay a checkpoint directory and verify it
  *
- * Files the tool writes (recv --image, send --out) are written as
- * NAME.partial and renamed to NAME only once complete and verified; a
- * failure, or SIGINT/SIGTERM/SIGHUP, removes the partial file.
+ * Files the tool writes (recv --image, send --out, --port-file) follow
+ * outfile.c: a regular file is written beside its name and renamed to it
+ * only once complete (and, for recv, verified); a device, FIFO or socket
+ * is written in place; a symlink is followed; a directory is refused
+ * before anything starts.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -243,95 +245,6 @@ static bool opt_level(struct parser *p, int *out)
 	return true;
 }
 
-/* ---- files written as NAME.partial ----------------------------------- */
-
-/* the partial file a fatal signal removes */
-static char *volatile partial_path;
-
-static void on_fatal_signal(int sig)
-{
-	char *p = partial_path;
-
-	if (p)
-		unlink(p);
-	raise(sig); /* SA_RESETHAND: the default action now */
-}
-
-struct outfile {
-	char *path, *tmp;
-	int fd;
-};
-
-static int outfile_open(const char *cmd, struct outfile *of, const char *path)
-{
-	struct sigaction sa = { .sa_handler = on_fatal_signal,
-				.sa_flags = SA_RESETHAND };
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-
-	of->fd = -1;
-	of->path = strdup(path);
-	if (!of->path || asprintf(&of->tmp, "%s.partial", path) < 0) {
-		free(of->path);
-		of->path = of->tmp = NULL;
-		err_msg(cmd, "out of memory");
-		return -ENOMEM;
-	}
-	of->fd = open(of->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (of->fd < 0) {
-		int e = errno;
-
-		err_msg(cmd, "%s: %s", of->tmp, strerror(e));
-		free(of->path);
-		free(of->tmp);
-		of->path = of->tmp = NULL;
-		return -e;
-	}
-	partial_path = of->tmp;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	return 0;
-}
-
-static void outfile_release(struct outfile *of)
-{
-	partial_path = NULL;
-	if (of->fd >= 0)
-		close(of->fd);
-	of->fd = -1;
-	free(of->path);
-	free(of->tmp);
-	of->path = of->tmp = NULL;
-}
-
-/* Remove the partial file (NULL or unopened: nothing). */
-static void outfile_abort(struct outfile *of)
-{
-	if (!of->tmp)
-		return;
-	unlink(of->tmp);
-	outfile_release(of);
-}
-
-/* Sync the file and give it its name. */
-static int outfile_commit(const char *cmd, struct outfile *of)
-{
-	int e = 0;
-
-	if (fsync(of->fd) || close(of->fd))
-		e = errno;
-	of->fd = -1;
-	if (!e && rename(of->tmp, of->path))
-		e = errno;
-	if (e) {
-		err_msg(cmd, "%s: %s", of->path, strerror(e));
-		outfile_abort(of);
-		return -e;
-	}
-	outfile_release(of);
-	return 0;
-}
-
 /* ---- TCP ------------------------------------------------------------ */
 
 /*
@@ -445,33 +358,20 @@ static int tcp_listen(const char *cmd, const char *spec, char *desc,
 	return fd;
 }
 
-/* Write @port to @path, atomically (PATH.tmp, then renamed). */
-static int write_port_file(const char *cmd, const char *path, unsigned int port)
+/* Write @port to the port file (see outfile.c for where it goes). */
+static int write_port_file(const char *cmd, struct outfile *of,
+			   unsigned int port)
 {
-	char *tmp = NULL;
-	FILE *f;
-	int e = 0;
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%u\n", port);
 
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		err_msg(cmd, "out of memory");
+	if (write(of->fd, buf, (size_t)n) != n) {
+		err_msg(cmd, "--port-file %s: %s", of->path,
+			strerror(errno ? errno : EIO));
+		outfile_abort(of);
 		return -1;
 	}
-	f = fopen(tmp, "we");
-	if (!f) {
-		e = errno;
-	} else {
-		fprintf(f, "%u\n", port);
-		if (fclose(f))
-			e = errno;
-		else if (rename(tmp, path))
-			e = errno;
-	}
-	if (e) {
-		err_msg(cmd, "--port-file %s: %s", path, strerror(e));
-		unlink(tmp);
-	}
-	free(tmp);
-	return e ? -1 : 0;
+	return outfile_commit(cmd, of) ? -1 : 0;
 }
 
 /* A connected socket to HOST:PORT, or -1 after a message. */
@@ -806,13 +706,20 @@ static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char where[128], peer[128];
+	struct outfile pf = { .fd = -1 };
 	unsigned int port;
 	int lfd, fd;
 
-	lfd = tcp_listen("recv", a->listen, where, sizeof(where), &port);
-	if (lfd < 0)
+	/* a port file that cannot be written fails before listening */
+	if (a->port_file && outfile_open("recv", "--port-file", &pf,
+					 a->port_file))
 		return -1;
-	if (a->port_file && write_port_file("recv", a->port_file, port)) {
+	lfd = tcp_listen("recv", a->listen, where, sizeof(where), &port);
+	if (lfd < 0) {
+		outfile_abort(&pf);
+		return -1;
+	}
+	if (a->port_file && write_port_file("recv", &pf, port)) {
 		close(lfd);
 		return -1;
 	}
@@ -849,10 +756,14 @@ int cmd_recv(int argc, char **argv)
 		return r;
 	info = a.json ? stderr : stdout;
 
+	/* an image that cannot be written fails before anything else */
+	if (a.image && outfile_open("recv", "--image", &of, a.image))
+		return CLI_ERROR;
+	ret = CLI_ERROR;
 	if (a.listen) {
 		fd = recv_accept(&a, info, src, sizeof(src));
 		if (fd < 0)
-			return CLI_ERROR;
+			goto out;
 	} else if (!strcmp(a.path, "-")) {
 		fd = STDIN_FILENO;
 		snprintf(src, sizeof(src), "stdin");
@@ -860,13 +771,9 @@ int cmd_recv(int argc, char **argv)
 		fd = open(a.path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			err_msg("recv", "%s: %s", a.path, strerror(errno));
-			return CLI_ERROR;
+			goto out;
 		}
 		snprintf(src, sizeof(src), "%s", a.path);
-	}
-	if (a.image && outfile_open("recv", &of, a.image)) {
-		ret = CLI_ERROR;
-		goto out;
 	}
 	{
 		PMTRACK_OPTS(pmtrack_rx_opts, ro,
@@ -879,7 +786,6 @@ int cmd_recv(int argc, char **argv)
 		r = pmtrack_xport_new(fd, NULL, &x);
 	if (r) {
 		err_msg("recv", "%s", strerror(-r));
-		ret = CLI_ERROR;
 		goto out;
 	}
 	r = pmtrack_rx_apply(rx, x);
@@ -1218,7 +1124,7 @@ int cmd_send(int argc, char **argv)
 		fd = STDOUT_FILENO;
 		dest = "stdout";
 	} else {
-		if (outfile_open("send", &of, a.out))
+		if (outfile_open("send", "--out", &of, a.out))
 			return CLI_ERROR;
 		fd = of.fd;
 	}

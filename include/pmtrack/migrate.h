@@ -459,8 +459,11 @@ PMTRACK_API int pmtrack_rx_get_stats(const struct pmtrack_rx *rx,
  * A checkpoint directory holds images NNNNNN.pmts (000000, 000001, ...).
  * Image 0 holds every page; image k holds the pages written since image
  * k-1 and names it as its parent.  An image appears under its name only
- * once it is complete (written to a hidden temporary file, then renamed),
- * so a failed dump leaves the chain as it was.
+ * once it is complete (written to an unnamed O_TMPFILE, or where the file
+ * system has none to a hidden name created exclusively, then linked to its
+ * name), so a failed dump leaves the chain as it was.  Nothing already at
+ * an image's name is ever replaced or followed: the dump fails with
+ * -EEXIST and keeps its pages.
  */
 
 struct pmtrack_ckpt_opts {
@@ -528,8 +531,9 @@ struct pmtrack_dump_info {
  *
  * The pages collected for an image that could not be written are kept
  * and go into the next successful one: a failed dump loses nothing.
- * Return: 0; -EINVAL; the file system's error (-ENOSPC, -EIO...); the
- * tracker's; -ENOMEM.
+ * Return: 0; -EINVAL; -EEXIST if something (a file, a symlink, a FIFO...)
+ * already has the image's name; the file system's error (-ENOSPC,
+ * -EIO...); the tracker's; -ENOMEM.
  */
 PMTRACK_API int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 				  struct pmtrack_dump_info *info);
