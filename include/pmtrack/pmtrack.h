@@ -134,8 +134,12 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
 /*
  * Guarantees a tracker gives; pmtrack_caps() returns them for a tracker and
  * pmtrack_opts.require asks for them.  What every backend guarantees is not
- * listed: writes made by the program to watched memory are reported (at
- * least once) by the next collect, in ascending order, at page granularity.
+ * listed: writes made through the tracked process's own mapping of watched
+ * memory are reported (at least once) by the next collect, in ascending
+ * order, at page granularity.  No capability extends that to writes that
+ * reach the same memory another way (another mapping, another process's
+ * mapping, write(2) to the file): no backend sees those (see
+ * pmtrack_watch(), "What a tracker sees").
  *
  * PMTRACK_CAP_ATOMIC_RESET: a collect with PMTRACK_COLLECT_RESET loses no
  *	write made by threads running during the collect: a racing write is
@@ -152,9 +156,10 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	software bitmap first, so it is not lost, but anything else in the
  *	process relying on soft-dirty bits (another library, CRIU) loses them.
  * PMTRACK_CAP_KERNEL_WRITES: system calls writing into watched memory
- *	(read(2), recv(2), ...) succeed and are reported without further
- *	ado.  Without it (mprotect; uffd-wp when the process may not trap
- *	kernel faults) such calls fail with EFAULT on an armed page: call
+ *	(read(2), recv(2), ..., and process_vm_writev(2) by another process)
+ *	succeed and are reported without further ado.  Without it
+ *	(mprotect; uffd-wp when the process may not trap kernel faults)
+ *	such calls fail with EFAULT on an armed page: call
  *	pmtrack_prepare_kernel_write() on the buffer first.
  * PMTRACK_CAP_FILE_MAPPINGS: page-cache file mappings (MAP_SHARED or
  *	MAP_PRIVATE of a regular file) can be watched.  Anonymous memory,
@@ -166,11 +171,19 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  * PMTRACK_CAP_NO_SIGNALS: the backend does not install a signal handler
  *	(mprotect installs one for SIGSEGV).
  * PMTRACK_CAP_SHARED_EXACT: in MAP_SHARED memory (shmem, memfd, shared
- *	anonymous, page cache) only written pages are reported, across
- *	swap-out and swap-in, MADV_DONTNEED and huge-page splits.  Without it
- *	(soft-dirty, whose bits live in page-table entries the kernel drops
- *	then) a range that was shared when watched is reported written in
- *	full by every collect: never a lost write, but no precision.
+ *	anonymous, page cache) a collect reports exactly the pages written
+ *	through the watched mapping since their last reset, across swap-out
+ *	and swap-in, MADV_DONTNEED and huge-page splits.  It does not mean
+ *	that every change to the shared memory is seen: a write through
+ *	another mapping of it (a second mmap() of the memfd, a forked
+ *	child's inherited mapping, another process) or by write(2) to its
+ *	file is not reported, on any backend, although the watched mapping
+ *	reads the new data (see pmtrack_watch()).  Without it (soft-dirty,
+ *	whose bits live in page-table entries the kernel drops then) a range
+ *	that was shared when watched is reported written in full by every
+ *	collect: never a lost write, but no precision.  Such a report holds
+ *	the pages other writers changed too, only because it holds every
+ *	page.
  */
 #define PMTRACK_CAP_ATOMIC_RESET (1u << 0)
 #define PMTRACK_CAP_RANGE_RESET (1u << 1)
@@ -267,12 +280,28 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * MAP_PRIVATE files, transparent huge pages and hugetlb (whose ranges must
  * be aligned to the huge page size, and hold only hugetlb memory of one
  * page size).  Pages start clean: only writes made after this call returns
- * are reported.  Writes by the kernel through the range (read(2) into it,
- * for example) are reported like any other; on backends without
- * PMTRACK_CAP_KERNEL_WRITES they need pmtrack_prepare_kernel_write().
- * Writes that do not go through this mapping are not: write(2) to a file
- * or memfd that the range maps, or stores through another mapping of the
- * same shared memory.
+ * are reported.
+ *
+ * What a tracker sees: writes made through the page-table entries of the
+ * watched range in the tracked process (the caller, or pmtrack_opts.pid),
+ * and only those.  They are stores by its threads, system calls writing
+ * into the range (read(2) into it, for example), and another process's
+ * process_vm_writev(2) into it; on backends without
+ * PMTRACK_CAP_KERNEL_WRITES the last two fail with EFAULT on an armed page
+ * unless pmtrack_prepare_kernel_write() was called.  Not seen, on any
+ * backend, although the watched mapping reads the new data:
+ *  - stores through another mapping of the same memory: a second mmap()
+ *    of the memfd or file in this process, or a mapping in another one;
+ *  - stores by a child after fork() through a MAP_SHARED mapping it
+ *    inherited.  A tracker does not follow fork().  On mprotect the child
+ *    inherits the read-only protection and the library's SIGSEGV handler:
+ *    the child's first write to a watched page faults, the handler makes
+ *    that page writable in the child alone and the write completes (the
+ *    child does not crash); the parent's tracker never hears of it;
+ *  - write(2), pwrite(2) and the like to the file or memfd the range maps.
+ * On soft-dirty a range that was shared when watched is reported written
+ * in full by every collect (see PMTRACK_CAP_SHARED_EXACT), so its reports
+ * hold such pages too, as they hold every page.
  *
  * Backend rules.  uffd-wp cannot watch page-cache file mappings, nor
  * soft-dirty hugetlb (-EOPNOTSUPP; see PMTRACK_CAP_FILE_MAPPINGS and
