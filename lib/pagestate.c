@@ -428,6 +428,17 @@ static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 
 /* ---- refining the kernel's runs --------------------------------------- */
 
+/* EXCLUSIVE from a pagemap entry; a page mapped here but not exclusively
+ * marks its mapping PMTRACK_MAP_MAPPED_ELSEWHERE */
+static unsigned int excl_state(struct pst_ctx *c, uint64_t pm)
+{
+	if (pm & PMT_PM_EXCLUSIVE)
+		return PMTRACK_PAGE_EXCLUSIVE;
+	if (pm & PMT_PM_PRESENT && c->want & PMTRACK_PAGE_EXCLUSIVE)
+		c->ps->maps[c->mi].flags |= PMTRACK_MAP_MAPPED_ELSEWHERE;
+	return 0;
+}
+
 /* pages of [s, e) split by a predicate on their pagemap entries */
 static int split_entries(struct pst_ctx *c, uint64_t s, uint64_t e,
 			 unsigned int base, bool marker_check)
@@ -458,10 +469,7 @@ static int split_entries(struct pst_ctx *c, uint64_t s, uint64_t e,
 						      ? 0
 						      : base | PMTRACK_PAGE_SWAPPED;
 				else
-					st2 = base |
-					      (pm & PMT_PM_EXCLUSIVE
-						       ? PMTRACK_PAGE_EXCLUSIVE
-						       : 0);
+					st2 = base | excl_state(c, pm);
 				if (j == i)
 					st = st2;
 			} while (st2 == st && ++j < n);
@@ -641,6 +649,8 @@ static int read_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 
 			while (j < n && entry_state(c, ps->pm[j]) == st)
 				j++;
+			if (st & PMTRACK_PAGE_PRESENT) /* the run shares it */
+				(void)excl_state(c, ps->pm[i]);
 			if (st != PST_GAP || gaps) {
 				ret = refine(c, s + (i << ps->pshift),
 					     s + (j << ps->pshift), st);

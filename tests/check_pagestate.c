@@ -632,6 +632,113 @@ START_TEST(tmpfs_unlinked)
 }
 END_TEST
 
+/* the flags of the mapping starting at @b after a count over it asking
+ * for @want (the table read afresh first) */
+static unsigned int flags_after_count(struct pmtrack_pstate *p, const char *b,
+				      unsigned int want)
+{
+	struct pmtrack_page_counts c = { .sz = sizeof(c) };
+	const struct pmtrack_mapping *maps;
+	size_t n;
+
+	ck_assert_int_eq(pmtrack_pstate_maps(p, &maps, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (maps[i].start != (uintptr_t)b)
+			continue;
+		ck_assert_int_eq(pmtrack_pstate_count(p, maps[i].start,
+						      maps[i].end, want, &c),
+				 0);
+		return maps[i].flags;
+	}
+	ck_abort_msg("no mapping starts at %p", (const void *)b);
+	return 0;
+}
+
+/* PMTRACK_MAP_MAPPED_ELSEWHERE: set where a page mapped here is mapped by
+ * another process or another mapping too, and only there */
+START_TEST(mapped_elsewhere)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0), *q;
+	char *priv = t_map_anon(NP), *sh = map_shared(false, NULL);
+	char *a, *b2, x;
+	int fd, go[2], ready[2];
+	pid_t child;
+
+	memset(priv, 1, NP * ps);
+	memset(sh, 1, NP * ps);
+	ck_assert_uint_eq(flags_after_count(p, priv, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	ck_assert_uint_eq(flags_after_count(p, sh, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+
+	/* a memfd mapped twice here: page 2 through both; pages the first
+	 * mapping dropped (still in the memfd) are no one's */
+	a = map_shared(true, &fd);
+	memset(a, 1, NP * ps);
+	ck_assert_int_eq(madvise(a + 8 * ps, 8 * ps, MADV_DONTNEED), 0);
+	ck_assert_uint_eq(flags_after_count(p, a, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	b2 = mmap(NULL, NP * ps, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(b2, MAP_FAILED);
+	x = *(volatile char *)(b2 + 2 * ps);
+	(void)x;
+	ck_assert_uint_ne(flags_after_count(p, a, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	ck_assert_uint_ne(flags_after_count(p, b2,
+					    PMTRACK_PAGE_PRESENT |
+						    PMTRACK_PAGE_EXCLUSIVE) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	/* only a scan asking for EXCLUSIVE looks */
+	ck_assert_uint_eq(flags_after_count(p, a, PMTRACK_PAGE_PRESENT) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	munmap(b2, NP * ps);
+
+	/* a child maps pages of the shared anonymous mapping; the private
+	 * one is not shared (the child takes its own copy first) */
+	ck_assert_int_eq(madvise(priv, NP * ps, MADV_DONTFORK), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (!child) {
+		x = *(volatile char *)(sh + 3 * ps);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &x, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_eq(read(ready[0], &x, 1), 1);
+	ck_assert_uint_ne(flags_after_count(p, sh, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	ck_assert_uint_eq(flags_after_count(p, priv, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	/* and seen from outside, in the child */
+	q = open_ps(child, 0);
+	ck_assert_uint_ne(flags_after_count(q, sh, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	pmtrack_pstate_free(q);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	ck_assert_uint_eq(flags_after_count(p, sh, PMTRACK_PAGE_ALL) &
+				  PMTRACK_MAP_MAPPED_ELSEWHERE,
+			  0);
+	close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
+	munmap(a, NP * ps);
+	close(fd);
+	munmap(sh, NP * ps);
+	munmap(priv, NP * ps);
+	pmtrack_pstate_free(p);
+}
+END_TEST
+
 START_TEST(bad_args)
 {
 	struct pmtrack_pstate *p = open_ps(0, 0);
@@ -859,6 +966,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, bad_args);
 		tcase_add_test(tc, memfd_partial_page);
 		tcase_add_test(tc, tmpfs_unlinked);
+		tcase_add_test(tc, mapped_elsewhere);
 		if (async) {
 			tcase_add_test(tc, markers_anon);
 			tcase_add_test(tc, markers_memfd);

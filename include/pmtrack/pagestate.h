@@ -97,6 +97,14 @@ enum pmtrack_page_state {
 #define PMTRACK_MAP_TRACKED (1u << 4)
 /* not scannable ([vsyscall], [vvar], PFN mappings): no page states */
 #define PMTRACK_MAP_SPECIAL (1u << 5)
+/* a page the process maps here is mapped elsewhere too: its pagemap
+ * exclusive bit (56) is 0, because another process maps it, another mapping
+ * of this process does, it is shared copy-on-write with a fork, or it is
+ * the zero page.  Says nothing of shared-memory pages the process does not
+ * map (present only in the backing object, or PMTRACK_PAGE_UNSURE); set by
+ * a scan that asked for PMTRACK_PAGE_EXCLUSIVE, cleared by
+ * pmtrack_pstate_maps() */
+#define PMTRACK_MAP_MAPPED_ELSEWHERE (1u << 6)
 
 /* One line of /proc/PID/maps. */
 struct pmtrack_mapping {
@@ -184,8 +192,9 @@ PMTRACK_API int pmtrack_pstate_uses_scan(const struct pmtrack_pstate *ps);
  * @maps, @n: receive the table, sorted by address; it belongs to @ps and
  *	stays valid until the next pmtrack_pstate_maps() or
  *	pmtrack_pstate_free().  Scans only refine the flags: they add
- *	PMTRACK_MAP_TRACKED, and a shared mapping whose object turns out to
- *	live on hugetlbfs trades PMTRACK_MAP_SHMEM for PMTRACK_MAP_HUGETLB.
+ *	PMTRACK_MAP_TRACKED and PMTRACK_MAP_MAPPED_ELSEWHERE, and a shared
+ *	mapping whose object turns out to live on hugetlbfs trades
+ *	PMTRACK_MAP_SHMEM for PMTRACK_MAP_HUGETLB.
  *
  * The scans below use the table of the last call, reading it first if
  * there is none yet.
