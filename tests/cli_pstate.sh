@@ -24,6 +24,19 @@ expect_row() { # file addr pages present swapped file excl unsure
 		no "$1: mapping $2: pages/present/swapped/file/excl/unsure" \
 			"are '$got', want '$3 $4 $5 $6 $7 $8'"
 }
+expect_elsewhere() { # file addr yes|no|unknown|-
+	got=$(row "$1" "$2" | awk '{ print $14 }')
+	[ "$got" = "$3" ] ||
+		no "$1: mapping $2: elsewhere is '$got', want '$3'"
+}
+# the JSON object of the mapping starting at $2 (hex) has member $3
+expect_json() {
+	obj=$(grep -o "{\"start\":$(printf %d "0x$2"),[^}]*" "$1")
+	case $obj in
+	*"$3"*) ;;
+	*) no "$1: mapping $2: no $3 in: $obj" ;;
+	esac
+}
 
 rm -rf "$work" && mkdir -p "$work" || exit 1
 cd "$work" || exit 1
@@ -42,24 +55,35 @@ while [ ! -s addrs ] && [ $i -lt 100 ]; do
 	i=$((i + 1))
 done
 if [ -s addrs ]; then
-	read -r anon memfd shared <addrs
+	read -r anon memfd shared kept <addrs
 	"$bin" stat "$tpid" >stat.out 2>stat.err ||
 		no "stat: exit $?: $(cat stat.err)"
 	head -n 1 stat.out | grep -q '^start' || no "stat: no header"
-	tail -n 1 stat.out | grep -q '^total' || no "stat: no total line"
+	grep -q '^total ' stat.out || no "stat: no total line"
+	tail -n 1 stat.out | grep -q '^elsewhere: ' || no "stat: no legend"
 	#                     pages present swapped file excl unsure
 	expect_row stat.out "$anon" 64 32 0 0 32 0
 	# 8 pages dropped from the page tables are still in the memfd: the
 	# object (open in the target) says they are in RAM
 	expect_row stat.out "$memfd" 32 16 0 16 8 0
 	grep -q "/memfd:pmtrack-target" stat.out || no "stat: no memfd name"
+	# a child maps every page of "kept"
+	expect_row stat.out "$kept" 8 8 0 8 0 0
+	expect_elsewhere stat.out "$kept" yes
+	expect_elsewhere stat.out "$anon" -
+	# the dropped memfd pages are mapped by no one the target knows of
+	expect_elsewhere stat.out "$memfd" unknown
 	if [ "$(id -u)" = 0 ]; then
 		expect_row stat.out "$shared" 16 16 0 16 16 0
+		expect_elsewhere stat.out "$shared" no
 	fi
 	"$bin" stat --json "$tpid" >stat.json || no "stat --json: exit $?"
 	json_ok stat.json
 	grep -q "\"start\":$(printf %d "0x$anon")," stat.json ||
 		no "stat --json: no mapping at $anon"
+	expect_json stat.json "$kept" '"mapped_elsewhere":"yes"'
+	expect_json stat.json "$anon" '"mapped_elsewhere":null'
+	expect_json stat.json "$memfd" '"mapped_elsewhere":"unknown"'
 else
 	no "target wrote no addresses in 10 s"
 fi

@@ -277,7 +277,14 @@ static void stat_usage(FILE *f)
 	      "not\n"
 	      "tell), guard.  Shared memory that pagemap does not show is "
 	      "looked\n"
-	      "up in its backing object.  Needs ptrace-read access to PID.\n",
+	      "up in its backing object.  For a shared mapping, \"elsewhere\" "
+	      "says\n"
+	      "whether another process (or another mapping in PID) maps its "
+	      "pages\n"
+	      "too: yes, no, or unknown when some of its present pages are "
+	      "not\n"
+	      "mapped by PID itself (in the object only, or unsure).  Needs\n"
+	      "ptrace-read access to PID.\n",
 	      f);
 }
 
@@ -290,6 +297,36 @@ static void kind_str(const struct pmtrack_mapping *m, char *buf, size_t n)
 		 : m->flags & PMTRACK_MAP_ANON	  ? "anon"
 		 : m->flags & PMTRACK_MAP_SHARED  ? "file-shared"
 						  : "file");
+}
+
+/* pages of @c with the one state @st */
+static uint64_t count_of(const struct pmtrack_page_counts *c, unsigned int st)
+{
+	return c->state[__builtin_ctz(st)];
+}
+
+/*
+ * A shared mapping whose present pages another process (or another mapping
+ * in the process) maps too: "yes", "no", or "unknown" when some present
+ * pages are not mapped by the process (only in the shared-memory object,
+ * or unsure: anyone may map those) or pagemap's exclusive bit is not known
+ * here.  NULL for a private mapping.
+ */
+static const char *elsewhere(const struct pmtrack_mapping *m,
+			     const struct pmtrack_page_counts *c,
+			     unsigned int known)
+{
+	if (!(m->flags & PMTRACK_MAP_SHARED) || m->flags & PMTRACK_MAP_SPECIAL)
+		return NULL;
+	if (!(known & PMTRACK_PAGE_EXCLUSIVE))
+		return "unknown";
+	if (m->flags & PMTRACK_MAP_MAPPED_ELSEWHERE)
+		return "yes";
+	if (count_of(c, PMTRACK_PAGE_EXCLUSIVE) <
+		    count_of(c, PMTRACK_PAGE_PRESENT) ||
+	    count_of(c, PMTRACK_PAGE_UNSURE))
+		return "unknown";
+	return "no";
 }
 
 /* the counts of one row: JSON members from "pages" on, or table columns */
@@ -348,10 +385,10 @@ int cmd_stat(int argc, char **argv)
 	else
 		fprintf(f,
 			"%-12s %-12s %-4s %-11s %8s %8s %8s %8s %8s %8s %8s "
-			"%8s %6s  %s\n",
+			"%8s %6s %-9s  %s\n",
 			"start", "end", "perm", "kind", "pages", "present",
 			"swapped", "file", "zero", "excl", "huge", "written",
-			"unsure", "name");
+			"unsure", "elsewhere", "name");
 	for (int i = 0, k = 0; json && i < PMTRACK_PAGE_NSTATES; i++)
 		if (pmtrack_pstate_known(ps) & (1u << i))
 			fprintf(f, "%s\"%s\"", k++ ? "," : "", state_names[i]);
@@ -361,6 +398,7 @@ int cmd_stat(int argc, char **argv)
 		const struct pmtrack_mapping *m = &maps[i];
 		struct pmtrack_page_counts c = { .sz = sizeof(c) };
 		char kind[16], perm[5];
+		const char *shared;
 
 		r = pmtrack_pstate_count(ps, m->start, m->end, PMTRACK_PAGE_ALL,
 					 &c);
@@ -376,6 +414,7 @@ int cmd_stat(int argc, char **argv)
 			return CLI_ERROR;
 		}
 		kind_str(m, kind, sizeof(kind));
+		shared = elsewhere(m, &c, pmtrack_pstate_known(ps));
 		snprintf(perm, sizeof(perm), "%c%c%c%c",
 			 m->prot & PROT_READ ? 'r' : '-',
 			 m->prot & PROT_WRITE ? 'w' : '-',
@@ -394,6 +433,8 @@ int cmd_stat(int argc, char **argv)
 				m->flags & PMTRACK_MAP_TRACKED ? "true"
 							       : "false");
 			put_str(f, m->name, true);
+			fputs(",\"mapped_elsewhere\":", f);
+			put_str(f, shared, true);
 			fputc(',', f);
 			put_counts(f, &c, true);
 			fputc('}', f);
@@ -401,7 +442,8 @@ int cmd_stat(int argc, char **argv)
 			fprintf(f, "%-12" PRIx64 " %-12" PRIx64 " %-4s %-11s",
 				m->start, m->end, perm, kind);
 			put_counts(f, &c, false);
-			fprintf(f, "  %s\n", m->name);
+			fprintf(f, " %-9s  %s\n", shared ? shared : "-",
+				m->name);
 		}
 	}
 	if (json)
@@ -410,6 +452,11 @@ int cmd_stat(int argc, char **argv)
 		fprintf(f, "%-42s", "total");
 	put_counts(f, &tot, json);
 	fputs(json ? "}}\n" : "\n", f);
+	if (!json)
+		fputs("elsewhere: a shared mapping's present pages are mapped "
+		      "by another process or mapping too (yes/no); unknown: "
+		      "some are not mapped by PID, so cannot tell\n",
+		      f);
 	pmtrack_pstate_free(ps);
 	return finish("stat", f, CLI_OK);
 }
