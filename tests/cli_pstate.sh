@@ -55,7 +55,7 @@ while [ ! -s addrs ] && [ $i -lt 100 ]; do
 	i=$((i + 1))
 done
 if [ -s addrs ]; then
-	read -r anon memfd shared kept <addrs
+	read -r anon memfd shared kept zombie <addrs
 	"$bin" stat "$tpid" >stat.out 2>stat.err ||
 		no "stat: exit $?: $(cat stat.err)"
 	head -n 1 stat.out | grep -q '^start' || no "stat: no header"
@@ -84,6 +84,13 @@ if [ -s addrs ]; then
 	expect_json stat.json "$kept" '"mapped_elsewhere":"yes"'
 	expect_json stat.json "$anon" '"mapped_elsewhere":null'
 	expect_json stat.json "$memfd" '"mapped_elsewhere":"unknown"'
+	# the target's child that exited and was not reaped
+	grep -q '^State:.Z' "/proc/$zombie/status" ||
+		no "zombie $zombie: $(grep '^State' "/proc/$zombie/status")"
+	"$bin" stat "$zombie" >/dev/null 2>err
+	[ $? -eq 1 ] || no "stat of a zombie: want exit 1"
+	grep -qx "pmtrack stat: PID $zombie is a zombie: its memory is gone" err ||
+		no "stat of a zombie: $(cat err)"
 else
 	no "target wrote no addresses in 10 s"
 fi
@@ -97,6 +104,47 @@ wait "$tpid" 2>/dev/null
 "$bin" stat 2147483646 >/dev/null 2>err
 [ $? -eq 1 ] || no "stat of no process: want exit 1"
 grep -q "No such process" err || no "stat of no process: $(cat err)"
+# a kernel thread: PID 2 (kthreadd) where it is one (PF_KTHREAD in the
+# flags, the 9th field of /proc/PID/stat), else the first one listed
+kthread=
+for d in /proc/2 /proc/[0-9]*; do
+	[ -r "$d/stat" ] || continue
+	if sed 's/.*) //' "$d/stat" |
+		awk '{ exit !(int($7 / 2097152) % 2) }'; then
+		kthread=${d#/proc/}
+		break
+	fi
+done
+if [ -n "$kthread" ]; then
+	"$bin" stat "$kthread" >/dev/null 2>err
+	[ $? -eq 1 ] || no "stat of kernel thread $kthread: want exit 1"
+	grep -qx "pmtrack stat: PID $kthread is a kernel thread: it has no user memory" err ||
+		no "stat of kernel thread $kthread: $(cat err)"
+else
+	echo "note: no kernel thread visible in /proc here: not checked"
+fi
+# a process whose main thread exited while another runs on: not a zombie
+# to the user, and its memory is there through the other thread's id
+rm -f leader
+"$target" --leader leader &
+lpid=$!
+i=0
+while [ ! -s leader ] && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if read -r lp ltid <leader 2>/dev/null; then
+	"$bin" stat "$lp" >/dev/null 2>err
+	[ $? -eq 1 ] || no "stat of an exited main thread: want exit 1"
+	grep -q "PID $lp's main thread has exited, its other threads run on" err ||
+		no "stat of an exited main thread: $(cat err)"
+	"$bin" stat "$ltid" >/dev/null 2>err ||
+		no "stat of the thread that runs on: $(cat err)"
+else
+	no "the --leader target wrote no ids in 10 s"
+fi
+kill "$lpid" 2>/dev/null
+wait "$lpid" 2>/dev/null
 "$bin" stat --bogus 1 >/dev/null 2>&1
 [ $? -eq 2 ] || no "stat --bogus: want exit 2"
 "$bin" stat --help | grep -q '^usage: pmtrack stat' || no "stat --help"

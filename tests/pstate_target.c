@@ -8,15 +8,22 @@
  *   memfd: 32 pages of a memfd it keeps open, pages 0..15 written and
  *          0..7 then dropped from its page tables (still in the memfd);
  *   shared: 16 MAP_SHARED|MAP_ANONYMOUS pages, all written;
- * writes "ANON MEMFD SHARED KEPT" (hex addresses) to the file named by
- * argv[1], and sleeps until killed.
+ * and it has a child that exited and that it does not reap (a zombie);
+ * writes "ANON MEMFD SHARED KEPT ZOMBIE" (hex addresses, the zombie's pid
+ * in decimal) to the file named by argv[1], and sleeps until killed.
+ *
+ * pstate_target --leader FILE: a process whose main thread exits while
+ * another thread runs on; writes "PID TID" (the other thread's id) to FILE.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* a child that maps the @n pages at @k and keeps them until we die */
@@ -45,13 +52,80 @@ static int share_with_child(const char *k, size_t n, size_t ps)
 	return read(pfd[0], &c, 1) == 1 ? 0 : -1;
 }
 
+/* a child that exits at once, left unreaped: its pid, or -1 */
+static pid_t zombie(void)
+{
+	siginfo_t si;
+	pid_t z = fork();
+
+	if (z == 0)
+		_exit(0);
+	/* wait until it is a zombie, without reaping it */
+	if (z < 0 || waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT))
+		return -1;
+	return z;
+}
+
+static const char *leader_file;
+
+/* the state letter of the main thread (/proc/self/stat), or 0 */
+static char leader_state(void)
+{
+	char buf[512], *p = NULL, st = 0;
+	FILE *f = fopen("/proc/self/stat", "r");
+
+	if (f && fgets(buf, sizeof(buf), f))
+		p = strrchr(buf, ')');
+	if (f)
+		fclose(f);
+	if (p && p[1] == ' ')
+		st = p[2];
+	return st;
+}
+
+static void *run_on(void *arg)
+{
+	FILE *f;
+
+	(void)arg;
+	/* tell only once the main thread is gone */
+	for (int i = 0; leader_state() != 'Z'; i++) {
+		if (i == 10000)
+			_exit(1);
+		usleep(1000);
+	}
+	f = fopen(leader_file, "w");
+	if (!f)
+		_exit(1);
+	fprintf(f, "%d %ld\n", (int)getpid(), (long)syscall(SYS_gettid));
+	if (fclose(f))
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+/* --leader: the main thread exits, another runs on */
+static int leader_exits(const char *file)
+{
+	pthread_t t;
+
+	leader_file = file;
+	if (pthread_create(&t, NULL, run_on, NULL))
+		return 1;
+	syscall(SYS_exit, 0); /* this thread only */
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 	char *a, *m, *s, *k;
+	pid_t z;
 	FILE *f;
 	int fd;
 
+	if (argc == 3 && !strcmp(argv[1], "--leader"))
+		return leader_exits(argv[2]);
 	if (argc != 2)
 		return 2;
 	k = mmap(NULL, 8 * ps, PROT_READ | PROT_WRITE,
@@ -60,6 +134,9 @@ int main(int argc, char **argv)
 		return 1;
 	memset(k, 4, 8 * ps);
 	if (share_with_child(k, 8, ps))
+		return 1;
+	z = zombie();
+	if (z < 0)
 		return 1;
 	fd = memfd_create("pmtrack-target", 0);
 	if (fd < 0 || ftruncate(fd, (off_t)(32 * ps)))
@@ -83,8 +160,8 @@ int main(int argc, char **argv)
 	f = fopen(argv[1], "w");
 	if (!f)
 		return 1;
-	fprintf(f, "%lx %lx %lx %lx\n", (unsigned long)a, (unsigned long)m,
-		(unsigned long)s, (unsigned long)k);
+	fprintf(f, "%lx %lx %lx %lx %d\n", (unsigned long)a, (unsigned long)m,
+		(unsigned long)s, (unsigned long)k, (int)z);
 	if (fclose(f))
 		return 1;
 	for (;;)

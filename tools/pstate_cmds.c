@@ -344,6 +344,71 @@ static void put_counts(FILE *f, const struct pmtrack_page_counts *c, bool json)
 		fprintf(f, s == 7 ? " %6" PRIu64 : " %8" PRIu64, c->state[s]);
 }
 
+#define PF_KTHREAD 0x00200000 /* /proc/PID/stat flags: a kernel thread */
+
+/* the first line of /proc/@pid/@file starting with @key, into @buf */
+static bool proc_line(long pid, const char *file, const char *key, char *buf,
+		      size_t n)
+{
+	char path[64];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(buf, (int)n, f))
+		found = !strncmp(buf, key, strlen(key));
+	fclose(f);
+	return found;
+}
+
+/*
+ * The kernel says ESRCH for a process that exists but has no memory to
+ * show: a kernel thread, a zombie, or a process whose main thread exited
+ * while others run on (their memory is reached through their own ids).
+ * Say which, and return true; false if the process is simply gone.
+ */
+static bool explain_esrch(long pid)
+{
+	char buf[1024], state, *p;
+	unsigned long flags;
+	int threads = 0;
+
+	if (!pid || !proc_line(pid, "stat", "", buf, sizeof(buf)))
+		return false;
+	/* "PID (comm) S ppid pgrp session tty_nr tpgid flags ..."; comm may
+	 * hold spaces and parentheses */
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+		return false;
+	if (flags & PF_KTHREAD) {
+		fprintf(stderr,
+			"pmtrack stat: PID %ld is a kernel thread: it has no "
+			"user memory\n",
+			pid);
+		return true;
+	}
+	if (state != 'Z' && state != 'X')
+		return false;
+	if (proc_line(pid, "status", "Threads:", buf, sizeof(buf)))
+		threads = atoi(buf + strlen("Threads:"));
+	if (threads > 1)
+		fprintf(stderr,
+			"pmtrack stat: PID %ld's main thread has exited, its "
+			"other threads run on: give one of their ids (see "
+			"/proc/%ld/task)\n",
+			pid, pid);
+	else
+		fprintf(stderr,
+			"pmtrack stat: PID %ld is a zombie: its memory is "
+			"gone\n",
+			pid);
+	return true;
+}
+
 int cmd_stat(int argc, char **argv)
 {
 	struct pmtrack_page_counts tot = { .sz = sizeof(tot) };
@@ -374,8 +439,9 @@ int cmd_stat(int argc, char **argv)
 	if (!r)
 		r = pmtrack_pstate_maps(ps, &maps, &n);
 	if (r) {
-		fprintf(stderr, "pmtrack stat: process %ld: %s\n", pid,
-			strerror(-r));
+		if (r != -ESRCH || !explain_esrch(pid))
+			fprintf(stderr, "pmtrack stat: process %ld: %s\n", pid,
+				strerror(-r));
 		pmtrack_pstate_free(ps);
 		return CLI_ERROR;
 	}
@@ -403,10 +469,11 @@ int cmd_stat(int argc, char **argv)
 		r = pmtrack_pstate_count(ps, m->start, m->end, PMTRACK_PAGE_ALL,
 					 &c);
 		if (r) {
-			fprintf(stderr,
-				"pmtrack stat: mapping %" PRIx64 "-%" PRIx64
-				": %s\n",
-				m->start, m->end, strerror(-r));
+			if (r != -ESRCH || !explain_esrch(pid))
+				fprintf(stderr,
+					"pmtrack stat: mapping %" PRIx64
+					"-%" PRIx64 ": %s\n",
+					m->start, m->end, strerror(-r));
 			if (json)
 				fputs("]}\n", f);
 			pmtrack_pstate_free(ps);

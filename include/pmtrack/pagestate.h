@@ -164,8 +164,10 @@ struct pmtrack_pstate_opts {
  * The handle stays bound to the address space it opened: after the process
  * execs or exits, scans fail with -ESRCH or find nothing; open a new one.
  *
- * Return: 0; -EINVAL for bad opts; -ESRCH if the process does not exist;
- * -EACCES or -EPERM without access; -ENOMEM.
+ * Return: 0; -EINVAL for bad opts; -ESRCH if the process does not exist
+ * or has no memory to show: a kernel thread, a zombie, or a process whose
+ * main thread exited while other threads run on (open one of those by its
+ * thread id); -EACCES or -EPERM without access; -ENOMEM.
  */
 PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 				   struct pmtrack_pstate **out);
