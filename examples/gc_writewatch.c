@@ -19,9 +19,11 @@
  * show up as a live object left unmarked.
  *
  * Usage: pmtrack-gc-demo [heap MiB (default 64)] [mutators (default 2)]
- * Exit status: 0 verified, 1 failed, 77 no usable backend.
+ * Exit status: 0 verified, 1 failed, 77 no usable backend (it says why,
+ * and which backends would do).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PMTRACK_WINAPI_NAMES
 #include <pmtrack/winwatch.h>
@@ -88,6 +91,121 @@ static void *mutator(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/* the probes a backend depends on, as "probe NAME: yes/no, ..." */
+static void probe_results(enum pmtrack_backend b, char *buf, size_t n)
+{
+	static const struct {
+		enum pmtrack_backend b;
+		enum pmtrack_feature feat;
+	} deps[] = {
+		{ PMTRACK_BACKEND_PAGEMAP_SCAN, PMTRACK_FEAT_PAGEMAP_SCAN },
+		{ PMTRACK_BACKEND_PAGEMAP_SCAN, PMTRACK_FEAT_UFFD_WP_ASYNC },
+		{ PMTRACK_BACKEND_SOFT_DIRTY, PMTRACK_FEAT_SOFT_DIRTY },
+		{ PMTRACK_BACKEND_UFFD_WP, PMTRACK_FEAT_UFFD_WP },
+	};
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(deps) / sizeof(*deps) && len < n; i++)
+		if (deps[i].b == b)
+			len += (size_t)snprintf(
+				buf + len, n - len, "%sprobe %s: %s",
+				len ? ", " : "",
+				pmtrack_feature_name(deps[i].feat),
+				pmtrack_probe(deps[i].feat, NULL) == 1 ? "yes"
+								       : "no");
+}
+
+/*
+ * Why @b cannot serve write watches here, in @buf, or NULL if it can.  They
+ * need resets that are atomic and limited to the range asked for, as
+ * Windows' are.
+ */
+static const char *unusable_why(enum pmtrack_backend b, char *buf, size_t n)
+{
+	const unsigned int need =
+		PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET;
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = b);
+	struct pmtrack *t;
+	unsigned int caps;
+	char probes[160];
+	int r;
+
+	if (sysconf(_SC_PAGESIZE) != PAGE) {
+		snprintf(buf, n,
+			 "write watches need %u-byte pages, this system's are "
+			 "%ld bytes",
+			 PAGE, sysconf(_SC_PAGESIZE));
+		return buf;
+	}
+	r = pmtrack_new(&o, &t);
+	if (r == -EOPNOTSUPP) {
+		probe_results(b, probes, sizeof(probes));
+		snprintf(buf, n, "this machine cannot run it%s%s%s",
+			 probes[0] ? " (" : "", probes, probes[0] ? ")" : "");
+		return buf;
+	}
+	if (r) {
+		snprintf(buf, n, "it failed to start: %s", strerror(-r));
+		return buf;
+	}
+	caps = pmtrack_caps(t);
+	pmtrack_free(t);
+	if ((caps & need) == need)
+		return NULL;
+	snprintf(buf, n,
+		 "it lacks %s%s%s, which write watches need (a reset of "
+		 "exactly the range asked for, losing no concurrent write)",
+		 caps & PMTRACK_CAP_ATOMIC_RESET ? "" : "atomic-reset",
+		 caps & need ? "" : " and ",
+		 caps & PMTRACK_CAP_RANGE_RESET ? "" : "range-reset");
+	return buf;
+}
+
+/* VirtualAlloc(MEM_WRITE_WATCH) said ERROR_NOT_SUPPORTED: say why, and
+ * which backends would do */
+static void explain_not_supported(void)
+{
+	const char *req = getenv("PMTRACK_BACKEND");
+	char why[PMTRACK_BACKEND_MPROTECT + 1][512], usable[128] = "";
+	bool any = !req || !*req || !strcmp(req, "auto"), named = false;
+
+	for (int b = PMTRACK_BACKEND_PAGEMAP_SCAN;
+	     b <= PMTRACK_BACKEND_MPROTECT; b++) {
+		const char *name = pmtrack_backend_name(b);
+
+		if (unusable_why((enum pmtrack_backend)b, why[b],
+				 sizeof(why[b])))
+			continue;
+		why[b][0] = 0;
+		snprintf(usable + strlen(usable),
+			 sizeof(usable) - strlen(usable), "%s%s",
+			 usable[0] ? ", " : "", name);
+	}
+	if (!usable[0])
+		strcpy(usable, "none");
+	for (int b = PMTRACK_BACKEND_PAGEMAP_SCAN;
+	     b <= PMTRACK_BACKEND_MPROTECT; b++) {
+		const char *name = pmtrack_backend_name(b);
+
+		if (any && why[b][0])
+			printf("SKIP: backend %s: %s\n", name, why[b]);
+		if (any || strcmp(req, name))
+			continue;
+		printf("SKIP: the requested backend (%s, from "
+		       "PMTRACK_BACKEND) is unusable here: %s; backends "
+		       "usable for write watches here: %s\n",
+		       name, why[b][0] ? why[b] : "no reason found", usable);
+		named = true;
+	}
+	if (any)
+		printf("SKIP: no backend here gives write watches\n");
+	else if (!named)
+		printf("SKIP: PMTRACK_BACKEND=%s names no backend; backends "
+		       "usable for write watches here: %s\n",
+		       req, usable);
 }
 
 /* marking with an explicit stack */
@@ -195,12 +313,15 @@ int main(int argc, char **argv)
 	if (!heap) {
 		DWORD err = GetLastError();
 
-		fprintf(stderr, "VirtualAlloc(MEM_WRITE_WATCH): error %u%s\n",
-			err,
-			err == ERROR_NOT_SUPPORTED
-				? " (no backend here gives write watches)"
-				: "");
-		return err == ERROR_NOT_SUPPORTED ? 77 : 1;
+		if (err != ERROR_NOT_SUPPORTED) {
+			fprintf(stderr,
+				"VirtualAlloc(MEM_WRITE_WATCH): "
+				"error %u\n",
+				err);
+			return 1;
+		}
+		explain_not_supported();
+		return 77;
 	}
 	b = pmtrack_winwatch_backend();
 	printf("heap %zu MiB, %zu objects, %d mutators, backend %s\n", mib,
