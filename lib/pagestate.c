@@ -991,6 +991,22 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 		free(ps);
 		return ret;
 	}
+	/* a task without memory (a kernel thread, a zombie): newer kernels
+	 * refuse the open with ESRCH, older ones (6.1) open a pagemap that
+	 * reads as empty, next to an empty maps */
+	if (ps->pid) {
+		uint64_t e;
+		ssize_t r;
+
+		do
+			r = pread(ps->pagemap_fd, &e, sizeof(e), 0);
+		while (r < 0 && errno == EINTR);
+		if (r == 0) {
+			close(ps->pagemap_fd);
+			free(ps);
+			return -ESRCH;
+		}
+	}
 	ps->vec = malloc(PST_VEC_LEN * sizeof(*ps->vec));
 	ps->pm = malloc(PST_PM_LEN * sizeof(*ps->pm));
 	ps->mc = malloc(PST_MC_LEN);

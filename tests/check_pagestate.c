@@ -739,6 +739,52 @@ START_TEST(mapped_elsewhere)
 }
 END_TEST
 
+/* a task with no memory to show gives -ESRCH, on kernels that open its
+ * pagemap (6.1) as on those that do not: a zombie, a kernel thread */
+START_TEST(no_memory)
+{
+	PMTRACK_OPTS(pmtrack_pstate_opts, o);
+	struct pmtrack_pstate *q = NULL;
+	unsigned long flags = 0;
+	char buf[512], *p = NULL;
+	siginfo_t si;
+	FILE *f;
+	int r;
+	pid_t z = fork();
+
+	ck_assert_int_ge(z, 0);
+	if (z == 0)
+		_exit(0);
+	ck_assert_int_eq(waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT), 0);
+	o.pid = z;
+	r = pmtrack_pstate_new(&o, &q);
+	/* unprivileged, the kernel refuses the open (EACCES) instead */
+	ck_assert_msg(r == -ESRCH ||
+			      (geteuid() && (r == -EACCES || r == -EPERM)),
+		      "zombie: %s", strerror(-r));
+	ck_assert_ptr_null(q);
+	ck_assert_int_eq(waitpid(z, NULL, 0), z);
+
+	/* PID 2 is kthreadd where PF_KTHREAD says so */
+	f = fopen("/proc/2/stat", "r");
+	if (f && fgets(buf, sizeof(buf), f))
+		p = strrchr(buf, ')');
+	if (f)
+		fclose(f);
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1 ||
+	    !(flags & 0x00200000)) {
+		printf("note: PID 2 is not a kernel thread here: not "
+		       "checked\n");
+		return;
+	}
+	o.pid = 2;
+	r = pmtrack_pstate_new(&o, &q);
+	ck_assert_msg(r == -ESRCH ||
+			      (geteuid() && (r == -EACCES || r == -EPERM)),
+		      "kernel thread: %s", strerror(-r));
+}
+END_TEST
+
 START_TEST(bad_args)
 {
 	struct pmtrack_pstate *p = open_ps(0, 0);
@@ -967,6 +1013,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, memfd_partial_page);
 		tcase_add_test(tc, tmpfs_unlinked);
 		tcase_add_test(tc, mapped_elsewhere);
+		tcase_add_test(tc, no_memory);
 		if (async) {
 			tcase_add_test(tc, markers_anon);
 			tcase_add_test(tc, markers_memfd);

@@ -167,7 +167,8 @@ struct pmtrack_pstate_opts {
  * Return: 0; -EINVAL for bad opts; -ESRCH if the process does not exist
  * or has no memory to show: a kernel thread, a zombie, or a process whose
  * main thread exited while other threads run on (open one of those by its
- * thread id); -EACCES or -EPERM without access; -ENOMEM.
+ * thread id); -EACCES or -EPERM without access (which is what unprivileged
+ * callers may get for a task with no memory too); -ENOMEM.
  */
 PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 				   struct pmtrack_pstate **out);
