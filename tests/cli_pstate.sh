@@ -120,6 +120,17 @@ if [ -n "$kthread" ]; then
 	[ $? -eq 1 ] || no "stat of kernel thread $kthread: want exit 1"
 	grep -qx "pmtrack stat: PID $kthread is a kernel thread: it has no user memory" err ||
 		no "stat of kernel thread $kthread: $(cat err)"
+	# unprivileged, the kernel refuses the open (EACCES): still a kernel
+	# thread, not a permission problem
+	nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	if [ "$(id -u)" = 0 ] && $nobody test -x "$bin" 2>/dev/null; then
+		$nobody "$bin" stat "$kthread" >/dev/null 2>err
+		[ $? -eq 1 ] || no "stat of kernel thread $kthread as nobody: want exit 1"
+		grep -qx "pmtrack stat: PID $kthread is a kernel thread: it has no user memory" err ||
+			no "stat of kernel thread $kthread as nobody: $(cat err)"
+	else
+		echo "note: not root, or setpriv cannot run $bin as nobody: unprivileged kernel thread not checked"
+	fi
 else
 	echo "note: no kernel thread visible in /proc here: not checked"
 fi

@@ -365,18 +365,20 @@ static bool proc_line(long pid, const char *file, const char *key, char *buf,
 }
 
 /*
- * The kernel says ESRCH for a process that exists but has no memory to
- * show: a kernel thread, a zombie, or a process whose main thread exited
- * while others run on (their memory is reached through their own ids).
- * Say which, and return true; false if the process is simply gone.
+ * The library says ESRCH for a process that exists but has no memory to
+ * show (and unprivileged callers get EACCES or EPERM for it): a kernel
+ * thread, a zombie, or a process whose main thread exited while others run
+ * on (their memory is reached through their own ids).  Say which, and
+ * return true; false if it is none of those.
  */
-static bool explain_esrch(long pid)
+static bool explain_no_memory(long pid, int err)
 {
 	char buf[1024], state, *p;
 	unsigned long flags;
 	int threads = 0;
 
-	if (!pid || !proc_line(pid, "stat", "", buf, sizeof(buf)))
+	if (!pid || (err != -ESRCH && err != -EACCES && err != -EPERM) ||
+	    !proc_line(pid, "stat", "", buf, sizeof(buf)))
 		return false;
 	/* "PID (comm) S ppid pgrp session tty_nr tpgid flags ..."; comm may
 	 * hold spaces and parentheses */
@@ -439,7 +441,7 @@ int cmd_stat(int argc, char **argv)
 	if (!r)
 		r = pmtrack_pstate_maps(ps, &maps, &n);
 	if (r) {
-		if (r != -ESRCH || !explain_esrch(pid))
+		if (!explain_no_memory(pid, r))
 			fprintf(stderr, "pmtrack stat: process %ld: %s\n", pid,
 				strerror(-r));
 		pmtrack_pstate_free(ps);
@@ -469,7 +471,7 @@ int cmd_stat(int argc, char **argv)
 		r = pmtrack_pstate_count(ps, m->start, m->end, PMTRACK_PAGE_ALL,
 					 &c);
 		if (r) {
-			if (r != -ESRCH || !explain_esrch(pid))
+			if (!explain_no_memory(pid, r))
 				fprintf(stderr,
 					"pmtrack stat: mapping %" PRIx64
 					"-%" PRIx64 ": %s\n",
