@@ -158,6 +158,13 @@ static int receive(int lfd)
 		return 1;
 	}
 	pmtrack_rx_get_stats(rx, &rs);
+	if (rs.reply != PMTRACK_RX_REPLY_SENT) {
+		fprintf(stderr, "receiver: the answer did not reach the "
+				"source\n");
+		pmtrack_rx_free(rx);
+		close(fd);
+		return 1;
+	}
 	printf("receiver: %llu rounds, %llu pages + %llu zero pages, "
 	       "%.1f MiB received in %.2f s; batch checksums verified, "
 	       "digest %s\n",
@@ -379,7 +386,10 @@ int main(int argc, char **argv)
 			     .downtime_limit_ns = c.downtime_ms * 1000000,
 			     .max_rounds = (uint32_t)c.max_rounds,
 			     .max_bandwidth = c.bw, .level = c.level,
-			     .flags = c.digest ? 0 : PMTRACK_PRECOPY_NO_DIGEST);
+			     .flags = c.digest ? 0 : PMTRACK_PRECOPY_NO_DIGEST,
+			     /* success only once the destination says
+				it has everything (the return path) */
+			     .reply = s.x);
 
 		err = pmtrack_precopy(&o, &reg, 1, &st);
 	}
@@ -401,6 +411,8 @@ int main(int argc, char **argv)
 		       st.converged ? "converged"
 				    : "did not converge, stopped anyway",
 		       pmtrack_backend_name(st.backend));
+		printf("destination answered: applied%s\n",
+		       c.digest ? " and digest verified" : "");
 		fflush(stdout);
 		/* end of stream; the writers stay paused while we compare */
 		shutdown(fd, SHUT_WR);

@@ -325,6 +325,60 @@ static uint64_t pc_digest_cost(struct pmt_src *s)
 	return err ? 0 : pmt_now_ns() - t0;
 }
 
+/*
+ * Read the destination's answer to stream @id from the return path and
+ * judge it against what was sent (@es).  0 if it applied everything.
+ */
+static int pc_reply(const struct pmtrack_precopy_opts *o,
+		    const uint8_t id[PMTRACK_STREAM_ID_LEN],
+		    const struct pmtrack_enc_stats *es,
+		    struct pmtrack_precopy_stats *st)
+{
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
+	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
+	uint8_t buf[PMTRACK_ACK_MAX];
+	size_t len = 0, k;
+	const void *p;
+	ssize_t n;
+	int r;
+
+	if (o->reply == o->write_arg && !o->flush) {
+		r = pmtrack_xport_flush(o->reply);
+		if (r)
+			return r;
+	}
+	for (;;) {
+		n = pmtrack_xport_read(o->reply, &p);
+		if (n <= 0)
+			return n ? (int)n : -ENODATA;
+		k = (size_t)n < sizeof(buf) - len ? (size_t)n
+						  : sizeof(buf) - len;
+		memcpy(buf + len, p, k);
+		len += k;
+		r = pmtrack_ack_decode(buf, len, &a);
+		if (r > 0)
+			break;
+		if (r < 0 || len == sizeof(buf))
+			return -EPROTO;
+	}
+	if (memcmp(a.stream_id, id, PMTRACK_STREAM_ID_LEN))
+		return -EPROTO;
+	if (a.error) {
+		st->remote_error = a.error;
+		st->remote_reason = a.reason;
+		snprintf(st->remote_message, sizeof(st->remote_message), "%s",
+			 a.message);
+		return -EREMOTEIO;
+	}
+	if (a.state != PMTRACK_RX_COMPLETE ||
+	    (digest && !a.digest_verified) || a.rounds != es->rounds ||
+	    a.pages != es->pages || a.zero_pages != es->zero_pages ||
+	    a.bytes != es->wire_bytes)
+		return -EPROTO;
+	st->acked = 1;
+	return 0;
+}
+
 static int pc_stats_enc(struct pc *pc, struct pmtrack_enc_stats *es)
 {
 	es->sz = sizeof(*es);
@@ -339,7 +393,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 	struct pmtrack_enc_stats es0, es;
 	struct pmtrack_precopy_round rs;
 	struct pc pc = { .o = o };
-	uint8_t digest[PMTRACK_DIGEST_LEN];
+	uint8_t digest[PMTRACK_DIGEST_LEN], id[PMTRACK_STREAM_ID_LEN];
 	uint64_t t0 = pmt_now_ns(), limit, digest_ns = 0, bw = 0, dirty = 0;
 	uint64_t round = 0, max_rounds, r0, c0, stop0 = 0, pre_bytes = 0;
 	struct pc_est est = { 0 };
@@ -357,6 +411,11 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 	}
 	limit = o->downtime_limit_ns ? o->downtime_limit_ns : 300000000u;
 	max_rounds = o->max_rounds ? o->max_rounds : 30;
+	/* the answer on the return path names it */
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+		err = errno ? -errno : -EIO;
+		goto out_nosrc;
+	}
 	err = src_init(&pc.src, o->tracker, regions, n);
 	if (err)
 		goto out_nosrc;
@@ -367,7 +426,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 			     .write_arg = &pc, .page_size = pc.src.ps,
 			     .level = o->level, .flags = o->enc_flags,
 			     .batch_pages = o->batch_pages,
-			     .producer = o->producer);
+			     .producer = o->producer, .stream_id = id);
 		err = pmtrack_enc_new(&eo, pc.src.sr, n, &pc.enc);
 		if (err)
 			goto out;
@@ -472,10 +531,12 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		pc.enc, (o->flags & PMTRACK_PRECOPY_NO_DIGEST) ? NULL : digest);
 	if (!err && o->flush)
 		err = o->flush(o->write_arg);
+	pc_stats_enc(&pc, &es);
+	if (!err && o->reply)
+		err = pc_reply(o, id, &es, &st);
 	if (err)
 		goto out;
 	st.downtime_ns = pmt_now_ns() - stop0;
-	pc_stats_enc(&pc, &es);
 	rs.duration_ns = pmt_now_ns() - r0;
 	rs.pages = es.pages + es.zero_pages - es0.pages - es0.zero_pages;
 	rs.zero_pages = es.zero_pages - es0.zero_pages;

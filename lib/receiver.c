@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <pmtrack/migrate.h>
@@ -40,6 +42,8 @@ struct pmtrack_rx {
 	size_t nrg;
 	uint32_t page_size;
 	bool touched; /* this apply wrote destination memory */
+	bool ended;   /* this apply's stream reached END */
+	bool have_id; /* this apply's stream had a header */
 	/* the applied stream's id (a stream that ends had a header) */
 	uint8_t cur_id[PMTRACK_STREAM_ID_LEN];
 	char msg[256];
@@ -260,6 +264,7 @@ static int rx_header(void *arg, struct pmtrack_dec *dec,
 
 	err = rx->st.streams ? rx_next_header(rx, h) : rx_first_header(rx, h);
 	memcpy(rx->cur_id, h->stream_id, PMTRACK_STREAM_ID_LEN);
+	rx->have_id = true;
 	for (i = 0; !err && i < rx->nrg; i++)
 		err = pmtrack_dec_set_dest(dec, (uint32_t)i, rx->rg[i].mem,
 					   rx->rg[i].len);
@@ -296,6 +301,7 @@ static int rx_end(void *arg, const struct pmtrack_dec_end *e)
 	struct pmtrack_rx *rx = arg;
 
 	rx->st.digest_verified = e->digest_verified;
+	rx->ended = true;
 	return 0;
 }
 
@@ -306,69 +312,136 @@ static const struct pmtrack_dec_ops rx_ops = {
 	.end = rx_end,
 };
 
-int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
+/* Is @fd a connected stream socket (a connection with a return path)? */
+static bool rx_is_conn(int fd)
 {
-	PMTRACK_OPTS(pmtrack_dec_opts, dopts, .ops = &rx_ops, .arg = rx,
-		     .mem_limit = rx ? rx->mem_limit : 0);
-	struct pmtrack_dec *dec = NULL;
+	struct stat sb;
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return !fstat(fd, &sb) && S_ISSOCK(sb.st_mode) &&
+	       !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) &&
+	       type == SOCK_STREAM;
+}
+
+/*
+ * Feed the stream from @x to @dec.  On a connection it ends at the END
+ * record: the sender waits for the answer and sends nothing more; other
+ * input is read to its end, so bytes after END are caught.
+ */
+static int rx_read(struct pmtrack_rx *rx, struct pmtrack_xport *x,
+		   struct pmtrack_dec *dec, bool conn)
+{
 	struct iovec iov;
-	uint64_t t0 = pmt_now_ns();
 	const void *buf;
 	ssize_t n;
-	int err, reason = PMTRACK_SERR_OK, verified;
+	int err;
 
-	if (!rx || !x)
-		return -EINVAL;
-	rx->msg[0] = 0;
-	rx->reason = PMTRACK_SERR_OK;
-	if (rx->st.state == PMTRACK_RX_PARTIAL)
-		return rx_fail(rx, -EBADMSG,
-			       "an earlier stream failed part-way; the memory "
-			       "is not usable");
-	rx->touched = false;
-	verified = rx->st.digest_verified;
-	rx->st.digest_verified = 0;
-	err = pmtrack_dec_new(&dopts, &dec);
-	if (err)
-		return err;
 	for (;;) {
 		n = pmtrack_xport_read(x, &buf);
-		if (n <= 0) {
-			err = (int)n;
-			if (!n)
-				err = pmtrack_dec_finish(dec);
-			else
-				rx_fail(rx, err, "receiving: %s",
-					strerror((int)-n));
-			break;
-		}
+		if (!n)
+			return pmtrack_dec_finish(dec);
+		if (n < 0)
+			return rx_fail(rx, (int)n, "receiving: %s",
+				       strerror((int)-n));
 		rx->st.bytes += (uint64_t)n;
 		if (rx->tee) {
 			iov.iov_base = (void *)buf;
 			iov.iov_len = (size_t)n;
 			err = rx->tee(rx->tee_arg, &iov, 1);
-			if (err) {
-				rx_fail(rx, err, "writing the image: %s",
-					strerror(-err));
-				break;
-			}
+			if (err)
+				return rx_fail(rx, err,
+					       "writing the image: %s",
+					       strerror(-err));
 		}
 		err = pmtrack_dec_feed(dec, buf, (size_t)n);
-		if (err)
-			break;
+		if (err || (conn && rx->ended))
+			return err ? err : pmtrack_dec_finish(dec);
 	}
-	if (err && !rx->msg[0]) {
-		const char *m = pmtrack_dec_error(dec, &reason);
+}
 
-		rx->reason = reason;
-		snprintf(rx->msg, sizeof(rx->msg), "%s", m);
+/*
+ * Answer the stream on the return path: what became of it, and what this
+ * side counted.  0, or -errno if the answer could not be sent.
+ */
+static int rx_reply(struct pmtrack_rx *rx, int fd, int err,
+		    const struct pmtrack_rx_stats *before)
+{
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
+	uint8_t buf[PMTRACK_ACK_MAX];
+	size_t off = 0;
+	ssize_t w;
+	int len;
+
+	if (rx->have_id)
+		memcpy(a.stream_id, rx->cur_id, sizeof(a.stream_id));
+	a.error = err < 0 && -err <= 4095 ? -err : err ? EIO : 0;
+	a.reason = rx->reason;
+	a.state = (int)rx->st.state;
+	a.digest_verified = !err && rx->st.digest_verified;
+	a.rounds = rx->st.rounds - before->rounds;
+	a.pages = rx->st.pages - before->pages;
+	a.zero_pages = rx->st.zero_pages - before->zero_pages;
+	a.bytes = rx->st.bytes - before->bytes;
+	snprintf(a.message, sizeof(a.message), "%s", err ? rx->msg : "");
+	len = pmtrack_ack_encode(&a, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	/* a few hundred bytes into an idle socket's buffer: never waits */
+	while (off < (size_t)len) {
+		w = send(fd, buf + off, (size_t)len - off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
+{
+	PMTRACK_OPTS(pmtrack_dec_opts, dopts, .ops = &rx_ops, .arg = rx,
+		     .mem_limit = rx ? rx->mem_limit : 0);
+	struct pmtrack_rx_stats before;
+	struct pmtrack_dec *dec = NULL;
+	uint64_t t0 = pmt_now_ns();
+	int err, r, reason = PMTRACK_SERR_OK, verified;
+	bool conn;
+
+	if (!rx || !x)
+		return -EINVAL;
+	rx->msg[0] = 0;
+	rx->reason = PMTRACK_SERR_OK;
+	rx->st.reply = PMTRACK_RX_REPLY_NONE;
+	conn = rx_is_conn(pmtrack_xport_fd(x));
+	before = rx->st;
+	rx->touched = rx->ended = rx->have_id = false;
+	verified = rx->st.digest_verified;
+	rx->st.digest_verified = 0;
+	if (rx->st.state == PMTRACK_RX_PARTIAL) {
+		err = rx_fail(rx, -EBADMSG,
+			      "an earlier stream failed part-way; the memory "
+			      "is not usable");
+	} else {
+		err = pmtrack_dec_new(&dopts, &dec);
+		if (!err)
+			err = rx_read(rx, x, dec, conn);
+		if (err && !rx->msg[0]) {
+			const char *m = pmtrack_dec_error(dec, &reason);
+
+			rx->reason = reason;
+			snprintf(rx->msg, sizeof(rx->msg), "%s",
+				 *m ? m : strerror(-err));
+		}
+		pmtrack_dec_free(dec);
 	}
 	if (!err) {
 		memcpy(rx->st.stream_id, rx->cur_id, sizeof(rx->cur_id));
 		rx->st.streams++;
 		rx->st.state = PMTRACK_RX_COMPLETE;
 	} else if (rx->touched) {
-		rx->st.digest_verified = 0;
 		rx->st.state = PMTRACK_RX_PARTIAL;
 	} else {
 		/* nothing of this stream was written: the memory, and what
@@ -377,7 +450,13 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 		if (!rx->st.streams)
 			rx_drop_regions(rx);
 	}
-	pmtrack_dec_free(dec);
+	if (conn) {
+		/* a sender that waits for the answer has not closed the
+		   connection; one that did is not waiting (or is gone) */
+		r = rx_reply(rx, pmtrack_xport_fd(x), err, &before);
+		rx->st.reply = r ? PMTRACK_RX_REPLY_FAILED
+				 : PMTRACK_RX_REPLY_SENT;
+	}
 	rx->st.apply_ns += pmt_now_ns() - t0;
 	return err;
 }

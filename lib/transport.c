@@ -16,7 +16,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -50,6 +52,7 @@ struct pmtrack_xport {
 	bool uring_required; /* no fallback: asked for by option or env */
 	unsigned int depth;
 	size_t bufsz;
+	int timeout_ms; /* sockets and pipes; -1 = none */
 	uint8_t *mem; /* depth * bufsz */
 	struct xp_slot slot[XP_DEPTH_MAX];
 	unsigned int cur;      /* write: buffer being filled; read: next */
@@ -58,6 +61,7 @@ struct pmtrack_xport {
 	int err;	       /* sticky error */
 	/* read side: q holds the slots in flight, oldest first */
 	bool reading, eof;
+	bool written; /* pmtrack_xport_write() was called */
 	off_t roff; /* file offset the reader has consumed up to */
 	unsigned int q[XP_DEPTH_MAX], qh, qn;
 	int held; /* slot the caller is reading, or -1 */
@@ -139,6 +143,7 @@ int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 {
 	struct pmtrack_xport *x;
 	size_t depth, bufsz;
+	uint64_t tmo;
 	int r;
 
 	if (!out)
@@ -163,6 +168,12 @@ int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 	r = xp_pick(fd, o, x);
 	if (r)
 		goto fail;
+	x->timeout_ms = -1;
+	tmo = PMT_OPTS_GET(o, timeout_ns, (uint64_t)0);
+	if (tmo && !x->file)
+		x->timeout_ms = tmo / 1000000u >= INT_MAX
+					? INT_MAX
+					: (int)((tmo + 999999u) / 1000000u);
 	if (x->kind == PMTRACK_XPORT_AUTO)
 		x->kind = x->file ? PMTRACK_XPORT_URING : PMTRACK_XPORT_SYSCALL;
 	else if (x->kind == PMTRACK_XPORT_SYSCALL)
@@ -189,6 +200,31 @@ int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 fail:
 	pmtrack_xport_free(x);
 	return r;
+}
+
+int pmtrack_xport_fd(const struct pmtrack_xport *x)
+{
+	return x ? x->fd : -EINVAL;
+}
+
+/*
+ * Wait until @fd can be read (POLLIN) or written (POLLOUT), for at most the
+ * transport's timeout: 0, -ETIMEDOUT, or -errno.
+ */
+static int xp_wait(struct pmtrack_xport *x, short what)
+{
+	struct pollfd p = { .fd = x->fd, .events = what };
+	int r;
+
+	if (x->timeout_ms < 0)
+		return 0;
+	do
+		r = poll(&p, 1, x->timeout_ms);
+	while (r < 0 && errno == EINTR);
+	x->st.calls++;
+	if (r < 0)
+		return -errno;
+	return r ? 0 : -ETIMEDOUT;
 }
 
 enum pmtrack_xport_kind pmtrack_xport_kind(const struct pmtrack_xport *x)
@@ -275,7 +311,18 @@ static int xp_reap_one(struct pmtrack_xport *x)
 	int r, res;
 
 	do {
-		r = io_uring_wait_cqe(&x->ring, &cqe);
+		if (x->timeout_ms >= 0) {
+			struct __kernel_timespec ts = {
+				.tv_sec = x->timeout_ms / 1000,
+				.tv_nsec = (x->timeout_ms % 1000) * 1000000L,
+			};
+
+			r = io_uring_wait_cqe_timeout(&x->ring, &cqe, &ts);
+			if (r == -ETIME)
+				r = -ETIMEDOUT; /* the I/O stays in flight */
+		} else {
+			r = io_uring_wait_cqe(&x->ring, &cqe);
+		}
 		x->st.calls++;
 	} while (r == -EINTR || r == -EAGAIN);
 	if (r < 0)
@@ -365,10 +412,18 @@ static int xp_sys_writev(struct pmtrack_xport *x, struct iovec *iov, int n)
 	ssize_t w;
 
 	while (n > 0) {
+		int r = xp_wait(x, POLLOUT);
+
+		if (r)
+			return r;
 		if (x->sock) {
 			mh.msg_iov = iov;
 			mh.msg_iovlen = (size_t)n;
-			w = sendmsg(x->fd, &mh, MSG_NOSIGNAL);
+			/* with a timeout, never block past what poll saw */
+			w = sendmsg(x->fd, &mh,
+				    MSG_NOSIGNAL | (x->timeout_ms >= 0
+							    ? MSG_DONTWAIT
+							    : 0));
 		} else if (x->file) {
 			w = pwritev(x->fd, iov, n, x->off);
 		} else {
@@ -376,7 +431,8 @@ static int xp_sys_writev(struct pmtrack_xport *x, struct iovec *iov, int n)
 		}
 		x->st.calls++;
 		if (w < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR ||
+			    (errno == EAGAIN && x->timeout_ms >= 0))
 				continue;
 			return -errno;
 		}
@@ -430,6 +486,7 @@ int pmtrack_xport_write(void *arg, const struct iovec *iov, int iovcnt)
 		return -EINVAL;
 	if (x->err)
 		return x->err;
+	x->written = true;
 	for (i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
 	if (x->kind == PMTRACK_XPORT_SYSCALL && iovcnt <= XP_IOV_MAX &&
@@ -487,6 +544,10 @@ static ssize_t xp_sys_read(struct pmtrack_xport *x, const void **buf)
 	ssize_t n;
 
 	for (;;) {
+		int r = xp_wait(x, POLLIN);
+
+		if (r)
+			return r;
 		n = x->file ? pread(x->fd, xp_buf(x, 0), x->bufsz, x->roff)
 			    : read(x->fd, xp_buf(x, 0), x->bufsz);
 		x->st.calls++;
@@ -594,8 +655,11 @@ ssize_t pmtrack_xport_read(struct pmtrack_xport *x, const void **buf)
 {
 	ssize_t n;
 
-	if (!x || !buf || (x->slot[0].len && !x->reading))
+	if (!x || !buf)
 		return -EINVAL;
+	if (!x->reading && (x->slot[x->cur].len || x->inflight ||
+			    (x->written && !x->sock)))
+		return -EINVAL; /* unflushed, or a file or pipe it wrote */
 	if (x->err)
 		return x->err;
 	if (x->kind == PMTRACK_XPORT_SYSCALL) {

@@ -523,6 +523,7 @@ struct prog {
 	uint64_t pre_bytes, pre_elapsed; /* over the pre-copy rounds */
 	int fail_at; /* cancel after this round (-1: never) */
 	bool poke;   /* write a page in every pre-copy round's callback */
+	bool reply;  /* wait for the receiver's answer (return path) */
 };
 
 struct pcctx {
@@ -614,6 +615,8 @@ static int migrate(struct pcctx *c, const struct pmtrack_precopy_opts *base,
 	}
 	o.ops = &pc_ops;
 	o.arg = c;
+	if (c->p.reply)
+		o.reply = x;
 	work_regions(&c->w, r);
 	st->sz = sizeof(*st);
 	err = pmtrack_precopy(&o, r, 2, st);
@@ -629,7 +632,7 @@ START_TEST(precopy_writers)
 	PMTRACK_OPTS(pmtrack_precopy_opts, o);
 	struct pmtrack_precopy_stats st;
 	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
-	struct pcctx c = { .p.fail_at = -1 };
+	struct pcctx c = { .p.fail_at = -1, .p.reply = _i % 2 };
 	struct rxjob j;
 	int err;
 
@@ -650,6 +653,10 @@ START_TEST(precopy_writers)
 	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
 	ck_assert_int_eq(rs.state, PMTRACK_RX_COMPLETE);
 	ck_assert_int_eq(rs.digest_verified, 1);
+	/* a connection: the receiver answers; the sender read it if asked */
+	ck_assert_int_eq(st.acked, c.p.reply);
+	if (c.p.reply)
+		ck_assert_int_eq(rs.reply, PMTRACK_RX_REPLY_SENT);
 	ck_assert_uint_eq(rs.rounds, st.rounds);
 	ck_assert_uint_eq(rs.pages + rs.zero_pages, st.pages);
 	ck_assert_uint_eq(rs.bytes, st.bytes);
@@ -1043,6 +1050,347 @@ START_TEST(precopy_args)
 	st.sz = 0;
 	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, &st), -EINVAL);
 	munmap(m, 4 * ps);
+}
+END_TEST
+
+/* ---- the return path ---------------------------------------------------- */
+
+/* An answer survives encoding; every prefix asks for more; every flipped
+   byte is refused. */
+START_TEST(ack_codec)
+{
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) }, b;
+	uint8_t buf[PMTRACK_ACK_MAX], bad[PMTRACK_ACK_MAX];
+	int len;
+
+	memcpy(a.stream_id, "0123456789abcdef", 16);
+	a.error = EBADMSG;
+	a.reason = PMTRACK_SERR_DIGEST;
+	a.state = PMTRACK_RX_PARTIAL;
+	a.rounds = 3;
+	a.pages = 1u << 20;
+	a.zero_pages = 7;
+	a.bytes = 1ull << 40;
+	snprintf(a.message, sizeof(a.message), "offset 12: it does not add up");
+	len = pmtrack_ack_encode(&a, buf, sizeof(buf));
+	ck_assert_int_gt(len, PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN);
+	ck_assert_int_le(len, PMTRACK_ACK_MAX);
+	ck_assert_int_eq(pmtrack_ack_encode(&a, buf, (size_t)len - 1),
+			 -ENOSPC);
+	for (int n = 0; n < len; n++) {
+		b.sz = sizeof(b);
+		ck_assert_int_eq(pmtrack_ack_decode(buf, (size_t)n, &b), 0);
+	}
+	memset(&b, 0x55, sizeof(b));
+	b.sz = sizeof(b);
+	ck_assert_int_eq(pmtrack_ack_decode(buf, (size_t)len + 9, &b), len);
+	ck_assert(!memcmp(&a, &b, sizeof(a)));
+	for (int i = 0; i < len; i++)
+		for (int bit = 0; bit < 8; bit++) {
+			memcpy(bad, buf, (size_t)len);
+			bad[i] ^= (uint8_t)(1u << bit);
+			b.sz = sizeof(b);
+			t_check(pmtrack_ack_decode(bad, (size_t)len, &b) <= 0,
+				"byte %d bit %d flipped: accepted", i, bit);
+		}
+	/* not an answer at all: refused as soon as it shows */
+	b.sz = sizeof(b);
+	ck_assert_int_eq(pmtrack_ack_decode("HTTP/1.1 400", 12, &b), -EBADMSG);
+	ck_assert_int_eq(pmtrack_ack_decode("H", 1, &b), -EBADMSG);
+	/* bad answers are not encoded */
+	a.error = -1;
+	ck_assert_int_eq(pmtrack_ack_encode(&a, buf, sizeof(buf)), -EINVAL);
+	a.error = 0;
+	a.state = 3;
+	ck_assert_int_eq(pmtrack_ack_encode(&a, buf, sizeof(buf)), -EINVAL);
+	a.state = 0;
+	memset(a.message, 'x', sizeof(a.message));
+	ck_assert_int_eq(pmtrack_ack_encode(&a, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(pmtrack_ack_encode(NULL, buf, sizeof(buf)), -EINVAL);
+}
+END_TEST
+
+/*
+ * A peer that is not a libpmtrack receiver.  It reads the stream with a
+ * decoder of its own until END, then: closes without a word (0), answers
+ * junk (1), answers for another stream (2), refuses (3), counts other
+ * pages (4), or says it applied everything (5).
+ */
+struct fake_rx {
+	int fd, mode;
+	bool ended;
+	uint8_t id[PMTRACK_STREAM_ID_LEN];
+	uint64_t rounds, pages, zero, bytes;
+};
+
+static int fake_header(void *arg, struct pmtrack_dec *dec,
+		       const struct pmtrack_dec_header *h)
+{
+	(void)dec;
+	memcpy(((struct fake_rx *)arg)->id, h->stream_id, PMTRACK_STREAM_ID_LEN);
+	return 0;
+}
+
+static int fake_end(void *arg, const struct pmtrack_dec_end *e)
+{
+	struct fake_rx *f = arg;
+
+	f->ended = true;
+	f->rounds = e->rounds;
+	f->pages = e->pages;
+	f->zero = e->zero_pages;
+	return 0;
+}
+
+static void *fake_rx_thread(void *arg)
+{
+	static const struct pmtrack_dec_ops ops = { .header = fake_header,
+						    .end = fake_end };
+	struct fake_rx *f = arg;
+	PMTRACK_OPTS(pmtrack_dec_opts, dopts, .ops = &ops, .arg = f);
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
+	struct pmtrack_dec *dec;
+	uint8_t buf[65536];
+	ssize_t n;
+	int len;
+
+	if (pmtrack_dec_new(&dopts, &dec))
+		return NULL;
+	while (!f->ended && (n = read(f->fd, buf, sizeof(buf))) > 0) {
+		f->bytes += (uint64_t)n;
+		if (pmtrack_dec_feed(dec, buf, (size_t)n))
+			break;
+	}
+	pmtrack_dec_free(dec);
+	memcpy(a.stream_id, f->id, sizeof(a.stream_id));
+	a.state = PMTRACK_RX_COMPLETE;
+	a.digest_verified = 1;
+	a.rounds = f->rounds;
+	a.pages = f->pages;
+	a.zero_pages = f->zero;
+	a.bytes = f->bytes;
+	if (f->mode == 2)
+		a.stream_id[3] ^= 1;
+	if (f->mode == 3) {
+		a.error = EBADMSG;
+		a.reason = PMTRACK_SERR_DIGEST;
+		a.state = PMTRACK_RX_PARTIAL;
+		a.digest_verified = 0;
+		snprintf(a.message, sizeof(a.message), "not today");
+	}
+	if (f->mode == 4)
+		a.pages--;
+	len = pmtrack_ack_encode(&a, buf, sizeof(buf));
+	if (f->mode == 1)
+		len = snprintf((char *)buf, sizeof(buf), "HTTP/1.1 400 Bad\r\n");
+	if (f->mode && len > 0 && write(f->fd, buf, (size_t)len) != len)
+		f->mode = -1;
+	close(f->fd);
+	return NULL;
+}
+
+START_TEST(precopy_reply_judged)
+{
+	static const int want[] = { -ENODATA, -EPROTO, -EPROTO,
+				    -EREMOTEIO, -EPROTO, 0 };
+	struct pcctx c = { .p.fail_at = -1 };
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kinds[_i % NKINDS]);
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .ops = &pc_ops, .arg = &c,
+		     .flush = (int (*)(void *))pmtrack_xport_flush);
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct fake_rx f = { .mode = _i / NKINDS };
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_xport *x;
+	pthread_t th;
+	int fds[2], err;
+
+	work_start(&c.w, 256, 16, 1, 50 + (uint64_t)_i, 16);
+	work_regions(&c.w, r);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	f.fd = fds[0];
+	ck_assert_int_eq(pthread_create(&th, NULL, fake_rx_thread, &f), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &x), 0);
+	o.write = pmtrack_xport_write;
+	o.write_arg = x;
+	o.reply = x;
+	err = pmtrack_precopy(&o, r, 2, &st);
+	pthread_join(th, NULL);
+	ck_assert_int_ne(f.mode, -1);
+	ck_assert_msg(err == want[f.mode], "mode %d: %s", f.mode,
+		      strerror(-err));
+	/* stopped for the switchover; resumed unless the answer was yes */
+	ck_assert_int_eq(atomic_load(&c.w.stops), 1);
+	ck_assert_int_eq(atomic_load(&c.w.resumes), err ? 1 : 0);
+	ck_assert_int_eq(st.acked, !err);
+	if (f.mode == 3) {
+		ck_assert_int_eq(st.remote_error, EBADMSG);
+		ck_assert_int_eq(st.remote_reason, PMTRACK_SERR_DIGEST);
+		ck_assert_str_eq(st.remote_message, "not today");
+	} else {
+		ck_assert_int_eq(st.remote_error, 0);
+	}
+	pmtrack_xport_free(x);
+	close(fds[1]);
+	if (!err)
+		work_resume(&c.w);
+	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * The real receiver refuses the stream (its map limit): the sender hears
+ * the refusal, or the connection breaks first; it never succeeds.
+ */
+START_TEST(precopy_reply_refused)
+{
+	PMTRACK_OPTS(pmtrack_rx_opts, ro, .map_limit = 1);
+	PMTRACK_OPTS(pmtrack_precopy_opts, o);
+	struct pmtrack_precopy_stats st;
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	struct pcctx c = { .p.fail_at = -1, .p.reply = true };
+	struct rxjob j;
+	int err;
+
+	work_start(&c.w, 512, 16, 1, 60, 16);
+	/* migrate() makes the receiver; give it a limit first */
+	j.rx = NULL;
+	{
+		struct pmtrack_mem_region r[2];
+		PMTRACK_OPTS(pmtrack_xport_opts, xo,
+			     .kind = PMTRACK_XPORT_SYSCALL);
+		struct pmtrack_xport *x;
+		int fds[2];
+
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+		j.fd = fds[0];
+		j.kind = PMTRACK_XPORT_SYSCALL;
+		ck_assert_int_eq(pmtrack_rx_new(&ro, &j.rx), 0);
+		ck_assert_int_eq(pthread_create(&j.th, NULL, rx_thread, &j),
+				 0);
+		ck_assert_int_eq(pmtrack_xport_new(fds[1], &xo, &x), 0);
+		o.write = pmtrack_xport_write;
+		o.write_arg = x;
+		o.flush = (int (*)(void *))pmtrack_xport_flush;
+		o.reply = x;
+		o.ops = &pc_ops;
+		o.arg = &c;
+		work_regions(&c.w, r);
+		st.sz = sizeof(st);
+		err = pmtrack_precopy(&o, r, 2, &st);
+		pmtrack_xport_free(x);
+		close(fds[1]);
+		pthread_join(j.th, NULL);
+	}
+	ck_assert_int_eq(j.err, -E2BIG);
+	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
+	ck_assert_int_eq(rs.reply, PMTRACK_RX_REPLY_SENT);
+	ck_assert_msg(err == -EREMOTEIO || err == -EPIPE ||
+			      err == -ECONNRESET,
+		      "precopy: %s", strerror(-err));
+	ck_assert_int_eq(st.acked, 0);
+	if (err == -EREMOTEIO) {
+		ck_assert_int_eq(st.remote_error, E2BIG);
+		ck_assert_int_eq(st.remote_reason, PMTRACK_SERR_LIMIT);
+		ck_assert_msg(strstr(st.remote_message, "map limit"), "%s",
+			      st.remote_message);
+	}
+	ck_assert_int_eq(atomic_load(&c.w.resumes), atomic_load(&c.w.stops));
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * Timeouts: a peer that sends nothing, or reads nothing, does not hold a
+ * transport for ever; a receiver on a silent connection gives up too.
+ */
+START_TEST(xport_timeout)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kinds[_i],
+		     .timeout_ns = 100000000, .buf_size = 65536);
+	static uint8_t chunk[65536];
+	struct pmtrack_xport *x;
+	struct pmtrack_rx *rx;
+	struct iovec iov = { chunk, sizeof(chunk) };
+	const void *b;
+	int fds[2], r = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_read(x, &b), -ETIMEDOUT);
+	ck_assert_int_eq(pmtrack_xport_read(x, &b), -ETIMEDOUT); /* sticky */
+	pmtrack_xport_free(x);
+	/* nobody reads: the socket's buffers fill, then the wait ends */
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
+	for (int i = 0; i < 4096 && !r; i++)
+		r = pmtrack_xport_write(x, &iov, 1);
+	if (!r)
+		r = pmtrack_xport_flush(x);
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	pmtrack_xport_free(x);
+	close(fds[0]);
+	close(fds[1]);
+	/* a receiver on a connection that stays silent */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_rx_apply(rx, x), -ETIMEDOUT);
+	{
+		struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+
+		ck_assert_int_eq(pmtrack_rx_get_stats(rx, &rs), 0);
+		ck_assert_int_eq(rs.state, PMTRACK_RX_EMPTY);
+	}
+	pmtrack_rx_free(rx);
+	pmtrack_xport_free(x);
+	close(fds[0]);
+	close(fds[1]);
+	/* files never wait */
+	{
+		FILE *f = tmpfile();
+
+		ck_assert_ptr_nonnull(f);
+		ck_assert_int_eq(pmtrack_xport_new(fileno(f), &xo, &x), 0);
+		ck_assert_int_eq(pmtrack_xport_read(x, &b), 0);
+		pmtrack_xport_free(x);
+		fclose(f);
+	}
+}
+END_TEST
+
+/* A transport reads after writing only on a flushed socket. */
+START_TEST(xport_turnaround)
+{
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kinds[_i]);
+	struct pmtrack_xport *x;
+	struct iovec iov = { "ping", 4 };
+	const void *b;
+	char got[8];
+	int fds[2];
+	FILE *f;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_write(x, &iov, 1), 0);
+	ck_assert_int_eq(pmtrack_xport_read(x, &b), -EINVAL); /* unflushed */
+	ck_assert_int_eq(pmtrack_xport_flush(x), 0);
+	ck_assert_int_eq(read(fds[1], got, sizeof(got)), 4);
+	ck_assert_int_eq(write(fds[1], "pong", 4), 4);
+	ck_assert_int_eq(pmtrack_xport_read(x, &b), 4);
+	ck_assert(!memcmp(b, "pong", 4));
+	ck_assert_int_eq(pmtrack_xport_fd(x), fds[0]);
+	pmtrack_xport_free(x);
+	close(fds[0]);
+	close(fds[1]);
+	f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(pmtrack_xport_new(fileno(f), &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_write(x, &iov, 1), 0);
+	ck_assert_int_eq(pmtrack_xport_flush(x), 0);
+	ck_assert_int_eq(pmtrack_xport_read(x, &b), -EINVAL); /* a file */
+	pmtrack_xport_free(x);
+	fclose(f);
+	ck_assert_int_eq(pmtrack_xport_fd(NULL), -EINVAL);
 }
 END_TEST
 
@@ -1902,6 +2250,11 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, precopy_bandwidth_cap);
 	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
 	tcase_add_test(tc, precopy_args);
+	tcase_add_test(tc, ack_codec);
+	tcase_add_loop_test(tc, precopy_reply_judged, 0, 6 * NKINDS);
+	tcase_add_test(tc, precopy_reply_refused);
+	tcase_add_loop_test(tc, xport_timeout, 0, NKINDS);
+	tcase_add_loop_test(tc, xport_turnaround, 0, NKINDS);
 	tcase_add_test(tc, rx_truncated);
 	tcase_add_test(tc, rx_corrupt_batch);
 	tcase_add_test(tc, rx_chain_rules);

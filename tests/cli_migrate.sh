@@ -5,9 +5,9 @@
 # a checkpoint chain and its restore, truncated and corrupted input, and
 # usage errors.  Every step that fails says so; the exit status is 1 if
 # any did.
-#   cli_migrate.sh PMTRACK_BINARY WORK_DIR GOLDEN_DIR
+#   cli_migrate.sh PMTRACK_BINARY WORK_DIR GOLDEN_DIR TCP_PEER
 set -u
-bin=$1 work=$2 golden=$3
+bin=$1 work=$2 golden=$3 peer=$4
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
 # the first line of a file that starts with $2, or nothing
@@ -61,6 +61,10 @@ grep -q '^round 0: [0-9]* pages' send.out || no "send: round 0 line"
 grep -q '^round [0-9]* (stop-and-copy): ' send.out || no "send: final round"
 grep -q '^downtime: ' send.out || no "send: downtime line"
 grep -q '^converged: ' send.out || no "send: converged line"
+# the return path: the receiver answered, the sender heard it
+grep -q '^receiver: applied and verified the stream' send.out ||
+	no "send: the receiver's answer: $(cat send.out)"
+grep -q '^answer: sent to the sender$' recv.out || no "recv: answer line"
 # both sides count the same pages and bytes
 for k in 'pages: ' 'bytes: ' 'rounds: '; do
 	s=$(line send.out "$k") r=$(line recv.out "$k")
@@ -90,6 +94,8 @@ json_ok recv.json
 [ -f s.pmts ] || no "send --out: file"
 ls s.pmts.partial* >/dev/null 2>&1 && no "send --out: s.pmts.partial-* left"
 grep -q '^round ' send2.out && no "send --quiet: printed rounds"
+grep -q '^receiver: none: the stream was written, not verified' send2.out ||
+	no "send --out: says what a file means: $(cat send2.out)"
 "$bin" recv s.pmts >recv2.out 2>&1 || no "recv s.pmts: exit $?"
 # a few pages converge at once, whatever bandwidth tiny rounds show
 "$bin" send --out small.pmts --size 64K --quiet >small.out 2>&1 ||
@@ -118,6 +124,57 @@ grep -Eq '^ +2 +114 +0x0000000300000000 +3072 +3  -$' golden.out ||
 grep -q '"page_size":1024,' golden.json || no "recv json: page_size"
 grep -q '"length":3072,"pages":3,' golden.json || no "recv json: pages"
 json_ok golden.json
+
+# ---- the return path and timeouts: peers that are not ours ----------------
+wait_file() {
+	i=0
+	while [ ! -s "$1" ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -s "$1" ]
+}
+# a sink that reads everything and never answers: no success
+rm -f sinkport
+"$peer" sink sinkport &
+spid=$!
+if wait_file sinkport; then
+	"$bin" send --to "127.0.0.1:$(cat sinkport)" --size 4M --quiet \
+		--timeout 2 >sink.out 2>&1
+	rc=$?
+	[ $rc -eq 1 ] || no "send to a sink: exit $rc, want 1: $(cat sink.out)"
+	grep -q 'no progress and no answer for 2 s' sink.out ||
+		no "send to a sink: message: $(cat sink.out)"
+	grep -q 'runs on here' sink.out || no "send to a sink: resumed?"
+	grep -q '^converged' sink.out && no "send to a sink: printed totals"
+else
+	no "tcp_peer sink wrote no port"
+fi
+kill $spid 2>/dev/null
+wait $spid 2>/dev/null
+# a peer that connects and says nothing does not hold recv for ever
+rm -f idleport
+"$bin" recv --listen 127.0.0.1:0 --port-file idleport --timeout 1 \
+	>idle.out 2>idle.err &
+rpid=$!
+if wait_file idleport; then
+	"$peer" idle "$(cat idleport)" 30 &
+	ipid=$!
+	wait $rpid
+	rc=$?
+	[ $rc -eq 1 ] || no "recv from a silent peer: exit $rc, want 1"
+	grep -q 'nothing received for 1 s (--timeout)' idle.err ||
+		no "recv from a silent peer: message: $(cat idle.err)"
+	kill $ipid 2>/dev/null
+	wait $ipid 2>/dev/null
+else
+	no "recv --port-file idleport: no port"
+	kill $rpid 2>/dev/null
+fi
+# nobody listening: connect fails at once
+"$bin" send --to 127.0.0.1:1 --size 4M --quiet >refused.out 2>&1 &&
+	no "send to a closed port: exit 0"
+grep -q 'cannot connect' refused.out || no "send to a closed port: message"
 
 # ---- 3. checkpoints ----------------------------------------------------
 "$bin" dump ck --size 16M --dumps 3 --interval 100 >dump.out 2>dump.err ||

@@ -21,9 +21,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,6 +112,8 @@ enum {
 	OPT_DUMPS,
 	OPT_INTERVAL,
 	OPT_UPTO,
+	OPT_TIMEOUT,
+	OPT_MAX_MEMORY,
 };
 
 struct opt {
@@ -375,7 +380,36 @@ static int write_port_file(const char *cmd, struct outfile *of,
 }
 
 /* A connected socket to HOST:PORT, or -1 after a message. */
-static int tcp_connect(const char *cmd, const char *spec)
+/* connect(), giving up after @timeout_s seconds (0: the kernel's own) */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
+			  unsigned int timeout_s)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int fl = fcntl(fd, F_GETFL), e = 0, r;
+	socklen_t el = sizeof(e);
+
+	if (!timeout_s)
+		return connect(fd, sa, len) ? errno : 0;
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+		return errno;
+	if (connect(fd, sa, len) && errno != EINPROGRESS)
+		return errno;
+	do
+		r = poll(&p, 1, (int)(timeout_s > INT_MAX / 1000
+					      ? INT_MAX
+					      : timeout_s * 1000));
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r ? errno : ETIMEDOUT;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el))
+		return errno;
+	if (!e && fcntl(fd, F_SETFL, fl))
+		return errno;
+	return e;
+}
+
+static int tcp_connect(const char *cmd, const char *spec,
+		       unsigned int timeout_s)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_STREAM,
@@ -402,9 +436,10 @@ static int tcp_connect(const char *cmd, const char *spec)
 			e = errno;
 			continue;
 		}
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+		e = connect_within(fd, ai->ai_addr, ai->ai_addrlen,
+				   timeout_s);
+		if (!e)
 			break;
-		e = errno;
 		close(fd);
 		fd = -1;
 	}
@@ -534,6 +569,18 @@ static void print_rx_text(FILE *f, struct pmtrack_rx *rx,
 		res->state[0] ? res->state : rx_state_name(st->state));
 	fprintf(f, "digest: %s\n",
 		res->unverified ? res->unverified : "verified");
+	if (st->reply != PMTRACK_RX_REPLY_NONE)
+		fprintf(f, "answer: %s\n",
+			st->reply == PMTRACK_RX_REPLY_SENT
+				? "sent to the sender"
+				: "not delivered (the sender had closed)");
+}
+
+static const char *rx_reply_name(enum pmtrack_rx_reply r)
+{
+	return r == PMTRACK_RX_REPLY_SENT     ? "sent"
+	       : r == PMTRACK_RX_REPLY_FAILED ? "failed"
+					      : NULL;
 }
 
 /* The members every receiver report has, for a JSON object. */
@@ -572,6 +619,8 @@ static void print_rx_json(FILE *f, struct pmtrack_rx *rx,
 		st->zero_pages, st->bytes, (double)st->apply_ns / 1e9,
 		res->unverified ? "false" : "true");
 	put_str(f, res->unverified ? res->unverified : "verified", true);
+	fputs(",\"answer\":", f);
+	put_str(f, rx_reply_name(st->reply), true);
 	fputs(",\"error\":", f);
 	if (res->err) {
 		fputs("{\"reason\":", f);
@@ -615,17 +664,33 @@ static void recv_usage(FILE *f)
 	      "                        the command succeeds)\n"
 	      "  --allow-unverified    accept a complete stream that carries "
 	      "no digest\n"
+	      "  --timeout SECONDS     give up when the connection or pipe "
+	      "stays silent this\n"
+	      "                        long (not while waiting for the "
+	      "connection); 0 = never;\n"
+	      "                        default 60\n"
+	      "  --max-memory SIZE     most memory to map for the stream's "
+	      "regions (K, M, G);\n"
+	      "                        default: this machine's physical "
+	      "memory\n"
 	      "  --json                print one JSON document\n"
-	      "Exit status: 0 if the stream was complete and its digest "
-	      "verified, 1 if not\n"
-	      "or on errors, 2 for a bad command line.\n",
+	      "Over TCP the answer (applied and verified, or why not) goes "
+	      "back to the sender\n"
+	      "on the same connection.  Exit status: 0 if the stream was "
+	      "complete, its\n"
+	      "digest verified and, over TCP, the answer sent; 1 if not or on "
+	      "errors; 2 for\n"
+	      "a bad command line.\n",
 	      f);
 }
 
 struct recv_args {
 	const char *listen, *path, *image, *port_file;
 	bool json, allow_unverified;
+	uint64_t timeout_s, max_memory;
 };
+
+#define DEF_TIMEOUT_S 60
 
 static int recv_parse(struct recv_args *a, int argc, char **argv)
 {
@@ -634,6 +699,8 @@ static int recv_parse(struct recv_args *a, int argc, char **argv)
 		{ "port-file", OPT_PORT_FILE, true },
 		{ "image", OPT_IMAGE, true },
 		{ "allow-unverified", OPT_ALLOW_UNVERIFIED, false },
+		{ "timeout", OPT_TIMEOUT, true },
+		{ "max-memory", OPT_MAX_MEMORY, true },
 		{ "json", OPT_JSON, false },
 		{ NULL, 0, false },
 	};
@@ -681,6 +748,14 @@ static int recv_parse(struct recv_args *a, int argc, char **argv)
 			break;
 		case OPT_ALLOW_UNVERIFIED:
 			a->allow_unverified = true;
+			break;
+		case OPT_TIMEOUT:
+			if (!opt_u64(&p, false, 0, 86400 * 365, &a->timeout_s))
+				return CLI_USAGE;
+			break;
+		case OPT_MAX_MEMORY:
+			if (!opt_u64(&p, true, 1, SIZE_MAX, &a->max_memory))
+				return CLI_USAGE;
 			break;
 		case OPT_JSON:
 			a->json = true;
@@ -742,7 +817,7 @@ static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 
 int cmd_recv(int argc, char **argv)
 {
-	struct recv_args a = { 0 };
+	struct recv_args a = { .timeout_s = DEF_TIMEOUT_S };
 	struct outfile of = { .fd = -1 };
 	struct pmtrack_rx *rx = NULL;
 	struct pmtrack_xport *x = NULL;
@@ -778,12 +853,15 @@ int cmd_recv(int argc, char **argv)
 	{
 		PMTRACK_OPTS(pmtrack_rx_opts, ro,
 			     .tee = a.image ? pmtrack_write_fd : NULL,
-			     .tee_arg = (void *)(intptr_t)of.fd);
+			     .tee_arg = (void *)(intptr_t)of.fd,
+			     .map_limit = (size_t)a.max_memory);
+		PMTRACK_OPTS(pmtrack_xport_opts, xo,
+			     .timeout_ns = a.timeout_s * 1000000000u);
 
 		r = pmtrack_rx_new(&ro, &rx);
+		if (!r)
+			r = pmtrack_xport_new(fd, &xo, &x);
 	}
-	if (!r)
-		r = pmtrack_xport_new(fd, NULL, &x);
 	if (r) {
 		err_msg("recv", "%s", strerror(-r));
 		goto out;
@@ -791,8 +869,18 @@ int cmd_recv(int argc, char **argv)
 	r = pmtrack_rx_apply(rx, x);
 	rx_result_get(rx, r, &res);
 	ret = rx_result_exit("recv", &res, a.allow_unverified);
-	if (r)
+	if (r == -ETIMEDOUT)
+		err_msg("recv", "%s: nothing received for %" PRIu64
+			" s (--timeout)", src, a.timeout_s);
+	else if (r)
 		rx_error_print("recv", src, &res);
+	if (res.st.reply == PMTRACK_RX_REPLY_FAILED) {
+		err_msg("recv",
+			"%s: the sender closed the connection before the "
+			"answer: it does not know this copy is complete",
+			src);
+		ret = CLI_ERROR;
+	}
 	if (a.image && ret == CLI_OK && outfile_commit("recv", &of))
 		ret = CLI_ERROR;
 
@@ -918,14 +1006,28 @@ static void send_usage(FILE *f)
 	      "default 30\n"
 	      "  --max-bandwidth B/S   cap on pre-copy bytes per second "
 	      "(K, M, G); 0 = none\n"
-	      "  --quiet               no per-round lines\n",
+	      "  --timeout SECONDS     give up on a connection that takes, "
+	      "or stays silent,\n"
+	      "                        this long (connecting, sending, the "
+	      "answer); 0 = never;\n"
+	      "                        default 60\n"
+	      "  --quiet               no per-round lines\n"
+	      "Over a connection (--to, or --out naming a Unix socket) the "
+	      "migration succeeds\n"
+	      "only when the receiver answers that it applied and verified "
+	      "the stream; the\n"
+	      "workload resumes otherwise.  A file or pipe has no way back: "
+	      "the stream is then\n"
+	      "written, not verified.  Exit status: 0 on success, 1 on "
+	      "failure, 2 for a bad\n"
+	      "command line.\n",
 	      f);
 }
 
 struct send_args {
 	const char *to, *out;
 	struct wl_args wl;
-	uint64_t downtime_ms, max_rounds, max_bw;
+	uint64_t downtime_ms, max_rounds, max_bw, timeout_s;
 	bool quiet;
 };
 
@@ -941,6 +1043,7 @@ static int send_parse(struct send_args *a, int argc, char **argv)
 		{ "downtime", OPT_DOWNTIME, true },
 		{ "max-rounds", OPT_MAX_ROUNDS, true },
 		{ "max-bandwidth", OPT_MAX_BANDWIDTH, true },
+		{ "timeout", OPT_TIMEOUT, true },
 		{ "quiet", OPT_QUIET, false },
 		{ NULL, 0, false },
 	};
@@ -997,6 +1100,10 @@ static int send_parse(struct send_args *a, int argc, char **argv)
 			if (!opt_u64(&p, true, 0, UINT64_MAX, &a->max_bw))
 				return CLI_USAGE;
 			break;
+		case OPT_TIMEOUT:
+			if (!opt_u64(&p, false, 0, 86400 * 365, &a->timeout_s))
+				return CLI_USAGE;
+			break;
 		case OPT_QUIET:
 			a->quiet = true;
 			break;
@@ -1015,6 +1122,7 @@ struct send_ctx {
 	FILE *info;
 	bool quiet;
 	uint64_t rounds; /* reported so far */
+	bool resumed;	 /* the library gave the workload back */
 };
 
 static int send_stop(void *arg)
@@ -1024,7 +1132,10 @@ static int send_stop(void *arg)
 
 static void send_resume(void *arg)
 {
-	wl_resume(((struct send_ctx *)arg)->wl);
+	struct send_ctx *c = arg;
+
+	c->resumed = true;
+	wl_resume(c->wl);
 }
 
 static int send_progress(void *arg, const struct pmtrack_precopy_round *r)
@@ -1088,12 +1199,72 @@ static void send_totals(FILE *f, const struct pmtrack_precopy_stats *st,
 	fprintf(f, "backend: %s\n", backend ? backend : "unknown");
 }
 
+/* Why the migration failed, in words. */
+static void send_failure(const struct send_args *a, const char *dest,
+			 const struct send_ctx *c, int r,
+			 const struct pmtrack_precopy_stats *st)
+{
+	switch (r) {
+	case -EREMOTEIO:
+		if (st->remote_reason != PMTRACK_SERR_OK)
+			err_msg("send",
+				"%s: the receiver refused the stream: %s (%s)",
+				dest, st->remote_message,
+				pmtrack_stream_error_name(st->remote_reason));
+		else
+			err_msg("send", "%s: the receiver refused the stream: %s",
+				dest,
+				st->remote_message[0]
+					? st->remote_message
+					: strerror(st->remote_error));
+		break;
+	case -ENODATA:
+		err_msg("send",
+			"%s: the peer closed the connection without an answer: "
+			"nothing says it has the memory",
+			dest);
+		break;
+	case -EPROTO:
+		err_msg("send",
+			"%s: the peer's answer is not a pmtrack receiver's "
+			"answer to this stream",
+			dest);
+		break;
+	case -ETIMEDOUT:
+		err_msg("send",
+			"%s: no progress and no answer for %" PRIu64
+			" s (--timeout)",
+			dest, a->timeout_s);
+		break;
+	default:
+		err_msg("send",
+			"%s: migration failed after %" PRIu64 " rounds: %s",
+			dest, c->rounds, strerror(-r));
+	}
+	if (c->resumed)
+		err_msg("send", "the workload was paused for the switchover "
+				"and runs on here");
+}
+
+/* Is @fd a stream socket, where a receiver can answer? */
+static bool is_conn(int fd)
+{
+	struct stat sb;
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return !fstat(fd, &sb) && S_ISSOCK(sb.st_mode) &&
+	       !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) &&
+	       type == SOCK_STREAM;
+}
+
 int cmd_send(int argc, char **argv)
 {
 	struct send_args a = { .wl = { .size = DEF_SIZE,
 				       .writers = DEF_WRITERS,
 				       .rate = DEF_RATE },
-			       .downtime_ms = 300 };
+			       .downtime_ms = 300,
+			       .timeout_s = DEF_TIMEOUT_S };
 	static const struct pmtrack_precopy_ops ops = {
 		.stop = send_stop,
 		.resume = send_resume,
@@ -1105,6 +1276,7 @@ int cmd_send(int argc, char **argv)
 	struct pmtrack_mem_region reg;
 	struct send_ctx c = { 0 };
 	const char *dest;
+	bool conn = false;
 	int fd = -1, r, ret = CLI_ERROR;
 
 	r = send_parse(&a, argc, argv);
@@ -1117,18 +1289,27 @@ int cmd_send(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (a.to) {
-		fd = tcp_connect("send", a.to);
+		fd = tcp_connect("send", a.to, (unsigned int)a.timeout_s);
 		if (fd < 0)
 			return CLI_ERROR;
+		conn = true;
 	} else if (!strcmp(a.out, "-")) {
+		/* stdout: written, whatever it is (an ssh session's socket
+		   has no receiver of ours behind it) */
 		fd = STDOUT_FILENO;
 		dest = "stdout";
 	} else {
 		if (outfile_open("send", "--out", &of, a.out))
 			return CLI_ERROR;
 		fd = of.fd;
+		conn = of.in_place && is_conn(fd);
 	}
-	r = pmtrack_xport_new(fd, NULL, &x);
+	{
+		PMTRACK_OPTS(pmtrack_xport_opts, xo,
+			     .timeout_ns = a.timeout_s * 1000000000u);
+
+		r = pmtrack_xport_new(fd, &xo, &x);
+	}
 	if (r) {
 		err_msg("send", "transport: %s", strerror(-r));
 		goto out;
@@ -1147,14 +1328,13 @@ int cmd_send(int argc, char **argv)
 			     .max_bandwidth = a.max_bw, .level = a.wl.level,
 			     .enc_flags =
 				     a.wl.level ? PMTRACK_ENC_ADAPTIVE : 0u,
-			     .producer = "pmtrack send");
+			     .producer = "pmtrack send",
+			     .reply = conn ? x : NULL);
 
 		r = pmtrack_precopy(&po, &reg, 1, &st);
 	}
 	if (r) {
-		err_msg("send",
-			"%s: migration failed after %" PRIu64 " rounds: %s",
-			dest, c.rounds, strerror(-r));
+		send_failure(&a, dest, &c, r, &st);
 		goto out;
 	}
 	if (a.out && fd != STDOUT_FILENO) {
@@ -1164,6 +1344,10 @@ int cmd_send(int argc, char **argv)
 	}
 	send_totals(c.info, &st, a.downtime_ms * 1000000u,
 		    a.max_rounds ? a.max_rounds : 30);
+	fprintf(c.info, "receiver: %s\n",
+		conn ? "applied and verified the stream (its answer)"
+		     : "none: the stream was written, not verified (a file or "
+		       "pipe has no return path)");
 	ret = flush_out("send", c.info);
 out:
 	wl_free(c.wl);

@@ -56,9 +56,13 @@ struct pmtrack_xport_opts {
 	unsigned int depth;
 	/* bytes per buffer, 4 KiB..64 MiB; 0 = 1 MiB */
 	size_t buf_size;
+	/* sockets and pipes: a read or write that makes no progress for this
+	   long (rounded up to milliseconds) fails with -ETIMEDOUT, and the
+	   transport with it; 0 = wait for ever.  Files never wait. */
+	uint64_t timeout_ns;
 	size_t : 0;
 };
-#define pmtrack_xport_opts__last_field buf_size
+#define pmtrack_xport_opts__last_field timeout_ns
 
 struct pmtrack_xport;
 
@@ -73,7 +77,10 @@ struct pmtrack_xport;
  * Writes are buffered: pmtrack_xport_write() copies the bytes into one of
  * @depth buffers of @buf_size bytes, and a full buffer is sent while the
  * next fills (io_uring), or at once (system calls).  Reads fill a buffer;
- * on files io_uring keeps @depth reads in flight ahead of the reader.
+ * on files io_uring keeps @depth reads in flight ahead of the reader.  A
+ * transport is used in one direction, except on a socket, which may be
+ * read once everything written was flushed (a sender reading the
+ * receiver's answer: pmtrack_precopy_opts.reply).
  *
  * With PMTRACK_XPORT_AUTO the environment variable PMTRACK_TRANSPORT
  * (uring, syscall or auto) decides first; then system calls are used for
@@ -97,6 +104,10 @@ PMTRACK_API int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *opts,
  */
 PMTRACK_API void pmtrack_xport_free(struct pmtrack_xport *x);
 
+/** pmtrack_xport_fd() - the descriptor given to pmtrack_xport_new(), or
+ * -EINVAL for NULL. */
+PMTRACK_API int pmtrack_xport_fd(const struct pmtrack_xport *x);
+
 /** pmtrack_xport_kind() - PMTRACK_XPORT_URING or PMTRACK_XPORT_SYSCALL. */
 PMTRACK_API enum pmtrack_xport_kind
 pmtrack_xport_kind(const struct pmtrack_xport *x);
@@ -106,8 +117,8 @@ pmtrack_xport_kind(const struct pmtrack_xport *x);
  * @arg: the struct pmtrack_xport *
  * The bytes are copied; they reach @fd in order, at the latest at
  * pmtrack_xport_flush().  Return: 0, or the first error of any earlier
- * transfer (-EPIPE, -ECONNRESET, -ENOSPC, -EIO...), after which every
- * call fails with it.  EINTR is retried.
+ * transfer (-EPIPE, -ECONNRESET, -ENOSPC, -EIO, -ETIMEDOUT...), after
+ * which every call fails with it.  EINTR is retried.
  */
 PMTRACK_API int pmtrack_xport_write(void *arg, const struct iovec *iov,
 				    int iovcnt);
@@ -119,8 +130,9 @@ PMTRACK_API int pmtrack_xport_flush(struct pmtrack_xport *x);
  * pmtrack_xport_read() - the next bytes from @fd.
  * @buf: receives a pointer into the transport's buffer, valid until the
  *       next call
- * Return: the number of bytes (> 0), 0 at end of input, or -errno.  EINTR
- * is retried.
+ * Return: the number of bytes (> 0), 0 at end of input, or -errno
+ * (-ETIMEDOUT after timeout_ns without a byte; -EINVAL on a transport
+ * that wrote, unless it is a flushed socket).  EINTR is retried.
  */
 PMTRACK_API ssize_t pmtrack_xport_read(struct pmtrack_xport *x,
 				       const void **buf);
@@ -239,9 +251,15 @@ struct pmtrack_precopy_opts {
 	unsigned int enc_flags;
 	uint32_t batch_pages;
 	const char *producer;
+	/* the return path: after END, the destination's answer is read here
+	   (a transport over the connection; the one write_arg names reads
+	   once flushed), and only a positive one is success.  Its
+	   timeout_ns bounds the wait.  NULL = no return path: success then
+	   means the stream was written, not that anyone applied it. */
+	struct pmtrack_xport *reply;
 	size_t : 0;
 };
-#define pmtrack_precopy_opts__last_field producer
+#define pmtrack_precopy_opts__last_field reply
 
 struct pmtrack_precopy_stats {
 	size_t sz;
@@ -251,7 +269,8 @@ struct pmtrack_precopy_stats {
 	uint64_t bytes;	     /* stream bytes written */
 	uint64_t total_ns;   /* the whole migration */
 	uint64_t setup_ns;   /* creating the tracker and watching */
-	/* from the call to stop() to the last byte flushed */
+	/* from the call to stop() to the destination's answer (with a
+	   return path) or the last byte flushed */
 	uint64_t downtime_ns;
 	uint64_t final_pages; /* pages the stop-and-copy round sent */
 	/* expected downtime when the switchover was decided */
@@ -262,9 +281,17 @@ struct pmtrack_precopy_stats {
 	uint64_t digest_ns;
 	int converged; /* 1: stopped because the estimate fit */
 	enum pmtrack_backend backend;
+	/* with a return path: 1 if the destination answered that it applied
+	   the whole stream (and verified its digest, if one was sent) */
+	int acked;
+	/* the destination's refusal: its errno (0 if none), the enum
+	   pmtrack_stream_error it gave, and why */
+	int remote_error;
+	int remote_reason;
+	char remote_message[256];
 	size_t : 0;
 };
-#define pmtrack_precopy_stats__last_field backend
+#define pmtrack_precopy_stats__last_field remote_message
 
 /**
  * pmtrack_precopy() - migrate live memory.
@@ -294,14 +321,24 @@ struct pmtrack_precopy_stats {
  * the stats say converged = 0), ops->stop() pauses the
  * workload; the pages written since the last collect are sent with the
  * ones already collected, then END with the digest of the (paused)
- * memory, then flush().  If anything fails after stop() returned 0,
+ * memory, then flush().  With opts.reply, the destination's answer is
+ * then read (see PMTRACK_REC_ACK in <pmtrack/stream.h>): it must name
+ * this stream, say it applied it (and verified the digest, if one was
+ * sent), and count the same rounds, pages and bytes.  If anything fails
+ * after stop() returned 0, a missing or negative answer included,
  * ops->resume() is called before returning.  On success the workload is
- * left paused: the stream holds its memory as it is.
+ * left paused: the stream holds its memory as it is, and with a return
+ * path the destination has it.
  *
  * Return: 0; -EINVAL for bad options or regions; the tracker's errors
  * (pmtrack_new(), pmtrack_watch()); the transport's error (-EPIPE,
  * -ECONNRESET, -ENOSPC...); stop()'s or progress()'s error; -ETIMEDOUT
- * with PMTRACK_PRECOPY_NO_FORCE; -ENOMEM.
+ * with PMTRACK_PRECOPY_NO_FORCE, or when the reply transport's timeout
+ * passed without an answer; -EREMOTEIO if the destination refused the
+ * stream (remote_error, remote_reason and remote_message in the stats
+ * say why); -ENODATA if the connection closed without an answer;
+ * -EPROTO if the answer was not one (a peer that is not a libpmtrack
+ * receiver), or not about this stream; -ENOMEM.
  */
 PMTRACK_API int pmtrack_precopy(const struct pmtrack_precopy_opts *opts,
 				const struct pmtrack_mem_region *regions,
@@ -374,6 +411,18 @@ PMTRACK_API int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id,
 /**
  * pmtrack_rx_apply() - decode one whole stream from @x into the memory.
  *
+ * Over a connection (@x's descriptor is a stream socket) the stream ends
+ * at its END record, and the receiver then answers on the same connection
+ * (the return path, PMTRACK_REC_ACK in <pmtrack/stream.h>): applied and
+ * verified, or why not, with its counts.  It answers a failed stream too,
+ * when the connection still works.  stats.reply says whether the answer
+ * went out: a sender that waits for it keeps the connection open, so it
+ * fails (PMTRACK_RX_REPLY_FAILED) only when the sender closed without
+ * waiting, or is gone.  A sender that resumes its own copy when it gets no
+ * answer is then running it: where that matters, use this copy only with
+ * PMTRACK_RX_REPLY_SENT.  Other input (files, pipes) has no return path
+ * and is read to its end, so bytes after END are an error.
+ *
  * The first stream must have no parent; each later one must name the
  * previous stream as its parent and carry the same region table (ids,
  * lengths, page size).  Every record and batch checksum is checked before
@@ -428,6 +477,13 @@ PMTRACK_API size_t pmtrack_rx_nregions(const struct pmtrack_rx *rx);
 PMTRACK_API int pmtrack_rx_region(const struct pmtrack_rx *rx, size_t idx,
 				  struct pmtrack_rx_region *out);
 
+/* The answer on the return path (pmtrack_rx_stats.reply). */
+enum pmtrack_rx_reply {
+	PMTRACK_RX_REPLY_NONE = 0,   /* not a connection: no return path */
+	PMTRACK_RX_REPLY_SENT = 1,   /* the verdict was sent back */
+	PMTRACK_RX_REPLY_FAILED = 2, /* it could not be sent */
+};
+
 struct pmtrack_rx_stats {
 	size_t sz;
 	enum pmtrack_rx_state state;
@@ -443,9 +499,11 @@ struct pmtrack_rx_stats {
 	int digest_verified;
 	/* the last complete stream's id */
 	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
+	/* the last apply's answer on the return path */
+	enum pmtrack_rx_reply reply;
 	size_t : 0;
 };
-#define pmtrack_rx_stats__last_field stream_id
+#define pmtrack_rx_stats__last_field reply
 
 /** pmtrack_rx_get_stats() - state and counters; @st->sz must be set. */
 PMTRACK_API int pmtrack_rx_get_stats(const struct pmtrack_rx *rx,

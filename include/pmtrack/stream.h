@@ -21,7 +21,12 @@
  *              XXH3-64 of the uncompressed pages; the payload follows
  *   END        rounds, pages and zero pages sent, XXH3-128 memory digest
  *
- * Order: HEADER, then any number of (ROUND, BATCH...), then END.  A round's
+ * Order: HEADER, then any number of (ROUND, BATCH...), then END.
+ *
+ * Return path: over a connection (a stream socket) the receiver answers
+ * the stream with a return stream of its own, the preamble then one ACK
+ * record (its verdict, and what it counted; see pmtrack_ack_encode()).
+ * Files and pipes have no return path.  A round's
  * batches carry exactly the pages that are dirty and not zero in its ROUND
  * record, each once, in any order.  Zero pages travel as bits only.  A frame
  * with an unknown type is an error unless its flags have
@@ -55,6 +60,8 @@ enum pmtrack_record_type {
 	PMTRACK_REC_ROUND = 2,
 	PMTRACK_REC_BATCH = 3,
 	PMTRACK_REC_END = 4,
+	/* only on the return path, never in a stream */
+	PMTRACK_REC_ACK = 5,
 };
 
 /* frame flag: a decoder that does not know the type skips the record */
@@ -413,6 +420,58 @@ PMTRACK_API const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec,
 					    uint32_t region,
 					    enum pmtrack_map_kind kind,
 					    size_t *nwords);
+
+/* ------------------------------------------------------------------------ */
+/* Return path                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* The most bytes an encoded answer (preamble, frame and ACK) takes. */
+#define PMTRACK_ACK_MAX 512u
+
+/* A receiver's answer to one stream. */
+struct pmtrack_stream_ack {
+	size_t sz;
+	uint8_t stream_id[PMTRACK_STREAM_ID_LEN]; /* the stream answered */
+	int error;  /* 0 if applied, else the receiver's errno (positive) */
+	int reason; /* enum pmtrack_stream_error, PMTRACK_SERR_OK if none */
+	/* the receiver's state after the stream (enum pmtrack_rx_state in
+	   <pmtrack/migrate.h>: 1 = complete, 2 = partial, 0 = empty) */
+	int state;
+	int digest_verified; /* 1: the END digest matched its memory */
+	/* this stream as the receiver counted it */
+	uint64_t rounds, pages, zero_pages, bytes;
+	char message[256]; /* why it failed, "" if it did not */
+	size_t : 0;
+};
+#define pmtrack_stream_ack__last_field message
+
+/**
+ * pmtrack_ack_encode() - an answer as return-path bytes.
+ * @a: the answer (sz set; message NUL-terminated)
+ * @buf, @cap: where to put it; PMTRACK_ACK_MAX bytes always suffice
+ *
+ * Return: the number of bytes (> 0); -EINVAL for a bad @a (negative error,
+ * out-of-range reason or state, unterminated message); -ENOSPC if @cap is
+ * too small.
+ */
+PMTRACK_API int pmtrack_ack_encode(const struct pmtrack_stream_ack *a,
+				   void *buf, size_t cap);
+
+/**
+ * pmtrack_ack_decode() - read an answer from return-path bytes.
+ * @buf, @len: the bytes received so far, from the first
+ * @a: receives the answer (sz set by the caller; fields past the ones this
+ *     library knows are zeroed)
+ *
+ * Every length, the record's checksum and every field are checked.  Bytes
+ * after the answer are not looked at.
+ * Return: the number of bytes the answer took, once @buf holds all of it;
+ * 0 if more bytes are needed; -EBADMSG if the bytes are not an answer (a
+ * peer that is not a libpmtrack receiver); -EPROTONOSUPPORT for another
+ * format version; -EINVAL for bad arguments.
+ */
+PMTRACK_API int pmtrack_ack_decode(const void *buf, size_t len,
+				   struct pmtrack_stream_ack *a);
 
 /** pmtrack_stream_error_name() - "truncated", "checksum", ... */
 PMTRACK_API const char *pmtrack_stream_error_name(int reason);

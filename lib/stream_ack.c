@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The return path: a receiver's answer to a stream, as a return stream of
+ * its own (the preamble, then one ACK record framed like every record).
+ * The decoder takes bytes from a peer that may not be a libpmtrack
+ * receiver at all, so it checks everything before believing any of it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <pmtrack/stream.h>
+
+#include "ack.pb-c.h"
+#include "stream_internal.h"
+
+/* the receiver's states (enum pmtrack_rx_state) */
+#define ACK_STATE_MAX 2
+/* errno values are small positive numbers */
+#define ACK_ERRNO_MAX 4095
+
+static bool ack_fields_ok(int error, int reason, int state)
+{
+	return error >= 0 && error <= ACK_ERRNO_MAX && reason >= 0 &&
+	       reason <= PMTRACK_SERR_NOMEM && state >= 0 &&
+	       state <= ACK_STATE_MAX;
+}
+
+int pmtrack_ack_encode(const struct pmtrack_stream_ack *a, void *buf,
+		       size_t cap)
+{
+	Pmtrack__Ack m = PMTRACK__ACK__INIT;
+	struct pmt_frame f = { .type = PMTRACK_REC_ACK };
+	uint8_t *p = buf;
+	size_t mlen, total;
+
+	if (!a || !buf || !PMT_OPTS_VALID(a, pmtrack_stream_ack) ||
+	    a->sz < pmt_offsetofend(struct pmtrack_stream_ack, message) ||
+	    !ack_fields_ok(a->error, a->reason, a->state) ||
+	    (a->digest_verified != 0 && a->digest_verified != 1) ||
+	    !memchr(a->message, 0, sizeof(a->message)))
+		return -EINVAL;
+	m.stream_id.data = (uint8_t *)a->stream_id;
+	m.stream_id.len = PMTRACK_STREAM_ID_LEN;
+	m.error = (uint32_t)a->error;
+	m.reason = (uint32_t)a->reason;
+	m.state = (uint32_t)a->state;
+	m.digest_verified = a->digest_verified;
+	m.rounds = a->rounds;
+	m.pages = a->pages;
+	m.zero_pages = a->zero_pages;
+	m.bytes = a->bytes;
+	if (a->message[0])
+		m.message = (char *)a->message;
+	mlen = pmtrack__ack__get_packed_size(&m);
+	total = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN + mlen;
+	if (total > PMTRACK_ACK_MAX)
+		return -EINVAL; /* cannot happen with the fields checked */
+	if (total > cap)
+		return -ENOSPC;
+	pmt_preamble_put(p);
+	pmtrack__ack__pack(&m, p + PMTRACK_STREAM_PREAMBLE_LEN +
+				       PMTRACK_FRAME_LEN);
+	f.meta_len = (uint32_t)mlen;
+	pmt_frame_put(p + PMTRACK_STREAM_PREAMBLE_LEN, &f);
+	/* the check covers the frame's first 16 bytes and the message */
+	f.check = pmt_frame_check(p + PMTRACK_STREAM_PREAMBLE_LEN,
+				  p + PMTRACK_STREAM_PREAMBLE_LEN +
+					  PMTRACK_FRAME_LEN,
+				  mlen);
+	pmt_frame_put(p + PMTRACK_STREAM_PREAMBLE_LEN, &f);
+	return (int)total;
+}
+
+int pmtrack_ack_decode(const void *buf, size_t len,
+		       struct pmtrack_stream_ack *out)
+{
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
+	const uint8_t *p = buf, *fr, *meta;
+	struct pmt_frame f;
+	Pmtrack__Ack *m;
+	size_t total;
+	int r = -EBADMSG;
+
+	if ((!buf && len) || !out || out->sz < sizeof(size_t))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	/* judge what has arrived as soon as it can be judged */
+	if (memcmp(p, PMT_STREAM_MAGIC,
+		   len < PMT_MAGIC_LEN ? len : PMT_MAGIC_LEN))
+		return -EBADMSG;
+	if (len < PMTRACK_STREAM_PREAMBLE_LEN)
+		return 0;
+	if (pmt_get_le32(p + 8) != PMTRACK_STREAM_VERSION)
+		return -EPROTONOSUPPORT;
+	if (pmt_get_le32(p + 12))
+		return -EBADMSG;
+	if (len < PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN)
+		return 0;
+	fr = p + PMTRACK_STREAM_PREAMBLE_LEN;
+	pmt_frame_get(fr, &f);
+	if (f.type != PMTRACK_REC_ACK || f.flags || f.reserved ||
+	    f.payload_len ||
+	    f.meta_len > PMTRACK_ACK_MAX - PMTRACK_STREAM_PREAMBLE_LEN -
+				 PMTRACK_FRAME_LEN)
+		return -EBADMSG;
+	total = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN + f.meta_len;
+	if (len < total)
+		return 0;
+	meta = fr + PMTRACK_FRAME_LEN;
+	if (pmt_frame_check(fr, meta, f.meta_len) != f.check)
+		return -EBADMSG;
+	m = pmtrack__ack__unpack(NULL, f.meta_len, meta);
+	if (!m)
+		return -EBADMSG;
+	if (m->stream_id.len != PMTRACK_STREAM_ID_LEN ||
+	    m->error > ACK_ERRNO_MAX || m->reason > PMTRACK_SERR_NOMEM ||
+	    m->state > ACK_STATE_MAX ||
+	    (m->message && strlen(m->message) >= sizeof(a.message)))
+		goto out;
+	memcpy(a.stream_id, m->stream_id.data, PMTRACK_STREAM_ID_LEN);
+	a.error = (int)m->error;
+	a.reason = (int)m->reason;
+	a.state = (int)m->state;
+	a.digest_verified = m->digest_verified ? 1 : 0;
+	a.rounds = m->rounds;
+	a.pages = m->pages;
+	a.zero_pages = m->zero_pages;
+	a.bytes = m->bytes;
+	if (m->message)
+		memcpy(a.message, m->message, strlen(m->message) + 1);
+	pmt_stats_out(out, &a, sizeof(a));
+	r = (int)total;
+out:
+	pmtrack__ack__free_unpacked(m, NULL);
+	return r;
+}
