@@ -81,6 +81,8 @@ struct pmtrack_dec {
 
 	/* progress */
 	uint64_t round, rounds, pages, zero_pages, pending;
+	/* pmtrack_dec_get_stats() */
+	uint64_t records, map_bits, work;
 
 	ZSTD_DCtx *dctx;
 	uint8_t *scratch;
@@ -252,6 +254,12 @@ static int need_dctx(struct pmtrack_dec *dec)
 	return 0;
 }
 
+/* words of a bitmap that bits [start, start + n) touch, n >= 1 */
+static uint64_t span_words(uint64_t start, uint64_t n)
+{
+	return (start + n + 63) / 64 - start / 64;
+}
+
 /* --- public lifecycle ---------------------------------------------------- */
 
 int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
@@ -321,6 +329,26 @@ int pmtrack_dec_set_dest(struct pmtrack_dec *dec, uint32_t region, void *mem,
 		return -EINVAL;
 	dec->rg[region].dest = mem;
 	return 0;
+}
+
+int pmtrack_dec_get_stats(const struct pmtrack_dec *dec,
+			  struct pmtrack_dec_stats *st)
+{
+	struct pmtrack_dec_stats now;
+
+	if (!dec)
+		return -EINVAL;
+	now = (struct pmtrack_dec_stats){
+		.sz = sizeof(now),
+		.bytes = dec->offset,
+		.records = dec->records,
+		.rounds = dec->rounds,
+		.pages = dec->pages,
+		.zero_pages = dec->zero_pages,
+		.map_bits = dec->map_bits,
+		.work = dec->work,
+	};
+	return pmt_stats_out(st, &now, sizeof(now));
 }
 
 const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec, uint32_t region,
@@ -396,6 +424,7 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 				     (unsigned long long)g->length);
 				goto out;
 			}
+			dec->work += 1 + i;
 			for (size_t j = 0; j < i; j++)
 				if (h->regions[j]->id == g->id) {
 					fail(dec, PMTRACK_SERR_DUPLICATE,
@@ -436,6 +465,7 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		struct pmtrack_stream_region *pr = &dec->regions[i];
 		uint64_t *maps;
 
+		dec->work++;
 		pr->id = g->id;
 		pr->flags = g->flags;
 		pr->start = g->start;
@@ -512,6 +542,7 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 		}
 		for (size_t i = 0; i < g->nwords; i++)
 			w[i] = pmt_get_le64(le + 8 * i);
+		dec->work += g->nwords;
 		dec_free(dec, le, want);
 		if (w[g->nwords - 1] &
 		    ~pmt_word_mask(g->nwords - 1, 0, g->pages))
@@ -544,6 +575,7 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 					    (unsigned long long)g->pages);
 			pos += gap;
 			pmt_bits_set(w, pos, len);
+			dec->work += span_words(pos, len);
 			pos += len;
 			set += len;
 		}
@@ -553,6 +585,7 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 			    "region %u %s: %llu bits set, count says %llu",
 			    region, what, (unsigned long long)set,
 			    (unsigned long long)b->count);
+	dec->map_bits += set;
 	return 0;
 }
 
@@ -584,6 +617,7 @@ static int round_complete(struct pmtrack_dec *dec)
 		struct dec_region *g = &dec->rg[i];
 		uint64_t p = pmt_bits_next(g->pending, g->pages, 0);
 
+		dec->work += 1 + span_words(0, p < g->pages ? p + 1 : g->pages);
 		if (p < g->pages)
 			return fail(dec, PMTRACK_SERR_INCOMPLETE,
 				    "round %llu ended with %llu pages unsent "
@@ -619,8 +653,11 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	for (size_t i = 0; i < dec->nregions; i++) {
 		struct dec_region *g = &dec->rg[i];
 
-		if (g->touched)
+		dec->work++;
+		if (g->touched) {
 			memset(g->dirty, 0, g->nwords * 8 * 4);
+			dec->work += g->nwords * 4;
+		}
 		g->touched = g->listed = false;
 	}
 	for (size_t i = 0; i < m->n_regions; i++) {
@@ -633,6 +670,7 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 			goto out;
 		}
 		g = &dec->rg[x->region];
+		dec->work++;
 		if (g->listed) {
 			fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
 			     x->region);
@@ -646,6 +684,7 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		    (x->zero && bitmap_decode(dec, x->zero, g, g->zero, "zero",
 					      x->region)))
 			goto out;
+		dec->work += g->nwords;
 		for (size_t w = 0; w < g->nwords; w++) {
 			if (g->zero[w] & ~g->dirty[w]) {
 				fail(dec, PMTRACK_SERR_MISMATCH,
@@ -670,8 +709,10 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		struct dec_region *g = &dec->rg[i];
 		uint64_t p = 0;
 
+		dec->work++;
 		if (!g->listed)
 			continue;
+		dec->work += g->nwords;
 		while ((p = pmt_bits_next(g->zero, g->pages, p)) < g->pages) {
 			uint64_t e = pmt_bits_next_clear(g->zero, g->pages, p);
 
@@ -759,6 +800,7 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 			goto out;
 		}
 		pos += gap;
+		dec->work += span_words(pos, len);
 		if (!pmt_bits_all(g->pending, pos, len)) {
 			batch_page_error(dec, m->region, g, pos, len);
 			goto out;
@@ -828,6 +870,7 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 
 		pos += m->runs[i];
 		pmt_bits_clear(g->pending, pos, len);
+		dec->work += span_words(pos, len);
 		if (deliver(dec, m->region, pos, len, data))
 			goto out;
 		data += len * dec->ps;
@@ -889,6 +932,7 @@ static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		e.digest = m->digest.data;
 		for (i = 0; i < dec->nregions && dec->rg[i].dest; i++)
 			;
+		dec->work += i;
 		if (i == dec->nregions) {
 			iov = dec_calloc(dec, dec->nregions * sizeof(*iov),
 					 "digest");
@@ -898,6 +942,7 @@ static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 				iov[i] = (struct iovec){
 					dec->rg[i].dest, dec->regions[i].length
 				};
+			dec->work += dec->nregions;
 			r = pmtrack_digest(iov, dec->nregions, mine);
 			dec_free(dec, iov, dec->nregions * sizeof(*iov));
 			if (r) {
@@ -990,6 +1035,7 @@ static int do_record(struct pmtrack_dec *dec, const uint8_t *body)
 	};
 	int r = 0;
 
+	dec->records++;
 	if (CHECKSUMS_BAD(pmt_frame_check(dec->frame_raw, body, f->meta_len) !=
 			  f->check))
 		return fail(dec, PMTRACK_SERR_CHECKSUM,

@@ -421,6 +421,32 @@ PMTRACK_API const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec,
 					    enum pmtrack_map_kind kind,
 					    size_t *nwords);
 
+struct pmtrack_dec_stats {
+	size_t sz; /* sizeof(struct pmtrack_dec_stats), set by the caller */
+	uint64_t bytes;	     /* stream bytes consumed */
+	uint64_t records;    /* records decoded, skipped ones included */
+	uint64_t rounds;     /* ROUND records decoded */
+	uint64_t pages;	     /* pages delivered with data */
+	uint64_t zero_pages; /* pages delivered as zero bits */
+	uint64_t map_bits;   /* bits set in the ROUND records' bitmaps */
+	/* bitmap words and region-table entries the decoder visited: a
+	   measure of its CPU cost that tests can assert on, unlike time */
+	uint64_t work;
+	size_t : 0;
+};
+#define pmtrack_dec_stats__last_field work
+
+/**
+ * pmtrack_dec_get_stats() - the decoder's counters so far.
+ * @st: st->sz must be set (PMTRACK_OPTS() does it); a struct from an older
+ *      header gets the fields it has, fields past the ones this library
+ *      knows are zeroed.
+ *
+ * Return: 0, or -EINVAL (NULL, or sz smaller than a size_t).
+ */
+PMTRACK_API int pmtrack_dec_get_stats(const struct pmtrack_dec *dec,
+				      struct pmtrack_dec_stats *st);
+
 /* ------------------------------------------------------------------------ */
 /* Return path                                                               */
 /* ------------------------------------------------------------------------ */
