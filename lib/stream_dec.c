@@ -5,6 +5,7 @@
  * and pages are written only inside the destinations the caller set, after
  * their checksum matched.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -375,6 +376,35 @@ const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec, uint32_t region,
 
 /* --- HEADER ------------------------------------------------------------- */
 
+static int id_cmp(const void *a, const void *b, void *work)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	(*(uint64_t *)work)++;
+	return x < y ? -1 : x > y;
+}
+
+/* region ids are unique: sorted, in O(n log n) rather than pair by pair */
+static int ids_unique(struct pmtrack_dec *dec, const Pmtrack__StreamHeader *h)
+{
+	size_t n = h->n_regions, bytes = n * sizeof(uint32_t);
+	uint32_t *ids = dec_calloc(dec, bytes, "region ids");
+	int r = 0;
+
+	if (!ids)
+		return dec->err;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = h->regions[i]->id;
+	qsort_r(ids, n, sizeof(*ids), id_cmp, &dec->work);
+	for (size_t i = 1; i < n && !r; i++)
+		if (ids[i] == ids[i - 1])
+			r = fail(dec, PMTRACK_SERR_DUPLICATE,
+				 "region id %u twice", ids[i]);
+	dec->work += n;
+	dec_free(dec, ids, bytes);
+	return r;
+}
+
 static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 {
 	Pmtrack__StreamHeader *h;
@@ -424,13 +454,7 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 				     (unsigned long long)g->length);
 				goto out;
 			}
-			dec->work += 1 + i;
-			for (size_t j = 0; j < i; j++)
-				if (h->regions[j]->id == g->id) {
-					fail(dec, PMTRACK_SERR_DUPLICATE,
-					     "region id %u twice", g->id);
-					goto out;
-				}
+			dec->work++;
 			/* four bitmaps per region, in whole words */
 			bits += pmt_nwords(pages) * 64 * 4;
 			if (bits / 8 > dec->limit) {
@@ -442,6 +466,8 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 			}
 		}
 	}
+	if (ids_unique(dec, h))
+		goto out;
 	if (charge(dec, n * (sizeof(*dec->rg) + sizeof(*dec->regions)),
 		   "region table"))
 		goto out;
