@@ -4,6 +4,30 @@
  * checked before it is used, every allocation is charged against mem_limit,
  * and pages are written only inside the destinations the caller set, after
  * their checksum matched.
+ *
+ * Cost.  A record costs what it spells out, never what the region table or
+ * the regions' sizes would suggest.  A ROUND's record is kept until the
+ * next ROUND: it lists the regions the round names, and its runs say which
+ * bits it set, so pending pages are computed, zero pages delivered and,
+ * when the next ROUND starts, its bits cleared run by run.  Work, as
+ * pmtrack_dec_get_stats() counts it (bitmap words and region-table entries
+ * visited):
+ *
+ *   HEADER, n regions   O(n log n): the table checked, its ids sorted.  Its
+ *                       maps are allocated zeroed, within mem_limit, once.
+ *   ROUND, k regions    O(k + r + m/64) for r runs setting m bits, and the
+ *                       same again when the next ROUND clears them.  A map
+ *                       sent as zstd words costs one pass over its region's
+ *                       words per use instead.
+ *   BATCH, p pages      O(r + p/64) for its r runs, besides decompressing
+ *                       and hashing the p pages.
+ *   END                 O(n); with a digest and a destination for every
+ *                       region, one read of all of them: the digest is over
+ *                       all memory by design, once per stream.
+ *
+ * Zero pages cost one deliver() per run (and, with a destination, the
+ * writing of the pages).  An INCOMPLETE round is named by searching the
+ * runs of the round's dirty maps, within the round's bound.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
@@ -45,8 +69,7 @@ struct dec_region {
 	uint64_t pages;
 	size_t nwords;
 	uint64_t *dirty, *swap, *zero, *pending;
-	bool touched; /* its maps are not all zero */
-	bool listed;  /* named by the current ROUND record */
+	uint64_t seq; /* the ROUND record that last listed it (dec->seq) */
 	uint8_t *dest;
 };
 
@@ -82,6 +105,12 @@ struct pmtrack_dec {
 
 	/* progress */
 	uint64_t round, rounds, pages, zero_pages, pending;
+	/*
+	 * The current round's record, kept until the next ROUND: its runs
+	 * say which bits it set, so that only those are cleared.
+	 */
+	Pmtrack__Round *cur;
+	uint64_t seq; /* ROUND records started */
 	/* pmtrack_dec_get_stats() */
 	uint64_t records, map_bits, work;
 
@@ -305,6 +334,7 @@ void pmtrack_dec_free(struct pmtrack_dec *dec)
 {
 	if (!dec)
 		return;
+	pack_free(dec, dec->cur);
 	free_regions(dec);
 	free(dec->rg);
 	free(dec->regions);
@@ -537,6 +567,54 @@ out:
 
 /* --- ROUND -------------------------------------------------------------- */
 
+/*
+ * The runs of set bits of a bitmap that bitmap_decode() accepted, in
+ * order: read from its runs, or found in the words of a zwords one.  A
+ * NULL bitmap has none.
+ */
+struct run_iter {
+	const Pmtrack__Bitmap *b;
+	const uint64_t *w;
+	uint64_t pages, pos;
+	size_t i;
+};
+
+static void runs_init(struct run_iter *it, const Pmtrack__Bitmap *b,
+		      const uint64_t *w, const struct dec_region *g)
+{
+	*it = (struct run_iter){ .b = b, .w = w, .pages = g->pages };
+}
+
+static bool runs_next(struct pmtrack_dec *dec, struct run_iter *it,
+		      uint64_t *start, uint64_t *len)
+{
+	uint64_t s, e;
+
+	if (!it->b)
+		return false;
+	if (it->b->has_zwords) {
+		if (it->pos >= it->pages)
+			return false;
+		s = pmt_bits_next(it->w, it->pages, it->pos);
+		e = pmt_bits_next_clear(it->w, it->pages, s);
+		/* the words scanned, the one holding e included */
+		dec->work += span_words(it->pos, e - it->pos) + 1;
+		it->pos = e;
+		if (s >= it->pages)
+			return false;
+	} else {
+		if (it->i >= it->b->n_runs)
+			return false;
+		s = it->pos + it->b->runs[it->i];
+		e = s + it->b->runs[it->i + 1];
+		it->i += 2;
+		it->pos = e;
+	}
+	*start = s;
+	*len = e - s;
+	return true;
+}
+
 /* Decode a bitmap message into @w (zeroed, g->nwords words). */
 static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 			 const struct dec_region *g, uint64_t *w,
@@ -639,23 +717,120 @@ static int round_complete(struct pmtrack_dec *dec)
 {
 	if (!dec->pending)
 		return 0;
-	for (size_t i = 0; i < dec->nregions; i++) {
-		struct dec_region *g = &dec->rg[i];
-		uint64_t p = pmt_bits_next(g->pending, g->pages, 0);
+	/* the pages still pending lie in the runs of the round's dirty maps */
+	for (size_t i = 0; dec->cur && i < dec->cur->n_regions; i++) {
+		const Pmtrack__RegionMaps *x = dec->cur->regions[i];
+		const struct dec_region *g = &dec->rg[x->region];
+		struct run_iter it;
+		uint64_t s, n, p;
 
-		dec->work += 1 + span_words(0, p < g->pages ? p + 1 : g->pages);
-		if (p < g->pages)
-			return fail(dec, PMTRACK_SERR_INCOMPLETE,
-				    "round %llu ended with %llu pages unsent "
-				    "(first: region %zu page %llu)",
-				    (unsigned long long)dec->round,
-				    (unsigned long long)dec->pending, i,
-				    (unsigned long long)p);
+		dec->work++;
+		runs_init(&it, x->dirty, g->dirty, g);
+		while (runs_next(dec, &it, &s, &n)) {
+			p = pmt_bits_next(g->pending, s + n, s);
+			dec->work += span_words(s, n);
+			if (p < s + n)
+				return fail(dec, PMTRACK_SERR_INCOMPLETE,
+					    "round %llu ended with %llu pages "
+					    "unsent (first: region %u page "
+					    "%llu)",
+					    (unsigned long long)dec->round,
+					    (unsigned long long)dec->pending,
+					    x->region, (unsigned long long)p);
+		}
 	}
 	return fail(dec, PMTRACK_SERR_INCOMPLETE,
 		    "round %llu: %llu pages unsent",
 		    (unsigned long long)dec->round,
 		    (unsigned long long)dec->pending);
+}
+
+/* Clear the bits @b set in @w: its runs, or every word if it was zwords. */
+static void map_clear(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
+		      uint64_t *w, const struct dec_region *g)
+{
+	struct run_iter it;
+	uint64_t s, n;
+
+	if (b && b->has_zwords) {
+		memset(w, 0, g->nwords * 8);
+		dec->work += g->nwords;
+		return;
+	}
+	runs_init(&it, b, w, g);
+	while (runs_next(dec, &it, &s, &n)) {
+		pmt_bits_clear(w, s, n);
+		dec->work += span_words(s, n);
+	}
+}
+
+/*
+ * The current round is over: clear what it set, so that every map is all
+ * zero again.  Its pending bits are clear already (round_complete()).
+ */
+static void round_clear(struct pmtrack_dec *dec)
+{
+	Pmtrack__Round *m = dec->cur;
+
+	for (size_t i = 0; m && i < m->n_regions; i++) {
+		const Pmtrack__RegionMaps *x = m->regions[i];
+		struct dec_region *g = &dec->rg[x->region];
+
+		dec->work++;
+		map_clear(dec, x->dirty, g->dirty, g);
+		map_clear(dec, x->swap, g->swap, g);
+		map_clear(dec, x->zero, g->zero, g);
+	}
+	pack_free(dec, m);
+	dec->cur = NULL;
+}
+
+/*
+ * The zero pages of @x must be dirty; the dirty pages that are not zero
+ * become pending.  Per run, or per word when a map came as words.
+ */
+static int round_pending(struct pmtrack_dec *dec, const Pmtrack__RegionMaps *x,
+			 struct dec_region *g)
+{
+	const Pmtrack__Bitmap *z = x->zero;
+	struct run_iter it;
+	uint64_t s, n, p = UINT64_MAX;
+
+	if (x->dirty->has_zwords || (z && z->has_zwords)) {
+		/* at most the count of the zwords map */
+		for (size_t w = 0; w < g->nwords && p == UINT64_MAX; w++) {
+			uint64_t stray = g->zero[w] & ~g->dirty[w];
+
+			if (stray)
+				p = w * 64 + (uint64_t)__builtin_ctzll(stray);
+			g->pending[w] = g->dirty[w] & ~g->zero[w];
+		}
+		dec->work += g->nwords;
+	} else {
+		runs_init(&it, z, g->zero, g);
+		while (p == UINT64_MAX && runs_next(dec, &it, &s, &n)) {
+			dec->work += span_words(s, n);
+			if (!pmt_bits_all(g->dirty, s, n))
+				p = pmt_bits_next_clear(g->dirty, s + n, s);
+		}
+		runs_init(&it, x->dirty, g->dirty, g);
+		while (p == UINT64_MAX && runs_next(dec, &it, &s, &n)) {
+			pmt_bits_set(g->pending, s, n);
+			dec->work += span_words(s, n);
+		}
+		runs_init(&it, z, g->zero, g);
+		while (p == UINT64_MAX && runs_next(dec, &it, &s, &n)) {
+			pmt_bits_clear(g->pending, s, n);
+			dec->work += span_words(s, n);
+		}
+	}
+	if (p != UINT64_MAX)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "region %u: zero page %llu is not dirty", x->region,
+			    (unsigned long long)p);
+	/* zero is a subset of dirty, so this does not wrap */
+	dec->pending += x->dirty->count - (z ? z->count : 0);
+	return 0;
 }
 
 static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
@@ -667,6 +842,8 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		return fail(dec, PMTRACK_SERR_ORDER, "ROUND before HEADER");
 	if (round_complete(dec))
 		return dec->err;
+	/* first, so that one round record is held at a time */
+	round_clear(dec);
 	m = unpack(dec, &pmtrack__round__descriptor, meta, len);
 	if (!m)
 		return dec->err;
@@ -676,16 +853,7 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		     (unsigned long long)dec->round);
 		goto out;
 	}
-	for (size_t i = 0; i < dec->nregions; i++) {
-		struct dec_region *g = &dec->rg[i];
-
-		dec->work++;
-		if (g->touched) {
-			memset(g->dirty, 0, g->nwords * 8 * 4);
-			dec->work += g->nwords * 4;
-		}
-		g->touched = g->listed = false;
-	}
+	dec->seq++;
 	for (size_t i = 0; i < m->n_regions; i++) {
 		Pmtrack__RegionMaps *x = m->regions[i];
 		struct dec_region *g;
@@ -697,55 +865,39 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		}
 		g = &dec->rg[x->region];
 		dec->work++;
-		if (g->listed) {
+		if (g->seq == dec->seq) {
 			fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
 			     x->region);
 			goto out;
 		}
-		g->listed = g->touched = true;
+		g->seq = dec->seq;
 		if (bitmap_decode(dec, x->dirty, g, g->dirty, "dirty",
 				  x->region) ||
 		    (x->swap && bitmap_decode(dec, x->swap, g, g->swap, "swap",
 					      x->region)) ||
 		    (x->zero && bitmap_decode(dec, x->zero, g, g->zero, "zero",
-					      x->region)))
+					      x->region)) ||
+		    round_pending(dec, x, g))
 			goto out;
-		dec->work += g->nwords;
-		for (size_t w = 0; w < g->nwords; w++) {
-			if (g->zero[w] & ~g->dirty[w]) {
-				fail(dec, PMTRACK_SERR_MISMATCH,
-				     "region %u: zero page %llu is not dirty",
-				     x->region,
-				     (unsigned long long)(w * 64 +
-							  (uint64_t)__builtin_ctzll(
-								  g->zero[w] &
-								  ~g->dirty[w])));
-				goto out;
-			}
-			g->pending[w] = g->dirty[w] & ~g->zero[w];
-			dec->pending +=
-				(uint64_t)__builtin_popcountll(g->pending[w]);
-		}
 	}
 	dec->round = m->number;
 	dec->rounds++;
 	dec->phase = PH_ROUND;
-	/* zero pages need no data: deliver them now */
-	for (size_t i = 0; i < dec->nregions; i++) {
-		struct dec_region *g = &dec->rg[i];
-		uint64_t p = 0;
+	dec->cur = m;
+	m = NULL;
+	/* zero pages need no data: deliver them now, run by run */
+	for (size_t i = 0; i < dec->cur->n_regions; i++) {
+		const Pmtrack__RegionMaps *x = dec->cur->regions[i];
+		struct dec_region *g = &dec->rg[x->region];
+		struct run_iter it;
+		uint64_t s, n;
 
 		dec->work++;
-		if (!g->listed)
-			continue;
-		dec->work += g->nwords;
-		while ((p = pmt_bits_next(g->zero, g->pages, p)) < g->pages) {
-			uint64_t e = pmt_bits_next_clear(g->zero, g->pages, p);
-
-			if (deliver(dec, (uint32_t)i, p, e - p, NULL))
+		runs_init(&it, x->zero, g->zero, g);
+		while (runs_next(dec, &it, &s, &n)) {
+			if (deliver(dec, x->region, s, n, NULL))
 				goto out;
-			dec->zero_pages += e - p;
-			p = e;
+			dec->zero_pages += n;
 		}
 	}
 	r = 0;
@@ -765,24 +917,21 @@ out:
 static int batch_page_error(struct pmtrack_dec *dec, uint32_t region,
 			    const struct dec_region *g, uint64_t s, uint64_t n)
 {
-	for (uint64_t p = s; p < s + n; p++) {
-		uint64_t bit = 1ULL << (p % 64);
+	uint64_t p = pmt_bits_next_clear(g->pending, s + n, s), bit;
 
-		if (g->pending[p / 64] & bit)
-			continue;
-		if ((g->dirty[p / 64] & bit) && !(g->zero[p / 64] & bit))
-			return fail(
-				dec, PMTRACK_SERR_DUPLICATE,
-				"region %u page %llu sent twice in round %llu",
-				region, (unsigned long long)p,
-				(unsigned long long)dec->round);
-		return fail(
-			dec, PMTRACK_SERR_MISMATCH,
-			"region %u page %llu is not a data page of round %llu",
-			region, (unsigned long long)p,
-			(unsigned long long)dec->round);
-	}
-	return fail(dec, PMTRACK_SERR_MISMATCH, "region %u", region);
+	dec->work += span_words(s, n);
+	if (p >= s + n)
+		return fail(dec, PMTRACK_SERR_MISMATCH, "region %u", region);
+	bit = 1ULL << (p % 64);
+	if ((g->dirty[p / 64] & bit) && !(g->zero[p / 64] & bit))
+		return fail(dec, PMTRACK_SERR_DUPLICATE,
+			    "region %u page %llu sent twice in round %llu",
+			    region, (unsigned long long)p,
+			    (unsigned long long)dec->round);
+	return fail(dec, PMTRACK_SERR_MISMATCH,
+		    "region %u page %llu is not a data page of round %llu",
+		    region, (unsigned long long)p,
+		    (unsigned long long)dec->round);
 }
 
 static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,

@@ -244,6 +244,23 @@ PMTRACK_API int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
 /* ------------------------------------------------------------------------ */
 
 /*
+ * Cost.  Decoding a record costs in proportion to the record and the pages
+ * it names, never to the number or the size of the regions it does not
+ * name.  In the work pmtrack_dec_get_stats() counts (bitmap words and
+ * region-table entries visited), a stream of B bytes in R records whose
+ * ROUNDs' bitmaps set M bits costs
+ *
+ *	work = O(B + R + M / 64)
+ *
+ * plus one pass over a region's bitmap words for each bitmap sent as zstd
+ * words.  The exceptions, once per stream: the HEADER of n regions costs
+ * O(n log n) and allocates the regions' bitmaps (zeroed, within
+ * mem_limit); END with a digest reads every destination once, as the
+ * digest covers all memory.  Writing zero pages into a destination costs
+ * the pages, as it would if they had come as data.
+ */
+
+/*
  * Why a decoder stopped.  The errno each reason is returned as is given;
  * the message from pmtrack_dec_error() says where and what.
  */
@@ -330,9 +347,9 @@ struct pmtrack_dec_opts {
 	size_t sz;
 	const struct pmtrack_dec_ops *ops;
 	void *arg;
-	/* the most the decoder allocates at once, in bytes: records, bitmaps,
-	   decompression, protobuf; 0 = 256 MiB.  Exceeding it is
-	   PMTRACK_SERR_LIMIT. */
+	/* the most the decoder allocates at once, in bytes: records (the
+	   current ROUND's is kept until the next), bitmaps, decompression,
+	   protobuf; 0 = 256 MiB.  Exceeding it is PMTRACK_SERR_LIMIT. */
 	size_t mem_limit;
 };
 #define pmtrack_dec_opts__last_field mem_limit
@@ -429,8 +446,9 @@ struct pmtrack_dec_stats {
 	uint64_t pages;	     /* pages delivered with data */
 	uint64_t zero_pages; /* pages delivered as zero bits */
 	uint64_t map_bits;   /* bits set in the ROUND records' bitmaps */
-	/* bitmap words and region-table entries the decoder visited: a
-	   measure of its CPU cost that tests can assert on, unlike time */
+	/* bitmap words and region-table entries the decoder visited: its
+	   CPU cost as the bound under "Cost" above counts it (tests assert
+	   on it; time they cannot) */
 	uint64_t work;
 	size_t : 0;
 };
