@@ -17,8 +17,9 @@
  *                       maps are allocated zeroed, within mem_limit, once.
  *   ROUND, k regions    O(k + r + m/64) for r runs setting m bits, and the
  *                       same again when the next ROUND clears them.  A map
- *                       sent as zstd words costs one pass over its region's
- *                       words per use instead.
+ *                       sent as zstd words costs its region's words per
+ *                       use instead, and the zwords rule (proto/bitmap.proto)
+ *                       accepts words only for at least as many bits: O(m).
  *   BATCH, p pages      O(r + p/64) for its r runs, besides decompressing
  *                       and hashing the p pages.
  *   END                 O(n); with a digest and a destination for every
@@ -569,8 +570,8 @@ out:
 
 /*
  * The runs of set bits of a bitmap that bitmap_decode() accepted, in
- * order: read from its runs, or found in the words of a zwords one.  A
- * NULL bitmap has none.
+ * order: read from its runs, or found in the words of a zwords one (no
+ * more words than bits, by the zwords rule).  A NULL bitmap has none.
  */
 struct run_iter {
 	const Pmtrack__Bitmap *b;
@@ -625,6 +626,13 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 	if (b->has_zwords && b->n_runs)
 		return fail(dec, PMTRACK_SERR_SCHEMA,
 			    "region %u %s: both runs and words", region, what);
+	/* the zwords rule: at most one word decompressed per bit named */
+	if (b->has_zwords && b->count < g->nwords)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "region %u %s: %llu bits sent as %zu words (fewer "
+			    "bits than words must be runs)",
+			    region, what, (unsigned long long)b->count,
+			    g->nwords);
 	if (b->has_zwords) {
 		size_t want = g->nwords * 8, got;
 		uint8_t *le = dec_calloc(dec, want, "bitmap words");

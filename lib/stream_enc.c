@@ -386,7 +386,9 @@ static void bitmap_release(struct enc_bitmap *b)
 
 /*
  * Encode w[0..nbits) as runs or as zstd words, whichever is smaller; bits
- * past nbits in the last word are ignored.
+ * past nbits in the last word are ignored.  Words only with at least one
+ * bit per word (proto/bitmap.proto): a decoder refuses fewer.  Runs always
+ * fit then, since each run holds a bit.
  */
 static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
 			 uint64_t nbits)
@@ -413,7 +415,7 @@ static int bitmap_encode(struct enc_bitmap *b, const uint64_t *w,
 		      (uint64_t)__builtin_popcountll(w[nw - 1] & last);
 	}
 	b->msg.count = set;
-	if (rlen > 32) {
+	if (rlen > 32 && set >= nw) {
 		size_t cap = ZSTD_compressBound(bytes), zlen;
 		uint8_t *le = malloc(bytes);
 

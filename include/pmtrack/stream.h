@@ -252,8 +252,12 @@ PMTRACK_API int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
  *
  *	work = O(B + R + M / 64)
  *
- * plus one pass over a region's bitmap words for each bitmap sent as zstd
- * words.  The exceptions, once per stream: the HEADER of n regions costs
+ * except that a bitmap sent as zstd words costs its region's words, which
+ * is at most one per bit: such a bitmap must set at least as many bits as
+ * it has words (fewer is PMTRACK_SERR_SCHEMA; the encoder sends runs
+ * then), so at worst work = O(B + R + M).
+ *
+ * The exceptions, once per stream: the HEADER of n regions costs
  * O(n log n) and allocates the regions' bitmaps (zeroed, within
  * mem_limit); END with a digest reads every destination once, as the
  * digest covers all memory.  Writing zero pages into a destination costs
