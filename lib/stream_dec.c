@@ -363,6 +363,27 @@ int pmtrack_dec_set_dest(struct pmtrack_dec *dec, uint32_t region, void *mem,
 	return 0;
 }
 
+int pmtrack_dec_listed(const struct pmtrack_dec *dec, size_t i,
+		       struct pmtrack_dec_listed *out)
+{
+	const Pmtrack__RegionMaps *x;
+	struct pmtrack_dec_listed l;
+
+	if (!dec || !dec->cur || !out || out->sz < sizeof(size_t))
+		return -EINVAL;
+	if (i >= dec->cur->n_regions)
+		return 0;
+	x = dec->cur->regions[i];
+	l = (struct pmtrack_dec_listed){
+		.sz = sizeof(l),
+		.region = x->region,
+		.dirty = x->dirty->count,
+		.swap = x->swap ? x->swap->count : 0,
+		.zero = x->zero ? x->zero->count : 0,
+	};
+	return pmt_stats_out(out, &l, sizeof(l)) ? -EINVAL : 1;
+}
+
 int pmtrack_dec_get_stats(const struct pmtrack_dec *dec,
 			  struct pmtrack_dec_stats *st)
 {

@@ -442,6 +442,33 @@ PMTRACK_API const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec,
 					    enum pmtrack_map_kind kind,
 					    size_t *nwords);
 
+/* A region the current ROUND record listed, and the bits its maps set. */
+struct pmtrack_dec_listed {
+	size_t sz; /* sizeof(struct pmtrack_dec_listed), set by the caller */
+	uint32_t region; /* index in the header's table */
+	uint64_t dirty;	 /* bits set in its maps (pmtrack_dec_map()) */
+	uint64_t swap;
+	uint64_t zero;
+	size_t : 0;
+};
+#define pmtrack_dec_listed__last_field zero
+
+/**
+ * pmtrack_dec_listed() - the @i-th region the current round listed, in the
+ * ROUND record's order.  Going through a round's regions this way costs
+ * what the round names; going through the header's table costs the table.
+ * @i: 0, 1, ...
+ * @out: out->sz must be set (PMTRACK_OPTS()); filled as
+ *       pmtrack_dec_get_stats() fills its struct
+ *
+ * Valid until the next record is decoded, like pmtrack_dec_map().
+ *
+ * Return: 1 if @out was filled; 0 if the round listed @i regions or fewer;
+ * -EINVAL if there is no round, or @out is NULL or smaller than a size_t.
+ */
+PMTRACK_API int pmtrack_dec_listed(const struct pmtrack_dec *dec, size_t i,
+				   struct pmtrack_dec_listed *out);
+
 struct pmtrack_dec_stats {
 	size_t sz; /* sizeof(struct pmtrack_dec_stats), set by the caller */
 	uint64_t bytes;	     /* stream bytes consumed */
