@@ -46,6 +46,8 @@ struct inspect {
 	bool in_round;
 	uint64_t round;
 	struct batch_sum sum;
+	/* the regions the round listed: nregions entries */
+	struct pmtrack_dec_listed *listed;
 
 	bool have_end;
 	struct pmtrack_dec_end end;
@@ -221,6 +223,9 @@ static int on_header(void *arg, struct pmtrack_dec *dec,
 	st->page_size = h->page_size;
 	st->nregions = h->nregions;
 	st->regions = h->regions;
+	st->listed = calloc(h->nregions, sizeof(*st->listed));
+	if (!st->listed)
+		return -ENOMEM;
 	setup_dest(st, dec, h);
 	if (st->json)
 		print_header_json(st, h);
@@ -229,17 +234,31 @@ static int on_header(void *arg, struct pmtrack_dec *dec,
 	return 0;
 }
 
-/* Pages set in one of the round's maps of @region. */
-static uint64_t count_map(const struct pmtrack_dec *dec, uint32_t region,
-			  enum pmtrack_map_kind kind)
+static int listed_cmp(const void *a, const void *b)
 {
-	size_t nw = 0;
-	const uint64_t *w = pmtrack_dec_map(dec, region, kind, &nw);
-	uint64_t n = 0;
+	const struct pmtrack_dec_listed *x = a, *y = b;
 
-	/* the decoder keeps the bits past the last page clear */
-	for (size_t i = 0; w && i < nw; i++)
-		n += (uint64_t)__builtin_popcountll(w[i]);
+	return x->region < y->region ? -1 : x->region > y->region;
+}
+
+/*
+ * The regions the round listed, in table order: asking the decoder for
+ * them, rather than going through the table, keeps a round's cost what
+ * the round names.
+ */
+static size_t round_regions(struct inspect *st, const struct pmtrack_dec *dec)
+{
+	size_t n = 0;
+
+	while (n < st->nregions) {
+		st->listed[n] = (struct pmtrack_dec_listed){
+			.sz = sizeof(*st->listed),
+		};
+		if (pmtrack_dec_listed(dec, n, &st->listed[n]) <= 0)
+			break;
+		n++;
+	}
+	qsort(st->listed, n, sizeof(*st->listed), listed_cmp);
 	return n;
 }
 
@@ -287,6 +306,7 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 	struct inspect *st = arg;
 	FILE *f = st->out;
 	bool any = false;
+	size_t n;
 
 	close_round(st);
 	st->in_round = true;
@@ -298,24 +318,27 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 	else
 		fprintf(f, "round %" PRIu64 "\n", round);
 	st->first_round = false;
-	for (size_t i = 0; i < st->nregions; i++) {
-		uint64_t dirty = count_map(dec, i, PMTRACK_MAP_DIRTY);
-		uint64_t zero = count_map(dec, i, PMTRACK_MAP_ZERO);
-		uint64_t swap = count_map(dec, i, PMTRACK_MAP_SWAP);
+	n = round_regions(st, dec);
+	for (size_t j = 0; j < n; j++) {
+		uint32_t i = st->listed[j].region;
+		uint64_t dirty = st->listed[j].dirty;
+		uint64_t zero = st->listed[j].zero;
+		uint64_t swap = st->listed[j].swap;
 
 		if (!dirty && !zero && !swap)
 			continue;
 		if (st->json)
 			fprintf(f,
-				"%s{\"region\":%zu,\"id\":%" PRIu32
+				"%s{\"region\":%" PRIu32 ",\"id\":%" PRIu32
 				",\"dirty\":%" PRIu64 ",\"zero\":%" PRIu64
 				",\"swap\":%" PRIu64 "}",
 				any ? "," : "", i, st->regions[i].id, dirty,
 				zero, swap);
 		else
 			fprintf(f,
-				"  region %zu (id %" PRIu32 "): %" PRIu64
-				" dirty, %" PRIu64 " zero, %" PRIu64 " swap\n",
+				"  region %" PRIu32 " (id %" PRIu32
+				"): %" PRIu64 " dirty, %" PRIu64
+				" zero, %" PRIu64 " swap\n",
 				i, st->regions[i].id, dirty, zero, swap);
 		any = true;
 	}
@@ -599,6 +622,7 @@ fail:
 	ret = CLI_ERROR;
 out:
 	free_dest(&st); /* before the decoder: it owns st.regions */
+	free(st.listed);
 	pmtrack_dec_free(dec);
 	if (st.bout)
 		fclose(st.bout);
