@@ -2,7 +2,7 @@
 /*
  * The stream format: round trips of random region sets, bitmaps and pages;
  * golden files; every class of malformed input; the encoder's API errors
- * and adaptive compression.
+ * and adaptive compression; what decoding costs, in the decoder's work.
  *
  *   check_stream                     run the suite (golden files from
  *                                    PMT_GOLDEN_DIR, set by CTest)
@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include <pmtrack/stream.h>
 
@@ -1473,6 +1474,473 @@ START_TEST(options_from_a_newer_header)
 }
 END_TEST
 
+/* --- what decoding costs ------------------------------------------------- */
+
+/*
+ * The decoder's bound (<pmtrack/stream.h>, "Cost"), with constants: work
+ * (bitmap words and region entries visited) <= 16 (bytes + records) + 8
+ * map_bits.  map_bits / 64 would do for bitmaps sent as runs; words cost up
+ * to one per bit.
+ */
+static bool within_bound(const struct pmtrack_dec_stats *st)
+{
+	return st->work <= 16 * (st->bytes + st->records) + 8 * st->map_bits;
+}
+
+/*
+ * Decode @len bytes in pieces of @chunk, checking the bound after every
+ * piece, so that a decoder that does per-record work out of proportion
+ * fails at once rather than after minutes.  The result of the first
+ * failing call or of finish; *st the counters at the end.
+ */
+static int decode_bounded(const uint8_t *buf, size_t len, size_t chunk,
+			  struct pmtrack_dec_stats *st)
+{
+	struct pmtrack_dec *dec;
+	int r = 0;
+
+	t_check(!pmtrack_dec_new(NULL, &dec), "pmtrack_dec_new");
+	for (size_t off = 0; off < len && !r; off += chunk) {
+		r = pmtrack_dec_feed(dec, buf + off,
+				     len - off < chunk ? len - off : chunk);
+		*st = (struct pmtrack_dec_stats){ .sz = sizeof(*st) };
+		ck_assert_int_eq(pmtrack_dec_get_stats(dec, st), 0);
+		ck_assert_msg(within_bound(st),
+			      "after %llu bytes, %llu records, %llu map bits: "
+			      "work %llu",
+			      (unsigned long long)st->bytes,
+			      (unsigned long long)st->records,
+			      (unsigned long long)st->map_bits,
+			      (unsigned long long)st->work);
+	}
+	if (!r)
+		r = pmtrack_dec_finish(dec);
+	pmtrack_dec_free(dec);
+	return r;
+}
+
+/* Preamble and a header of @n regions of @len bytes in pages of @pagesz. */
+static void craft_table(struct sink *k, uint32_t pagesz, size_t n, uint64_t len)
+{
+	Pmtrack__StreamHeader h = PMTRACK__STREAM_HEADER__INIT;
+	Pmtrack__Region *rg = calloc(n, sizeof(*rg));
+	Pmtrack__Region **rp = calloc(n, sizeof(*rp));
+	uint8_t pre[16] = "\x89PMT\r\n\x1a\n\x01";
+	struct iovec iov = { pre, 16 };
+
+	ck_assert(rg && rp);
+	memset(k, 0, sizeof(*k));
+	sink_write(k, &iov, 1);
+	for (size_t i = 0; i < n; i++) {
+		pmtrack__region__init(&rg[i]);
+		rg[i].id = (uint32_t)(n - i); /* not sorted: the sort works */
+		rg[i].start = i * len;
+		rg[i].length = len;
+		rp[i] = &rg[i];
+	}
+	h.page_size = pagesz;
+	h.producer = "cost";
+	h.stream_id.data = (uint8_t *)"0123456789abcdef";
+	h.stream_id.len = 16;
+	h.n_regions = n;
+	h.regions = rp;
+	put_record(k, PMTRACK_REC_HEADER, 0, &h.base, NULL, 0);
+	free(rg);
+	free(rp);
+}
+
+/* A ROUND that lists no region. */
+static void craft_empty_round(struct sink *k, uint64_t number)
+{
+	Pmtrack__Round m = PMTRACK__ROUND__INIT;
+
+	m.number = number;
+	put_record(k, PMTRACK_REC_ROUND, 0, &m.base, NULL, 0);
+}
+
+/*
+ * The issue's first stream: one region of 2^40 bytes (4 KiB pages, 32 MiB
+ * per map), 1,500 ROUNDs each listing it with an empty dirty map, END:
+ * 52 KB that took minutes, clearing and walking all four maps per ROUND.
+ */
+START_TEST(cost_of_rounds_on_a_huge_region)
+{
+	struct pmtrack_dec_stats st;
+	struct sink k;
+
+	craft_table(&k, 4096, 1, 1ULL << 40);
+	for (uint64_t r = 0; r < 1500; r++)
+		craft_round(&k, r, NULL, 0, 0, NULL, 0);
+	craft_end(&k, 1500, 0, 0, NULL);
+	ck_assert_int_eq(decode_bounded(k.buf, k.len, 512, &st), 0);
+	ck_assert_uint_eq(st.bytes, k.len);
+	ck_assert_uint_eq(st.records, 1502);
+	ck_assert_uint_eq(st.rounds, 1500);
+	ck_assert_uint_eq(st.map_bits, 0);
+	free(k.buf);
+}
+END_TEST
+
+/*
+ * The issue's second stream: 65,536 one-page regions and 40,000 ROUNDs
+ * that list none of them (1.8 MB), which walked every region twice per
+ * ROUND.  The header's 65,536 ids are checked for duplicates too.
+ */
+START_TEST(cost_of_rounds_on_many_regions)
+{
+	struct pmtrack_dec_stats st;
+	struct sink k;
+
+	craft_table(&k, 4096, 65536, 4096);
+	for (uint64_t r = 0; r < 40000; r++)
+		craft_empty_round(&k, r);
+	craft_end(&k, 40000, 0, 0, NULL);
+	ck_assert_int_eq(decode_bounded(k.buf, k.len, 512, &st), 0);
+	ck_assert_uint_eq(st.bytes, k.len);
+	ck_assert_uint_eq(st.rounds, 40000);
+	free(k.buf);
+}
+END_TEST
+
+/* A ROUND whose dirty map is @count bits sent as the zstd of @w. */
+static void craft_zwords_round(struct sink *k, uint64_t number,
+			       const uint64_t *w, size_t nw, uint64_t count,
+			       uint64_t *zruns, size_t nz)
+{
+	Pmtrack__Round m = PMTRACK__ROUND__INIT;
+	Pmtrack__RegionMaps x = PMTRACK__REGION_MAPS__INIT, *xp = &x;
+	Pmtrack__Bitmap d = PMTRACK__BITMAP__INIT, z = PMTRACK__BITMAP__INIT;
+	size_t cap = ZSTD_compressBound(nw * 8);
+	uint8_t *zw = malloc(cap);
+	size_t zlen;
+
+	ck_assert_ptr_nonnull(zw);
+	zlen = ZSTD_compress(zw, cap, w, nw * 8, 19); /* little-endian host */
+	ck_assert(!ZSTD_isError(zlen));
+	d.count = count;
+	d.has_zwords = 1;
+	d.zwords.data = zw;
+	d.zwords.len = zlen;
+	z.runs = zruns;
+	z.n_runs = nz;
+	for (size_t i = 1; i < nz; i += 2)
+		z.count += zruns[i];
+	x.dirty = &d;
+	x.zero = &z;
+	m.number = number;
+	m.n_regions = 1;
+	m.regions = &xp;
+	put_record(k, PMTRACK_REC_ROUND, 0, &m.base, NULL, 0);
+	free(zw);
+}
+
+/*
+ * zwords cost the region's words whatever the record's size: a few bytes
+ * of zstd became 32 MiB of words per round.  The rule: words only for at
+ * least as many bits as words, fewer is a schema error.
+ */
+START_TEST(zwords_need_a_bit_per_word)
+{
+	enum { NW = 1 << 14 }; /* 2^20 pages of 512 bytes */
+	uint64_t *w = calloc(NW, 8);
+	struct pmtrack_dec_stats st;
+	struct sink k;
+	int why;
+
+	ck_assert_ptr_nonnull(w);
+	/* one bit in 16384 words (a zero page, so no batch is due) */
+	w[NW / 2] = 1;
+	craft_start(&k, (uint64_t)NW * 64);
+	craft_zwords_round(&k, 0, w, NW, 1, (uint64_t[]){ NW / 2 * 64, 1 }, 2);
+	craft_end(&k, 1, 0, 1, NULL);
+	ck_assert_int_eq(decode(k.buf, k.len, 0, 0, &(struct rx){ 0 }, &why),
+			 -EBADMSG);
+	ck_assert_str_eq(pmtrack_stream_error_name(why), "schema");
+	free(k.buf);
+
+	/* a bit per word is fine, and costs within the bound */
+	memset(w, 0, NW * 8);
+	for (size_t i = 0; i < NW; i++)
+		w[i / 64] |= 1ULL << (i % 64);
+	craft_start(&k, (uint64_t)NW * 64);
+	for (uint64_t r = 0; r < 4; r++)
+		craft_zwords_round(&k, r, w, NW, NW, (uint64_t[]){ 0, NW }, 2);
+	craft_end(&k, 4, 0, 4 * NW, NULL);
+	ck_assert_int_eq(decode_bounded(k.buf, k.len, 512, &st), 0);
+	ck_assert_uint_eq(st.zero_pages, 4 * NW);
+	ck_assert_uint_eq(st.map_bits, 8 * NW);
+	free(k.buf);
+	free(w);
+}
+END_TEST
+
+/* The ROUND record after the header of an encoded stream, unpacked. */
+static Pmtrack__Round *first_round(const struct sink *k)
+{
+	size_t off[4];
+	uint32_t mlen;
+
+	ck_assert_uint_ge(record_offsets(k->buf, k->len, off, 3), 2);
+	memcpy(&mlen, k->buf + off[1] + 4, 4);
+	ck_assert_uint_eq(k->buf[off[1]], PMTRACK_REC_ROUND);
+	return pmtrack__round__unpack(NULL, mlen,
+				      k->buf + off[1] + PMTRACK_FRAME_LEN);
+}
+
+/*
+ * The encoder keeps to the zwords rule: a sparse but regular bitmap, whose
+ * runs take over 32 bytes and whose words zstd shrinks below that, goes as
+ * runs; a dense one still goes as words.
+ */
+START_TEST(encoder_sends_sparse_bitmaps_as_runs)
+{
+	size_t pages = 1 << 14;
+	struct sink k = { 0 };
+	uint64_t rs = 5;
+	Pmtrack__Round *m;
+	struct pmtrack_enc *e;
+	struct src s;
+
+	src_init(&s, 1, &pages, 512, &rs);
+	memset(s.mem[0], 0, pages * 512);
+	for (size_t p = 0; p < pages; p += 320)
+		s.dirty[0][p / 64] |= 1ULL << (p % 64);
+	e = enc_new(&k, &s, 0, 0, 0);
+	ck_assert_int_eq(src_round(e, &s, 0), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	m = first_round(&k);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_uint_eq(m->regions[0]->dirty->count, (pages + 319) / 320);
+	ck_assert_msg(!m->regions[0]->dirty->has_zwords &&
+			      !m->regions[0]->zero->has_zwords,
+		      "%llu bits in %zu words sent as words",
+		      (unsigned long long)m->regions[0]->dirty->count,
+		      pages / 64);
+	pmtrack__round__free_unpacked(m, NULL);
+	ck_assert_int_eq(decode(k.buf, k.len, 0, 0, &(struct rx){ 0 }, NULL),
+			 0);
+	free(k.buf);
+
+	/* every other page: words */
+	memset(&k, 0, sizeof(k));
+	for (size_t p = 0; p < pages; p++)
+		if (p % 2)
+			s.dirty[0][p / 64] |= 1ULL << (p % 64);
+	e = enc_new(&k, &s, 0, 0, 0);
+	ck_assert_int_eq(src_round(e, &s, 0), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	m = first_round(&k);
+	ck_assert_ptr_nonnull(m);
+	ck_assert(m->regions[0]->dirty->has_zwords);
+	pmtrack__round__free_unpacked(m, NULL);
+	ck_assert_int_eq(decode(k.buf, k.len, 0, 0, &(struct rx){ 0 }, NULL),
+			 0);
+	free(k.buf);
+	src_free(&s);
+}
+END_TEST
+
+/*
+ * The maps of every round, not only the last: what a round set is gone in
+ * the next, whether it came as runs or as words, and a region a round
+ * does not list reads as all zero.
+ */
+#define MR_ROUNDS 6
+#define MR_WORDS 11 /* 700 pages */
+
+struct mr {
+	uint64_t d[MR_ROUNDS][2][MR_WORDS], w[MR_ROUNDS][2][MR_WORDS],
+		z[MR_ROUNDS][2][MR_WORDS];
+	size_t pages[2];
+	int rounds, bad, listed_ok;
+};
+
+static int mr_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
+{
+	struct mr *x = arg;
+	PMTRACK_OPTS(pmtrack_dec_listed, l);
+	int listed = 0;
+
+	x->rounds++;
+	for (uint32_t i = 0; i < 2; i++) {
+		size_t nw = (x->pages[i] + 63) / 64, got;
+		const uint64_t *m[3] = {
+			pmtrack_dec_map(dec, i, PMTRACK_MAP_DIRTY, &got),
+			pmtrack_dec_map(dec, i, PMTRACK_MAP_SWAP, NULL),
+			pmtrack_dec_map(dec, i, PMTRACK_MAP_ZERO, NULL),
+		};
+
+		if (!m[0] || !m[1] || !m[2] || got != nw ||
+		    memcmp(m[0], x->d[round][i], nw * 8) ||
+		    memcmp(m[1], x->w[round][i], nw * 8) ||
+		    memcmp(m[2], x->z[round][i], nw * 8))
+			x->bad++;
+	}
+	/* round 2 lists region 1 only; the others list 0, then 1 */
+	while (pmtrack_dec_listed(dec, (size_t)listed, &l) == 1) {
+		if (l.region != (uint32_t)(round == 2 ? 1 : listed))
+			x->bad++;
+		listed++;
+	}
+	if (listed == (round == 2 ? 1 : 2))
+		x->listed_ok++;
+	return 0;
+}
+
+START_TEST(maps_follow_every_round)
+{
+	static const struct pmtrack_dec_ops ops = { .round = mr_round };
+	struct mr *x = calloc(1, sizeof(*x));
+	PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &ops, .arg = x);
+	struct pmtrack_enc_region_round rr[2];
+	struct sink k = { 0 };
+	uint64_t rs = 99;
+	struct pmtrack_dec *dec;
+	struct pmtrack_enc *e;
+	struct src s;
+
+	ck_assert_ptr_nonnull(x);
+	x->pages[0] = 700;
+	x->pages[1] = 130;
+	src_init(&s, 2, x->pages, 512, &rs);
+	e = enc_new(&k, &s, 0, 0, 0);
+	for (int r = 0; r < MR_ROUNDS; r++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < 2; i++) {
+			size_t np = x->pages[i];
+
+			if (r == 2 && i == 0)
+				continue; /* not listed: all zero */
+			memset(s.dirty[i], 0, (np + 63) / 64 * 8);
+			memset(s.swap[i], 0, (np + 63) / 64 * 8);
+			for (size_t p = 0; p < np; p++) {
+				/* dense (words) in even rounds, 3 bits
+				   (runs) in odd ones */
+				bool d = r % 2 ? p % (np / 3) == 1
+					       : t_rand(&rs) % 2;
+
+				if (d)
+					s.dirty[i][p / 64] |= 1ULL << (p % 64);
+				if (d && t_rand(&rs) % 3 == 0)
+					memset(s.mem[i] + p * 512, 0, 512);
+				if (t_rand(&rs) % (r % 2 ? 200 : 2) == 0)
+					s.swap[i][p / 64] |= 1ULL << (p % 64);
+			}
+			for (size_t p = 0; p < np; p++) {
+				bool zero = bit(s.dirty[i], p);
+
+				for (size_t b = 0; zero && b < 512; b++)
+					zero = !s.mem[i][p * 512 + b];
+				if (zero)
+					x->z[r][i][p / 64] |= 1ULL << (p % 64);
+			}
+			memcpy(x->d[r][i], s.dirty[i], (np + 63) / 64 * 8);
+			memcpy(x->w[r][i], s.swap[i], (np + 63) / 64 * 8);
+			rr[n++] = (struct pmtrack_enc_region_round){
+				(uint32_t)i, s.dirty[i], s.swap[i], s.mem[i]
+			};
+		}
+		ck_assert_int_eq(pmtrack_enc_round(e, (uint64_t)r, rr, n), 0);
+	}
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+
+	ck_assert_int_eq(pmtrack_dec_new(&o, &dec), 0);
+	ck_assert_int_eq(pmtrack_dec_feed(dec, k.buf, k.len), 0);
+	ck_assert_int_eq(pmtrack_dec_finish(dec), 0);
+	pmtrack_dec_free(dec);
+	ck_assert_int_eq(x->rounds, MR_ROUNDS);
+	ck_assert_int_eq(x->bad, 0);
+	ck_assert_int_eq(x->listed_ok, MR_ROUNDS);
+	free(x);
+	free(k.buf);
+	src_free(&s);
+}
+END_TEST
+
+/* The decoder's counters, and their struct from older and newer headers. */
+START_TEST(decoder_stats)
+{
+	struct {
+		struct pmtrack_dec_stats s;
+		uint64_t extra[2];
+	} big;
+	PMTRACK_OPTS(pmtrack_dec_stats, st);
+	PMTRACK_OPTS(pmtrack_dec_listed, l);
+	struct pmtrack_enc_stats es = { .sz = sizeof(es) };
+	struct pmtrack_dec *dec;
+	struct pmtrack_enc *e;
+	struct sink k = { 0 };
+	struct src s;
+	size_t off[64], pages = 100;
+	uint64_t rs = 3;
+
+	src_init(&s, 1, &pages, 1024, &rs);
+	e = enc_new(&k, &s, 0, 0, 8);
+	set_all(s.dirty[0], pages);
+	ck_assert_int_eq(src_round(e, &s, 0), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	ck_assert_int_eq(pmtrack_enc_get_stats(e, &es), 0);
+	pmtrack_enc_free(e);
+
+	ck_assert_int_eq(pmtrack_dec_new(NULL, &dec), 0);
+	ck_assert_int_eq(pmtrack_dec_get_stats(dec, &st), 0);
+	ck_assert_uint_eq(st.bytes + st.records + st.work, 0);
+	ck_assert_int_eq(pmtrack_dec_listed(dec, 0, &l), -EINVAL);
+	ck_assert_int_eq(pmtrack_dec_feed(dec, k.buf, k.len), 0);
+	ck_assert_int_eq(pmtrack_dec_finish(dec), 0);
+	ck_assert_int_eq(pmtrack_dec_get_stats(dec, &st), 0);
+	ck_assert_uint_eq(st.sz, sizeof(st));
+	ck_assert_uint_eq(st.bytes, k.len);
+	ck_assert_uint_eq(st.records, record_offsets(k.buf, k.len, off, 63));
+	ck_assert_uint_eq(st.rounds, 1);
+	ck_assert_uint_eq(st.pages, es.pages);
+	ck_assert_uint_eq(st.zero_pages, es.zero_pages);
+	ck_assert_uint_eq(st.pages + st.zero_pages, pages);
+	ck_assert_uint_eq(st.map_bits, pages + es.zero_pages);
+	ck_assert_uint_gt(st.work, 0);
+	ck_assert(within_bound(&st));
+	/* the last round's one region, then no more */
+	ck_assert_int_eq(pmtrack_dec_listed(dec, 0, &l), 1);
+	ck_assert_uint_eq(l.region, 0);
+	ck_assert_uint_eq(l.dirty, pages);
+	ck_assert_uint_eq(l.zero, es.zero_pages);
+	ck_assert_uint_eq(l.swap, 0);
+	ck_assert_int_eq(pmtrack_dec_listed(dec, 1, &l), 0);
+
+	/* a newer header's larger struct: the tail is zeroed */
+	memset(&big, 0xff, sizeof(big));
+	big.s.sz = sizeof(big);
+	ck_assert_int_eq(pmtrack_dec_get_stats(dec, &big.s), 0);
+	ck_assert_uint_eq(big.s.sz, sizeof(big));
+	ck_assert_uint_eq(big.s.work, st.work);
+	ck_assert_uint_eq(big.extra[0] | big.extra[1], 0);
+	/* an older one: only the fields it has */
+	memset(&big, 0xff, sizeof(big));
+	big.s.sz = offsetof(struct pmtrack_dec_stats, records);
+	ck_assert_int_eq(pmtrack_dec_get_stats(dec, &big.s), 0);
+	ck_assert_uint_eq(big.s.bytes, k.len);
+	ck_assert_uint_eq(big.s.records, UINT64_MAX);
+	l.sz = offsetof(struct pmtrack_dec_listed, dirty);
+	l.dirty = 7;
+	ck_assert_int_eq(pmtrack_dec_listed(dec, 0, &l), 1);
+	ck_assert_uint_eq(l.dirty, 7);
+	/* bad calls */
+	big.s.sz = 1;
+	ck_assert_int_eq(pmtrack_dec_get_stats(dec, &big.s), -EINVAL);
+	ck_assert_int_eq(pmtrack_dec_get_stats(dec, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_dec_get_stats(NULL, &st), -EINVAL);
+	ck_assert_int_eq(pmtrack_dec_listed(dec, 0, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_dec_listed(NULL, 0, &l), -EINVAL);
+	pmtrack_dec_free(dec);
+	free(k.buf);
+	src_free(&s);
+}
+END_TEST
+
 /* --- golden files --------------------------------------------------------- */
 
 /*
@@ -1641,6 +2109,15 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, reordered_and_duplicated_records);
 	tcase_add_test(tc, memory_limit);
 	tcase_add_test(tc, callback_errors);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cost");
+	tcase_add_test(tc, cost_of_rounds_on_a_huge_region);
+	tcase_add_test(tc, cost_of_rounds_on_many_regions);
+	tcase_add_test(tc, zwords_need_a_bit_per_word);
+	tcase_add_test(tc, encoder_sends_sparse_bitmaps_as_runs);
+	tcase_add_test(tc, maps_follow_every_round);
+	tcase_add_test(tc, decoder_stats);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("golden");
