@@ -746,27 +746,35 @@ static int round_complete(struct pmtrack_dec *dec)
 {
 	if (!dec->pending)
 		return 0;
-	/* the pages still pending lie in the runs of the round's dirty maps */
+	/* the pages still pending lie in the runs of the round's dirty maps
+	   (a map sent as words is searched whole) */
 	for (size_t i = 0; dec->cur && i < dec->cur->n_regions; i++) {
 		const Pmtrack__RegionMaps *x = dec->cur->regions[i];
 		const struct dec_region *g = &dec->rg[x->region];
 		struct run_iter it;
-		uint64_t s, n, p;
+		uint64_t s, n, p = g->pages;
 
 		dec->work++;
-		runs_init(&it, x->dirty, g->dirty, g);
-		while (runs_next(dec, &it, &s, &n)) {
-			p = pmt_bits_next(g->pending, s + n, s);
-			dec->work += span_words(s, n);
-			if (p < s + n)
-				return fail(dec, PMTRACK_SERR_INCOMPLETE,
-					    "round %llu ended with %llu pages "
-					    "unsent (first: region %u page "
-					    "%llu)",
-					    (unsigned long long)dec->round,
-					    (unsigned long long)dec->pending,
-					    x->region, (unsigned long long)p);
+		if (x->dirty->has_zwords) {
+			p = pmt_bits_next(g->pending, g->pages, 0);
+			dec->work += g->nwords;
 		}
+		runs_init(&it, x->dirty->has_zwords ? NULL : x->dirty, g->dirty,
+			  g);
+		while (p == g->pages && runs_next(dec, &it, &s, &n)) {
+			uint64_t q = pmt_bits_next(g->pending, s + n, s);
+
+			dec->work += span_words(s, n);
+			if (q < s + n)
+				p = q;
+		}
+		if (p < g->pages)
+			return fail(dec, PMTRACK_SERR_INCOMPLETE,
+				    "round %llu ended with %llu pages unsent "
+				    "(first: region %u page %llu)",
+				    (unsigned long long)dec->round,
+				    (unsigned long long)dec->pending, x->region,
+				    (unsigned long long)p);
 	}
 	return fail(dec, PMTRACK_SERR_INCOMPLETE,
 		    "round %llu: %llu pages unsent",

@@ -1670,6 +1670,14 @@ START_TEST(zwords_need_a_bit_per_word)
 	ck_assert_uint_eq(st.zero_pages, 4 * NW);
 	ck_assert_uint_eq(st.map_bits, 8 * NW);
 	free(k.buf);
+
+	/* the same pages as data never sent: incomplete, within the bound */
+	craft_start(&k, (uint64_t)NW * 64);
+	craft_zwords_round(&k, 0, w, NW, NW, NULL, 0);
+	craft_end(&k, 1, 0, 0, NULL);
+	ck_assert_int_eq(decode_bounded(k.buf, k.len, 512, &st), -EBADMSG);
+	expect_fail(k.buf, k.len, PMTRACK_SERR_INCOMPLETE, -EBADMSG);
+	free(k.buf);
 	free(w);
 }
 END_TEST
