@@ -472,7 +472,7 @@ PMTRACK_API int pmtrack_dec_listed(const struct pmtrack_dec *dec, size_t i,
 struct pmtrack_dec_stats {
 	size_t sz; /* sizeof(struct pmtrack_dec_stats), set by the caller */
 	uint64_t bytes;	     /* stream bytes consumed */
-	uint64_t records;    /* records decoded, skipped ones included */
+	uint64_t records;    /* records read, skipped ones included */
 	uint64_t rounds;     /* ROUND records decoded */
 	uint64_t pages;	     /* pages delivered with data */
 	uint64_t zero_pages; /* pages delivered as zero bits */
