@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <pmtrack/pmtrack.h>
@@ -83,10 +84,41 @@ struct pmt_stats {
 };
 
 /* vma.c: the mappings of the tracked process */
+
+/*
+ * What a mapping maps: a file (shmem, memfd and shared anonymous memory
+ * have one too, each MAP_SHARED|MAP_ANONYMOUS mmap() its own), and where
+ * in it; the same however the kernel splits or merges the mapping.
+ * Private anonymous memory has no file: all of it looks the same.
+ */
+struct pmt_vma_id {
+	uint64_t ino; /* 0: private anonymous memory */
+	unsigned int dev_major, dev_minor;
+	uint64_t base; /* file offset minus address (0 without a file) */
+	bool shared;   /* MAP_SHARED */
+};
+
+static inline bool pmt_vma_id_eq(const struct pmt_vma_id *a,
+				 const struct pmt_vma_id *b)
+{
+	return a->ino == b->ino && a->dev_major == b->dev_major &&
+	       a->dev_minor == b->dev_minor && a->base == b->base &&
+	       a->shared == b->shared;
+}
+
+/* one mapping (VMA) */
+struct pmt_vma {
+	uintptr_t start, end;
+	unsigned int prot; /* PROT_* */
+	struct pmt_vma_id id;
+};
+
 struct pmt_vma_span {
 	size_t min_page_size, max_page_size; /* over the VMAs of the span */
 	unsigned int prot_all, prot_any;     /* PROT_* AND / OR over them */
 	bool any_shared;		     /* some VMA is MAP_SHARED */
+	struct pmt_vma_id id;		     /* of the first VMA */
+	bool id_mixed;			     /* another VMA maps another */
 };
 
 struct pmtrack;
@@ -175,6 +207,33 @@ PMT_HIDDEN int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot);
 
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);
+
+/*
+ * vma.c: a cursor that looks mappings of t's target up, cheapest in
+ * ascending order: one PROCMAP_QUERY call per lookup (Linux 6.11), else
+ * one pass over /proc/PID/maps for all of them, read as it goes (a lookup
+ * below what was passed reads it again).  What it says was true when it
+ * was read; pmt_vma_iter_reset() makes the next lookup read afresh.
+ */
+struct pmt_vma_iter {
+	struct pmtrack *t;
+	bool no_query; /* PROCMAP_QUERY failed as unknown */
+	FILE *maps;
+	char *line;
+	size_t cap;
+	struct pmt_vma cur; /* the last line read */
+	bool have, eof;
+	uintptr_t passed; /* lines ending at or below it were dropped */
+};
+
+PMT_HIDDEN void pmt_vma_iter_init(struct pmt_vma_iter *it, struct pmtrack *t);
+/* the mapping holding @addr, else the first above it: 0; -ENOMEM if there
+ * is none at or above @addr; another -errno */
+PMT_HIDDEN int pmt_vma_find(struct pmt_vma_iter *it, uintptr_t addr,
+			    struct pmt_vma *out);
+PMT_HIDDEN void pmt_vma_iter_reset(struct pmt_vma_iter *it);
+/* reset, and free what it holds */
+PMT_HIDDEN void pmt_vma_iter_end(struct pmt_vma_iter *it);
 
 /* --- software dirty bits (softbits.c) ------------------------------------ */
 

@@ -9,6 +9,11 @@
  * system.  Where that file cannot be reached, /proc/PID/smaps says the
  * same, at the price of walking the page tables of every VMA up to the
  * range (with thousands of VMAs, milliseconds per call).
+ *
+ * Both also name the object a mapping maps (device, inode and offset), so
+ * a watch can record what it watched, and a cursor looks mappings up one
+ * by one in ascending order: a PROCMAP_QUERY call each, or one pass over
+ * /proc/PID/maps however many are looked up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,25 +63,50 @@ struct procmap_query {
 #endif
 
 static void span_add(struct pmt_vma_span *s, uint64_t page_size,
-		     unsigned int prot)
+		     const struct pmt_vma *v)
 {
 	if (!s->min_page_size) {
 		s->min_page_size = page_size;
-		s->prot_all = prot;
+		s->prot_all = v->prot;
+		s->id = v->id;
 	}
 	if (page_size < s->min_page_size)
 		s->min_page_size = page_size;
 	if (page_size > s->max_page_size)
 		s->max_page_size = page_size;
-	s->prot_all &= prot;
-	s->prot_any |= prot;
+	s->prot_all &= v->prot;
+	s->prot_any |= v->prot;
+	s->any_shared |= v->id.shared;
+	s->id_mixed |= !pmt_vma_id_eq(&s->id, &v->id);
 }
 
-static unsigned int query_prot(uint64_t f)
+/* the object a mapping maps; @off is the file offset of @start */
+static struct pmt_vma_id vma_id(uint64_t ino, unsigned int maj,
+				unsigned int min, uint64_t off, uint64_t start,
+				bool shared)
 {
-	return (f & PROCMAP_QUERY_VMA_READABLE ? PROT_READ : 0) |
-	       (f & PROCMAP_QUERY_VMA_WRITABLE ? PROT_WRITE : 0) |
-	       (f & PROCMAP_QUERY_VMA_EXECUTABLE ? PROT_EXEC : 0);
+	return (struct pmt_vma_id){
+		.ino = ino,
+		.dev_major = maj,
+		.dev_minor = min,
+		/* constant over splits and merges; anonymous memory has
+		 * no file offset */
+		.base = ino ? off - start : 0,
+		.shared = shared,
+	};
+}
+
+static void query_vma(const struct procmap_query *q, struct pmt_vma *v)
+{
+	uint64_t f = q->vma_flags;
+
+	v->start = (uintptr_t)q->vma_start;
+	v->end = (uintptr_t)q->vma_end;
+	v->prot = (f & PROCMAP_QUERY_VMA_READABLE ? PROT_READ : 0) |
+		  (f & PROCMAP_QUERY_VMA_WRITABLE ? PROT_WRITE : 0) |
+		  (f & PROCMAP_QUERY_VMA_EXECUTABLE ? PROT_EXEC : 0);
+	v->id = vma_id(q->inode, q->dev_major, q->dev_minor, q->vma_offset,
+		       q->vma_start, f & PROCMAP_QUERY_VMA_SHARED);
 }
 
 /* 1 = answered, 0 = PROCMAP_QUERY not available, <0 = error */
@@ -84,6 +114,7 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
 {
 	uintptr_t addr = start;
+	struct pmt_vma v;
 
 	while (addr < end) {
 		struct procmap_query q = {
@@ -102,8 +133,8 @@ static int vma_check_query(int fd, uintptr_t start, uintptr_t end,
 		}
 		if (q.vma_start > addr)
 			return -ENOMEM; /* hole before the next VMA */
-		span_add(out, q.vma_page_size, query_prot(q.vma_flags));
-		out->any_shared |= !!(q.vma_flags & PROCMAP_QUERY_VMA_SHARED);
+		query_vma(&q, &v);
+		span_add(out, q.vma_page_size, &v);
 		addr = q.vma_end;
 	}
 	return 1;
@@ -167,12 +198,29 @@ static FILE *proc_stream(pid_t pid, const char *name, int *err)
 	return f;
 }
 
-/* PROT_* of a maps line's "rwxp" field */
-static unsigned int perm_prot(const char *perm)
+/*
+ * The mapping a line of /proc/PID/maps (or a first line of smaps) names;
+ * *@path_at is where its path starts.  0, or -EIO if it is no such line.
+ */
+static int maps_line(const char *line, struct pmt_vma *v, int *path_at)
 {
-	return (perm[0] == 'r' ? PROT_READ : 0) |
-	       (perm[1] == 'w' ? PROT_WRITE : 0) |
-	       (perm[2] == 'x' ? PROT_EXEC : 0);
+	uintmax_t a, b, off, ino;
+	unsigned int maj, min;
+	char perm[5];
+	int at = 0;
+
+	if (sscanf(line, "%jx-%jx %4s %jx %x:%x %ju %n", &a, &b, perm, &off,
+		   &maj, &min, &ino, &at) < 7 ||
+	    !at)
+		return -EIO;
+	v->start = (uintptr_t)a;
+	v->end = (uintptr_t)b;
+	v->prot = (perm[0] == 'r' ? PROT_READ : 0) |
+		  (perm[1] == 'w' ? PROT_WRITE : 0) |
+		  (perm[2] == 'x' ? PROT_EXEC : 0);
+	v->id = vma_id(ino, maj, min, off, a, perm[3] == 's');
+	*path_at = at;
+	return 0;
 }
 
 /* 1 = answered, 0 = ask smaps (a file out of reach), <0 = error */
@@ -189,23 +237,20 @@ static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 	if (!f)
 		return ret;
 	while ((len = getline(&line, &cap, f)) > 0) {
-		uintmax_t a, b, off, ino;
-		unsigned int maj, min;
 		size_t psz = (size_t)sysconf(_SC_PAGESIZE);
-		char perm[5], *path;
-		int at = 0;
+		struct pmt_vma v;
+		char *path;
+		int at;
 
-		if (sscanf(line, "%jx-%jx %4s %jx %x:%x %ju %n", &a, &b, perm,
-			   &off, &maj, &min, &ino, &at) < 7 ||
-		    !at) {
+		if (maps_line(line, &v, &at)) {
 			ret = -EIO;
 			break;
 		}
-		if ((uintptr_t)b <= covered)
+		if (v.end <= covered)
 			continue; /* before the range */
-		if ((uintptr_t)a > covered)
+		if (v.start > covered)
 			break; /* a hole, or past the end */
-		if (ino) {
+		if (v.id.ino) {
 			if (line[len - 1] == '\n')
 				line[--len] = '\0';
 			path = line + at;
@@ -214,14 +259,15 @@ static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 			if (*path != '/' || strstr(path, " (deleted)") ||
 			    strchr(path, '\\'))
 				path = NULL;
-			ret = file_page_size(pid, a, b, path, makedev(maj, min),
-					     (ino_t)ino, &psz);
+			ret = file_page_size(
+				pid, v.start, v.end, path,
+				makedev(v.id.dev_major, v.id.dev_minor),
+				(ino_t)v.id.ino, &psz);
 			if (!ret)
 				break;
 		}
-		covered = (uintptr_t)b;
-		out->any_shared |= perm[3] == 's';
-		span_add(out, psz, perm_prot(perm));
+		covered = v.end;
+		span_add(out, psz, &v);
 		if (covered >= end) {
 			ret = 1;
 			break;
@@ -236,7 +282,7 @@ static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 			   struct pmt_vma_span *out)
 {
 	uintptr_t covered = start;
-	unsigned int prot = 0;
+	struct pmt_vma v = { 0 };
 	bool pending = false; /* a VMA in range whose page size is unread */
 	char *line = NULL;
 	size_t cap = 0;
@@ -246,28 +292,26 @@ static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 	if (!f)
 		return ret;
 	while (getline(&line, &cap, f) > 0) {
-		uintmax_t a, b, kb;
-		char perm[5];
+		uintmax_t kb;
+		int at;
 
-		if (sscanf(line, "%jx-%jx %4s ", &a, &b, perm) == 3 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
+		if (strchr(line, '-') < strchr(line, ' ') &&
+		    !maps_line(line, &v, &at)) {
 			if (pending) {
 				ret = -EIO; /* no KernelPageSize line */
 				break;
 			}
-			if ((uintptr_t)b <= covered)
+			if (v.end <= covered)
 				continue; /* before the range */
-			if ((uintptr_t)a > covered)
+			if (v.start > covered)
 				break; /* a hole, or past the end */
-			covered = (uintptr_t)b;
+			covered = v.end;
 			pending = true;
-			out->any_shared |= perm[3] == 's';
-			prot = perm_prot(perm);
 			continue;
 		}
 		if (pending &&
 		    sscanf(line, "KernelPageSize: %ju kB", &kb) == 1) {
-			span_add(out, kb * 1024, prot);
+			span_add(out, kb * 1024, &v);
 			pending = false;
 			if (covered >= end) {
 				ret = 0;
@@ -303,4 +347,100 @@ int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 		*out = (struct pmt_vma_span){ 0 };
 	}
 	return vma_check_smaps(t->target, start, end, out);
+}
+
+/* ---- the cursor --------------------------------------------------------- */
+
+void pmt_vma_iter_init(struct pmt_vma_iter *it, struct pmtrack *t)
+{
+	*it = (struct pmt_vma_iter){ .t = t };
+}
+
+void pmt_vma_iter_reset(struct pmt_vma_iter *it)
+{
+	if (it->maps)
+		fclose(it->maps);
+	it->maps = NULL;
+	it->have = it->eof = false;
+	it->passed = 0;
+}
+
+void pmt_vma_iter_end(struct pmt_vma_iter *it)
+{
+	pmt_vma_iter_reset(it);
+	free(it->line);
+	it->line = NULL;
+	it->cap = 0;
+}
+
+/* 1 = answered, 0 = PROCMAP_QUERY not available, <0 = error */
+static int find_query(struct pmt_vma_iter *it, uintptr_t addr,
+		      struct pmt_vma *out)
+{
+	struct procmap_query q = {
+		.size = sizeof(q),
+		.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
+		.query_addr = addr,
+	};
+
+	if (!ioctl(it->t->maps_fd, PROCMAP_QUERY, &q)) {
+		query_vma(&q, out);
+		return 1;
+	}
+	if (errno == ENOENT)
+		return -ENOMEM;
+	if (errno == ENOTTY || errno == EINVAL) {
+		it->no_query = true;
+		return 0;
+	}
+	return -errno;
+}
+
+/*
+ * The maps file is read forward once.  Lines come in ascending order; one
+ * may start below the end of the last (the mapping there changed since),
+ * never end below it.  Everything ending at or below it->passed was read
+ * and dropped: a lookup below that starts over.
+ */
+static int find_maps(struct pmt_vma_iter *it, uintptr_t addr,
+		     struct pmt_vma *out)
+{
+	int ret = 0;
+
+	if (it->maps && addr < it->passed)
+		pmt_vma_iter_reset(it);
+	if (!it->maps) {
+		it->maps = proc_stream(it->t->target, "maps", &ret);
+		if (!it->maps)
+			return ret;
+	}
+	while (!it->have || it->cur.end <= addr) {
+		int at;
+
+		if (it->eof)
+			return -ENOMEM;
+		if (it->have)
+			it->passed = it->cur.end;
+		it->have = false;
+		if (getline(&it->line, &it->cap, it->maps) <= 0) {
+			it->eof = true;
+			return -ENOMEM;
+		}
+		if (maps_line(it->line, &it->cur, &at))
+			return -EIO;
+		it->have = true;
+	}
+	*out = it->cur;
+	return 0;
+}
+
+int pmt_vma_find(struct pmt_vma_iter *it, uintptr_t addr, struct pmt_vma *out)
+{
+	if (it->t->maps_fd >= 0 && !it->no_query) {
+		int ret = find_query(it, addr, out);
+
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
+	return find_maps(it, addr, out);
 }
