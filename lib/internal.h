@@ -124,6 +124,45 @@ struct pmt_vma_span {
 struct pmtrack;
 
 /*
+ * vma.c: a cursor that looks mappings of t's target up, cheapest in
+ * ascending order: one PROCMAP_QUERY call per lookup (Linux 6.11), else
+ * one pass over /proc/PID/maps for all of them, read as it goes (a lookup
+ * below what was passed reads it again).  What it says was true when it
+ * was read; pmt_vma_iter_reset() makes the next lookup read afresh.
+ */
+struct pmt_vma_iter {
+	struct pmtrack *t;
+	bool no_query; /* PROCMAP_QUERY failed as unknown */
+	FILE *maps;
+	char *line;
+	size_t cap;
+	struct pmt_vma cur; /* the last line read */
+	bool have, eof;
+	uintptr_t passed; /* lines ending at or below it were dropped */
+};
+
+PMT_HIDDEN void pmt_vma_iter_init(struct pmt_vma_iter *it, struct pmtrack *t);
+/* the mapping holding @addr, else the first above it: 0; -ENOMEM if there
+ * is none at or above @addr; another -errno */
+PMT_HIDDEN int pmt_vma_find(struct pmt_vma_iter *it, uintptr_t addr,
+			    struct pmt_vma *out);
+PMT_HIDDEN void pmt_vma_iter_reset(struct pmt_vma_iter *it);
+/* reset, and free what it holds */
+PMT_HIDDEN void pmt_vma_iter_end(struct pmt_vma_iter *it);
+
+/*
+ * What a collect or reset that re-arms the pages it took carries from one
+ * piece to the next: [held_s, held_e), the span whose bits it took and has
+ * not armed yet (the range's lock keeps every other clear bit armed, but
+ * for fault handlers in flight), and a cursor for a backend that looks at
+ * the mappings.
+ */
+struct pmt_arming {
+	uintptr_t held_s, held_e;
+	struct pmt_vma_iter vmas;
+};
+
+/*
  * Re-arm [s, e) after its bits were cleared.  Returns 0, PMT_ARM_DIRTY if
  * the pages stay writable (they are marked written again and still
  * reported), PMT_ARM_GONE if they are no longer mapped (not reported), or
@@ -132,7 +171,10 @@ struct pmtrack;
 #define PMT_ARM_DIRTY 1
 #define PMT_ARM_GONE 2
 typedef int (*pmt_arm_fn)(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
-			  uintptr_t e);
+			  uintptr_t e, struct pmt_arming *a);
+/* un-protect [s, e) for a kernel write: 0 or -errno */
+typedef int (*pmt_unarm_fn)(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+			    uintptr_t e);
 
 /*
  * A backend.  The tracker checks arguments, keeps the range table and holds
@@ -160,7 +202,8 @@ struct pmt_backend_ops {
 	/* backends with software bits (softbits.c): re-protect pages after
 	 * their bits were taken, and un-protect them for a kernel write
 	 * (0 or -errno); NULL for the others */
-	pmt_arm_fn arm, unarm;
+	pmt_arm_fn arm;
+	pmt_unarm_fn unarm;
 	/* give [s, e) of *r the protection @prot without changing what is
 	 * tracked (pmt_protect()); NULL: plain mprotect() does that */
 	int (*protect)(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
@@ -208,33 +251,6 @@ PMT_HIDDEN int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot);
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);
 
-/*
- * vma.c: a cursor that looks mappings of t's target up, cheapest in
- * ascending order: one PROCMAP_QUERY call per lookup (Linux 6.11), else
- * one pass over /proc/PID/maps for all of them, read as it goes (a lookup
- * below what was passed reads it again).  What it says was true when it
- * was read; pmt_vma_iter_reset() makes the next lookup read afresh.
- */
-struct pmt_vma_iter {
-	struct pmtrack *t;
-	bool no_query; /* PROCMAP_QUERY failed as unknown */
-	FILE *maps;
-	char *line;
-	size_t cap;
-	struct pmt_vma cur; /* the last line read */
-	bool have, eof;
-	uintptr_t passed; /* lines ending at or below it were dropped */
-};
-
-PMT_HIDDEN void pmt_vma_iter_init(struct pmt_vma_iter *it, struct pmtrack *t);
-/* the mapping holding @addr, else the first above it: 0; -ENOMEM if there
- * is none at or above @addr; another -errno */
-PMT_HIDDEN int pmt_vma_find(struct pmt_vma_iter *it, uintptr_t addr,
-			    struct pmt_vma *out);
-PMT_HIDDEN void pmt_vma_iter_reset(struct pmt_vma_iter *it);
-/* reset, and free what it holds */
-PMT_HIDDEN void pmt_vma_iter_end(struct pmt_vma_iter *it);
-
 /* --- software dirty bits (softbits.c) ------------------------------------ */
 
 enum pmt_sb_kind { PMT_SB_PLAIN, PMT_SB_MPROTECT, PMT_SB_UFFD };
@@ -260,6 +276,10 @@ struct pmt_sb {
 	_Atomic uint64_t *held;
 	_Atomic unsigned int epoch;
 	_Atomic long inflight[2];
+	/* held by RESET collects, resets and prepares of this range, so
+	 * that besides fault handlers only the holder clears bits and
+	 * changes arming there (softbits.c) */
+	pthread_mutex_t lock;
 	_Atomic uint64_t bits[];
 };
 

@@ -288,12 +288,13 @@ static int mp_protect_allowed(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 
 /* Arm [s, e) again after a collect took its bits. */
 static int mp_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
-		  uintptr_t e)
+		  uintptr_t e, struct pmt_arming *a)
 {
 	struct pmt_vma_span span;
 	int r = mp_protect_allowed(sb, s, e,
 				   PROT_READ | (int)(sb->prot & PROT_EXEC));
 
+	(void)a;
 	if (r != -ENOMEM)
 		return r;
 	/* out of map count, or unmapped since it was watched? */

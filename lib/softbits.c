@@ -17,6 +17,12 @@
  * of the page has it).  The first set makes a thread's own write visible
  * to the collect it makes next; the second covers a collect that took the
  * first bit and armed the page before the handler un-protected it.
+ *
+ * RESET collects, resets and prepares of one range run one at a time (its
+ * lock), and a collect takes the bits of a run only once the run before it
+ * is armed.  So while one re-arms a run, every other page of the range
+ * whose bit is clear is armed, unless a handler is between its two sets:
+ * a backend can tell its own pages from memory mapped there since.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -170,6 +176,10 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 
 	if (!sb)
 		return NULL;
+	if (pthread_mutex_init(&sb->lock, NULL)) {
+		free(sb);
+		return NULL;
+	}
 	if (kind == PMT_SB_MPROTECT)
 		sb->deny = sb->bits + nwords;
 	else
@@ -187,6 +197,9 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 
 void pmt_sb_free(struct pmt_sb *sb)
 {
+	if (!sb)
+		return;
+	pthread_mutex_destroy(&sb->lock);
 	free(sb);
 }
 
@@ -288,6 +301,7 @@ struct sb_walk {
 	struct pmt_collect *c;
 	struct pmt_sb *sb;
 	pmt_arm_fn arm;
+	struct pmt_arming arming;
 	uintptr_t run_s, run_e; /* taken, not yet armed and emitted */
 	/* the sink's limits, as they will be once the run is emitted */
 	size_t pages_left, runs_left;
@@ -299,22 +313,24 @@ struct sb_walk {
  * Where the mapping is gone in part (a hole, or on older kernels a run
  * that crosses VMAs), halve the run until each piece arms or is wholly
  * gone, so the mapped parts are never dropped with it.  A piece that stays
- * writable, or whose arming failed, is marked written again.
+ * writable, or whose arming failed, is marked written again.  @a holds the
+ * whole of what was taken.
  */
 static int arm_pieces(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
-		      struct pmt_collect *c, uintptr_t s, uintptr_t e)
+		      struct pmt_arming *a, struct pmt_collect *c, uintptr_t s,
+		      uintptr_t e)
 {
-	int r = arm(t, sb, s, e);
+	int r = arm(t, sb, s, e, a);
 
 	if (r == PMT_ARM_GONE && e - s > sb->gran) {
 		uintptr_t mid = s + (e - s) / sb->gran / 2 * sb->gran;
 
-		r = arm_pieces(t, sb, arm, c, s, mid);
+		r = arm_pieces(t, sb, arm, a, c, s, mid);
 		if (r < 0) {
 			pmt_sb_mark(sb, mid, e);
 			return r;
 		}
-		return arm_pieces(t, sb, arm, c, mid, e);
+		return arm_pieces(t, sb, arm, a, c, mid, e);
 	}
 	if (r == PMT_ARM_GONE)
 		return 0;
@@ -327,9 +343,22 @@ static int arm_pieces(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
 	return 0;
 }
 
+/* arm [s, e) of @sb, whose bits were just cleared, with t->ops->arm */
+static int arm_cleared(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
+		       uintptr_t e)
+{
+	struct pmt_arming a = { .held_s = s, .held_e = e };
+	int r;
+
+	pmt_vma_iter_init(&a.vmas, t);
+	r = arm_pieces(t, sb, t->ops->arm, &a, NULL, s, e);
+	pmt_vma_iter_end(&a.vmas);
+	return r;
+}
+
 int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 {
-	return arm_pieces(t, sb, t->ops->arm, NULL, s, e);
+	return arm_cleared(t, sb, s, e);
 }
 
 /* Arm and emit the pending run. */
@@ -340,8 +369,11 @@ static int walk_flush(struct sb_walk *w)
 	if (s == e)
 		return 0;
 	w->run_s = w->run_e = 0;
-	if (w->c->reset && w->arm)
-		return arm_pieces(w->t, w->sb, w->arm, w->c, s, e);
+	if (w->c->reset && w->arm) {
+		w->arming.held_s = s;
+		w->arming.held_e = e;
+		return arm_pieces(w->t, w->sb, w->arm, &w->arming, w->c, s, e);
+	}
 	w->c->emit(w->c, s, e);
 	return 0;
 }
@@ -361,8 +393,9 @@ static bool walk_fits(struct sb_walk *w, uintptr_t a, size_t n, size_t bytes)
 	return true;
 }
 
-/* Add a taken run; on an error [s, e) is not taken over (the caller gives
- * its bits back) and the pending run was given back by walk_flush(). */
+/* Add a run, to be taken once this returns: the pending run is armed
+ * first unless the two touch.  On an error the pending run was given back
+ * by walk_flush(). */
 static int walk_add(struct sb_walk *w, uintptr_t s, uintptr_t e)
 {
 	int r;
@@ -380,9 +413,9 @@ static int walk_add(struct sb_walk *w, uintptr_t s, uintptr_t e)
 }
 
 /*
- * Base-page ranges: a word at a time.  The bits taken are those set when
- * looked at; of those, the ones a concurrent collector did not take first
- * are ours.  Bits that do not fit the sink are given back.
+ * Base-page ranges: a word at a time, a run at a time.  A RESET collect
+ * holds the range's lock, so a bit it finds set stays set until it takes
+ * it.  Bits that do not fit the sink are not taken.
  */
 static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 		      uintptr_t *stop)
@@ -396,12 +429,7 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 		uint64_t got = atomic_load_explicit(&sb->bits[wi],
 						    memory_order_relaxed) &
 			       m;
-		uint64_t back = 0;
 
-		if (!got)
-			continue;
-		if (w->c->reset)
-			got &= atomic_fetch_and(&sb->bits[wi], ~got);
 		while (got) {
 			unsigned int b = (unsigned int)__builtin_ctzll(got);
 			/* the run of set bits starting at b */
@@ -426,19 +454,17 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 			if (k) {
 				r = walk_add(w, a,
 					     a + ((uintptr_t)k << sb->pshift));
-				if (r) {
-					/* give back this run and the rest */
-					if (w->c->reset)
-						atomic_fetch_or(&sb->bits[wi],
-								got);
+				if (r)
 					return r;
-				}
+				if (w->c->reset)
+					atomic_fetch_and(
+						&sb->bits[wi],
+						~((k == 64 ? ~0ULL
+							   : (1ULL << k) - 1)
+						  << b));
 			}
 			if (k < len) {
-				/* full: give back what was not taken */
-				back = got & (~0ULL << (b + k));
-				if (w->c->reset)
-					atomic_fetch_or(&sb->bits[wi], back);
+				/* full */
 				*stop = a + ((uintptr_t)k << sb->pshift);
 				return 0;
 			}
@@ -472,14 +498,11 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 			*stop = a + (k << sb->pshift);
 			return walk_add(w, a, *stop);
 		}
-		if (w->c->reset && !bits_any(sb, u, u + per, true))
-			continue; /* a concurrent collector took it */
 		r = walk_add(w, a, a + sb->gran);
-		if (r) {
-			if (w->c->reset)
-				pmt_sb_mark(sb, a, a + sb->gran);
+		if (r)
 			return r;
-		}
+		if (w->c->reset)
+			bits_any(sb, u, u + per, true);
 	}
 	return 0;
 }
@@ -496,6 +519,7 @@ int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 	};
 	int ret = 0;
 
+	pmt_vma_iter_init(&w.arming.vmas, t);
 	c->next = c->start;
 	for (size_t i = first; i < t->nranges && t->ranges[i].start < c->end;
 	     i++) {
@@ -505,21 +529,26 @@ int pmt_sb_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 
 		w.sb = r->sb;
 		sb_span(r->sb, c->start, c->end, &from, &to);
+		if (c->reset)
+			pthread_mutex_lock(&r->sb->lock);
 		if (r->sb->gran >> r->sb->pshift == 1)
 			ret = walk_pages(&w, from, to, &stop);
 		else
 			ret = walk_units(&w, from, to, &stop);
 		if (!ret)
 			ret = walk_flush(&w);
+		if (c->reset)
+			pthread_mutex_unlock(&r->sb->lock);
 		if (ret)
-			return ret; /* next stays where the report is whole */
+			break; /* next stays where the report is whole */
 		if (stop) {
 			c->next = stop;
-			return 0;
+			break;
 		}
 		c->next = r->end < c->end ? r->end : c->end;
 	}
-	return 0;
+	pmt_vma_iter_end(&w.arming.vmas);
+	return ret;
 }
 
 int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
@@ -549,16 +578,17 @@ int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 
 int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 {
-	pmt_arm_fn arm = t->ops->arm;
-
 	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
 		struct pmt_sb *sb = t->ranges[i].sb;
 		uintptr_t a = s > sb->start ? s : sb->start;
 		uintptr_t b = e < sb->end ? e : sb->end;
-		int r;
+		int r = 0;
 
+		pthread_mutex_lock(&sb->lock);
 		pmt_sb_clear(sb, a, b);
-		r = arm ? arm_pieces(t, sb, arm, NULL, a, b) : 0;
+		if (t->ops->arm)
+			r = arm_cleared(t, sb, a, b);
+		pthread_mutex_unlock(&sb->lock);
 		if (r < 0)
 			return r;
 	}
@@ -567,7 +597,7 @@ int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 
 int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 {
-	pmt_arm_fn unarm = t->ops->unarm;
+	pmt_unarm_fn unarm = t->ops->unarm;
 
 	for (size_t i = first; i < t->nranges && t->ranges[i].start < e; i++) {
 		struct pmt_sb *sb = t->ranges[i].sb;
@@ -578,12 +608,16 @@ int pmt_sb_prepare(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 		/* mark, un-protect, mark again: like a fault handler, and for
 		 * the same reasons (a collect between the first mark and the
 		 * un-protect would otherwise leave the pages writable with
-		 * clear bits) */
+		 * clear bits); and under the lock, so that no collect sees
+		 * the pages between the two */
+		pthread_mutex_lock(&sb->lock);
 		pmt_sb_mark(sb, a, b);
 		r = unarm(t, sb, a, b);
+		if (r >= 0)
+			pmt_sb_mark(sb, a, b);
+		pthread_mutex_unlock(&sb->lock);
 		if (r < 0)
 			return r;
-		pmt_sb_mark(sb, a, b);
 	}
 	return 0;
 }

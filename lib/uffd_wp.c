@@ -247,11 +247,12 @@ static int populate(uintptr_t s, uintptr_t e)
 }
 
 static int uw_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
-		  uintptr_t e)
+		  uintptr_t e, struct pmt_arming *a)
 {
 	struct pmt_vma_span span;
 	int r;
 
+	(void)a;
 	/* without WP_UNPOPULATED an empty entry (a page dropped since the
 	 * last arm, reported by the sweep) cannot be protected: map the
 	 * zero page there first, or it would read as written forever */
