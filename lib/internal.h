@@ -261,6 +261,10 @@ struct pmt_sb {
 	size_t gran;	     /* bytes per protection unit (huge page size) */
 	unsigned int pshift; /* log2 of the base page size */
 	unsigned int prot;   /* mprotect: the protection to give back */
+	/* mprotect: what the range mapped when watched, if one object
+	 * throughout (else id_known is false) */
+	struct pmt_vma_id id;
+	bool id_known;
 	enum pmt_sb_kind kind;
 	const void *owner; /* the tracker */
 	int slot;	   /* index in the lookup table, -1 if unpublished */
@@ -309,6 +313,14 @@ PMT_HIDDEN void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 			    bool on);
 PMT_HIDDEN bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s,
 			      uintptr_t e);
+/* is some page of [s, e) not denied? */
+PMT_HIDDEN bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s,
+				uintptr_t e);
+/* is every page of [s, e) (clipped to the range) written or in
+ * [held_s, held_e), and none denied? */
+PMT_HIDDEN bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s,
+				   uintptr_t e, uintptr_t held_s,
+				   uintptr_t held_e);
 /* set the held bit of the page at @page; returns the old one */
 PMT_HIDDEN bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on);
 

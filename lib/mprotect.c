@@ -23,6 +23,23 @@
  * sets the bits, mprotect()s, waits until every handler that may have
  * looked at the bits before has finished (a grace period over two
  * counters), and mprotect()s again, undoing a late un-protect.
+ *
+ * Memory the program maps over a watched range (munmap() and mmap(), or
+ * MAP_FIXED) is not ours, and its protection is not ours to change.
+ * Nothing names a private anonymous mapping, so this backend tells its
+ * own pages by what it left there: the object the range mapped when
+ * watched (a file, memfd or shared anonymous mapping, at its offset), and
+ * a protection that only it sets.  Its own undenied pages are armed
+ * (read-only, PROT_EXEC kept) or writable as watched, and a writable one
+ * was written: under the range's lock (softbits.c), a mapping writable as
+ * watched is ours only if every page of the range it spans has its bit
+ * set or is the run being armed.  A handler in flight may have made a
+ * page writable and not yet marked it, so a mapping that fails only that
+ * test is looked at again after a grace period.  Before re-arming a run,
+ * a collect checks the mappings under it; if one is not ours it fails with
+ * -ESTALE and arms nothing (the run stays written).  Unwatch, free and
+ * pmtrack_prepare_kernel_write() give the watched protection back only to
+ * armed mappings of the watched object.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -230,30 +247,29 @@ static int mp_usable(void)
 static int mp_open(struct pmtrack *t)
 {
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
-		  PMTRACK_CAP_SHARED_EXACT |
-		  PMTRACK_CAP_FILE_MAPPINGS | PMTRACK_CAP_HUGETLB;
+		  PMTRACK_CAP_SHARED_EXACT | PMTRACK_CAP_FILE_MAPPINGS |
+		  PMTRACK_CAP_HUGETLB;
 	return install_handler();
 }
 
-static int mp_protect(uintptr_t s, uintptr_t e, int prot);
-static int mp_protect_allowed(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
-			      int prot);
+static int mp_give_back(struct pmt_sb *sb, struct pmt_vma_iter *it, uintptr_t s,
+			uintptr_t e);
 
 static void mp_close(struct pmtrack *t)
 {
+	struct pmt_vma_iter it;
+
 	/* writable again first, then forgotten (see mp_unwatch) */
+	pmt_vma_iter_init(&it, t);
 	for (size_t i = 0; i < t->nranges; i++) {
 		struct pmt_sb *sb = t->ranges[i].sb;
 
-		if (mp_protect_allowed(sb, sb->start, sb->end, (int)sb->prot))
-			for (uintptr_t a = sb->start; a < sb->end;
-			     a += sb->gran)
-				mp_protect_allowed(sb, a, a + sb->gran,
-						   (int)sb->prot);
+		mp_give_back(sb, &it, sb->start, sb->end);
 		pmt_sb_unpublish(sb);
 		pmt_sb_free(sb);
 		t->ranges[i].sb = NULL;
 	}
+	pmt_vma_iter_end(&it);
 }
 
 static int mp_protect(uintptr_t s, uintptr_t e, int prot)
@@ -286,21 +302,160 @@ static int mp_protect_allowed(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 	return ret;
 }
 
+static unsigned int armed_prot(const struct pmt_sb *sb)
+{
+	return PROT_READ | (sb->prot & PROT_EXEC);
+}
+
+/* does @v map what the range mapped when watched? */
+static bool same_object(const struct pmt_sb *sb, const struct pmt_vma *v)
+{
+	return !sb->id_known || pmt_vma_id_eq(&sb->id, &v->id);
+}
+
+enum { MP_OURS, MP_NOT_OURS, MP_UNSURE };
+
+/* Is @v, which holds undenied pages of @sb, the mapping this backend
+ * armed, with the pages @a holds about to be armed again? */
+static int mp_judge(const struct pmt_sb *sb, const struct pmt_vma *v,
+		    const struct pmt_arming *a)
+{
+	if (!same_object(sb, v))
+		return MP_NOT_OURS;
+	if (v->prot == armed_prot(sb))
+		return MP_OURS;
+	if (v->prot != sb->prot)
+		return MP_NOT_OURS;
+	/* writable: ours if written throughout the range, as far as it
+	 * reaches; else some page there should be armed and is not */
+	return pmt_sb_all_written(sb, v->start, v->end, a->held_s, a->held_e)
+		       ? MP_OURS
+		       : MP_UNSURE;
+}
+
+/*
+ * May [s, e), whose bits the caller holds, be armed?  0 if all of it is
+ * mapped and ours; PMT_ARM_GONE if part is not mapped (the caller arms
+ * the rest piece by piece); -ESTALE if some of it is mapped by something
+ * else now; another -errno if the mappings cannot be read.
+ */
+static int mp_owned(struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+		    struct pmt_arming *a)
+{
+	bool hole = false, waited = false;
+	uintptr_t p = s;
+
+	while (p < e) {
+		struct pmt_vma v;
+		uintptr_t q;
+		int r = pmt_vma_find(&a->vmas, p, &v);
+
+		if (r == -ENOMEM || (!r && v.start >= e))
+			return PMT_ARM_GONE;
+		if (r)
+			return r;
+		if (v.start > p) {
+			hole = true;
+			p = v.start;
+			continue;
+		}
+		q = v.end < e ? v.end : e;
+		/* arming leaves denied pages alone, whatever maps them */
+		if (!pmt_sb_undenied(sb, p, q)) {
+			p = q;
+			continue;
+		}
+		r = mp_judge(sb, &v, a);
+		if (r == MP_UNSURE && !waited) {
+			/* a handler between making a page writable and
+			 * marking it looks like this: wait until those in
+			 * flight are done, and look again */
+			grace_wait(sb);
+			pmt_vma_iter_reset(&a->vmas);
+			waited = true;
+			continue;
+		}
+		if (r != MP_OURS)
+			return -ESTALE;
+		p = q;
+	}
+	return hole ? PMT_ARM_GONE : 0;
+}
+
 /* Arm [s, e) again after a collect took its bits. */
 static int mp_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		  uintptr_t e, struct pmt_arming *a)
 {
 	struct pmt_vma_span span;
-	int r = mp_protect_allowed(sb, s, e,
-				   PROT_READ | (int)(sb->prot & PROT_EXEC));
+	int r = mp_owned(sb, s, e, a);
 
-	(void)a;
+	if (r)
+		return r;
+	r = mp_protect_allowed(sb, s, e, (int)armed_prot(sb));
 	if (r != -ENOMEM)
 		return r;
-	/* out of map count, or unmapped since it was watched? */
+	/* out of map count, or unmapped since it was looked at? */
 	if (pmt_vma_check(t, s, e, &span) == -ENOMEM)
 		return PMT_ARM_GONE;
 	return PMT_ARM_DIRTY;
+}
+
+/* give [from, to) back the watched protection, if not empty; the first
+ * error goes to *ret */
+static void give_back_run(struct pmt_sb *sb, uintptr_t from, uintptr_t to,
+			  int *ret)
+{
+	int r = from < to ? mp_protect_allowed(sb, from, to, (int)sb->prot) : 0;
+
+	if (r && !*ret)
+		*ret = r;
+}
+
+/*
+ * Give the armed mappings of the watched object in [s, e) the protection
+ * the range was watched with; holes and memory mapped there since keep
+ * theirs.  Mappings that already have it need nothing, but one mprotect()
+ * may span them (it changes nothing there).  Returns the first error.
+ */
+static int mp_give_back(struct pmt_sb *sb, struct pmt_vma_iter *it, uintptr_t s,
+			uintptr_t e)
+{
+	/* [from, to) is to be given back; it may grow on past reach */
+	uintptr_t from = s, to = s, reach = s, p = s;
+	int ret = 0;
+
+	while (p < e) {
+		struct pmt_vma v;
+		uintptr_t q;
+		int r = pmt_vma_find(it, p, &v);
+
+		if (r == -ENOMEM || (!r && v.start >= e))
+			break;
+		if (r) {
+			ret = r;
+			break;
+		}
+		if (v.start > p) {
+			/* a hole */
+			give_back_run(sb, from, to, &ret);
+			from = to = p = v.start;
+			continue;
+		}
+		q = v.end < e ? v.end : e;
+		if (v.prot == armed_prot(sb) && same_object(sb, &v)) {
+			if (from == to || reach != p) {
+				give_back_run(sb, from, to, &ret);
+				from = p;
+			}
+			to = q;
+		} else if (v.prot != sb->prot) {
+			give_back_run(sb, from, to, &ret);
+			from = to = q;
+		}
+		reach = p = q;
+	}
+	give_back_run(sb, from, to, &ret);
+	return ret;
 }
 
 static int mp_watch(struct pmtrack *t, struct pmt_range *r,
@@ -320,6 +475,8 @@ static int mp_watch(struct pmtrack *t, struct pmt_range *r,
 	if (!sb)
 		return -ENOMEM;
 	sb->prot = span->prot_all;
+	sb->id = span->id;
+	sb->id_known = !span->id_mixed;
 	ret = pmt_sb_publish(sb);
 	if (ret)
 		goto fail;
@@ -342,26 +499,18 @@ static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 		      uintptr_t e, struct pmt_range *head,
 		      struct pmt_range *tail)
 {
-	/* writable first, so no write there faults once it is forgotten; a
-	 * hole (unmapped since) is fine */
-	int ret = mp_protect_allowed(r->sb, s, e, (int)r->sb->prot);
+	/* writable first, so no write there faults once it is forgotten */
+	struct pmt_vma_iter it;
+	int ret;
 
-	if (ret == -ENOMEM) {
-		struct pmt_vma_span span;
-
-		if (pmt_vma_check(t, s, e, &span) != -ENOMEM) {
-			/* out of map count: part may be writable now and
-			 * stays watched, so it must read as written */
-			pmt_sb_mark(r->sb, s, e);
-			return ret;
-		}
-		/* partly unmapped: give back what is still there */
-		for (uintptr_t a = s; a < e; a += r->sb->gran)
-			mp_protect_allowed(r->sb, a, a + r->sb->gran,
-					   (int)r->sb->prot);
-	}
-	ret = pmt_sb_split(t, r, head, tail, true);
-	if (ret) /* [s, e) is writable but still watched */
+	pmt_vma_iter_init(&it, t);
+	ret = mp_give_back(r->sb, &it, s, e);
+	pmt_vma_iter_end(&it);
+	if (!ret)
+		ret = pmt_sb_split(t, r, head, tail, true);
+	/* out of map count, say: part may be writable now and stays
+	 * watched, so it must read as written */
+	if (ret)
 		pmt_sb_mark(r->sb, s, e);
 	return ret;
 }
@@ -369,8 +518,36 @@ static int mp_unwatch(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
 static int mp_unarm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 		    uintptr_t e)
 {
-	(void)t;
-	return mp_protect_allowed(sb, s, e, (int)sb->prot);
+	struct pmt_vma_iter it;
+	int ret;
+
+	pmt_vma_iter_init(&it, t);
+	ret = mp_give_back(sb, &it, s, e);
+	pmt_vma_iter_end(&it);
+	return ret;
+}
+
+/* a reset takes and re-arms the written runs like a RESET collect, with
+ * the same checks: a page whose bit is clear is armed already */
+static void discard(struct pmt_collect *c, uintptr_t s, uintptr_t e)
+{
+	(void)c;
+	(void)s;
+	(void)e;
+}
+
+static int mp_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
+{
+	struct pmt_collect c = {
+		.start = s,
+		.end = e,
+		.reset = true,
+		.pages_left = SIZE_MAX,
+		.runs_left = SIZE_MAX,
+		.emit = discard,
+	};
+
+	return pmt_sb_collect(t, &c, first);
 }
 
 static int mp_set_prot(struct pmtrack *t, struct pmt_range *r, uintptr_t s,
@@ -416,7 +593,7 @@ const struct pmt_backend_ops pmt_mprotect_ops = {
 	.watch = mp_watch,
 	.unwatch = mp_unwatch,
 	.collect = pmt_sb_collect,
-	.reset = pmt_sb_reset,
+	.reset = mp_reset,
 	.first_written = pmt_sb_first_written,
 	.arm = mp_arm,
 	.unarm = mp_unarm,

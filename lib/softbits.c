@@ -279,6 +279,40 @@ bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	return false;
 }
 
+bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	size_t from, to;
+
+	sb_span(sb, s, e, &from, &to);
+	if (!sb->deny)
+		return from < to;
+	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+		if (~atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
+			return true;
+	return false;
+}
+
+bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
+			uintptr_t held_s, uintptr_t held_e)
+{
+	size_t from, to, hf, ht;
+
+	sb_span(sb, s, e, &from, &to);
+	sb_span(sb, held_s, held_e, &hf, &ht);
+	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
+		uint64_t held = 0, bad;
+
+		if (hf < ht && hf < w * 64 + 64 && ht > w * 64)
+			held = pmt_word_mask(w, hf, ht);
+		bad = ~atomic_load(&sb->bits[w]) & ~held;
+		if (sb->deny)
+			bad |= atomic_load(&sb->deny[w]);
+		if (bad & pmt_word_mask(w, from, to))
+			return false;
+	}
+	return true;
+}
+
 /* any bit set in [from, to)?  With @take, clear them too. */
 static bool bits_any(struct pmt_sb *sb, size_t from, size_t to, bool take)
 {
@@ -674,6 +708,8 @@ int pmt_sb_split(struct pmtrack *t, struct pmt_range *r, struct pmt_range *head,
 		if (!h)
 			goto fail;
 		h->prot = old->prot;
+		h->id = old->id;
+		h->id_known = old->id_known;
 	}
 	if (tail->end > tail->start) {
 		tl = pmt_sb_new(t, old->kind, tail->start, tail->end,
@@ -681,6 +717,8 @@ int pmt_sb_split(struct pmtrack *t, struct pmt_range *r, struct pmt_range *head,
 		if (!tl)
 			goto fail;
 		tl->prot = old->prot;
+		tl->id = old->id;
+		tl->id_known = old->id_known;
 	}
 	if (published) {
 		/* the new ranges first, so no fault finds nothing */

@@ -413,8 +413,12 @@ static int find_maps(struct pmt_vma_iter *it, uintptr_t addr,
 		it->maps = proc_stream(it->t->target, "maps", &ret);
 		if (!it->maps)
 			return ret;
+		/* fewer, longer reads: each takes the mmap lock */
+		setvbuf(it->maps, NULL, _IOFBF, 1 << 16);
 	}
 	while (!it->have || it->cur.end <= addr) {
+		uintptr_t end;
+		char *dash;
 		int at;
 
 		if (it->eof)
@@ -425,6 +429,14 @@ static int find_maps(struct pmt_vma_iter *it, uintptr_t addr,
 		if (getline(&it->line, &it->cap, it->maps) <= 0) {
 			it->eof = true;
 			return -ENOMEM;
+		}
+		/* most lines end below @addr: their end is all they are
+		 * read for */
+		dash = strchr(it->line, '-');
+		end = dash ? (uintptr_t)strtoull(dash + 1, NULL, 16) : 0;
+		if (end && end <= addr) {
+			it->passed = end;
+			continue;
 		}
 		if (maps_line(it->line, &it->cur, &at))
 			return -EIO;

@@ -321,16 +321,42 @@ PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
  * as written, and never lets a written page go unreported; pages of pinned
  * copy-on-write memory may stay written.
  *
- * A range stays watched until pmtrack_unwatch() or pmtrack_free().  If the
- * mapping is unmapped (or mremap()ed away), its pages are no longer
- * reported; if other memory is then mapped there, collects over it fail
- * with -ESTALE on pagemap-scan, while the other backends do not notice and
- * report nothing for it (soft-dirty reports it as written).  Unwatch
- * before unmapping: if the new memory at that address is watched by
- * another tracker, this tracker cannot tell it is not its own, and its
- * collects would report and reset the other tracker's pages; and on
- * mprotect, unwatch gives the watched range's old protection back to
- * whatever is mapped there.
+ * A range stays watched until pmtrack_unwatch() or pmtrack_free().  Unwatch
+ * before unmapping.  If the mapping is unmapped (or mremap()ed away), its
+ * pages are no longer reported.  If other memory is then mapped there,
+ * collects over it fail with -ESTALE on pagemap-scan; uffd-wp reports
+ * nothing for it; soft-dirty reports it as written; and if another
+ * tracker watches the new memory, this one cannot tell it is not its own
+ * and its collects would report and reset the other tracker's pages.
+ *
+ * On mprotect, memory mapped over a watched range keeps its protection:
+ * a RESET collect or pmtrack_reset() that would re-arm a page of it
+ * (one written before it was replaced and not collected since) fails
+ * there with -ESTALE, after reporting the pages before it, and fails so
+ * again until that part is unwatched; pmtrack_unwatch(), pmtrack_free()
+ * and pmtrack_prepare_kernel_write() leave it alone.  A collect without
+ * RESET does not look, and reports such pages.  The backend knows its
+ * own pages by the object the range mapped when watched (a file, memfd
+ * or shared anonymous mapping, at its offset; private anonymous memory
+ * has no name) and by the protections it gives: read-only when armed
+ * (PROT_EXEC kept), the watched protection once written.  It cannot tell
+ * new memory that maps the same object (private anonymous memory again,
+ * or the same file at the same offset) and has either
+ *  - the armed protection: its pages written before are reported, and
+ *    unwatch, free and pmtrack_prepare_kernel_write() give it the
+ *    watched protection; or
+ *  - the watched protection, where every page of the range the new
+ *    mapping spans (as the kernel merged it with its neighbours) was
+ *    written and not collected since, such as a one-page MAP_FIXED
+ *    mapping laid exactly over a written page: a RESET collect reports
+ *    those pages and makes them read-only.
+ * Where the kernel merges such a new writable mapping with a written,
+ * uncollected page of the range next to it, that page cannot be told
+ * from the new memory either: RESET collects over it fail with -ESTALE
+ * rather than drop the write; it is reported once the new part is
+ * unwatched.  Nor does the SIGSEGV handler look: a write that faults in
+ * new memory without write access (even PROT_NONE) is taken for a watched
+ * page's first write, and the page is made writable.
  *
  * Return: 0; -EINVAL if @addr or @len is not a multiple of the granularity
  * (or of the huge page size of a hugetlb mapping in the range), @len is 0,
@@ -380,7 +406,8 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len);
  * Common errors: -EINVAL for a bad argument, an unaligned range or unknown
  * flags; -EOVERFLOW if the range wraps; -ENOENT if part of the range is not
  * watched; -ESTALE if a watched mapping was replaced by an unwatched one
- * (munmap + mmap): unwatch and watch it again; -ECHILD after fork();
+ * (munmap + mmap; on mprotect, RESET collects and resets only, see
+ * pmtrack_watch()): unwatch and watch it again; -ECHILD after fork();
  * -EINTR, -ENOMEM, -EFAULT from the kernel.  On an error after the scan
  * started, the output still holds every page reported (and, with RESET,
  * reset) before the error, so nothing is lost.
