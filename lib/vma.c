@@ -413,8 +413,6 @@ static int find_maps(struct pmt_vma_iter *it, uintptr_t addr,
 		it->maps = proc_stream(it->t->target, "maps", &ret);
 		if (!it->maps)
 			return ret;
-		/* fewer, longer reads: each takes the mmap lock */
-		setvbuf(it->maps, NULL, _IOFBF, 1 << 16);
 	}
 	while (!it->have || it->cur.end <= addr) {
 		uintptr_t end;
