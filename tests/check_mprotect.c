@@ -2,14 +2,21 @@
 /*
  * The mprotect backend's own promises: faults that are not ours reach the
  * SIGSEGV handler installed before (SA_SIGINFO, plain, or the default
- * action), protections come back on unwatch and free, and running out of
- * vm.max_map_count neither crashes nor loses a write.
+ * action), protections come back on unwatch and free, a mapping that
+ * replaced a watched one keeps its protection through collects, resets,
+ * unwatch and free (which fail with -ESTALE or leave it alone), and
+ * running out of vm.max_map_count neither crashes nor loses a write.
  *
- *   check_mprotect             the handler and protection tests
+ *   check_mprotect             the handler, protection and replaced-mapping
+ *                              tests
+ *   check_mprotect --maps      the replaced-mapping tests, reading
+ *                              /proc/self/maps as before Linux 6.11
  *   check_mprotect --map-count lowers vm.max_map_count (root; else 77)
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -234,6 +241,406 @@ START_TEST(protections)
 }
 END_TEST
 
+/* ---- a watched mapping replaced behind the tracker's back -------------- */
+
+/* the mapping /proc/self/maps shows at @p: its permissions ("rw-p", or
+ * "none" where nothing is mapped) and, if @s and @e are not NULL, bounds */
+static void maps_at(const void *p, char perm[5], uintptr_t *s, uintptr_t *e)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	uintptr_t a = (uintptr_t)p;
+	unsigned long vs, ve;
+	char line[512];
+
+	ck_assert_ptr_nonnull(f);
+	strcpy(perm, "none");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %4s", &vs, &ve, perm) == 3 &&
+		    vs <= a && a < ve) {
+			if (s && e) {
+				*s = vs;
+				*e = ve;
+			}
+			break;
+		}
+		strcpy(perm, "none");
+	}
+	fclose(f);
+}
+
+/* every page of [p, p + n pages) has the permissions @want in the maps */
+static void expect_perm(const char *p, size_t n, const char *want,
+			const char *when)
+{
+	char perm[5];
+
+	for (size_t i = 0; i < n; i++) {
+		maps_at(p + i * ps, perm, NULL, NULL);
+		t_check(!strcmp(perm, want), "%s: page %zu is %s, not %s", when,
+			i, perm, want);
+	}
+}
+
+/* replace [p, p + n pages) with a new private anonymous mapping, flagged
+ * like t_map_anon()'s so that the kernel may merge the two */
+static void replace_anon(char *p, size_t n, int prot)
+{
+	ck_assert_int_eq(munmap(p, n * ps), 0);
+	ck_assert_ptr_eq(mmap(p, n * ps, prot,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			      -1, 0),
+			 p);
+	ck_assert_int_eq(madvise(p, n * ps, MADV_NOHUGEPAGE), 0);
+}
+
+/* a RESET collect of [p, p + n pages) into a page array: its result, and
+ * how many pages it reported in *got */
+static int reset_collect(struct pmtrack *t, char *p, size_t n, size_t *got)
+{
+	void *pages[64];
+	size_t m = 64;
+	int r;
+
+	ck_assert_uint_le(n, 64);
+	r = pmtrack_collect_pages(t, p, n * ps, PMTRACK_COLLECT_RESET, pages,
+				  &m, NULL);
+	*got = m;
+	return r;
+}
+
+START_TEST(replaced_collect_unwatch)
+{
+	/* the issue's case: watch 16 pages, write page 2, unmap, map a new
+	 * PROT_NONE (_i = 0) or read-write (_i = 1) mapping there */
+	static const int prots[] = { PROT_NONE, PROT_READ | PROT_WRITE };
+	static const char *const perms[] = { "---p", "rw-p" };
+	struct pmtrack *t = mp_new();
+	char *b = t_map_anon(16);
+	size_t n;
+	int r;
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 16 * ps), 0);
+	b[2 * ps] = 1;
+	replace_anon(b, 16, prots[_i]);
+	/* not ours: a RESET collect says so and changes nothing, again and
+	 * again */
+	for (int k = 0; k < 2; k++) {
+		r = reset_collect(t, b, 16, &n);
+		expect_perm(b, 16, perms[_i], "after a RESET collect");
+		ck_assert_int_eq(r, -ESTALE);
+		ck_assert_uint_eq(n, 0);
+	}
+	r = pmtrack_reset(t, b, 16 * ps);
+	expect_perm(b, 16, perms[_i], "after pmtrack_reset");
+	ck_assert_int_eq(r, -ESTALE);
+	if (prots[_i] & PROT_WRITE)
+		for (size_t i = 0; i < 16; i++)
+			b[i * ps] = 3;
+	ck_assert_int_eq(pmtrack_unwatch(t, b, 16 * ps), 0);
+	expect_perm(b, 16, perms[_i], "after unwatch");
+	pmtrack_free(t);
+	expect_perm(b, 16, perms[_i], "after free");
+	munmap(b, 16 * ps);
+}
+END_TEST
+
+START_TEST(replaced_free)
+{
+	/* pmtrack_free() gives protections back only to what it armed */
+	static const int prots[] = { PROT_NONE, PROT_READ | PROT_EXEC };
+	static const char *const perms[] = { "---p", "r-xp" };
+	struct pmtrack *t = mp_new();
+	char *b = t_map_anon(16), *c = t_map_anon(4);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 16 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, c, 4 * ps), 0);
+	b[2 * ps] = b[5 * ps] = 1;
+	c[ps] = 1;
+	/* the whole range, and part of one */
+	replace_anon(b, 16, prots[_i]);
+	replace_anon(c + 2 * ps, 1, prots[_i]);
+	pmtrack_free(t);
+	expect_perm(b, 16, perms[_i], "after free");
+	expect_perm(c + 2 * ps, 1, perms[_i], "after free");
+	/* the rest of the second range is writable again */
+	expect_perm(c, 2, "rw-p", "after free");
+	expect_perm(c + 3 * ps, 1, "rw-p", "after free");
+	munmap(b, 16 * ps);
+	munmap(c, 4 * ps);
+}
+END_TEST
+
+/* a shared mapping of @n pages: memfd (@memfd) or shared anonymous */
+static char *map_shared(size_t n, bool memfd, void *at)
+{
+	int fd = -1, flags = MAP_SHARED | (at ? MAP_FIXED : 0);
+	char *p;
+
+	if (memfd) {
+		fd = memfd_create("pmtrack-replaced", MFD_CLOEXEC);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, (off_t)(n * ps)), 0);
+	} else {
+		flags |= MAP_ANONYMOUS;
+	}
+	p = mmap(at, n * ps, PROT_READ | PROT_WRITE, flags, fd, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	if (fd >= 0)
+		close(fd);
+	return p;
+}
+
+START_TEST(replaced_by_file)
+{
+	/* Replacements with the protection a written page has, laid over
+	 * written pages only, where only the mapping's identity tells:
+	 * _i = 0: a memfd page over a written page of anonymous memory;
+	 * 1: a memfd range by another memfd; 2: shared anonymous memory by
+	 * another such mapping; 3: anonymous memory by a private mapping of
+	 * a file. */
+	static const char *const perms[] = { "rw-s", "rw-s", "rw-s", "rw-p" };
+	struct pmtrack *t = mp_new();
+	char *b = _i == 1 || _i == 2 ? map_shared(16, _i == 1, NULL)
+				     : t_map_anon(16);
+	size_t n;
+	int r;
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 16 * ps), 0);
+	b[2 * ps] = b[9 * ps] = 1;
+	if (_i == 0) {
+		map_shared(1, true, b + 2 * ps);
+	} else if (_i == 1 || _i == 2) {
+		ck_assert_int_eq(munmap(b, 16 * ps), 0);
+		map_shared(16, _i == 1, b);
+	} else {
+		char path[] = "pmtrack-replaced-XXXXXX";
+		int fd = mkstemp(path);
+
+		ck_assert_int_ge(fd, 0);
+		unlink(path);
+		ck_assert_int_eq(ftruncate(fd, (off_t)ps), 0);
+		ck_assert_ptr_eq(mmap(b + 2 * ps, ps, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_FIXED, fd, 0),
+				 b + 2 * ps);
+		close(fd);
+	}
+	r = reset_collect(t, b, 16, &n);
+	expect_perm(b + 2 * ps, 1, perms[_i], "after a RESET collect");
+	ck_assert_int_eq(r, -ESTALE);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(pmtrack_unwatch(t, b + 2 * ps, ps), 0);
+	expect_perm(b + 2 * ps, 1, perms[_i], "after unwatch");
+	if (_i == 0 || _i == 3) {
+		/* the rest is still ours, and tracked */
+		t_expect_idx(t, b + 3 * ps, 13, PMTRACK_COLLECT_RESET,
+			     (size_t[]){ 6 }, 1);
+		b[9 * ps] = b[15 * ps] = 2;
+		t_expect_idx(t, b + 3 * ps, 13, PMTRACK_COLLECT_RESET,
+			     (size_t[]){ 6, 12 }, 2);
+	} else {
+		ck_assert_int_eq(reset_collect(t, b + 3 * ps, 13, &n), -ESTALE);
+		expect_perm(b, 16, perms[_i], "after a RESET collect");
+	}
+	pmtrack_free(t);
+	expect_perm(b + 2 * ps, 1, perms[_i], "after free");
+	munmap(b, 16 * ps);
+}
+END_TEST
+
+START_TEST(replaced_neighbours)
+{
+	/* Three adjacent ranges A, B, C; B's memory is replaced by a new
+	 * read-write mapping (which the kernel may merge with the written
+	 * pages of A and C next to it).  A and C stay tracked, write for
+	 * write; B fails with -ESTALE. */
+	struct pmtrack *t = mp_new();
+	char *b = t_map_anon(24), *a = b, *c = b + 16 * ps;
+	size_t n;
+	int r;
+
+	ck_assert_int_eq(pmtrack_watch(t, a, 8 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, b + 8 * ps, 8 * ps), 0);
+	ck_assert_int_eq(pmtrack_watch(t, c, 8 * ps), 0);
+	a[3 * ps] = a[7 * ps] = b[9 * ps] = c[0] = c[5 * ps] = 1;
+	replace_anon(b + 8 * ps, 8, PROT_READ | PROT_WRITE);
+	/* across all three: A's pages, then the error */
+	r = reset_collect(t, b, 24, &n);
+	expect_perm(b + 8 * ps, 8, "rw-p", "after a RESET collect");
+	ck_assert_int_eq(r, -ESTALE);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(reset_collect(t, b + 8 * ps, 8, &n), -ESTALE);
+	expect_perm(b + 8 * ps, 8, "rw-p", "after RESET collects");
+	t_expect_idx(t, c, 8, PMTRACK_COLLECT_RESET, (size_t[]){ 0, 5 }, 2);
+	for (size_t p = 1; p < 5; p++) {
+		/* pages 7 of A and 0 of C are next to B */
+		a[7 * ps] = a[p * ps] = 2;
+		c[0] = c[(p + 2) * ps] = 2;
+		t_expect_idx(t, a, 8, PMTRACK_COLLECT_RESET, (size_t[]){ p, 7 },
+			     2);
+		t_expect_idx(t, c, 8, PMTRACK_COLLECT_RESET,
+			     (size_t[]){ 0, p + 2 }, 2);
+		expect_perm(b + 8 * ps, 8, "rw-p", "after RESET collects");
+	}
+	pmtrack_free(t);
+	expect_perm(b + 8 * ps, 8, "rw-p", "after free");
+	munmap(b, 24 * ps);
+}
+END_TEST
+
+START_TEST(replaced_part_keeps_writes)
+{
+	/* A page next to a written one is replaced by a read-write mapping.
+	 * Where the kernel merges the two into one mapping they look alike:
+	 * the collect fails rather than drop the written page or re-arm the
+	 * new one; once the new page is unwatched the write is reported. */
+	struct pmtrack *t = mp_new();
+	char *b = t_map_anon(8), perm[5];
+	uintptr_t s, e;
+	size_t n;
+	int r;
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 8 * ps), 0);
+	b[2 * ps] = 1;
+	replace_anon(b + 3 * ps, 1, PROT_READ | PROT_WRITE);
+	maps_at(b + 2 * ps, perm, &s, &e);
+	r = reset_collect(t, b, 8, &n);
+	expect_perm(b + 3 * ps, 1, "rw-p", "after a RESET collect");
+	if (e > (uintptr_t)b + 3 * ps) {
+		/* merged */
+		ck_assert_int_eq(r, -ESTALE);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_int_eq(pmtrack_unwatch(t, b + 3 * ps, ps), 0);
+		t_expect_idx(t, b, 3, PMTRACK_COLLECT_RESET, (size_t[]){ 2 },
+			     1);
+	} else {
+		printf("replaced_part_keeps_writes: the kernel did not merge "
+		       "the new page with the written one\n");
+		ck_assert_int_eq(r, 0);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_int_eq(pmtrack_unwatch(t, b + 3 * ps, ps), 0);
+	}
+	expect_perm(b + 3 * ps, 1, "rw-p", "after unwatch");
+	b[2 * ps] = 2;
+	t_expect_idx(t, b, 3, PMTRACK_COLLECT_RESET, (size_t[]){ 2 }, 1);
+	pmtrack_free(t);
+	munmap(b, 8 * ps);
+}
+END_TEST
+
+/* ---- no replacement is seen where there is none ------------------------ */
+
+#define RACE_PAGES 256
+#define RACE_COLLECTS 5000
+
+struct race {
+	struct pmtrack *t;
+	char *buf;
+	atomic_int stop;
+	atomic_int collectors_left;
+	int pipe[2];
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t rnd = (uint64_t)(uintptr_t)&rnd;
+
+	while (!atomic_load(&r->stop)) {
+		/* pairs of pages too: written neighbours share a mapping */
+		size_t p = (size_t)(t_rand(&rnd) % (RACE_PAGES - 1));
+
+		r->buf[p * ps] = 1;
+		if (t_rand(&rnd) & 1)
+			r->buf[(p + 1) * ps] = 1;
+	}
+	return NULL;
+}
+
+static void *race_kernel_writer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t rnd = 7;
+	char c = 1;
+
+	while (!atomic_load(&r->stop)) {
+		size_t p = (size_t)(t_rand(&rnd) % RACE_PAGES);
+
+		t_check(write(r->pipe[1], &c, 1) == 1, "pipe write");
+		t_check(t_kread(r->t, r->pipe[0], r->buf + p * ps, 1) == 1,
+			"read into page %zu: %s", p, strerror(errno));
+	}
+	return NULL;
+}
+
+static void *race_collector(void *arg)
+{
+	struct race *r = arg;
+	uint64_t rnd = (uint64_t)(uintptr_t)arg ^ (uint64_t)pthread_self();
+
+	for (int i = 0; i < RACE_COLLECTS; i++) {
+		size_t from = (size_t)(t_rand(&rnd) % RACE_PAGES);
+		size_t len = 1 + (size_t)(t_rand(&rnd) % (RACE_PAGES - from));
+		struct pmtrack_run runs[4];
+		size_t n = 4;
+		int ret;
+
+		if (i % 5 == 4)
+			ret = pmtrack_reset(r->t, r->buf + from * ps, len * ps);
+		else
+			ret = pmtrack_collect_runs(
+				r->t, r->buf + from * ps, len * ps,
+				PMTRACK_COLLECT_RESET, runs, &n, NULL);
+		t_check(ret == 0, "collect %d of [%zu, %zu): %s", i, from,
+			from + len, strerror(-ret));
+	}
+	atomic_fetch_sub(&r->collectors_left, 1);
+	return NULL;
+}
+
+START_TEST(no_stale_while_racing)
+{
+	/* Writers (stores and read(2)) and two threads collecting and
+	 * resetting random parts of one range at once: pages are written,
+	 * armed and written again around every collect, and no collect may
+	 * mistake that for a replaced mapping.  Afterwards every page is
+	 * still tracked. */
+	struct race r = { .t = mp_new() };
+	pthread_t w[3], col[2];
+	size_t all[RACE_PAGES];
+
+	r.buf = t_map_anon(RACE_PAGES);
+	ck_assert_int_eq(pipe(r.pipe), 0);
+	ck_assert_int_eq(pmtrack_watch(r.t, r.buf, RACE_PAGES * ps), 0);
+	atomic_store(&r.collectors_left, 2);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&w[i], NULL, race_writer, &r),
+				 0);
+	ck_assert_int_eq(pthread_create(&w[2], NULL, race_kernel_writer, &r),
+			 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(
+			pthread_create(&col[i], NULL, race_collector, &r), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(col[i], NULL);
+	atomic_store(&r.stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(w[i], NULL);
+	ck_assert_int_eq(pmtrack_reset(r.t, r.buf, RACE_PAGES * ps), 0);
+	for (size_t i = 0; i < RACE_PAGES; i++) {
+		r.buf[i * ps] = 2;
+		all[i] = i;
+	}
+	t_expect_idx(r.t, r.buf, RACE_PAGES, PMTRACK_COLLECT_RESET, all,
+		     RACE_PAGES);
+	expect_perm(r.buf, RACE_PAGES, "r--p", "armed after the race");
+	pmtrack_free(r.t);
+	expect_perm(r.buf, RACE_PAGES, "rw-p", "after free");
+	close(r.pipe[0]);
+	close(r.pipe[1]);
+	munmap(r.buf, RACE_PAGES * ps);
+}
+END_TEST
+
 /* ---- vm.max_map_count -------------------------------------------------- */
 
 #define MAPCOUNT "/proc/sys/vm/max_map_count"
@@ -359,17 +766,31 @@ int main(int argc, char **argv)
 {
 	Suite *s;
 	TCase *tc;
+	bool maps;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
 	if (argc == 2 && !strcmp(argv[1], "--map-count"))
 		return run_map_count();
+	maps = argc == 2 && !strcmp(argv[1], "--maps");
+	if (maps)
+		setenv("PMTRACK_NO_PROCMAP_QUERY", "1", 1);
 	s = suite_create("mprotect");
-	tc = tcase_create("handler");
-	tcase_add_test(tc, foreign_to_siginfo_handler);
-	tcase_add_test(tc, foreign_to_plain_handler);
-	tcase_add_test(tc, foreign_to_default_action);
-	tcase_add_test(tc, handler_installed_later_chains);
-	tcase_add_test(tc, protections);
+	if (!maps) {
+		tc = tcase_create("handler");
+		tcase_add_test(tc, foreign_to_siginfo_handler);
+		tcase_add_test(tc, foreign_to_plain_handler);
+		tcase_add_test(tc, foreign_to_default_action);
+		tcase_add_test(tc, handler_installed_later_chains);
+		tcase_add_test(tc, protections);
+		suite_add_tcase(s, tc);
+	}
+	tc = tcase_create("replaced");
+	tcase_add_loop_test(tc, replaced_collect_unwatch, 0, 2);
+	tcase_add_loop_test(tc, replaced_free, 0, 2);
+	tcase_add_loop_test(tc, replaced_by_file, 0, 4);
+	tcase_add_test(tc, replaced_neighbours);
+	tcase_add_test(tc, replaced_part_keeps_writes);
+	tcase_add_test(tc, no_stale_while_racing);
 	suite_add_tcase(s, tc);
 	return t_run(s);
 }
