@@ -370,6 +370,33 @@ START_TEST(replaced_free)
 }
 END_TEST
 
+START_TEST(replaced_unwatch_prepare)
+{
+	/* unwatch and pmtrack_prepare_kernel_write() give protections back
+	 * only to what was armed: not to PROT_NONE (_i = 0) or
+	 * PROT_READ|PROT_EXEC (1) memory mapped over part of the range */
+	static const int prots[] = { PROT_NONE, PROT_READ | PROT_EXEC };
+	static const char *const perms[] = { "---p", "r-xp" };
+	struct pmtrack *t = mp_new();
+	char *b = t_map_anon(16);
+
+	ck_assert_int_eq(pmtrack_watch(t, b, 16 * ps), 0);
+	b[2 * ps] = b[9 * ps] = 1;
+	replace_anon(b + 4 * ps, 8, prots[_i]);
+	ck_assert_int_eq(pmtrack_prepare_kernel_write(t, b + 3 * ps, 10 * ps),
+			 0);
+	expect_perm(b + 4 * ps, 8, perms[_i], "after prepare");
+	expect_perm(b + 3 * ps, 1, "rw-p", "after prepare");
+	expect_perm(b + 12 * ps, 1, "rw-p", "after prepare");
+	ck_assert_int_eq(pmtrack_unwatch(t, b, 16 * ps), 0);
+	expect_perm(b + 4 * ps, 8, perms[_i], "after unwatch");
+	expect_perm(b, 4, "rw-p", "after unwatch");
+	expect_perm(b + 12 * ps, 4, "rw-p", "after unwatch");
+	pmtrack_free(t);
+	munmap(b, 16 * ps);
+}
+END_TEST
+
 /* a shared mapping of @n pages: memfd (@memfd) or shared anonymous */
 static char *map_shared(size_t n, bool memfd, void *at)
 {
@@ -787,6 +814,7 @@ int main(int argc, char **argv)
 	tc = tcase_create("replaced");
 	tcase_add_loop_test(tc, replaced_collect_unwatch, 0, 2);
 	tcase_add_loop_test(tc, replaced_free, 0, 2);
+	tcase_add_loop_test(tc, replaced_unwatch_prepare, 0, 2);
 	tcase_add_loop_test(tc, replaced_by_file, 0, 4);
 	tcase_add_test(tc, replaced_neighbours);
 	tcase_add_test(tc, replaced_part_keeps_writes);
