@@ -576,9 +576,11 @@ static void *race_writer(void *arg)
 		/* pairs of pages too: written neighbours share a mapping */
 		size_t p = (size_t)(t_rand(&rnd) % (RACE_PAGES - 1));
 
-		r->buf[p * ps] = 1;
+		/* atomic: both writers store to the same bytes */
+		__atomic_store_n(&r->buf[p * ps], 1, __ATOMIC_RELAXED);
 		if (t_rand(&rnd) & 1)
-			r->buf[(p + 1) * ps] = 1;
+			__atomic_store_n(&r->buf[(p + 1) * ps], 1,
+					 __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
