@@ -329,7 +329,8 @@ PMT_HIDDEN bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on);
 PMT_HIDDEN int pmt_sb_mark_scan(struct pmtrack *t, struct pmt_sb *sb,
 				uintptr_t s, uintptr_t e, uint64_t cat);
 
-/* arm [s, e) of @sb with t->ops->arm, piece by piece where it must */
+/* arm [s, e) of @sb, whose bits the caller cleared, with t->ops->arm,
+ * piece by piece where it must */
 PMT_HIDDEN int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 			  uintptr_t e);
 /* collect / first written / reset over the software bits of the ranges,

@@ -377,9 +377,7 @@ static int arm_pieces(struct pmtrack *t, struct pmt_sb *sb, pmt_arm_fn arm,
 	return 0;
 }
 
-/* arm [s, e) of @sb, whose bits were just cleared, with t->ops->arm */
-static int arm_cleared(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
-		       uintptr_t e)
+int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 {
 	struct pmt_arming a = { .held_s = s, .held_e = e };
 	int r;
@@ -388,11 +386,6 @@ static int arm_cleared(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s,
 	r = arm_pieces(t, sb, t->ops->arm, &a, NULL, s, e);
 	pmt_vma_iter_end(&a.vmas);
 	return r;
-}
-
-int pmt_sb_arm(struct pmtrack *t, struct pmt_sb *sb, uintptr_t s, uintptr_t e)
-{
-	return arm_cleared(t, sb, s, e);
 }
 
 /* Arm and emit the pending run. */
@@ -621,7 +614,7 @@ int pmt_sb_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 		pthread_mutex_lock(&sb->lock);
 		pmt_sb_clear(sb, a, b);
 		if (t->ops->arm)
-			r = arm_cleared(t, sb, a, b);
+			r = pmt_sb_arm(t, sb, a, b);
 		pthread_mutex_unlock(&sb->lock);
 		if (r < 0)
 			return r;
