@@ -127,6 +127,12 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 			s = sb->start;
 		if (e > sb->end || e < s)
 			e = sb->end;
+		/* the last try is the whole range, even where an aligned
+		   window of that size would cross its middle */
+		if (span >= sb->end - sb->start) {
+			s = sb->start;
+			e = sb->end;
+		}
 		if (span > sb->gran)
 			undenied_around(sb, a, &s, &e);
 		/*
