@@ -650,6 +650,10 @@ START_TEST(watch_while_collecting)
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(
 			pthread_create(&th[i], NULL, collect_loop, &sp), 0);
+	/* the collectors are running before the first watch, however the
+	   threads get scheduled */
+	while (!atomic_load(&sp.collects) && !atomic_load(&sp.err))
+		sched_yield();
 	for (int i = 0; i < 200; i++) {
 		ck_assert_int_eq(pmtrack_watch(sp.t, other + (i % 64) * ps, ps),
 				 0);
