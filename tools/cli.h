@@ -45,6 +45,10 @@ int outfile_commit(const char *cmd, struct outfile *of);
 void outfile_abort(struct outfile *of);
 void outfile_release(struct outfile *of);
 
+/* cli_out.c: "pmtrack CMD: message" on stderr */
+__attribute__((format(printf, 2, 3))) void cli_err(const char *cmd,
+						   const char *fmt, ...);
+
 /* cli_out.c: a quoted, escaped string (NULL is null in JSON, - in text),
    and bytes as lower-case hex */
 void put_str(FILE *f, const char *s, bool json);

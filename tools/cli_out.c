@@ -1,10 +1,22 @@
 // SPDX-License-Identifier: MIT
 /* Output helpers shared by the pmtrack subcommands. */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "cli.h"
+
+void cli_err(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pmtrack %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 /* Length of the valid UTF-8 sequence at @s (1..4), or 0 if there is none. */
 static int utf8_len(const unsigned char *s)

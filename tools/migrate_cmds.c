@@ -58,17 +58,7 @@
 
 /* ---- messages ------------------------------------------------------- */
 
-__attribute__((format(printf, 2, 3))) static void err_msg(const char *cmd,
-							  const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "pmtrack %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#define err_msg cli_err
 
 static double ms(uint64_t ns)
 {

@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,18 +55,6 @@ static void catch_fatal_signals(void)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-__attribute__((format(printf, 2, 3))) static void msg(const char *cmd,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "pmtrack %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static int unix_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -98,7 +85,7 @@ static int open_in_place(const char *cmd, struct outfile *of, const char *what,
 	if (fd < 0) {
 		int e = S_ISSOCK(sb->st_mode) ? -fd : errno;
 
-		msg(cmd, "%s %s: %s", what, of->path, strerror(e));
+		cli_err(cmd, "%s %s: %s", what, of->path, strerror(e));
 		return -e;
 	}
 	of->fd = fd;
@@ -118,14 +105,14 @@ int outfile_open(const char *cmd, const char *what, struct outfile *of,
 	if (lstat(path, &lsb)) {
 		if (errno != ENOENT) {
 			e = errno;
-			msg(cmd, "%s %s: %s", what, path, strerror(e));
+			cli_err(cmd, "%s %s: %s", what, path, strerror(e));
 			return -e;
 		}
 		sb.st_mode = 0; /* nothing there: created */
 	} else if (S_ISLNK(lsb.st_mode)) {
 		if (stat(path, &sb)) {
 			e = errno;
-			msg(cmd, "%s %s: a symlink to %s: refusing to replace it",
+			cli_err(cmd, "%s %s: a symlink to %s: refusing to replace it",
 			    what, path,
 			    e == ENOENT ? "nothing" : strerror(e));
 			return e == ENOENT ? -ENOENT : -e;
@@ -133,19 +120,19 @@ int outfile_open(const char *cmd, const char *what, struct outfile *of,
 		/* a regular file behind it is replaced where it is */
 		if (S_ISREG(sb.st_mode) && !(real = realpath(path, NULL))) {
 			e = errno;
-			msg(cmd, "%s %s: %s", what, path, strerror(e));
+			cli_err(cmd, "%s %s: %s", what, path, strerror(e));
 			return -e;
 		}
 	} else {
 		sb = lsb;
 	}
 	if (S_ISDIR(sb.st_mode)) {
-		msg(cmd, "%s %s: is a directory", what, path);
+		cli_err(cmd, "%s %s: is a directory", what, path);
 		return -EISDIR;
 	}
 	of->path = real ? real : strdup(path);
 	if (!of->path) {
-		msg(cmd, "out of memory");
+		cli_err(cmd, "out of memory");
 		return -ENOMEM;
 	}
 	if (sb.st_mode && !S_ISREG(sb.st_mode)) {
@@ -157,19 +144,19 @@ int outfile_open(const char *cmd, const char *what, struct outfile *of,
 	if (asprintf(&of->tmp, "%s.partial-XXXXXX", of->path) < 0) {
 		of->tmp = NULL;
 		outfile_release(of);
-		msg(cmd, "out of memory");
+		cli_err(cmd, "out of memory");
 		return -ENOMEM;
 	}
 	of->fd = mkostemp(of->tmp, O_CLOEXEC);
 	if (of->fd < 0) {
 		e = errno;
-		msg(cmd, "%s %s: %s", what, of->tmp, strerror(e));
+		cli_err(cmd, "%s %s: %s", what, of->tmp, strerror(e));
 		outfile_release(of);
 		return -e;
 	}
 	if (fchmod(of->fd, 0644)) {
 		e = errno;
-		msg(cmd, "%s %s: %s", what, of->tmp, strerror(e));
+		cli_err(cmd, "%s %s: %s", what, of->tmp, strerror(e));
 		outfile_abort(of);
 		return -e;
 	}
@@ -210,7 +197,7 @@ int outfile_commit(const char *cmd, struct outfile *of)
 	if (!e && of->tmp && rename(of->tmp, of->path))
 		e = errno;
 	if (e) {
-		msg(cmd, "%s: %s", of->path, strerror(e));
+		cli_err(cmd, "%s: %s", of->path, strerror(e));
 		outfile_abort(of);
 		return -e;
 	}
