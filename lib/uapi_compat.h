@@ -91,6 +91,33 @@ struct pm_scan_arg {
 #define UFFD_FEATURE_WP_ASYNC (1 << 15)
 #endif
 
+/* ---- PROCMAP_QUERY (Linux 6.11): one mapping of /proc/PID/maps by ioctl */
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+	__u64 size;
+	__u64 query_flags;
+	__u64 query_addr;
+	__u64 vma_start;
+	__u64 vma_end;
+	__u64 vma_flags;
+	__u64 vma_page_size;
+	__u64 vma_offset;
+	__u64 inode;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 vma_name_size;
+	__u32 build_id_size;
+	__u64 vma_name_addr;
+	__u64 build_id_addr;
+};
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+#define PROCMAP_QUERY_VMA_READABLE 0x01
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
+#define PROCMAP_QUERY_VMA_EXECUTABLE 0x04
+#define PROCMAP_QUERY_VMA_SHARED 0x08
+#endif
+
 /* ---- /proc/PID/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
  */
 #define PMT_PM_SOFT_DIRTY (1ULL << 55)

@@ -191,6 +191,9 @@ cat >"$stage/init" <<EOF
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s /bin 2>/dev/null
 export PATH=/usr/bin:/bin HOME=/tmp
+# everything runs 2-36 times slower under emulation: Check's per-case
+# limits (CK_DEFAULT_TIMEOUT) stretch with it; CTest's stay
+export CK_TIMEOUT_MULTIPLIER=2
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/shm /dev/pts
