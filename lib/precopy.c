@@ -337,8 +337,7 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
 	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
 	uint8_t buf[PMTRACK_ACK_MAX];
-	size_t len = 0, k;
-	const void *p;
+	size_t len = 0, want;
 	ssize_t n;
 	int r;
 
@@ -347,18 +346,27 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 		if (r)
 			return r;
 	}
+	/* exactly the answer's bytes: what follows on the connection is
+	   the caller's.  The preamble and frame first, then the message
+	   the frame announces. */
+	want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN;
 	for (;;) {
-		n = pmtrack_xport_read(o->reply, &p);
-		if (n <= 0)
-			return n ? (int)n : -ENODATA;
-		k = (size_t)n < sizeof(buf) - len ? (size_t)n
-						  : sizeof(buf) - len;
-		memcpy(buf + len, p, k);
-		len += k;
+		n = pmtrack_xport_read_exact(o->reply, buf + len, want - len);
+		if (n < 0)
+			return (int)n;
+		len += (size_t)n;
 		r = pmtrack_ack_decode(buf, len, &a);
 		if (r > 0)
 			break;
-		if (r < 0 || len == sizeof(buf))
+		if (r < 0)
+			return -EPROTO;
+		if (len < want)
+			return len ? -EPROTO : -ENODATA; /* it closed */
+		/* the frame says how long the message is (checked by the
+		   decoder: it refused a length past PMTRACK_ACK_MAX) */
+		want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN +
+		       pmt_get_le32(buf + PMTRACK_STREAM_PREAMBLE_LEN + 4);
+		if (want <= len)
 			return -EPROTO;
 	}
 	if (memcmp(a.stream_id, id, PMTRACK_STREAM_ID_LEN))

@@ -677,6 +677,42 @@ ssize_t pmtrack_xport_read(struct pmtrack_xport *x, const void **buf)
 	return n;
 }
 
+ssize_t pmtrack_xport_read_exact(struct pmtrack_xport *x, void *buf,
+				 size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+	int r;
+
+	if (!x || (!buf && len) || x->reading || x->slot[x->cur].len ||
+	    x->inflight)
+		return -EINVAL;
+	if (x->err)
+		return x->err;
+	while (got < len) {
+		r = xp_wait(x, POLLIN);
+		if (r)
+			return xp_fail(x, r);
+		n = x->file ? pread(x->fd, (char *)buf + got, len - got,
+				    x->roff)
+			    : read(x->fd, (char *)buf + got, len - got);
+		x->st.calls++;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return xp_fail(x, -errno);
+		if (!n)
+			break;
+		got += (size_t)n;
+		x->st.bytes += (uint64_t)n;
+		if (x->file)
+			x->roff += n;
+	}
+	if (x->file && lseek(x->fd, x->roff, SEEK_SET) < 0)
+		return xp_fail(x, -errno);
+	return (ssize_t)got;
+}
+
 /*
  * Cancel whatever is in flight and wait for it: the kernel must be done
  * with the buffers before they are unmapped.

@@ -1181,6 +1181,12 @@ static void *fake_rx_thread(void *arg)
 	if (f->mode == 4)
 		a.pages--;
 	len = pmtrack_ack_encode(&a, buf, sizeof(buf));
+	/* the connection goes on after a yes: the sender must leave the
+	   rest where it is (one write: both arrive together) */
+	if (f->mode == 5 && len > 0) {
+		memcpy(buf + len, "AFTER-THE-ANSWER", 16);
+		len += 16;
+	}
 	if (f->mode == 1)
 		len = snprintf((char *)buf, sizeof(buf), "HTTP/1.1 400 Bad\r\n");
 	if (f->mode && len > 0 && write(f->fd, buf, (size_t)len) != len)
@@ -1228,6 +1234,12 @@ START_TEST(precopy_reply_judged)
 		ck_assert_str_eq(st.remote_message, "not today");
 	} else {
 		ck_assert_int_eq(st.remote_error, 0);
+	}
+	if (f.mode == 5) {
+		char after[32];
+
+		ck_assert_int_eq(read(fds[1], after, sizeof(after)), 16);
+		ck_assert(!memcmp(after, "AFTER-THE-ANSWER", 16));
 	}
 	pmtrack_xport_free(x);
 	close(fds[1]);
@@ -1375,9 +1387,17 @@ START_TEST(xport_turnaround)
 	ck_assert_int_eq(pmtrack_xport_read(x, &b), -EINVAL); /* unflushed */
 	ck_assert_int_eq(pmtrack_xport_flush(x), 0);
 	ck_assert_int_eq(read(fds[1], got, sizeof(got)), 4);
+	ck_assert_int_eq(write(fds[1], "pongXYZ", 7), 7);
+	/* exactly four: the rest stays in the socket */
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, got, 4), 4);
+	ck_assert(!memcmp(got, "pong", 4));
+	ck_assert_int_eq(recv(fds[0], got, sizeof(got), MSG_DONTWAIT), 3);
+	ck_assert(!memcmp(got, "XYZ", 3));
 	ck_assert_int_eq(write(fds[1], "pong", 4), 4);
 	ck_assert_int_eq(pmtrack_xport_read(x, &b), 4);
 	ck_assert(!memcmp(b, "pong", 4));
+	/* a transport that reads has reads in flight: not exact */
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, got, 1), -EINVAL);
 	ck_assert_int_eq(pmtrack_xport_fd(x), fds[0]);
 	pmtrack_xport_free(x);
 	close(fds[0]);

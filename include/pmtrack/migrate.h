@@ -137,6 +137,19 @@ PMTRACK_API int pmtrack_xport_flush(struct pmtrack_xport *x);
 PMTRACK_API ssize_t pmtrack_xport_read(struct pmtrack_xport *x,
 				       const void **buf);
 
+/**
+ * pmtrack_xport_read_exact() - read exactly @len bytes into @buf, and not
+ * one byte more: for a protocol that goes on over the connection after
+ * them (the return path's answer, then the caller's own bytes).
+ * Only on a transport with no read in flight: one that has only written
+ * (and flushed), or has not been used.  No read-ahead is left behind.
+ * Return: @len; fewer at end of input; -ETIMEDOUT after timeout_ns
+ * without a byte; -EINVAL (a read in flight, unflushed writes, NULL);
+ * another -errno.  EINTR is retried.
+ */
+PMTRACK_API ssize_t pmtrack_xport_read_exact(struct pmtrack_xport *x,
+					     void *buf, size_t len);
+
 struct pmtrack_xport_stats {
 	size_t sz;
 	uint64_t bytes; /* bytes written or read */
