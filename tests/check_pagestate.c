@@ -654,6 +654,13 @@ static unsigned int flags_after_count(struct pmtrack_pstate *p, const char *b,
 	return 0;
 }
 
+/* is the mapping at @b marked MAPPED_ELSEWHERE after a count asking @want? */
+static bool elsewhere(struct pmtrack_pstate *p, const char *b,
+		      unsigned int want)
+{
+	return flags_after_count(p, b, want) & PMTRACK_MAP_MAPPED_ELSEWHERE;
+}
+
 /* PMTRACK_MAP_MAPPED_ELSEWHERE: set where a page mapped here is mapped by
  * another process or another mapping too, and only there */
 START_TEST(mapped_elsewhere)
@@ -666,37 +673,24 @@ START_TEST(mapped_elsewhere)
 
 	memset(priv, 1, NP * ps);
 	memset(sh, 1, NP * ps);
-	ck_assert_uint_eq(flags_after_count(p, priv, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
-	ck_assert_uint_eq(flags_after_count(p, sh, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(!elsewhere(p, priv, PMTRACK_PAGE_ALL));
+	ck_assert(!elsewhere(p, sh, PMTRACK_PAGE_ALL));
 
 	/* a memfd mapped twice here: page 2 through both; pages the first
 	 * mapping dropped (still in the memfd) are no one's */
 	a = map_shared(true, &fd);
 	memset(a, 1, NP * ps);
 	ck_assert_int_eq(madvise(a + 8 * ps, 8 * ps, MADV_DONTNEED), 0);
-	ck_assert_uint_eq(flags_after_count(p, a, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(!elsewhere(p, a, PMTRACK_PAGE_ALL));
 	b2 = mmap(NULL, NP * ps, PROT_READ, MAP_SHARED, fd, 0);
 	ck_assert_ptr_ne(b2, MAP_FAILED);
 	x = *(volatile char *)(b2 + 2 * ps);
 	(void)x;
-	ck_assert_uint_ne(flags_after_count(p, a, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
-	ck_assert_uint_ne(flags_after_count(p, b2,
-					    PMTRACK_PAGE_PRESENT |
-						    PMTRACK_PAGE_EXCLUSIVE) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(elsewhere(p, a, PMTRACK_PAGE_ALL));
+	ck_assert(elsewhere(p, b2,
+			    PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_EXCLUSIVE));
 	/* only a scan asking for EXCLUSIVE looks */
-	ck_assert_uint_eq(flags_after_count(p, a, PMTRACK_PAGE_PRESENT) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(!elsewhere(p, a, PMTRACK_PAGE_PRESENT));
 	munmap(b2, NP * ps);
 
 	/* a child maps pages of the shared anonymous mapping; the private
@@ -713,23 +707,15 @@ START_TEST(mapped_elsewhere)
 		_exit(0);
 	}
 	ck_assert_int_eq(read(ready[0], &x, 1), 1);
-	ck_assert_uint_ne(flags_after_count(p, sh, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
-	ck_assert_uint_eq(flags_after_count(p, priv, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(elsewhere(p, sh, PMTRACK_PAGE_ALL));
+	ck_assert(!elsewhere(p, priv, PMTRACK_PAGE_ALL));
 	/* and seen from outside, in the child */
 	q = open_ps(child, 0);
-	ck_assert_uint_ne(flags_after_count(q, sh, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(elsewhere(q, sh, PMTRACK_PAGE_ALL));
 	pmtrack_pstate_free(q);
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	ck_assert_int_eq(waitpid(child, NULL, 0), child);
-	ck_assert_uint_eq(flags_after_count(p, sh, PMTRACK_PAGE_ALL) &
-				  PMTRACK_MAP_MAPPED_ELSEWHERE,
-			  0);
+	ck_assert(!elsewhere(p, sh, PMTRACK_PAGE_ALL));
 	close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
 	munmap(a, NP * ps);
 	close(fd);

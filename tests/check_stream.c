@@ -1695,6 +1695,20 @@ static Pmtrack__Round *first_round(const struct sink *k)
 				      k->buf + off[1] + PMTRACK_FRAME_LEN);
 }
 
+/* Encode @s's dirty pages as round 0 of a stream into @k; its ROUND. */
+static Pmtrack__Round *encode_one_round(struct sink *k, struct src *s)
+{
+	struct pmtrack_enc *e = enc_new(k, s, 0, 0, 0);
+	Pmtrack__Round *m;
+
+	ck_assert_int_eq(src_round(e, s, 0), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	m = first_round(k);
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
 /*
  * The encoder keeps to the zwords rule: a sparse but regular bitmap, whose
  * runs take over 32 bytes and whose words zstd shrinks below that, goes as
@@ -1706,19 +1720,13 @@ START_TEST(encoder_sends_sparse_bitmaps_as_runs)
 	struct sink k = { 0 };
 	uint64_t rs = 5;
 	Pmtrack__Round *m;
-	struct pmtrack_enc *e;
 	struct src s;
 
 	src_init(&s, 1, &pages, 512, &rs);
 	memset(s.mem[0], 0, pages * 512);
 	for (size_t p = 0; p < pages; p += 320)
 		s.dirty[0][p / 64] |= 1ULL << (p % 64);
-	e = enc_new(&k, &s, 0, 0, 0);
-	ck_assert_int_eq(src_round(e, &s, 0), 0);
-	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
-	pmtrack_enc_free(e);
-	m = first_round(&k);
-	ck_assert_ptr_nonnull(m);
+	m = encode_one_round(&k, &s);
 	ck_assert_uint_eq(m->regions[0]->dirty->count, (pages + 319) / 320);
 	ck_assert_msg(!m->regions[0]->dirty->has_zwords &&
 			      !m->regions[0]->zero->has_zwords,
@@ -1735,12 +1743,7 @@ START_TEST(encoder_sends_sparse_bitmaps_as_runs)
 	for (size_t p = 0; p < pages; p++)
 		if (p % 2)
 			s.dirty[0][p / 64] |= 1ULL << (p % 64);
-	e = enc_new(&k, &s, 0, 0, 0);
-	ck_assert_int_eq(src_round(e, &s, 0), 0);
-	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
-	pmtrack_enc_free(e);
-	m = first_round(&k);
-	ck_assert_ptr_nonnull(m);
+	m = encode_one_round(&k, &s);
 	ck_assert(m->regions[0]->dirty->has_zwords);
 	pmtrack__round__free_unpacked(m, NULL);
 	ck_assert_int_eq(decode(k.buf, k.len, 0, 0, &(struct rx){ 0 }, NULL),
