@@ -181,6 +181,19 @@ static bool collect_reads_maps(void)
 	return r && (errno == ENOTTY || errno == EINVAL);
 }
 
+/*
+ * Do collects here go without PAGEMAP_SCAN (before 6.7) on a backend that
+ * reads pagemap instead?  The batch quirk this test is for cannot happen
+ * then, and every collect is a pagemap read: on 6.1 under emulation the
+ * 1- and 3-entry arrays over all three patterns (about 50,000 collects)
+ * took 240 s of CI's 300 s limit.
+ */
+static bool collect_reads_pagemap(void)
+{
+	return t_backend != PMTRACK_BACKEND_MPROTECT &&
+	       pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) != 1;
+}
+
 static void check_bitmap(struct pmtrack *t, char *buf, const bool *written,
 			 size_t want)
 {
@@ -220,13 +233,22 @@ START_TEST(every_batch_and_capacity)
 			/* where each collect reads the maps file, only
 			   3-entry arrays over the isolated pattern stand
 			   for the small ones (1000 collects, not 3 x
-			   4000-8000 twice) */
+			   4000-8000 twice); where each reads pagemap, the
+			   isolated pattern's 1- and 3-entry arrays do */
 			if (caps[c] < 512 &&
 			    (p != ISOLATED || caps[c] == 1) &&
 			    collect_reads_maps()) {
 				printf("pattern %d, %zu-entry arrays: left out "
 				       "(each collect reads the maps file "
 				       "here)\n",
+				       p, caps[c]);
+				continue;
+			}
+			if (caps[c] < 512 && p != ISOLATED &&
+			    collect_reads_pagemap()) {
+				printf("pattern %d, %zu-entry arrays: left out "
+				       "(no PAGEMAP_SCAN: each collect reads "
+				       "pagemap here)\n",
 				       p, caps[c]);
 				continue;
 			}
