@@ -201,6 +201,7 @@ static int maps_line(const char *line, struct pmt_vma *v, int *path_at)
 static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 			  struct pmt_vma_span *out)
 {
+	const size_t host_ps = (size_t)sysconf(_SC_PAGESIZE);
 	uintptr_t covered = start;
 	char *line = NULL;
 	size_t cap = 0;
@@ -211,21 +212,19 @@ static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 	if (!f)
 		return ret;
 	while ((len = getline(&line, &cap, f)) > 0) {
-		size_t psz = (size_t)sysconf(_SC_PAGESIZE);
+		size_t psz = host_ps;
 		char *path, *dash = strchr(line, '-');
 		struct pmt_vma v;
 		int at;
 
-		/* most lines end below the range: their end is all they are
-		   read for (a watch of many ranges reads many lines) */
+		/* lines that end below the range (most of them: a watch of
+		   many ranges reads many lines) are read for their end only */
 		if (dash && (uintptr_t)strtoull(dash + 1, NULL, 16) <= covered)
 			continue;
 		if (maps_line(line, &v, &at)) {
 			ret = -EIO;
 			break;
 		}
-		if (v.end <= covered)
-			continue; /* before the range */
 		if (v.start > covered)
 			break; /* a hole, or past the end */
 		if (v.id.ino) {

@@ -194,6 +194,27 @@ static bool collect_reads_pagemap(void)
 	       pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) != 1;
 }
 
+enum collect_reads { READS_LITTLE, READS_MAPS, READS_PAGEMAP };
+
+/*
+ * Why the small arrays over pattern @p are left out where each collect
+ * reads @reads, or NULL.  Where it is the maps file, only 3-entry arrays
+ * over the isolated pattern stand for them (1000 collects, not 3 x
+ * 4000-8000 twice); where it is pagemap, the isolated pattern's 1- and
+ * 3-entry arrays do.
+ */
+static const char *left_out(enum pattern p, size_t cap,
+			    enum collect_reads reads)
+{
+	if (cap >= 512)
+		return NULL;
+	if (reads == READS_MAPS && (p != ISOLATED || cap == 1))
+		return "each collect reads the maps file here";
+	if (reads == READS_PAGEMAP && p != ISOLATED)
+		return "no PAGEMAP_SCAN: each collect reads pagemap here";
+	return NULL;
+}
+
 static void check_bitmap(struct pmtrack *t, char *buf, const bool *written,
 			 size_t want)
 {
@@ -212,9 +233,14 @@ START_TEST(every_batch_and_capacity)
 {
 	unsigned int batch = batches[_i];
 	bool *written = calloc(NPAGES, sizeof(*written));
+	enum collect_reads reads = READS_LITTLE;
 	struct pmtrack *t = t_new(batch);
 	char *buf = t_map_anon(NPAGES);
 
+	if (collect_reads_maps())
+		reads = READS_MAPS;
+	else if (collect_reads_pagemap())
+		reads = READS_PAGEMAP;
 	/* the batch is PAGEMAP_SCAN's: without that ioctl (mprotect, or an
 	 * older kernel) the other batches would repeat the first run */
 	if (_i && (t_backend == PMTRACK_BACKEND_MPROTECT ||
@@ -230,26 +256,12 @@ START_TEST(every_batch_and_capacity)
 		write_pattern(buf, written);
 		check_bitmap(t, buf, written, want);
 		for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
-			/* where each collect reads the maps file, only
-			   3-entry arrays over the isolated pattern stand
-			   for the small ones (1000 collects, not 3 x
-			   4000-8000 twice); where each reads pagemap, the
-			   isolated pattern's 1- and 3-entry arrays do */
-			if (caps[c] < 512 &&
-			    (p != ISOLATED || caps[c] == 1) &&
-			    collect_reads_maps()) {
+			const char *why = left_out(p, caps[c], reads);
+
+			if (why) {
 				printf("pattern %d, %zu-entry arrays: left out "
-				       "(each collect reads the maps file "
-				       "here)\n",
-				       p, caps[c]);
-				continue;
-			}
-			if (caps[c] < 512 && p != ISOLATED &&
-			    collect_reads_pagemap()) {
-				printf("pattern %d, %zu-entry arrays: left out "
-				       "(no PAGEMAP_SCAN: each collect reads "
-				       "pagemap here)\n",
-				       p, caps[c]);
+				       "(%s)\n",
+				       p, caps[c], why);
 				continue;
 			}
 			/* without reset the same set comes back every time;
