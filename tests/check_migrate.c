@@ -1332,6 +1332,9 @@ START_TEST(xport_timeout)
 	ck_assert_int_eq(pmtrack_xport_read(x, &b), -ETIMEDOUT);
 	ck_assert_int_eq(pmtrack_xport_read(x, &b), -ETIMEDOUT); /* sticky */
 	pmtrack_xport_free(x);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, chunk, 1), -ETIMEDOUT);
+	pmtrack_xport_free(x);
 	/* nobody reads: the socket's buffers fill, then the wait ends */
 	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
 	for (int i = 0; i < 4096 && !r; i++)
@@ -1385,7 +1388,10 @@ START_TEST(xport_turnaround)
 	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
 	ck_assert_int_eq(pmtrack_xport_write(x, &iov, 1), 0);
 	ck_assert_int_eq(pmtrack_xport_read(x, &b), -EINVAL); /* unflushed */
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, got, 1), -EINVAL);
 	ck_assert_int_eq(pmtrack_xport_flush(x), 0);
+	ck_assert_int_eq(pmtrack_xport_read_exact(NULL, got, 1), -EINVAL);
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, NULL, 1), -EINVAL);
 	ck_assert_int_eq(read(fds[1], got, sizeof(got)), 4);
 	ck_assert_int_eq(write(fds[1], "pongXYZ", 7), 7);
 	/* exactly four: the rest stays in the socket */
@@ -1402,6 +1408,30 @@ START_TEST(xport_turnaround)
 	pmtrack_xport_free(x);
 	close(fds[0]);
 	close(fds[1]);
+	/* fewer at the end of input, then 0 */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fds[0], &xo, &x), 0);
+	ck_assert_int_eq(write(fds[1], "ab", 2), 2);
+	ck_assert_int_eq(shutdown(fds[1], SHUT_WR), 0);
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, got, 4), 2);
+	ck_assert(!memcmp(got, "ab", 2));
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, got, 4), 0);
+	pmtrack_xport_free(x);
+	close(fds[0]);
+	close(fds[1]);
+	/* a file: the bytes at the read offset, and the next read goes on
+	   from there */
+	f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(write(fileno(f), "headtail", 8), 8);
+	ck_assert_int_eq(lseek(fileno(f), 0, SEEK_SET), 0);
+	ck_assert_int_eq(pmtrack_xport_new(fileno(f), &xo, &x), 0);
+	ck_assert_int_eq(pmtrack_xport_read_exact(x, got, 4), 4);
+	ck_assert(!memcmp(got, "head", 4));
+	ck_assert_int_eq(pmtrack_xport_read(x, &b), 4);
+	ck_assert(!memcmp(b, "tail", 4));
+	pmtrack_xport_free(x);
+	fclose(f);
 	f = tmpfile();
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(pmtrack_xport_new(fileno(f), &xo, &x), 0);
