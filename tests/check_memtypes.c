@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "../lib/uapi_compat.h"
+#include "../lib/base/uapi_compat.h"
 
 #define HPAGE (2u << 20)
 #define NPAGES 2048u /* 8 MiB: four 2 MiB huge pages */

@@ -25,7 +25,7 @@
 #include <pmtrack/pagestate.h>
 
 #include "helpers.h"
-#include "../lib/uapi_compat.h"
+#include "../lib/base/uapi_compat.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21

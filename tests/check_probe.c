@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "../lib/uapi_compat.h"
+#include "../lib/base/uapi_compat.h"
 
 START_TEST(bad_arguments)
 {

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "../lib/uapi_compat.h"
+#include "../lib/base/uapi_compat.h"
 
 #define NPAGES 16384u /* 64 MiB with 4 KiB pages */
 

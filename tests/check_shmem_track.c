@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "../lib/uapi_compat.h"
+#include "../lib/base/uapi_compat.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "../lib/uapi_compat.h"
+#include "../lib/base/uapi_compat.h"
 
 size_t ps;
 

@@ -20,32 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pmtrack/common.h>
 #include <pmtrack/version.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#ifndef PMTRACK_API
-#define PMTRACK_API __attribute__((visibility("default")))
-#endif
-
-/**
- * PMTRACK_OPTS() - declare and initialise an options struct.
- * @TYPE: struct tag without "struct", e.g. pmtrack_opts
- * @NAME: variable name
- * @...: designated initialisers, e.g. .backend = PMTRACK_BACKEND_PAGEMAP_SCAN
- *
- * Zeroes every byte (padding included), then sets sz and the given fields.
- */
-#define PMTRACK_OPTS(TYPE, NAME, ...)                                          \
-	struct TYPE NAME = ({                                                  \
-		struct TYPE __pmt_##NAME;                                      \
-		__builtin_memset(&__pmt_##NAME, 0, sizeof(__pmt_##NAME));      \
-		__pmt_##NAME = (struct TYPE){ .sz = sizeof(struct TYPE),       \
-					      __VA_ARGS__ };                   \
-		__pmt_##NAME;                                                  \
-	})
 
 /** pmtrack_version() - the library's version string, e.g. "0.1.0". */
 PMTRACK_API const char *pmtrack_version(void);

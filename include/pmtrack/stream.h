@@ -32,8 +32,9 @@
  * with an unknown type is an error unless its flags have
  * PMTRACK_FRAME_SKIPPABLE.
  *
- * Conventions are those of <pmtrack/pmtrack.h>: -errno returns, options
- * structs with sz (use PMTRACK_OPTS()), opaque handles.  An encoder or
+ * Conventions are those of <pmtrack/pmtrack.h> (see <pmtrack/common.h>):
+ * -errno returns, options and statistics structs with sz (use
+ * PMTRACK_OPTS()), opaque handles.  An encoder or
  * decoder is used by one thread at a time; different ones are independent.
  */
 #ifndef PMTRACK_STREAM_H
@@ -43,7 +44,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include <pmtrack/pmtrack.h>
+#include <pmtrack/common.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,6 +55,10 @@ extern "C" {
 #define PMTRACK_DIGEST_LEN 16u
 #define PMTRACK_STREAM_PREAMBLE_LEN 16u
 #define PMTRACK_FRAME_LEN 24u
+/* the most regions a stream's table holds, and the longest region name or
+   producer string, in bytes */
+#define PMTRACK_STREAM_MAX_REGIONS 65536u
+#define PMTRACK_STREAM_NAME_MAX 255u
 
 enum pmtrack_record_type {
 	PMTRACK_REC_HEADER = 1,
@@ -91,7 +96,8 @@ struct pmtrack_stream_region {
  * @n: number of entries
  * @out: PMTRACK_DIGEST_LEN bytes, canonical (big-endian) XXH3-128
  *
- * Return: 0.
+ * Return: 0, or -EINVAL if @out is NULL, or @iov is NULL while @n is not 0.
+ * It allocates nothing.
  */
 PMTRACK_API int pmtrack_digest(const struct iovec *iov, size_t n,
 			       uint8_t out[PMTRACK_DIGEST_LEN]);
@@ -159,6 +165,7 @@ struct pmtrack_enc_opts {
 	   once the bytes are sent (pass the measured bandwidth for an
 	   asynchronous transport) */
 	uint64_t link_bw;
+	size_t : 0;
 };
 #define pmtrack_enc_opts__last_field link_bw
 
@@ -232,10 +239,16 @@ struct pmtrack_enc_stats {
 	   data / because the link was faster than the compressor */
 	uint64_t skipped_incompressible;
 	uint64_t skipped_link;
+	size_t : 0;
 };
 #define pmtrack_enc_stats__last_field skipped_link
 
-/** pmtrack_enc_get_stats() - counters so far; @st->sz must be set. */
+/**
+ * pmtrack_enc_get_stats() - the encoder's counters so far.
+ * @st: st->sz must be set (PMTRACK_OPTS() does it); see <pmtrack/common.h>
+ *      for a struct larger or smaller than this library's.
+ * Return: 0, or -EINVAL if @enc or @st is NULL or st->sz is below a size_t.
+ */
 PMTRACK_API int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
 				      struct pmtrack_enc_stats *st);
 
@@ -355,6 +368,7 @@ struct pmtrack_dec_opts {
 	   current ROUND's is kept until the next), bitmaps, decompression,
 	   protobuf; 0 = 256 MiB.  Exceeding it is PMTRACK_SERR_LIMIT. */
 	size_t mem_limit;
+	size_t : 0;
 };
 #define pmtrack_dec_opts__last_field mem_limit
 

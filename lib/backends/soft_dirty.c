@@ -45,7 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "uapi_compat.h"
 
 static pthread_mutex_t sd_lock = PTHREAD_MUTEX_INITIALIZER;

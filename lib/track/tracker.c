@@ -13,44 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-bool pmt_opts_valid(const void *opts, size_t known, size_t user_sz)
-{
-	const unsigned char *p = opts;
-
-	if (user_sz < sizeof(size_t))
-		return false;
-	for (size_t i = known; i < user_sz; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-uint64_t pmt_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-int pmt_stats_out(void *dst, const void *src, size_t known)
-{
-	size_t sz, n;
-
-	if (!dst)
-		return -EINVAL;
-	sz = *(const size_t *)dst;
-	if (sz < sizeof(size_t))
-		return -EINVAL;
-	n = sz < known ? sz : known;
-	memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
-	       n - sizeof(size_t));
-	if (sz > known)
-		memset((char *)dst + known, 0, sz - known);
-	return 0;
-}
+#include "backend.h"
+#include "track.h"
 
 PMTRACK_API const char *pmtrack_version(void)
 {

@@ -30,14 +30,12 @@
 
 #include <pmtrack/pagestate.h>
 
-#include "internal.h"
+#include "base.h"
+#include "proc.h"
 #include "uapi_compat.h"
 
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
-#endif
-#ifndef HUGETLBFS_MAGIC
-#define HUGETLBFS_MAGIC 0x958458f6
 #endif
 #ifndef __NR_cachestat
 #define __NR_cachestat 451
@@ -761,32 +759,28 @@ static int load_maps(struct pmtrack_pstate *ps)
 	/* names are kept in @buf, each line cut at its end */
 	for (p = buf; pos < len && *p; n++) {
 		struct pmtrack_mapping *m = &maps[n];
-		char perms[8], *nl = strchr(p, '\n'), *name;
-		unsigned long long s, e, off, ino;
-		int used = 0;
+		char *nl = strchr(p, '\n'), *name;
+		struct pmt_maps_line l;
 
 		if (!nl)
 			nl = buf + len;
 		*nl = 0;
-		if (sscanf(p, "%llx-%llx %7s %llx %x:%x %llu %n", &s, &e, perms,
-			   &off, &m->dev_major, &m->dev_minor, &ino,
-			   &used) < 7 ||
-		    !used || s >= e || strlen(perms) != 4) {
+		if (pmt_maps_parse(p, &l)) {
 			free(maps);
 			free(objs);
 			free(buf);
 			return -EIO;
 		}
-		name = p + used;
-		m->start = s;
-		m->end = e;
-		m->offset = off;
-		m->inode = ino;
-		m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
-			  (perms[1] == 'w' ? PROT_WRITE : 0) |
-			  (perms[2] == 'x' ? PROT_EXEC : 0);
+		name = p + l.name_at;
+		m->start = l.start;
+		m->end = l.end;
+		m->offset = l.offset;
+		m->inode = l.inode;
+		m->dev_major = l.dev_major;
+		m->dev_minor = l.dev_minor;
+		m->prot = l.prot;
 		m->name = name;
-		m->flags = classify(name, perms[3] == 's', ino, m->dev_major);
+		m->flags = classify(name, l.shared, l.inode, l.dev_major);
 		pos = (size_t)(nl - buf) + 1;
 		p = nl + 1;
 	}

@@ -28,7 +28,7 @@
 
 #include <pmtrack/migrate.h>
 
-#include "internal.h"
+#include "base.h"
 
 #define XP_DEPTH_MAX 64u
 /* iovecs sent without copying: a stable batch is up to 256 runs plus its

@@ -16,7 +16,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include <pmtrack/pmtrack.h>
+
+#include "probe.h"
+#include "proc.h"
 #include "uapi_compat.h"
 
 /* cache values: 0 unknown, 1 unsupported, 2 supported */
@@ -71,17 +74,6 @@ static int pagemap_entry(int fd, const void *addr, size_t ps, uint64_t *ent)
 	if (n < 0)
 		return -errno;
 	return n == sizeof(*ent) ? 0 : -EIO;
-}
-
-int pmt_proc_open(pid_t pid, const char *name, int flags)
-{
-	char path[64];
-
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	else
-		snprintf(path, sizeof(path), "/proc/self/%s", name);
-	return open(path, flags | O_CLOEXEC);
 }
 
 /* ---- userfaultfd -------------------------------------------------------- */

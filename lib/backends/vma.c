@@ -29,12 +29,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "uapi_compat.h"
-
-#ifndef HUGETLBFS_MAGIC
-#define HUGETLBFS_MAGIC 0x958458f6
-#endif
 
 static void span_add(struct pmt_vma_span *s, uint64_t page_size,
 		     const struct pmt_vma *v)
@@ -158,42 +154,22 @@ static int file_page_size(pid_t pid, uintmax_t a, uintmax_t b, const char *path,
 	return 0;
 }
 
-/* /proc/PID/@name as a stream; NULL with *@err set on failure */
-static FILE *proc_stream(pid_t pid, const char *name, int *err)
-{
-	int fd = pmt_proc_open(pid, name, O_RDONLY);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
-
-	if (!f) {
-		*err = -errno;
-		if (fd >= 0)
-			close(fd);
-	}
-	return f;
-}
-
 /*
  * The mapping a line of /proc/PID/maps (or a first line of smaps) names;
  * *@path_at is where its path starts.  0, or -EIO if it is no such line.
  */
 static int maps_line(const char *line, struct pmt_vma *v, int *path_at)
 {
-	uintmax_t a, b, off, ino;
-	unsigned int maj, min;
-	char perm[5];
-	int at = 0;
+	struct pmt_maps_line m;
 
-	if (sscanf(line, "%jx-%jx %4s %jx %x:%x %ju %n", &a, &b, perm, &off,
-		   &maj, &min, &ino, &at) < 7 ||
-	    !at)
+	if (pmt_maps_parse(line, &m))
 		return -EIO;
-	v->start = (uintptr_t)a;
-	v->end = (uintptr_t)b;
-	v->prot = (perm[0] == 'r' ? PROT_READ : 0) |
-		  (perm[1] == 'w' ? PROT_WRITE : 0) |
-		  (perm[2] == 'x' ? PROT_EXEC : 0);
-	v->id = vma_id(ino, maj, min, off, a, perm[3] == 's');
-	*path_at = at;
+	v->start = m.start;
+	v->end = m.end;
+	v->prot = m.prot;
+	v->id = vma_id(m.inode, m.dev_major, m.dev_minor, m.offset, m.start,
+		       m.shared);
+	*path_at = m.name_at;
 	return 0;
 }
 
@@ -207,7 +183,7 @@ static int vma_check_maps(pid_t pid, uintptr_t start, uintptr_t end,
 	size_t cap = 0;
 	ssize_t len;
 	int ret = -ENOMEM;
-	FILE *f = proc_stream(pid, "maps", &ret);
+	FILE *f = pmt_proc_stream(pid, "maps", &ret);
 
 	if (!f)
 		return ret;
@@ -264,7 +240,7 @@ static int vma_check_smaps(pid_t pid, uintptr_t start, uintptr_t end,
 	char *line = NULL;
 	size_t cap = 0;
 	int ret = -ENOMEM;
-	FILE *f = proc_stream(pid, "smaps", &ret);
+	FILE *f = pmt_proc_stream(pid, "smaps", &ret);
 
 	if (!f)
 		return ret;
@@ -387,7 +363,7 @@ static int find_maps(struct pmt_vma_iter *it, uintptr_t addr,
 	if (it->maps && addr < it->passed)
 		pmt_vma_iter_reset(it);
 	if (!it->maps) {
-		it->maps = proc_stream(it->t->target, "maps", &ret);
+		it->maps = pmt_proc_stream(it->t->target, "maps", &ret);
 		if (!it->maps)
 			return ret;
 	}

@@ -313,7 +313,7 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 		goto fail;
 	if (!producer) {
 		snprintf(defprod, sizeof(defprod), "libpmtrack %s",
-			 pmtrack_version());
+			 PMTRACK_VERSION_STRING);
 		producer = defprod;
 	}
 	if (!id) {

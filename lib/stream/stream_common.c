@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Stream framing and bitmap helpers shared by the encoder and decoder. */
+/* Stream framing and bitmap runs, shared by the encoder and decoder. */
 #include <errno.h>
 #include <string.h>
 #include <xxhash.h>
@@ -7,36 +7,6 @@
 #include <pmtrack/stream.h>
 
 #include "stream_internal.h"
-
-void pmt_put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void pmt_put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint32_t pmt_get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-uint64_t pmt_get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 void pmt_preamble_put(uint8_t out[PMTRACK_STREAM_PREAMBLE_LEN])
 {
@@ -69,38 +39,6 @@ void pmt_frame_get(const uint8_t in[PMTRACK_FRAME_LEN], struct pmt_frame *f)
 	f->meta_len = pmt_get_le32(in + 4);
 	f->payload_len = pmt_get_le64(in + 8);
 	f->check = pmt_get_le64(in + 16);
-}
-
-uint64_t pmt_bits_next(const uint64_t *w, uint64_t nbits, uint64_t from)
-{
-	uint64_t i = from / 64, m;
-
-	if (from >= nbits)
-		return nbits;
-	m = w[i] & (~0ULL << (from % 64));
-	while (!m) {
-		if (++i >= pmt_nwords(nbits))
-			return nbits;
-		m = w[i];
-	}
-	from = i * 64 + (uint64_t)__builtin_ctzll(m);
-	return from < nbits ? from : nbits;
-}
-
-uint64_t pmt_bits_next_clear(const uint64_t *w, uint64_t nbits, uint64_t from)
-{
-	uint64_t i = from / 64, m;
-
-	if (from >= nbits)
-		return nbits;
-	m = ~w[i] & (~0ULL << (from % 64));
-	while (!m) {
-		if (++i >= pmt_nwords(nbits))
-			return nbits;
-		m = ~w[i];
-	}
-	from = i * 64 + (uint64_t)__builtin_ctzll(m);
-	return from < nbits ? from : nbits;
 }
 
 bool pmt_bits_to_runs(const uint64_t *w, uint64_t nbits, uint64_t *runs,
@@ -143,44 +81,6 @@ size_t pmt_varints_len(const uint64_t *v, size_t n)
 		} while (x);
 	}
 	return len;
-}
-
-void pmt_bits_set(uint64_t *w, uint64_t start, uint64_t len)
-{
-	uint64_t end = start + len;
-
-	for (size_t i = start / 64; i < pmt_nwords(end); i++)
-		w[i] |= pmt_word_mask(i, start, end);
-}
-
-void pmt_bits_clear(uint64_t *w, uint64_t start, uint64_t len)
-{
-	uint64_t end = start + len;
-
-	for (size_t i = start / 64; i < pmt_nwords(end); i++)
-		w[i] &= ~pmt_word_mask(i, start, end);
-}
-
-bool pmt_bits_all(const uint64_t *w, uint64_t start, uint64_t len)
-{
-	uint64_t end = start + len;
-
-	for (size_t i = start / 64; i < pmt_nwords(end); i++) {
-		uint64_t m = pmt_word_mask(i, start, end);
-
-		if ((w[i] & m) != m)
-			return false;
-	}
-	return true;
-}
-
-uint64_t pmt_bits_count(const uint64_t *w, size_t nwords)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < nwords; i++)
-		n += (uint64_t)__builtin_popcountll(w[i]);
-	return n;
 }
 
 int pmtrack_digest(const struct iovec *iov, size_t n,

@@ -32,7 +32,8 @@
 
 #include <pmtrack/winwatch.h>
 
-#include "internal.h"
+#include "bitmap.h"
+#include "track.h"
 
 #define WW_PAGE 4096u
 #define WW_ALLOC_ALIGN 65536u

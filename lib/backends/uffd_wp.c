@@ -48,7 +48,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "uapi_compat.h"
 
 #ifndef MADV_POPULATE_READ

@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "uapi_compat.h"
 
 /* ---- lookup table ------------------------------------------------------- */

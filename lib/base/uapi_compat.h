@@ -127,4 +127,9 @@ struct procmap_query {
 #define PMT_PM_SWAP (1ULL << 62)
 #define PMT_PM_PRESENT (1ULL << 63)
 
+/* ---- statfs(2) f_type of hugetlbfs (linux/magic.h) --------------------- */
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
 #endif /* PMTRACK_UAPI_COMPAT_H */

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "stream_internal.h"
 
 #ifndef MADV_FREE
 #define MADV_FREE 8

@@ -22,8 +22,8 @@
 
 #include <pmtrack/migrate.h>
 
-#include "internal.h"
-#include "stream_internal.h"
+#include "base.h"
+#include "bitmap.h"
 
 struct pmt_src {
 	struct pmtrack *t;
@@ -64,13 +64,13 @@ static int src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	if (!r || !n || n > 65536)
+	if (!r || !n || n > PMTRACK_STREAM_MAX_REGIONS)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		if (!r[i].addr || !r[i].len || (uintptr_t)r[i].addr % ps ||
 		    r[i].len % ps ||
 		    (uintptr_t)r[i].addr + r[i].len < (uintptr_t)r[i].addr ||
-		    (r[i].name && strlen(r[i].name) > 255))
+		    (r[i].name && strlen(r[i].name) > PMTRACK_STREAM_NAME_MAX))
 			return -EINVAL;
 		for (j = 0; j < i; j++)
 			if (r[j].id == r[i].id)

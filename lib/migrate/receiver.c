@@ -18,7 +18,7 @@
 
 #include <pmtrack/migrate.h>
 
-#include "internal.h"
+#include "base.h"
 
 struct rx_region {
 	uint32_t id;

@@ -7,12 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include <pmtrack/stream.h>
+
+#include "base.h"
+#include "bitmap.h"
 
 #define PMT_STREAM_MAGIC "\x89PMT\r\n\x1a\n"
 #define PMT_MAGIC_LEN 8
-#define PMT_NAME_MAX 255
-#define PMT_MAX_REGIONS 65536u
+#define PMT_NAME_MAX PMTRACK_STREAM_NAME_MAX
+#define PMT_MAX_REGIONS PMTRACK_STREAM_MAX_REGIONS
 #define PMT_PAGE_MIN 512u
 #define PMT_PAGE_MAX (1u << 30)
 
@@ -24,11 +27,6 @@ struct pmt_frame {
 	uint64_t payload_len;
 	uint64_t check;
 };
-
-PMT_HIDDEN void pmt_put_le32(uint8_t *p, uint32_t v);
-PMT_HIDDEN void pmt_put_le64(uint8_t *p, uint64_t v);
-PMT_HIDDEN uint32_t pmt_get_le32(const uint8_t *p);
-PMT_HIDDEN uint64_t pmt_get_le64(const uint8_t *p);
 
 /* the 16-byte preamble of a stream */
 PMT_HIDDEN void pmt_preamble_put(uint8_t out[PMTRACK_STREAM_PREAMBLE_LEN]);
@@ -51,25 +49,15 @@ PMT_HIDDEN bool pmt_bits_to_runs(const uint64_t *w, uint64_t nbits,
 				 uint64_t *runs, size_t max, size_t *npairs,
 				 uint64_t *nset);
 
+/*
+ * memzero.c: make [addr, addr + len) read as zero.  Whole pages of private
+ * anonymous memory are dropped (they then cost nothing until written);
+ * other memory is written where it is not zero already.  Returns 1 if the
+ * whole pages were dropped, 0 if written.
+ */
+PMT_HIDDEN int pmt_zero_range(void *addr, size_t len);
+
 /* bytes the packed varints of @v[0..n) take */
 PMT_HIDDEN size_t pmt_varints_len(const uint64_t *v, size_t n);
-
-/* set / test-all of bits [start, start + len) */
-PMT_HIDDEN void pmt_bits_set(uint64_t *w, uint64_t start, uint64_t len);
-PMT_HIDDEN void pmt_bits_clear(uint64_t *w, uint64_t start, uint64_t len);
-PMT_HIDDEN bool pmt_bits_all(const uint64_t *w, uint64_t start, uint64_t len);
-PMT_HIDDEN uint64_t pmt_bits_count(const uint64_t *w, size_t nwords);
-
-/* first set bit at or after @from, or @nbits */
-PMT_HIDDEN uint64_t pmt_bits_next(const uint64_t *w, uint64_t nbits,
-				  uint64_t from);
-/* first clear bit at or after @from, or @nbits */
-PMT_HIDDEN uint64_t pmt_bits_next_clear(const uint64_t *w, uint64_t nbits,
-					uint64_t from);
-
-static inline size_t pmt_nwords(uint64_t nbits)
-{
-	return (size_t)((nbits + 63) / 64);
-}
 
 #endif

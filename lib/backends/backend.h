@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Private declarations shared by the library's translation units. */
-#ifndef PMTRACK_INTERNAL_H
-#define PMTRACK_INTERNAL_H
+/*
+ * The backends part: what a dirty-tracking mechanism implements (struct
+ * pmt_backend_ops), the tracker state it works on (struct pmtrack, whose
+ * table of ranges the track part keeps), the software dirty bits shared by
+ * the backends that keep their own (swbits.c), and the mappings of the
+ * tracked process (vma.c).  Seen by the backends and by the part above
+ * them, track; nothing else.
+ */
+#ifndef PMT_BACKEND_H
+#define PMT_BACKEND_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,33 +20,13 @@
 
 #include <pmtrack/pmtrack.h>
 
-#define PMT_HIDDEN __attribute__((visibility("hidden")))
-
-#define pmt_offsetofend(T, m) (offsetof(T, m) + sizeof(((T *)0)->m))
-
-/*
- * An options struct from the caller is valid if it is NULL, or its size is
- * at least a size_t and every byte the library does not know is zero.
- */
-PMT_HIDDEN bool pmt_opts_valid(const void *opts, size_t known, size_t user_sz);
-
-#define PMT_OPTS_VALID(o, type)                                                \
-	(!(o) ||                                                               \
-	 pmt_opts_valid((o), pmt_offsetofend(struct type, type##__last_field), \
-			(o)->sz))
-#define PMT_OPTS_GET(o, f, dflt)                                               \
-	(((o) && (o)->sz >= pmt_offsetofend(__typeof__(*(o)), f)) ? (o)->f     \
-								  : (dflt))
+#include "base.h"
+#include "bitmap.h"
+#include "probe.h"
+#include "proc.h"
 
 /* Default and stack-buffer size of a PAGEMAP_SCAN output vector. */
 #define PMT_SCAN_BATCH_DEFAULT 512u
-
-/* probe.c: open /proc/<pid>/<name> (pid 0: /proc/self) with O_CLOEXEC;
- * the fd, or -1 and errno */
-PMT_HIDDEN int pmt_proc_open(pid_t pid, const char *name, int flags);
-
-/* probe.c: supported userfaultfd features (UFFDIO_API answer), or -errno. */
-PMT_HIDDEN int pmt_uffd_features(uint64_t *features);
 
 /* --- collect requests, shared by the tracker and the backends ----------- */
 
@@ -241,13 +228,10 @@ struct pmtrack {
 };
 
 /*
- * tracker.c: mprotect() [addr, addr + len), which must lie within watched
- * ranges, without disturbing tracking: no page turns written or clean by
- * it, and on the mprotect backend a write to a page made non-writable
- * faults as it would unwatched.  For the winwatch shim.  0 or -errno.
+ * vma.c: check that [start, end) is fully mapped in the tracked process,
+ * and describe its mappings.  0, -ENOMEM if some page is not mapped, or
+ * another -errno.
  */
-PMT_HIDDEN int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot);
-
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);
 
@@ -351,56 +335,4 @@ PMT_HIDDEN int pmt_sb_split(struct pmtrack *t, struct pmt_range *r,
 			    struct pmt_range *head, struct pmt_range *tail,
 			    bool published);
 
-PMT_HIDDEN uint64_t pmt_now_ns(void);
-
-/*
- * memzero.c: make [addr, addr + len) read as zero.  Whole pages of private
- * anonymous memory are dropped (they then cost nothing until written);
- * other memory is written where it is not zero already.  Returns 1 if the
- * whole pages were dropped, 0 if written.
- */
-PMT_HIDDEN int pmt_zero_range(void *addr, size_t len);
-
-/*
- * Reading memory the application may be writing at the same time (a live
- * round, a pre-dump): the race is the design (tracking reports every page
- * written during the read, and it is sent again), so ThreadSanitizer is
- * told to ignore these reads; the library's own data stays checked.
- */
-#if defined(__SANITIZE_THREAD__)
-/* in the TSan runtime (GCC 12's tsan_interface.h does not declare them) */
-void __tsan_ignore_thread_begin(void);
-void __tsan_ignore_thread_end(void);
-#define PMT_LIVE_READ_BEGIN() __tsan_ignore_thread_begin()
-#define PMT_LIVE_READ_END() __tsan_ignore_thread_end()
-#else
-#define PMT_LIVE_READ_BEGIN() ((void)0)
-#define PMT_LIVE_READ_END() ((void)0)
-#endif
-
-/*
- * Copy a stats struct out to a caller whose struct may be older (shorter)
- * or newer (longer, the tail zeroed) than @known bytes; both start with
- * size_t sz, which is left as the caller set it.
- */
-PMT_HIDDEN int pmt_stats_out(void *dst, const void *src, size_t known);
-
-/* bits [from, to) of a bitmap that fall in word w, as a mask of that word */
-static inline uint64_t pmt_word_mask(size_t w, size_t from, size_t to)
-{
-	size_t lo = w * 64, hi = lo + 64;
-	uint64_t m = ~0ULL;
-
-	if (from > lo)
-		m &= ~0ULL << (from - lo);
-	if (to < hi)
-		m &= ~0ULL >> (hi - to);
-	return m;
-}
-
-static inline void pmt_stat_add(atomic_uint_fast64_t *c, uint64_t v)
-{
-	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
-}
-
-#endif /* PMTRACK_INTERNAL_H */
+#endif /* PMT_BACKEND_H */
