@@ -425,7 +425,7 @@ START_TEST(xport_args)
 	ck_assert_int_eq(pmtrack_xport_kind(x), PMTRACK_XPORT_URING);
 	pmtrack_xport_free(x);
 	unsetenv("PMTRACK_TRANSPORT");
-	/* AUTO: sockets and pipes use system calls (measured, README) */
+	/* AUTO: sockets and pipes use system calls (measured: docs/benchmarks.md) */
 	ck_assert_int_eq(pmtrack_xport_new(fds[0], NULL, &x), 0);
 	ck_assert_int_eq(pmtrack_xport_kind(x), PMTRACK_XPORT_SYSCALL);
 	pmtrack_xport_free(x);

@@ -158,7 +158,7 @@ static void drain_runs(struct pmtrack *t, char *buf, size_t cap,
  * Does a RESET collect read /proc/self/maps here?  mprotect looks up the
  * mappings under every run it re-arms; without PROCMAP_QUERY (before
  * 6.11, or PMTRACK_NO_PROCMAP_QUERY) that is a pass over the maps file up
- * to the run, so each collect costs the mappings below it (README,
+ * to the run, so each collect costs the mappings below it (docs/backends.md,
  * "Backends") and one-page arrays over thousands of runs cost their
  * square.
  */

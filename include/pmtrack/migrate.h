@@ -86,7 +86,7 @@ struct pmtrack_xport;
  * (uring, syscall or auto) decides first; then system calls are used for
  * sockets and pipes (bench/bench_migrate.c measured them 1.4-1.6x faster on
  * loopback) and io_uring for regular files (within noise, with read-ahead
- * for cold reads; see README), and system calls whenever io_uring cannot
+ * for cold reads; see docs/benchmarks.md), and system calls whenever io_uring cannot
  * be set up (kernel.io_uring_disabled, seccomp, old kernels); only
  * PMTRACK_TRANSPORT=uring or PMTRACK_XPORT_URING make that an error.  pmtrack_xport_kind() says what was chosen.  Sockets are
  * written with MSG_NOSIGNAL: a closed peer is -EPIPE, not SIGPIPE.
