@@ -2,6 +2,7 @@
 /* Stream framing and bitmap runs, shared by the encoder and decoder. */
 #include <errno.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include <pmtrack/stream.h>
@@ -86,16 +87,16 @@ size_t pmt_varints_len(const uint64_t *v, size_t n)
 int pmtrack_digest(const struct iovec *iov, size_t n,
 		   uint8_t out[PMTRACK_DIGEST_LEN])
 {
-	XXH3_state_t *st = XXH3_createState();
+	XXH3_state_t st;
 	XXH128_canonical_t c;
 
-	if (!st)
-		return -ENOMEM;
-	XXH3_128bits_reset(st);
+	if (!out || (!iov && n))
+		return -EINVAL;
+	XXH3_INITSTATE(&st);
+	XXH3_128bits_reset(&st);
 	for (size_t i = 0; i < n; i++)
-		XXH3_128bits_update(st, iov[i].iov_base, iov[i].iov_len);
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
-	XXH3_freeState(st);
+		XXH3_128bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
 	memcpy(out, c.digest, PMTRACK_DIGEST_LEN);
 	return 0;
 }
