@@ -113,9 +113,10 @@ mkdir -p "$stage"/{bin,usr/bin,proc,sys,dev,tmp,run,etc}
 chmod 1777 "$stage/tmp"
 cp "$busybox" "$stage/bin/busybox"
 cp "$(command -v ctest)" "$stage/usr/bin/ctest"
-# util-linux's setpriv runs tests as another user (busybox's cannot), and
+# util-linux's setpriv runs tests as another user (busybox's cannot), jq
+# reads the tools' --json output, and
 # the test scripts get bash as sh: busybox's sh runs its own applets first
-for tool in setpriv bash; do
+for tool in setpriv bash jq; do
 	if command -v $tool >/dev/null; then
 		cp "$(command -v $tool)" "$stage/usr/bin/$tool"
 	fi
