@@ -7,10 +7,12 @@
  *    success and a negative errno on failure.  errno itself is not used.
  *  - Objects are opaque and created by a pmtrack_*_new() function that takes
  *    an out-parameter; the matching pmtrack_*_free() accepts NULL.
- *  - Options structs start with `size_t sz`.  Initialise them with
- *    PMTRACK_OPTS(), which zeroes the whole struct and sets sz; a NULL opts
- *    pointer means "all defaults".  A struct from a newer header whose extra
- *    fields are all zero is accepted; non-zero unknown fields give -EINVAL.
+ *  - Options and statistics structs start with `size_t sz`.  Initialise
+ *    them with PMTRACK_OPTS(), which zeroes the whole struct and sets sz; a
+ *    NULL opts pointer means "all defaults".  A struct from a newer header
+ *    whose extra fields are all zero is accepted; non-zero unknown fields
+ *    give -EINVAL.  <pmtrack/common.h> has the rules for structs of other
+ *    sizes, statistics included.
  *  - Addresses and lengths given to the tracker must be multiples of the
  *    granularity (pmtrack_granularity(), the system page size).
  */
