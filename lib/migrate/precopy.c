@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sending side: a set of watched regions whose written pages are
- * collected into per-region bitmaps and encoded as rounds (struct pmt_src),
- * the pre-copy loop on top of it, and incremental checkpoint images.
- *
- * A source keeps the pages it collected until the caller says they were
- * delivered (pmt_src_sent()): a dump that fails keeps them for the next
- * one, so a page reset by the tracker is never dropped.
+ * The sending side: the pre-copy loop and incremental checkpoint images,
+ * both on a source (struct pmt_src, source.c).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,177 +18,7 @@
 #include <pmtrack/migrate.h>
 
 #include "base.h"
-#include "bitmap.h"
-
-struct pmt_src {
-	struct pmtrack *t;
-	size_t n;
-	size_t ps;
-	uint64_t total_pages;
-	struct pmtrack_mem_region *r;
-	struct pmtrack_stream_region *sr;
-	struct pmtrack_bitmap *bm;
-	uint64_t **dirty; /* pages to send, per region */
-	size_t *nwords;
-	struct pmtrack_enc_region_round *rr;
-};
-
-static void src_free(struct pmt_src *s)
-{
-	size_t i;
-
-	if (s->t)
-		pmtrack_free(s->t);
-	if (s->dirty)
-		for (i = 0; i < s->n; i++)
-			free(s->dirty[i]);
-	pmtrack_bitmap_free(s->bm);
-	free(s->dirty);
-	free(s->nwords);
-	free(s->r);
-	free(s->sr);
-	free(s->rr);
-	memset(s, 0, sizeof(*s));
-}
-
-static int src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
-		    const struct pmtrack_mem_region *r, size_t n)
-{
-	PMTRACK_OPTS(pmtrack_opts, dflt, .require = PMTRACK_CAP_ATOMIC_RESET);
-	size_t i, j, ps = (size_t)sysconf(_SC_PAGESIZE);
-	int err;
-
-	memset(s, 0, sizeof(*s));
-	if (!r || !n || n > PMTRACK_STREAM_MAX_REGIONS)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		if (!r[i].addr || !r[i].len || (uintptr_t)r[i].addr % ps ||
-		    r[i].len % ps ||
-		    (uintptr_t)r[i].addr + r[i].len < (uintptr_t)r[i].addr ||
-		    (r[i].name && strlen(r[i].name) > PMTRACK_STREAM_NAME_MAX))
-			return -EINVAL;
-		for (j = 0; j < i; j++)
-			if (r[j].id == r[i].id)
-				return -EINVAL;
-	}
-	s->n = n;
-	s->ps = ps;
-	s->r = calloc(n, sizeof(*s->r));
-	s->sr = calloc(n, sizeof(*s->sr));
-	s->rr = calloc(n, sizeof(*s->rr));
-	s->dirty = calloc(n, sizeof(*s->dirty));
-	s->nwords = calloc(n, sizeof(*s->nwords));
-	err = -ENOMEM;
-	if (!s->r || !s->sr || !s->rr || !s->dirty || !s->nwords)
-		goto fail;
-	err = pmtrack_bitmap_new(&s->bm);
-	if (err)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		size_t pages = r[i].len / ps;
-
-		s->r[i] = r[i];
-		s->sr[i] = (struct pmtrack_stream_region){
-			.id = r[i].id,
-			.start = (uint64_t)(uintptr_t)r[i].addr,
-			.length = r[i].len,
-			.name = r[i].name,
-		};
-		s->nwords[i] = pmt_nwords(pages);
-		s->dirty[i] = calloc(s->nwords[i], 8);
-		if (!s->dirty[i]) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		s->total_pages += pages;
-	}
-	err = pmtrack_new(topts ? topts : &dflt, &s->t);
-	if (err)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		err = pmtrack_watch(s->t, r[i].addr, r[i].len);
-		if (err)
-			goto fail;
-	}
-	return 0;
-fail:
-	src_free(s);
-	return err;
-}
-
-/* Every page goes into the next round. */
-static void src_all(struct pmt_src *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		pmt_bits_set(s->dirty[i], 0, s->r[i].len / s->ps);
-}
-
-/* Add the pages written since the last collect; *count = pages pending. */
-static int src_collect(struct pmt_src *s, uint64_t *count)
-{
-	const uint64_t *w;
-	size_t i, k, nw;
-	uint64_t c = 0;
-	int err = 0, e;
-
-	for (i = 0; i < s->n; i++) {
-		e = pmtrack_collect_bitmap(s->t, s->r[i].addr, s->r[i].len,
-					   PMTRACK_COLLECT_RESET, s->bm);
-		/* after a failure the bitmap still holds what was reset */
-		w = pmtrack_bitmap_words(s->bm, &nw);
-		if (w && pmtrack_bitmap_npages(s->bm) == s->r[i].len / s->ps)
-			for (k = 0; k < nw && k < s->nwords[i]; k++)
-				s->dirty[i][k] |= w[k];
-		if (e && !err)
-			err = e;
-	}
-	for (i = 0; i < s->n; i++)
-		c += pmt_bits_count(s->dirty[i], s->nwords[i]);
-	*count = c;
-	return err;
-}
-
-static int src_round(struct pmt_src *s, struct pmtrack_enc *enc, uint64_t round)
-{
-	size_t i, m = 0, pages;
-
-	for (i = 0; i < s->n; i++) {
-		pages = s->r[i].len / s->ps;
-		if (pmt_bits_next(s->dirty[i], pages, 0) >= pages)
-			continue; /* nothing to send */
-		s->rr[m++] = (struct pmtrack_enc_region_round){
-			.region = (uint32_t)i,
-			.dirty = s->dirty[i],
-			.mem = s->r[i].addr,
-		};
-	}
-	return pmtrack_enc_round(enc, round, s->rr, m);
-}
-
-/* The pending pages were delivered. */
-static void src_sent(struct pmt_src *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		memset(s->dirty[i], 0, s->nwords[i] * 8);
-}
-
-static int src_digest(struct pmt_src *s, uint8_t out[PMTRACK_DIGEST_LEN])
-{
-	struct iovec *iov = calloc(s->n, sizeof(*iov));
-	size_t i;
-
-	if (!iov)
-		return -ENOMEM;
-	for (i = 0; i < s->n; i++) {
-		iov[i].iov_base = s->r[i].addr;
-		iov[i].iov_len = s->r[i].len;
-	}
-	pmtrack_digest(iov, s->n, out);
-	free(iov);
-	return 0;
-}
+#include "source.h"
 
 /* ------------------------------------------------------------------------ */
 /* Pre-copy                                                                  */
@@ -320,7 +145,7 @@ static uint64_t pc_digest_cost(struct pmt_src *s)
 	int err;
 
 	PMT_LIVE_READ_BEGIN(); /* the workload is running */
-	err = src_digest(s, d);
+	err = pmt_src_digest(s, d);
 	PMT_LIVE_READ_END();
 	return err ? 0 : pmt_now_ns() - t0;
 }
@@ -424,7 +249,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		err = errno ? -errno : -EIO;
 		goto out_nosrc;
 	}
-	err = src_init(&pc.src, o->tracker, regions, n);
+	err = pmt_src_init(&pc.src, o->tracker, regions, n);
 	if (err)
 		goto out_nosrc;
 	st.backend = pmtrack_backend(pc.src.t);
@@ -441,7 +266,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 	}
 	pc.cap = o->max_bandwidth;
 	pc.cap_t0 = pmt_now_ns();
-	src_all(&pc.src);
+	pmt_src_all(&pc.src);
 	dirty = pc.src.total_pages;
 	for (;;) {
 		memset(&rs, 0, sizeof(rs));
@@ -450,10 +275,10 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		rs.total_pages = pc.src.total_pages;
 		pc_stats_enc(&pc, &es0);
 		r0 = pmt_now_ns();
-		err = src_round(&pc.src, pc.enc, round);
+		err = pmt_src_round(&pc.src, pc.enc, round);
 		if (err)
 			goto out;
-		src_sent(&pc.src);
+		pmt_src_sent(&pc.src);
 		pc_stats_enc(&pc, &es);
 		rs.duration_ns = pmt_now_ns() - r0;
 		rs.pages =
@@ -465,7 +290,7 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		if (!round && !(o->flags & PMTRACK_PRECOPY_NO_DIGEST))
 			st.digest_ns = digest_ns = pc_digest_cost(&pc.src);
 		c0 = pmt_now_ns();
-		err = src_collect(&pc.src, &dirty);
+		err = pmt_src_collect(&pc.src, &dirty);
 		if (err)
 			goto out;
 		rs.collect_ns = pmt_now_ns() - c0;
@@ -523,15 +348,15 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 	rs.total_pages = pc.src.total_pages;
 	pc_stats_enc(&pc, &es0);
 	r0 = pmt_now_ns();
-	err = src_collect(&pc.src, &dirty);
+	err = pmt_src_collect(&pc.src, &dirty);
 	if (err)
 		goto out;
 	rs.collect_ns = pmt_now_ns() - r0;
-	err = src_round(&pc.src, pc.enc, round);
+	err = pmt_src_round(&pc.src, pc.enc, round);
 	if (err)
 		goto out;
 	if (!(o->flags & PMTRACK_PRECOPY_NO_DIGEST)) {
-		err = src_digest(&pc.src, digest);
+		err = pmt_src_digest(&pc.src, digest);
 		if (err)
 			goto out;
 	}
@@ -566,7 +391,7 @@ out:
 	if (err && stopped && o->ops->resume)
 		o->ops->resume(o->arg);
 	pmtrack_enc_free(pc.enc);
-	src_free(&pc.src);
+	pmt_src_free(&pc.src);
 out_nosrc:
 	st.total_ns = pmt_now_ns() - t0;
 	if (stout)
@@ -738,13 +563,13 @@ int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
 			goto fail;
 		}
 	}
-	err = src_init(
+	err = pmt_src_init(
 		&ck->src,
 		PMT_OPTS_GET(o, tracker, (const struct pmtrack_opts *)NULL),
 		regions, n);
 	if (err)
 		goto fail;
-	src_all(&ck->src);
+	pmt_src_all(&ck->src);
 	*out = ck;
 	return 0;
 fail:
@@ -756,7 +581,7 @@ void pmtrack_ckpt_free(struct pmtrack_ckpt *ck)
 {
 	if (!ck)
 		return;
-	src_free(&ck->src);
+	pmt_src_free(&ck->src);
 	if (ck->dfd >= 0)
 		close(ck->dfd);
 	free(ck->producer);
@@ -792,9 +617,9 @@ static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
 		err = pmtrack_enc_new(&eo, ck->src.sr, ck->src.n, &enc);
 	}
 	if (!err)
-		err = src_round(&ck->src, enc, 0);
+		err = pmt_src_round(&ck->src, enc, 0);
 	if (!err && (flags & PMTRACK_DUMP_STOPPED))
-		err = src_digest(&ck->src, digest);
+		err = pmt_src_digest(&ck->src, digest);
 	if (!err)
 		err = pmtrack_enc_end(
 			enc, (flags & PMTRACK_DUMP_STOPPED) ? digest : NULL);
@@ -830,7 +655,7 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 	/* image 0 sends everything (set at creation); later ones what was
 	   written since, plus whatever a failed dump could not deliver */
 	if (ck->next) {
-		err = src_collect(&ck->src, &pending);
+		err = pmt_src_collect(&ck->src, &pending);
 		if (err)
 			return err;
 	}
@@ -856,7 +681,7 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 			unlinkat(ck->dfd, tmp, 0);
 		return err;
 	}
-	src_sent(&ck->src);
+	pmt_src_sent(&ck->src);
 	memcpy(ck->last_id, id, sizeof(id));
 	ck->next++;
 	info.duration_ns = pmt_now_ns() - t0;
