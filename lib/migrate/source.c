@@ -33,41 +33,49 @@ void pmt_src_free(struct pmt_src *s)
 	memset(s, 0, sizeof(*s));
 }
 
-int pmt_src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
-		 const struct pmtrack_mem_region *r, size_t n)
+/* Is @r no region to watch with pages of @ps bytes? */
+static bool src_region_bad(const struct pmtrack_mem_region *r, size_t ps)
 {
-	PMTRACK_OPTS(pmtrack_opts, dflt, .require = PMTRACK_CAP_ATOMIC_RESET);
-	size_t i, j, ps = (size_t)sysconf(_SC_PAGESIZE);
-	int err;
+	return !r->addr || !r->len || (uintptr_t)r->addr % ps || r->len % ps ||
+	       (uintptr_t)r->addr + r->len < (uintptr_t)r->addr ||
+	       (r->name && strlen(r->name) > PMTRACK_STREAM_NAME_MAX);
+}
 
-	memset(s, 0, sizeof(*s));
+/* 0 if @r[0..n) are regions to watch, with ids of their own; -EINVAL. */
+static int src_check(const struct pmtrack_mem_region *r, size_t n, size_t ps)
+{
+	size_t i, j;
+
 	if (!r || !n || n > PMTRACK_STREAM_MAX_REGIONS)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
-		if (!r[i].addr || !r[i].len || (uintptr_t)r[i].addr % ps ||
-		    r[i].len % ps ||
-		    (uintptr_t)r[i].addr + r[i].len < (uintptr_t)r[i].addr ||
-		    (r[i].name && strlen(r[i].name) > PMTRACK_STREAM_NAME_MAX))
+		if (src_region_bad(&r[i], ps))
 			return -EINVAL;
 		for (j = 0; j < i; j++)
 			if (r[j].id == r[i].id)
 				return -EINVAL;
 	}
-	s->n = n;
-	s->ps = ps;
+	return 0;
+}
+
+/* The regions' copies, stream descriptions and (empty) bitmaps. */
+static int src_alloc(struct pmt_src *s, const struct pmtrack_mem_region *r)
+{
+	size_t i, n = s->n;
+	int err;
+
 	s->r = calloc(n, sizeof(*s->r));
 	s->sr = calloc(n, sizeof(*s->sr));
 	s->rr = calloc(n, sizeof(*s->rr));
 	s->dirty = calloc(n, sizeof(*s->dirty));
 	s->nwords = calloc(n, sizeof(*s->nwords));
-	err = -ENOMEM;
 	if (!s->r || !s->sr || !s->rr || !s->dirty || !s->nwords)
-		goto fail;
+		return -ENOMEM;
 	err = pmtrack_bitmap_new(&s->bm);
 	if (err)
-		goto fail;
+		return err;
 	for (i = 0; i < n; i++) {
-		size_t pages = r[i].len / ps;
+		size_t pages = r[i].len / s->ps;
 
 		s->r[i] = r[i];
 		s->sr[i] = (struct pmtrack_stream_region){
@@ -78,23 +86,48 @@ int pmt_src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
 		};
 		s->nwords[i] = pmt_nwords(pages);
 		s->dirty[i] = calloc(s->nwords[i], 8);
-		if (!s->dirty[i]) {
-			err = -ENOMEM;
-			goto fail;
-		}
+		if (!s->dirty[i])
+			return -ENOMEM;
 		s->total_pages += pages;
 	}
+	return 0;
+}
+
+/* A tracker that watches every region. */
+static int src_watch(struct pmt_src *s, const struct pmtrack_opts *topts)
+{
+	PMTRACK_OPTS(pmtrack_opts, dflt, .require = PMTRACK_CAP_ATOMIC_RESET);
+	size_t i;
+	int err;
+
 	err = pmtrack_new(topts ? topts : &dflt, &s->t);
 	if (err)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		err = pmtrack_watch(s->t, r[i].addr, r[i].len);
+		return err;
+	for (i = 0; i < s->n; i++) {
+		err = pmtrack_watch(s->t, s->r[i].addr, s->r[i].len);
 		if (err)
-			goto fail;
+			return err;
 	}
 	return 0;
-fail:
-	pmt_src_free(s);
+}
+
+int pmt_src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
+		 const struct pmtrack_mem_region *r, size_t n)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	err = src_check(r, n, ps);
+	if (err)
+		return err;
+	s->n = n;
+	s->ps = ps;
+	err = src_alloc(s, r);
+	if (!err)
+		err = src_watch(s, topts);
+	if (err)
+		pmt_src_free(s);
 	return err;
 }
 
