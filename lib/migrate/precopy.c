@@ -15,16 +15,6 @@
 #include "base.h"
 #include "source.h"
 
-struct pc {
-	const struct pmtrack_precopy_opts *o;
-	struct pmt_src src;
-	struct pmtrack_enc *enc;
-	/* rate limit: bytes written since cap_t0 */
-	uint64_t cap, cap_t0, cap_bytes;
-	/* time spent in the write callback, and its bytes */
-	uint64_t write_ns, write_bytes;
-};
-
 /*
  * What the downtime estimate knows after each round.  Bytes per page come
  * from the last round after round 0 (its zero pages were written as zero,
@@ -41,6 +31,42 @@ struct pc_est {
 };
 
 #define PC_TIMED_ROUND (256u << 10)
+
+/*
+ * The downtime policy (pc_should_stop()): after each pre-copy round, stop
+ * when the expected downtime fits the limit; go on while it does not,
+ * unless max_rounds rounds followed round 0, or the digest alone exceeds
+ * the limit and the pages would fit (more rounds cannot help then).
+ */
+struct pc_policy {
+	uint64_t limit;	     /* the downtime to aim for */
+	uint64_t max_rounds; /* pre-copy rounds after round 0 */
+	uint64_t digest_ns;  /* the END digest's time; 0 until timed */
+};
+
+enum pc_next {
+	PC_NEXT_ROUND, /* another pre-copy round */
+	PC_CONVERGED,  /* stop: the estimate fits the limit */
+	PC_NO_FIT,     /* stop: more rounds will not make it fit */
+};
+
+struct pc {
+	const struct pmtrack_precopy_opts *o;
+	struct pmt_src src;
+	struct pmtrack_enc *enc;
+	uint8_t id[PMTRACK_STREAM_ID_LEN]; /* the answer names it */
+	uint64_t t0;			   /* pmtrack_precopy() started */
+	/* rate limit: bytes written since cap_t0 */
+	uint64_t cap, cap_t0, cap_bytes;
+	/* time spent in the write callback, and its bytes */
+	uint64_t write_ns, write_bytes;
+	struct pc_policy pol;
+	struct pc_est est;
+	uint64_t round; /* the round being sent */
+	uint64_t bw;	/* the last estimate's bandwidth */
+	bool stopped;	/* ops->stop() returned 0 */
+	struct pmtrack_precopy_stats st;
+};
 
 static void pc_learn(struct pc_est *e, const struct pmtrack_precopy_round *rs)
 {
@@ -209,183 +235,288 @@ static int pc_stats_enc(struct pc *pc, struct pmtrack_enc_stats *es)
 	return pmtrack_enc_get_stats(pc->enc, es);
 }
 
+static bool pc_opts_ok(const struct pmtrack_precopy_opts *o)
+{
+	return o && PMT_OPTS_VALID(o, pmtrack_precopy_opts) && o->write &&
+	       o->ops && o->ops->stop &&
+	       !(o->flags & ~(unsigned int)(PMTRACK_PRECOPY_NO_DIGEST |
+					    PMTRACK_PRECOPY_NO_FORCE));
+}
+
+static void pc_policy_init(struct pc_policy *p,
+			   const struct pmtrack_precopy_opts *o)
+{
+	p->limit = o->downtime_limit_ns ? o->downtime_limit_ns : 300000000u;
+	p->max_rounds = o->max_rounds ? o->max_rounds : 30;
+	p->digest_ns = 0;
+}
+
+/* After round @round, whose expected downtime is @expected. */
+static enum pc_next pc_should_stop(const struct pc_policy *p, uint64_t round,
+				   uint64_t expected)
+{
+	if (expected <= p->limit)
+		return PC_CONVERGED;
+	if (round >= p->max_rounds)
+		return PC_NO_FIT;
+	/* the digest alone exceeds the limit: once the pages would fit,
+	   more rounds cannot help */
+	if (p->digest_ns >= p->limit && expected != PMTRACK_PRECOPY_UNKNOWN &&
+	    expected - p->digest_ns <= p->limit)
+		return PC_NO_FIT;
+	return PC_NEXT_ROUND;
+}
+
+static int pc_enc_new(struct pc *pc)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pc_write, .write_arg = pc,
+		     .page_size = pc->src.ps, .level = o->level,
+		     .flags = o->enc_flags, .batch_pages = o->batch_pages,
+		     .producer = o->producer, .stream_id = pc->id);
+
+	return pmtrack_enc_new(&eo, pc->src.sr, pc->src.n, &pc->enc);
+}
+
+/* The stream's id, the source (set-up time) and the encoder. */
+static int pc_start(struct pc *pc, const struct pmtrack_mem_region *regions,
+		    size_t n)
+{
+	int err;
+
+	/* the answer on the return path names it */
+	if (getrandom(pc->id, sizeof(pc->id), 0) != (ssize_t)sizeof(pc->id))
+		return errno ? -errno : -EIO;
+	err = pmt_src_init(&pc->src, pc->o->tracker, regions, n);
+	if (err)
+		return err;
+	pc->st.backend = pmtrack_backend(pc->src.t);
+	pc->st.setup_ns = pmt_now_ns() - pc->t0;
+	err = pc_enc_new(pc);
+	if (err)
+		return err;
+	pc->cap = pc->o->max_bandwidth;
+	pc->cap_t0 = pmt_now_ns();
+	return 0;
+}
+
+static void pc_round_start(const struct pc *pc,
+			   struct pmtrack_precopy_round *rs, int final)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->sz = sizeof(*rs);
+	rs->round = pc->round;
+	rs->final = final;
+	rs->total_pages = pc->src.total_pages;
+}
+
+/* What the round sent: the encoder's counts @es less those before, @es0. */
+static void pc_round_counts(struct pmtrack_precopy_round *rs,
+			    const struct pmtrack_enc_stats *es0,
+			    const struct pmtrack_enc_stats *es)
+{
+	rs->pages = es->pages + es->zero_pages - es0->pages - es0->zero_pages;
+	rs->zero_pages = es->zero_pages - es0->zero_pages;
+	rs->bytes = es->wire_bytes - es0->wire_bytes;
+	rs->total_bytes = es->wire_bytes;
+}
+
+/* The @dirty pages collected after round @rs, and what they would cost. */
+static void pc_estimate(struct pc *pc, struct pmtrack_precopy_round *rs,
+			uint64_t dirty)
+{
+	rs->dirty_pages = dirty;
+	rs->dirty_rate =
+		(uint64_t)((double)dirty * 1e9 /
+			   (double)(rs->duration_ns + rs->collect_ns + 1));
+	rs->bandwidth = pc->bw = pc_bandwidth(pc, &pc->est);
+	rs->expected_downtime_ns =
+		pc_expected(pc, &pc->est, dirty, pc->pol.digest_ns, pc->bw);
+}
+
+static int pc_progress(const struct pc *pc,
+		       const struct pmtrack_precopy_round *rs)
+{
+	const struct pmtrack_precopy_ops *ops = pc->o->ops;
+
+	return ops->progress ? ops->progress(pc->o->arg, rs) : 0;
+}
+
+/*
+ * Pre-copy round pc->round: send the pending pages, then collect the ones
+ * written meanwhile and estimate the downtime they would cost.
+ */
+static int pc_live_round(struct pc *pc, struct pmtrack_precopy_round *rs)
+{
+	struct pmtrack_enc_stats es0, es;
+	uint64_t r0, c0, dirty;
+	int err;
+
+	pc_round_start(pc, rs, 0);
+	pc_stats_enc(pc, &es0);
+	r0 = pmt_now_ns();
+	err = pmt_src_round(&pc->src, pc->enc, pc->round);
+	if (err)
+		return err;
+	pmt_src_sent(&pc->src);
+	pc_stats_enc(pc, &es);
+	rs->duration_ns = pmt_now_ns() - r0;
+	pc_round_counts(rs, &es0, &es);
+	pc_learn(&pc->est, rs);
+	/* after round 0, with every page read once */
+	if (!pc->round && !(pc->o->flags & PMTRACK_PRECOPY_NO_DIGEST))
+		pc->st.digest_ns = pc->pol.digest_ns = pc_digest_cost(&pc->src);
+	c0 = pmt_now_ns();
+	err = pmt_src_collect(&pc->src, &dirty);
+	if (err)
+		return err;
+	rs->collect_ns = pmt_now_ns() - c0;
+	pc_estimate(pc, rs, dirty);
+	rs->elapsed_ns = pmt_now_ns() - pc->t0;
+	pc->st.rounds++;
+	pc->st.expected_downtime_ns = rs->expected_downtime_ns;
+	return pc_progress(pc, rs);
+}
+
+/*
+ * Round 0 with every page, then rounds until the policy says stop; the
+ * pre-copy phase's bandwidth.  -ETIMEDOUT if the estimate cannot fit and
+ * PMTRACK_PRECOPY_NO_FORCE forbids stopping anyway.
+ */
+static int pc_precopy_rounds(struct pc *pc)
+{
+	struct pmtrack_precopy_round rs;
+	enum pc_next next;
+	int err;
+
+	pmt_src_all(&pc->src);
+	for (;; pc->round++) {
+		err = pc_live_round(pc, &rs);
+		if (err)
+			return err;
+		next = pc_should_stop(&pc->pol, pc->round,
+				      rs.expected_downtime_ns);
+		if (next == PC_CONVERGED)
+			pc->st.converged = 1;
+		if (next == PC_NO_FIT &&
+		    (pc->o->flags & PMTRACK_PRECOPY_NO_FORCE))
+			return -ETIMEDOUT;
+		if (next != PC_NEXT_ROUND)
+			break;
+	}
+	pc->st.bandwidth = (uint64_t)((double)rs.total_bytes * 1e9 /
+				      (double)(pmt_now_ns() - pc->t0 -
+					       pc->st.setup_ns + 1));
+	return 0;
+}
+
+/*
+ * The final round's pages, END with the digest of the paused memory, and
+ * flush(); then, with a return path, the destination's answer.  @es
+ * receives the encoder's counts.
+ */
+static int pc_send_rest(struct pc *pc, struct pmtrack_enc_stats *es)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	int err;
+
+	err = pmt_src_round(&pc->src, pc->enc, pc->round);
+	if (!err && digest)
+		err = pmt_src_digest(&pc->src, d);
+	if (err)
+		return err;
+	err = pmtrack_enc_end(pc->enc, digest ? d : NULL);
+	if (!err && o->flush)
+		err = o->flush(o->write_arg);
+	pc_stats_enc(pc, es);
+	if (!err && o->reply)
+		err = pc_reply(o, pc->id, es, &pc->st);
+	return err;
+}
+
+/* Stop the workload and send the rest: the stop-and-copy round. */
+static int pc_stop_and_copy(struct pc *pc)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	struct pmtrack_precopy_round rs;
+	struct pmtrack_enc_stats es0, es;
+	uint64_t stop0 = pmt_now_ns(), r0, dirty;
+	int err;
+
+	err = o->ops->stop(o->arg);
+	if (err)
+		return err;
+	pc->stopped = true;
+	pc->cap = 0;
+	pc->round++;
+	pc_round_start(pc, &rs, 1);
+	pc_stats_enc(pc, &es0);
+	r0 = pmt_now_ns();
+	err = pmt_src_collect(&pc->src, &dirty);
+	if (err)
+		return err;
+	rs.collect_ns = pmt_now_ns() - r0;
+	err = pc_send_rest(pc, &es);
+	if (err)
+		return err;
+	pc->st.downtime_ns = pmt_now_ns() - stop0;
+	rs.duration_ns = pmt_now_ns() - r0;
+	pc_round_counts(&rs, &es0, &es);
+	rs.bandwidth = pc->bw;
+	rs.elapsed_ns = pmt_now_ns() - pc->t0;
+	pc->st.final_pages = rs.pages;
+	pc->st.rounds++;
+	return pc_progress(pc, &rs);
+}
+
+/*
+ * The stream's counts into the stats, success or not; after a failure
+ * past stop(), resume().  Frees what pc_start() made.
+ */
+static void pc_finish(struct pc *pc, int err,
+		      struct pmtrack_precopy_stats *stout)
+{
+	struct pmtrack_enc_stats es;
+
+	if (pc->enc) {
+		pc_stats_enc(pc, &es);
+		pc->st.pages = es.pages + es.zero_pages;
+		pc->st.zero_pages = es.zero_pages;
+		pc->st.bytes = es.wire_bytes;
+	}
+	if (err && pc->stopped && pc->o->ops->resume)
+		pc->o->ops->resume(pc->o->arg);
+	pmtrack_enc_free(pc->enc);
+	pmt_src_free(&pc->src);
+	pc->st.total_ns = pmt_now_ns() - pc->t0;
+	if (stout)
+		pmt_stats_out(stout, &pc->st, sizeof(pc->st));
+}
+
 int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		    const struct pmtrack_mem_region *regions, size_t n,
 		    struct pmtrack_precopy_stats *stout)
 {
-	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
-	struct pmtrack_enc_stats es0, es;
-	struct pmtrack_precopy_round rs;
-	struct pc pc = { .o = o };
-	uint8_t digest[PMTRACK_DIGEST_LEN], id[PMTRACK_STREAM_ID_LEN];
-	uint64_t t0 = pmt_now_ns(), limit, digest_ns = 0, bw = 0, dirty = 0;
-	uint64_t round = 0, max_rounds, r0, c0, stop0 = 0, pre_bytes = 0;
-	struct pc_est est = { 0 };
-	bool stopped = false;
+	struct pc pc = {
+		.o = o,
+		.t0 = pmt_now_ns(),
+		.st = { .sz = sizeof(struct pmtrack_precopy_stats) },
+	};
 	int err;
 
 	if (stout && stout->sz < sizeof(size_t))
 		return -EINVAL;
-	if (!o || !PMT_OPTS_VALID(o, pmtrack_precopy_opts) || !o->write ||
-	    !o->ops || !o->ops->stop ||
-	    (o->flags & ~(unsigned int)(PMTRACK_PRECOPY_NO_DIGEST |
-					PMTRACK_PRECOPY_NO_FORCE))) {
-		err = -EINVAL;
-		goto out_nosrc;
+	err = pc_opts_ok(o) ? 0 : -EINVAL;
+	if (!err) {
+		pc_policy_init(&pc.pol, o);
+		err = pc_start(&pc, regions, n);
 	}
-	limit = o->downtime_limit_ns ? o->downtime_limit_ns : 300000000u;
-	max_rounds = o->max_rounds ? o->max_rounds : 30;
-	/* the answer on the return path names it */
-	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
-		err = errno ? -errno : -EIO;
-		goto out_nosrc;
-	}
-	err = pmt_src_init(&pc.src, o->tracker, regions, n);
-	if (err)
-		goto out_nosrc;
-	st.backend = pmtrack_backend(pc.src.t);
-	st.setup_ns = pmt_now_ns() - t0;
-	{
-		PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pc_write,
-			     .write_arg = &pc, .page_size = pc.src.ps,
-			     .level = o->level, .flags = o->enc_flags,
-			     .batch_pages = o->batch_pages,
-			     .producer = o->producer, .stream_id = id);
-		err = pmtrack_enc_new(&eo, pc.src.sr, n, &pc.enc);
-		if (err)
-			goto out;
-	}
-	pc.cap = o->max_bandwidth;
-	pc.cap_t0 = pmt_now_ns();
-	pmt_src_all(&pc.src);
-	dirty = pc.src.total_pages;
-	for (;;) {
-		memset(&rs, 0, sizeof(rs));
-		rs.sz = sizeof(rs);
-		rs.round = round;
-		rs.total_pages = pc.src.total_pages;
-		pc_stats_enc(&pc, &es0);
-		r0 = pmt_now_ns();
-		err = pmt_src_round(&pc.src, pc.enc, round);
-		if (err)
-			goto out;
-		pmt_src_sent(&pc.src);
-		pc_stats_enc(&pc, &es);
-		rs.duration_ns = pmt_now_ns() - r0;
-		rs.pages =
-			es.pages + es.zero_pages - es0.pages - es0.zero_pages;
-		rs.zero_pages = es.zero_pages - es0.zero_pages;
-		rs.bytes = es.wire_bytes - es0.wire_bytes;
-		pc_learn(&est, &rs);
-		/* after round 0, with every page read once */
-		if (!round && !(o->flags & PMTRACK_PRECOPY_NO_DIGEST))
-			st.digest_ns = digest_ns = pc_digest_cost(&pc.src);
-		c0 = pmt_now_ns();
-		err = pmt_src_collect(&pc.src, &dirty);
-		if (err)
-			goto out;
-		rs.collect_ns = pmt_now_ns() - c0;
-		rs.dirty_pages = dirty;
-		rs.dirty_rate = (uint64_t)((double)dirty * 1e9 /
-					   (double)(rs.duration_ns +
-						    rs.collect_ns + 1));
-		rs.bandwidth = bw = pc_bandwidth(&pc, &est);
-		rs.expected_downtime_ns =
-			pc_expected(&pc, &est, dirty, digest_ns, bw);
-		rs.total_bytes = es.wire_bytes;
-		rs.elapsed_ns = pmt_now_ns() - t0;
-		st.rounds++;
-		st.expected_downtime_ns = rs.expected_downtime_ns;
-		if (o->ops->progress) {
-			err = o->ops->progress(o->arg, &rs);
-			if (err)
-				goto out;
-		}
-		if (rs.expected_downtime_ns <= limit) {
-			st.converged = 1;
-			break;
-		}
-		/* the digest alone exceeds the limit: once the pages would
-		   fit, more rounds cannot help */
-		if (round >= max_rounds ||
-		    (digest_ns >= limit &&
-		     rs.expected_downtime_ns != PMTRACK_PRECOPY_UNKNOWN &&
-		     rs.expected_downtime_ns - digest_ns <= limit)) {
-			if (o->flags & PMTRACK_PRECOPY_NO_FORCE) {
-				err = -ETIMEDOUT;
-				goto out;
-			}
-			break;
-		}
-		round++;
-	}
-	pre_bytes = es.wire_bytes;
-	st.bandwidth =
-		(uint64_t)((double)pre_bytes * 1e9 /
-			   (double)(pmt_now_ns() - t0 - st.setup_ns + 1));
-
-	/* stop and copy */
-	stop0 = pmt_now_ns();
-	err = o->ops->stop(o->arg);
-	if (err)
-		goto out;
-	stopped = true;
-	pc.cap = 0;
-	round++;
-	memset(&rs, 0, sizeof(rs));
-	rs.sz = sizeof(rs);
-	rs.round = round;
-	rs.final = 1;
-	rs.total_pages = pc.src.total_pages;
-	pc_stats_enc(&pc, &es0);
-	r0 = pmt_now_ns();
-	err = pmt_src_collect(&pc.src, &dirty);
-	if (err)
-		goto out;
-	rs.collect_ns = pmt_now_ns() - r0;
-	err = pmt_src_round(&pc.src, pc.enc, round);
-	if (err)
-		goto out;
-	if (!(o->flags & PMTRACK_PRECOPY_NO_DIGEST)) {
-		err = pmt_src_digest(&pc.src, digest);
-		if (err)
-			goto out;
-	}
-	err = pmtrack_enc_end(
-		pc.enc, (o->flags & PMTRACK_PRECOPY_NO_DIGEST) ? NULL : digest);
-	if (!err && o->flush)
-		err = o->flush(o->write_arg);
-	pc_stats_enc(&pc, &es);
-	if (!err && o->reply)
-		err = pc_reply(o, id, &es, &st);
-	if (err)
-		goto out;
-	st.downtime_ns = pmt_now_ns() - stop0;
-	rs.duration_ns = pmt_now_ns() - r0;
-	rs.pages = es.pages + es.zero_pages - es0.pages - es0.zero_pages;
-	rs.zero_pages = es.zero_pages - es0.zero_pages;
-	rs.bytes = es.wire_bytes - es0.wire_bytes;
-	rs.bandwidth = bw;
-	rs.total_bytes = es.wire_bytes;
-	rs.elapsed_ns = pmt_now_ns() - t0;
-	st.final_pages = rs.pages;
-	st.rounds++;
-	if (o->ops->progress)
-		err = o->ops->progress(o->arg, &rs);
-out:
-	if (pc.enc) {
-		pc_stats_enc(&pc, &es);
-		st.pages = es.pages + es.zero_pages;
-		st.zero_pages = es.zero_pages;
-		st.bytes = es.wire_bytes;
-	}
-	if (err && stopped && o->ops->resume)
-		o->ops->resume(o->arg);
-	pmtrack_enc_free(pc.enc);
-	pmt_src_free(&pc.src);
-out_nosrc:
-	st.total_ns = pmt_now_ns() - t0;
-	if (stout)
-		pmt_stats_out(stout, &st, sizeof(st));
+	if (!err)
+		err = pc_precopy_rounds(&pc);
+	if (!err)
+		err = pc_stop_and_copy(&pc);
+	pc_finish(&pc, err, stout);
 	return err;
 }
