@@ -255,15 +255,47 @@ static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
 	return err;
 }
 
+/*
+ * Write image ck->next, named by stream @id, and give it its name; on
+ * failure nothing of it is left in the directory.
+ */
+static int ckpt_image(struct pmtrack_ckpt *ck, unsigned int flags,
+		      const uint8_t id[PMTRACK_STREAM_ID_LEN],
+		      struct pmtrack_dump_info *info)
+{
+	char tmp[64], name[32];
+	bool published;
+	int fd, err;
+
+	img_name(name, sizeof(name), ck->next);
+	fd = img_create(ck->dfd, ck->next, tmp);
+	if (fd < 0)
+		return fd;
+	err = ckpt_write(ck, fd, flags, id, info);
+	if (!err)
+		err = img_publish(ck->dfd, fd, tmp, name);
+	published = !err;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && !ck->no_sync && fsync(ck->dfd))
+		err = -errno;
+	if (err) {
+		/* the chain as it was */
+		if (published)
+			unlinkat(ck->dfd, name, 0);
+		else if (tmp[0])
+			unlinkat(ck->dfd, tmp, 0);
+	}
+	return err;
+}
+
 int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 		      struct pmtrack_dump_info *infoout)
 {
 	struct pmtrack_dump_info info = { .sz = sizeof(info) };
 	uint8_t id[PMTRACK_STREAM_ID_LEN];
-	char tmp[64], name[32];
 	uint64_t t0 = pmt_now_ns(), pending;
-	bool published;
-	int fd, err;
+	int err;
 
 	if (!ck || (flags & ~(unsigned int)PMTRACK_DUMP_STOPPED) ||
 	    (infoout && infoout->sz < sizeof(size_t)) || ck->next > 999999)
@@ -278,26 +310,9 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 	}
 	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
 		return errno ? -errno : -EIO;
-	img_name(name, sizeof(name), ck->next);
-	fd = img_create(ck->dfd, ck->next, tmp);
-	if (fd < 0)
-		return fd;
-	err = ckpt_write(ck, fd, flags, id, &info);
-	if (!err)
-		err = img_publish(ck->dfd, fd, tmp, name);
-	published = !err;
-	if (close(fd) && !err)
-		err = -errno;
-	if (!err && !ck->no_sync && fsync(ck->dfd))
-		err = -errno;
-	if (err) {
-		/* the chain as it was: the pages stay pending */
-		if (published)
-			unlinkat(ck->dfd, name, 0);
-		else if (tmp[0])
-			unlinkat(ck->dfd, tmp, 0);
-		return err;
-	}
+	err = ckpt_image(ck, flags, id, &info);
+	if (err)
+		return err; /* the pages stay pending */
 	pmt_src_sent(&ck->src);
 	memcpy(ck->last_id, id, sizeof(id));
 	ck->next++;
