@@ -168,38 +168,26 @@ static uint64_t pc_digest_cost(struct pmt_src *s)
 }
 
 /*
- * Read the destination's answer to stream @id from the return path and
- * judge it against what was sent (@es).  0 if it applied everything.
+ * Read the answer from @x into @a: exactly its bytes, as what follows on
+ * the connection is the caller's.  The preamble and frame first, then the
+ * message the frame announces.
  */
-static int pc_reply(const struct pmtrack_precopy_opts *o,
-		    const uint8_t id[PMTRACK_STREAM_ID_LEN],
-		    const struct pmtrack_enc_stats *es,
-		    struct pmtrack_precopy_stats *st)
+static int pc_read_ack(struct pmtrack_xport *x, struct pmtrack_stream_ack *a)
 {
-	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
-	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
 	uint8_t buf[PMTRACK_ACK_MAX];
 	size_t len = 0, want;
 	ssize_t n;
 	int r;
 
-	if (o->reply == o->write_arg && !o->flush) {
-		r = pmtrack_xport_flush(o->reply);
-		if (r)
-			return r;
-	}
-	/* exactly the answer's bytes: what follows on the connection is
-	   the caller's.  The preamble and frame first, then the message
-	   the frame announces. */
 	want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN;
 	for (;;) {
-		n = pmtrack_xport_read_exact(o->reply, buf + len, want - len);
+		n = pmtrack_xport_read_exact(x, buf + len, want - len);
 		if (n < 0)
 			return (int)n;
 		len += (size_t)n;
-		r = pmtrack_ack_decode(buf, len, &a);
+		r = pmtrack_ack_decode(buf, len, a);
 		if (r > 0)
-			break;
+			return 0;
 		if (r < 0)
 			return -EPROTO;
 		if (len < want)
@@ -211,6 +199,29 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 		if (want <= len)
 			return -EPROTO;
 	}
+}
+
+/*
+ * Read the destination's answer to stream @id from the return path and
+ * judge it against what was sent (@es).  0 if it applied everything.
+ */
+static int pc_reply(const struct pmtrack_precopy_opts *o,
+		    const uint8_t id[PMTRACK_STREAM_ID_LEN],
+		    const struct pmtrack_enc_stats *es,
+		    struct pmtrack_precopy_stats *st)
+{
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
+	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
+	int r;
+
+	if (o->reply == o->write_arg && !o->flush) {
+		r = pmtrack_xport_flush(o->reply);
+		if (r)
+			return r;
+	}
+	r = pc_read_ack(o->reply, &a);
+	if (r)
+		return r;
 	if (memcmp(a.stream_id, id, PMTRACK_STREAM_ID_LEN))
 		return -EPROTO;
 	if (a.error) {
