@@ -61,7 +61,8 @@ static int img_create(int dfd, uint32_t i, char tmp[64])
 			return errno ? -errno : -EIO;
 		snprintf(tmp, 64, ".%06u.pmts.%08x.tmp", i, r);
 		fd = openat(dfd, tmp,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				    O_CLOEXEC,
 			    0644);
 		if (fd >= 0 || errno != EEXIST)
 			break;
