@@ -1,213 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sending side: a set of watched regions whose written pages are
- * collected into per-region bitmaps and encoded as rounds (struct pmt_src),
- * the pre-copy loop on top of it, and incremental checkpoint images.
- *
- * A source keeps the pages it collected until the caller says they were
- * delivered (pmt_src_sent()): a dump that fails keeps them for the next
- * one, so a page reset by the tracker is never dropped.
+ * Live pre-copy: rounds of a source (struct pmt_src, source.c) until the
+ * expected downtime fits the limit, then stop-and-copy and the return path.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <pmtrack/migrate.h>
 
 #include "base.h"
-#include "bitmap.h"
-
-struct pmt_src {
-	struct pmtrack *t;
-	size_t n;
-	size_t ps;
-	uint64_t total_pages;
-	struct pmtrack_mem_region *r;
-	struct pmtrack_stream_region *sr;
-	struct pmtrack_bitmap *bm;
-	uint64_t **dirty; /* pages to send, per region */
-	size_t *nwords;
-	struct pmtrack_enc_region_round *rr;
-};
-
-static void src_free(struct pmt_src *s)
-{
-	size_t i;
-
-	if (s->t)
-		pmtrack_free(s->t);
-	if (s->dirty)
-		for (i = 0; i < s->n; i++)
-			free(s->dirty[i]);
-	pmtrack_bitmap_free(s->bm);
-	free(s->dirty);
-	free(s->nwords);
-	free(s->r);
-	free(s->sr);
-	free(s->rr);
-	memset(s, 0, sizeof(*s));
-}
-
-static int src_init(struct pmt_src *s, const struct pmtrack_opts *topts,
-		    const struct pmtrack_mem_region *r, size_t n)
-{
-	PMTRACK_OPTS(pmtrack_opts, dflt, .require = PMTRACK_CAP_ATOMIC_RESET);
-	size_t i, j, ps = (size_t)sysconf(_SC_PAGESIZE);
-	int err;
-
-	memset(s, 0, sizeof(*s));
-	if (!r || !n || n > PMTRACK_STREAM_MAX_REGIONS)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		if (!r[i].addr || !r[i].len || (uintptr_t)r[i].addr % ps ||
-		    r[i].len % ps ||
-		    (uintptr_t)r[i].addr + r[i].len < (uintptr_t)r[i].addr ||
-		    (r[i].name && strlen(r[i].name) > PMTRACK_STREAM_NAME_MAX))
-			return -EINVAL;
-		for (j = 0; j < i; j++)
-			if (r[j].id == r[i].id)
-				return -EINVAL;
-	}
-	s->n = n;
-	s->ps = ps;
-	s->r = calloc(n, sizeof(*s->r));
-	s->sr = calloc(n, sizeof(*s->sr));
-	s->rr = calloc(n, sizeof(*s->rr));
-	s->dirty = calloc(n, sizeof(*s->dirty));
-	s->nwords = calloc(n, sizeof(*s->nwords));
-	err = -ENOMEM;
-	if (!s->r || !s->sr || !s->rr || !s->dirty || !s->nwords)
-		goto fail;
-	err = pmtrack_bitmap_new(&s->bm);
-	if (err)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		size_t pages = r[i].len / ps;
-
-		s->r[i] = r[i];
-		s->sr[i] = (struct pmtrack_stream_region){
-			.id = r[i].id,
-			.start = (uint64_t)(uintptr_t)r[i].addr,
-			.length = r[i].len,
-			.name = r[i].name,
-		};
-		s->nwords[i] = pmt_nwords(pages);
-		s->dirty[i] = calloc(s->nwords[i], 8);
-		if (!s->dirty[i]) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		s->total_pages += pages;
-	}
-	err = pmtrack_new(topts ? topts : &dflt, &s->t);
-	if (err)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		err = pmtrack_watch(s->t, r[i].addr, r[i].len);
-		if (err)
-			goto fail;
-	}
-	return 0;
-fail:
-	src_free(s);
-	return err;
-}
-
-/* Every page goes into the next round. */
-static void src_all(struct pmt_src *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		pmt_bits_set(s->dirty[i], 0, s->r[i].len / s->ps);
-}
-
-/* Add the pages written since the last collect; *count = pages pending. */
-static int src_collect(struct pmt_src *s, uint64_t *count)
-{
-	const uint64_t *w;
-	size_t i, k, nw;
-	uint64_t c = 0;
-	int err = 0, e;
-
-	for (i = 0; i < s->n; i++) {
-		e = pmtrack_collect_bitmap(s->t, s->r[i].addr, s->r[i].len,
-					   PMTRACK_COLLECT_RESET, s->bm);
-		/* after a failure the bitmap still holds what was reset */
-		w = pmtrack_bitmap_words(s->bm, &nw);
-		if (w && pmtrack_bitmap_npages(s->bm) == s->r[i].len / s->ps)
-			for (k = 0; k < nw && k < s->nwords[i]; k++)
-				s->dirty[i][k] |= w[k];
-		if (e && !err)
-			err = e;
-	}
-	for (i = 0; i < s->n; i++)
-		c += pmt_bits_count(s->dirty[i], s->nwords[i]);
-	*count = c;
-	return err;
-}
-
-static int src_round(struct pmt_src *s, struct pmtrack_enc *enc, uint64_t round)
-{
-	size_t i, m = 0, pages;
-
-	for (i = 0; i < s->n; i++) {
-		pages = s->r[i].len / s->ps;
-		if (pmt_bits_next(s->dirty[i], pages, 0) >= pages)
-			continue; /* nothing to send */
-		s->rr[m++] = (struct pmtrack_enc_region_round){
-			.region = (uint32_t)i,
-			.dirty = s->dirty[i],
-			.mem = s->r[i].addr,
-		};
-	}
-	return pmtrack_enc_round(enc, round, s->rr, m);
-}
-
-/* The pending pages were delivered. */
-static void src_sent(struct pmt_src *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		memset(s->dirty[i], 0, s->nwords[i] * 8);
-}
-
-static int src_digest(struct pmt_src *s, uint8_t out[PMTRACK_DIGEST_LEN])
-{
-	struct iovec *iov = calloc(s->n, sizeof(*iov));
-	size_t i;
-
-	if (!iov)
-		return -ENOMEM;
-	for (i = 0; i < s->n; i++) {
-		iov[i].iov_base = s->r[i].addr;
-		iov[i].iov_len = s->r[i].len;
-	}
-	pmtrack_digest(iov, s->n, out);
-	free(iov);
-	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Pre-copy                                                                  */
-/* ------------------------------------------------------------------------ */
-
-struct pc {
-	const struct pmtrack_precopy_opts *o;
-	struct pmt_src src;
-	struct pmtrack_enc *enc;
-	/* rate limit: bytes written since cap_t0 */
-	uint64_t cap, cap_t0, cap_bytes;
-	/* time spent in the write callback, and its bytes */
-	uint64_t write_ns, write_bytes;
-};
+#include "source.h"
 
 /*
  * What the downtime estimate knows after each round.  Bytes per page come
@@ -225,6 +31,42 @@ struct pc_est {
 };
 
 #define PC_TIMED_ROUND (256u << 10)
+
+/*
+ * The downtime policy (pc_should_stop()): after each pre-copy round, stop
+ * when the expected downtime fits the limit; go on while it does not,
+ * unless max_rounds rounds followed round 0, or the digest alone exceeds
+ * the limit and the pages would fit (more rounds cannot help then).
+ */
+struct pc_policy {
+	uint64_t limit;	     /* the downtime to aim for */
+	uint64_t max_rounds; /* pre-copy rounds after round 0 */
+	uint64_t digest_ns;  /* the END digest's time; 0 until timed */
+};
+
+enum pc_next {
+	PC_NEXT_ROUND, /* another pre-copy round */
+	PC_CONVERGED,  /* stop: the estimate fits the limit */
+	PC_NO_FIT,     /* stop: more rounds will not make it fit */
+};
+
+struct pc {
+	const struct pmtrack_precopy_opts *o;
+	struct pmt_src src;
+	struct pmtrack_enc *enc;
+	uint8_t id[PMTRACK_STREAM_ID_LEN]; /* the answer names it */
+	uint64_t t0;			   /* pmtrack_precopy() started */
+	/* rate limit: bytes written since cap_t0 */
+	uint64_t cap, cap_t0, cap_bytes;
+	/* time spent in the write callback, and its bytes */
+	uint64_t write_ns, write_bytes;
+	struct pc_policy pol;
+	struct pc_est est;
+	uint64_t round; /* the round being sent */
+	uint64_t bw;	/* the last estimate's bandwidth */
+	bool stopped;	/* ops->stop() returned 0 */
+	struct pmtrack_precopy_stats st;
+};
 
 static void pc_learn(struct pc_est *e, const struct pmtrack_precopy_round *rs)
 {
@@ -320,9 +162,43 @@ static uint64_t pc_digest_cost(struct pmt_src *s)
 	int err;
 
 	PMT_LIVE_READ_BEGIN(); /* the workload is running */
-	err = src_digest(s, d);
+	err = pmt_src_digest(s, d);
 	PMT_LIVE_READ_END();
 	return err ? 0 : pmt_now_ns() - t0;
+}
+
+/*
+ * Read the answer from @x into @a: exactly its bytes, as what follows on
+ * the connection is the caller's.  The preamble and frame first, then the
+ * message the frame announces.
+ */
+static int pc_read_ack(struct pmtrack_xport *x, struct pmtrack_stream_ack *a)
+{
+	uint8_t buf[PMTRACK_ACK_MAX];
+	size_t len = 0, want;
+	ssize_t n;
+	int r;
+
+	want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN;
+	for (;;) {
+		n = pmtrack_xport_read_exact(x, buf + len, want - len);
+		if (n < 0)
+			return (int)n;
+		len += (size_t)n;
+		r = pmtrack_ack_decode(buf, len, a);
+		if (r > 0)
+			return 0;
+		if (r < 0)
+			return -EPROTO;
+		if (len < want)
+			return len ? -EPROTO : -ENODATA; /* it closed */
+		/* the frame says how long the message is (checked by the
+		   decoder: it refused a length past PMTRACK_ACK_MAX) */
+		want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN +
+		       pmt_get_le32(buf + PMTRACK_STREAM_PREAMBLE_LEN + 4);
+		if (want <= len)
+			return -EPROTO;
+	}
 }
 
 /*
@@ -336,9 +212,6 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 {
 	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
 	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
-	uint8_t buf[PMTRACK_ACK_MAX];
-	size_t len = 0, want;
-	ssize_t n;
 	int r;
 
 	if (o->reply == o->write_arg && !o->flush) {
@@ -346,29 +219,9 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 		if (r)
 			return r;
 	}
-	/* exactly the answer's bytes: what follows on the connection is
-	   the caller's.  The preamble and frame first, then the message
-	   the frame announces. */
-	want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN;
-	for (;;) {
-		n = pmtrack_xport_read_exact(o->reply, buf + len, want - len);
-		if (n < 0)
-			return (int)n;
-		len += (size_t)n;
-		r = pmtrack_ack_decode(buf, len, &a);
-		if (r > 0)
-			break;
-		if (r < 0)
-			return -EPROTO;
-		if (len < want)
-			return len ? -EPROTO : -ENODATA; /* it closed */
-		/* the frame says how long the message is (checked by the
-		   decoder: it refused a length past PMTRACK_ACK_MAX) */
-		want = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN +
-		       pmt_get_le32(buf + PMTRACK_STREAM_PREAMBLE_LEN + 4);
-		if (want <= len)
-			return -EPROTO;
-	}
+	r = pc_read_ack(o->reply, &a);
+	if (r)
+		return r;
 	if (memcmp(a.stream_id, id, PMTRACK_STREAM_ID_LEN))
 		return -EPROTO;
 	if (a.error) {
@@ -393,521 +246,288 @@ static int pc_stats_enc(struct pc *pc, struct pmtrack_enc_stats *es)
 	return pmtrack_enc_get_stats(pc->enc, es);
 }
 
+static bool pc_opts_ok(const struct pmtrack_precopy_opts *o)
+{
+	return o && PMT_OPTS_VALID(o, pmtrack_precopy_opts) && o->write &&
+	       o->ops && o->ops->stop &&
+	       !(o->flags & ~(unsigned int)(PMTRACK_PRECOPY_NO_DIGEST |
+					    PMTRACK_PRECOPY_NO_FORCE));
+}
+
+static void pc_policy_init(struct pc_policy *p,
+			   const struct pmtrack_precopy_opts *o)
+{
+	p->limit = o->downtime_limit_ns ? o->downtime_limit_ns : 300000000u;
+	p->max_rounds = o->max_rounds ? o->max_rounds : 30;
+	p->digest_ns = 0;
+}
+
+/* After round @round, whose expected downtime is @expected. */
+static enum pc_next pc_should_stop(const struct pc_policy *p, uint64_t round,
+				   uint64_t expected)
+{
+	if (expected <= p->limit)
+		return PC_CONVERGED;
+	if (round >= p->max_rounds)
+		return PC_NO_FIT;
+	/* the digest alone exceeds the limit: once the pages would fit,
+	   more rounds cannot help */
+	if (p->digest_ns >= p->limit && expected != PMTRACK_PRECOPY_UNKNOWN &&
+	    expected - p->digest_ns <= p->limit)
+		return PC_NO_FIT;
+	return PC_NEXT_ROUND;
+}
+
+static int pc_enc_new(struct pc *pc)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pc_write, .write_arg = pc,
+		     .page_size = pc->src.ps, .level = o->level,
+		     .flags = o->enc_flags, .batch_pages = o->batch_pages,
+		     .producer = o->producer, .stream_id = pc->id);
+
+	return pmtrack_enc_new(&eo, pc->src.sr, pc->src.n, &pc->enc);
+}
+
+/* The stream's id, the source (set-up time) and the encoder. */
+static int pc_start(struct pc *pc, const struct pmtrack_mem_region *regions,
+		    size_t n)
+{
+	int err;
+
+	/* the answer on the return path names it */
+	if (getrandom(pc->id, sizeof(pc->id), 0) != (ssize_t)sizeof(pc->id))
+		return errno ? -errno : -EIO;
+	err = pmt_src_init(&pc->src, pc->o->tracker, regions, n);
+	if (err)
+		return err;
+	pc->st.backend = pmtrack_backend(pc->src.t);
+	pc->st.setup_ns = pmt_now_ns() - pc->t0;
+	err = pc_enc_new(pc);
+	if (err)
+		return err;
+	pc->cap = pc->o->max_bandwidth;
+	pc->cap_t0 = pmt_now_ns();
+	return 0;
+}
+
+static void pc_round_start(const struct pc *pc,
+			   struct pmtrack_precopy_round *rs, int final)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->sz = sizeof(*rs);
+	rs->round = pc->round;
+	rs->final = final;
+	rs->total_pages = pc->src.total_pages;
+}
+
+/* What the round sent: the encoder's counts @es less those before, @es0. */
+static void pc_round_counts(struct pmtrack_precopy_round *rs,
+			    const struct pmtrack_enc_stats *es0,
+			    const struct pmtrack_enc_stats *es)
+{
+	rs->pages = es->pages + es->zero_pages - es0->pages - es0->zero_pages;
+	rs->zero_pages = es->zero_pages - es0->zero_pages;
+	rs->bytes = es->wire_bytes - es0->wire_bytes;
+	rs->total_bytes = es->wire_bytes;
+}
+
+/* The @dirty pages collected after round @rs, and what they would cost. */
+static void pc_estimate(struct pc *pc, struct pmtrack_precopy_round *rs,
+			uint64_t dirty)
+{
+	rs->dirty_pages = dirty;
+	rs->dirty_rate =
+		(uint64_t)((double)dirty * 1e9 /
+			   (double)(rs->duration_ns + rs->collect_ns + 1));
+	rs->bandwidth = pc->bw = pc_bandwidth(pc, &pc->est);
+	rs->expected_downtime_ns =
+		pc_expected(pc, &pc->est, dirty, pc->pol.digest_ns, pc->bw);
+}
+
+static int pc_progress(const struct pc *pc,
+		       const struct pmtrack_precopy_round *rs)
+{
+	const struct pmtrack_precopy_ops *ops = pc->o->ops;
+
+	return ops->progress ? ops->progress(pc->o->arg, rs) : 0;
+}
+
+/*
+ * Pre-copy round pc->round: send the pending pages, then collect the ones
+ * written meanwhile and estimate the downtime they would cost.
+ */
+static int pc_live_round(struct pc *pc, struct pmtrack_precopy_round *rs)
+{
+	struct pmtrack_enc_stats es0, es;
+	uint64_t r0, c0, dirty;
+	int err;
+
+	pc_round_start(pc, rs, 0);
+	pc_stats_enc(pc, &es0);
+	r0 = pmt_now_ns();
+	err = pmt_src_round(&pc->src, pc->enc, pc->round);
+	if (err)
+		return err;
+	pmt_src_sent(&pc->src);
+	pc_stats_enc(pc, &es);
+	rs->duration_ns = pmt_now_ns() - r0;
+	pc_round_counts(rs, &es0, &es);
+	pc_learn(&pc->est, rs);
+	/* after round 0, with every page read once */
+	if (!pc->round && !(pc->o->flags & PMTRACK_PRECOPY_NO_DIGEST))
+		pc->st.digest_ns = pc->pol.digest_ns = pc_digest_cost(&pc->src);
+	c0 = pmt_now_ns();
+	err = pmt_src_collect(&pc->src, &dirty);
+	if (err)
+		return err;
+	rs->collect_ns = pmt_now_ns() - c0;
+	pc_estimate(pc, rs, dirty);
+	rs->elapsed_ns = pmt_now_ns() - pc->t0;
+	pc->st.rounds++;
+	pc->st.expected_downtime_ns = rs->expected_downtime_ns;
+	return pc_progress(pc, rs);
+}
+
+/*
+ * Round 0 with every page, then rounds until the policy says stop; the
+ * pre-copy phase's bandwidth.  -ETIMEDOUT if the estimate cannot fit and
+ * PMTRACK_PRECOPY_NO_FORCE forbids stopping anyway.
+ */
+static int pc_precopy_rounds(struct pc *pc)
+{
+	struct pmtrack_precopy_round rs;
+	enum pc_next next;
+	int err;
+
+	pmt_src_all(&pc->src);
+	for (;; pc->round++) {
+		err = pc_live_round(pc, &rs);
+		if (err)
+			return err;
+		next = pc_should_stop(&pc->pol, pc->round,
+				      rs.expected_downtime_ns);
+		if (next == PC_CONVERGED)
+			pc->st.converged = 1;
+		if (next == PC_NO_FIT &&
+		    (pc->o->flags & PMTRACK_PRECOPY_NO_FORCE))
+			return -ETIMEDOUT;
+		if (next != PC_NEXT_ROUND)
+			break;
+	}
+	pc->st.bandwidth = (uint64_t)((double)rs.total_bytes * 1e9 /
+				      (double)(pmt_now_ns() - pc->t0 -
+					       pc->st.setup_ns + 1));
+	return 0;
+}
+
+/*
+ * The final round's pages, END with the digest of the paused memory, and
+ * flush(); then, with a return path, the destination's answer.  @es
+ * receives the encoder's counts.
+ */
+static int pc_send_rest(struct pc *pc, struct pmtrack_enc_stats *es)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	int err;
+
+	err = pmt_src_round(&pc->src, pc->enc, pc->round);
+	if (!err && digest)
+		err = pmt_src_digest(&pc->src, d);
+	if (err)
+		return err;
+	err = pmtrack_enc_end(pc->enc, digest ? d : NULL);
+	if (!err && o->flush)
+		err = o->flush(o->write_arg);
+	pc_stats_enc(pc, es);
+	if (!err && o->reply)
+		err = pc_reply(o, pc->id, es, &pc->st);
+	return err;
+}
+
+/* Stop the workload and send the rest: the stop-and-copy round. */
+static int pc_stop_and_copy(struct pc *pc)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	struct pmtrack_precopy_round rs;
+	struct pmtrack_enc_stats es0, es;
+	uint64_t stop0 = pmt_now_ns(), r0, dirty;
+	int err;
+
+	err = o->ops->stop(o->arg);
+	if (err)
+		return err;
+	pc->stopped = true;
+	pc->cap = 0;
+	pc->round++;
+	pc_round_start(pc, &rs, 1);
+	pc_stats_enc(pc, &es0);
+	r0 = pmt_now_ns();
+	err = pmt_src_collect(&pc->src, &dirty);
+	if (err)
+		return err;
+	rs.collect_ns = pmt_now_ns() - r0;
+	err = pc_send_rest(pc, &es);
+	if (err)
+		return err;
+	pc->st.downtime_ns = pmt_now_ns() - stop0;
+	rs.duration_ns = pmt_now_ns() - r0;
+	pc_round_counts(&rs, &es0, &es);
+	rs.bandwidth = pc->bw;
+	rs.elapsed_ns = pmt_now_ns() - pc->t0;
+	pc->st.final_pages = rs.pages;
+	pc->st.rounds++;
+	return pc_progress(pc, &rs);
+}
+
+/*
+ * The stream's counts into the stats, success or not; after a failure
+ * past stop(), resume().  Frees what pc_start() made.
+ */
+static void pc_finish(struct pc *pc, int err,
+		      struct pmtrack_precopy_stats *stout)
+{
+	struct pmtrack_enc_stats es;
+
+	if (pc->enc) {
+		pc_stats_enc(pc, &es);
+		pc->st.pages = es.pages + es.zero_pages;
+		pc->st.zero_pages = es.zero_pages;
+		pc->st.bytes = es.wire_bytes;
+	}
+	if (err && pc->stopped && pc->o->ops->resume)
+		pc->o->ops->resume(pc->o->arg);
+	pmtrack_enc_free(pc->enc);
+	pmt_src_free(&pc->src);
+	pc->st.total_ns = pmt_now_ns() - pc->t0;
+	if (stout)
+		pmt_stats_out(stout, &pc->st, sizeof(pc->st));
+}
+
 int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		    const struct pmtrack_mem_region *regions, size_t n,
 		    struct pmtrack_precopy_stats *stout)
 {
-	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
-	struct pmtrack_enc_stats es0, es;
-	struct pmtrack_precopy_round rs;
-	struct pc pc = { .o = o };
-	uint8_t digest[PMTRACK_DIGEST_LEN], id[PMTRACK_STREAM_ID_LEN];
-	uint64_t t0 = pmt_now_ns(), limit, digest_ns = 0, bw = 0, dirty = 0;
-	uint64_t round = 0, max_rounds, r0, c0, stop0 = 0, pre_bytes = 0;
-	struct pc_est est = { 0 };
-	bool stopped = false;
+	struct pc pc = {
+		.o = o,
+		.t0 = pmt_now_ns(),
+		.st = { .sz = sizeof(struct pmtrack_precopy_stats) },
+	};
 	int err;
 
 	if (stout && stout->sz < sizeof(size_t))
 		return -EINVAL;
-	if (!o || !PMT_OPTS_VALID(o, pmtrack_precopy_opts) || !o->write ||
-	    !o->ops || !o->ops->stop ||
-	    (o->flags & ~(unsigned int)(PMTRACK_PRECOPY_NO_DIGEST |
-					PMTRACK_PRECOPY_NO_FORCE))) {
-		err = -EINVAL;
-		goto out_nosrc;
-	}
-	limit = o->downtime_limit_ns ? o->downtime_limit_ns : 300000000u;
-	max_rounds = o->max_rounds ? o->max_rounds : 30;
-	/* the answer on the return path names it */
-	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
-		err = errno ? -errno : -EIO;
-		goto out_nosrc;
-	}
-	err = src_init(&pc.src, o->tracker, regions, n);
-	if (err)
-		goto out_nosrc;
-	st.backend = pmtrack_backend(pc.src.t);
-	st.setup_ns = pmt_now_ns() - t0;
-	{
-		PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pc_write,
-			     .write_arg = &pc, .page_size = pc.src.ps,
-			     .level = o->level, .flags = o->enc_flags,
-			     .batch_pages = o->batch_pages,
-			     .producer = o->producer, .stream_id = id);
-		err = pmtrack_enc_new(&eo, pc.src.sr, n, &pc.enc);
-		if (err)
-			goto out;
-	}
-	pc.cap = o->max_bandwidth;
-	pc.cap_t0 = pmt_now_ns();
-	src_all(&pc.src);
-	dirty = pc.src.total_pages;
-	for (;;) {
-		memset(&rs, 0, sizeof(rs));
-		rs.sz = sizeof(rs);
-		rs.round = round;
-		rs.total_pages = pc.src.total_pages;
-		pc_stats_enc(&pc, &es0);
-		r0 = pmt_now_ns();
-		err = src_round(&pc.src, pc.enc, round);
-		if (err)
-			goto out;
-		src_sent(&pc.src);
-		pc_stats_enc(&pc, &es);
-		rs.duration_ns = pmt_now_ns() - r0;
-		rs.pages =
-			es.pages + es.zero_pages - es0.pages - es0.zero_pages;
-		rs.zero_pages = es.zero_pages - es0.zero_pages;
-		rs.bytes = es.wire_bytes - es0.wire_bytes;
-		pc_learn(&est, &rs);
-		/* after round 0, with every page read once */
-		if (!round && !(o->flags & PMTRACK_PRECOPY_NO_DIGEST))
-			st.digest_ns = digest_ns = pc_digest_cost(&pc.src);
-		c0 = pmt_now_ns();
-		err = src_collect(&pc.src, &dirty);
-		if (err)
-			goto out;
-		rs.collect_ns = pmt_now_ns() - c0;
-		rs.dirty_pages = dirty;
-		rs.dirty_rate = (uint64_t)((double)dirty * 1e9 /
-					   (double)(rs.duration_ns +
-						    rs.collect_ns + 1));
-		rs.bandwidth = bw = pc_bandwidth(&pc, &est);
-		rs.expected_downtime_ns =
-			pc_expected(&pc, &est, dirty, digest_ns, bw);
-		rs.total_bytes = es.wire_bytes;
-		rs.elapsed_ns = pmt_now_ns() - t0;
-		st.rounds++;
-		st.expected_downtime_ns = rs.expected_downtime_ns;
-		if (o->ops->progress) {
-			err = o->ops->progress(o->arg, &rs);
-			if (err)
-				goto out;
-		}
-		if (rs.expected_downtime_ns <= limit) {
-			st.converged = 1;
-			break;
-		}
-		/* the digest alone exceeds the limit: once the pages would
-		   fit, more rounds cannot help */
-		if (round >= max_rounds ||
-		    (digest_ns >= limit &&
-		     rs.expected_downtime_ns != PMTRACK_PRECOPY_UNKNOWN &&
-		     rs.expected_downtime_ns - digest_ns <= limit)) {
-			if (o->flags & PMTRACK_PRECOPY_NO_FORCE) {
-				err = -ETIMEDOUT;
-				goto out;
-			}
-			break;
-		}
-		round++;
-	}
-	pre_bytes = es.wire_bytes;
-	st.bandwidth =
-		(uint64_t)((double)pre_bytes * 1e9 /
-			   (double)(pmt_now_ns() - t0 - st.setup_ns + 1));
-
-	/* stop and copy */
-	stop0 = pmt_now_ns();
-	err = o->ops->stop(o->arg);
-	if (err)
-		goto out;
-	stopped = true;
-	pc.cap = 0;
-	round++;
-	memset(&rs, 0, sizeof(rs));
-	rs.sz = sizeof(rs);
-	rs.round = round;
-	rs.final = 1;
-	rs.total_pages = pc.src.total_pages;
-	pc_stats_enc(&pc, &es0);
-	r0 = pmt_now_ns();
-	err = src_collect(&pc.src, &dirty);
-	if (err)
-		goto out;
-	rs.collect_ns = pmt_now_ns() - r0;
-	err = src_round(&pc.src, pc.enc, round);
-	if (err)
-		goto out;
-	if (!(o->flags & PMTRACK_PRECOPY_NO_DIGEST)) {
-		err = src_digest(&pc.src, digest);
-		if (err)
-			goto out;
-	}
-	err = pmtrack_enc_end(
-		pc.enc, (o->flags & PMTRACK_PRECOPY_NO_DIGEST) ? NULL : digest);
-	if (!err && o->flush)
-		err = o->flush(o->write_arg);
-	pc_stats_enc(&pc, &es);
-	if (!err && o->reply)
-		err = pc_reply(o, id, &es, &st);
-	if (err)
-		goto out;
-	st.downtime_ns = pmt_now_ns() - stop0;
-	rs.duration_ns = pmt_now_ns() - r0;
-	rs.pages = es.pages + es.zero_pages - es0.pages - es0.zero_pages;
-	rs.zero_pages = es.zero_pages - es0.zero_pages;
-	rs.bytes = es.wire_bytes - es0.wire_bytes;
-	rs.bandwidth = bw;
-	rs.total_bytes = es.wire_bytes;
-	rs.elapsed_ns = pmt_now_ns() - t0;
-	st.final_pages = rs.pages;
-	st.rounds++;
-	if (o->ops->progress)
-		err = o->ops->progress(o->arg, &rs);
-out:
-	if (pc.enc) {
-		pc_stats_enc(&pc, &es);
-		st.pages = es.pages + es.zero_pages;
-		st.zero_pages = es.zero_pages;
-		st.bytes = es.wire_bytes;
-	}
-	if (err && stopped && o->ops->resume)
-		o->ops->resume(o->arg);
-	pmtrack_enc_free(pc.enc);
-	src_free(&pc.src);
-out_nosrc:
-	st.total_ns = pmt_now_ns() - t0;
-	if (stout)
-		pmt_stats_out(stout, &st, sizeof(st));
-	return err;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Checkpoint images                                                         */
-/* ------------------------------------------------------------------------ */
-
-struct pmtrack_ckpt {
-	int dfd;
-	struct pmt_src src;
-	uint32_t next; /* index of the next image */
-	uint8_t last_id[PMTRACK_STREAM_ID_LEN];
-	int level;
-	unsigned int enc_flags;
-	uint32_t batch_pages;
-	char *producer;
-	int no_sync;
-	enum pmtrack_xport_kind xport;
-};
-
-/* Image @i's file name. */
-static void img_name(char *buf, size_t len, uint32_t i)
-{
-	snprintf(buf, len, "%06u.pmts", i);
-}
-
-/*
- * A new file in @dfd for image @i that nobody sees before it is published:
- * unnamed (O_TMPFILE) where the file system has them, else a hidden name
- * of its own, created exclusively (so nothing at that name is followed or
- * truncated).  @tmp receives the name, "" for an unnamed file.
- */
-static int img_create(int dfd, uint32_t i, char tmp[64])
-{
-	uint32_t r;
-	int fd;
-
-	tmp[0] = 0;
-	fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-	if (fd >= 0)
-		return fd;
-	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-		return -errno;
-	for (int k = 0; k < 64; k++) {
-		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-			return errno ? -errno : -EIO;
-		snprintf(tmp, 64, ".%06u.pmts.%08x.tmp", i, r);
-		fd = openat(dfd, tmp,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    0644);
-		if (fd >= 0 || errno != EEXIST)
-			break;
-	}
-	if (fd < 0)
-		tmp[0] = 0;
-	return fd < 0 ? -errno : fd;
-}
-
-/* Give the complete image its name; -EEXIST if anything has it already. */
-static int img_publish(int dfd, int fd, const char *tmp, const char *name)
-{
-	char proc[48];
-
-	if (!tmp[0]) {
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		if (!linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW))
-			return 0;
-		if (errno != ENOENT)
-			return -errno;
-		/* no /proc: this needs CAP_DAC_READ_SEARCH */
-		return linkat(fd, "", dfd, name, AT_EMPTY_PATH) ? -errno : 0;
-	}
-	if (!renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE))
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	/* a file system without RENAME_NOREPLACE: link, which never
-	   replaces either, then drop the temporary name */
-	if (linkat(dfd, tmp, dfd, name, 0))
-		return -errno;
-	unlinkat(dfd, tmp, 0);
-	return 0;
-}
-
-/* The image number a directory entry names, or -1. */
-static long img_index(const char *name)
-{
-	char *end;
-	unsigned long v;
-
-	if (strlen(name) != 11 || strcmp(name + 6, ".pmts"))
-		return -1;
-	for (int i = 0; i < 6; i++)
-		if (name[i] < '0' || name[i] > '9')
-			return -1;
-	v = strtoul(name, &end, 10);
-	return end == name + 6 ? (long)v : -1;
-}
-
-/* The highest image number in @dfd into *@last (-1 if none); 0 or -errno. */
-static int img_last(int dfd, long *last)
-{
-	struct dirent *de;
-	long k;
-	int fd = dup(dfd);
-	DIR *d;
-
-	*last = -1;
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
-	while ((de = readdir(d)))
-		if ((k = img_index(de->d_name)) > *last)
-			*last = k;
-	closedir(d);
-	return 0;
-}
-
-int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
-		     const struct pmtrack_mem_region *regions, size_t n,
-		     struct pmtrack_ckpt **out)
-{
-	struct pmtrack_ckpt *ck;
-	long last;
-	int err;
-
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!dir || !*dir || !PMT_OPTS_VALID(o, pmtrack_ckpt_opts) ||
-	    PMT_OPTS_GET(o, xport, PMTRACK_XPORT_AUTO) > PMTRACK_XPORT_SYSCALL)
-		return -EINVAL;
-	ck = calloc(1, sizeof(*ck));
-	if (!ck)
-		return -ENOMEM;
-	ck->dfd = -1;
-	if (mkdir(dir, 0755) && errno != EEXIST) {
-		err = -errno;
-		goto fail;
-	}
-	ck->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ck->dfd < 0) {
-		err = -errno;
-		goto fail;
-	}
-	err = img_last(ck->dfd, &last);
-	if (!err && last >= 0)
-		err = -EEXIST;
-	if (err)
-		goto fail;
-	ck->level = PMT_OPTS_GET(o, level, 0);
-	ck->enc_flags = PMT_OPTS_GET(o, enc_flags, 0u);
-	ck->batch_pages = PMT_OPTS_GET(o, batch_pages, 0u);
-	ck->no_sync = PMT_OPTS_GET(o, no_sync, 0);
-	ck->xport = PMT_OPTS_GET(o, xport, PMTRACK_XPORT_AUTO);
-	if (PMT_OPTS_GET(o, producer, (const char *)NULL)) {
-		ck->producer = strdup(o->producer);
-		if (!ck->producer) {
-			err = -ENOMEM;
-			goto fail;
-		}
-	}
-	err = src_init(
-		&ck->src,
-		PMT_OPTS_GET(o, tracker, (const struct pmtrack_opts *)NULL),
-		regions, n);
-	if (err)
-		goto fail;
-	src_all(&ck->src);
-	*out = ck;
-	return 0;
-fail:
-	pmtrack_ckpt_free(ck);
-	return err;
-}
-
-void pmtrack_ckpt_free(struct pmtrack_ckpt *ck)
-{
-	if (!ck)
-		return;
-	src_free(&ck->src);
-	if (ck->dfd >= 0)
-		close(ck->dfd);
-	free(ck->producer);
-	free(ck);
-}
-
-/* Write image ck->next to @fd. */
-static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
-		      const uint8_t id[PMTRACK_STREAM_ID_LEN],
-		      struct pmtrack_dump_info *info)
-{
-	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = ck->xport);
-	struct pmtrack_enc_stats es = { .sz = sizeof(es) };
-	struct pmtrack_xport *x = NULL;
-	struct pmtrack_enc *enc = NULL;
-	uint8_t digest[PMTRACK_DIGEST_LEN];
-	int err;
-
-	err = pmtrack_xport_new(fd, &xo, &x);
-	if (err)
-		return err;
-	{
-		PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pmtrack_xport_write,
-			     .write_arg = x, .page_size = ck->src.ps,
-			     .level = ck->level,
-			     .flags = ck->enc_flags |
-				      ((flags & PMTRACK_DUMP_STOPPED)
-					       ? PMTRACK_ENC_STABLE
-					       : 0u),
-			     .batch_pages = ck->batch_pages,
-			     .producer = ck->producer, .stream_id = id,
-			     .parent_id = ck->next ? ck->last_id : NULL);
-		err = pmtrack_enc_new(&eo, ck->src.sr, ck->src.n, &enc);
+	err = pc_opts_ok(o) ? 0 : -EINVAL;
+	if (!err) {
+		pc_policy_init(&pc.pol, o);
+		err = pc_start(&pc, regions, n);
 	}
 	if (!err)
-		err = src_round(&ck->src, enc, 0);
-	if (!err && (flags & PMTRACK_DUMP_STOPPED))
-		err = src_digest(&ck->src, digest);
+		err = pc_precopy_rounds(&pc);
 	if (!err)
-		err = pmtrack_enc_end(
-			enc, (flags & PMTRACK_DUMP_STOPPED) ? digest : NULL);
-	if (!err)
-		err = pmtrack_xport_flush(x);
-	if (!err && !ck->no_sync && fsync(fd))
-		err = -errno;
-	if (enc && !pmtrack_enc_get_stats(enc, &es)) {
-		info->pages = es.pages + es.zero_pages;
-		info->zero_pages = es.zero_pages;
-		info->bytes = es.wire_bytes;
-	}
-	info->has_digest = !!(flags & PMTRACK_DUMP_STOPPED);
-	pmtrack_enc_free(enc);
-	pmtrack_xport_free(x);
-	return err;
-}
-
-int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
-		      struct pmtrack_dump_info *infoout)
-{
-	struct pmtrack_dump_info info = { .sz = sizeof(info) };
-	uint8_t id[PMTRACK_STREAM_ID_LEN];
-	char tmp[64], name[32];
-	uint64_t t0 = pmt_now_ns(), pending;
-	bool published;
-	int fd, err;
-
-	if (!ck || (flags & ~(unsigned int)PMTRACK_DUMP_STOPPED) ||
-	    (infoout && infoout->sz < sizeof(size_t)) || ck->next > 999999)
-		return -EINVAL;
-	info.index = ck->next;
-	/* image 0 sends everything (set at creation); later ones what was
-	   written since, plus whatever a failed dump could not deliver */
-	if (ck->next) {
-		err = src_collect(&ck->src, &pending);
-		if (err)
-			return err;
-	}
-	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
-		return errno ? -errno : -EIO;
-	img_name(name, sizeof(name), ck->next);
-	fd = img_create(ck->dfd, ck->next, tmp);
-	if (fd < 0)
-		return fd;
-	err = ckpt_write(ck, fd, flags, id, &info);
-	if (!err)
-		err = img_publish(ck->dfd, fd, tmp, name);
-	published = !err;
-	if (close(fd) && !err)
-		err = -errno;
-	if (!err && !ck->no_sync && fsync(ck->dfd))
-		err = -errno;
-	if (err) {
-		/* the chain as it was: the pages stay pending */
-		if (published)
-			unlinkat(ck->dfd, name, 0);
-		else if (tmp[0])
-			unlinkat(ck->dfd, tmp, 0);
-		return err;
-	}
-	src_sent(&ck->src);
-	memcpy(ck->last_id, id, sizeof(id));
-	ck->next++;
-	info.duration_ns = pmt_now_ns() - t0;
-	if (infoout)
-		pmt_stats_out(infoout, &info, sizeof(info));
-	return 0;
-}
-
-int pmtrack_ckpt_restore(struct pmtrack_rx *rx, const char *dir, uint32_t upto,
-			 struct pmtrack_restore_info *infoout)
-{
-	struct pmtrack_restore_info info = { .sz = sizeof(info) };
-	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
-	char name[32];
-	uint32_t i;
-	long last;
-	int dfd, fd, err = 0;
-	struct stat sb;
-
-	if (!rx || !dir || (infoout && infoout->sz < sizeof(size_t)))
-		return -EINVAL;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	err = img_last(dfd, &last);
-	if (!err && last < 0)
-		err = -ENOENT;
-	if (err)
-		goto out;
-	if (upto == UINT32_MAX)
-		upto = (uint32_t)last;
-	for (i = 0; i <= upto && !err; i++) {
-		img_name(name, sizeof(name), i);
-		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			err = -errno;
-			break;
-		}
-		err = pmtrack_rx_apply_fd(rx, fd);
-		if (!err) {
-			info.images++;
-			if (!fstat(fd, &sb))
-				info.bytes += (uint64_t)sb.st_size;
-		}
-		close(fd);
-	}
-	if (!err && !pmtrack_rx_get_stats(rx, &rs))
-		info.digest_verified = rs.digest_verified;
-out:
-	close(dfd);
-	if (infoout)
-		pmt_stats_out(infoout, &info, sizeof(info));
+		err = pc_stop_and_copy(&pc);
+	pc_finish(&pc, err, stout);
 	return err;
 }
