@@ -769,12 +769,7 @@ int pmtrack_enc_end(struct pmtrack_enc *enc,
 int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
 			  struct pmtrack_enc_stats *st)
 {
-	size_t sz;
-
-	if (!enc || !st || st->sz < sizeof(size_t))
+	if (!enc)
 		return -EINVAL;
-	sz = st->sz < sizeof(*st) ? st->sz : sizeof(*st);
-	memcpy((char *)st + sizeof(size_t),
-	       (const char *)&enc->st + sizeof(size_t), sz - sizeof(size_t));
-	return 0;
+	return pmt_stats_out(st, &enc->st, sizeof(enc->st));
 }
