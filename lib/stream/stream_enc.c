@@ -265,26 +265,11 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	free(enc);
 }
 
-int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
-		    const struct pmtrack_stream_region *regions,
-		    size_t nregions, struct pmtrack_enc **out)
+/* Take the options into @enc and check them. */
+static int enc_take_opts(struct pmtrack_enc *enc,
+			 const struct pmtrack_enc_opts *opts,
+			 const char **producer, const uint8_t **id)
 {
-	char defprod[64];
-	const char *producer;
-	uint8_t sid[PMTRACK_STREAM_ID_LEN];
-	const uint8_t *id;
-	struct pmtrack_enc *enc;
-	size_t bp;
-	int r;
-
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!opts || !PMT_OPTS_VALID(opts, pmtrack_enc_opts) || !opts->write)
-		return -EINVAL;
-	enc = calloc(1, sizeof(*enc));
-	if (!enc)
-		return -ENOMEM;
 	enc->write = opts->write;
 	enc->write_arg = opts->write_arg;
 	enc->ps = PMT_OPTS_GET(opts, page_size, 0);
@@ -296,9 +281,8 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	if (!enc->batch_pages)
 		enc->batch_pages = BATCH_PAGES_DEFAULT;
 	enc->link_bw = PMT_OPTS_GET(opts, link_bw, 0);
-	producer = PMT_OPTS_GET(opts, producer, NULL);
-	id = PMT_OPTS_GET(opts, stream_id, NULL);
-	r = -EINVAL;
+	*producer = PMT_OPTS_GET(opts, producer, NULL);
+	*id = PMT_OPTS_GET(opts, stream_id, NULL);
 	if (!page_size_ok(enc->ps) ||
 	    enc->flags & ~(unsigned int)(PMTRACK_ENC_ADAPTIVE |
 					 PMTRACK_ENC_STABLE) ||
@@ -306,56 +290,110 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	    (uint64_t)enc->batch_pages * enc->ps > (1ULL << 31) ||
 	    (enc->level && (enc->level < ZSTD_minCLevel() ||
 			    enc->level > ZSTD_maxCLevel())) ||
-	    (producer && strlen(producer) > PMT_NAME_MAX))
-		goto fail;
-	r = check_regions(regions, nregions, enc->ps);
-	if (r)
-		goto fail;
-	if (!producer) {
-		snprintf(defprod, sizeof(defprod), "libpmtrack %s",
-			 PMTRACK_VERSION_STRING);
-		producer = defprod;
-	}
-	if (!id) {
-		if (getrandom(sid, sizeof(sid), 0) != (ssize_t)sizeof(sid)) {
-			r = -errno;
-			goto fail;
-		}
-		id = sid;
-	}
+	    (*producer && strlen(*producer) > PMT_NAME_MAX))
+		return -EINVAL;
+	return 0;
+}
 
-	r = -ENOMEM;
+/* The producer and stream id the caller left out: ours, and a random one. */
+static int enc_default_ids(const char **producer, char *defprod, size_t defsz,
+			   const uint8_t **id,
+			   uint8_t sid[PMTRACK_STREAM_ID_LEN])
+{
+	if (!*producer) {
+		snprintf(defprod, defsz, "libpmtrack %s",
+			 PMTRACK_VERSION_STRING);
+		*producer = defprod;
+	}
+	if (!*id) {
+		/* a short read (never for 16 bytes) sets no errno */
+		if (getrandom(sid, PMTRACK_STREAM_ID_LEN, 0) !=
+		    (ssize_t)PMTRACK_STREAM_ID_LEN)
+			return errno ? -errno : -EIO;
+		*id = sid;
+	}
+	return 0;
+}
+
+/* Our copy of the region table, names included. */
+static int enc_copy_regions(struct pmtrack_enc *enc,
+			    const struct pmtrack_stream_region *regions,
+			    size_t nregions)
+{
 	enc->regions = calloc(nregions, sizeof(*enc->regions));
 	if (!enc->regions)
-		goto fail;
+		return -ENOMEM;
 	enc->nregions = nregions;
 	for (size_t i = 0; i < nregions; i++) {
 		enc->regions[i].r = regions[i];
 		enc->regions[i].r.name = NULL;
 		if (regions[i].name &&
 		    !(enc->regions[i].r.name = strdup(regions[i].name)))
-			goto fail;
+			return -ENOMEM;
 		enc->regions[i].pages = regions[i].length / enc->ps;
 	}
-	bp = enc->batch_pages;
+	return 0;
+}
+
+/* The buffers a batch is built in, and the compressor if there is one. */
+static int enc_alloc_buffers(struct pmtrack_enc *enc)
+{
+	size_t bp = enc->batch_pages;
+
 	enc->stage = malloc(bp * enc->ps);
 	enc->runs = malloc(2 * bp * sizeof(*enc->runs));
 	enc->iov = malloc((2 + (bp > STABLE_IOV_MAX ? STABLE_IOV_MAX : bp)) *
 			  sizeof(*enc->iov));
 	enc->hs = XXH3_createState();
 	if (!enc->stage || !enc->runs || !enc->iov || !enc->hs)
+		return -ENOMEM;
+	if (!enc->level)
+		return 0;
+	enc->cctx = ZSTD_createCCtx();
+	enc->zcap = ZSTD_compressBound(bp * enc->ps);
+	enc->zbuf = malloc(enc->zcap);
+	if (!enc->cctx || !enc->zbuf)
+		return -ENOMEM;
+	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_compressionLevel, enc->level);
+	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_contentSizeFlag, 1);
+	return 0;
+}
+
+int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
+		    const struct pmtrack_stream_region *regions,
+		    size_t nregions, struct pmtrack_enc **out)
+{
+	char defprod[64];
+	const char *producer;
+	uint8_t sid[PMTRACK_STREAM_ID_LEN];
+	const uint8_t *id;
+	struct pmtrack_enc *enc;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts || !PMT_OPTS_VALID(opts, pmtrack_enc_opts) || !opts->write)
+		return -EINVAL;
+	enc = calloc(1, sizeof(*enc));
+	if (!enc)
+		return -ENOMEM;
+	r = enc_take_opts(enc, opts, &producer, &id);
+	if (r)
 		goto fail;
-	if (enc->level) {
-		enc->cctx = ZSTD_createCCtx();
-		enc->zcap = ZSTD_compressBound(bp * enc->ps);
-		enc->zbuf = malloc(enc->zcap);
-		if (!enc->cctx || !enc->zbuf)
-			goto fail;
-		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_compressionLevel,
-				       enc->level);
-		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_checksumFlag, 0);
-		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_contentSizeFlag, 1);
-	}
+	r = check_regions(regions, nregions, enc->ps);
+	if (r)
+		goto fail;
+	r = enc_default_ids(&producer, defprod, sizeof(defprod), &id, sid);
+	if (r)
+		goto fail;
+	r = enc_copy_regions(enc, regions, nregions);
+	if (r)
+		goto fail;
+	r = enc_alloc_buffers(enc);
+	if (r)
+		goto fail;
 	r = write_header(enc, producer, id,
 			 PMT_OPTS_GET(opts, parent_id, NULL));
 	if (r)
