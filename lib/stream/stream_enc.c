@@ -512,101 +512,133 @@ static void adapt_skip(struct pmtrack_enc *enc, unsigned int n,
 	enc->skip_reason = reason;
 }
 
+/* ADAPTIVE: whether this batch goes raw untried, the skip counted. */
+static bool batch_skips_z(struct pmtrack_enc *enc)
+{
+	if (!(enc->flags & PMTRACK_ENC_ADAPTIVE) || !enc->skip_left)
+		return false;
+	enc->skip_left--;
+	if (enc->skip_reason)
+		enc->st.skipped_link++;
+	else
+		enc->st.skipped_incompressible++;
+	return true;
+}
+
+/* Raw from STABLE memory: one iovec per run, straight from the pages. */
+static int batch_gather_stable(struct pmtrack_enc *enc, const struct batch *b,
+			       struct iovec *pay, uint64_t *xxh3)
+{
+	const uint64_t *runs = enc->runs;
+	XXH3_state_t *hs = enc->hs;
+	uint64_t pos = 0;
+
+	XXH3_64bits_reset(hs);
+	for (size_t i = 0; i < b->nruns; i++) {
+		pos += runs[2 * i];
+		pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
+		pay[i].iov_len = runs[2 * i + 1] * enc->ps;
+		XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
+		pos += runs[2 * i + 1];
+	}
+	*xxh3 = XXH3_64bits_digest(hs);
+	return (int)b->nruns;
+}
+
+/* The pages copied into enc->stage, as one iovec. */
+static int batch_gather_copy(struct pmtrack_enc *enc, const struct batch *b,
+			     struct iovec *pay, uint64_t *xxh3)
+{
+	const uint64_t *runs = enc->runs;
+	size_t raw = b->pages * enc->ps;
+	uint8_t *dst = enc->stage;
+	uint64_t pos = 0;
+
+	/* one read of each page: what is hashed is what is sent */
+	PMT_LIVE_READ_BEGIN();
+	for (size_t i = 0; i < b->nruns; i++) {
+		size_t len = runs[2 * i + 1] * enc->ps;
+
+		pos += runs[2 * i];
+		memcpy(dst, b->mem + pos * enc->ps, len);
+		dst += len;
+		pos += runs[2 * i + 1];
+	}
+	PMT_LIVE_READ_END();
+	*xxh3 = XXH3_64bits(enc->stage, raw);
+	pay[0] = (struct iovec){ enc->stage, raw };
+	return 1;
+}
+
+/* ADAPTIVE: given @raw bytes compressed to @z, when to try again. */
+static void adapt_after(struct pmtrack_enc *enc, size_t raw, size_t z)
+{
+	double lbw = enc->link_bw ? (double)enc->link_bw : enc->link_meas;
+
+	if (ZSTD_isError(z) || z >= raw - raw / 32) {
+		/* incompressible: back off exponentially */
+		enc->skip_incomp = enc->skip_incomp ? enc->skip_incomp * 2 : 1;
+		if (enc->skip_incomp > SKIP_INCOMP_MAX)
+			enc->skip_incomp = SKIP_INCOMP_MAX;
+		adapt_skip(enc, enc->skip_incomp, 0);
+		return;
+	}
+	enc->skip_incomp = 0;
+	/* compressing costs more time than it saves */
+	if (lbw > 0 && enc->comp_bw > 0 &&
+	    (double)raw / enc->comp_bw > (double)(raw - z) / lbw)
+		adapt_skip(enc, SKIP_LINK, 1);
+}
+
+/*
+ * Compress the @raw bytes in enc->stage.  True if they shrank: then
+ * @pay[0] and @plen are the compressed bytes.
+ */
+static bool batch_compress(struct pmtrack_enc *enc, size_t raw,
+			   struct iovec *pay, size_t *plen)
+{
+	bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
+	double t0 = adaptive ? now_s() : 0, dt;
+	size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap, enc->stage,
+				  raw);
+	bool zstd = false;
+
+	dt = adaptive ? now_s() - t0 : 0;
+	if (!ZSTD_isError(z) && dt > 0)
+		ewma(&enc->comp_bw, (double)raw / dt);
+	/* never send more than the raw pages */
+	if (!ZSTD_isError(z) && z < raw) {
+		zstd = true;
+		*plen = z;
+		pay[0] = (struct iovec){ enc->zbuf, z };
+	}
+	if (adaptive)
+		adapt_after(enc, raw, z);
+	return zstd;
+}
+
 static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 {
 	Pmtrack__Batch m = PMTRACK__BATCH__INIT;
 	size_t raw = b->pages * enc->ps, plen = raw;
 	struct iovec pay[STABLE_IOV_MAX];
-	const uint64_t *runs = enc->runs;
-	bool stable = enc->flags & PMTRACK_ENC_STABLE;
-	bool try_z = enc->level != 0, zstd = false;
-	int npay = 0, r;
-	uint64_t pos = 0;
+	bool try_z, zstd = false;
+	int npay, r;
 
 	if (!b->pages)
 		return 0;
-	if (try_z && (enc->flags & PMTRACK_ENC_ADAPTIVE) && enc->skip_left) {
-		enc->skip_left--;
-		if (enc->skip_reason)
-			enc->st.skipped_link++;
-		else
-			enc->st.skipped_incompressible++;
-		try_z = false;
-	}
-
-	if (stable && !try_z && b->nruns <= STABLE_IOV_MAX) {
-		XXH3_state_t *hs = enc->hs;
-
-		XXH3_64bits_reset(hs);
-		for (size_t i = 0; i < b->nruns; i++) {
-			pos += runs[2 * i];
-			pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
-			pay[i].iov_len = runs[2 * i + 1] * enc->ps;
-			XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
-			pos += runs[2 * i + 1];
-		}
-		m.xxh3 = XXH3_64bits_digest(hs);
-		npay = (int)b->nruns;
-	} else {
-		uint8_t *dst = enc->stage;
-
-		/* one read of each page: what is hashed is what is sent */
-		PMT_LIVE_READ_BEGIN();
-		for (size_t i = 0; i < b->nruns; i++) {
-			size_t len = runs[2 * i + 1] * enc->ps;
-
-			pos += runs[2 * i];
-			memcpy(dst, b->mem + pos * enc->ps, len);
-			dst += len;
-			pos += runs[2 * i + 1];
-		}
-		PMT_LIVE_READ_END();
-		m.xxh3 = XXH3_64bits(enc->stage, raw);
-		pay[0] = (struct iovec){ enc->stage, raw };
-		npay = 1;
-	}
-
-	if (try_z) {
-		bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
-		double t0 = adaptive ? now_s() : 0, dt;
-		size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap,
-					  enc->stage, raw);
-
-		dt = adaptive ? now_s() - t0 : 0;
-		if (!ZSTD_isError(z) && dt > 0)
-			ewma(&enc->comp_bw, (double)raw / dt);
-		/* never send more than the raw pages */
-		if (!ZSTD_isError(z) && z < raw) {
-			zstd = true;
-			plen = z;
-			pay[0] = (struct iovec){ enc->zbuf, z };
-		}
-		if (adaptive) {
-			double lbw = enc->link_bw ? (double)enc->link_bw
-						  : enc->link_meas;
-
-			if (ZSTD_isError(z) || z >= raw - raw / 32) {
-				/* incompressible: back off exponentially */
-				enc->skip_incomp =
-					enc->skip_incomp ? enc->skip_incomp * 2
-							 : 1;
-				if (enc->skip_incomp > SKIP_INCOMP_MAX)
-					enc->skip_incomp = SKIP_INCOMP_MAX;
-				adapt_skip(enc, enc->skip_incomp, 0);
-			} else {
-				enc->skip_incomp = 0;
-				/* compressing costs more time than it saves */
-				if (lbw > 0 && enc->comp_bw > 0 &&
-				    (double)raw / enc->comp_bw >
-					    (double)(raw - z) / lbw)
-					adapt_skip(enc, SKIP_LINK, 1);
-			}
-		}
-	}
+	try_z = enc->level && !batch_skips_z(enc);
+	if ((enc->flags & PMTRACK_ENC_STABLE) && !try_z &&
+	    b->nruns <= STABLE_IOV_MAX)
+		npay = batch_gather_stable(enc, b, pay, &m.xxh3);
+	else
+		npay = batch_gather_copy(enc, b, pay, &m.xxh3);
+	if (try_z)
+		zstd = batch_compress(enc, raw, pay, &plen);
 
 	m.region = b->region;
 	m.n_runs = 2 * b->nruns;
-	m.runs = (uint64_t *)runs;
+	m.runs = enc->runs;
 	m.codec = zstd ? PMTRACK__CODEC__ZSTD : PMTRACK__CODEC__RAW;
 	m.raw_len = raw;
 	r = emit(enc, PMTRACK_REC_BATCH, &m.base, pay, npay, plen);
