@@ -700,15 +700,10 @@ struct round_region {
 	Pmtrack__RegionMaps maps;
 };
 
-int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
-		      const struct pmtrack_enc_region_round *rr, size_t n)
+/* A round's arguments; each region at most once. */
+static int round_check(struct pmtrack_enc *enc, uint64_t round,
+		       const struct pmtrack_enc_region_round *rr, size_t n)
 {
-	Pmtrack__Round m = PMTRACK__ROUND__INIT;
-	Pmtrack__RegionMaps **mp = NULL;
-	struct round_region *rs = NULL;
-	uint64_t zeros = 0;
-	int r;
-
 	if (!enc || (n && !rr))
 		return -EINVAL;
 	if (enc->broken)
@@ -726,63 +721,100 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 			return -EINVAL;
 		g->stamp = enc->stamp;
 	}
+	return 0;
+}
 
-	r = -ENOMEM;
-	rs = calloc(n ? n : 1, sizeof(*rs));
-	mp = calloc(n ? n : 1, sizeof(*mp));
-	if (!rs || !mp)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		struct round_region *x = &rs[i];
-		uint64_t np = enc->regions[rr[i].region].pages;
-		size_t nw = pmt_nwords(np);
-		const uint8_t *mem = rr[i].mem;
+/* The dirty bits inside the region, and which of those pages are zero. */
+static int round_scan(struct pmtrack_enc *enc, struct round_region *x,
+		      const struct pmtrack_enc_region_round *rr)
+{
+	uint64_t np = enc->regions[rr->region].pages;
+	size_t nw = pmt_nwords(np);
+	const uint8_t *mem = rr->mem;
 
-		x->dirty = malloc(nw * 8);
-		x->zero = calloc(nw, 8);
-		if (!x->dirty || !x->zero)
-			goto out;
-		memcpy(x->dirty, rr[i].dirty, nw * 8);
-		x->dirty[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
-		PMT_LIVE_READ_BEGIN();
-		for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
-		     p = pmt_bits_next(x->dirty, np, p + 1)) {
-			if (page_is_zero(mem + p * enc->ps, enc->ps)) {
-				x->zero[p / 64] |= 1ULL << (p % 64);
-				x->nzero++;
-			}
+	x->dirty = malloc(nw * 8);
+	x->zero = calloc(nw, 8);
+	if (!x->dirty || !x->zero)
+		return -ENOMEM;
+	memcpy(x->dirty, rr->dirty, nw * 8);
+	x->dirty[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
+	PMT_LIVE_READ_BEGIN();
+	for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
+	     p = pmt_bits_next(x->dirty, np, p + 1)) {
+		if (page_is_zero(mem + p * enc->ps, enc->ps)) {
+			x->zero[p / 64] |= 1ULL << (p % 64);
+			x->nzero++;
 		}
-		PMT_LIVE_READ_END();
-		pmtrack__region_maps__init(&x->maps);
-		x->maps.region = rr[i].region;
-		r = bitmap_encode(&x->bd, x->dirty, np);
+	}
+	PMT_LIVE_READ_END();
+	return 0;
+}
+
+/* The region's dirty, swap and zero bitmaps, encoded into x->maps. */
+static int round_maps(struct pmtrack_enc *enc, struct round_region *x,
+		      const struct pmtrack_enc_region_round *rr)
+{
+	uint64_t np = enc->regions[rr->region].pages;
+	int r;
+
+	pmtrack__region_maps__init(&x->maps);
+	x->maps.region = rr->region;
+	r = bitmap_encode(&x->bd, x->dirty, np);
+	if (r)
+		return r;
+	x->maps.dirty = &x->bd.msg;
+	if (rr->swap) {
+		r = bitmap_encode(&x->bs, rr->swap, np);
 		if (r)
-			goto out;
-		x->maps.dirty = &x->bd.msg;
-		if (rr[i].swap) {
-			r = bitmap_encode(&x->bs, rr[i].swap, np);
-			if (r)
-				goto out;
-			x->maps.swap = &x->bs.msg;
-		}
-		if (x->nzero) {
-			r = bitmap_encode(&x->bz, x->zero, np);
-			if (r)
-				goto out;
-			x->maps.zero = &x->bz.msg;
-		}
-		zeros += x->nzero;
-		mp[i] = &x->maps;
+			return r;
+		x->maps.swap = &x->bs.msg;
+	}
+	if (x->nzero) {
+		r = bitmap_encode(&x->bz, x->zero, np);
+		if (r)
+			return r;
+		x->maps.zero = &x->bz.msg;
+	}
+	return 0;
+}
+
+/* The ROUND record: every listed region's bitmaps. */
+static int round_record(struct pmtrack_enc *enc, uint64_t round,
+			const struct pmtrack_enc_region_round *rr, size_t n,
+			struct round_region *rs, Pmtrack__RegionMaps **mp)
+{
+	Pmtrack__Round m = PMTRACK__ROUND__INIT;
+	uint64_t zeros = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		r = round_scan(enc, &rs[i], &rr[i]);
+		if (r)
+			return r;
+		r = round_maps(enc, &rs[i], &rr[i]);
+		if (r)
+			return r;
+		zeros += rs[i].nzero;
+		mp[i] = &rs[i].maps;
 	}
 	m.number = round;
 	m.n_regions = n;
 	m.regions = mp;
 	r = emit(enc, PMTRACK_REC_ROUND, &m.base, NULL, 0, 0);
 	if (r)
-		goto out;
+		return r;
 	enc->st.rounds++;
 	enc->last_round = round;
 	enc->st.zero_pages += zeros;
+	return 0;
+}
+
+/* The BATCHes of a round: the dirty pages that are not zero. */
+static int round_batches(struct pmtrack_enc *enc,
+			 const struct pmtrack_enc_region_round *rr, size_t n,
+			 struct round_region *rs)
+{
+	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		struct round_region *x = &rs[i];
@@ -792,11 +824,13 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 			x->dirty[w] &= ~x->zero[w];
 		r = region_batches(enc, rr[i].region, rr[i].mem, x->dirty);
 		if (r)
-			goto out;
+			return r;
 	}
-out:
-	if (r && r != -EINVAL)
-		enc->broken = true;
+	return 0;
+}
+
+static void round_release(struct round_region *rs, size_t n)
+{
 	for (size_t i = 0; rs && i < n; i++) {
 		free(rs[i].dirty);
 		free(rs[i].zero);
@@ -805,6 +839,26 @@ out:
 		bitmap_release(&rs[i].bz);
 	}
 	free(rs);
+}
+
+int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
+		      const struct pmtrack_enc_region_round *rr, size_t n)
+{
+	Pmtrack__RegionMaps **mp;
+	struct round_region *rs;
+	int r;
+
+	r = round_check(enc, round, rr, n);
+	if (r)
+		return r;
+	rs = calloc(n ? n : 1, sizeof(*rs));
+	mp = calloc(n ? n : 1, sizeof(*mp));
+	r = rs && mp ? round_record(enc, round, rr, n, rs, mp) : -ENOMEM;
+	if (!r)
+		r = round_batches(enc, rr, n, rs);
+	if (r && r != -EINVAL)
+		enc->broken = true;
+	round_release(rs, n);
 	free(mp);
 	return r;
 }
