@@ -742,7 +742,7 @@ static int round_scan(struct pmtrack_enc *enc, struct round_region *x,
 	for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
 	     p = pmt_bits_next(x->dirty, np, p + 1)) {
 		if (page_is_zero(mem + p * enc->ps, enc->ps)) {
-			x->zero[p / 64] |= 1ULL << (p % 64);
+			pmt_bit_set(x->zero, p);
 			x->nzero++;
 		}
 	}
