@@ -53,7 +53,8 @@ struct pmtrack_xport {
 	unsigned int depth;
 	size_t bufsz;
 	int timeout_ms; /* sockets and pipes; -1 = none */
-	uint8_t *mem; /* depth * bufsz */
+	uint8_t *mem; /* depth * bufsz bytes in use */
+	size_t maplen; /* bytes mapped at mem (the depth asked for) */
 	struct xp_slot slot[XP_DEPTH_MAX];
 	unsigned int cur;      /* write: buffer being filled; read: next */
 	unsigned int inflight; /* submitted, not reaped */
@@ -183,6 +184,7 @@ static int xp_setup_io(struct pmtrack_xport *x)
 		x->mem = NULL;
 		return -ENOMEM;
 	}
+	x->maplen = x->depth * x->bufsz;
 	if (x->kind != PMTRACK_XPORT_URING)
 		return 0;
 	/* required if the caller or PMTRACK_TRANSPORT=uring asked */
@@ -786,6 +788,6 @@ void pmtrack_xport_free(struct pmtrack_xport *x)
 	if (x->reading && x->file)
 		lseek(x->fd, x->roff, SEEK_SET);
 	if (x->mem)
-		munmap(x->mem, x->depth * x->bufsz);
+		munmap(x->mem, x->maplen);
 	free(x);
 }
