@@ -71,21 +71,15 @@ int pmtrack_ack_encode(const struct pmtrack_stream_ack *a, void *buf,
 	return (int)total;
 }
 
-int pmtrack_ack_decode(const void *buf, size_t len,
-		       struct pmtrack_stream_ack *out)
+/*
+ * The preamble and the frame of @p[0..len), judged as soon as they can be:
+ * the length of the whole return stream once it has all arrived, 0 while
+ * more is needed, or -errno.  The frame goes to @f.
+ */
+static int ack_frame(const uint8_t *p, size_t len, struct pmt_frame *f)
 {
-	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
-	const uint8_t *p = buf, *fr, *meta;
-	struct pmt_frame f;
-	Pmtrack__Ack *m;
 	size_t total;
-	int r = -EBADMSG;
 
-	if ((!buf && len) || !out || out->sz < sizeof(size_t))
-		return -EINVAL;
-	if (!len)
-		return 0;
-	/* judge what has arrived as soon as it can be judged */
 	if (memcmp(p, PMT_STREAM_MAGIC,
 		   len < PMT_MAGIC_LEN ? len : PMT_MAGIC_LEN))
 		return -EBADMSG;
@@ -97,41 +91,66 @@ int pmtrack_ack_decode(const void *buf, size_t len,
 		return -EBADMSG;
 	if (len < PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN)
 		return 0;
-	fr = p + PMTRACK_STREAM_PREAMBLE_LEN;
-	pmt_frame_get(fr, &f);
-	if (f.type != PMTRACK_REC_ACK || f.flags || f.reserved ||
-	    f.payload_len ||
-	    f.meta_len > PMTRACK_ACK_MAX - PMTRACK_STREAM_PREAMBLE_LEN -
-				 PMTRACK_FRAME_LEN)
+	pmt_frame_get(p + PMTRACK_STREAM_PREAMBLE_LEN, f);
+	if (f->type != PMTRACK_REC_ACK || f->flags || f->reserved ||
+	    f->payload_len ||
+	    f->meta_len > PMTRACK_ACK_MAX - PMTRACK_STREAM_PREAMBLE_LEN -
+				  PMTRACK_FRAME_LEN)
 		return -EBADMSG;
-	total = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN + f.meta_len;
-	if (len < total)
+	total = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN + f->meta_len;
+	return len < total ? 0 : (int)total;
+}
+
+/* The fields of an unpacked ACK, checked, into @a. */
+static int ack_from_msg(const Pmtrack__Ack *m, struct pmtrack_stream_ack *a)
+{
+	if (m->stream_id.len != PMTRACK_STREAM_ID_LEN ||
+	    m->error > ACK_ERRNO_MAX || m->reason > PMTRACK_SERR_NOMEM ||
+	    m->state > ACK_STATE_MAX ||
+	    (m->message && strlen(m->message) >= sizeof(a->message)))
+		return -EBADMSG;
+	memcpy(a->stream_id, m->stream_id.data, PMTRACK_STREAM_ID_LEN);
+	a->error = (int)m->error;
+	a->reason = (int)m->reason;
+	a->state = (int)m->state;
+	a->digest_verified = m->digest_verified ? 1 : 0;
+	a->rounds = m->rounds;
+	a->pages = m->pages;
+	a->zero_pages = m->zero_pages;
+	a->bytes = m->bytes;
+	if (m->message)
+		memcpy(a->message, m->message, strlen(m->message) + 1);
+	return 0;
+}
+
+int pmtrack_ack_decode(const void *buf, size_t len,
+		       struct pmtrack_stream_ack *out)
+{
+	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
+	const uint8_t *fr, *meta;
+	struct pmt_frame f;
+	Pmtrack__Ack *m;
+	int total, r;
+
+	if ((!buf && len) || !out || out->sz < sizeof(size_t))
+		return -EINVAL;
+	if (!len)
 		return 0;
+	/* judge what has arrived as soon as it can be judged */
+	total = ack_frame(buf, len, &f);
+	if (total <= 0)
+		return total;
+	fr = (const uint8_t *)buf + PMTRACK_STREAM_PREAMBLE_LEN;
 	meta = fr + PMTRACK_FRAME_LEN;
 	if (pmt_frame_check(fr, meta, f.meta_len) != f.check)
 		return -EBADMSG;
 	m = pmtrack__ack__unpack(NULL, f.meta_len, meta);
 	if (!m)
 		return -EBADMSG;
-	if (m->stream_id.len != PMTRACK_STREAM_ID_LEN ||
-	    m->error > ACK_ERRNO_MAX || m->reason > PMTRACK_SERR_NOMEM ||
-	    m->state > ACK_STATE_MAX ||
-	    (m->message && strlen(m->message) >= sizeof(a.message)))
-		goto out;
-	memcpy(a.stream_id, m->stream_id.data, PMTRACK_STREAM_ID_LEN);
-	a.error = (int)m->error;
-	a.reason = (int)m->reason;
-	a.state = (int)m->state;
-	a.digest_verified = m->digest_verified ? 1 : 0;
-	a.rounds = m->rounds;
-	a.pages = m->pages;
-	a.zero_pages = m->zero_pages;
-	a.bytes = m->bytes;
-	if (m->message)
-		memcpy(a.message, m->message, strlen(m->message) + 1);
-	pmt_stats_out(out, &a, sizeof(a));
-	r = (int)total;
-out:
+	r = ack_from_msg(m, &a);
 	pmtrack__ack__free_unpacked(m, NULL);
-	return r;
+	if (r)
+		return r;
+	pmt_stats_out(out, &a, sizeof(a));
+	return total;
 }

@@ -265,26 +265,11 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	free(enc);
 }
 
-int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
-		    const struct pmtrack_stream_region *regions,
-		    size_t nregions, struct pmtrack_enc **out)
+/* Take the options into @enc and check them. */
+static int enc_take_opts(struct pmtrack_enc *enc,
+			 const struct pmtrack_enc_opts *opts,
+			 const char **producer, const uint8_t **id)
 {
-	char defprod[64];
-	const char *producer;
-	uint8_t sid[PMTRACK_STREAM_ID_LEN];
-	const uint8_t *id;
-	struct pmtrack_enc *enc;
-	size_t bp;
-	int r;
-
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!opts || !PMT_OPTS_VALID(opts, pmtrack_enc_opts) || !opts->write)
-		return -EINVAL;
-	enc = calloc(1, sizeof(*enc));
-	if (!enc)
-		return -ENOMEM;
 	enc->write = opts->write;
 	enc->write_arg = opts->write_arg;
 	enc->ps = PMT_OPTS_GET(opts, page_size, 0);
@@ -296,9 +281,8 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	if (!enc->batch_pages)
 		enc->batch_pages = BATCH_PAGES_DEFAULT;
 	enc->link_bw = PMT_OPTS_GET(opts, link_bw, 0);
-	producer = PMT_OPTS_GET(opts, producer, NULL);
-	id = PMT_OPTS_GET(opts, stream_id, NULL);
-	r = -EINVAL;
+	*producer = PMT_OPTS_GET(opts, producer, NULL);
+	*id = PMT_OPTS_GET(opts, stream_id, NULL);
 	if (!page_size_ok(enc->ps) ||
 	    enc->flags & ~(unsigned int)(PMTRACK_ENC_ADAPTIVE |
 					 PMTRACK_ENC_STABLE) ||
@@ -306,56 +290,110 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	    (uint64_t)enc->batch_pages * enc->ps > (1ULL << 31) ||
 	    (enc->level && (enc->level < ZSTD_minCLevel() ||
 			    enc->level > ZSTD_maxCLevel())) ||
-	    (producer && strlen(producer) > PMT_NAME_MAX))
-		goto fail;
-	r = check_regions(regions, nregions, enc->ps);
-	if (r)
-		goto fail;
-	if (!producer) {
-		snprintf(defprod, sizeof(defprod), "libpmtrack %s",
-			 PMTRACK_VERSION_STRING);
-		producer = defprod;
-	}
-	if (!id) {
-		if (getrandom(sid, sizeof(sid), 0) != (ssize_t)sizeof(sid)) {
-			r = -errno;
-			goto fail;
-		}
-		id = sid;
-	}
+	    (*producer && strlen(*producer) > PMT_NAME_MAX))
+		return -EINVAL;
+	return 0;
+}
 
-	r = -ENOMEM;
+/* The producer and stream id the caller left out: ours, and a random one. */
+static int enc_default_ids(const char **producer, char *defprod, size_t defsz,
+			   const uint8_t **id,
+			   uint8_t sid[PMTRACK_STREAM_ID_LEN])
+{
+	if (!*producer) {
+		snprintf(defprod, defsz, "libpmtrack %s",
+			 PMTRACK_VERSION_STRING);
+		*producer = defprod;
+	}
+	if (!*id) {
+		/* a short read (never for 16 bytes) sets no errno */
+		if (getrandom(sid, PMTRACK_STREAM_ID_LEN, 0) !=
+		    (ssize_t)PMTRACK_STREAM_ID_LEN)
+			return errno ? -errno : -EIO;
+		*id = sid;
+	}
+	return 0;
+}
+
+/* Our copy of the region table, names included. */
+static int enc_copy_regions(struct pmtrack_enc *enc,
+			    const struct pmtrack_stream_region *regions,
+			    size_t nregions)
+{
 	enc->regions = calloc(nregions, sizeof(*enc->regions));
 	if (!enc->regions)
-		goto fail;
+		return -ENOMEM;
 	enc->nregions = nregions;
 	for (size_t i = 0; i < nregions; i++) {
 		enc->regions[i].r = regions[i];
 		enc->regions[i].r.name = NULL;
 		if (regions[i].name &&
 		    !(enc->regions[i].r.name = strdup(regions[i].name)))
-			goto fail;
+			return -ENOMEM;
 		enc->regions[i].pages = regions[i].length / enc->ps;
 	}
-	bp = enc->batch_pages;
+	return 0;
+}
+
+/* The buffers a batch is built in, and the compressor if there is one. */
+static int enc_alloc_buffers(struct pmtrack_enc *enc)
+{
+	size_t bp = enc->batch_pages;
+
 	enc->stage = malloc(bp * enc->ps);
 	enc->runs = malloc(2 * bp * sizeof(*enc->runs));
 	enc->iov = malloc((2 + (bp > STABLE_IOV_MAX ? STABLE_IOV_MAX : bp)) *
 			  sizeof(*enc->iov));
 	enc->hs = XXH3_createState();
 	if (!enc->stage || !enc->runs || !enc->iov || !enc->hs)
+		return -ENOMEM;
+	if (!enc->level)
+		return 0;
+	enc->cctx = ZSTD_createCCtx();
+	enc->zcap = ZSTD_compressBound(bp * enc->ps);
+	enc->zbuf = malloc(enc->zcap);
+	if (!enc->cctx || !enc->zbuf)
+		return -ENOMEM;
+	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_compressionLevel, enc->level);
+	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_contentSizeFlag, 1);
+	return 0;
+}
+
+int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
+		    const struct pmtrack_stream_region *regions,
+		    size_t nregions, struct pmtrack_enc **out)
+{
+	char defprod[64];
+	const char *producer;
+	uint8_t sid[PMTRACK_STREAM_ID_LEN];
+	const uint8_t *id;
+	struct pmtrack_enc *enc;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts || !PMT_OPTS_VALID(opts, pmtrack_enc_opts) || !opts->write)
+		return -EINVAL;
+	enc = calloc(1, sizeof(*enc));
+	if (!enc)
+		return -ENOMEM;
+	r = enc_take_opts(enc, opts, &producer, &id);
+	if (r)
 		goto fail;
-	if (enc->level) {
-		enc->cctx = ZSTD_createCCtx();
-		enc->zcap = ZSTD_compressBound(bp * enc->ps);
-		enc->zbuf = malloc(enc->zcap);
-		if (!enc->cctx || !enc->zbuf)
-			goto fail;
-		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_compressionLevel,
-				       enc->level);
-		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_checksumFlag, 0);
-		ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_contentSizeFlag, 1);
-	}
+	r = check_regions(regions, nregions, enc->ps);
+	if (r)
+		goto fail;
+	r = enc_default_ids(&producer, defprod, sizeof(defprod), &id, sid);
+	if (r)
+		goto fail;
+	r = enc_copy_regions(enc, regions, nregions);
+	if (r)
+		goto fail;
+	r = enc_alloc_buffers(enc);
+	if (r)
+		goto fail;
 	r = write_header(enc, producer, id,
 			 PMT_OPTS_GET(opts, parent_id, NULL));
 	if (r)
@@ -474,101 +512,133 @@ static void adapt_skip(struct pmtrack_enc *enc, unsigned int n,
 	enc->skip_reason = reason;
 }
 
+/* ADAPTIVE: whether this batch goes raw untried, the skip counted. */
+static bool batch_skips_z(struct pmtrack_enc *enc)
+{
+	if (!(enc->flags & PMTRACK_ENC_ADAPTIVE) || !enc->skip_left)
+		return false;
+	enc->skip_left--;
+	if (enc->skip_reason)
+		enc->st.skipped_link++;
+	else
+		enc->st.skipped_incompressible++;
+	return true;
+}
+
+/* Raw from STABLE memory: one iovec per run, straight from the pages. */
+static int batch_gather_stable(struct pmtrack_enc *enc, const struct batch *b,
+			       struct iovec *pay, uint64_t *xxh3)
+{
+	const uint64_t *runs = enc->runs;
+	XXH3_state_t *hs = enc->hs;
+	uint64_t pos = 0;
+
+	XXH3_64bits_reset(hs);
+	for (size_t i = 0; i < b->nruns; i++) {
+		pos += runs[2 * i];
+		pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
+		pay[i].iov_len = runs[2 * i + 1] * enc->ps;
+		XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
+		pos += runs[2 * i + 1];
+	}
+	*xxh3 = XXH3_64bits_digest(hs);
+	return (int)b->nruns;
+}
+
+/* The pages copied into enc->stage, as one iovec. */
+static int batch_gather_copy(struct pmtrack_enc *enc, const struct batch *b,
+			     struct iovec *pay, uint64_t *xxh3)
+{
+	const uint64_t *runs = enc->runs;
+	size_t raw = b->pages * enc->ps;
+	uint8_t *dst = enc->stage;
+	uint64_t pos = 0;
+
+	/* one read of each page: what is hashed is what is sent */
+	PMT_LIVE_READ_BEGIN();
+	for (size_t i = 0; i < b->nruns; i++) {
+		size_t len = runs[2 * i + 1] * enc->ps;
+
+		pos += runs[2 * i];
+		memcpy(dst, b->mem + pos * enc->ps, len);
+		dst += len;
+		pos += runs[2 * i + 1];
+	}
+	PMT_LIVE_READ_END();
+	*xxh3 = XXH3_64bits(enc->stage, raw);
+	pay[0] = (struct iovec){ enc->stage, raw };
+	return 1;
+}
+
+/* ADAPTIVE: given @raw bytes compressed to @z, when to try again. */
+static void adapt_after(struct pmtrack_enc *enc, size_t raw, size_t z)
+{
+	double lbw = enc->link_bw ? (double)enc->link_bw : enc->link_meas;
+
+	if (ZSTD_isError(z) || z >= raw - raw / 32) {
+		/* incompressible: back off exponentially */
+		enc->skip_incomp = enc->skip_incomp ? enc->skip_incomp * 2 : 1;
+		if (enc->skip_incomp > SKIP_INCOMP_MAX)
+			enc->skip_incomp = SKIP_INCOMP_MAX;
+		adapt_skip(enc, enc->skip_incomp, 0);
+		return;
+	}
+	enc->skip_incomp = 0;
+	/* compressing costs more time than it saves */
+	if (lbw > 0 && enc->comp_bw > 0 &&
+	    (double)raw / enc->comp_bw > (double)(raw - z) / lbw)
+		adapt_skip(enc, SKIP_LINK, 1);
+}
+
+/*
+ * Compress the @raw bytes in enc->stage.  True if they shrank: then
+ * @pay[0] and @plen are the compressed bytes.
+ */
+static bool batch_compress(struct pmtrack_enc *enc, size_t raw,
+			   struct iovec *pay, size_t *plen)
+{
+	bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
+	double t0 = adaptive ? now_s() : 0, dt;
+	size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap, enc->stage,
+				  raw);
+	bool zstd = false;
+
+	dt = adaptive ? now_s() - t0 : 0;
+	if (!ZSTD_isError(z) && dt > 0)
+		ewma(&enc->comp_bw, (double)raw / dt);
+	/* never send more than the raw pages */
+	if (!ZSTD_isError(z) && z < raw) {
+		zstd = true;
+		*plen = z;
+		pay[0] = (struct iovec){ enc->zbuf, z };
+	}
+	if (adaptive)
+		adapt_after(enc, raw, z);
+	return zstd;
+}
+
 static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 {
 	Pmtrack__Batch m = PMTRACK__BATCH__INIT;
 	size_t raw = b->pages * enc->ps, plen = raw;
 	struct iovec pay[STABLE_IOV_MAX];
-	const uint64_t *runs = enc->runs;
-	bool stable = enc->flags & PMTRACK_ENC_STABLE;
-	bool try_z = enc->level != 0, zstd = false;
-	int npay = 0, r;
-	uint64_t pos = 0;
+	bool try_z, zstd = false;
+	int npay, r;
 
 	if (!b->pages)
 		return 0;
-	if (try_z && (enc->flags & PMTRACK_ENC_ADAPTIVE) && enc->skip_left) {
-		enc->skip_left--;
-		if (enc->skip_reason)
-			enc->st.skipped_link++;
-		else
-			enc->st.skipped_incompressible++;
-		try_z = false;
-	}
-
-	if (stable && !try_z && b->nruns <= STABLE_IOV_MAX) {
-		XXH3_state_t *hs = enc->hs;
-
-		XXH3_64bits_reset(hs);
-		for (size_t i = 0; i < b->nruns; i++) {
-			pos += runs[2 * i];
-			pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
-			pay[i].iov_len = runs[2 * i + 1] * enc->ps;
-			XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
-			pos += runs[2 * i + 1];
-		}
-		m.xxh3 = XXH3_64bits_digest(hs);
-		npay = (int)b->nruns;
-	} else {
-		uint8_t *dst = enc->stage;
-
-		/* one read of each page: what is hashed is what is sent */
-		PMT_LIVE_READ_BEGIN();
-		for (size_t i = 0; i < b->nruns; i++) {
-			size_t len = runs[2 * i + 1] * enc->ps;
-
-			pos += runs[2 * i];
-			memcpy(dst, b->mem + pos * enc->ps, len);
-			dst += len;
-			pos += runs[2 * i + 1];
-		}
-		PMT_LIVE_READ_END();
-		m.xxh3 = XXH3_64bits(enc->stage, raw);
-		pay[0] = (struct iovec){ enc->stage, raw };
-		npay = 1;
-	}
-
-	if (try_z) {
-		bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
-		double t0 = adaptive ? now_s() : 0, dt;
-		size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap,
-					  enc->stage, raw);
-
-		dt = adaptive ? now_s() - t0 : 0;
-		if (!ZSTD_isError(z) && dt > 0)
-			ewma(&enc->comp_bw, (double)raw / dt);
-		/* never send more than the raw pages */
-		if (!ZSTD_isError(z) && z < raw) {
-			zstd = true;
-			plen = z;
-			pay[0] = (struct iovec){ enc->zbuf, z };
-		}
-		if (adaptive) {
-			double lbw = enc->link_bw ? (double)enc->link_bw
-						  : enc->link_meas;
-
-			if (ZSTD_isError(z) || z >= raw - raw / 32) {
-				/* incompressible: back off exponentially */
-				enc->skip_incomp =
-					enc->skip_incomp ? enc->skip_incomp * 2
-							 : 1;
-				if (enc->skip_incomp > SKIP_INCOMP_MAX)
-					enc->skip_incomp = SKIP_INCOMP_MAX;
-				adapt_skip(enc, enc->skip_incomp, 0);
-			} else {
-				enc->skip_incomp = 0;
-				/* compressing costs more time than it saves */
-				if (lbw > 0 && enc->comp_bw > 0 &&
-				    (double)raw / enc->comp_bw >
-					    (double)(raw - z) / lbw)
-					adapt_skip(enc, SKIP_LINK, 1);
-			}
-		}
-	}
+	try_z = enc->level && !batch_skips_z(enc);
+	if ((enc->flags & PMTRACK_ENC_STABLE) && !try_z &&
+	    b->nruns <= STABLE_IOV_MAX)
+		npay = batch_gather_stable(enc, b, pay, &m.xxh3);
+	else
+		npay = batch_gather_copy(enc, b, pay, &m.xxh3);
+	if (try_z)
+		zstd = batch_compress(enc, raw, pay, &plen);
 
 	m.region = b->region;
 	m.n_runs = 2 * b->nruns;
-	m.runs = (uint64_t *)runs;
+	m.runs = enc->runs;
 	m.codec = zstd ? PMTRACK__CODEC__ZSTD : PMTRACK__CODEC__RAW;
 	m.raw_len = raw;
 	r = emit(enc, PMTRACK_REC_BATCH, &m.base, pay, npay, plen);
@@ -630,15 +700,10 @@ struct round_region {
 	Pmtrack__RegionMaps maps;
 };
 
-int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
-		      const struct pmtrack_enc_region_round *rr, size_t n)
+/* A round's arguments; each region at most once. */
+static int round_check(struct pmtrack_enc *enc, uint64_t round,
+		       const struct pmtrack_enc_region_round *rr, size_t n)
 {
-	Pmtrack__Round m = PMTRACK__ROUND__INIT;
-	Pmtrack__RegionMaps **mp = NULL;
-	struct round_region *rs = NULL;
-	uint64_t zeros = 0;
-	int r;
-
 	if (!enc || (n && !rr))
 		return -EINVAL;
 	if (enc->broken)
@@ -656,63 +721,100 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 			return -EINVAL;
 		g->stamp = enc->stamp;
 	}
+	return 0;
+}
 
-	r = -ENOMEM;
-	rs = calloc(n ? n : 1, sizeof(*rs));
-	mp = calloc(n ? n : 1, sizeof(*mp));
-	if (!rs || !mp)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		struct round_region *x = &rs[i];
-		uint64_t np = enc->regions[rr[i].region].pages;
-		size_t nw = pmt_nwords(np);
-		const uint8_t *mem = rr[i].mem;
+/* The dirty bits inside the region, and which of those pages are zero. */
+static int round_scan(struct pmtrack_enc *enc, struct round_region *x,
+		      const struct pmtrack_enc_region_round *rr)
+{
+	uint64_t np = enc->regions[rr->region].pages;
+	size_t nw = pmt_nwords(np);
+	const uint8_t *mem = rr->mem;
 
-		x->dirty = malloc(nw * 8);
-		x->zero = calloc(nw, 8);
-		if (!x->dirty || !x->zero)
-			goto out;
-		memcpy(x->dirty, rr[i].dirty, nw * 8);
-		x->dirty[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
-		PMT_LIVE_READ_BEGIN();
-		for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
-		     p = pmt_bits_next(x->dirty, np, p + 1)) {
-			if (page_is_zero(mem + p * enc->ps, enc->ps)) {
-				x->zero[p / 64] |= 1ULL << (p % 64);
-				x->nzero++;
-			}
+	x->dirty = malloc(nw * 8);
+	x->zero = calloc(nw, 8);
+	if (!x->dirty || !x->zero)
+		return -ENOMEM;
+	memcpy(x->dirty, rr->dirty, nw * 8);
+	x->dirty[nw - 1] &= pmt_word_mask(nw - 1, 0, np);
+	PMT_LIVE_READ_BEGIN();
+	for (uint64_t p = pmt_bits_next(x->dirty, np, 0); p < np;
+	     p = pmt_bits_next(x->dirty, np, p + 1)) {
+		if (page_is_zero(mem + p * enc->ps, enc->ps)) {
+			pmt_bit_set(x->zero, p);
+			x->nzero++;
 		}
-		PMT_LIVE_READ_END();
-		pmtrack__region_maps__init(&x->maps);
-		x->maps.region = rr[i].region;
-		r = bitmap_encode(&x->bd, x->dirty, np);
+	}
+	PMT_LIVE_READ_END();
+	return 0;
+}
+
+/* The region's dirty, swap and zero bitmaps, encoded into x->maps. */
+static int round_maps(struct pmtrack_enc *enc, struct round_region *x,
+		      const struct pmtrack_enc_region_round *rr)
+{
+	uint64_t np = enc->regions[rr->region].pages;
+	int r;
+
+	pmtrack__region_maps__init(&x->maps);
+	x->maps.region = rr->region;
+	r = bitmap_encode(&x->bd, x->dirty, np);
+	if (r)
+		return r;
+	x->maps.dirty = &x->bd.msg;
+	if (rr->swap) {
+		r = bitmap_encode(&x->bs, rr->swap, np);
 		if (r)
-			goto out;
-		x->maps.dirty = &x->bd.msg;
-		if (rr[i].swap) {
-			r = bitmap_encode(&x->bs, rr[i].swap, np);
-			if (r)
-				goto out;
-			x->maps.swap = &x->bs.msg;
-		}
-		if (x->nzero) {
-			r = bitmap_encode(&x->bz, x->zero, np);
-			if (r)
-				goto out;
-			x->maps.zero = &x->bz.msg;
-		}
-		zeros += x->nzero;
-		mp[i] = &x->maps;
+			return r;
+		x->maps.swap = &x->bs.msg;
+	}
+	if (x->nzero) {
+		r = bitmap_encode(&x->bz, x->zero, np);
+		if (r)
+			return r;
+		x->maps.zero = &x->bz.msg;
+	}
+	return 0;
+}
+
+/* The ROUND record: every listed region's bitmaps. */
+static int round_record(struct pmtrack_enc *enc, uint64_t round,
+			const struct pmtrack_enc_region_round *rr, size_t n,
+			struct round_region *rs, Pmtrack__RegionMaps **mp)
+{
+	Pmtrack__Round m = PMTRACK__ROUND__INIT;
+	uint64_t zeros = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		r = round_scan(enc, &rs[i], &rr[i]);
+		if (r)
+			return r;
+		r = round_maps(enc, &rs[i], &rr[i]);
+		if (r)
+			return r;
+		zeros += rs[i].nzero;
+		mp[i] = &rs[i].maps;
 	}
 	m.number = round;
 	m.n_regions = n;
 	m.regions = mp;
 	r = emit(enc, PMTRACK_REC_ROUND, &m.base, NULL, 0, 0);
 	if (r)
-		goto out;
+		return r;
 	enc->st.rounds++;
 	enc->last_round = round;
 	enc->st.zero_pages += zeros;
+	return 0;
+}
+
+/* The BATCHes of a round: the dirty pages that are not zero. */
+static int round_batches(struct pmtrack_enc *enc,
+			 const struct pmtrack_enc_region_round *rr, size_t n,
+			 struct round_region *rs)
+{
+	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		struct round_region *x = &rs[i];
@@ -722,11 +824,13 @@ int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 			x->dirty[w] &= ~x->zero[w];
 		r = region_batches(enc, rr[i].region, rr[i].mem, x->dirty);
 		if (r)
-			goto out;
+			return r;
 	}
-out:
-	if (r && r != -EINVAL)
-		enc->broken = true;
+	return 0;
+}
+
+static void round_release(struct round_region *rs, size_t n)
+{
 	for (size_t i = 0; rs && i < n; i++) {
 		free(rs[i].dirty);
 		free(rs[i].zero);
@@ -735,6 +839,26 @@ out:
 		bitmap_release(&rs[i].bz);
 	}
 	free(rs);
+}
+
+int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
+		      const struct pmtrack_enc_region_round *rr, size_t n)
+{
+	Pmtrack__RegionMaps **mp;
+	struct round_region *rs;
+	int r;
+
+	r = round_check(enc, round, rr, n);
+	if (r)
+		return r;
+	rs = calloc(n ? n : 1, sizeof(*rs));
+	mp = calloc(n ? n : 1, sizeof(*mp));
+	r = rs && mp ? round_record(enc, round, rr, n, rs, mp) : -ENOMEM;
+	if (!r)
+		r = round_batches(enc, rr, n, rs);
+	if (r && r != -EINVAL)
+		enc->broken = true;
+	round_release(rs, n);
 	free(mp);
 	return r;
 }
@@ -769,12 +893,7 @@ int pmtrack_enc_end(struct pmtrack_enc *enc,
 int pmtrack_enc_get_stats(const struct pmtrack_enc *enc,
 			  struct pmtrack_enc_stats *st)
 {
-	size_t sz;
-
-	if (!enc || !st || st->sz < sizeof(size_t))
+	if (!enc)
 		return -EINVAL;
-	sz = st->sz < sizeof(*st) ? st->sz : sizeof(*st);
-	memcpy((char *)st + sizeof(size_t),
-	       (const char *)&enc->st + sizeof(size_t), sz - sizeof(size_t));
-	return 0;
+	return pmt_stats_out(st, &enc->st, sizeof(enc->st));
 }

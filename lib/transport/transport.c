@@ -53,7 +53,8 @@ struct pmtrack_xport {
 	unsigned int depth;
 	size_t bufsz;
 	int timeout_ms; /* sockets and pipes; -1 = none */
-	uint8_t *mem; /* depth * bufsz */
+	uint8_t *mem; /* depth * bufsz bytes in use */
+	size_t maplen; /* bytes mapped at mem (the depth asked for) */
 	struct xp_slot slot[XP_DEPTH_MAX];
 	unsigned int cur;      /* write: buffer being filled; read: next */
 	unsigned int inflight; /* submitted, not reaped */
@@ -138,12 +139,70 @@ static int xp_ring_init(struct pmtrack_xport *x, bool forced)
 	return 0;
 }
 
+/* The buffer count and size the options ask for, or the defaults. */
+static int xp_sizes(const struct pmtrack_xport_opts *o, size_t *depth,
+		    size_t *bufsz)
+{
+	*depth = PMT_OPTS_GET(o, depth, 0u);
+	*bufsz = PMT_OPTS_GET(o, buf_size, (size_t)0);
+	if (!*depth)
+		*depth = 4;
+	if (!*bufsz)
+		*bufsz = 1u << 20;
+	if (*depth > XP_DEPTH_MAX || *bufsz < 4096 || *bufsz > (64u << 20))
+		return -EINVAL;
+	return 0;
+}
+
+/* The timeout of a socket or pipe in milliseconds, rounded up; -1 = none. */
+static int xp_timeout_ms(const struct pmtrack_xport_opts *o, bool file)
+{
+	uint64_t tmo = PMT_OPTS_GET(o, timeout_ns, (uint64_t)0);
+
+	if (!tmo || file)
+		return -1;
+	return tmo / 1000000u >= INT_MAX ? INT_MAX
+					 : (int)((tmo + 999999u) / 1000000u);
+}
+
+/*
+ * Settle the kind (AUTO: io_uring for files, system calls otherwise), map
+ * the buffers and set up the ring, falling back to system calls where
+ * io_uring is not to be had and was not required.
+ */
+static int xp_setup_io(struct pmtrack_xport *x)
+{
+	int r;
+
+	if (x->kind == PMTRACK_XPORT_AUTO)
+		x->kind = x->file ? PMTRACK_XPORT_URING : PMTRACK_XPORT_SYSCALL;
+	else if (x->kind == PMTRACK_XPORT_SYSCALL)
+		x->depth = 1;
+	x->mem = mmap(NULL, x->depth * x->bufsz, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (x->mem == MAP_FAILED) {
+		x->mem = NULL;
+		return -ENOMEM;
+	}
+	x->maplen = x->depth * x->bufsz;
+	if (x->kind != PMTRACK_XPORT_URING)
+		return 0;
+	/* required if the caller or PMTRACK_TRANSPORT=uring asked */
+	r = xp_ring_init(x, x->uring_required);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		x->kind = PMTRACK_XPORT_SYSCALL;
+		x->depth = 1;
+	}
+	return 0;
+}
+
 int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 		      struct pmtrack_xport **out)
 {
 	struct pmtrack_xport *x;
 	size_t depth, bufsz;
-	uint64_t tmo;
 	int r;
 
 	if (!out)
@@ -151,14 +210,9 @@ int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 	*out = NULL;
 	if (fd < 0 || !PMT_OPTS_VALID(o, pmtrack_xport_opts))
 		return -EINVAL;
-	depth = PMT_OPTS_GET(o, depth, 0u);
-	bufsz = PMT_OPTS_GET(o, buf_size, (size_t)0);
-	if (!depth)
-		depth = 4;
-	if (!bufsz)
-		bufsz = 1u << 20;
-	if (depth > XP_DEPTH_MAX || bufsz < 4096 || bufsz > (64u << 20))
-		return -EINVAL;
+	r = xp_sizes(o, &depth, &bufsz);
+	if (r)
+		return r;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
@@ -168,33 +222,10 @@ int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *o,
 	r = xp_pick(fd, o, x);
 	if (r)
 		goto fail;
-	x->timeout_ms = -1;
-	tmo = PMT_OPTS_GET(o, timeout_ns, (uint64_t)0);
-	if (tmo && !x->file)
-		x->timeout_ms = tmo / 1000000u >= INT_MAX
-					? INT_MAX
-					: (int)((tmo + 999999u) / 1000000u);
-	if (x->kind == PMTRACK_XPORT_AUTO)
-		x->kind = x->file ? PMTRACK_XPORT_URING : PMTRACK_XPORT_SYSCALL;
-	else if (x->kind == PMTRACK_XPORT_SYSCALL)
-		x->depth = 1;
-	x->mem = mmap(NULL, x->depth * bufsz, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (x->mem == MAP_FAILED) {
-		x->mem = NULL;
-		r = -ENOMEM;
+	x->timeout_ms = xp_timeout_ms(o, x->file);
+	r = xp_setup_io(x);
+	if (r)
 		goto fail;
-	}
-	if (x->kind == PMTRACK_XPORT_URING) {
-		/* required if the caller or PMTRACK_TRANSPORT=uring asked */
-		r = xp_ring_init(x, x->uring_required);
-		if (r < 0)
-			goto fail;
-		if (r > 0) {
-			x->kind = PMTRACK_XPORT_SYSCALL;
-			x->depth = 1;
-		}
-	}
 	*out = x;
 	return 0;
 fail:
@@ -757,6 +788,6 @@ void pmtrack_xport_free(struct pmtrack_xport *x)
 	if (x->reading && x->file)
 		lseek(x->fd, x->roff, SEEK_SET);
 	if (x->mem)
-		munmap(x->mem, x->depth * x->bufsz);
+		munmap(x->mem, x->maplen);
 	free(x);
 }
