@@ -28,7 +28,7 @@
  *              here as nothing writes) next to the live-memory default.
  *              Ratio = raw time / stream time (a throughput ratio).
  *  migrate     pmtrack_precopy() of fresh workload RAM for every run
- *              (examples/workload.h, huge pages: 2 writers, 80% of writes
+ *              (support/workload.h, huge pages: 2 writers, 80% of writes
  *              into the hot 1/16; rate 0 = no writers) with the default
  *              transport and downtime limit, wl_pause() as the stop
  *              callback.  Just before each migration, send() of the same
