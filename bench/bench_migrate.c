@@ -86,6 +86,7 @@
 
 #include <pmtrack/migrate.h>
 
+#include "args.h"
 #include "bench_util.h"
 #include "workload.h"
 
@@ -1524,57 +1525,54 @@ static void section_transport(const struct cfg *c)
 
 /* ---- main ------------------------------------------------------------ */
 
+/* one item of --only: a section's name, or all, into the mask @arg */
+static int section_item(void *arg, int i, const char *text)
+{
+	unsigned int *m = arg;
+
+	(void)i;
+	if (!strcmp(text, "all")) {
+		*m |= SEC_ALL;
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(section_name) / sizeof(*section_name);
+	     k++) {
+		if (!strcmp(text, section_name[k])) {
+			*m |= 1u << k;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static unsigned int parse_only(const char *s)
 {
 	unsigned int m = 0;
-	char *dup = strdup(s), *save = NULL;
 
-	if (!dup)
-		fail("strdup", ENOMEM);
-	for (char *t = strtok_r(dup, ",", &save); t;
-	     t = strtok_r(NULL, ",", &save)) {
-		size_t i;
-
-		for (i = 0; i < sizeof(section_name) / sizeof(*section_name);
-		     i++)
-			if (!strcmp(t, section_name[i]))
-				break;
-		if (!strcmp(t, "all")) {
-			m |= SEC_ALL;
-			continue;
-		}
-		if (i == sizeof(section_name) / sizeof(*section_name)) {
-			fprintf(stderr, PROG ": bad section for --only: %s\n",
-				t);
-			exit(2);
-		}
-		m |= 1u << i;
-	}
-	free(dup);
+	if (pmt_parse_list(s, INT32_MAX, section_item, &m) < 0)
+		pmt_bad_value(PROG, "--only", s,
+			      "comma-separated sections: throughput, migrate, "
+			      "ckpt, transport or all");
 	return m;
+}
+
+static int rate_item(void *arg, int i, const char *text)
+{
+	uint64_t *rates = arg;
+
+	return pmt_parse_u64(text, 0, 0, 100000000, &rates[i]);
 }
 
 static int parse_rates(const char *s, uint64_t *rates)
 {
-	int n = 0;
+	int n = pmt_parse_list(s, MAX_RATES, rate_item, rates);
 
-	for (;;) {
-		char *end;
-		unsigned long long v;
-
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		if (errno || end == s || n == MAX_RATES || v > 100000000ull)
-			break;
-		rates[n++] = v;
-		if (!*end)
-			return n;
-		if (*end != ',')
-			break;
-		s = end + 1;
-	}
-	fprintf(stderr, PROG ": bad value for --rates\n");
-	exit(2);
+	if (n < 0)
+		pmt_bad_value(PROG, "--rates", s,
+			      "up to %d comma-separated dirty rates in pages/s, "
+			      "each at most 100000000",
+			      MAX_RATES);
+	return n;
 }
 
 /* io_uring usable?  (a pipe: the kind this build's kernel may refuse) */

@@ -65,6 +65,7 @@
 #include <pmtrack/pagestate.h>
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 #define PROG "pmtrack-bench-pagestate"
@@ -518,7 +519,8 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
+			size_mib = pmt_arg_u64(PROG, "--size-mib", optarg, 0,
+					       16, 1ul << 20);
 			break;
 		case 'r':
 			reps = (int)bench_parse_num(PROG, optarg, "--reps");
@@ -534,7 +536,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || size_mib < 16) {
+	if (optind < argc) {
 		usage(stderr);
 		return 2;
 	}

@@ -63,6 +63,7 @@
 #include <pmtrack/pmtrack.h>
 #include <pmtrack/stream.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 #define PROG "pmtrack-bench-stream"
@@ -349,35 +350,29 @@ static double time_decode(struct bench *b, const struct row *r)
 	return t / 1e9;
 }
 
+/* one item of --levels: a level, or "off" (0) */
+static int level_item(void *arg, int i, const char *text)
+{
+	int *levels = arg;
+
+	if (!strcmp(text, "off")) {
+		levels[i] = 0;
+		return 0;
+	}
+	return pmt_parse_int(text, -1000, 22, &levels[i]);
+}
+
 /* "0,1,3" (or "off,1,3") into @levels; returns how many */
 static int parse_levels(const char *s, int *levels)
 {
-	int n = 0;
+	int n = pmt_parse_list(s, MAX_LEVELS, level_item, levels);
 
-	for (;;) {
-		char *end;
-		long v;
-
-		if (!strncmp(s, "off", 3)) {
-			v = 0;
-			end = (char *)s + 3;
-		} else {
-			errno = 0;
-			v = strtol(s, &end, 10);
-			if (errno || end == s || v < -1000 || v > 22)
-				break;
-		}
-		if (n == MAX_LEVELS)
-			break;
-		levels[n++] = (int)v;
-		if (!*end)
-			return n;
-		if (*end != ',')
-			break;
-		s = end + 1;
-	}
-	fprintf(stderr, PROG ": bad value for --levels\n");
-	exit(2);
+	if (n < 0)
+		pmt_bad_value(PROG, "--levels", s,
+			      "up to %d comma-separated zstd levels from -1000 "
+			      "to 22, 0 or off = no compression",
+			      MAX_LEVELS);
+	return n;
 }
 
 /* "zero", "random", "realistic" or "all" into a bit mask of enum mix */
@@ -388,8 +383,7 @@ static int parse_mix(const char *s)
 	for (int m = 0; m < MIX_NR; m++)
 		if (!strcmp(s, mix_name[m]))
 			return 1 << m;
-	fprintf(stderr, PROG ": bad value for --mix: %s\n", s);
-	exit(2);
+	pmt_bad_value(PROG, "--mix", s, "zero, random, realistic or all");
 }
 
 static void usage(FILE *f)

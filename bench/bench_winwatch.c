@@ -43,12 +43,15 @@
 #define PMTRACK_WINAPI_NAMES
 #include <pmtrack/winwatch.h>
 
+#include "args.h"
 #include "bench_raw.h"
 #include "bench_util.h"
 
+#define PROG "pmtrack-bench-winwatch"
 #define EXIT_SKIP 77
 #define PAGE 4096u
 #define MAX_THREADS 16
+#define MAX_REPS 64
 
 enum { IMPL_RAW, IMPL_PAGEMAP_SCAN, IMPL_UFFD_WP, IMPL_MPROTECT, NIMPL };
 static const char *const impl_name[NIMPL] = { "raw uffd-async", "pagemap-scan",
@@ -269,7 +272,7 @@ static void child(int which, struct result *res)
 {
 	static const char *const env[NIMPL] = { NULL, "pagemap-scan", "uffd-wp",
 						"mprotect" };
-	double fv[2][64], wv[2][64], gv[2][64];
+	double fv[2][MAX_REPS], wv[2][MAX_REPS], gv[2][MAX_REPS];
 	char *p;
 	int b;
 
@@ -300,12 +303,12 @@ static void child(int which, struct result *res)
 	_exit(0);
 }
 
-static void usage(FILE *f, const char *prog)
+static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [--seconds S (per run, default 2)] [--reps N "
-		"(default 3)] [--fault-pages N (default 16384)]\n",
-		prog);
+		"usage: " PROG " [--seconds S (per run, default 2)] [--reps N "
+		"(default 3, at most %d)] [--fault-pages N (default 16384)]\n",
+		MAX_REPS);
 }
 
 int main(int argc, char **argv)
@@ -321,31 +324,31 @@ int main(int argc, char **argv)
 	struct utsname u;
 	int o, ran = 0;
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			seconds = strtod(optarg, NULL);
-			if (!(seconds > 0 && seconds < 3600)) {
-				fprintf(stderr, "%s: bad --seconds\n", argv[0]);
-				return 2;
-			}
+			seconds = pmt_arg_double(PROG, "--seconds", optarg, 0,
+						 3600);
 			break;
 		case 'r':
-			reps = (int)bench_parse_num(argv[0], optarg, "--reps");
-			if (reps > 64)
-				reps = 64;
+			reps = (int)pmt_arg_u64(PROG, "--reps", optarg, 0, 1,
+						MAX_REPS);
 			break;
 		case 'f':
-			fault_pages = bench_parse_num(argv[0], optarg,
+			fault_pages = bench_parse_num(PROG, optarg,
 						      "--fault-pages");
 			break;
 		case 'h':
-			usage(stdout, argv[0]);
+			usage(stdout);
 			return 0;
 		default:
-			usage(stderr, argv[0]);
+			usage(stderr);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
 	}
 	res = mmap(NULL, NIMPL * sizeof(*res), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
