@@ -311,7 +311,7 @@ static void usage(FILE *f)
 		MAX_REPS);
 }
 
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "seconds", required_argument, NULL, 's' },
@@ -320,9 +320,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct result *res;
-	struct utsname u;
-	int o, ran = 0;
+	int o;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -340,20 +338,24 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			exit(0);
 		default:
 			usage(stderr);
-			return 2;
+			exit(2);
 		}
 	}
 	if (optind < argc) {
 		usage(stderr);
-		return 2;
+		exit(2);
 	}
-	res = mmap(NULL, NIMPL * sizeof(*res), PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		return 1;
+}
+
+/* one child per backend, each filling its res[]: how many ran, or -1 if
+ * one failed */
+static int run_children(struct result *res)
+{
+	int ran = 0;
+
 	for (int i = IMPL_PAGEMAP_SCAN; i < NIMPL; i++) {
 		pid_t pid = fork();
 		int st;
@@ -361,24 +363,20 @@ int main(int argc, char **argv)
 		if (pid == 0)
 			child(i, &res[i]);
 		if (pid < 0 || waitpid(pid, &st, 0) != pid)
-			return 1;
+			return -1;
 		res[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 		if (res[i].status && res[i].status != EXIT_SKIP) {
 			fprintf(stderr, "%s failed\n", impl_name[i]);
-			return 1;
+			return -1;
 		}
 		if (!res[i].status)
 			ran++;
 	}
-	if (!ran) {
-		printf("SKIP: no async userfaultfd write-protect here, nothing "
-		       "to compare with\n");
-		return EXIT_SKIP;
-	}
-	uname(&u);
-	printf("pmtrack-bench-winwatch: kernel %s, libpmtrack %s, %.1f s per "
-	       "run, medians of %d; raw measured in each backend's process\n\n",
-	       u.release, pmtrack_version(), seconds, reps);
+	return ran;
+}
+
+static void print_fault_cost(const struct result *res)
+{
 	printf("first write after reset, %zu pages: ns per write\n\n",
 	       fault_pages);
 	printf("| backend | shim | raw | shim / raw |\n|---|--:|--:|--:|\n");
@@ -387,6 +385,14 @@ int main(int argc, char **argv)
 			printf("| %s | %.0f | %.0f | %.3f |\n", impl_name[i],
 			       res[i].fault_ns[0], res[i].fault_ns[1],
 			       res[i].fault_ns[0] / res[i].fault_ns[1]);
+}
+
+static void print_wine(const struct result *res)
+{
+	int first = IMPL_PAGEMAP_SCAN;
+
+	while (res[first].status)
+		first++;
 	printf("\nWine's benchmark: ns per page write / ms per GetWriteWatch, "
 	       "shim (and shim / raw)\n\n| threads, pages, delay ms, random, "
 	       "reset flag | raw |");
@@ -400,10 +406,7 @@ int main(int argc, char **argv)
 	printf("\n");
 	for (size_t c = 0; c < NCONFIGS; c++) {
 		const struct config *k = &configs[c];
-		int first = IMPL_PAGEMAP_SCAN;
 
-		while (res[first].status)
-			first++;
 		printf("| %d, %zu, %d, %d, %d | %.0f / %.3f |", k->threads,
 		       k->pages, k->delay_ms, k->random, k->reset_flag,
 		       res[first].write_ns[1][c], res[first].get_ms[1][c]);
@@ -417,5 +420,32 @@ int main(int argc, char **argv)
 		}
 		printf("\n");
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct result *res;
+	struct utsname u;
+	int ran;
+
+	parse_args(argc, argv);
+	res = mmap(NULL, NIMPL * sizeof(*res), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return 1;
+	ran = run_children(res);
+	if (ran < 0)
+		return 1;
+	if (!ran) {
+		printf("SKIP: no async userfaultfd write-protect here, nothing "
+		       "to compare with\n");
+		return EXIT_SKIP;
+	}
+	uname(&u);
+	printf("pmtrack-bench-winwatch: kernel %s, libpmtrack %s, %.1f s per "
+	       "run, medians of %d; raw measured in each backend's process\n\n",
+	       u.release, pmtrack_version(), seconds, reps);
+	print_fault_cost(res);
+	print_wine(res);
 	return 0;
 }
