@@ -70,6 +70,7 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 #define EXIT_SKIP 77
@@ -1027,18 +1028,11 @@ int main(int argc, char **argv)
 		case 'r':
 			b.reps = (int)bench_parse_num(PROG, optarg, "--reps");
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
+	pmt_no_operands(argc, usage);
 
 	ps = sysconf(_SC_PAGESIZE);
 	if (ps <= 0)

@@ -39,6 +39,7 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "bench_raw.h"
 #include "bench_util.h"
 
@@ -233,18 +234,11 @@ static void parse_args(int argc, char **argv, size_t *size_mib, int *reps)
 			*reps = (int)bench_parse_num("pmtrack-bench", optarg,
 						     "--reps");
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 /* everything a run uses */

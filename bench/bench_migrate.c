@@ -1614,10 +1614,9 @@ static unsigned int parse_only(const char *s)
 {
 	unsigned int m = 0;
 
-	if (pmt_parse_list(s, INT32_MAX, section_item, &m) < 0)
-		pmt_bad_value(PROG, "--only", s,
-			      "comma-separated sections: throughput, migrate, "
-			      "ckpt, transport or all");
+	pmt_arg_list(PROG, "--only", s, INT32_MAX, section_item, &m,
+		     "comma-separated sections: throughput, migrate, ckpt, "
+		     "transport or all");
 	return m;
 }
 
@@ -1630,14 +1629,10 @@ static int rate_item(void *arg, int i, const char *text)
 
 static int parse_rates(const char *s, uint64_t *rates)
 {
-	int n = pmt_parse_list(s, MAX_RATES, rate_item, rates);
-
-	if (n < 0)
-		pmt_bad_value(PROG, "--rates", s,
-			      "up to %d comma-separated dirty rates in pages/s, "
-			      "each at most 100000000",
-			      MAX_RATES);
-	return n;
+	return pmt_arg_list(PROG, "--rates", s, MAX_RATES, rate_item, rates,
+			    "up to %d comma-separated dirty rates in pages/s, "
+			    "each at most 100000000",
+			    MAX_RATES);
 }
 
 /* io_uring usable?  (a pipe: the kind this build's kernel may refuse) */
@@ -1766,18 +1761,11 @@ static void parse_args(int argc, char **argv, struct cfg *c, struct args *a)
 		case 'N':
 			c->mig_flags |= PMTRACK_PRECOPY_NO_DIGEST;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 static void print_header(const struct cfg *c, const struct args *a,

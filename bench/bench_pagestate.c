@@ -564,18 +564,11 @@ static void parse_args(int argc, char **argv, struct run *r)
 		case 'j':
 			r->json = true;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 /* the parts' sizes, in 2 MiB chunks (anon takes what the others leave),

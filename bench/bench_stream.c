@@ -365,14 +365,10 @@ static int level_item(void *arg, int i, const char *text)
 /* "0,1,3" (or "off,1,3") into @levels; returns how many */
 static int parse_levels(const char *s, int *levels)
 {
-	int n = pmt_parse_list(s, MAX_LEVELS, level_item, levels);
-
-	if (n < 0)
-		pmt_bad_value(PROG, "--levels", s,
-			      "up to %d comma-separated zstd levels from -1000 "
-			      "to 22, 0 or off = no compression",
-			      MAX_LEVELS);
-	return n;
+	return pmt_arg_list(PROG, "--levels", s, MAX_LEVELS, level_item, levels,
+			    "up to %d comma-separated zstd levels from -1000 "
+			    "to 22, 0 or off = no compression",
+			    MAX_LEVELS);
 }
 
 /* "zero", "random", "realistic" or "all" into a bit mask of enum mix */
@@ -431,18 +427,11 @@ static void parse_args(int argc, char **argv, struct args *a)
 		case 'l':
 			a->nlevels = parse_levels(optarg, a->levels);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 /* the table's rows: each level with PMTRACK_ENC_STABLE, then "off,

@@ -336,18 +336,11 @@ static void parse_args(int argc, char **argv)
 			fault_pages = bench_parse_num(PROG, optarg,
 						      "--fault-pages");
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(o, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 /* one child per backend, each filling its res[]: how many ran, or -1 if

@@ -107,18 +107,11 @@ static void parse_args(int argc, char **argv, struct args *a)
 		case 'R':
 			a->restore = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 /*

@@ -149,18 +149,11 @@ static void parse(int argc, char **argv, struct cfg *c)
 		case O_NO_BAR:
 			c->bar = 0;
 			break;
-		case O_HELP:
-			usage(stdout);
-			exit(0);
 		default:
-			usage(stderr);
-			exit(2);
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		exit(2);
-	}
+	pmt_no_operands(argc, usage);
 }
 
 /* ---- receiver (child process) ------------------------------------------ */

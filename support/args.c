@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Option values for the examples and the benchmarks; see args.h. */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,17 +91,48 @@ int pmt_parse_list(const char *s, int max,
 	return ret ? ret : n;
 }
 
+__attribute__((noreturn)) static void
+vbad_value(const char *prog, const char *opt, const char *s, const char *want,
+	   va_list ap)
+{
+	fprintf(stderr, "%s: bad value for %s: '%s' (want ", prog, opt, s);
+	vfprintf(stderr, want, ap);
+	fprintf(stderr, ")\n");
+	exit(2);
+}
+
 void pmt_bad_value(const char *prog, const char *opt, const char *s,
 		   const char *want, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: bad value for %s: '%s' (want ", prog, opt, s);
 	va_start(ap, want);
-	vfprintf(stderr, want, ap);
-	va_end(ap);
-	fprintf(stderr, ")\n");
-	exit(2);
+	vbad_value(prog, opt, s, want, ap);
+}
+
+void pmt_usage_exit(int opt, void (*usage)(FILE *))
+{
+	usage(opt == 'h' ? stdout : stderr);
+	exit(opt == 'h' ? 0 : 2);
+}
+
+void pmt_no_operands(int argc, void (*usage)(FILE *))
+{
+	if (optind < argc)
+		pmt_usage_exit('?', usage);
+}
+
+int pmt_arg_list(const char *prog, const char *opt, const char *s, int max,
+		 int (*item)(void *arg, int i, const char *text), void *arg,
+		 const char *want, ...)
+{
+	int n = pmt_parse_list(s, max, item, arg);
+	va_list ap;
+
+	if (n >= 0)
+		return n;
+	va_start(ap, want);
+	vbad_value(prog, opt, s, want, ap);
 }
 
 uint64_t pmt_arg_u64(const char *prog, const char *opt, const char *s,

@@ -9,6 +9,7 @@
 #define PMTRACK_SUPPORT_ARGS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* how pmt_parse_u64() reads a number */
 enum pmt_num_flags {
@@ -49,12 +50,28 @@ __attribute__((noreturn, format(printf, 4, 5))) void
 pmt_bad_value(const char *prog, const char *opt, const char *s,
 	      const char *want, ...);
 
+/*
+ * The end of a getopt_long() switch: for @opt 'h' print the usage on
+ * stdout and exit 0; for anything else (getopt_long() has said what was
+ * wrong) print it on stderr and exit 2.
+ */
+__attribute__((noreturn)) void pmt_usage_exit(int opt, void (*usage)(FILE *));
+
+/* After the getopt_long() loop: an argument left over is a usage error
+ * (the usage on stderr, exit 2). */
+void pmt_no_operands(int argc, void (*usage)(FILE *));
+
 /* The value of option @opt of program @prog: as the pmt_parse_*() above,
  * or pmt_bad_value() saying what was wanted. */
 uint64_t pmt_arg_u64(const char *prog, const char *opt, const char *s,
 		     unsigned int flags, uint64_t min, uint64_t max);
 int pmt_arg_int(const char *prog, const char *opt, const char *s, int min,
 		int max);
+/* pmt_parse_list(), or pmt_bad_value() with @want */
+__attribute__((format(printf, 7, 8))) int
+pmt_arg_list(const char *prog, const char *opt, const char *s, int max,
+	     int (*item)(void *arg, int i, const char *text), void *arg,
+	     const char *want, ...);
 /* a decimal number (strtod) above @lo and below @hi */
 double pmt_arg_double(const char *prog, const char *opt, const char *s,
 		      double lo, double hi);
