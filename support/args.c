@@ -85,7 +85,8 @@ int pmt_parse_list(const char *s, int max,
 			break;
 		}
 		n++;
-		p = comma + 1;
+		if (comma)
+			p = comma + 1;
 	} while (comma);
 	free(copy);
 	return ret ? ret : n;
