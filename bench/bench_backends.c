@@ -70,6 +70,7 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 #define EXIT_SKIP 77
@@ -677,26 +678,22 @@ static void print_lib_raw(const struct bench *b, const struct sweep *lib,
 		printf(" n/a |");
 }
 
-static void bench_threads(struct bench *b)
+/* the cell of side @s, thread count @ti, rep @rep in the sweep's results */
+static struct sweep *cell(const struct bench *b, struct sweep *v, int s,
+			  size_t ti, int rep)
 {
-	size_t cells = (size_t)S_ALL * NTHR * (size_t)b->reps;
-	struct sweep *v = xcalloc(cells, sizeof(*v));
-	double *tmp = xcalloc((size_t)b->reps, sizeof(*tmp));
-	struct sweep med[S_ALL][NTHR];
-	int order[S_ALL], n = usable_sides(b, false, order);
-	size_t hi = NTHR - 1;
+	return &v[((size_t)s * NTHR + ti) * (size_t)b->reps + (size_t)rep];
+}
 
-	/* the raw sides rotate with the others (see raw_run) */
-	for (int s = S_RAW; s < S_ALL; s++)
-		order[n++] = s;
-	memset(med, 0, sizeof(med));
+/* every rep of every thread count on the @n sides in @order, into @v */
+static void threads_measure(struct bench *b, struct sweep *v,
+			    const int *order, int n)
+{
 	for (int rep = 0; rep < b->reps; rep++) {
 		for (size_t ti = 0; ti < NTHR; ti++) {
 			for (int k = 0; k < n; k++) {
 				int s = order[(rep + k) % n];
-				struct sweep *c = &v[((size_t)s * NTHR + ti) *
-							     (size_t)b->reps +
-						     (size_t)rep];
+				struct sweep *c = cell(b, v, s, ti, rep);
 
 				if (s >= S_RAW) {
 					raw_run(b, s, thread_counts[ti],
@@ -712,12 +709,20 @@ static void bench_threads(struct bench *b)
 			}
 		}
 	}
+}
+
+/* the medians over the reps of each cell of the @n sides in @order */
+static void threads_medians(const struct bench *b, struct sweep *v,
+			    const int *order, int n,
+			    struct sweep med[S_ALL][NTHR])
+{
+	double *tmp = xcalloc((size_t)b->reps, sizeof(*tmp));
+
 	for (int k = 0; k < n; k++) {
 		int s = order[k];
 
 		for (size_t ti = 0; ti < NTHR; ti++) {
-			struct sweep *c =
-				&v[((size_t)s * NTHR + ti) * (size_t)b->reps];
+			struct sweep *c = cell(b, v, s, ti, 0);
 
 			for (int r = 0; r < b->reps; r++)
 				tmp[r] = c[r].wall;
@@ -730,7 +735,11 @@ static void bench_threads(struct bench *b)
 			med[s][ti].proc = bench_median(tmp, b->reps);
 		}
 	}
+	free(tmp);
+}
 
+static void threads_intro(const struct bench *b)
+{
 	printf("## 3. Per-write cost vs writer threads (%zu pages split "
 	       "into disjoint slices, %ld CPUs online, measured capacity "
 	       "%.2f CPUs)\n\n",
@@ -751,6 +760,11 @@ static void bench_threads(struct bench *b)
 	       "not libpmtrack's handler (which takes no lock).  lib / raw = "
 	       "mprotect backend's CPU ns/write and wall ns/write over raw "
 	       "mprotect's at the same thread count.\n\n");
+}
+
+static void threads_table(const struct bench *b,
+			  struct sweep med[S_ALL][NTHR])
+{
 	printf("| backend | threads | wall ns/write | wall / 1 thread | "
 	       "time-slice factor | CPU ns/write | CPU / 1 thread | "
 	       "process CPU ns/write | CPU ratio to pagemap-scan | "
@@ -782,6 +796,13 @@ static void bench_threads(struct bench *b)
 		}
 	}
 	printf("\n");
+}
+
+static void threads_summary(const struct bench *b,
+			    struct sweep med[S_ALL][NTHR])
+{
+	size_t hi = NTHR - 1;
+
 	if (b->side[S_MPROT].base)
 		printf("mprotect at %d threads: lib CPU/write %.2fx its "
 		       "1-thread value, raw %.2fx its 1-thread value; "
@@ -802,7 +823,24 @@ static void bench_threads(struct bench *b)
 	       med[S_RAWLOCK][hi].cpu / med[S_RAW][hi].cpu,
 	       med[S_RAWLOCK][hi].wall / med[S_RAW][hi].wall);
 	fflush(stdout);
-	free(tmp);
+}
+
+static void bench_threads(struct bench *b)
+{
+	size_t cells = (size_t)S_ALL * NTHR * (size_t)b->reps;
+	struct sweep *v = xcalloc(cells, sizeof(*v));
+	struct sweep med[S_ALL][NTHR];
+	int order[S_ALL], n = usable_sides(b, false, order);
+
+	/* the raw sides rotate with the others (see raw_run) */
+	for (int s = S_RAW; s < S_ALL; s++)
+		order[n++] = s;
+	memset(med, 0, sizeof(med));
+	threads_measure(b, v, order, n);
+	threads_medians(b, v, order, n, med);
+	threads_intro(b);
+	threads_table(b, med);
+	threads_summary(b, med);
 	free(v);
 }
 
@@ -990,18 +1028,11 @@ int main(int argc, char **argv)
 		case 'r':
 			b.reps = (int)bench_parse_num(PROG, optarg, "--reps");
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
+	pmt_no_operands(argc, usage);
 
 	ps = sysconf(_SC_PAGESIZE);
 	if (ps <= 0)

@@ -39,6 +39,7 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "bench_raw.h"
 #include "bench_util.h"
 
@@ -213,7 +214,7 @@ static void skip_unless(enum pmtrack_feature f)
 	exit(EXIT_SKIP);
 }
 
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv, size_t *size_mib, int *reps)
 {
 	static const struct option longopts[] = {
 		{ "size-mib", required_argument, NULL, 's' },
@@ -221,137 +222,166 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	size_t size_mib = 1024, page_size, len, npages, *idx;
-	double *wr[2], *co[2];
-	struct utsname uts;
-	struct lib lib;
-	struct bench_raw *raw;
-	int reps = 5, opt, ret;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			size_mib = bench_parse_num("pmtrack-bench", optarg,
-						   "--size-mib");
+			*size_mib = bench_parse_num("pmtrack-bench", optarg,
+						    "--size-mib");
 			break;
 		case 'r':
-			reps = (int)bench_parse_num("pmtrack-bench", optarg,
-						    "--reps");
+			*reps = (int)bench_parse_num("pmtrack-bench", optarg,
+						     "--reps");
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
+	pmt_no_operands(argc, usage);
+}
 
-	skip_unless(PMTRACK_FEAT_PAGEMAP_SCAN);
-	skip_unless(PMTRACK_FEAT_UFFD_WP_ASYNC);
+/* everything a run uses */
+struct ctx {
+	struct bench_raw *raw;
+	struct lib lib;
+	size_t page_size, len, npages, *idx;
+	double *wr[2], *co[2]; /* per side, per rep */
+	int reps;
+};
 
-	page_size = (size_t)sysconf(_SC_PAGESIZE);
-	len = size_mib << 20;
-	npages = len / page_size;
-	raw = malloc(sizeof(*raw));
-	idx = malloc(npages * sizeof(*idx));
-	if (!raw || !idx)
+/* both sides' regions and trackers, and the buffers for the results */
+static void setup(struct ctx *c)
+{
+	int ret;
+
+	c->raw = malloc(sizeof(*c->raw));
+	c->idx = malloc(c->npages * sizeof(*c->idx));
+	if (!c->raw || !c->idx)
 		fail("malloc", ENOMEM);
 	for (int s = 0; s < 2; s++) {
-		wr[s] = malloc((size_t)reps * sizeof(double));
-		co[s] = malloc((size_t)reps * sizeof(double));
-		if (!wr[s] || !co[s])
+		c->wr[s] = malloc((size_t)c->reps * sizeof(double));
+		c->co[s] = malloc((size_t)c->reps * sizeof(double));
+		if (!c->wr[s] || !c->co[s])
 			fail("malloc", ENOMEM);
 	}
 
-	raw_setup(raw, len, page_size);
+	raw_setup(c->raw, c->len, c->page_size);
 
-	lib.len = len;
-	lib.base = map_populated(len, page_size);
-	ret = pmtrack_new(NULL, &lib.t);
+	c->lib.len = c->len;
+	c->lib.base = map_populated(c->len, c->page_size);
+	ret = pmtrack_new(NULL, &c->lib.t);
 	if (ret)
 		fail("pmtrack_new", -ret);
-	ret = pmtrack_watch(lib.t, lib.base, len);
+	ret = pmtrack_watch(c->lib.t, c->lib.base, c->len);
 	if (ret)
 		fail("pmtrack_watch", -ret);
-	ret = pmtrack_bitmap_new(&lib.bm);
+	ret = pmtrack_bitmap_new(&c->lib.bm);
 	if (ret)
 		fail("pmtrack_bitmap_new", -ret);
 
 	/* one untimed collect each, so that no timed one pays for faulting
 	 * in the output buffers */
-	raw_collect(raw);
-	ret = pmtrack_collect_bitmap(lib.t, lib.base, len,
-				     PMTRACK_COLLECT_RESET, lib.bm);
+	raw_collect(c->raw);
+	ret = pmtrack_collect_bitmap(c->lib.t, c->lib.base, c->len,
+				     PMTRACK_COLLECT_RESET, c->lib.bm);
 	if (ret)
 		fail("pmtrack_collect_bitmap", -ret);
+}
+
+static void teardown(struct ctx *c)
+{
+	pmtrack_bitmap_free(c->lib.bm);
+	pmtrack_free(c->lib.t);
+	munmap(c->lib.base, c->len);
+	close(c->raw->uffd);
+	close(c->raw->pagemap_fd);
+	munmap(c->raw->base, c->len);
+	free(c->raw);
+	free(c->idx);
+	for (int s = 0; s < 2; s++) {
+		free(c->wr[s]);
+		free(c->co[s]);
+	}
+}
+
+static void print_header(const struct ctx *c, size_t size_mib)
+{
+	struct utsname uts;
 
 	if (uname(&uts))
 		fail("uname", errno);
 	printf("pmtrack-bench: kernel %s, libpmtrack %s, 2 regions of %zu MiB "
 	       "(%zu pages of %zu B), %d reps, medians\n\n",
-	       uts.release, pmtrack_version(), size_mib, npages, page_size,
-	       reps);
+	       uts.release, pmtrack_version(), size_mib, c->npages,
+	       c->page_size, c->reps);
 	printf("| pattern | dirty pages | write raw ns | write lib ns | ratio "
 	       "| collect+reset raw us | collect+reset lib us | ratio |\n");
 	printf("|---|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
+}
 
-	for (int p = 0; p < PAT_NR; p++) {
-		size_t n = pattern_build(p, npages, idx);
-		double w[2], c[2];
+/* every rep of pattern @p on both sides, and its row; 1 if a collect
+ * reported other pages than were written */
+static int run_pattern(struct ctx *c, enum pattern p)
+{
+	size_t n = pattern_build(p, c->npages, c->idx);
+	double w[2], co[2];
 
-		for (int rep = 0; rep < reps; rep++) {
-			/* raw first on even reps, lib first on odd ones */
-			for (int k = 0; k < 2; k++) {
-				int s = k ^ (rep & 1);
-				size_t got;
+	for (int rep = 0; rep < c->reps; rep++) {
+		/* raw first on even reps, lib first on odd ones */
+		for (int k = 0; k < 2; k++) {
+			int s = k ^ (rep & 1);
+			size_t got;
 
-				got = measure(s == RAW ? raw : NULL, &lib, idx,
-					      n, page_size, (char)(rep + 2),
-					      &wr[s][rep], &co[s][rep]);
-				if (got == n)
-					continue;
-				fprintf(stderr,
-					"pmtrack-bench: %s, %s, rep %d: "
-					"collect reported %zu pages, expected "
-					"%zu\n",
-					pattern_name[p],
-					s == LIB ? "lib" : "raw", rep, got, n);
-				return 1;
-			}
+			got = measure(s == RAW ? c->raw : NULL, &c->lib, c->idx,
+				      n, c->page_size, (char)(rep + 2),
+				      &c->wr[s][rep], &c->co[s][rep]);
+			if (got == n)
+				continue;
+			fprintf(stderr,
+				"pmtrack-bench: %s, %s, rep %d: "
+				"collect reported %zu pages, expected "
+				"%zu\n",
+				pattern_name[p], s == LIB ? "lib" : "raw", rep,
+				got, n);
+			return 1;
 		}
-
-		for (int s = 0; s < 2; s++) {
-			w[s] = n ? bench_median(wr[s], reps) : 0;
-			c[s] = bench_median(co[s], reps);
-		}
-		if (n)
-			printf("| %s | %zu | %.0f | %.0f | %.3f ",
-			       pattern_name[p], n, w[RAW], w[LIB],
-			       w[LIB] / w[RAW]);
-		else
-			printf("| %s | 0 | - | - | - ", pattern_name[p]);
-		printf("| %.1f | %.1f | %.3f |\n", c[RAW], c[LIB],
-		       c[LIB] / c[RAW]);
-		fflush(stdout);
 	}
 
-	pmtrack_bitmap_free(lib.bm);
-	pmtrack_free(lib.t);
-	munmap(lib.base, len);
-	close(raw->uffd);
-	close(raw->pagemap_fd);
-	munmap(raw->base, len);
-	free(raw);
-	free(idx);
 	for (int s = 0; s < 2; s++) {
-		free(wr[s]);
-		free(co[s]);
+		w[s] = n ? bench_median(c->wr[s], c->reps) : 0;
+		co[s] = bench_median(c->co[s], c->reps);
 	}
+	if (n)
+		printf("| %s | %zu | %.0f | %.0f | %.3f ", pattern_name[p], n,
+		       w[RAW], w[LIB], w[LIB] / w[RAW]);
+	else
+		printf("| %s | 0 | - | - | - ", pattern_name[p]);
+	printf("| %.1f | %.1f | %.3f |\n", co[RAW], co[LIB],
+	       co[LIB] / co[RAW]);
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctx c = { .reps = 5 };
+	size_t size_mib = 1024;
+
+	parse_args(argc, argv, &size_mib, &c.reps);
+
+	skip_unless(PMTRACK_FEAT_PAGEMAP_SCAN);
+	skip_unless(PMTRACK_FEAT_UFFD_WP_ASYNC);
+
+	c.page_size = (size_t)sysconf(_SC_PAGESIZE);
+	c.len = size_mib << 20;
+	c.npages = c.len / c.page_size;
+	setup(&c);
+	print_header(&c, size_mib);
+	for (int p = 0; p < PAT_NR; p++)
+		if (run_pattern(&c, p))
+			return 1;
+	teardown(&c);
 	return 0;
 }

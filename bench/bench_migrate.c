@@ -28,7 +28,7 @@
  *              here as nothing writes) next to the live-memory default.
  *              Ratio = raw time / stream time (a throughput ratio).
  *  migrate     pmtrack_precopy() of fresh workload RAM for every run
- *              (examples/workload.h, huge pages: 2 writers, 80% of writes
+ *              (support/workload.h, huge pages: 2 writers, 80% of writes
  *              into the hot 1/16; rate 0 = no writers) with the default
  *              transport and downtime limit, wl_pause() as the stop
  *              callback.  Just before each migration, send() of the same
@@ -86,6 +86,7 @@
 
 #include <pmtrack/migrate.h>
 
+#include "args.h"
 #include "bench_util.h"
 #include "workload.h"
 
@@ -901,6 +902,72 @@ struct mrep {
 	int converged;
 };
 
+/*
+ * One migration of fresh workload RAM at @rate (rep @i): its numbers into
+ * *@r, its rounds and stats in *@m.
+ */
+static void migrate_once(const struct cfg *c, uint64_t rate, int i,
+			 struct mig *m, struct mrep *r)
+{
+	/* fresh RAM each time: every run starts from the same state
+	   (huge pages not yet split by tracking) */
+	struct wl_opts wo = {
+		.bytes = c->len,
+		.writers = rate ? 2 : 0,
+		.rate = rate,
+		.seed = 42 + rate + (uint64_t)i,
+		.hot = 80,
+	};
+	const struct pmtrack_precopy_round *r0;
+	uint8_t d[PMTRACK_DIGEST_LEN];
+	uint64_t t0, s0;
+	struct xfer raw;
+	struct wl *w;
+	int err;
+
+	err = wl_start(&wo, &w);
+	if (err)
+		fail("wl_start", -err);
+	no_fork(wl_mem(w), wl_len(w));
+	/* the raw bandwidth, the writers running as they will */
+	run_raw(wl_mem(w), c->len, NULL, &raw);
+	/* one digest of the memory, untracked, for comparison with
+	   the one pmtrack_precopy() times after round 0 */
+	t0 = bench_now_ns();
+	BENCH_LIVE_READ_BEGIN();
+	digest_of(wl_mem(w), c->len, d);
+	BENCH_LIVE_READ_END();
+	r->dg0 = (double)(bench_now_ns() - t0) / 1e9;
+	s0 = vmstat("thp_split_pmd");
+	m->mem = wl_mem(w);
+	m->len = c->len;
+	m->w = w;
+	m->kind = PMTRACK_XPORT_AUTO;
+	m->flags = c->mig_flags;
+	run_mig(c, m);
+	if (m->nrounds < 2 || (uint64_t)m->nrounds != m->st.rounds)
+		die("migrate: %d progress calls for %llu rounds", m->nrounds,
+		    (unsigned long long)m->st.rounds);
+	r0 = &m->rounds[0];
+	r->rounds = (double)m->st.rounds;
+	r->total = (double)m->st.total_ns / 1e9;
+	r->bytes = (double)m->st.bytes;
+	r->bw0 = (double)r0->bytes * 1e9 / (double)r0->duration_ns;
+	r->bw_raw = (double)c->len / raw.secs;
+	r->ratio0 = r->total / (r->bytes / r->bw0);
+	r->ratio_raw = r->total / (r->bytes / r->bw_raw);
+	r->dt = (double)m->st.downtime_ns / 1e9;
+	r->dt_rx = (double)(m->xf.rx.t_done - m->t_stop) / 1e9;
+	r->writes = (double)(m->w_stop - m->w_call) * 1e9 /
+		    (double)(m->t_stop - m->t_call);
+	r->converged = m->st.converged;
+	r->dg = (double)m->st.digest_ns / 1e9;
+	r->splits = (double)(vmstat("thp_split_pmd") - s0);
+	m->w = NULL;
+	m->mem = NULL;
+	wl_free(w);
+}
+
 static void migrate_rate(const struct cfg *c, uint64_t rate, struct mrep *rep,
 			 struct mig *keep)
 {
@@ -911,66 +978,8 @@ static void migrate_rate(const struct cfg *c, uint64_t rate, struct mrep *rep,
 	if (!m || !tot)
 		fail("calloc", ENOMEM);
 	for (int i = 0; i < c->reps; i++) {
-		/* fresh RAM each time: every run starts from the same state
-		   (huge pages not yet split by tracking) */
-		struct wl_opts wo = {
-			.bytes = c->len,
-			.writers = rate ? 2 : 0,
-			.rate = rate,
-			.seed = 42 + rate + (uint64_t)i,
-			.hot = 80,
-		};
-		struct mrep *r = &rep[i];
-		const struct pmtrack_precopy_round *r0;
-		uint8_t d[PMTRACK_DIGEST_LEN];
-		uint64_t t0, s0;
-		struct xfer raw;
-		struct wl *w;
-		int err;
-
-		err = wl_start(&wo, &w);
-		if (err)
-			fail("wl_start", -err);
-		no_fork(wl_mem(w), wl_len(w));
-		/* the raw bandwidth, the writers running as they will */
-		run_raw(wl_mem(w), c->len, NULL, &raw);
-		/* one digest of the memory, untracked, for comparison with
-		   the one pmtrack_precopy() times after round 0 */
-		t0 = bench_now_ns();
-		BENCH_LIVE_READ_BEGIN();
-		digest_of(wl_mem(w), c->len, d);
-		BENCH_LIVE_READ_END();
-		r->dg0 = (double)(bench_now_ns() - t0) / 1e9;
-		s0 = vmstat("thp_split_pmd");
-		m[i].mem = wl_mem(w);
-		m[i].len = c->len;
-		m[i].w = w;
-		m[i].kind = PMTRACK_XPORT_AUTO;
-		m[i].flags = c->mig_flags;
-		run_mig(c, &m[i]);
-		if (m[i].nrounds < 2 ||
-		    (uint64_t)m[i].nrounds != m[i].st.rounds)
-			die("migrate: %d progress calls for %llu rounds",
-			    m[i].nrounds, (unsigned long long)m[i].st.rounds);
-		r0 = &m[i].rounds[0];
-		r->rounds = (double)m[i].st.rounds;
-		r->total = (double)m[i].st.total_ns / 1e9;
-		r->bytes = (double)m[i].st.bytes;
-		r->bw0 = (double)r0->bytes * 1e9 / (double)r0->duration_ns;
-		r->bw_raw = (double)c->len / raw.secs;
-		r->ratio0 = r->total / (r->bytes / r->bw0);
-		r->ratio_raw = r->total / (r->bytes / r->bw_raw);
-		r->dt = (double)m[i].st.downtime_ns / 1e9;
-		r->dt_rx = (double)(m[i].xf.rx.t_done - m[i].t_stop) / 1e9;
-		r->writes = (double)(m[i].w_stop - m[i].w_call) * 1e9 /
-			    (double)(m[i].t_stop - m[i].t_call);
-		r->converged = m[i].st.converged;
-		r->dg = (double)m[i].st.digest_ns / 1e9;
-		r->splits = (double)(vmstat("thp_split_pmd") - s0);
-		tot[i] = r->total;
-		m[i].w = NULL;
-		m[i].mem = NULL;
-		wl_free(w);
+		migrate_once(c, rate, i, &m[i], &rep[i]);
+		tot[i] = rep[i].total;
 	}
 	/* keep the rounds of the run with the median total time */
 	mt = med(tot, c->reps);
@@ -983,18 +992,36 @@ static void migrate_rate(const struct cfg *c, uint64_t rate, struct mrep *rep,
 	free(m);
 }
 
-static void section_migrate(const struct cfg *c)
+/* the medians of the reps in @rep into *@m (@v: room for c->reps) */
+static void migrate_medians(const struct cfg *c, const struct mrep *rep,
+			    double *v, struct mrep *m)
 {
-	struct mrep *rep = calloc((size_t)c->reps, sizeof(*rep));
-	struct mrep *mr = calloc((size_t)c->nrates, sizeof(*mr));
-	double *v = calloc((size_t)c->reps, sizeof(double));
-	struct mig *keep = calloc(1, sizeof(*keep));
-	const char *backend = "?";
+#define MED(field)                                                             \
+	({                                                                     \
+		for (int _i = 0; _i < c->reps; _i++)                           \
+			v[_i] = rep[_i].field;                                 \
+		med(v, c->reps);                                               \
+	})
+	for (int k = 0; k < c->reps; k++)
+		m->converged += rep[k].converged;
+	m->writes = MED(writes);
+	m->rounds = MED(rounds);
+	m->total = MED(total);
+	m->bytes = MED(bytes);
+	m->bw0 = MED(bw0);
+	m->bw_raw = MED(bw_raw);
+	m->ratio0 = MED(ratio0);
+	m->ratio_raw = MED(ratio_raw);
+	m->dt = MED(dt);
+	m->dt_rx = MED(dt_rx);
+	m->dg0 = MED(dg0);
+	m->dg = MED(dg);
+	m->splits = MED(splits);
+#undef MED
+}
 
-	if (!rep || !mr || !v || !keep)
-		fail("calloc", ENOMEM);
-	if (c->csv_dir && mkdir(c->csv_dir, 0755) && errno != EEXIST)
-		fail(c->csv_dir, errno);
+static void migrate_head(const struct cfg *c)
+{
 	printf("\n## migrate: pmtrack_precopy() of %zu MiB of workload RAM "
 	       "(2 writers, 80%% hot), downtime limit %llu ms, END digest "
 	       "%s\n\n",
@@ -1006,44 +1033,24 @@ static void section_migrate(const struct cfg *c)
 	       "| downtime ÷ limit | converged |\n");
 	printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
-#define MED(field)                                                             \
-	({                                                                     \
-		for (int _i = 0; _i < c->reps; _i++)                           \
-			v[_i] = rep[_i].field;                                 \
-		med(v, c->reps);                                               \
-	})
-	for (int i = 0; i < c->nrates; i++) {
-		struct mrep *m = &mr[i];
+}
 
-		migrate_rate(c, c->rates[i], rep, keep);
-		for (int k = 0; k < c->reps; k++)
-			m->converged += rep[k].converged;
-		backend = pmtrack_backend_name(keep->st.backend);
-		m->writes = MED(writes);
-		m->rounds = MED(rounds);
-		m->total = MED(total);
-		m->bytes = MED(bytes);
-		m->bw0 = MED(bw0);
-		m->bw_raw = MED(bw_raw);
-		m->ratio0 = MED(ratio0);
-		m->ratio_raw = MED(ratio_raw);
-		m->dt = MED(dt);
-		m->dt_rx = MED(dt_rx);
-		m->dg0 = MED(dg0);
-		m->dg = MED(dg);
-		m->splits = MED(splits);
-		printf("| %llu (%.0f) | %.0f | %.3f | %.3f | %.2f | **%.3f** "
-		       "| %.1f | **%.3f** | %d of %d |\n",
-		       (unsigned long long)c->rates[i], m->writes, m->rounds,
-		       m->total, m->bytes / (double)c->len, m->bw0 / 1e9,
-		       m->ratio0, m->dt * 1e3,
-		       m->dt * 1e9 / (double)c->limit_ns, m->converged,
-		       c->reps);
-		fflush(stdout);
-		if (c->csv_dir)
-			write_csv(c, c->rates[i], keep);
-	}
-#undef MED
+static void migrate_row(const struct cfg *c, uint64_t rate,
+			const struct mrep *m)
+{
+	printf("| %llu (%.0f) | %.0f | %.3f | %.3f | %.2f | **%.3f** "
+	       "| %.1f | **%.3f** | %d of %d |\n",
+	       (unsigned long long)rate, m->writes, m->rounds, m->total,
+	       m->bytes / (double)c->len, m->bw0 / 1e9, m->ratio0,
+	       m->dt * 1e3, m->dt * 1e9 / (double)c->limit_ns, m->converged,
+	       c->reps);
+	fflush(stdout);
+}
+
+/* the second table and the notes; @mr: the medians of each rate */
+static void migrate_tail(const struct cfg *c, const struct mrep *mr,
+			 const char *kind, const char *backend)
+{
 	printf("\n| dirty rate pages/s | raw GB/s | total ÷ (bytes ÷ raw bw) "
 	       "| stop to receiver done ÷ limit | digest ms, untracked / "
 	       "timed by pre-copy | THP PMD splits |\n");
@@ -1070,11 +1077,35 @@ static void section_migrate(const struct cfg *c)
 	       "running), and stats.digest_ns (the\none pre-copy times after "
 	       "round 0 for its estimate).  THP PMD splits:\n/proc/vmstat "
 	       "thp_split_pmd over the migration (system-wide).\n",
-	       c->reps, kind_name(keep->used), backend);
+	       c->reps, kind, backend);
 	if (c->csv_dir)
 		printf("Rounds of the median run per rate: %s/rounds-<rate>.csv"
 		       "\n",
 		       c->csv_dir);
+}
+
+static void section_migrate(const struct cfg *c)
+{
+	struct mrep *rep = calloc((size_t)c->reps, sizeof(*rep));
+	struct mrep *mr = calloc((size_t)c->nrates, sizeof(*mr));
+	double *v = calloc((size_t)c->reps, sizeof(double));
+	struct mig *keep = calloc(1, sizeof(*keep));
+	const char *backend = "?";
+
+	if (!rep || !mr || !v || !keep)
+		fail("calloc", ENOMEM);
+	if (c->csv_dir && mkdir(c->csv_dir, 0755) && errno != EEXIST)
+		fail(c->csv_dir, errno);
+	migrate_head(c);
+	for (int i = 0; i < c->nrates; i++) {
+		migrate_rate(c, c->rates[i], rep, keep);
+		backend = pmtrack_backend_name(keep->st.backend);
+		migrate_medians(c, rep, v, &mr[i]);
+		migrate_row(c, c->rates[i], &mr[i]);
+		if (c->csv_dir)
+			write_csv(c, c->rates[i], keep);
+	}
+	migrate_tail(c, mr, kind_name(keep->used), backend);
 	free(rep);
 	free(mr);
 	free(v);
@@ -1168,72 +1199,69 @@ static double time_digest(const void *p, size_t len)
 	return (double)(bench_now_ns() - t0) / 1e9;
 }
 
-/* one chain of three images of fresh workload RAM, restored and checked */
-static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
-		      struct crep *r)
+/*
+ * The chain in @dir: image 0 of @mem stopped (full), 1% of the pages
+ * written and a live incremental image, another 1% and a stopped one.
+ */
+static void ckpt_chain(const struct cfg *c, const char *dir, char *mem,
+		       bool sync, uint64_t *seed,
+		       struct pmtrack_dump_info info[3])
 {
 	PMTRACK_OPTS(pmtrack_ckpt_opts, o, .level = 0, .no_sync = !sync,
 		     .producer = PROG);
-	PMTRACK_OPTS(pmtrack_dump_info, i0);
-	PMTRACK_OPTS(pmtrack_dump_info, i1);
-	PMTRACK_OPTS(pmtrack_dump_info, i2);
-	PMTRACK_OPTS(pmtrack_restore_info, ri);
-	PMTRACK_OPTS(pmtrack_rx_stats, st);
-	struct wl_opts wo = {
-		.bytes = c->len,
-		.writers = 0,
-		.seed = 7 + (uint64_t)rep,
+	struct pmtrack_mem_region reg = {
+		.addr = mem,
+		.len = c->len,
+		.id = REGION_ID,
+		.name = "ram",
 	};
-	uint64_t seed = 0x2545f4914f6cdd1dull + (uint64_t)rep, s0;
-	struct pmtrack_mem_region reg = { .id = REGION_ID, .name = "ram" };
 	struct pmtrack_ckpt *ck;
-	struct pmtrack_rx *rx;
-	char dir[4096], *mem;
-	uint64_t t0;
-	struct wl *w;
 	int err;
 
-	err = wl_start(&wo, &w);
-	if (err)
-		fail("wl_start", -err);
-	mem = wl_mem(w);
-	no_fork(mem, c->len);
-	reg.addr = mem;
-	reg.len = c->len;
-	path_fmt(dir, sizeof(dir), "%s/" PROG ".XXXXXX", c->dir);
-	if (!mkdtemp(dir))
-		fail(dir, errno);
-	/* the raw mechanism first, on the memory the full dump reads */
-	r->raw = raw_file_write(dir, mem, c->len, sync);
-	r->dg0 = time_digest(mem, c->len);
-	s0 = vmstat("thp_split_pmd");
 	err = pmtrack_ckpt_new(dir, &o, &reg, 1, &ck);
 	if (err)
 		fail("pmtrack_ckpt_new", -err);
-	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &i0);
+	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &info[0]);
 	if (err)
 		fail("pmtrack_ckpt_dump (full)", -err);
-	dirty_percent(mem, c->len, c->ps, &seed);
-	err = pmtrack_ckpt_dump(ck, 0, &i1);
+	dirty_percent(mem, c->len, c->ps, seed);
+	err = pmtrack_ckpt_dump(ck, 0, &info[1]);
 	if (err)
 		fail("pmtrack_ckpt_dump (live incremental)", -err);
-	dirty_percent(mem, c->len, c->ps, &seed);
-	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &i2);
+	dirty_percent(mem, c->len, c->ps, seed);
+	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &info[2]);
 	if (err)
 		fail("pmtrack_ckpt_dump (stopped incremental)", -err);
 	pmtrack_ckpt_free(ck);
-	r->splits = (double)(vmstat("thp_split_pmd") - s0);
-	r->dg1 = time_digest(mem, c->len);
-	if (i1.pages != c->len / c->ps / 100 ||
-	    i2.pages != c->len / c->ps / 100 || !i0.has_digest ||
-	    i1.has_digest || !i2.has_digest)
+}
+
+/* the incremental images hold exactly the 1% written, and the stopped
+ * ones a digest */
+static void ckpt_check_images(const struct cfg *c,
+			      const struct pmtrack_dump_info i[3])
+{
+	if (i[1].pages != c->len / c->ps / 100 ||
+	    i[2].pages != c->len / c->ps / 100 || !i[0].has_digest ||
+	    i[1].has_digest || !i[2].has_digest)
 		die("ckpt: images hold %llu, %llu, %llu pages (1%% = %zu), "
 		    "digests %d %d %d",
-		    (unsigned long long)i0.pages, (unsigned long long)i1.pages,
-		    (unsigned long long)i2.pages, c->len / c->ps / 100,
-		    i0.has_digest, i1.has_digest, i2.has_digest);
+		    (unsigned long long)i[0].pages,
+		    (unsigned long long)i[1].pages,
+		    (unsigned long long)i[2].pages, c->len / c->ps / 100,
+		    i[0].has_digest, i[1].has_digest, i[2].has_digest);
+}
 
-	/* restore the chain into another buffer: it must be the memory */
+/* restore the chain in @dir into @buf: it must be @mem; seconds */
+static double ckpt_restore(const struct cfg *c, const char *dir, char *buf,
+			   const char *mem)
+{
+	PMTRACK_OPTS(pmtrack_restore_info, ri);
+	PMTRACK_OPTS(pmtrack_rx_stats, st);
+	struct pmtrack_rx *rx;
+	uint64_t t0;
+	double secs;
+	int err;
+
 	memset(buf, 0x5a, c->len);
 	err = pmtrack_rx_new(NULL, &rx);
 	if (!err)
@@ -1242,7 +1270,7 @@ static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 		fail("pmtrack_rx_new/set_dest", -err);
 	t0 = bench_now_ns();
 	err = pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri);
-	r->restore = (double)(bench_now_ns() - t0) / 1e9;
+	secs = (double)(bench_now_ns() - t0) / 1e9;
 	if (err)
 		die("ckpt: restore: %s: %s", strerror(-err),
 		    pmtrack_rx_error(rx, NULL));
@@ -1253,14 +1281,52 @@ static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 	pmtrack_rx_free(rx);
 	if (memcmp(buf, mem, c->len))
 		die("ckpt: the restored memory differs from the source");
+	return secs;
+}
+
+/* one chain of three images of fresh workload RAM, restored and checked */
+static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
+		      struct crep *r)
+{
+	struct pmtrack_dump_info info[3];
+	struct wl_opts wo = {
+		.bytes = c->len,
+		.writers = 0,
+		.seed = 7 + (uint64_t)rep,
+	};
+	uint64_t seed = 0x2545f4914f6cdd1dull + (uint64_t)rep, s0;
+	char dir[4096], *mem;
+	struct wl *w;
+	int err;
+
+	memset(info, 0, sizeof(info));
+	for (int i = 0; i < 3; i++)
+		info[i].sz = sizeof(info[i]);
+	err = wl_start(&wo, &w);
+	if (err)
+		fail("wl_start", -err);
+	mem = wl_mem(w);
+	no_fork(mem, c->len);
+	path_fmt(dir, sizeof(dir), "%s/" PROG ".XXXXXX", c->dir);
+	if (!mkdtemp(dir))
+		fail(dir, errno);
+	/* the raw mechanism first, on the memory the full dump reads */
+	r->raw = raw_file_write(dir, mem, c->len, sync);
+	r->dg0 = time_digest(mem, c->len);
+	s0 = vmstat("thp_split_pmd");
+	ckpt_chain(c, dir, mem, sync, &seed, info);
+	r->splits = (double)(vmstat("thp_split_pmd") - s0);
+	r->dg1 = time_digest(mem, c->len);
+	ckpt_check_images(c, info);
+	r->restore = ckpt_restore(c, dir, buf, mem);
 	rm_dir(dir);
 	wl_free(w);
-	r->full = (double)i0.duration_ns / 1e9;
-	r->live = (double)i1.duration_ns / 1e9;
-	r->incr = (double)i2.duration_ns / 1e9;
-	r->full_b = (double)i0.bytes;
-	r->live_b = (double)i1.bytes;
-	r->incr_b = (double)i2.bytes;
+	r->full = (double)info[0].duration_ns / 1e9;
+	r->live = (double)info[1].duration_ns / 1e9;
+	r->incr = (double)info[2].duration_ns / 1e9;
+	r->full_b = (double)info[0].bytes;
+	r->live_b = (double)info[1].bytes;
+	r->incr_b = (double)info[2].bytes;
 }
 
 static void section_ckpt(const struct cfg *c)
@@ -1524,57 +1590,49 @@ static void section_transport(const struct cfg *c)
 
 /* ---- main ------------------------------------------------------------ */
 
+/* one item of --only: a section's name, or all, into the mask @arg */
+static int section_item(void *arg, int i, const char *text)
+{
+	unsigned int *m = arg;
+
+	(void)i;
+	if (!strcmp(text, "all")) {
+		*m |= SEC_ALL;
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(section_name) / sizeof(*section_name);
+	     k++) {
+		if (!strcmp(text, section_name[k])) {
+			*m |= 1u << k;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static unsigned int parse_only(const char *s)
 {
 	unsigned int m = 0;
-	char *dup = strdup(s), *save = NULL;
 
-	if (!dup)
-		fail("strdup", ENOMEM);
-	for (char *t = strtok_r(dup, ",", &save); t;
-	     t = strtok_r(NULL, ",", &save)) {
-		size_t i;
-
-		for (i = 0; i < sizeof(section_name) / sizeof(*section_name);
-		     i++)
-			if (!strcmp(t, section_name[i]))
-				break;
-		if (!strcmp(t, "all")) {
-			m |= SEC_ALL;
-			continue;
-		}
-		if (i == sizeof(section_name) / sizeof(*section_name)) {
-			fprintf(stderr, PROG ": bad section for --only: %s\n",
-				t);
-			exit(2);
-		}
-		m |= 1u << i;
-	}
-	free(dup);
+	pmt_arg_list(PROG, "--only", s, INT32_MAX, section_item, &m,
+		     "comma-separated sections: throughput, migrate, ckpt, "
+		     "transport or all");
 	return m;
+}
+
+static int rate_item(void *arg, int i, const char *text)
+{
+	uint64_t *rates = arg;
+
+	return pmt_parse_u64(text, 0, 0, 100000000, &rates[i]);
 }
 
 static int parse_rates(const char *s, uint64_t *rates)
 {
-	int n = 0;
-
-	for (;;) {
-		char *end;
-		unsigned long long v;
-
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		if (errno || end == s || n == MAX_RATES || v > 100000000ull)
-			break;
-		rates[n++] = v;
-		if (!*end)
-			return n;
-		if (*end != ',')
-			break;
-		s = end + 1;
-	}
-	fprintf(stderr, PROG ": bad value for --rates\n");
-	exit(2);
+	return pmt_arg_list(PROG, "--rates", s, MAX_RATES, rate_item, rates,
+			    "up to %d comma-separated dirty rates in pages/s, "
+			    "each at most 100000000",
+			    MAX_RATES);
 }
 
 /* io_uring usable?  (a pipe: the kind this build's kernel may refuse) */
@@ -1643,7 +1701,14 @@ static void usage(FILE *f)
 		"  --quick          a short smoke run (CI)\n");
 }
 
-int main(int argc, char **argv)
+/* the options that are not in struct cfg */
+struct args {
+	size_t size_mib; /* 0: the default */
+	int reps;	 /* 0: the default */
+	bool quick, no_thp;
+};
+
+static void parse_args(int argc, char **argv, struct cfg *c, struct args *a)
 {
 	static const struct option longopts[] = {
 		{ "size-mib", required_argument, NULL, 's' },
@@ -1659,6 +1724,69 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			a->size_mib = bench_parse_num(PROG, optarg,
+						      "--size-mib");
+			break;
+		case 'r':
+			a->reps = (int)bench_parse_num(PROG, optarg, "--reps");
+			break;
+		case 'o':
+			c->only = parse_only(optarg);
+			break;
+		case 'R':
+			c->nrates = parse_rates(optarg, c->rates);
+			break;
+		case 'd':
+			c->limit_ns = (uint64_t)bench_parse_num(
+					      PROG, optarg, "--downtime-ms") *
+				      1000000u;
+			break;
+		case 'c':
+			c->csv_dir = optarg;
+			break;
+		case 'D':
+			c->dir = optarg;
+			break;
+		case 'q':
+			a->quick = true;
+			break;
+		case 'T':
+			a->no_thp = true;
+			break;
+		case 'N':
+			c->mig_flags |= PMTRACK_PRECOPY_NO_DIGEST;
+			break;
+		default:
+			pmt_usage_exit(opt, usage);
+		}
+	}
+	pmt_no_operands(argc, usage);
+}
+
+static void print_header(const struct cfg *c, const struct args *a,
+			 const char *backend)
+{
+	struct utsname uts;
+
+	if (uname(&uts))
+		fail("uname", errno);
+	printf(PROG ": kernel %s, libpmtrack %s, %ld CPUs online, %zu MiB, "
+		    "%d reps, medians; tracker %s, io_uring %s; THP %s, %s\n",
+	       uts.release, pmtrack_version(), sysconf(_SC_NPROCESSORS_ONLN),
+	       a->size_mib, c->reps, backend,
+	       c->uring ? "usable" : "unavailable", thp_mode(),
+	       a->no_thp ? "disabled for this run (--no-thp)"
+			 : "big buffers MADV_HUGEPAGE");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
 	struct cfg c = {
 		.only = SEC_ALL,
 		.dir = "/tmp",
@@ -1666,87 +1794,31 @@ int main(int argc, char **argv)
 		.nrates = 4,
 		.limit_ns = 300000000u,
 	};
-	size_t size_mib = 0;
-	int reps = 0, quick = 0, no_thp = 0, opt;
+	struct args a = { 0 };
 	const char *backend = "n/a";
-	struct utsname uts;
 	uint64_t t0 = bench_now_ns();
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
-			break;
-		case 'r':
-			reps = (int)bench_parse_num(PROG, optarg, "--reps");
-			break;
-		case 'o':
-			c.only = parse_only(optarg);
-			break;
-		case 'R':
-			c.nrates = parse_rates(optarg, c.rates);
-			break;
-		case 'd':
-			c.limit_ns = (uint64_t)bench_parse_num(
-					     PROG, optarg, "--downtime-ms") *
-				     1000000u;
-			break;
-		case 'c':
-			c.csv_dir = optarg;
-			break;
-		case 'D':
-			c.dir = optarg;
-			break;
-		case 'q':
-			quick = 1;
-			break;
-		case 'T':
-			no_thp = 1;
-			break;
-		case 'N':
-			c.mig_flags |= PMTRACK_PRECOPY_NO_DIGEST;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (!size_mib)
-		size_mib = quick ? 32 : 1024;
-	if (!reps)
-		reps = quick ? 1 : 3;
-	c.reps = reps;
-	c.len = size_mib << 20;
+	parse_args(argc, argv, &c, &a);
+	if (!a.size_mib)
+		a.size_mib = a.quick ? 32 : 1024;
+	if (!a.reps)
+		a.reps = a.quick ? 1 : 3;
+	c.reps = a.reps;
+	c.len = a.size_mib << 20;
 	c.ps = (size_t)sysconf(_SC_PAGESIZE);
 	if (c.len / c.ps < 100) {
 		fprintf(stderr, PROG ": --size-mib too small\n");
 		return 2;
 	}
 	/* inherited by the receivers; overrides MADV_HUGEPAGE */
-	if (no_thp && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0))
+	if (a.no_thp && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0))
 		fail("prctl(PR_SET_THP_DISABLE)", errno);
 	/* a receiver that dies must not kill us with SIGPIPE */
 	signal(SIGPIPE, SIG_IGN);
 	if (c.only & (SEC_THROUGHPUT | SEC_MIGRATE | SEC_CKPT))
 		backend = probe_tracker();
 	c.uring = probe_uring();
-	if (uname(&uts))
-		fail("uname", errno);
-	printf(PROG ": kernel %s, libpmtrack %s, %ld CPUs online, %zu MiB, "
-		    "%d reps, medians; tracker %s, io_uring %s; THP %s, %s\n",
-	       uts.release, pmtrack_version(), sysconf(_SC_NPROCESSORS_ONLN),
-	       size_mib, reps, backend, c.uring ? "usable" : "unavailable",
-	       thp_mode(),
-	       no_thp ? "disabled for this run (--no-thp)"
-		      : "big buffers MADV_HUGEPAGE");
-	fflush(stdout);
+	print_header(&c, &a, backend);
 
 	if (c.only & SEC_THROUGHPUT)
 		section_throughput(&c);

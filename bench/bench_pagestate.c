@@ -65,6 +65,7 @@
 #include <pmtrack/pagestate.h>
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 #define PROG "pmtrack-bench-pagestate"
@@ -190,6 +191,83 @@ static void touch(char *p, size_t pages, bool write, char val)
 	}
 }
 
+static void tally_add(struct tally *t, size_t touched, size_t ram)
+{
+	t->touched += touched;
+	t->ram += ram;
+}
+
+/* a run of the forked part: 60% written, a third of those again */
+static void forked_run(enum pass pass, char *p, size_t n, unsigned int kind,
+		       bool again, struct tally *t)
+{
+	if (kind >= 60)
+		return;
+	if (pass == REWRITE) {
+		if (again)
+			touch(p, n, true, 5);
+		return;
+	}
+	tally_add(t, again ? 2 * n : n, again ? 2 * n : n);
+	if (pass == POPULATE)
+		touch(p, n, true, 4);
+}
+
+/* a run of the memfd part: 20% written, 20% written and zapped */
+static void memfd_run(enum pass pass, char *p, size_t n, unsigned int kind,
+		      struct tally *t)
+{
+	if (kind >= 40)
+		return;
+	tally_add(t, n, n);
+	t->zapped += kind >= 20 ? n : 0;
+	if (pass != POPULATE)
+		return;
+	touch(p, n, true, 6);
+	if (kind >= 20 && madvise(p, n << pshift, MADV_DONTNEED))
+		fail("madvise(MADV_DONTNEED) of the memfd", errno);
+}
+
+/* one run of @n pages at @p of part @k, of the @kind drawn (0..99) */
+static void part_run(enum part_kind k, enum pass pass, char *p, size_t n,
+		     unsigned int kind, bool again, struct tally *t)
+{
+	bool go = pass == POPULATE;
+
+	switch (k) {
+	case K_ANON: /* 30% written, 10% read, 60% untouched */
+		if (kind >= 40)
+			break;
+		/* reads: the zero page, or (some kernels) a page */
+		tally_add(t, n, n);
+		if (go)
+			touch(p, n, kind < 30, 2);
+		break;
+	case K_SHARED: /* 40% written */
+		if (kind >= 40)
+			break;
+		tally_add(t, n, n);
+		if (go)
+			touch(p, n, true, 3);
+		break;
+	case K_FORKED:
+		forked_run(pass, p, n, kind, again, t);
+		break;
+	case K_MEMFD:
+		memfd_run(pass, p, n, kind, t);
+		break;
+	case K_FILE: /* 30% read */
+		if (kind >= 30)
+			break;
+		tally_add(t, n, 0);
+		if (go)
+			touch(p, n, false, 0);
+		break;
+	default:
+		break;
+	}
+}
+
 /*
  * Walk part @k in runs; the random draws are the same in every pass, so
  * PLAN counts what POPULATE will do and REWRITE finds the forked part's
@@ -199,13 +277,11 @@ static void part_runs(enum part_kind k, struct part *pt, enum pass pass,
 		      struct tally *t)
 {
 	size_t npages = pt->len >> pshift;
-	bool go = pass == POPULATE;
 
 	rng = 0x5eed0000u + (unsigned int)k;
 	if (k == K_THP) {
-		t->touched += npages;
-		t->ram += npages;
-		if (go)
+		tally_add(t, npages, npages);
+		if (pass == POPULATE)
 			touch(pt->base, npages, true, 1);
 		return;
 	}
@@ -221,61 +297,7 @@ static void part_runs(enum part_kind k, struct part *pt, enum pass pass,
 		if (n > npages - i)
 			n = npages - i;
 		i += n;
-		switch (k) {
-		case K_ANON: /* 30% written, 10% read, 60% untouched */
-			if (kind >= 40)
-				break;
-			/* reads: the zero page, or (some kernels) a page */
-			t->touched += n;
-			t->ram += n;
-			if (go)
-				touch(p, n, kind < 30, 2);
-			break;
-		case K_SHARED: /* 40% written */
-			if (kind >= 40)
-				break;
-			t->touched += n;
-			t->ram += n;
-			if (go)
-				touch(p, n, true, 3);
-			break;
-		case K_FORKED: /* 60% written, a third of those again */
-			if (kind >= 60)
-				break;
-			if (pass == REWRITE) {
-				if (again)
-					touch(p, n, true, 5);
-				break;
-			}
-			t->touched += again ? 2 * n : n;
-			t->ram += again ? 2 * n : n;
-			if (go)
-				touch(p, n, true, 4);
-			break;
-		case K_MEMFD: /* 20% written, 20% written and zapped */
-			if (kind >= 40)
-				break;
-			t->touched += n;
-			t->ram += n;
-			t->zapped += kind >= 20 ? n : 0;
-			if (!go)
-				break;
-			touch(p, n, true, 6);
-			if (kind >= 20 &&
-			    madvise(p, n << pshift, MADV_DONTNEED))
-				fail("madvise(MADV_DONTNEED) of the memfd",
-				     errno);
-			break;
-		case K_FILE: /* 30% read */
-			if (kind >= 30)
-				break;
-			t->touched += n;
-			if (go)
-				touch(p, n, false, 0);
-			break;
-		default:
-			break;
-		}
+		part_run(k, pass, p, n, kind, again, t);
 	}
 }
 
@@ -488,7 +510,38 @@ static const char *size_str(size_t b, char *s, size_t n)
 	return s;
 }
 
-int main(int argc, char **argv)
+/* everything one run sets up and measures */
+struct run {
+	/* the command line */
+	size_t size_mib;
+	int reps;
+	bool json;
+	FILE *out; /* stderr with --json */
+	/* the region */
+	struct part parts[K_NR];
+	struct tally plan;
+	uint64_t start, end;
+	size_t len;
+	bool locked;
+	int mlock_err;
+	double setup_s;
+	/* the library's handles, and the same ranges for the baseline */
+	struct pmtrack_pstate *ps[2];
+	struct range *ranges;
+	size_t nranges, nin; /* ranges, and the mappings in them */
+	int pm_fd;
+	uint64_t *buf;
+	/* results */
+	double *t_pm[NBUF], *t_lib[V_NR]; /* ms per rep */
+	double m_pm[NBUF], m_lib[V_NR], best;
+	unsigned int best_i;
+	struct pmtrack_page_counts lc[V_NR];
+	struct pm_counts pc0; /* the first pagemap read */
+	bool changed;	      /* a later one counted otherwise */
+	struct utsname uts;
+};
+
+static void parse_args(int argc, char **argv, struct run *r)
 {
 	static const struct option longopts[] = {
 		{ "size-mib", required_argument, NULL, 's' },
@@ -497,48 +550,350 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pmtrack_pstate *ps[2];
-	struct pmtrack_page_counts lc[V_NR];
-	struct pm_counts pc, pc0;
-	struct part parts[K_NR];
-	struct tally plan = { 0 };
-	struct utsname uts;
-	double *t_pm[NBUF], *t_lib[V_NR], m_pm[NBUF], m_lib[V_NR], best;
-	struct range *ranges;
-	uint64_t start, end, t0, *buf, need, avail;
-	size_t size_mib = 4096, len, chunks, off, nmaps, nranges = 0, nin = 0;
-	const struct pmtrack_mapping *maps;
-	unsigned int best_i = 0;
-	bool json = false, ok = true, changed = false, locked;
-	int reps = 7, opt, ret, pm_fd, mlock_err = 0;
-	double setup_s;
-	char *res, sb[32];
-	FILE *out;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
+			r->size_mib = pmt_arg_u64(PROG, "--size-mib", optarg,
+						  0, 16, 1ul << 20);
 			break;
 		case 'r':
-			reps = (int)bench_parse_num(PROG, optarg, "--reps");
+			r->reps = (int)bench_parse_num(PROG, optarg, "--reps");
 			break;
 		case 'j':
-			json = true;
+			r->json = true;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc || size_mib < 16) {
-		usage(stderr);
-		return 2;
+	pmt_no_operands(argc, usage);
+}
+
+/* the parts' sizes, in 2 MiB chunks (anon takes what the others leave),
+ * and what populating them will take; exits if memory is short */
+static void plan_layout(struct run *r)
+{
+	size_t chunks = r->size_mib / 2;
+	uint64_t need, avail;
+
+	r->len = chunks * HPAGE;
+	for (int i = 0; i < K_NR; i++) {
+		enum part_kind k = order[i];
+		size_t c = chunks * kinds[k].permille / 1000;
+
+		r->parts[k].len = (c ? c : 1) * HPAGE;
 	}
-	out = json ? stderr : stdout;
+	r->parts[K_ANON].len = r->len;
+	for (int k = 1; k < K_NR; k++)
+		r->parts[K_ANON].len -= r->parts[k].len;
+	for (int k = 0; k < K_NR; k++)
+		part_runs(k, &r->parts[k], PLAN, &r->plan);
+	need = r->plan.ram << pshift;
+	avail = mem_available();
+	if (need + 256 * MIB > avail) {
+		fprintf(stderr,
+			PROG ": not enough memory: a %zu MiB region needs "
+			     "about %llu MiB of RAM (plus 256 MiB of "
+			     "headroom), MemAvailable is %llu MiB; try a "
+			     "smaller --size-mib\n",
+			r->size_mib, (unsigned long long)(need / MIB),
+			(unsigned long long)(avail / MIB));
+		exit(1);
+	}
+}
+
+/* reserve the region 2 MiB-aligned, map the parts over it and populate
+ * them, fork the child that shares the forked part, lock the region */
+static void setup_region(struct run *r)
+{
+	uint64_t t0 = bench_now_ns();
+	size_t off = 0;
+	char *res;
+
+	res = mmap(NULL, r->len + HPAGE, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		fail("mmap of the region", errno);
+	r->start = ((uintptr_t)res + HPAGE - 1) & ~(uint64_t)(HPAGE - 1);
+	r->end = r->start + r->len;
+	if (r->start > (uintptr_t)res)
+		munmap(res, r->start - (uintptr_t)res);
+	if ((uintptr_t)res + r->len + HPAGE > r->end)
+		munmap((void *)(uintptr_t)r->end,
+		       (uintptr_t)res + r->len + HPAGE - r->end);
+	for (int i = 0; i < K_NR; i++) {
+		enum part_kind k = order[i];
+
+		r->parts[k].base = (char *)(uintptr_t)(r->start + off);
+		off += r->parts[k].len;
+		map_part(k, &r->parts[k]);
+		part_runs(k, &r->parts[k], POPULATE, &(struct tally){ 0 });
+	}
+	fork_holder();
+	part_runs(K_FORKED, &r->parts[K_FORKED], REWRITE,
+		  &(struct tally){ 0 });
+	/* keep reclaim off the mapped pages, so that the counts hold still
+	 * (after the zapping: MADV_DONTNEED refuses locked mappings) */
+	r->locked = !mlock2((void *)(uintptr_t)r->start, r->len,
+			    MLOCK_ONFAULT);
+	if (!r->locked)
+		r->mlock_err = errno;
+	r->setup_s = (double)(bench_now_ns() - t0) / 1e9;
+}
+
+/* the library's handles (plain and pagemap-read mode), and the region's
+ * mappings as merged ranges for the baseline */
+static void open_handles(struct run *r)
+{
+	const struct pmtrack_mapping *maps;
+	size_t nmaps;
+	int ret;
+
+	for (int i = 0; i < 2; i++) {
+		PMTRACK_OPTS(pmtrack_pstate_opts, o,
+			     .flags = i ? PMTRACK_PSTATE_PAGEMAP_READ : 0);
+
+		ret = pmtrack_pstate_new(&o, &r->ps[i]);
+		if (ret)
+			fail("pmtrack_pstate_new", -ret);
+		ret = pmtrack_pstate_maps(r->ps[i], &maps, &nmaps);
+		if (ret)
+			fail("pmtrack_pstate_maps", -ret);
+	}
+	if (!pmtrack_pstate_uses_scan(r->ps[0])) {
+		printf("SKIP: the library does not use PAGEMAP_SCAN\n");
+		exit(EXIT_SKIP);
+	}
+	r->ranges = calloc(nmaps, sizeof(*r->ranges));
+	if (!r->ranges)
+		fail("calloc", ENOMEM);
+	for (size_t i = 0; i < nmaps; i++) {
+		uint64_t s = maps[i].start > r->start ? maps[i].start : r->start;
+		uint64_t e = maps[i].end < r->end ? maps[i].end : r->end;
+
+		if (s >= e || maps[i].flags & PMTRACK_MAP_SPECIAL)
+			continue;
+		r->nin++;
+		if (r->nranges && r->ranges[r->nranges - 1].e == s)
+			r->ranges[r->nranges - 1].e = e;
+		else
+			r->ranges[r->nranges++] = (struct range){ s, e };
+	}
+}
+
+/* /proc/self/pagemap, the read buffer and the per-rep times */
+static void alloc_baseline(struct run *r)
+{
+	r->pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (r->pm_fd < 0)
+		fail("/proc/self/pagemap", errno);
+	r->buf = malloc(buf_sizes[NBUF - 1]);
+	if (!r->buf)
+		fail("malloc", ENOMEM);
+	memset(r->buf, 0, buf_sizes[NBUF - 1]);
+	for (size_t b = 0; b < NBUF; b++) {
+		r->t_pm[b] = calloc((size_t)r->reps, sizeof(double));
+		if (!r->t_pm[b])
+			fail("calloc", ENOMEM);
+	}
+	for (int v = 0; v < V_NR; v++) {
+		r->t_lib[v] = calloc((size_t)r->reps, sizeof(double));
+		if (!r->t_lib[v])
+			fail("calloc", ENOMEM);
+	}
+}
+
+static void print_setup(struct run *r)
+{
+	FILE *out = r->out;
+
+	if (uname(&r->uts))
+		fail("uname", errno);
+	fprintf(out,
+		PROG ": kernel %s, libpmtrack %s, region %zu MiB (%zu pages "
+		     "of %zu B) in %zu mappings, %d reps, medians\n",
+		r->uts.release, pmtrack_version(), r->len / MIB,
+		r->len >> pshift, page_size, r->nin, r->reps);
+	for (int i = 0; i < K_NR; i++)
+		fprintf(out, "  %-7s %6zu MiB  %s\n", kinds[order[i]].name,
+			r->parts[order[i]].len / MIB, kinds[order[i]].what);
+	fprintf(out,
+		"setup: %.2f s, %llu pages touched (%.0f%% of the region), "
+		"%llu zapped memfd pages\n",
+		r->setup_s, (unsigned long long)r->plan.touched,
+		100.0 * (double)r->plan.touched / (double)(r->len >> pshift),
+		(unsigned long long)r->plan.zapped);
+	if (!r->locked)
+		fprintf(out,
+			"note: mlock2(MLOCK_ONFAULT) of the region: %s "
+			"(reclaim "
+			"may change the counts during the run)\n",
+			strerror(r->mlock_err));
+}
+
+static void lib_variant(struct run *r, enum variant v)
+{
+	lib_count(r->ps[variants[v].read_mode], r->start, r->end,
+		  variants[v].want, &r->lc[v]);
+}
+
+/*
+ * The untimed warm-up (it faults in the buffers and checks the counts),
+ * then each rep runs the 9 measurements interleaved (read, lib, read,
+ * ...), starting one further along each time.  false if a count did not
+ * check.
+ */
+static bool measure(struct run *r)
+{
+	struct pm_counts pc;
+	bool ok = true;
+	uint64_t t0;
+
+	pm_read(r->pm_fd, r->ranges, r->nranges, r->buf, buf_sizes[NBUF - 1],
+		&r->pc0);
+	pc = r->pc0;
+	for (int v = 0; v < V_NR; v++) {
+		lib_variant(r, v);
+		ok &= check(v, &r->lc[v], &r->pc0, r->plan.zapped, -1);
+	}
+	for (int rep = 0; rep < r->reps && ok; rep++) {
+		for (int i = 0; i < NSLOT; i++) {
+			int slot = (i + rep) % NSLOT, v = slot / 2;
+			size_t b = (size_t)slot / 2;
+
+			t0 = bench_now_ns();
+			if (slot % 2 == 0) {
+				pm_read(r->pm_fd, r->ranges, r->nranges,
+					r->buf, buf_sizes[b], &pc);
+				r->t_pm[b][rep] =
+					(double)(bench_now_ns() - t0) / 1e6;
+				r->changed |=
+					memcmp(&pc, &r->pc0, sizeof(pc)) != 0;
+				continue;
+			}
+			lib_variant(r, v);
+			r->t_lib[v][rep] = (double)(bench_now_ns() - t0) / 1e6;
+			ok &= check(v, &r->lc[v], &pc, r->plan.zapped, rep);
+		}
+	}
+	return ok;
+}
+
+static void print_counts(const struct run *r)
+{
+	const struct pmtrack_page_counts *b = &r->lc[VB];
+
+	fprintf(r->out,
+		"pages: pagemap read  present %llu  swapped %llu  file %llu  "
+		"exclusive %llu\n",
+		(unsigned long long)r->pc0.present,
+		(unsigned long long)r->pc0.swapped,
+		(unsigned long long)r->pc0.file,
+		(unsigned long long)r->pc0.excl);
+	fprintf(r->out,
+		"pages: lib (b)       present %llu  swapped %llu  file %llu  "
+		"exclusive %llu  zero %llu  huge %llu  unsure %llu\n",
+		(unsigned long long)b->state[0], (unsigned long long)b->state[1],
+		(unsigned long long)b->state[2], (unsigned long long)b->state[4],
+		(unsigned long long)b->state[3], (unsigned long long)b->state[5],
+		(unsigned long long)b->state[7]);
+	if (r->changed)
+		fprintf(r->out, "note: the pagemap counts changed during the "
+				"run (pages were reclaimed or moved)\n");
+	if (max_moved)
+		fprintf(r->out,
+			"note: up to %llu zapped memfd pages were in swap "
+			"(swap is on and reclaim found them cold)\n",
+			(unsigned long long)max_moved);
+}
+
+/* the medians, and the best pagemap read */
+static void medians(struct run *r)
+{
+	for (size_t b = 0; b < NBUF; b++) {
+		r->m_pm[b] = bench_median(r->t_pm[b], r->reps);
+		if (r->m_pm[b] < r->m_pm[r->best_i])
+			r->best_i = (unsigned int)b;
+	}
+	r->best = r->m_pm[r->best_i];
+	for (int v = 0; v < V_NR; v++)
+		r->m_lib[v] = bench_median(r->t_lib[v], r->reps);
+}
+
+static void print_json(const struct run *r)
+{
+	printf("{\"kernel\": \"%s\", \"version\": \"%s\", "
+	       "\"size_mib\": %zu, \"pages\": %zu, \"mappings\": %zu, "
+	       "\"reps\": %d, \"setup_s\": %.3f, \"target\": %.2f,\n"
+	       " \"pagemap_read\": [",
+	       r->uts.release, pmtrack_version(), r->len / MIB,
+	       r->len >> pshift, r->nin, r->reps, r->setup_s, TARGET);
+	for (size_t b = 0; b < NBUF; b++)
+		printf("%s{\"buf_bytes\": %zu, \"median_ms\": %.3f}",
+		       b ? ", " : "", buf_sizes[b], r->m_pm[b]);
+	printf("],\n \"best_buf_bytes\": %zu, \"best_ms\": %.3f,\n"
+	       " \"lib\": [",
+	       buf_sizes[r->best_i], r->best);
+	for (int v = 0; v < V_NR; v++)
+		printf("%s\n  {\"variant\": \"%c\", "
+		       "\"want\": \"0x%x\", \"pagemap_read_mode\": %s, "
+		       "\"median_ms\": %.3f, \"ratio\": %.3f, "
+		       "\"pass\": %s}",
+		       v ? "," : "", 'a' + v, variants[v].want,
+		       variants[v].read_mode ? "true" : "false", r->m_lib[v],
+		       r->m_lib[v] / r->best,
+		       r->m_lib[v] / r->best <= TARGET ? "true" : "false");
+	printf("]}\n");
+}
+
+static void print_table(const struct run *r)
+{
+	char sb[32];
+
+	printf("\n| variant | median ms | ratio to best pagemap read |\n"
+	       "|---|--:|--:|\n");
+	for (size_t b = 0; b < NBUF; b++)
+		printf("| pagemap read, %s buffer%s | %.2f | %.2f |\n",
+		       size_str(buf_sizes[b], sb, sizeof(sb)),
+		       b == r->best_i ? " (best)" : "", r->m_pm[b],
+		       r->m_pm[b] / r->best);
+	for (int v = 0; v < V_NR; v++)
+		printf("| %s | %.2f | %.3f |\n", variants[v].label,
+		       r->m_lib[v], r->m_lib[v] / r->best);
+	printf("\ntarget <= %.1f:", TARGET);
+	for (int v = 0; v < V_NR; v++)
+		printf(" (%c) %s", 'a' + v,
+		       r->m_lib[v] / r->best <= TARGET ? "PASS" : "MISS");
+	printf("\n");
+}
+
+static void teardown(struct run *r)
+{
+	for (int i = 0; i < 2; i++)
+		pmtrack_pstate_free(r->ps[i]);
+	close(r->pm_fd);
+	free(r->buf);
+	free(r->ranges);
+	for (size_t b = 0; b < NBUF; b++)
+		free(r->t_pm[b]);
+	for (int v = 0; v < V_NR; v++)
+		free(r->t_lib[v]);
+	kill_child();
+	for (int k = 0; k < K_NR; k++)
+		if (r->parts[k].fd >= 0)
+			close(r->parts[k].fd);
+	munmap((void *)(uintptr_t)r->start, r->len);
+}
+
+int main(int argc, char **argv)
+{
+	struct run r = { .size_mib = 4096, .reps = 7 };
+	int ret;
+
+	parse_args(argc, argv, &r);
+	r.out = r.json ? stderr : stdout;
 
 	ret = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
 	if (ret != 1) {
@@ -550,262 +905,22 @@ int main(int argc, char **argv)
 
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 	pshift = (unsigned int)__builtin_ctzl(page_size);
-	chunks = size_mib / 2;
-	len = chunks * HPAGE;
-
-	/* the layout, in 2 MiB chunks; anon takes what the others leave */
-	off = 0;
-	for (int i = 0; i < K_NR; i++) {
-		enum part_kind k = order[i];
-		size_t c = chunks * kinds[k].permille / 1000;
-
-		parts[k].len = (c ? c : 1) * HPAGE;
-	}
-	parts[K_ANON].len = len;
-	for (int k = 1; k < K_NR; k++)
-		parts[K_ANON].len -= parts[k].len;
-	for (int k = 0; k < K_NR; k++)
-		part_runs(k, &parts[k], PLAN, &plan);
-	need = plan.ram << pshift;
-	avail = mem_available();
-	if (need + 256 * MIB > avail) {
-		fprintf(stderr,
-			PROG ": not enough memory: a %zu MiB region needs "
-			     "about %llu MiB of RAM (plus 256 MiB of "
-			     "headroom), MemAvailable is %llu MiB; try a "
-			     "smaller --size-mib\n",
-			size_mib, (unsigned long long)(need / MIB),
-			(unsigned long long)(avail / MIB));
-		return 1;
-	}
-
-	/* reserve the region 2 MiB-aligned, then map the parts over it */
-	t0 = bench_now_ns();
-	res = mmap(NULL, len + HPAGE, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (res == MAP_FAILED)
-		fail("mmap of the region", errno);
-	start = ((uintptr_t)res + HPAGE - 1) & ~(uint64_t)(HPAGE - 1);
-	end = start + len;
-	if (start > (uintptr_t)res)
-		munmap(res, start - (uintptr_t)res);
-	if ((uintptr_t)res + len + HPAGE > end)
-		munmap((void *)(uintptr_t)end,
-		       (uintptr_t)res + len + HPAGE - end);
-	for (int i = 0; i < K_NR; i++) {
-		enum part_kind k = order[i];
-
-		parts[k].base = (char *)(uintptr_t)(start + off);
-		off += parts[k].len;
-		map_part(k, &parts[k]);
-		part_runs(k, &parts[k], POPULATE, &(struct tally){ 0 });
-	}
-	fork_holder();
-	part_runs(K_FORKED, &parts[K_FORKED], REWRITE, &(struct tally){ 0 });
-	/* keep reclaim off the mapped pages, so that the counts hold still
-	 * (after the zapping: MADV_DONTNEED refuses locked mappings) */
-	locked = !mlock2((void *)(uintptr_t)start, len, MLOCK_ONFAULT);
-	if (!locked)
-		mlock_err = errno;
-	setup_s = (double)(bench_now_ns() - t0) / 1e9;
-
-	/* the library's handles, and the same ranges for the baseline */
-	for (int i = 0; i < 2; i++) {
-		PMTRACK_OPTS(pmtrack_pstate_opts, o,
-			     .flags = i ? PMTRACK_PSTATE_PAGEMAP_READ : 0);
-
-		ret = pmtrack_pstate_new(&o, &ps[i]);
-		if (ret)
-			fail("pmtrack_pstate_new", -ret);
-		ret = pmtrack_pstate_maps(ps[i], &maps, &nmaps);
-		if (ret)
-			fail("pmtrack_pstate_maps", -ret);
-	}
-	if (!pmtrack_pstate_uses_scan(ps[0])) {
-		printf("SKIP: the library does not use PAGEMAP_SCAN\n");
-		return EXIT_SKIP;
-	}
-	ranges = calloc(nmaps, sizeof(*ranges));
-	if (!ranges)
-		fail("calloc", ENOMEM);
-	for (size_t i = 0; i < nmaps; i++) {
-		uint64_t s = maps[i].start > start ? maps[i].start : start;
-		uint64_t e = maps[i].end < end ? maps[i].end : end;
-
-		if (s >= e || maps[i].flags & PMTRACK_MAP_SPECIAL)
-			continue;
-		nin++;
-		if (nranges && ranges[nranges - 1].e == s)
-			ranges[nranges - 1].e = e;
-		else
-			ranges[nranges++] = (struct range){ s, e };
-	}
-
-	pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pm_fd < 0)
-		fail("/proc/self/pagemap", errno);
-	buf = malloc(buf_sizes[NBUF - 1]);
-	if (!buf)
-		fail("malloc", ENOMEM);
-	memset(buf, 0, buf_sizes[NBUF - 1]);
-	for (size_t b = 0; b < NBUF; b++) {
-		t_pm[b] = calloc((size_t)reps, sizeof(double));
-		if (!t_pm[b])
-			fail("calloc", ENOMEM);
-	}
-	for (int v = 0; v < V_NR; v++) {
-		t_lib[v] = calloc((size_t)reps, sizeof(double));
-		if (!t_lib[v])
-			fail("calloc", ENOMEM);
-	}
-
-	if (uname(&uts))
-		fail("uname", errno);
-	fprintf(out,
-		PROG ": kernel %s, libpmtrack %s, region %zu MiB (%zu pages "
-		     "of %zu B) in %zu mappings, %d reps, medians\n",
-		uts.release, pmtrack_version(), len / MIB, len >> pshift,
-		page_size, nin, reps);
-	for (int i = 0; i < K_NR; i++)
-		fprintf(out, "  %-7s %6zu MiB  %s\n", kinds[order[i]].name,
-			parts[order[i]].len / MIB, kinds[order[i]].what);
-	fprintf(out,
-		"setup: %.2f s, %llu pages touched (%.0f%% of the region), "
-		"%llu zapped memfd pages\n",
-		setup_s, (unsigned long long)plan.touched,
-		100.0 * (double)plan.touched / (double)(len >> pshift),
-		(unsigned long long)plan.zapped);
-	if (!locked)
-		fprintf(out,
-			"note: mlock2(MLOCK_ONFAULT) of the region: %s "
-			"(reclaim "
-			"may change the counts during the run)\n",
-			strerror(mlock_err));
-
-	/* untimed warm-up: fault in the buffers, check the counts */
-	pm_read(pm_fd, ranges, nranges, buf, buf_sizes[NBUF - 1], &pc0);
-	pc = pc0;
-	for (int v = 0; v < V_NR; v++) {
-		lib_count(ps[variants[v].read_mode], start, end,
-			  variants[v].want, &lc[v]);
-		ok &= check(v, &lc[v], &pc0, plan.zapped, -1);
-	}
-
-	/* each rep runs the 9 measurements interleaved (read, lib, read, ...),
-	 * starting one further along each time */
-	for (int rep = 0; rep < reps && ok; rep++) {
-		for (int i = 0; i < NSLOT; i++) {
-			int slot = (i + rep) % NSLOT, v = slot / 2;
-			size_t b = (size_t)slot / 2;
-
-			t0 = bench_now_ns();
-			if (slot % 2 == 0) {
-				pm_read(pm_fd, ranges, nranges, buf,
-					buf_sizes[b], &pc);
-				t_pm[b][rep] =
-					(double)(bench_now_ns() - t0) / 1e6;
-				changed |= memcmp(&pc, &pc0, sizeof(pc)) != 0;
-				continue;
-			}
-			lib_count(ps[variants[v].read_mode], start, end,
-				  variants[v].want, &lc[v]);
-			t_lib[v][rep] = (double)(bench_now_ns() - t0) / 1e6;
-			ok &= check(v, &lc[v], &pc, plan.zapped, rep);
-		}
-	}
-
-	fprintf(out,
-		"pages: pagemap read  present %llu  swapped %llu  file %llu  "
-		"exclusive %llu\n",
-		(unsigned long long)pc0.present,
-		(unsigned long long)pc0.swapped, (unsigned long long)pc0.file,
-		(unsigned long long)pc0.excl);
-	fprintf(out,
-		"pages: lib (b)       present %llu  swapped %llu  file %llu  "
-		"exclusive %llu  zero %llu  huge %llu  unsure %llu\n",
-		(unsigned long long)lc[VB].state[0],
-		(unsigned long long)lc[VB].state[1],
-		(unsigned long long)lc[VB].state[2],
-		(unsigned long long)lc[VB].state[4],
-		(unsigned long long)lc[VB].state[3],
-		(unsigned long long)lc[VB].state[5],
-		(unsigned long long)lc[VB].state[7]);
-	if (changed)
-		fprintf(out, "note: the pagemap counts changed during the run "
-			     "(pages were reclaimed or moved)\n");
-	if (max_moved)
-		fprintf(out,
-			"note: up to %llu zapped memfd pages were in swap "
-			"(swap is on and reclaim found them cold)\n",
-			(unsigned long long)max_moved);
-	if (!ok) {
+	plan_layout(&r);
+	setup_region(&r);
+	open_handles(&r);
+	alloc_baseline(&r);
+	print_setup(&r);
+	if (!measure(&r)) {
+		print_counts(&r);
 		fprintf(stderr, PROG ": count mismatch, no results\n");
 		return 1;
 	}
-
-	for (size_t b = 0; b < NBUF; b++) {
-		m_pm[b] = bench_median(t_pm[b], reps);
-		if (m_pm[b] < m_pm[best_i])
-			best_i = (unsigned int)b;
-	}
-	best = m_pm[best_i];
-	for (int v = 0; v < V_NR; v++)
-		m_lib[v] = bench_median(t_lib[v], reps);
-
-	if (json) {
-		printf("{\"kernel\": \"%s\", \"version\": \"%s\", "
-		       "\"size_mib\": %zu, \"pages\": %zu, \"mappings\": %zu, "
-		       "\"reps\": %d, \"setup_s\": %.3f, \"target\": %.2f,\n"
-		       " \"pagemap_read\": [",
-		       uts.release, pmtrack_version(), len / MIB, len >> pshift,
-		       nin, reps, setup_s, TARGET);
-		for (size_t b = 0; b < NBUF; b++)
-			printf("%s{\"buf_bytes\": %zu, \"median_ms\": %.3f}",
-			       b ? ", " : "", buf_sizes[b], m_pm[b]);
-		printf("],\n \"best_buf_bytes\": %zu, \"best_ms\": %.3f,\n"
-		       " \"lib\": [",
-		       buf_sizes[best_i], best);
-		for (int v = 0; v < V_NR; v++)
-			printf("%s\n  {\"variant\": \"%c\", "
-			       "\"want\": \"0x%x\", \"pagemap_read_mode\": %s, "
-			       "\"median_ms\": %.3f, \"ratio\": %.3f, "
-			       "\"pass\": %s}",
-			       v ? "," : "", 'a' + v, variants[v].want,
-			       variants[v].read_mode ? "true" : "false",
-			       m_lib[v], m_lib[v] / best,
-			       m_lib[v] / best <= TARGET ? "true" : "false");
-		printf("]}\n");
-		return 0;
-	}
-
-	printf("\n| variant | median ms | ratio to best pagemap read |\n"
-	       "|---|--:|--:|\n");
-	for (size_t b = 0; b < NBUF; b++)
-		printf("| pagemap read, %s buffer%s | %.2f | %.2f |\n",
-		       size_str(buf_sizes[b], sb, sizeof(sb)),
-		       b == best_i ? " (best)" : "", m_pm[b], m_pm[b] / best);
-	for (int v = 0; v < V_NR; v++)
-		printf("| %s | %.2f | %.3f |\n", variants[v].label, m_lib[v],
-		       m_lib[v] / best);
-	printf("\ntarget <= %.1f:", TARGET);
-	for (int v = 0; v < V_NR; v++)
-		printf(" (%c) %s", 'a' + v,
-		       m_lib[v] / best <= TARGET ? "PASS" : "MISS");
-	printf("\n");
-
-	for (int i = 0; i < 2; i++)
-		pmtrack_pstate_free(ps[i]);
-	close(pm_fd);
-	free(buf);
-	free(ranges);
-	for (size_t b = 0; b < NBUF; b++)
-		free(t_pm[b]);
-	for (int v = 0; v < V_NR; v++)
-		free(t_lib[v]);
-	kill_child();
-	for (int k = 0; k < K_NR; k++)
-		if (parts[k].fd >= 0)
-			close(parts[k].fd);
-	munmap((void *)(uintptr_t)start, len);
+	print_counts(&r);
+	medians(&r);
+	if (r.json)
+		print_json(&r);
+	else
+		print_table(&r);
+	teardown(&r);
 	return 0;
 }

@@ -63,6 +63,7 @@
 #include <pmtrack/pmtrack.h>
 #include <pmtrack/stream.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 #define PROG "pmtrack-bench-stream"
@@ -349,35 +350,25 @@ static double time_decode(struct bench *b, const struct row *r)
 	return t / 1e9;
 }
 
+/* one item of --levels: a level, or "off" (0) */
+static int level_item(void *arg, int i, const char *text)
+{
+	int *levels = arg;
+
+	if (!strcmp(text, "off")) {
+		levels[i] = 0;
+		return 0;
+	}
+	return pmt_parse_int(text, -1000, 22, &levels[i]);
+}
+
 /* "0,1,3" (or "off,1,3") into @levels; returns how many */
 static int parse_levels(const char *s, int *levels)
 {
-	int n = 0;
-
-	for (;;) {
-		char *end;
-		long v;
-
-		if (!strncmp(s, "off", 3)) {
-			v = 0;
-			end = (char *)s + 3;
-		} else {
-			errno = 0;
-			v = strtol(s, &end, 10);
-			if (errno || end == s || v < -1000 || v > 22)
-				break;
-		}
-		if (n == MAX_LEVELS)
-			break;
-		levels[n++] = (int)v;
-		if (!*end)
-			return n;
-		if (*end != ',')
-			break;
-		s = end + 1;
-	}
-	fprintf(stderr, PROG ": bad value for --levels\n");
-	exit(2);
+	return pmt_arg_list(PROG, "--levels", s, MAX_LEVELS, level_item, levels,
+			    "up to %d comma-separated zstd levels from -1000 "
+			    "to 22, 0 or off = no compression",
+			    MAX_LEVELS);
 }
 
 /* "zero", "random", "realistic" or "all" into a bit mask of enum mix */
@@ -388,8 +379,7 @@ static int parse_mix(const char *s)
 	for (int m = 0; m < MIX_NR; m++)
 		if (!strcmp(s, mix_name[m]))
 			return 1 << m;
-	fprintf(stderr, PROG ": bad value for --mix: %s\n", s);
-	exit(2);
+	pmt_bad_value(PROG, "--mix", s, "zero, random, realistic or all");
 }
 
 static void usage(FILE *f)
@@ -403,7 +393,14 @@ static void usage(FILE *f)
 		   "compression (off,1,3)\n");
 }
 
-int main(int argc, char **argv)
+/* the command line */
+struct args {
+	size_t size_mib;
+	int reps, mixes; /* mixes: a bit mask of enum mix */
+	int levels[MAX_LEVELS], nlevels;
+};
+
+static void parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option longopts[] = {
 		{ "size-mib", required_argument, NULL, 's' },
@@ -413,145 +410,187 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int levels[MAX_LEVELS] = { 0, 1, 3 }, nlevels = 3;
-	struct row rows[MAX_LEVELS + 2];
-	size_t size_mib = 256, page_size;
-	int reps = 5, mixes = (1 << MIX_NR) - 1, nrows = 0, opt, ret;
-	double *enc_s, *dec_s, *cpy_s;
-	uint64_t zero_wire = 0;
-	char adaptive_notes[MIX_NR][160] = { "" };
-	double real_zero = -1;
-	struct bench b = { 0 };
-	struct utsname uts;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			size_mib = bench_parse_num(PROG, optarg, "--size-mib");
+			a->size_mib = bench_parse_num(PROG, optarg,
+						      "--size-mib");
 			break;
 		case 'r':
-			reps = (int)bench_parse_num(PROG, optarg, "--reps");
+			a->reps = (int)bench_parse_num(PROG, optarg, "--reps");
 			break;
 		case 'm':
-			mixes = parse_mix(optarg);
+			a->mixes = parse_mix(optarg);
 			break;
 		case 'l':
-			nlevels = parse_levels(optarg, levels);
+			a->nlevels = parse_levels(optarg, a->levels);
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			pmt_usage_exit(opt, usage);
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
+	pmt_no_operands(argc, usage);
+}
 
-	for (int i = 0; i < nlevels; i++, nrows++) {
-		if (levels[i])
+/* the table's rows: each level with PMTRACK_ENC_STABLE, then "off,
+ * copying" and "1, adaptive"; returns how many */
+static int build_rows(const struct args *a, struct row *rows)
+{
+	int nrows = 0;
+
+	for (int i = 0; i < a->nlevels; i++, nrows++) {
+		if (a->levels[i])
 			snprintf(rows[nrows].label, sizeof(rows[0].label), "%d",
-				 levels[i]);
+				 a->levels[i]);
 		else
 			strcpy(rows[nrows].label, "off");
-		rows[nrows].level = levels[i];
+		rows[nrows].level = a->levels[i];
 		rows[nrows].flags = PMTRACK_ENC_STABLE;
 	}
 	rows[nrows++] = (struct row){ "off, copying", 0, 0 };
 	rows[nrows++] =
 		(struct row){ "1, adaptive", 1,
 			      PMTRACK_ENC_ADAPTIVE | PMTRACK_ENC_STABLE };
+	return nrows;
+}
 
-	page_size = (size_t)sysconf(_SC_PAGESIZE);
-	b.len = size_mib << 20;
-	b.npages = b.len / page_size;
-	b.sink.cap = b.len + b.len / 10 + (1u << 20);
-	b.dirty = malloc((b.npages + 63) / 64 * 8);
-	enc_s = malloc((size_t)reps * sizeof(double));
-	dec_s = malloc((size_t)reps * sizeof(double));
-	cpy_s = malloc((size_t)reps * sizeof(double));
-	if (!b.dirty || !enc_s || !dec_s || !cpy_s)
+/* seconds per rep of each measurement */
+struct times {
+	double *enc, *dec, *cpy;
+};
+
+/* what the notes after the table say */
+struct notes {
+	uint64_t zero_wire;
+	double real_zero;
+	char adaptive[MIX_NR][160];
+};
+
+/* the region, the sink and the per-rep times for a region of @size_mib */
+static void setup(struct bench *b, struct times *t, size_t size_mib,
+		  size_t page_size, int reps)
+{
+	b->len = size_mib << 20;
+	b->npages = b->len / page_size;
+	b->sink.cap = b->len + b->len / 10 + (1u << 20);
+	b->dirty = malloc((b->npages + 63) / 64 * 8);
+	t->enc = malloc((size_t)reps * sizeof(double));
+	t->dec = malloc((size_t)reps * sizeof(double));
+	t->cpy = malloc((size_t)reps * sizeof(double));
+	if (!b->dirty || !t->enc || !t->dec || !t->cpy)
 		fail("malloc", ENOMEM);
-	memset(b.dirty, 0xff, (b.npages + 63) / 64 * 8);
-	b.src = map_faulted(b.len);
-	b.dst = map_faulted(b.len);
-	b.sink.buf = map_faulted(b.sink.cap);
+	memset(b->dirty, 0xff, (b->npages + 63) / 64 * 8);
+	b->src = map_faulted(b->len);
+	b->dst = map_faulted(b->len);
+	b->sink.buf = map_faulted(b->sink.cap);
+}
+
+static void teardown(struct bench *b, struct times *t)
+{
+	munmap(b->src, b->len);
+	munmap(b->dst, b->len);
+	munmap(b->sink.buf, b->sink.cap);
+	free(b->dirty);
+	free(t->enc);
+	free(t->dec);
+	free(t->cpy);
+}
+
+static void print_header(const struct bench *b, size_t size_mib,
+			 size_t page_size, int reps)
+{
+	struct utsname uts;
 
 	if (uname(&uts))
 		fail("uname", errno);
 	printf(PROG ": kernel %s, libpmtrack %s, %zu MiB (%zu pages of %zu B), "
 		    "%d reps, medians\n\n",
-	       uts.release, pmtrack_version(), size_mib, b.npages, page_size,
+	       uts.release, pmtrack_version(), size_mib, b->npages, page_size,
 	       reps);
 	printf("| mix | level | encode GB/s | decode GB/s | memcpy GB/s "
 	       "| enc ÷ memcpy | dec ÷ memcpy | wire/input |\n");
 	printf("|---|---|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
+}
 
-	for (int m = 0; m < MIX_NR; m++) {
-		struct iovec iov = { b.src, b.len };
+/* every rep of row @r on the current mix, and its line of the table */
+static void run_row(struct bench *b, const struct row *r, struct times *t,
+		    int reps, struct pmtrack_enc_stats *st)
+{
+	double e, d, c;
 
-		if (!(mixes & 1 << m))
-			continue;
-		b.mix = mix_name[m];
-		fill(b.src, b.len, page_size, m);
-		ret = pmtrack_digest(&iov, 1, b.digest);
-		if (ret)
-			fail("pmtrack_digest", -ret);
-
-		for (int i = 0; i < nrows; i++) {
-			const struct row *r = &rows[i];
-			PMTRACK_OPTS(pmtrack_enc_stats, st);
-			double e, d, c;
-
-			/* memcpy first, second or last; decode after encode */
-			for (int rep = 0; rep < reps; rep++) {
-				for (int step = 0, k = 0; step < 3; step++) {
-					if (step == rep % 3)
-						cpy_s[rep] = time_memcpy(&b);
-					else if (k++ == 0)
-						enc_s[rep] =
-							time_encode(&b, r, &st);
-					else
-						dec_s[rep] = time_decode(&b, r);
-				}
-			}
-			e = b.len / bench_median(enc_s, reps) / 1e9;
-			d = b.len / bench_median(dec_s, reps) / 1e9;
-			c = b.len / bench_median(cpy_s, reps) / 1e9;
-			printf("| %s | %s | %#.3g | %#.3g | %#.3g "
-			       "| %.3f | %.3f | %.4f |\n",
-			       mix_name[m], r->label, e, d, c, e / c, d / c,
-			       (double)st.wire_bytes / b.len);
-			fflush(stdout);
-
-			if (m == MIX_ZERO && !zero_wire)
-				zero_wire = st.wire_bytes;
-			if (m == MIX_REAL)
-				real_zero = (double)st.zero_pages / b.npages;
-			if (r->flags & PMTRACK_ENC_ADAPTIVE && st.batches)
-				snprintf(adaptive_notes[m],
-					 sizeof(adaptive_notes[m]),
-					 "%llu of %llu batches compressed; "
-					 "skipped %llu as incompressible, "
-					 "%llu for the link",
-					 (unsigned long long)st.batches_zstd,
-					 (unsigned long long)st.batches,
-					 (unsigned long long)
-						 st.skipped_incompressible,
-					 (unsigned long long)st.skipped_link);
+	/* memcpy first, second or last; decode after encode */
+	for (int rep = 0; rep < reps; rep++) {
+		for (int step = 0, k = 0; step < 3; step++) {
+			if (step == rep % 3)
+				t->cpy[rep] = time_memcpy(b);
+			else if (k++ == 0)
+				t->enc[rep] = time_encode(b, r, st);
+			else
+				t->dec[rep] = time_decode(b, r);
 		}
 	}
+	e = b->len / bench_median(t->enc, reps) / 1e9;
+	d = b->len / bench_median(t->dec, reps) / 1e9;
+	c = b->len / bench_median(t->cpy, reps) / 1e9;
+	printf("| %s | %s | %#.3g | %#.3g | %#.3g "
+	       "| %.3f | %.3f | %.4f |\n",
+	       b->mix, r->label, e, d, c, e / c, d / c,
+	       (double)st->wire_bytes / b->len);
+	fflush(stdout);
+}
 
+/* what row @r of mix @m adds to the notes */
+static void take_notes(struct notes *n, enum mix m, const struct row *r,
+		       const struct pmtrack_enc_stats *st, size_t npages)
+{
+	if (m == MIX_ZERO && !n->zero_wire)
+		n->zero_wire = st->wire_bytes;
+	if (m == MIX_REAL)
+		n->real_zero = (double)st->zero_pages / npages;
+	if (r->flags & PMTRACK_ENC_ADAPTIVE && st->batches)
+		snprintf(n->adaptive[m], sizeof(n->adaptive[m]),
+			 "%llu of %llu batches compressed; "
+			 "skipped %llu as incompressible, "
+			 "%llu for the link",
+			 (unsigned long long)st->batches_zstd,
+			 (unsigned long long)st->batches,
+			 (unsigned long long)st->skipped_incompressible,
+			 (unsigned long long)st->skipped_link);
+}
+
+/* mix @m into the region, then every row on it */
+static void run_mix(struct bench *b, enum mix m, const struct row *rows,
+		    int nrows, struct times *t, int reps, struct notes *n,
+		    size_t page_size)
+{
+	struct iovec iov = { b->src, b->len };
+	int ret;
+
+	b->mix = mix_name[m];
+	fill(b->src, b->len, page_size, m);
+	ret = pmtrack_digest(&iov, 1, b->digest);
+	if (ret)
+		fail("pmtrack_digest", -ret);
+	for (int i = 0; i < nrows; i++) {
+		PMTRACK_OPTS(pmtrack_enc_stats, st);
+
+		run_row(b, &rows[i], t, reps, &st);
+		take_notes(n, m, &rows[i], &st, b->npages);
+	}
+}
+
+static void print_notes(const struct notes *n, const struct bench *b,
+			const char *first_label)
+{
 	printf("\n");
-	if (zero_wire)
+	if (n->zero_wire)
 		printf("Bytes on the wire per zero page: %.4f (zero mix, level "
 		       "%s: the whole stream,\n%llu bytes, / %zu pages).\n",
-		       (double)zero_wire / b.npages, rows[0].label,
-		       (unsigned long long)zero_wire, b.npages);
+		       (double)n->zero_wire / b->npages, first_label,
+		       (unsigned long long)n->zero_wire, b->npages);
 	printf("\nOne round with every page dirty.  Encode writes into a "
 	       "memory sink (the write\ncallback memcpy()s the stream into "
 	       "a pre-faulted buffer, so encode includes\nthat copy); decode "
@@ -566,20 +605,37 @@ int main(int argc, char **argv)
 	       "from a 32-word dictionary), sparse\n(8-byte slots, 3 in 4 "
 	       "zero, else small integers or pointer-like values) or\n"
 	       "random, 1/4 each");
-	if (real_zero >= 0)
-		printf(" (%.1f%% zero pages here)", 100 * real_zero);
+	if (n->real_zero >= 0)
+		printf(" (%.1f%% zero pages here)", 100 * n->real_zero);
 	printf(".\n");
 	for (int m = 0; m < MIX_NR; m++)
-		if (adaptive_notes[m][0])
+		if (n->adaptive[m][0])
 			printf("Adaptive, %s: %s.\n", mix_name[m],
-			       adaptive_notes[m]);
+			       n->adaptive[m]);
+}
 
-	munmap(b.src, b.len);
-	munmap(b.dst, b.len);
-	munmap(b.sink.buf, b.sink.cap);
-	free(b.dirty);
-	free(enc_s);
-	free(dec_s);
-	free(cpy_s);
+int main(int argc, char **argv)
+{
+	struct args a = { .size_mib = 256,
+			  .reps = 5,
+			  .mixes = (1 << MIX_NR) - 1,
+			  .levels = { 0, 1, 3 },
+			  .nlevels = 3 };
+	struct row rows[MAX_LEVELS + 2];
+	struct notes n = { .real_zero = -1 };
+	size_t page_size = (size_t)sysconf(_SC_PAGESIZE);
+	struct bench b = { 0 };
+	struct times t;
+	int nrows;
+
+	parse_args(argc, argv, &a);
+	nrows = build_rows(&a, rows);
+	setup(&b, &t, a.size_mib, page_size, a.reps);
+	print_header(&b, a.size_mib, page_size, a.reps);
+	for (int m = 0; m < MIX_NR; m++)
+		if (a.mixes & 1 << m)
+			run_mix(&b, m, rows, nrows, &t, a.reps, &n, page_size);
+	print_notes(&n, &b, rows[0].label);
+	teardown(&b, &t);
 	return 0;
 }

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "args.h"
 #include "bench_util.h"
 
 uint64_t bench_now_ns(void)
@@ -29,14 +28,5 @@ double bench_median(double *v, int n)
 
 unsigned long bench_parse_num(const char *prog, const char *s, const char *opt)
 {
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || !v || v > 1ul << 20) {
-		fprintf(stderr, "%s: bad value for %s: %s\n", prog, opt, s);
-		exit(2);
-	}
-	return v;
+	return (unsigned long)pmt_arg_u64(prog, opt, s, 0, 1, 1ul << 20);
 }

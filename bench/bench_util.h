@@ -12,7 +12,7 @@ uint64_t bench_now_ns(void);
 double bench_median(double *v, int n);
 
 /* a positive decimal option value up to 2^20, or exit(2) with a message
- * naming @prog and @opt */
+ * naming @prog and @opt (pmt_arg_u64(), support/args.h) */
 unsigned long bench_parse_num(const char *prog, const char *s, const char *opt);
 
 /*

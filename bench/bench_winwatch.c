@@ -43,12 +43,15 @@
 #define PMTRACK_WINAPI_NAMES
 #include <pmtrack/winwatch.h>
 
+#include "args.h"
 #include "bench_raw.h"
 #include "bench_util.h"
 
+#define PROG "pmtrack-bench-winwatch"
 #define EXIT_SKIP 77
 #define PAGE 4096u
 #define MAX_THREADS 16
+#define MAX_REPS 64
 
 enum { IMPL_RAW, IMPL_PAGEMAP_SCAN, IMPL_UFFD_WP, IMPL_MPROTECT, NIMPL };
 static const char *const impl_name[NIMPL] = { "raw uffd-async", "pagemap-scan",
@@ -269,7 +272,7 @@ static void child(int which, struct result *res)
 {
 	static const char *const env[NIMPL] = { NULL, "pagemap-scan", "uffd-wp",
 						"mprotect" };
-	double fv[2][64], wv[2][64], gv[2][64];
+	double fv[2][MAX_REPS], wv[2][MAX_REPS], gv[2][MAX_REPS];
 	char *p;
 	int b;
 
@@ -300,15 +303,15 @@ static void child(int which, struct result *res)
 	_exit(0);
 }
 
-static void usage(FILE *f, const char *prog)
+static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [--seconds S (per run, default 2)] [--reps N "
-		"(default 3)] [--fault-pages N (default 16384)]\n",
-		prog);
+		"usage: " PROG " [--seconds S (per run, default 2)] [--reps N "
+		"(default 3, at most %d)] [--fault-pages N (default 16384)]\n",
+		MAX_REPS);
 }
 
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "seconds", required_argument, NULL, 's' },
@@ -317,40 +320,35 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct result *res;
-	struct utsname u;
-	int o, ran = 0;
+	int o;
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			seconds = strtod(optarg, NULL);
-			if (!(seconds > 0 && seconds < 3600)) {
-				fprintf(stderr, "%s: bad --seconds\n", argv[0]);
-				return 2;
-			}
+			seconds = pmt_arg_double(PROG, "--seconds", optarg, 0,
+						 3600);
 			break;
 		case 'r':
-			reps = (int)bench_parse_num(argv[0], optarg, "--reps");
-			if (reps > 64)
-				reps = 64;
+			reps = (int)pmt_arg_u64(PROG, "--reps", optarg, 0, 1,
+						MAX_REPS);
 			break;
 		case 'f':
-			fault_pages = bench_parse_num(argv[0], optarg,
+			fault_pages = bench_parse_num(PROG, optarg,
 						      "--fault-pages");
 			break;
-		case 'h':
-			usage(stdout, argv[0]);
-			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 2;
+			pmt_usage_exit(o, usage);
 		}
 	}
-	res = mmap(NULL, NIMPL * sizeof(*res), PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		return 1;
+	pmt_no_operands(argc, usage);
+}
+
+/* one child per backend, each filling its res[]: how many ran, or -1 if
+ * one failed */
+static int run_children(struct result *res)
+{
+	int ran = 0;
+
 	for (int i = IMPL_PAGEMAP_SCAN; i < NIMPL; i++) {
 		pid_t pid = fork();
 		int st;
@@ -358,24 +356,20 @@ int main(int argc, char **argv)
 		if (pid == 0)
 			child(i, &res[i]);
 		if (pid < 0 || waitpid(pid, &st, 0) != pid)
-			return 1;
+			return -1;
 		res[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 		if (res[i].status && res[i].status != EXIT_SKIP) {
 			fprintf(stderr, "%s failed\n", impl_name[i]);
-			return 1;
+			return -1;
 		}
 		if (!res[i].status)
 			ran++;
 	}
-	if (!ran) {
-		printf("SKIP: no async userfaultfd write-protect here, nothing "
-		       "to compare with\n");
-		return EXIT_SKIP;
-	}
-	uname(&u);
-	printf("pmtrack-bench-winwatch: kernel %s, libpmtrack %s, %.1f s per "
-	       "run, medians of %d; raw measured in each backend's process\n\n",
-	       u.release, pmtrack_version(), seconds, reps);
+	return ran;
+}
+
+static void print_fault_cost(const struct result *res)
+{
 	printf("first write after reset, %zu pages: ns per write\n\n",
 	       fault_pages);
 	printf("| backend | shim | raw | shim / raw |\n|---|--:|--:|--:|\n");
@@ -384,6 +378,14 @@ int main(int argc, char **argv)
 			printf("| %s | %.0f | %.0f | %.3f |\n", impl_name[i],
 			       res[i].fault_ns[0], res[i].fault_ns[1],
 			       res[i].fault_ns[0] / res[i].fault_ns[1]);
+}
+
+static void print_wine(const struct result *res)
+{
+	int first = IMPL_PAGEMAP_SCAN;
+
+	while (res[first].status)
+		first++;
 	printf("\nWine's benchmark: ns per page write / ms per GetWriteWatch, "
 	       "shim (and shim / raw)\n\n| threads, pages, delay ms, random, "
 	       "reset flag | raw |");
@@ -397,10 +399,7 @@ int main(int argc, char **argv)
 	printf("\n");
 	for (size_t c = 0; c < NCONFIGS; c++) {
 		const struct config *k = &configs[c];
-		int first = IMPL_PAGEMAP_SCAN;
 
-		while (res[first].status)
-			first++;
 		printf("| %d, %zu, %d, %d, %d | %.0f / %.3f |", k->threads,
 		       k->pages, k->delay_ms, k->random, k->reset_flag,
 		       res[first].write_ns[1][c], res[first].get_ms[1][c]);
@@ -414,5 +413,32 @@ int main(int argc, char **argv)
 		}
 		printf("\n");
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct result *res;
+	struct utsname u;
+	int ran;
+
+	parse_args(argc, argv);
+	res = mmap(NULL, NIMPL * sizeof(*res), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return 1;
+	ran = run_children(res);
+	if (ran < 0)
+		return 1;
+	if (!ran) {
+		printf("SKIP: no async userfaultfd write-protect here, nothing "
+		       "to compare with\n");
+		return EXIT_SKIP;
+	}
+	uname(&u);
+	printf("pmtrack-bench-winwatch: kernel %s, libpmtrack %s, %.1f s per "
+	       "run, medians of %d; raw measured in each backend's process\n\n",
+	       u.release, pmtrack_version(), seconds, reps);
+	print_fault_cost(res);
+	print_wine(res);
 	return 0;
 }

@@ -19,11 +19,13 @@
  * show up as a live object left unmarked.
  *
  * Usage: pmtrack-gc-demo [heap MiB (default 64)] [mutators (default 2)]
- * Exit status: 0 verified, 1 failed, 77 no usable backend (it says why,
- * and which backends would do).
+ *        pmtrack-gc-demo --help
+ * Exit status: 0 verified, 1 failed, 2 usage, 77 no usable backend (it
+ * says why, and which backends would do).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,6 +38,8 @@
 
 #define PMTRACK_WINAPI_NAMES
 #include <pmtrack/winwatch.h>
+
+#include "args.h"
 
 #define NREFS 7
 #define PAGE 4096u
@@ -289,49 +293,63 @@ static size_t rescan(PVOID *pages, size_t npages, size_t *dirty)
 	return objs + trace();
 }
 
-int main(int argc, char **argv)
+static void usage(FILE *f, const char *prog)
 {
-	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 0) : 64;
-	int nmut = argc > 2 ? atoi(argv[2]) : 2;
-	size_t npages, dirty, live = 0, missed = 0, marked = 0;
-	uint64_t seed = 42;
-	pthread_t th[16];
-	PVOID *pages;
-	double t0;
-	int b;
+	fprintf(f, "usage: %s [heap MiB] [mutators 1..16]\n", prog);
+}
 
-	if (!mib || nmut < 1 || nmut > 16) {
-		fprintf(stderr, "usage: %s [heap MiB] [mutators 1..16]\n",
-			argv[0]);
-		return 2;
+/* [heap MiB (decimal, 0x hex or 0 octal)] [mutators], both optional */
+static void parse_args(int argc, char **argv, size_t *mib, int *nmut)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		usage(opt == 'h' ? stdout : stderr, argv[0]);
+		exit(opt == 'h' ? 0 : 2);
 	}
-	npages = mib * 1024 * 1024 / PAGE;
-	nobjs = npages * PER_PAGE;
+	if (argc - optind > 2) {
+		usage(stderr, argv[0]);
+		exit(2);
+	}
+	/* the heap's bytes must fit a size_t */
+	if (optind < argc)
+		*mib = pmt_arg_u64(argv[0], "heap MiB", argv[optind],
+				   PMT_NUM_BASE0, 1, SIZE_MAX >> 20);
+	if (optind + 1 < argc)
+		*nmut = (int)pmt_arg_u64(argv[0], "mutators",
+					 argv[optind + 1], 0, 1, 16);
+}
+
+/* The managed heap, write-watched: 0, or the exit status after a
+ * message (77: no backend here gives write watches). */
+static int heap_alloc(size_t npages)
+{
+	DWORD err;
+
 	heap = VirtualAlloc(NULL, npages * PAGE,
 			    MEM_RESERVE | MEM_COMMIT | MEM_WRITE_WATCH,
 			    PAGE_READWRITE);
-	if (!heap) {
-		DWORD err = GetLastError();
-
-		if (err != ERROR_NOT_SUPPORTED) {
-			fprintf(stderr,
-				"VirtualAlloc(MEM_WRITE_WATCH): "
-				"error %u\n",
-				err);
-			return 1;
-		}
-		explain_not_supported();
-		return 77;
-	}
-	b = pmtrack_winwatch_backend();
-	printf("heap %zu MiB, %zu objects, %d mutators, backend %s\n", mib,
-	       nobjs, nmut, pmtrack_backend_name((enum pmtrack_backend)b));
-	mark = calloc(nobjs, 1);
-	stack = malloc(nobjs * sizeof(*stack));
-	pages = malloc(1024 * sizeof(*pages));
-	if (!mark || !stack || !pages)
+	if (heap)
+		return 0;
+	err = GetLastError();
+	if (err != ERROR_NOT_SUPPORTED) {
+		fprintf(stderr, "VirtualAlloc(MEM_WRITE_WATCH): error %u\n",
+			err);
 		return 1;
-	/* a random object graph, object 0 is null */
+	}
+	explain_not_supported();
+	return 77;
+}
+
+/* a random object graph, object 0 is null */
+static void build_graph(void)
+{
+	uint64_t seed = 42;
+
 	for (size_t i = 1; i < nobjs; i++)
 		for (int k = 0; k < NREFS; k++)
 			heap[i].ref[k] =
@@ -339,17 +357,21 @@ int main(int argc, char **argv)
 					? 0
 					: 1 + rnd(&seed) %
 							  (uint32_t)(nobjs - 1);
-	for (int i = 0; i < nmut; i++)
-		pthread_create(&th[i], NULL, mutator, (void *)(uintptr_t)i);
+}
+
+/* Mark with the @nmut mutators running, then pause them for a last
+ * round (they stay paused). */
+static void mark_concurrently(PVOID *pages, size_t npages, int nmut)
+{
+	size_t dirty;
+	double t0;
 
 	/* 1: start watching from here, mark concurrently */
 	t0 = now_ms();
 	ResetWriteWatch(heap, nobjs * sizeof(struct obj));
 	mark_roots();
-	marked = trace();
-	printf("concurrent mark: %zu objects, %.1f ms\n", marked,
+	printf("concurrent mark: %zu objects, %.1f ms\n", trace(),
 	       now_ms() - t0);
-	marked = 0;
 	/* 2: concurrent re-scan rounds */
 	for (int round = 1; round <= 8; round++) {
 		size_t objs;
@@ -369,24 +391,60 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	rescan(pages, 1024, &dirty);
 	printf("final pause: %zu dirty pages, %.2f ms\n", dirty, now_ms() - t0);
+}
 
-	/* check against a stop-the-world mark of the same heap */
+/*
+ * Check the marks against a stop-the-world mark of the same heap: the
+ * objects marked, the live ones and those live but unmarked.  0, or -1
+ * out of memory.
+ */
+static int check_marks(size_t *marked, size_t *live, size_t *missed)
+{
+	uint8_t *inc = mark;
+
 	for (size_t i = 0; i < nobjs; i++)
-		marked += mark[i];
-	{
-		uint8_t *inc = mark;
-
-		mark = calloc(nobjs, 1);
-		if (!mark)
-			return 1;
-		mark_roots();
-		trace();
-		for (size_t i = 0; i < nobjs; i++) {
-			live += mark[i];
-			missed += mark[i] && !inc[i];
-		}
-		free(inc);
+		*marked += inc[i];
+	mark = calloc(nobjs, 1);
+	if (!mark)
+		return -1;
+	mark_roots();
+	trace();
+	for (size_t i = 0; i < nobjs; i++) {
+		*live += mark[i];
+		*missed += mark[i] && !inc[i];
 	}
+	free(inc);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	size_t mib = 64, npages, live = 0, missed = 0, marked = 0;
+	pthread_t th[16];
+	int nmut = 2, ret;
+	PVOID *pages;
+
+	parse_args(argc, argv, &mib, &nmut);
+	npages = mib * 1024 * 1024 / PAGE;
+	nobjs = npages * PER_PAGE;
+	ret = heap_alloc(npages);
+	if (ret)
+		return ret;
+	printf("heap %zu MiB, %zu objects, %d mutators, backend %s\n", mib,
+	       nobjs, nmut,
+	       pmtrack_backend_name(
+		       (enum pmtrack_backend)pmtrack_winwatch_backend()));
+	mark = calloc(nobjs, 1);
+	stack = malloc(nobjs * sizeof(*stack));
+	pages = malloc(1024 * sizeof(*pages));
+	if (!mark || !stack || !pages)
+		return 1;
+	build_graph();
+	for (int i = 0; i < nmut; i++)
+		pthread_create(&th[i], NULL, mutator, (void *)(uintptr_t)i);
+	mark_concurrently(pages, npages, nmut);
+	if (check_marks(&marked, &live, &missed))
+		return 1;
 	atomic_store(&stop, true);
 	for (int i = 0; i < nmut; i++)
 		pthread_join(th[i], NULL);

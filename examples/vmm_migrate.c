@@ -18,6 +18,10 @@
  *                       [--max-bandwidth B/S] [--level N] [--digest]
  *                       [--no-bar]
  *
+ * Sizes, rates and counts are decimal, optionally followed by K, M or G;
+ * --level is a zstd level (0 = no compression).  Exit status: 0 verified,
+ * 1 failed, 2 usage (--help prints it).
+ *
  * --digest adds the END digest of all guest RAM, which the receiver
  * checks.  Computing it is part of the downtime (pmtrack_precopy() times
  * one digest after round 0 and counts it in every estimate), and reading
@@ -28,6 +32,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -41,7 +46,10 @@
 
 #include <pmtrack/migrate.h>
 
+#include "args.h"
 #include "workload.h"
+
+#define PROG "pmtrack-vmm-migrate"
 
 struct cfg {
 	uint64_t size, rate, downtime_ms, max_rounds, bw;
@@ -59,57 +67,93 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void usage(void)
+static void usage(FILE *f)
 {
-	fputs("usage: pmtrack-vmm-migrate [--size 1G] [--writers 2] "
+	fputs("usage: " PROG " [--size 1G] [--writers 2] "
 	      "[--rate PAGES/S] [--hot PCT]\n"
 	      "         [--downtime-ms 300] [--max-rounds 30] "
 	      "[--max-bandwidth B/S] [--level N] [--digest] [--no-bar]\n",
-	      stderr);
-	exit(2);
+	      f);
 }
+
+enum opt_id {
+	/* the numeric ones, indices into num_opt[] */
+	O_SIZE,
+	O_WRITERS,
+	O_RATE,
+	O_HOT,
+	O_DOWNTIME,
+	O_ROUNDS,
+	O_BW,
+	O_NUM,
+	O_LEVEL = 'l',
+	O_DIGEST = 'd',
+	O_NO_BAR = 'b',
+	O_HELP = 'h',
+};
+
+/* where each numeric option goes, and the values it takes (K, M or G
+ * allowed after the digits) */
+static const struct {
+	const char *name;
+	size_t off;
+	uint64_t min, max;
+} num_opt[O_NUM] = {
+	[O_SIZE] = { "--size", offsetof(struct cfg, size), 1, UINT64_MAX },
+	[O_WRITERS] = { "--writers", offsetof(struct cfg, writers), 0, 64 },
+	[O_RATE] = { "--rate", offsetof(struct cfg, rate), 0, UINT64_MAX },
+	[O_HOT] = { "--hot", offsetof(struct cfg, hot), 0, 100 },
+	/* in ns it must fit 64 bits, and the rounds 32 */
+	[O_DOWNTIME] = { "--downtime-ms", offsetof(struct cfg, downtime_ms),
+			 0, UINT64_MAX / 1000000 },
+	[O_ROUNDS] = { "--max-rounds", offsetof(struct cfg, max_rounds), 0,
+		       UINT32_MAX },
+	[O_BW] = { "--max-bandwidth", offsetof(struct cfg, bw), 0,
+		   UINT64_MAX },
+};
 
 static void parse(int argc, char **argv, struct cfg *c)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} opt[] = {
-		{ "--size", offsetof(struct cfg, size) },
-		{ "--writers", offsetof(struct cfg, writers) },
-		{ "--rate", offsetof(struct cfg, rate) },
-		{ "--hot", offsetof(struct cfg, hot) },
-		{ "--downtime-ms", offsetof(struct cfg, downtime_ms) },
-		{ "--max-rounds", offsetof(struct cfg, max_rounds) },
-		{ "--max-bandwidth", offsetof(struct cfg, bw) },
+	static const struct option longopts[] = {
+		{ "size", required_argument, NULL, O_SIZE },
+		{ "writers", required_argument, NULL, O_WRITERS },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "hot", required_argument, NULL, O_HOT },
+		{ "downtime-ms", required_argument, NULL, O_DOWNTIME },
+		{ "max-rounds", required_argument, NULL, O_ROUNDS },
+		{ "max-bandwidth", required_argument, NULL, O_BW },
+		{ "level", required_argument, NULL, O_LEVEL },
+		{ "digest", no_argument, NULL, O_DIGEST },
+		{ "no-bar", no_argument, NULL, O_NO_BAR },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
 	};
+	int opt;
 
-	for (int i = 1; i < argc; i++) {
-		size_t k;
-
-		if (!strcmp(argv[i], "--no-bar")) {
-			c->bar = 0;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (opt >= 0 && opt < O_NUM) {
+			*(uint64_t *)((char *)c + num_opt[opt].off) =
+				pmt_arg_u64(PROG, num_opt[opt].name, optarg,
+					    PMT_NUM_SUFFIX, num_opt[opt].min,
+					    num_opt[opt].max);
 			continue;
 		}
-		if (!strcmp(argv[i], "--digest")) {
+		switch (opt) {
+		case O_LEVEL:
+			c->level = pmt_arg_int(PROG, "--level", optarg,
+					       PMT_LEVEL_MIN, PMT_LEVEL_MAX);
+			break;
+		case O_DIGEST:
 			c->digest = 1;
-			continue;
+			break;
+		case O_NO_BAR:
+			c->bar = 0;
+			break;
+		default:
+			pmt_usage_exit(opt, usage);
 		}
-		if (!strcmp(argv[i], "--level") && i + 1 < argc) {
-			c->level = atoi(argv[++i]);
-			continue;
-		}
-		for (k = 0; k < sizeof(opt) / sizeof(opt[0]); k++)
-			if (!strcmp(argv[i], opt[k].name))
-				break;
-		if (k == sizeof(opt) / sizeof(opt[0]) || i + 1 >= argc ||
-		    wl_parse_size(argv[i + 1],
-				  (uint64_t *)((char *)c + opt[k].off)))
-			usage();
-		i++;
 	}
-	if (!c->size || c->writers > 64 || c->hot > 100)
-		usage();
+	pmt_no_operands(argc, usage);
 }
 
 /* ---- receiver (child process) ------------------------------------------ */
@@ -305,6 +349,95 @@ static int connect_to(uint16_t port)
 	return fd;
 }
 
+/* Listen on a loopback port and fork the receiver to accept there. */
+static int start_receiver(uint16_t *port, pid_t *pid)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int lfd;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen)) {
+		perror("listen");
+		return 1;
+	}
+	fflush(stdout);
+	*pid = fork();
+	if (*pid < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (!*pid)
+		_exit(receive(lfd));
+	close(lfd);
+	*port = ntohs(a.sin_port);
+	return 0;
+}
+
+static int start_workload(const struct cfg *c, size_t len, struct wl **wl)
+{
+	struct wl_opts wo = { .bytes = len,
+			      .writers = (int)c->writers,
+			      .rate = c->rate,
+			      .seed = 0x5eed,
+			      .hot = (unsigned int)c->hot };
+	int err = wl_start(&wo, wl);
+
+	if (err) {
+		fprintf(stderr, "workload: %s\n", strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
+/* pmtrack_precopy() of the guest RAM through s->x: 0 or -errno */
+static int migrate(struct src *s, size_t len,
+		   struct pmtrack_precopy_stats *st)
+{
+	static const struct pmtrack_precopy_ops ops = {
+		.stop = stop_vm,
+		.resume = resume_vm,
+		.progress = on_round,
+	};
+	const struct cfg *c = s->c;
+	struct pmtrack_mem_region reg = { wl_mem(s->wl), len, 0,
+					  "guest-ram" };
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = counting_write,
+		     .write_arg = s, .flush = flush, .ops = &ops, .arg = s,
+		     .downtime_limit_ns = c->downtime_ms * 1000000,
+		     .max_rounds = (uint32_t)c->max_rounds,
+		     .max_bandwidth = c->bw, .level = c->level,
+		     .flags = c->digest ? 0 : PMTRACK_PRECOPY_NO_DIGEST,
+		     /* success only once the destination says
+			it has everything (the return path) */
+		     .reply = s->x);
+
+	s->round_est = len;
+	return pmtrack_precopy(&o, &reg, 1, st);
+}
+
+static void print_migrated(const struct cfg *c,
+			   const struct pmtrack_precopy_stats *st)
+{
+	printf("migrated: %llu rounds, %.1f MiB sent, %.2f s total "
+	       "(%.0f MiB/s pre-copy), downtime %.1f ms (limit %llu "
+	       "ms, expected %.1f ms, digest %.0f ms), %s, backend "
+	       "%s\n",
+	       (unsigned long long)st->rounds, (double)st->bytes / 1048576.0,
+	       (double)st->total_ns / 1e9, (double)st->bandwidth / 1048576.0,
+	       (double)st->downtime_ns / 1e6,
+	       (unsigned long long)c->downtime_ms,
+	       (double)st->expected_downtime_ns / 1e6,
+	       (double)st->digest_ns / 1e6,
+	       st->converged ? "converged" : "did not converge, stopped anyway",
+	       pmtrack_backend_name(st->backend));
+	printf("destination answered: applied%s\n",
+	       c->digest ? " and digest verified" : "");
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	struct cfg c = { .size = 1ull << 30,
@@ -315,17 +448,9 @@ int main(int argc, char **argv)
 			 .max_rounds = 30,
 			 .bar = 1 };
 	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
-	static const struct pmtrack_precopy_ops ops = {
-		.stop = stop_vm,
-		.resume = resume_vm,
-		.progress = on_round,
-	};
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
 	struct src s = { .c = &c, .ps = (size_t)sysconf(_SC_PAGESIZE) };
-	struct pmtrack_mem_region reg;
-	int lfd, fd, err, status, ok = -1;
+	int fd, err, status, ok = -1;
+	uint16_t port;
 	size_t len;
 	pid_t pid;
 
@@ -333,43 +458,17 @@ int main(int argc, char **argv)
 	if (!isatty(2))
 		c.bar = 0;
 	len = (c.size + s.ps - 1) / s.ps * s.ps;
-
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen)) {
-		perror("listen");
+	if (start_receiver(&port, &pid))
 		return 1;
-	}
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		return 1;
-	}
-	if (!pid)
-		_exit(receive(lfd));
-	close(lfd);
-
 	printf("guest RAM %.0f MiB, %llu writers dirtying %llu pages/s "
 	       "(%llu%% in a hot 1/16), downtime limit %llu ms, TCP loopback "
 	       "port %u\n",
 	       (double)len / 1048576.0, (unsigned long long)c.writers,
 	       (unsigned long long)c.rate, (unsigned long long)c.hot,
-	       (unsigned long long)c.downtime_ms, ntohs(a.sin_port));
-	{
-		struct wl_opts wo = { .bytes = len,
-				      .writers = (int)c.writers,
-				      .rate = c.rate,
-				      .seed = 0x5eed,
-				      .hot = (unsigned int)c.hot };
-
-		err = wl_start(&wo, &s.wl);
-		if (err) {
-			fprintf(stderr, "workload: %s\n", strerror(-err));
-			return 1;
-		}
-	}
-	fd = connect_to(ntohs(a.sin_port));
+	       (unsigned long long)c.downtime_ms, port);
+	if (start_workload(&c, len, &s.wl))
+		return 1;
+	fd = connect_to(port);
 	if (fd < 0)
 		return 1;
 	err = pmtrack_xport_new(fd, NULL, &s.x);
@@ -377,43 +476,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "transport: %s\n", strerror(-err));
 		return 1;
 	}
-	reg = (struct pmtrack_mem_region){ wl_mem(s.wl), len, 0, "guest-ram" };
-	s.round_est = len;
-	{
-		PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = counting_write,
-			     .write_arg = &s, .flush = flush, .ops = &ops,
-			     .arg = &s,
-			     .downtime_limit_ns = c.downtime_ms * 1000000,
-			     .max_rounds = (uint32_t)c.max_rounds,
-			     .max_bandwidth = c.bw, .level = c.level,
-			     .flags = c.digest ? 0 : PMTRACK_PRECOPY_NO_DIGEST,
-			     /* success only once the destination says
-				it has everything (the return path) */
-			     .reply = s.x);
-
-		err = pmtrack_precopy(&o, &reg, 1, &st);
-	}
+	err = migrate(&s, len, &st);
 	pmtrack_xport_free(s.x);
 	if (err) {
 		fprintf(stderr, "migration failed: %s\n", strerror(-err));
 	} else {
-		printf("migrated: %llu rounds, %.1f MiB sent, %.2f s total "
-		       "(%.0f MiB/s pre-copy), downtime %.1f ms (limit %llu "
-		       "ms, expected %.1f ms, digest %.0f ms), %s, backend "
-		       "%s\n",
-		       (unsigned long long)st.rounds,
-		       (double)st.bytes / 1048576.0, (double)st.total_ns / 1e9,
-		       (double)st.bandwidth / 1048576.0,
-		       (double)st.downtime_ns / 1e6,
-		       (unsigned long long)c.downtime_ms,
-		       (double)st.expected_downtime_ns / 1e6,
-		       (double)st.digest_ns / 1e6,
-		       st.converged ? "converged"
-				    : "did not converge, stopped anyway",
-		       pmtrack_backend_name(st.backend));
-		printf("destination answered: applied%s\n",
-		       c.digest ? " and digest verified" : "");
-		fflush(stdout);
+		print_migrated(&c, &st);
 		/* end of stream; the writers stay paused while we compare */
 		shutdown(fd, SHUT_WR);
 		ok = compare_back(fd, wl_mem(s.wl), len);

@@ -26,14 +26,78 @@ static void print_probes(void)
 	}
 }
 
-int main(void)
+/* 1. page addresses, without resetting */
+static int show_pages(struct pmtrack *t, char *buf, size_t ps)
+{
+	void *pages[NPAGES], *next;
+	size_t n = NPAGES;
+	int ret;
+
+	ret = pmtrack_collect_pages(t, buf, NPAGES * ps, 0, pages, &n, &next);
+	if (ret)
+		return ret;
+	printf("written pages (%zu):", n);
+	for (size_t i = 0; i < n; i++)
+		printf(" %zu", (size_t)((char *)pages[i] - buf) / ps);
+	printf("\n");
+	return 0;
+}
+
+/* 2. runs, and reset what was reported */
+static int show_runs(struct pmtrack *t, char *buf, size_t ps)
+{
+	struct pmtrack_run runs[8];
+	size_t n = 8;
+	int ret;
+
+	ret = pmtrack_collect_runs(t, buf, NPAGES * ps, PMTRACK_COLLECT_RESET,
+				   runs, &n, NULL);
+	if (ret)
+		return ret;
+	printf("written runs (%zu):", n);
+	for (size_t i = 0; i < n; i++)
+		printf(" [%zu,+%zu)", (size_t)((char *)runs[i].addr - buf) / ps,
+		       runs[i].len / ps);
+	printf("\n");
+	return 0;
+}
+
+/* 3. a bitmap after one more write */
+static int show_bitmap(struct pmtrack *t, char *buf, size_t ps)
 {
 	struct pmtrack_bitmap *bm = NULL;
-	struct pmtrack_run runs[8];
+	int ret;
+
+	buf[63 * ps] = 3;
+	ret = pmtrack_bitmap_new(&bm);
+	if (!ret)
+		ret = pmtrack_collect_bitmap(t, buf, NPAGES * ps,
+					     PMTRACK_COLLECT_RESET, bm);
+	if (!ret)
+		printf("bitmap after reset and one write: %zu page(s) set, "
+		       "first %zu\n",
+		       pmtrack_bitmap_count(bm), pmtrack_bitmap_next(bm, 0));
+	pmtrack_bitmap_free(bm);
+	return ret;
+}
+
+static void show_stats(struct pmtrack *t)
+{
 	struct pmtrack_stats st;
+
+	st.sz = sizeof(st);
+	pmtrack_get_stats(t, &st);
+	printf("stats: %llu collects, %llu pages reported, %llu scans, %llu ns "
+	       "scanning\n",
+	       (unsigned long long)st.collects,
+	       (unsigned long long)st.pages_reported,
+	       (unsigned long long)st.scans, (unsigned long long)st.scan_ns);
+}
+
+int main(void)
+{
 	struct pmtrack *t = NULL;
-	void *pages[NPAGES], *next;
-	size_t ps, n, i;
+	size_t ps;
 	char *buf;
 	int ret;
 
@@ -65,51 +129,17 @@ int main(void)
 	buf[17 * ps + ps - 1] = 2;
 	strcpy(&buf[40 * ps], "hello");
 
-	/* 1. page addresses, without resetting */
-	n = NPAGES;
-	ret = pmtrack_collect_pages(t, buf, NPAGES * ps, 0, pages, &n, &next);
-	if (ret)
-		goto fail;
-	printf("written pages (%zu):", n);
-	for (i = 0; i < n; i++)
-		printf(" %zu", (size_t)((char *)pages[i] - buf) / ps);
-	printf("\n");
-
-	/* 2. runs, and reset what was reported */
-	n = 8;
-	ret = pmtrack_collect_runs(t, buf, NPAGES * ps, PMTRACK_COLLECT_RESET,
-				   runs, &n, NULL);
-	if (ret)
-		goto fail;
-	printf("written runs (%zu):", n);
-	for (i = 0; i < n; i++)
-		printf(" [%zu,+%zu)", (size_t)((char *)runs[i].addr - buf) / ps,
-		       runs[i].len / ps);
-	printf("\n");
-
-	/* 3. a bitmap after one more write */
-	buf[63 * ps] = 3;
-	ret = pmtrack_bitmap_new(&bm);
+	ret = show_pages(t, buf, ps);
 	if (!ret)
-		ret = pmtrack_collect_bitmap(t, buf, NPAGES * ps,
-					     PMTRACK_COLLECT_RESET, bm);
-	if (ret)
-		goto fail;
-	printf("bitmap after reset and one write: %zu page(s) set, first %zu\n",
-	       pmtrack_bitmap_count(bm), pmtrack_bitmap_next(bm, 0));
-
-	st.sz = sizeof(st);
-	pmtrack_get_stats(t, &st);
-	printf("stats: %llu collects, %llu pages reported, %llu scans, %llu ns "
-	       "scanning\n",
-	       (unsigned long long)st.collects,
-	       (unsigned long long)st.pages_reported,
-	       (unsigned long long)st.scans, (unsigned long long)st.scan_ns);
-	pmtrack_bitmap_free(bm);
+		ret = show_runs(t, buf, ps);
+	if (!ret)
+		ret = show_bitmap(t, buf, ps);
+	if (ret) {
+		fprintf(stderr, "collect: %s\n", strerror(-ret));
+		return 1;
+	}
+	show_stats(t);
 	pmtrack_free(t);
 	munmap(buf, NPAGES * ps);
 	return 0;
-fail:
-	fprintf(stderr, "collect: %s\n", strerror(-ret));
-	return 1;
 }

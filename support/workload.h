@@ -5,8 +5,8 @@
  * that dirty pages of it at a set rate, and can be paused and resumed from
  * a pre-copy stop callback.  Not part of the library's API.
  */
-#ifndef PMTRACK_EXAMPLES_WORKLOAD_H
-#define PMTRACK_EXAMPLES_WORKLOAD_H
+#ifndef PMTRACK_SUPPORT_WORKLOAD_H
+#define PMTRACK_SUPPORT_WORKLOAD_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,4 +44,4 @@ void wl_free(struct wl *w);
  */
 int wl_parse_size(const char *s, uint64_t *out);
 
-#endif /* PMTRACK_EXAMPLES_WORKLOAD_H */
+#endif /* PMTRACK_SUPPORT_WORKLOAD_H */
