@@ -435,6 +435,22 @@ START_TEST(xport_args)
 }
 END_TEST
 
+/* the VmSize of this process in KiB, or -1 */
+static long vm_size_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 /*
  * Forced fallback: in a child whose seccomp filter makes io_uring_setup
  * fail with ENOSYS (as in a container), AUTO uses system calls and works,
@@ -471,6 +487,20 @@ START_TEST(xport_fallback_seccomp)
 		    pmtrack_xport_kind(x) != PMTRACK_XPORT_SYSCALL)
 			_exit(12);
 		pmtrack_xport_free(x);
+		/* a transport that fell back frees all it mapped (it kept one
+		   buffer of the depth it mapped, and unmapped only that) */
+		{
+			long before = vm_size_kb(), after;
+
+			for (int i = 0; i < 16; i++) {
+				if (pmtrack_xport_new(fd, NULL, &x))
+					_exit(18);
+				pmtrack_xport_free(x);
+			}
+			after = vm_size_kb();
+			if (before < 0 || after < 0 || after - before > 1024)
+				_exit(19);
+		}
 		/* PMTRACK_TRANSPORT=auto still falls back; =uring requires */
 		setenv("PMTRACK_TRANSPORT", "auto", 1);
 		if (pmtrack_xport_new(fd, NULL, &x) ||
