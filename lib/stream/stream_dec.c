@@ -216,6 +216,25 @@ static void dec_free(struct pmtrack_dec *dec, void *p, size_t n)
 	free(p);
 }
 
+/*
+ * Make *@buf (of *@cap bytes) hold @n: a new zeroed buffer in place of one
+ * too small, charged, and the old one given back first.
+ */
+static int grow(struct pmtrack_dec *dec, uint8_t **buf, size_t *cap,
+		uint64_t n, const char *what)
+{
+	if (n <= *cap)
+		return 0;
+	dec_free(dec, *buf, *cap);
+	*buf = NULL;
+	*cap = 0;
+	*buf = dec_calloc(dec, (size_t)n, what);
+	if (!*buf)
+		return dec->err;
+	*cap = (size_t)n;
+	return 0;
+}
+
 /* protobuf-c allocations, charged like the rest */
 static void *pb_alloc(void *data, size_t size)
 {
@@ -1284,6 +1303,81 @@ static int do_record(struct pmtrack_dec *dec, const uint8_t *body)
 	return r;
 }
 
+/*
+ * Collect the preamble or a frame, whichever is next, from up to @len
+ * bytes at @p; *@take says how many were used.  Once complete, it is
+ * checked and the state moves on.
+ */
+static int feed_small(struct pmtrack_dec *dec, const uint8_t *p, size_t len,
+		      size_t *take)
+{
+	size_t need;
+
+	if (dec->phase == PH_DONE) {
+		dec->rec_off = dec->offset;
+		return fail(dec, PMTRACK_SERR_TRAILING, "%zu bytes after END",
+			    len);
+	}
+	need = dec->state == ST_PREAMBLE ? PMTRACK_STREAM_PREAMBLE_LEN
+					 : PMTRACK_FRAME_LEN;
+	*take = need - dec->small_len;
+	if (*take > len)
+		*take = len;
+	memcpy(dec->small + dec->small_len, p, *take);
+	dec->small_len += *take;
+	if (dec->small_len < need)
+		return 0;
+	dec->small_len = 0;
+	dec->rec_off = dec->offset + *take - need;
+	if (dec->state == ST_PREAMBLE) {
+		if (check_preamble(dec, dec->small))
+			return dec->err;
+		dec->state = ST_FRAME;
+		return 0;
+	}
+	if (check_frame(dec, dec->small))
+		return dec->err;
+	dec->state = ST_BODY;
+	return 0;
+}
+
+/*
+ * Collect the body of the current record from up to @len bytes at @p
+ * (*@take says how many were used) and decode it once complete: in place
+ * when it is all there, else from the record buffer.
+ */
+static int feed_body(struct pmtrack_dec *dec, const uint8_t *p, size_t len,
+		     size_t *take)
+{
+	if (!dec->rbuf_len && len >= dec->body_len) {
+		*take = (size_t)dec->body_len;
+		if (do_record(dec, p))
+			return dec->err;
+		dec->state = ST_FRAME;
+		return 0;
+	}
+	if (grow(dec, &dec->rbuf, &dec->rbuf_cap, dec->body_len,
+		 "record buffer"))
+		return dec->err;
+	*take = (size_t)dec->body_len - dec->rbuf_len;
+	if (*take > len)
+		*take = len;
+	memcpy(dec->rbuf + dec->rbuf_len, p, *take);
+	dec->rbuf_len += *take;
+	if (dec->rbuf_len < dec->body_len)
+		return 0;
+	dec->rbuf_len = 0;
+	if (do_record(dec, dec->rbuf))
+		return dec->err;
+	dec->state = ST_FRAME;
+	return 0;
+}
+
+/*
+ * The bytes taken count towards the offset once the preamble, frame or
+ * body they complete passed (a part of one counts at once); an empty body
+ * is decoded after its frame counted.
+ */
 int pmtrack_dec_feed(struct pmtrack_dec *dec, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -1293,92 +1387,19 @@ int pmtrack_dec_feed(struct pmtrack_dec *dec, const void *buf, size_t len)
 	if (dec->err)
 		return dec->err;
 	while (len) {
-		size_t need, take;
+		size_t take = 0;
 
-		switch (dec->state) {
-		case ST_PREAMBLE:
-		case ST_FRAME:
-			if (dec->phase == PH_DONE) {
-				dec->rec_off = dec->offset;
-				return fail(dec, PMTRACK_SERR_TRAILING,
-					    "%zu bytes after END", len);
-			}
-			need = dec->state == ST_PREAMBLE
-				       ? PMTRACK_STREAM_PREAMBLE_LEN
-				       : PMTRACK_FRAME_LEN;
-			if (!dec->small_len && len >= need) {
-				take = need;
-				memcpy(dec->small, p, need);
-			} else {
-				take = need - dec->small_len;
-				if (take > len)
-					take = len;
-				memcpy(dec->small + dec->small_len, p, take);
-			}
-			dec->small_len += take;
-			if (dec->small_len < need) {
-				dec->offset += take;
-				return 0;
-			}
-			dec->small_len = 0;
-			dec->rec_off = dec->offset + take - need;
-			if (dec->state == ST_PREAMBLE) {
-				if (check_preamble(dec, dec->small))
-					return dec->err;
-				dec->state = ST_FRAME;
-			} else {
-				if (check_frame(dec, dec->small))
-					return dec->err;
-				dec->state = ST_BODY;
-			}
-			dec->offset += take;
-			p += take;
-			len -= take;
-			if (dec->state == ST_BODY && dec->body_len)
-				break;
-			if (dec->state == ST_BODY) {
-				/* an empty body */
-				if (do_record(dec, p))
-					return dec->err;
-				dec->state = ST_FRAME;
-			}
-			break;
-		case ST_BODY:
-			if (!dec->rbuf_len && len >= dec->body_len) {
-				/* the whole record is here: decode in place */
-				take = (size_t)dec->body_len;
-				if (do_record(dec, p))
-					return dec->err;
-			} else {
-				if (dec->body_len > dec->rbuf_cap) {
-					dec_free(dec, dec->rbuf, dec->rbuf_cap);
-					dec->rbuf = NULL;
-					dec->rbuf_cap = 0;
-					dec->rbuf = dec_calloc(
-						dec, (size_t)dec->body_len,
-						"record buffer");
-					if (!dec->rbuf)
-						return dec->err;
-					dec->rbuf_cap = (size_t)dec->body_len;
-				}
-				take = (size_t)dec->body_len - dec->rbuf_len;
-				if (take > len)
-					take = len;
-				memcpy(dec->rbuf + dec->rbuf_len, p, take);
-				dec->rbuf_len += take;
-				if (dec->rbuf_len < dec->body_len) {
-					dec->offset += take;
-					return 0;
-				}
-				dec->rbuf_len = 0;
-				if (do_record(dec, dec->rbuf))
-					return dec->err;
-			}
-			dec->offset += take;
-			p += take;
-			len -= take;
+		if (dec->state == ST_BODY ? feed_body(dec, p, len, &take)
+					  : feed_small(dec, p, len, &take))
+			return dec->err;
+		dec->offset += take;
+		p += take;
+		len -= take;
+		if (dec->state == ST_BODY && !dec->body_len) {
+			/* an empty body */
+			if (do_record(dec, p))
+				return dec->err;
 			dec->state = ST_FRAME;
-			break;
 		}
 	}
 	return 0;
