@@ -479,79 +479,110 @@ static int ids_unique(struct pmtrack_dec *dec, const Pmtrack__StreamHeader *h)
 	return r;
 }
 
-static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+/* the header's fields, and its region count, before the table */
+static int header_check(struct pmtrack_dec *dec,
+			const Pmtrack__StreamHeader *h)
 {
-	Pmtrack__StreamHeader *h;
-	struct pmtrack_dec_header info;
-	size_t n;
-	int r;
+	size_t n = h->n_regions;
 
-	if (dec->phase != PH_START)
-		return fail(dec, PMTRACK_SERR_DUPLICATE, "a second HEADER");
-	h = unpack(dec, &pmtrack__stream_header__descriptor, meta, len);
-	if (!h)
-		return dec->err;
-	r = -1;
-	n = h->n_regions;
 	if (h->page_size < PMT_PAGE_MIN || h->page_size > PMT_PAGE_MAX ||
-	    (h->page_size & (h->page_size - 1))) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "page size %u", h->page_size);
-		goto out;
-	}
+	    (h->page_size & (h->page_size - 1)))
+		return fail(dec, PMTRACK_SERR_SCHEMA, "page size %u",
+			    h->page_size);
 	if (strlen(h->producer) > PMT_NAME_MAX ||
 	    h->stream_id.len != PMTRACK_STREAM_ID_LEN ||
-	    (h->has_parent_id && h->parent_id.len != PMTRACK_STREAM_ID_LEN)) {
-		fail(dec, PMTRACK_SERR_SCHEMA,
-		     "producer, stream id or parent id of the wrong length");
-		goto out;
-	}
-	if (!n || n > PMT_MAX_REGIONS) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "%zu regions (1..%u allowed)", n,
-		     PMT_MAX_REGIONS);
-		goto out;
-	}
-	/* validate the table before allocating anything for it */
-	{
-		uint64_t bits = 0;
+	    (h->has_parent_id && h->parent_id.len != PMTRACK_STREAM_ID_LEN))
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "producer, stream id or parent id of the wrong "
+			    "length");
+	if (!n || n > PMT_MAX_REGIONS)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "%zu regions (1..%u allowed)", n, PMT_MAX_REGIONS);
+	return 0;
+}
 
-		for (size_t i = 0; i < n; i++) {
-			Pmtrack__Region *g = h->regions[i];
-			uint64_t pages = g->length / h->page_size;
+/*
+ * The region table: every region whole pages that do not wrap, and the
+ * bitmaps of all of them within the limit.  Before anything is allocated
+ * for it.
+ */
+static int regions_check(struct pmtrack_dec *dec,
+			 const Pmtrack__StreamHeader *h)
+{
+	uint64_t bits = 0;
 
-			if (!g->length || g->length % h->page_size ||
-			    g->start % h->page_size ||
-			    g->start + g->length < g->start ||
-			    (g->name && strlen(g->name) > PMT_NAME_MAX)) {
-				fail(dec, PMTRACK_SERR_SCHEMA,
-				     "region %zu: start %#llx length %llu", i,
-				     (unsigned long long)g->start,
-				     (unsigned long long)g->length);
-				goto out;
-			}
-			dec->work++;
-			/* four bitmaps per region, in whole words */
-			bits += pmt_nwords(pages) * 64 * 4;
-			if (bits / 8 > dec->limit) {
-				fail(dec, PMTRACK_SERR_LIMIT,
-				     "the regions' bitmaps exceed the %zu byte "
-				     "limit",
-				     dec->limit);
-				goto out;
-			}
-		}
+	for (size_t i = 0; i < h->n_regions; i++) {
+		const Pmtrack__Region *g = h->regions[i];
+		uint64_t pages = g->length / h->page_size;
+
+		if (!g->length || g->length % h->page_size ||
+		    g->start % h->page_size ||
+		    g->start + g->length < g->start ||
+		    (g->name && strlen(g->name) > PMT_NAME_MAX))
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "region %zu: start %#llx length %llu", i,
+				    (unsigned long long)g->start,
+				    (unsigned long long)g->length);
+		dec->work++;
+		/* four bitmaps per region, in whole words */
+		bits += pmt_nwords(pages) * 64 * 4;
+		if (bits / 8 > dec->limit)
+			return fail(dec, PMTRACK_SERR_LIMIT,
+				    "the regions' bitmaps exceed the %zu byte "
+				    "limit",
+				    dec->limit);
 	}
-	if (ids_unique(dec, h))
-		goto out;
+	return 0;
+}
+
+/* region @i of the table: its entry for the caller, its name and maps */
+static int region_init(struct pmtrack_dec *dec, size_t i,
+		       const Pmtrack__Region *g)
+{
+	struct dec_region *d = &dec->rg[i];
+	struct pmtrack_stream_region *pr = &dec->regions[i];
+	uint64_t *maps;
+
+	dec->work++;
+	pr->id = g->id;
+	pr->flags = g->flags;
+	pr->start = g->start;
+	pr->length = g->length;
+	if (g->name) {
+		char *nm = dec_calloc(dec, strlen(g->name) + 1, "name");
+
+		if (!nm)
+			return dec->err;
+		memcpy(nm, g->name, strlen(g->name));
+		pr->name = nm;
+	}
+	d->pages = g->length / dec->ps;
+	d->nwords = pmt_nwords(d->pages);
+	maps = dec_calloc(dec, d->nwords * 8 * 4, "bitmaps");
+	if (!maps)
+		return dec->err;
+	d->dirty = maps;
+	d->swap = maps + d->nwords;
+	d->zero = maps + 2 * d->nwords;
+	d->pending = maps + 3 * d->nwords;
+	return 0;
+}
+
+/* keep what the checked header says: its fields, the region table */
+static int header_store(struct pmtrack_dec *dec,
+			const Pmtrack__StreamHeader *h)
+{
+	size_t n = h->n_regions;
+
 	if (charge(dec, n * (sizeof(*dec->rg) + sizeof(*dec->regions)),
 		   "region table"))
-		goto out;
+		return dec->err;
 	dec->rg = calloc(n, sizeof(*dec->rg));
 	dec->regions = calloc(n, sizeof(*dec->regions));
 	dec->producer = strdup(h->producer);
-	if (!dec->rg || !dec->regions || !dec->producer) {
-		fail(dec, PMTRACK_SERR_NOMEM, "region table: out of memory");
-		goto out;
-	}
+	if (!dec->rg || !dec->regions || !dec->producer)
+		return fail(dec, PMTRACK_SERR_NOMEM,
+			    "region table: out of memory");
 	dec->nregions = n;
 	dec->ps = h->page_size;
 	memcpy(dec->stream_id, h->stream_id.data, PMTRACK_STREAM_ID_LEN);
@@ -559,52 +590,48 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	if (h->has_parent_id)
 		memcpy(dec->parent_id, h->parent_id.data,
 		       PMTRACK_STREAM_ID_LEN);
-	for (size_t i = 0; i < n; i++) {
-		Pmtrack__Region *g = h->regions[i];
-		struct dec_region *d = &dec->rg[i];
-		struct pmtrack_stream_region *pr = &dec->regions[i];
-		uint64_t *maps;
+	for (size_t i = 0; i < n; i++)
+		if (region_init(dec, i, h->regions[i]))
+			return dec->err;
+	return 0;
+}
 
-		dec->work++;
-		pr->id = g->id;
-		pr->flags = g->flags;
-		pr->start = g->start;
-		pr->length = g->length;
-		if (g->name) {
-			char *nm = dec_calloc(dec, strlen(g->name) + 1, "name");
+/* the header is in: tell the caller */
+static int header_deliver(struct pmtrack_dec *dec)
+{
+	struct pmtrack_dec_header info;
+	int r;
 
-			if (!nm)
-				goto out;
-			memcpy(nm, g->name, strlen(g->name));
-			pr->name = nm;
-		}
-		d->pages = g->length / dec->ps;
-		d->nwords = pmt_nwords(d->pages);
-		maps = dec_calloc(dec, d->nwords * 8 * 4, "bitmaps");
-		if (!maps)
-			goto out;
-		d->dirty = maps;
-		d->swap = maps + d->nwords;
-		d->zero = maps + 2 * d->nwords;
-		d->pending = maps + 3 * d->nwords;
-	}
 	dec->phase = PH_HEADER;
-	r = 0;
-	if (dec->ops.header) {
-		info = (struct pmtrack_dec_header){
-			.version = dec->version,
-			.page_size = dec->ps,
-			.producer = dec->producer,
-			.stream_id = dec->stream_id,
-			.parent_id = dec->has_parent ? dec->parent_id : NULL,
-			.nregions = dec->nregions,
-			.regions = dec->regions,
-		};
-		r = dec->ops.header(dec->arg, dec, &info);
-		if (r)
-			fail_cb(dec, r, "header");
-	}
-out:
+	if (!dec->ops.header)
+		return 0;
+	info = (struct pmtrack_dec_header){
+		.version = dec->version,
+		.page_size = dec->ps,
+		.producer = dec->producer,
+		.stream_id = dec->stream_id,
+		.parent_id = dec->has_parent ? dec->parent_id : NULL,
+		.nregions = dec->nregions,
+		.regions = dec->regions,
+	};
+	r = dec->ops.header(dec->arg, dec, &info);
+	if (r)
+		return fail_cb(dec, r, "header");
+	return 0;
+}
+
+static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	Pmtrack__StreamHeader *h;
+	int r;
+
+	if (dec->phase != PH_START)
+		return fail(dec, PMTRACK_SERR_DUPLICATE, "a second HEADER");
+	h = unpack(dec, &pmtrack__stream_header__descriptor, meta, len);
+	if (!h)
+		return dec->err;
+	r = header_check(dec, h) || regions_check(dec, h) ||
+	    ids_unique(dec, h) || header_store(dec, h) || header_deliver(dec);
 	pack_free(dec, h);
 	return r ? dec->err : 0;
 }
