@@ -686,6 +686,83 @@ static bool runs_next(struct pmtrack_dec *dec, struct run_iter *it,
 	return true;
 }
 
+/*
+ * The words of a zwords bitmap into @w: they decompress to exactly the
+ * region's words, and set no bit past its last page.  *@set: bits set.
+ */
+static int bitmap_words(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
+			const struct dec_region *g, uint64_t *w,
+			const char *what, uint32_t region, uint64_t *set)
+{
+	size_t want = g->nwords * 8, got;
+	uint8_t *le = dec_calloc(dec, want, "bitmap words");
+
+	if (!le)
+		return dec->err;
+	if (need_dctx(dec)) {
+		dec_free(dec, le, want);
+		return dec->err;
+	}
+	got = ZSTD_decompressDCtx(dec->dctx, le, want, b->zwords.data,
+				  b->zwords.len);
+	if (ZSTD_isError(got) || got != want) {
+		dec_free(dec, le, want);
+		return fail(dec, PMTRACK_SERR_DECOMPRESS,
+			    "region %u %s: words do not decompress to %zu "
+			    "bytes",
+			    region, what, want);
+	}
+	for (size_t i = 0; i < g->nwords; i++)
+		w[i] = pmt_get_le64(le + 8 * i);
+	dec->work += g->nwords;
+	dec_free(dec, le, want);
+	if (w[g->nwords - 1] & ~pmt_word_mask(g->nwords - 1, 0, g->pages))
+		return fail(dec, PMTRACK_SERR_RANGE,
+			    "region %u %s: bits past the last page", region,
+			    what);
+	*set = pmt_bits_count(w, g->nwords);
+	return 0;
+}
+
+/*
+ * The runs of a bitmap into @w: (gap, length) pairs, every run after the
+ * first apart from the one before, none empty, none past the last page.
+ * *@set: bits set.
+ */
+static int bitmap_runs(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
+		       const struct dec_region *g, uint64_t *w,
+		       const char *what, uint32_t region, uint64_t *set)
+{
+	uint64_t pos = 0;
+
+	if (b->n_runs % 2)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "region %u %s: odd number of run fields", region,
+			    what);
+	for (size_t i = 0; i < b->n_runs; i += 2) {
+		uint64_t gap = b->runs[i], len = b->runs[i + 1];
+
+		if ((i && !gap) || !len)
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "region %u %s: run %zu has gap %llu "
+				    "length %llu",
+				    region, what, i / 2,
+				    (unsigned long long)gap,
+				    (unsigned long long)len);
+		if (gap > g->pages - pos || len > g->pages - pos - gap)
+			return fail(dec, PMTRACK_SERR_RANGE,
+				    "region %u %s: run %zu ends past page %llu",
+				    region, what, i / 2,
+				    (unsigned long long)g->pages);
+		pos += gap;
+		pmt_bits_set(w, pos, len);
+		dec->work += span_words(pos, len);
+		pos += len;
+		*set += len;
+	}
+	return 0;
+}
+
 /* Decode a bitmap message into @w (zeroed, g->nwords words). */
 static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 			 const struct dec_region *g, uint64_t *w,
@@ -703,65 +780,9 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 			    "bits than words must be runs)",
 			    region, what, (unsigned long long)b->count,
 			    g->nwords);
-	if (b->has_zwords) {
-		size_t want = g->nwords * 8, got;
-		uint8_t *le = dec_calloc(dec, want, "bitmap words");
-
-		if (!le)
-			return dec->err;
-		if (need_dctx(dec)) {
-			dec_free(dec, le, want);
-			return dec->err;
-		}
-		got = ZSTD_decompressDCtx(dec->dctx, le, want, b->zwords.data,
-					  b->zwords.len);
-		if (ZSTD_isError(got) || got != want) {
-			dec_free(dec, le, want);
-			return fail(dec, PMTRACK_SERR_DECOMPRESS,
-				    "region %u %s: words do not decompress to "
-				    "%zu bytes",
-				    region, what, want);
-		}
-		for (size_t i = 0; i < g->nwords; i++)
-			w[i] = pmt_get_le64(le + 8 * i);
-		dec->work += g->nwords;
-		dec_free(dec, le, want);
-		if (w[g->nwords - 1] &
-		    ~pmt_word_mask(g->nwords - 1, 0, g->pages))
-			return fail(dec, PMTRACK_SERR_RANGE,
-				    "region %u %s: bits past the last page",
-				    region, what);
-		set = pmt_bits_count(w, g->nwords);
-	} else {
-		uint64_t pos = 0;
-
-		if (b->n_runs % 2)
-			return fail(dec, PMTRACK_SERR_SCHEMA,
-				    "region %u %s: odd number of run fields",
-				    region, what);
-		for (size_t i = 0; i < b->n_runs; i += 2) {
-			uint64_t gap = b->runs[i], len = b->runs[i + 1];
-
-			if ((i && !gap) || !len)
-				return fail(dec, PMTRACK_SERR_SCHEMA,
-					    "region %u %s: run %zu has gap "
-					    "%llu length %llu",
-					    region, what, i / 2,
-					    (unsigned long long)gap,
-					    (unsigned long long)len);
-			if (gap > g->pages - pos || len > g->pages - pos - gap)
-				return fail(dec, PMTRACK_SERR_RANGE,
-					    "region %u %s: run %zu ends past "
-					    "page %llu",
-					    region, what, i / 2,
-					    (unsigned long long)g->pages);
-			pos += gap;
-			pmt_bits_set(w, pos, len);
-			dec->work += span_words(pos, len);
-			pos += len;
-			set += len;
-		}
-	}
+	if (b->has_zwords ? bitmap_words(dec, b, g, w, what, region, &set)
+			  : bitmap_runs(dec, b, g, w, what, region, &set))
+		return dec->err;
 	if (set != b->count)
 		return fail(dec, PMTRACK_SERR_MISMATCH,
 			    "region %u %s: %llu bits set, count says %llu",
