@@ -940,59 +940,50 @@ static int round_pending(struct pmtrack_dec *dec, const Pmtrack__RegionMaps *x,
 	return 0;
 }
 
-static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+/*
+ * One region of a ROUND: a region of the table, not listed before in
+ * this record; its maps decoded, its pending pages computed.
+ */
+static int round_region(struct pmtrack_dec *dec, const Pmtrack__RegionMaps *x)
 {
-	Pmtrack__Round *m;
-	int r = -1;
+	struct dec_region *g;
 
-	if (dec->phase == PH_START)
-		return fail(dec, PMTRACK_SERR_ORDER, "ROUND before HEADER");
-	if (round_complete(dec))
+	if (x->region >= dec->nregions)
+		return fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
+			    x->region, dec->nregions);
+	g = &dec->rg[x->region];
+	dec->work++;
+	if (g->seq == dec->seq)
+		return fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
+			    x->region);
+	g->seq = dec->seq;
+	if (bitmap_decode(dec, x->dirty, g, g->dirty, "dirty", x->region) ||
+	    (x->swap &&
+	     bitmap_decode(dec, x->swap, g, g->swap, "swap", x->region)) ||
+	    (x->zero &&
+	     bitmap_decode(dec, x->zero, g, g->zero, "zero", x->region)))
 		return dec->err;
-	/* first, so that one round record is held at a time */
-	round_clear(dec);
-	m = unpack(dec, &pmtrack__round__descriptor, meta, len);
-	if (!m)
-		return dec->err;
-	if (dec->rounds && m->number <= dec->round) {
-		fail(dec, PMTRACK_SERR_ORDER, "round %llu after round %llu",
-		     (unsigned long long)m->number,
-		     (unsigned long long)dec->round);
-		goto out;
-	}
+	return round_pending(dec, x, g);
+}
+
+/* a ROUND's number comes after the last one's; then each region it lists */
+static int round_read(struct pmtrack_dec *dec, const Pmtrack__Round *m)
+{
+	if (dec->rounds && m->number <= dec->round)
+		return fail(dec, PMTRACK_SERR_ORDER,
+			    "round %llu after round %llu",
+			    (unsigned long long)m->number,
+			    (unsigned long long)dec->round);
 	dec->seq++;
-	for (size_t i = 0; i < m->n_regions; i++) {
-		Pmtrack__RegionMaps *x = m->regions[i];
-		struct dec_region *g;
+	for (size_t i = 0; i < m->n_regions; i++)
+		if (round_region(dec, m->regions[i]))
+			return dec->err;
+	return 0;
+}
 
-		if (x->region >= dec->nregions) {
-			fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
-			     x->region, dec->nregions);
-			goto out;
-		}
-		g = &dec->rg[x->region];
-		dec->work++;
-		if (g->seq == dec->seq) {
-			fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
-			     x->region);
-			goto out;
-		}
-		g->seq = dec->seq;
-		if (bitmap_decode(dec, x->dirty, g, g->dirty, "dirty",
-				  x->region) ||
-		    (x->swap && bitmap_decode(dec, x->swap, g, g->swap, "swap",
-					      x->region)) ||
-		    (x->zero && bitmap_decode(dec, x->zero, g, g->zero, "zero",
-					      x->region)) ||
-		    round_pending(dec, x, g))
-			goto out;
-	}
-	dec->round = m->number;
-	dec->rounds++;
-	dec->phase = PH_ROUND;
-	dec->cur = m;
-	m = NULL;
-	/* zero pages need no data: deliver them now, run by run */
+/* zero pages need no data: deliver them now, run by run */
+static int round_zero(struct pmtrack_dec *dec)
+{
 	for (size_t i = 0; i < dec->cur->n_regions; i++) {
 		const Pmtrack__RegionMaps *x = dec->cur->regions[i];
 		struct dec_region *g = &dec->rg[x->region];
@@ -1003,19 +994,43 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		runs_init(&it, x->zero, g->zero, g);
 		while (runs_next(dec, &it, &s, &n)) {
 			if (deliver(dec, x->region, s, n, NULL))
-				goto out;
+				return dec->err;
 			dec->zero_pages += n;
 		}
 	}
-	r = 0;
+	return 0;
+}
+
+static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	Pmtrack__Round *m;
+	int r;
+
+	if (dec->phase == PH_START)
+		return fail(dec, PMTRACK_SERR_ORDER, "ROUND before HEADER");
+	if (round_complete(dec))
+		return dec->err;
+	/* first, so that one round record is held at a time */
+	round_clear(dec);
+	m = unpack(dec, &pmtrack__round__descriptor, meta, len);
+	if (!m)
+		return dec->err;
+	if (round_read(dec, m)) {
+		pack_free(dec, m);
+		return dec->err;
+	}
+	dec->round = m->number;
+	dec->rounds++;
+	dec->phase = PH_ROUND;
+	dec->cur = m;
+	if (round_zero(dec))
+		return dec->err;
 	if (dec->ops.round) {
 		r = dec->ops.round(dec->arg, dec, dec->round);
 		if (r)
-			fail_cb(dec, r, "round");
+			return fail_cb(dec, r, "round");
 	}
-out:
-	pack_free(dec, m);
-	return r ? dec->err : 0;
+	return 0;
 }
 
 /* --- BATCH -------------------------------------------------------------- */
