@@ -1039,13 +1039,12 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 static int batch_page_error(struct pmtrack_dec *dec, uint32_t region,
 			    const struct dec_region *g, uint64_t s, uint64_t n)
 {
-	uint64_t p = pmt_bits_next_clear(g->pending, s + n, s), bit;
+	uint64_t p = pmt_bits_next_clear(g->pending, s + n, s);
 
 	dec->work += span_words(s, n);
 	if (p >= s + n)
 		return fail(dec, PMTRACK_SERR_MISMATCH, "region %u", region);
-	bit = 1ULL << (p % 64);
-	if ((g->dirty[p / 64] & bit) && !(g->zero[p / 64] & bit))
+	if (pmt_bit_test(g->dirty, p) && !pmt_bit_test(g->zero, p))
 		return fail(dec, PMTRACK_SERR_DUPLICATE,
 			    "region %u page %llu sent twice in round %llu",
 			    region, (unsigned long long)p,
@@ -1056,112 +1055,114 @@ static int batch_page_error(struct pmtrack_dec *dec, uint32_t region,
 		    (unsigned long long)dec->round);
 }
 
-static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
-		    const uint8_t *payload, uint64_t plen,
-		    struct pmtrack_dec_record *rec)
+/*
+ * A BATCH's region and runs: (gap, length) pairs inside the region, every
+ * page of them pending in this round, and raw_len their bytes.  *@pages:
+ * the pages they name.
+ */
+static int batch_check(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+		       uint64_t *pages)
 {
-	Pmtrack__Batch *m;
-	struct dec_region *g;
-	const uint8_t *data = payload;
-	uint64_t pos = 0, pages = 0;
-	int r = -1;
+	const struct dec_region *g;
+	uint64_t pos = 0;
 
-	if (dec->phase != PH_ROUND)
-		return fail(dec, PMTRACK_SERR_ORDER, "BATCH outside a round");
-	m = unpack(dec, &pmtrack__batch__descriptor, meta, mlen);
-	if (!m)
-		return dec->err;
-	if (m->region >= dec->nregions) {
-		fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
-		     m->region, dec->nregions);
-		goto out;
-	}
+	if (m->region >= dec->nregions)
+		return fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
+			    m->region, dec->nregions);
 	g = &dec->rg[m->region];
-	if (!m->n_runs || m->n_runs % 2) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "%zu run fields", m->n_runs);
-		goto out;
-	}
+	if (!m->n_runs || m->n_runs % 2)
+		return fail(dec, PMTRACK_SERR_SCHEMA, "%zu run fields",
+			    m->n_runs);
 	for (size_t i = 0; i < m->n_runs; i += 2) {
 		uint64_t gap = m->runs[i], len = m->runs[i + 1];
 
-		if ((i && !gap) || !len) {
-			fail(dec, PMTRACK_SERR_SCHEMA,
-			     "run %zu has gap %llu length %llu", i / 2,
-			     (unsigned long long)gap, (unsigned long long)len);
-			goto out;
-		}
-		if (gap > g->pages - pos || len > g->pages - pos - gap) {
-			fail(dec, PMTRACK_SERR_RANGE,
-			     "region %u: run %zu ends past page %llu",
-			     m->region, i / 2, (unsigned long long)g->pages);
-			goto out;
-		}
+		if ((i && !gap) || !len)
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "run %zu has gap %llu length %llu", i / 2,
+				    (unsigned long long)gap,
+				    (unsigned long long)len);
+		if (gap > g->pages - pos || len > g->pages - pos - gap)
+			return fail(dec, PMTRACK_SERR_RANGE,
+				    "region %u: run %zu ends past page %llu",
+				    m->region, i / 2,
+				    (unsigned long long)g->pages);
 		pos += gap;
 		dec->work += span_words(pos, len);
-		if (!pmt_bits_all(g->pending, pos, len)) {
-			batch_page_error(dec, m->region, g, pos, len);
-			goto out;
-		}
+		if (!pmt_bits_all(g->pending, pos, len))
+			return batch_page_error(dec, m->region, g, pos, len);
 		pos += len;
-		pages += len;
+		*pages += len;
 	}
 	/* pages <= region pages, so this does not overflow */
-	if (m->raw_len != pages * dec->ps) {
-		fail(dec, PMTRACK_SERR_MISMATCH,
-		     "raw length %llu for %llu pages of %u bytes",
-		     (unsigned long long)m->raw_len, (unsigned long long)pages,
-		     dec->ps);
-		goto out;
-	}
+	if (m->raw_len != *pages * dec->ps)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "raw length %llu for %llu pages of %u bytes",
+			    (unsigned long long)m->raw_len,
+			    (unsigned long long)*pages, dec->ps);
+	return 0;
+}
+
+/* a zstd payload into the decompression buffer: exactly raw_len bytes */
+static int batch_unzstd(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+			const uint8_t *payload, uint64_t plen)
+{
+	size_t got;
+
+	if (grow(dec, &dec->scratch, &dec->scratch_cap, m->raw_len,
+		 "decompression buffer") ||
+	    need_dctx(dec))
+		return dec->err;
+	got = ZSTD_decompressDCtx(dec->dctx, dec->scratch, m->raw_len, payload,
+				  plen);
+	if (ZSTD_isError(got) || got != m->raw_len)
+		return fail(dec, PMTRACK_SERR_DECOMPRESS,
+			    "payload of %llu bytes: %s",
+			    (unsigned long long)plen,
+			    ZSTD_isError(got) ? ZSTD_getErrorName(got)
+					      : "wrong size");
+	return 0;
+}
+
+/*
+ * The pages a BATCH carries, in run order, at *@data: its payload, or the
+ * payload decompressed; and their checksum matched.
+ */
+static int batch_data(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+		      const uint8_t *payload, uint64_t plen,
+		      const uint8_t **data)
+{
 	switch (m->codec) {
 	case PMTRACK__CODEC__RAW:
-		if (plen != m->raw_len) {
-			fail(dec, PMTRACK_SERR_MISMATCH,
-			     "raw payload of %llu bytes for %llu",
-			     (unsigned long long)plen,
-			     (unsigned long long)m->raw_len);
-			goto out;
-		}
+		if (plen != m->raw_len)
+			return fail(dec, PMTRACK_SERR_MISMATCH,
+				    "raw payload of %llu bytes for %llu",
+				    (unsigned long long)plen,
+				    (unsigned long long)m->raw_len);
+		*data = payload;
 		break;
-	case PMTRACK__CODEC__ZSTD: {
-		size_t got;
-
-		if (m->raw_len > dec->scratch_cap) {
-			dec_free(dec, dec->scratch, dec->scratch_cap);
-			dec->scratch = NULL;
-			dec->scratch_cap = 0;
-			dec->scratch = dec_calloc(dec, m->raw_len,
-						  "decompression buffer");
-			if (!dec->scratch)
-				goto out;
-			dec->scratch_cap = m->raw_len;
-		}
-		if (need_dctx(dec))
-			goto out;
-		got = ZSTD_decompressDCtx(dec->dctx, dec->scratch, m->raw_len,
-					  payload, plen);
-		if (ZSTD_isError(got) || got != m->raw_len) {
-			fail(dec, PMTRACK_SERR_DECOMPRESS,
-			     "payload of %llu bytes: %s",
-			     (unsigned long long)plen,
-			     ZSTD_isError(got) ? ZSTD_getErrorName(got)
-					       : "wrong size");
-			goto out;
-		}
-		data = dec->scratch;
+	case PMTRACK__CODEC__ZSTD:
+		if (batch_unzstd(dec, m, payload, plen))
+			return dec->err;
+		*data = dec->scratch;
 		break;
-	}
 	default:
-		fail(dec, PMTRACK_SERR_SCHEMA, "codec %d", (int)m->codec);
-		goto out;
+		return fail(dec, PMTRACK_SERR_SCHEMA, "codec %d",
+			    (int)m->codec);
 	}
-	if (CHECKSUMS_BAD(XXH3_64bits(data, m->raw_len) != m->xxh3)) {
-		fail(dec, PMTRACK_SERR_CHECKSUM,
-		     "region %u: pages do not match their checksum", m->region);
-		goto out;
-	}
+	if (CHECKSUMS_BAD(XXH3_64bits(*data, m->raw_len) != m->xxh3))
+		return fail(dec, PMTRACK_SERR_CHECKSUM,
+			    "region %u: pages do not match their checksum",
+			    m->region);
+	return 0;
+}
 
-	pos = 0;
+/* the checked pages: no longer pending, to the destination and the caller */
+static int batch_deliver(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+			 const uint8_t *data, uint64_t pages)
+{
+	struct dec_region *g = &dec->rg[m->region];
+	uint64_t pos = 0;
+
 	for (size_t i = 0; i < m->n_runs; i += 2) {
 		uint64_t len = m->runs[i + 1];
 
@@ -1169,18 +1170,38 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 		pmt_bits_clear(g->pending, pos, len);
 		dec->work += span_words(pos, len);
 		if (deliver(dec, m->region, pos, len, data))
-			goto out;
+			return dec->err;
 		data += len * dec->ps;
 		pos += len;
 	}
 	dec->pending -= pages;
 	dec->pages += pages;
-	rec->region = m->region;
-	rec->codec = (uint32_t)m->codec;
-	rec->pages = pages;
-	rec->runs = m->n_runs / 2;
-	r = 0;
-out:
+	return 0;
+}
+
+static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
+		    const uint8_t *payload, uint64_t plen,
+		    struct pmtrack_dec_record *rec)
+{
+	Pmtrack__Batch *m;
+	const uint8_t *data = NULL;
+	uint64_t pages = 0;
+	int r;
+
+	if (dec->phase != PH_ROUND)
+		return fail(dec, PMTRACK_SERR_ORDER, "BATCH outside a round");
+	m = unpack(dec, &pmtrack__batch__descriptor, meta, mlen);
+	if (!m)
+		return dec->err;
+	r = batch_check(dec, m, &pages) ||
+	    batch_data(dec, m, payload, plen, &data) ||
+	    batch_deliver(dec, m, data, pages);
+	if (!r) {
+		rec->region = m->region;
+		rec->codec = (uint32_t)m->codec;
+		rec->pages = pages;
+		rec->runs = m->n_runs / 2;
+	}
 	pack_free(dec, m);
 	return r ? dec->err : 0;
 }
