@@ -1208,12 +1208,83 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 
 /* --- END ---------------------------------------------------------------- */
 
+/* END's counts are the stream's, and a digest is one */
+static int end_check(struct pmtrack_dec *dec, const Pmtrack__End *m)
+{
+	if (m->rounds != dec->rounds || m->pages != dec->pages ||
+	    m->zero_pages != dec->zero_pages)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "END counts %llu rounds, %llu pages, %llu zero "
+			    "pages; the stream had %llu, %llu, %llu",
+			    (unsigned long long)m->rounds,
+			    (unsigned long long)m->pages,
+			    (unsigned long long)m->zero_pages,
+			    (unsigned long long)dec->rounds,
+			    (unsigned long long)dec->pages,
+			    (unsigned long long)dec->zero_pages);
+	if (m->has_digest && m->digest.len != PMTRACK_DIGEST_LEN)
+		return fail(dec, PMTRACK_SERR_SCHEMA, "digest of %zu bytes",
+			    m->digest.len);
+	return 0;
+}
+
+/*
+ * END's digest, for the caller; checked when every region has a
+ * destination, in one read of all of them.
+ */
+static int end_digest(struct pmtrack_dec *dec, const Pmtrack__End *m,
+		      struct pmtrack_dec_end *e)
+{
+	uint8_t mine[PMTRACK_DIGEST_LEN];
+	struct iovec *iov;
+	size_t i;
+	int r;
+
+	e->digest = m->digest.data;
+	for (i = 0; i < dec->nregions && dec->rg[i].dest; i++)
+		;
+	dec->work += i;
+	if (i < dec->nregions)
+		return 0;
+	iov = dec_calloc(dec, dec->nregions * sizeof(*iov), "digest");
+	if (!iov)
+		return dec->err;
+	for (i = 0; i < dec->nregions; i++)
+		iov[i] = (struct iovec){ dec->rg[i].dest,
+					 dec->regions[i].length };
+	dec->work += dec->nregions;
+	r = pmtrack_digest(iov, dec->nregions, mine);
+	dec_free(dec, iov, dec->nregions * sizeof(*iov));
+	if (r)
+		return fail(dec, PMTRACK_SERR_NOMEM, "digest state");
+	if (memcmp(mine, m->digest.data, sizeof(mine)))
+		return fail(dec, PMTRACK_SERR_DIGEST,
+			    "destination memory does not match the stream's "
+			    "digest");
+	e->digest_verified = 1;
+	return 0;
+}
+
+/* the stream is over: tell the caller */
+static int end_deliver(struct pmtrack_dec *dec,
+		       const struct pmtrack_dec_end *e)
+{
+	int r;
+
+	dec->phase = PH_DONE;
+	if (!dec->ops.end)
+		return 0;
+	r = dec->ops.end(dec->arg, e);
+	if (r)
+		return fail_cb(dec, r, "end");
+	return 0;
+}
+
 static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 {
 	struct pmtrack_dec_end e = { 0 };
-	uint8_t mine[PMTRACK_DIGEST_LEN];
 	Pmtrack__End *m;
-	int r = -1;
+	int r;
 
 	if (dec->phase == PH_START)
 		return fail(dec, PMTRACK_SERR_ORDER, "END before HEADER");
@@ -1222,69 +1293,11 @@ static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	m = unpack(dec, &pmtrack__end__descriptor, meta, len);
 	if (!m)
 		return dec->err;
-	if (m->rounds != dec->rounds || m->pages != dec->pages ||
-	    m->zero_pages != dec->zero_pages) {
-		fail(dec, PMTRACK_SERR_MISMATCH,
-		     "END counts %llu rounds, %llu pages, %llu zero pages; "
-		     "the stream had %llu, %llu, %llu",
-		     (unsigned long long)m->rounds,
-		     (unsigned long long)m->pages,
-		     (unsigned long long)m->zero_pages,
-		     (unsigned long long)dec->rounds,
-		     (unsigned long long)dec->pages,
-		     (unsigned long long)dec->zero_pages);
-		goto out;
-	}
-	if (m->has_digest && m->digest.len != PMTRACK_DIGEST_LEN) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "digest of %zu bytes",
-		     m->digest.len);
-		goto out;
-	}
 	e.rounds = m->rounds;
 	e.pages = m->pages;
 	e.zero_pages = m->zero_pages;
-	if (m->has_digest) {
-		struct iovec *iov;
-		size_t i;
-
-		e.digest = m->digest.data;
-		for (i = 0; i < dec->nregions && dec->rg[i].dest; i++)
-			;
-		dec->work += i;
-		if (i == dec->nregions) {
-			iov = dec_calloc(dec, dec->nregions * sizeof(*iov),
-					 "digest");
-			if (!iov)
-				goto out;
-			for (i = 0; i < dec->nregions; i++)
-				iov[i] = (struct iovec){
-					dec->rg[i].dest, dec->regions[i].length
-				};
-			dec->work += dec->nregions;
-			r = pmtrack_digest(iov, dec->nregions, mine);
-			dec_free(dec, iov, dec->nregions * sizeof(*iov));
-			if (r) {
-				fail(dec, PMTRACK_SERR_NOMEM, "digest state");
-				goto out;
-			}
-			r = -1;
-			if (memcmp(mine, m->digest.data, sizeof(mine))) {
-				fail(dec, PMTRACK_SERR_DIGEST,
-				     "destination memory does not match the "
-				     "stream's digest");
-				goto out;
-			}
-			e.digest_verified = 1;
-		}
-	}
-	dec->phase = PH_DONE;
-	r = 0;
-	if (dec->ops.end) {
-		r = dec->ops.end(dec->arg, &e);
-		if (r)
-			fail_cb(dec, r, "end");
-	}
-out:
+	r = end_check(dec, m) || (m->has_digest && end_digest(dec, m, &e)) ||
+	    end_deliver(dec, &e);
 	pack_free(dec, m);
 	return r ? dec->err : 0;
 }
