@@ -216,6 +216,25 @@ static void dec_free(struct pmtrack_dec *dec, void *p, size_t n)
 	free(p);
 }
 
+/*
+ * Make *@buf (of *@cap bytes) hold @n: a new zeroed buffer in place of one
+ * too small, charged, and the old one given back first.
+ */
+static int grow(struct pmtrack_dec *dec, uint8_t **buf, size_t *cap,
+		uint64_t n, const char *what)
+{
+	if (n <= *cap)
+		return 0;
+	dec_free(dec, *buf, *cap);
+	*buf = NULL;
+	*cap = 0;
+	*buf = dec_calloc(dec, (size_t)n, what);
+	if (!*buf)
+		return dec->err;
+	*cap = (size_t)n;
+	return 0;
+}
+
 /* protobuf-c allocations, charged like the rest */
 static void *pb_alloc(void *data, size_t size)
 {
@@ -460,79 +479,110 @@ static int ids_unique(struct pmtrack_dec *dec, const Pmtrack__StreamHeader *h)
 	return r;
 }
 
-static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+/* the header's fields, and its region count, before the table */
+static int header_check(struct pmtrack_dec *dec,
+			const Pmtrack__StreamHeader *h)
 {
-	Pmtrack__StreamHeader *h;
-	struct pmtrack_dec_header info;
-	size_t n;
-	int r;
+	size_t n = h->n_regions;
 
-	if (dec->phase != PH_START)
-		return fail(dec, PMTRACK_SERR_DUPLICATE, "a second HEADER");
-	h = unpack(dec, &pmtrack__stream_header__descriptor, meta, len);
-	if (!h)
-		return dec->err;
-	r = -1;
-	n = h->n_regions;
 	if (h->page_size < PMT_PAGE_MIN || h->page_size > PMT_PAGE_MAX ||
-	    (h->page_size & (h->page_size - 1))) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "page size %u", h->page_size);
-		goto out;
-	}
+	    (h->page_size & (h->page_size - 1)))
+		return fail(dec, PMTRACK_SERR_SCHEMA, "page size %u",
+			    h->page_size);
 	if (strlen(h->producer) > PMT_NAME_MAX ||
 	    h->stream_id.len != PMTRACK_STREAM_ID_LEN ||
-	    (h->has_parent_id && h->parent_id.len != PMTRACK_STREAM_ID_LEN)) {
-		fail(dec, PMTRACK_SERR_SCHEMA,
-		     "producer, stream id or parent id of the wrong length");
-		goto out;
-	}
-	if (!n || n > PMT_MAX_REGIONS) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "%zu regions (1..%u allowed)", n,
-		     PMT_MAX_REGIONS);
-		goto out;
-	}
-	/* validate the table before allocating anything for it */
-	{
-		uint64_t bits = 0;
+	    (h->has_parent_id && h->parent_id.len != PMTRACK_STREAM_ID_LEN))
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "producer, stream id or parent id of the wrong "
+			    "length");
+	if (!n || n > PMT_MAX_REGIONS)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "%zu regions (1..%u allowed)", n, PMT_MAX_REGIONS);
+	return 0;
+}
 
-		for (size_t i = 0; i < n; i++) {
-			Pmtrack__Region *g = h->regions[i];
-			uint64_t pages = g->length / h->page_size;
+/*
+ * The region table: every region whole pages that do not wrap, and the
+ * bitmaps of all of them within the limit.  Before anything is allocated
+ * for it.
+ */
+static int regions_check(struct pmtrack_dec *dec,
+			 const Pmtrack__StreamHeader *h)
+{
+	uint64_t bits = 0;
 
-			if (!g->length || g->length % h->page_size ||
-			    g->start % h->page_size ||
-			    g->start + g->length < g->start ||
-			    (g->name && strlen(g->name) > PMT_NAME_MAX)) {
-				fail(dec, PMTRACK_SERR_SCHEMA,
-				     "region %zu: start %#llx length %llu", i,
-				     (unsigned long long)g->start,
-				     (unsigned long long)g->length);
-				goto out;
-			}
-			dec->work++;
-			/* four bitmaps per region, in whole words */
-			bits += pmt_nwords(pages) * 64 * 4;
-			if (bits / 8 > dec->limit) {
-				fail(dec, PMTRACK_SERR_LIMIT,
-				     "the regions' bitmaps exceed the %zu byte "
-				     "limit",
-				     dec->limit);
-				goto out;
-			}
-		}
+	for (size_t i = 0; i < h->n_regions; i++) {
+		const Pmtrack__Region *g = h->regions[i];
+		uint64_t pages = g->length / h->page_size;
+
+		if (!g->length || g->length % h->page_size ||
+		    g->start % h->page_size ||
+		    g->start + g->length < g->start ||
+		    (g->name && strlen(g->name) > PMT_NAME_MAX))
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "region %zu: start %#llx length %llu", i,
+				    (unsigned long long)g->start,
+				    (unsigned long long)g->length);
+		dec->work++;
+		/* four bitmaps per region, in whole words */
+		bits += pmt_nwords(pages) * 64 * 4;
+		if (bits / 8 > dec->limit)
+			return fail(dec, PMTRACK_SERR_LIMIT,
+				    "the regions' bitmaps exceed the %zu byte "
+				    "limit",
+				    dec->limit);
 	}
-	if (ids_unique(dec, h))
-		goto out;
+	return 0;
+}
+
+/* region @i of the table: its entry for the caller, its name and maps */
+static int region_init(struct pmtrack_dec *dec, size_t i,
+		       const Pmtrack__Region *g)
+{
+	struct dec_region *d = &dec->rg[i];
+	struct pmtrack_stream_region *pr = &dec->regions[i];
+	uint64_t *maps;
+
+	dec->work++;
+	pr->id = g->id;
+	pr->flags = g->flags;
+	pr->start = g->start;
+	pr->length = g->length;
+	if (g->name) {
+		char *nm = dec_calloc(dec, strlen(g->name) + 1, "name");
+
+		if (!nm)
+			return dec->err;
+		memcpy(nm, g->name, strlen(g->name));
+		pr->name = nm;
+	}
+	d->pages = g->length / dec->ps;
+	d->nwords = pmt_nwords(d->pages);
+	maps = dec_calloc(dec, d->nwords * 8 * 4, "bitmaps");
+	if (!maps)
+		return dec->err;
+	d->dirty = maps;
+	d->swap = maps + d->nwords;
+	d->zero = maps + 2 * d->nwords;
+	d->pending = maps + 3 * d->nwords;
+	return 0;
+}
+
+/* keep what the checked header says: its fields, the region table */
+static int header_store(struct pmtrack_dec *dec,
+			const Pmtrack__StreamHeader *h)
+{
+	size_t n = h->n_regions;
+
 	if (charge(dec, n * (sizeof(*dec->rg) + sizeof(*dec->regions)),
 		   "region table"))
-		goto out;
+		return dec->err;
 	dec->rg = calloc(n, sizeof(*dec->rg));
 	dec->regions = calloc(n, sizeof(*dec->regions));
 	dec->producer = strdup(h->producer);
-	if (!dec->rg || !dec->regions || !dec->producer) {
-		fail(dec, PMTRACK_SERR_NOMEM, "region table: out of memory");
-		goto out;
-	}
+	if (!dec->rg || !dec->regions || !dec->producer)
+		return fail(dec, PMTRACK_SERR_NOMEM,
+			    "region table: out of memory");
 	dec->nregions = n;
 	dec->ps = h->page_size;
 	memcpy(dec->stream_id, h->stream_id.data, PMTRACK_STREAM_ID_LEN);
@@ -540,52 +590,48 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	if (h->has_parent_id)
 		memcpy(dec->parent_id, h->parent_id.data,
 		       PMTRACK_STREAM_ID_LEN);
-	for (size_t i = 0; i < n; i++) {
-		Pmtrack__Region *g = h->regions[i];
-		struct dec_region *d = &dec->rg[i];
-		struct pmtrack_stream_region *pr = &dec->regions[i];
-		uint64_t *maps;
+	for (size_t i = 0; i < n; i++)
+		if (region_init(dec, i, h->regions[i]))
+			return dec->err;
+	return 0;
+}
 
-		dec->work++;
-		pr->id = g->id;
-		pr->flags = g->flags;
-		pr->start = g->start;
-		pr->length = g->length;
-		if (g->name) {
-			char *nm = dec_calloc(dec, strlen(g->name) + 1, "name");
+/* the header is in: tell the caller */
+static int header_deliver(struct pmtrack_dec *dec)
+{
+	struct pmtrack_dec_header info;
+	int r;
 
-			if (!nm)
-				goto out;
-			memcpy(nm, g->name, strlen(g->name));
-			pr->name = nm;
-		}
-		d->pages = g->length / dec->ps;
-		d->nwords = pmt_nwords(d->pages);
-		maps = dec_calloc(dec, d->nwords * 8 * 4, "bitmaps");
-		if (!maps)
-			goto out;
-		d->dirty = maps;
-		d->swap = maps + d->nwords;
-		d->zero = maps + 2 * d->nwords;
-		d->pending = maps + 3 * d->nwords;
-	}
 	dec->phase = PH_HEADER;
-	r = 0;
-	if (dec->ops.header) {
-		info = (struct pmtrack_dec_header){
-			.version = dec->version,
-			.page_size = dec->ps,
-			.producer = dec->producer,
-			.stream_id = dec->stream_id,
-			.parent_id = dec->has_parent ? dec->parent_id : NULL,
-			.nregions = dec->nregions,
-			.regions = dec->regions,
-		};
-		r = dec->ops.header(dec->arg, dec, &info);
-		if (r)
-			fail_cb(dec, r, "header");
-	}
-out:
+	if (!dec->ops.header)
+		return 0;
+	info = (struct pmtrack_dec_header){
+		.version = dec->version,
+		.page_size = dec->ps,
+		.producer = dec->producer,
+		.stream_id = dec->stream_id,
+		.parent_id = dec->has_parent ? dec->parent_id : NULL,
+		.nregions = dec->nregions,
+		.regions = dec->regions,
+	};
+	r = dec->ops.header(dec->arg, dec, &info);
+	if (r)
+		return fail_cb(dec, r, "header");
+	return 0;
+}
+
+static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	Pmtrack__StreamHeader *h;
+	int r;
+
+	if (dec->phase != PH_START)
+		return fail(dec, PMTRACK_SERR_DUPLICATE, "a second HEADER");
+	h = unpack(dec, &pmtrack__stream_header__descriptor, meta, len);
+	if (!h)
+		return dec->err;
+	r = header_check(dec, h) || regions_check(dec, h) ||
+	    ids_unique(dec, h) || header_store(dec, h) || header_deliver(dec);
 	pack_free(dec, h);
 	return r ? dec->err : 0;
 }
@@ -640,6 +686,83 @@ static bool runs_next(struct pmtrack_dec *dec, struct run_iter *it,
 	return true;
 }
 
+/*
+ * The words of a zwords bitmap into @w: they decompress to exactly the
+ * region's words, and set no bit past its last page.  *@set: bits set.
+ */
+static int bitmap_words(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
+			const struct dec_region *g, uint64_t *w,
+			const char *what, uint32_t region, uint64_t *set)
+{
+	size_t want = g->nwords * 8, got;
+	uint8_t *le = dec_calloc(dec, want, "bitmap words");
+
+	if (!le)
+		return dec->err;
+	if (need_dctx(dec)) {
+		dec_free(dec, le, want);
+		return dec->err;
+	}
+	got = ZSTD_decompressDCtx(dec->dctx, le, want, b->zwords.data,
+				  b->zwords.len);
+	if (ZSTD_isError(got) || got != want) {
+		dec_free(dec, le, want);
+		return fail(dec, PMTRACK_SERR_DECOMPRESS,
+			    "region %u %s: words do not decompress to %zu "
+			    "bytes",
+			    region, what, want);
+	}
+	for (size_t i = 0; i < g->nwords; i++)
+		w[i] = pmt_get_le64(le + 8 * i);
+	dec->work += g->nwords;
+	dec_free(dec, le, want);
+	if (w[g->nwords - 1] & ~pmt_word_mask(g->nwords - 1, 0, g->pages))
+		return fail(dec, PMTRACK_SERR_RANGE,
+			    "region %u %s: bits past the last page", region,
+			    what);
+	*set = pmt_bits_count(w, g->nwords);
+	return 0;
+}
+
+/*
+ * The runs of a bitmap into @w: (gap, length) pairs, every run after the
+ * first apart from the one before, none empty, none past the last page.
+ * *@set: bits set.
+ */
+static int bitmap_runs(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
+		       const struct dec_region *g, uint64_t *w,
+		       const char *what, uint32_t region, uint64_t *set)
+{
+	uint64_t pos = 0;
+
+	if (b->n_runs % 2)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "region %u %s: odd number of run fields", region,
+			    what);
+	for (size_t i = 0; i < b->n_runs; i += 2) {
+		uint64_t gap = b->runs[i], len = b->runs[i + 1];
+
+		if ((i && !gap) || !len)
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "region %u %s: run %zu has gap %llu "
+				    "length %llu",
+				    region, what, i / 2,
+				    (unsigned long long)gap,
+				    (unsigned long long)len);
+		if (gap > g->pages - pos || len > g->pages - pos - gap)
+			return fail(dec, PMTRACK_SERR_RANGE,
+				    "region %u %s: run %zu ends past page %llu",
+				    region, what, i / 2,
+				    (unsigned long long)g->pages);
+		pos += gap;
+		pmt_bits_set(w, pos, len);
+		dec->work += span_words(pos, len);
+		pos += len;
+		*set += len;
+	}
+	return 0;
+}
+
 /* Decode a bitmap message into @w (zeroed, g->nwords words). */
 static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 			 const struct dec_region *g, uint64_t *w,
@@ -657,65 +780,9 @@ static int bitmap_decode(struct pmtrack_dec *dec, const Pmtrack__Bitmap *b,
 			    "bits than words must be runs)",
 			    region, what, (unsigned long long)b->count,
 			    g->nwords);
-	if (b->has_zwords) {
-		size_t want = g->nwords * 8, got;
-		uint8_t *le = dec_calloc(dec, want, "bitmap words");
-
-		if (!le)
-			return dec->err;
-		if (need_dctx(dec)) {
-			dec_free(dec, le, want);
-			return dec->err;
-		}
-		got = ZSTD_decompressDCtx(dec->dctx, le, want, b->zwords.data,
-					  b->zwords.len);
-		if (ZSTD_isError(got) || got != want) {
-			dec_free(dec, le, want);
-			return fail(dec, PMTRACK_SERR_DECOMPRESS,
-				    "region %u %s: words do not decompress to "
-				    "%zu bytes",
-				    region, what, want);
-		}
-		for (size_t i = 0; i < g->nwords; i++)
-			w[i] = pmt_get_le64(le + 8 * i);
-		dec->work += g->nwords;
-		dec_free(dec, le, want);
-		if (w[g->nwords - 1] &
-		    ~pmt_word_mask(g->nwords - 1, 0, g->pages))
-			return fail(dec, PMTRACK_SERR_RANGE,
-				    "region %u %s: bits past the last page",
-				    region, what);
-		set = pmt_bits_count(w, g->nwords);
-	} else {
-		uint64_t pos = 0;
-
-		if (b->n_runs % 2)
-			return fail(dec, PMTRACK_SERR_SCHEMA,
-				    "region %u %s: odd number of run fields",
-				    region, what);
-		for (size_t i = 0; i < b->n_runs; i += 2) {
-			uint64_t gap = b->runs[i], len = b->runs[i + 1];
-
-			if ((i && !gap) || !len)
-				return fail(dec, PMTRACK_SERR_SCHEMA,
-					    "region %u %s: run %zu has gap "
-					    "%llu length %llu",
-					    region, what, i / 2,
-					    (unsigned long long)gap,
-					    (unsigned long long)len);
-			if (gap > g->pages - pos || len > g->pages - pos - gap)
-				return fail(dec, PMTRACK_SERR_RANGE,
-					    "region %u %s: run %zu ends past "
-					    "page %llu",
-					    region, what, i / 2,
-					    (unsigned long long)g->pages);
-			pos += gap;
-			pmt_bits_set(w, pos, len);
-			dec->work += span_words(pos, len);
-			pos += len;
-			set += len;
-		}
-	}
+	if (b->has_zwords ? bitmap_words(dec, b, g, w, what, region, &set)
+			  : bitmap_runs(dec, b, g, w, what, region, &set))
+		return dec->err;
 	if (set != b->count)
 		return fail(dec, PMTRACK_SERR_MISMATCH,
 			    "region %u %s: %llu bits set, count says %llu",
@@ -873,59 +940,50 @@ static int round_pending(struct pmtrack_dec *dec, const Pmtrack__RegionMaps *x,
 	return 0;
 }
 
-static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+/*
+ * One region of a ROUND: a region of the table, not listed before in
+ * this record; its maps decoded, its pending pages computed.
+ */
+static int round_region(struct pmtrack_dec *dec, const Pmtrack__RegionMaps *x)
 {
-	Pmtrack__Round *m;
-	int r = -1;
+	struct dec_region *g;
 
-	if (dec->phase == PH_START)
-		return fail(dec, PMTRACK_SERR_ORDER, "ROUND before HEADER");
-	if (round_complete(dec))
+	if (x->region >= dec->nregions)
+		return fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
+			    x->region, dec->nregions);
+	g = &dec->rg[x->region];
+	dec->work++;
+	if (g->seq == dec->seq)
+		return fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
+			    x->region);
+	g->seq = dec->seq;
+	if (bitmap_decode(dec, x->dirty, g, g->dirty, "dirty", x->region) ||
+	    (x->swap &&
+	     bitmap_decode(dec, x->swap, g, g->swap, "swap", x->region)) ||
+	    (x->zero &&
+	     bitmap_decode(dec, x->zero, g, g->zero, "zero", x->region)))
 		return dec->err;
-	/* first, so that one round record is held at a time */
-	round_clear(dec);
-	m = unpack(dec, &pmtrack__round__descriptor, meta, len);
-	if (!m)
-		return dec->err;
-	if (dec->rounds && m->number <= dec->round) {
-		fail(dec, PMTRACK_SERR_ORDER, "round %llu after round %llu",
-		     (unsigned long long)m->number,
-		     (unsigned long long)dec->round);
-		goto out;
-	}
+	return round_pending(dec, x, g);
+}
+
+/* a ROUND's number comes after the last one's; then each region it lists */
+static int round_read(struct pmtrack_dec *dec, const Pmtrack__Round *m)
+{
+	if (dec->rounds && m->number <= dec->round)
+		return fail(dec, PMTRACK_SERR_ORDER,
+			    "round %llu after round %llu",
+			    (unsigned long long)m->number,
+			    (unsigned long long)dec->round);
 	dec->seq++;
-	for (size_t i = 0; i < m->n_regions; i++) {
-		Pmtrack__RegionMaps *x = m->regions[i];
-		struct dec_region *g;
+	for (size_t i = 0; i < m->n_regions; i++)
+		if (round_region(dec, m->regions[i]))
+			return dec->err;
+	return 0;
+}
 
-		if (x->region >= dec->nregions) {
-			fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
-			     x->region, dec->nregions);
-			goto out;
-		}
-		g = &dec->rg[x->region];
-		dec->work++;
-		if (g->seq == dec->seq) {
-			fail(dec, PMTRACK_SERR_DUPLICATE, "region %u twice",
-			     x->region);
-			goto out;
-		}
-		g->seq = dec->seq;
-		if (bitmap_decode(dec, x->dirty, g, g->dirty, "dirty",
-				  x->region) ||
-		    (x->swap && bitmap_decode(dec, x->swap, g, g->swap, "swap",
-					      x->region)) ||
-		    (x->zero && bitmap_decode(dec, x->zero, g, g->zero, "zero",
-					      x->region)) ||
-		    round_pending(dec, x, g))
-			goto out;
-	}
-	dec->round = m->number;
-	dec->rounds++;
-	dec->phase = PH_ROUND;
-	dec->cur = m;
-	m = NULL;
-	/* zero pages need no data: deliver them now, run by run */
+/* zero pages need no data: deliver them now, run by run */
+static int round_zero(struct pmtrack_dec *dec)
+{
 	for (size_t i = 0; i < dec->cur->n_regions; i++) {
 		const Pmtrack__RegionMaps *x = dec->cur->regions[i];
 		struct dec_region *g = &dec->rg[x->region];
@@ -936,19 +994,43 @@ static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 		runs_init(&it, x->zero, g->zero, g);
 		while (runs_next(dec, &it, &s, &n)) {
 			if (deliver(dec, x->region, s, n, NULL))
-				goto out;
+				return dec->err;
 			dec->zero_pages += n;
 		}
 	}
-	r = 0;
+	return 0;
+}
+
+static int do_round(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
+{
+	Pmtrack__Round *m;
+	int r;
+
+	if (dec->phase == PH_START)
+		return fail(dec, PMTRACK_SERR_ORDER, "ROUND before HEADER");
+	if (round_complete(dec))
+		return dec->err;
+	/* first, so that one round record is held at a time */
+	round_clear(dec);
+	m = unpack(dec, &pmtrack__round__descriptor, meta, len);
+	if (!m)
+		return dec->err;
+	if (round_read(dec, m)) {
+		pack_free(dec, m);
+		return dec->err;
+	}
+	dec->round = m->number;
+	dec->rounds++;
+	dec->phase = PH_ROUND;
+	dec->cur = m;
+	if (round_zero(dec))
+		return dec->err;
 	if (dec->ops.round) {
 		r = dec->ops.round(dec->arg, dec, dec->round);
 		if (r)
-			fail_cb(dec, r, "round");
+			return fail_cb(dec, r, "round");
 	}
-out:
-	pack_free(dec, m);
-	return r ? dec->err : 0;
+	return 0;
 }
 
 /* --- BATCH -------------------------------------------------------------- */
@@ -957,13 +1039,12 @@ out:
 static int batch_page_error(struct pmtrack_dec *dec, uint32_t region,
 			    const struct dec_region *g, uint64_t s, uint64_t n)
 {
-	uint64_t p = pmt_bits_next_clear(g->pending, s + n, s), bit;
+	uint64_t p = pmt_bits_next_clear(g->pending, s + n, s);
 
 	dec->work += span_words(s, n);
 	if (p >= s + n)
 		return fail(dec, PMTRACK_SERR_MISMATCH, "region %u", region);
-	bit = 1ULL << (p % 64);
-	if ((g->dirty[p / 64] & bit) && !(g->zero[p / 64] & bit))
+	if (pmt_bit_test(g->dirty, p) && !pmt_bit_test(g->zero, p))
 		return fail(dec, PMTRACK_SERR_DUPLICATE,
 			    "region %u page %llu sent twice in round %llu",
 			    region, (unsigned long long)p,
@@ -974,112 +1055,114 @@ static int batch_page_error(struct pmtrack_dec *dec, uint32_t region,
 		    (unsigned long long)dec->round);
 }
 
-static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
-		    const uint8_t *payload, uint64_t plen,
-		    struct pmtrack_dec_record *rec)
+/*
+ * A BATCH's region and runs: (gap, length) pairs inside the region, every
+ * page of them pending in this round, and raw_len their bytes.  *@pages:
+ * the pages they name.
+ */
+static int batch_check(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+		       uint64_t *pages)
 {
-	Pmtrack__Batch *m;
-	struct dec_region *g;
-	const uint8_t *data = payload;
-	uint64_t pos = 0, pages = 0;
-	int r = -1;
+	const struct dec_region *g;
+	uint64_t pos = 0;
 
-	if (dec->phase != PH_ROUND)
-		return fail(dec, PMTRACK_SERR_ORDER, "BATCH outside a round");
-	m = unpack(dec, &pmtrack__batch__descriptor, meta, mlen);
-	if (!m)
-		return dec->err;
-	if (m->region >= dec->nregions) {
-		fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
-		     m->region, dec->nregions);
-		goto out;
-	}
+	if (m->region >= dec->nregions)
+		return fail(dec, PMTRACK_SERR_RANGE, "region index %u of %zu",
+			    m->region, dec->nregions);
 	g = &dec->rg[m->region];
-	if (!m->n_runs || m->n_runs % 2) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "%zu run fields", m->n_runs);
-		goto out;
-	}
+	if (!m->n_runs || m->n_runs % 2)
+		return fail(dec, PMTRACK_SERR_SCHEMA, "%zu run fields",
+			    m->n_runs);
 	for (size_t i = 0; i < m->n_runs; i += 2) {
 		uint64_t gap = m->runs[i], len = m->runs[i + 1];
 
-		if ((i && !gap) || !len) {
-			fail(dec, PMTRACK_SERR_SCHEMA,
-			     "run %zu has gap %llu length %llu", i / 2,
-			     (unsigned long long)gap, (unsigned long long)len);
-			goto out;
-		}
-		if (gap > g->pages - pos || len > g->pages - pos - gap) {
-			fail(dec, PMTRACK_SERR_RANGE,
-			     "region %u: run %zu ends past page %llu",
-			     m->region, i / 2, (unsigned long long)g->pages);
-			goto out;
-		}
+		if ((i && !gap) || !len)
+			return fail(dec, PMTRACK_SERR_SCHEMA,
+				    "run %zu has gap %llu length %llu", i / 2,
+				    (unsigned long long)gap,
+				    (unsigned long long)len);
+		if (gap > g->pages - pos || len > g->pages - pos - gap)
+			return fail(dec, PMTRACK_SERR_RANGE,
+				    "region %u: run %zu ends past page %llu",
+				    m->region, i / 2,
+				    (unsigned long long)g->pages);
 		pos += gap;
 		dec->work += span_words(pos, len);
-		if (!pmt_bits_all(g->pending, pos, len)) {
-			batch_page_error(dec, m->region, g, pos, len);
-			goto out;
-		}
+		if (!pmt_bits_all(g->pending, pos, len))
+			return batch_page_error(dec, m->region, g, pos, len);
 		pos += len;
-		pages += len;
+		*pages += len;
 	}
 	/* pages <= region pages, so this does not overflow */
-	if (m->raw_len != pages * dec->ps) {
-		fail(dec, PMTRACK_SERR_MISMATCH,
-		     "raw length %llu for %llu pages of %u bytes",
-		     (unsigned long long)m->raw_len, (unsigned long long)pages,
-		     dec->ps);
-		goto out;
-	}
+	if (m->raw_len != *pages * dec->ps)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "raw length %llu for %llu pages of %u bytes",
+			    (unsigned long long)m->raw_len,
+			    (unsigned long long)*pages, dec->ps);
+	return 0;
+}
+
+/* a zstd payload into the decompression buffer: exactly raw_len bytes */
+static int batch_unzstd(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+			const uint8_t *payload, uint64_t plen)
+{
+	size_t got;
+
+	if (grow(dec, &dec->scratch, &dec->scratch_cap, m->raw_len,
+		 "decompression buffer") ||
+	    need_dctx(dec))
+		return dec->err;
+	got = ZSTD_decompressDCtx(dec->dctx, dec->scratch, m->raw_len, payload,
+				  plen);
+	if (ZSTD_isError(got) || got != m->raw_len)
+		return fail(dec, PMTRACK_SERR_DECOMPRESS,
+			    "payload of %llu bytes: %s",
+			    (unsigned long long)plen,
+			    ZSTD_isError(got) ? ZSTD_getErrorName(got)
+					      : "wrong size");
+	return 0;
+}
+
+/*
+ * The pages a BATCH carries, in run order, at *@data: its payload, or the
+ * payload decompressed; and their checksum matched.
+ */
+static int batch_data(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+		      const uint8_t *payload, uint64_t plen,
+		      const uint8_t **data)
+{
 	switch (m->codec) {
 	case PMTRACK__CODEC__RAW:
-		if (plen != m->raw_len) {
-			fail(dec, PMTRACK_SERR_MISMATCH,
-			     "raw payload of %llu bytes for %llu",
-			     (unsigned long long)plen,
-			     (unsigned long long)m->raw_len);
-			goto out;
-		}
+		if (plen != m->raw_len)
+			return fail(dec, PMTRACK_SERR_MISMATCH,
+				    "raw payload of %llu bytes for %llu",
+				    (unsigned long long)plen,
+				    (unsigned long long)m->raw_len);
+		*data = payload;
 		break;
-	case PMTRACK__CODEC__ZSTD: {
-		size_t got;
-
-		if (m->raw_len > dec->scratch_cap) {
-			dec_free(dec, dec->scratch, dec->scratch_cap);
-			dec->scratch = NULL;
-			dec->scratch_cap = 0;
-			dec->scratch = dec_calloc(dec, m->raw_len,
-						  "decompression buffer");
-			if (!dec->scratch)
-				goto out;
-			dec->scratch_cap = m->raw_len;
-		}
-		if (need_dctx(dec))
-			goto out;
-		got = ZSTD_decompressDCtx(dec->dctx, dec->scratch, m->raw_len,
-					  payload, plen);
-		if (ZSTD_isError(got) || got != m->raw_len) {
-			fail(dec, PMTRACK_SERR_DECOMPRESS,
-			     "payload of %llu bytes: %s",
-			     (unsigned long long)plen,
-			     ZSTD_isError(got) ? ZSTD_getErrorName(got)
-					       : "wrong size");
-			goto out;
-		}
-		data = dec->scratch;
+	case PMTRACK__CODEC__ZSTD:
+		if (batch_unzstd(dec, m, payload, plen))
+			return dec->err;
+		*data = dec->scratch;
 		break;
-	}
 	default:
-		fail(dec, PMTRACK_SERR_SCHEMA, "codec %d", (int)m->codec);
-		goto out;
+		return fail(dec, PMTRACK_SERR_SCHEMA, "codec %d",
+			    (int)m->codec);
 	}
-	if (CHECKSUMS_BAD(XXH3_64bits(data, m->raw_len) != m->xxh3)) {
-		fail(dec, PMTRACK_SERR_CHECKSUM,
-		     "region %u: pages do not match their checksum", m->region);
-		goto out;
-	}
+	if (CHECKSUMS_BAD(XXH3_64bits(*data, m->raw_len) != m->xxh3))
+		return fail(dec, PMTRACK_SERR_CHECKSUM,
+			    "region %u: pages do not match their checksum",
+			    m->region);
+	return 0;
+}
 
-	pos = 0;
+/* the checked pages: no longer pending, to the destination and the caller */
+static int batch_deliver(struct pmtrack_dec *dec, const Pmtrack__Batch *m,
+			 const uint8_t *data, uint64_t pages)
+{
+	struct dec_region *g = &dec->rg[m->region];
+	uint64_t pos = 0;
+
 	for (size_t i = 0; i < m->n_runs; i += 2) {
 		uint64_t len = m->runs[i + 1];
 
@@ -1087,30 +1170,121 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 		pmt_bits_clear(g->pending, pos, len);
 		dec->work += span_words(pos, len);
 		if (deliver(dec, m->region, pos, len, data))
-			goto out;
+			return dec->err;
 		data += len * dec->ps;
 		pos += len;
 	}
 	dec->pending -= pages;
 	dec->pages += pages;
-	rec->region = m->region;
-	rec->codec = (uint32_t)m->codec;
-	rec->pages = pages;
-	rec->runs = m->n_runs / 2;
-	r = 0;
-out:
+	return 0;
+}
+
+static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
+		    const uint8_t *payload, uint64_t plen,
+		    struct pmtrack_dec_record *rec)
+{
+	Pmtrack__Batch *m;
+	const uint8_t *data = NULL;
+	uint64_t pages = 0;
+	int r;
+
+	if (dec->phase != PH_ROUND)
+		return fail(dec, PMTRACK_SERR_ORDER, "BATCH outside a round");
+	m = unpack(dec, &pmtrack__batch__descriptor, meta, mlen);
+	if (!m)
+		return dec->err;
+	r = batch_check(dec, m, &pages) ||
+	    batch_data(dec, m, payload, plen, &data) ||
+	    batch_deliver(dec, m, data, pages);
+	if (!r) {
+		rec->region = m->region;
+		rec->codec = (uint32_t)m->codec;
+		rec->pages = pages;
+		rec->runs = m->n_runs / 2;
+	}
 	pack_free(dec, m);
 	return r ? dec->err : 0;
 }
 
 /* --- END ---------------------------------------------------------------- */
 
+/* END's counts are the stream's, and a digest is one */
+static int end_check(struct pmtrack_dec *dec, const Pmtrack__End *m)
+{
+	if (m->rounds != dec->rounds || m->pages != dec->pages ||
+	    m->zero_pages != dec->zero_pages)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "END counts %llu rounds, %llu pages, %llu zero "
+			    "pages; the stream had %llu, %llu, %llu",
+			    (unsigned long long)m->rounds,
+			    (unsigned long long)m->pages,
+			    (unsigned long long)m->zero_pages,
+			    (unsigned long long)dec->rounds,
+			    (unsigned long long)dec->pages,
+			    (unsigned long long)dec->zero_pages);
+	if (m->has_digest && m->digest.len != PMTRACK_DIGEST_LEN)
+		return fail(dec, PMTRACK_SERR_SCHEMA, "digest of %zu bytes",
+			    m->digest.len);
+	return 0;
+}
+
+/*
+ * END's digest, for the caller; checked when every region has a
+ * destination, in one read of all of them.
+ */
+static int end_digest(struct pmtrack_dec *dec, const Pmtrack__End *m,
+		      struct pmtrack_dec_end *e)
+{
+	uint8_t mine[PMTRACK_DIGEST_LEN];
+	struct iovec *iov;
+	size_t i;
+	int r;
+
+	e->digest = m->digest.data;
+	for (i = 0; i < dec->nregions && dec->rg[i].dest; i++)
+		;
+	dec->work += i;
+	if (i < dec->nregions)
+		return 0;
+	iov = dec_calloc(dec, dec->nregions * sizeof(*iov), "digest");
+	if (!iov)
+		return dec->err;
+	for (i = 0; i < dec->nregions; i++)
+		iov[i] = (struct iovec){ dec->rg[i].dest,
+					 dec->regions[i].length };
+	dec->work += dec->nregions;
+	r = pmtrack_digest(iov, dec->nregions, mine);
+	dec_free(dec, iov, dec->nregions * sizeof(*iov));
+	if (r)
+		return fail(dec, PMTRACK_SERR_NOMEM, "digest state");
+	if (memcmp(mine, m->digest.data, sizeof(mine)))
+		return fail(dec, PMTRACK_SERR_DIGEST,
+			    "destination memory does not match the stream's "
+			    "digest");
+	e->digest_verified = 1;
+	return 0;
+}
+
+/* the stream is over: tell the caller */
+static int end_deliver(struct pmtrack_dec *dec,
+		       const struct pmtrack_dec_end *e)
+{
+	int r;
+
+	dec->phase = PH_DONE;
+	if (!dec->ops.end)
+		return 0;
+	r = dec->ops.end(dec->arg, e);
+	if (r)
+		return fail_cb(dec, r, "end");
+	return 0;
+}
+
 static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 {
 	struct pmtrack_dec_end e = { 0 };
-	uint8_t mine[PMTRACK_DIGEST_LEN];
 	Pmtrack__End *m;
-	int r = -1;
+	int r;
 
 	if (dec->phase == PH_START)
 		return fail(dec, PMTRACK_SERR_ORDER, "END before HEADER");
@@ -1119,69 +1293,11 @@ static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	m = unpack(dec, &pmtrack__end__descriptor, meta, len);
 	if (!m)
 		return dec->err;
-	if (m->rounds != dec->rounds || m->pages != dec->pages ||
-	    m->zero_pages != dec->zero_pages) {
-		fail(dec, PMTRACK_SERR_MISMATCH,
-		     "END counts %llu rounds, %llu pages, %llu zero pages; "
-		     "the stream had %llu, %llu, %llu",
-		     (unsigned long long)m->rounds,
-		     (unsigned long long)m->pages,
-		     (unsigned long long)m->zero_pages,
-		     (unsigned long long)dec->rounds,
-		     (unsigned long long)dec->pages,
-		     (unsigned long long)dec->zero_pages);
-		goto out;
-	}
-	if (m->has_digest && m->digest.len != PMTRACK_DIGEST_LEN) {
-		fail(dec, PMTRACK_SERR_SCHEMA, "digest of %zu bytes",
-		     m->digest.len);
-		goto out;
-	}
 	e.rounds = m->rounds;
 	e.pages = m->pages;
 	e.zero_pages = m->zero_pages;
-	if (m->has_digest) {
-		struct iovec *iov;
-		size_t i;
-
-		e.digest = m->digest.data;
-		for (i = 0; i < dec->nregions && dec->rg[i].dest; i++)
-			;
-		dec->work += i;
-		if (i == dec->nregions) {
-			iov = dec_calloc(dec, dec->nregions * sizeof(*iov),
-					 "digest");
-			if (!iov)
-				goto out;
-			for (i = 0; i < dec->nregions; i++)
-				iov[i] = (struct iovec){
-					dec->rg[i].dest, dec->regions[i].length
-				};
-			dec->work += dec->nregions;
-			r = pmtrack_digest(iov, dec->nregions, mine);
-			dec_free(dec, iov, dec->nregions * sizeof(*iov));
-			if (r) {
-				fail(dec, PMTRACK_SERR_NOMEM, "digest state");
-				goto out;
-			}
-			r = -1;
-			if (memcmp(mine, m->digest.data, sizeof(mine))) {
-				fail(dec, PMTRACK_SERR_DIGEST,
-				     "destination memory does not match the "
-				     "stream's digest");
-				goto out;
-			}
-			e.digest_verified = 1;
-		}
-	}
-	dec->phase = PH_DONE;
-	r = 0;
-	if (dec->ops.end) {
-		r = dec->ops.end(dec->arg, &e);
-		if (r)
-			fail_cb(dec, r, "end");
-	}
-out:
+	r = end_check(dec, m) || (m->has_digest && end_digest(dec, m, &e)) ||
+	    end_deliver(dec, &e);
 	pack_free(dec, m);
 	return r ? dec->err : 0;
 }
@@ -1284,6 +1400,81 @@ static int do_record(struct pmtrack_dec *dec, const uint8_t *body)
 	return r;
 }
 
+/*
+ * Collect the preamble or a frame, whichever is next, from up to @len
+ * bytes at @p; *@take says how many were used.  Once complete, it is
+ * checked and the state moves on.
+ */
+static int feed_small(struct pmtrack_dec *dec, const uint8_t *p, size_t len,
+		      size_t *take)
+{
+	size_t need;
+
+	if (dec->phase == PH_DONE) {
+		dec->rec_off = dec->offset;
+		return fail(dec, PMTRACK_SERR_TRAILING, "%zu bytes after END",
+			    len);
+	}
+	need = dec->state == ST_PREAMBLE ? PMTRACK_STREAM_PREAMBLE_LEN
+					 : PMTRACK_FRAME_LEN;
+	*take = need - dec->small_len;
+	if (*take > len)
+		*take = len;
+	memcpy(dec->small + dec->small_len, p, *take);
+	dec->small_len += *take;
+	if (dec->small_len < need)
+		return 0;
+	dec->small_len = 0;
+	dec->rec_off = dec->offset + *take - need;
+	if (dec->state == ST_PREAMBLE) {
+		if (check_preamble(dec, dec->small))
+			return dec->err;
+		dec->state = ST_FRAME;
+		return 0;
+	}
+	if (check_frame(dec, dec->small))
+		return dec->err;
+	dec->state = ST_BODY;
+	return 0;
+}
+
+/*
+ * Collect the body of the current record from up to @len bytes at @p
+ * (*@take says how many were used) and decode it once complete: in place
+ * when it is all there, else from the record buffer.
+ */
+static int feed_body(struct pmtrack_dec *dec, const uint8_t *p, size_t len,
+		     size_t *take)
+{
+	if (!dec->rbuf_len && len >= dec->body_len) {
+		*take = (size_t)dec->body_len;
+		if (do_record(dec, p))
+			return dec->err;
+		dec->state = ST_FRAME;
+		return 0;
+	}
+	if (grow(dec, &dec->rbuf, &dec->rbuf_cap, dec->body_len,
+		 "record buffer"))
+		return dec->err;
+	*take = (size_t)dec->body_len - dec->rbuf_len;
+	if (*take > len)
+		*take = len;
+	memcpy(dec->rbuf + dec->rbuf_len, p, *take);
+	dec->rbuf_len += *take;
+	if (dec->rbuf_len < dec->body_len)
+		return 0;
+	dec->rbuf_len = 0;
+	if (do_record(dec, dec->rbuf))
+		return dec->err;
+	dec->state = ST_FRAME;
+	return 0;
+}
+
+/*
+ * The bytes taken count towards the offset once the preamble, frame or
+ * body they complete passed (a part of one counts at once); an empty body
+ * is decoded after its frame counted.
+ */
 int pmtrack_dec_feed(struct pmtrack_dec *dec, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -1293,92 +1484,19 @@ int pmtrack_dec_feed(struct pmtrack_dec *dec, const void *buf, size_t len)
 	if (dec->err)
 		return dec->err;
 	while (len) {
-		size_t need, take;
+		size_t take = 0;
 
-		switch (dec->state) {
-		case ST_PREAMBLE:
-		case ST_FRAME:
-			if (dec->phase == PH_DONE) {
-				dec->rec_off = dec->offset;
-				return fail(dec, PMTRACK_SERR_TRAILING,
-					    "%zu bytes after END", len);
-			}
-			need = dec->state == ST_PREAMBLE
-				       ? PMTRACK_STREAM_PREAMBLE_LEN
-				       : PMTRACK_FRAME_LEN;
-			if (!dec->small_len && len >= need) {
-				take = need;
-				memcpy(dec->small, p, need);
-			} else {
-				take = need - dec->small_len;
-				if (take > len)
-					take = len;
-				memcpy(dec->small + dec->small_len, p, take);
-			}
-			dec->small_len += take;
-			if (dec->small_len < need) {
-				dec->offset += take;
-				return 0;
-			}
-			dec->small_len = 0;
-			dec->rec_off = dec->offset + take - need;
-			if (dec->state == ST_PREAMBLE) {
-				if (check_preamble(dec, dec->small))
-					return dec->err;
-				dec->state = ST_FRAME;
-			} else {
-				if (check_frame(dec, dec->small))
-					return dec->err;
-				dec->state = ST_BODY;
-			}
-			dec->offset += take;
-			p += take;
-			len -= take;
-			if (dec->state == ST_BODY && dec->body_len)
-				break;
-			if (dec->state == ST_BODY) {
-				/* an empty body */
-				if (do_record(dec, p))
-					return dec->err;
-				dec->state = ST_FRAME;
-			}
-			break;
-		case ST_BODY:
-			if (!dec->rbuf_len && len >= dec->body_len) {
-				/* the whole record is here: decode in place */
-				take = (size_t)dec->body_len;
-				if (do_record(dec, p))
-					return dec->err;
-			} else {
-				if (dec->body_len > dec->rbuf_cap) {
-					dec_free(dec, dec->rbuf, dec->rbuf_cap);
-					dec->rbuf = NULL;
-					dec->rbuf_cap = 0;
-					dec->rbuf = dec_calloc(
-						dec, (size_t)dec->body_len,
-						"record buffer");
-					if (!dec->rbuf)
-						return dec->err;
-					dec->rbuf_cap = (size_t)dec->body_len;
-				}
-				take = (size_t)dec->body_len - dec->rbuf_len;
-				if (take > len)
-					take = len;
-				memcpy(dec->rbuf + dec->rbuf_len, p, take);
-				dec->rbuf_len += take;
-				if (dec->rbuf_len < dec->body_len) {
-					dec->offset += take;
-					return 0;
-				}
-				dec->rbuf_len = 0;
-				if (do_record(dec, dec->rbuf))
-					return dec->err;
-			}
-			dec->offset += take;
-			p += take;
-			len -= take;
+		if (dec->state == ST_BODY ? feed_body(dec, p, len, &take)
+					  : feed_small(dec, p, len, &take))
+			return dec->err;
+		dec->offset += take;
+		p += take;
+		len -= take;
+		if (dec->state == ST_BODY && !dec->body_len) {
+			/* an empty body */
+			if (do_record(dec, p))
+				return dec->err;
 			dec->state = ST_FRAME;
-			break;
 		}
 	}
 	return 0;
