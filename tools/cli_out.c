@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* Output helpers shared by the pmtrack subcommands. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -16,6 +18,15 @@ void cli_err(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int cli_flush(const char *cmd, FILE *f)
+{
+	if (fflush(f) || ferror(f)) {
+		cli_err(cmd, "writing output: %s", strerror(errno));
+		return CLI_ERROR;
+	}
+	return CLI_OK;
 }
 
 /* Length of the valid UTF-8 sequence at @s (1..4), or 0 if there is none. */

@@ -1,265 +1,23 @@
 // SPDX-License-Identifier: MIT
 /*
- * pmtrack probe: what this kernel and this process can use.
  * pmtrack stat PID: per mapping, how many pages are present, swapped, file,
  * zero, exclusive, huge, written, unsure, guard.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <pmtrack/pagestate.h>
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "cli.h"
-
-static const char *const state_names[PMTRACK_PAGE_NSTATES] = {
-	"present", "swapped", "file",	"zero",	 "exclusive",
-	"huge",	   "written", "unsure", "guard",
-};
-
-/* --json and --help, plus at most @npos positional arguments */
-static int parse(const char *cmd, int argc, char **argv, bool *json, char **pos,
-		 int npos, void (*usage)(FILE *))
-{
-	int got = 0;
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			*json = true;
-		} else if (!strcmp(argv[i], "--help") ||
-			   !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return CLI_OK;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "pmtrack %s: unknown option %s\n", cmd,
-				argv[i]);
-			usage(stderr);
-			return CLI_USAGE;
-		} else if (got == npos) {
-			fprintf(stderr, "pmtrack %s: unexpected argument %s\n",
-				cmd, argv[i]);
-			usage(stderr);
-			return CLI_USAGE;
-		} else {
-			pos[got++] = argv[i];
-		}
-	}
-	if (got < npos) {
-		fprintf(stderr, "pmtrack %s: missing argument\n", cmd);
-		usage(stderr);
-		return CLI_USAGE;
-	}
-	return -1;
-}
-
-static int finish(const char *cmd, FILE *f, int ret)
-{
-	if (fflush(f) || ferror(f)) {
-		fprintf(stderr, "pmtrack %s: writing output: %s\n", cmd,
-			strerror(errno));
-		return CLI_ERROR;
-	}
-	return ret;
-}
-
-/* ---- probe --------------------------------------------------------------- */
-
-static void probe_usage(FILE *f)
-{
-	fputs("usage: pmtrack probe [--json]\n"
-	      "\n"
-	      "Exercise each kernel feature libpmtrack can use and print what\n"
-	      "works for this process: PAGEMAP_SCAN and its categories,\n"
-	      "userfaultfd write-protect (async and sync), soft-dirty, the\n"
-	      "backend the library picks and its guarantees, and what "
-	      "page-state\n"
-	      "maps can tell here (frame numbers, map_files, cachestat, "
-	      "swap).\n"
-	      "Exit status 0, or 1 if a probe failed unexpectedly.\n",
-	      f);
-}
-
-static const struct {
-	unsigned int cap;
-	const char *name;
-} cap_names[] = {
-	{ PMTRACK_CAP_ATOMIC_RESET, "atomic-reset" },
-	{ PMTRACK_CAP_RANGE_RESET, "range-reset" },
-	{ PMTRACK_CAP_KERNEL_WRITES, "kernel-writes" },
-	{ PMTRACK_CAP_FILE_MAPPINGS, "file-mappings" },
-	{ PMTRACK_CAP_OTHER_PROCESS, "other-process" },
-	{ PMTRACK_CAP_NO_SIGNALS, "no-signals" },
-	{ PMTRACK_CAP_HUGETLB, "hugetlb" },
-	{ PMTRACK_CAP_SHARED_EXACT, "shared-exact" },
-};
-
-/* does opening /proc/self/map_files/... work (CAP_SYS_ADMIN or
- * CAP_CHECKPOINT_RESTORE)? */
-static int map_files_ok(void)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	void *p = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED | MAP_ANONYMOUS,
-		       -1, 0);
-	char path[96];
-	int fd;
-
-	if (p == MAP_FAILED)
-		return -errno;
-	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
-		 (unsigned long)p, (unsigned long)p + (unsigned long)pg);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		close(fd);
-	munmap(p, (size_t)pg);
-	return fd >= 0;
-}
-
-static int cachestat_ok(void)
-{
-	struct {
-		uint64_t off, len;
-	} r = { 0, 0 };
-	uint64_t cs[5];
-	int fd = memfd_create("pmtrack-probe", MFD_CLOEXEC), ok;
-
-	if (fd < 0)
-		return -errno;
-	ok = syscall(451 /* cachestat */, fd, &r, cs, 0) == 0;
-	close(fd);
-	return ok;
-}
-
-/* active swap areas, from /proc/swaps */
-static int swap_areas(void)
-{
-	FILE *f = fopen("/proc/swaps", "r");
-	char line[512];
-	int n = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n++;
-	fclose(f);
-	return n;
-}
-
-static void put_bool(FILE *f, bool json, const char *key, int v, bool *first)
-{
-	if (json)
-		fprintf(f, "%s\"%s\":%s", *first ? "" : ",", key,
-			v < 0 ? "null"
-			: v   ? "true"
-			      : "false");
-	else
-		fprintf(f, "  %-28s %s\n", key,
-			v < 0 ? "unknown"
-			: v   ? "yes"
-			      : "no");
-	*first = false;
-}
-
-int cmd_probe(int argc, char **argv)
-{
-	struct pmtrack_pstate *ps = NULL;
-	struct pmtrack *t = NULL;
-	struct utsname u;
-	bool json = false, first = true;
-	int ret = CLI_OK, r;
-	FILE *f = stdout;
-
-	r = parse("probe", argc, argv, &json, NULL, 0, probe_usage);
-	if (r >= 0)
-		return r;
-	if (uname(&u))
-		strcpy(u.release, "?");
-	if (json) {
-		fputs("{\"kernel\":", f);
-		put_str(f, u.release, true);
-		fprintf(f, ",\"library\":\"%s\",\"features\":{",
-			pmtrack_version());
-	} else {
-		fprintf(f, "kernel: %s\nlibpmtrack: %s\nfeatures:\n", u.release,
-			pmtrack_version());
-	}
-	for (int i = 1; i < PMTRACK_FEAT_MAX; i++) {
-		r = pmtrack_probe((enum pmtrack_feature)i, NULL);
-		if (r < 0) {
-			fprintf(stderr, "pmtrack probe: %s: %s\n",
-				pmtrack_feature_name((enum pmtrack_feature)i),
-				strerror(-r));
-			ret = CLI_ERROR;
-		}
-		put_bool(f, json, pmtrack_feature_name((enum pmtrack_feature)i),
-			 r, &first);
-	}
-	r = pmtrack_new(NULL, &t);
-	if (json) {
-		fputs("},\"backend\":", f);
-		put_str(f, r ? NULL : pmtrack_backend_name(pmtrack_backend(t)),
-			true);
-		fputs(",\"caps\":[", f);
-	} else if (r) {
-		fprintf(f, "backend: none (%s)\n", strerror(-r));
-	} else {
-		fprintf(f, "backend: %s\ncaps:",
-			pmtrack_backend_name(pmtrack_backend(t)));
-	}
-	first = true;
-	for (size_t i = 0; !r && i < sizeof(cap_names) / sizeof(*cap_names);
-	     i++) {
-		if (!(pmtrack_caps(t) & cap_names[i].cap))
-			continue;
-		fprintf(f, json ? "%s\"%s\"" : "%s%s",
-			json && !first ? "," : " ", cap_names[i].name);
-		first = false;
-	}
-	fputs(json ? "],\"pagestate\":{" : "\npage states:\n", f);
-	pmtrack_free(t);
-
-	first = true;
-	r = pmtrack_pstate_new(NULL, &ps);
-	if (r) {
-		fprintf(stderr, "pmtrack probe: page states: %s\n",
-			strerror(-r));
-		ret = CLI_ERROR;
-	} else {
-		unsigned int known = pmtrack_pstate_known(ps);
-
-		put_bool(f, json, "pagemap-scan", pmtrack_pstate_uses_scan(ps),
-			 &first);
-		for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++) {
-			char key[40];
-
-			snprintf(key, sizeof(key), "reports-%s",
-				 state_names[i]);
-			put_bool(f, json, key, !!(known & (1u << i)), &first);
-		}
-		put_bool(f, json, "map-files (shared memory of any process)",
-			 map_files_ok(), &first);
-		put_bool(f, json, "cachestat (swap-cache pages)",
-			 cachestat_ok(), &first);
-		if (json)
-			fprintf(f, ",\"swap-areas\":%d", swap_areas());
-		else
-			fprintf(f, "  %-28s %d\n", "swap-areas", swap_areas());
-		pmtrack_pstate_free(ps);
-	}
-	if (json)
-		fputs("}}\n", f);
-	return finish("probe", f, ret);
-}
-
-/* ---- stat ---------------------------------------------------------------- */
+#include "pstate.h"
 
 static void stat_usage(FILE *f)
 {
@@ -423,7 +181,7 @@ int cmd_stat(int argc, char **argv)
 	int r;
 	FILE *f = stdout;
 
-	r = parse("stat", argc, argv, &json, pos, 1, stat_usage);
+	r = parse_json_args("stat", argc, argv, &json, pos, 1, stat_usage);
 	if (r >= 0)
 		return r;
 	errno = 0;
@@ -479,7 +237,7 @@ int cmd_stat(int argc, char **argv)
 			if (json)
 				fputs("]}\n", f);
 			pmtrack_pstate_free(ps);
-			finish("stat", f, CLI_ERROR);
+			cli_flush("stat", f);
 			return CLI_ERROR;
 		}
 		kind_str(m, kind, sizeof(kind));
@@ -527,5 +285,5 @@ int cmd_stat(int argc, char **argv)
 		      "some are not mapped by PID, so cannot tell\n",
 		      f);
 	pmtrack_pstate_free(ps);
-	return finish("stat", f, CLI_OK);
+	return cli_flush("stat", f);
 }

@@ -607,11 +607,8 @@ int cmd_inspect(int argc, char **argv)
 		finish_json(&st, reason, rname, msg);
 	else
 		finish_text(&st, reason);
-	if (fflush(st.out) || ferror(st.out)) {
-		fprintf(stderr, "pmtrack inspect: writing output: %s\n",
-			strerror(errno));
+	if (cli_flush("inspect", st.out))
 		ret = CLI_ERROR;
-	}
 	if (rname)
 		fprintf(stderr, "pmtrack inspect: %s: %s (%s)\n", st.path, msg,
 			rname);

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pmtrack recv: receive one stream (TCP, a file or stdin) into memory it
+ * creates, verify it, and optionally keep it as an image (outfile.c: kept
+ * only once complete and verified).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <pmtrack/migrate.h>
+
+#include "args.h"
+#include "cli.h"
+#include "net.h"
+#include "outfile.h"
+#include "rxreport.h"
+
+static void recv_usage(FILE *f)
+{
+	fputs("usage: pmtrack recv [OPTIONS] --listen [ADDR:]PORT | FILE | -\n"
+	      "Receive one libpmtrack stream into memory, checking every "
+	      "checksum and the\n"
+	      "END digest: from one TCP connection (--listen), a file, or "
+	      "stdin (-).\n"
+	      "  --listen [ADDR:]PORT  accept one connection; port 0 picks "
+	      "a free one\n"
+	      "  --port-file PATH      write the port to PATH once "
+	      "listening\n"
+	      "  --image OUT           also save the stream as the image OUT "
+	      "(kept only if\n"
+	      "                        the command succeeds)\n"
+	      "  --allow-unverified    accept a complete stream that carries "
+	      "no digest\n"
+	      "  --timeout SECONDS     give up when the connection or pipe "
+	      "stays silent this\n"
+	      "                        long (not while waiting for the "
+	      "connection); 0 = never;\n"
+	      "                        default 60\n"
+	      "  --max-memory SIZE     most memory to map for the stream's "
+	      "regions (K, M, G);\n"
+	      "                        default: this machine's physical "
+	      "memory\n"
+	      "  --json                print one JSON document\n"
+	      "Over TCP the answer (applied and verified, or why not) goes "
+	      "back to the sender\n"
+	      "on the same connection.  Exit status: 0 if the stream was "
+	      "complete, its\n"
+	      "digest verified and, over TCP, the answer sent; 1 if not or on "
+	      "errors; 2 for\n"
+	      "a bad command line.\n",
+	      f);
+}
+
+struct recv_args {
+	const char *listen, *path, *image, *port_file;
+	bool json, allow_unverified;
+	uint64_t timeout_s, max_memory;
+};
+
+static int recv_parse(struct recv_args *a, int argc, char **argv)
+{
+	static const struct opt tab[] = {
+		{ "listen", OPT_LISTEN, true },
+		{ "port-file", OPT_PORT_FILE, true },
+		{ "image", OPT_IMAGE, true },
+		{ "allow-unverified", OPT_ALLOW_UNVERIFIED, false },
+		{ "timeout", OPT_TIMEOUT, true },
+		{ "max-memory", OPT_MAX_MEMORY, true },
+		{ "json", OPT_JSON, false },
+		{ NULL, 0, false },
+	};
+	struct parser p = { .cmd = "recv",
+			    .usage = recv_usage,
+			    .argc = argc,
+			    .argv = argv,
+			    .i = 1 };
+	char *copy, *host, *port;
+	bool ok;
+	int id;
+
+	while ((id = next_opt(&p, tab)) != OPT_END) {
+		switch (id) {
+		case OPT_BAD:
+			return CLI_USAGE;
+		case OPT_HELP:
+			recv_usage(stdout);
+			return CLI_OK;
+		case OPT_ARG:
+			if (a->path) {
+				bad_usage(&p, "more than one FILE");
+				return CLI_USAGE;
+			}
+			a->path = p.val;
+			break;
+		case OPT_LISTEN:
+			copy = strdup(p.val);
+			ok = copy && split_hostport(copy, true, &host, &port);
+			free(copy);
+			if (!ok) {
+				bad_usage(&p,
+					  "invalid --listen '%s': want "
+					  "[ADDR:]PORT",
+					  p.val);
+				return CLI_USAGE;
+			}
+			a->listen = p.val;
+			break;
+		case OPT_PORT_FILE:
+			a->port_file = p.val;
+			break;
+		case OPT_IMAGE:
+			a->image = p.val;
+			break;
+		case OPT_ALLOW_UNVERIFIED:
+			a->allow_unverified = true;
+			break;
+		case OPT_TIMEOUT:
+			if (!opt_u64(&p, false, 0, 86400 * 365, &a->timeout_s))
+				return CLI_USAGE;
+			break;
+		case OPT_MAX_MEMORY:
+			if (!opt_u64(&p, true, 1, SIZE_MAX, &a->max_memory))
+				return CLI_USAGE;
+			break;
+		case OPT_JSON:
+			a->json = true;
+			break;
+		}
+	}
+	if (!!a->listen + !!a->path != 1) {
+		bad_usage(&p, a->listen ? "--listen and FILE exclude each other"
+					: "no source: --listen, FILE or -");
+		return CLI_USAGE;
+	}
+	if (a->port_file && !a->listen) {
+		bad_usage(&p, "--port-file needs --listen");
+		return CLI_USAGE;
+	}
+	return -1;
+}
+
+/* Write @port to the port file (see outfile.c for where it goes). */
+static int write_port_file(const char *cmd, struct outfile *of,
+			   unsigned int port)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%u\n", port);
+
+	if (write(of->fd, buf, (size_t)n) != n) {
+		cli_err(cmd, "--port-file %s: %s", of->path,
+			strerror(errno ? errno : EIO));
+		outfile_abort(of);
+		return -1;
+	}
+	return outfile_commit(cmd, of) ? -1 : 0;
+}
+
+/* The connection, or -1 after a message. */
+static int recv_accept(const struct recv_args *a, FILE *info, char *src,
+		       size_t src_size)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char where[128], peer[128];
+	struct outfile pf = { .fd = -1 };
+	unsigned int port;
+	int lfd, fd;
+
+	/* a port file that cannot be written fails before listening */
+	if (a->port_file && outfile_open("recv", "--port-file", &pf,
+					 a->port_file))
+		return -1;
+	lfd = tcp_listen("recv", a->listen, where, sizeof(where), &port);
+	if (lfd < 0) {
+		outfile_abort(&pf);
+		return -1;
+	}
+	if (a->port_file && write_port_file("recv", &pf, port)) {
+		close(lfd);
+		return -1;
+	}
+	fprintf(info, "listening on %s\n", where);
+	fflush(info);
+	do
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		cli_err("recv", "accept: %s", strerror(errno));
+	close(lfd);
+	if (fd < 0)
+		return -1;
+	addr_str((struct sockaddr *)&ss, sl, peer, sizeof(peer));
+	fprintf(info, "connection from %s\n", peer);
+	fflush(info);
+	snprintf(src, src_size, "%s", peer);
+	return fd;
+}
+
+int cmd_recv(int argc, char **argv)
+{
+	struct recv_args a = { .timeout_s = DEF_TIMEOUT_S };
+	struct outfile of = { .fd = -1 };
+	struct pmtrack_rx *rx = NULL;
+	struct pmtrack_xport *x = NULL;
+	struct rx_result res;
+	FILE *out = stdout, *info;
+	char src[160];
+	int fd = -1, r, ret;
+
+	r = recv_parse(&a, argc, argv);
+	if (r >= 0)
+		return r;
+	info = a.json ? stderr : stdout;
+
+	/* an image that cannot be written fails before anything else */
+	if (a.image && outfile_open("recv", "--image", &of, a.image))
+		return CLI_ERROR;
+	ret = CLI_ERROR;
+	if (a.listen) {
+		fd = recv_accept(&a, info, src, sizeof(src));
+		if (fd < 0)
+			goto out;
+	} else if (!strcmp(a.path, "-")) {
+		fd = STDIN_FILENO;
+		snprintf(src, sizeof(src), "stdin");
+	} else {
+		fd = open(a.path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			cli_err("recv", "%s: %s", a.path, strerror(errno));
+			goto out;
+		}
+		snprintf(src, sizeof(src), "%s", a.path);
+	}
+	{
+		PMTRACK_OPTS(pmtrack_rx_opts, ro,
+			     .tee = a.image ? pmtrack_write_fd : NULL,
+			     .tee_arg = (void *)(intptr_t)of.fd,
+			     .map_limit = (size_t)a.max_memory);
+		PMTRACK_OPTS(pmtrack_xport_opts, xo,
+			     .timeout_ns = a.timeout_s * 1000000000u);
+
+		r = pmtrack_rx_new(&ro, &rx);
+		if (!r)
+			r = pmtrack_xport_new(fd, &xo, &x);
+	}
+	if (r) {
+		cli_err("recv", "%s", strerror(-r));
+		goto out;
+	}
+	r = pmtrack_rx_apply(rx, x);
+	rx_result_get(rx, r, &res);
+	ret = rx_result_exit("recv", &res, a.allow_unverified);
+	if (r == -ETIMEDOUT)
+		cli_err("recv", "%s: nothing received for %" PRIu64
+			" s (--timeout)", src, a.timeout_s);
+	else if (r)
+		rx_error_print("recv", src, &res);
+	if (res.st.reply == PMTRACK_RX_REPLY_FAILED) {
+		cli_err("recv",
+			"%s: the sender closed the connection before the "
+			"answer: it does not know this copy is complete",
+			src);
+		ret = CLI_ERROR;
+	}
+	if (a.image && ret == CLI_OK && outfile_commit("recv", &of))
+		ret = CLI_ERROR;
+
+	if (a.json) {
+		fputs("{\"source\":", out);
+		put_str(out, a.listen ? "tcp" : a.path, true);
+		fputs(",\"peer\":", out);
+		put_str(out, a.listen ? src : NULL, true);
+		fputc(',', out);
+		print_rx_json(out, rx, &res);
+		fputs(",\"image\":", out);
+		put_str(out, a.image && ret == CLI_OK ? a.image : NULL, true);
+		fputs("}\n", out);
+	} else {
+		print_rx_text(out, rx, &res);
+		if (a.image)
+			fprintf(out, "image: %s\n",
+				ret == CLI_OK ? a.image : "not saved");
+	}
+	if (cli_flush("recv", out))
+		ret = CLI_ERROR;
+out:
+	outfile_abort(&of); /* if not committed */
+	pmtrack_xport_free(x);
+	pmtrack_rx_free(rx);
+	if (fd >= 0 && fd != STDIN_FILENO)
+		close(fd);
+	return ret;
+}
