@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Command lines of the pmtrack subcommands: "--opt VALUE" and "--opt=VALUE",
- * positional arguments, "--" and numbers with their ranges.
+ * Command lines of the pmtrack subcommands, over getopt_long() (args.h):
+ * options and positional arguments in order, options only by their whole
+ * names, and numbers with their ranges.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,7 +19,7 @@
 #include "cli.h"
 #include "workload.h"
 
-int bad_usage(struct parser *p, const char *fmt, ...)
+bool bad_usage(struct cmdline *p, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -26,57 +29,102 @@ int bad_usage(struct parser *p, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	p->usage(stderr);
-	return OPT_BAD;
+	return false;
+}
+
+static bool unknown_option(struct cmdline *p, const char *arg)
+{
+	if (p->unquoted)
+		return bad_usage(p, "unknown option %s", arg);
+	return bad_usage(p, "unknown option '%s'", arg);
+}
+
+static const char *opt_name(const struct cmdline *p, int id)
+{
+	for (const struct option *o = p->opts; o->name; o++)
+		if (o->val == id)
+			return o->name;
+	return "?";
+}
+
+/* Is @arg ("--NAME" or "--NAME=VALUE") option @name, not an abbreviation? */
+static bool whole_name(const char *arg, const char *name)
+{
+	return strcspn(arg + 2, "=") == strlen(name);
 }
 
 /*
- * The next argument: an option's id (its value, from "--opt VALUE" or
- * "--opt=VALUE", in p->val), OPT_ARG, OPT_HELP, OPT_END, or OPT_BAD after
- * a message and the usage on stderr.
+ * What getopt_long() said was wrong with the option before optind: a
+ * long option not known (or an abbreviation of more than one), given a
+ * value it does not take or not given the one it needs, or a short option
+ * not known.
  */
-int next_opt(struct parser *p, const struct opt *tab)
+static bool bad_option(struct cmdline *p, int c)
 {
-	const char *a, *eq;
-	size_t len;
+	const char *arg = p->argv[optind - 1];
+	char s[3] = { '-', (char)optopt, 0 };
 
-	for (;;) {
-		if (p->i >= p->argc)
-			return OPT_END;
-		a = p->argv[p->i++];
-		if (p->no_opts || a[0] != '-' || !a[1]) {
-			p->val = a;
-			return OPT_ARG;
-		}
-		if (strcmp(a, "--"))
-			break;
-		p->no_opts = true;
+	if (c == '?' && optopt && optopt < ARG_OPT && optopt != ARG_HELP)
+		return unknown_option(p, s);
+	if (!optopt || !whole_name(arg, opt_name(p, optopt)))
+		return unknown_option(p, arg);
+	if (c == ':')
+		return bad_usage(p, "--%s needs a value", opt_name(p, optopt));
+	return bad_usage(p, "--%s takes no value", opt_name(p, optopt));
+}
+
+/*
+ * The next argument: an option's id, ARG_POS, -1 at the end, or 0 after a
+ * message.  In getopt_long()'s "-" mode the positional arguments come in
+ * order, and those after "--" once it has returned -1.
+ */
+static int next_arg(struct cmdline *p)
+{
+	int idx = -1, c;
+	const char *arg;
+
+	if (p->rest) {
+		if (optind >= p->argc)
+			return -1;
+		p->val = p->argv[optind++];
+		return ARG_POS;
 	}
-	if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-		return OPT_HELP;
-	if (a[1] != '-')
-		return bad_usage(p, "unknown option '%s'", a);
-	a += 2;
-	eq = strchr(a, '=');
-	len = eq ? (size_t)(eq - a) : strlen(a);
-	for (; tab->name; tab++) {
-		if (strlen(tab->name) != len || strncmp(tab->name, a, len))
-			continue;
-		p->opt = tab->name;
-		if (!tab->has_val) {
-			if (eq)
-				return bad_usage(p, "--%s takes no value",
-						 tab->name);
-			return tab->id;
-		}
-		if (eq)
-			p->val = eq + 1;
-		else if (p->i < p->argc)
-			p->val = p->argv[p->i++];
-		else
-			return bad_usage(p, "--%s needs a value", tab->name);
-		return tab->id;
+	c = getopt_long(p->argc, p->argv, "-:h", p->opts, &idx);
+	if (c == -1) {
+		p->rest = true;
+		return next_arg(p);
 	}
-	return bad_usage(p, "unknown option '--%s'", a);
+	if (c == '?' || c == ':')
+		return bad_option(p, c);
+	p->val = optarg;
+	if (idx < 0)
+		return c; /* ARG_POS, or -h */
+	/* "--NAME VALUE": the value is the argument before optind */
+	arg = p->argv[optind - 1 - (optarg && optarg == p->argv[optind - 1])];
+	if (!whole_name(arg, p->opts[idx].name))
+		return unknown_option(p, arg);
+	p->opt = p->opts[idx].name;
+	return c;
+}
+
+int parse_args(struct cmdline *p,
+	       bool (*fn)(struct cmdline *p, int id, void *arg), void *arg)
+{
+	int id;
+
+	optind = 0; /* glibc: start afresh */
+	opterr = 0;
+	while ((id = next_arg(p)) != -1) {
+		if (!id)
+			return CLI_USAGE;
+		if (id == ARG_HELP) {
+			p->usage(stdout);
+			return CLI_OK;
+		}
+		if (!fn(p, id, arg))
+			return CLI_USAGE;
+	}
+	return -1;
 }
 
 /* @s: decimal digits, then (if @suffix) K, M or G for 2^10, 2^20, 2^30. */
@@ -98,7 +146,7 @@ static bool parse_u64(const char *s, bool suffix, uint64_t *out)
 }
 
 /* p->val as a number in [min, max]; false after a usage message. */
-bool opt_u64(struct parser *p, bool suffix, uint64_t min, uint64_t max,
+bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	     uint64_t *out)
 {
 	if (!parse_u64(p->val, suffix, out)) {
@@ -116,7 +164,7 @@ bool opt_u64(struct parser *p, bool suffix, uint64_t min, uint64_t max,
 }
 
 /* p->val as a zstd level. */
-bool opt_level(struct parser *p, int *out)
+bool opt_level(struct cmdline *p, int *out)
 {
 	const char *s = p->val + (p->val[0] == '-');
 	uint64_t v;
@@ -133,37 +181,47 @@ bool opt_level(struct parser *p, int *out)
 	return true;
 }
 
-/* --json and --help, plus exactly @npos positional arguments (probe, stat):
-   CLI_OK or CLI_USAGE to exit with, or -1 to go on */
-int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
-		    char **pos, int npos, void (*usage)(FILE *))
-{
-	int got = 0;
+struct json_args {
+	bool *json;
+	const char **pos;
+	int npos, got;
+};
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			*json = true;
-		} else if (!strcmp(argv[i], "--help") ||
-			   !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return CLI_OK;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "pmtrack %s: unknown option %s\n", cmd,
-				argv[i]);
-			usage(stderr);
-			return CLI_USAGE;
-		} else if (got == npos) {
-			fprintf(stderr, "pmtrack %s: unexpected argument %s\n",
-				cmd, argv[i]);
-			usage(stderr);
-			return CLI_USAGE;
-		} else {
-			pos[got++] = argv[i];
-		}
+static bool json_arg(struct cmdline *p, int id, void *arg)
+{
+	struct json_args *a = arg;
+
+	if (id != ARG_POS) {
+		*a->json = true;
+		return true;
 	}
-	if (got < npos) {
-		fprintf(stderr, "pmtrack %s: missing argument\n", cmd);
-		usage(stderr);
+	if (a->got == a->npos)
+		return bad_usage(p, "unexpected argument %s", p->val);
+	a->pos[a->got++] = p->val;
+	return true;
+}
+
+int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
+		    const char **pos, int npos, void (*usage)(FILE *))
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, ARG_OPT },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
+	};
+	struct cmdline p = { .cmd = cmd,
+			     .usage = usage,
+			     .opts = opts,
+			     .unquoted = true,
+			     .argc = argc,
+			     .argv = argv };
+	struct json_args a = { .json = json, .pos = pos, .npos = npos };
+	int r = parse_args(&p, json_arg, &a);
+
+	if (r >= 0)
+		return r;
+	if (a.got < npos) {
+		bad_usage(&p, "missing argument");
 		return CLI_USAGE;
 	}
 	return -1;

@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* The pmtrack subcommands' command-line parser (args.c). */
+/*
+ * The pmtrack subcommands' command lines (args.c), over getopt_long():
+ * long options only, by their whole names ("--opt VALUE" or
+ * "--opt=VALUE"), -h and --help, positional arguments in their order
+ * among the options, and "--" before positional arguments that start
+ * with '-'.
+ */
 #ifndef PMTRACK_TOOLS_ARGS_H
 #define PMTRACK_TOOLS_ARGS_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,67 +19,51 @@
 #define LEVEL_MAX 22
 
 enum {
-	OPT_BAD = -2, /* reported; exit CLI_USAGE */
-	OPT_END = -1,
-	OPT_ARG = 0, /* a positional argument, in p->val */
-	OPT_HELP = 1,
-	/* each command's options from here on */
-	OPT_JSON,
-	OPT_LISTEN,
-	OPT_IMAGE,
-	OPT_PORT_FILE,
-	OPT_ALLOW_UNVERIFIED,
-	OPT_TO,
-	OPT_OUT,
-	OPT_SIZE,
-	OPT_WRITERS,
-	OPT_RATE,
-	OPT_DOWNTIME,
-	OPT_MAX_ROUNDS,
-	OPT_MAX_BANDWIDTH,
-	OPT_LEVEL,
-	OPT_QUIET,
-	OPT_DUMPS,
-	OPT_INTERVAL,
-	OPT_UPTO,
-	OPT_TIMEOUT,
-	OPT_MAX_MEMORY,
+	ARG_POS = 1,	 /* a positional argument, in p->val */
+	ARG_HELP = 'h',	 /* -h, --help */
+	ARG_OPT = 0x100, /* the commands' own options' ids from here on */
 };
 
-struct opt {
-	const char *name; /* without "--" */
-	int id;
-	bool has_val;
-};
+/* every command's --help, in its option table */
+#define ARG_HELP_OPTION { "help", no_argument, NULL, ARG_HELP }
+#define ARG_OPTIONS_END { NULL, 0, NULL, 0 }
 
-struct parser {
+struct cmdline {
 	const char *cmd;
 	void (*usage)(FILE *f);
-	int argc, i;
+	/* the options, ending with ARG_OPTIONS_END; each id >= ARG_OPT */
+	const struct option *opts;
+	bool unquoted; /* "unknown option --x", not "unknown option '--x'" */
+	int argc;
 	char **argv;
-	bool no_opts;	 /* after "--" */
 	const char *opt; /* the option's name */
 	const char *val; /* its value, or the positional argument */
+	/* private */
+	bool rest; /* after "--" */
 };
 
-/* a message and the usage on stderr; OPT_BAD */
-__attribute__((format(printf, 2, 3))) int bad_usage(struct parser *p,
-						    const char *fmt, ...);
 /*
- * The next argument: an option's id (its value, from "--opt VALUE" or
- * "--opt=VALUE", in p->val), OPT_ARG, OPT_HELP, OPT_END, or OPT_BAD after
- * a message and the usage on stderr.
+ * Go through the command line: each option (its id) and each positional
+ * argument (ARG_POS) goes to @fn, in order, with its name and value in
+ * p->opt and p->val; @fn returns false after bad_usage().  -h or --help
+ * prints the usage on stdout.  Returns CLI_OK (help) or CLI_USAGE to exit
+ * with, or -1 once every argument is taken.
  */
-int next_opt(struct parser *p, const struct opt *tab);
+int parse_args(struct cmdline *p,
+	       bool (*fn)(struct cmdline *p, int id, void *arg), void *arg);
+/* "pmtrack CMD: message" and the usage on stderr; false */
+__attribute__((format(printf, 2, 3))) bool bad_usage(struct cmdline *p,
+						     const char *fmt, ...);
 /* p->val as a number in [min, max] (@suffix: K, M, G allowed); false after
    a usage message */
-bool opt_u64(struct parser *p, bool suffix, uint64_t min, uint64_t max,
+bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	     uint64_t *out);
 /* p->val as a zstd level; false after a usage message */
-bool opt_level(struct parser *p, int *out);
+bool opt_level(struct cmdline *p, int *out);
+
 /* --json and --help, plus exactly @npos positional arguments (probe, stat):
    CLI_OK or CLI_USAGE to exit with, or -1 to go on */
 int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
-		    char **pos, int npos, void (*usage)(FILE *));
+		    const char **pos, int npos, void (*usage)(FILE *));
 
 #endif /* PMTRACK_TOOLS_ARGS_H */

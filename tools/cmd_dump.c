@@ -42,54 +42,49 @@ struct dump_args {
 	uint64_t dumps, interval_ms;
 };
 
+enum {
+	OPT_DUMPS = WL_OPT_END,
+	OPT_INTERVAL,
+};
+
+static bool dump_opt(struct cmdline *p, int id, void *arg)
+{
+	struct dump_args *a = arg;
+
+	if (id >= ARG_OPT && id < WL_OPT_END)
+		return wl_opt(p, id, &a->wl);
+	switch (id) {
+	case ARG_POS:
+		if (a->dir)
+			return bad_usage(p, "more than one DIR");
+		a->dir = p->val;
+		break;
+	case OPT_DUMPS:
+		return opt_u64(p, false, 1, 1000000, &a->dumps);
+	case OPT_INTERVAL:
+		return opt_u64(p, false, 0, 86400000, &a->interval_ms);
+	}
+	return true;
+}
+
 static int dump_parse(struct dump_args *a, int argc, char **argv)
 {
-	static const struct opt tab[] = {
-		{ "size", OPT_SIZE, true },
-		{ "writers", OPT_WRITERS, true },
-		{ "rate", OPT_RATE, true },
-		{ "level", OPT_LEVEL, true },
-		{ "dumps", OPT_DUMPS, true },
-		{ "interval", OPT_INTERVAL, true },
-		{ NULL, 0, false },
+	static const struct option opts[] = {
+		WL_OPTIONS,
+		{ "dumps", required_argument, NULL, OPT_DUMPS },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
 	};
-	struct parser p = { .cmd = "dump",
-			    .usage = dump_usage,
-			    .argc = argc,
-			    .argv = argv,
-			    .i = 1 };
-	bool bad = false;
-	int id;
+	struct cmdline p = { .cmd = "dump",
+			     .usage = dump_usage,
+			     .opts = opts,
+			     .argc = argc,
+			     .argv = argv };
+	int r = parse_args(&p, dump_opt, a);
 
-	while ((id = next_opt(&p, tab)) != OPT_END) {
-		if (wl_opt(&p, id, &a->wl, &bad)) {
-			if (bad)
-				return CLI_USAGE;
-			continue;
-		}
-		switch (id) {
-		case OPT_BAD:
-			return CLI_USAGE;
-		case OPT_HELP:
-			dump_usage(stdout);
-			return CLI_OK;
-		case OPT_ARG:
-			if (a->dir) {
-				bad_usage(&p, "more than one DIR");
-				return CLI_USAGE;
-			}
-			a->dir = p.val;
-			break;
-		case OPT_DUMPS:
-			if (!opt_u64(&p, false, 1, 1000000, &a->dumps))
-				return CLI_USAGE;
-			break;
-		case OPT_INTERVAL:
-			if (!opt_u64(&p, false, 0, 86400000, &a->interval_ms))
-				return CLI_USAGE;
-			break;
-		}
-	}
+	if (r >= 0)
+		return r;
 	if (!a->dir) {
 		bad_usage(&p, "no DIR");
 		return CLI_USAGE;

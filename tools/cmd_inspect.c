@@ -16,6 +16,7 @@
 
 #include <pmtrack/stream.h>
 
+#include "args.h"
 #include "cli.h"
 
 /* the most memory mapped to check a digest */
@@ -504,35 +505,48 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 	fputs("}\n", f);
 }
 
-static int parse_args(struct inspect *st, int argc, char **argv)
+enum {
+	OPT_JSON = ARG_OPT,
+	OPT_BATCHES,
+};
+
+static bool inspect_opt(struct cmdline *p, int id, void *arg)
 {
-	bool opts = true;
+	struct inspect *st = arg;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (opts && !strcmp(a, "--json")) {
-			st->json = true;
-		} else if (opts && !strcmp(a, "--batches")) {
-			st->batches = true;
-		} else if (opts && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
-			usage(stdout);
-			return CLI_OK;
-		} else if (opts && !strcmp(a, "--")) {
-			opts = false;
-		} else if (opts && a[0] == '-' && a[1]) {
-			fprintf(stderr,
-				"pmtrack inspect: unknown option '%s'\n", a);
-			usage(stderr);
-			return CLI_USAGE;
-		} else if (st->path) {
-			fputs("pmtrack inspect: more than one FILE\n", stderr);
-			usage(stderr);
-			return CLI_USAGE;
-		} else {
-			st->path = a;
-		}
+	switch (id) {
+	case ARG_POS:
+		if (st->path)
+			return bad_usage(p, "more than one FILE");
+		st->path = p->val;
+		break;
+	case OPT_JSON:
+		st->json = true;
+		break;
+	case OPT_BATCHES:
+		st->batches = true;
+		break;
 	}
+	return true;
+}
+
+static int inspect_parse(struct inspect *st, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "batches", no_argument, NULL, OPT_BATCHES },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
+	};
+	struct cmdline p = { .cmd = "inspect",
+			     .usage = usage,
+			     .opts = opts,
+			     .argc = argc,
+			     .argv = argv };
+	int r = parse_args(&p, inspect_opt, st);
+
+	if (r >= 0)
+		return r;
 	if (!st->path) {
 		usage(stderr);
 		return CLI_USAGE;
@@ -556,7 +570,7 @@ int cmd_inspect(int argc, char **argv)
 	const char *msg = NULL, *rname = NULL;
 	int fd, r, reason = PMTRACK_SERR_OK, ret = CLI_OK;
 
-	r = parse_args(&st, argc, argv);
+	r = inspect_parse(&st, argc, argv);
 	if (r >= 0)
 		return r;
 	if (!strcmp(st.path, "-")) {

@@ -65,76 +65,75 @@ struct recv_args {
 	uint64_t timeout_s, max_memory;
 };
 
+enum {
+	OPT_LISTEN = ARG_OPT,
+	OPT_PORT_FILE,
+	OPT_IMAGE,
+	OPT_ALLOW_UNVERIFIED,
+	OPT_TIMEOUT,
+	OPT_MAX_MEMORY,
+	OPT_JSON,
+};
+
+static bool recv_opt(struct cmdline *p, int id, void *arg)
+{
+	struct recv_args *a = arg;
+
+	switch (id) {
+	case ARG_POS:
+		if (a->path)
+			return bad_usage(p, "more than one FILE");
+		a->path = p->val;
+		break;
+	case OPT_LISTEN:
+		if (hostport_port(p->val, true) < 0)
+			return bad_usage(
+				p, "invalid --listen '%s': want [ADDR:]PORT",
+				p->val);
+		a->listen = p->val;
+		break;
+	case OPT_PORT_FILE:
+		a->port_file = p->val;
+		break;
+	case OPT_IMAGE:
+		a->image = p->val;
+		break;
+	case OPT_ALLOW_UNVERIFIED:
+		a->allow_unverified = true;
+		break;
+	case OPT_TIMEOUT:
+		return opt_u64(p, false, 0, 86400 * 365, &a->timeout_s);
+	case OPT_MAX_MEMORY:
+		return opt_u64(p, true, 1, SIZE_MAX, &a->max_memory);
+	case OPT_JSON:
+		a->json = true;
+		break;
+	}
+	return true;
+}
+
 static int recv_parse(struct recv_args *a, int argc, char **argv)
 {
-	static const struct opt tab[] = {
-		{ "listen", OPT_LISTEN, true },
-		{ "port-file", OPT_PORT_FILE, true },
-		{ "image", OPT_IMAGE, true },
-		{ "allow-unverified", OPT_ALLOW_UNVERIFIED, false },
-		{ "timeout", OPT_TIMEOUT, true },
-		{ "max-memory", OPT_MAX_MEMORY, true },
-		{ "json", OPT_JSON, false },
-		{ NULL, 0, false },
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "port-file", required_argument, NULL, OPT_PORT_FILE },
+		{ "image", required_argument, NULL, OPT_IMAGE },
+		{ "allow-unverified", no_argument, NULL, OPT_ALLOW_UNVERIFIED },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+		{ "json", no_argument, NULL, OPT_JSON },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
 	};
-	struct parser p = { .cmd = "recv",
-			    .usage = recv_usage,
-			    .argc = argc,
-			    .argv = argv,
-			    .i = 1 };
-	char *copy, *host, *port;
-	bool ok;
-	int id;
+	struct cmdline p = { .cmd = "recv",
+			     .usage = recv_usage,
+			     .opts = opts,
+			     .argc = argc,
+			     .argv = argv };
+	int r = parse_args(&p, recv_opt, a);
 
-	while ((id = next_opt(&p, tab)) != OPT_END) {
-		switch (id) {
-		case OPT_BAD:
-			return CLI_USAGE;
-		case OPT_HELP:
-			recv_usage(stdout);
-			return CLI_OK;
-		case OPT_ARG:
-			if (a->path) {
-				bad_usage(&p, "more than one FILE");
-				return CLI_USAGE;
-			}
-			a->path = p.val;
-			break;
-		case OPT_LISTEN:
-			copy = strdup(p.val);
-			ok = copy && split_hostport(copy, true, &host, &port);
-			free(copy);
-			if (!ok) {
-				bad_usage(&p,
-					  "invalid --listen '%s': want "
-					  "[ADDR:]PORT",
-					  p.val);
-				return CLI_USAGE;
-			}
-			a->listen = p.val;
-			break;
-		case OPT_PORT_FILE:
-			a->port_file = p.val;
-			break;
-		case OPT_IMAGE:
-			a->image = p.val;
-			break;
-		case OPT_ALLOW_UNVERIFIED:
-			a->allow_unverified = true;
-			break;
-		case OPT_TIMEOUT:
-			if (!opt_u64(&p, false, 0, 86400 * 365, &a->timeout_s))
-				return CLI_USAGE;
-			break;
-		case OPT_MAX_MEMORY:
-			if (!opt_u64(&p, true, 1, SIZE_MAX, &a->max_memory))
-				return CLI_USAGE;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		}
-	}
+	if (r >= 0)
+		return r;
 	if (!!a->listen + !!a->path != 1) {
 		bad_usage(&p, a->listen ? "--listen and FILE exclude each other"
 					: "no source: --listen, FILE or -");
@@ -175,8 +174,8 @@ static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 	int lfd, fd;
 
 	/* a port file that cannot be written fails before listening */
-	if (a->port_file && outfile_open("recv", "--port-file", &pf,
-					 a->port_file))
+	if (a->port_file &&
+	    outfile_open("recv", "--port-file", &pf, a->port_file))
 		return -1;
 	lfd = tcp_listen("recv", a->listen, where, sizeof(where), &port);
 	if (lfd < 0) {
@@ -259,8 +258,9 @@ int cmd_recv(int argc, char **argv)
 	rx_result_get(rx, r, &res);
 	ret = rx_result_exit("recv", &res, a.allow_unverified);
 	if (r == -ETIMEDOUT)
-		cli_err("recv", "%s: nothing received for %" PRIu64
-			" s (--timeout)", src, a.timeout_s);
+		cli_err("recv",
+			"%s: nothing received for %" PRIu64 " s (--timeout)",
+			src, a.timeout_s);
 	else if (r)
 		rx_error_print("recv", src, &res);
 	if (res.st.reply == PMTRACK_RX_REPLY_FAILED) {

@@ -38,47 +38,52 @@ struct restore_args {
 	bool json, allow_unverified;
 };
 
+enum {
+	OPT_UPTO = ARG_OPT,
+	OPT_ALLOW_UNVERIFIED,
+	OPT_JSON,
+};
+
+static bool restore_opt(struct cmdline *p, int id, void *arg)
+{
+	struct restore_args *a = arg;
+
+	switch (id) {
+	case ARG_POS:
+		if (a->dir)
+			return bad_usage(p, "more than one DIR");
+		a->dir = p->val;
+		break;
+	case OPT_UPTO:
+		return opt_u64(p, false, 0, 999999, &a->upto);
+	case OPT_ALLOW_UNVERIFIED:
+		a->allow_unverified = true;
+		break;
+	case OPT_JSON:
+		a->json = true;
+		break;
+	}
+	return true;
+}
+
 static int restore_parse(struct restore_args *a, int argc, char **argv)
 {
-	static const struct opt tab[] = {
-		{ "upto", OPT_UPTO, true },
-		{ "allow-unverified", OPT_ALLOW_UNVERIFIED, false },
-		{ "json", OPT_JSON, false },
-		{ NULL, 0, false },
+	static const struct option opts[] = {
+		{ "upto", required_argument, NULL, OPT_UPTO },
+		{ "allow-unverified", no_argument, NULL, OPT_ALLOW_UNVERIFIED },
+		{ "json", no_argument, NULL, OPT_JSON },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
 	};
-	struct parser p = { .cmd = "restore",
-			    .usage = restore_usage,
-			    .argc = argc,
-			    .argv = argv,
-			    .i = 1 };
-	int id;
+	struct cmdline p = { .cmd = "restore",
+			     .usage = restore_usage,
+			     .opts = opts,
+			     .argc = argc,
+			     .argv = argv };
+	int r = parse_args(&p, restore_opt, a);
 
-	while ((id = next_opt(&p, tab)) != OPT_END) {
-		switch (id) {
-		case OPT_BAD:
-			return CLI_USAGE;
-		case OPT_HELP:
-			restore_usage(stdout);
-			return CLI_OK;
-		case OPT_ARG:
-			if (a->dir) {
-				bad_usage(&p, "more than one DIR");
-				return CLI_USAGE;
-			}
-			a->dir = p.val;
-			break;
-		case OPT_UPTO:
-			if (!opt_u64(&p, false, 0, 999999, &a->upto))
-				return CLI_USAGE;
-			break;
-		case OPT_ALLOW_UNVERIFIED:
-			a->allow_unverified = true;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		}
-	}
+	if (r >= 0)
+		return r;
 	if (!a->dir) {
 		bad_usage(&p, "no DIR");
 		return CLI_USAGE;

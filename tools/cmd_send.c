@@ -71,84 +71,72 @@ struct send_args {
 	bool quiet;
 };
 
+enum {
+	OPT_TO = WL_OPT_END,
+	OPT_OUT,
+	OPT_DOWNTIME,
+	OPT_MAX_ROUNDS,
+	OPT_MAX_BANDWIDTH,
+	OPT_TIMEOUT,
+	OPT_QUIET,
+};
+
+static bool send_opt(struct cmdline *p, int id, void *arg)
+{
+	struct send_args *a = arg;
+
+	if (id >= ARG_OPT && id < WL_OPT_END)
+		return wl_opt(p, id, &a->wl);
+	switch (id) {
+	case ARG_POS:
+		return bad_usage(p, "unexpected argument '%s'", p->val);
+	case OPT_TO:
+		if (hostport_port(p->val, false) <= 0)
+			return bad_usage(p, "invalid --to '%s': want HOST:PORT",
+					 p->val);
+		a->to = p->val;
+		break;
+	case OPT_OUT:
+		a->out = p->val;
+		break;
+	case OPT_DOWNTIME:
+		return opt_u64(p, false, 1, 3600000, &a->downtime_ms);
+	case OPT_MAX_ROUNDS:
+		return opt_u64(p, false, 1, UINT32_MAX, &a->max_rounds);
+	case OPT_MAX_BANDWIDTH:
+		return opt_u64(p, true, 0, UINT64_MAX, &a->max_bw);
+	case OPT_TIMEOUT:
+		return opt_u64(p, false, 0, 86400 * 365, &a->timeout_s);
+	case OPT_QUIET:
+		a->quiet = true;
+		break;
+	}
+	return true;
+}
+
 static int send_parse(struct send_args *a, int argc, char **argv)
 {
-	static const struct opt tab[] = {
-		{ "to", OPT_TO, true },
-		{ "out", OPT_OUT, true },
-		{ "size", OPT_SIZE, true },
-		{ "writers", OPT_WRITERS, true },
-		{ "rate", OPT_RATE, true },
-		{ "level", OPT_LEVEL, true },
-		{ "downtime", OPT_DOWNTIME, true },
-		{ "max-rounds", OPT_MAX_ROUNDS, true },
-		{ "max-bandwidth", OPT_MAX_BANDWIDTH, true },
-		{ "timeout", OPT_TIMEOUT, true },
-		{ "quiet", OPT_QUIET, false },
-		{ NULL, 0, false },
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, OPT_TO },
+		{ "out", required_argument, NULL, OPT_OUT },
+		WL_OPTIONS,
+		{ "downtime", required_argument, NULL, OPT_DOWNTIME },
+		{ "max-rounds", required_argument, NULL, OPT_MAX_ROUNDS },
+		{ "max-bandwidth", required_argument, NULL, OPT_MAX_BANDWIDTH },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
 	};
-	struct parser p = { .cmd = "send",
-			    .usage = send_usage,
-			    .argc = argc,
-			    .argv = argv,
-			    .i = 1 };
-	char *copy, *host, *port;
-	bool ok, bad = false;
-	int id;
+	struct cmdline p = { .cmd = "send",
+			     .usage = send_usage,
+			     .opts = opts,
+			     .argc = argc,
+			     .argv = argv };
+	int r = parse_args(&p, send_opt, a);
 
-	while ((id = next_opt(&p, tab)) != OPT_END) {
-		if (wl_opt(&p, id, &a->wl, &bad)) {
-			if (bad)
-				return CLI_USAGE;
-			continue;
-		}
-		switch (id) {
-		case OPT_BAD:
-			return CLI_USAGE;
-		case OPT_HELP:
-			send_usage(stdout);
-			return CLI_OK;
-		case OPT_ARG:
-			bad_usage(&p, "unexpected argument '%s'", p.val);
-			return CLI_USAGE;
-		case OPT_TO:
-			copy = strdup(p.val);
-			ok = copy &&
-			     split_hostport(copy, false, &host, &port) &&
-			     atoi(port) > 0;
-			free(copy);
-			if (!ok) {
-				bad_usage(&p,
-					  "invalid --to '%s': want HOST:PORT",
-					  p.val);
-				return CLI_USAGE;
-			}
-			a->to = p.val;
-			break;
-		case OPT_OUT:
-			a->out = p.val;
-			break;
-		case OPT_DOWNTIME:
-			if (!opt_u64(&p, false, 1, 3600000, &a->downtime_ms))
-				return CLI_USAGE;
-			break;
-		case OPT_MAX_ROUNDS:
-			if (!opt_u64(&p, false, 1, UINT32_MAX, &a->max_rounds))
-				return CLI_USAGE;
-			break;
-		case OPT_MAX_BANDWIDTH:
-			if (!opt_u64(&p, true, 0, UINT64_MAX, &a->max_bw))
-				return CLI_USAGE;
-			break;
-		case OPT_TIMEOUT:
-			if (!opt_u64(&p, false, 0, 86400 * 365, &a->timeout_s))
-				return CLI_USAGE;
-			break;
-		case OPT_QUIET:
-			a->quiet = true;
-			break;
-		}
-	}
+	if (r >= 0)
+		return r;
 	if (!!a->to + !!a->out != 1) {
 		bad_usage(&p, a->to ? "--to and --out exclude each other"
 				    : "no destination: --to or --out");

@@ -174,7 +174,8 @@ int cmd_stat(int argc, char **argv)
 	struct pmtrack_page_counts tot = { .sz = sizeof(tot) };
 	const struct pmtrack_mapping *maps;
 	struct pmtrack_pstate *ps = NULL;
-	char *pos[1], *end;
+	const char *pos[1];
+	char *end;
 	bool json = false;
 	size_t n;
 	long pid;

@@ -21,7 +21,8 @@
  * Split "HOST:PORT", "[IPV6]:PORT" or, if @host_optional, "PORT" (host
  * NULL).  @s is modified.  false if malformed.
  */
-bool split_hostport(char *s, bool host_optional, char **host, char **port)
+static bool split_hostport(char *s, bool host_optional, char **host,
+			   char **port)
 {
 	char *c;
 
@@ -50,6 +51,17 @@ bool split_hostport(char *s, bool host_optional, char **host, char **port)
 		if (*c < '0' || *c > '9')
 			return false;
 	return **port && strlen(*port) <= 5 && atoi(*port) <= 65535;
+}
+
+int hostport_port(const char *spec, bool host_optional)
+{
+	char *copy = strdup(spec), *host, *port;
+	int r = -1;
+
+	if (copy && split_hostport(copy, host_optional, &host, &port))
+		r = atoi(port);
+	free(copy);
+	return r;
 }
 
 /* "ADDR:PORT" or "[ADDR]:PORT" of a socket address. */

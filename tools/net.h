@@ -7,11 +7,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/*
- * Split "HOST:PORT", "[IPV6]:PORT" or, if @host_optional, "PORT" (host
- * NULL).  @s is modified.  false if malformed.
- */
-bool split_hostport(char *s, bool host_optional, char **host, char **port);
+/* The port of "HOST:PORT", "[IPV6]:PORT" or, if @host_optional, "PORT";
+   or -1 if @spec is none of those. */
+int hostport_port(const char *spec, bool host_optional);
 /* "ADDR:PORT" or "[ADDR]:PORT" of a socket address. */
 void addr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 /* A listening socket on [ADDR:]PORT (@spec, already checked), its address

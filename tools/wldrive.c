@@ -19,24 +19,17 @@ const char wl_usage_text[] =
 	"  --level N             zstd level, -131072..22; 0 = no "
 	"compression (default)\n";
 
-/* A workload option, or false if @id is none (false with *bad on error). */
-bool wl_opt(struct parser *p, int id, struct wl_args *w, bool *bad)
+bool wl_opt(struct cmdline *p, int id, struct wl_args *w)
 {
 	switch (id) {
-	case OPT_SIZE:
-		*bad = !opt_u64(p, true, 1, (uint64_t)1 << 46, &w->size);
-		return true;
-	case OPT_WRITERS:
-		*bad = !opt_u64(p, false, 0, 64, &w->writers);
-		return true;
-	case OPT_RATE:
-		*bad = !opt_u64(p, true, 0, (uint64_t)1 << 40, &w->rate);
-		return true;
-	case OPT_LEVEL:
-		*bad = !opt_level(p, &w->level);
-		return true;
+	case WL_OPT_SIZE:
+		return opt_u64(p, true, 1, (uint64_t)1 << 46, &w->size);
+	case WL_OPT_WRITERS:
+		return opt_u64(p, false, 0, 64, &w->writers);
+	case WL_OPT_RATE:
+		return opt_u64(p, true, 0, (uint64_t)1 << 40, &w->rate);
 	}
-	return false;
+	return opt_level(p, &w->level);
 }
 
 int wl_begin(const char *cmd, const struct wl_args *a, FILE *info,

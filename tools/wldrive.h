@@ -28,8 +28,25 @@ struct wl_args {
 
 /* the workload options' lines of a usage text */
 extern const char wl_usage_text[];
-/* A workload option, or false if @id is none (false with *bad on error). */
-bool wl_opt(struct parser *p, int id, struct wl_args *w, bool *bad);
+/* the workload options' ids; a command's own follow WL_OPT_END */
+enum {
+	WL_OPT_SIZE = ARG_OPT,
+	WL_OPT_WRITERS,
+	WL_OPT_RATE,
+	WL_OPT_LEVEL,
+	WL_OPT_END,
+};
+
+/* the workload options' entries of an option table */
+#define WL_OPTIONS                                                             \
+	{ "size", required_argument, NULL, WL_OPT_SIZE },                      \
+	{ "writers", required_argument, NULL, WL_OPT_WRITERS },                \
+	{ "rate", required_argument, NULL, WL_OPT_RATE },                      \
+	{ "level", required_argument, NULL, WL_OPT_LEVEL }
+
+/* p->val for workload option @id (< WL_OPT_END); false after a usage
+   message */
+bool wl_opt(struct cmdline *p, int id, struct wl_args *w);
 /* Start the workload and say so on @info; -1 after a message. */
 int wl_begin(const char *cmd, const struct wl_args *a, FILE *info,
 	     struct wl **out);
