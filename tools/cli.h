@@ -30,9 +30,12 @@ __attribute__((format(printf, 2, 3))) void cli_err(const char *cmd,
 /* cli_out.c: flush @f; CLI_OK, or CLI_ERROR after a message */
 int cli_flush(const char *cmd, FILE *f);
 
-/* cli_out.c: a quoted, escaped string (NULL is null in JSON, - in text),
-   and bytes as lower-case hex */
-void put_str(FILE *f, const char *s, bool json);
+/* cli_out.c: the length of the UTF-8 character at @s (1 to 4; 1 for
+   ASCII), or 0 if no valid one starts there */
+size_t utf8_char_len(const char *s);
+/* cli_out.c: a quoted, escaped string for text output (NULL is -), and
+   bytes as lower-case hex */
+void put_str(FILE *f, const char *s);
 void put_hex(FILE *f, const uint8_t *b, size_t n);
 
 /* the units of the reports */

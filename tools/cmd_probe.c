@@ -16,6 +16,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "jsonw.h"
 #include "pstate.h"
 
 static void probe_usage(FILE *f)
@@ -98,108 +99,141 @@ static int swap_areas(void)
 	return n;
 }
 
-static void put_bool(FILE *f, bool json, const char *key, int v, bool *first)
+/* where the report goes: text on f, or the JSON document */
+struct probe_out {
+	FILE *f;
+	bool json;
+	struct json_object *doc;
+	struct json_object *sect; /* the object put_bool() adds to */
+};
+
+/* a yes/no/unknown line, or a true/false/null member */
+static void put_bool(struct probe_out *o, const char *key, int v)
 {
-	if (json)
-		fprintf(f, "%s\"%s\":%s", *first ? "" : ",", key,
-			v < 0 ? "null"
-			: v   ? "true"
-			      : "false");
+	if (o->json)
+		jw_set(o->sect, key, v < 0 ? NULL : jw_bool(v));
 	else
-		fprintf(f, "  %-28s %s\n", key,
+		fprintf(o->f, "  %-28s %s\n", key,
 			v < 0 ? "unknown"
 			: v   ? "yes"
 			      : "no");
-	*first = false;
 }
 
-int cmd_probe(int argc, char **argv)
+/* a JSON member that is an object put_bool() adds to from now on */
+static void json_section(struct probe_out *o, const char *key)
 {
-	struct pmtrack_pstate *ps = NULL;
-	struct pmtrack *t = NULL;
-	struct utsname u;
-	bool json = false, first = true;
-	int ret = CLI_OK, r;
-	FILE *f = stdout;
+	o->sect = jw_obj();
+	jw_set(o->doc, key, o->sect);
+}
 
-	r = parse_json_args("probe", argc, argv, &json, NULL, 0, probe_usage);
-	if (r >= 0)
-		return r;
+/* the kernel, the library and what each feature probe says */
+static int probe_features(struct probe_out *o)
+{
+	struct utsname u;
+	int ret = CLI_OK, r;
+
 	if (uname(&u))
 		strcpy(u.release, "?");
-	if (json) {
-		fputs("{\"kernel\":", f);
-		put_str(f, u.release, true);
-		fprintf(f, ",\"library\":\"%s\",\"features\":{",
-			pmtrack_version());
+	if (o->json) {
+		o->doc = jw_obj();
+		jw_set(o->doc, "kernel", jw_str(u.release));
+		jw_set(o->doc, "library", jw_str(pmtrack_version()));
+		json_section(o, "features");
 	} else {
-		fprintf(f, "kernel: %s\nlibpmtrack: %s\nfeatures:\n", u.release,
-			pmtrack_version());
+		fprintf(o->f, "kernel: %s\nlibpmtrack: %s\nfeatures:\n",
+			u.release, pmtrack_version());
 	}
 	for (int i = 1; i < PMTRACK_FEAT_MAX; i++) {
-		r = pmtrack_probe((enum pmtrack_feature)i, NULL);
+		enum pmtrack_feature ft = (enum pmtrack_feature)i;
+
+		r = pmtrack_probe(ft, NULL);
 		if (r < 0) {
-			fprintf(stderr, "pmtrack probe: %s: %s\n",
-				pmtrack_feature_name((enum pmtrack_feature)i),
+			cli_err("probe", "%s: %s", pmtrack_feature_name(ft),
 				strerror(-r));
 			ret = CLI_ERROR;
 		}
-		put_bool(f, json, pmtrack_feature_name((enum pmtrack_feature)i),
-			 r, &first);
+		put_bool(o, pmtrack_feature_name(ft), r);
 	}
-	r = pmtrack_new(NULL, &t);
-	if (json) {
-		fputs("},\"backend\":", f);
-		put_str(f, r ? NULL : pmtrack_backend_name(pmtrack_backend(t)),
-			true);
-		fputs(",\"caps\":[", f);
+	return ret;
+}
+
+/* the backend pmtrack_new() picks here, and its caps */
+static void probe_backend(struct probe_out *o)
+{
+	struct json_object *caps = NULL;
+	struct pmtrack *t = NULL;
+	int r = pmtrack_new(NULL, &t);
+
+	if (o->json) {
+		jw_set(o->doc, "backend",
+		       r ? NULL
+			 : jw_str(pmtrack_backend_name(pmtrack_backend(t))));
+		caps = jw_arr();
+		jw_set(o->doc, "caps", caps);
 	} else if (r) {
-		fprintf(f, "backend: none (%s)\n", strerror(-r));
+		fprintf(o->f, "backend: none (%s)\n", strerror(-r));
 	} else {
-		fprintf(f, "backend: %s\ncaps:",
+		fprintf(o->f, "backend: %s\ncaps:",
 			pmtrack_backend_name(pmtrack_backend(t)));
 	}
-	first = true;
 	for (size_t i = 0; !r && i < sizeof(cap_names) / sizeof(*cap_names);
 	     i++) {
 		if (!(pmtrack_caps(t) & cap_names[i].cap))
 			continue;
-		fprintf(f, json ? "%s\"%s\"" : "%s%s",
-			json && !first ? "," : " ", cap_names[i].name);
-		first = false;
+		if (o->json)
+			jw_push(caps, jw_str(cap_names[i].name));
+		else
+			fprintf(o->f, " %s", cap_names[i].name);
 	}
-	fputs(json ? "],\"pagestate\":{" : "\npage states:\n", f);
+	if (!o->json)
+		fputs("\npage states:\n", o->f);
 	pmtrack_free(t);
+}
 
-	first = true;
+/* what page-state maps can tell here */
+static int probe_pagestate(struct probe_out *o)
+{
+	struct pmtrack_pstate *ps = NULL;
+	unsigned int known;
+	char key[40];
+	int r;
+
+	if (o->json)
+		json_section(o, "pagestate");
 	r = pmtrack_pstate_new(NULL, &ps);
 	if (r) {
-		fprintf(stderr, "pmtrack probe: page states: %s\n",
-			strerror(-r));
-		ret = CLI_ERROR;
-	} else {
-		unsigned int known = pmtrack_pstate_known(ps);
-
-		put_bool(f, json, "pagemap-scan", pmtrack_pstate_uses_scan(ps),
-			 &first);
-		for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++) {
-			char key[40];
-
-			snprintf(key, sizeof(key), "reports-%s",
-				 state_names[i]);
-			put_bool(f, json, key, !!(known & (1u << i)), &first);
-		}
-		put_bool(f, json, "map-files (shared memory of any process)",
-			 map_files_ok(), &first);
-		put_bool(f, json, "cachestat (swap-cache pages)",
-			 cachestat_ok(), &first);
-		if (json)
-			fprintf(f, ",\"swap-areas\":%d", swap_areas());
-		else
-			fprintf(f, "  %-28s %d\n", "swap-areas", swap_areas());
-		pmtrack_pstate_free(ps);
+		cli_err("probe", "page states: %s", strerror(-r));
+		return CLI_ERROR;
 	}
-	if (json)
-		fputs("}}\n", f);
-	return cli_flush("probe", f) ? CLI_ERROR : ret;
+	known = pmtrack_pstate_known(ps);
+	put_bool(o, "pagemap-scan", pmtrack_pstate_uses_scan(ps));
+	for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++) {
+		snprintf(key, sizeof(key), "reports-%s", state_names[i]);
+		put_bool(o, key, !!(known & (1u << i)));
+	}
+	put_bool(o, "map-files (shared memory of any process)", map_files_ok());
+	put_bool(o, "cachestat (swap-cache pages)", cachestat_ok());
+	if (o->json)
+		jw_set(o->sect, "swap-areas", jw_i64(swap_areas()));
+	else
+		fprintf(o->f, "  %-28s %d\n", "swap-areas", swap_areas());
+	pmtrack_pstate_free(ps);
+	return CLI_OK;
+}
+
+int cmd_probe(int argc, char **argv)
+{
+	struct probe_out o = { .f = stdout };
+	int ret, r;
+
+	r = parse_json_args("probe", argc, argv, &o.json, NULL, 0, probe_usage);
+	if (r >= 0)
+		return r;
+	ret = probe_features(&o);
+	probe_backend(&o);
+	if (probe_pagestate(&o))
+		ret = CLI_ERROR;
+	if (o.json && jw_print("probe", o.f, o.doc))
+		ret = CLI_ERROR;
+	return cli_flush("probe", o.f) ? CLI_ERROR : ret;
 }

@@ -19,6 +19,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "jsonw.h"
 #include "net.h"
 #include "outfile.h"
 #include "rxreport.h"
@@ -274,15 +275,15 @@ int cmd_recv(int argc, char **argv)
 		ret = CLI_ERROR;
 
 	if (a.json) {
-		fputs("{\"source\":", out);
-		put_str(out, a.listen ? "tcp" : a.path, true);
-		fputs(",\"peer\":", out);
-		put_str(out, a.listen ? src : NULL, true);
-		fputc(',', out);
-		print_rx_json(out, rx, &res);
-		fputs(",\"image\":", out);
-		put_str(out, a.image && ret == CLI_OK ? a.image : NULL, true);
-		fputs("}\n", out);
+		struct json_object *doc = jw_obj();
+
+		jw_set(doc, "source", jw_str(a.listen ? "tcp" : a.path));
+		jw_set(doc, "peer", jw_str(a.listen ? src : NULL));
+		rx_json(doc, rx, &res);
+		jw_set(doc, "image",
+		       jw_str(a.image && ret == CLI_OK ? a.image : NULL));
+		if (jw_print("recv", out, doc))
+			ret = CLI_ERROR;
 	} else {
 		print_rx_text(out, rx, &res);
 		if (a.image)

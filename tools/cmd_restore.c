@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "jsonw.h"
 #include "rxreport.h"
 
 static void restore_usage(FILE *f)
@@ -136,13 +137,14 @@ int cmd_restore(int argc, char **argv)
 		rx_error_print("restore", what, &res);
 	}
 	if (a.json) {
-		fputs("{\"dir\":", out);
-		put_str(out, a.dir, true);
-		fprintf(out,
-			",\"images\":%" PRIu32 ",\"image_bytes\":%" PRIu64 ",",
-			info.images, info.bytes);
-		print_rx_json(out, rx, &res);
-		fputs("}\n", out);
+		struct json_object *doc = jw_obj();
+
+		jw_set(doc, "dir", jw_str(a.dir));
+		jw_set(doc, "images", jw_u64(info.images));
+		jw_set(doc, "image_bytes", jw_u64(info.bytes));
+		rx_json(doc, rx, &res);
+		if (jw_print("restore", out, doc))
+			ret = CLI_ERROR;
 	} else {
 		fprintf(out, "images: %" PRIu32, info.images);
 		if (info.images)

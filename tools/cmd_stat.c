@@ -17,6 +17,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "jsonw.h"
 #include "pstate.h"
 
 static void stat_usage(FILE *f)
@@ -87,16 +88,26 @@ static const char *elsewhere(const struct pmtrack_mapping *m,
 	return "no";
 }
 
-/* the counts of one row: JSON members from "pages" on, or table columns */
-static void put_counts(FILE *f, const struct pmtrack_page_counts *c, bool json)
+/* where the table goes: text on f, or the JSON document */
+struct stat_out {
+	FILE *f;
+	bool json;
+	struct json_object *doc;
+	struct json_object *maps; /* the "mappings" array */
+};
+
+/* the counts of one row: JSON members from "pages" on */
+static void counts_json(struct json_object *o,
+			const struct pmtrack_page_counts *c)
 {
-	if (json) {
-		fprintf(f, "\"pages\":%" PRIu64, c->pages);
-		for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
-			fprintf(f, ",\"%s\":%" PRIu64, state_names[s],
-				c->state[s]);
-		return;
-	}
+	jw_set(o, "pages", jw_u64(c->pages));
+	for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
+		jw_set(o, state_names[s], jw_u64(c->state[s]));
+}
+
+/* the counts of one row: table columns */
+static void counts_text(FILE *f, const struct pmtrack_page_counts *c)
+{
 	fprintf(f, " %8" PRIu64, c->pages);
 	for (int s = 0; s <= 7; s++) /* present .. unsure; guard in JSON */
 		fprintf(f, s == 7 ? " %6" PRIu64 : " %8" PRIu64, c->state[s]);
@@ -169,122 +180,163 @@ static bool explain_no_memory(long pid, int err)
 	return true;
 }
 
-int cmd_stat(int argc, char **argv)
+/* PID, or 0 for "self"; false if @s is neither */
+static bool parse_pid(const char *s, long *pid)
 {
-	struct pmtrack_page_counts tot = { .sz = sizeof(tot) };
-	const struct pmtrack_mapping *maps;
-	struct pmtrack_pstate *ps = NULL;
-	const char *pos[1];
 	char *end;
-	bool json = false;
-	size_t n;
-	long pid;
-	int r;
-	FILE *f = stdout;
 
-	r = parse_json_args("stat", argc, argv, &json, pos, 1, stat_usage);
-	if (r >= 0)
-		return r;
+	*pid = 0;
+	if (!strcmp(s, "self"))
+		return true;
 	errno = 0;
-	pid = strcmp(pos[0], "self") ? strtol(pos[0], &end, 10) : 0;
-	if (strcmp(pos[0], "self") &&
-	    (errno || *end || end == pos[0] || pid < 0 || pid > 0x7fffffff)) {
-		fprintf(stderr, "pmtrack stat: not a process id: %s\n", pos[0]);
-		return CLI_USAGE;
-	}
-	{
-		PMTRACK_OPTS(pmtrack_pstate_opts, o, .pid = (int)pid);
+	*pid = strtol(s, &end, 10);
+	return !errno && !*end && end != s && *pid >= 0 && *pid <= 0x7fffffff;
+}
 
-		r = pmtrack_pstate_new(&o, &ps);
-	}
-	if (!r)
-		r = pmtrack_pstate_maps(ps, &maps, &n);
-	if (r) {
-		if (!explain_no_memory(pid, r))
-			fprintf(stderr, "pmtrack stat: process %ld: %s\n", pid,
-				strerror(-r));
-		pmtrack_pstate_free(ps);
-		return CLI_ERROR;
-	}
-	if (json)
-		fprintf(f, "{\"pid\":%ld,\"page_size\":%ld,\"known\":[", pid,
-			sysconf(_SC_PAGESIZE));
-	else
-		fprintf(f,
+/* The header line, or the members before "mappings". */
+static void stat_begin(struct stat_out *o, long pid, unsigned int known)
+{
+	struct json_object *k;
+
+	if (!o->json) {
+		fprintf(o->f,
 			"%-12s %-12s %-4s %-11s %8s %8s %8s %8s %8s %8s %8s "
 			"%8s %6s %-9s  %s\n",
 			"start", "end", "perm", "kind", "pages", "present",
 			"swapped", "file", "zero", "excl", "huge", "written",
 			"unsure", "elsewhere", "name");
-	for (int i = 0, k = 0; json && i < PMTRACK_PAGE_NSTATES; i++)
-		if (pmtrack_pstate_known(ps) & (1u << i))
-			fprintf(f, "%s\"%s\"", k++ ? "," : "", state_names[i]);
-	if (json)
-		fputs("],\"mappings\":[", f);
-	for (size_t i = 0; i < n; i++) {
-		const struct pmtrack_mapping *m = &maps[i];
-		struct pmtrack_page_counts c = { .sz = sizeof(c) };
-		char kind[16], perm[5];
-		const char *shared;
-
-		r = pmtrack_pstate_count(ps, m->start, m->end, PMTRACK_PAGE_ALL,
-					 &c);
-		if (r) {
-			if (!explain_no_memory(pid, r))
-				fprintf(stderr,
-					"pmtrack stat: mapping %" PRIx64
-					"-%" PRIx64 ": %s\n",
-					m->start, m->end, strerror(-r));
-			if (json)
-				fputs("]}\n", f);
-			pmtrack_pstate_free(ps);
-			cli_flush("stat", f);
-			return CLI_ERROR;
-		}
-		kind_str(m, kind, sizeof(kind));
-		shared = elsewhere(m, &c, pmtrack_pstate_known(ps));
-		snprintf(perm, sizeof(perm), "%c%c%c%c",
-			 m->prot & PROT_READ ? 'r' : '-',
-			 m->prot & PROT_WRITE ? 'w' : '-',
-			 m->prot & PROT_EXEC ? 'x' : '-',
-			 m->flags & PMTRACK_MAP_SHARED ? 's' : 'p');
-		tot.pages += c.pages;
-		for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
-			tot.state[s] += c.state[s];
-		if (json) {
-			fprintf(f,
-				"%s{\"start\":%" PRIu64 ",\"end\":%" PRIu64
-				",\"perm\":\"%s\",\"kind\":\"%s\",\"tracked\":%"
-				"s,"
-				"\"name\":",
-				i ? "," : "", m->start, m->end, perm, kind,
-				m->flags & PMTRACK_MAP_TRACKED ? "true"
-							       : "false");
-			put_str(f, m->name, true);
-			fputs(",\"mapped_elsewhere\":", f);
-			put_str(f, shared, true);
-			fputc(',', f);
-			put_counts(f, &c, true);
-			fputc('}', f);
-		} else {
-			fprintf(f, "%-12" PRIx64 " %-12" PRIx64 " %-4s %-11s",
-				m->start, m->end, perm, kind);
-			put_counts(f, &c, false);
-			fprintf(f, " %-9s  %s\n", shared ? shared : "-",
-				m->name);
-		}
+		return;
 	}
-	if (json)
-		fputs("],\"total\":{", f);
+	o->doc = jw_obj();
+	jw_set(o->doc, "pid", jw_i64(pid));
+	jw_set(o->doc, "page_size", jw_i64(sysconf(_SC_PAGESIZE)));
+	k = jw_arr();
+	for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		if (known & (1u << i))
+			jw_push(k, jw_str(state_names[i]));
+	jw_set(o->doc, "known", k);
+	o->maps = jw_arr();
+	jw_set(o->doc, "mappings", o->maps);
+}
+
+/* One mapping's row, counted: 0 or -errno. */
+static int stat_row(struct stat_out *o, struct pmtrack_pstate *ps,
+		    const struct pmtrack_mapping *m,
+		    struct pmtrack_page_counts *tot)
+{
+	struct pmtrack_page_counts c = { .sz = sizeof(c) };
+	struct json_object *row;
+	char kind[16], perm[5];
+	const char *shared;
+	int r;
+
+	r = pmtrack_pstate_count(ps, m->start, m->end, PMTRACK_PAGE_ALL, &c);
+	if (r)
+		return r;
+	kind_str(m, kind, sizeof(kind));
+	shared = elsewhere(m, &c, pmtrack_pstate_known(ps));
+	snprintf(perm, sizeof(perm), "%c%c%c%c",
+		 m->prot & PROT_READ ? 'r' : '-',
+		 m->prot & PROT_WRITE ? 'w' : '-',
+		 m->prot & PROT_EXEC ? 'x' : '-',
+		 m->flags & PMTRACK_MAP_SHARED ? 's' : 'p');
+	tot->pages += c.pages;
+	for (int s = 0; s < PMTRACK_PAGE_NSTATES; s++)
+		tot->state[s] += c.state[s];
+	if (!o->json) {
+		fprintf(o->f, "%-12" PRIx64 " %-12" PRIx64 " %-4s %-11s",
+			m->start, m->end, perm, kind);
+		counts_text(o->f, &c);
+		fprintf(o->f, " %-9s  %s\n", shared ? shared : "-", m->name);
+		return 0;
+	}
+	row = jw_obj();
+	jw_set(row, "start", jw_u64(m->start));
+	jw_set(row, "end", jw_u64(m->end));
+	jw_set(row, "perm", jw_str(perm));
+	jw_set(row, "kind", jw_str(kind));
+	jw_set(row, "tracked", jw_bool(m->flags & PMTRACK_MAP_TRACKED));
+	jw_set(row, "name", jw_str(m->name));
+	jw_set(row, "mapped_elsewhere", jw_str(shared));
+	counts_json(row, &c);
+	jw_push(o->maps, row);
+	return 0;
+}
+
+/* The total line and the legend, or the "total" member. */
+static void stat_total(struct stat_out *o,
+		       const struct pmtrack_page_counts *tot)
+{
+	struct json_object *t;
+
+	if (o->json) {
+		t = jw_obj();
+		counts_json(t, tot);
+		jw_set(o->doc, "total", t);
+		return;
+	}
+	fprintf(o->f, "%-42s", "total");
+	counts_text(o->f, tot);
+	fputs("\nelsewhere: a shared mapping's present pages are mapped by "
+	      "another process or mapping too (yes/no); unknown: some are "
+	      "not mapped by PID, so cannot tell\n",
+	      o->f);
+}
+
+/* The mappings of @pid, or an exit code after a message. */
+static int stat_open(long pid, struct pmtrack_pstate **ps,
+		     const struct pmtrack_mapping **maps, size_t *n)
+{
+	PMTRACK_OPTS(pmtrack_pstate_opts, o, .pid = (int)pid);
+	int r = pmtrack_pstate_new(&o, ps);
+
+	if (!r)
+		r = pmtrack_pstate_maps(*ps, maps, n);
+	if (!r)
+		return CLI_OK;
+	if (!explain_no_memory(pid, r))
+		cli_err("stat", "process %ld: %s", pid, strerror(-r));
+	pmtrack_pstate_free(*ps);
+	return CLI_ERROR;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	struct pmtrack_page_counts tot = { .sz = sizeof(tot) };
+	struct stat_out o = { .f = stdout };
+	const struct pmtrack_mapping *maps;
+	struct pmtrack_pstate *ps = NULL;
+	const char *pos[1];
+	int r, ret = CLI_OK;
+	size_t n, i;
+	long pid;
+
+	r = parse_json_args("stat", argc, argv, &o.json, pos, 1, stat_usage);
+	if (r >= 0)
+		return r;
+	if (!parse_pid(pos[0], &pid)) {
+		cli_err("stat", "not a process id: %s", pos[0]);
+		return CLI_USAGE;
+	}
+	if (stat_open(pid, &ps, &maps, &n))
+		return CLI_ERROR;
+	stat_begin(&o, pid, pmtrack_pstate_known(ps));
+	for (i = 0, r = 0; i < n; i++) {
+		r = stat_row(&o, ps, &maps[i], &tot);
+		if (r)
+			break;
+	}
+	if (r && !explain_no_memory(pid, r))
+		cli_err("stat", "mapping %" PRIx64 "-%" PRIx64 ": %s",
+			maps[i].start, maps[i].end, strerror(-r));
+	if (r)
+		ret = CLI_ERROR;
 	else
-		fprintf(f, "%-42s", "total");
-	put_counts(f, &tot, json);
-	fputs(json ? "}}\n" : "\n", f);
-	if (!json)
-		fputs("elsewhere: a shared mapping's present pages are mapped "
-		      "by another process or mapping too (yes/no); unknown: "
-		      "some are not mapped by PID, so cannot tell\n",
-		      f);
+		stat_total(&o, &tot);
 	pmtrack_pstate_free(ps);
-	return cli_flush("stat", f);
+	if (o.json && jw_print("stat", o.f, o.doc))
+		ret = CLI_ERROR;
+	if (cli_flush("stat", o.f))
+		ret = CLI_ERROR;
+	return ret;
 }

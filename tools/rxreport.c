@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jsonw.h"
 #include "rxreport.h"
 
 static const char *rx_state_name(enum pmtrack_rx_state s)
@@ -86,7 +87,7 @@ static void print_regions_text(FILE *f, struct pmtrack_rx *rx)
 		fprintf(f,
 			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14zu %10zu  ",
 			i, r.id, r.start, r.len, r.len / ps);
-		put_str(f, r.name, false);
+		put_str(f, r.name);
 		fputc('\n', f);
 	}
 }
@@ -125,55 +126,63 @@ static const char *rx_reply_name(enum pmtrack_rx_reply r)
 					      : NULL;
 }
 
-/* The members every receiver report has, for a JSON object. */
-void print_rx_json(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res)
+/* error: null, or what went wrong */
+static struct json_object *rx_error_json(const struct rx_result *res)
 {
-	const struct pmtrack_rx_stats *st = &res->st;
+	struct json_object *e;
+
+	if (!res->err)
+		return NULL;
+	e = jw_obj();
+	jw_set(e, "reason",
+	       res->reason != PMTRACK_SERR_OK
+		       ? jw_str(pmtrack_stream_error_name(res->reason))
+		       : NULL);
+	jw_set(e, "errno", jw_i64(-res->err));
+	jw_set(e, "message", jw_str(res->msg));
+	return e;
+}
+
+static struct json_object *rx_regions_json(struct pmtrack_rx *rx)
+{
+	struct json_object *regs = jw_arr(), *o;
 	size_t n = pmtrack_rx_nregions(rx);
+	size_t ps = pmtrack_rx_page_size(rx);
 	struct pmtrack_rx_region r;
 
-	fprintf(f, "\"state\":\"%s\",\"stream_id\":", rx_state_name(st->state));
-	if (st->streams) {
-		fputc('"', f);
-		put_hex(f, st->stream_id, PMTRACK_STREAM_ID_LEN);
-		fputc('"', f);
-	} else {
-		fputs("null", f);
-	}
-	fprintf(f, ",\"page_size\":%" PRIu32 ",\"regions\":[",
-		pmtrack_rx_page_size(rx));
 	for (size_t i = 0; i < n && !pmtrack_rx_region(rx, i, &r); i++) {
-		fprintf(f,
-			"%s{\"index\":%zu,\"id\":%" PRIu32 ",\"start\":%" PRIu64
-			",\"length\":%zu,\"pages\":%zu,\"name\":",
-			i ? "," : "", i, r.id, r.start, r.len,
-			r.len / pmtrack_rx_page_size(rx));
-		put_str(f, r.name, true);
-		fputc('}', f);
+		o = jw_obj();
+		jw_set(o, "index", jw_u64(i));
+		jw_set(o, "id", jw_u64(r.id));
+		jw_set(o, "start", jw_u64(r.start));
+		jw_set(o, "length", jw_u64(r.len));
+		jw_set(o, "pages", jw_u64(r.len / ps));
+		jw_set(o, "name", jw_str(r.name));
+		jw_push(regs, o);
 	}
-	fprintf(f,
-		"],\"streams\":%" PRIu32 ",\"rounds\":%" PRIu64
-		",\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-		",\"bytes\":%" PRIu64 ",\"seconds\":%.6f"
-		",\"digest_verified\":%s,\"digest\":",
-		st->streams, st->rounds, st->pages + st->zero_pages,
-		st->zero_pages, st->bytes, (double)st->apply_ns / 1e9,
-		res->unverified ? "false" : "true");
-	put_str(f, res->unverified ? res->unverified : "verified", true);
-	fputs(",\"answer\":", f);
-	put_str(f, rx_reply_name(st->reply), true);
-	fputs(",\"error\":", f);
-	if (res->err) {
-		fputs("{\"reason\":", f);
-		if (res->reason != PMTRACK_SERR_OK)
-			put_str(f, pmtrack_stream_error_name(res->reason),
-				true);
-		else
-			fputs("null", f);
-		fprintf(f, ",\"errno\":%d,\"message\":", -res->err);
-		put_str(f, res->msg, true);
-		fputc('}', f);
-	} else {
-		fputs("null", f);
-	}
+	return regs;
+}
+
+void rx_json(struct json_object *o, struct pmtrack_rx *rx,
+	     const struct rx_result *res)
+{
+	const struct pmtrack_rx_stats *st = &res->st;
+
+	jw_set(o, "state", jw_str(rx_state_name(st->state)));
+	jw_set(o, "stream_id",
+	       st->streams ? jw_hex(st->stream_id, PMTRACK_STREAM_ID_LEN)
+			   : NULL);
+	jw_set(o, "page_size", jw_u64(pmtrack_rx_page_size(rx)));
+	jw_set(o, "regions", rx_regions_json(rx));
+	jw_set(o, "streams", jw_u64(st->streams));
+	jw_set(o, "rounds", jw_u64(st->rounds));
+	jw_set(o, "pages", jw_u64(st->pages + st->zero_pages));
+	jw_set(o, "zero_pages", jw_u64(st->zero_pages));
+	jw_set(o, "bytes", jw_u64(st->bytes));
+	jw_set(o, "seconds", jw_fixed((double)st->apply_ns / 1e9, 6));
+	jw_set(o, "digest_verified", jw_bool(!res->unverified));
+	jw_set(o, "digest",
+	       jw_str(res->unverified ? res->unverified : "verified"));
+	jw_set(o, "answer", jw_str(rx_reply_name(st->reply)));
+	jw_set(o, "error", rx_error_json(res));
 }

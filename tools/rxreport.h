@@ -8,6 +8,8 @@
 
 #include <pmtrack/migrate.h>
 
+struct json_object;
+
 struct rx_result {
 	int err; /* the apply's or restore's return */
 	const char *msg;
@@ -29,7 +31,8 @@ void rx_error_print(const char *cmd, const char *what,
 		    const struct rx_result *res);
 /* the report as text lines */
 void print_rx_text(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res);
-/* The members every receiver report has, for a JSON object. */
-void print_rx_json(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res);
+/* The members every receiver report has, added to JSON object @o. */
+void rx_json(struct json_object *o, struct pmtrack_rx *rx,
+	     const struct rx_result *res);
 
 #endif /* PMTRACK_TOOLS_RXREPORT_H */
