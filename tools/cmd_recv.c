@@ -163,6 +163,18 @@ static int write_port_file(const char *cmd, struct outfile *of,
 	return outfile_commit(cmd, of) ? -1 : 0;
 }
 
+/* a receive, from the command line to the report */
+struct recv_run {
+	struct recv_args a;
+	FILE *info;	   /* where what happens goes */
+	struct outfile of; /* --image */
+	int fd;		   /* the stream */
+	char src[160];	   /* where it comes from, for messages */
+	struct pmtrack_rx *rx;
+	struct pmtrack_xport *x;
+	struct rx_result res;
+};
+
 /* The connection, or -1 after a message. */
 static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 		       size_t src_size)
@@ -204,99 +216,118 @@ static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 	return fd;
 }
 
-int cmd_recv(int argc, char **argv)
+/* The stream (a connection, stdin or FILE), the receiver and its
+   transport: 0, or -1 after a message. */
+static int recv_open(struct recv_run *c)
 {
-	struct recv_args a = { .timeout_s = DEF_TIMEOUT_S };
-	struct outfile of = { .fd = -1 };
-	struct pmtrack_rx *rx = NULL;
-	struct pmtrack_xport *x = NULL;
-	struct rx_result res;
-	FILE *out = stdout, *info;
-	char src[160];
-	int fd = -1, r, ret;
+	const struct recv_args *a = &c->a;
+	int r;
 
-	r = recv_parse(&a, argc, argv);
-	if (r >= 0)
-		return r;
-	info = a.json ? stderr : stdout;
-
-	/* an image that cannot be written fails before anything else */
-	if (a.image && outfile_open("recv", "--image", &of, a.image))
-		return CLI_ERROR;
-	ret = CLI_ERROR;
-	if (a.listen) {
-		fd = recv_accept(&a, info, src, sizeof(src));
-		if (fd < 0)
-			goto out;
-	} else if (!strcmp(a.path, "-")) {
-		fd = STDIN_FILENO;
-		snprintf(src, sizeof(src), "stdin");
+	if (a->listen) {
+		c->fd = recv_accept(a, c->info, c->src, sizeof(c->src));
+		if (c->fd < 0)
+			return -1;
+	} else if (!strcmp(a->path, "-")) {
+		c->fd = STDIN_FILENO;
+		snprintf(c->src, sizeof(c->src), "stdin");
 	} else {
-		fd = open(a.path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			cli_err("recv", "%s: %s", a.path, strerror(errno));
-			goto out;
+		c->fd = open(a->path, O_RDONLY | O_CLOEXEC);
+		if (c->fd < 0) {
+			cli_err("recv", "%s: %s", a->path, strerror(errno));
+			return -1;
 		}
-		snprintf(src, sizeof(src), "%s", a.path);
+		snprintf(c->src, sizeof(c->src), "%s", a->path);
 	}
 	{
 		PMTRACK_OPTS(pmtrack_rx_opts, ro,
-			     .tee = a.image ? pmtrack_write_fd : NULL,
-			     .tee_arg = (void *)(intptr_t)of.fd,
-			     .map_limit = (size_t)a.max_memory);
+			     .tee = a->image ? pmtrack_write_fd : NULL,
+			     .tee_arg = (void *)(intptr_t)c->of.fd,
+			     .map_limit = (size_t)a->max_memory);
 		PMTRACK_OPTS(pmtrack_xport_opts, xo,
-			     .timeout_ns = a.timeout_s * 1000000000u);
+			     .timeout_ns = a->timeout_s * 1000000000u);
 
-		r = pmtrack_rx_new(&ro, &rx);
+		r = pmtrack_rx_new(&ro, &c->rx);
 		if (!r)
-			r = pmtrack_xport_new(fd, &xo, &x);
+			r = pmtrack_xport_new(c->fd, &xo, &c->x);
 	}
-	if (r) {
+	if (r)
 		cli_err("recv", "%s", strerror(-r));
-		goto out;
-	}
-	r = pmtrack_rx_apply(rx, x);
-	rx_result_get(rx, r, &res);
-	ret = rx_result_exit("recv", &res, a.allow_unverified);
+	return r ? -1 : 0;
+}
+
+/* Apply the stream, say what went wrong, keep the image if all went
+   right: the exit code. */
+static int recv_apply(struct recv_run *c)
+{
+	int r = pmtrack_rx_apply(c->rx, c->x), ret;
+
+	rx_result_get(c->rx, r, &c->res);
+	ret = rx_result_exit("recv", &c->res, c->a.allow_unverified);
 	if (r == -ETIMEDOUT)
 		cli_err("recv",
 			"%s: nothing received for %" PRIu64 " s (--timeout)",
-			src, a.timeout_s);
+			c->src, c->a.timeout_s);
 	else if (r)
-		rx_error_print("recv", src, &res);
-	if (res.st.reply == PMTRACK_RX_REPLY_FAILED) {
+		rx_error_print("recv", c->src, &c->res);
+	if (c->res.st.reply == PMTRACK_RX_REPLY_FAILED) {
 		cli_err("recv",
 			"%s: the sender closed the connection before the "
 			"answer: it does not know this copy is complete",
-			src);
+			c->src);
 		ret = CLI_ERROR;
 	}
-	if (a.image && ret == CLI_OK && outfile_commit("recv", &of))
+	if (c->a.image && ret == CLI_OK && outfile_commit("recv", &c->of))
 		ret = CLI_ERROR;
+	return ret;
+}
 
-	if (a.json) {
-		struct json_object *doc = jw_obj();
+/* The report on stdout, for exit code @ret: the exit code. */
+static int recv_report(struct recv_run *c, int ret)
+{
+	const struct recv_args *a = &c->a;
+	struct json_object *doc;
+	FILE *out = stdout;
 
-		jw_set(doc, "source", jw_str(a.listen ? "tcp" : a.path));
-		jw_set(doc, "peer", jw_str(a.listen ? src : NULL));
-		rx_json(doc, rx, &res);
+	if (a->json) {
+		doc = jw_obj();
+		jw_set(doc, "source", jw_str(a->listen ? "tcp" : a->path));
+		jw_set(doc, "peer", jw_str(a->listen ? c->src : NULL));
+		rx_json(doc, c->rx, &c->res);
 		jw_set(doc, "image",
-		       jw_str(a.image && ret == CLI_OK ? a.image : NULL));
+		       jw_str(a->image && ret == CLI_OK ? a->image : NULL));
 		if (jw_print("recv", out, doc))
 			ret = CLI_ERROR;
 	} else {
-		print_rx_text(out, rx, &res);
-		if (a.image)
+		print_rx_text(out, c->rx, &c->res);
+		if (a->image)
 			fprintf(out, "image: %s\n",
-				ret == CLI_OK ? a.image : "not saved");
+				ret == CLI_OK ? a->image : "not saved");
 	}
 	if (cli_flush("recv", out))
 		ret = CLI_ERROR;
-out:
-	outfile_abort(&of); /* if not committed */
-	pmtrack_xport_free(x);
-	pmtrack_rx_free(rx);
-	if (fd >= 0 && fd != STDIN_FILENO)
-		close(fd);
+	return ret;
+}
+
+int cmd_recv(int argc, char **argv)
+{
+	struct recv_run c = { .a = { .timeout_s = DEF_TIMEOUT_S },
+			      .of = { .fd = -1 },
+			      .fd = -1 };
+	int r, ret = CLI_ERROR;
+
+	r = recv_parse(&c.a, argc, argv);
+	if (r >= 0)
+		return r;
+	c.info = c.a.json ? stderr : stdout;
+	/* an image that cannot be written fails before anything else */
+	if (c.a.image && outfile_open("recv", "--image", &c.of, c.a.image))
+		return CLI_ERROR;
+	if (!recv_open(&c))
+		ret = recv_report(&c, recv_apply(&c));
+	outfile_abort(&c.of); /* if not committed */
+	pmtrack_xport_free(c.x);
+	pmtrack_rx_free(c.rx);
+	if (c.fd >= 0 && c.fd != STDIN_FILENO)
+		close(c.fd);
 	return ret;
 }

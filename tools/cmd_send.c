@@ -240,8 +240,8 @@ static void send_failure(const struct send_args *a, const char *dest,
 				dest, st->remote_message,
 				pmtrack_stream_error_name(st->remote_reason));
 		else
-			cli_err("send", "%s: the receiver refused the stream: %s",
-				dest,
+			cli_err("send",
+				"%s: the receiver refused the stream: %s", dest,
 				st->remote_message[0]
 					? st->remote_message
 					: strerror(st->remote_error));
@@ -286,6 +286,84 @@ static bool is_conn(int fd)
 	       type == SOCK_STREAM;
 }
 
+/* where the stream goes */
+struct send_dest {
+	const char *name; /* in messages: --to's, --out's, or "stdout" */
+	struct outfile of;
+	int fd;
+	bool conn; /* a connection: the receiver answers on it */
+};
+
+/* Connect to --to, or open --out: 0, or -1 after a message. */
+static int send_open(const struct send_args *a, struct send_dest *d)
+{
+	d->name = a->to ? a->to : a->out;
+	if (a->to) {
+		d->fd = tcp_connect("send", a->to, (unsigned int)a->timeout_s);
+		d->conn = true;
+		return d->fd < 0 ? -1 : 0;
+	}
+	if (!strcmp(a->out, "-")) {
+		/* stdout: written, whatever it is (an ssh session's socket
+		   has no receiver of ours behind it) */
+		d->fd = STDOUT_FILENO;
+		d->name = "stdout";
+		return 0;
+	}
+	if (outfile_open("send", "--out", &d->of, a->out))
+		return -1;
+	d->fd = d->of.fd;
+	d->conn = d->of.in_place && is_conn(d->fd);
+	return 0;
+}
+
+/* The pre-copy of the running workload through @x: 0 or -errno. */
+static int send_precopy(const struct send_args *a, struct send_ctx *c,
+			struct pmtrack_xport *x, bool conn,
+			struct pmtrack_precopy_stats *st)
+{
+	static const struct pmtrack_precopy_ops ops = {
+		.stop = send_stop,
+		.resume = send_resume,
+		.progress = send_progress,
+	};
+	struct pmtrack_mem_region reg = wl_region(c->wl);
+	PMTRACK_OPTS(pmtrack_precopy_opts, po, .write = pmtrack_xport_write,
+		     .write_arg = x, .flush = xport_flush_cb, .ops = &ops,
+		     .arg = c, .downtime_limit_ns = a->downtime_ms * 1000000u,
+		     .max_rounds = (uint32_t)a->max_rounds,
+		     .max_bandwidth = a->max_bw, .level = a->wl.level,
+		     .enc_flags = a->wl.level ? PMTRACK_ENC_ADAPTIVE : 0u,
+		     .producer = "pmtrack send", .reply = conn ? x : NULL);
+
+	return pmtrack_precopy(&po, &reg, 1, st);
+}
+
+/* Migrate the running workload to @d, and report: the exit code. */
+static int send_migrate(const struct send_args *a, struct send_ctx *c,
+			struct send_dest *d, struct pmtrack_xport *x)
+{
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	int r;
+
+	fprintf(c->info, "sending to %s\n", d->name);
+	fflush(c->info);
+	r = send_precopy(a, c, x, d->conn, &st);
+	if (r) {
+		send_failure(a, d->name, c, r, &st);
+		return CLI_ERROR;
+	}
+	if (a->out && d->fd != STDOUT_FILENO && outfile_commit("send", &d->of))
+		return CLI_ERROR;
+	send_totals(c->info, &st, a->downtime_ms * 1000000u,
+		    a->max_rounds ? a->max_rounds : 30);
+	fprintf(c->info, "receiver: %s\n",
+		d->conn ? "applied and verified the stream (its answer)"
+			: "none: the stream was written, not verified (a "
+			  "file or pipe has no return path)");
+	return cli_flush("send", c->info);
+}
+
 int cmd_send(int argc, char **argv)
 {
 	struct send_args a = { .wl = { .size = DEF_SIZE,
@@ -293,95 +371,34 @@ int cmd_send(int argc, char **argv)
 				       .rate = DEF_RATE },
 			       .downtime_ms = 300,
 			       .timeout_s = DEF_TIMEOUT_S };
-	static const struct pmtrack_precopy_ops ops = {
-		.stop = send_stop,
-		.resume = send_resume,
-		.progress = send_progress,
-	};
-	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
-	struct outfile of = { .fd = -1 };
+	struct send_dest d = { .of = { .fd = -1 }, .fd = -1 };
 	struct pmtrack_xport *x = NULL;
-	struct pmtrack_mem_region reg;
 	struct send_ctx c = { 0 };
-	const char *dest;
-	bool conn = false;
-	int fd = -1, r, ret = CLI_ERROR;
+	int r, ret = CLI_ERROR;
 
 	r = send_parse(&a, argc, argv);
 	if (r >= 0)
 		return r;
 	c.quiet = a.quiet;
 	c.info = a.out && !strcmp(a.out, "-") ? stderr : stdout;
-	dest = a.to ? a.to : a.out;
 	/* a closed pipe is -EPIPE from the transport, not a signal */
 	signal(SIGPIPE, SIG_IGN);
-
-	if (a.to) {
-		fd = tcp_connect("send", a.to, (unsigned int)a.timeout_s);
-		if (fd < 0)
-			return CLI_ERROR;
-		conn = true;
-	} else if (!strcmp(a.out, "-")) {
-		/* stdout: written, whatever it is (an ssh session's socket
-		   has no receiver of ours behind it) */
-		fd = STDOUT_FILENO;
-		dest = "stdout";
-	} else {
-		if (outfile_open("send", "--out", &of, a.out))
-			return CLI_ERROR;
-		fd = of.fd;
-		conn = of.in_place && is_conn(fd);
-	}
+	if (send_open(&a, &d))
+		return CLI_ERROR;
 	{
 		PMTRACK_OPTS(pmtrack_xport_opts, xo,
 			     .timeout_ns = a.timeout_s * 1000000000u);
 
-		r = pmtrack_xport_new(fd, &xo, &x);
+		r = pmtrack_xport_new(d.fd, &xo, &x);
 	}
-	if (r) {
+	if (r)
 		cli_err("send", "transport: %s", strerror(-r));
-		goto out;
-	}
-	if (wl_begin("send", &a.wl, c.info, &c.wl))
-		goto out;
-	reg = wl_region(c.wl);
-	fprintf(c.info, "sending to %s\n", dest);
-	fflush(c.info);
-	{
-		PMTRACK_OPTS(pmtrack_precopy_opts, po,
-			     .write = pmtrack_xport_write, .write_arg = x,
-			     .flush = xport_flush_cb, .ops = &ops, .arg = &c,
-			     .downtime_limit_ns = a.downtime_ms * 1000000u,
-			     .max_rounds = (uint32_t)a.max_rounds,
-			     .max_bandwidth = a.max_bw, .level = a.wl.level,
-			     .enc_flags =
-				     a.wl.level ? PMTRACK_ENC_ADAPTIVE : 0u,
-			     .producer = "pmtrack send",
-			     .reply = conn ? x : NULL);
-
-		r = pmtrack_precopy(&po, &reg, 1, &st);
-	}
-	if (r) {
-		send_failure(&a, dest, &c, r, &st);
-		goto out;
-	}
-	if (a.out && fd != STDOUT_FILENO) {
-		r = outfile_commit("send", &of);
-		if (r)
-			goto out;
-	}
-	send_totals(c.info, &st, a.downtime_ms * 1000000u,
-		    a.max_rounds ? a.max_rounds : 30);
-	fprintf(c.info, "receiver: %s\n",
-		conn ? "applied and verified the stream (its answer)"
-		     : "none: the stream was written, not verified (a file or "
-		       "pipe has no return path)");
-	ret = cli_flush("send", c.info);
-out:
+	else if (!wl_begin("send", &a.wl, c.info, &c.wl))
+		ret = send_migrate(&a, &c, &d, x);
 	wl_free(c.wl);
 	pmtrack_xport_free(x);
-	outfile_abort(&of);
-	if (a.to && fd >= 0)
-		close(fd);
+	outfile_abort(&d.of);
+	if (a.to && d.fd >= 0)
+		close(d.fd);
 	return ret;
 }
