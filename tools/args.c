@@ -23,25 +23,31 @@ bool bad_usage(struct cmdline *p, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "pmtrack %s: ", p->cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_verr(p->spec->cmd, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	p->usage(stderr);
+	p->spec->usage(stderr);
 	return false;
+}
+
+bool take_one(struct cmdline *p, const char **slot, const char *what)
+{
+	if (*slot)
+		return bad_usage(p, "more than one %s", what);
+	*slot = p->val;
+	return true;
 }
 
 static bool unknown_option(struct cmdline *p, const char *arg)
 {
-	if (p->unquoted)
+	if (p->spec->unquoted)
 		return bad_usage(p, "unknown option %s", arg);
 	return bad_usage(p, "unknown option '%s'", arg);
 }
 
 static const char *opt_name(const struct cmdline *p, int id)
 {
-	for (const struct option *o = p->opts; o->name; o++)
+	for (const struct option *o = p->spec->opts; o->name; o++)
 		if (o->val == id)
 			return o->name;
 	return "?";
@@ -89,7 +95,7 @@ static int next_arg(struct cmdline *p)
 		p->val = p->argv[optind++];
 		return ARG_POS;
 	}
-	c = getopt_long(p->argc, p->argv, "-:h", p->opts, &idx);
+	c = getopt_long(p->argc, p->argv, "-:h", p->spec->opts, &idx);
 	if (c == -1) {
 		p->rest = true;
 		return next_arg(p);
@@ -101,29 +107,32 @@ static int next_arg(struct cmdline *p)
 		return c; /* ARG_POS, or -h */
 	/* "--NAME VALUE": the value is the argument before optind */
 	arg = p->argv[optind - 1 - (optarg && optarg == p->argv[optind - 1])];
-	if (!whole_name(arg, p->opts[idx].name))
+	if (!whole_name(arg, p->spec->opts[idx].name))
 		return unknown_option(p, arg);
-	p->opt = p->opts[idx].name;
+	p->opt = p->spec->opts[idx].name;
 	return c;
 }
 
-int parse_args(struct cmdline *p,
-	       bool (*fn)(struct cmdline *p, int id, void *arg), void *arg)
+int parse_args(const struct cmdline_spec *spec, int argc, char **argv,
+	       void *arg)
 {
+	struct cmdline p = { .spec = spec, .argc = argc, .argv = argv };
 	int id;
 
 	optind = 0; /* glibc: start afresh */
 	opterr = 0;
-	while ((id = next_arg(p)) != -1) {
+	while ((id = next_arg(&p)) != -1) {
 		if (!id)
 			return CLI_USAGE;
 		if (id == ARG_HELP) {
-			p->usage(stdout);
+			spec->usage(stdout);
 			return CLI_OK;
 		}
-		if (!fn(p, id, arg))
+		if (!spec->take(&p, id, arg))
 			return CLI_USAGE;
 	}
+	if (spec->done && !spec->done(&p, arg))
+		return CLI_USAGE;
 	return -1;
 }
 
@@ -201,6 +210,13 @@ static bool json_arg(struct cmdline *p, int id, void *arg)
 	return true;
 }
 
+static bool json_done(struct cmdline *p, void *arg)
+{
+	struct json_args *a = arg;
+
+	return a->got == a->npos || bad_usage(p, "missing argument");
+}
+
 int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
 		    const char **pos, int npos, void (*usage)(FILE *))
 {
@@ -209,20 +225,13 @@ int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
-	struct cmdline p = { .cmd = cmd,
-			     .usage = usage,
-			     .opts = opts,
-			     .unquoted = true,
-			     .argc = argc,
-			     .argv = argv };
+	const struct cmdline_spec spec = { .cmd = cmd,
+					   .usage = usage,
+					   .opts = opts,
+					   .take = json_arg,
+					   .done = json_done,
+					   .unquoted = true };
 	struct json_args a = { .json = json, .pos = pos, .npos = npos };
-	int r = parse_args(&p, json_arg, &a);
 
-	if (r >= 0)
-		return r;
-	if (a.got < npos) {
-		bad_usage(&p, "missing argument");
-		return CLI_USAGE;
-	}
-	return -1;
+	return parse_args(&spec, argc, argv, &a);
 }

@@ -3,6 +3,7 @@
 #ifndef PMTRACK_TOOLS_CLI_H
 #define PMTRACK_TOOLS_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,8 @@ int cmd_restore(int argc, char **argv);
 /* cli_out.c: "pmtrack CMD: message" on stderr */
 __attribute__((format(printf, 2, 3))) void cli_err(const char *cmd,
 						   const char *fmt, ...);
+__attribute__((format(printf, 2, 0))) void
+cli_verr(const char *cmd, const char *fmt, va_list ap);
 /* cli_out.c: flush @f; CLI_OK, or CLI_ERROR after a message */
 int cli_flush(const char *cmd, FILE *f);
 

@@ -12,15 +12,20 @@
 
 #include "cli.h"
 
+void cli_verr(const char *cmd, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "pmtrack %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void cli_err(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "pmtrack %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_verr(cmd, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int cli_flush(const char *cmd, FILE *f)

@@ -55,16 +55,18 @@ static bool dump_opt(struct cmdline *p, int id, void *arg)
 		return wl_opt(p, id, &a->wl);
 	switch (id) {
 	case ARG_POS:
-		if (a->dir)
-			return bad_usage(p, "more than one DIR");
-		a->dir = p->val;
-		break;
+		return take_one(p, &a->dir, "DIR");
 	case OPT_DUMPS:
 		return opt_u64(p, false, 1, 1000000, &a->dumps);
 	case OPT_INTERVAL:
 		return opt_u64(p, false, 0, 86400000, &a->interval_ms);
 	}
 	return true;
+}
+
+static bool dump_done(struct cmdline *p, void *arg)
+{
+	return ((struct dump_args *)arg)->dir || bad_usage(p, "no DIR");
 }
 
 static int dump_parse(struct dump_args *a, int argc, char **argv)
@@ -76,20 +78,13 @@ static int dump_parse(struct dump_args *a, int argc, char **argv)
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
-	struct cmdline p = { .cmd = "dump",
-			     .usage = dump_usage,
-			     .opts = opts,
-			     .argc = argc,
-			     .argv = argv };
-	int r = parse_args(&p, dump_opt, a);
+	static const struct cmdline_spec spec = { .cmd = "dump",
+						  .usage = dump_usage,
+						  .opts = opts,
+						  .take = dump_opt,
+						  .done = dump_done };
 
-	if (r >= 0)
-		return r;
-	if (!a->dir) {
-		bad_usage(&p, "no DIR");
-		return CLI_USAGE;
-	}
-	return -1;
+	return parse_args(&spec, argc, argv, a);
 }
 
 static void sleep_ms(uint64_t v)

@@ -511,10 +511,7 @@ static bool inspect_opt(struct cmdline *p, int id, void *arg)
 
 	switch (id) {
 	case ARG_POS:
-		if (st->path)
-			return bad_usage(p, "more than one FILE");
-		st->path = p->val;
-		break;
+		return take_one(p, &st->path, "FILE");
 	case OPT_JSON:
 		st->json = true;
 		break;
@@ -525,6 +522,16 @@ static bool inspect_opt(struct cmdline *p, int id, void *arg)
 	return true;
 }
 
+/* no FILE: the usage alone */
+static bool inspect_done(struct cmdline *p, void *arg)
+{
+	(void)p;
+	if (((struct inspect *)arg)->path)
+		return true;
+	usage(stderr);
+	return false;
+}
+
 static int inspect_parse(struct inspect *st, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -533,20 +540,13 @@ static int inspect_parse(struct inspect *st, int argc, char **argv)
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
-	struct cmdline p = { .cmd = "inspect",
-			     .usage = usage,
-			     .opts = opts,
-			     .argc = argc,
-			     .argv = argv };
-	int r = parse_args(&p, inspect_opt, st);
+	static const struct cmdline_spec spec = { .cmd = "inspect",
+						  .usage = usage,
+						  .opts = opts,
+						  .take = inspect_opt,
+						  .done = inspect_done };
 
-	if (r >= 0)
-		return r;
-	if (!st->path) {
-		usage(stderr);
-		return CLI_USAGE;
-	}
-	return -1;
+	return parse_args(&spec, argc, argv, st);
 }
 
 /* An open FILE (- for stdin), or -1 after a message. */

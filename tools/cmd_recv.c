@@ -82,10 +82,7 @@ static bool recv_opt(struct cmdline *p, int id, void *arg)
 
 	switch (id) {
 	case ARG_POS:
-		if (a->path)
-			return bad_usage(p, "more than one FILE");
-		a->path = p->val;
-		break;
+		return take_one(p, &a->path, "FILE");
 	case OPT_LISTEN:
 		if (hostport_port(p->val, true) < 0)
 			return bad_usage(
@@ -113,6 +110,19 @@ static bool recv_opt(struct cmdline *p, int id, void *arg)
 	return true;
 }
 
+static bool recv_done(struct cmdline *p, void *arg)
+{
+	const struct recv_args *a = arg;
+
+	if (!!a->listen + !!a->path != 1)
+		return bad_usage(
+			p, a->listen ? "--listen and FILE exclude each other"
+				     : "no source: --listen, FILE or -");
+	if (a->port_file && !a->listen)
+		return bad_usage(p, "--port-file needs --listen");
+	return true;
+}
+
 static int recv_parse(struct recv_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -126,25 +136,13 @@ static int recv_parse(struct recv_args *a, int argc, char **argv)
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
-	struct cmdline p = { .cmd = "recv",
-			     .usage = recv_usage,
-			     .opts = opts,
-			     .argc = argc,
-			     .argv = argv };
-	int r = parse_args(&p, recv_opt, a);
+	static const struct cmdline_spec spec = { .cmd = "recv",
+						  .usage = recv_usage,
+						  .opts = opts,
+						  .take = recv_opt,
+						  .done = recv_done };
 
-	if (r >= 0)
-		return r;
-	if (!!a->listen + !!a->path != 1) {
-		bad_usage(&p, a->listen ? "--listen and FILE exclude each other"
-					: "no source: --listen, FILE or -");
-		return CLI_USAGE;
-	}
-	if (a->port_file && !a->listen) {
-		bad_usage(&p, "--port-file needs --listen");
-		return CLI_USAGE;
-	}
-	return -1;
+	return parse_args(&spec, argc, argv, a);
 }
 
 /* Write @port to the port file (see outfile.c for where it goes). */

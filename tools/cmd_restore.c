@@ -51,10 +51,7 @@ static bool restore_opt(struct cmdline *p, int id, void *arg)
 
 	switch (id) {
 	case ARG_POS:
-		if (a->dir)
-			return bad_usage(p, "more than one DIR");
-		a->dir = p->val;
-		break;
+		return take_one(p, &a->dir, "DIR");
 	case OPT_UPTO:
 		return opt_u64(p, false, 0, 999999, &a->upto);
 	case OPT_ALLOW_UNVERIFIED:
@@ -67,6 +64,11 @@ static bool restore_opt(struct cmdline *p, int id, void *arg)
 	return true;
 }
 
+static bool restore_done(struct cmdline *p, void *arg)
+{
+	return ((struct restore_args *)arg)->dir || bad_usage(p, "no DIR");
+}
+
 static int restore_parse(struct restore_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -76,20 +78,13 @@ static int restore_parse(struct restore_args *a, int argc, char **argv)
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
-	struct cmdline p = { .cmd = "restore",
-			     .usage = restore_usage,
-			     .opts = opts,
-			     .argc = argc,
-			     .argv = argv };
-	int r = parse_args(&p, restore_opt, a);
+	static const struct cmdline_spec spec = { .cmd = "restore",
+						  .usage = restore_usage,
+						  .opts = opts,
+						  .take = restore_opt,
+						  .done = restore_done };
 
-	if (r >= 0)
-		return r;
-	if (!a->dir) {
-		bad_usage(&p, "no DIR");
-		return CLI_USAGE;
-	}
-	return -1;
+	return parse_args(&spec, argc, argv, a);
 }
 
 int cmd_restore(int argc, char **argv)

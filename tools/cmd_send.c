@@ -114,6 +114,16 @@ static bool send_opt(struct cmdline *p, int id, void *arg)
 	return true;
 }
 
+static bool send_done(struct cmdline *p, void *arg)
+{
+	const struct send_args *a = arg;
+
+	if (!!a->to + !!a->out != 1)
+		return bad_usage(p, a->to ? "--to and --out exclude each other"
+					  : "no destination: --to or --out");
+	return true;
+}
+
 static int send_parse(struct send_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -128,21 +138,13 @@ static int send_parse(struct send_args *a, int argc, char **argv)
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
-	struct cmdline p = { .cmd = "send",
-			     .usage = send_usage,
-			     .opts = opts,
-			     .argc = argc,
-			     .argv = argv };
-	int r = parse_args(&p, send_opt, a);
+	static const struct cmdline_spec spec = { .cmd = "send",
+						  .usage = send_usage,
+						  .opts = opts,
+						  .take = send_opt,
+						  .done = send_done };
 
-	if (r >= 0)
-		return r;
-	if (!!a->to + !!a->out != 1) {
-		bad_usage(&p, a->to ? "--to and --out exclude each other"
-				    : "no destination: --to or --out");
-		return CLI_USAGE;
-	}
-	return -1;
+	return parse_args(&spec, argc, argv, a);
 }
 
 struct send_ctx {
@@ -166,6 +168,15 @@ static void send_resume(void *arg)
 	wl_resume(c->wl);
 }
 
+/* an expected downtime: "N.N ms" or "unknown" */
+static void put_expected(FILE *f, uint64_t ns)
+{
+	if (ns == PMTRACK_PRECOPY_UNKNOWN)
+		fputs("unknown", f);
+	else
+		fprintf(f, "%.1f ms", ms(ns));
+}
+
 static int send_progress(void *arg, const struct pmtrack_precopy_round *r)
 {
 	struct send_ctx *c = arg;
@@ -183,10 +194,7 @@ static int send_progress(void *arg, const struct pmtrack_precopy_round *r)
 	if (!r->final) {
 		fprintf(f, "; dirty %" PRIu64 ", expected downtime ",
 			r->dirty_pages);
-		if (r->expected_downtime_ns == PMTRACK_PRECOPY_UNKNOWN)
-			fputs("unknown", f);
-		else
-			fprintf(f, "%.1f ms", ms(r->expected_downtime_ns));
+		put_expected(f, r->expected_downtime_ns);
 	}
 	fputc('\n', f);
 	fflush(f);
@@ -211,10 +219,7 @@ static void send_totals(FILE *f, const struct pmtrack_precopy_stats *st,
 	fprintf(f, "total time: %.3f s (%.1f MB/s)\n",
 		(double)st->total_ns / 1e9, mbps(st->bytes, st->total_ns));
 	fprintf(f, "downtime: %.1f ms (expected ", ms(st->downtime_ns));
-	if (st->expected_downtime_ns == PMTRACK_PRECOPY_UNKNOWN)
-		fputs("unknown", f);
-	else
-		fprintf(f, "%.1f ms", ms(st->expected_downtime_ns));
+	put_expected(f, st->expected_downtime_ns);
 	fprintf(f, ", limit %.0f ms)\n", ms(limit_ns));
 	/* rounds = pre-copy rounds + the final one; pre-copy rounds = 1 +
 	   the rounds after round 0 */

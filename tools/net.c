@@ -78,66 +78,6 @@ void addr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 		 serv);
 }
 
-/* A listening socket on [ADDR:]PORT, or -1 after a message. */
-int tcp_listen(const char *cmd, const char *spec, char *desc, size_t desc_size,
-	       unsigned int *port_out)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res, *ai;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char *copy = strdup(spec), *host, *port;
-	int fd = -1, r, e = 0, one = 1, zero = 0;
-
-	if (!copy) {
-		cli_err(cmd, "out of memory");
-		return -1;
-	}
-	split_hostport(copy, true, &host, &port); /* checked by the caller */
-	r = getaddrinfo(host, port, &hints, &res);
-	if (r) {
-		cli_err(cmd, "--listen %s: %s", spec, gai_strerror(r));
-		free(copy);
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		/* no address given: the IPv6 wildcard takes IPv4 too */
-		if (ai->ai_family == AF_INET6 && !host)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
-				   sizeof(zero));
-		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 1))
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	free(copy);
-	if (fd < 0) {
-		cli_err(cmd, "cannot listen on %s: %s", spec, strerror(e));
-		return -1;
-	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
-		cli_err(cmd, "getsockname: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	addr_str((struct sockaddr *)&ss, sl, desc, desc_size);
-	*port_out = ntohs(ss.ss_family == AF_INET6
-				  ? ((struct sockaddr_in6 *)&ss)->sin6_port
-				  : ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
-
 /* connect(), giving up after @timeout_s seconds (0: the kernel's own) */
 static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 			  unsigned int timeout_s)
@@ -166,23 +106,54 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 	return e;
 }
 
-int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s)
+/* what tcp_open() makes of an address: a listening or a connected socket */
+struct tcp_how {
+	bool listen;
+	unsigned int timeout_s; /* connect's */
+};
+
+/* Bind @fd to @ai and listen, or connect it: 0 or an errno. */
+static int tcp_try(int fd, const struct addrinfo *ai, bool wildcard,
+		   const struct tcp_how *how)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV };
+	int one = 1, zero = 0;
+
+	if (!how->listen)
+		return connect_within(fd, ai->ai_addr, ai->ai_addrlen,
+				      how->timeout_s);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* no address given: the IPv6 wildcard takes IPv4 too */
+	if (ai->ai_family == AF_INET6 && wildcard)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 1))
+		return 0;
+	return errno;
+}
+
+/* A socket listening on [ADDR:]PORT or connected to HOST:PORT: the first
+   of @spec's addresses that works; -1 after a message. */
+static int tcp_open(const char *cmd, const char *spec,
+		    const struct tcp_how *how)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV | (how->listen ? AI_PASSIVE : 0),
+	};
 	struct addrinfo *res, *ai;
 	char *copy = strdup(spec), *host, *port;
-	int fd = -1, r, e = ECONNREFUSED, one = 1;
+	int fd = -1, r, e = how->listen ? 0 : ECONNREFUSED;
 
 	if (!copy) {
 		cli_err(cmd, "out of memory");
 		return -1;
 	}
-	split_hostport(copy, false, &host, &port); /* checked by the caller */
+	/* checked by the caller */
+	split_hostport(copy, how->listen, &host, &port);
 	r = getaddrinfo(host, port, &hints, &res);
 	if (r) {
-		cli_err(cmd, "%s: %s", spec, gai_strerror(r));
+		cli_err(cmd, "%s%s: %s", how->listen ? "--listen " : "", spec,
+			gai_strerror(r));
 		free(copy);
 		return -1;
 	}
@@ -193,7 +164,7 @@ int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s)
 			e = errno;
 			continue;
 		}
-		e = connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_s);
+		e = tcp_try(fd, ai, !host, how);
 		if (!e)
 			break;
 		close(fd);
@@ -201,11 +172,42 @@ int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s)
 	}
 	freeaddrinfo(res);
 	free(copy);
-	if (fd < 0) {
-		cli_err(cmd, "cannot connect to %s: %s", spec, strerror(e));
+	if (fd < 0)
+		cli_err(cmd, "cannot %s %s: %s",
+			how->listen ? "listen on" : "connect to", spec,
+			strerror(e));
+	return fd;
+}
+
+int tcp_listen(const char *cmd, const char *spec, char *desc, size_t desc_size,
+	       unsigned int *port_out)
+{
+	static const struct tcp_how how = { .listen = true };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = tcp_open(cmd, spec, &how);
+
+	if (fd < 0)
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		cli_err(cmd, "getsockname: %s", strerror(errno));
+		close(fd);
 		return -1;
 	}
+	addr_str((struct sockaddr *)&ss, sl, desc, desc_size);
+	*port_out = ntohs(ss.ss_family == AF_INET6
+				  ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				  : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s)
+{
+	const struct tcp_how how = { .timeout_s = timeout_s };
+	int fd = tcp_open(cmd, spec, &how), one = 1;
+
 	/* the transport sends whole buffers; the last one should not wait */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
