@@ -8,15 +8,25 @@ set -u
 bin=$1 target=$2 work=$3
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
-command -v jq >/dev/null 2>&1 || { echo "FAIL: jq is needed"; exit 1; }
+# jq reads the JSON documents.  This test also runs on other kernels in a
+# guest that has busybox, bash and setpriv only (tests/kernel_matrix.sh):
+# without jq the documents are only checked to be there.
+if command -v jq >/dev/null 2>&1; then
+	jq=true
+else
+	jq=false
+	echo "note: no jq here: the --json documents are not read"
+fi
 # $1 holds one JSON object, in UTF-8 (jq alone lets other bytes through)
 json_ok() {
+	[ -s "$1" ] || no "$1: empty"
+	$jq || return 0
 	jq -e 'type == "object"' "$1" >/dev/null 2>&1 ||
 		no "$1: not a JSON object: $(head -c 200 "$1")"
 	iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1 || no "$1: not UTF-8"
 }
 # the JSON in $1 makes the jq filter $2 true
-jq_is() { jq -e "$2" "$1" >/dev/null 2>&1 || no "$1: not true: $2"; }
+jq_is() { ! $jq || jq -e "$2" "$1" >/dev/null 2>&1 || no "$1: not true: $2"; }
 # the columns of the stat row of the mapping starting at $2 (hex)
 row() { awk -v a="$2" '$1 == a' "$1"; }
 expect_row() { # file addr pages present swapped file excl unsure
@@ -36,6 +46,7 @@ expect_elsewhere() { # file addr yes|no|unknown|-
 # the JSON object of the one mapping starting at $2 (hex) makes the jq
 # filter $3 true
 expect_json() {
+	$jq || return 0
 	jq -e --argjson a "$(printf %d "0x$2")" \
 		"[.mappings[] | select(.start == \$a)] |
 		length == 1 and (.[0] | $3)" "$1" >/dev/null 2>&1 ||
@@ -54,20 +65,25 @@ json_ok probe.json
 jq_is probe.json ".kernel == \"$(uname -r)\" and (.library | type) == \"string\""
 jq_is probe.json '[.features[], .pagestate[]] |
 	all(type == "boolean" or type == "null" or type == "number")'
-backend=$(sed -n 's/^backend: //p' probe.out)
-case $backend in
-"none ("*) jq_is probe.json '.backend == null and .caps == []' ;;
-*)
-	jq_is probe.json ".backend == \"$backend\""
-	caps=$(sed -n 's/^caps: *//p' probe.out | tr ' ' '\n' | jq -R . | jq -sc .)
-	jq_is probe.json ".caps == ${caps:-null}"
-	;;
-esac
-words=$(jq -r '(.features, .pagestate) | to_entries[] |
-	"\(.key) \(if .value == null then "unknown" elif .value == true
-	then "yes" elif .value == false then "no" else .value end)"' probe.json)
-[ "$words" = "$(grep '^  ' probe.out | sed 's/^  //; s/  *\([^ ]*\)$/ \1/')" ] ||
-	no "probe --json and probe differ: $words"
+if $jq; then
+	backend=$(sed -n 's/^backend: //p' probe.out)
+	case $backend in
+	"none ("*) jq_is probe.json '.backend == null and .caps == []' ;;
+	*)
+		jq_is probe.json ".backend == \"$backend\""
+		caps=$(sed -n 's/^caps: *//p' probe.out | tr ' ' '\n' |
+			jq -R . | jq -sc .)
+		jq_is probe.json ".caps == ${caps:-null}"
+		;;
+	esac
+	words=$(jq -r '(.features, .pagestate) | to_entries[] |
+		"\(.key) \(if .value == null then "unknown"
+		elif .value == true then "yes" elif .value == false then "no"
+		else .value end)"' probe.json)
+	[ "$words" = "$(grep '^  ' probe.out |
+		sed 's/^  //; s/  *\([^ ]*\)$/ \1/')" ] ||
+		no "probe --json and probe differ: $words"
+fi
 
 "$target" addrs &
 tpid=$!
@@ -112,7 +128,8 @@ if [ -s addrs ]; then
 	expect_json stat.json "$memfd" '.mapped_elsewhere == "unknown" and
 		.pages == 32 and .present == 16 and .file == 16 and
 		.exclusive == 8 and (.name | startswith("/memfd:pmtrack-target"))'
-	jq_is stat.json ".pid == $tpid and .page_size == $(getconf PAGESIZE)"
+	ps=$(getconf PAGESIZE 2>/dev/null) || ps=4096
+	jq_is stat.json ".pid == $tpid and .page_size == $ps"
 	# a row per mapping, as in the text, and the total is their sum
 	rows=$(($(wc -l <stat.out) - 3))
 	jq_is stat.json "(.mappings | length) == $rows"
@@ -200,25 +217,25 @@ fi
 kill "$lpid" 2>/dev/null
 wait "$lpid" 2>/dev/null
 # a mapping whose path is not UTF-8: still UTF-8 in the JSON, each such
-# byte as U+0080..U+00FF
-sl=$(command -v sleep)
-if [ -n "$sl" ] && cp "$sl" "$(printf 'sl\377eep')"; then
-	"./$(printf 'sl\377eep')" 30 &
-	spid=$!
+# byte as U+0080..U+00FF; in the text as it is
+latin1=$(printf 'target-\377')
+if cp "$target" "$latin1"; then
+	"./$latin1" latin1.addrs &
+	lpid=$!
 	i=0
-	while ! grep -q 'eep$' "/proc/$spid/maps" 2>/dev/null && [ $i -lt 100 ]; do
+	while [ ! -s latin1.addrs ] && [ $i -lt 100 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	"$bin" stat --json "$spid" >latin1.json || no "stat --json: exit $?"
+	"$bin" stat --json "$lpid" >latin1.json || no "stat --json: exit $?"
 	json_ok latin1.json
-	jq_is latin1.json 'any(.mappings[]; .name | endswith("/sl\u00ffeep"))'
-	"$bin" stat "$spid" >latin1.out || no "stat: exit $?"
-	grep -q "/sl$(printf '\377')eep\$" latin1.out || no "stat: the name as it is"
-	kill $spid 2>/dev/null
-	wait $spid 2>/dev/null
+	jq_is latin1.json 'any(.mappings[]; .name | endswith("/target-\u00ff"))'
+	"$bin" stat "$lpid" >latin1.out || no "stat: exit $?"
+	grep -q "/$latin1\$" latin1.out || no "stat: the name as it is"
+	kill "$lpid" 2>/dev/null
+	wait "$lpid" 2>/dev/null
 else
-	no "cannot copy sleep"
+	no "cannot copy $target"
 fi
 "$bin" stat --bogus 1 >/dev/null 2>&1
 [ $? -eq 2 ] || no "stat --bogus: want exit 2"
