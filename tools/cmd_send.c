@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * pmtrack send: live pre-copy of a synthetic workload (examples/workload.h)
+ * pmtrack send: live pre-copy of a synthetic workload (workload.h)
  * to a receiver over TCP, or into a file: a load generator for links and
  * receivers, like iperf.  A file written (--out) follows outfile.c.
  */
