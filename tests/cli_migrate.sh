@@ -3,8 +3,8 @@
 # pmtrack send/recv/dump/restore: a live migration over TCP loopback with
 # the received image saved and checked again, a stream through a pipe,
 # a checkpoint chain and its restore, truncated and corrupted input, and
-# usage errors.  Every step that fails says so; the exit status is 1 if
-# any did.
+# usage errors; the --json documents are read with jq.  Every step that
+# fails says so; the exit status is 1 if any did.
 #   cli_migrate.sh PMTRACK_BINARY WORK_DIR GOLDEN_DIR TCP_PEER
 set -u
 bin=$1 work=$2 golden=$3 peer=$4
@@ -12,11 +12,20 @@ fail=0
 no() { echo "FAIL: $*"; fail=1; }
 # the first line of a file that starts with $2, or nothing
 line() { grep "^$2" "$1" | head -n 1; }
+command -v jq >/dev/null 2>&1 || { echo "FAIL: jq is needed"; exit 1; }
+# $1 holds one JSON object, in UTF-8 (jq alone lets other bytes through)
 json_ok() {
-	if command -v python3 >/dev/null 2>&1; then
-		python3 -m json.tool "$1" >/dev/null || no "$1: not valid JSON"
-	fi
+	jq -e 'type == "object"' "$1" >/dev/null 2>&1 ||
+		no "$1: not a JSON object: $(head -c 200 "$1")"
+	iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1 || no "$1: not UTF-8"
 }
+# the JSON in $1 makes the jq filter $2 true
+jq_is() { jq -e "$2" "$1" >/dev/null 2>&1 || no "$1: not true: $2"; }
+# the members every receiver's report has, of a complete, verified copy
+rx_ok='.state == "complete" and .digest_verified == true and
+	.digest == "verified" and .error == null and .streams >= 1 and
+	(.stream_id | test("^[0-9a-f]{32}$")) and (.seconds | type) == "number"
+	and all(.regions[]; .pages * $ps == .length)'
 
 rm -rf "$work" && mkdir -p "$work" || exit 1
 cd "$work" || exit 1
@@ -87,6 +96,17 @@ grep -q '^digest: verified$' recv-file.out || no "recv img: digest"
 grep -q '"digest_verified":true' recv.json || no "recv json: digest"
 grep -q '"error":null' recv.json || no "recv json: error member"
 json_ok recv.json
+ps=$(getconf PAGESIZE)
+jq_is recv.json ".page_size as \$ps | $rx_ok"
+jq_is recv.json '.source == "-" and .peer == null and .image == null and
+	.answer == null and .streams == 1'
+jq_is recv.json '.regions == [{index: 0, id: 1, start: .regions[0].start,
+	length: 33554432, pages: (33554432 / .page_size), name: "guest-ram"}]'
+# the same pages and bytes as the live receive's text
+pages=$(line recv.out 'pages: ' | cut -d' ' -f2)
+zero=$(line recv.out 'pages: ' | sed 's/.*(\([0-9]*\) zero)/\1/')
+jq_is recv.json ".pages == ${pages:-0} and .zero_pages == ${zero:-0} and
+	.bytes == $imgsize"
 
 # ---- 2. a stream file, and a pipe --------------------------------------
 "$bin" send --out s.pmts --size 8M --level 3 --quiet >send2.out 2>&1 ||
@@ -124,6 +144,17 @@ grep -Eq '^ +2 +114 +0x0000000300000000 +3072 +3  -$' golden.out ||
 grep -q '"page_size":1024,' golden.json || no "recv json: page_size"
 grep -q '"length":3072,"pages":3,' golden.json || no "recv json: pages"
 json_ok golden.json
+jq_is golden.json ".page_size as \$ps | $rx_ok"
+jq_is golden.json '.page_size == 1024 and .regions[2] == {index: 2, id: 114,
+	start: 12884901888, length: 3072, pages: 3, name: null} and
+	.regions[1].name == "odd" and .pages == 67 and .zero_pages == 12'
+# a path that is not UTF-8 is still UTF-8 in the JSON: each such byte is
+# U+0080..U+00FF
+cp "$golden/raw-v1.pmts" "$(printf 'bad-\377\376.pmts')"
+"$bin" recv --json "$(printf 'bad-\377\376.pmts')" >badname.json ||
+	no "recv --json of a file named in Latin-1: exit $?"
+json_ok badname.json
+jq_is badname.json '.source == "bad-\u00ff\u00fe.pmts"'
 
 # ---- the return path and timeouts: peers that are not ours ----------------
 wait_file() {
@@ -194,6 +225,11 @@ grep -q '^digest: verified$' restore.out || no "restore: digest"
 "$bin" restore --json ck >restore.json || no "restore --json: exit $?"
 grep -q '"digest_verified":true' restore.json || no "restore json: digest"
 json_ok restore.json
+jq_is restore.json ".page_size as \$ps | $rx_ok"
+ckbytes=$(cat ck/00000[0-2].pmts | wc -c)
+jq_is restore.json ".dir == \"ck\" and .images == 3 and .streams == 3 and
+	.image_bytes == $ckbytes and .bytes == $ckbytes and
+	(has(\"source\") | not) and (has(\"image\") | not)"
 
 # image 0 is a live pre-dump: complete, but without a digest
 "$bin" restore ck --upto 0 >upto0.out 2>upto0.err
@@ -222,6 +258,21 @@ grep -q '^state: complete up to image 000002.pmts only (image 000003.pmts was no
 	upto7.out || no "restore --upto 7: state line: $(line upto7.out state)"
 grep -q '^digest: not verified (the restore failed)$' upto7.out ||
 	no "restore --upto 7: digest line: $(line upto7.out digest)"
+"$bin" restore --json ck --upto 7 >upto7.json 2>/dev/null
+rc=$?
+[ $rc -eq 1 ] || no "restore --json --upto 7: exit $rc, want 1"
+json_ok upto7.json
+jq_is upto7.json '.images == 3 and .state == "complete" and
+	.digest_verified == false and
+	.digest == "not verified (the restore failed)" and
+	.error.reason == null and .error.errno == 2'
+# a directory named in Latin-1
+"$bin" dump "$(printf 'ck-\377')" --size 4M --dumps 1 >/dev/null 2>&1 ||
+	no "dump into a directory named in Latin-1: exit $?"
+"$bin" restore --json "$(printf 'ck-\377')" >ckname.json ||
+	no "restore --json of a directory named in Latin-1: exit $?"
+json_ok ckname.json
+jq_is ckname.json '.dir == "ck-\u00ff" and .images == 1 and .digest_verified'
 
 # an empty later image writes nothing: the memory is image 1's
 cp ck/000002.pmts keep2.pmts
@@ -254,6 +305,10 @@ grep -q '(truncated)' cut.err || no "recv truncated: message: $(cat cut.err)"
 "$bin" recv --json cut.pmts >cut.json 2>/dev/null
 grep -q '"error":{"reason":"truncated"' cut.json || no "recv json: error"
 json_ok cut.json
+jq_is cut.json '.state == "partial" and .digest_verified == false and
+	.digest == "not verified (failed)" and .error.reason == "truncated" and
+	.error.errno > 0 and (.error.message | length > 0) and .image == null
+	and .source == "cut.pmts" and .bytes == 1000000'
 cp img bad.pmts
 printf 'X' | dd of=bad.pmts bs=1 seek=300000 conv=notrunc 2>/dev/null
 "$bin" recv bad.pmts >/dev/null 2>bad.err

@@ -1,12 +1,21 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# pmtrack inspect on the golden streams: text, JSON, stdin, a truncated and
-# a corrupted stream, and usage errors.
+# pmtrack inspect on the golden streams: text, JSON (read with jq), stdin,
+# a truncated and a corrupted stream, and usage errors.
 #   inspect.sh PMTRACK_BINARY GOLDEN_DIR WORK_DIR
 set -u
 bin=$1 golden=$2 work=$3
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
+command -v jq >/dev/null 2>&1 || { echo "FAIL: jq is needed"; exit 1; }
+# $1 holds one JSON object, in UTF-8 (jq alone lets other bytes through)
+json_ok() {
+	jq -e 'type == "object"' "$1" >/dev/null 2>&1 ||
+		no "$1: not a JSON object: $(head -c 200 "$1")"
+	iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1 || no "$1: not UTF-8"
+}
+# the JSON in $1 makes the jq filter $2 true
+jq_is() { jq -e "$2" "$1" >/dev/null 2>&1 || no "$1: not true: $2"; }
 
 rm -rf "$work" && mkdir -p "$work"
 for f in raw-v1 zstd-v1; do
@@ -19,19 +28,64 @@ done
 	no "parent: digest line"
 "$bin" inspect --json --batches - <"$golden/raw-v1.pmts" >"$work/raw.json" ||
 	no "json from stdin: exit $?"
+json_ok "$work/raw.json"
 grep -q '"digest_verified":true' "$work/raw.json" || no "json: digest_verified"
 grep -q '"batches":\[{' "$work/raw.json" || no "json: batches"
-if command -v python3 >/dev/null 2>&1; then
-	python3 -m json.tool "$work/raw.json" >/dev/null || no "json does not parse"
-fi
+jq_is "$work/raw.json" '.version == 1 and .header.page_size == 1024 and
+	.header.producer == "golden" and .header.parent_id == null and
+	(.header.stream_id | test("^[0-9a-f]{32}$"))'
+jq_is "$work/raw.json" '[.header.regions[] | .pages * 1024 == .length] |
+	length == 3 and all'
+jq_is "$work/raw.json" '.header.regions[1].name == "odd" and
+	.header.regions[0].name == null and .header.regions[2].pages == 3'
+jq_is "$work/raw.json" '.end == {rounds: 3, pages: 55, zero_pages: 12,
+	digest: "092d4e3ce9ae3c162d7375614bf0edff"}'
+jq_is "$work/raw.json" '.digest_verified == true and
+	(has("digest_reason") | not) and (has("error") | not) and
+	.skipped == 0 and .records == 16'
+# the rounds and the batch list say the same as END and as the text
+jq_is "$work/raw.json" '[.rounds[].round] == [0, 1, 2] and
+	([.rounds[].pages] | add) == .end.pages and
+	([.batches[].pages] | add) == .end.pages and
+	([.rounds[].batches] | add) == (.batches | length) and
+	all(.rounds[]; .ratio == 1 and .zstd == 0 and .raw == .batches)'
+jq_is "$work/raw.json" 'all(.batches[]; .codec == "raw" and .runs >= 1 and
+	.payload_bytes == .pages * 1024)'
+wire=$(sed -n 's/^totals: \([0-9]*\) wire bytes.*/\1/p' "$work/raw-v1.txt")
+jq_is "$work/raw.json" ".wire_bytes == ${wire:-0}"
+"$bin" inspect --json "$golden/zstd-v1.pmts" >"$work/zstd.json" ||
+	no "json zstd-v1: exit $?"
+json_ok "$work/zstd.json"
+jq_is "$work/zstd.json" '(has("batches") | not) and .digest_verified and
+	all(.rounds[]; .zstd > 0 and .ratio > 1 and .raw_bytes > .payload_bytes)'
+"$bin" inspect --json "$golden/parent-v1.pmts" >"$work/parent.json" ||
+	no "json parent-v1: exit $?"
+json_ok "$work/parent.json"
+jq_is "$work/parent.json" '.digest_verified == false and
+	.digest_reason == "the stream has a parent" and
+	(.header.parent_id | test("^[0-9a-f]{32}$"))'
 
 head -c 20000 "$golden/raw-v1.pmts" >"$work/cut.pmts"
 "$bin" inspect "$work/cut.pmts" >"$work/cut.txt" 2>"$work/cut.err"
 [ $? -eq 1 ] || no "truncated: exit status"
 grep -q '(truncated)' "$work/cut.err" || no "truncated: message: $(cat "$work/cut.err")"
 grep -q '^round 0' "$work/cut.txt" || no "truncated: decoded part not shown"
-"$bin" inspect --json "$work/cut.pmts" 2>/dev/null | grep -q '"error":{"reason":"truncated"' ||
+"$bin" inspect --json "$work/cut.pmts" >"$work/cut.json" 2>/dev/null
+[ $? -eq 1 ] || no "truncated json: exit status"
+grep -q '"error":{"reason":"truncated"' "$work/cut.json" ||
 	no "truncated: json error member"
+json_ok "$work/cut.json"
+jq_is "$work/cut.json" '.error.reason == "truncated" and
+	(.error.message | length > 0) and .end == null and
+	.digest_verified == false and .digest_reason == "no END record" and
+	(.rounds | length) >= 1'
+# nothing decoded: the document is still whole
+: >"$work/empty.pmts"
+"$bin" inspect --json "$work/empty.pmts" >"$work/empty.json" 2>/dev/null
+[ $? -eq 1 ] || no "empty json: exit status"
+json_ok "$work/empty.json"
+jq_is "$work/empty.json" '.version == null and .header == null and
+	.rounds == [] and .end == null and .error.reason != null'
 
 cp "$golden/raw-v1.pmts" "$work/bad.pmts"
 printf 'X' | dd of="$work/bad.pmts" bs=1 seek=30000 conv=notrunc 2>/dev/null

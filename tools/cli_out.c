@@ -1,84 +1,99 @@
 // SPDX-License-Identifier: MIT
 /* Output helpers shared by the pmtrack subcommands. */
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <wchar.h>
 
 #include "cli.h"
+
+void cli_verr(const char *cmd, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "pmtrack %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
 
 void cli_err(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "pmtrack %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_verr(cmd, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
-/* Length of the valid UTF-8 sequence at @s (1..4), or 0 if there is none. */
-static int utf8_len(const unsigned char *s)
+int cli_flush(const char *cmd, FILE *f)
 {
-	unsigned char lo = 0x80, hi = 0xbf;
-	int n;
+	if (fflush(f) || ferror(f)) {
+		cli_err(cmd, "writing output: %s", strerror(errno));
+		return CLI_ERROR;
+	}
+	return CLI_OK;
+}
 
-	if (s[0] < 0x80)
+/*
+ * The C library's UTF-8 decoder, whatever the process's locale: mbrtowc()
+ * in the C.UTF-8 locale.  Without that locale (not on Debian, whose libc
+ * has it built in) no byte past ASCII is taken for UTF-8.
+ */
+size_t utf8_char_len(const char *s)
+{
+	static locale_t utf8;
+	mbstate_t ps;
+	locale_t old;
+	wchar_t wc;
+	size_t n;
+
+	if ((unsigned char)*s < 0x80)
 		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
+	if (!utf8)
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (!utf8)
 		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (s[1] < lo || s[1] > hi)
+	memset(&ps, 0, sizeof(ps));
+	old = uselocale(utf8);
+	n = mbrtowc(&wc, s, strnlen(s, MB_LEN_MAX), &ps);
+	uselocale(old);
+	/* glibc decodes up to U+7FFFFFFF; Unicode ends at U+10FFFF */
+	if (n == (size_t)-1 || n == (size_t)-2 || (uint32_t)wc > 0x10ffff)
 		return 0;
-	for (int i = 2; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
 	return n;
 }
 
 /*
  * A quoted string.  Valid UTF-8 passes through; quotes and backslashes are
- * escaped; control characters and bytes that are not UTF-8 become \u00XX
- * (JSON) or \xXX (text).  NULL is null (JSON) or - (text).
+ * escaped; control characters and bytes that are not UTF-8 become \xXX.
+ * NULL is -.
  */
-void put_str(FILE *f, const char *s, bool json)
+void put_str(FILE *f, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-
 	if (!s) {
-		fputs(json ? "null" : "-", f);
+		fputc('-', f);
 		return;
 	}
 	fputc('"', f);
-	while (*p) {
-		int n = utf8_len(p);
+	while (*s) {
+		unsigned char c = (unsigned char)*s;
+		size_t n = utf8_char_len(s);
 
 		if (n > 1) {
-			fwrite(p, 1, n, f);
-			p += n;
+			fwrite(s, 1, n, f);
+			s += n;
 			continue;
 		}
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (n == 0 || *p < 0x20 || *p == 0x7f)
-			fprintf(f, json ? "\\u%04x" : "\\x%02x", *p);
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (n == 0 || c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
 		else
-			fputc(*p, f);
-		p++;
+			fputc(c, f);
+		s++;
 	}
 	fputc('"', f);
 }

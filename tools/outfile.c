@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outfile.h"
 
 /* the temporary file a fatal signal removes */
 static char *volatile partial_path;

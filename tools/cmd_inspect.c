@@ -16,7 +16,9 @@
 
 #include <pmtrack/stream.h>
 
+#include "args.h"
 #include "cli.h"
+#include "jsonw.h"
 
 /* the most memory mapped to check a digest */
 #define DEST_MAX ((uint64_t)64 << 30)
@@ -29,11 +31,9 @@ struct inspect {
 	const char *path;
 	bool json, batches;
 	FILE *out;
-	/* JSON with --batches: the "batches" array, printed after "rounds" */
-	FILE *bout;
-	char *bbuf;
-	size_t blen;
-	bool first_round, first_batch;
+	/* JSON: the document, its "rounds", the open round and, with
+	   --batches, the "batches" array added to the document at the end */
+	struct json_object *doc, *rounds, *jround, *jbatches;
 
 	bool have_header;
 	uint32_t page_size;
@@ -64,18 +64,6 @@ static void usage(FILE *f)
 	      "  --json     print one JSON document instead of text\n"
 	      "  --batches  list every page batch\n",
 	      f);
-}
-
-/* A JSON hex string, or null. */
-static void put_json_hex(FILE *f, const uint8_t *b, size_t n)
-{
-	if (!b) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	put_hex(f, b, n);
-	fputc('"', f);
 }
 
 static const char *codec_name(uint32_t codec)
@@ -161,7 +149,7 @@ static void print_header_text(struct inspect *st,
 	fprintf(f, "format version %" PRIu32 "\n", h->version);
 	fprintf(f, "page size %" PRIu32 "\n", h->page_size);
 	fputs("producer ", f);
-	put_str(f, h->producer, false);
+	put_str(f, h->producer);
 	fputs("\nstream id ", f);
 	put_hex(f, h->stream_id, PMTRACK_STREAM_ID_LEN);
 	fputs("\nparent id ", f);
@@ -180,7 +168,7 @@ static void print_header_text(struct inspect *st,
 			" %12" PRIu64 " 0x%08" PRIx32 "  ",
 			i, r->id, r->start, r->length, region_pages(st, i),
 			r->flags);
-		put_str(f, r->name, false);
+		put_str(f, r->name);
 		fputc('\n', f);
 	}
 }
@@ -188,30 +176,30 @@ static void print_header_text(struct inspect *st,
 static void print_header_json(struct inspect *st,
 			      const struct pmtrack_dec_header *h)
 {
-	FILE *f = st->out;
+	struct json_object *hd = jw_obj(), *regs = jw_arr(), *o;
 
-	fprintf(f, "\"version\":%" PRIu32 ",\"header\":{\"page_size\":%" PRIu32,
-		h->version, h->page_size);
-	fputs(",\"producer\":", f);
-	put_str(f, h->producer, true);
-	fputs(",\"stream_id\":", f);
-	put_json_hex(f, h->stream_id, PMTRACK_STREAM_ID_LEN);
-	fputs(",\"parent_id\":", f);
-	put_json_hex(f, h->parent_id, PMTRACK_STREAM_ID_LEN);
-	fputs(",\"regions\":[", f);
+	jw_set(st->doc, "version", jw_u64(h->version));
+	jw_set(hd, "page_size", jw_u64(h->page_size));
+	jw_set(hd, "producer", jw_str(h->producer));
+	jw_set(hd, "stream_id", jw_hex(h->stream_id, PMTRACK_STREAM_ID_LEN));
+	jw_set(hd, "parent_id", jw_hex(h->parent_id, PMTRACK_STREAM_ID_LEN));
 	for (size_t i = 0; i < h->nregions; i++) {
 		const struct pmtrack_stream_region *r = &h->regions[i];
 
-		fprintf(f,
-			"%s{\"index\":%zu,\"id\":%" PRIu32 ",\"start\":%" PRIu64
-			",\"length\":%" PRIu64 ",\"pages\":%" PRIu64
-			",\"flags\":%" PRIu32 ",\"name\":",
-			i ? "," : "", i, r->id, r->start, r->length,
-			region_pages(st, i), r->flags);
-		put_str(f, r->name, true);
-		fputc('}', f);
+		o = jw_obj();
+		jw_set(o, "index", jw_u64(i));
+		jw_set(o, "id", jw_u64(r->id));
+		jw_set(o, "start", jw_u64(r->start));
+		jw_set(o, "length", jw_u64(r->length));
+		jw_set(o, "pages", jw_u64(region_pages(st, i)));
+		jw_set(o, "flags", jw_u64(r->flags));
+		jw_set(o, "name", jw_str(r->name));
+		jw_push(regs, o);
 	}
-	fputs("]},\"rounds\":[", f);
+	jw_set(hd, "regions", regs);
+	jw_set(st->doc, "header", hd);
+	st->rounds = jw_arr();
+	jw_set(st->doc, "rounds", st->rounds);
 }
 
 static int on_header(void *arg, struct pmtrack_dec *dec,
@@ -262,27 +250,31 @@ static size_t round_regions(struct inspect *st, const struct pmtrack_dec *dec)
 	return n;
 }
 
+/* raw bytes per payload byte (payload_bytes > 0) */
+static double ratio(const struct batch_sum *s)
+{
+	return (double)s->raw_bytes / (double)s->payload_bytes;
+}
+
 /* The open round's batch totals, once its batches are all seen. */
 static void close_round(struct inspect *st)
 {
 	const struct batch_sum *s = &st->sum;
+	struct json_object *o = st->jround;
 	FILE *f = st->out;
 
 	if (!st->in_round)
 		return;
 	st->in_round = false;
 	if (st->json) {
-		fprintf(f,
-			"],\"batches\":%" PRIu64 ",\"pages\":%" PRIu64
-			",\"raw_bytes\":%" PRIu64 ",\"payload_bytes\":%" PRIu64
-			",\"zstd\":%" PRIu64 ",\"raw\":%" PRIu64 ",\"ratio\":",
-			s->batches, s->pages, s->raw_bytes, s->payload_bytes,
-			s->zstd, s->batches - s->zstd);
-		if (s->payload_bytes)
-			fprintf(f, "%.3f}",
-				(double)s->raw_bytes / s->payload_bytes);
-		else
-			fputs("null}", f);
+		jw_set(o, "batches", jw_u64(s->batches));
+		jw_set(o, "pages", jw_u64(s->pages));
+		jw_set(o, "raw_bytes", jw_u64(s->raw_bytes));
+		jw_set(o, "payload_bytes", jw_u64(s->payload_bytes));
+		jw_set(o, "zstd", jw_u64(s->zstd));
+		jw_set(o, "raw", jw_u64(s->batches - s->zstd));
+		jw_set(o, "ratio",
+		       s->payload_bytes ? jw_fixed(ratio(s), 3) : NULL);
 		return;
 	}
 	if (!s->batches) {
@@ -296,15 +288,37 @@ static void close_round(struct inspect *st)
 		s->batches, s->pages, s->raw_bytes, s->payload_bytes, s->zstd,
 		s->batches - s->zstd);
 	if (s->payload_bytes)
-		fprintf(f, ", ratio %.2f",
-			(double)s->raw_bytes / s->payload_bytes);
+		fprintf(f, ", ratio %.2f", ratio(s));
 	fputc('\n', f);
+}
+
+/* A round's line for one region, or its object in @regs. */
+static void round_region(struct inspect *st, struct json_object *regs,
+			 const struct pmtrack_dec_listed *l)
+{
+	uint32_t id = st->regions[l->region].id;
+	struct json_object *o;
+
+	if (!st->json) {
+		fprintf(st->out,
+			"  region %" PRIu32 " (id %" PRIu32 "): %" PRIu64
+			" dirty, %" PRIu64 " zero, %" PRIu64 " swap\n",
+			l->region, id, l->dirty, l->zero, l->swap);
+		return;
+	}
+	o = jw_obj();
+	jw_set(o, "region", jw_u64(l->region));
+	jw_set(o, "id", jw_u64(id));
+	jw_set(o, "dirty", jw_u64(l->dirty));
+	jw_set(o, "zero", jw_u64(l->zero));
+	jw_set(o, "swap", jw_u64(l->swap));
+	jw_push(regs, o);
 }
 
 static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 {
 	struct inspect *st = arg;
-	FILE *f = st->out;
+	struct json_object *regs = NULL;
 	bool any = false;
 	size_t n;
 
@@ -312,60 +326,50 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 	st->in_round = true;
 	st->round = round;
 	memset(&st->sum, 0, sizeof(st->sum));
-	if (st->json)
-		fprintf(f, "%s{\"round\":%" PRIu64 ",\"regions\":[",
-			st->first_round ? "" : ",", round);
-	else
-		fprintf(f, "round %" PRIu64 "\n", round);
-	st->first_round = false;
+	if (st->json) {
+		st->jround = jw_obj();
+		jw_set(st->jround, "round", jw_u64(round));
+		regs = jw_arr();
+		jw_set(st->jround, "regions", regs);
+		jw_push(st->rounds, st->jround);
+	} else {
+		fprintf(st->out, "round %" PRIu64 "\n", round);
+	}
 	n = round_regions(st, dec);
 	for (size_t j = 0; j < n; j++) {
-		uint32_t i = st->listed[j].region;
-		uint64_t dirty = st->listed[j].dirty;
-		uint64_t zero = st->listed[j].zero;
-		uint64_t swap = st->listed[j].swap;
+		const struct pmtrack_dec_listed *l = &st->listed[j];
 
-		if (!dirty && !zero && !swap)
+		if (!l->dirty && !l->zero && !l->swap)
 			continue;
-		if (st->json)
-			fprintf(f,
-				"%s{\"region\":%" PRIu32 ",\"id\":%" PRIu32
-				",\"dirty\":%" PRIu64 ",\"zero\":%" PRIu64
-				",\"swap\":%" PRIu64 "}",
-				any ? "," : "", i, st->regions[i].id, dirty,
-				zero, swap);
-		else
-			fprintf(f,
-				"  region %" PRIu32 " (id %" PRIu32
-				"): %" PRIu64 " dirty, %" PRIu64
-				" zero, %" PRIu64 " swap\n",
-				i, st->regions[i].id, dirty, zero, swap);
+		round_region(st, regs, l);
 		any = true;
 	}
 	if (!any && !st->json)
-		fputs("  no pages\n", f);
+		fputs("  no pages\n", st->out);
 	return 0;
 }
 
 static void print_batch(struct inspect *st, const struct pmtrack_dec_record *r)
 {
-	if (st->json) {
-		fprintf(st->bout,
-			"%s{\"round\":%" PRIu64 ",\"offset\":%" PRIu64
-			",\"region\":%" PRIu32 ",\"pages\":%" PRIu64
-			",\"runs\":%" PRIu64 ",\"codec\":\"%s\""
-			",\"payload_bytes\":%" PRIu64 "}",
-			st->first_batch ? "" : ",", st->round, r->offset,
-			r->region, r->pages, r->runs, codec_name(r->codec),
-			r->payload_len);
-		st->first_batch = false;
+	struct json_object *o;
+
+	if (!st->json) {
+		fprintf(st->out,
+			"  batch @%" PRIu64 ": region %" PRIu32 ", %" PRIu64
+			" pages, %" PRIu64 " runs, %s, %" PRIu64 " bytes\n",
+			r->offset, r->region, r->pages, r->runs,
+			codec_name(r->codec), r->payload_len);
 		return;
 	}
-	fprintf(st->out,
-		"  batch @%" PRIu64 ": region %" PRIu32 ", %" PRIu64
-		" pages, %" PRIu64 " runs, %s, %" PRIu64 " bytes\n",
-		r->offset, r->region, r->pages, r->runs, codec_name(r->codec),
-		r->payload_len);
+	o = jw_obj();
+	jw_set(o, "round", jw_u64(st->round));
+	jw_set(o, "offset", jw_u64(r->offset));
+	jw_set(o, "region", jw_u64(r->region));
+	jw_set(o, "pages", jw_u64(r->pages));
+	jw_set(o, "runs", jw_u64(r->runs));
+	jw_set(o, "codec", jw_str(codec_name(r->codec)));
+	jw_set(o, "payload_bytes", jw_u64(r->payload_len));
+	jw_push(st->jbatches, o);
 }
 
 static int on_record(void *arg, const struct pmtrack_dec_record *r)
@@ -463,127 +467,107 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 			const char *msg)
 {
 	const char *why = digest_unverified(st, reason);
-	FILE *f = st->out;
+	struct json_object *doc = st->doc, *o = NULL;
 
-	if (!st->have_header)
-		fputs("\"version\":null,\"header\":null,\"rounds\":[", f);
-	fputc(']', f);
+	if (!st->have_header) {
+		jw_set(doc, "version", NULL);
+		jw_set(doc, "header", NULL);
+		jw_set(doc, "rounds", jw_arr());
+	}
 	if (st->batches) {
-		fputs(",\"batches\":[", f);
-		if (st->blen)
-			fwrite(st->bbuf, 1, st->blen, f);
-		fputc(']', f);
+		jw_set(doc, "batches", st->jbatches);
+		st->jbatches = NULL;
 	}
-	fputs(",\"end\":", f);
 	if (st->have_end) {
-		fprintf(f,
-			"{\"rounds\":%" PRIu64 ",\"pages\":%" PRIu64
-			",\"zero_pages\":%" PRIu64 ",\"digest\":",
-			st->end.rounds, st->end.pages, st->end.zero_pages);
-		put_json_hex(f, st->end.digest, PMTRACK_DIGEST_LEN);
-		fputc('}', f);
-	} else {
-		fputs("null", f);
+		o = jw_obj();
+		jw_set(o, "rounds", jw_u64(st->end.rounds));
+		jw_set(o, "pages", jw_u64(st->end.pages));
+		jw_set(o, "zero_pages", jw_u64(st->end.zero_pages));
+		jw_set(o, "digest", jw_hex(st->end.digest, PMTRACK_DIGEST_LEN));
 	}
-	fprintf(f, ",\"digest_verified\":%s", why ? "false" : "true");
-	if (why) {
-		fputs(",\"digest_reason\":", f);
-		put_str(f, why, true);
-	}
-	fprintf(f,
-		",\"wire_bytes\":%" PRIu64 ",\"records\":%" PRIu64
-		",\"skipped\":%" PRIu64,
-		st->wire_bytes, st->records, st->skipped);
+	jw_set(doc, "end", o);
+	jw_set(doc, "digest_verified", jw_bool(!why));
+	if (why)
+		jw_set(doc, "digest_reason", jw_str(why));
+	jw_set(doc, "wire_bytes", jw_u64(st->wire_bytes));
+	jw_set(doc, "records", jw_u64(st->records));
+	jw_set(doc, "skipped", jw_u64(st->skipped));
 	if (rname) {
-		fputs(",\"error\":{\"reason\":", f);
-		put_str(f, rname, true);
-		fputs(",\"message\":", f);
-		put_str(f, msg, true);
-		fputc('}', f);
+		o = jw_obj();
+		jw_set(o, "reason", jw_str(rname));
+		jw_set(o, "message", jw_str(msg));
+		jw_set(doc, "error", o);
 	}
-	fputs("}\n", f);
 }
 
-static int parse_args(struct inspect *st, int argc, char **argv)
+enum {
+	OPT_JSON = ARG_OPT,
+	OPT_BATCHES,
+};
+
+static bool inspect_opt(struct cmdline *p, int id, void *arg)
 {
-	bool opts = true;
+	struct inspect *st = arg;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (opts && !strcmp(a, "--json")) {
-			st->json = true;
-		} else if (opts && !strcmp(a, "--batches")) {
-			st->batches = true;
-		} else if (opts && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
-			usage(stdout);
-			return CLI_OK;
-		} else if (opts && !strcmp(a, "--")) {
-			opts = false;
-		} else if (opts && a[0] == '-' && a[1]) {
-			fprintf(stderr,
-				"pmtrack inspect: unknown option '%s'\n", a);
-			usage(stderr);
-			return CLI_USAGE;
-		} else if (st->path) {
-			fputs("pmtrack inspect: more than one FILE\n", stderr);
-			usage(stderr);
-			return CLI_USAGE;
-		} else {
-			st->path = a;
-		}
+	switch (id) {
+	case ARG_POS:
+		return take_one(p, &st->path, "FILE");
+	case OPT_JSON:
+		st->json = true;
+		break;
+	case OPT_BATCHES:
+		st->batches = true;
+		break;
 	}
-	if (!st->path) {
-		usage(stderr);
-		return CLI_USAGE;
-	}
-	return -1;
+	return true;
 }
 
-int cmd_inspect(int argc, char **argv)
+/* no FILE: the usage alone */
+static bool inspect_done(struct cmdline *p, void *arg)
 {
-	static const struct pmtrack_dec_ops ops = {
-		.header = on_header,
-		.round = on_round,
-		.record = on_record,
-		.end = on_end,
+	(void)p;
+	if (((struct inspect *)arg)->path)
+		return true;
+	usage(stderr);
+	return false;
+}
+
+static int inspect_parse(struct inspect *st, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "batches", no_argument, NULL, OPT_BATCHES },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
 	};
-	struct inspect st = { .out = stdout,
-			      .first_round = true,
-			      .first_batch = true };
-	PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &ops, .arg = &st);
-	struct pmtrack_dec *dec = NULL;
+	static const struct cmdline_spec spec = { .cmd = "inspect",
+						  .usage = usage,
+						  .opts = opts,
+						  .take = inspect_opt,
+						  .done = inspect_done };
+
+	return parse_args(&spec, argc, argv, st);
+}
+
+/* An open FILE (- for stdin), or -1 after a message. */
+static int inspect_open(const char *path)
+{
+	int fd;
+
+	if (!strcmp(path, "-"))
+		return STDIN_FILENO;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		cli_err("inspect", "%s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* What is known once the decoder is done (@r its return), printed. */
+static int inspect_report(struct inspect *st, struct pmtrack_dec *dec, int r)
+{
 	const char *msg = NULL, *rname = NULL;
-	int fd, r, reason = PMTRACK_SERR_OK, ret = CLI_OK;
+	int reason = PMTRACK_SERR_OK, ret = CLI_OK;
 
-	r = parse_args(&st, argc, argv);
-	if (r >= 0)
-		return r;
-	if (!strcmp(st.path, "-")) {
-		fd = STDIN_FILENO;
-	} else {
-		fd = open(st.path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, "pmtrack inspect: %s: %s\n", st.path,
-				strerror(errno));
-			return CLI_ERROR;
-		}
-	}
-	if (st.json && st.batches) {
-		st.bout = open_memstream(&st.bbuf, &st.blen);
-		if (!st.bout) {
-			r = -errno;
-			goto fail;
-		}
-	}
-	r = pmtrack_dec_new(&o, &dec);
-	if (r < 0)
-		goto fail;
-
-	if (st.json)
-		fputc('{', st.out);
-	r = pmtrack_dec_read_fd(dec, fd);
-	close_round(&st);
 	if (r < 0) {
 		msg = pmtrack_dec_error(dec, &reason);
 		if (reason == PMTRACK_SERR_OK) {
@@ -596,38 +580,68 @@ int cmd_inspect(int argc, char **argv)
 		}
 		ret = CLI_ERROR;
 	}
-	if (st.bout && fclose(st.bout)) {
-		fputs("pmtrack inspect: out of memory for the batch list\n",
-		      stderr);
-		st.blen = 0;
-		ret = CLI_ERROR;
+	if (st->json) {
+		finish_json(st, reason, rname, msg);
+		if (jw_print("inspect", st->out, st->doc))
+			ret = CLI_ERROR;
+		st->doc = NULL;
+	} else {
+		finish_text(st, reason);
 	}
-	st.bout = NULL;
-	if (st.json)
-		finish_json(&st, reason, rname, msg);
-	else
-		finish_text(&st, reason);
-	if (fflush(st.out) || ferror(st.out)) {
-		fprintf(stderr, "pmtrack inspect: writing output: %s\n",
-			strerror(errno));
+	if (cli_flush("inspect", st->out))
 		ret = CLI_ERROR;
-	}
 	if (rname)
-		fprintf(stderr, "pmtrack inspect: %s: %s (%s)\n", st.path, msg,
-			rname);
-	goto out;
+		cli_err("inspect", "%s: %s (%s)", st->path, msg, rname);
+	return ret;
+}
 
-fail:
-	fprintf(stderr, "pmtrack inspect: %s\n", strerror(-r));
-	ret = CLI_ERROR;
-out:
-	free_dest(&st); /* before the decoder: it owns st.regions */
-	free(st.listed);
+/* Decode @fd and print what it holds. */
+static int inspect_run(struct inspect *st, int fd)
+{
+	static const struct pmtrack_dec_ops ops = {
+		.header = on_header,
+		.round = on_round,
+		.record = on_record,
+		.end = on_end,
+	};
+	PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &ops, .arg = st);
+	struct pmtrack_dec *dec = NULL;
+	int r, ret;
+
+	if (st->json)
+		st->doc = jw_obj();
+	if (st->json && st->batches)
+		st->jbatches = jw_arr();
+	r = pmtrack_dec_new(&o, &dec);
+	if (r < 0) {
+		cli_err("inspect", "%s", strerror(-r));
+		ret = CLI_ERROR;
+	} else {
+		r = pmtrack_dec_read_fd(dec, fd);
+		close_round(st);
+		ret = inspect_report(st, dec, r);
+	}
+	free_dest(st); /* before the decoder: it owns st->regions */
+	free(st->listed);
 	pmtrack_dec_free(dec);
-	if (st.bout)
-		fclose(st.bout);
-	free(st.bbuf);
+	json_object_put(st->jbatches);
+	json_object_put(st->doc);
+	return ret;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	struct inspect st = { .out = stdout };
+	int fd, r;
+
+	r = inspect_parse(&st, argc, argv);
+	if (r >= 0)
+		return r;
+	fd = inspect_open(st.path);
+	if (fd < 0)
+		return CLI_ERROR;
+	r = inspect_run(&st, fd);
 	if (fd != STDIN_FILENO)
 		close(fd);
-	return ret;
+	return r;
 }

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+/* pmtrack restore: replay a checkpoint directory and verify it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pmtrack/migrate.h>
+
+#include "args.h"
+#include "cli.h"
+#include "jsonw.h"
+#include "rxreport.h"
+
+static void restore_usage(FILE *f)
+{
+	fputs("usage: pmtrack restore DIR [--upto N] [--allow-unverified] "
+	      "[--json]\n"
+	      "Replay the checkpoint images 0..N in DIR into memory, checking "
+	      "every checksum,\n"
+	      "the chain's links and the last image's digest.\n"
+	      "  --upto N              the last image to apply; default the "
+	      "newest\n"
+	      "  --allow-unverified    accept a last image without a digest "
+	      "(a live pre-dump)\n"
+	      "  --json                print one JSON document\n"
+	      "Exit status: 0 if the chain applied and the digest verified, 1 "
+	      "if not or on\n"
+	      "errors, 2 for a bad command line.\n",
+	      f);
+}
+
+struct restore_args {
+	const char *dir;
+	uint64_t upto;
+	bool json, allow_unverified;
+};
+
+enum {
+	OPT_UPTO = ARG_OPT,
+	OPT_ALLOW_UNVERIFIED,
+	OPT_JSON,
+};
+
+static bool restore_opt(struct cmdline *p, int id, void *arg)
+{
+	struct restore_args *a = arg;
+
+	switch (id) {
+	case ARG_POS:
+		return take_one(p, &a->dir, "DIR");
+	case OPT_UPTO:
+		return opt_u64(p, false, 0, 999999, &a->upto);
+	case OPT_ALLOW_UNVERIFIED:
+		a->allow_unverified = true;
+		break;
+	case OPT_JSON:
+		a->json = true;
+		break;
+	}
+	return true;
+}
+
+static bool restore_done(struct cmdline *p, void *arg)
+{
+	return ((struct restore_args *)arg)->dir || bad_usage(p, "no DIR");
+}
+
+static int restore_parse(struct restore_args *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "upto", required_argument, NULL, OPT_UPTO },
+		{ "allow-unverified", no_argument, NULL, OPT_ALLOW_UNVERIFIED },
+		{ "json", no_argument, NULL, OPT_JSON },
+		ARG_HELP_OPTION,
+		ARG_OPTIONS_END,
+	};
+	static const struct cmdline_spec spec = { .cmd = "restore",
+						  .usage = restore_usage,
+						  .opts = opts,
+						  .take = restore_opt,
+						  .done = restore_done };
+
+	return parse_args(&spec, argc, argv, a);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct restore_args a = { .upto = UINT32_MAX };
+	struct pmtrack_restore_info info = { .sz = sizeof(info) };
+	struct pmtrack_rx *rx = NULL;
+	struct rx_result res;
+	char what[4096 + 32];
+	FILE *out = stdout;
+	int r, ret;
+
+	r = restore_parse(&a, argc, argv);
+	if (r >= 0)
+		return r;
+	r = pmtrack_rx_new(NULL, &rx);
+	if (r) {
+		cli_err("restore", "%s", strerror(-r));
+		return CLI_ERROR;
+	}
+	r = pmtrack_ckpt_restore(rx, a.dir, (uint32_t)a.upto, &info);
+	rx_result_get(rx, r, &res);
+	if (r && res.st.state == PMTRACK_RX_COMPLETE) {
+		/* the failing image wrote nothing: the memory is the last
+		   good image, which is not what was asked for */
+		snprintf(res.state, sizeof(res.state),
+			 "complete up to image %06" PRIu32
+			 ".pmts only (image %06" PRIu32
+			 ".pmts was not applied)",
+			 info.images - 1, info.images);
+		res.unverified = "not verified (the restore failed)";
+	}
+	ret = rx_result_exit("restore", &res, a.allow_unverified);
+	if (r == -ENOENT && info.images) {
+		/* a gap, or --upto past the newest image */
+		cli_err("restore", "%s: no image %06" PRIu32 ".pmts", a.dir,
+			info.images);
+	} else if (r == -ENOENT) {
+		cli_err("restore", "%s: no checkpoint images (%s)", a.dir,
+			access(a.dir, F_OK) ? "no such directory"
+					    : "no 000000.pmts");
+	} else if (r) {
+		snprintf(what, sizeof(what), "%s: image %06" PRIu32 ".pmts",
+			 a.dir, info.images);
+		rx_error_print("restore", what, &res);
+	}
+	if (a.json) {
+		struct json_object *doc = jw_obj();
+
+		jw_set(doc, "dir", jw_str(a.dir));
+		jw_set(doc, "images", jw_u64(info.images));
+		jw_set(doc, "image_bytes", jw_u64(info.bytes));
+		rx_json(doc, rx, &res);
+		if (jw_print("restore", out, doc))
+			ret = CLI_ERROR;
+	} else {
+		fprintf(out, "images: %" PRIu32, info.images);
+		if (info.images)
+			fprintf(out, " (%06u.pmts to %06" PRIu32 ".pmts)", 0u,
+				info.images - 1);
+		fputc('\n', out);
+		print_rx_text(out, rx, &res);
+	}
+	if (cli_flush("restore", out))
+		ret = CLI_ERROR;
+	pmtrack_rx_free(rx);
+	return ret;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The JSON writer of every --json output (jsonw.c), over json-c: a
+ * document is built as a tree of json-c objects, members in the order
+ * they are added, and printed on one line without spaces.  NULL stands
+ * for null.  Running out of memory while building is remembered and
+ * reported by jw_print() instead of the document.
+ */
+#ifndef PMTRACK_TOOLS_JSONW_H
+#define PMTRACK_TOOLS_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+struct json_object *jw_obj(void);
+struct json_object *jw_arr(void);
+/* Add @v (NULL: null) as member @key of object @o. */
+void jw_set(struct json_object *o, const char *key, struct json_object *v);
+/* Add @v (NULL: null) at the end of array @a. */
+void jw_push(struct json_object *a, struct json_object *v);
+
+struct json_object *jw_u64(uint64_t v);
+struct json_object *jw_i64(int64_t v);
+struct json_object *jw_bool(bool v);
+/* a string; NULL for NULL.  Bytes that are not UTF-8 become the characters
+   U+0080..U+00FF, so that the document is UTF-8 whatever @s holds. */
+struct json_object *jw_str(const char *s);
+/* @n bytes as a lower-case hex string; NULL for NULL */
+struct json_object *jw_hex(const uint8_t *b, size_t n);
+/* a number printed with @decimals digits after the point ("%.3f") */
+struct json_object *jw_fixed(double v, int decimals);
+
+/* Print @doc and a newline on @f and free @doc: CLI_OK, or CLI_ERROR after
+   a message if building it ran out of memory. */
+int jw_print(const char *cmd, FILE *f, struct json_object *doc);
+
+#endif /* PMTRACK_TOOLS_JSONW_H */

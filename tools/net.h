@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* TCP for pmtrack send and recv (net.c). */
+#ifndef PMTRACK_TOOLS_NET_H
+#define PMTRACK_TOOLS_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* The port of "HOST:PORT", "[IPV6]:PORT" or, if @host_optional, "PORT";
+   or -1 if @spec is none of those. */
+int hostport_port(const char *spec, bool host_optional);
+/* "ADDR:PORT" or "[ADDR]:PORT" of a socket address. */
+void addr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+/* A listening socket on [ADDR:]PORT (@spec, already checked), its address
+   in @desc and its port; or -1 after a message. */
+int tcp_listen(const char *cmd, const char *spec, char *desc, size_t desc_size,
+	       unsigned int *port_out);
+/* A connected socket to HOST:PORT (@spec, already checked), giving up after
+   @timeout_s seconds (0: the kernel's own); or -1 after a message. */
+int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s);
+
+/* --timeout's default, seconds (send, recv) */
+#define DEF_TIMEOUT_S 60
+
+#endif /* PMTRACK_TOOLS_NET_H */
