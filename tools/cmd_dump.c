@@ -13,7 +13,7 @@
 
 #include <pmtrack/migrate.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "cli.h"
 #include "wldrive.h"
 

@@ -16,7 +16,7 @@
 
 #include <pmtrack/stream.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "cli.h"
 #include "jsonw.h"
 

@@ -10,7 +10,7 @@
 
 #include <pmtrack/migrate.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "cli.h"
 #include "jsonw.h"
 #include "rxreport.h"

@@ -19,7 +19,7 @@
 
 #include <pmtrack/migrate.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "cli.h"
 #include "net.h"
 #include "outfile.h"
@@ -279,18 +279,6 @@ static void send_failure(const struct send_args *a, const char *dest,
 				"and runs on here");
 }
 
-/* Is @fd a stream socket, where a receiver can answer? */
-static bool is_conn(int fd)
-{
-	struct stat sb;
-	int type = 0;
-	socklen_t len = sizeof(type);
-
-	return !fstat(fd, &sb) && S_ISSOCK(sb.st_mode) &&
-	       !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) &&
-	       type == SOCK_STREAM;
-}
-
 /* where the stream goes */
 struct send_dest {
 	const char *name; /* in messages: --to's, --out's, or "stdout" */
@@ -318,7 +306,7 @@ static int send_open(const struct send_args *a, struct send_dest *d)
 	if (outfile_open("send", "--out", &d->of, a->out))
 		return -1;
 	d->fd = d->of.fd;
-	d->conn = d->of.in_place && is_conn(d->fd);
+	d->conn = d->of.conn; /* a receiver there can answer */
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 #include <pmtrack/pagestate.h>
 #include <pmtrack/pmtrack.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "cli.h"
 #include "jsonw.h"
 #include "pstate.h"

@@ -91,6 +91,7 @@ static int open_in_place(const char *cmd, struct outfile *of, const char *what,
 	}
 	of->fd = fd;
 	of->in_place = true;
+	of->conn = S_ISSOCK(sb->st_mode);
 	return 0;
 }
 

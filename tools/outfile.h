@@ -15,6 +15,7 @@ struct outfile {
 	char *tmp;     /* the temporary file renamed over path, or NULL */
 	int fd;	       /* -1 when not open */
 	bool in_place; /* a device, FIFO or socket: no rename */
+	bool conn;     /* a Unix stream socket it connected to */
 };
 int outfile_open(const char *cmd, const char *what, struct outfile *of,
 		 const char *path);

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "cli.h"
 #include "wldrive.h"
 

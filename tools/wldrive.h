@@ -9,7 +9,7 @@
 
 #include <pmtrack/migrate.h>
 
-#include "args.h"
+#include "cmdline.h"
 #include "workload.h"
 
 /* workload defaults shared by send and dump */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Command lines of the pmtrack subcommands, over getopt_long() (args.h):
+ * Command lines of the pmtrack subcommands, over getopt_long() (cmdline.h):
  * options and positional arguments in order, options only by their whole
  * names, and numbers with their ranges.
  */
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "args.h" /* support/: the number parsers */
+#include "cmdline.h"
 #include "cli.h"
-#include "workload.h"
 
 bool bad_usage(struct cmdline *p, const char *fmt, ...)
 {
@@ -139,19 +139,8 @@ int parse_args(const struct cmdline_spec *spec, int argc, char **argv,
 /* @s: decimal digits, then (if @suffix) K, M or G for 2^10, 2^20, 2^30. */
 static bool parse_u64(const char *s, bool suffix, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
-
-	if (suffix)
-		return !wl_parse_size(s, out);
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = (uint64_t)v;
-	return true;
+	return !pmt_parse_u64(s, suffix ? PMT_NUM_SUFFIX : 0, 0, UINT64_MAX,
+			      out);
 }
 
 /* p->val as a number in [min, max]; false after a usage message. */
@@ -175,18 +164,13 @@ bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 /* p->val as a zstd level. */
 bool opt_level(struct cmdline *p, int *out)
 {
-	const char *s = p->val + (p->val[0] == '-');
-	uint64_t v;
-
-	if (!parse_u64(s, false, &v) ||
-	    v > (p->val[0] == '-' ? (uint64_t)-LEVEL_MIN : LEVEL_MAX)) {
+	if (pmt_parse_int(p->val, PMT_LEVEL_MIN, PMT_LEVEL_MAX, out)) {
 		bad_usage(p,
 			  "invalid --level '%s': want a zstd level, %d..%d "
 			  "(0 = no compression)",
-			  p->val, LEVEL_MIN, LEVEL_MAX);
+			  p->val, PMT_LEVEL_MIN, PMT_LEVEL_MAX);
 		return false;
 	}
-	*out = p->val[0] == '-' ? -(int)v : (int)v;
 	return true;
 }
 

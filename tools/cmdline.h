@@ -1,22 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pmtrack subcommands' command lines (args.c), over getopt_long():
+ * The pmtrack subcommands' command lines (cmdline.c), over getopt_long():
  * long options only, by their whole names ("--opt VALUE" or
  * "--opt=VALUE"), -h and --help, positional arguments in their order
  * among the options, and "--" before positional arguments that start
  * with '-'.
  */
-#ifndef PMTRACK_TOOLS_ARGS_H
-#define PMTRACK_TOOLS_ARGS_H
+#ifndef PMTRACK_TOOLS_CMDLINE_H
+#define PMTRACK_TOOLS_CMDLINE_H
 
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-
-/* zstd's levels (ZSTD_minCLevel() is -ZSTD_TARGETLENGTH_MAX) */
-#define LEVEL_MIN (-131072)
-#define LEVEL_MAX 22
 
 enum {
 	ARG_POS = 1,	 /* a positional argument, in p->val */
@@ -80,4 +76,4 @@ bool opt_level(struct cmdline *p, int *out);
 int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
 		    const char **pos, int npos, void (*usage)(FILE *));
 
-#endif /* PMTRACK_TOOLS_ARGS_H */
+#endif /* PMTRACK_TOOLS_CMDLINE_H */
