@@ -558,32 +558,14 @@ struct pmtrack_bitmap {
 	size_t cap_words;
 };
 
-static void bitmap_set_range(struct pmtrack_bitmap *bm, size_t from, size_t to)
-{
-	uint64_t *w = bm->words;
-
-	bm->nset += to - from;
-	while (from < to && (from & 63)) {
-		w[from >> 6] |= 1ULL << (from & 63);
-		from++;
-	}
-	if (to - from >= 64) {
-		memset(&w[from >> 6], 0xff, ((to - from) >> 6) * sizeof(*w));
-		from += (to - from) & ~(size_t)63;
-	}
-	while (from < to) {
-		w[from >> 6] |= 1ULL << (from & 63);
-		from++;
-	}
-}
-
 static void sink_bitmap(struct pmt_collect *c, uintptr_t s, uintptr_t e)
 {
 	struct pmtrack_bitmap *bm = c->sink;
+	size_t n = (e - s) >> bm->page_shift;
 
-	bitmap_set_range(bm, (s - bm->addr) >> bm->page_shift,
-			 (e - bm->addr) >> bm->page_shift);
-	c->pages += (e - s) >> bm->page_shift;
+	pmt_bits_set(bm->words, (s - bm->addr) >> bm->page_shift, n);
+	bm->nset += n;
+	c->pages += n;
 	c->last_end = e;
 }
 
@@ -666,7 +648,7 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
 	if (ret)
 		return ret;
 	npages = len / t->page_size;
-	nwords = (npages + 63) / 64;
+	nwords = pmt_nwords(npages);
 	/* allocate before scanning: a reset page must never be dropped */
 	if (nwords > bm->cap_words) {
 		uint64_t *w = realloc(bm->words, nwords * sizeof(*w));
@@ -820,33 +802,22 @@ PMTRACK_API int pmtrack_bitmap_test(const struct pmtrack_bitmap *bm, size_t idx)
 {
 	if (!bm || idx >= bm->npages)
 		return 0;
-	return (int)((bm->words[idx >> 6] >> (idx & 63)) & 1);
+	return pmt_bit_test(bm->words, idx);
 }
 
 PMTRACK_API size_t pmtrack_bitmap_next(const struct pmtrack_bitmap *bm,
 				       size_t from)
 {
-	size_t w, nwords;
-	uint64_t bits;
-
-	if (!bm || from >= bm->npages)
-		return bm ? bm->npages : 0;
-	nwords = (bm->npages + 63) / 64;
-	w = from >> 6;
-	bits = bm->words[w] & (~0ULL << (from & 63));
-	while (!bits) {
-		if (++w >= nwords)
-			return bm->npages;
-		bits = bm->words[w];
-	}
-	return w * 64 + (size_t)__builtin_ctzll(bits);
+	if (!bm)
+		return 0;
+	return (size_t)pmt_bits_next(bm->words, bm->npages, from);
 }
 
 PMTRACK_API const uint64_t *
 pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords)
 {
 	if (nwords)
-		*nwords = bm ? (bm->npages + 63) / 64 : 0;
+		*nwords = bm ? pmt_nwords(bm->npages) : 0;
 	return bm ? bm->words : NULL;
 }
 
