@@ -56,6 +56,24 @@ uint64_t pmt_bits_count(const uint64_t *w, size_t nwords)
 	return n;
 }
 
+void pmt_bits_and(uint64_t *dst, const uint64_t *src, uint64_t start,
+		  uint64_t len)
+{
+	uint64_t end = start + len;
+
+	for (size_t i = start / 64; i < pmt_nwords(end); i++)
+		dst[i] &= src[i] | ~pmt_word_mask(i, start, end);
+}
+
+void pmt_bits_or(uint64_t *dst, const uint64_t *src, uint64_t start,
+		 uint64_t len)
+{
+	uint64_t end = start + len;
+
+	for (size_t i = start / 64; i < pmt_nwords(end); i++)
+		dst[i] |= src[i] & pmt_word_mask(i, start, end);
+}
+
 /* the first bit at or after @from of w (or of ~w with @flip all ones) */
 static uint64_t next_bit(const uint64_t *w, uint64_t nbits, uint64_t from,
 			 uint64_t flip)
