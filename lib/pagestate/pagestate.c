@@ -31,6 +31,7 @@
 #include <pmtrack/pagestate.h>
 
 #include "base.h"
+#include "bitmap.h"
 #include "proc.h"
 #include "uapi_compat.h"
 
@@ -881,16 +882,6 @@ struct bits_sink {
 	uint64_t *const *bits;
 };
 
-static void set_bits(uint64_t *w, uint64_t from, uint64_t to)
-{
-	while (from < to && (from & 63))
-		w[from >> 6] |= 1ULL << (from & 63), from++;
-	for (; to - from >= 64; from += 64)
-		w[from >> 6] = ~0ULL;
-	while (from < to)
-		w[from >> 6] |= 1ULL << (from & 63), from++;
-}
-
 static int bits_put(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
 		    unsigned int map)
 {
@@ -899,8 +890,8 @@ static int bits_put(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
 	(void)map;
 	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
 		if (st & (1u << i))
-			set_bits(b->bits[i], (s - b->start) >> b->pshift,
-				 (e - b->start) >> b->pshift);
+			pmt_bits_set(b->bits[i], (s - b->start) >> b->pshift,
+				     (e - s) >> b->pshift);
 	return 0;
 }
 
@@ -1106,7 +1097,7 @@ pmtrack_pstate_bitmaps(struct pmtrack_pstate *ps, uint64_t start, uint64_t end,
 
 	if (ret || !bits || end == start || end == UINT64_MAX)
 		return ret ? ret : -EINVAL;
-	words = (size_t)((((end - start) >> ps->pshift) + 63) / 64);
+	words = pmt_nwords((end - start) >> ps->pshift);
 	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++) {
 		if (!(want & (1u << i)))
 			continue;
