@@ -232,7 +232,7 @@ static void words_update(const struct pmt_sb *sb, _Atomic uint64_t *words,
 	size_t from, to;
 
 	sb_span(sb, s, e, &from, &to);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
+	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		if (on)
 			atomic_fetch_or(&words[w], pmt_word_mask(w, from, to));
 		else
@@ -266,6 +266,24 @@ bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on)
 	return old & m;
 }
 
+/* any bit of @words set in [from, to)?  With @take, clear them all too. */
+static bool words_any(_Atomic uint64_t *words, size_t from, size_t to,
+		      bool take)
+{
+	bool any = false;
+
+	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
+		uint64_t m = pmt_word_mask(w, from, to);
+		uint64_t v = take ? atomic_fetch_and(&words[w], ~m)
+				  : atomic_load(&words[w]);
+
+		any |= (v & m) != 0;
+		if (any && !take)
+			break;
+	}
+	return any;
+}
+
 bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 {
 	size_t from, to;
@@ -273,10 +291,7 @@ bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	if (!sb->deny)
 		return false;
 	sb_span(sb, s, e, &from, &to);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		if (atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
-			return true;
-	return false;
+	return words_any(sb->deny, from, to, false);
 }
 
 bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
@@ -286,7 +301,7 @@ bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	sb_span(sb, s, e, &from, &to);
 	if (!sb->deny)
 		return from < to;
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+	for (size_t w = from / 64; w < pmt_nwords(to); w++)
 		if (~atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
 			return true;
 	return false;
@@ -299,7 +314,7 @@ bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 
 	sb_span(sb, s, e, &from, &to);
 	sb_span(sb, held_s, held_e, &hf, &ht);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
+	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		uint64_t held = 0, bad;
 
 		if (hf < ht && hf < w * 64 + 64 && ht > w * 64)
@@ -311,21 +326,6 @@ bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 			return false;
 	}
 	return true;
-}
-
-/* any bit set in [from, to)?  With @take, clear them too. */
-static bool bits_any(struct pmt_sb *sb, size_t from, size_t to, bool take)
-{
-	bool any = false;
-
-	for (size_t w = from / 64; w * 64 < to; w++) {
-		uint64_t m = pmt_word_mask(w, from, to);
-		uint64_t v = take ? atomic_fetch_and(&sb->bits[w], ~m)
-				  : atomic_load(&sb->bits[w]);
-
-		any |= (v & m) != 0;
-	}
-	return any;
 }
 
 /* ---- collecting --------------------------------------------------------- */
@@ -451,7 +451,7 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 	bool unlimited = w->pages_left == SIZE_MAX && w->runs_left == SIZE_MAX;
 	int r;
 
-	for (size_t wi = from / 64; wi * 64 < to; wi++) {
+	for (size_t wi = from / 64; wi < pmt_nwords(to); wi++) {
 		uint64_t m = pmt_word_mask(wi, from, to);
 		uint64_t got = atomic_load_explicit(&sb->bits[wi],
 						    memory_order_relaxed) &
@@ -459,13 +459,14 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 
 		while (got) {
 			unsigned int b = (unsigned int)__builtin_ctzll(got);
-			/* the run of set bits starting at b */
+			/* the run of set bits starting at b, bit i */
 			uint64_t run = got >> b;
 			unsigned int len =
 				run == ~0ULL
 					? 64
 					: (unsigned int)__builtin_ctzll(~run);
-			uintptr_t a = sb->start + ((wi * 64 + b) << sb->pshift);
+			size_t i = wi * 64 + b;
+			uintptr_t a = sb->start + (i << sb->pshift);
 			unsigned int k = len;
 
 			if (!unlimited) {
@@ -486,16 +487,14 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 				if (w->c->reset)
 					atomic_fetch_and(
 						&sb->bits[wi],
-						~((k == 64 ? ~0ULL
-							   : (1ULL << k) - 1)
-						  << b));
+						~pmt_word_mask(wi, i, i + k));
 			}
 			if (k < len) {
 				/* full */
 				*stop = a + ((uintptr_t)k << sb->pshift);
 				return 0;
 			}
-			got &= len + b >= 64 ? 0 : ~0ULL << (b + len);
+			got &= ~pmt_word_mask(wi, i, i + len);
 		}
 	}
 	return 0;
@@ -512,7 +511,7 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 	for (size_t u = from / per * per; u < to; u += per) {
 		uintptr_t a = sb->start + (u << sb->pshift);
 
-		if (!bits_any(sb, u, u + per, false))
+		if (!words_any(sb->bits, u, u + per, false))
 			continue;
 		if (!walk_fits(w, a, per, sb->gran)) {
 			/* a report without reset may end inside a unit */
@@ -529,7 +528,7 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 		if (r)
 			return r;
 		if (w->c->reset)
-			bits_any(sb, u, u + per, true);
+			words_any(sb->bits, u, u + per, true);
 	}
 	return 0;
 }
@@ -586,7 +585,7 @@ int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 		size_t from, to;
 
 		sb_span(sb, s, e, &from, &to);
-		for (size_t wi = from / 64; wi * 64 < to; wi++) {
+		for (size_t wi = from / 64; wi < pmt_nwords(to); wi++) {
 			uint64_t v = atomic_load(&sb->bits[wi]) &
 				     pmt_word_mask(wi, from, to);
 
