@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Software dirty bits for the backends whose kernel mechanism only tells
- * about the first write to an armed page (mprotect, sync uffd-wp) or whose
- * kernel state is process-wide (soft-dirty keeps what a reset would erase).
+ * Software dirty bits (struct pmt_sb), the library's own, for the backends
+ * whose kernel mechanism only tells about the first write to an armed page
+ * (mprotect, sync uffd-wp) or whose kernel state is process-wide: the
+ * soft-dirty backend (soft_dirty.c) folds the kernel's soft-dirty bits
+ * into these, which keep what a reset would erase.
  *
  * Each watched range has one bit per base page.  Fault handlers find the
  * range through a lock-free table and set bits with atomic ORs, so they can
@@ -183,7 +185,7 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 	if (kind == PMT_SB_MPROTECT)
 		sb->deny = sb->bits + nwords;
 	else
-		sb->held = sb->bits + nwords;
+		sb->filled = sb->bits + nwords;
 	sb->start = s;
 	sb->end = e;
 	sb->gran = gran;
@@ -256,14 +258,19 @@ void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e, bool on)
 	words_update(sb, sb->deny, s, e, on);
 }
 
-bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on)
+bool pmt_sb_set_filled(struct pmt_sb *sb, uintptr_t page, bool on)
 {
 	size_t i = (page - sb->start) >> sb->pshift;
 	uint64_t m = 1ULL << (i % 64);
-	uint64_t old = on ? atomic_fetch_or(&sb->held[i / 64], m)
-			  : atomic_fetch_and(&sb->held[i / 64], ~m);
+	uint64_t old = on ? atomic_fetch_or(&sb->filled[i / 64], m)
+			  : atomic_fetch_and(&sb->filled[i / 64], ~m);
 
 	return old & m;
+}
+
+void pmt_sb_fill(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	words_update(sb, sb->filled, s, e, true);
 }
 
 /* any bit of @words set in [from, to)?  With @take, clear them all too. */
@@ -663,8 +670,8 @@ static uint64_t bits_at(_Atomic uint64_t *words, size_t nwords, size_t i)
 	return v;
 }
 
-/* OR @src's bits (and deny bits) into @dst, a sub-range of it, a word at a
- * time */
+/* OR @src's bits (and deny or filled bits) into @dst, a sub-range of it,
+ * a word at a time */
 static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 {
 	size_t off = (dst->start - src->start) >> src->pshift;
@@ -681,10 +688,10 @@ static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 			if (v)
 				atomic_fetch_or(&dst->deny[w], v);
 		}
-		if (src->held) {
-			v = bits_at(src->held, src->nwords, off + w * 64) & m;
+		if (src->filled) {
+			v = bits_at(src->filled, src->nwords, off + w * 64) & m;
 			if (v)
-				atomic_fetch_or(&dst->held[w], v);
+				atomic_fetch_or(&dst->filled[w], v);
 		}
 	}
 }
