@@ -538,20 +538,53 @@ static unsigned int scan_state(struct pst_ctx *c, uint64_t cat)
 	return st;
 }
 
+/* the categories scan_map() asks PAGEMAP_SCAN to return */
+static uint64_t scan_return_mask(const struct pst_ctx *c)
+{
+	uint64_t mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN | PAGE_IS_PRESENT |
+			PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE;
+
+	/* asking for PAGE_IS_FILE makes the kernel look at every present
+	 * page's struct page: only private file mappings hold both kinds
+	 * (emit() marks all of a shared mapping's pages FILE) */
+	if (c->want & PMTRACK_PAGE_FILE &&
+	    !(c->m->flags & (PMTRACK_MAP_ANON | PMTRACK_MAP_SHARED)))
+		mask |= PAGE_IS_FILE;
+	if (c->ps->guard)
+		mask |= PAGE_IS_GUARD;
+	return mask;
+}
+
+/* refine the @n regions of one PAGEMAP_SCAN answer (within [*gap, e)) and,
+ * in shared memory, the gaps before them; *gap moves to the last's end */
+static int scan_regions(struct pst_ctx *c, int n, uint64_t e, uint64_t *gap)
+{
+	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
+
+	for (int i = 0; i < n; i++) {
+		const struct page_region *r = &c->ps->vec[i];
+		int ret;
+
+		if (r->start < *gap || r->end > e || r->start >= r->end)
+			return -EIO;
+		if (gaps && r->start > *gap) {
+			ret = refine(c, *gap, r->start, PST_GAP);
+			if (ret)
+				return ret;
+		}
+		ret = refine(c, r->start, r->end, scan_state(c, r->categories));
+		if (ret)
+			return ret;
+		*gap = r->end;
+	}
+	return 0;
+}
+
 static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 {
 	struct pmtrack_pstate *ps = c->ps;
 	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
-	uint64_t cur = s, gap = s;
-	/* asking for PAGE_IS_FILE makes the kernel look at every present
-	 * page's struct page: only private file mappings hold both kinds
-	 * (emit() marks all of a shared mapping's pages FILE) */
-	uint64_t file_mask =
-		c->want & PMTRACK_PAGE_FILE &&
-				!(c->m->flags &
-				  (PMTRACK_MAP_ANON | PMTRACK_MAP_SHARED))
-			? PAGE_IS_FILE
-			: 0;
+	uint64_t cur = s, gap = s, mask = scan_return_mask(c);
 	int ret;
 
 	while (cur < e) {
@@ -563,11 +596,7 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 			.vec_len = PST_VEC_LEN,
 			.category_anyof_mask =
 				PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN |
-				       file_mask | PAGE_IS_PRESENT |
-				       PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
-				       PAGE_IS_HUGE |
-				       (ps->guard ? PAGE_IS_GUARD : 0),
+			.return_mask = mask,
 		};
 		int n = ioctl(ps->pagemap_fd, PAGEMAP_SCAN, &arg);
 
@@ -575,22 +604,9 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 			continue;
 		if (n < 0)
 			return errno == ESRCH ? -ESRCH : -errno;
-		for (int i = 0; i < n; i++) {
-			const struct page_region *r = &ps->vec[i];
-
-			if (r->start < gap || r->end > e || r->start >= r->end)
-				return -EIO;
-			if (gaps && r->start > gap) {
-				ret = refine(c, gap, r->start, PST_GAP);
-				if (ret)
-					return ret;
-			}
-			ret = refine(c, r->start, r->end,
-				     scan_state(c, r->categories));
-			if (ret)
-				return ret;
-			gap = r->end;
-		}
+		ret = scan_regions(c, n, e, &gap);
+		if (ret)
+			return ret;
 		if ((size_t)n < PST_VEC_LEN)
 			break;
 		/* walk_end can be stale after a full vector (see
@@ -949,6 +965,52 @@ static void probe_pfns(struct pmtrack_pstate *ps)
 	close(fd);
 }
 
+/*
+ * Open the target's pagemap into ps->pagemap_fd: 0 or -errno (-ESRCH for a
+ * task that is gone or has no memory).
+ */
+static int open_pagemap(struct pmtrack_pstate *ps)
+{
+	uint64_t e;
+	ssize_t r;
+
+	ps->pagemap_fd = pmt_proc_open(ps->pid, "pagemap", O_RDONLY);
+	if (ps->pagemap_fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	/* a task without memory (a kernel thread, a zombie): newer kernels
+	 * refuse the open with ESRCH, older ones (6.1) open a pagemap that
+	 * reads as empty, next to an empty maps */
+	if (!ps->pid)
+		return 0;
+	do
+		r = pread(ps->pagemap_fd, &e, sizeof(e), 0);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		close(ps->pagemap_fd);
+		ps->pagemap_fd = -1;
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/* the page states this kernel lets a walk tell (pmtrack_pstate_known()) */
+static unsigned int known_states(const struct pmtrack_pstate *ps)
+{
+	unsigned int known = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+			     PMTRACK_PAGE_FILE | PMTRACK_PAGE_EXCLUSIVE |
+			     PMTRACK_PAGE_UNSURE;
+
+	if (ps->use_scan)
+		return known | PMTRACK_PAGE_ZERO | PMTRACK_PAGE_HUGE |
+		       PMTRACK_PAGE_WRITTEN |
+		       (ps->guard ? PMTRACK_PAGE_GUARD : 0);
+	if (ps->zero_known)
+		known |= PMTRACK_PAGE_ZERO;
+	if (pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1)
+		known |= PMTRACK_PAGE_GUARD;
+	return known;
+}
+
 PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 				   struct pmtrack_pstate **out)
 {
@@ -970,27 +1032,10 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 	ps->cachestat = -1;
 	ps->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	ps->pshift = (unsigned int)__builtin_ctzl(ps->page_size);
-	ps->pagemap_fd = pmt_proc_open(ps->pid, "pagemap", O_RDONLY);
-	if (ps->pagemap_fd < 0) {
-		ret = errno == ENOENT ? -ESRCH : -errno;
+	ret = open_pagemap(ps);
+	if (ret) {
 		free(ps);
 		return ret;
-	}
-	/* a task without memory (a kernel thread, a zombie): newer kernels
-	 * refuse the open with ESRCH, older ones (6.1) open a pagemap that
-	 * reads as empty, next to an empty maps */
-	if (ps->pid) {
-		uint64_t e;
-		ssize_t r;
-
-		do
-			r = pread(ps->pagemap_fd, &e, sizeof(e), 0);
-		while (r < 0 && errno == EINTR);
-		if (r == 0) {
-			close(ps->pagemap_fd);
-			free(ps);
-			return -ESRCH;
-		}
 	}
 	ps->vec = malloc(PST_VEC_LEN * sizeof(*ps->vec));
 	ps->pm = malloc(PST_PM_LEN * sizeof(*ps->pm));
@@ -1004,19 +1049,7 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 	ps->guard = ps->use_scan &&
 		    pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1;
 	probe_pfns(ps);
-	ps->known = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
-		    PMTRACK_PAGE_FILE | PMTRACK_PAGE_EXCLUSIVE |
-		    PMTRACK_PAGE_UNSURE;
-	if (ps->use_scan)
-		ps->known |= PMTRACK_PAGE_ZERO | PMTRACK_PAGE_HUGE |
-			     PMTRACK_PAGE_WRITTEN |
-			     (ps->guard ? PMTRACK_PAGE_GUARD : 0);
-	else
-		ps->known |=
-			(ps->zero_known ? PMTRACK_PAGE_ZERO : 0) |
-			(pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1
-				 ? PMTRACK_PAGE_GUARD
-				 : 0);
+	ps->known = known_states(ps);
 	*out = ps;
 	return 0;
 }
