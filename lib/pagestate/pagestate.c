@@ -438,42 +438,98 @@ static unsigned int excl_state(struct pst_ctx *c, uint64_t pm)
 	return 0;
 }
 
-/* pages of [s, e) split by a predicate on their pagemap entries */
-static int split_entries(struct pst_ctx *c, uint64_t s, uint64_t e,
-			 unsigned int base, bool marker_check)
+/* a page's state from its pagemap entry alone (reading pagemap) */
+static unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
+{
+	const struct pmtrack_pstate *ps = c->ps;
+	unsigned int st = 0;
+
+	if (pm & PMT_PM_PRESENT) {
+		st = PMTRACK_PAGE_PRESENT;
+		if (pm & PMT_PM_EXCLUSIVE)
+			st |= PMTRACK_PAGE_EXCLUSIVE;
+		if (pm & PMT_PM_FILE)
+			st |= PMTRACK_PAGE_FILE;
+		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
+			st |= PMTRACK_PAGE_ZERO;
+		return st;
+	}
+	if (!(pm & PMT_PM_SWAP))
+		return PST_GAP;
+	if (pm & PM_GUARD)
+		return PMTRACK_PAGE_GUARD;
+	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
+	 * poison) from swap; without, only the uffd-wp bit hints at one */
+	if (ps->show_pfn)
+		return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP
+						       : PMTRACK_PAGE_SWAPPED;
+	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
+}
+
+static int refine(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st);
+
+/* what entry_runs() reads from pagemap entries, and where its runs go */
+enum pst_split {
+	PST_SPLIT_STATE,  /* entry_state(); runs are refined */
+	PST_SPLIT_MARKER, /* base | SWAPPED, or nothing for a PTE marker */
+	PST_SPLIT_EXCL,	  /* base, with EXCLUSIVE if the entry says so */
+};
+
+static unsigned int split_state(struct pst_ctx *c, uint64_t pm,
+				enum pst_split how, unsigned int base)
+{
+	switch (how) {
+	case PST_SPLIT_MARKER:
+		return (pm & PM_PFN_MASK & 31) == PM_SWP_TYPE_MARKER
+			       ? 0
+			       : base | PMTRACK_PAGE_SWAPPED;
+	case PST_SPLIT_EXCL:
+		return base | excl_state(c, pm);
+	default:
+		return entry_state(c, pm);
+	}
+}
+
+/* a run [s, e) in state @st, @pm its first entry: emitted, or refined */
+static int split_run(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st,
+		     uint64_t pm, enum pst_split how)
+{
+	if (how != PST_SPLIT_STATE)
+		return emit(c, s, e, st);
+	if (st & PMTRACK_PAGE_PRESENT) /* the run shares it */
+		(void)excl_state(c, pm);
+	if (st == PST_GAP && !(c->m->flags & PMTRACK_MAP_SHMEM))
+		return 0;
+	return refine(c, s, e, st);
+}
+
+/*
+ * The pages of [s, e) in runs of one state, as @how reads it from their
+ * pagemap entries (entries(), reading ahead up to @limit).
+ */
+static int entry_runs(struct pst_ctx *c, uint64_t s, uint64_t e, uint64_t limit,
+		      enum pst_split how, unsigned int base)
 {
 	struct pmtrack_pstate *ps = c->ps;
 
 	while (s < e) {
 		size_t n = (e - s) >> ps->pshift, i = 0;
-		int ret;
-
 		const uint64_t *pmv;
+		int ret;
 
 		if (n > PST_PM_LEN)
 			n = PST_PM_LEN;
-		pmv = entries(ps, s, n, c->m->end, &ret);
+		pmv = entries(ps, s, n, limit, &ret);
 		if (!pmv)
 			return ret;
 		while (i < n) {
-			unsigned int st = 0, st2;
-			size_t j = i;
+			unsigned int st = split_state(c, pmv[i], how, base);
+			size_t j = i + 1;
 
-			do {
-				uint64_t pm = pmv[j];
-
-				if (marker_check)
-					st2 = (pm & PM_PFN_MASK & 31) ==
-							      PM_SWP_TYPE_MARKER
-						      ? 0
-						      : base | PMTRACK_PAGE_SWAPPED;
-				else
-					st2 = base | excl_state(c, pm);
-				if (j == i)
-					st = st2;
-			} while (st2 == st && ++j < n);
-			ret = emit(c, s + (i << ps->pshift),
-				   s + (j << ps->pshift), st);
+			while (j < n && split_state(c, pmv[j], how, base) == st)
+				j++;
+			ret = split_run(c, s + (i << ps->pshift),
+					s + (j << ps->pshift), st, pmv[i], how);
 			if (ret)
 				return ret;
 			i = j;
@@ -496,13 +552,12 @@ static int refine(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
 			return 0;
 		if (!c->ps->show_pfn)
 			return emit(c, s, e, PMTRACK_PAGE_UNSURE);
-		return split_entries(c, s, e,
-				     st & ~(PST_AMBIG | PMTRACK_PAGE_SWAPPED),
-				     true);
+		return entry_runs(c, s, e, c->m->end, PST_SPLIT_MARKER,
+				  st & ~(PST_AMBIG | PMTRACK_PAGE_SWAPPED));
 	}
 	if (st & PMTRACK_PAGE_PRESENT && c->ps->use_scan &&
 	    c->want & PMTRACK_PAGE_EXCLUSIVE)
-		return split_entries(c, s, e, st, false);
+		return entry_runs(c, s, e, c->m->end, PST_SPLIT_EXCL, st);
 	return emit(c, s, e, st);
 }
 
@@ -617,66 +672,10 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 	return gaps && gap < e ? refine(c, gap, e, PST_GAP) : 0;
 }
 
-static unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
-{
-	const struct pmtrack_pstate *ps = c->ps;
-	unsigned int st = 0;
-
-	if (pm & PMT_PM_PRESENT) {
-		st = PMTRACK_PAGE_PRESENT;
-		if (pm & PMT_PM_EXCLUSIVE)
-			st |= PMTRACK_PAGE_EXCLUSIVE;
-		if (pm & PMT_PM_FILE)
-			st |= PMTRACK_PAGE_FILE;
-		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
-			st |= PMTRACK_PAGE_ZERO;
-		return st;
-	}
-	if (!(pm & PMT_PM_SWAP))
-		return PST_GAP;
-	if (pm & PM_GUARD)
-		return PMTRACK_PAGE_GUARD;
-	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
-	 * poison) from swap; without, only the uffd-wp bit hints at one */
-	if (ps->show_pfn)
-		return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP
-						       : PMTRACK_PAGE_SWAPPED;
-	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
-}
-
+/* the kernel's answer from reads of pagemap */
 static int read_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 {
-	struct pmtrack_pstate *ps = c->ps;
-	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
-
-	while (s < e) {
-		size_t n = (e - s) >> ps->pshift, i = 0;
-		int ret;
-
-		if (n > PST_PM_LEN)
-			n = PST_PM_LEN;
-		ret = read_entries(ps, s, n);
-		if (ret)
-			return ret;
-		while (i < n) {
-			unsigned int st = entry_state(c, ps->pm[i]);
-			size_t j = i + 1;
-
-			while (j < n && entry_state(c, ps->pm[j]) == st)
-				j++;
-			if (st & PMTRACK_PAGE_PRESENT) /* the run shares it */
-				(void)excl_state(c, ps->pm[i]);
-			if (st != PST_GAP || gaps) {
-				ret = refine(c, s + (i << ps->pshift),
-					     s + (j << ps->pshift), st);
-				if (ret)
-					return ret;
-			}
-			i = j;
-		}
-		s += n << ps->pshift;
-	}
-	return 0;
+	return entry_runs(c, s, e, e, PST_SPLIT_STATE, 0);
 }
 
 /* ---- /proc/PID/maps --------------------------------------------------- */
