@@ -283,6 +283,7 @@ struct pmt_sb {
 PMT_HIDDEN struct pmt_sb *pmt_sb_new(const struct pmtrack *t,
 				     enum pmt_sb_kind kind, uintptr_t s,
 				     uintptr_t e, size_t gran);
+/* unpublish (if published) and free; NULL is nothing */
 PMT_HIDDEN void pmt_sb_free(struct pmt_sb *sb);
 /* make @sb findable by pmt_sb_get(), and undo that (waits for users) */
 PMT_HIDDEN int pmt_sb_publish(struct pmt_sb *sb);

@@ -271,7 +271,6 @@ static void mp_close(struct pmtrack *t)
 		struct pmt_sb *sb = t->ranges[i].sb;
 
 		mp_give_back(sb, &it, sb->start, sb->end);
-		pmt_sb_unpublish(sb);
 		pmt_sb_free(sb);
 		t->ranges[i].sb = NULL;
 	}
@@ -496,7 +495,6 @@ static int mp_watch(struct pmtrack *t, struct pmt_range *r,
 	r->sb = sb;
 	return 0;
 fail:
-	pmt_sb_unpublish(sb);
 	pmt_sb_free(sb);
 	return ret;
 }

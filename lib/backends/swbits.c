@@ -201,6 +201,7 @@ void pmt_sb_free(struct pmt_sb *sb)
 {
 	if (!sb)
 		return;
+	pmt_sb_unpublish(sb);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
 }
@@ -738,14 +739,8 @@ int pmt_sb_split(struct pmtrack *t, struct pmt_range *r, struct pmt_range *head,
 	tail->sb = tl;
 	return 0;
 fail:
-	if (h) {
-		pmt_sb_unpublish(h);
-		pmt_sb_free(h);
-	}
-	if (tl) {
-		pmt_sb_unpublish(tl);
-		pmt_sb_free(tl);
-	}
+	pmt_sb_free(h);
+	pmt_sb_free(tl);
 	return ret;
 }
 

@@ -228,7 +228,6 @@ static void uw_close(struct pmtrack *t)
 		close(t->pagemap_fd);
 	t->pagemap_fd = -1;
 	for (size_t i = 0; i < t->nranges; i++) {
-		pmt_sb_unpublish(t->ranges[i].sb);
 		pmt_sb_free(t->ranges[i].sb);
 		t->ranges[i].sb = NULL;
 	}
@@ -313,7 +312,6 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 fail_unreg:
 	ioctl(t->uffd, UFFDIO_UNREGISTER, &ur);
 fail:
-	pmt_sb_unpublish(sb);
 	pmt_sb_free(sb);
 	return ret;
 }
