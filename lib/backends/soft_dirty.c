@@ -178,16 +178,20 @@ static int fold_all(struct pmtrack *t)
 	return 0;
 }
 
+/* Clear the soft-dirty bits of t's whole process. */
+static int clear_refs(struct pmtrack *t)
+{
+	if (write(t->clear_refs_fd, "4", 1) != 1)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
 /* Fold every watched page of every tracker on t's process, then clear. */
 static int fold_all_and_clear(struct pmtrack *t)
 {
 	int ret = fold_all(t);
 
-	if (ret)
-		return ret;
-	if (write(t->clear_refs_fd, "4", 1) != 1)
-		return errno ? -errno : -EIO;
-	return 0;
+	return ret ? ret : clear_refs(t);
 }
 
 static int sd_watch(struct pmtrack *t, struct pmt_range *r,
@@ -252,9 +256,7 @@ static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 	if (ret)
 		return ret;
 	/* if this fails the kernel bits stay set: reported again, not lost */
-	if (write(t->clear_refs_fd, "4", 1) != 1)
-		return errno ? -errno : -EIO;
-	return 0;
+	return clear_refs(t);
 }
 
 static int sd_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
