@@ -439,7 +439,7 @@ static unsigned int excl_state(struct pst_ctx *c, uint64_t pm)
 }
 
 /* a page's state from its pagemap entry alone (reading pagemap) */
-static unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
+static inline unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
 {
 	const struct pmtrack_pstate *ps = c->ps;
 	unsigned int st = 0;
@@ -475,8 +475,8 @@ enum pst_split {
 	PST_SPLIT_EXCL,	  /* base, with EXCLUSIVE if the entry says so */
 };
 
-static unsigned int split_state(struct pst_ctx *c, uint64_t pm,
-				enum pst_split how, unsigned int base)
+static inline unsigned int split_state(struct pst_ctx *c, uint64_t pm,
+				       enum pst_split how, unsigned int base)
 {
 	switch (how) {
 	case PST_SPLIT_MARKER:
@@ -488,6 +488,20 @@ static unsigned int split_state(struct pst_ctx *c, uint64_t pm,
 	default:
 		return entry_state(c, pm);
 	}
+}
+
+/* the end of the run of one state that starts at entry @i of @pmv (@n
+ * long); its state to *st */
+static inline size_t run_end(struct pst_ctx *c, const uint64_t *pmv, size_t i,
+			     size_t n, enum pst_split how, unsigned int base,
+			     unsigned int *st)
+{
+	size_t j = i + 1;
+
+	*st = split_state(c, pmv[i], how, base);
+	while (j < n && split_state(c, pmv[j], how, base) == *st)
+		j++;
+	return j;
 }
 
 /* a run [s, e) in state @st, @pm its first entry: emitted, or refined */
@@ -523,11 +537,20 @@ static int entry_runs(struct pst_ctx *c, uint64_t s, uint64_t e, uint64_t limit,
 		if (!pmv)
 			return ret;
 		while (i < n) {
-			unsigned int st = split_state(c, pmv[i], how, base);
-			size_t j = i + 1;
+			unsigned int st;
+			size_t j;
 
-			while (j < n && split_state(c, pmv[j], how, base) == st)
-				j++;
+			/* a copy of the loop for each kind, without the
+			 * switch: reading pagemap, it runs for every page */
+			if (how == PST_SPLIT_STATE)
+				j = run_end(c, pmv, i, n, PST_SPLIT_STATE, 0,
+					    &st);
+			else if (how == PST_SPLIT_MARKER)
+				j = run_end(c, pmv, i, n, PST_SPLIT_MARKER,
+					    base, &st);
+			else
+				j = run_end(c, pmv, i, n, PST_SPLIT_EXCL, base,
+					    &st);
 			ret = split_run(c, s + (i << ps->pshift),
 					s + (j << ps->pshift), st, pmv[i], how);
 			if (ret)
