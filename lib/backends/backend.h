@@ -186,7 +186,7 @@ struct pmt_backend_ops {
 	int (*reset)(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first);
 	int (*first_written)(struct pmtrack *t, uintptr_t s, uintptr_t e,
 			     size_t first, uintptr_t *addr);
-	/* backends with software bits (softbits.c): re-protect pages after
+	/* backends with software bits (swbits.c): re-protect pages after
 	 * their bits were taken, and un-protect them for a kernel write
 	 * (0 or -errno); NULL for the others */
 	pmt_arm_fn arm;
@@ -235,11 +235,14 @@ struct pmtrack {
 PMT_HIDDEN int pmt_vma_check(struct pmtrack *t, uintptr_t start, uintptr_t end,
 			     struct pmt_vma_span *out);
 
-/* --- software dirty bits (softbits.c) ------------------------------------ */
+/* --- software dirty bits (swbits.c) -------------------------------------- */
 
 enum pmt_sb_kind { PMT_SB_PLAIN, PMT_SB_MPROTECT, PMT_SB_UFFD };
 
-/* One watched range with a bit per base page, set by fault handlers. */
+/*
+ * One watched range with a bit per base page, set by fault handlers
+ * (mprotect, uffd-wp) or by folds of the kernel's soft-dirty bits.
+ */
 struct pmt_sb {
 	uintptr_t start, end;
 	size_t gran;	     /* bytes per protection unit (huge page size) */
@@ -253,20 +256,26 @@ struct pmt_sb {
 	const void *owner; /* the tracker */
 	int slot;	   /* index in the lookup table, -1 if unpublished */
 	size_t nwords;
+	/*
+	 * soft-dirty, and uffd-wp where it sweeps by reading pagemap (before
+	 * 6.7): pages that were filled at the last look (fold, sweep).  A
+	 * page filled then and not now was dropped in between (MADV_DONTNEED
+	 * and the like): its content changed with no write to see, so it
+	 * reads as written.  What "filled" means is each backend's: for
+	 * soft-dirty, data of the page's own (present and exclusive, or in
+	 * swap); for uffd-wp, any entry (present or swap).  nwords long.
+	 */
+	_Atomic uint64_t *filled;
 	/* mprotect: pages whose protection the owner set with pmt_protect()
 	 * to deny writes (a write fault there is not ours), nwords long;
 	 * and the grace period that lets pmt_protect() wait for handlers
 	 * that looked at them before a change (mprotect.c) */
 	_Atomic uint64_t *deny;
-	/* soft-dirty: pages that held their own data at the last fold
-	 * (present and exclusive, or in swap); uffd-wp reading pagemap:
-	 * pages whose entry was not empty at the last sweep; nwords long */
-	_Atomic uint64_t *held;
 	_Atomic unsigned int epoch;
 	_Atomic long inflight[2];
 	/* held by RESET collects, resets and prepares of this range, so
 	 * that besides fault handlers only the holder clears bits and
-	 * changes arming there (softbits.c) */
+	 * changes arming there (swbits.c) */
 	pthread_mutex_t lock;
 	_Atomic uint64_t bits[];
 };
@@ -274,6 +283,7 @@ struct pmt_sb {
 PMT_HIDDEN struct pmt_sb *pmt_sb_new(const struct pmtrack *t,
 				     enum pmt_sb_kind kind, uintptr_t s,
 				     uintptr_t e, size_t gran);
+/* unpublish (if published) and free; NULL is nothing */
 PMT_HIDDEN void pmt_sb_free(struct pmt_sb *sb);
 /* make @sb findable by pmt_sb_get(), and undo that (waits for users) */
 PMT_HIDDEN int pmt_sb_publish(struct pmt_sb *sb);
@@ -305,8 +315,10 @@ PMT_HIDDEN bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s,
 PMT_HIDDEN bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s,
 				   uintptr_t e, uintptr_t held_s,
 				   uintptr_t held_e);
-/* set the held bit of the page at @page; returns the old one */
-PMT_HIDDEN bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on);
+/* set or clear the filled bit of the page at @page; returns the old one */
+PMT_HIDDEN bool pmt_sb_set_filled(struct pmt_sb *sb, uintptr_t page, bool on);
+/* set the filled bits of [s, e) (clipped to the range) */
+PMT_HIDDEN void pmt_sb_fill(struct pmt_sb *sb, uintptr_t s, uintptr_t e);
 
 /* mark in @sb the pages of [s, e) that PAGEMAP_SCAN on t->pagemap_fd finds
  * in every category of @cat (soft-dirty; uffd-wp's sweep for WRITTEN) */

@@ -31,7 +31,7 @@
  * watched (a file, memfd or shared anonymous mapping, at its offset), and
  * a protection that only it sets.  Its own undenied pages are armed
  * (read-only, PROT_EXEC kept) or writable as watched, and a writable one
- * was written: under the range's lock (softbits.c), a mapping writable as
+ * was written: under the range's lock (swbits.c), a mapping writable as
  * watched is ours only if every page of the range it spans has its bit
  * set or is the run being armed.  A handler in flight may have made a
  * page writable and not yet marked it, so a mapping that fails only that
@@ -139,7 +139,7 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 		 * Marked before the span is writable, so another thread
 		 * that writes it and then collects sees it; marked again
 		 * after, in case a collect took the bits and armed the
-		 * span meanwhile (see softbits.c).  A failed attempt only
+		 * span meanwhile (see swbits.c).  A failed attempt only
 		 * leaves extra marks.
 		 */
 		pmt_sb_mark(sb, s, e);
@@ -271,7 +271,6 @@ static void mp_close(struct pmtrack *t)
 		struct pmt_sb *sb = t->ranges[i].sb;
 
 		mp_give_back(sb, &it, sb->start, sb->end);
-		pmt_sb_unpublish(sb);
 		pmt_sb_free(sb);
 		t->ranges[i].sb = NULL;
 	}
@@ -496,7 +495,6 @@ static int mp_watch(struct pmtrack *t, struct pmt_range *r,
 	r->sb = sb;
 	return 0;
 fail:
-	pmt_sb_unpublish(sb);
 	pmt_sb_free(sb);
 	return ret;
 }

@@ -13,10 +13,10 @@
  * A private page that the program drops (MADV_DONTNEED, MADV_FREE) takes
  * its bit with it, and reads zeroes (or the file) afterwards: its content
  * changed with no bit to show.  So each fold also remembers which pages
- * held data of their own (present and exclusive, or in swap), and a page
- * that held data at the last fold and holds none now is written.  Fork
- * (pages shared copy-on-write are not exclusive) and KSM make that report
- * too much, once.
+ * are filled, holding data of their own (present and exclusive, or in
+ * swap: struct pmt_sb's filled bits), and a page filled at the last fold
+ * and not now is written.  Fork (pages shared copy-on-write are not
+ * exclusive) and KSM make that report too much, once.
  *
  * clear_refs has no range: it clears the whole process.  So before every
  * clear, every soft-dirty tracker of this program on that process folds
@@ -132,11 +132,11 @@ static int fold_read(struct pmtrack *t, struct sd_window *w, struct pmt_sb *sb,
 			w->n = (size_t)n / sizeof(w->ent[0]);
 		}
 		uint64_t ent = w->ent[(s - w->base) / ps];
-		bool held = ent & PMT_PM_SWAP ||
-			    (ent & PMT_PM_PRESENT && ent & PMT_PM_EXCLUSIVE);
-		bool was = pmt_sb_set_held(sb, s, held);
+		bool filled = ent & PMT_PM_SWAP ||
+			      (ent & PMT_PM_PRESENT && ent & PMT_PM_EXCLUSIVE);
+		bool was = pmt_sb_set_filled(sb, s, filled);
 
-		if (!init && (ent & PMT_PM_SOFT_DIRTY || (was && !held)))
+		if (!init && (ent & PMT_PM_SOFT_DIRTY || (was && !filled)))
 			pmt_sb_mark(sb, s, s + ps);
 	}
 	return 0;
@@ -178,16 +178,20 @@ static int fold_all(struct pmtrack *t)
 	return 0;
 }
 
+/* Clear the soft-dirty bits of t's whole process. */
+static int clear_refs(struct pmtrack *t)
+{
+	if (write(t->clear_refs_fd, "4", 1) != 1)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
 /* Fold every watched page of every tracker on t's process, then clear. */
 static int fold_all_and_clear(struct pmtrack *t)
 {
 	int ret = fold_all(t);
 
-	if (ret)
-		return ret;
-	if (write(t->clear_refs_fd, "4", 1) != 1)
-		return errno ? -errno : -EIO;
-	return 0;
+	return ret ? ret : clear_refs(t);
 }
 
 static int sd_watch(struct pmtrack *t, struct pmt_range *r,
@@ -252,9 +256,7 @@ static int sd_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 	if (ret)
 		return ret;
 	/* if this fails the kernel bits stay set: reported again, not lost */
-	if (write(t->clear_refs_fd, "4", 1) != 1)
-		return errno ? -errno : -EIO;
-	return 0;
+	return clear_refs(t);
 }
 
 static int sd_reset(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Software dirty bits for the backends whose kernel mechanism only tells
- * about the first write to an armed page (mprotect, sync uffd-wp) or whose
- * kernel state is process-wide (soft-dirty keeps what a reset would erase).
+ * Software dirty bits (struct pmt_sb), the library's own, for the backends
+ * whose kernel mechanism only tells about the first write to an armed page
+ * (mprotect, sync uffd-wp) or whose kernel state is process-wide: the
+ * soft-dirty backend (soft_dirty.c) folds the kernel's soft-dirty bits
+ * into these, which keep what a reset would erase.
  *
  * Each watched range has one bit per base page.  Fault handlers find the
  * range through a lock-free table and set bits with atomic ORs, so they can
@@ -183,7 +185,7 @@ struct pmt_sb *pmt_sb_new(const struct pmtrack *t, enum pmt_sb_kind kind,
 	if (kind == PMT_SB_MPROTECT)
 		sb->deny = sb->bits + nwords;
 	else
-		sb->held = sb->bits + nwords;
+		sb->filled = sb->bits + nwords;
 	sb->start = s;
 	sb->end = e;
 	sb->gran = gran;
@@ -199,6 +201,7 @@ void pmt_sb_free(struct pmt_sb *sb)
 {
 	if (!sb)
 		return;
+	pmt_sb_unpublish(sb);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
 }
@@ -232,7 +235,7 @@ static void words_update(const struct pmt_sb *sb, _Atomic uint64_t *words,
 	size_t from, to;
 
 	sb_span(sb, s, e, &from, &to);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
+	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		if (on)
 			atomic_fetch_or(&words[w], pmt_word_mask(w, from, to));
 		else
@@ -256,14 +259,37 @@ void pmt_sb_deny(struct pmt_sb *sb, uintptr_t s, uintptr_t e, bool on)
 	words_update(sb, sb->deny, s, e, on);
 }
 
-bool pmt_sb_set_held(struct pmt_sb *sb, uintptr_t page, bool on)
+bool pmt_sb_set_filled(struct pmt_sb *sb, uintptr_t page, bool on)
 {
 	size_t i = (page - sb->start) >> sb->pshift;
 	uint64_t m = 1ULL << (i % 64);
-	uint64_t old = on ? atomic_fetch_or(&sb->held[i / 64], m)
-			  : atomic_fetch_and(&sb->held[i / 64], ~m);
+	uint64_t old = on ? atomic_fetch_or(&sb->filled[i / 64], m)
+			  : atomic_fetch_and(&sb->filled[i / 64], ~m);
 
 	return old & m;
+}
+
+void pmt_sb_fill(struct pmt_sb *sb, uintptr_t s, uintptr_t e)
+{
+	words_update(sb, sb->filled, s, e, true);
+}
+
+/* any bit of @words set in [from, to)?  With @take, clear them all too. */
+static bool words_any(_Atomic uint64_t *words, size_t from, size_t to,
+		      bool take)
+{
+	bool any = false;
+
+	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
+		uint64_t m = pmt_word_mask(w, from, to);
+		uint64_t v = take ? atomic_fetch_and(&words[w], ~m)
+				  : atomic_load(&words[w]);
+
+		any |= (v & m) != 0;
+		if (any && !take)
+			break;
+	}
+	return any;
 }
 
 bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
@@ -273,10 +299,7 @@ bool pmt_sb_denied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	if (!sb->deny)
 		return false;
 	sb_span(sb, s, e, &from, &to);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		if (atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
-			return true;
-	return false;
+	return words_any(sb->deny, from, to, false);
 }
 
 bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
@@ -286,7 +309,7 @@ bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	sb_span(sb, s, e, &from, &to);
 	if (!sb->deny)
 		return from < to;
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
+	for (size_t w = from / 64; w < pmt_nwords(to); w++)
 		if (~atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
 			return true;
 	return false;
@@ -299,7 +322,7 @@ bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 
 	sb_span(sb, s, e, &from, &to);
 	sb_span(sb, held_s, held_e, &hf, &ht);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++) {
+	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		uint64_t held = 0, bad;
 
 		if (hf < ht && hf < w * 64 + 64 && ht > w * 64)
@@ -311,21 +334,6 @@ bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 			return false;
 	}
 	return true;
-}
-
-/* any bit set in [from, to)?  With @take, clear them too. */
-static bool bits_any(struct pmt_sb *sb, size_t from, size_t to, bool take)
-{
-	bool any = false;
-
-	for (size_t w = from / 64; w * 64 < to; w++) {
-		uint64_t m = pmt_word_mask(w, from, to);
-		uint64_t v = take ? atomic_fetch_and(&sb->bits[w], ~m)
-				  : atomic_load(&sb->bits[w]);
-
-		any |= (v & m) != 0;
-	}
-	return any;
 }
 
 /* ---- collecting --------------------------------------------------------- */
@@ -451,7 +459,7 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 	bool unlimited = w->pages_left == SIZE_MAX && w->runs_left == SIZE_MAX;
 	int r;
 
-	for (size_t wi = from / 64; wi * 64 < to; wi++) {
+	for (size_t wi = from / 64; wi < pmt_nwords(to); wi++) {
 		uint64_t m = pmt_word_mask(wi, from, to);
 		uint64_t got = atomic_load_explicit(&sb->bits[wi],
 						    memory_order_relaxed) &
@@ -459,13 +467,14 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 
 		while (got) {
 			unsigned int b = (unsigned int)__builtin_ctzll(got);
-			/* the run of set bits starting at b */
+			/* the run of set bits starting at b, bit i */
 			uint64_t run = got >> b;
 			unsigned int len =
 				run == ~0ULL
 					? 64
 					: (unsigned int)__builtin_ctzll(~run);
-			uintptr_t a = sb->start + ((wi * 64 + b) << sb->pshift);
+			size_t i = wi * 64 + b;
+			uintptr_t a = sb->start + (i << sb->pshift);
 			unsigned int k = len;
 
 			if (!unlimited) {
@@ -486,16 +495,14 @@ static int walk_pages(struct sb_walk *w, size_t from, size_t to,
 				if (w->c->reset)
 					atomic_fetch_and(
 						&sb->bits[wi],
-						~((k == 64 ? ~0ULL
-							   : (1ULL << k) - 1)
-						  << b));
+						~pmt_word_mask(wi, i, i + k));
 			}
 			if (k < len) {
 				/* full */
 				*stop = a + ((uintptr_t)k << sb->pshift);
 				return 0;
 			}
-			got &= len + b >= 64 ? 0 : ~0ULL << (b + len);
+			got &= ~pmt_word_mask(wi, i, i + len);
 		}
 	}
 	return 0;
@@ -512,7 +519,7 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 	for (size_t u = from / per * per; u < to; u += per) {
 		uintptr_t a = sb->start + (u << sb->pshift);
 
-		if (!bits_any(sb, u, u + per, false))
+		if (!words_any(sb->bits, u, u + per, false))
 			continue;
 		if (!walk_fits(w, a, per, sb->gran)) {
 			/* a report without reset may end inside a unit */
@@ -529,7 +536,7 @@ static int walk_units(struct sb_walk *w, size_t from, size_t to,
 		if (r)
 			return r;
 		if (w->c->reset)
-			bits_any(sb, u, u + per, true);
+			words_any(sb->bits, u, u + per, true);
 	}
 	return 0;
 }
@@ -586,7 +593,7 @@ int pmt_sb_first_written(struct pmtrack *t, uintptr_t s, uintptr_t e,
 		size_t from, to;
 
 		sb_span(sb, s, e, &from, &to);
-		for (size_t wi = from / 64; wi * 64 < to; wi++) {
+		for (size_t wi = from / 64; wi < pmt_nwords(to); wi++) {
 			uint64_t v = atomic_load(&sb->bits[wi]) &
 				     pmt_word_mask(wi, from, to);
 
@@ -664,8 +671,8 @@ static uint64_t bits_at(_Atomic uint64_t *words, size_t nwords, size_t i)
 	return v;
 }
 
-/* OR @src's bits (and deny bits) into @dst, a sub-range of it, a word at a
- * time */
+/* OR @src's bits (and deny or filled bits) into @dst, a sub-range of it,
+ * a word at a time */
 static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 {
 	size_t off = (dst->start - src->start) >> src->pshift;
@@ -682,10 +689,10 @@ static void copy_bits(struct pmt_sb *dst, struct pmt_sb *src)
 			if (v)
 				atomic_fetch_or(&dst->deny[w], v);
 		}
-		if (src->held) {
-			v = bits_at(src->held, src->nwords, off + w * 64) & m;
+		if (src->filled) {
+			v = bits_at(src->filled, src->nwords, off + w * 64) & m;
 			if (v)
-				atomic_fetch_or(&dst->held[w], v);
+				atomic_fetch_or(&dst->filled[w], v);
 		}
 	}
 }
@@ -732,14 +739,8 @@ int pmt_sb_split(struct pmtrack *t, struct pmt_range *r, struct pmt_range *head,
 	tail->sb = tl;
 	return 0;
 fail:
-	if (h) {
-		pmt_sb_unpublish(h);
-		pmt_sb_free(h);
-	}
-	if (tl) {
-		pmt_sb_unpublish(tl);
-		pmt_sb_free(tl);
-	}
+	pmt_sb_free(h);
+	pmt_sb_free(tl);
 	return ret;
 }
 

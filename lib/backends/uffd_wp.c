@@ -25,7 +25,7 @@
  * /proc/self/pagemap before 6.7): a page whose entry lacks the uffd-wp bit
  * (57) was unprotected behind our back and is marked written; the collect
  * then protects it again.  Reading pagemap, an empty entry is written only
- * if it was not empty at the last sweep (a page dropped since); one that
+ * if it was filled at the last sweep (a page dropped since); one that
  * stays empty (a PROT_NONE page that cannot be populated again before 6.4)
  * is not reported at every collect, and a page a read maps there later
  * (the zero page: not exclusive) is not written.  The price: a page
@@ -98,7 +98,7 @@ static void uw_fault(struct pmtrack *t, uintptr_t addr, uint64_t flags)
 	 * writer.  The first mark makes a write by another thread that
 	 * finds the page writable visible to that thread's next collect;
 	 * the second covers a collect that took the first and armed the
-	 * page before we un-protected it (see softbits.c).  Waking last
+	 * page before we un-protected it (see swbits.c).  Waking last
 	 * means the writer's own later reset comes after both marks.
 	 */
 	if (sb)
@@ -228,7 +228,6 @@ static void uw_close(struct pmtrack *t)
 		close(t->pagemap_fd);
 	t->pagemap_fd = -1;
 	for (size_t i = 0; i < t->nranges; i++) {
-		pmt_sb_unpublish(t->ranges[i].sb);
 		pmt_sb_free(t->ranges[i].sb);
 		t->ranges[i].sb = NULL;
 	}
@@ -287,12 +286,11 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 	sb = pmt_sb_new(t, PMT_SB_UFFD, r->start, r->end, r->align);
 	if (!sb)
 		return -ENOMEM;
-	/* the pagemap sweep (before 6.7) starts from "every entry was
-	 * there": watch populated them; one that could not be (PROT_NONE)
-	 * reads as written once */
+	/* the pagemap sweep (before 6.7) starts from "every page filled"
+	 * (an entry there): watch populated them; one that could not be
+	 * (PROT_NONE) reads as written once */
 	if (!t->uw->scan)
-		for (uintptr_t p = r->start; p < r->end; p += t->page_size)
-			pmt_sb_set_held(sb, p, true);
+		pmt_sb_fill(sb, r->start, r->end);
 	ret = pmt_sb_publish(sb);
 	if (ret)
 		goto fail;
@@ -314,7 +312,6 @@ static int uw_watch(struct pmtrack *t, struct pmt_range *r,
 fail_unreg:
 	ioctl(t->uffd, UFFDIO_UNREGISTER, &ur);
 fail:
-	pmt_sb_unpublish(sb);
 	pmt_sb_free(sb);
 	return ret;
 }
@@ -397,16 +394,16 @@ static int uw_sweep(struct pmtrack *t, uintptr_t s, uintptr_t e, size_t first)
 
 				/* bit 55 alone (a VM_SOFTDIRTY mapping
 				 * where soft-dirty is built in) is no entry */
-				bool full =
+				bool filled =
 					ent[j] & (PMT_PM_PRESENT | PMT_PM_SWAP);
-				bool was = pmt_sb_set_held(r->sb, p, full);
+				bool was = pmt_sb_set_filled(r->sb, p, filled);
 
 				k = j + 1;
 				/* unprotected: written, unless the page is
 				 * not exclusive (the zero page or a file page
 				 * that a read mapped where protection could
 				 * not go, a page shared copy-on-write) */
-				if (full) {
+				if (filled) {
 					if (!(ent[j] & PMT_PM_UFFD_WP) &&
 					    ent[j] & (PMT_PM_SWAP |
 						      PMT_PM_EXCLUSIVE))

@@ -49,6 +49,11 @@ PMT_HIDDEN void pmt_bits_set(uint64_t *w, uint64_t start, uint64_t len);
 PMT_HIDDEN void pmt_bits_clear(uint64_t *w, uint64_t start, uint64_t len);
 /* are all bits of [start, start + len) set? */
 PMT_HIDDEN bool pmt_bits_all(const uint64_t *w, uint64_t start, uint64_t len);
+/* over bits [start, start + len) only: dst &= src, dst |= src */
+PMT_HIDDEN void pmt_bits_and(uint64_t *dst, const uint64_t *src, uint64_t start,
+			     uint64_t len);
+PMT_HIDDEN void pmt_bits_or(uint64_t *dst, const uint64_t *src, uint64_t start,
+			    uint64_t len);
 /* set bits in w[0..nwords) */
 PMT_HIDDEN uint64_t pmt_bits_count(const uint64_t *w, size_t nwords);
 

@@ -153,6 +153,58 @@ static int uffd_wp(int fd, void *p, size_t len, bool protect)
 }
 
 /*
+ * A userfaultfd with features @need (which the caller found supported),
+ * and a scratch page, written once, that it write-protects.  Return 1 with
+ * both in *fd and *page, 0 if this kernel or sandbox does not let us, or
+ * -errno; on anything but 1 nothing is left open.
+ */
+static int wp_scratch(uint64_t need, size_t ps, int *fd, volatile char **page)
+{
+	volatile char *p = NULL;
+	int u = uffd_create(), ret;
+
+	if (u < 0)
+		return unsupported_errno(-u) ? 0 : u;
+	ret = uffd_api(u, need, NULL);
+	if (!ret) {
+		p = scratch_page(ps);
+		if (!p) {
+			close(u);
+			return -ENOMEM;
+		}
+		p[0] = 1;
+		ret = uffd_register_wp(u, (void *)p, ps);
+	}
+	if (!ret)
+		ret = uffd_wp(u, (void *)p, ps, true);
+	if (ret) {
+		if (p)
+			munmap((void *)p, ps);
+		close(u);
+		return unsupported_errno(-ret) ? 0 : ret;
+	}
+	*fd = u;
+	*page = p;
+	return 1;
+}
+
+/* does pagemap show the protected @page's uffd-wp bit, and no longer once
+ * a write was let through by the kernel? */
+static int wp_async_resolves(int pm, volatile char *page, size_t ps)
+{
+	uint64_t ent;
+	int ret = pagemap_entry(pm, (void *)page, ps, &ent);
+
+	if (ret || !(ent & PMT_PM_UFFD_WP))
+		return ret;
+	page[0] = 2;
+	ret = pagemap_entry(pm, (void *)page, ps, &ent);
+	if (ret)
+		return ret;
+	return !(ent & PMT_PM_UFFD_WP) && page[0] == 2;
+}
+
+/*
  * Async WP: protect a page, check pagemap shows the uffd-wp bit, write it
  * (the kernel resolves the fault itself), check the bit is gone.
  */
@@ -160,59 +212,24 @@ static int probe_uffd_wp_async(size_t ps)
 {
 	const uint64_t need =
 		UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
-	uint64_t feats, ent;
-	volatile char *page = NULL;
-	int fd = -1, pm = -1, ret;
+	volatile char *page;
+	uint64_t feats;
+	int fd, pm, ret;
 
 	ret = pmt_uffd_features(&feats);
 	if (ret < 0)
 		return ret;
 	if ((feats & need) != need)
 		return 0;
-
 	pm = pmt_proc_open(0, "pagemap", O_RDONLY);
 	if (pm < 0)
 		return unsupported_errno(errno) ? 0 : -errno;
-	fd = uffd_create();
-	if (fd < 0) {
-		ret = unsupported_errno(-fd) ? 0 : fd;
-		goto out;
-	}
-	ret = uffd_api(fd, need, NULL);
-	if (ret)
-		goto out_unsup;
-	page = scratch_page(ps);
-	if (!page) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	page[0] = 1;
-	ret = uffd_register_wp(fd, (void *)page, ps);
-	if (ret)
-		goto out_unsup;
-	ret = uffd_wp(fd, (void *)page, ps, true);
-	if (ret)
-		goto out_unsup;
-	ret = pagemap_entry(pm, (void *)page, ps, &ent);
-	if (ret)
-		goto out;
-	if (!(ent & PMT_PM_UFFD_WP)) {
-		ret = 0;
-		goto out;
-	}
-	page[0] = 2;
-	ret = pagemap_entry(pm, (void *)page, ps, &ent);
-	if (ret)
-		goto out;
-	ret = !(ent & PMT_PM_UFFD_WP) && page[0] == 2;
-	goto out;
-out_unsup:
-	ret = unsupported_errno(-ret) ? 0 : ret;
-out:
-	if (page)
+	ret = wp_scratch(need, ps, &fd, &page);
+	if (ret == 1) {
+		ret = wp_async_resolves(pm, page, ps);
 		munmap((void *)page, ps);
-	if (fd >= 0)
 		close(fd);
+	}
 	close(pm);
 	return ret;
 }
@@ -229,84 +246,60 @@ static void *wp_writer_fn(void *arg)
 	return NULL;
 }
 
+/* wait (2 s at most) for a message on @fd: 1 if it is a WP page fault, 0
+ * if none came or it is another, or -errno */
+static int wp_fault_arrives(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct uffd_msg msg;
+	int ret;
+
+	/* a signal handler without SA_RESTART cuts poll short */
+	while ((ret = poll(&pfd, 1, 2000)) < 0 && errno == EINTR)
+		;
+	if (ret < 0)
+		return -errno;
+	if (ret == 0)
+		return 0; /* the write never reached us: not usable */
+	if (read(fd, &msg, sizeof(msg)) != sizeof(msg))
+		return -EIO;
+	return msg.event == UFFD_EVENT_PAGEFAULT &&
+	       (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
+}
+
 /*
  * Sync WP: protect a page, let a thread write it, and expect the write to
  * arrive as a WP page-fault message; resolving it lets the writer go on.
  */
 static int probe_uffd_wp_sync(size_t ps)
 {
-	uint64_t feats;
 	struct wp_writer w = { 0 };
-	struct uffd_msg msg;
-	struct pollfd pfd;
+	uint64_t feats;
 	pthread_t th;
-	bool started = false;
-	int fd = -1, ret;
+	int fd, ret, err;
 
 	ret = pmt_uffd_features(&feats);
 	if (ret < 0)
 		return ret;
 	if (!(feats & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
 		return 0;
-	fd = uffd_create();
-	if (fd < 0)
-		return unsupported_errno(-fd) ? 0 : fd;
-	ret = uffd_api(fd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL);
-	if (ret)
-		goto out_unsup;
-	w.page = scratch_page(ps);
-	if (!w.page) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	w.page[0] = 1;
-	ret = uffd_register_wp(fd, (void *)w.page, ps);
-	if (ret)
-		goto out_unsup;
-	ret = uffd_wp(fd, (void *)w.page, ps, true);
-	if (ret)
-		goto out_unsup;
+	ret = wp_scratch(UFFD_FEATURE_PAGEFAULT_FLAG_WP, ps, &fd, &w.page);
+	if (ret != 1)
+		return ret;
 	ret = -pthread_create(&th, NULL, wp_writer_fn, &w);
-	if (ret)
-		goto out;
-	started = true;
-
-	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
-	/* a signal handler without SA_RESTART cuts poll short */
-	while ((ret = poll(&pfd, 1, 2000)) < 0 && errno == EINTR)
-		;
-	if (ret < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (ret == 0) {
-		ret = 0; /* the write never reached us: not usable */
-		goto out;
-	}
-	if (read(fd, &msg, sizeof(msg)) != sizeof(msg)) {
-		ret = -EIO;
-		goto out;
-	}
-	ret = msg.event == UFFD_EVENT_PAGEFAULT &&
-	      (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
-out:
-	if (started) {
+	if (!ret) {
+		ret = wp_fault_arrives(fd);
 		/* un-protect and wake the writer whatever happened */
-		int err = uffd_wp(fd, (void *)w.page, ps, false);
-
+		err = uffd_wp(fd, (void *)w.page, ps, false);
 		if (err && ret >= 0)
 			ret = err;
 		pthread_join(th, NULL);
 		if (ret == 1 && w.page[0] != 42)
 			ret = 0;
 	}
-	if (w.page)
-		munmap((void *)w.page, ps);
+	munmap((void *)w.page, ps);
 	close(fd);
 	return ret;
-out_unsup:
-	ret = unsupported_errno(-ret) ? 0 : ret;
-	goto out;
 }
 
 /* ---- PAGEMAP_SCAN ------------------------------------------------------- */

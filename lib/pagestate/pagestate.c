@@ -31,6 +31,7 @@
 #include <pmtrack/pagestate.h>
 
 #include "base.h"
+#include "bitmap.h"
 #include "proc.h"
 #include "uapi_compat.h"
 
@@ -437,42 +438,121 @@ static unsigned int excl_state(struct pst_ctx *c, uint64_t pm)
 	return 0;
 }
 
-/* pages of [s, e) split by a predicate on their pagemap entries */
-static int split_entries(struct pst_ctx *c, uint64_t s, uint64_t e,
-			 unsigned int base, bool marker_check)
+/* a page's state from its pagemap entry alone (reading pagemap) */
+static inline unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
+{
+	const struct pmtrack_pstate *ps = c->ps;
+	unsigned int st = 0;
+
+	if (pm & PMT_PM_PRESENT) {
+		st = PMTRACK_PAGE_PRESENT;
+		if (pm & PMT_PM_EXCLUSIVE)
+			st |= PMTRACK_PAGE_EXCLUSIVE;
+		if (pm & PMT_PM_FILE)
+			st |= PMTRACK_PAGE_FILE;
+		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
+			st |= PMTRACK_PAGE_ZERO;
+		return st;
+	}
+	if (!(pm & PMT_PM_SWAP))
+		return PST_GAP;
+	if (pm & PM_GUARD)
+		return PMTRACK_PAGE_GUARD;
+	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
+	 * poison) from swap; without, only the uffd-wp bit hints at one */
+	if (ps->show_pfn)
+		return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP
+						       : PMTRACK_PAGE_SWAPPED;
+	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
+}
+
+static int refine(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st);
+
+/* what entry_runs() reads from pagemap entries, and where its runs go */
+enum pst_split {
+	PST_SPLIT_STATE,  /* entry_state(); runs are refined */
+	PST_SPLIT_MARKER, /* base | SWAPPED, or nothing for a PTE marker */
+	PST_SPLIT_EXCL,	  /* base, with EXCLUSIVE if the entry says so */
+};
+
+static inline unsigned int split_state(struct pst_ctx *c, uint64_t pm,
+				       enum pst_split how, unsigned int base)
+{
+	switch (how) {
+	case PST_SPLIT_MARKER:
+		return (pm & PM_PFN_MASK & 31) == PM_SWP_TYPE_MARKER
+			       ? 0
+			       : base | PMTRACK_PAGE_SWAPPED;
+	case PST_SPLIT_EXCL:
+		return base | excl_state(c, pm);
+	default:
+		return entry_state(c, pm);
+	}
+}
+
+/* the end of the run of one state that starts at entry @i of @pmv (@n
+ * long); its state to *st */
+static inline size_t run_end(struct pst_ctx *c, const uint64_t *pmv, size_t i,
+			     size_t n, enum pst_split how, unsigned int base,
+			     unsigned int *st)
+{
+	size_t j = i + 1;
+
+	*st = split_state(c, pmv[i], how, base);
+	while (j < n && split_state(c, pmv[j], how, base) == *st)
+		j++;
+	return j;
+}
+
+/* a run [s, e) in state @st, @pm its first entry: emitted, or refined */
+static int split_run(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st,
+		     uint64_t pm, enum pst_split how)
+{
+	if (how != PST_SPLIT_STATE)
+		return emit(c, s, e, st);
+	if (st & PMTRACK_PAGE_PRESENT) /* the run shares it */
+		(void)excl_state(c, pm);
+	if (st == PST_GAP && !(c->m->flags & PMTRACK_MAP_SHMEM))
+		return 0;
+	return refine(c, s, e, st);
+}
+
+/*
+ * The pages of [s, e) in runs of one state, as @how reads it from their
+ * pagemap entries (entries(), reading ahead up to @limit).
+ */
+static int entry_runs(struct pst_ctx *c, uint64_t s, uint64_t e, uint64_t limit,
+		      enum pst_split how, unsigned int base)
 {
 	struct pmtrack_pstate *ps = c->ps;
 
 	while (s < e) {
 		size_t n = (e - s) >> ps->pshift, i = 0;
-		int ret;
-
 		const uint64_t *pmv;
+		int ret;
 
 		if (n > PST_PM_LEN)
 			n = PST_PM_LEN;
-		pmv = entries(ps, s, n, c->m->end, &ret);
+		pmv = entries(ps, s, n, limit, &ret);
 		if (!pmv)
 			return ret;
 		while (i < n) {
-			unsigned int st = 0, st2;
-			size_t j = i;
+			unsigned int st;
+			size_t j;
 
-			do {
-				uint64_t pm = pmv[j];
-
-				if (marker_check)
-					st2 = (pm & PM_PFN_MASK & 31) ==
-							      PM_SWP_TYPE_MARKER
-						      ? 0
-						      : base | PMTRACK_PAGE_SWAPPED;
-				else
-					st2 = base | excl_state(c, pm);
-				if (j == i)
-					st = st2;
-			} while (st2 == st && ++j < n);
-			ret = emit(c, s + (i << ps->pshift),
-				   s + (j << ps->pshift), st);
+			/* a copy of the loop for each kind, without the
+			 * switch: reading pagemap, it runs for every page */
+			if (how == PST_SPLIT_STATE)
+				j = run_end(c, pmv, i, n, PST_SPLIT_STATE, 0,
+					    &st);
+			else if (how == PST_SPLIT_MARKER)
+				j = run_end(c, pmv, i, n, PST_SPLIT_MARKER,
+					    base, &st);
+			else
+				j = run_end(c, pmv, i, n, PST_SPLIT_EXCL, base,
+					    &st);
+			ret = split_run(c, s + (i << ps->pshift),
+					s + (j << ps->pshift), st, pmv[i], how);
 			if (ret)
 				return ret;
 			i = j;
@@ -495,13 +575,12 @@ static int refine(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
 			return 0;
 		if (!c->ps->show_pfn)
 			return emit(c, s, e, PMTRACK_PAGE_UNSURE);
-		return split_entries(c, s, e,
-				     st & ~(PST_AMBIG | PMTRACK_PAGE_SWAPPED),
-				     true);
+		return entry_runs(c, s, e, c->m->end, PST_SPLIT_MARKER,
+				  st & ~(PST_AMBIG | PMTRACK_PAGE_SWAPPED));
 	}
 	if (st & PMTRACK_PAGE_PRESENT && c->ps->use_scan &&
 	    c->want & PMTRACK_PAGE_EXCLUSIVE)
-		return split_entries(c, s, e, st, false);
+		return entry_runs(c, s, e, c->m->end, PST_SPLIT_EXCL, st);
 	return emit(c, s, e, st);
 }
 
@@ -537,20 +616,53 @@ static unsigned int scan_state(struct pst_ctx *c, uint64_t cat)
 	return st;
 }
 
+/* the categories scan_map() asks PAGEMAP_SCAN to return */
+static uint64_t scan_return_mask(const struct pst_ctx *c)
+{
+	uint64_t mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN | PAGE_IS_PRESENT |
+			PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE;
+
+	/* asking for PAGE_IS_FILE makes the kernel look at every present
+	 * page's struct page: only private file mappings hold both kinds
+	 * (emit() marks all of a shared mapping's pages FILE) */
+	if (c->want & PMTRACK_PAGE_FILE &&
+	    !(c->m->flags & (PMTRACK_MAP_ANON | PMTRACK_MAP_SHARED)))
+		mask |= PAGE_IS_FILE;
+	if (c->ps->guard)
+		mask |= PAGE_IS_GUARD;
+	return mask;
+}
+
+/* refine the @n regions of one PAGEMAP_SCAN answer (within [*gap, e)) and,
+ * in shared memory, the gaps before them; *gap moves to the last's end */
+static int scan_regions(struct pst_ctx *c, int n, uint64_t e, uint64_t *gap)
+{
+	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
+
+	for (int i = 0; i < n; i++) {
+		const struct page_region *r = &c->ps->vec[i];
+		int ret;
+
+		if (r->start < *gap || r->end > e || r->start >= r->end)
+			return -EIO;
+		if (gaps && r->start > *gap) {
+			ret = refine(c, *gap, r->start, PST_GAP);
+			if (ret)
+				return ret;
+		}
+		ret = refine(c, r->start, r->end, scan_state(c, r->categories));
+		if (ret)
+			return ret;
+		*gap = r->end;
+	}
+	return 0;
+}
+
 static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 {
 	struct pmtrack_pstate *ps = c->ps;
 	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
-	uint64_t cur = s, gap = s;
-	/* asking for PAGE_IS_FILE makes the kernel look at every present
-	 * page's struct page: only private file mappings hold both kinds
-	 * (emit() marks all of a shared mapping's pages FILE) */
-	uint64_t file_mask =
-		c->want & PMTRACK_PAGE_FILE &&
-				!(c->m->flags &
-				  (PMTRACK_MAP_ANON | PMTRACK_MAP_SHARED))
-			? PAGE_IS_FILE
-			: 0;
+	uint64_t cur = s, gap = s, mask = scan_return_mask(c);
 	int ret;
 
 	while (cur < e) {
@@ -562,11 +674,7 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 			.vec_len = PST_VEC_LEN,
 			.category_anyof_mask =
 				PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN |
-				       file_mask | PAGE_IS_PRESENT |
-				       PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
-				       PAGE_IS_HUGE |
-				       (ps->guard ? PAGE_IS_GUARD : 0),
+			.return_mask = mask,
 		};
 		int n = ioctl(ps->pagemap_fd, PAGEMAP_SCAN, &arg);
 
@@ -574,22 +682,9 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 			continue;
 		if (n < 0)
 			return errno == ESRCH ? -ESRCH : -errno;
-		for (int i = 0; i < n; i++) {
-			const struct page_region *r = &ps->vec[i];
-
-			if (r->start < gap || r->end > e || r->start >= r->end)
-				return -EIO;
-			if (gaps && r->start > gap) {
-				ret = refine(c, gap, r->start, PST_GAP);
-				if (ret)
-					return ret;
-			}
-			ret = refine(c, r->start, r->end,
-				     scan_state(c, r->categories));
-			if (ret)
-				return ret;
-			gap = r->end;
-		}
+		ret = scan_regions(c, n, e, &gap);
+		if (ret)
+			return ret;
 		if ((size_t)n < PST_VEC_LEN)
 			break;
 		/* walk_end can be stale after a full vector (see
@@ -600,66 +695,10 @@ static int scan_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 	return gaps && gap < e ? refine(c, gap, e, PST_GAP) : 0;
 }
 
-static unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
-{
-	const struct pmtrack_pstate *ps = c->ps;
-	unsigned int st = 0;
-
-	if (pm & PMT_PM_PRESENT) {
-		st = PMTRACK_PAGE_PRESENT;
-		if (pm & PMT_PM_EXCLUSIVE)
-			st |= PMTRACK_PAGE_EXCLUSIVE;
-		if (pm & PMT_PM_FILE)
-			st |= PMTRACK_PAGE_FILE;
-		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
-			st |= PMTRACK_PAGE_ZERO;
-		return st;
-	}
-	if (!(pm & PMT_PM_SWAP))
-		return PST_GAP;
-	if (pm & PM_GUARD)
-		return PMTRACK_PAGE_GUARD;
-	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
-	 * poison) from swap; without, only the uffd-wp bit hints at one */
-	if (ps->show_pfn)
-		return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP
-						       : PMTRACK_PAGE_SWAPPED;
-	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
-}
-
+/* the kernel's answer from reads of pagemap */
 static int read_map(struct pst_ctx *c, uint64_t s, uint64_t e)
 {
-	struct pmtrack_pstate *ps = c->ps;
-	bool gaps = c->m->flags & PMTRACK_MAP_SHMEM;
-
-	while (s < e) {
-		size_t n = (e - s) >> ps->pshift, i = 0;
-		int ret;
-
-		if (n > PST_PM_LEN)
-			n = PST_PM_LEN;
-		ret = read_entries(ps, s, n);
-		if (ret)
-			return ret;
-		while (i < n) {
-			unsigned int st = entry_state(c, ps->pm[i]);
-			size_t j = i + 1;
-
-			while (j < n && entry_state(c, ps->pm[j]) == st)
-				j++;
-			if (st & PMTRACK_PAGE_PRESENT) /* the run shares it */
-				(void)excl_state(c, ps->pm[i]);
-			if (st != PST_GAP || gaps) {
-				ret = refine(c, s + (i << ps->pshift),
-					     s + (j << ps->pshift), st);
-				if (ret)
-					return ret;
-			}
-			i = j;
-		}
-		s += n << ps->pshift;
-	}
-	return 0;
+	return entry_runs(c, s, e, e, PST_SPLIT_STATE, 0);
 }
 
 /* ---- /proc/PID/maps --------------------------------------------------- */
@@ -881,16 +920,6 @@ struct bits_sink {
 	uint64_t *const *bits;
 };
 
-static void set_bits(uint64_t *w, uint64_t from, uint64_t to)
-{
-	while (from < to && (from & 63))
-		w[from >> 6] |= 1ULL << (from & 63), from++;
-	for (; to - from >= 64; from += 64)
-		w[from >> 6] = ~0ULL;
-	while (from < to)
-		w[from >> 6] |= 1ULL << (from & 63), from++;
-}
-
 static int bits_put(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
 		    unsigned int map)
 {
@@ -899,8 +928,8 @@ static int bits_put(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
 	(void)map;
 	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
 		if (st & (1u << i))
-			set_bits(b->bits[i], (s - b->start) >> b->pshift,
-				 (e - b->start) >> b->pshift);
+			pmt_bits_set(b->bits[i], (s - b->start) >> b->pshift,
+				     (e - s) >> b->pshift);
 	return 0;
 }
 
@@ -958,6 +987,52 @@ static void probe_pfns(struct pmtrack_pstate *ps)
 	close(fd);
 }
 
+/*
+ * Open the target's pagemap into ps->pagemap_fd: 0 or -errno (-ESRCH for a
+ * task that is gone or has no memory).
+ */
+static int open_pagemap(struct pmtrack_pstate *ps)
+{
+	uint64_t e;
+	ssize_t r;
+
+	ps->pagemap_fd = pmt_proc_open(ps->pid, "pagemap", O_RDONLY);
+	if (ps->pagemap_fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	/* a task without memory (a kernel thread, a zombie): newer kernels
+	 * refuse the open with ESRCH, older ones (6.1) open a pagemap that
+	 * reads as empty, next to an empty maps */
+	if (!ps->pid)
+		return 0;
+	do
+		r = pread(ps->pagemap_fd, &e, sizeof(e), 0);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		close(ps->pagemap_fd);
+		ps->pagemap_fd = -1;
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/* the page states this kernel lets a walk tell (pmtrack_pstate_known()) */
+static unsigned int known_states(const struct pmtrack_pstate *ps)
+{
+	unsigned int known = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+			     PMTRACK_PAGE_FILE | PMTRACK_PAGE_EXCLUSIVE |
+			     PMTRACK_PAGE_UNSURE;
+
+	if (ps->use_scan)
+		return known | PMTRACK_PAGE_ZERO | PMTRACK_PAGE_HUGE |
+		       PMTRACK_PAGE_WRITTEN |
+		       (ps->guard ? PMTRACK_PAGE_GUARD : 0);
+	if (ps->zero_known)
+		known |= PMTRACK_PAGE_ZERO;
+	if (pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1)
+		known |= PMTRACK_PAGE_GUARD;
+	return known;
+}
+
 PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 				   struct pmtrack_pstate **out)
 {
@@ -979,27 +1054,10 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 	ps->cachestat = -1;
 	ps->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	ps->pshift = (unsigned int)__builtin_ctzl(ps->page_size);
-	ps->pagemap_fd = pmt_proc_open(ps->pid, "pagemap", O_RDONLY);
-	if (ps->pagemap_fd < 0) {
-		ret = errno == ENOENT ? -ESRCH : -errno;
+	ret = open_pagemap(ps);
+	if (ret) {
 		free(ps);
 		return ret;
-	}
-	/* a task without memory (a kernel thread, a zombie): newer kernels
-	 * refuse the open with ESRCH, older ones (6.1) open a pagemap that
-	 * reads as empty, next to an empty maps */
-	if (ps->pid) {
-		uint64_t e;
-		ssize_t r;
-
-		do
-			r = pread(ps->pagemap_fd, &e, sizeof(e), 0);
-		while (r < 0 && errno == EINTR);
-		if (r == 0) {
-			close(ps->pagemap_fd);
-			free(ps);
-			return -ESRCH;
-		}
 	}
 	ps->vec = malloc(PST_VEC_LEN * sizeof(*ps->vec));
 	ps->pm = malloc(PST_PM_LEN * sizeof(*ps->pm));
@@ -1013,19 +1071,7 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 	ps->guard = ps->use_scan &&
 		    pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1;
 	probe_pfns(ps);
-	ps->known = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
-		    PMTRACK_PAGE_FILE | PMTRACK_PAGE_EXCLUSIVE |
-		    PMTRACK_PAGE_UNSURE;
-	if (ps->use_scan)
-		ps->known |= PMTRACK_PAGE_ZERO | PMTRACK_PAGE_HUGE |
-			     PMTRACK_PAGE_WRITTEN |
-			     (ps->guard ? PMTRACK_PAGE_GUARD : 0);
-	else
-		ps->known |=
-			(ps->zero_known ? PMTRACK_PAGE_ZERO : 0) |
-			(pmtrack_probe(PMTRACK_FEAT_PAGE_IS_GUARD, NULL) == 1
-				 ? PMTRACK_PAGE_GUARD
-				 : 0);
+	ps->known = known_states(ps);
 	*out = ps;
 	return 0;
 }
@@ -1106,7 +1152,7 @@ pmtrack_pstate_bitmaps(struct pmtrack_pstate *ps, uint64_t start, uint64_t end,
 
 	if (ret || !bits || end == start || end == UINT64_MAX)
 		return ret ? ret : -EINVAL;
-	words = (size_t)((((end - start) >> ps->pshift) + 63) / 64);
+	words = pmt_nwords((end - start) >> ps->pshift);
 	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++) {
 		if (!(want & (1u << i)))
 			continue;

@@ -319,6 +319,31 @@ static void unlock_ranges(struct pmtrack *t)
 	outer_unlock(t);
 }
 
+/* work on watched [start, end), whose first range is at index @first */
+typedef int (*span_fn)(struct pmtrack *t, uintptr_t start, uintptr_t end,
+		       size_t first, void *arg);
+
+/*
+ * Check the caller's [addr, addr + len), take the locks (write for changes
+ * to the table or protections) and, if it is watched with its ends on its
+ * ranges' huge-page boundaries, run @fn on it; then unlock.
+ */
+static int on_watched(struct pmtrack *t, void *addr, size_t len, bool write,
+		      span_fn fn, void *arg)
+{
+	uintptr_t start, end;
+	size_t first;
+	int ret = check_range(t, addr, len, &start, &end);
+
+	if (ret)
+		return ret;
+	ret = lock_covered(t, start, end, write, true, &first);
+	if (!ret)
+		ret = fn(t, start, end, first, arg);
+	unlock_ranges(t);
+	return ret;
+}
+
 static int ranges_reserve(struct pmtrack *t, size_t more)
 {
 	struct pmt_range *n;
@@ -430,22 +455,14 @@ static int unwatch_one(struct pmtrack *t, size_t i, uintptr_t start,
 	return 0;
 }
 
-PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
+static int unwatch_span(struct pmtrack *t, uintptr_t start, uintptr_t end,
+			size_t i, void *arg)
 {
-	uintptr_t start, end;
-	size_t i;
-	int ret;
+	int ret = ranges_reserve(t, 1);
 
-	ret = check_range(t, addr, len, &start, &end);
+	(void)arg;
 	if (ret)
 		return ret;
-
-	ret = lock_covered(t, start, end, true, true, &i);
-	if (ret)
-		goto out;
-	ret = ranges_reserve(t, 1);
-	if (ret)
-		goto out;
 	/* each call leaves the range it worked on at i (a head) or removes
 	 * it; only the last one can leave a tail */
 	while (i < t->nranges && t->ranges[i].start < end) {
@@ -457,9 +474,12 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
 		if (head)
 			i++;
 	}
-out:
-	unlock_ranges(t);
 	return ret;
+}
+
+PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len)
+{
+	return on_watched(t, addr, len, true, unwatch_span, NULL);
 }
 
 /* ---- collecting --------------------------------------------------------- */
@@ -517,32 +537,31 @@ static bool has_huge(const struct pmtrack *t, size_t i, uintptr_t end)
 	return false;
 }
 
+static int collect_span(struct pmtrack *t, uintptr_t start, uintptr_t end,
+			size_t first, void *arg)
+{
+	struct pmt_collect *c = arg;
+
+	c->start = start;
+	c->end = end;
+	c->started = true;
+	if (c->reset && c->pages_left != SIZE_MAX && has_huge(t, first, end))
+		return collect_split(t, c, first);
+	return t->ops->collect(t, c, first);
+}
+
+/* @t is not NULL */
 static int collect(struct pmtrack *t, void *addr, size_t len,
 		   unsigned int flags, struct pmt_collect *c)
 {
-	size_t first;
 	int ret;
 
 	if (flags & ~PMTRACK_COLLECT_RESET)
 		return -EINVAL;
-	ret = check_range(t, addr, len, &c->start, &c->end);
-	if (ret)
-		return ret;
 	c->reset = flags & PMTRACK_COLLECT_RESET;
 	c->last_end = 0;
 	c->pages = 0;
-
-	ret = lock_covered(t, c->start, c->end, false, true, &first);
-	if (!ret) {
-		c->started = true;
-		if (c->reset && c->pages_left != SIZE_MAX &&
-		    has_huge(t, first, c->end))
-			ret = collect_split(t, c, first);
-		else
-			ret = t->ops->collect(t, c, first);
-	}
-	unlock_ranges(t);
-
+	ret = on_watched(t, addr, len, false, collect_span, c);
 	pmt_stat_add(&t->st.pages_reported, c->pages);
 	if (!ret)
 		pmt_stat_add(&t->st.collects, 1);
@@ -558,32 +577,14 @@ struct pmtrack_bitmap {
 	size_t cap_words;
 };
 
-static void bitmap_set_range(struct pmtrack_bitmap *bm, size_t from, size_t to)
-{
-	uint64_t *w = bm->words;
-
-	bm->nset += to - from;
-	while (from < to && (from & 63)) {
-		w[from >> 6] |= 1ULL << (from & 63);
-		from++;
-	}
-	if (to - from >= 64) {
-		memset(&w[from >> 6], 0xff, ((to - from) >> 6) * sizeof(*w));
-		from += (to - from) & ~(size_t)63;
-	}
-	while (from < to) {
-		w[from >> 6] |= 1ULL << (from & 63);
-		from++;
-	}
-}
-
 static void sink_bitmap(struct pmt_collect *c, uintptr_t s, uintptr_t e)
 {
 	struct pmtrack_bitmap *bm = c->sink;
+	size_t n = (e - s) >> bm->page_shift;
 
-	bitmap_set_range(bm, (s - bm->addr) >> bm->page_shift,
-			 (e - bm->addr) >> bm->page_shift);
-	c->pages += (e - s) >> bm->page_shift;
+	pmt_bits_set(bm->words, (s - bm->addr) >> bm->page_shift, n);
+	bm->nset += n;
+	c->pages += n;
 	c->last_end = e;
 }
 
@@ -666,7 +667,7 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
 	if (ret)
 		return ret;
 	npages = len / t->page_size;
-	nwords = (npages + 63) / 64;
+	nwords = pmt_nwords(npages);
 	/* allocate before scanning: a reset page must never be dropped */
 	if (nwords > bm->cap_words) {
 		uint64_t *w = realloc(bm->words, nwords * sizeof(*w));
@@ -729,34 +730,27 @@ PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
 	return collect_array(t, addr, len, flags, runs, count, next, sink_runs);
 }
 
+static int reset_span(struct pmtrack *t, uintptr_t start, uintptr_t end,
+		      size_t first, void *arg)
+{
+	(void)arg;
+	return t->ops->reset(t, start, end, first);
+}
+
 PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len)
 {
-	uintptr_t start, end;
-	size_t first;
-	int ret;
+	int ret = on_watched(t, addr, len, false, reset_span, NULL);
 
-	ret = check_range(t, addr, len, &start, &end);
-	if (ret)
-		return ret;
-	ret = lock_covered(t, start, end, false, true, &first);
-	if (!ret)
-		ret = t->ops->reset(t, start, end, first);
-	unlock_ranges(t);
 	if (!ret)
 		pmt_stat_add(&t->st.resets, 1);
 	return ret;
 }
 
-int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot)
+static int protect_span(struct pmtrack *t, uintptr_t start, uintptr_t end,
+			size_t first, void *arg)
 {
-	uintptr_t start, end;
-	size_t first;
-	int ret;
+	int prot = *(const int *)arg, ret = 0;
 
-	ret = check_range(t, addr, len, &start, &end);
-	if (ret)
-		return ret;
-	ret = lock_covered(t, start, end, true, true, &first);
 	for (size_t i = first;
 	     !ret && i < t->nranges && t->ranges[i].start < end; i++) {
 		struct pmt_range *r = &t->ranges[i];
@@ -768,8 +762,12 @@ int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot)
 		else if (mprotect((void *)s, e - s, prot))
 			ret = -errno;
 	}
-	unlock_ranges(t);
 	return ret;
+}
+
+int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot)
+{
+	return on_watched(t, addr, len, true, protect_span, &prot);
 }
 
 PMTRACK_API int pmtrack_prepare_kernel_write(struct pmtrack *t, void *addr,
@@ -820,33 +818,22 @@ PMTRACK_API int pmtrack_bitmap_test(const struct pmtrack_bitmap *bm, size_t idx)
 {
 	if (!bm || idx >= bm->npages)
 		return 0;
-	return (int)((bm->words[idx >> 6] >> (idx & 63)) & 1);
+	return pmt_bit_test(bm->words, idx);
 }
 
 PMTRACK_API size_t pmtrack_bitmap_next(const struct pmtrack_bitmap *bm,
 				       size_t from)
 {
-	size_t w, nwords;
-	uint64_t bits;
-
-	if (!bm || from >= bm->npages)
-		return bm ? bm->npages : 0;
-	nwords = (bm->npages + 63) / 64;
-	w = from >> 6;
-	bits = bm->words[w] & (~0ULL << (from & 63));
-	while (!bits) {
-		if (++w >= nwords)
-			return bm->npages;
-		bits = bm->words[w];
-	}
-	return w * 64 + (size_t)__builtin_ctzll(bits);
+	if (!bm)
+		return 0;
+	return (size_t)pmt_bits_next(bm->words, bm->npages, from);
 }
 
 PMTRACK_API const uint64_t *
 pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords)
 {
 	if (nwords)
-		*nwords = bm ? (bm->npages + 63) / 64 : 0;
+		*nwords = bm ? pmt_nwords(bm->npages) : 0;
 	return bm ? bm->words : NULL;
 }
 

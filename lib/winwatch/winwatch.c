@@ -74,34 +74,6 @@ static DWORD errno_to_error(int err)
 	}
 }
 
-/* ---- bitmaps ------------------------------------------------------------ */
-
-static void bits_set(uint64_t *b, size_t from, size_t to)
-{
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		b[w] |= pmt_word_mask(w, from, to);
-}
-
-static void bits_clear(uint64_t *b, size_t from, size_t to)
-{
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		b[w] &= ~pmt_word_mask(w, from, to);
-}
-
-/* the first set bit of @b in [i, to), or to */
-static size_t bits_next(const uint64_t *b, size_t i, size_t to)
-{
-	for (; i < to; i = (i | 63) + 1) {
-		uint64_t v = b[i / 64] >> (i % 64);
-
-		if (v) {
-			i += (size_t)__builtin_ctzll(v);
-			return i < to ? i : to;
-		}
-	}
-	return to;
-}
-
 /* ---- the allocation table ----------------------------------------------- */
 
 /* the allocation holding [a, e), or NULL */
@@ -212,10 +184,11 @@ static void held_add(struct ww_alloc *al, uintptr_t a,
 		     const struct pmtrack_bitmap *bm)
 {
 	size_t n = pmtrack_bitmap_npages(bm), off = page_index(al, a);
+	const uint64_t *w = pmtrack_bitmap_words(bm, NULL);
 
-	for (size_t i = pmtrack_bitmap_next(bm, 0); i < n;
-	     i = pmtrack_bitmap_next(bm, i + 1))
-		al->held[(off + i) / 64] |= 1ULL << ((off + i) % 64);
+	for (size_t i = pmt_bits_next(w, n, 0); i < n;
+	     i = pmt_bits_next(w, n, i + 1))
+		pmt_bit_set(al->held, off + i);
 }
 
 /* move the pages of [a, e) the tracker saw written into held */
@@ -427,8 +400,7 @@ static int decommit(struct ww_alloc *al, uintptr_t a, uintptr_t e)
 	/* clean in the tracker (which also re-arms the zapped pages), and in
 	 * held except where VirtualProtect latched it */
 	ret = pmtrack_reset(tracker, (void *)a, e - a);
-	for (size_t w = from / 64; from < to && w * 64 < to; w++)
-		al->held[w] &= ~pmt_word_mask(w, from, to) | al->latch[w];
+	pmt_bits_and(al->held, al->latch, from, to - from);
 	return ret;
 }
 
@@ -526,11 +498,8 @@ PMTRACK_API BOOL pmtrack_VirtualProtect(LPVOID addr, SIZE_T size,
 			last_error = errno_to_error(r);
 			goto out;
 		}
-		size_t from = page_index(al, s), to = page_index(al, e);
-
-		for (size_t w = from / 64; from < to && w * 64 < to; w++)
-			al->latch[w] |=
-				al->held[w] & pmt_word_mask(w, from, to);
+		pmt_bits_or(al->latch, al->held, page_index(al, s),
+			    page_index(al, e) - page_index(al, s));
 	}
 	r = commit(al, s, e, newprotect);
 	if (r) {
@@ -571,8 +540,10 @@ static struct ww_alloc *watch_find(uintptr_t s, uintptr_t e)
 
 static void reset_held(struct ww_alloc *al, uintptr_t s, uintptr_t e)
 {
-	bits_clear(al->held, page_index(al, s), page_index(al, e));
-	bits_clear(al->latch, page_index(al, s), page_index(al, e));
+	size_t from = page_index(al, s), n = page_index(al, e) - from;
+
+	pmt_bits_clear(al->held, from, n);
+	pmt_bits_clear(al->latch, from, n);
 }
 
 PMTRACK_API UINT pmtrack_GetWriteWatch(DWORD flags, PVOID base, SIZE_T size,
@@ -618,7 +589,7 @@ PMTRACK_API UINT pmtrack_GetWriteWatch(DWORD flags, PVOID base, SIZE_T size,
 	to = page_index(al, e);
 	/* held, or (without RESET, which moved them there) the tracker's */
 	for (size_t i = from; n < *count; i++) {
-		size_t h = bits_next(al->held, i, to);
+		size_t h = pmt_bits_next(al->held, to, i);
 
 		if (!reset) {
 			/* scratch covers [from, to) */
@@ -692,7 +663,8 @@ PMTRACK_API int pmtrack_winwatch_prepare_io(const void *buf, size_t len)
 		}
 	if (!al->watch)
 		goto out;
-	bits_set(al->held, page_index(al, s), page_index(al, e));
+	pmt_bits_set(al->held, page_index(al, s),
+		     page_index(al, e) - page_index(al, s));
 	ret = pmtrack_prepare_kernel_write(tracker, (void *)a, len);
 out:
 	pthread_mutex_unlock(&ww_lock);
