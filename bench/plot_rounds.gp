@@ -9,7 +9,7 @@
 #
 # OUT defaults to DIR/precopy-rounds.svg; LIMIT_MS (default 300) is the
 # downtime limit drawn in the lower panel; SUBTITLE goes under the title.
-# The README's figure:
+# The figure in docs/benchmarks.md:
 #
 #   ./build/bench/pmtrack-bench-migrate --csv-dir /tmp/rounds
 #   gnuplot -c bench/plot_rounds.gp /tmp/rounds docs/precopy-rounds.svg 300 \

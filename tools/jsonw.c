@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* The JSON writer of every --json output, over json-c (jsonw.h). */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,8 @@ struct json_object *jw_fixed(double v, int decimals)
 {
 	char buf[512]; /* %f of the largest double */
 
+	if (!isfinite(v))
+		return NULL; /* JSON has no NaN or infinity: null */
 	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
 	return made(json_object_new_double_s(v, buf));
 }

@@ -45,6 +45,9 @@
 #include <sys/uio.h>
 
 #include <pmtrack/common.h>
+/* nothing here needs the tracker's header; it stays included for programs
+   that were written against <pmtrack/stream.h> alone and use both */
+#include <pmtrack/pmtrack.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,8 +99,8 @@ struct pmtrack_stream_region {
  * @n: number of entries
  * @out: PMTRACK_DIGEST_LEN bytes, canonical (big-endian) XXH3-128
  *
- * Return: 0, or -EINVAL if @out is NULL, or @iov is NULL while @n is not 0.
- * It allocates nothing.
+ * Return: 0; -EINVAL if @out is NULL, or @iov is NULL while @n is not 0;
+ * -ENOMEM if the hash state (a few hundred bytes) cannot be allocated.
  */
 PMTRACK_API int pmtrack_digest(const struct iovec *iov, size_t n,
 			       uint8_t out[PMTRACK_DIGEST_LEN]);

@@ -53,7 +53,7 @@ static int ps_open(struct pmtrack *t)
 	api.features =
 		PS_UFFD_FEATURES | (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 
-	t->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	t->pagemap_fd = pmt_proc_open(0, "pagemap", O_RDONLY);
 	if (t->pagemap_fd < 0)
 		return -errno;
 	t->uffd = (int)syscall(SYS_userfaultfd,

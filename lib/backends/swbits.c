@@ -235,6 +235,8 @@ static void words_update(const struct pmt_sb *sb, _Atomic uint64_t *words,
 	size_t from, to;
 
 	sb_span(sb, s, e, &from, &to);
+	if (from >= to)
+		return; /* [s, e) missed the range */
 	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		if (on)
 			atomic_fetch_or(&words[w], pmt_word_mask(w, from, to));
@@ -280,6 +282,8 @@ static bool words_any(_Atomic uint64_t *words, size_t from, size_t to,
 {
 	bool any = false;
 
+	if (from >= to)
+		return false;
 	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		uint64_t m = pmt_word_mask(w, from, to);
 		uint64_t v = take ? atomic_fetch_and(&words[w], ~m)
@@ -307,7 +311,7 @@ bool pmt_sb_undenied(const struct pmt_sb *sb, uintptr_t s, uintptr_t e)
 	size_t from, to;
 
 	sb_span(sb, s, e, &from, &to);
-	if (!sb->deny)
+	if (!sb->deny || from >= to)
 		return from < to;
 	for (size_t w = from / 64; w < pmt_nwords(to); w++)
 		if (~atomic_load(&sb->deny[w]) & pmt_word_mask(w, from, to))
@@ -322,6 +326,8 @@ bool pmt_sb_all_written(const struct pmt_sb *sb, uintptr_t s, uintptr_t e,
 
 	sb_span(sb, s, e, &from, &to);
 	sb_span(sb, held_s, held_e, &hf, &ht);
+	if (from >= to)
+		return true; /* nothing of it in the range */
 	for (size_t w = from / 64; w < pmt_nwords(to); w++) {
 		uint64_t held = 0, bad;
 

@@ -185,7 +185,7 @@ static int uw_open(struct pmtrack *t)
 		return -errno;
 	t->uw->unpopulated = api.features & UFFD_FEATURE_WP_UNPOPULATED;
 	t->uw->scan = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) == 1;
-	t->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	t->pagemap_fd = pmt_proc_open(0, "pagemap", O_RDONLY);
 	if (t->pagemap_fd < 0)
 		return -errno;
 	t->uw->stop_fd = eventfd(0, EFD_CLOEXEC);

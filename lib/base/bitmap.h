@@ -2,7 +2,8 @@
 /*
  * Bitmaps of 64-bit words, bit i in word i / 64 at position i % 64: the one
  * module every part uses for dirty, zero, held and latch bits.  Ranges are
- * (start, len) in bits; scans take the bitmap's length in bits and return it
+ * (start, len) in bits, and a len of 0 touches nothing (the caller must
+ * not compute len as a difference that can go below zero); scans take the bitmap's length in bits and return it
  * when they find nothing.  Plain (non-atomic) words; a part that needs
  * atomic words builds its loops on pmt_word_mask().
  */

@@ -126,10 +126,32 @@ struct procmap_query {
 #define PMT_PM_FILE (1ULL << 61)
 #define PMT_PM_SWAP (1ULL << 62)
 #define PMT_PM_PRESENT (1ULL << 63)
+#define PMT_PM_GUARD (1ULL << 58) /* MADV_GUARD_INSTALL (6.13) */
+#define PMT_PM_PFN_MASK ((1ULL << 55) - 1)
+/* the swap type the kernel gives every PTE marker (uffd-wp, guard,
+ * poison): the last of the 5-bit types */
+#define PMT_PM_SWP_TYPE_MARKER 31u
 
-/* ---- statfs(2) f_type of hugetlbfs (linux/magic.h) --------------------- */
+/* ---- cachestat(2) (Linux 6.5) ------------------------------------------ */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+/* struct cachestat_range and struct cachestat of linux/mman.h, under
+ * names of our own so that newer headers do not clash */
+struct pmt_cachestat_range {
+	__u64 off, len;
+};
+struct pmt_cachestat {
+	__u64 nr_cache, nr_dirty, nr_writeback, nr_evicted,
+		nr_recently_evicted;
+};
+
+/* ---- statfs(2) f_type values (linux/magic.h) --------------------------- */
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
 #endif
 
 #endif /* PMTRACK_UAPI_COMPAT_H */

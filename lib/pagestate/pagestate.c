@@ -35,27 +35,6 @@
 #include "proc.h"
 #include "uapi_compat.h"
 
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
-#ifndef __NR_cachestat
-#define __NR_cachestat 451
-#endif
-
-struct pst_cachestat_range {
-	uint64_t off, len;
-};
-struct pst_cachestat {
-	uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
-		nr_recently_evicted;
-};
-
-#define PM_GUARD (1ULL << 58)
-#define PM_PFN_MASK ((1ULL << 55) - 1)
-/* the swap type the kernel gives every PTE marker (uffd-wp, guard,
- * poison): the last of the 5-bit types */
-#define PM_SWP_TYPE_MARKER 31u
-
 /* internal run states, above the public ones */
 #define PST_GAP (1u << 16)   /* no page-table entry */
 #define PST_AMBIG (1u << 17) /* swap entry or uffd-wp marker */
@@ -259,8 +238,8 @@ static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
 			  uint64_t addr)
 {
 	struct pmtrack_pstate *ps = c->ps;
-	struct pst_cachestat_range r = { a, b - a };
-	struct pst_cachestat cs;
+	struct pmt_cachestat_range r = { a, b - a };
+	struct pmt_cachestat cs;
 	uint64_t mid;
 	int ret;
 
@@ -450,18 +429,18 @@ static inline unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
 			st |= PMTRACK_PAGE_EXCLUSIVE;
 		if (pm & PMT_PM_FILE)
 			st |= PMTRACK_PAGE_FILE;
-		if (ps->zero_known && (pm & PM_PFN_MASK) == ps->zero_pfn)
+		if (ps->zero_known && (pm & PMT_PM_PFN_MASK) == ps->zero_pfn)
 			st |= PMTRACK_PAGE_ZERO;
 		return st;
 	}
 	if (!(pm & PMT_PM_SWAP))
 		return PST_GAP;
-	if (pm & PM_GUARD)
+	if (pm & PMT_PM_GUARD)
 		return PMTRACK_PAGE_GUARD;
 	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
 	 * poison) from swap; without, only the uffd-wp bit hints at one */
 	if (ps->show_pfn)
-		return (pm & 31) == PM_SWP_TYPE_MARKER ? PST_GAP
+		return (pm & 31) == PMT_PM_SWP_TYPE_MARKER ? PST_GAP
 						       : PMTRACK_PAGE_SWAPPED;
 	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
 }
@@ -480,7 +459,7 @@ static inline unsigned int split_state(struct pst_ctx *c, uint64_t pm,
 {
 	switch (how) {
 	case PST_SPLIT_MARKER:
-		return (pm & PM_PFN_MASK & 31) == PM_SWP_TYPE_MARKER
+		return (pm & PMT_PM_PFN_MASK & 31) == PMT_PM_SWP_TYPE_MARKER
 			       ? 0
 			       : base | PMTRACK_PAGE_SWAPPED;
 	case PST_SPLIT_EXCL:
@@ -962,7 +941,7 @@ static void count_span(struct pst_sink *k, uint64_t pages)
  * page's, if read faults map it (some kernels allocate a page instead) */
 static void probe_pfns(struct pmtrack_pstate *ps)
 {
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int fd = pmt_proc_open(0, "pagemap", O_RDONLY);
 	volatile char *p;
 	uint64_t pm = 0;
 
@@ -975,10 +954,10 @@ static void probe_pfns(struct pmtrack_pstate *ps)
 		if (pread(fd, &pm, sizeof(pm),
 			  (off_t)(((uintptr_t)p >> ps->pshift) * 8)) ==
 			    sizeof(pm) &&
-		    pm & PMT_PM_PRESENT && pm & PM_PFN_MASK) {
+		    pm & PMT_PM_PRESENT && pm & PMT_PM_PFN_MASK) {
 			ps->show_pfn = true;
 			if (!(pm & PMT_PM_EXCLUSIVE)) {
-				ps->zero_pfn = pm & PM_PFN_MASK;
+				ps->zero_pfn = pm & PMT_PM_PFN_MASK;
 				ps->zero_known = true;
 			}
 		}

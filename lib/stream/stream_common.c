@@ -2,7 +2,6 @@
 /* Stream framing and bitmap runs, shared by the encoder and decoder. */
 #include <errno.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include <pmtrack/stream.h>
@@ -87,16 +86,21 @@ size_t pmt_varints_len(const uint64_t *v, size_t n)
 int pmtrack_digest(const struct iovec *iov, size_t n,
 		   uint8_t out[PMTRACK_DIGEST_LEN])
 {
-	XXH3_state_t st;
+	/* on the heap: the state's layout is private to libxxhash's
+	   version, which may differ from the headers this was built with */
+	XXH3_state_t *st;
 	XXH128_canonical_t c;
 
 	if (!out || (!iov && n))
 		return -EINVAL;
-	XXH3_INITSTATE(&st);
-	XXH3_128bits_reset(&st);
+	st = XXH3_createState();
+	if (!st)
+		return -ENOMEM;
+	XXH3_128bits_reset(st);
 	for (size_t i = 0; i < n; i++)
-		XXH3_128bits_update(&st, iov[i].iov_base, iov[i].iov_len);
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
+		XXH3_128bits_update(st, iov[i].iov_base, iov[i].iov_len);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	XXH3_freeState(st);
 	memcpy(out, c.digest, PMTRACK_DIGEST_LEN);
 	return 0;
 }

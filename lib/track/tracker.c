@@ -843,11 +843,9 @@ PMTRACK_API int pmtrack_get_stats(const struct pmtrack *t,
 				  struct pmtrack_stats *st)
 {
 	struct pmtrack_stats s = { 0 };
-	size_t n;
 
-	if (!t || !st || st->sz < sizeof(size_t))
+	if (!t)
 		return -EINVAL;
-	s.sz = st->sz;
 	s.collects =
 		atomic_load_explicit(&t->st.collects, memory_order_relaxed);
 	s.resets = atomic_load_explicit(&t->st.resets, memory_order_relaxed);
@@ -855,9 +853,5 @@ PMTRACK_API int pmtrack_get_stats(const struct pmtrack *t,
 						memory_order_relaxed);
 	s.scans = atomic_load_explicit(&t->st.scans, memory_order_relaxed);
 	s.scan_ns = atomic_load_explicit(&t->st.scan_ns, memory_order_relaxed);
-	n = st->sz < sizeof(s) ? st->sz : sizeof(s);
-	memcpy(st, &s, n);
-	if (st->sz > sizeof(s))
-		memset((char *)st + sizeof(s), 0, st->sz - sizeof(s));
-	return 0;
+	return pmt_stats_out(st, &s, sizeof(s));
 }
