@@ -12,15 +12,7 @@ fail=0
 no() { echo "FAIL: $*"; fail=1; }
 # the first line of a file that starts with $2, or nothing
 line() { grep "^$2" "$1" | head -n 1; }
-command -v jq >/dev/null 2>&1 || { echo "FAIL: jq is needed"; exit 1; }
-# $1 holds one JSON object, in UTF-8 (jq alone lets other bytes through)
-json_ok() {
-	jq -e 'type == "object"' "$1" >/dev/null 2>&1 ||
-		no "$1: not a JSON object: $(head -c 200 "$1")"
-	iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1 || no "$1: not UTF-8"
-}
-# the JSON in $1 makes the jq filter $2 true
-jq_is() { jq -e "$2" "$1" >/dev/null 2>&1 || no "$1: not true: $2"; }
+. "$(dirname "$0")/json_check.sh" # jq: json_ok, jq_is
 # the members every receiver's report has, of a complete, verified copy
 rx_ok='.state == "complete" and .digest_verified == true and
 	.digest == "verified" and .error == null and .streams >= 1 and
