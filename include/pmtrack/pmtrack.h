@@ -149,7 +149,8 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  * PMTRACK_CAP_HUGETLB: hugetlb mappings can be watched (not on soft-dirty:
  *	clear_refs does not re-arm hugetlb pages, so writes after the first
  *	reset would be missed).
- * PMTRACK_CAP_OTHER_PROCESS: pmtrack_opts.pid may name another process.
+ * PMTRACK_CAP_OTHER_PROCESS: pmtrack_opts.pid may name another process
+ *	(pagemap-scan where the library can inject into it, soft-dirty).
  * PMTRACK_CAP_NO_SIGNALS: the backend does not install a signal handler
  *	(mprotect installs one for SIGSEGV).
  * PMTRACK_CAP_SHARED_EXACT: in MAP_SHARED memory (shmem, memfd, shared
@@ -194,7 +195,9 @@ struct pmtrack_opts {
 	unsigned int require;
 	/* process whose memory is tracked: 0 (or getpid()) for the caller.
 	 * Another process needs a backend with PMTRACK_CAP_OTHER_PROCESS
-	 * (soft-dirty) and ptrace-read access to it (/proc/PID/pagemap). */
+	 * (pagemap-scan on x86_64, soft-dirty) and ptrace access to it: see
+	 * pmtrack_new(), "Another process".  Addresses given to the other
+	 * calls are then the target's. */
 	int pid;
 	size_t : 0;
 };
@@ -210,11 +213,34 @@ struct pmtrack_opts {
  * (pagemap-scan, soft-dirty, uffd-wp, mprotect or auto) names the backend
  * instead; an unknown value fails with -EINVAL.  Otherwise the first
  * backend in the order pagemap-scan, soft-dirty, uffd-wp, mprotect whose
- * probes pass and which gives every capability in @opts->require is used
- * (another process: soft-dirty only).  Note that soft-dirty, picked on
+ * probes pass and which gives every capability in @opts->require is used.
+ * Note that soft-dirty, picked on
  * kernels without PAGEMAP_SCAN that have it, lacks
  * PMTRACK_CAP_ATOMIC_RESET: require that capability if writers run during
  * resets.  pmtrack_backend() and pmtrack_caps() tell what was chosen.
+ *
+ * Another process (@opts->pid).  pagemap-scan gives the same
+ * capabilities as for the caller, PMTRACK_CAP_ATOMIC_RESET included: one
+ * system call, userfaultfd(), is run inside the target (every thread is
+ * stopped with PTRACE_SEIZE + PTRACE_INTERRUPT, which the target cannot
+ * see, for a fraction of a millisecond: pmtrack_stats.inject_stop_ns),
+ * its descriptor is taken with pidfd_getfd() and closed in the target
+ * before any thread runs again.  So this tracker holds the only
+ * reference: whatever the target does (fork, exec, close_range) it never
+ * holds one, and when the tracker is freed or its process dies, even by
+ * SIGKILL, the target's memory is as if it had never been tracked.  The
+ * userfaultfd gets UFFD_USER_MODE_ONLY where the target may not have one
+ * without (vm.unprivileged_userfaultfd = 0 and no CAP_SYS_PTRACE); kernel
+ * writes into its memory are still reported.  It needs ptrace access
+ * (PTRACE_MODE_ATTACH: same uid and not yama-restricted, or
+ * CAP_SYS_PTRACE): without it pmtrack_new() fails with -EPERM or -EACCES
+ * rather than fall back; it fails with -EPERM too if the caller already
+ * ptraces the target (see <pmtrack/process.h>, which does).  A target
+ * whose seccomp filter kills userfaultfd() dies of it.  Where the
+ * architecture has no injection (only x86_64 has one so far) or the
+ * kernel no PAGEMAP_SCAN, AUTO picks soft-dirty, which needs only
+ * ptrace-read access.  The tracker follows the address space the target
+ * had at pmtrack_new(): after an exec calls fail with -ESRCH.
  *
  * A tracker serves the process that created it: in a child after fork(),
  * calls on it fail with -ECHILD.  Every call except pmtrack_free() may be
@@ -532,9 +558,14 @@ struct pmtrack_stats {
 	 * makes none */
 	uint64_t scans;
 	uint64_t scan_ns; /* wall time spent in those calls, nanoseconds */
+	/* pagemap-scan of another process: system calls injected into it to
+	 * get its userfaultfd (one per pmtrack_new()), and how long that
+	 * kept the target stopped, nanoseconds */
+	uint64_t injections;
+	uint64_t inject_stop_ns;
 	size_t : 0;
 };
-#define pmtrack_stats__last_field scan_ns
+#define pmtrack_stats__last_field inject_stop_ns
 
 /**
  * pmtrack_get_stats() - read @t's counters (cumulative since pmtrack_new(),

@@ -68,6 +68,7 @@ struct pmt_range {
 
 struct pmt_stats {
 	atomic_uint_fast64_t collects, resets, pages_reported, scans, scan_ns;
+	atomic_uint_fast64_t injections;
 };
 
 /* vma.c: the mappings of the tracked process */
@@ -214,6 +215,12 @@ struct pmtrack {
 
 	int pagemap_fd;	   /* /proc/<target>/pagemap */
 	int uffd;	   /* pagemap-scan, uffd-wp: the userfaultfd */
+	/* pagemap-scan of another process: a userfaultfd of the target
+	 * obtained beforehand (by a tracer that has it stopped), taken over
+	 * by open; -1 to inject one */
+	int uffd_given;
+	uint64_t inject_ns;  /* how long the injection stopped the target */
+	bool uffd_user_only; /* the target's uffd has UFFD_USER_MODE_ONLY */
 	int maps_fd;	   /* /proc/<target>/maps for PROCMAP_QUERY, or -1 */
 	int clear_refs_fd; /* soft-dirty: /proc/<target>/clear_refs */
 	bool smaps_only;   /* no PROCMAP_QUERY nor maps parse (tests) */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "inject.h"
 #include "uapi_compat.h"
 
 #define PS_UFFD_FEATURES (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)
@@ -49,17 +50,34 @@ static int ps_open(struct pmtrack *t)
 		  PMTRACK_CAP_SHARED_EXACT |
 		  PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
 		  PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_HUGETLB;
+	if (pmt_arch_inject)
+		t->caps |= PMTRACK_CAP_OTHER_PROCESS;
 	/* shmem and hugetlb need this one; take it whenever it exists */
 	api.features =
 		PS_UFFD_FEATURES | (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 
-	t->pagemap_fd = pmt_proc_open(0, "pagemap", O_RDONLY);
+	t->pagemap_fd = pmt_proc_open(t->target, "pagemap", O_RDONLY);
 	if (t->pagemap_fd < 0)
-		return -errno;
-	t->uffd = (int)syscall(SYS_userfaultfd,
-			       O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (t->uffd < 0)
-		return -errno;
+		return errno == ENOENT ? -ESRCH : -errno;
+	if (t->target) {
+		/* the target's own userfaultfd, held by us alone: what we
+		 * register and write-protect through it acts on its memory */
+		ret = t->uffd_given >= 0 ? t->uffd_given
+					 : pmt_remote_uffd(t->target,
+							   &t->inject_ns,
+							   &t->uffd_user_only);
+		t->uffd_given = -1;
+		if (ret < 0)
+			return ret;
+		t->uffd = ret;
+		if (t->inject_ns)
+			pmt_stat_add(&t->st.injections, 1);
+	} else {
+		t->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK |
+							UFFD_USER_MODE_ONLY);
+		if (t->uffd < 0)
+			return -errno;
+	}
 	if (ioctl(t->uffd, UFFDIO_API, &api))
 		return -errno;
 	if ((api.features & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)

@@ -169,6 +169,7 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	t->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	t->scan_batch = batch;
 	t->pagemap_fd = t->uffd = t->maps_fd = t->clear_refs_fd = -1;
+	t->uffd_given = -1;
 	/* prefer writers: a collector in a loop must not starve watch */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(
@@ -853,5 +854,8 @@ PMTRACK_API int pmtrack_get_stats(const struct pmtrack *t,
 						memory_order_relaxed);
 	s.scans = atomic_load_explicit(&t->st.scans, memory_order_relaxed);
 	s.scan_ns = atomic_load_explicit(&t->st.scan_ns, memory_order_relaxed);
+	s.injections =
+		atomic_load_explicit(&t->st.injections, memory_order_relaxed);
+	s.inject_stop_ns = t->inject_ns;
 	return pmt_stats_out(st, &s, sizeof(s));
 }

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Stopping another process and running one system call in it (see
+ * inject.h): how a tracker gets a userfaultfd of another process's memory.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "proc.h"
+#include "uapi_compat.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+
+static bool have_tid(const struct pmt_stopped *s, pid_t tid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->tids[i] == tid)
+			return true;
+	return false;
+}
+
+static int add_tid(struct pmt_stopped *s, pid_t tid)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		pid_t *t = realloc(s->tids, cap * sizeof(*t));
+		int *g;
+
+		if (!t)
+			return -ENOMEM;
+		s->tids = t;
+		g = realloc(s->sigs, cap * sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		s->sigs = g;
+		s->cap = cap;
+	}
+	s->tids[s->n] = tid;
+	s->sigs[s->n] = 0;
+	s->n++;
+	return 0;
+}
+
+/* seize and interrupt one thread: 0, 1 if it is gone, or -errno */
+static int seize(struct pmt_stopped *s, pid_t tid)
+{
+	int ret;
+
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL))
+		return errno == ESRCH ? 1 : -errno;
+	ret = add_tid(s, tid);
+	if (ret) {
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return ret;
+	}
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) && errno != ESRCH)
+		return -errno;
+	return 0;
+}
+
+/* one pass over /proc/PID/task: seize the threads not seized yet; the
+ * number seized now, or -errno */
+static int seize_pass(struct pmt_stopped *s)
+{
+	char path[64];
+	struct dirent *d;
+	int added = 0, ret = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)s->pid);
+	dir = opendir(path);
+	if (!dir)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while ((d = readdir(dir))) {
+		pid_t tid = (pid_t)atoi(d->d_name);
+
+		if (tid <= 0 || have_tid(s, tid))
+			continue;
+		ret = seize(s, tid);
+		if (ret < 0)
+			break;
+		added += ret == 0;
+		ret = 0;
+	}
+	closedir(dir);
+	return ret < 0 ? ret : added;
+}
+
+/*
+ * Wait for thread @i to stop.  0 once it is in a ptrace stop; 1 if it
+ * exited (it is dropped); -errno.  A signal that stops it first is kept
+ * to be given back at detach.
+ */
+static int wait_stop(struct pmt_stopped *s, size_t i)
+{
+	pid_t tid = s->tids[i];
+	int st;
+
+	for (;;) {
+		if (waitpid(tid, &st, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			s->tids[i] = 0;
+			return 1;
+		}
+		if (!WIFSTOPPED(st))
+			continue;
+		if ((st >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		/* a signal-delivery stop: hold the signal, the interrupt
+		 * still stops it */
+		s->sigs[i] = WSTOPSIG(st);
+		if (ptrace(PTRACE_CONT, tid, NULL, NULL))
+			return errno == ESRCH ? 1 : -errno;
+	}
+}
+
+/* a system-call instruction in the target's vDSO, or 0 */
+static uintptr_t find_insn(pid_t pid)
+{
+	unsigned char buf[16384];
+	struct pmt_maps_line ml;
+	uintptr_t at = 0;
+	char line[512];
+	FILE *f;
+	int err;
+
+	f = pmt_proc_stream(pid, "maps", &err);
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, "[vdso]") || pmt_maps_parse(line, &ml))
+			continue;
+		size_t len = ml.end - ml.start;
+		struct iovec l = { buf, len < sizeof(buf) ? len : sizeof(buf) };
+		struct iovec r = { (void *)ml.start, l.iov_len };
+		ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+
+		for (ssize_t k = 0;
+		     n > 0 && k + (ssize_t)pmt_arch_syscall_insn_len <= n;
+		     k++) {
+			if (!memcmp(buf + k, pmt_arch_syscall_insn,
+				    pmt_arch_syscall_insn_len)) {
+				at = ml.start + (uintptr_t)k;
+				break;
+			}
+		}
+		break;
+	}
+	fclose(f);
+	return at;
+}
+
+int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
+{
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	s->t0 = pmt_now_ns();
+	/* threads a running thread creates meanwhile show up in a later
+	 * pass; stop when a pass finds none */
+	do {
+		ret = seize_pass(s);
+	} while (ret > 0);
+	if (!ret && !s->n)
+		ret = -ESRCH;
+	for (size_t i = 0; !ret && i < s->n; i++) {
+		ret = wait_stop(s, i);
+		if (ret == 1)
+			ret = 0;
+	}
+	if (!ret) {
+		for (size_t i = 0; i < s->n && !s->victim; i++)
+			if (s->tids[i] == pid)
+				s->victim = pid;
+		for (size_t i = 0; i < s->n && !s->victim; i++)
+			s->victim = s->tids[i];
+		if (!s->victim)
+			ret = -ESRCH;
+	}
+	if (ret)
+		pmt_stop_end(s);
+	return ret;
+}
+
+/* step the victim over the prepared call; 0 once it trapped after it */
+static int step(struct pmt_stopped *s)
+{
+	size_t vi = 0;
+	int st;
+
+	while (s->tids[vi] != s->victim)
+		vi++;
+	if (ptrace(PTRACE_SINGLESTEP, s->victim, NULL, NULL))
+		return -errno;
+	for (;;) {
+		if (waitpid(s->victim, &st, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			s->tids[vi] = 0;
+			s->victim = 0;
+			return -ESRCH;
+		}
+		if (!WIFSTOPPED(st))
+			continue;
+		if (WSTOPSIG(st) == SIGTRAP && !(st >> 16))
+			return 0;
+		/* a signal or a group stop got in first: keep the signal
+		 * for later and step again */
+		if (!(st >> 16) && WSTOPSIG(st) != SIGTRAP)
+			s->sigs[vi] = WSTOPSIG(st);
+		if (ptrace(PTRACE_SINGLESTEP, s->victim, NULL, NULL))
+			return -errno;
+	}
+}
+
+int pmt_stop_syscall(struct pmt_stopped *s, long nr, const unsigned long a[6],
+		     long *res)
+{
+	struct pmt_arch_regs *saved, *r;
+	int ret;
+
+	if (!pmt_arch_inject)
+		return -EOPNOTSUPP;
+	if (!s->insn)
+		s->insn = find_insn(s->pid);
+	if (!s->insn)
+		return -EOPNOTSUPP;
+	saved = malloc(2 * pmt_arch_regs_size);
+	if (!saved)
+		return -ENOMEM;
+	r = (struct pmt_arch_regs *)((char *)saved + pmt_arch_regs_size);
+	ret = pmt_arch_get_regs(s->victim, saved);
+	if (ret)
+		goto out;
+	memcpy(r, saved, pmt_arch_regs_size);
+	pmt_arch_prep_syscall(r, s->insn, nr, a);
+	ret = pmt_arch_set_regs(s->victim, r);
+	if (ret)
+		goto out;
+	ret = step(s);
+	if (!ret)
+		ret = pmt_arch_get_regs(s->victim, r);
+	if (!ret)
+		*res = pmt_arch_syscall_ret(r);
+	if (s->victim) {
+		int r2 = pmt_arch_set_regs(s->victim, saved);
+
+		if (!ret)
+			ret = r2;
+	}
+out:
+	free(saved);
+	return ret;
+}
+
+uint64_t pmt_stop_end(struct pmt_stopped *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->tids[i])
+			ptrace(PTRACE_DETACH, s->tids[i], NULL,
+			       (void *)(long)s->sigs[i]);
+	}
+	free(s->tids);
+	free(s->sigs);
+	s->tids = NULL;
+	s->sigs = NULL;
+	s->n = s->cap = 0;
+	return pmt_now_ns() - s->t0;
+}
+
+int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only)
+{
+	unsigned long a[6] = { O_CLOEXEC | O_NONBLOCK };
+	struct pmt_stopped s;
+	long tfd = -1, r;
+	int pidfd, fd = -1, ret;
+
+	*stop_ns = 0;
+	*user_only = false;
+	if (!pmt_arch_inject)
+		return -EOPNOTSUPP;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return errno == ENOSYS ? -EOPNOTSUPP : -errno;
+	ret = pmt_stop_begin(&s, pid);
+	if (ret)
+		goto out;
+	ret = pmt_stop_syscall(&s, SYS_userfaultfd, a, &tfd);
+	if (!ret && tfd == -EPERM) {
+		/* the target may not trap kernel faults: ask for user-mode
+		 * faults only, which async write-protect does not need */
+		a[0] |= UFFD_USER_MODE_ONLY;
+		*user_only = true;
+		ret = pmt_stop_syscall(&s, SYS_userfaultfd, a, &tfd);
+	}
+	if (!ret && tfd < 0)
+		ret = tfd == -ENOSYS ? -EOPNOTSUPP : (int)tfd;
+	if (!ret) {
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)tfd, 0);
+		if (fd < 0)
+			ret = errno == ENOSYS ? -EOPNOTSUPP : -errno;
+		/* the target's copy goes whatever happened: it must never
+		 * run holding one */
+		a[0] = (unsigned long)tfd;
+		if (pmt_stop_syscall(&s, SYS_close, a, &r) && !ret)
+			ret = -EIO;
+	}
+	*stop_ns = pmt_stop_end(&s);
+out:
+	close(pidfd);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
