@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libpmtrack whole-process tracking: every writable mapping of another
+ * process, as it maps, grows, moves and unmaps memory, execs and exits,
+ * and optionally its children, from their first instruction.
+ *
+ * One tracker (<pmtrack/pmtrack.h>) per process does the work: with
+ * pagemap-scan (the default where it works) the process's own userfaultfd
+ * is injected and held by this process only (see pmtrack_new(), "Another
+ * process"), with soft-dirty (kernels without PAGEMAP_SCAN) nothing is
+ * injected.  A pmtrack_proc keeps each tracker's watched ranges equal to
+ * the process's writable mappings at each collect and says, per mapping,
+ * which pages were written since the previous collect.
+ *
+ * The guarantee, per process tracked: a page written through one of its
+ * mappings after a RESET collect reported it (or after the mapping was
+ * first seen) is reported by a later collect, in that mapping, or the
+ * whole mapping is reported with PMTRACK_PROC_FULL.  Mappings that appear
+ * between two collects, grow, move (mremap) or lost their registration
+ * some other way are reported in full, as their writes could not be seen;
+ * a mapping that vanished is not reported (its memory is gone).  What no
+ * tracker sees (<pmtrack/pmtrack.h>, pmtrack_watch(), "What a tracker
+ * sees") still holds: a write by a process that is not tracked, or by
+ * write(2) to a file, into memory a tracked process maps is not reported;
+ * with PMTRACK_PROC_CHILDREN the children are tracked, so their writes
+ * into memory they share with their parent are reported in their own
+ * reports (the caller folds them, e.g. by the mapping's object: device,
+ * inode and offset).
+ *
+ * Thread safety: a pmtrack_proc is used by one thread at a time.  Without
+ * PMTRACK_PROC_CHILDREN every ptrace request is made from the calling
+ * thread: pmtrack_proc_freeze() and pmtrack_proc_thaw() must be called
+ * from the same thread.  With it a thread of the library is the tracer of
+ * every tracked process: the calling program must not wait for "any
+ * child" (wait(), waitpid(-1, ...), waitid(P_ALL, ...)) while it exists,
+ * as that could take the tracer's events; wait for your own children by
+ * pid or pidfd.
+ */
+#ifndef PMTRACK_PROCESS_H
+#define PMTRACK_PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pmtrack/pagestate.h>
+#include <pmtrack/pmtrack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pmtrack_proc; /* opaque */
+
+/* pmtrack_proc_opts.flags */
+/*
+ * Track the children too: every process the tracked ones fork (fork(),
+ * clone() with a new address space) is tracked from its first
+ * instruction, and a process that exits is scanned at its exit, so that
+ * what it wrote (into shared memory, typically) is reported by the next
+ * collect (PMTRACK_PROC_EXITED).  vfork() children and clone(CLONE_VM)
+ * share their parent's memory, whose tracker sees their writes, until
+ * they exec (then they are tracked as new processes) or exit.  Uses
+ * ptrace events (PTRACE_O_TRACEFORK, TRACEVFORK, TRACEEXEC, TRACEEXIT):
+ * each fork, exec and exit of a tracked process stops it briefly.
+ */
+#define PMTRACK_PROC_CHILDREN (1u << 0)
+
+struct pmtrack_proc_opts {
+	size_t sz; /* sizeof(struct pmtrack_proc_opts) */
+	unsigned int flags; /* PMTRACK_PROC_* */
+	/* PMTRACK_BACKEND_AUTO: pagemap-scan where the library can inject
+	 * into the process, else soft-dirty; or one of those two */
+	enum pmtrack_backend backend;
+	size_t : 0;
+};
+#define pmtrack_proc_opts__last_field backend
+
+/**
+ * pmtrack_proc_new() - track every writable mapping of process @pid.
+ * @pid: a process (its thread-group id), not the caller
+ * @opts: NULL for defaults
+ * @out: the handle, freed with pmtrack_proc_free()
+ *
+ * The first collect reports every mapping in full.  With
+ * PMTRACK_PROC_CHILDREN the children @pid already has are not tracked:
+ * only those it forks from now on (and theirs).
+ *
+ * Return: 0; -EINVAL (bad @pid or options; @pid is the caller); -ESRCH if
+ * it does not exist (or is a zombie); -EPERM or -EACCES without ptrace
+ * access; -EOPNOTSUPP if no backend can track another process here;
+ * -ENOMEM.
+ */
+PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
+				 struct pmtrack_proc **out);
+
+/**
+ * pmtrack_proc_free() - stop tracking; a frozen tree is thawed first.
+ * Every userfaultfd is closed, so the processes run on as if they had
+ * never been tracked.  NULL is a no-op.
+ */
+PMTRACK_API void pmtrack_proc_free(struct pmtrack_proc *p);
+
+/** pmtrack_proc_backend() - the backend the trackers use. */
+PMTRACK_API enum pmtrack_backend
+pmtrack_proc_backend(const struct pmtrack_proc *p);
+
+/* pmtrack_proc_report.flags */
+/* Every page of the mapping is reported: it is new to the tracker since
+ * the last collect (mapped, grown, moved, re-registered, after an exec)
+ * or cannot be tracked (a mapping the backend refuses), so writes to it
+ * could not be seen.  Pages that hold nothing are reported too. */
+#define PMTRACK_PROC_FULL (1u << 0)
+/* The process exited after the last collect; the report was taken at
+ * its exit (PMTRACK_PROC_CHILDREN), or it holds what was collected
+ * before.  Its mapping descriptions are as they were then. */
+#define PMTRACK_PROC_EXITED (1u << 1)
+/* The first report of this process (or of its new program after an
+ * exec): the caller has not heard of it before. */
+#define PMTRACK_PROC_NEW (1u << 2)
+/* The process exec'd since the last collect: this is its new program. */
+#define PMTRACK_PROC_EXEC (1u << 3)
+
+/* What one collect found written in one mapping of one process. */
+struct pmtrack_proc_report {
+	int pid;
+	unsigned int flags; /* PMTRACK_PROC_* above */
+	/* the mapping as /proc/PID/maps showed it at this collect */
+	const struct pmtrack_mapping *map;
+	/* the written pages: ascending, disjoint, inside the mapping, states
+	 * PMTRACK_PAGE_WRITTEN, map 0.  With PMTRACK_PROC_FULL one run that
+	 * spans the mapping. */
+	const struct pmtrack_page_run *runs;
+	size_t nruns;
+};
+
+/*
+ * Called once or more per mapping with written pages (a mapping's runs
+ * may come in several calls, in ascending order); pointers are valid
+ * during the call only.  A negative return stops the collect, which
+ * returns it; pages reported in earlier calls were reset.
+ */
+typedef int (*pmtrack_proc_fn)(void *arg, const struct pmtrack_proc_report *r);
+
+/**
+ * pmtrack_proc_collect() - report the pages written since the last collect.
+ * @flags: PMTRACK_COLLECT_RESET to reset what is reported (the usual way);
+ *	without it the next collect reports them again (mappings reported
+ *	with PMTRACK_PROC_FULL excepted: they are watched from now on)
+ * @fn, @arg: the report callback
+ *
+ * The mappings are read first (/proc/PID/maps), new writable ones are
+ * watched, vanished ones dropped; then every watched mapping is scanned.
+ * Processes in ascending pid order, mappings in ascending address order,
+ * reports of exited processes first.  On pagemap-scan the reset is atomic
+ * (PMTRACK_CAP_ATOMIC_RESET): a write racing with the collect is in this
+ * report or the next.
+ *
+ * Return: 0 (the processes may be running or frozen); -ESRCH if the
+ * process (and every child) is gone, after any exit reports; the
+ * callback's error; -EPERM/-EACCES if a re-injection after an exec was
+ * refused; -ENOMEM.
+ */
+PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
+				     pmtrack_proc_fn fn, void *arg);
+
+/**
+ * pmtrack_proc_freeze() - stop every thread of every tracked process.
+ *
+ * With ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT): no signal is sent, the
+ * processes and their parents cannot tell (but by the time that passes).
+ * Threads created while freezing are stopped too.  Until thaw, nothing
+ * they map changes but by other processes or by the kernel (I/O in
+ * flight, another process's writes into shared memory).
+ *
+ * Return: 0; -EALREADY if frozen; -ESRCH if every process is gone; -EPERM.
+ */
+PMTRACK_API int pmtrack_proc_freeze(struct pmtrack_proc *p);
+
+/**
+ * pmtrack_proc_thaw() - let them run again; signals that arrived while
+ * frozen are delivered.  Return: 0, or -EALREADY if not frozen.
+ */
+PMTRACK_API int pmtrack_proc_thaw(struct pmtrack_proc *p);
+
+/**
+ * pmtrack_proc_pids() - the processes tracked now, ascending.
+ * @pids: array of *@n entries; @n: in capacity, out the number tracked
+ * Return: 0, or -ENOSPC (then *@n is the number needed).
+ */
+PMTRACK_API int pmtrack_proc_pids(const struct pmtrack_proc *p, int *pids,
+				  size_t *n);
+
+struct pmtrack_proc_stats {
+	size_t sz; /* set by the caller */
+	uint64_t collects;
+	uint64_t processes;   /* tracked now */
+	uint64_t forks;	      /* children that came to be tracked */
+	uint64_t execs;	      /* execs followed (re-injections) */
+	uint64_t exits;	      /* processes that exited while tracked */
+	uint64_t exit_scans;  /* of which scanned at their exit stop */
+	uint64_t injections;  /* userfaultfd() calls injected */
+	/* total and largest time a process was stopped for an injection */
+	uint64_t inject_stop_ns;
+	uint64_t inject_stop_max_ns;
+	uint64_t maps_new;	 /* mappings reported in full as new */
+	uint64_t pages_reported; /* pages in all reports */
+	size_t : 0;
+};
+#define pmtrack_proc_stats__last_field pages_reported
+
+/** pmtrack_proc_get_stats() - counters since pmtrack_proc_new(). */
+PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,
+				       struct pmtrack_proc_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PMTRACK_PROCESS_H */
