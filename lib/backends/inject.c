@@ -296,30 +296,25 @@ uint64_t pmt_stop_end(struct pmt_stopped *s)
 	return pmt_now_ns() - s->t0;
 }
 
-int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only)
+int pmt_stopped_uffd(struct pmt_stopped *s, bool *user_only)
 {
 	unsigned long a[6] = { O_CLOEXEC | O_NONBLOCK };
-	struct pmt_stopped s;
 	long tfd = -1, r;
 	int pidfd, fd = -1, ret;
 
-	*stop_ns = 0;
 	*user_only = false;
 	if (!pmt_arch_inject)
 		return -EOPNOTSUPP;
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
 	if (pidfd < 0)
 		return errno == ENOSYS ? -EOPNOTSUPP : -errno;
-	ret = pmt_stop_begin(&s, pid);
-	if (ret)
-		goto out;
-	ret = pmt_stop_syscall(&s, SYS_userfaultfd, a, &tfd);
+	ret = pmt_stop_syscall(s, SYS_userfaultfd, a, &tfd);
 	if (!ret && tfd == -EPERM) {
 		/* the target may not trap kernel faults: ask for user-mode
 		 * faults only, which async write-protect does not need */
 		a[0] |= UFFD_USER_MODE_ONLY;
 		*user_only = true;
-		ret = pmt_stop_syscall(&s, SYS_userfaultfd, a, &tfd);
+		ret = pmt_stop_syscall(s, SYS_userfaultfd, a, &tfd);
 	}
 	if (!ret && tfd < 0)
 		ret = tfd == -ENOSYS ? -EOPNOTSUPP : (int)tfd;
@@ -330,13 +325,28 @@ int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only)
 		/* the target's copy goes whatever happened: it must never
 		 * run holding one */
 		a[0] = (unsigned long)tfd;
-		if (pmt_stop_syscall(&s, SYS_close, a, &r) && !ret)
+		if (pmt_stop_syscall(s, SYS_close, a, &r) && !ret)
 			ret = -EIO;
 	}
-	*stop_ns = pmt_stop_end(&s);
-out:
 	close(pidfd);
 	if (ret && fd >= 0)
 		close(fd);
 	return ret ? ret : fd;
+}
+
+int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only)
+{
+	struct pmt_stopped s;
+	int ret;
+
+	*stop_ns = 0;
+	*user_only = false;
+	if (!pmt_arch_inject)
+		return -EOPNOTSUPP;
+	ret = pmt_stop_begin(&s, pid);
+	if (ret)
+		return ret;
+	ret = pmt_stopped_uffd(&s, user_only);
+	*stop_ns = pmt_stop_end(&s);
+	return ret;
 }

@@ -89,5 +89,8 @@ PMT_HIDDEN uint64_t pmt_stop_end(struct pmt_stopped *s);
  * kernel cannot (no pidfd_getfd, no vDSO system-call instruction).
  */
 PMT_HIDDEN int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only);
+/* the same in a process whose victim thread the caller holds stopped (a
+ * tracer's tracee, s->tids = { victim }): nothing is detached */
+PMT_HIDDEN int pmt_stopped_uffd(struct pmt_stopped *s, bool *user_only);
 
 #endif /* PMT_INJECT_H */

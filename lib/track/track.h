@@ -21,5 +21,13 @@
  */
 PMT_HIDDEN int pmt_protect(struct pmtrack *t, void *addr, size_t len, int prot);
 
+/*
+ * pmtrack_new(), but with @uffd >= 0 a pagemap-scan tracker of another
+ * process takes that userfaultfd of the target (which a tracer that has
+ * it stopped got for it) instead of injecting one; it is the tracker's
+ * from then on, closed on failure too.
+ */
+PMT_HIDDEN int pmt_track_new(const struct pmtrack_opts *opts, int uffd,
+			     struct pmtrack **out);
 
 #endif /* PMT_TRACK_H */

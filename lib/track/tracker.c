@@ -135,41 +135,56 @@ static int pick_backend(struct pmtrack *t, enum pmtrack_backend want,
 		       : -EINVAL;
 }
 
+static int track_new(const struct pmtrack_opts *opts, int uffd,
+		     struct pmtrack **out);
+
 PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			    struct pmtrack **out)
 {
-	pthread_rwlockattr_t attr;
-	unsigned int batch, require;
-	struct pmtrack *t;
-	const char *env;
-	int ret, pid;
+	return track_new(opts, -1, out);
+}
 
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!PMT_OPTS_VALID(opts, pmtrack_opts))
-		return -EINVAL;
-	batch = PMT_OPTS_GET(opts, scan_batch, 0u);
+int pmt_track_new(const struct pmtrack_opts *opts, int uffd,
+		  struct pmtrack **out)
+{
+	return track_new(opts, uffd, out);
+}
+
+static int track_new(const struct pmtrack_opts *opts, int uffd,
+		     struct pmtrack **out)
+{
+	pthread_rwlockattr_t attr;
+	unsigned int batch = 0, require = 0;
+	struct pmtrack *t = NULL;
+	const char *env;
+	int ret = -EINVAL, pid = -1;
+
+	/* from here on @uffd is ours: closed by pmtrack_free(), or here */
+	if (out)
+		*out = NULL;
+	if (out && PMT_OPTS_VALID(opts, pmtrack_opts)) {
+		batch = PMT_OPTS_GET(opts, scan_batch, 0u);
+		require = PMT_OPTS_GET(opts, require, 0u);
+		pid = PMT_OPTS_GET(opts, pid, 0);
+	}
 	if (!batch)
 		batch = PMT_SCAN_BATCH_DEFAULT;
-	if (batch > PMTRACK_SCAN_BATCH_MAX)
-		return -EINVAL;
-	require = PMT_OPTS_GET(opts, require, 0u);
-	if (require & ~PMTRACK_CAP_ALL)
-		return -EINVAL;
-	pid = PMT_OPTS_GET(opts, pid, 0);
-	if (pid < 0)
-		return -EINVAL;
-
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
+	if (pid >= 0 && batch <= PMTRACK_SCAN_BATCH_MAX &&
+	    !(require & ~PMTRACK_CAP_ALL)) {
+		t = calloc(1, sizeof(*t));
+		ret = -ENOMEM;
+	}
+	if (!t) {
+		if (uffd >= 0)
+			close(uffd);
+		return ret;
+	}
 	t->pid = getpid();
 	t->target = pid == t->pid ? 0 : pid;
 	t->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	t->scan_batch = batch;
 	t->pagemap_fd = t->uffd = t->maps_fd = t->clear_refs_fd = -1;
-	t->uffd_given = -1;
+	t->uffd_given = uffd;
 	/* prefer writers: a collector in a loop must not starve watch */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(
@@ -177,6 +192,8 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 	ret = -pthread_rwlock_init(&t->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	if (ret) {
+		if (uffd >= 0)
+			close(uffd);
 		free(t);
 		return ret;
 	}
@@ -214,6 +231,8 @@ PMTRACK_API void pmtrack_free(struct pmtrack *t)
 		return;
 	if (t->ops)
 		backend_close(t);
+	if (t->uffd_given >= 0)
+		close(t->uffd_given);
 	if (t->maps_fd >= 0)
 		close(t->maps_fd);
 	pthread_rwlock_destroy(&t->lock);

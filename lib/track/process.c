@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Whole processes (<pmtrack/process.h>): one tracker per process, whose
+ * watched ranges follow the process's writable mappings from collect to
+ * collect.  The children's part (following fork, exec and exit with
+ * ptrace events) is in procmon.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <pmtrack/process.h>
+
+#include "procint.h"
+
+/* ---- the processes ------------------------------------------------------ */
+
+struct pp_proc *pp_find(struct pmtrack_proc *p, pid_t pid)
+{
+	for (size_t i = 0; i < p->nprocs; i++)
+		if (p->procs[i]->pid == pid)
+			return p->procs[i];
+	return NULL;
+}
+
+/* a tracker of @pid: injected (or given @uffd), or soft-dirty */
+static int pp_tracker(struct pmtrack_proc *p, pid_t pid, int uffd,
+		      struct pmtrack **t)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = p->backend, .pid = pid);
+	PMTRACK_OPTS(pmtrack_stats, st);
+	int ret = pmt_track_new(&o, uffd, t);
+
+	if (ret)
+		return ret;
+	pmtrack_get_stats(*t, &st);
+	if (st.injections) {
+		atomic_fetch_add(&p->st.injections, st.injections);
+		atomic_fetch_add(&p->st.inject_stop_ns, st.inject_stop_ns);
+		if (st.inject_stop_ns > atomic_load(&p->st.inject_stop_max_ns))
+			atomic_store(&p->st.inject_stop_max_ns,
+				     st.inject_stop_ns);
+	}
+	return 0;
+}
+
+static void pp_unwatch_all(struct pp_proc *pr)
+{
+	pr->nw = 0;
+}
+
+/* (re)start tracking @pr's current address space: a new tracker (the old
+ * one and what it watched dropped) and page-state handle */
+int pp_rebind(struct pmtrack_proc *p, struct pp_proc *pr, int uffd)
+{
+	PMTRACK_OPTS(pmtrack_pstate_opts, po, .pid = pr->pid);
+	int ret;
+
+	pmtrack_free(pr->t);
+	pr->t = NULL;
+	pmtrack_pstate_free(pr->ps);
+	pr->ps = NULL;
+	pp_unwatch_all(pr);
+	ret = pp_tracker(p, pr->pid, uffd, &pr->t);
+	if (ret)
+		return ret;
+	return pmtrack_pstate_new(&po, &pr->ps);
+}
+
+int pp_add(struct pmtrack_proc *p, pid_t pid, int uffd, unsigned int flags,
+	   struct pp_proc **out)
+{
+	struct pp_proc *pr = calloc(1, sizeof(*pr));
+	int ret;
+
+	if (!pr) {
+		if (uffd >= 0)
+			close(uffd);
+		return -ENOMEM;
+	}
+	pr->pid = pid;
+	pr->next_flags = flags | PMTRACK_PROC_NEW;
+	ret = pp_rebind(p, pr, uffd);
+	if (!ret && p->nprocs == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 8;
+		struct pp_proc **v = realloc(p->procs, cap * sizeof(*v));
+
+		if (v) {
+			p->procs = v;
+			p->cap = cap;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	if (ret) {
+		pp_free(pr);
+		return ret;
+	}
+	/* ascending pids */
+	size_t i = p->nprocs;
+	while (i && p->procs[i - 1]->pid > pid) {
+		p->procs[i] = p->procs[i - 1];
+		i--;
+	}
+	p->procs[i] = pr;
+	p->nprocs++;
+	if (out)
+		*out = pr;
+	return 0;
+}
+
+void pp_free(struct pp_proc *pr)
+{
+	if (!pr)
+		return;
+	pmtrack_free(pr->t);
+	pmtrack_pstate_free(pr->ps);
+	free(pr->w);
+	pp_stash_free(pr->stash);
+	free(pr);
+}
+
+void pp_remove(struct pmtrack_proc *p, struct pp_proc *pr)
+{
+	size_t i = 0;
+
+	while (i < p->nprocs && p->procs[i] != pr)
+		i++;
+	if (i == p->nprocs)
+		return;
+	memmove(&p->procs[i], &p->procs[i + 1],
+		(p->nprocs - i - 1) * sizeof(p->procs[0]));
+	p->nprocs--;
+	pp_free(pr);
+}
+
+/* is @pid alive (not gone, not a zombie)? */
+bool pp_alive(pid_t pid)
+{
+	char path[64], buf[256], *c;
+	FILE *f;
+	bool ok = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f)) {
+		c = strrchr(buf, ')');
+		ok = c && c[1] == ' ' && c[2] != 'Z' && c[2] != 'X';
+	}
+	fclose(f);
+	return ok;
+}
+
+/* ---- the watched set ------------------------------------------------------ */
+
+static int w_push(struct pp_proc *pr, uint64_t s, uint64_t e)
+{
+	if (pr->nw == pr->capw) {
+		size_t cap = pr->capw ? 2 * pr->capw : 32;
+		struct pp_span *v = realloc(pr->w, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		pr->w = v;
+		pr->capw = cap;
+	}
+	pr->w[pr->nw].s = s;
+	pr->w[pr->nw].e = e;
+	pr->nw++;
+	return 0;
+}
+
+static bool tracked_map(const struct pmtrack_mapping *m)
+{
+	return (m->prot & PROT_WRITE) && !(m->flags & PMTRACK_MAP_SPECIAL);
+}
+
+/* ---- one collect of one process -------------------------------------------- */
+
+struct pp_emit {
+	struct pmtrack_proc *p;
+	struct pp_proc *pr;
+	pmtrack_proc_fn fn;
+	void *arg;
+	struct pmtrack_page_run runs[PP_RUNS];
+	struct pmtrack_run kruns[PP_RUNS];
+};
+
+static int emit(struct pp_emit *e, const struct pmtrack_mapping *m,
+		unsigned int flags, size_t n)
+{
+	struct pmtrack_proc_report r = {
+		.pid = e->pr->pid,
+		.flags = flags | e->pr->next_flags,
+		.map = m,
+		.runs = e->runs,
+		.nruns = n,
+	};
+	uint64_t pages = 0;
+
+	for (size_t i = 0; i < n; i++)
+		pages += (e->runs[i].end - e->runs[i].start) /
+			 (uint64_t)e->p->page_size;
+	atomic_fetch_add(&e->p->st.pages_reported, pages);
+	return e->fn(e->arg, &r);
+}
+
+static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m)
+{
+	e->runs[0] = (struct pmtrack_page_run){ .start = m->start,
+						.end = m->end,
+						.states = PMTRACK_PAGE_WRITTEN };
+	atomic_fetch_add(&e->p->st.maps_new, 1);
+	return emit(e, m, PMTRACK_PROC_FULL, 1);
+}
+
+/*
+ * Collect [s, e) of mapping @m (watched) and report it.  Returns 0,
+ * 1 if the kernel says part of it lost its registration (nothing of it
+ * was reported after that point: the caller reports it in full), or
+ * -errno.
+ */
+static int collect_span(struct pp_emit *e, const struct pmtrack_mapping *m,
+			uint64_t s, uint64_t end, unsigned int flags)
+{
+	struct pmtrack *t = e->pr->t;
+	uint64_t cur = s;
+
+	while (cur < end) {
+		size_t n = PP_RUNS;
+		void *next = NULL;
+		int ret = pmtrack_collect_runs(t, (void *)(uintptr_t)cur,
+					       end - cur, flags, e->kruns, &n,
+					       &next);
+
+		for (size_t i = 0; i < n; i++) {
+			uint64_t a = (uintptr_t)e->kruns[i].addr;
+
+			e->runs[i] = (struct pmtrack_page_run){
+				.start = a,
+				.end = a + e->kruns[i].len,
+				.states = PMTRACK_PAGE_WRITTEN,
+			};
+		}
+		if (n) {
+			int r = emit(e, m, 0, n);
+
+			if (r)
+				return r;
+		}
+		if (ret == -ESTALE)
+			return 1;
+		if (ret)
+			return ret;
+		if (!next || (uintptr_t)next <= cur)
+			break;
+		cur = (uintptr_t)next;
+	}
+	return 0;
+}
+
+/* watch [s, e) and add it to the set: 0, or 1 if it cannot be watched
+ * (gone meanwhile, refused by the backend): it is reported in full */
+static int watch_span(struct pp_proc *pr, uint64_t s, uint64_t e)
+{
+	int ret = pmtrack_watch(pr->t, (void *)(uintptr_t)s, e - s);
+
+	if (ret == -ENOMEM || ret == -EINVAL || ret == -EBUSY ||
+	    ret == -EOPNOTSUPP || ret == -EACCES || ret == -EPERM)
+		return 1;
+	return ret ? ret : w_push(pr, s, e);
+}
+
+/* [s, e) of a watched span lost its registration: register it again */
+static int rewatch_span(struct pp_proc *pr, uint64_t s, uint64_t e)
+{
+	int ret = pmtrack_unwatch(pr->t, (void *)(uintptr_t)s, e - s);
+
+	if (ret)
+		return ret;
+	ret = watch_span(pr, s, e);
+	return ret < 0 ? ret : 0;
+}
+
+/* does mapping @m have a part no span of @old covers? */
+static bool has_gap(const struct pmtrack_mapping *m, const struct pp_span *old,
+		    size_t nold)
+{
+	uint64_t cur = m->start;
+
+	for (size_t i = 0; i < nold && cur < m->end; i++) {
+		if (old[i].e <= cur)
+			continue;
+		if (old[i].s > cur)
+			return true;
+		cur = old[i].e;
+	}
+	return cur < m->end;
+}
+
+/* one watched span of mapping @m: collect it (or, if the mapping is
+ * reported in full anyway, just reset it) and keep it in the set */
+static int do_span(struct pp_emit *e, const struct pmtrack_mapping *m,
+		   uint64_t s, uint64_t x, bool full, unsigned int flags)
+{
+	struct pp_proc *pr = e->pr;
+	int ret;
+
+	if (full)
+		ret = pmtrack_reset(pr->t, (void *)(uintptr_t)s, x - s);
+	else
+		ret = collect_span(e, m, s, x, flags);
+	if (ret == -ESTALE)
+		ret = 1;
+	if (ret < 0)
+		return ret;
+	if (ret) {
+		ret = rewatch_span(pr, s, x);
+		return ret ? ret : 1;
+	}
+	return w_push(pr, s, x);
+}
+
+/*
+ * One mapping: collect what of it was watched (the spans of @old it
+ * overlaps), watch what was not, and report.  What stays watched is
+ * pushed onto pr->w; spans of a mapping no longer writable are left out
+ * (and unwatched by the caller).
+ */
+static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
+		  const struct pp_span *old, size_t nold, unsigned int flags)
+{
+	struct pp_proc *pr = e->pr;
+	bool tracked = tracked_map(m);
+	bool full = tracked && has_gap(m, old, nold);
+	uint64_t cur = m->start;
+	int ret;
+
+	for (size_t i = 0; i < nold; i++) {
+		uint64_t s = old[i].s > m->start ? old[i].s : m->start;
+		uint64_t x = old[i].e < m->end ? old[i].e : m->end;
+
+		if (s >= x)
+			continue;
+		if (full && cur < s) {
+			ret = watch_span(pr, cur, s);
+			if (ret < 0)
+				return ret;
+		}
+		cur = x;
+		if (!tracked) {
+			/* no longer writable: what was written before goes
+			 * out once more, then the caller unwatches it */
+			ret = collect_span(e, m, s, x, flags);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		ret = do_span(e, m, s, x, full, flags);
+		if (ret < 0)
+			return ret;
+		full |= ret;
+	}
+	if (!full)
+		return 0;
+	if (cur < m->end) {
+		ret = watch_span(pr, cur, m->end);
+		if (ret < 0)
+			return ret;
+	}
+	return emit_full(e, m);
+}
+
+/* unwatch what of @old is not in pr->w (both sorted and disjoint) */
+static void unwatch_dropped(struct pp_proc *pr, const struct pp_span *old,
+			    size_t nold)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < nold; i++) {
+		uint64_t cur = old[i].s;
+
+		while (k < pr->nw && pr->w[k].e <= cur)
+			k++;
+		for (size_t j = k; j < pr->nw && pr->w[j].s < old[i].e;
+		     j++) {
+			if (pr->w[j].s > cur)
+				pmtrack_unwatch(pr->t, (void *)(uintptr_t)cur,
+						pr->w[j].s - cur);
+			if (pr->w[j].e > cur)
+				cur = pr->w[j].e;
+		}
+		if (cur < old[i].e)
+			pmtrack_unwatch(pr->t, (void *)(uintptr_t)cur,
+					old[i].e - cur);
+	}
+}
+
+/* collect one process (its tracker bound to its current address space) */
+static int collect_proc(struct pp_emit *e, unsigned int flags)
+{
+	struct pp_proc *pr = e->pr;
+	const struct pmtrack_mapping *maps;
+	struct pp_span *old = pr->w;
+	size_t nmaps, nold = pr->nw, j = 0;
+	int ret;
+
+	ret = pmtrack_pstate_maps(pr->ps, &maps, &nmaps);
+	if (ret)
+		return ret;
+	pr->w = NULL;
+	pr->nw = pr->capw = 0;
+	for (size_t i = 0; i < nmaps && !ret; i++) {
+		size_t k;
+
+		while (j < nold && old[j].e <= maps[i].start)
+			j++;
+		k = j;
+		while (k < nold && old[k].s < maps[i].end)
+			k++;
+		ret = do_map(e, &maps[i], old + j, k - j, flags);
+		/* a span reaching past this mapping is looked at again */
+		if (k > j && old[k - 1].e > maps[i].end)
+			k--;
+		j = k;
+	}
+	if (!ret)
+		unwatch_dropped(pr, old, nold);
+	else
+		pr->stale = true; /* the set is not what the tracker has */
+	free(old);
+	return ret;
+}
+
+/* the process's address space went (exec, exit): which one? */
+static int pp_lost(struct pmtrack_proc *p, struct pp_proc *pr)
+{
+	int ret;
+
+	/* with a monitor, execs are followed as they happen */
+	if (p->mon || !pp_alive(pr->pid))
+		return -ESRCH;
+	/* exec'd: track its new program, every mapping in full */
+	ret = pp_rebind(p, pr, -1);
+	if (ret)
+		return ret;
+	atomic_fetch_add(&p->st.execs, 1);
+	pr->next_flags |= PMTRACK_PROC_NEW | PMTRACK_PROC_EXEC;
+	return 0;
+}
+
+int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
+		   unsigned int flags, pmtrack_proc_fn fn, void *arg)
+{
+	struct pp_emit *e = malloc(sizeof(*e));
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	*e = (struct pp_emit){ .p = p, .pr = pr, .fn = fn, .arg = arg };
+	ret = 0;
+	if (pr->stale) {
+		/* a collect failed half-way: start again, every mapping in
+		 * full, nothing lost */
+		ret = pp_rebind(p, pr, -1);
+		pr->stale = ret != 0;
+	}
+	if (!ret)
+		ret = pr->t ? collect_proc(e, flags) : -ESRCH;
+	if (ret == -ESRCH) {
+		ret = pp_lost(p, pr);
+		if (!ret)
+			ret = collect_proc(e, flags);
+	}
+	if (!ret)
+		pr->next_flags = 0;
+	free(e);
+	return ret;
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
+				 struct pmtrack_proc **out)
+{
+	struct pmtrack_proc *p;
+	enum pmtrack_backend b;
+	unsigned int flags;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!PMT_OPTS_VALID(opts, pmtrack_proc_opts) || pid <= 0 ||
+	    pid == getpid())
+		return -EINVAL;
+	flags = PMT_OPTS_GET(opts, flags, 0u);
+	b = PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO);
+	if (flags & ~PMTRACK_PROC_CHILDREN)
+		return -EINVAL;
+	if (b != PMTRACK_BACKEND_AUTO && b != PMTRACK_BACKEND_PAGEMAP_SCAN &&
+	    b != PMTRACK_BACKEND_SOFT_DIRTY)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->flags = flags;
+	p->backend = b;
+	p->root = pid;
+	p->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	p->creator = getpid();
+	if (!pp_alive(pid))
+		ret = -ESRCH;
+	else if (flags & PMTRACK_PROC_CHILDREN)
+		ret = pm_start(p);
+	else
+		ret = pp_add(p, pid, -1, 0, NULL);
+	if (ret) {
+		pmtrack_proc_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+PMTRACK_API void pmtrack_proc_free(struct pmtrack_proc *p)
+{
+	if (!p)
+		return;
+	if (p->mon)
+		pm_stop(p);
+	else if (p->frozen)
+		pmtrack_proc_thaw(p);
+	for (size_t i = 0; i < p->nprocs; i++)
+		pp_free(p->procs[i]);
+	free(p->procs);
+	pp_stash_free(p->exited);
+	free(p);
+}
+
+PMTRACK_API enum pmtrack_backend
+pmtrack_proc_backend(const struct pmtrack_proc *p)
+{
+	for (size_t i = 0; p && i < p->nprocs; i++)
+		if (p->procs[i]->t)
+			return pmtrack_backend(p->procs[i]->t);
+	return PMTRACK_BACKEND_AUTO;
+}
+
+static int collect_all(struct pmtrack_proc *p, unsigned int flags,
+		       pmtrack_proc_fn fn, void *arg)
+{
+	int ret = pp_stash_deliver(p, fn, arg);
+
+	for (size_t i = 0; !ret && i < p->nprocs;) {
+		struct pp_proc *pr = p->procs[i];
+
+		ret = pp_collect_one(p, pr, flags, fn, arg);
+		if (ret == -ESRCH && p->mon) {
+			/* exiting: the monitor hears of it and scans it */
+			ret = 0;
+		} else if (ret == -ESRCH) {
+			/* it exited: nothing to report of it any more */
+			atomic_fetch_add(&p->st.exits, 1);
+			pp_remove(p, pr);
+			ret = 0;
+			continue;
+		}
+		i++;
+	}
+	if (!ret && !p->nprocs)
+		ret = -ESRCH;
+	return ret;
+}
+
+PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
+				     pmtrack_proc_fn fn, void *arg)
+{
+	int ret;
+
+	if (!p || !fn || (flags & ~PMTRACK_COLLECT_RESET))
+		return -EINVAL;
+	if (getpid() != p->creator)
+		return -ECHILD;
+	if (p->mon)
+		return pm_collect(p, flags, fn, arg);
+	ret = collect_all(p, flags, fn, arg);
+	if (!ret)
+		atomic_fetch_add(&p->st.collects, 1);
+	return ret;
+}
+
+int pp_collect_locked(struct pmtrack_proc *p, unsigned int flags,
+		      pmtrack_proc_fn fn, void *arg)
+{
+	int ret = collect_all(p, flags, fn, arg);
+
+	if (!ret)
+		atomic_fetch_add(&p->st.collects, 1);
+	return ret;
+}
+
+/* freeze without a monitor: the calling thread stops every thread */
+int pp_freeze_here(struct pmtrack_proc *p)
+{
+	int ret = 0;
+
+	p->stops = calloc(p->nprocs ? p->nprocs : 1, sizeof(*p->stops));
+	if (!p->stops)
+		return -ENOMEM;
+	p->nstops = 0;
+	for (size_t i = 0; i < p->nprocs; i++) {
+		ret = pmt_stop_begin(&p->stops[p->nstops], p->procs[i]->pid);
+		if (ret == -ESRCH) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		p->nstops++;
+	}
+	if (!ret && !p->nstops)
+		ret = -ESRCH;
+	if (ret) {
+		pp_thaw_here(p);
+		return ret;
+	}
+	p->frozen = true;
+	return 0;
+}
+
+void pp_thaw_here(struct pmtrack_proc *p)
+{
+	for (size_t i = 0; i < p->nstops; i++)
+		pmt_stop_end(&p->stops[i]);
+	free(p->stops);
+	p->stops = NULL;
+	p->nstops = 0;
+	p->frozen = false;
+}
+
+PMTRACK_API int pmtrack_proc_freeze(struct pmtrack_proc *p)
+{
+	if (!p)
+		return -EINVAL;
+	if (getpid() != p->creator)
+		return -ECHILD;
+	if (p->frozen)
+		return -EALREADY;
+	return p->mon ? pm_freeze(p, true) : pp_freeze_here(p);
+}
+
+PMTRACK_API int pmtrack_proc_thaw(struct pmtrack_proc *p)
+{
+	if (!p)
+		return -EINVAL;
+	if (getpid() != p->creator)
+		return -ECHILD;
+	if (!p->frozen)
+		return -EALREADY;
+	if (p->mon)
+		return pm_freeze(p, false);
+	pp_thaw_here(p);
+	return 0;
+}
+
+PMTRACK_API int pmtrack_proc_pids(const struct pmtrack_proc *p, int *pids,
+				  size_t *n)
+{
+	size_t cap;
+
+	if (!p || !n || (*n && !pids))
+		return -EINVAL;
+	pm_lock((struct pmtrack_proc *)p);
+	cap = *n;
+	*n = p->nprocs;
+	for (size_t i = 0; i < p->nprocs && i < cap; i++)
+		pids[i] = p->procs[i]->pid;
+	pm_unlock((struct pmtrack_proc *)p);
+	return *n > cap ? -ENOSPC : 0;
+}
+
+PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,
+				       struct pmtrack_proc_stats *st)
+{
+	struct pmtrack_proc_stats s = { 0 };
+
+	if (!p)
+		return -EINVAL;
+	s.collects = atomic_load(&p->st.collects);
+	s.processes = atomic_load(&p->st.processes);
+	s.forks = atomic_load(&p->st.forks);
+	s.execs = atomic_load(&p->st.execs);
+	s.exits = atomic_load(&p->st.exits);
+	s.exit_scans = atomic_load(&p->st.exit_scans);
+	s.injections = atomic_load(&p->st.injections);
+	s.inject_stop_ns = atomic_load(&p->st.inject_stop_ns);
+	s.inject_stop_max_ns = atomic_load(&p->st.inject_stop_max_ns);
+	s.maps_new = atomic_load(&p->st.maps_new);
+	s.pages_reported = atomic_load(&p->st.pages_reported);
+	pm_lock((struct pmtrack_proc *)p);
+	s.processes = p->nprocs;
+	pm_unlock((struct pmtrack_proc *)p);
+	return pmt_stats_out(st, &s, sizeof(s));
+}
