@@ -66,10 +66,18 @@ int pp_rebind(struct pmtrack_proc *p, struct pp_proc *pr, int uffd)
 	pmtrack_pstate_free(pr->ps);
 	pr->ps = NULL;
 	pp_unwatch_all(pr);
+	pr->stale = false;
+	pr->bind_err = 0;
 	ret = pp_tracker(p, pr->pid, uffd, &pr->t);
-	if (ret)
-		return ret;
-	return pmtrack_pstate_new(&po, &pr->ps);
+	if (!ret)
+		ret = pmtrack_pstate_new(&po, &pr->ps);
+	if (ret) {
+		/* reported by every collect until tracking works again */
+		pmtrack_free(pr->t);
+		pr->t = NULL;
+		pr->bind_err = ret;
+	}
+	return ret;
 }
 
 int pp_add(struct pmtrack_proc *p, pid_t pid, int uffd, unsigned int flags,
@@ -472,6 +480,8 @@ int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 		ret = pp_rebind(p, pr, -1);
 		pr->stale = ret != 0;
 	}
+	if (!ret && !pr->t && pr->bind_err && pp_alive(pr->pid))
+		ret = p->mon ? pr->bind_err : pp_rebind(p, pr, -1);
 	if (!ret)
 		ret = pr->t ? collect_proc(e, flags) : -ESRCH;
 	if (ret == -ESRCH) {

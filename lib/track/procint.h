@@ -36,6 +36,7 @@ struct pp_proc {
 	size_t nw, capw;
 	unsigned int next_flags; /* PMTRACK_PROC_NEW / EXEC for the next report */
 	bool stale;		 /* w may differ from t's: rebind first */
+	int bind_err;		 /* why t is NULL while the process lives */
 	struct pp_stash *stash;
 	/* procmon.c */
 	bool traced;	 /* the monitor is its (leader's) tracer */
