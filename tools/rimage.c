@@ -17,24 +17,29 @@ void rimg_name(char buf[16], uint32_t i)
 	snprintf(buf, 16, "%06u.pmts", i);
 }
 
-/* Is @name an image's, NNNNNN.pmts? */
-static int is_image(const char *name)
+/* the number of the image @name names (NNNNNN.pmts), or -1 */
+static long image_index(const char *name)
 {
+	long v = 0;
+
 	if (strlen(name) != 11 || strcmp(name + 6, ".pmts"))
-		return 0;
-	for (int i = 0; i < 6; i++)
+		return -1;
+	for (int i = 0; i < 6; i++) {
 		if (name[i] < '0' || name[i] > '9')
-			return 0;
-	return 1;
+			return -1;
+		v = v * 10 + (name[i] - '0');
+	}
+	return v;
 }
 
-/* -EEXIST if @dfd holds an image, else 0 or -errno */
-static int no_images(int dfd)
+int rimg_last(int dfd, long *last)
 {
-	int fd = dup(dfd), err = 0;
+	int fd = dup(dfd);
 	struct dirent *de;
+	long k;
 	DIR *d;
 
+	*last = -1;
 	if (fd < 0)
 		return -errno;
 	d = fdopendir(fd);
@@ -42,15 +47,16 @@ static int no_images(int dfd)
 		close(fd);
 		return -errno;
 	}
-	while (!err && (de = readdir(d)))
-		if (is_image(de->d_name))
-			err = -EEXIST;
+	while ((de = readdir(d)))
+		if ((k = image_index(de->d_name)) > *last)
+			*last = k;
 	closedir(d);
-	return err;
+	return 0;
 }
 
 int rimg_dir_open(const char *path)
 {
+	long last;
 	int dfd, err;
 
 	if (mkdir(path, 0755) && errno != EEXIST)
@@ -58,7 +64,9 @@ int rimg_dir_open(const char *path)
 	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	err = no_images(dfd);
+	err = rimg_last(dfd, &last);
+	if (!err && last >= 0)
+		err = -EEXIST;
 	if (err) {
 		close(dfd);
 		return err;

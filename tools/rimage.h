@@ -32,6 +32,10 @@ void rimg_name(char buf[16], uint32_t i);
    it holds images already, or -errno. */
 int rimg_dir_open(const char *path);
 
+/* the highest image number in directory @dfd into *@last (-1 if none):
+   0 or -errno */
+int rimg_last(int dfd, long *last);
+
 /* one image being written */
 struct rimg {
 	int dfd, fd;
