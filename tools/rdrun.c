@@ -173,8 +173,8 @@ static int summary(const struct rd_args *a, uint64_t bytes,
 }
 
 /* the images, the last one frozen; its downtime's parts into @dn */
-static int images(const struct rd_args *a, struct rdump *d, uint64_t *bytes,
-		  struct rd_down *dn)
+static int images(const struct rd_args *a, struct rdump *d, int dfd,
+		  uint64_t *bytes, struct rd_down *dn)
 {
 	struct rd_info in;
 	char when[32];
@@ -185,7 +185,7 @@ static int images(const struct rd_args *a, struct rdump *d, uint64_t *bytes,
 
 		if (i)
 			rd_sleep_ms(a->interval_ms);
-		err = rd_image(d, final, &in);
+		err = rd_image(d, dfd, final, &in);
 		if (err) {
 			snprintf(when, sizeof(when), "image %" PRIu64, i);
 			rd_error(a, when, err);
@@ -257,27 +257,27 @@ int rd_run(const struct rd_args *a)
 	struct rd_down dn = { 0 };
 	struct rdump *d = NULL;
 	uint64_t bytes = 0;
-	int ret, err;
+	int ret, err, dfd = -1;
 
-	o.dfd = rimg_dir_open(a->dir);
-	if (o.dfd < 0) {
-		cli_err(CMD, "%s: %s", a->dir,
-			o.dfd == -EEXIST ? "already holds checkpoint images"
-					 : strerror(-o.dfd));
+	err = rd_new(&o, &d);
+	if (err) {
+		rd_error(a, "start", err);
 		return CLI_ERROR;
 	}
-	err = rd_new(&o, &d);
-	if (err)
-		rd_error(a, "start", err);
-	else
-		dn.backend = pmtrack_backend_name(rd_backend(d));
-	ret = err ? CLI_ERROR : images(a, d, &bytes, &dn);
+	dn.backend = pmtrack_backend_name(rd_backend(d));
+	dfd = rimg_dir_open(a->dir);
+	if (dfd < 0)
+		cli_err(CMD, "%s: %s", a->dir,
+			dfd == -EEXIST ? "already holds checkpoint images"
+				       : strerror(-dfd));
+	ret = dfd < 0 ? CLI_ERROR : images(a, d, dfd, &bytes, &dn);
 	if (ret == CLI_OK)
 		ret = release(a, &d, &dn);
 	if (ret == CLI_OK)
 		ret = summary(a, bytes, &dn);
 	rd_free(d);
 	free(dn.pids);
-	close(o.dfd);
+	if (dfd >= 0)
+		close(dfd);
 	return ret;
 }

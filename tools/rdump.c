@@ -34,7 +34,7 @@
 #define RD_IOV IOV_MAX
 
 struct rdump {
-	int pid, dfd;
+	int pid;
 	bool digest;
 	int level;
 	uint64_t pgsz;
@@ -73,7 +73,6 @@ int rd_new(const struct rd_opts *o, struct rdump **out)
 	if (!d)
 		return -ENOMEM;
 	d->pid = o->pid;
-	d->dfd = o->dfd;
 	d->digest = o->digest;
 	d->level = o->level;
 	d->pgsz = (uint64_t)sysconf(_SC_PAGESIZE);
@@ -418,8 +417,8 @@ static int image_body(struct rdump *d, struct rd_table *t, struct rimg *im,
 	return rimg_end(im, info->has_digest ? dg : NULL, es);
 }
 
-static int write_image(struct rdump *d, struct rd_table *t, bool final,
-		       struct rd_info *info)
+static int write_image(struct rdump *d, int dfd, struct rd_table *t,
+		       bool final, struct rd_info *info)
 {
 	PMTRACK_OPTS(pmtrack_enc_stats, es);
 	struct pmtrack_stream_region *sr = stream_table(t, &info->fresh);
@@ -427,7 +426,7 @@ static int write_image(struct rdump *d, struct rd_table *t, bool final,
 	int err = sr ? stage_map(t) : -ENOMEM;
 
 	if (!err)
-		err = rimg_begin(&im, d->dfd, d->next,
+		err = rimg_begin(&im, dfd, d->next,
 				 d->next ? d->last_id : NULL, d->level, sr,
 				 t->n);
 	free(sr);
@@ -464,7 +463,7 @@ static int table_now(struct rdump *d, struct rd_collect *c,
 	return err;
 }
 
-int rd_image(struct rdump *d, bool final, struct rd_info *info)
+int rd_image(struct rdump *d, int dfd, bool final, struct rd_info *info)
 {
 	struct rd_collect c = { .root = d->pid };
 	struct rd_table t = { 0 };
@@ -488,7 +487,7 @@ int rd_image(struct rdump *d, bool final, struct rd_info *info)
 	rd_collect_free(&c);
 	info->collect_ns = rd_now_ns() - t0;
 	if (!err)
-		err = write_image(d, &t, final, info);
+		err = write_image(d, dfd, &t, final, info);
 	if (err) {
 		rd_table_free(&t);
 		return err;

@@ -17,7 +17,6 @@
 
 struct rd_opts {
 	int pid;
-	int dfd; /* the image directory, from rimg_dir_open() */
 	bool children; /* PMTRACK_PROC_CHILDREN: fold their shared writes */
 	bool digest;   /* the final image carries the END digest */
 	int level;     /* zstd level of the page batches */
@@ -43,12 +42,13 @@ struct rdump;
 /* Track @o->pid (and its children): 0 or -errno (the library's). */
 int rd_new(const struct rd_opts *o, struct rdump **out);
 /*
- * Write the next image; @final: freeze the processes first (they stay
+ * Write the next image into directory @dfd (from rimg_dir_open()); @final:
+ * freeze the processes first (they stay
  * frozen) and take every page as it is then, with the digest.  0, or
  * -errno (-ESRCH: the process is gone; -EFAULT: a page of the frozen
  * process could not be read).
  */
-int rd_image(struct rdump *d, bool final, struct rd_info *info);
+int rd_image(struct rdump *d, int dfd, bool final, struct rd_info *info);
 /* let the frozen processes run again */
 int rd_thaw(struct rdump *d);
 /* SIGSTOP every tracked process, so that they stay stopped once the
