@@ -40,31 +40,34 @@ static void rd_sleep_ms(uint64_t v)
 		;
 }
 
-/* what an error of the library's means for process @pid */
+/* what an error of the library's means for process @pid; @when: NULL at
+   the start, else the step */
 static void rd_error(const struct rd_args *a, const char *when, int err)
 {
+	char pre[48] = "";
 	int pid = (int)a->pid;
 
-	if (err == -ESRCH && !strcmp(when, "start"))
+	if (when)
+		snprintf(pre, sizeof(pre), "%s: ", when);
+	if (err == -ESRCH && !when)
 		cli_err(CMD, "no process %d (or it is a zombie)", pid);
 	else if (err == -ESRCH)
-		cli_err(CMD, "%s: process %d exited", when, pid);
+		cli_err(CMD, "%sprocess %d exited", pre, pid);
 	else if (err == -EPERM || err == -EACCES)
 		cli_err(CMD,
-			"%s: no ptrace permission on process %d (%s): run as "
+			"%sno ptrace permission on process %d (%s): run as "
 			"root (CAP_SYS_PTRACE), or as its user with "
 			"kernel.yama.ptrace_scope 0",
-			when, pid, strerror(-err));
+			pre, pid, strerror(-err));
 	else if (err == -EOPNOTSUPP)
-		cli_err(CMD, "%s: no backend can track another process here",
-			when);
+		cli_err(CMD, "%sno backend can track another process here", pre);
 	else if (err == -EFAULT)
-		cli_err(CMD, "%s: a page of the frozen process %d could not be "
-			"read", when, pid);
-	else if (err == -EINVAL && !strcmp(when, "start"))
+		cli_err(CMD, "%sa page of the frozen process %d could not be "
+			"read", pre, pid);
+	else if (err == -EINVAL && !when)
 		cli_err(CMD, "cannot dump process %d (this one?)", pid);
 	else
-		cli_err(CMD, "%s: %s", when, strerror(-err));
+		cli_err(CMD, "%s%s", pre, strerror(-err));
 }
 
 /* the region table of an image, as a JSON array */
@@ -261,7 +264,7 @@ int rd_run(const struct rd_args *a)
 
 	err = rd_new(&o, &d);
 	if (err) {
-		rd_error(a, "start", err);
+		rd_error(a, NULL, err);
 		return CLI_ERROR;
 	}
 	dn.backend = pmtrack_backend_name(rd_backend(d));

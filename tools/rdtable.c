@@ -111,6 +111,12 @@ static bool dumped(const struct pmtrack_mapping *m)
 	return m->prot & PROT_WRITE && !(m->flags & PMTRACK_MAP_SPECIAL);
 }
 
+bool rd_file_backed(const struct pmtrack_mapping *m)
+{
+	return !(m->flags & PMTRACK_MAP_ANON) &&
+	       !(m->flags & PMTRACK_MAP_SHMEM && m->flags & PMTRACK_MAP_SHARED);
+}
+
 static int region_init(struct rd_region *r, const struct pmtrack_mapping *m,
 		       uint64_t pgsz)
 {
@@ -124,6 +130,8 @@ static int region_init(struct rd_region *r, const struct pmtrack_mapping *m,
 	r->dirty = calloc(w, sizeof(uint64_t));
 	r->retry = calloc(w, sizeof(uint64_t));
 	r->sub = calloc(w, sizeof(uint64_t));
+	if (rd_file_backed(m) && !(r->file = calloc(w, sizeof(uint64_t))))
+		return -ENOMEM;
 	if (!r->m.name || !r->exist || !r->dirty || !r->retry || !r->sub)
 		return -ENOMEM;
 	return 0;
@@ -133,7 +141,8 @@ static int region_init(struct rd_region *r, const struct pmtrack_mapping *m,
  * The pages of @r that exist: present or swapped (shared memory's objects
  * consulted), and in a private mapping unsure too (swapped or never
  * populated: reading one that was never populated costs a zero page, not
- * an allocation).  @tmp: two scratch bitmaps of the region's words.
+ * an allocation).  In a file mapping, the others are the file's.  @tmp:
+ * two scratch bitmaps of the region's words.
  */
 static int region_exist(struct pmtrack_pstate *ps, struct rd_region *r,
 			uint64_t *tmp)
@@ -153,8 +162,13 @@ static int region_exist(struct pmtrack_pstate *ps, struct rd_region *r,
 				     bits);
 	if (err)
 		return err;
-	for (size_t i = 0; i < bits_words(r->pages); i++)
+	for (size_t i = 0; i < bits_words(r->pages); i++) {
 		r->exist[i] |= sw[i] | (priv ? un[i] : 0);
+		if (r->file)
+			r->file[i] = ~r->exist[i];
+	}
+	if (r->file && r->pages % 64)
+		r->file[r->pages / 64] &= bits_mask(0, r->pages % 64);
 	return 0;
 }
 
@@ -202,6 +216,7 @@ void rd_table_free(struct rd_table *t)
 		free(r->dirty);
 		free(r->retry);
 		free(r->sub);
+		free(r->file);
 	}
 	free(t->r);
 	t->r = NULL;
@@ -330,7 +345,9 @@ void rd_table_mark(struct rd_table *t, const struct rd_table *prev,
 		r->fresh = !prev || any_overlap(c->full, c->nfull, r) ||
 			   !covered(prev, r);
 		if (r->fresh) {
-			memcpy(r->dirty, r->exist, w * sizeof(uint64_t));
+			for (size_t k = 0; k < w; k++)
+				r->dirty[k] = r->exist[k] |
+					      (r->file ? r->file[k] : 0);
 			continue;
 		}
 		mark_runs(r, c->w, c->nw, pgsz);
@@ -338,7 +355,7 @@ void rd_table_mark(struct rd_table *t, const struct rd_table *prev,
 			mark_obj(r, c, pgsz);
 		from_prev(r, prev, pgsz);
 		/* written or to retry, if they exist; and the pages that
-		   ceased to exist (zero now) or came to exist */
+		   ceased to exist (zero now, or the file's) or came to */
 		for (size_t k = 0; k < w; k++) {
 			r->dirty[k] = (r->dirty[k] & r->exist[k]) |
 				      (r->exist[k] ^ r->sub[k]);

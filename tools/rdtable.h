@@ -21,6 +21,9 @@ struct rd_region {
 	bool fresh; /* RD_FRESH: restore starts it from zeros */
 	/* bitmaps of the region's pages */
 	uint64_t *exist; /* present, swapped, or (private) unsure */
+	/* a file mapping's pages that exist in the file only (never
+	   faulted in): read from the file; NULL for other mappings */
+	uint64_t *file;
 	uint64_t *dirty; /* sent by this image */
 	uint64_t *retry; /* could not be read: for the next image */
 	uint64_t *sub;	 /* scratch: one round's share of dirty */
@@ -60,13 +63,17 @@ void rd_collect_free(struct rd_collect *c);
 
 /* The table of the process's writable mappings now (none special), with
    the pages of each that exist.  0 or -errno (-E2BIG: too many). */
+/* Is @m backed by a file whose bytes show where it has no page: not
+   anonymous, not shared memory (whose holes are holes)? */
+bool rd_file_backed(const struct pmtrack_mapping *m);
 int rd_table_read(struct pmtrack_pstate *ps, uint64_t pgsz,
 		  struct rd_table *t);
 /*
  * Which regions of @t are fresh and which pages it sends, after @prev
  * (NULL: every region is fresh): a fresh region sends the pages that
- * exist; another the pages written (@c) or to retry that exist, the ones
- * that ceased to exist (as zero pages) and the ones that came to exist.
+ * exist (and those of its file); another the pages written (@c) or to
+ * retry that exist, the ones that ceased to exist (as zero pages, or the
+ * file's bytes) and the ones that came to exist.
  * Sorts @c's runs.
  */
 void rd_table_mark(struct rd_table *t, const struct rd_table *prev,

@@ -5,13 +5,15 @@
  * pages of each that exist (rdtable.c), copy the pages to send into a
  * staging copy of each region (process_vm_readv, never a page that does
  * not exist: reading a shared-memory hole would allocate a page in the
- * target), and encode them in rounds of at most RD_ROUND_PAGES copied
+ * target; a file mapping's pages that are in its file only are read from
+ * the file), and encode them in rounds of at most RD_ROUND_PAGES copied
  * pages, the staging dropped after each round (but in the final image,
  * whose digest needs every page).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -218,7 +220,67 @@ static int flush(struct rd_reader *rd)
 	return err;
 }
 
-/* copy the pages of @want that exist into @r's staging */
+/* @len bytes at @off of @fd (a file, or /proc/PID/mem) into @buf; what
+   is not there stays zero: past the end of the file, or a page that
+   cannot be read (SIGBUS territory) */
+static int pread_all(int fd, char *buf, uint64_t len, uint64_t off,
+		     uint64_t pgsz)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EIO)
+			return -errno;
+		if (!n)
+			return 0;
+		if (n < 0)
+			n = (ssize_t)pgsz;
+		buf += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The pages of @want that a file mapping holds in its file only: read
+ * from the file through /proc/PID/map_files, which allocates nothing
+ * (needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else through
+ * /proc/PID/mem.
+ */
+static int read_file_pages(struct rdump *d, struct rd_region *r,
+			   const uint64_t *want)
+{
+	uint64_t i = 0, e, n = r->pages, pg = d->pgsz, base = r->m.offset;
+	char path[80];
+	int fd, err = 0;
+
+	if (!r->file || bits_next2(want, r->file, 0, n, true) == n)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+		 d->pid, r->m.start, r->m.end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/mem", d->pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		base = r->m.start;
+	}
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (!err && (i = bits_next2(want, r->file, i, n, true)) < n) {
+		e = bits_next2(want, r->file, i, n, false);
+		err = pread_all(fd, (char *)r->stage + i * pg, (e - i) * pg,
+				base + i * pg, pg);
+		i = e;
+	}
+	close(fd);
+	return err;
+}
+
+/* copy the pages of @want that exist (or are in the file) into @r's
+   staging */
 static int read_pages(struct rdump *d, struct rd_region *r, uint64_t *want,
 		      bool final, uint64_t *dropped)
 {
@@ -241,7 +303,7 @@ static int read_pages(struct rdump *d, struct rd_region *r, uint64_t *want,
 	}
 	if (!err && rd.n)
 		err = flush(&rd);
-	return err;
+	return err ? err : read_file_pages(d, r, want);
 }
 
 /* ---- writing an image ---------------------------------------------------- */
@@ -336,7 +398,8 @@ static int digest(struct rdump *d, struct rd_table *t,
 		struct rd_region *r = &t->r[i];
 
 		for (size_t k = 0; k < bits_words(r->pages); k++)
-			r->sub[k] = r->exist[k] & ~r->dirty[k];
+			r->sub[k] = (r->exist[k] | (r->file ? r->file[k] : 0)) &
+				    ~r->dirty[k];
 		err = read_pages(d, r, r->sub, true, &none);
 		iov[i] = (struct iovec){ r->stage, r->m.end - r->m.start };
 	}
