@@ -1010,54 +1010,71 @@ static int target_page(uint64_t pid, int mem, uint64_t pm, struct vma *v,
 		       : -1;
 }
 
+struct cmp_ctx {
+	uint64_t pid;
+	int mem, pm;
+	struct vma *v;
+	size_t nv, pages, unver;
+	uint8_t *buf;
+};
+
+/* page a of the restored file s against the target: why they differ, or
+ * NULL (equal, or counted unverifiable) */
+static const char *compare_page(struct cmp_ctx *c, const struct seg *s,
+				uint64_t a)
+{
+	uint64_t off = a - s->start, e = 0;
+	struct vma *m = vma_find(c->v, c->nv, a);
+	int got;
+
+	if (off + page_size > s->valid)
+		return "missing from the file";
+	if (!m) {
+		cm.unmapped++;
+		return "not mapped in the target";
+	}
+	/* pagemap stops at the top of user space ([vsyscall]) */
+	if (pread(c->pm, &e, 8, (off_t)(a / page_size * 8)) != 8 &&
+	    !m->special) {
+		c->unver++;
+		return NULL;
+	}
+	got = target_page(c->pid, c->mem, e, m, a, c->buf);
+	if (got < 0) {
+		c->unver++;
+		return NULL;
+	}
+	c->pages++;
+	if (!memcmp(c->buf, s->data + off, page_size))
+		return NULL;
+	return got ? "bytes differ" : "not zero (absent in the target)";
+}
+
 static int compare_mem(uint64_t pid, const char *dir)
 {
-	size_t nv, pages = 0, differ = 0, unver = 0;
-	struct vma *v;
-	uint8_t *buf = xrealloc(NULL, page_size);
+	struct cmp_ctx c = { .pid = pid };
+	size_t differ = 0;
 	char path[64];
-	int mem, pm;
 
 	wait_frozen(pid);
 	image_from_dir(dir);
-	v = read_maps(pid, &nv);
+	c.v = read_maps(pid, &c.nv);
+	c.buf = xrealloc(NULL, page_size);
 	snprintf(path, sizeof(path), "/proc/%" PRIu64 "/mem", pid);
-	mem = open(path, O_RDONLY | O_CLOEXEC);
+	c.mem = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%" PRIu64 "/pagemap", pid);
-	pm = open(path, O_RDONLY | O_CLOEXEC);
-	if (mem < 0 || pm < 0)
+	c.pm = open(path, O_RDONLY | O_CLOEXEC);
+	if (c.mem < 0 || c.pm < 0)
 		fail("/proc/%" PRIu64 "/mem, pagemap: %s", pid,
 		     strerror(errno));
 	for (size_t i = 0; i < nsegs; i++) {
-		const struct seg *s = &segs[i];
+		for (uint64_t a = segs[i].start; a < segs[i].end;
+		     a += page_size) {
+			const char *why = compare_page(&c, &segs[i], a);
 
-		for (uint64_t a = s->start; a < s->end; a += page_size) {
-			uint64_t off = a - s->start, e = 0;
-			struct vma *m = vma_find(v, nv, a);
-			const char *why = NULL;
-			int got;
-
-			if (off + page_size > s->valid) {
-				why = "missing from the file";
-			} else if (!m) {
-				cm.unmapped++;
-				why = "not mapped in the target";
-			} else {
-				if (pread(pm, &e, 8, (off_t)(a / page_size * 8)) != 8)
-					fail("pagemap: %s", strerror(errno));
-				got = target_page(pid, mem, e, m, a, buf);
-				if (got < 0) {
-					unver++;
-					continue;
-				}
-				pages++;
-				if (memcmp(buf, s->data + off, page_size))
-					why = got ? "bytes differ"
-						  : "not zero (absent in the target)";
-			}
 			if (why && differ++ < MAX_REPORT)
 				fprintf(stderr, "differ: page %#" PRIx64
-					" of %s: %s\n", a, s->name, why);
+					" of %s: %s\n", a, segs[i].name, why);
 		}
 	}
 	if (differ > MAX_REPORT)
@@ -1065,14 +1082,14 @@ static int compare_mem(uint64_t pid, const char *dir)
 	note("pages: present %zu, swapped %zu, read through map_files %zu, absent (zero) %zu, not mapped %zu",
 	     cm.present, cm.swapped, cm.via_file, cm.absent, cm.unmapped);
 	printf("regions %zu, pages compared %zu, differing %zu, unverifiable %zu\n",
-	       nsegs, pages, differ, unver);
-	for (size_t i = 0; i < nv; i++)
-		if (v[i].fd >= 0)
-			close(v[i].fd);
-	free(v);
-	free(buf);
-	close(mem);
-	close(pm);
+	       nsegs, c.pages, differ, c.unver);
+	for (size_t i = 0; i < c.nv; i++)
+		if (c.v[i].fd >= 0)
+			close(c.v[i].fd);
+	free(c.v);
+	free(c.buf);
+	close(c.mem);
+	close(c.pm);
 	return differ ? 1 : 0;
 }
 
