@@ -162,6 +162,8 @@ struct log {
 	const struct pmt_log_hdr *h;
 	uint64_t pid, ppid;
 	uint32_t gen;
+	/* read once, the table first: a running target's log stays whole */
+	uint64_t nreg, count[PMT_MAX_THREADS];
 	bool own, skip;
 	struct range st[MAX_STATIC]; /* its static regions */
 	unsigned nst;
@@ -234,12 +236,16 @@ static void log_open(struct log *l)
 	    h->regions_off < sizeof(*h) ||
 	    h->regions_off + h->regions_cap * sizeof(struct pmt_log_region) >
 		    h->slice_off ||
-	    h->slice_off + h->nslices * h->slice_size > l->size ||
-	    log_nregions(l) > h->regions_cap)
+	    h->slice_off + h->nslices * h->slice_size > l->size)
 		fail("%s: inconsistent header", l->path);
-	for (unsigned k = 0; k < h->nslices; k++)
-		if (slice_count(l, k) > slice_cap(l))
+	l->nreg = log_nregions(l);
+	if (l->nreg > h->regions_cap)
+		fail("%s: region table past its end", l->path);
+	for (unsigned k = 0; k < h->nslices; k++) {
+		l->count[k] = slice_count(l, k);
+		if (l->count[k] > slice_cap(l))
 			fail("%s: slice %u: count past its end", l->path, k);
+	}
 	l->pid = h->pid;
 	l->ppid = h->ppid;
 	l->gen = h->gen;
@@ -331,7 +337,7 @@ static void rec_add(uint64_t addr, const struct pmt_log_rec *r)
 static void check_slice(const struct log *l, unsigned k)
 {
 	const struct pmt_log_rec *r = slice_recs(l, k);
-	uint64_t n = slice_count(l, k);
+	uint64_t n = l->count[k];
 	uint64_t tag = PMT_TAG(l->pid, k), base = PMT_COUNTER_BASE(l->gen);
 
 	for (uint64_t i = 0; i < n; i++)
@@ -349,7 +355,7 @@ static void check_slice(const struct log *l, unsigned k)
 static void log_statics(struct log *l)
 {
 	const struct pmt_log_region *e = log_regions(l);
-	uint64_t n = log_nregions(l);
+	uint64_t n = l->nreg;
 
 	for (uint64_t i = 0; i < n; i++) {
 		if (e[i].kind == PMT_KIND_DYN)
@@ -368,7 +374,7 @@ static void child_records(const struct log *l)
 {
 	for (unsigned k = 0; k < l->h->nslices; k++) {
 		const struct pmt_log_rec *r = slice_recs(l, k);
-		uint64_t n = slice_count(l, k);
+		uint64_t n = l->count[k];
 
 		for (uint64_t i = 0; i < n; i++) {
 			bool shared = false;
@@ -469,11 +475,11 @@ static bool dyn_store(const struct pmt_log_rec *r)
 static void own_records(const struct log *l)
 {
 	const struct pmt_log_region *e = log_regions(l);
-	uint64_t ne = log_nregions(l), ie = 0;
+	uint64_t ne = l->nreg, ie = 0;
 
 	for (unsigned k = 0; k < l->h->nslices; k++) {
 		const struct pmt_log_rec *r = slice_recs(l, k);
-		uint64_t n = slice_count(l, k);
+		uint64_t n = l->count[k];
 
 		for (uint64_t i = 0; i <= n; i++) {
 			for (; k == 0 && ie < ne && e[ie].at <= i; ie++) {

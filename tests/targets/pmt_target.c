@@ -68,8 +68,7 @@
 
 #define LOG_SLICES_BYTES (64ull << 20) /* all slices of a process */
 #define LOG_REGIONS 65536 /* region-table entries of a process */
-#define CHILD_SLICE_BYTES (64u << 10)
-#define CHILD_REGIONS 64
+#define CHILD_REGIONS 16 /* a child's log: these and one page of records */
 #define CHUNK_PAGES 64 /* pageout */
 #define LAST_GEN 3
 #define DYN_MAX 16 /* mapper: live regions at most */
@@ -438,7 +437,7 @@ static void child(unsigned long nth)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	self = getpid();
 	log_path(path, sizeof(path), opt.log, self, -1);
-	log_create(path, 1, CHILD_SLICE_BYTES, CHILD_REGIONS);
+	log_create(path, 1, ps, CHILD_REGIONS);
 	/* the static regions, as the parent logged them */
 	for (int i = 0; i < 3; i++)
 		log_region(PMT_OP_MAP, parent_regions[i].kind, PMT_STATE_DONE,
