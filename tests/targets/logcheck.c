@@ -306,7 +306,7 @@ static uint64_t pick_target(uint64_t pid)
 	return pid;
 }
 
-/* ---- effective records: what must be in memory -------------------------- */
+/* ---- effective records: what must be in memory --------------------------- */
 
 struct rec {
 	uint64_t addr, value, t0, t1;
@@ -346,7 +346,8 @@ static void check_slice(const struct log *l, unsigned k)
 			fail("%s: slice %u record %" PRIu64
 			     " is not a store of this thread", l->path, k, i);
 	if (n < slice_cap(l) && !slice_hdr(l, k)->full) {
-		inflight = xrealloc(inflight, (ninflight + 1) * 8);
+		inflight = xrealloc(inflight,
+				    (ninflight + 1) * sizeof(*inflight));
 		inflight[ninflight++] = tag | (base + n + 1);
 	}
 }
@@ -563,7 +564,7 @@ static const struct log *load_logs(uint64_t *pid)
 	return own;
 }
 
-/* ---- memory images ----------------------------------------------------- */
+/* ---- memory images ------------------------------------------------------- */
 
 struct seg {
 	uint64_t start, end;
@@ -724,7 +725,7 @@ static void image_from_dir(const char *dir)
 	segs_sort();
 }
 
-/* ---- the check ------------------------------------------------------------ */
+/* ---- the check ----------------------------------------------------------- */
 
 static int cmp_rec(const void *a, const void *b)
 {
@@ -820,7 +821,7 @@ static int check(void)
 	return bad ? 1 : 0;
 }
 
-/* ---- the processes ------------------------------------------------------ */
+/* ---- the processes ------------------------------------------------------- */
 
 /* state and parent of a task from its stat file; false when it is gone */
 static bool task_stat(const char *path, char *state, uint64_t *ppid)
@@ -1099,7 +1100,7 @@ static int compare_mem(uint64_t pid, const char *dir)
 	return differ ? 1 : 0;
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- main ---------------------------------------------------------------- */
 
 static void usage(void)
 {

@@ -423,7 +423,7 @@ static void write_ready(void)
 		die(path);
 }
 
-/* ---- forker, shmkids: the child ------------------------------------ */
+/* ---- forker, shmkids: the child ------------------------------------------ */
 
 static void child(unsigned long nth)
 {
@@ -492,7 +492,7 @@ static void fork_loop(void)
 	}
 }
 
-/* ---- execer ---------------------------------------------------------- */
+/* ---- execer -------------------------------------------------------------- */
 
 static void exec_next(void)
 {
@@ -519,7 +519,7 @@ static void exec_next(void)
 	die("execv /proc/self/exe");
 }
 
-/* ---- mapper ---------------------------------------------------------- */
+/* ---- mapper -------------------------------------------------------------- */
 
 struct dyn {
 	char *start;
@@ -680,7 +680,7 @@ static void mapper_loop(void)
 	}
 }
 
-/* ---- closefds, pageout ------------------------------------------------ */
+/* ---- closefds, pageout --------------------------------------------------- */
 
 static void close_fds(void)
 {
@@ -708,7 +708,7 @@ static void page_out(void)
 		}
 }
 
-/* ---- main -------------------------------------------------------------- */
+/* ---- main ---------------------------------------------------------------- */
 
 static void usage(void)
 {

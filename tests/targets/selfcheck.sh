@@ -213,7 +213,8 @@ run_mode() {
 		no "$mode: --restored: $(cat "$d/restored.err")"
 	"$check" --log-glob "$logs" --pid "$pid" --mem >"$d/mem.out" \
 		2>"$d/mem.err" || no "$mode: --mem: $(cat "$d/mem.err")"
-	echo "$mode: --mem: $(cat "$d/mem.out"); --restored: $(cat "$d/restored.out");" \
+	echo "$mode: --mem: $(cat "$d/mem.out");" \
+		"--restored: $(cat "$d/restored.out");" \
 		"--compare-mem: $(cat "$d/cmp.out")"
 	sed 's/^pmt-logcheck: /  /' "$d/mem.err" "$d/cmp.err"
 	mode_did "$d/mem.err"
