@@ -45,7 +45,8 @@ static inline void bits_set(uint64_t *w, uint64_t a, uint64_t b)
 	while (a < b) {
 		uint64_t e = (a / 64 + 1) * 64 < b ? (a / 64 + 1) * 64 : b;
 
-		w[a / 64] |= bits_mask(a % 64, (unsigned int)(e - (a / 64) * 64));
+		w[a / 64] |=
+			bits_mask(a % 64, (unsigned int)(e - (a / 64) * 64));
 		a = e;
 	}
 }
@@ -114,8 +115,7 @@ static inline uint64_t bits_next2(const uint64_t *a, const uint64_t *b,
 
 /* the 64 bits of @w from bit @i on (bits past the array's end must be
    readable: @i < the bits the array holds) */
-static inline uint64_t bits_get64(const uint64_t *w, uint64_t i,
-				  uint64_t nbits)
+static inline uint64_t bits_get64(const uint64_t *w, uint64_t i, uint64_t nbits)
 {
 	uint64_t v = w[i / 64] >> (i % 64);
 

@@ -121,8 +121,10 @@ static bool dump_done(struct cmdline *p, void *arg)
 	if (!a->dir)
 		return bad_usage(p, "no DIR");
 	if (a->rd.pid && a->wl_opt)
-		return bad_usage(p, "--%s is for the synthetic workload, not "
-				 "--pid", a->wl_opt);
+		return bad_usage(p,
+				 "--%s is for the synthetic workload, not "
+				 "--pid",
+				 a->wl_opt);
 	if (!a->rd.pid && a->rd_opt)
 		return bad_usage(p, "--%s needs --pid", a->rd_opt);
 	return true;

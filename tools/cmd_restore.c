@@ -25,7 +25,8 @@
 static void restore_usage(FILE *f)
 {
 	fputs("usage: pmtrack restore DIR [--out-dir D] [--upto N] "
-	      "[--allow-unverified] [--json]\n"
+	      "[--allow-unverified]\n"
+	      "                       [--json]\n"
 	      "Replay the checkpoint images 0..N in DIR into memory, checking "
 	      "every checksum,\n"
 	      "the chain's links and the last image's digest.  The images of "
@@ -122,7 +123,8 @@ static int rx_write_files(struct pmtrack_rx *rx, const char *dir)
 	}
 	for (size_t i = 0; i < n; i++) {
 		pmtrack_rx_region(rx, i, &x);
-		r[i] = (struct rr_region){ .start = x.start, .len = x.len,
+		r[i] = (struct rr_region){ .start = x.start,
+					   .len = x.len,
 					   .mem = x.mem };
 	}
 	ret = rr_write_files(dir, pmtrack_rx_page_size(rx), r, n);

@@ -172,7 +172,8 @@ static int report_json(const struct dr *d, const struct track_iv *iv)
 		jw_set(j, "end", jw_addr(m->end));
 		jw_set(j, "name", jw_str(m->name));
 		jw_set(j, "pages", jw_u64(m->pages));
-		jw_set(j, "pages_per_s", jw_fixed(per_s(m->pages, iv->secs), 1));
+		jw_set(j, "pages_per_s",
+		       jw_fixed(per_s(m->pages, iv->secs), 1));
 		jw_set(j, "ws_pages", jw_u64(m->ws));
 		jw_push(maps, j);
 	}
@@ -250,9 +251,8 @@ static bool sleep_until(uint64_t t)
 	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000u),
 			       .tv_nsec = (long)(t % 1000000000u) };
 
-	while (!track_stop &&
-	       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-		       EINTR)
+	while (!track_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
+					      &ts, NULL) == EINTR)
 		;
 	return !track_stop;
 }
@@ -316,7 +316,8 @@ static int run(const struct track_args *a, struct pmtrack_proc *p)
 
 	if (!a->json)
 		printf("tracking process %" PRIu64 " (%s) every %" PRIu64
-		       " ms\n",
+		       " ms; the first collect (every mapping in full) is not "
+		       "counted\n",
 		       a->pid, pmtrack_backend_name(pmtrack_proc_backend(p)),
 		       a->interval_ms);
 	for (uint64_t i = 1; !err && (!a->count || i <= a->count); i++) {

@@ -20,9 +20,9 @@ struct dr_map {
 	int pid;
 	uint64_t start, end;
 	char *name;
-	uint64_t pages; /* written this interval */
-	uint64_t ws;	/* distinct pages written in the window */
-	uint64_t npages; /* the bitmaps' size */
+	uint64_t pages;		   /* written this interval */
+	uint64_t ws;		   /* distinct pages written in the window */
+	uint64_t npages;	   /* the bitmaps' size */
 	uint64_t *ring[DR_WINDOW]; /* pages written, per interval */
 };
 

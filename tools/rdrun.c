@@ -60,10 +60,13 @@ static void rd_error(const struct rd_args *a, const char *when, int err)
 			"kernel.yama.ptrace_scope 0",
 			pre, pid, strerror(-err));
 	else if (err == -EOPNOTSUPP)
-		cli_err(CMD, "%sno backend can track another process here", pre);
+		cli_err(CMD, "%sno backend can track another process here",
+			pre);
 	else if (err == -EFAULT)
-		cli_err(CMD, "%sa page of the frozen process %d could not be "
-			"read", pre, pid);
+		cli_err(CMD,
+			"%sa page of the frozen process %d could not be "
+			"read",
+			pre, pid);
 	else if (err == -EINVAL && !when)
 		cli_err(CMD, "cannot dump process %d (this one?)", pid);
 	else

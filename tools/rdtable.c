@@ -172,8 +172,7 @@ static int region_exist(struct pmtrack_pstate *ps, struct rd_region *r,
 	return 0;
 }
 
-int rd_table_read(struct pmtrack_pstate *ps, uint64_t pgsz,
-		  struct rd_table *t)
+int rd_table_read(struct pmtrack_pstate *ps, uint64_t pgsz, struct rd_table *t)
 {
 	const struct pmtrack_mapping *maps;
 	size_t n, k = 0, maxw = 0;
@@ -305,7 +304,8 @@ static void mark_obj(struct rd_region *r, const struct rd_collect *c,
 		if (o->inode != r->m.inode || o->major != r->m.dev_major ||
 		    o->minor != r->m.dev_minor || a >= b)
 			continue;
-		bits_set(r->dirty, (a - off) / pgsz, (b - off + pgsz - 1) / pgsz);
+		bits_set(r->dirty, (a - off) / pgsz,
+			 (b - off + pgsz - 1) / pgsz);
 	}
 }
 
@@ -319,9 +319,11 @@ static void from_prev(struct rd_region *r, const struct rd_table *prev,
 		const struct rd_region *p = &prev->r[j];
 		uint64_t a = p->m.start > r->m.start ? p->m.start : r->m.start;
 		uint64_t b = p->m.end < r->m.end ? p->m.end : r->m.end;
-		uint64_t d = (a - r->m.start) / pgsz, s = (a - p->m.start) / pgsz;
+		uint64_t d = (a - r->m.start) / pgsz,
+			 s = (a - p->m.start) / pgsz;
 
-		bits_or_from(r->dirty, d, p->retry, s, p->pages, (b - a) / pgsz);
+		bits_or_from(r->dirty, d, p->retry, s, p->pages,
+			     (b - a) / pgsz);
 		bits_or_from(r->sub, d, p->exist, s, p->pages, (b - a) / pgsz);
 	}
 }

@@ -48,8 +48,8 @@ struct rd_objrun {
 
 /* what one collect reported, for the image that follows */
 struct rd_collect {
-	int root; /* the dumped process */
-	bool exec; /* it exec'd */
+	int root;		 /* the dumped process */
+	bool exec;		 /* it exec'd */
 	struct rd_run *w, *full; /* its written pages; mappings in full */
 	size_t nw, capw, nfull, capfull;
 	/* other processes' writes into shared memory */
@@ -66,8 +66,7 @@ void rd_collect_free(struct rd_collect *c);
 /* Is @m backed by a file whose bytes show where it has no page: not
    anonymous, not shared memory (whose holes are holes)? */
 bool rd_file_backed(const struct pmtrack_mapping *m);
-int rd_table_read(struct pmtrack_pstate *ps, uint64_t pgsz,
-		  struct rd_table *t);
+int rd_table_read(struct pmtrack_pstate *ps, uint64_t pgsz, struct rd_table *t);
 /*
  * Which regions of @t are fresh and which pages it sends, after @prev
  * (NULL: every region is fresh): a fresh region sends the pages that

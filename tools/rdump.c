@@ -205,10 +205,9 @@ static int flush(struct rd_reader *rd)
 	int i = 0, err = 0;
 
 	while (!err && i < rd->n) {
-		ssize_t got = process_vm_readv(rd->d->pid, rd->loc + i,
-					       (unsigned long)(rd->n - i),
-					       rd->rem + i,
-					       (unsigned long)(rd->n - i), 0);
+		ssize_t got = process_vm_readv(
+			rd->d->pid, rd->loc + i, (unsigned long)(rd->n - i),
+			rd->rem + i, (unsigned long)(rd->n - i), 0);
 
 		if (got < 0 && errno != EFAULT)
 			return -errno;
@@ -284,19 +283,22 @@ static int read_file_pages(struct rdump *d, struct rd_region *r,
 static int read_pages(struct rdump *d, struct rd_region *r, uint64_t *want,
 		      bool final, uint64_t *dropped)
 {
-	struct rd_reader rd = { .d = d, .r = r, .want = want,
-				.final = final, .dropped = dropped };
+	struct rd_reader rd = {
+		.d = d, .r = r, .want = want, .final = final, .dropped = dropped
+	};
 	uint64_t i = 0, e, n = r->pages;
 	int err = 0;
 
 	while (!err && (i = bits_next2(want, r->exist, i, n, true)) < n) {
+		uint64_t off, len;
+
 		e = bits_next2(want, r->exist, i, n, false);
-		rd.loc[rd.n] = (struct iovec){ (char *)r->stage + i * d->pgsz,
-					       (e - i) * d->pgsz };
-		rd.rem[rd.n] = (struct iovec){
-			(void *)(uintptr_t)(r->m.start + i * d->pgsz),
-			(e - i) * d->pgsz
-		};
+		off = i * d->pgsz;
+		len = (e - i) * d->pgsz;
+		rd.loc[rd.n] = (struct iovec){ (char *)r->stage + off, len };
+		rd.rem[rd.n] =
+			(struct iovec){ (void *)(uintptr_t)(r->m.start + off),
+					len };
 		if (++rd.n == RD_IOV)
 			err = flush(&rd);
 		i = e;
@@ -315,7 +317,7 @@ struct rd_pos {
 };
 
 /* The end of the slice of @r's dirty pages from @pg that holds at most
-   *@budget of them (taken from it). */
+   @budget of them (*@budget is decreased by their number). */
 static uint64_t slice_end(const struct rd_region *r, uint64_t pg,
 			  uint64_t *budget)
 {
@@ -480,8 +482,8 @@ static int image_body(struct rdump *d, struct rd_table *t, struct rimg *im,
 	return rimg_end(im, info->has_digest ? dg : NULL, es);
 }
 
-static int write_image(struct rdump *d, int dfd, struct rd_table *t,
-		       bool final, struct rd_info *info)
+static int write_image(struct rdump *d, int dfd, struct rd_table *t, bool final,
+		       struct rd_info *info)
 {
 	PMTRACK_OPTS(pmtrack_enc_stats, es);
 	struct pmtrack_stream_region *sr = stream_table(t, &info->fresh);
@@ -489,9 +491,8 @@ static int write_image(struct rdump *d, int dfd, struct rd_table *t,
 	int err = sr ? stage_map(t) : -ENOMEM;
 
 	if (!err)
-		err = rimg_begin(&im, dfd, d->next,
-				 d->next ? d->last_id : NULL, d->level, sr,
-				 t->n);
+		err = rimg_begin(&im, dfd, d->next, d->next ? d->last_id : NULL,
+				 d->level, sr, t->n);
 	free(sr);
 	if (!err)
 		err = image_body(d, t, &im, final, info, &es);
@@ -506,8 +507,7 @@ static int write_image(struct rdump *d, int dfd, struct rd_table *t,
 }
 
 /* the table of image d->next, after collect @c */
-static int table_now(struct rdump *d, struct rd_collect *c,
-		     struct rd_table *t)
+static int table_now(struct rdump *d, struct rd_collect *c, struct rd_table *t)
 {
 	bool fresh = c->exec || !d->next;
 	int err = c->exec ? reopen(d) : 0;

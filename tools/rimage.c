@@ -123,9 +123,8 @@ static int img_publish(struct rimg *im, const char *name)
 	return linkat(im->fd, "", im->dfd, name, AT_EMPTY_PATH) ? -errno : 0;
 }
 
-int rimg_begin(struct rimg *im, int dfd, uint32_t index,
-	       const uint8_t *parent, int level,
-	       const struct pmtrack_stream_region *r, size_t n)
+int rimg_begin(struct rimg *im, int dfd, uint32_t index, const uint8_t *parent,
+	       int level, const struct pmtrack_stream_region *r, size_t n)
 {
 	int err;
 

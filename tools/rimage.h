@@ -51,9 +51,8 @@ struct rimg {
  * image 0), zstd @level, the region table @r[@n].  On failure nothing is
  * left in the directory.  0 or -errno.
  */
-int rimg_begin(struct rimg *im, int dfd, uint32_t index,
-	       const uint8_t *parent, int level,
-	       const struct pmtrack_stream_region *r, size_t n);
+int rimg_begin(struct rimg *im, int dfd, uint32_t index, const uint8_t *parent,
+	       int level, const struct pmtrack_stream_region *r, size_t n);
 /* END (@digest or NULL), flush, sync and name the image; the encoder's
    counters into @st (sz set) even on failure.  0 or -errno; on failure
    nothing is left. */

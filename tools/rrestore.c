@@ -88,7 +88,7 @@ uint32_t rr_page_size(const struct rr *s)
 
 /* -EBADMSG after the message */
 __attribute__((format(printf, 2, 3))) static int refuse(struct rr *s,
-						       const char *fmt, ...)
+							const char *fmt, ...)
 {
 	va_list ap;
 
@@ -107,19 +107,21 @@ static int check_header(struct rr *s, const struct pmtrack_dec_header *h)
 		return refuse(s, "not written by %s", RD_PRODUCER);
 	if (!s->index && h->parent_id)
 		return refuse(s, "image 0 has a parent: the chain's start "
-			      "is missing");
+				 "is missing");
 	if (s->index && (!h->parent_id || memcmp(h->parent_id, s->last_id,
 						 PMTRACK_STREAM_ID_LEN)))
-		return refuse(s, "broken chain: its parent is not image "
+		return refuse(s,
+			      "broken chain: its parent is not image "
 			      "%06" PRIu32 ".pmts",
 			      s->index - 1);
 	if (s->index && h->page_size != s->page_size)
-		return refuse(s, "page size %" PRIu32 ", not %" PRIu32
-			      " as before",
-			      h->page_size, s->page_size);
+		return refuse(
+			s, "page size %" PRIu32 ", not %" PRIu32 " as before",
+			h->page_size, s->page_size);
 	for (size_t i = 1; i < h->nregions; i++)
 		if (r[i].start < r[i - 1].start + r[i - 1].length)
-			return refuse(s, "regions %zu and %zu overlap or are "
+			return refuse(s,
+				      "regions %zu and %zu overlap or are "
 				      "out of order",
 				      i - 1, i);
 	return 0;
@@ -149,7 +151,8 @@ static void copy_prev(struct rr *s, size_t j, struct rr_region *r)
 				(unsigned char *)q->mem + (a - q->start);
 
 			if (!page_zero(src, pg))
-				memcpy((char *)r->mem + (a - r->start), src, pg);
+				memcpy((char *)r->mem + (a - r->start), src,
+				       pg);
 		}
 	}
 }
@@ -339,7 +342,8 @@ int rr_write_region(int dfd, uint64_t start, const void *mem, uint64_t len,
 
 	rr_file_name(name, start, start + len);
 	fd = openat(dfd, name,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
 	if (fd < 0)
 		return -errno;
 	while (!err && a < len) {

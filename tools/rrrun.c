@@ -22,9 +22,9 @@
 
 /* the replay's outcome */
 struct rr_out {
-	uint32_t images;   /* applied */
-	uint64_t bytes;	   /* their size */
-	bool has_digest;   /* the last one's */
+	uint32_t images; /* applied */
+	uint64_t bytes;	 /* their size */
+	bool has_digest; /* the last one's */
 	bool verified;
 	const char *error; /* why it stopped, or NULL */
 	struct json_object *chain;
@@ -92,8 +92,9 @@ static void replay(const struct rr_args *a, struct rr *s, uint32_t upto,
 		int err = rr_apply(s, i, &im);
 
 		if (err) {
-			snprintf(msg, sizeof(msg), "image %06" PRIu32 ".pmts: %s",
-				 i, rr_error(s));
+			snprintf(msg, sizeof(msg),
+				 "image %06" PRIu32 ".pmts: %s", i,
+				 rr_error(s));
 			o->error = msg;
 			return;
 		}
@@ -114,8 +115,7 @@ static const char *digest_word(const struct rr_out *o)
 	return o->has_digest ? "not verified" : "not verified (no digest)";
 }
 
-static int report_json(const struct rr_args *a, struct rr *s,
-		       struct rr_out *o)
+static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o)
 {
 	struct json_object *doc = jw_obj(), *regs = jw_arr();
 	const struct rr_region *r;
@@ -197,8 +197,8 @@ static int verdict(const struct rr_args *a, struct rr *s,
 
 	if (!o->verified && !(a->allow_unverified && !o->has_digest)) {
 		cli_err(CMD, "the memory is complete but its digest was not "
-			"verified: the last image carried none "
-			"(--allow-unverified accepts it)");
+			     "verified: the last image carried none "
+			     "(--allow-unverified accepts it)");
 		return CLI_ERROR;
 	}
 	if (a->out_dir)
