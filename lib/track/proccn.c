@@ -888,14 +888,6 @@ static void monitor_free(struct pmtrack_proc *p)
 	p->uffd_features = 0;
 }
 
-/* discard reports */
-static int discard(void *arg, const struct pmtrack_proc_report *r)
-{
-	(void)arg;
-	(void)r;
-	return 0;
-}
-
 /*
  * Track the root, its userfaultfd asking for fork events, and watch its
  * mappings now, so that children forked before the first collect inherit
@@ -903,8 +895,6 @@ static int discard(void *arg, const struct pmtrack_proc_report *r)
  */
 static int track_root(struct pmtrack_proc *p)
 {
-	uint64_t maps_new = atomic_load(&p->st.maps_new);
-	uint64_t pages = atomic_load(&p->st.pages_reported);
 	struct pp_proc *pr;
 	int ret;
 
@@ -913,10 +903,7 @@ static int track_root(struct pmtrack_proc *p)
 	if (ret)
 		return ret;
 	pr->shm = shm_read(p->root);
-	ret = pp_collect_one(p, pr, 0, discard, NULL);
-	/* nothing was reported to anyone */
-	atomic_store(&p->st.maps_new, maps_new);
-	atomic_store(&p->st.pages_reported, pages);
+	ret = pp_collect_one(p, pr, 0, pp_discard, NULL);
 	pr->next_flags = PMTRACK_PROC_NEW;
 	pr->full_next = true;
 	return ret;
