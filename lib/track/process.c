@@ -612,10 +612,20 @@ PMTRACK_API void pmtrack_proc_free(struct pmtrack_proc *p)
 PMTRACK_API enum pmtrack_backend
 pmtrack_proc_backend(const struct pmtrack_proc *p)
 {
-	for (size_t i = 0; p && i < p->nprocs; i++)
-		if (p->procs[i]->t)
-			return pmtrack_backend(p->procs[i]->t);
-	return PMTRACK_BACKEND_AUTO;
+	enum pmtrack_backend b = PMTRACK_BACKEND_AUTO;
+
+	if (!p)
+		return b;
+	/* a monitor's thread may be changing the table */
+	pm_lock((struct pmtrack_proc *)p);
+	for (size_t i = 0; i < p->nprocs; i++) {
+		if (p->procs[i]->t) {
+			b = pmtrack_backend(p->procs[i]->t);
+			break;
+		}
+	}
+	pm_unlock((struct pmtrack_proc *)p);
+	return b;
 }
 
 static int collect_all(struct pmtrack_proc *p, unsigned int flags,
