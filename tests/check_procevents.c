@@ -32,7 +32,9 @@
 #define ACK_MS 30000 /* a hang fails, it does not stall the suite */
 
 struct cmd {
-	char op;    /* S short child, L long child, F fork loop, Q quit */
+	/* S short child, L long child, E child that execs, F fork loop,
+	 * Q quit */
+	char op;
 	int a, b;   /* pages [a, b) to write; F: milliseconds */
 };
 
@@ -115,6 +117,15 @@ static void target_main(int cmd_r, int ack_w)
 		pid = fork();
 		if (pid == 0 && c.op == 'L')
 			long_main(ack_w, &c);
+		if (pid == 0 && c.op == 'E') {
+			execl("/proc/self/exe", "check_procevents", "sleeper",
+			      (char *)NULL);
+			_exit(4);
+		}
+		if (c.op == 'E') {
+			ack(ack_w, pid);
+			continue;
+		}
 		if (pid == 0) {
 			touch(c.a, c.b, 1);
 			_exit(0);
@@ -201,7 +212,8 @@ struct seen {
 	int n;
 	struct {
 		int pid;
-		unsigned int flags;
+		unsigned int flags;  /* of all its reports */
+		unsigned int mflags; /* of its reports of the region */
 		bool page[NPAGES];
 	} p[MAXP];
 };
@@ -212,8 +224,6 @@ static int on_report(void *arg, const struct pmtrack_proc_report *r)
 	uint64_t base = (uintptr_t)shm, end = base + NPAGES * ps;
 	int i = 0;
 
-	if (r->map->start >= end || r->map->end <= base)
-		return 0;
 	while (i < s->n && s->p[i].pid != r->pid)
 		i++;
 	if (i == s->n) {
@@ -222,6 +232,9 @@ static int on_report(void *arg, const struct pmtrack_proc_report *r)
 		s->p[i].pid = r->pid;
 	}
 	s->p[i].flags |= r->flags;
+	if (r->map->start >= end || r->map->end <= base)
+		return 0; /* only the pid and flags of other mappings */
+	s->p[i].mflags |= r->flags;
 	for (size_t k = 0; k < r->nruns; k++)
 		for (uint64_t a = r->runs[k].start; a < r->runs[k].end; a += ps)
 			if (a >= base && a < end)
@@ -284,8 +297,8 @@ START_TEST(short_lived)
 	collect(p, &s);
 	expect_pages(&s, (int)pid, 3, 9, false);
 	i = find(&s, (int)pid);
-	ck_assert_msg(s.p[i].flags & PMTRACK_PROC_EXITED,
-		      "flags 0x%x: not EXITED", s.p[i].flags);
+	ck_assert_msg(s.p[i].mflags & PMTRACK_PROC_EXITED,
+		      "flags 0x%x: not EXITED", s.p[i].mflags);
 	/* said once */
 	collect(p, &s);
 	ck_assert_int_lt(find(&s, (int)pid), 0);
@@ -313,8 +326,8 @@ START_TEST(long_lived)
 	i = find(&s, (int)pid);
 	ck_assert_msg(s.p[i].flags & PMTRACK_PROC_NEW, "flags 0x%x",
 		      s.p[i].flags);
-	ck_assert_msg(!(s.p[i].flags & PMTRACK_PROC_FULL), "flags 0x%x",
-		      s.p[i].flags);
+	ck_assert_msg(!(s.p[i].mflags & PMTRACK_PROC_FULL), "flags 0x%x",
+		      s.p[i].mflags);
 	kill((pid_t)pid, SIGUSR1);
 	ck_assert_int_eq(get_ack(), pid);
 	collect(p, &s);
@@ -329,9 +342,40 @@ START_TEST(long_lived)
 		usleep(10000);
 	}
 	ck_assert_msg(i >= 0, "the exit of %ld was not reported", pid);
-	ck_assert_uint_eq(s.p[i].flags & (PMTRACK_PROC_FULL |
-					  PMTRACK_PROC_EXITED),
+	ck_assert_uint_eq(s.p[i].mflags & (PMTRACK_PROC_FULL |
+					   PMTRACK_PROC_EXITED),
 			  PMTRACK_PROC_FULL | PMTRACK_PROC_EXITED);
+	pmtrack_proc_free(p);
+	stop_target();
+}
+END_TEST
+
+START_TEST(exec_child)
+{
+	struct pmtrack_proc *p;
+	struct seen s;
+	int err, i = -1;
+	long pid;
+
+	start_target();
+	p = track(&err);
+	ck_assert_msg(p, "pmtrack_proc_new: %s", strerror(-err));
+	collect(p, &s);
+	/* fork + exec: its new program is tracked, reported in full */
+	send_cmd('E', 0, 0);
+	pid = get_ack();
+	for (int k = 0; k < 200 && i < 0; k++) {
+		collect(p, &s);
+		i = find(&s, (int)pid);
+		if (i >= 0 && !(s.p[i].flags & PMTRACK_PROC_EXEC))
+			i = -1;
+		if (i < 0)
+			usleep(10000);
+	}
+	ck_assert_msg(i >= 0, "no report of exec'd child %ld", pid);
+	ck_assert_uint_eq(s.p[i].flags & (PMTRACK_PROC_NEW | PMTRACK_PROC_FULL),
+			  PMTRACK_PROC_NEW | PMTRACK_PROC_FULL);
+	kill((pid_t)pid, SIGKILL);
 	pmtrack_proc_free(p);
 	stop_target();
 }
@@ -429,6 +473,9 @@ int main(int argc, char **argv)
 	int r;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
+	if (argc > 1 && !strcmp(argv[1], "sleeper"))
+		for (;;)
+			pause(); /* exec_child's new program */
 	if (argc > 1 && !strcmp(argv[1], "unpriv"))
 		return unprivileged();
 	r = usable();
@@ -436,6 +483,7 @@ int main(int argc, char **argv)
 		return r;
 	tcase_add_test(tc, short_lived);
 	tcase_add_test(tc, long_lived);
+	tcase_add_test(tc, exec_child);
 	tcase_add_test(tc, fork_heavy);
 	suite_add_tcase(s, tc);
 	return t_run(s);

@@ -461,6 +461,18 @@ static int child_new(struct pmtrack_proc *p, struct cn_fork *f, pid_t pid)
 	return 0;
 }
 
+/* a child without a fork message (its parent had no registered memory,
+ * or had just exec'd): inject, and report it in full */
+static bool child_inject(struct pmtrack_proc *p, pid_t pid, unsigned int flags)
+{
+	struct pp_proc *pr;
+
+	if (pp_add(p, pid, -1, flags, &pr))
+		return false; /* gone already */
+	pr->shm = shm_read(pid);
+	return true;
+}
+
 /* the connector says @pid is the child of the fork waiting at @i */
 static void pair(struct pmtrack_proc *p, size_t i, pid_t pid)
 {
@@ -473,24 +485,18 @@ static void pair(struct pmtrack_proc *p, size_t i, pid_t pid)
 	if (!child_new(p, &f, pid)) {
 		atomic_fetch_add(&p->st.forks, 1);
 	} else {
-		/* gone already (or no memory to track it): what it
-		 * may have written in shared memory, in full */
+		/* its forked image is gone already (or there is no memory
+		 * to track it): what it may have written in shared memory,
+		 * in full */
 		shm_stash(p, pid, f.shm);
 		atomic_fetch_add(&p->st.exits, 1);
+		/* gone by an exec (fork + exec): its new program is
+		 * tracked from now on, in full (its exec event, read
+		 * next, injects it once more) */
+		if (pp_alive(pid) && child_inject(p, pid, PMTRACK_PROC_EXEC))
+			atomic_fetch_add(&p->st.forks, 1);
 	}
 	fork_free(&f);
-}
-
-/* a child without a fork message (its parent had no registered memory,
- * or had just exec'd): inject, and report it in full */
-static bool child_inject(struct pmtrack_proc *p, pid_t pid, unsigned int flags)
-{
-	struct pp_proc *pr;
-
-	if (pp_add(p, pid, -1, flags, &pr))
-		return false; /* gone already */
-	pr->shm = shm_read(pid);
-	return true;
 }
 
 /* ---- the connector's events ----------------------------------------------------- */
