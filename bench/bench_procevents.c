@@ -41,6 +41,16 @@
 #include "args.h"
 #include "bench_util.h"
 
+/* the target, a fork of this program, would inherit the shadow memory of
+ * these sanitizers: terabytes that a whole-process tracker would arm */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_SHADOW 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZER_SHADOW 1
+#endif
+#endif
+
 #define PROG "pmtrack-bench-procevents"
 #define EXIT_SKIP 77
 #define NPAGES 128u	     /* the shared region */
@@ -366,6 +376,11 @@ int main(int argc, char **argv)
 	int bad = 0;
 
 	parse_args(argc, argv);
+#ifdef SANITIZER_SHADOW
+	printf("SKIP: built with a sanitizer whose shadow memory the target "
+	       "would inherit (terabytes a whole-process tracker arms)\n");
+	return EXIT_SKIP;
+#endif
 	page = (size_t)sysconf(_SC_PAGESIZE);
 	shm = mmap(NULL, NPAGES * page, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
