@@ -87,7 +87,7 @@ struct result {
 	uint64_t forks, exits, injections, stop_ns;
 };
 
-/* ---- the target ------------------------------------------------------------- */
+/* ---- the target ---------------------------------------------------------- */
 
 static void target(int go, int ack)
 {
@@ -122,7 +122,7 @@ static void target(int go, int ack)
 	_exit(0);
 }
 
-/* ---- the pid table ------------------------------------------------------------ */
+/* ---- the pid table ------------------------------------------------------- */
 
 static struct seen *slot(int32_t pid, bool add)
 {
@@ -172,7 +172,7 @@ static void count_pages(long n, struct result *res)
 	}
 }
 
-/* ---- one run -------------------------------------------------------------------- */
+/* ---- one run ------------------------------------------------------------- */
 
 static int track(enum mode m, pid_t pid, struct pmtrack_proc **p)
 {
@@ -263,7 +263,7 @@ static int run(enum mode m, struct result *res, int rep)
 	return 0;
 }
 
-/* ---- output ---------------------------------------------------------------------- */
+/* ---- output -------------------------------------------------------------- */
 
 static void print_table(struct result *res)
 {

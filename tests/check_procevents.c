@@ -56,7 +56,7 @@ static char *shm;
 static int cmd_w, ack_r;
 static pid_t target;
 
-/* ---- the target ------------------------------------------------------------ */
+/* ---- the target ---------------------------------------------------------- */
 
 static void touch(int a, int b, char v)
 {
@@ -150,7 +150,7 @@ static void target_main(int cmd_r, int ack_w)
 	_exit(0);
 }
 
-/* ---- this side ----------------------------------------------------------------- */
+/* ---- this side ----------------------------------------------------------- */
 
 static void start_target(void)
 {

@@ -114,7 +114,7 @@ struct cn_monitor {
 	size_t npfd, cappfd;
 };
 
-/* ---- shared mappings -------------------------------------------------------- */
+/* ---- shared mappings ----------------------------------------------------- */
 
 void pp_shm_free(struct pp_shm *s)
 {
@@ -279,7 +279,7 @@ static void shm_stash(struct pmtrack_proc *p, pid_t pid,
 	}
 }
 
-/* ---- processes ----------------------------------------------------------------- */
+/* ---- processes ----------------------------------------------------------- */
 
 /* is the memory of userfaultfd @fd still there? */
 static bool mm_alive(int fd)
@@ -333,7 +333,7 @@ void cn_keep_maps(struct pp_proc *pr, const struct pmtrack_mapping *maps,
 	}
 }
 
-/* ---- children's userfaultfds ----------------------------------------------------- */
+/* ---- children's userfaultfds --------------------------------------------- */
 
 static void fork_free(struct cn_fork *f)
 {
@@ -499,7 +499,7 @@ static void pair(struct pmtrack_proc *p, size_t i, pid_t pid)
 	fork_free(&f);
 }
 
-/* ---- the connector's events ----------------------------------------------------- */
+/* ---- the connector's events ---------------------------------------------- */
 
 static void ev_fork(struct pmtrack_proc *p, const struct proc_event *ev)
 {
@@ -672,7 +672,7 @@ static int cn_socket(struct pmtrack_proc *p)
 	return 0;
 }
 
-/* ---- fork messages ---------------------------------------------------------------- */
+/* ---- fork messages ------------------------------------------------------- */
 
 static struct pp_proc *uffd_proc(struct pmtrack_proc *p, int fd)
 {
@@ -782,7 +782,7 @@ static void check_forks(struct pmtrack_proc *p)
 	}
 }
 
-/* ---- the thread ---------------------------------------------------------------------- */
+/* ---- the thread ---------------------------------------------------------- */
 
 static int pfd_add(struct cn_monitor *m, int fd)
 {
@@ -859,7 +859,7 @@ static void *cn_main(void *arg)
 	return NULL;
 }
 
-/* ---- the API's side ------------------------------------------------------------------ */
+/* ---- the API's side ------------------------------------------------------ */
 
 static void wake(struct cn_monitor *m)
 {
