@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pmtrack/process.h>
@@ -505,8 +506,16 @@ static int pp_lost(struct pmtrack_proc *p, struct pp_proc *pr)
 	/* with a monitor, execs are followed as they happen */
 	if (p->mon || !pp_alive(pr->pid))
 		return -ESRCH;
-	/* exec'd: track its new program, every mapping in full */
+	/* exec'd: track its new program, every mapping in full.  In the
+	 * middle of an execve() its threads vanish under the injection
+	 * (-ESRCH while it lives): try again once the call is through. */
 	ret = pp_rebind(p, pr, -1);
+	for (int k = 0; k < 200 && ret == -ESRCH && pp_alive(pr->pid); k++) {
+		struct timespec ts = { 0, 5000000 };
+
+		nanosleep(&ts, NULL);
+		ret = pp_rebind(p, pr, -1);
+	}
 	if (ret)
 		return ret;
 	atomic_fetch_add(&p->st.execs, 1);
