@@ -7,8 +7,11 @@
  * not exist: reading a shared-memory hole would allocate a page in the
  * target; a file mapping's pages that are in its file only are read from
  * the file), and encode them in rounds of at most RD_ROUND_PAGES copied
- * pages, the staging dropped after each round (but in the final image,
- * whose digest needs every page).
+ * pages, the staging dropped after each round.  The final image's digest
+ * covers every page: that image reads every page that exists, a slice of
+ * at most RD_ROUND_PAGES at a time, hashes the slice (zeros for the
+ * holes, which are never read), sends the slice's pages to send, and drops
+ * it with its round.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -316,37 +319,142 @@ struct rd_pos {
 	uint64_t pg;
 };
 
-/* The end of the slice of @r's dirty pages from @pg that holds at most
-   @budget of them (*@budget is decreased by their number). */
-static uint64_t slice_end(const struct rd_region *r, uint64_t pg,
-			  uint64_t *budget)
+/* the pages of one image being sent */
+struct rd_send {
+	struct rdump *d;
+	struct rd_table *t;
+	bool final;
+	uint64_t *dropped;
+	/*
+	 * The final image's END digest, or NULL: then every page of every
+	 * region is read (not only the pages sent), hashed in table order a
+	 * slice at a time, zeros for the holes, and dropped with the round.
+	 */
+	struct pmtrack_digest_ctx *dg;
+	uint64_t hash_ns; /* time spent hashing */
+	struct rd_pos pos;
+};
+
+/* zeros to hash for the holes */
+static char rd_zeros[1u << 18];
+
+/* the next page at or after @i set in @a or in @b (NULL), or @n */
+static uint64_t next_any(const uint64_t *a, const uint64_t *b, uint64_t i,
+			 uint64_t n)
+{
+	while (i < n) {
+		uint64_t v = (a[i / 64] | (b ? b[i / 64] : 0)) >> (i % 64);
+
+		if (v) {
+			i += (uint64_t)__builtin_ctzll(v);
+			break;
+		}
+		i = (i / 64 + 1) * 64;
+	}
+	return i < n ? i : n;
+}
+
+/*
+ * The end of the slice from @pg of a region of @n pages that holds at most
+ * *@budget of the pages set in @a or @b (NULL); *@budget is decreased by
+ * their number.  The slice runs to @n if no such page is left after it.
+ */
+static uint64_t slice_end(const uint64_t *a, const uint64_t *b, uint64_t pg,
+			  uint64_t n, uint64_t *budget)
 {
 	uint64_t i = pg;
 
-	while (*budget && (i = bits_next(r->dirty, i, r->pages)) < r->pages) {
-		(*budget)--;
-		i++;
+	while (*budget && (i = next_any(a, b, i, n)) < n) {
+		uint64_t lim = (i / 64 + 1) * 64 < n ? (i / 64 + 1) * 64 : n;
+		uint64_t v = (a[i / 64] | (b ? b[i / 64] : 0)) >> (i % 64) &
+			     bits_mask(0, (unsigned int)(lim - i));
+		uint64_t c = (uint64_t)__builtin_popcountll(v);
+
+		if (c <= *budget) {
+			*budget -= c;
+			i = lim;
+			continue;
+		}
+		for (; *budget > 1; (*budget)--)
+			v &= v - 1;
+		*budget = 0;
+		i += (uint64_t)__builtin_ctzll(v) + 1;
 	}
-	return bits_next(r->dirty, i, r->pages) == r->pages ? r->pages : i;
+	return next_any(a, b, i, n) == n ? n : i;
 }
 
-/* The next round's regions into @rr[*@k], their pages copied. */
-static int fill_round(struct rdump *d, struct rd_table *t, struct rd_pos *p,
-		      struct pmtrack_enc_region_round *rr, size_t *k,
-		      bool final, uint64_t *dropped)
+/* @len bytes of zeros into the digest */
+static int hash_zeros(struct pmtrack_digest_ctx *dg, uint64_t len)
 {
-	uint64_t budget = RD_ROUND_PAGES;
 	int err = 0;
 
-	while (!err && budget && p->i < t->n) {
-		struct rd_region *r = &t->r[p->i];
-		uint64_t to = slice_end(r, p->pg, &budget);
+	while (!err && len) {
+		size_t k =
+			len < sizeof(rd_zeros) ? (size_t)len : sizeof(rd_zeros);
 
-		if (bits_next(r->dirty, p->pg, to) < to) {
+		err = pmtrack_digest_update(dg, rd_zeros, k);
+		len -= k;
+	}
+	return err;
+}
+
+/*
+ * Pages [@from, @to) of @r into the digest: those that exist (or are in
+ * the file) are read into the staging first (@r->sub is the scratch);
+ * the holes are hashed as zeros, never read.
+ */
+static int hash_slice(struct rd_send *s, struct rd_region *r, uint64_t from,
+		      uint64_t to)
+{
+	uint64_t pg = s->d->pgsz, none = 0, i = from, t0;
+	int err;
+
+	memset(r->sub, 0, bits_words(r->pages) * 8);
+	bits_or_from(r->sub, from, r->exist, from, r->pages, to - from);
+	if (r->file)
+		bits_or_from(r->sub, from, r->file, from, r->pages, to - from);
+	err = read_pages(s->d, r, r->sub, true, &none);
+	t0 = rd_now_ns();
+	while (!err && i < to) {
+		uint64_t e = bits_next_clear(r->sub, i, to);
+
+		if (e > i)
+			err = pmtrack_digest_update(s->dg,
+						    (char *)r->stage + i * pg,
+						    (size_t)((e - i) * pg));
+		i = bits_next(r->sub, e, to);
+		if (!err && i > e)
+			err = hash_zeros(s->dg, (i - e) * pg);
+	}
+	s->hash_ns += rd_now_ns() - t0;
+	return err;
+}
+
+/* The next round's regions into @rr[*@k], their pages copied (and, for
+   the digest, every page of the slices the round covers hashed). */
+static int fill_round(struct rd_send *s, struct pmtrack_enc_region_round *rr,
+		      size_t *k)
+{
+	uint64_t budget = RD_ROUND_PAGES;
+	struct rd_pos *p = &s->pos;
+	int err = 0;
+
+	while (!err && budget && p->i < s->t->n) {
+		struct rd_region *r = &s->t->r[p->i];
+		uint64_t to = s->dg ? slice_end(r->exist, r->file, p->pg,
+						r->pages, &budget)
+				    : slice_end(r->dirty, NULL, p->pg, r->pages,
+						&budget);
+
+		if (s->dg)
+			err = hash_slice(s, r, p->pg, to);
+		if (!err && bits_next(r->dirty, p->pg, to) < to) {
 			memset(r->sub, 0, bits_words(r->pages) * 8);
 			bits_or_from(r->sub, p->pg, r->dirty, p->pg, r->pages,
 				     to - p->pg);
-			err = read_pages(d, r, r->sub, final, dropped);
+			if (!s->dg)
+				err = read_pages(s->d, r, r->sub, s->final,
+						 s->dropped);
 			rr[(*k)++] = (struct pmtrack_enc_region_round){
 				.region = (uint32_t)p->i,
 				.dirty = r->sub,
@@ -359,55 +467,36 @@ static int fill_round(struct rdump *d, struct rd_table *t, struct rd_pos *p,
 	return err;
 }
 
-static int send_rounds(struct rdump *d, struct rd_table *t, struct rimg *im,
-		       bool final, uint64_t *dropped)
+/* drop the staging of regions @from .. the current one: the round is out */
+static void stage_drop(struct rd_send *s, size_t from)
 {
-	struct pmtrack_enc_region_round *rr = calloc(t->n, sizeof(*rr));
-	struct rd_pos pos = { 0 };
+	size_t last = s->pos.pg ? s->pos.i : s->pos.i - 1;
+
+	for (size_t i = from; i <= last && i < s->t->n; i++) {
+		struct rd_region *r = &s->t->r[i];
+
+		madvise(r->stage, r->m.end - r->m.start, MADV_DONTNEED);
+	}
+}
+
+/* the rounds of the image, at least one */
+static int send_rounds(struct rd_send *s, struct rimg *im)
+{
+	struct pmtrack_enc_region_round *rr = calloc(s->t->n + 1, sizeof(*rr));
 	uint64_t round = 0;
 	int err = rr ? 0 : -ENOMEM;
 
-	while (!err && (pos.i < t->n || !round)) {
-		size_t k = 0;
+	while (!err && s->pos.i < s->t->n) {
+		size_t k = 0, first = s->pos.i;
 
-		err = fill_round(d, t, &pos, rr, &k, final, dropped);
-		if (!err)
+		err = fill_round(s, rr, &k);
+		if (!err && k)
 			err = pmtrack_enc_round(im->enc, round++, rr, k);
-		for (size_t j = 0; j < k && !final; j++) {
-			struct rd_region *r = &t->r[rr[j].region];
-
-			madvise(r->stage, r->m.end - r->m.start, MADV_DONTNEED);
-		}
+		stage_drop(s, first);
 	}
+	if (!err && !round)
+		err = pmtrack_enc_round(im->enc, round++, rr, 0);
 	free(rr);
-	return err;
-}
-
-/*
- * The END digest: every region in table order, its pages that exist as
- * the frozen process holds them, zeros for the others (never read).  The
- * pages the image copied are in the staging still; the others are read
- * now.
- */
-static int digest(struct rdump *d, struct rd_table *t,
-		  uint8_t out[PMTRACK_DIGEST_LEN])
-{
-	struct iovec *iov = calloc(t->n, sizeof(*iov));
-	uint64_t none = 0;
-	int err = iov ? 0 : -ENOMEM;
-
-	for (size_t i = 0; i < t->n && !err; i++) {
-		struct rd_region *r = &t->r[i];
-
-		for (size_t k = 0; k < bits_words(r->pages); k++)
-			r->sub[k] = (r->exist[k] | (r->file ? r->file[k] : 0)) &
-				    ~r->dirty[k];
-		err = read_pages(d, r, r->sub, true, &none);
-		iov[i] = (struct iovec){ r->stage, r->m.end - r->m.start };
-	}
-	if (!err)
-		err = pmtrack_digest(iov, t->n, out);
-	free(iov);
 	return err;
 }
 
@@ -463,18 +552,23 @@ static int image_body(struct rdump *d, struct rd_table *t, struct rimg *im,
 		      bool final, struct rd_info *info,
 		      struct pmtrack_enc_stats *es)
 {
+	struct rd_send s = {
+		.d = d, .t = t, .final = final, .dropped = &info->dropped
+	};
 	uint8_t dg[PMTRACK_DIGEST_LEN];
 	uint64_t t0 = rd_now_ns();
-	int err;
+	int err = 0;
 
-	err = send_rounds(d, t, im, final, &info->dropped);
-	info->pages_ns = rd_now_ns() - t0;
 	info->has_digest = final && d->digest;
-	if (!err && info->has_digest) {
-		t0 = rd_now_ns();
-		err = digest(d, t, dg);
-		info->digest_ns = rd_now_ns() - t0;
-	}
+	if (info->has_digest)
+		err = pmtrack_digest_new(&s.dg);
+	if (!err)
+		err = send_rounds(&s, im);
+	if (!err && s.dg)
+		err = pmtrack_digest_final(s.dg, dg);
+	pmtrack_digest_free(s.dg);
+	info->digest_ns = s.hash_ns;
+	info->pages_ns = rd_now_ns() - t0 - s.hash_ns;
 	if (err) {
 		rimg_abort(im);
 		return err;
