@@ -58,14 +58,45 @@ uint64_t rd_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* a page-state handle on the program pid runs now */
+/* Is process @pid there, and not a zombie? */
+static bool alive(int pid)
+{
+	char path[32], buf[512], *p;
+	FILE *f;
+	bool ret = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		ret = p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+/*
+ * A page-state handle on the program pid runs now.  In the middle of an
+ * execve() the handle may be opened on the memory the exec is dropping
+ * (-ESRCH while the process lives): open it again once the call is
+ * through, for up to a second.
+ */
 static int reopen(struct rdump *d)
 {
 	PMTRACK_OPTS(pmtrack_pstate_opts, so, .pid = d->pid);
+	int err = -ESRCH;
 
-	pmtrack_pstate_free(d->ps);
-	d->ps = NULL;
-	return pmtrack_pstate_new(&so, &d->ps);
+	for (int k = 0; k < 200 && err == -ESRCH; k++) {
+		struct timespec ts = { 0, 5000000 };
+
+		if (k && !alive(d->pid))
+			break;
+		if (k)
+			nanosleep(&ts, NULL);
+		pmtrack_pstate_free(d->ps);
+		d->ps = NULL;
+		err = pmtrack_pstate_new(&so, &d->ps);
+	}
+	return err;
 }
 
 int rd_new(const struct rd_opts *o, struct rdump **out)
