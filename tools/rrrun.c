@@ -26,6 +26,7 @@ struct rr_out {
 	uint64_t bytes;	 /* their size */
 	bool has_digest; /* the last one's */
 	bool verified;
+	bool written;	   /* the files of --out-dir */
 	const char *error; /* why it stopped, or NULL */
 	struct json_object *chain;
 };
@@ -142,7 +143,7 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o)
 	jw_set(doc, "regions", regs);
 	jw_set(doc, "digest", jw_str(digest_word(o)));
 	jw_set(doc, "digest_verified", jw_bool(!o->error && o->verified));
-	jw_set(doc, "out_dir", jw_str(o->error ? NULL : a->out_dir));
+	jw_set(doc, "out_dir", jw_str(o->written ? a->out_dir : NULL));
 	jw_set(doc, "error", jw_str(o->error));
 	o->chain = NULL;
 	return jw_print(CMD, stdout, doc);
@@ -165,7 +166,7 @@ static int report(const struct rr_args *a, struct rr *s, struct rr_out *o)
 	if (!o->error)
 		printf("regions: %zu, %" PRIu64 " bytes of memory\n", n, mem);
 	printf("digest: %s\n", digest_word(o));
-	if (!o->error && a->out_dir)
+	if (o->written)
 		printf("out-dir: %s, %zu files\n", a->out_dir, n);
 	return CLI_OK;
 }
@@ -188,12 +189,12 @@ static long last_image(const struct rr_args *a, int dfd)
 	return -1;
 }
 
-/* the exit code of a replay that went through */
-static int verdict(const struct rr_args *a, struct rr *s,
-		   const struct rr_out *o)
+/* the exit code of a replay that went through; the files written */
+static int verdict(const struct rr_args *a, struct rr *s, struct rr_out *o)
 {
 	size_t n;
 	const struct rr_region *r = rr_regions(s, &n);
+	int ret;
 
 	if (!o->verified && !(a->allow_unverified && !o->has_digest)) {
 		cli_err(CMD, "the memory is complete but its digest was not "
@@ -201,9 +202,11 @@ static int verdict(const struct rr_args *a, struct rr *s,
 			     "(--allow-unverified accepts it)");
 		return CLI_ERROR;
 	}
-	if (a->out_dir)
-		return rr_write_files(a->out_dir, rr_page_size(s), r, n);
-	return CLI_OK;
+	if (!a->out_dir)
+		return CLI_OK;
+	ret = rr_write_files(a->out_dir, rr_page_size(s), r, n);
+	o->written = ret == CLI_OK;
+	return ret;
 }
 
 int rr_run(const struct rr_args *a)
