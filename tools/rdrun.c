@@ -73,6 +73,26 @@ static void rd_error(const struct rd_args *a, const char *when, int err)
 		cli_err(CMD, "%s%s", pre, strerror(-err));
 }
 
+/* the pages @r sends that were swapped out */
+static uint64_t swapped_sent(const struct rd_region *r)
+{
+	uint64_t c = 0;
+
+	for (size_t k = 0; k < bits_words(r->pages); k++)
+		c += (uint64_t)__builtin_popcountll(r->dirty[k] &
+						    r->swapped[k]);
+	return c;
+}
+
+static uint64_t swapped_total(const struct rd_table *t)
+{
+	uint64_t c = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		c += swapped_sent(&t->r[i]);
+	return c;
+}
+
 /* the region table of an image, as a JSON array */
 static struct json_object *table_json(const struct rd_table *t)
 {
@@ -89,6 +109,7 @@ static struct json_object *table_json(const struct rd_table *t)
 		jw_set(o, "flags", jw_u64(r->m.flags));
 		jw_set(o, "fresh", jw_bool(r->fresh));
 		jw_set(o, "pages", jw_u64(bits_count(r->dirty, r->pages)));
+		jw_set(o, "swapped", jw_u64(swapped_sent(r)));
 		jw_push(arr, o);
 	}
 	return arr;
@@ -108,6 +129,7 @@ static int image_json(const struct rd_info *in)
 	jw_set(o, "fresh", jw_u64(in->fresh));
 	jw_set(o, "pages", jw_u64(in->pages));
 	jw_set(o, "zero_pages", jw_u64(in->zero_pages));
+	jw_set(o, "swapped_pages", jw_u64(swapped_total(in->table)));
 	jw_set(o, "bytes", jw_u64(in->bytes));
 	jw_set(o, "dropped", jw_u64(in->dropped));
 	jw_set(o, "digest", jw_bool(in->has_digest));
@@ -129,6 +151,9 @@ static int image_report(const struct rd_args *a, const struct rd_info *in)
 	       in->index, in->index, in->frozen ? "frozen" : "live",
 	       in->regions, in->fresh, in->pages, in->zero_pages, in->bytes,
 	       ms(in->ns));
+	if (swapped_total(in->table))
+		printf(", %" PRIu64 " of them were swapped out",
+		       swapped_total(in->table));
 	if (in->dropped)
 		printf(", %" PRIu64 " pages unmapped meanwhile (next image)",
 		       in->dropped);

@@ -20,14 +20,16 @@ struct rd_region {
 	uint64_t pages;
 	bool fresh; /* RD_FRESH: restore starts it from zeros */
 	/* bitmaps of the region's pages */
-	uint64_t *exist; /* present, swapped, or (private) unsure */
+	uint64_t *exist;   /* present, swapped, or (private) unsure */
+	uint64_t *swapped; /* of those, swapped out */
 	/* a file mapping's pages that exist in the file only (never
 	   faulted in): read from the file; NULL for other mappings */
 	uint64_t *file;
-	uint64_t *dirty; /* sent by this image */
-	uint64_t *retry; /* could not be read: for the next image */
-	uint64_t *sub;	 /* scratch: one round's share of dirty */
-	void *stage;	 /* the copy of the pages, while writing */
+	uint64_t *dirty;   /* sent by this image */
+	uint64_t *retry;   /* could not be read: for the next image */
+	uint64_t *sub;	   /* scratch: one round's share of dirty */
+	uint64_t *subswap; /* scratch: the swapped pages of sub */
+	void *stage;	   /* the copy of the pages, while writing */
 };
 
 struct rd_table {

@@ -461,6 +461,19 @@ static int hash_slice(struct rd_send *s, struct rd_region *r, uint64_t from,
 	return err;
 }
 
+/* the pages of @r->sub that were swapped out, or NULL if none was: for
+   the round's swap bitmap (after the copy, which brought them in) */
+static const uint64_t *sub_swapped(struct rd_region *r)
+{
+	bool any = false;
+
+	for (size_t k = 0; k < bits_words(r->pages); k++) {
+		r->subswap[k] = r->sub[k] & r->swapped[k];
+		any |= r->subswap[k] != 0;
+	}
+	return any ? r->subswap : NULL;
+}
+
 /* The next round's regions into @rr[*@k], their pages copied (and, for
    the digest, every page of the slices the round covers hashed). */
 static int fill_round(struct rd_send *s, struct pmtrack_enc_region_round *rr,
@@ -489,6 +502,7 @@ static int fill_round(struct rd_send *s, struct pmtrack_enc_region_round *rr,
 			rr[(*k)++] = (struct pmtrack_enc_region_round){
 				.region = (uint32_t)p->i,
 				.dirty = r->sub,
+				.swap = sub_swapped(r),
 				.mem = r->stage
 			};
 		}
