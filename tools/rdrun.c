@@ -44,7 +44,7 @@ static void rd_sleep_ms(uint64_t v)
    the start, else the step */
 static void rd_error(const struct rd_args *a, const char *when, int err)
 {
-	char pre[48] = "";
+	char pre[64] = "";
 	int pid = (int)a->pid;
 
 	if (when)
@@ -208,7 +208,7 @@ static int images(const struct rd_args *a, struct rdump *d, int dfd,
 		  uint64_t *bytes, struct rd_down *dn)
 {
 	struct rd_info in;
-	char when[32];
+	char when[48];
 	int err;
 
 	for (uint64_t i = 0; i < a->dumps; i++) {
@@ -218,7 +218,8 @@ static int images(const struct rd_args *a, struct rdump *d, int dfd,
 			rd_sleep_ms(a->interval_ms);
 		err = rd_image(d, dfd, final, &in);
 		if (err) {
-			snprintf(when, sizeof(when), "image %" PRIu64, i);
+			snprintf(when, sizeof(when), "image %" PRIu64 " (%s)",
+				 i, in.step ? in.step : "start");
 			rd_error(a, when, err);
 			return CLI_ERROR;
 		}

@@ -605,6 +605,7 @@ static int image_body(struct rdump *d, struct rd_table *t, struct rimg *im,
 	int err = 0;
 
 	info->has_digest = final && d->digest;
+	info->step = "pages";
 	if (info->has_digest)
 		err = pmtrack_digest_new(&s.dg);
 	if (!err)
@@ -618,6 +619,7 @@ static int image_body(struct rdump *d, struct rd_table *t, struct rimg *im,
 		rimg_abort(im);
 		return err;
 	}
+	info->step = "image file";
 	return rimg_end(im, info->has_digest ? dg : NULL, es);
 }
 
@@ -629,6 +631,7 @@ static int write_image(struct rdump *d, int dfd, struct rd_table *t, bool final,
 	struct rimg im;
 	int err = sr ? stage_map(t) : -ENOMEM;
 
+	info->step = "image file";
 	if (!err)
 		err = rimg_begin(&im, dfd, d->next, d->next ? d->last_id : NULL,
 				 d->level, sr, t->n);
@@ -678,14 +681,19 @@ int rd_image(struct rdump *d, int dfd, bool final, struct rd_info *info)
 	if (d->next >= RD_MAX_IMAGES)
 		return -EOVERFLOW;
 	if (final) {
+		info->step = "freeze";
 		err = pmtrack_proc_freeze(d->proc);
 		info->frozen_at = t0;
 	}
-	if (!err)
+	if (!err) {
+		info->step = "collect";
 		err = pmtrack_proc_collect(d->proc, PMTRACK_COLLECT_RESET,
 					   rd_collect_fn, &c);
-	if (!err)
+	}
+	if (!err) {
+		info->step = "mappings";
 		err = table_now(d, &c, &t);
+	}
 	rd_collect_free(&c);
 	info->collect_ns = rd_now_ns() - t0;
 	if (!err)

@@ -34,6 +34,7 @@ struct rd_info {
 	   (reading and writing them), digest */
 	uint64_t ns, collect_ns, pages_ns, digest_ns;
 	uint64_t frozen_at; /* CLOCK_MONOTONIC ns of the freeze (final) */
+	const char *step;   /* what it was doing (when it failed) */
 	const struct rd_table *table; /* until the next image */
 };
 
