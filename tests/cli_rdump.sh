@@ -5,15 +5,23 @@
 # mapper and closefds, four images 200 ms apart, the last one frozen and
 # the target left stopped; the chain restored into files; then, the
 # target still stopped, pmt-logcheck compares every restored page with
-# its memory and every logged store with the restored files.  Then the
-# restore's JSON, --upto, a corrupted image, a broken chain, a bad pid
-# and (as root) a dump without ptrace permission.  Every step that fails
-# says so; the exit status is 1 if any did, 77 (with a SKIP line) where
-# ptrace is forbidden.
-#   cli_rdump.sh PMTRACK_BINARY PMT_TARGET PMT_LOGCHECK WORK_DIR
+# its memory and every logged store with the restored files.  The same
+# for execer (six images, begun as soon as it is ready, so that it execs
+# during the live images) and for shmkids, whose short-lived children
+# write shared memory, with --children (and once without, to show what
+# is missed then).  Then holes of shared memory are never read (the
+# target's shared memory does not grow), the restore's JSON, --upto, a
+# corrupted image, a broken chain, a bad pid and (as root) a dump
+# without ptrace permission.  Every step that fails says so; the exit
+# status is 1 if any did, 77 (with a SKIP line) where ptrace is
+# forbidden.  PMT_RDUMP_EXECER_RUNS (default 1) repeats the execer case.
+#   cli_rdump.sh PMTRACK_BINARY PMT_TARGET PMT_LOGCHECK WORK_DIR HOLE_TARGET
 set -u
-bin=$1 target=$2 check=$3 work=$4
+bin=$1 target=$2 check=$3 work=$4 hole=$5
 fail=0 pid="" stopped=""
+# run_mode's settings: images, seconds from ready to the dump, a digest,
+# the restore's options, print the checks' findings only, a directory tag
+dumps=4 delay=0.2 digest=true ropts="" soft="" tag=""
 no() { echo "FAIL: $*"; fail=1; }
 . "$(dirname "$0")/json_check.sh" # jq: json_ok, jq_is
 
@@ -67,7 +75,7 @@ then
 fi
 cleanup
 
-# the JSON lines of dump --pid in $1: four images, the last frozen with a
+# the JSON lines of dump --pid in $1: $dumps images, the last frozen with a
 # digest, addresses in hex, and a summary naming the stopped processes
 dump_json() {
 	n=0
@@ -76,20 +84,67 @@ dump_json() {
 		printf '%s\n' "$l" >"$d/line.json"
 		json_ok "$d/line.json"
 	done <"$1"
-	[ "$n" = 5 ] || no "$mode: dump printed $n JSON lines, not 5"
-	jq -s -e 'map(select(.type == "image")) | length == 4 and
-		(map(.image) == [0, 1, 2, 3]) and
-		(map(.frozen) == [false, false, false, true]) and
-		.[3].digest == true and .[0].fresh == .[0].regions and
+	[ "$n" = $((dumps + 1)) ] ||
+		no "$mode: dump printed $n JSON lines, not $((dumps + 1))"
+	jq -s -e --argjson n "$dumps" 'map(select(.type == "image")) |
+		length == $n and (map(.image) == [range($n)]) and
+		(map(.frozen) == [range($n) | . == $n - 1]) and
+		.[$n - 1].digest == '"$digest"' and
+		.[0].fresh == .[0].regions and
 		all(.[]; .regions > 0 and .pages > 0 and .bytes > 0 and
+			.swapped_pages >= 0 and
 			all(.table[]; (.start | test("^0x[0-9a-f]+$")) and
 				(.end | test("^0x[0-9a-f]+$"))))' "$1" \
 		>/dev/null || no "$mode: dump's image lines: $(cat "$1")"
-	jq -s -e --argjson p "$pid" 'map(select(.type == "summary")) |
-		length == 1 and .[0].pid == $p and .[0].images == 4 and
+	jq -s -e --argjson p "$pid" --argjson n "$dumps" '
+		map(select(.type == "summary")) |
+		length == 1 and .[0].pid == $p and .[0].images == $n and
 		.[0].left_stopped == true and (.[0].stopped_pids | index($p))
 		and (.[0].downtime_ms | type) == "number"' "$1" >/dev/null ||
 		no "$mode: dump's summary: $(tail -n 1 "$1")"
+}
+
+# the state of every thread of process $1 and of its children, with what
+# they wait in (a dump that failed or hung)
+threads() {
+	for t in /proc/"$1"/task/*; do
+		[ -d "$t" ] || continue
+		echo "    $1/${t##*/}: $(grep -E '^(Name|State|TracerPid|SigPnd|ShdPnd|SigBlk)' \
+			"$t/status" 2>/dev/null | tr -s '\t\n' '  ')" \
+			"wchan $(cat "$t/wchan" 2>/dev/null)"
+		[ -r "$t/stack" ] && sed 's/^/      /' "$t/stack" 2>/dev/null
+		for c in $(cat "$t/children" 2>/dev/null); do
+			threads "$c"
+		done
+	done
+}
+
+# dump --pid $pid into $d/img with options "$@" (--json), giving up after
+# 60 s: a dump that hangs is shown (its threads and the target's) and
+# killed.  False if it failed.
+run_dump() {
+	"$bin" dump --pid "$pid" "$d/img" --json "$@" >"$d/dump.json" \
+		2>"$d/dump.err" &
+	dp=$!
+	i=0
+	while kill -0 "$dp" 2>/dev/null && [ $i -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$dp" 2>/dev/null; then
+		no "$mode: dump hangs after 60 s; pmtrack:"
+		threads "$dp"
+		echo "  the target:"
+		threads "$pid"
+		kill -KILL "$dp"
+	fi
+	wait "$dp"
+	rc=$?
+	[ $rc = 0 ] && return 0
+	no "$mode: dump: exit $rc: $(cat "$d/dump.err")"
+	echo "  the target now:"
+	threads "$pid"
+	return 1
 }
 
 # every thread of process $1 is stopped
@@ -101,45 +156,145 @@ all_stopped() {
 }
 
 # ---- dump, restore, check each mode --------------------------------------
-# run_mode MODE [DUMP OPTIONS...]
+# the restore of $d/img into $d/out and the two checks against the
+# stopped target; with $soft set, what the checks find is printed only
+restore_check() {
+	"$bin" restore "$d/img" --out-dir "$d/out" $ropts >"$d/restore.out" \
+		2>"$d/restore.err" ||
+		no "$mode: restore: exit $?: $(cat "$d/restore.err")"
+	[ -n "$soft" ] || grep -q '^digest: verified$' "$d/restore.out" ||
+		no "$mode: restore: digest not verified: $(cat "$d/restore.out")"
+	"$check" --compare-mem "$pid" --restored "$d/out" >"$d/cmp.out" \
+		2>"$d/cmp.err" || [ -n "$soft" ] ||
+		no "$mode: --compare-mem: $(cat "$d/cmp.out" "$d/cmp.err")"
+	"$check" --log-glob "$d/log.*" --pid "$pid" --restored "$d/out" \
+		>"$d/check.out" 2>"$d/check.err" || [ -n "$soft" ] ||
+		no "$mode: --restored: $(cat "$d/check.out" "$d/check.err")"
+	echo "$mode${soft:+ ($soft)}: $(tail -n 1 "$d/restore.out");" \
+		"--compare-mem: $(cat "$d/cmp.out"); --restored: $(cat "$d/check.out")"
+}
+
+# run_mode MODE [DUMP OPTIONS...]: $dumps images, begun $delay s after the
+# target is ready, in $work/MODE$tag
 run_mode() {
 	mode=$1
 	shift
-	d=$work/$mode
+	d=$work/$mode$tag
 	mkdir -p "$d"
 	start "$mode" || return
-	sleep 0.2
-	"$bin" dump --pid "$pid" "$d/img" --dumps 4 --interval 200 \
-		--leave-stopped --json "$@" >"$d/dump.json" 2>"$d/dump.err" ||
-		{ no "$mode: dump: exit $?: $(cat "$d/dump.err")"; cleanup; return; }
+	sleep "$delay"
+	run_dump --dumps "$dumps" --interval 200 --leave-stopped "$@" ||
+		{ cleanup; return; }
 	stopped=$(jq -r 'select(.type == "summary") | .stopped_pids[]' \
 		"$d/dump.json")
 	dump_json "$d/dump.json"
 	await "all_stopped $pid" 50 || no "$mode: the target is not stopped"
-	ls "$d/img" | grep -v '^00000[0-3]\.pmts$' &&
-		no "$mode: more than the four images in $d/img"
-	"$bin" restore "$d/img" --out-dir "$d/out" >"$d/restore.out" \
-		2>"$d/restore.err" ||
-		no "$mode: restore: exit $?: $(cat "$d/restore.err")"
-	grep -q '^digest: verified$' "$d/restore.out" ||
-		no "$mode: restore: digest not verified: $(cat "$d/restore.out")"
-	"$check" --compare-mem "$pid" --restored "$d/out" >"$d/cmp.out" \
-		2>"$d/cmp.err" ||
-		no "$mode: --compare-mem: $(cat "$d/cmp.out" "$d/cmp.err")"
-	"$check" --log-glob "$d/log.*" --pid "$pid" --restored "$d/out" \
-		>"$d/check.out" 2>"$d/check.err" ||
-		no "$mode: --restored: $(cat "$d/check.out" "$d/check.err")"
-	echo "$mode: $(tail -n 1 "$d/restore.out"); --compare-mem:" \
-		"$(cat "$d/cmp.out"); --restored: $(cat "$d/check.out")"
+	ls "$d/img" | grep -v "^00000[0-$((dumps - 1))]\.pmts\$" &&
+		no "$mode: more than the $dumps images in $d/img"
+	restore_check
 	[ "$mode" != forker ] || [ "$(echo "$stopped" | wc -w)" -ge 1 ] ||
 		no "forker: no process left stopped"
+	[ "$mode" != execer ] || execed
 	cleanup
+}
+
+# the execer exec'd during the live images: some image after the first is
+# FRESH throughout, and the log checked is of a later generation
+execed() {
+	jq -s -e 'map(select(.type == "image" and .image > 0 and
+		.fresh == .regions)) | length > 0' "$d/dump.json" >/dev/null ||
+		no "execer: no image after an exec (none FRESH throughout)"
+	grep -q 'generation [1-9]' "$d/check.err" ||
+		no "execer: still at generation 0: $(cat "$d/check.err")"
 }
 
 run_mode writer
 run_mode forker --children
 run_mode mapper
 run_mode closefds
+# exec during the dump: begun as soon as the target is ready, its execs
+# (every ~300 ms; generations 0 to 3) fall during the live images
+dumps=6 delay=0 k=0
+while [ $k -lt "${PMT_RDUMP_EXECER_RUNS:-1}" ]; do
+	k=$((k + 1))
+	tag=.$k
+	run_mode execer
+done
+dumps=4 delay=0.2 tag=""
+# short-lived children that write shared memory: with --children their
+# writes are folded into the root's regions: nothing may be missing
+run_mode shmkids --children
+# Without --children nothing sees the children's writes (the trackers are
+# the root's), so the pages they wrote and the root did not are missing:
+# shown, not asserted (it depends on where the root's writers stored).
+# Without a digest, so that the restore goes through and the checker can
+# count: with one, the restore says the digest does not match.  Typically
+# about 1000 of ~60000 stores missed and ~600 pages differing, e.g.
+#   shmkids (without --children): digest: not verified (no digest);
+#   --compare-mem: regions 14, pages compared 25308, differing 612, ...;
+#   --restored: stores 61431, addresses 60309, mismatches 1094, inflight 0
+tag=.alone digest=false ropts=--allow-unverified soft="without --children"
+run_mode shmkids --no-digest
+tag="" digest=true ropts="" soft=""
+
+# ---- holes of shared memory are never read --------------------------------
+# rdump_hole_target maps a 1 GiB memfd (too sparse to be armed: reported in
+# full at every collect) and 64 MiB of shared anonymous memory, writes 16
+# pages of each and idles.  Reading a hole of shared memory would allocate
+# a page in the target; every image reads what exists (16 pages of each),
+# the frozen one hashes the rest as zeros.  So after the dump the target's
+# RssShmem and the blocks its two objects hold are what they were.
+d=$work/hole mode=hole
+mkdir -p "$d"
+"$hole" "$d/ready" 2>"$d/target.err" &
+pid=$!
+await "[ -e '$d/ready' ] || ! kill -0 $pid 2>/dev/null" 100
+read -r hp mstart sstart <"$d/ready" 2>/dev/null
+# "RssShmem kB, blocks of the memfd, blocks of the shared anonymous memory"
+shmem() {
+	echo "$(awk '/^RssShmem:/ { print $2 }' /proc/"$pid"/status)" \
+		"$(stat -L -c %b /proc/"$pid"/map_files/"$mrange")" \
+		"$(stat -L -c %b /proc/"$pid"/map_files/"$srange")"
+}
+if [ "${hp:-}" != "$pid" ]; then
+	no "hole: the target is not ready: $(cat "$d/target.err")"
+else
+	mrange=$(grep "^$mstart-" /proc/"$pid"/maps | cut -d' ' -f1)
+	srange=$(grep "^$sstart-" /proc/"$pid"/maps | cut -d' ' -f1)
+	before=$(shmem)
+	if run_dump --dumps 3 --interval 100 --leave-stopped; then
+		after=$(shmem)
+		[ "$before" = "$after" ] ||
+			no "hole: the dump grew the target's shared memory: RssShmem kB, blocks before: $before, after: $after"
+		# each image sends the 16 pages of the memfd (in full every time),
+		# image 0 those of the shared anonymous memory too
+		jq -s -e --arg m "0x$mstart" --arg s "0x$sstart" '
+			map(select(.type == "image")) |
+			all(.[]; .table[] | select(.start == $m) |
+				.fresh and .pages == 16) and
+			(.[0].table[] | select(.start == $s) | .pages == 16)' \
+			"$d/dump.json" >/dev/null ||
+			no "hole: the images' pages: $(cat "$d/dump.json")"
+		"$bin" restore "$d/img" --out-dir "$d/out" >"$d/restore.out" \
+			2>"$d/restore.err" &&
+			grep -q '^digest: verified$' "$d/restore.out" ||
+			no "hole: restore: $(cat "$d/restore.out" "$d/restore.err")"
+		"$check" --compare-mem "$pid" --restored "$d/out" \
+			>"$d/cmp.out" 2>"$d/cmp.err" ||
+			no "hole: --compare-mem: $(cat "$d/cmp.out" "$d/cmp.err")"
+		echo "hole: RssShmem kB, blocks of the memfd and the shared" \
+			"memory before the dump: $before, after: $after;" \
+			"--compare-mem: $(cat "$d/cmp.out")"
+		rm -rf "$d/out"
+		# what the measure sees when a hole is read: its page 1 here
+		ps=$(getconf PAGESIZE)
+		dd if=/proc/"$pid"/mem of=/dev/null bs="$ps" count=1 \
+			skip=$((0x$mstart / ps + 1)) 2>/dev/null
+		[ "$(shmem)" != "$after" ] ||
+			no "hole: reading a hole did not show: $(shmem)"
+	fi
+fi
+cleanup
 
 # ---- the restore's JSON, --upto ----------------------------------------
 img=$work/writer/img
