@@ -217,8 +217,9 @@ typedef int (*pmtrack_proc_fn)(void *arg, const struct pmtrack_proc_report *r);
  *
  * The mappings are read first (/proc/PID/maps), new writable ones are
  * watched, vanished ones dropped; then every watched mapping is scanned.
- * Processes in ascending pid order, mappings in ascending address order,
- * reports of exited processes first.  On pagemap-scan the reset is atomic
+ * Reports of processes that exited before the collect come first, then
+ * the processes in ascending pid order with their mappings in ascending
+ * address order, then those found gone during the collect.  On pagemap-scan the reset is atomic
  * (PMTRACK_CAP_ATOMIC_RESET): a write racing with the collect is in this
  * report or the next, and the processes run on.  On soft-dirty, whose
  * resets lose racing writes, a RESET collect freezes the processes for
