@@ -31,12 +31,16 @@
  * PMTRACK_PROC_CHILDREN every ptrace request is made from the calling
  * thread: pmtrack_proc_freeze() and pmtrack_proc_thaw() must be called
  * from the same thread.  With it and PMTRACK_PROC_EVENTS_PTRACE a thread
- * of the library is the tracer of every tracked process: the calling
- * program must not wait for "any child" (wait(), waitpid(-1, ...),
- * waitid(P_ALL, ...)) while it exists, as that could take the tracer's
- * events; wait for your own children by pid or pidfd.  With
- * PMTRACK_PROC_EVENTS_CONNECTOR freeze and thaw are the caller's, as
- * without children.
+ * of the library is the tracer of every tracked process.  ptrace stops
+ * are reported to every thread of the tracer's process, so while such a
+ * handle exists no other thread may wait for "any child" (wait(),
+ * waitpid(-1, ...), waitid(P_ALL, ...)) nor for a tracked process by its
+ * pid or pidfd (one of your children that is tracked, typically): that
+ * would take the tracer's events and leave the process stopped.  Free
+ * the handle first.  The same holds, for their duration, around the
+ * short ptrace stops every mode makes (pmtrack_proc_new(), a freeze, an
+ * injection after an exec).  With PMTRACK_PROC_EVENTS_CONNECTOR freeze
+ * and thaw are the caller's, as without children.
  */
 #ifndef PMTRACK_PROCESS_H
 #define PMTRACK_PROCESS_H
