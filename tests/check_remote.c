@@ -992,6 +992,385 @@ START_TEST(remote_exec_esrch)
 }
 END_TEST
 
+/* ---- a target that forks, and trackers in processes of their own ------- */
+
+/* a child of the forker: writes 16 pages of each shared region, and
+ * checks that it holds no userfaultfd (exit 3 if it does) */
+static void forked_child(struct ctl *c)
+{
+	uint64_t me = (uint64_t)getpid() << 32;
+
+	for (int k = 1; k < NREG; k++) {
+		uint64_t page0 = ((uint64_t)getpid() * 16) % (c->len[k] / ps - 16);
+
+		for (uint64_t i = 0; i < 16; i++)
+			*(volatile uint64_t *)(c->addr[k] +
+					       (page0 + i) * ps) = me | i;
+	}
+	_exit(has_uffd(getpid()) > 0 ? 3 : 0);
+}
+
+/* store into the regions and fork a child every @every_us microseconds
+ * (0: as fast as it can), waiting for each; never returns */
+static void forker_target(struct ctl *c, unsigned int every_us)
+{
+	uint64_t rng = 0x1234567ULL, n = 0;
+	size_t words = ps / 8;
+
+	map_regions(c, 16);
+	atomic_store(&c->ready, 1);
+	while (!atomic_load(&c->stop)) {
+		struct timespec t0, t1;
+		pid_t ch;
+		int st;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do {
+			for (int i = 0; i < 256; i++) {
+				uint64_t r = t_rand(&rng);
+				unsigned int k = (unsigned int)(r % NREG);
+				size_t page = (size_t)(r >> 8) %
+					      (c->len[k] / ps);
+
+				((volatile uint64_t *)(c->addr[k] +
+						       page * ps))[(r >> 40) %
+								   words] = ++n;
+			}
+			atomic_store_explicit(&c->stores[0], n,
+					      memory_order_relaxed);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+		} while ((uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+				 (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000u <
+			 every_us);
+		ch = fork();
+		if (ch == 0)
+			forked_child(c);
+		if (ch < 0 || wait_pid(ch, &st, 0) != ch) {
+			st = -1;
+		} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			atomic_fetch_add(&c->forks, 1);
+			continue;
+		}
+		if (!atomic_fetch_add(&c->bad, 1))
+			atomic_store(&c->bad_status, st);
+		atomic_fetch_add(&c->forks, 1);
+	}
+	_exit(0);
+}
+
+/* record a failure of a forked helper process and end it */
+static void die(struct ctl *c, int r)
+{
+	snprintf(c->msg, sizeof(c->msg), "%s", emsg);
+	atomic_store(&c->kerr, r ? r : -1);
+	_exit(1);
+}
+
+/*
+ * A tracker process of forker @g until it is killed: pmtrack_new (0),
+ * pmtrack_proc (1) or pmtrack_proc with children (2), collecting in a
+ * loop; the pmtrack_proc ones freeze the target for every other collect,
+ * so the kill finds them frozen or not.  c->phase = 1 once tracking.
+ */
+static void killed_tracker(struct ctl *c, pid_t g, int variant)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
+		     .pid = g);
+	PMTRACK_OPTS(pmtrack_proc_opts, po,
+		     .flags = variant == 2 ? PMTRACK_PROC_CHILDREN : 0);
+	struct pmtrack_proc *p = NULL;
+	struct pmtrack *t = NULL;
+	struct shadow sh;
+	int r;
+
+	if (variant == 0) {
+		r = pmtrack_new(&o, &t);
+		if (r) {
+			snprintf(emsg, sizeof(emsg), "pmtrack_new: %s",
+				 strerror(-r));
+			die(c, r);
+		}
+		if (shadow_init(&sh, g, c))
+			die(c, -ENOMEM);
+		for (int k = 0; k < NREG; k++) {
+			r = pmtrack_watch(t, (void *)c->addr[k], c->len[k]);
+			if (r) {
+				snprintf(emsg, sizeof(emsg), "watch: %s",
+					 strerror(-r));
+				die(c, r);
+			}
+		}
+		for (;;) {
+			if (plain_collect(t, &sh))
+				die(c, -EIO);
+			atomic_fetch_add(&c->kcollects, 1);
+			atomic_store(&c->phase, 1);
+		}
+	}
+	r = pmtrack_proc_new(g, &po, &p);
+	if (r) {
+		snprintf(emsg, sizeof(emsg), "pmtrack_proc_new: %s",
+			 strerror(-r));
+		die(c, r);
+	}
+	for (uint64_t i = 0;; i++) {
+		if (i & 1) {
+			r = pmtrack_proc_freeze(p);
+			if (r) {
+				snprintf(emsg, sizeof(emsg), "freeze: %s",
+					 strerror(-r));
+				die(c, r);
+			}
+		}
+		r = pmtrack_proc_collect(p, PMTRACK_COLLECT_RESET, nop_fn,
+					 NULL);
+		if (r) {
+			snprintf(emsg, sizeof(emsg), "collect: %s",
+				 strerror(-r));
+			die(c, r);
+		}
+		if (i & 1) {
+			r = pmtrack_proc_thaw(p);
+			if (r) {
+				snprintf(emsg, sizeof(emsg), "thaw: %s",
+					 strerror(-r));
+				die(c, r);
+			}
+		}
+		atomic_fetch_add(&c->kcollects, 1);
+		atomic_store(&c->phase, 1);
+	}
+}
+
+/* ---- 3. tracker killed ------------------------------------------------- */
+
+/* count, into *seen, the times @pid was found holding a userfaultfd */
+static bool no_uffd(pid_t pid, unsigned int *seen, unsigned int *polls)
+{
+	(*polls)++;
+	if (has_uffd(pid) > 0)
+		(*seen)++;
+	return true;
+}
+
+START_TEST(tracker_killed)
+{
+	static const char *const names[] = { "pmtrack_new", "pmtrack_proc",
+					     "pmtrack_proc+CHILDREN" };
+	unsigned int seen = 0, polls = 0;
+	struct ctl *c = ctl_new();
+	uint64_t f0, tracked = 0, after = 0;
+	pid_t g, k;
+	int st;
+
+	ck_assert_ptr_nonnull(c);
+	g = fork_child();
+	ck_assert_int_ge(g, 0);
+	if (g == 0)
+		forker_target(c, 2000);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
+		      "the target did not start");
+	for (int cycle = 0; cycle < 3; cycle++) {
+		atomic_store(&c->phase, 0);
+		atomic_store(&c->kcollects, 0);
+		k = fork_child();
+		ck_assert_int_ge(k, 0);
+		if (k == 0)
+			killed_tracker(c, g, _i);
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) ||
+					       atomic_load(&c->kerr),
+				       DEADLINE_MS),
+			      "%s: the tracker did not start", names[_i]);
+		ck_assert_msg(!atomic_load(&c->kerr), "%s: tracker: %s",
+			      names[_i], c->msg);
+		/* tracked while it forks */
+		f0 = atomic_load(&c->forks);
+		ck_assert_msg(WAIT_FOR(no_uffd(g, &seen, &polls) &&
+					       atomic_load(&c->kcollects) >=
+						       20 &&
+					       atomic_load(&c->forks) >= f0 + 30,
+				       DEADLINE_MS),
+			      "%s: %llu collects, %llu forks while tracked%s%s",
+			      names[_i],
+			      (unsigned long long)atomic_load(&c->kcollects),
+			      (unsigned long long)(atomic_load(&c->forks) - f0),
+			      atomic_load(&c->kerr) ? ": " : "", c->msg);
+		tracked += atomic_load(&c->forks) - f0;
+		ck_assert_int_eq(kill(k, SIGKILL), 0);
+		ck_assert_int_eq(wait_pid(k, &st, 0), k);
+		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+			      "the tracker ended with %#x, not by SIGKILL: %s",
+			      st, c->msg);
+		ck_assert_int_eq(tracer_of(g), 0);
+		/* and the target goes on */
+		f0 = atomic_load(&c->forks);
+		ck_assert_msg(WAIT_FOR(no_uffd(g, &seen, &polls) &&
+					       atomic_load(&c->forks) >= f0 + 50,
+				       DEADLINE_MS),
+			      "%s: the target hangs after its tracker was "
+			      "killed: %llu forks, state %c",
+			      names[_i],
+			      (unsigned long long)(atomic_load(&c->forks) - f0),
+			      task_state(g, 0));
+		after += atomic_load(&c->forks) - f0;
+		ck_assert_msg(!atomic_load(&c->bad),
+			      "%s: %llu children of the target ended badly "
+			      "(first: wait status %#x)",
+			      names[_i],
+			      (unsigned long long)atomic_load(&c->bad),
+			      atomic_load(&c->bad_status));
+	}
+	atomic_store(&c->stop, 1);
+	ck_assert_msg(wait_exit(g, DEADLINE_MS, &st), "the target hangs");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the target ended with %#x", st);
+	printf("killed/%s: 3 trackers killed; %llu forks while tracked, %llu "
+	       "after, %llu stores; userfaultfd in the target %u times in %u "
+	       "looks\n",
+	       names[_i], (unsigned long long)tracked,
+	       (unsigned long long)after,
+	       (unsigned long long)atomic_load(&c->stores[0]), seen, polls);
+	ck_assert_msg(seen == 0, "the target held a userfaultfd %u times",
+		      seen);
+	ck_assert_uint_gt(polls, 0);
+}
+END_TEST
+
+/* ---- 4. unprivileged ------------------------------------------------- */
+
+static bool perm_err(long r)
+{
+	return r == -EPERM || r == -EACCES;
+}
+
+/* as uid 65534: against root's @root_target (c->res[0..3], then
+ * c->phase = 1), then tracking its own children; 0 or -1 with emsg */
+static int unpriv_main(struct ctl *c, pid_t root_target)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
+		     .pid = root_target);
+	PMTRACK_OPTS(pmtrack_proc_opts, pc, .flags = PMTRACK_PROC_CHILDREN);
+	struct pmtrack_proc *p = NULL;
+	struct pmtrack *t = NULL;
+	struct ctl *w = ctl_new();
+	struct shadow sh;
+	pid_t pid;
+	int r;
+
+	if (!w)
+		FAIL("out of memory");
+	if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+	    setresuid(NOBODY, NOBODY, NOBODY))
+		FAIL("cannot become uid %d: %s", NOBODY, strerror(errno));
+	/* what a program exec'd by this user would be */
+	prctl(PR_SET_DUMPABLE, 1);
+
+	c->res[0] = pmtrack_new(&o, &t);
+	pmtrack_free(t);
+	t = NULL;
+	o.backend = PMTRACK_BACKEND_AUTO;
+	c->res[1] = pmtrack_new(&o, &t);
+	pmtrack_free(t);
+	c->res[2] = pmtrack_proc_new(root_target, NULL, &p);
+	pmtrack_proc_free(p);
+	p = NULL;
+	c->res[3] = pmtrack_proc_new(root_target, &pc, &p);
+	pmtrack_proc_free(p);
+	atomic_store(&c->phase, 1);
+
+	/* its own children: stores, then read(2) */
+	for (int m = 0; m < 2; m++) {
+		memset(w, 0, sizeof(*w));
+		pid = spawn_writer(w, m ? W_READ : W_STORES, 3);
+		if (pid < 0)
+			return -1;
+		r = plain_shadow(pid, w, 1500, &sh);
+		c->out[4 * m + 2] = m ? atomic_load(&w->kbytes)
+				      : total_stores(w);
+		kill_reap(pid);
+		if (r)
+			return -1;
+		c->out[4 * m] = sh.rounds;
+		c->out[4 * m + 1] = sh.lost;
+		shadow_free(&sh);
+	}
+	/* a whole process with its children */
+	memset(w, 0, sizeof(*w));
+	pid = spawn_writer(w, W_STORES, 2);
+	if (pid < 0)
+		return -1;
+	r = proc_shadow(pid, w, PMTRACK_PROC_CHILDREN, 1500, &sh);
+	c->out[10] = total_stores(w);
+	kill_reap(pid);
+	if (r)
+		return -1;
+	c->out[8] = sh.rounds;
+	c->out[9] = sh.lost;
+	shadow_free(&sh);
+	return 0;
+}
+
+START_TEST(unprivileged)
+{
+	static const char *const what[] = {
+		"pmtrack_new (pagemap-scan)", "pmtrack_new (auto)",
+		"pmtrack_proc_new", "pmtrack_proc_new (CHILDREN)"
+	};
+	struct ctl *c = ctl_new(), *rc = ctl_new();
+	pid_t root_g, u;
+	int st;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(rc);
+	root_g = spawn_writer(rc, W_STORES, 1);
+	ck_assert_msg(root_g > 0, "%s", emsg);
+	u = fork_child();
+	ck_assert_int_ge(u, 0);
+	if (u == 0) {
+		if (unpriv_main(c, root_g)) {
+			snprintf(c->msg, sizeof(c->msg), "%s", emsg);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	/* refused, and promptly: not after the deadline */
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) || c->msg[0],
+			       DEADLINE_MS),
+		      "uid %d tracking root's process: no answer (hung)",
+		      NOBODY);
+	ck_assert_msg(atomic_load(&c->phase), "%s", c->msg);
+	for (int i = 0; i < 4; i++) {
+		printf("unprivileged: %s of root's process: %s\n", what[i],
+		       strerror((int)-c->res[i]));
+		ck_assert_msg(perm_err(c->res[i]),
+			      "%s of root's process as uid %d: %ld (%s), not "
+			      "-EPERM or -EACCES",
+			      what[i], NOBODY, c->res[i],
+			      strerror((int)-c->res[i]));
+	}
+	ck_assert_msg(wait_exit(u, 10 * DEADLINE_MS, &st),
+		      "tracking as uid %d hangs", NOBODY);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "as uid %d (status %#x): %s", NOBODY, st, c->msg);
+	printf("unprivileged: stores: %llu stores, %llu rounds, %llu lost "
+	       "pages; read(2): %llu bytes, %llu rounds, %llu lost pages; "
+	       "pmtrack_proc with children: %llu stores, %llu rounds, %llu "
+	       "lost pages (vm.unprivileged_userfaultfd=%ld)\n",
+	       (unsigned long long)c->out[2], (unsigned long long)c->out[0],
+	       (unsigned long long)c->out[1], (unsigned long long)c->out[6],
+	       (unsigned long long)c->out[4], (unsigned long long)c->out[5],
+	       (unsigned long long)c->out[10], (unsigned long long)c->out[8],
+	       (unsigned long long)c->out[9],
+	       t_read_long("/proc/sys/vm/unprivileged_userfaultfd"));
+	ck_assert_uint_eq(c->out[1], 0);
+	ck_assert_uint_eq(c->out[5], 0);
+	ck_assert_uint_eq(c->out[9], 0);
+	ck_assert_uint_gt(c->out[2], 0);
+	ck_assert_uint_gt(c->out[6], 0);
+	kill_reap(root_g);
+}
+END_TEST
+
 /* ---- main --------------------------------------------------------------- */
 
 struct tcase_def {
@@ -1010,9 +1389,21 @@ static void add_errors(TCase *tc)
 	tcase_add_test(tc, remote_exec_esrch);
 }
 
+static void add_killed(TCase *tc)
+{
+	tcase_add_loop_test(tc, tracker_killed, 0, 3);
+}
+
+static void add_unprivileged(TCase *tc)
+{
+	tcase_add_test(tc, unprivileged);
+}
+
 static const struct tcase_def cases[] = {
 	{ "basic", add_basic },
 	{ "errors", add_errors },
+	{ "killed", add_killed },
+	{ "unprivileged", add_unprivileged },
 };
 
 /* can this machine track another process with pagemap-scan at all? */
@@ -1070,6 +1461,10 @@ int main(int argc, char **argv)
 	r = can_track_remote();
 	if (r)
 		return r;
+	if (only && !strcmp(only, "unprivileged") && geteuid() != 0) {
+		printf("SKIP: switching to uid %d needs root\n", NOBODY);
+		return T_SKIP;
+	}
 	s = suite_create("remote");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc;
