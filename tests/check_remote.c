@@ -1371,6 +1371,1240 @@ START_TEST(unprivileged)
 }
 END_TEST
 
+/* ---- a target driven by commands -------------------------------------- */
+
+enum {
+	OP_WRITE = 1, /* write pages p[0..n) of a */
+	OP_MMAP,      /* mmap b bytes (at a, MAP_FIXED, unless 0); c: MK_* */
+	OP_MUNMAP,    /* munmap a, b bytes */
+	OP_GROW,      /* grow a from b to c bytes in place */
+	OP_MOVE,      /* move a (b bytes) to c */
+	OP_MPROTECT,  /* mprotect a, b bytes, to c */
+	OP_EXEC,      /* exec this program: exec_target() */
+	OP_SPAWN,     /* n children, child i writing 64 pages at
+		       * a + (b + i) * 64 pages, then exiting; v[i] pids */
+	OP_SPAWN_LONG, /* one such child (b), which then waits for a byte
+			* on the hold pipe; v[0] its pid */
+	OP_REAP,       /* wait for child a; its status */
+	OP_QUIT,
+};
+#define MK_SHARED 1u
+#define MK_NONE 2u    /* PROT_NONE */
+#define MK_NOHUGE 4u  /* MADV_NOHUGEPAGE */
+#define CHILD_PAGES 64
+
+struct cmd {
+	int op, n;
+	uint64_t a, b, c;
+	uint64_t p[8];
+};
+
+struct ack {
+	long ret;
+	uint64_t v[8];
+};
+
+/* a value never written before at both ends of the page at @a */
+static void write_page(uintptr_t a)
+{
+	static uint64_t seq;
+	volatile uint64_t *q = (uint64_t *)a;
+	uint64_t v = ((uint64_t)getpid() << 32) | ++seq;
+
+	q[0] = v;
+	q[ps / 8 - 1] = v;
+}
+
+static void write_chunk(uintptr_t base, uint64_t chunk)
+{
+	for (uint64_t i = 0; i < CHILD_PAGES; i++)
+		write_page(base + (chunk * CHILD_PAGES + i) * ps);
+}
+
+static void cmd_target(int cmdfd, int ackfd, int holdfd);
+
+/* after OP_EXEC: map and write 16 pages, tell their address, obey */
+static int exec_target(int cmdfd, int ackfd, int holdfd)
+{
+	struct ack k = { 0 };
+	char *m = mmap(NULL, 16 * ps, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (m == MAP_FAILED)
+		return 10;
+	madvise(m, 16 * ps, MADV_NOHUGEPAGE);
+	for (int i = 0; i < 16; i++)
+		write_page((uintptr_t)m + (size_t)i * ps);
+	k.v[0] = (uintptr_t)m;
+	if (write(ackfd, &k, sizeof(k)) != sizeof(k))
+		return 11;
+	cmd_target(cmdfd, ackfd, holdfd);
+	return 0;
+}
+
+static long do_cmd(const struct cmd *m, struct ack *k, int cmdfd, int ackfd,
+		   int holdfd)
+{
+	char a1[16], a2[16], a3[16];
+	int prot, flags, st, sync[2];
+	void *q;
+	pid_t pid;
+	char ch;
+
+	switch (m->op) {
+	case OP_WRITE:
+		for (int i = 0; i < m->n && i < 8; i++)
+			write_page(m->a + m->p[i] * ps);
+		return 0;
+	case OP_MMAP:
+		prot = (m->c & MK_NONE) ? PROT_NONE : PROT_READ | PROT_WRITE;
+		flags = ((m->c & MK_SHARED) ? MAP_SHARED : MAP_PRIVATE) |
+			MAP_ANONYMOUS | (m->a ? MAP_FIXED : 0);
+		q = mmap((void *)m->a, m->b, prot, flags, -1, 0);
+		if (q == MAP_FAILED)
+			return -errno;
+		if (m->c & MK_NOHUGE)
+			madvise(q, m->b, MADV_NOHUGEPAGE);
+		k->v[0] = (uintptr_t)q;
+		return 0;
+	case OP_MUNMAP:
+		return munmap((void *)m->a, m->b) ? -errno : 0;
+	case OP_GROW:
+		/* the room it grows into, and at once the growth */
+		munmap((void *)(m->a + m->b), m->c - m->b);
+		q = mremap((void *)m->a, m->b, m->c, 0);
+		if (q == MAP_FAILED)
+			return -errno;
+		k->v[0] = (uintptr_t)q;
+		return 0;
+	case OP_MOVE:
+		q = mremap((void *)m->a, m->b, m->b,
+			   MREMAP_MAYMOVE | MREMAP_FIXED, (void *)m->c);
+		if (q == MAP_FAILED)
+			return -errno;
+		k->v[0] = (uintptr_t)q;
+		return 0;
+	case OP_MPROTECT:
+		return mprotect((void *)m->a, m->b, (int)m->c) ? -errno : 0;
+	case OP_EXEC:
+		snprintf(a1, sizeof(a1), "%d", cmdfd);
+		snprintf(a2, sizeof(a2), "%d", ackfd);
+		snprintf(a3, sizeof(a3), "%d", holdfd);
+		execl("/proc/self/exe", "check_remote", "--exec-target", a1,
+		      a2, a3, (char *)NULL);
+		return -errno;
+	case OP_SPAWN: {
+		long bad = 0;
+
+		for (int i = 0; i < m->n && i < 8; i++) {
+			pid = fork();
+			if (pid == 0) {
+				write_chunk(m->a, m->b + (uint64_t)i);
+				_exit(0);
+			}
+			if (pid < 0)
+				return -errno;
+			k->v[i] = (uint64_t)pid;
+		}
+		for (int i = 0; i < m->n && i < 8; i++)
+			if (wait_pid((pid_t)k->v[i], &st, 0) < 0 ||
+			    !WIFEXITED(st) || WEXITSTATUS(st))
+				bad++;
+		return bad;
+	}
+	case OP_SPAWN_LONG:
+		if (pipe(sync))
+			return -errno;
+		pid = fork();
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			close(sync[0]);
+			write_chunk(m->a, m->b);
+			if (write(sync[1], "r", 1) != 1)
+				_exit(2);
+			while (read(holdfd, &ch, 1) < 0 && errno == EINTR)
+				;
+			_exit(0);
+		}
+		close(sync[1]);
+		if (pid < 0 || read(sync[0], &ch, 1) != 1) {
+			close(sync[0]);
+			return -ECHILD;
+		}
+		close(sync[0]);
+		k->v[0] = (uint64_t)pid;
+		return 0;
+	case OP_REAP:
+		if (wait_pid((pid_t)m->a, &st, 0) < 0)
+			return -errno;
+		return st;
+	case OP_QUIT:
+		_exit(0);
+	}
+	return -EINVAL;
+}
+
+static void cmd_target(int cmdfd, int ackfd, int holdfd)
+{
+	for (;;) {
+		struct ack k = { 0 };
+		struct cmd m;
+		ssize_t n;
+
+		do {
+			n = read(cmdfd, &m, sizeof(m));
+		} while (n < 0 && errno == EINTR);
+		if (n != sizeof(m))
+			_exit(0);
+		k.ret = do_cmd(&m, &k, cmdfd, ackfd, holdfd);
+		if (write(ackfd, &k, sizeof(k)) != sizeof(k))
+			_exit(1);
+	}
+}
+
+struct tgt {
+	pid_t pid;
+	int cmd, ack, hold; /* the test's ends */
+};
+
+static void tgt_start(struct tgt *tg)
+{
+	int c[2], a[2], h[2];
+
+	ck_assert_int_eq(pipe(c), 0);
+	ck_assert_int_eq(pipe(a), 0);
+	ck_assert_int_eq(pipe(h), 0);
+	tg->pid = fork_child();
+	ck_assert_int_ge(tg->pid, 0);
+	if (tg->pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		/* a known fd 0, to see that nothing closes it */
+		if (nul < 0 || dup2(nul, 0) < 0)
+			_exit(10);
+		if (nul)
+			close(nul);
+		close(c[1]);
+		close(a[0]);
+		close(h[1]);
+		cmd_target(c[0], a[1], h[0]);
+	}
+	close(c[0]);
+	close(a[1]);
+	close(h[0]);
+	tg->cmd = c[1];
+	tg->ack = a[0];
+	tg->hold = h[1];
+}
+
+static void tgt_ack(struct tgt *tg, struct ack *k)
+{
+	struct pollfd pf = { .fd = tg->ack, .events = POLLIN };
+
+	ck_assert_msg(poll(&pf, 1, DEADLINE_MS) == 1,
+		      "the target does not answer (state %c)",
+		      task_state(tg->pid, 0));
+	ck_assert_int_eq(read(tg->ack, k, sizeof(*k)), sizeof(*k));
+}
+
+/* run a command; its result */
+static long tgt_do(struct tgt *tg, struct cmd m, struct ack *k)
+{
+	struct ack dummy;
+
+	if (!k)
+		k = &dummy;
+	ck_assert_int_eq(write(tg->cmd, &m, sizeof(m)), sizeof(m));
+	tgt_ack(tg, k);
+	return k->ret;
+}
+
+static uintptr_t tgt_mmap(struct tgt *tg, uintptr_t at, size_t len,
+			  unsigned int kind)
+{
+	struct ack k;
+	long r = tgt_do(tg, (struct cmd){ .op = OP_MMAP, .a = at, .b = len,
+					  .c = kind },
+			&k);
+
+	ck_assert_msg(r == 0, "mmap in the target: %s", strerror((int)-r));
+	ck_assert(!at || k.v[0] == at);
+	return (uintptr_t)k.v[0];
+}
+
+static void tgt_quit(struct tgt *tg)
+{
+	struct cmd m = { .op = OP_QUIT };
+	int st;
+
+	ck_assert_int_eq(write(tg->cmd, &m, sizeof(m)), sizeof(m));
+	ck_assert_msg(wait_exit(tg->pid, DEADLINE_MS, &st),
+		      "the target does not quit");
+	close(tg->cmd);
+	close(tg->ack);
+	close(tg->hold);
+}
+
+/* ---- what pmtrack_proc_collect() reports --------------------------------- */
+
+struct rrun {
+	int pid;
+	unsigned int flags, prot;
+	uint64_t ms, me; /* the mapping */
+	uint64_t s, e;	 /* the run */
+};
+
+struct reps {
+	struct rrun *v;
+	size_t n, cap;
+	char bad[256]; /* the first broken promise */
+	bool seen_live;
+	int last_pid;
+	uint64_t last_end;
+};
+
+/* keep every run, and check what the header promises of each report */
+static int reps_fn(void *arg, const struct pmtrack_proc_report *r)
+{
+	struct reps *R = arg;
+	const struct pmtrack_mapping *m = r->map;
+	bool exited = r->flags & PMTRACK_PROC_EXITED;
+
+	if (!R->bad[0]) {
+		if (!m || !r->nruns || !r->runs)
+			snprintf(R->bad, sizeof(R->bad),
+				 "pid %d: a report without mapping or runs",
+				 r->pid);
+		else if ((r->flags & PMTRACK_PROC_FULL) &&
+			 (r->nruns != 1 || r->runs[0].start != m->start ||
+			  r->runs[0].end != m->end))
+			snprintf(R->bad, sizeof(R->bad),
+				 "pid %d: FULL report of %#llx..%#llx is not "
+				 "one run spanning it",
+				 r->pid, (unsigned long long)m->start,
+				 (unsigned long long)m->end);
+		else if (exited && R->seen_live)
+			snprintf(R->bad, sizeof(R->bad),
+				 "pid %d: an exit report after a live one",
+				 r->pid);
+		else if (!exited && R->seen_live &&
+			 (r->pid < R->last_pid ||
+			  (r->pid == R->last_pid &&
+			   r->runs[0].start < R->last_end)))
+			snprintf(R->bad, sizeof(R->bad),
+				 "pid %d at %#llx after pid %d up to %#llx: not "
+				 "in ascending order",
+				 r->pid, (unsigned long long)r->runs[0].start,
+				 R->last_pid, (unsigned long long)R->last_end);
+	}
+	for (size_t i = 0; i < r->nruns && m; i++) {
+		const struct pmtrack_page_run *x = &r->runs[i];
+
+		if (!R->bad[0] &&
+		    (x->start >= x->end || x->start < m->start ||
+		     x->end > m->end || x->states != PMTRACK_PAGE_WRITTEN ||
+		     x->map != 0 || (x->start | x->end) % ps ||
+		     (i && x->start < r->runs[i - 1].end)))
+			snprintf(R->bad, sizeof(R->bad),
+				 "pid %d: run %#llx..%#llx (states %#x, map "
+				 "%u) in mapping %#llx..%#llx",
+				 r->pid, (unsigned long long)x->start,
+				 (unsigned long long)x->end, x->states, x->map,
+				 (unsigned long long)m->start,
+				 (unsigned long long)m->end);
+		if (R->n == R->cap) {
+			R->cap = R->cap ? 2 * R->cap : 256;
+			R->v = realloc(R->v, R->cap * sizeof(*R->v));
+			if (!R->v)
+				return -ENOMEM;
+		}
+		R->v[R->n++] = (struct rrun){ .pid = r->pid,
+					      .flags = r->flags,
+					      .prot = m->prot,
+					      .ms = m->start,
+					      .me = m->end,
+					      .s = x->start,
+					      .e = x->end };
+	}
+	if (!exited && r->nruns) {
+		R->seen_live = true;
+		R->last_pid = r->pid;
+		R->last_end = r->runs[r->nruns - 1].end;
+	}
+	return 0;
+}
+
+/* a RESET collect into @R, which must keep every promise */
+static void pcollect(struct pmtrack_proc *p, struct reps *R)
+{
+	int r;
+
+	R->n = 0;
+	R->bad[0] = 0;
+	R->seen_live = false;
+	r = pmtrack_proc_collect(p, PMTRACK_COLLECT_RESET, reps_fn, R);
+	ck_assert_msg(r == 0, "pmtrack_proc_collect: %s", strerror(-r));
+	ck_assert_msg(!R->bad[0], "%s", R->bad);
+}
+
+/* the pages of [a, a + n pages) reported for @pid; *@flags the union of
+ * the flags of those reports; the count */
+static size_t rpages(const struct reps *R, int pid, uintptr_t a, size_t n,
+		     bool *hit, unsigned int *flags)
+{
+	size_t cnt = 0;
+
+	memset(hit, 0, n);
+	*flags = 0;
+	for (size_t i = 0; i < R->n; i++) {
+		const struct rrun *x = &R->v[i];
+		uint64_t s = x->s > a ? x->s : a;
+		uint64_t e = x->e < a + n * ps ? x->e : a + n * ps;
+
+		if (x->pid != pid || s >= e)
+			continue;
+		*flags |= x->flags;
+		for (uint64_t q = s; q < e; q += ps) {
+			cnt += !hit[(q - a) / ps];
+			hit[(q - a) / ps] = true;
+		}
+	}
+	return cnt;
+}
+
+/* "p1 p2 ..." of the pages hit, for messages */
+static const char *pagelist(const bool *hit, size_t n)
+{
+	static char buf[256];
+	size_t l = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < n && l < sizeof(buf) - 24; i++)
+		if (hit[i])
+			l += (size_t)snprintf(buf + l, sizeof(buf) - l, " %zu",
+					      i);
+	return buf;
+}
+
+/* exactly pages @want[0..nw) of [a, a + n pages) reported, none FULL */
+static void expect_exact(const struct reps *R, int pid, uintptr_t a,
+			 size_t n, const size_t *want, size_t nw,
+			 const char *name)
+{
+	bool *hit = calloc(n, 1);
+	unsigned int fl;
+	size_t got;
+
+	ck_assert_ptr_nonnull(hit);
+	got = rpages(R, pid, a, n, hit, &fl);
+	ck_assert_msg(!(fl & PMTRACK_PROC_FULL),
+		      "%s: reported FULL, not the %zu pages written", name, nw);
+	for (size_t i = 0; i < nw; i++)
+		ck_assert_msg(hit[want[i]],
+			      "%s: written page %zu not reported (got:%s)",
+			      name, want[i], pagelist(hit, n));
+	ck_assert_msg(got == nw, "%s: %zu pages reported, %zu written (got:%s)",
+		      name, got, nw, pagelist(hit, n));
+	free(hit);
+}
+
+/* [a, a + len) reported as one FULL mapping */
+static void expect_full(const struct reps *R, int pid, uintptr_t a,
+			size_t len, const char *name)
+{
+	for (size_t i = 0; i < R->n; i++) {
+		const struct rrun *x = &R->v[i];
+
+		if (x->pid == pid && (x->flags & PMTRACK_PROC_FULL) &&
+		    x->ms == a && x->me == a + len && x->s == a &&
+		    x->e == a + len)
+			return;
+	}
+	ck_abort_msg("%s: %#lx..%#lx not reported FULL", name,
+		     (unsigned long)a, (unsigned long)(a + len));
+}
+
+static void expect_none(const struct reps *R, int pid, uintptr_t a,
+			size_t len, const char *name)
+{
+	for (size_t i = 0; i < R->n; i++) {
+		const struct rrun *x = &R->v[i];
+
+		ck_assert_msg(x->pid != pid || x->e <= a || x->s >= a + len,
+			      "%s: %#llx..%#llx reported (flags %#x)", name,
+			      (unsigned long long)x->s,
+			      (unsigned long long)x->e, x->flags);
+	}
+}
+
+/* every report of @pid has all of @want and none of @never */
+static size_t expect_flags(const struct reps *R, int pid, unsigned int want,
+			   unsigned int never, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < R->n; i++) {
+		const struct rrun *x = &R->v[i];
+
+		if (x->pid != pid)
+			continue;
+		n++;
+		ck_assert_msg((x->flags & want) == want && !(x->flags & never),
+			      "%s: report of %#llx..%#llx (mapping "
+			      "%#llx..%#llx) has flags %#x",
+			      name, (unsigned long long)x->s,
+			      (unsigned long long)x->e,
+			      (unsigned long long)x->ms,
+			      (unsigned long long)x->me, x->flags);
+	}
+	return n;
+}
+
+static void proc_stats(struct pmtrack_proc *p, struct pmtrack_proc_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->sz = sizeof(*st);
+	ck_assert_int_eq(pmtrack_proc_get_stats(p, st), 0);
+}
+
+/* thaw, run @m in the target, freeze again */
+static long step(struct pmtrack_proc *p, struct tgt *tg, struct cmd m,
+		 struct ack *k)
+{
+	long r;
+
+	ck_assert_int_eq(pmtrack_proc_thaw(p), 0);
+	r = tgt_do(tg, m, k);
+	ck_assert_int_eq(pmtrack_proc_freeze(p), 0);
+	return r;
+}
+
+#define WRITE(addr, ...)                                                       \
+	((struct cmd){ .op = OP_WRITE,                                         \
+		       .a = (addr),                                            \
+		       .n = sizeof((uint64_t[]){ __VA_ARGS__ }) /              \
+			    sizeof(uint64_t),                                  \
+		       .p = { __VA_ARGS__ } })
+
+/* ---- 5. mappings ---------------------------------------------------- */
+
+START_TEST(proc_mappings)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o,
+		     .flags = _i ? PMTRACK_PROC_CHILDREN : 0);
+	struct pmtrack_proc_stats st;
+	struct pmtrack_proc *p = NULL;
+	struct reps R = { 0 };
+	struct tgt tg;
+	uintptr_t rs, A, S, G, M, M2, U, P, F, N;
+	const size_t pg = ps;
+	struct ack k;
+	bool hit[32];
+	unsigned int fl;
+	int r, pid;
+
+	tgt_start(&tg);
+	pid = tg.pid;
+	/* a PROT_NONE reservation keeps the mappings apart */
+	rs = tgt_mmap(&tg, 0, 8192 * pg, MK_NONE);
+	A = tgt_mmap(&tg, rs + 16 * pg, 2048 * pg, MK_NOHUGE);
+	S = tgt_mmap(&tg, rs + 2100 * pg, 64 * pg, MK_SHARED);
+	G = tgt_mmap(&tg, rs + 2200 * pg, 32 * pg, MK_NOHUGE);
+	M = tgt_mmap(&tg, rs + 2300 * pg, 32 * pg, MK_NOHUGE);
+	U = tgt_mmap(&tg, rs + 2400 * pg, 32 * pg, MK_NOHUGE);
+	P = tgt_mmap(&tg, rs + 2500 * pg, 32 * pg, MK_NOHUGE);
+	F = tgt_mmap(&tg, rs + 2600 * pg, 32 * pg, MK_NOHUGE);
+	N = rs + 3000 * pg;
+	M2 = rs + 4000 * pg;
+
+	r = pmtrack_proc_new(pid, &o, &p);
+	ck_assert_msg(r == 0, "pmtrack_proc_new: %s", strerror(-r));
+	ck_assert_int_eq(pmtrack_proc_backend(p),
+			 PMTRACK_BACKEND_PAGEMAP_SCAN);
+	ck_assert_int_eq(pmtrack_proc_freeze(p), 0);
+
+	/* 1: everything in full, new */
+	pcollect(p, &R);
+	expect_full(&R, pid, A, 2048 * pg, "first collect, A");
+	expect_full(&R, pid, S, 64 * pg, "first collect, S");
+	expect_full(&R, pid, G, 32 * pg, "first collect, G");
+	expect_full(&R, pid, M, 32 * pg, "first collect, M");
+	expect_full(&R, pid, U, 32 * pg, "first collect, U");
+	expect_full(&R, pid, P, 32 * pg, "first collect, P");
+	expect_full(&R, pid, F, 32 * pg, "first collect, F");
+	ck_assert_uint_gt(expect_flags(&R, pid, PMTRACK_PROC_NEW,
+				       PMTRACK_PROC_EXEC | PMTRACK_PROC_EXITED,
+				       "first collect"),
+			  0);
+	/* the PROT_NONE parts are nothing */
+	expect_none(&R, pid, rs, 16 * pg, "reservation");
+
+	/* 2: the pages written, exactly */
+	step(p, &tg, WRITE(A, 3, 17, 1000), NULL);
+	step(p, &tg, WRITE(S, 1, 40), NULL);
+	pcollect(p, &R);
+	expect_exact(&R, pid, A, 2048, (size_t[]){ 3, 17, 1000 }, 3,
+		     "written A");
+	expect_exact(&R, pid, S, 64, (size_t[]){ 1, 40 }, 2, "written S");
+	expect_none(&R, pid, G, 32 * pg, "unwritten G");
+	expect_none(&R, pid, M, 32 * pg, "unwritten M");
+	expect_none(&R, pid, U, 32 * pg, "unwritten U");
+	expect_none(&R, pid, P, 32 * pg, "unwritten P");
+	expect_none(&R, pid, F, 32 * pg, "unwritten F");
+	expect_flags(&R, pid, 0, PMTRACK_PROC_NEW, "second collect");
+
+	/* 3: a new mapping */
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_MMAP, .a = N,
+					    .b = 16 * pg, .c = MK_NOHUGE },
+			      NULL),
+			 0);
+	pcollect(p, &R);
+	expect_full(&R, pid, N, 16 * pg, "new N");
+	expect_none(&R, pid, A, 2048 * pg, "A after new N");
+	expect_none(&R, pid, S, 64 * pg, "S after new N");
+
+	/* 4: grown in place */
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_GROW, .a = G,
+					    .b = 32 * pg, .c = 64 * pg },
+			      &k),
+			 0);
+	ck_assert_uint_eq(k.v[0], G);
+	pcollect(p, &R);
+	expect_full(&R, pid, G, 64 * pg, "grown G");
+
+	/* 5: moved (written before) */
+	step(p, &tg, WRITE(M, 2), NULL);
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_MOVE, .a = M,
+					    .b = 32 * pg, .c = M2 },
+			      &k),
+			 0);
+	ck_assert_uint_eq(k.v[0], M2);
+	pcollect(p, &R);
+	expect_full(&R, pid, M2, 32 * pg, "moved M");
+	expect_none(&R, pid, M, 32 * pg, "M's old place");
+
+	/* 6: unmapped (written before): not reported */
+	step(p, &tg, WRITE(U, 0, 1, 2, 3), NULL);
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_MUNMAP, .a = U,
+					    .b = 32 * pg },
+			      NULL),
+			 0);
+	pcollect(p, &R);
+	expect_none(&R, pid, U, 32 * pg, "unmapped U");
+
+	/* 7: a page written, then the mapping made read-only: reported */
+	step(p, &tg, WRITE(P, 5), NULL);
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_MPROTECT, .a = P,
+					    .b = 32 * pg, .c = PROT_READ },
+			      NULL),
+			 0);
+	pcollect(p, &R);
+	rpages(&R, pid, P, 32, hit, &fl);
+	ck_assert_msg(hit[5], "page 5 of P, written before mprotect(PROT_READ),"
+			      " not reported (got:%s)",
+		      pagelist(hit, 32));
+	printf("mappings%s: P read-only: pages reported:%s, flags %#x\n",
+	       _i ? "/children" : "", pagelist(hit, 32), fl);
+	/* and then no more */
+	pcollect(p, &R);
+	expect_none(&R, pid, P, 32 * pg, "read-only P");
+	/* writable again: new to the tracker */
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_MPROTECT, .a = P,
+					    .b = 32 * pg,
+					    .c = PROT_READ | PROT_WRITE },
+			      NULL),
+			 0);
+	pcollect(p, &R);
+	expect_full(&R, pid, P, 32 * pg, "P writable again");
+
+	/* 8: replaced by a new mapping in the same place (written before) */
+	step(p, &tg, WRITE(F, 1), NULL);
+	ck_assert_int_eq(step(p, &tg,
+			      (struct cmd){ .op = OP_MMAP, .a = F,
+					    .b = 32 * pg, .c = MK_NOHUGE },
+			      NULL),
+			 0);
+	pcollect(p, &R);
+	expect_full(&R, pid, F, 32 * pg, "F replaced");
+
+	/* 9: and every one of them is watched, page by page, from then on */
+	step(p, &tg, WRITE(A, 3), NULL);
+	step(p, &tg, WRITE(G, 40), NULL);
+	step(p, &tg, WRITE(N, 2), NULL);
+	step(p, &tg, WRITE(M2, 1), NULL);
+	step(p, &tg, WRITE(P, 7), NULL);
+	step(p, &tg, WRITE(F, 9), NULL);
+	pcollect(p, &R);
+	expect_exact(&R, pid, A, 2048, (size_t[]){ 3 }, 1, "A at the end");
+	expect_exact(&R, pid, G, 64, (size_t[]){ 40 }, 1, "grown G's new part");
+	expect_exact(&R, pid, N, 16, (size_t[]){ 2 }, 1, "new N");
+	expect_exact(&R, pid, M2, 32, (size_t[]){ 1 }, 1, "moved M");
+	expect_exact(&R, pid, P, 32, (size_t[]){ 7 }, 1, "P writable again");
+	expect_exact(&R, pid, F, 32, (size_t[]){ 9 }, 1, "replaced F");
+	expect_flags(&R, pid, 0,
+		     PMTRACK_PROC_NEW | PMTRACK_PROC_EXEC |
+			     PMTRACK_PROC_EXITED,
+		     "last collect");
+
+	proc_stats(p, &st);
+	printf("mappings%s: %llu collects, %llu mappings new, %llu pages "
+	       "reported, %llu injections\n",
+	       _i ? "/children" : "", (unsigned long long)st.collects,
+	       (unsigned long long)st.maps_new,
+	       (unsigned long long)st.pages_reported,
+	       (unsigned long long)st.injections);
+	ck_assert_uint_eq(st.processes, 1);
+	ck_assert_uint_eq(st.injections, 1);
+	ck_assert_int_eq(pmtrack_proc_thaw(p), 0);
+	pmtrack_proc_free(p);
+	free(R.v);
+	tgt_quit(&tg);
+}
+END_TEST
+
+/* ---- 6. exec ------------------------------------------------------------ */
+
+/* what /proc/PID/fd/FD links to ("" if not open) */
+static const char *fd_link(pid_t pid, int fd)
+{
+	static char l[128];
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, l, sizeof(l) - 1);
+	l[n > 0 ? n : 0] = 0;
+	return l;
+}
+
+/* run @m in the target, frozen around it if @frozen */
+static long step_if(bool frozen, struct pmtrack_proc *p, struct tgt *tg,
+		    struct cmd m, struct ack *k)
+{
+	return frozen ? step(p, tg, m, k) : tgt_do(tg, m, k);
+}
+
+/*
+ * The target execs this program, which maps 16 pages (E), writes them and
+ * says where.  _i: 1 PMTRACK_PROC_CHILDREN, 2 collect frozen (the target
+ * is frozen from before the first collect, thawed for each command only).
+ */
+START_TEST(proc_exec)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o,
+		     .flags = (_i & 1) ? PMTRACK_PROC_CHILDREN : 0);
+	bool frozen = _i & 2;
+	struct pmtrack_proc_stats st;
+	struct pmtrack_proc *p = NULL;
+	struct reps R = { 0 };
+	char fd0[128];
+	struct ack k;
+	struct tgt tg;
+	uintptr_t A, E;
+	size_t n;
+	int r, pid;
+
+	tgt_start(&tg);
+	pid = tg.pid;
+	A = tgt_mmap(&tg, 0, 16 * ps, MK_NOHUGE);
+	r = pmtrack_proc_new(pid, &o, &p);
+	ck_assert_msg(r == 0, "pmtrack_proc_new: %s", strerror(-r));
+	if (frozen)
+		ck_assert_int_eq(pmtrack_proc_freeze(p), 0);
+	pcollect(p, &R);
+	expect_full(&R, pid, A, 16 * ps, "first collect, A");
+	step_if(frozen, p, &tg, WRITE(A, 3), NULL);
+	pcollect(p, &R);
+	expect_exact(&R, pid, A, 16, (size_t[]){ 3 }, 1, "A");
+	expect_flags(&R, pid, 0, PMTRACK_PROC_NEW | PMTRACK_PROC_EXEC,
+		     "before exec");
+
+	ck_assert_str_eq(fd_link(pid, 0), "/dev/null");
+	r = (int)step_if(frozen, p, &tg, (struct cmd){ .op = OP_EXEC }, &k);
+	ck_assert_msg(r == 0, "exec: %s", strerror(-r));
+	E = (uintptr_t)k.v[0];
+	snprintf(fd0, sizeof(fd0), "%s", fd_link(pid, 0));
+	pcollect(p, &R);
+	proc_stats(p, &st);
+	n = expect_flags(&R, pid, 0, 0, "after exec");
+	ck_assert_msg(n > 0,
+		      "nothing reported of the process after its exec "
+		      "(stats: execs %llu, injections %llu; its fd 0: \"%s\")",
+		      (unsigned long long)st.execs,
+		      (unsigned long long)st.injections, fd0);
+	expect_flags(&R, pid,
+		     PMTRACK_PROC_EXEC | PMTRACK_PROC_NEW | PMTRACK_PROC_FULL,
+		     PMTRACK_PROC_EXITED, "after exec");
+	expect_full(&R, pid, E, 16 * ps, "after exec, E");
+	ck_assert_uint_eq(st.execs, 1);
+	/* what the process holds is its own */
+	ck_assert_msg(!strcmp(fd0, "/dev/null"),
+		      "the target's fd 0 after exec: \"%s\", not /dev/null",
+		      fd0);
+	ck_assert_int_eq(has_uffd(pid), 0);
+
+	/* the new program, watched page by page */
+	step_if(frozen, p, &tg, WRITE(E, 5), NULL);
+	pcollect(p, &R);
+	proc_stats(p, &st);
+	expect_exact(&R, pid, E, 16, (size_t[]){ 5 }, 1, "E after exec");
+	expect_flags(&R, pid, 0,
+		     PMTRACK_PROC_NEW | PMTRACK_PROC_EXEC | PMTRACK_PROC_FULL,
+		     "the collect after the exec's");
+	printf("exec%s%s: %zu mappings reported in full after the exec; "
+	       "%llu execs, %llu injections, %llu collects\n",
+	       (_i & 1) ? "/children" : "", frozen ? "/frozen" : "", n,
+	       (unsigned long long)st.execs,
+	       (unsigned long long)st.injections,
+	       (unsigned long long)st.collects);
+	ck_assert_uint_eq(st.execs, 1);
+	ck_assert_uint_eq(st.processes, 1);
+	if (frozen)
+		ck_assert_int_eq(pmtrack_proc_thaw(p), 0);
+	pmtrack_proc_free(p);
+	free(R.v);
+	tgt_quit(&tg);
+}
+END_TEST
+
+/* ---- 7. children -------------------------------------------------------- */
+
+#define SPAWN_ROUNDS 4
+#define SPAWN_N 6
+
+/* every page child @pid wrote (chunk @chunk of @sh) was reported in its
+ * reports, all with @want; the pages missed */
+static size_t child_lost(const struct reps *R, int pid, uintptr_t sh,
+			 uint64_t chunk, unsigned int want, unsigned int never,
+			 const char *name)
+{
+	bool hit[CHILD_PAGES];
+	unsigned int fl;
+	size_t got;
+
+	got = rpages(R, pid, sh + chunk * CHILD_PAGES * ps, CHILD_PAGES, hit,
+		     &fl);
+	expect_flags(R, pid, want, never, name);
+	if (got < CHILD_PAGES)
+		printf("%s %d: %zu of %d pages reported:%s\n", name, pid, got,
+		       CHILD_PAGES, pagelist(hit, CHILD_PAGES));
+	return CHILD_PAGES - got;
+}
+
+START_TEST(proc_children)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o, .flags = PMTRACK_PROC_CHILDREN);
+	const uint64_t nch = SPAWN_ROUNDS * SPAWN_N;
+	struct pmtrack_proc_stats st;
+	struct pmtrack_proc *p = NULL;
+	struct reps R = { 0 };
+	size_t lost = 0, live_lost, n;
+	int r, pid, pids[8];
+	struct ack k;
+	struct tgt tg;
+	uintptr_t sh;
+	pid_t L;
+
+	tgt_start(&tg);
+	pid = tg.pid;
+	sh = tgt_mmap(&tg, 0, (nch + 1) * CHILD_PAGES * ps, MK_SHARED);
+	r = pmtrack_proc_new(pid, &o, &p);
+	ck_assert_msg(r == 0, "pmtrack_proc_new: %s", strerror(-r));
+	pcollect(p, &R);
+
+	/* children that wrote and exited before the collect */
+	for (int round = 0; round < SPAWN_ROUNDS; round++) {
+		r = (int)tgt_do(&tg,
+				(struct cmd){ .op = OP_SPAWN, .a = sh,
+					      .b = (uint64_t)round * SPAWN_N,
+					      .n = SPAWN_N },
+				&k);
+		ck_assert_msg(r == 0, "%d children ended badly", r);
+		pcollect(p, &R);
+		for (int i = 0; i < SPAWN_N; i++)
+			lost += child_lost(&R, (int)k.v[i], sh,
+					   (uint64_t)(round * SPAWN_N + i),
+					   PMTRACK_PROC_EXITED |
+						   PMTRACK_PROC_NEW,
+					   0, "exited child");
+		/* what the parent's tracker sees of their writes: nothing
+		 * (another mapping), and no harm if it did */
+	}
+	proc_stats(p, &st);
+	printf("children: %llu children wrote %llu pages, %zu not reported; "
+	       "stats: forks %llu, exits %llu, exit scans %llu\n",
+	       (unsigned long long)nch,
+	       (unsigned long long)(nch * CHILD_PAGES), lost,
+	       (unsigned long long)st.forks, (unsigned long long)st.exits,
+	       (unsigned long long)st.exit_scans);
+	ck_assert_msg(lost == 0, "%zu pages written by children lost", lost);
+	ck_assert_uint_eq(st.forks, nch);
+	ck_assert_uint_eq(st.exits, nch);
+	ck_assert_uint_eq(st.exit_scans, nch);
+
+	/* a child collected while it lives */
+	ck_assert_int_eq(tgt_do(&tg,
+				(struct cmd){ .op = OP_SPAWN_LONG, .a = sh,
+					      .b = nch },
+				&k),
+			 0);
+	L = (pid_t)k.v[0];
+	n = 8;
+	ck_assert_int_eq(pmtrack_proc_pids(p, pids, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(pids[0] < pids[1], 1);
+	ck_assert_msg((pids[0] == pid && pids[1] == L) ||
+			      (pids[0] == L && pids[1] == pid),
+		      "tracked: %d %d, not %d and %d", pids[0], pids[1], pid,
+		      (int)L);
+	pcollect(p, &R);
+	live_lost = child_lost(&R, L, sh, nch, PMTRACK_PROC_NEW,
+			       PMTRACK_PROC_EXITED, "living child");
+	ck_assert_msg(live_lost == 0, "%zu pages of the living child lost",
+		      live_lost);
+	/* it exits */
+	ck_assert_int_eq(write(tg.hold, "x", 1), 1);
+	r = (int)tgt_do(&tg, (struct cmd){ .op = OP_REAP, .a = (uint64_t)L },
+			NULL);
+	ck_assert_msg(WIFEXITED(r) && WEXITSTATUS(r) == 0,
+		      "the living child ended with %#x", r);
+	pcollect(p, &R);
+	expect_flags(&R, (int)L, PMTRACK_PROC_EXITED, PMTRACK_PROC_NEW,
+		     "the living child's exit");
+	proc_stats(p, &st);
+	ck_assert_uint_eq(st.forks, nch + 1);
+	ck_assert_uint_eq(st.exits, nch + 1);
+	ck_assert_uint_eq(st.exit_scans, nch + 1);
+	ck_assert_uint_eq(st.processes, 1);
+	n = 8;
+	ck_assert_int_eq(pmtrack_proc_pids(p, pids, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(pids[0], pid);
+	pmtrack_proc_free(p);
+	free(R.v);
+	tgt_quit(&tg);
+}
+END_TEST
+
+/* a fork storm under PMTRACK_PROC_CHILDREN: it goes on, collected, and
+ * after pmtrack_proc_free() */
+START_TEST(proc_fork_storm)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o, .flags = PMTRACK_PROC_CHILDREN);
+	struct pmtrack_proc_stats st;
+	struct pmtrack_proc *p = NULL;
+	struct ctl *c = ctl_new();
+	uint64_t f0, f1, f2, collects = 0, end;
+	struct reps R = { 0 };
+	pid_t g;
+	int r, s;
+
+	ck_assert_ptr_nonnull(c);
+	g = fork_child();
+	ck_assert_int_ge(g, 0);
+	if (g == 0)
+		forker_target(c, 0);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
+		      "the target did not start");
+	r = pmtrack_proc_new(g, &o, &p);
+	ck_assert_msg(r == 0, "pmtrack_proc_new: %s", strerror(-r));
+	f0 = atomic_load(&c->forks);
+	end = now_ms() + 1000;
+	do {
+		pcollect(p, &R);
+		collects++;
+	} while (now_ms() < end);
+	f1 = atomic_load(&c->forks);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f1 + 100,
+			       DEADLINE_MS),
+		      "the target hangs under tracking: %llu forks",
+		      (unsigned long long)(atomic_load(&c->forks) - f1));
+	proc_stats(p, &st);
+	pmtrack_proc_free(p);
+	ck_assert_int_eq(tracer_of(g), 0);
+	ck_assert_int_eq(has_uffd(g), 0);
+	f2 = atomic_load(&c->forks);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f2 + 100,
+			       DEADLINE_MS),
+		      "the target hangs after pmtrack_proc_free(): %llu forks",
+		      (unsigned long long)(atomic_load(&c->forks) - f2));
+	printf("fork storm: %llu forks in the first %llu collects, %llu "
+	       "forks tracked (stats: forks %llu, exit scans %llu); then "
+	       "%llu forks after free\n",
+	       (unsigned long long)(f1 - f0), (unsigned long long)collects,
+	       (unsigned long long)(f2 - f0), (unsigned long long)st.forks,
+	       (unsigned long long)st.exit_scans,
+	       (unsigned long long)(atomic_load(&c->forks) - f2));
+	ck_assert_uint_gt(st.forks, 0);
+	ck_assert_uint_gt(st.exit_scans, 0);
+	ck_assert_msg(!atomic_load(&c->bad),
+		      "%llu children ended badly (first: wait status %#x)",
+		      (unsigned long long)atomic_load(&c->bad),
+		      atomic_load(&c->bad_status));
+	atomic_store(&c->stop, 1);
+	ck_assert_msg(wait_exit(g, DEADLINE_MS, &s), "the target hangs");
+	ck_assert_msg(WIFEXITED(s) && WEXITSTATUS(s) == 0,
+		      "the target ended with %#x", s);
+	free(R.v);
+}
+END_TEST
+
+/* ---- 8. freeze ------------------------------------------------------------ */
+
+static void *count_thread(void *arg)
+{
+	struct ctl *c = arg;
+
+	while (!atomic_load_explicit(&c->stop, memory_order_relaxed))
+		atomic_fetch_add_explicit(&c->counter, 1,
+					  memory_order_relaxed);
+	return NULL;
+}
+
+static void *short_thread(void *arg)
+{
+	struct ctl *c = arg;
+
+	for (int i = 0; i < 20000; i++)
+		atomic_fetch_add_explicit(&c->counter, 1,
+					  memory_order_relaxed);
+	return NULL;
+}
+
+/* threads that come and go all the time */
+static void *spawn_thread(void *arg)
+{
+	struct ctl *c = arg;
+
+	while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
+		pthread_t t;
+
+		if (!pthread_create(&t, NULL, short_thread, c))
+			pthread_join(t, NULL);
+	}
+	return NULL;
+}
+
+static void freeze_target(struct ctl *c)
+{
+	void *(*fn[])(void *) = { count_thread, count_thread, spawn_thread,
+				  spawn_thread };
+	pthread_t th[4];
+
+	for (int i = 0; i < 4; i++)
+		if (pthread_create(&th[i], NULL, fn[i], c))
+			_exit(13);
+	atomic_store(&c->ready, 1);
+	while (!atomic_load(&c->stop))
+		usleep(10000);
+	_exit(0);
+}
+
+#define FREEZES 20
+
+/* the tracker process: freeze and thaw FREEZES times in phases with the
+ * test; the second freeze and thaw of the first round in c->res[0..1] */
+static void freeze_tracker(struct ctl *c, pid_t g, unsigned int flags)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o, .flags = flags);
+	struct pmtrack_proc *p = NULL;
+	int r;
+
+	r = pmtrack_proc_new(g, &o, &p);
+	if (r) {
+		snprintf(emsg, sizeof(emsg), "pmtrack_proc_new: %s",
+			 strerror(-r));
+		die(c, r);
+	}
+	r = pmtrack_proc_collect(p, PMTRACK_COLLECT_RESET, nop_fn, NULL);
+	if (r) {
+		snprintf(emsg, sizeof(emsg), "collect: %s", strerror(-r));
+		die(c, r);
+	}
+	for (int i = 0; i < FREEZES; i++) {
+		r = pmtrack_proc_freeze(p);
+		if (r) {
+			snprintf(emsg, sizeof(emsg), "freeze: %s",
+				 strerror(-r));
+			die(c, r);
+		}
+		if (!i)
+			c->res[0] = pmtrack_proc_freeze(p);
+		atomic_store(&c->phase, 4 * i + 1);
+		if (!WAIT_FOR(atomic_load(&c->phase) == 4 * i + 2,
+			      DEADLINE_MS)) {
+			snprintf(emsg, sizeof(emsg), "test gone");
+			die(c, -ETIMEDOUT);
+		}
+		r = pmtrack_proc_thaw(p);
+		if (r) {
+			snprintf(emsg, sizeof(emsg), "thaw: %s", strerror(-r));
+			die(c, r);
+		}
+		if (!i)
+			c->res[1] = pmtrack_proc_thaw(p);
+		atomic_store(&c->phase, 4 * i + 3);
+		if (!WAIT_FOR(atomic_load(&c->phase) == 4 * i + 4,
+			      DEADLINE_MS)) {
+			snprintf(emsg, sizeof(emsg), "test gone");
+			die(c, -ETIMEDOUT);
+		}
+	}
+	pmtrack_proc_free(p);
+	_exit(0);
+}
+
+/* every thread of @pid in a tracing stop ('t'); the threads seen */
+static int all_traced(pid_t pid, char *why, size_t wl)
+{
+	char path[64];
+	struct dirent *d;
+	int n = 0, bad = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	why[0] = 0;
+	while ((d = readdir(dir))) {
+		pid_t tid = (pid_t)atoi(d->d_name);
+		char s;
+
+		if (tid <= 0)
+			continue;
+		s = task_state(pid, tid);
+		/* a thread that has exited is not running either */
+		if (s == 't' || s == 0 ||
+		    (tid != pid && (s == 'Z' || s == 'X'))) {
+			n++;
+			continue;
+		}
+		bad++;
+		if (strlen(why) < wl - 24)
+			snprintf(why + strlen(why), wl - strlen(why),
+				 " %d:%c", (int)tid, s);
+	}
+	closedir(dir);
+	return bad ? -bad : n;
+}
+
+START_TEST(proc_freeze)
+{
+	unsigned int flags = _i ? PMTRACK_PROC_CHILDREN : 0;
+	struct ctl *c = ctl_new();
+	uint64_t c0, threads = 0;
+	char why[256];
+	pid_t g, k;
+	int st, n;
+
+	ck_assert_ptr_nonnull(c);
+	g = fork_child();
+	ck_assert_int_ge(g, 0);
+	if (g == 0)
+		freeze_target(c);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
+		      "the target did not start");
+	/* the tracker is another process: the test is the parent */
+	k = fork_child();
+	ck_assert_int_ge(k, 0);
+	if (k == 0)
+		freeze_tracker(c, g, flags);
+	for (int i = 0; i < FREEZES; i++) {
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) == 4 * i + 1 ||
+					       atomic_load(&c->kerr),
+				       DEADLINE_MS),
+			      "freeze %d: no answer", i);
+		ck_assert_msg(!atomic_load(&c->kerr), "tracker: %s", c->msg);
+		n = all_traced(g, why, sizeof(why));
+		ck_assert_msg(n > 0, "freeze %d: threads not stopped:%s", i,
+			      why);
+		threads += (uint64_t)n;
+		c0 = atomic_load(&c->counter);
+		usleep(i ? 20000 : 200000);
+		ck_assert_msg(atomic_load(&c->counter) == c0,
+			      "freeze %d: the frozen target counted %llu", i,
+			      (unsigned long long)(atomic_load(&c->counter) -
+						   c0));
+		ck_assert_msg(all_traced(g, why, sizeof(why)) > 0,
+			      "freeze %d: threads not stopped:%s", i, why);
+		/* its parent sees nothing */
+		ck_assert_int_eq(wait_pid(g, &st, WNOHANG | WUNTRACED), 0);
+		atomic_store(&c->phase, 4 * i + 2);
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) == 4 * i + 3 ||
+					       atomic_load(&c->kerr),
+				       DEADLINE_MS),
+			      "thaw %d: no answer", i);
+		ck_assert_msg(!atomic_load(&c->kerr), "tracker: %s", c->msg);
+		c0 = atomic_load(&c->counter);
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->counter) != c0,
+				       DEADLINE_MS),
+			      "thaw %d: the target does not run", i);
+		ck_assert_int_eq(wait_pid(g, &st, WNOHANG | WUNTRACED), 0);
+		atomic_store(&c->phase, 4 * i + 4);
+	}
+	ck_assert_msg(wait_exit(k, DEADLINE_MS, &st), "the tracker hangs");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the tracker ended with %#x: %s", st, c->msg);
+	printf("freeze%s: %d freezes, %llu threads seen stopped; second "
+	       "freeze: %s, second thaw: %s\n",
+	       _i ? "/children" : "", FREEZES, (unsigned long long)threads,
+	       strerror((int)-c->res[0]), strerror((int)-c->res[1]));
+	ck_assert_int_eq(c->res[0], -EALREADY);
+	ck_assert_int_eq(c->res[1], -EALREADY);
+	ck_assert_int_eq(tracer_of(g), 0);
+	c0 = atomic_load(&c->counter);
+	ck_assert(WAIT_FOR(atomic_load(&c->counter) != c0, DEADLINE_MS));
+	atomic_store(&c->stop, 1);
+	ck_assert_msg(wait_exit(g, DEADLINE_MS, &st), "the target hangs");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the target ended with %#x", st);
+}
+END_TEST
+
+/* ---- 9. close_range ------------------------------------------------------ */
+
+START_TEST(closefds)
+{
+	static const char *const names[] = { "pmtrack_new", "pmtrack_proc",
+					     "pmtrack_proc+CHILDREN" };
+	struct ctl *c = ctl_new();
+	uint64_t stores, closes;
+	struct shadow sh;
+	pid_t pid;
+	int r;
+
+	ck_assert_ptr_nonnull(c);
+	pid = spawn_writer(c, W_STORES | W_CLOSEFDS, 2);
+	ck_assert_msg(pid > 0, "%s", emsg);
+	if (_i == 0)
+		r = plain_shadow(pid, c, 2000, &sh);
+	else
+		r = proc_shadow(pid, c, _i == 2 ? PMTRACK_PROC_CHILDREN : 0,
+				2000, &sh);
+	stores = total_stores(c);
+	closes = atomic_load(&c->closes);
+	kill_reap(pid);
+	ck_assert_msg(r == 0, "%s", emsg);
+	printf("closefds/%s: %llu stores, %llu close_range calls, %llu "
+	       "rounds, %llu pages reported, %llu lost pages\n",
+	       names[_i], (unsigned long long)stores,
+	       (unsigned long long)closes, (unsigned long long)sh.rounds,
+	       (unsigned long long)sh.pages, (unsigned long long)sh.lost);
+	ck_assert_msg(sh.lost == 0, "%llu pages lost",
+		      (unsigned long long)sh.lost);
+	ck_assert_uint_gt(closes, 0);
+	ck_assert_uint_gt(stores, 0);
+	shadow_free(&sh);
+}
+END_TEST
+
 /* ---- main --------------------------------------------------------------- */
 
 struct tcase_def {
@@ -1399,11 +2633,42 @@ static void add_unprivileged(TCase *tc)
 	tcase_add_test(tc, unprivileged);
 }
 
+static void add_mappings(TCase *tc)
+{
+	tcase_add_loop_test(tc, proc_mappings, 0, 2);
+}
+
+static void add_exec(TCase *tc)
+{
+	tcase_add_loop_test(tc, proc_exec, 0, 4);
+}
+
+static void add_children(TCase *tc)
+{
+	tcase_add_test(tc, proc_children);
+	tcase_add_test(tc, proc_fork_storm);
+}
+
+static void add_freeze(TCase *tc)
+{
+	tcase_add_loop_test(tc, proc_freeze, 0, 2);
+}
+
+static void add_closefds(TCase *tc)
+{
+	tcase_add_loop_test(tc, closefds, 0, 3);
+}
+
 static const struct tcase_def cases[] = {
 	{ "basic", add_basic },
 	{ "errors", add_errors },
 	{ "killed", add_killed },
 	{ "unprivileged", add_unprivileged },
+	{ "mappings", add_mappings },
+	{ "exec", add_exec },
+	{ "children", add_children },
+	{ "freeze", add_freeze },
+	{ "closefds", add_closefds },
 };
 
 /* can this machine track another process with pagemap-scan at all? */
@@ -1455,6 +2720,9 @@ int main(int argc, char **argv)
 	int r;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
+	if (argc == 5 && !strcmp(argv[1], "--exec-target"))
+		return exec_target(atoi(argv[2]), atoi(argv[3]),
+				   atoi(argv[4]));
 	/* the backend is ours to choose: pagemap-scan, or AUTO for
 	 * pmtrack_proc (which then picks it) */
 	unsetenv("PMTRACK_BACKEND");
