@@ -66,10 +66,18 @@ int pp_rebind(struct pmtrack_proc *p, struct pp_proc *pr, int uffd)
 	pmtrack_pstate_free(pr->ps);
 	pr->ps = NULL;
 	pp_unwatch_all(pr);
+	pr->stale = false;
+	pr->bind_err = 0;
 	ret = pp_tracker(p, pr->pid, uffd, &pr->t);
-	if (ret)
-		return ret;
-	return pmtrack_pstate_new(&po, &pr->ps);
+	if (!ret)
+		ret = pmtrack_pstate_new(&po, &pr->ps);
+	if (ret) {
+		/* reported by every collect until tracking works again */
+		pmtrack_free(pr->t);
+		pr->t = NULL;
+		pr->bind_err = ret;
+	}
+	return ret;
 }
 
 int pp_add(struct pmtrack_proc *p, pid_t pid, int uffd, unsigned int flags,
@@ -205,11 +213,22 @@ static int emit(struct pp_emit *e, const struct pmtrack_mapping *m,
 	};
 	uint64_t pages = 0;
 
+	if (e->fn == pp_discard)
+		return 0;
 	for (size_t i = 0; i < n; i++)
 		pages += (e->runs[i].end - e->runs[i].start) /
 			 (uint64_t)e->p->page_size;
 	atomic_fetch_add(&e->p->st.pages_reported, pages);
+	if (flags & PMTRACK_PROC_FULL)
+		atomic_fetch_add(&e->p->st.maps_new, 1);
 	return e->fn(e->arg, &r);
+}
+
+int pp_discard(void *arg, const struct pmtrack_proc_report *r)
+{
+	(void)arg;
+	(void)r;
+	return 0;
 }
 
 static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m)
@@ -217,7 +236,6 @@ static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m)
 	e->runs[0] = (struct pmtrack_page_run){ .start = m->start,
 						.end = m->end,
 						.states = PMTRACK_PAGE_WRITTEN };
-	atomic_fetch_add(&e->p->st.maps_new, 1);
 	return emit(e, m, PMTRACK_PROC_FULL, 1);
 }
 
@@ -472,6 +490,8 @@ int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 		ret = pp_rebind(p, pr, -1);
 		pr->stale = ret != 0;
 	}
+	if (!ret && !pr->t && pr->bind_err && pp_alive(pr->pid))
+		ret = p->mon ? pr->bind_err : pp_rebind(p, pr, -1);
 	if (!ret)
 		ret = pr->t ? collect_proc(e, flags) : -ESRCH;
 	if (ret == -ESRCH) {

@@ -151,14 +151,6 @@ static pid_t wait_one(pid_t tid, int *st)
 
 /* ---- processes ------------------------------------------------------------ */
 
-/* discard reports: a process whose pages start clean */
-static int pm_discard(void *arg, const struct pmtrack_proc_report *r)
-{
-	(void)arg;
-	(void)r;
-	return 0;
-}
-
 /* inject a userfaultfd into stopped @tid (alone in its process) */
 static int pm_uffd(struct pmtrack_proc *p, pid_t tid)
 {
@@ -205,7 +197,7 @@ static int pm_track_new(struct pmtrack_proc *p, pid_t pid, bool clean,
 	if (clean) {
 		unsigned int keep = pr->next_flags;
 
-		ret = pp_collect_one(p, pr, PMTRACK_COLLECT_RESET, pm_discard,
+		ret = pp_collect_one(p, pr, PMTRACK_COLLECT_RESET, pp_discard,
 				     NULL);
 		pr->next_flags = keep;
 	}
@@ -269,6 +261,31 @@ static bool new_task_stopped(struct pm_monitor *m, pid_t tid)
 	}
 }
 
+/*
+ * @tid is stopped inside a system call (the exec event): let it finish the
+ * call and stop again before its next user instruction, where a system
+ * call can be injected (inside one, the call's return value would
+ * overwrite the injected call's number).  0, or -ESRCH if it died.
+ */
+static int pm_user_stop(pid_t tid)
+{
+	int st;
+
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) ||
+	    ptrace(PTRACE_CONT, tid, NULL, NULL))
+		return -ESRCH;
+	for (;;) {
+		if (wait_one(tid, &st) < 0 || WIFEXITED(st) || WIFSIGNALED(st))
+			return -ESRCH;
+		if (WIFSTOPPED(st) && (st >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		/* a signal first: keep it stopped there and go on */
+		if (WIFSTOPPED(st) &&
+		    ptrace(PTRACE_CONT, tid, NULL, (void *)(long)WSTOPSIG(st)))
+			return -ESRCH;
+	}
+}
+
 /* do @a and @b share their memory? */
 static bool same_vm(pid_t a, pid_t b)
 {
@@ -322,7 +339,8 @@ static void pm_event(struct pmtrack_proc *p, struct pm_task *t, int st)
 		if (!ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg) &&
 		    (pid_t)msg != tid)
 			task_drop(p->mon, (pid_t)msg);
-		if (!pm_track_new(p, tgid, false, PMTRACK_PROC_EXEC))
+		if (!pm_user_stop(tid) &&
+		    !pm_track_new(p, tgid, false, PMTRACK_PROC_EXEC))
 			atomic_fetch_add(&p->st.execs, 1);
 		break;
 	case PTRACE_EVENT_EXIT:
