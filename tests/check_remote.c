@@ -286,22 +286,37 @@ struct wctx {
 	int fd;
 };
 
-/* a 64-bit value no store wrote before: thread in the top byte */
+/*
+ * Stores of 64-bit values no store wrote before (thread in the top byte).
+ * Most go to a hot set (the first HOT pages of each region), which every
+ * round reports; one in COLD_EVERY sweeps through all the pages, so most
+ * pages are written once or twice in a run: a write lost there is never
+ * covered by a later report of the same page, and shows.
+ */
+#define HOT 64
+#define COLD_EVERY 4096
 static void *store_thread(void *arg)
 {
 	struct wctx *w = arg;
 	struct ctl *c = w->c;
 	uint64_t rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->idx + 1), n = 0;
-	size_t words = ps / 8;
+	size_t words = ps / 8, total = 0, cold = (size_t)w->idx * 1237;
 
+	for (int k = 0; k < NREG; k++)
+		total += c->len[k] / ps;
 	pin_cpu(w->idx);
 	while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
 		uint64_t r = t_rand(&rng);
-		/* half of the stores into the big private region */
-		unsigned int k = (r & 1) ? 0 : 1 + (unsigned int)((r >> 1) & 1);
-		size_t page = (size_t)(r >> 8) % (c->len[k] / ps);
-		volatile uint64_t *p = (uint64_t *)(c->addr[k] + page * ps);
+		unsigned int k = (unsigned int)((r >> 1) % NREG);
+		size_t page = (size_t)(r >> 8) % HOT;
+		volatile uint64_t *p;
 
+		if (!(r % COLD_EVERY)) {
+			page = (cold++ * 7) % total;
+			for (k = 0; page >= c->len[k] / ps; k++)
+				page -= c->len[k] / ps;
+		}
+		p = (uint64_t *)(c->addr[k] + page * ps);
 		p[(r >> 40) % words] = ((uint64_t)(w->idx + 1) << 56) | ++n;
 		atomic_store_explicit(&c->stores[w->idx], n,
 				      memory_order_relaxed);
