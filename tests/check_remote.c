@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -79,6 +80,9 @@ struct ctl {
 	_Atomic uint64_t forks;	  /* children forked and reaped */
 	_Atomic uint64_t bad;	  /* of which did not exit with 0 */
 	_Atomic int bad_status;	  /* the first such wait status */
+	_Atomic int hold, held;	  /* the forker pauses while hold is set */
+	_Atomic uint64_t forkerr; /* fork() failed */
+	_Atomic int forkerrno;	  /* the first time, with this */
 	_Atomic int stop;
 	_Atomic int ready;
 	_Atomic int phase;	    /* test <-> tracker process */
@@ -561,9 +565,11 @@ static int shadow_compare(struct shadow *sh)
 		}
 		free(now);
 	}
-	if (sh->lost)
+	if (sh->lost) {
 		printf("lost pages (region:page):%s%s\n", first,
 		       sh->lost > 8 ? " ..." : "");
+		fflush(stdout);
+	}
 	return 0;
 }
 
@@ -784,6 +790,7 @@ START_TEST(remote_basic)
 	       (unsigned long long)atomic_load(&c->kbytes),
 	       (unsigned long long)sh.rounds, (unsigned long long)sh.pages,
 	       (unsigned long long)c->out[8], (unsigned long long)sh.lost);
+	fflush(stdout);
 	ck_assert_msg(sh.lost == 0, "%llu pages lost",
 		      (unsigned long long)sh.lost);
 	ck_assert_uint_gt(stores, 0);
@@ -868,6 +875,7 @@ START_TEST(remote_errors)
 	o.backend = PMTRACK_BACKEND_PAGEMAP_SCAN;
 	r = pmtrack_new(&o, &t);
 	printf("errors: pmtrack_new on a zombie: %s\n", strerror(-r));
+	fflush(stdout);
 	ck_assert_msg(r == -ESRCH || r == -EPERM || r == -EACCES,
 		      "pmtrack_new on a zombie: %s", strerror(-r));
 	ck_assert_ptr_null(t);
@@ -1026,8 +1034,10 @@ static void forked_child(struct ctl *c)
 }
 
 /* store into the regions and fork a child every @every_us microseconds
- * (0: as fast as it can), waiting for each; never returns */
-static void forker_target(struct ctl *c, unsigned int every_us)
+ * (0: as fast as it can), waiting for each; @light: the child exits at
+ * once.  A fork() that fails, or a result that is no child to wait for,
+ * counts as a bad child.  Never returns. */
+static void forker_target(struct ctl *c, unsigned int every_us, bool light)
 {
 	uint64_t rng = 0x1234567ULL, n = 0;
 	size_t words = ps / 8;
@@ -1039,8 +1049,15 @@ static void forker_target(struct ctl *c, unsigned int every_us)
 		pid_t ch;
 		int st;
 
+		while (atomic_load(&c->hold)) {
+			atomic_store(&c->held, 1);
+			usleep(100);
+		}
+		atomic_store(&c->held, 0);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		do {
+			if (light)
+				break;
 			for (int i = 0; i < 256; i++) {
 				uint64_t r = t_rand(&rng);
 				unsigned int k = (unsigned int)(r % NREG);
@@ -1058,8 +1075,13 @@ static void forker_target(struct ctl *c, unsigned int every_us)
 				 (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000u <
 			 every_us);
 		ch = fork();
-		if (ch == 0)
+		if (ch == 0) {
+			if (light)
+				_exit(0);
 			forked_child(c);
+		}
+		if (ch < 0 && !atomic_fetch_add(&c->forkerr, 1))
+			atomic_store(&c->forkerrno, errno);
 		if (ch < 0 || wait_pid(ch, &st, 0) != ch) {
 			st = -1;
 		} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
@@ -1182,7 +1204,7 @@ START_TEST(tracker_killed)
 	g = fork_child();
 	ck_assert_int_ge(g, 0);
 	if (g == 0)
-		forker_target(c, 2000);
+		forker_target(c, 2000, false);
 	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
 		      "the target did not start");
 	for (int cycle = 0; cycle < 3; cycle++) {
@@ -1245,9 +1267,178 @@ START_TEST(tracker_killed)
 	       names[_i], (unsigned long long)tracked,
 	       (unsigned long long)after,
 	       (unsigned long long)atomic_load(&c->stores[0]), seen, polls);
+	fflush(stdout);
 	ck_assert_msg(seen == 0, "the target held a userfaultfd %u times",
 		      seen);
 	ck_assert_uint_gt(polls, 0);
+}
+END_TEST
+
+/* a tracker process killed while pmtrack_new(pid) has the target stopped
+ * (it attaches over and over): the target lives on, untraced */
+#define ATTACH_KILLS 200
+START_TEST(tracker_killed_attach)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN);
+	struct ctl *c = ctl_new();
+	uint64_t rng = 42, s0;
+	bool dead = false;
+	pid_t g, k;
+	int st = 0;
+
+	ck_assert_ptr_nonnull(c);
+	g = spawn_writer(c, W_STORES, 2);
+	ck_assert_msg(g > 0, "%s", emsg);
+	o.pid = g;
+	for (int i = 0; i < ATTACH_KILLS; i++) {
+		atomic_store(&c->phase, 0);
+		k = fork_child();
+		ck_assert_int_ge(k, 0);
+		if (k == 0) {
+			for (;;) {
+				struct pmtrack *t = NULL;
+				int r = pmtrack_new(&o, &t);
+
+				if (r) {
+					snprintf(emsg, sizeof(emsg),
+						 "pmtrack_new: %s",
+						 strerror(-r));
+					die(c, r);
+				}
+				pmtrack_free(t);
+				atomic_store(&c->phase, 1);
+			}
+		}
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) ||
+					       atomic_load(&c->kerr),
+				       DEADLINE_MS),
+			      "the tracker does not attach");
+		if (atomic_load(&c->kerr))
+			dead = wait_pid(g, &st, WNOHANG) == g;
+		ck_assert_msg(!atomic_load(&c->kerr),
+			      "kill %d: tracker: %s (the target %s, status "
+			      "%#x)",
+			      i, c->msg, dead ? "is dead" : "lives",
+			      dead ? st : 0);
+		/* somewhere in an attach or between two */
+		usleep((useconds_t)(t_rand(&rng) % 3000));
+		ck_assert_int_eq(kill(k, SIGKILL), 0);
+		ck_assert_int_eq(wait_pid(k, &st, 0), k);
+		/* the target runs on, well past the moment it was let go */
+		s0 = total_stores(c);
+		WAIT_FOR((dead = wait_pid(g, &st, WNOHANG) == g) ||
+				 total_stores(c) > s0 + 1000000,
+			 DEADLINE_MS);
+		ck_assert_msg(!dead,
+			      "kill %d: the target died (status %#x, signal "
+			      "%d) with its tracker",
+			      i, st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		ck_assert_msg(total_stores(c) > s0 + 1000000,
+			      "kill %d: the target does not run on (state %c)",
+			      i, task_state(g, 0));
+		ck_assert_int_eq(tracer_of(g), 0);
+		ck_assert_msg(has_uffd(g) == 0,
+			      "kill %d: the target holds a userfaultfd", i);
+	}
+	printf("killed/attach: %d trackers killed while attaching, the "
+	       "target lives (%llu stores)\n",
+	       ATTACH_KILLS, (unsigned long long)total_stores(c));
+	fflush(stdout);
+	kill_reap(g);
+}
+END_TEST
+
+/* a PMTRACK_PROC_CHILDREN tracker process killed mid-run, over and over,
+ * while its target forks without a pause (each child is injected and
+ * armed as it is born): the target and every child live on */
+#define STORM_KILLS 100
+START_TEST(tracker_killed_forking)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o, .flags = PMTRACK_PROC_CHILDREN);
+	struct ctl *c = ctl_new();
+	uint64_t rng = 7, f0, tracked = 0;
+	bool dead = false;
+	pid_t g, k;
+	int st = 0;
+
+	ck_assert_ptr_nonnull(c);
+	g = fork_child();
+	ck_assert_int_ge(g, 0);
+	if (g == 0)
+		forker_target(c, 0, true);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
+		      "the target did not start");
+	for (int i = 0; i < STORM_KILLS; i++) {
+		atomic_store(&c->phase, 0);
+		/* not attached in the middle of a fork: proc_attach_forking
+		 * is about that */
+		atomic_store(&c->hold, 1);
+		ck_assert(WAIT_FOR(atomic_load(&c->held), DEADLINE_MS));
+		k = fork_child();
+		ck_assert_int_ge(k, 0);
+		if (k == 0) {
+			struct pmtrack_proc *p = NULL;
+			int r = pmtrack_proc_new(g, &o, &p);
+
+			if (r) {
+				snprintf(emsg, sizeof(emsg),
+					 "pmtrack_proc_new: %s", strerror(-r));
+				die(c, r);
+			}
+			atomic_store(&c->phase, 1);
+			for (;;)
+				pmtrack_proc_collect(p, PMTRACK_COLLECT_RESET,
+						     nop_fn, NULL);
+		}
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) ||
+					       atomic_load(&c->kerr),
+				       DEADLINE_MS),
+			      "the tracker does not start");
+		if (atomic_load(&c->kerr))
+			dead = wait_pid(g, &st, WNOHANG) == g;
+		ck_assert_msg(!atomic_load(&c->kerr),
+			      "kill %d: tracker: %s (the target %s, status "
+			      "%#x)",
+			      i, c->msg, dead ? "is dead" : "lives",
+			      dead ? st : 0);
+		/* tracking: children are born, injected, armed */
+		atomic_store(&c->hold, 0);
+		f0 = atomic_load(&c->forks);
+		usleep((useconds_t)(t_rand(&rng) % 3000));
+		ck_assert_int_eq(kill(k, SIGKILL), 0);
+		ck_assert_int_eq(wait_pid(k, &st, 0), k);
+		tracked += atomic_load(&c->forks) - f0;
+		f0 = atomic_load(&c->forks);
+		WAIT_FOR((dead = wait_pid(g, &st, WNOHANG) == g) ||
+				 atomic_load(&c->forks) >= f0 + 20,
+			 DEADLINE_MS);
+		ck_assert_msg(!dead,
+			      "kill %d: the target died (status %#x) with its "
+			      "tracker",
+			      i, st);
+		ck_assert_msg(atomic_load(&c->forks) >= f0 + 20,
+			      "kill %d: the target hangs (state %c)", i,
+			      task_state(g, 0));
+		ck_assert_msg(!atomic_load(&c->bad) &&
+				      !atomic_load(&c->forkerr),
+			      "kill %d: %llu children of the target ended "
+			      "badly (first: wait status %#x, signal %d), "
+			      "fork() failed %llu times",
+			      i, (unsigned long long)atomic_load(&c->bad),
+			      atomic_load(&c->bad_status),
+			      WIFSIGNALED(atomic_load(&c->bad_status))
+				      ? WTERMSIG(atomic_load(&c->bad_status))
+				      : 0,
+			      (unsigned long long)atomic_load(&c->forkerr));
+	}
+	printf("killed/forking: %d trackers killed, %llu forks while "
+	       "tracked, no child harmed\n",
+	       STORM_KILLS, (unsigned long long)tracked);
+	fflush(stdout);
+	atomic_store(&c->stop, 1);
+	ck_assert_msg(wait_exit(g, DEADLINE_MS, &st), "the target hangs");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the target ended with %#x", st);
 }
 END_TEST
 
@@ -1357,6 +1548,7 @@ START_TEST(unprivileged)
 	for (int i = 0; i < 4; i++) {
 		printf("unprivileged: %s of root's process: %s\n", what[i],
 		       strerror((int)-c->res[i]));
+		fflush(stdout);
 		ck_assert_msg(perm_err(c->res[i]),
 			      "%s of root's process as uid %d: %ld (%s), not "
 			      "-EPERM or -EACCES",
@@ -1377,6 +1569,7 @@ START_TEST(unprivileged)
 	       (unsigned long long)c->out[10], (unsigned long long)c->out[8],
 	       (unsigned long long)c->out[9],
 	       t_read_long("/proc/sys/vm/unprivileged_userfaultfd"));
+	fflush(stdout);
 	ck_assert_uint_eq(c->out[1], 0);
 	ck_assert_uint_eq(c->out[5], 0);
 	ck_assert_uint_eq(c->out[9], 0);
@@ -2026,6 +2219,7 @@ START_TEST(proc_mappings)
 		      pagelist(hit, 32));
 	printf("mappings%s: P read-only: pages reported:%s, flags %#x\n",
 	       _i ? "/children" : "", pagelist(hit, 32), fl);
+	fflush(stdout);
 	/* and then no more */
 	pcollect(p, &R);
 	expect_none(&R, pid, P, 32 * pg, "read-only P");
@@ -2075,6 +2269,7 @@ START_TEST(proc_mappings)
 	       (unsigned long long)st.maps_new,
 	       (unsigned long long)st.pages_reported,
 	       (unsigned long long)st.injections);
+	fflush(stdout);
 	ck_assert_uint_eq(st.processes, 1);
 	ck_assert_uint_eq(st.injections, 1);
 	ck_assert_int_eq(pmtrack_proc_thaw(p), 0);
@@ -2179,6 +2374,7 @@ START_TEST(proc_exec)
 	       (unsigned long long)st.execs,
 	       (unsigned long long)st.injections,
 	       (unsigned long long)st.collects);
+	fflush(stdout);
 	ck_assert_uint_eq(st.execs, 1);
 	ck_assert_uint_eq(st.processes, 1);
 	if (frozen)
@@ -2207,9 +2403,11 @@ static size_t child_lost(const struct reps *R, int pid, uintptr_t sh,
 	got = rpages(R, pid, sh + chunk * CHILD_PAGES * ps, CHILD_PAGES, hit,
 		     &fl);
 	expect_flags(R, pid, want, never, name);
-	if (got < CHILD_PAGES)
+	if (got < CHILD_PAGES) {
 		printf("%s %d: %zu of %d pages reported:%s\n", name, pid, got,
 		       CHILD_PAGES, pagelist(hit, CHILD_PAGES));
+		fflush(stdout);
+	}
 	return CHILD_PAGES - got;
 }
 
@@ -2259,6 +2457,7 @@ START_TEST(proc_children)
 	       (unsigned long long)(nch * CHILD_PAGES), lost,
 	       (unsigned long long)st.forks, (unsigned long long)st.exits,
 	       (unsigned long long)st.exit_scans);
+	fflush(stdout);
 	ck_assert_msg(lost == 0, "%zu pages written by children lost", lost);
 	ck_assert_uint_eq(st.forks, nch);
 	ck_assert_uint_eq(st.exits, nch);
@@ -2325,7 +2524,7 @@ START_TEST(proc_fork_storm)
 	g = fork_child();
 	ck_assert_int_ge(g, 0);
 	if (g == 0)
-		forker_target(c, 0);
+		forker_target(c, 0, false);
 	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
 		      "the target did not start");
 	r = pmtrack_proc_new(g, &o, &p);
@@ -2357,6 +2556,7 @@ START_TEST(proc_fork_storm)
 	       (unsigned long long)(f2 - f0), (unsigned long long)st.forks,
 	       (unsigned long long)st.exit_scans,
 	       (unsigned long long)(atomic_load(&c->forks) - f2));
+	fflush(stdout);
 	ck_assert_uint_gt(st.forks, 0);
 	ck_assert_uint_gt(st.exit_scans, 0);
 	ck_assert_msg(!atomic_load(&c->bad),
@@ -2368,6 +2568,83 @@ START_TEST(proc_fork_storm)
 	ck_assert_msg(WIFEXITED(s) && WEXITSTATUS(s) == 0,
 		      "the target ended with %#x", s);
 	free(R.v);
+}
+END_TEST
+
+/* PMTRACK_PROC_CHILDREN attaching to a process in a tight fork loop, over
+ * and over: every attach works, and the target's fork() returns what it
+ * would have (a child it waits for) */
+#define ATTACHES 200
+START_TEST(proc_attach_forking)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o, .flags = PMTRACK_PROC_CHILDREN);
+	struct ctl *c = ctl_new();
+	int fails = 0, first = 0, at = -1, s;
+	uint64_t f0;
+	pid_t g;
+
+	ck_assert_ptr_nonnull(c);
+	g = fork_child();
+	ck_assert_int_ge(g, 0);
+	if (g == 0)
+		forker_target(c, 0, true);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
+		      "the target did not start");
+	for (int i = 0; i < ATTACHES; i++) {
+		struct pmtrack_proc *p = NULL;
+		int r = pmtrack_proc_new(g, &o, &p);
+
+		if (r && !fails++) {
+			first = r;
+			at = i;
+		}
+		pmtrack_proc_free(p);
+		f0 = atomic_load(&c->forks);
+		ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f0 + 5,
+				       DEADLINE_MS),
+			      "attach %d: the target hangs (in system call: "
+			      "%s)",
+			      i, ({
+				      static char sc[128];
+				      char path[64];
+				      FILE *f;
+				      snprintf(path, sizeof(path),
+					       "/proc/%d/syscall", (int)g);
+				      sc[0] = 0;
+				      f = fopen(path, "re");
+				      if (f) {
+					      if (!fgets(sc, sizeof(sc), f))
+						      sc[0] = 0;
+					      fclose(f);
+				      }
+				      sc;
+			      }));
+	}
+	printf("attach while forking: %d attaches, %d failed (first: #%d, "
+	       "%s); the target forked %llu times, fork() failed %llu times "
+	       "(%s), %llu children it could not wait for or that ended "
+	       "badly\n",
+	       ATTACHES, fails, at, strerror(-first),
+	       (unsigned long long)atomic_load(&c->forks),
+	       (unsigned long long)atomic_load(&c->forkerr),
+	       strerror(atomic_load(&c->forkerrno)),
+	       (unsigned long long)atomic_load(&c->bad));
+	fflush(stdout);
+	ck_assert_msg(!fails,
+		      "%d of %d attaches failed (first: attach %d, %s)", fails,
+		      ATTACHES, at, strerror(-first));
+	ck_assert_msg(!atomic_load(&c->forkerr),
+		      "the target's fork() failed %llu times (first: %s)",
+		      (unsigned long long)atomic_load(&c->forkerr),
+		      strerror(atomic_load(&c->forkerrno)));
+	ck_assert_msg(!atomic_load(&c->bad),
+		      "%llu children of the target ended badly (first: %#x)",
+		      (unsigned long long)atomic_load(&c->bad),
+		      atomic_load(&c->bad_status));
+	atomic_store(&c->stop, 1);
+	ck_assert_msg(wait_exit(g, DEADLINE_MS, &s), "the target hangs");
+	ck_assert_msg(WIFEXITED(s) && WEXITSTATUS(s) == 0,
+		      "the target ended with %#x", s);
 }
 END_TEST
 
@@ -2571,6 +2848,7 @@ START_TEST(proc_freeze)
 	       "freeze: %s, second thaw: %s\n",
 	       _i ? "/children" : "", FREEZES, (unsigned long long)threads,
 	       strerror((int)-c->res[0]), strerror((int)-c->res[1]));
+	fflush(stdout);
 	ck_assert_int_eq(c->res[0], -EALREADY);
 	ck_assert_int_eq(c->res[1], -EALREADY);
 	ck_assert_int_eq(tracer_of(g), 0);
@@ -2612,6 +2890,7 @@ START_TEST(closefds)
 	       names[_i], (unsigned long long)stores,
 	       (unsigned long long)closes, (unsigned long long)sh.rounds,
 	       (unsigned long long)sh.pages, (unsigned long long)sh.lost);
+	fflush(stdout);
 	ck_assert_msg(sh.lost == 0, "%llu pages lost",
 		      (unsigned long long)sh.lost);
 	ck_assert_uint_gt(closes, 0);
@@ -2641,6 +2920,8 @@ static void add_errors(TCase *tc)
 static void add_killed(TCase *tc)
 {
 	tcase_add_loop_test(tc, tracker_killed, 0, 3);
+	tcase_add_test(tc, tracker_killed_attach);
+	tcase_add_test(tc, tracker_killed_forking);
 }
 
 static void add_unprivileged(TCase *tc)
@@ -2662,6 +2943,7 @@ static void add_children(TCase *tc)
 {
 	tcase_add_test(tc, proc_children);
 	tcase_add_test(tc, proc_fork_storm);
+	tcase_add_test(tc, proc_attach_forking);
 }
 
 static void add_freeze(TCase *tc)
@@ -2704,6 +2986,7 @@ static int can_track_remote(void)
 		return r;
 	if (t_read_long("/proc/sys/kernel/yama/ptrace_scope") == 3) {
 		printf("SKIP: ptrace is disabled (yama ptrace_scope 3)\n");
+		fflush(stdout);
 		return T_SKIP;
 	}
 	pid = fork_child();
@@ -2723,6 +3006,7 @@ static int can_track_remote(void)
 		       "(%s: no injection for this architecture, or no "
 		       "pidfd_getfd)\n",
 		       strerror(-r));
+		fflush(stdout);
 		return T_SKIP;
 	}
 	return 0;
@@ -2735,6 +3019,8 @@ int main(int argc, char **argv)
 	int r;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
+	/* a target killed by a signal leaves no core file behind */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 	if (argc == 5 && !strcmp(argv[1], "--exec-target"))
 		return exec_target(atoi(argv[2]), atoi(argv[3]),
 				   atoi(argv[4]));
@@ -2746,6 +3032,7 @@ int main(int argc, char **argv)
 		return r;
 	if (only && !strcmp(only, "unprivileged") && geteuid() != 0) {
 		printf("SKIP: switching to uid %d needs root\n", NOBODY);
+		fflush(stdout);
 		return T_SKIP;
 	}
 	s = suite_create("remote");
