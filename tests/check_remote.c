@@ -1210,6 +1210,10 @@ START_TEST(tracker_killed)
 	for (int cycle = 0; cycle < 3; cycle++) {
 		atomic_store(&c->phase, 0);
 		atomic_store(&c->kcollects, 0);
+		/* attached between two forks (proc_attach_forking attaches
+		 * in the middle of one) */
+		atomic_store(&c->hold, 1);
+		ck_assert(WAIT_FOR(atomic_load(&c->held), DEADLINE_MS));
 		k = fork_child();
 		ck_assert_int_ge(k, 0);
 		if (k == 0)
@@ -1220,6 +1224,7 @@ START_TEST(tracker_killed)
 			      "%s: the tracker did not start", names[_i]);
 		ck_assert_msg(!atomic_load(&c->kerr), "%s: tracker: %s",
 			      names[_i], c->msg);
+		atomic_store(&c->hold, 0);
 		/* tracked while it forks */
 		f0 = atomic_load(&c->forks);
 		ck_assert_msg(WAIT_FOR(no_uffd(g, &seen, &polls) &&
