@@ -10,13 +10,17 @@
  *                 target that exec'd
  *   killed        a tracker process killed with SIGKILL mid-run: the
  *                 target runs and forks on, never holding a userfaultfd
+ *   killed_attach   ... while pmtrack_new(pid) has the target stopped
+ *   killed_forking  ... (CHILDREN) while its target forks non-stop
  *   unprivileged  tracker and target as uid 65534 (root only: 77 else);
  *                 65534 against root's process gets -EPERM/-EACCES
  *   mappings      pmtrack_proc reports as mappings appear, grow, move,
  *                 go and turn read-only
  *   exec          the target execs: EXEC|NEW, every mapping FULL
+ *   exec_frozen   the same, collecting while it is frozen
  *   children      PMTRACK_PROC_CHILDREN: exited and living children's
  *                 writes; a fork storm, tracked and after free
+ *   attach_forking  CHILDREN attaching to a process in a fork loop
  *   freeze        pmtrack_proc_freeze/thaw as the target's parent sees it
  *   closefds      a target that closes every descriptor, over and over
  *
@@ -2925,7 +2929,15 @@ static void add_errors(TCase *tc)
 static void add_killed(TCase *tc)
 {
 	tcase_add_loop_test(tc, tracker_killed, 0, 3);
+}
+
+static void add_killed_attach(TCase *tc)
+{
 	tcase_add_test(tc, tracker_killed_attach);
+}
+
+static void add_killed_forking(TCase *tc)
+{
 	tcase_add_test(tc, tracker_killed_forking);
 }
 
@@ -2939,15 +2951,25 @@ static void add_mappings(TCase *tc)
 	tcase_add_loop_test(tc, proc_mappings, 0, 2);
 }
 
+/* collects while the target runs (0, 1), and frozen (2, 3) */
 static void add_exec(TCase *tc)
 {
-	tcase_add_loop_test(tc, proc_exec, 0, 4);
+	tcase_add_loop_test(tc, proc_exec, 0, 2);
+}
+
+static void add_exec_frozen(TCase *tc)
+{
+	tcase_add_loop_test(tc, proc_exec, 2, 4);
 }
 
 static void add_children(TCase *tc)
 {
 	tcase_add_test(tc, proc_children);
 	tcase_add_test(tc, proc_fork_storm);
+}
+
+static void add_attach_forking(TCase *tc)
+{
 	tcase_add_test(tc, proc_attach_forking);
 }
 
@@ -2965,10 +2987,14 @@ static const struct tcase_def cases[] = {
 	{ "basic", add_basic },
 	{ "errors", add_errors },
 	{ "killed", add_killed },
+	{ "killed_attach", add_killed_attach },
+	{ "killed_forking", add_killed_forking },
 	{ "unprivileged", add_unprivileged },
 	{ "mappings", add_mappings },
 	{ "exec", add_exec },
+	{ "exec_frozen", add_exec_frozen },
 	{ "children", add_children },
+	{ "attach_forking", add_attach_forking },
 	{ "freeze", add_freeze },
 	{ "closefds", add_closefds },
 };
@@ -3020,6 +3046,7 @@ static int can_track_remote(void)
 int main(int argc, char **argv)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
+	bool found = false;
 	Suite *s;
 	int r;
 
@@ -3046,10 +3073,15 @@ int main(int argc, char **argv)
 
 		if (only && strcmp(only, cases[i].name))
 			continue;
+		found = true;
 		tc = tcase_create(cases[i].name);
 		tcase_set_timeout(tc, 240);
 		cases[i].add(tc);
 		suite_add_tcase(s, tc);
+	}
+	if (!found) {
+		fprintf(stderr, "no test case %s\n", only);
+		return 2;
 	}
 	return t_run(s);
 }
