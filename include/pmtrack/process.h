@@ -105,10 +105,19 @@ PMTRACK_API enum pmtrack_backend
 pmtrack_proc_backend(const struct pmtrack_proc *p);
 
 /* pmtrack_proc_report.flags */
-/* Every page of the mapping is reported: it is new to the tracker since
+/*
+ * Every page of the mapping is reported: it is new to the tracker since
  * the last collect (mapped, grown, moved, re-registered, after an exec)
- * or cannot be tracked (a mapping the backend refuses), so writes to it
- * could not be seen.  Pages that hold nothing are reported too. */
+ * or cannot be tracked, so writes to it could not be seen.  Pages that
+ * hold nothing are reported too; <pmtrack/pagestate.h> tells which exist.
+ * Not tracked, and so reported in full by every collect: a mapping the
+ * backend refuses (1 GiB hugetlb pages, PFN mappings), and a mapping of
+ * 1 GiB or more of which fewer than 1/16 of the pages exist (present,
+ * swapped or unsure), such as a MAP_NORESERVE reservation or a
+ * sanitizer's shadow: arming gives every page a page-table entry, 2 MiB
+ * of the target's memory per GiB, where resending its few existing pages
+ * costs less.  It is armed once it is denser.
+ */
 #define PMTRACK_PROC_FULL (1u << 0)
 /* The process exited after the last collect; the report was taken at
  * its exit (PMTRACK_PROC_CHILDREN), or it holds what was collected
@@ -202,11 +211,14 @@ struct pmtrack_proc_stats {
 	/* total and largest time a process was stopped for an injection */
 	uint64_t inject_stop_ns;
 	uint64_t inject_stop_max_ns;
-	uint64_t maps_new;	 /* mappings reported in full as new */
+	uint64_t maps_new;	 /* reports with PMTRACK_PROC_FULL */
 	uint64_t pages_reported; /* pages in all reports */
+	/* times a mapping was left unarmed as too sparse (see
+	 * PMTRACK_PROC_FULL) */
+	uint64_t maps_sparse;
 	size_t : 0;
 };
-#define pmtrack_proc_stats__last_field pages_reported
+#define pmtrack_proc_stats__last_field maps_sparse
 
 /** pmtrack_proc_get_stats() - counters since pmtrack_proc_new(). */
 PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,

@@ -307,6 +307,33 @@ static int rewatch_span(struct pp_proc *pr, uint64_t s, uint64_t e)
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * Is @m a large mapping of which few pages exist, like a reservation made
+ * with MAP_NORESERVE?  Arming gives every page of a range a page-table
+ * entry (a write-protect marker where there is none yet): 2 MiB of page
+ * tables per GiB, 32 GiB for a sanitizer's 16 TiB shadow.  Such a mapping
+ * is not armed and is reported in full by every collect, which costs its
+ * existing pages instead.
+ */
+static bool too_sparse(struct pp_emit *e, const struct pmtrack_mapping *m)
+{
+	uint64_t pages = (m->end - m->start) / e->p->page_size, exist;
+	PMTRACK_OPTS(pmtrack_page_counts, c);
+
+	if (m->end - m->start < PP_SPARSE_MIN)
+		return false;
+	if (pmtrack_pstate_count(e->pr->ps, m->start, m->end,
+				 PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+					 PMTRACK_PAGE_UNSURE,
+				 &c))
+		return false; /* cannot tell: arm it */
+	exist = c.state[0] + c.state[1] + c.state[7];
+	if (exist * PP_SPARSE_RATIO >= pages)
+		return false;
+	atomic_fetch_add(&e->p->st.maps_sparse, 1);
+	return true;
+}
+
 /* does mapping @m have a part no span of @old covers? */
 static bool has_gap(const struct pmtrack_mapping *m, const struct pp_span *old,
 		    size_t nold)
@@ -358,6 +385,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 	struct pp_proc *pr = e->pr;
 	bool tracked = tracked_map(m);
 	bool full = tracked && has_gap(m, old, nold);
+	bool arm = full && !too_sparse(e, m);
 	uint64_t cur = m->start;
 	int ret;
 
@@ -367,7 +395,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 
 		if (s >= x)
 			continue;
-		if (full && cur < s) {
+		if (arm && cur < s) {
 			ret = watch_span(pr, cur, s);
 			if (ret < 0)
 				return ret;
@@ -388,7 +416,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 	}
 	if (!full)
 		return 0;
-	if (cur < m->end) {
+	if (arm && cur < m->end) {
 		ret = watch_span(pr, cur, m->end);
 		if (ret < 0)
 			return ret;
@@ -725,6 +753,7 @@ PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,
 	s.inject_stop_max_ns = atomic_load(&p->st.inject_stop_max_ns);
 	s.maps_new = atomic_load(&p->st.maps_new);
 	s.pages_reported = atomic_load(&p->st.pages_reported);
+	s.maps_sparse = atomic_load(&p->st.maps_sparse);
 	pm_lock((struct pmtrack_proc *)p);
 	s.processes = p->nprocs;
 	pm_unlock((struct pmtrack_proc *)p);

@@ -19,6 +19,10 @@
 #include "track.h"
 
 #define PP_RUNS 256 /* runs per report call */
+/* a mapping this large (bytes) of which fewer than 1 / PP_SPARSE_RATIO
+ * of the pages exist is not armed (process.c, too_sparse()) */
+#define PP_SPARSE_MIN (1ull << 30)
+#define PP_SPARSE_RATIO 16
 
 struct pp_span {
 	uint64_t s, e;
@@ -48,7 +52,7 @@ struct pp_proc {
 struct pp_stats {
 	atomic_uint_fast64_t collects, processes, forks, execs, exits,
 		exit_scans, injections, inject_stop_ns, inject_stop_max_ns,
-		maps_new, pages_reported;
+		maps_new, pages_reported, maps_sparse;
 };
 
 struct pmtrack_proc {
