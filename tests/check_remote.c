@@ -22,6 +22,7 @@
  *                 writes; a fork storm, tracked and after free
  *   attach_forking  CHILDREN attaching to a process in a fork loop
  *   freeze        pmtrack_proc_freeze/thaw as the target's parent sees it
+ *   thread_churn  attach and freeze a process whose threads come and go
  *   closefds      a target that closes every descriptor, over and over
  *
  * Targets are children forked by the test: plain code writing memory,
@@ -2673,9 +2674,10 @@ static void *short_thread(void *arg)
 {
 	struct ctl *c = arg;
 
-	for (int i = 0; i < 20000; i++)
+	for (int i = 0; i < 2000; i++)
 		atomic_fetch_add_explicit(&c->counter, 1,
 					  memory_order_relaxed);
+	atomic_fetch_add(&c->forks, 1); /* threads, here */
 	return NULL;
 }
 
@@ -2693,10 +2695,12 @@ static void *spawn_thread(void *arg)
 	return NULL;
 }
 
-static void freeze_target(struct ctl *c)
+/* @churn: two of its threads create and join threads all the time */
+static void freeze_target(struct ctl *c, bool churn)
 {
-	void *(*fn[])(void *) = { count_thread, count_thread, spawn_thread,
-				  spawn_thread };
+	void *(*fn[])(void *) = { count_thread, count_thread,
+				  churn ? spawn_thread : count_thread,
+				  churn ? spawn_thread : count_thread };
 	pthread_t th[4];
 
 	for (int i = 0; i < 4; i++)
@@ -2809,7 +2813,7 @@ START_TEST(proc_freeze)
 	g = fork_child();
 	ck_assert_int_ge(g, 0);
 	if (g == 0)
-		freeze_target(c);
+		freeze_target(c, false);
 	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
 		      "the target did not start");
 	/* the tracker is another process: the test is the parent */
@@ -2867,6 +2871,120 @@ START_TEST(proc_freeze)
 	ck_assert_msg(wait_exit(g, DEADLINE_MS, &st), "the target hangs");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		      "the target ended with %#x", st);
+}
+END_TEST
+
+/* the threads of @pid as " tid:state:tracer" into @buf */
+static void thread_list(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	struct dirent *d;
+	size_t l = 0;
+	DIR *dir;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	while (dir && (d = readdir(dir)) && l < len - 32) {
+		pid_t tid = (pid_t)atoi(d->d_name);
+
+		if (tid > 0)
+			l += (size_t)snprintf(buf + l, len - l, " %d:%c:%d",
+					      (int)tid, task_state(pid, tid),
+					      tracer_of(tid));
+	}
+	if (dir)
+		closedir(dir);
+}
+
+#define CHURN_TRIES 1000
+
+/*
+ * The tracker process of thread_churn: pmtrack_new(pid) (@how 0), or
+ * pmtrack_proc_freeze/thaw without (1) or with (2) CHILDREN, CHURN_TRIES
+ * times.  Failures in c->res[0], the first error in c->res[1], the
+ * target's threads at the first failure in c->msg.
+ */
+static void churn_tracker(struct ctl *c, pid_t g, int how)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
+		     .pid = g);
+	PMTRACK_OPTS(pmtrack_proc_opts, po,
+		     .flags = how == 2 ? PMTRACK_PROC_CHILDREN : 0);
+	struct pmtrack_proc *p = NULL;
+	int r = 0;
+
+	if (how)
+		r = pmtrack_proc_new(g, &po, &p);
+	for (int i = 0; i < CHURN_TRIES; i++) {
+		struct pmtrack *t = NULL;
+
+		if (!how) {
+			r = pmtrack_new(&o, &t);
+			pmtrack_free(t);
+		} else if (i) {
+			r = pmtrack_proc_freeze(p);
+			if (!r)
+				pmtrack_proc_thaw(p);
+		}
+		if (r && !c->res[0]++) {
+			c->res[1] = r;
+			thread_list(g, c->msg, sizeof(c->msg));
+		}
+		if (!p && how)
+			break;
+	}
+	pmtrack_proc_free(p);
+	_exit(0);
+}
+
+/* a target whose threads come and go: every attach (_i 0) and every
+ * freeze (_i 1, 2: with CHILDREN) works, and the target runs on */
+START_TEST(thread_churn)
+{
+	static const char *const what[] = { "pmtrack_new(pid)",
+					     "pmtrack_proc_freeze",
+					     "pmtrack_proc_freeze (CHILDREN)" };
+	struct ctl *c = ctl_new();
+	uint64_t t0;
+	char now[512];
+	pid_t g, k;
+	int st;
+
+	ck_assert_ptr_nonnull(c);
+	g = fork_child();
+	ck_assert_int_ge(g, 0);
+	if (g == 0)
+		freeze_target(c, true);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
+		      "the target did not start");
+	/* a process of its own: a tracer left behind goes with it */
+	k = fork_child();
+	ck_assert_int_ge(k, 0);
+	if (k == 0)
+		churn_tracker(c, g, _i);
+	ck_assert_msg(wait_exit(k, 10 * DEADLINE_MS, &st),
+		      "the tracker hangs");
+	thread_list(g, now, sizeof(now));
+	t0 = atomic_load(&c->forks);
+	printf("thread churn: %s failed %ld of %d times (%s)%s%s\n", what[_i],
+	       c->res[0], CHURN_TRIES, strerror((int)-c->res[1]),
+	       c->msg[0] ? "; the target's threads (tid:state:tracer) at "
+			   "the first failure:"
+			 : "",
+	       c->msg);
+	fflush(stdout);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the tracker ended with %#x", st);
+	ck_assert_msg(!c->res[0],
+		      "%s failed %ld of %d times (first: %s); the target's "
+		      "threads (tid:state:tracer) then:%s",
+		      what[_i], c->res[0], CHURN_TRIES,
+		      strerror((int)-c->res[1]), c->msg);
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) > t0 + 10, DEADLINE_MS),
+		      "the target does not run on:%s", now);
+	atomic_store(&c->stop, 1);
+	ck_assert_msg(wait_exit(g, DEADLINE_MS, &st), "the target hangs");
 }
 END_TEST
 
@@ -2978,6 +3096,11 @@ static void add_freeze(TCase *tc)
 	tcase_add_loop_test(tc, proc_freeze, 0, 2);
 }
 
+static void add_thread_churn(TCase *tc)
+{
+	tcase_add_loop_test(tc, thread_churn, 0, 3);
+}
+
 static void add_closefds(TCase *tc)
 {
 	tcase_add_loop_test(tc, closefds, 0, 3);
@@ -2996,6 +3119,7 @@ static const struct tcase_def cases[] = {
 	{ "children", add_children },
 	{ "attach_forking", add_attach_forking },
 	{ "freeze", add_freeze },
+	{ "thread_churn", add_thread_churn },
 	{ "closefds", add_closefds },
 };
 
