@@ -22,7 +22,8 @@
  *                 writes; a fork storm, tracked and after free
  *   attach_forking  CHILDREN attaching to a process in a fork loop
  *   freeze        pmtrack_proc_freeze/thaw as the target's parent sees it
- *   thread_churn  attach and freeze a process whose threads come and go
+ *   thread_churn  attach and freeze a process whose threads (or
+ *                 children) come and go
  *   closefds      a target that closes every descriptor, over and over
  *
  * Targets are children forked by the test: plain code writing memory,
@@ -3089,35 +3090,47 @@ static void churn_tracker(struct ctl *c, pid_t g, int how)
 	_exit(0);
 }
 
-/* a target whose threads come and go: every attach (_i 0) and every
- * freeze (_i 1..: in each mode) works, and the target runs on */
+/*
+ * A target whose threads come and go: every attach (_i 0) and every
+ * freeze (_i 1..3: in each mode) works, and the target runs on.  _i 4, 5:
+ * the same for freezes (children by ptrace, by the connector) of a target
+ * whose children come and go.
+ */
 START_TEST(thread_churn)
 {
 	static const char *const what[] = {
-		"pmtrack_new(pid)", "pmtrack_proc_freeze (alone)",
+		"pmtrack_new(pid)",
+		"pmtrack_proc_freeze (alone)",
 		"pmtrack_proc_freeze (children/ptrace)",
-		"pmtrack_proc_freeze (children/connector)"
+		"pmtrack_proc_freeze (children/connector)",
+		"pmtrack_proc_freeze (children/ptrace) of a forking process",
+		"pmtrack_proc_freeze (children/connector) of a forking process",
 	};
+	bool forking = _i > PM_N;
+	int how = forking ? _i - 2 : _i;
 	struct ctl *c = ctl_new();
 	uint64_t t0;
 	char now[512];
 	pid_t g, k;
 	int st;
 
-	if (_i)
-		NEED_MODE(_i - 1);
+	if (how)
+		NEED_MODE(how - 1);
 	ck_assert_ptr_nonnull(c);
 	g = fork_child();
 	ck_assert_int_ge(g, 0);
-	if (g == 0)
+	if (g == 0) {
+		if (forking)
+			forker_target(c, 0, true);
 		freeze_target(c, true);
+	}
 	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
 		      "the target did not start");
 	/* a process of its own: a tracer left behind goes with it */
 	k = fork_child();
 	ck_assert_int_ge(k, 0);
 	if (k == 0)
-		churn_tracker(c, g, _i);
+		churn_tracker(c, g, how);
 	ck_assert_msg(wait_exit(k, 10 * DEADLINE_MS, &st),
 		      "the tracker hangs");
 	thread_list(g, now, sizeof(now));
@@ -3256,7 +3269,7 @@ static void add_freeze(TCase *tc)
 
 static void add_thread_churn(TCase *tc)
 {
-	tcase_add_loop_test(tc, thread_churn, 0, 1 + PM_N);
+	tcase_add_loop_test(tc, thread_churn, 0, 3 + PM_N);
 }
 
 static void add_closefds(TCase *tc)
