@@ -2729,7 +2729,7 @@ END_TEST
 /* PMTRACK_PROC_CHILDREN (_i: ptrace, connector) attaching to a process in
  * a tight fork loop, over and over: every attach works, and the target's
  * fork() returns what it would have (a child it waits for) */
-#define ATTACHES 200
+#define ATTACHES 600
 START_TEST(proc_attach_forking)
 {
 	enum pmode m = _i ? PM_CONNECTOR : PM_PTRACE;
@@ -3068,7 +3068,8 @@ static void churn_tracker(struct ctl *c, pid_t g, int how)
 		popts((enum pmode)(how - 1), &po);
 	if (how)
 		r = pmtrack_proc_new(g, &po, &p);
-	for (int i = 0; i < CHURN_TRIES; i++) {
+	/* an attach is cheaper than a freeze: more of them */
+	for (int i = 0; i < (how ? 1 : 3) * CHURN_TRIES; i++) {
 		struct pmtrack *t = NULL;
 
 		if (!how) {
@@ -3136,7 +3137,8 @@ START_TEST(thread_churn)
 	thread_list(g, now, sizeof(now));
 	t0 = atomic_load(&c->forks);
 	printf("thread churn: %s failed %ld of %d times (%s)%s%s\n", what[_i],
-	       c->res[0], CHURN_TRIES, strerror((int)-c->res[1]),
+	       c->res[0], (how ? 1 : 3) * CHURN_TRIES,
+	       strerror((int)-c->res[1]),
 	       c->msg[0] ? "; the target's threads (tid:state:tracer) at "
 			   "the first failure:"
 			 : "",
@@ -3147,7 +3149,7 @@ START_TEST(thread_churn)
 	ck_assert_msg(!c->res[0],
 		      "%s failed %ld of %d times (first: %s); the target's "
 		      "threads (tid:state:tracer) then:%s",
-		      what[_i], c->res[0], CHURN_TRIES,
+		      what[_i], c->res[0], (how ? 1 : 3) * CHURN_TRIES,
 		      strerror((int)-c->res[1]), c->msg);
 	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) > t0 + 10, DEADLINE_MS),
 		      "the target does not run on:%s", now);
