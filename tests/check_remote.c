@@ -527,9 +527,9 @@ static int shadow_copy(struct shadow *sh, uintptr_t s, uintptr_t e)
 {
 	for (int k = 0; k < NREG; k++) {
 		uintptr_t a = s > sh->addr[k] ? s : sh->addr[k];
-		uintptr_t b = e < sh->addr[k] + sh->len[k] ? e
-							   : sh->addr[k] +
-								     sh->len[k];
+		uintptr_t b = e < sh->addr[k] + sh->len[k]
+				      ? e
+				      : sh->addr[k] + sh->len[k];
 		int r;
 
 		if (a >= b)
@@ -706,9 +706,9 @@ static void popts(enum pmode m, struct pmtrack_proc_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->sz = sizeof(*o);
 	o->flags = m == PM_ALONE ? 0 : PMTRACK_PROC_CHILDREN;
-	o->events = m == PM_PTRACE	 ? PMTRACK_PROC_EVENTS_PTRACE
+	o->events = m == PM_PTRACE	? PMTRACK_PROC_EVENTS_PTRACE
 		    : m == PM_CONNECTOR ? PMTRACK_PROC_EVENTS_CONNECTOR
-					 : PMTRACK_PROC_EVENTS_AUTO;
+					: PMTRACK_PROC_EVENTS_AUTO;
 }
 
 /* a connector variant where the connector cannot be had says so and
@@ -716,8 +716,7 @@ static void popts(enum pmode m, struct pmtrack_proc_opts *o)
 #define NEED_MODE(m)                                                           \
 	do {                                                                   \
 		if ((m) == PM_CONNECTOR && !have_connector) {                  \
-			printf("%s: not run, %s\n", pm_name[m],                \
-			       no_connector);                                  \
+			printf("%s: not run, %s\n", pm_name[m], no_connector); \
 			fflush(stdout);                                        \
 			return;                                                \
 		}                                                              \
@@ -746,8 +745,8 @@ static int pcopy_fn(void *arg, const struct pmtrack_proc_report *r)
 
 /* plain_shadow() with pmtrack_proc (@flags) and its freeze; the first
  * collect reports everything in full, which makes the first copy */
-static int proc_shadow(pid_t pid, struct ctl *c, enum pmode m,
-		       unsigned int ms, struct shadow *sh)
+static int proc_shadow(pid_t pid, struct ctl *c, enum pmode m, unsigned int ms,
+		       struct shadow *sh)
 {
 	struct pmtrack_proc_opts o;
 	struct pmtrack_proc *p = NULL;
@@ -1031,8 +1030,7 @@ START_TEST(remote_exec_esrch)
 	n = 4;
 	r = pmtrack_collect_runs(t, (void *)m, 8 * ps, PMTRACK_COLLECT_RESET,
 				 runs, &n, &next);
-	ck_assert_msg(r == -ESRCH, "collect_runs after exec: %s",
-		      strerror(-r));
+	ck_assert_msg(r == -ESRCH, "collect_runs after exec: %s", strerror(-r));
 	n = 4;
 	r = pmtrack_collect_pages(t, (void *)m, 8 * ps, 0, pages, &n, NULL);
 	ck_assert_msg(r == -ESRCH, "collect_pages after exec: %s",
@@ -1066,11 +1064,12 @@ static void forked_child(struct ctl *c)
 	uint64_t me = (uint64_t)getpid() << 32;
 
 	for (int k = 1; k < NREG; k++) {
-		uint64_t page0 = ((uint64_t)getpid() * 16) % (c->len[k] / ps - 16);
+		uint64_t page0 =
+			((uint64_t)getpid() * 16) % (c->len[k] / ps - 16);
 
 		for (uint64_t i = 0; i < 16; i++)
-			*(volatile uint64_t *)(c->addr[k] +
-					       (page0 + i) * ps) = me | i;
+			*(volatile uint64_t *)(c->addr[k] + (page0 + i) * ps) =
+				me | i;
 	}
 	_exit(has_uffd(getpid()) > 0 ? 3 : 0);
 }
@@ -1103,8 +1102,8 @@ static void forker_target(struct ctl *c, unsigned int every_us, bool light)
 			for (int i = 0; i < 256; i++) {
 				uint64_t r = t_rand(&rng);
 				unsigned int k = (unsigned int)(r % NREG);
-				size_t page = (size_t)(r >> 8) %
-					      (c->len[k] / ps);
+				size_t page =
+					(size_t)(r >> 8) % (c->len[k] / ps);
 
 				((volatile uint64_t *)(c->addr[k] +
 						       page * ps))[(r >> 40) %
@@ -1276,16 +1275,16 @@ START_TEST(tracker_killed)
 		atomic_store(&c->hold, 0);
 		/* tracked while it forks */
 		f0 = atomic_load(&c->forks);
-		ck_assert_msg(WAIT_FOR(no_uffd(g, &seen, &polls) &&
-					       atomic_load(&c->kcollects) >=
-						       20 &&
-					       atomic_load(&c->forks) >= f0 + 30,
-				       DEADLINE_MS),
-			      "%s: %llu collects, %llu forks while tracked%s%s",
-			      names[_i],
-			      (unsigned long long)atomic_load(&c->kcollects),
-			      (unsigned long long)(atomic_load(&c->forks) - f0),
-			      atomic_load(&c->kerr) ? ": " : "", c->msg);
+		ck_assert_msg(
+			WAIT_FOR(no_uffd(g, &seen, &polls) &&
+					 atomic_load(&c->kcollects) >= 20 &&
+					 atomic_load(&c->forks) >= f0 + 30,
+				 DEADLINE_MS),
+			"%s: %llu collects, %llu forks while tracked%s%s",
+			names[_i],
+			(unsigned long long)atomic_load(&c->kcollects),
+			(unsigned long long)(atomic_load(&c->forks) - f0),
+			atomic_load(&c->kerr) ? ": " : "", c->msg);
 		tracked += atomic_load(&c->forks) - f0;
 		ck_assert_int_eq(kill(k, SIGKILL), 0);
 		ck_assert_int_eq(wait_pid(k, &st, 0), k);
@@ -1295,14 +1294,15 @@ START_TEST(tracker_killed)
 		ck_assert_int_eq(tracer_of(g), 0);
 		/* and the target goes on */
 		f0 = atomic_load(&c->forks);
-		ck_assert_msg(WAIT_FOR(no_uffd(g, &seen, &polls) &&
-					       atomic_load(&c->forks) >= f0 + 50,
-				       DEADLINE_MS),
-			      "%s: the target hangs after its tracker was "
-			      "killed: %llu forks, state %c",
-			      names[_i],
-			      (unsigned long long)(atomic_load(&c->forks) - f0),
-			      task_state(g, 0));
+		ck_assert_msg(
+			WAIT_FOR(no_uffd(g, &seen, &polls) &&
+					 atomic_load(&c->forks) >= f0 + 50,
+				 DEADLINE_MS),
+			"%s: the target hangs after its tracker was "
+			"killed: %llu forks, state %c",
+			names[_i],
+			(unsigned long long)(atomic_load(&c->forks) - f0),
+			task_state(g, 0));
 		after += atomic_load(&c->forks) - f0;
 		ck_assert_msg(!atomic_load(&c->bad),
 			      "%s: %llu children of the target ended badly "
@@ -1554,8 +1554,8 @@ static int unpriv_main(struct ctl *c, pid_t root_target)
 		if (pid < 0)
 			return -1;
 		r = plain_shadow(pid, w, 1500, &sh);
-		c->out[4 * m + 2] = m ? atomic_load(&w->kbytes)
-				      : total_stores(w);
+		c->out[4 * m + 2] =
+			m ? atomic_load(&w->kbytes) : total_stores(w);
 		kill_reap(pid);
 		if (r)
 			return -1;
@@ -1591,10 +1591,10 @@ static int unpriv_main(struct ctl *c, pid_t root_target)
 
 START_TEST(unprivileged)
 {
-	static const char *const what[] = {
-		"pmtrack_new (pagemap-scan)", "pmtrack_new (auto)",
-		"pmtrack_proc_new", "pmtrack_proc_new (CHILDREN)"
-	};
+	static const char *const what[] = { "pmtrack_new (pagemap-scan)",
+					    "pmtrack_new (auto)",
+					    "pmtrack_proc_new",
+					    "pmtrack_proc_new (CHILDREN)" };
 	struct ctl *c = ctl_new(), *rc = ctl_new();
 	pid_t root_g, u;
 	int st;
@@ -1613,10 +1613,9 @@ START_TEST(unprivileged)
 		_exit(0);
 	}
 	/* refused, and promptly: not after the deadline */
-	ck_assert_msg(WAIT_FOR(atomic_load(&c->phase) || c->msg[0],
-			       DEADLINE_MS),
-		      "uid %d tracking root's process: no answer (hung)",
-		      NOBODY);
+	ck_assert_msg(
+		WAIT_FOR(atomic_load(&c->phase) || c->msg[0], DEADLINE_MS),
+		"uid %d tracking root's process: no answer (hung)", NOBODY);
 	ck_assert_msg(atomic_load(&c->phase), "%s", c->msg);
 	for (int i = 0; i < 4; i++) {
 		printf("unprivileged: %s of root's process: %s\n", what[i],
@@ -1662,23 +1661,23 @@ END_TEST
 /* ---- a target driven by commands -------------------------------------- */
 
 enum {
-	OP_WRITE = 1, /* write pages p[0..n) of a */
-	OP_MMAP,      /* mmap b bytes (at a, MAP_FIXED, unless 0); c: MK_* */
-	OP_MUNMAP,    /* munmap a, b bytes */
-	OP_GROW,      /* grow a from b to c bytes in place */
-	OP_MOVE,      /* move a (b bytes) to c */
-	OP_MPROTECT,  /* mprotect a, b bytes, to c */
-	OP_EXEC,      /* exec this program: exec_target() */
-	OP_SPAWN,     /* n children, child i writing 64 pages at
-		       * a + (b + i) * 64 pages, then exiting; v[i] pids */
+	OP_WRITE = 1,  /* write pages p[0..n) of a */
+	OP_MMAP,       /* mmap b bytes (at a, MAP_FIXED, unless 0); c: MK_* */
+	OP_MUNMAP,     /* munmap a, b bytes */
+	OP_GROW,       /* grow a from b to c bytes in place */
+	OP_MOVE,       /* move a (b bytes) to c */
+	OP_MPROTECT,   /* mprotect a, b bytes, to c */
+	OP_EXEC,       /* exec this program: exec_target() */
+	OP_SPAWN,      /* n children, child i writing 64 pages at
+			* a + (b + i) * 64 pages, then exiting; v[i] pids */
 	OP_SPAWN_LONG, /* one such child (b), which then waits for a byte
 			* on the hold pipe; v[0] its pid */
 	OP_REAP,       /* wait for child a; its status */
 	OP_QUIT,
 };
 #define MK_SHARED 1u
-#define MK_NONE 2u    /* PROT_NONE */
-#define MK_NOHUGE 4u  /* MADV_NOHUGEPAGE */
+#define MK_NONE 2u   /* PROT_NONE */
+#define MK_NOHUGE 4u /* MADV_NOHUGEPAGE */
 #define CHILD_PAGES 64
 
 struct cmd {
@@ -1779,8 +1778,8 @@ static long do_cmd(const struct cmd *m, struct ack *k, int cmdfd, int ackfd,
 		snprintf(a1, sizeof(a1), "%d", cmdfd);
 		snprintf(a2, sizeof(a2), "%d", ackfd);
 		snprintf(a3, sizeof(a3), "%d", holdfd);
-		execl("/proc/self/exe", "check_remote", "--exec-target", a1,
-		      a2, a3, (char *)NULL);
+		execl("/proc/self/exe", "check_remote", "--exec-target", a1, a2,
+		      a3, (char *)NULL);
 		return -errno;
 	case OP_SPAWN: {
 		long bad = 0;
@@ -1912,9 +1911,9 @@ static uintptr_t tgt_mmap(struct tgt *tg, uintptr_t at, size_t len,
 			  unsigned int kind)
 {
 	struct ack k;
-	long r = tgt_do(tg, (struct cmd){ .op = OP_MMAP, .a = at, .b = len,
-					  .c = kind },
-			&k);
+	long r = tgt_do(
+		tg, (struct cmd){ .op = OP_MMAP, .a = at, .b = len, .c = kind },
+		&k);
 
 	ck_assert_msg(r == 0, "mmap in the target: %s", strerror((int)-r));
 	ck_assert(!at || k.v[0] == at);
@@ -1979,11 +1978,12 @@ static int reps_fn(void *arg, const struct pmtrack_proc_report *r)
 			 (r->pid < R->last_pid ||
 			  (r->pid == R->last_pid &&
 			   r->runs[0].start < R->last_end)))
-			snprintf(R->bad, sizeof(R->bad),
-				 "pid %d at %#llx after pid %d up to %#llx: not "
-				 "in ascending order",
-				 r->pid, (unsigned long long)r->runs[0].start,
-				 R->last_pid, (unsigned long long)R->last_end);
+			snprintf(
+				R->bad, sizeof(R->bad),
+				"pid %d at %#llx after pid %d up to %#llx: not "
+				"in ascending order",
+				r->pid, (unsigned long long)r->runs[0].start,
+				R->last_pid, (unsigned long long)R->last_end);
 	}
 	if (exited && R->seen_live) {
 		R->late_exits++;
@@ -2080,9 +2080,8 @@ static const char *pagelist(const bool *hit, size_t n)
 }
 
 /* exactly pages @want[0..nw) of [a, a + n pages) reported, none FULL */
-static void expect_exact(const struct reps *R, int pid, uintptr_t a,
-			 size_t n, const size_t *want, size_t nw,
-			 const char *name)
+static void expect_exact(const struct reps *R, int pid, uintptr_t a, size_t n,
+			 const size_t *want, size_t nw, const char *name)
 {
 	bool *hit = calloc(n, 1);
 	unsigned int fl;
@@ -2102,8 +2101,8 @@ static void expect_exact(const struct reps *R, int pid, uintptr_t a,
 }
 
 /* [a, a + len) reported as one FULL mapping */
-static void expect_full(const struct reps *R, int pid, uintptr_t a,
-			size_t len, const char *name)
+static void expect_full(const struct reps *R, int pid, uintptr_t a, size_t len,
+			const char *name)
 {
 	for (size_t i = 0; i < R->n; i++) {
 		const struct rrun *x = &R->v[i];
@@ -2113,12 +2112,12 @@ static void expect_full(const struct reps *R, int pid, uintptr_t a,
 		    x->e == a + len)
 			return;
 	}
-	ck_abort_msg("%s: %#lx..%#lx not reported FULL", name,
-		     (unsigned long)a, (unsigned long)(a + len));
+	ck_abort_msg("%s: %#lx..%#lx not reported FULL", name, (unsigned long)a,
+		     (unsigned long)(a + len));
 }
 
-static void expect_none(const struct reps *R, int pid, uintptr_t a,
-			size_t len, const char *name)
+static void expect_none(const struct reps *R, int pid, uintptr_t a, size_t len,
+			const char *name)
 {
 	for (size_t i = 0; i < R->n; i++) {
 		const struct rrun *x = &R->v[i];
@@ -2215,8 +2214,7 @@ START_TEST(proc_mappings)
 
 	r = pmtrack_proc_new(pid, &o, &p);
 	ck_assert_msg(r == 0, "pmtrack_proc_new: %s", strerror(-r));
-	ck_assert_int_eq(pmtrack_proc_backend(p),
-			 PMTRACK_BACKEND_PAGEMAP_SCAN);
+	ck_assert_int_eq(pmtrack_proc_backend(p), PMTRACK_BACKEND_PAGEMAP_SCAN);
 	ck_assert_int_eq(pmtrack_proc_freeze(p), 0);
 
 	/* 1: everything in full, new */
@@ -2251,8 +2249,10 @@ START_TEST(proc_mappings)
 
 	/* 3: a new mapping */
 	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_MMAP, .a = N,
-					    .b = 16 * pg, .c = MK_NOHUGE },
+			      (struct cmd){ .op = OP_MMAP,
+					    .a = N,
+					    .b = 16 * pg,
+					    .c = MK_NOHUGE },
 			      NULL),
 			 0);
 	pcollect(p, &R);
@@ -2262,8 +2262,10 @@ START_TEST(proc_mappings)
 
 	/* 4: grown in place */
 	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_GROW, .a = G,
-					    .b = 32 * pg, .c = 64 * pg },
+			      (struct cmd){ .op = OP_GROW,
+					    .a = G,
+					    .b = 32 * pg,
+					    .c = 64 * pg },
 			      &k),
 			 0);
 	ck_assert_uint_eq(k.v[0], G);
@@ -2272,11 +2274,12 @@ START_TEST(proc_mappings)
 
 	/* 5: moved (written before) */
 	step(p, &tg, WRITE(M, 2), NULL);
-	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_MOVE, .a = M,
-					    .b = 32 * pg, .c = M2 },
-			      &k),
-			 0);
+	ck_assert_int_eq(
+		step(p, &tg,
+		     (struct cmd){
+			     .op = OP_MOVE, .a = M, .b = 32 * pg, .c = M2 },
+		     &k),
+		0);
 	ck_assert_uint_eq(k.v[0], M2);
 	pcollect(p, &R);
 	expect_full(&R, pid, M2, 32 * pg, "moved M");
@@ -2284,25 +2287,28 @@ START_TEST(proc_mappings)
 
 	/* 6: unmapped (written before): not reported */
 	step(p, &tg, WRITE(U, 0, 1, 2, 3), NULL);
-	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_MUNMAP, .a = U,
-					    .b = 32 * pg },
-			      NULL),
-			 0);
+	ck_assert_int_eq(
+		step(p, &tg,
+		     (struct cmd){ .op = OP_MUNMAP, .a = U, .b = 32 * pg },
+		     NULL),
+		0);
 	pcollect(p, &R);
 	expect_none(&R, pid, U, 32 * pg, "unmapped U");
 
 	/* 7: a page written, then the mapping made read-only: reported */
 	step(p, &tg, WRITE(P, 5), NULL);
 	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_MPROTECT, .a = P,
-					    .b = 32 * pg, .c = PROT_READ },
+			      (struct cmd){ .op = OP_MPROTECT,
+					    .a = P,
+					    .b = 32 * pg,
+					    .c = PROT_READ },
 			      NULL),
 			 0);
 	pcollect(p, &R);
 	rpages(&R, pid, P, 32, hit, &fl);
-	ck_assert_msg(hit[5], "page 5 of P, written before mprotect(PROT_READ),"
-			      " not reported (got:%s)",
+	ck_assert_msg(hit[5],
+		      "page 5 of P, written before mprotect(PROT_READ),"
+		      " not reported (got:%s)",
 		      pagelist(hit, 32));
 	printf("mappings %s: P read-only: pages reported:%s, flags %#x\n",
 	       pm_name[m], pagelist(hit, 32), fl);
@@ -2312,7 +2318,8 @@ START_TEST(proc_mappings)
 	expect_none(&R, pid, P, 32 * pg, "read-only P");
 	/* writable again: new to the tracker */
 	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_MPROTECT, .a = P,
+			      (struct cmd){ .op = OP_MPROTECT,
+					    .a = P,
 					    .b = 32 * pg,
 					    .c = PROT_READ | PROT_WRITE },
 			      NULL),
@@ -2323,8 +2330,10 @@ START_TEST(proc_mappings)
 	/* 8: replaced by a new mapping in the same place (written before) */
 	step(p, &tg, WRITE(F, 1), NULL);
 	ck_assert_int_eq(step(p, &tg,
-			      (struct cmd){ .op = OP_MMAP, .a = F,
-					    .b = 32 * pg, .c = MK_NOHUGE },
+			      (struct cmd){ .op = OP_MMAP,
+					    .a = F,
+					    .b = 32 * pg,
+					    .c = MK_NOHUGE },
 			      NULL),
 			 0);
 	pcollect(p, &R);
@@ -2345,8 +2354,7 @@ START_TEST(proc_mappings)
 	expect_exact(&R, pid, P, 32, (size_t[]){ 7 }, 1, "P writable again");
 	expect_exact(&R, pid, F, 32, (size_t[]){ 9 }, 1, "replaced F");
 	expect_flags(&R, pid, 0,
-		     PMTRACK_PROC_NEW | PMTRACK_PROC_EXEC |
-			     PMTRACK_PROC_EXITED,
+		     PMTRACK_PROC_NEW | PMTRACK_PROC_EXEC | PMTRACK_PROC_EXITED,
 		     "last collect");
 
 	proc_stats(p, &st);
@@ -2460,8 +2468,7 @@ START_TEST(proc_exec)
 	printf("exec %s%s: %zu mappings reported in full after the exec; "
 	       "%llu execs, %llu injections, %llu collects\n",
 	       pm_name[m], frozen ? ", frozen" : "", n,
-	       (unsigned long long)st.execs,
-	       (unsigned long long)st.injections,
+	       (unsigned long long)st.execs, (unsigned long long)st.injections,
 	       (unsigned long long)st.collects);
 	fflush(stdout);
 	ck_assert_uint_eq(st.execs, 1);
@@ -2561,7 +2568,8 @@ START_TEST(proc_children)
 	/* children that wrote and exited before the collect */
 	for (int round = 0; round < SPAWN_ROUNDS; round++) {
 		r = (int)tgt_do(&tg,
-				(struct cmd){ .op = OP_SPAWN, .a = sh,
+				(struct cmd){ .op = OP_SPAWN,
+					      .a = sh,
 					      .b = (uint64_t)round * SPAWN_N,
 					      .n = SPAWN_N },
 				&k);
@@ -2588,11 +2596,11 @@ START_TEST(proc_children)
 	st1 = st;
 
 	/* a child collected while it lives */
-	ck_assert_int_eq(tgt_do(&tg,
-				(struct cmd){ .op = OP_SPAWN_LONG, .a = sh,
-					      .b = nch },
-				&k),
-			 0);
+	ck_assert_int_eq(
+		tgt_do(&tg,
+		       (struct cmd){ .op = OP_SPAWN_LONG, .a = sh, .b = nch },
+		       &k),
+		0);
 	L = (pid_t)k.v[0];
 	n = 8;
 	ck_assert_int_eq(pmtrack_proc_pids(p, pids, &n), 0);
@@ -2639,8 +2647,7 @@ START_TEST(proc_children)
 		      (unsigned long long)st1.exits,
 		      (unsigned long long)st1.exit_scans);
 	ck_assert_msg(st.forks == nch + 1 && st.exits == nch + 1 &&
-			      st.exit_scans ==
-				      (m == PM_PTRACE ? nch + 1 : 0),
+			      st.exit_scans == (m == PM_PTRACE ? nch + 1 : 0),
 		      "after %llu children: forks %llu, exits %llu, exit "
 		      "scans %llu",
 		      (unsigned long long)nch + 1, (unsigned long long)st.forks,
@@ -2684,8 +2691,7 @@ START_TEST(proc_fork_storm)
 		collects++;
 	} while (now_ms() < end);
 	f1 = atomic_load(&c->forks);
-	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f1 + 100,
-			       DEADLINE_MS),
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f1 + 100, DEADLINE_MS),
 		      "the target hangs under tracking: %llu forks",
 		      (unsigned long long)(atomic_load(&c->forks) - f1));
 	proc_stats(p, &st);
@@ -2693,17 +2699,15 @@ START_TEST(proc_fork_storm)
 	ck_assert_int_eq(tracer_of(g), 0);
 	ck_assert_int_eq(has_uffd(g), 0);
 	f2 = atomic_load(&c->forks);
-	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f2 + 100,
-			       DEADLINE_MS),
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f2 + 100, DEADLINE_MS),
 		      "the target hangs after pmtrack_proc_free(): %llu forks",
 		      (unsigned long long)(atomic_load(&c->forks) - f2));
 	printf("fork storm %s: %llu forks in the first %llu collects, %llu "
 	       "forks tracked (stats: forks %llu, exit scans %llu); then "
 	       "%llu forks after free\n",
 	       pm_name[m], (unsigned long long)(f1 - f0),
-	       (unsigned long long)collects,
-	       (unsigned long long)(f2 - f0), (unsigned long long)st.forks,
-	       (unsigned long long)st.exit_scans,
+	       (unsigned long long)collects, (unsigned long long)(f2 - f0),
+	       (unsigned long long)st.forks, (unsigned long long)st.exit_scans,
 	       (unsigned long long)(atomic_load(&c->forks) - f2));
 	fflush(stdout);
 	ck_assert_uint_gt(st.forks, 0);
@@ -2758,25 +2762,25 @@ START_TEST(proc_attach_forking)
 		}
 		pmtrack_proc_free(p);
 		f0 = atomic_load(&c->forks);
-		ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f0 + 5,
-				       DEADLINE_MS),
-			      "attach %d: the target hangs (in system call: "
-			      "%s)",
-			      i, ({
-				      static char sc[128];
-				      char path[64];
-				      FILE *f;
-				      snprintf(path, sizeof(path),
-					       "/proc/%d/syscall", (int)g);
-				      sc[0] = 0;
-				      f = fopen(path, "re");
-				      if (f) {
-					      if (!fgets(sc, sizeof(sc), f))
-						      sc[0] = 0;
-					      fclose(f);
-				      }
-				      sc;
-			      }));
+		ck_assert_msg(
+			WAIT_FOR(atomic_load(&c->forks) >= f0 + 5, DEADLINE_MS),
+			"attach %d: the target hangs (in system call: "
+			"%s)",
+			i, ({
+				static char sc[128];
+				char path[64];
+				FILE *f;
+				snprintf(path, sizeof(path), "/proc/%d/syscall",
+					 (int)g);
+				sc[0] = 0;
+				f = fopen(path, "re");
+				if (f) {
+					if (!fgets(sc, sizeof(sc), f))
+						sc[0] = 0;
+					fclose(f);
+				}
+				sc;
+			}));
 	}
 	printf("attach while forking, %s: %d attaches, %d failed (first: #%d, "
 	       "%s); the target forked %llu times, fork() failed %llu times "
@@ -2788,9 +2792,8 @@ START_TEST(proc_attach_forking)
 	       strerror(atomic_load(&c->forkerrno)),
 	       (unsigned long long)atomic_load(&c->bad));
 	fflush(stdout);
-	ck_assert_msg(!fails,
-		      "%d of %d attaches failed (first: attach %d, %s)", fails,
-		      ATTACHES, at, strerror(-first));
+	ck_assert_msg(!fails, "%d of %d attaches failed (first: attach %d, %s)",
+		      fails, ATTACHES, at, strerror(-first));
 	ck_assert_msg(!atomic_load(&c->forkerr),
 		      "the target's fork() failed %llu times (first: %s)",
 		      (unsigned long long)atomic_load(&c->forkerr),
@@ -2806,15 +2809,15 @@ START_TEST(proc_attach_forking)
 }
 END_TEST
 
-/* ---- 8. freeze ------------------------------------------------------------ */
+/* ---- 8. freeze ------------------------------------------------------------
+ */
 
 static void *count_thread(void *arg)
 {
 	struct ctl *c = arg;
 
 	while (!atomic_load_explicit(&c->stop, memory_order_relaxed))
-		atomic_fetch_add_explicit(&c->counter, 1,
-					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->counter, 1, memory_order_relaxed);
 	return NULL;
 }
 
@@ -2823,8 +2826,7 @@ static void *short_thread(void *arg)
 	struct ctl *c = arg;
 
 	for (int i = 0; i < 2000; i++)
-		atomic_fetch_add_explicit(&c->counter, 1,
-					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->counter, 1, memory_order_relaxed);
 	atomic_fetch_add(&c->forks, 1); /* threads, here */
 	return NULL;
 }
@@ -2942,8 +2944,8 @@ static int all_traced(pid_t pid, char *why, size_t wl)
 		}
 		bad++;
 		if (strlen(why) < wl - 24)
-			snprintf(why + strlen(why), wl - strlen(why),
-				 " %d:%c", (int)tid, s);
+			snprintf(why + strlen(why), wl - strlen(why), " %d:%c",
+				 (int)tid, s);
 	}
 	closedir(dir);
 	return bad ? -bad : n;
@@ -2984,10 +2986,10 @@ START_TEST(proc_freeze)
 		threads += (uint64_t)n;
 		c0 = atomic_load(&c->counter);
 		usleep(i ? 20000 : 200000);
-		ck_assert_msg(atomic_load(&c->counter) == c0,
-			      "freeze %d: the frozen target counted %llu", i,
-			      (unsigned long long)(atomic_load(&c->counter) -
-						   c0));
+		ck_assert_msg(
+			atomic_load(&c->counter) == c0,
+			"freeze %d: the frozen target counted %llu", i,
+			(unsigned long long)(atomic_load(&c->counter) - c0));
 		ck_assert_msg(all_traced(g, why, sizeof(why)) > 0,
 			      "freeze %d: threads not stopped:%s", i, why);
 		/* its parent sees nothing */
@@ -2999,9 +3001,9 @@ START_TEST(proc_freeze)
 			      "thaw %d: no answer", i);
 		ck_assert_msg(!atomic_load(&c->kerr), "tracker: %s", c->msg);
 		c0 = atomic_load(&c->counter);
-		ck_assert_msg(WAIT_FOR(atomic_load(&c->counter) != c0,
-				       DEADLINE_MS),
-			      "thaw %d: the target does not run", i);
+		ck_assert_msg(
+			WAIT_FOR(atomic_load(&c->counter) != c0, DEADLINE_MS),
+			"thaw %d: the target does not run", i);
 		ck_assert_int_eq(wait_pid(g, &st, WNOHANG | WUNTRACED), 0);
 		atomic_store(&c->phase, 4 * i + 4);
 	}
@@ -3132,8 +3134,7 @@ START_TEST(thread_churn)
 	ck_assert_int_ge(k, 0);
 	if (k == 0)
 		churn_tracker(c, g, how);
-	ck_assert_msg(wait_exit(k, 10 * DEADLINE_MS, &st),
-		      "the tracker hangs");
+	ck_assert_msg(wait_exit(k, 10 * DEADLINE_MS, &st), "the tracker hangs");
 	thread_list(g, now, sizeof(now));
 	t0 = atomic_load(&c->forks);
 	printf("thread churn: %s failed %ld of %d times (%s)%s%s\n", what[_i],
@@ -3374,8 +3375,7 @@ int main(int argc, char **argv)
 	/* a target killed by a signal leaves no core file behind */
 	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 	if (argc == 5 && !strcmp(argv[1], "--exec-target"))
-		return exec_target(atoi(argv[2]), atoi(argv[3]),
-				   atoi(argv[4]));
+		return exec_target(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	/* the backend is ours to choose: pagemap-scan, or AUTO for
 	 * pmtrack_proc (which then picks it) */
 	unsetenv("PMTRACK_BACKEND");
