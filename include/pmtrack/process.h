@@ -86,7 +86,13 @@ enum pmtrack_proc_events {
 	 * stops each process at its fork, exec and exit: a child is tracked
 	 * exactly from its first instruction, and a process is scanned at
 	 * its exit stop, so what it wrote is reported exactly, private
-	 * mappings included.  Works with both backends.
+	 * mappings included.  Works with both backends.  The new child's
+	 * userfaultfd is injected by that thread, the child's tracer: a
+	 * tracker killed (SIGKILL) in the tens of microseconds a child's
+	 * registers are the injection's leaves that child to crash (the
+	 * processes tracked before it, and the other children, run on).
+	 * pmtrack_new() and the other modes inject from a process of their
+	 * own, which finishes the injection whatever happens to the tracker.
 	 */
 	PMTRACK_PROC_EVENTS_PTRACE = 1,
 	/*

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -476,19 +477,109 @@ int pmt_stopped_uffd(struct pmt_stopped *s, bool *user_only)
 	return ret ? ret : fd;
 }
 
+/* what the injecting process sends back with the descriptor */
+struct inj_reply {
+	int ret;
+	bool user_only;
+	uint64_t stop_ns;
+};
+
+/* in the injecting process: inject, send the descriptor, exit */
+static void __attribute__((noreturn)) injector(int sock, pid_t pid)
+{
+	struct inj_reply rep = { 0 };
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &rep, sizeof(rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct pmt_stopped s;
+	int fd = -1;
+
+	rep.ret = pmt_stop_begin(&s, pid);
+	if (!rep.ret) {
+		fd = pmt_stopped_uffd(&s, &rep.user_only);
+		rep.stop_ns = pmt_stop_end(&s);
+		rep.ret = fd < 0 ? fd : 0;
+	}
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	/* if the tracker died meanwhile this fails, and the descriptor
+	 * goes with this process: the target was left as it was */
+	sendmsg(sock, &mh, MSG_NOSIGNAL);
+	_exit(0);
+}
+
+/* in the tracker: the injecting process's answer */
+static int injected(int sock, uint64_t *stop_ns, bool *user_only)
+{
+	struct inj_reply rep = { .ret = -EIO };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &rep, sizeof(rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd = -1;
+
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(rep))
+		return n < 0 ? -errno : -EIO;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	*stop_ns = rep.stop_ns;
+	*user_only = rep.user_only;
+	if (!rep.ret && fd < 0)
+		return -EIO;
+	if (rep.ret && fd >= 0)
+		close(fd);
+	return rep.ret ? rep.ret : fd;
+}
+
+/*
+ * The injection runs in a process of its own, forked for it, which sends
+ * the descriptor back: if the tracker dies in the middle (even by
+ * SIGKILL), that process still puts the target's registers back and lets
+ * it go.  Done by the tracker's own thread, a tracker killed while the
+ * target's registers are changed would leave it to run with them.
+ */
 int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only)
 {
-	struct pmt_stopped s;
-	int ret;
+	int sv[2], ret, st;
+	pid_t child;
 
 	*stop_ns = 0;
 	*user_only = false;
 	if (!pmt_arch_inject)
 		return -EOPNOTSUPP;
-	ret = pmt_stop_begin(&s, pid);
-	if (ret)
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	child = fork();
+	if (child < 0) {
+		ret = -errno;
+		close(sv[0]);
+		close(sv[1]);
 		return ret;
-	ret = pmt_stopped_uffd(&s, user_only);
-	*stop_ns = pmt_stop_end(&s);
+	}
+	if (!child) {
+		close(sv[0]);
+		injector(sv[1], pid);
+	}
+	close(sv[1]);
+	ret = injected(sv[0], stop_ns, user_only);
+	close(sv[0]);
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
 	return ret;
 }
