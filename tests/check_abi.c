@@ -13,12 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <pmtrack/migrate.h>
 #include <pmtrack/pagestate.h>
 #include <pmtrack/pmtrack.h>
+#include <pmtrack/process.h>
 #include <pmtrack/stream.h>
 
 #include "helpers.h"
@@ -34,6 +37,8 @@ static struct {
 	struct pmtrack_xport *x;
 	struct pmtrack_rx *rx;
 	struct pmtrack_pstate *ps;
+	struct pmtrack_proc *proc;
+	pid_t child;
 	int fds[2];
 	void *mem;
 	size_t len;
@@ -79,6 +84,11 @@ static int get_pstate(void *st)
 				    st);
 }
 
+static int get_proc(void *st)
+{
+	return pmtrack_proc_get_stats(o.proc, st);
+}
+
 static const struct getter {
 	const char *name;
 	int (*get)(void *st);
@@ -92,6 +102,8 @@ static const struct getter {
 	{ "pmtrack_rx_get_stats", get_rx, sizeof(struct pmtrack_rx_stats) },
 	{ "pmtrack_pstate_count", get_pstate,
 	  sizeof(struct pmtrack_page_counts) },
+	{ "pmtrack_proc_get_stats", get_proc,
+	  sizeof(struct pmtrack_proc_stats) },
 };
 #define NGETTERS (sizeof(getters) / sizeof(getters[0]))
 
@@ -122,10 +134,21 @@ static void setup(void)
 	ck_assert_int_eq(pmtrack_xport_new(o.fds[0], NULL, &o.x), 0);
 	ck_assert_int_eq(pmtrack_rx_new(NULL, &o.rx), 0);
 	ck_assert_int_eq(pmtrack_pstate_new(NULL, &o.ps), 0);
+	/* a process tracker needs another process: a child that waits */
+	o.child = fork();
+	ck_assert_int_ge(o.child, 0);
+	if (!o.child) {
+		for (;;)
+			pause();
+	}
+	ck_assert_int_eq(pmtrack_proc_new(o.child, NULL, &o.proc), 0);
 }
 
 static void teardown(void)
 {
+	pmtrack_proc_free(o.proc);
+	kill(o.child, SIGKILL);
+	waitpid(o.child, NULL, 0);
 	pmtrack_pstate_free(o.ps);
 	pmtrack_rx_free(o.rx);
 	pmtrack_xport_free(o.x);

@@ -154,10 +154,15 @@ END_TEST
 START_TEST(caps_as_documented)
 {
 	static const unsigned int caps[] = {
+		/* another process where the library can inject (x86_64) */
 		PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
 			PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
 			PMTRACK_CAP_NO_SIGNALS | PMTRACK_CAP_HUGETLB |
-			PMTRACK_CAP_SHARED_EXACT,
+			PMTRACK_CAP_SHARED_EXACT |
+#if defined(__x86_64__)
+			PMTRACK_CAP_OTHER_PROCESS |
+#endif
+			0,
 		PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_FILE_MAPPINGS |
 			PMTRACK_CAP_OTHER_PROCESS | PMTRACK_CAP_NO_SIGNALS,
 		/* kernel writes: only when the process may trap them, which
@@ -233,17 +238,35 @@ START_TEST(other_pid)
 		_exit(0);
 	}
 	unsetenv("PMTRACK_BACKEND");
-	/* only soft-dirty can track another process */
+	/* pagemap-scan (injected, on x86_64) and soft-dirty can track
+	 * another process, in that order; the others cannot */
 	ck_assert_int_eq(new_with(PMTRACK_BACKEND_MPROTECT, 0, (int)child, &t),
 			 -EOPNOTSUPP);
+	ck_assert_int_eq(new_with(PMTRACK_BACKEND_UFFD_WP, 0, (int)child, &t),
+			 -EOPNOTSUPP);
+#if defined(__x86_64__)
 	ck_assert_int_eq(
 		new_with(PMTRACK_BACKEND_PAGEMAP_SCAN, 0, (int)child, &t),
-		-EOPNOTSUPP);
+		usable(PMTRACK_BACKEND_PAGEMAP_SCAN) ? 0 : -EOPNOTSUPP);
+	if (usable(PMTRACK_BACKEND_PAGEMAP_SCAN)) {
+		ck_assert_uint_ne(pmtrack_caps(t) & PMTRACK_CAP_OTHER_PROCESS,
+				  0);
+		ck_assert_uint_ne(pmtrack_caps(t) & PMTRACK_CAP_ATOMIC_RESET,
+				  0);
+		pmtrack_free(t);
+	}
+#endif
 	ck_assert_int_eq(new_with(PMTRACK_BACKEND_AUTO, 0, (int)child, &t),
-			 usable(PMTRACK_BACKEND_SOFT_DIRTY) ? 0 : -EOPNOTSUPP);
-	if (usable(PMTRACK_BACKEND_SOFT_DIRTY)) {
+			 usable(PMTRACK_BACKEND_PAGEMAP_SCAN) ||
+					 usable(PMTRACK_BACKEND_SOFT_DIRTY)
+				 ? 0
+				 : -EOPNOTSUPP);
+	if (usable(PMTRACK_BACKEND_PAGEMAP_SCAN) ||
+	    usable(PMTRACK_BACKEND_SOFT_DIRTY)) {
 		ck_assert_int_eq(pmtrack_backend(t),
-				 PMTRACK_BACKEND_SOFT_DIRTY);
+				 usable(PMTRACK_BACKEND_PAGEMAP_SCAN)
+					 ? PMTRACK_BACKEND_PAGEMAP_SCAN
+					 : PMTRACK_BACKEND_SOFT_DIRTY);
 		pmtrack_free(t);
 	}
 	/* our own pid means ourselves, any backend */

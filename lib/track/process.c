@@ -213,11 +213,22 @@ static int emit(struct pp_emit *e, const struct pmtrack_mapping *m,
 	};
 	uint64_t pages = 0;
 
+	if (e->fn == pp_discard)
+		return 0;
 	for (size_t i = 0; i < n; i++)
 		pages += (e->runs[i].end - e->runs[i].start) /
 			 (uint64_t)e->p->page_size;
 	atomic_fetch_add(&e->p->st.pages_reported, pages);
+	if (flags & PMTRACK_PROC_FULL)
+		atomic_fetch_add(&e->p->st.maps_new, 1);
 	return e->fn(e->arg, &r);
+}
+
+int pp_discard(void *arg, const struct pmtrack_proc_report *r)
+{
+	(void)arg;
+	(void)r;
+	return 0;
 }
 
 static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m)
@@ -225,7 +236,6 @@ static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m)
 	e->runs[0] = (struct pmtrack_page_run){ .start = m->start,
 						.end = m->end,
 						.states = PMTRACK_PAGE_WRITTEN };
-	atomic_fetch_add(&e->p->st.maps_new, 1);
 	return emit(e, m, PMTRACK_PROC_FULL, 1);
 }
 

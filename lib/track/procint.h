@@ -78,6 +78,9 @@ PMT_HIDDEN bool pp_alive(pid_t pid);
 PMT_HIDDEN int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 			       unsigned int flags, pmtrack_proc_fn fn,
 			       void *arg);
+/* a report callback that drops everything: arming a process whose pages
+ * start clean (a child that has not run yet) */
+PMT_HIDDEN int pp_discard(void *arg, const struct pmtrack_proc_report *r);
 PMT_HIDDEN int pp_collect_locked(struct pmtrack_proc *p, unsigned int flags,
 				 pmtrack_proc_fn fn, void *arg);
 PMT_HIDDEN int pp_freeze_here(struct pmtrack_proc *p);

@@ -151,14 +151,6 @@ static pid_t wait_one(pid_t tid, int *st)
 
 /* ---- processes ------------------------------------------------------------ */
 
-/* discard reports: a process whose pages start clean */
-static int pm_discard(void *arg, const struct pmtrack_proc_report *r)
-{
-	(void)arg;
-	(void)r;
-	return 0;
-}
-
 /* inject a userfaultfd into stopped @tid (alone in its process) */
 static int pm_uffd(struct pmtrack_proc *p, pid_t tid)
 {
@@ -205,7 +197,7 @@ static int pm_track_new(struct pmtrack_proc *p, pid_t pid, bool clean,
 	if (clean) {
 		unsigned int keep = pr->next_flags;
 
-		ret = pp_collect_one(p, pr, PMTRACK_COLLECT_RESET, pm_discard,
+		ret = pp_collect_one(p, pr, PMTRACK_COLLECT_RESET, pp_discard,
 				     NULL);
 		pr->next_flags = keep;
 	}
