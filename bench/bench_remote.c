@@ -1343,16 +1343,45 @@ static char *run_capture(char *const argv[], bool both, int *status)
 	return out;
 }
 
+static const char *json_ws(const char *v, const char *end)
+{
+	while (v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
+		v++;
+	return v;
+}
+
+/* the closing quote of the string opening at @p, or @end */
+static const char *json_str_end(const char *p, const char *end)
+{
+	const char *q = p + 1;
+
+	while (q < end && *q != '"')
+		q += *q == '\\' ? 2 : 1;
+	return q < end ? q : end;
+}
+
+/* the scalar at @v (a string without its quotes) into @val */
+static void json_scalar(const char *v, const char *end, char *val, size_t vsz)
+{
+	size_t n = 0;
+
+	if (v < end && *v == '"')
+		v++;
+	while (v < end && *v && !strchr("\",}] \t\r\n", *v) && n + 1 < vsz)
+		val[n++] = *v++;
+	val[n] = 0;
+}
+
 /* the value of @key at the top level of the JSON object [s, end), as text
  * (a string without its quotes); false if it is not there */
 static bool json_get(const char *s, const char *end, const char *key, char *val,
 		     size_t vsz)
 {
-	size_t klen = strlen(key), n = 0;
+	size_t klen = strlen(key);
 	int depth = 0;
 
 	for (const char *p = s; p < end; p++) {
-		const char *q = p + 1, *v;
+		const char *q, *v;
 
 		if (*p == '{' || *p == '[')
 			depth++;
@@ -1360,26 +1389,16 @@ static bool json_get(const char *s, const char *end, const char *key, char *val,
 			depth--;
 		if (*p != '"')
 			continue;
-		while (q < end && *q != '"')
-			q += *q == '\\' ? 2 : 1;
-		if (q >= end)
+		q = json_str_end(p, end);
+		if (q == end)
 			return false;
-		v = q + 1;
-		while (v < end && *v && strchr(" \t\r\n", *v))
-			v++;
-		if (depth != 1 || v >= end || *v != ':' ||
-		    (size_t)(q - p - 1) != klen || memcmp(p + 1, key, klen)) {
-			p = q;
-			continue;
+		v = json_ws(q + 1, end);
+		if (depth == 1 && v < end && *v == ':' &&
+		    (size_t)(q - p - 1) == klen && !memcmp(p + 1, key, klen)) {
+			json_scalar(json_ws(v + 1, end), end, val, vsz);
+			return true;
 		}
-		for (v++; v < end && *v && strchr(" \t\r\n", *v); v++)
-			;
-		if (v < end && *v == '"')
-			v++;
-		while (v < end && !strchr("\",}] \t\r\n", *v) && n + 1 < vsz)
-			val[n++] = *v++;
-		val[n] = 0;
-		return true;
+		p = q;
 	}
 	return false;
 }
