@@ -71,6 +71,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1299,27 +1300,15 @@ static void sec_rounds(const struct cfg *c, struct target *t, char *stage)
 
 /* ---- 3. incremental dump / full dump ------------------------------------ */
 
-/* a child's stdout (and stderr if @both) until it exits; its status */
-static char *run_capture(char *const argv[], bool both, int *status)
+/* read @fd to its end into a growing buffer; after @limit_s seconds the
+ * process group @pg is killed (then the end comes) */
+static char *read_all(int fd, pid_t pg, unsigned int limit_s)
 {
+	uint64_t deadline = bench_now_ns() + limit_s * NS;
 	size_t len = 0, cap = 65536;
 	char *out = xcalloc(cap, 1);
-	int p[2];
-	pid_t pid;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	if (pipe2(p, O_CLOEXEC))
-		fail("pipe2", errno);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		fail("fork", errno);
-	if (!pid) {
-		if (dup2(p[1], 1) < 0 || (both && dup2(p[1], 2) < 0))
-			_exit(127);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
 	for (;;) {
 		ssize_t n;
 
@@ -1328,14 +1317,49 @@ static char *run_capture(char *const argv[], bool both, int *status)
 			if (!out)
 				fail("realloc", ENOMEM);
 		}
-		n = read(p[0], out + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
+		if (!poll(&pfd, 1, 100) && pg && bench_now_ns() > deadline) {
+			fprintf(stderr, PROG ": killed after %u s\n", limit_s);
+			kill(-pg, SIGKILL);
+			pg = 0;
+		}
+		n = read(fd, out + len, cap - len - 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
 	}
 	out[len] = 0;
+	return out;
+}
+
+/* a child's stdout (and stderr if @both) until it exits; its status.  Its
+ * process group is killed after @limit_s seconds. */
+static char *run_capture(char *const argv[], bool both, unsigned int limit_s,
+			 int *status)
+{
+	char *out;
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		fail("pipe2", errno);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		fail("fork", errno);
+	if (!pid) {
+		setpgid(0, 0);
+		if (dup2(p[1], 1) < 0 || (both && dup2(p[1], 2) < 0))
+			_exit(127);
+		/* blocking writes for the child */
+		fcntl(1, F_SETFL, 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	close(p[1]);
+	out = read_all(p[0], pid, limit_s);
 	close(p[0]);
 	while (waitpid(pid, status, 0) < 0)
 		if (errno != EINTR)
@@ -1462,7 +1486,7 @@ static bool tool_usable(const struct cfg *c, bool *interval_ms, bool *no_digest)
 
 	if (!*c->tool || access(c->tool, X_OK))
 		return false;
-	help = run_capture(argv, true, &st);
+	help = run_capture(argv, true, 30, &st);
 	ok = strstr(help, "--pid") && strstr(help, "--json");
 	*interval_ms = strstr(help, "--interval-ms") != NULL;
 	*no_digest = strstr(help, "--no-digest") != NULL;
@@ -1509,7 +1533,10 @@ static int tool_run(const struct cfg *c, const struct target *t,
 		argv[n++] = "--no-digest";
 	argv[n++] = dir;
 	argv[n] = NULL;
-	out = run_capture(argv, false, &st);
+	out = run_capture(
+		argv, false,
+		(unsigned int)(c->interval_ms * (uint64_t)c->incs / 1000) + 120,
+		&st);
 	nimg = tool_parse(out, img);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) || !nimg) {
 		fprintf(stderr,
