@@ -2017,13 +2017,12 @@ static void slow_once(const struct cfg *c, struct target *t, uint64_t span,
 	}
 	gen = ctl_full(t->ctl, span, c->run_ns);
 	next = bench_now_ns() + ROUND_NS;
+	/* both ways wake every 100 ms: only the collect differs */
 	while (!ctl_full_done(t->ctl, gen)) {
-		if (!tracked) {
-			sleep_ns(MS);
-			continue;
-		}
 		sleep_until(next);
 		next += ROUND_NS;
+		if (!tracked)
+			continue;
 		proc_collect(p, &r);
 		faults += r.region_pages;
 	}
@@ -2057,7 +2056,7 @@ static void slow_pattern(const struct cfg *c, struct target *t, uint64_t span,
 static void sec_slowdown(const struct cfg *c, struct target *t)
 {
 	struct slow a[2][64], b[2][64];
-	double u[64], tr[64], ratio[2][64], per[64], fps[64], bg;
+	double u[64], tr[64], ratio[2][64], per[64], fps[64], bg, m;
 	int reps = c->reps > 64 ? 64 : c->reps;
 
 	/* the working set first: its slowdown is subtracted below */
@@ -2065,7 +2064,10 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 	slow_pattern(c, t, t->npages, reps, a[0], b[0]);
 	for (int rep = 0; rep < reps; rep++)
 		ratio[1][rep] = b[1][rep].rate / a[1][rep].rate;
+	/* noise can make it negative: then nothing is subtracted */
 	bg = 1 - med(ratio[1], reps);
+	if (bg < 0)
+		bg = 0;
 	printf("## 5. The target's slowdown while tracked (1 writer thread, "
 	       "full speed for %.1f s, medians of %d)\n\n",
 	       (double)c->run_ns / 1e9, reps);
@@ -2078,10 +2080,10 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 	       "slowdown is what tracking costs besides them (the collects' "
 	       "TLB flushes and locks); us per first write = (tracked time "
 	       "- tracked stores at the untracked rate - that share of the "
-	       "tracked time) / first writes.\n\n");
+	       "tracked time, if positive) / first writes.\n\n");
 	printf("| stores to | untracked stores/s | tracked stores/s | "
-	       "tracked ÷ untracked | first writes/s | us per first write "
-	       "|\n|---|--:|--:|--:|--:|--:|\n");
+	       "tracked ÷ untracked | per-rep range | first writes/s | us "
+	       "per first write |\n|---|--:|--:|--:|--:|--:|--:|\n");
 	for (int k = 0; k < 2; k++) {
 		for (int rep = 0; rep < reps; rep++) {
 			struct slow *x = &a[k][rep], *y = &b[k][rep];
@@ -2096,12 +2098,12 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 							   y->faults
 						 : 0;
 		}
-		printf("| %s | %.3g | %.3g | **%.4f** | %.0f |",
+		m = med(ratio[k], reps); /* sorts: the range is at the ends */
+		printf("| %s | %.3g | %.3g | **%.4f** | %.4f - %.4f | %.0f |",
 		       k ? "a working set of 8 pages"
-			 : "random pages of the "
-			   "region",
-		       med(u, reps), med(tr, reps), med(ratio[k], reps),
-		       med(fps, reps));
+			 : "random pages of the region",
+		       med(u, reps), med(tr, reps), m, ratio[k][0],
+		       ratio[k][reps - 1], med(fps, reps));
 		if (k)
 			printf(" - |\n");
 		else
