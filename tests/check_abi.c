@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -239,6 +240,73 @@ START_TEST(digest_contract)
 }
 END_TEST
 
+/* the piecewise digest equals the one-shot digest, however it is cut */
+START_TEST(digest_pieces)
+{
+	static char mem[3 * 4096 + 17];
+	uint8_t whole[PMTRACK_DIGEST_LEN], part[PMTRACK_DIGEST_LEN];
+	struct iovec iov = { mem, sizeof(mem) };
+	struct pmtrack_digest_ctx *d;
+	size_t cuts[] = { 1, 7, 4096, 5000, sizeof(mem) };
+
+	for (size_t i = 0; i < sizeof(mem); i++)
+		mem[i] = (char)(i * 131 + 7);
+	ck_assert_int_eq(pmtrack_digest(&iov, 1, whole), 0);
+	for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+		ck_assert_int_eq(pmtrack_digest_new(&d), 0);
+		for (size_t at = 0; at < sizeof(mem); at += cuts[c]) {
+			size_t n = sizeof(mem) - at < cuts[c] ? sizeof(mem) - at
+							      : cuts[c];
+
+			ck_assert_int_eq(pmtrack_digest_update(d, mem + at, n),
+					 0);
+		}
+		ck_assert_int_eq(pmtrack_digest_final(d, part), 0);
+		ck_assert_mem_eq(part, whole, sizeof(part));
+		/* a snapshot: asking again gives the same */
+		ck_assert_int_eq(pmtrack_digest_final(d, part), 0);
+		ck_assert_mem_eq(part, whole, sizeof(part));
+		pmtrack_digest_free(d);
+	}
+	ck_assert_int_eq(pmtrack_digest_new(NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_digest_new(&d), 0);
+	ck_assert_int_eq(pmtrack_digest_update(d, NULL, 1), -EINVAL);
+	ck_assert_int_eq(pmtrack_digest_update(d, NULL, 0), 0);
+	ck_assert_int_eq(pmtrack_digest_final(d, NULL), -EINVAL);
+	pmtrack_digest_free(d);
+	pmtrack_digest_free(NULL);
+}
+END_TEST
+
+/*
+ * An options struct's tail padding is never read (PMTRACK_OPTS() may leave
+ * anything there); a non-zero byte past the struct is still refused.
+ * pmtrack_proc_opts has padding after its last field.
+ */
+START_TEST(opts_padding_is_not_read)
+{
+	struct {
+		struct pmtrack_proc_opts o;
+		unsigned char newer[16];
+	} big;
+	struct pmtrack_proc *p = NULL;
+	size_t end = offsetof(struct pmtrack_proc_opts, events) +
+		     sizeof(big.o.events);
+
+	ck_assert_uint_gt(sizeof(big.o), end); /* there is padding */
+	memset(&big, 0, sizeof(big));
+	memset((char *)&big.o + end, JUNK, sizeof(big.o) - end);
+	big.o.sz = sizeof(big.o);
+	ck_assert_int_eq(pmtrack_proc_new(o.child, &big.o, &p), 0);
+	pmtrack_proc_free(p);
+	/* a newer caller's field past our struct, non-zero: refused */
+	big.o.sz = sizeof(big);
+	big.newer[3] = 1;
+	ck_assert_int_eq(pmtrack_proc_new(o.child, &big.o, &p), -EINVAL);
+	ck_assert_ptr_null(p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("abi");
@@ -251,9 +319,11 @@ int main(void)
 			    NGETTERS);
 	tcase_add_loop_test(tc, smaller_struct_gets_no_write_past_its_size, 0,
 			    NGETTERS);
+	tcase_add_test(tc, opts_padding_is_not_read);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("digest");
 	tcase_add_test(tc, digest_contract);
+	tcase_add_test(tc, digest_pieces);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -24,6 +24,7 @@ int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_track(int argc, char **argv);
 
 /* cli_out.c: "pmtrack CMD: message" on stderr */
 __attribute__((format(printf, 2, 3))) void cli_err(const char *cmd,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * pmtrack dump: incremental checkpoints of a synthetic workload: live
- * pre-dumps, then a final one with the workload paused.
+ * pre-dumps, then a final one with the workload paused; or, with --pid,
+ * of another running process (rdrun.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 
 #include "cmdline.h"
 #include "cli.h"
+#include "rdrun.h"
 #include "wldrive.h"
 
 #define DEF_DUMPS 3
@@ -23,6 +25,7 @@
 static void dump_usage(FILE *f)
 {
 	fputs("usage: pmtrack dump DIR [OPTIONS]\n"
+	      "       pmtrack dump --pid PID DIR [OPTIONS]\n"
 	      "Incremental checkpoints of a synthetic workload into DIR: "
 	      "live pre-dumps\n"
 	      "while the writers run, then the workload is paused and a "
@@ -34,25 +37,70 @@ static void dump_usage(FILE *f)
 	      "default 3\n"
 	      "  --interval MS         time between images; default 500\n",
 	      f);
+	fputs("With --pid, incremental images of process PID, running and "
+	      "unmodified (CRIU\n"
+	      "pre-dump style): each image holds its writable mappings' "
+	      "pages written since\n"
+	      "the previous one; the last is taken with the process frozen "
+	      "(ptrace), with\n"
+	      "the memory's digest; 'pmtrack restore DIR --out-dir D' "
+	      "replays them.  Needs\n"
+	      "ptrace access to PID.  --level applies; the workload options "
+	      "do not.\n"
+	      "  --pid PID             the process to dump\n"
+	      "  --children            track the children it forks from now "
+	      "on, and fold\n"
+	      "                        their writes into memory they share "
+	      "with it (their\n"
+	      "                        private memory is not dumped)\n"
+	      "  --leave-stopped       leave the processes stopped (SIGSTOP) "
+	      "after the last\n"
+	      "                        image; SIGCONT resumes them\n"
+	      "  --no-digest           no digest in the last image\n"
+	      "  --json                one JSON object per image, then a "
+	      "summary\n",
+	      f);
 }
 
 struct dump_args {
 	const char *dir;
 	struct wl_args wl;
 	uint64_t dumps, interval_ms;
+	struct rd_args rd;  /* --pid */
+	const char *wl_opt; /* a workload option given, for --pid's message */
+	const char *rd_opt; /* an option of --pid's given */
 };
 
 enum {
 	OPT_DUMPS = WL_OPT_END,
 	OPT_INTERVAL,
+	OPT_PID,
+	OPT_CHILDREN,
+	OPT_LEAVE_STOPPED,
+	OPT_NO_DIGEST,
+	OPT_JSON,
 };
+
+/* --children, --leave-stopped, --no-digest, --json */
+static bool rd_flag(int id, struct rd_args *rd)
+{
+	bool *f[] = { &rd->children, &rd->leave_stopped, &rd->no_digest,
+		      &rd->json };
+
+	*f[id - OPT_CHILDREN] = true;
+	return true;
+}
 
 static bool dump_opt(struct cmdline *p, int id, void *arg)
 {
 	struct dump_args *a = arg;
 
+	if (id >= ARG_OPT && id < WL_OPT_END && id != WL_OPT_LEVEL)
+		a->wl_opt = p->opt;
 	if (id >= ARG_OPT && id < WL_OPT_END)
 		return wl_opt(p, id, &a->wl);
+	if (id >= OPT_PID)
+		a->rd_opt = p->opt;
 	switch (id) {
 	case ARG_POS:
 		return take_one(p, &a->dir, "DIR");
@@ -60,13 +108,26 @@ static bool dump_opt(struct cmdline *p, int id, void *arg)
 		return opt_u64(p, false, 1, 1000000, &a->dumps);
 	case OPT_INTERVAL:
 		return opt_u64(p, false, 0, 86400000, &a->interval_ms);
+	case OPT_PID:
+		return opt_u64(p, false, 1, INT32_MAX, &a->rd.pid);
 	}
-	return true;
+	return id >= OPT_CHILDREN ? rd_flag(id, &a->rd) : true;
 }
 
 static bool dump_done(struct cmdline *p, void *arg)
 {
-	return ((struct dump_args *)arg)->dir || bad_usage(p, "no DIR");
+	struct dump_args *a = arg;
+
+	if (!a->dir)
+		return bad_usage(p, "no DIR");
+	if (a->rd.pid && a->wl_opt)
+		return bad_usage(p,
+				 "--%s is for the synthetic workload, not "
+				 "--pid",
+				 a->wl_opt);
+	if (!a->rd.pid && a->rd_opt)
+		return bad_usage(p, "--%s needs --pid", a->rd_opt);
+	return true;
 }
 
 static int dump_parse(struct dump_args *a, int argc, char **argv)
@@ -75,6 +136,11 @@ static int dump_parse(struct dump_args *a, int argc, char **argv)
 		WL_OPTIONS,
 		{ "dumps", required_argument, NULL, OPT_DUMPS },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
+		{ "leave-stopped", no_argument, NULL, OPT_LEAVE_STOPPED },
+		{ "no-digest", no_argument, NULL, OPT_NO_DIGEST },
+		{ "json", no_argument, NULL, OPT_JSON },
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
@@ -113,6 +179,13 @@ int cmd_dump(int argc, char **argv)
 	r = dump_parse(&a, argc, argv);
 	if (r >= 0)
 		return r;
+	if (a.rd.pid) {
+		a.rd.dir = a.dir;
+		a.rd.dumps = a.dumps;
+		a.rd.interval_ms = a.interval_ms;
+		a.rd.level = a.wl.level;
+		return rd_run(&a.rd);
+	}
 	if (wl_begin("dump", &a.wl, stdout, &w))
 		return CLI_ERROR;
 	reg = wl_region(w);

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
-/* pmtrack restore: replay a checkpoint directory and verify it. */
+/*
+ * pmtrack restore: replay a checkpoint directory and verify it: a chain
+ * of pmtrack dump (a synthetic workload, pmtrack_ckpt_restore()) or of
+ * pmtrack dump --pid (another process, rrrun.c), told apart by the first
+ * image's producer.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,15 +19,26 @@
 #include "cmdline.h"
 #include "cli.h"
 #include "jsonw.h"
+#include "rrrun.h"
 #include "rxreport.h"
 
 static void restore_usage(FILE *f)
 {
-	fputs("usage: pmtrack restore DIR [--upto N] [--allow-unverified] "
-	      "[--json]\n"
+	fputs("usage: pmtrack restore DIR [--out-dir D] [--upto N] "
+	      "[--allow-unverified]\n"
+	      "                       [--json]\n"
 	      "Replay the checkpoint images 0..N in DIR into memory, checking "
 	      "every checksum,\n"
-	      "the chain's links and the last image's digest.\n"
+	      "the chain's links and the last image's digest.  The images of "
+	      "pmtrack dump --pid\n"
+	      "are replayed into a model of the process's address space (its "
+	      "region tables\n"
+	      "may differ from image to image).\n"
+	      "  --out-dir D           write one file per region of the last "
+	      "image into D\n"
+	      "                        (created if missing), named START-END "
+	      "in hex, holding\n"
+	      "                        its bytes; zero pages are holes\n"
 	      "  --upto N              the last image to apply; default the "
 	      "newest\n"
 	      "  --allow-unverified    accept a last image without a digest "
@@ -34,13 +51,14 @@ static void restore_usage(FILE *f)
 }
 
 struct restore_args {
-	const char *dir;
+	const char *dir, *out_dir;
 	uint64_t upto;
 	bool json, allow_unverified;
 };
 
 enum {
 	OPT_UPTO = ARG_OPT,
+	OPT_OUT_DIR,
 	OPT_ALLOW_UNVERIFIED,
 	OPT_JSON,
 };
@@ -54,6 +72,9 @@ static bool restore_opt(struct cmdline *p, int id, void *arg)
 		return take_one(p, &a->dir, "DIR");
 	case OPT_UPTO:
 		return opt_u64(p, false, 0, 999999, &a->upto);
+	case OPT_OUT_DIR:
+		a->out_dir = p->val;
+		break;
 	case OPT_ALLOW_UNVERIFIED:
 		a->allow_unverified = true;
 		break;
@@ -73,6 +94,7 @@ static int restore_parse(struct restore_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "upto", required_argument, NULL, OPT_UPTO },
+		{ "out-dir", required_argument, NULL, OPT_OUT_DIR },
 		{ "allow-unverified", no_argument, NULL, OPT_ALLOW_UNVERIFIED },
 		{ "json", no_argument, NULL, OPT_JSON },
 		ARG_HELP_OPTION,
@@ -85,6 +107,29 @@ static int restore_parse(struct restore_args *a, int argc, char **argv)
 						  .done = restore_done };
 
 	return parse_args(&spec, argc, argv, a);
+}
+
+/* the regions of a synthetic chain's receiver as files in @dir */
+static int rx_write_files(struct pmtrack_rx *rx, const char *dir)
+{
+	size_t n = pmtrack_rx_nregions(rx);
+	struct rr_region *r = calloc(n ? n : 1, sizeof(*r));
+	struct pmtrack_rx_region x;
+	int ret;
+
+	if (!r) {
+		cli_err("restore", "%s", strerror(ENOMEM));
+		return CLI_ERROR;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pmtrack_rx_region(rx, i, &x);
+		r[i] = (struct rr_region){ .start = x.start,
+					   .len = x.len,
+					   .mem = x.mem };
+	}
+	ret = rr_write_files(dir, pmtrack_rx_page_size(rx), r, n);
+	free(r);
+	return ret;
 }
 
 int cmd_restore(int argc, char **argv)
@@ -100,6 +145,15 @@ int cmd_restore(int argc, char **argv)
 	r = restore_parse(&a, argc, argv);
 	if (r >= 0)
 		return r;
+	if (rr_is_process_chain(a.dir)) {
+		struct rr_args ra = { .dir = a.dir,
+				      .out_dir = a.out_dir,
+				      .upto = a.upto,
+				      .json = a.json,
+				      .allow_unverified = a.allow_unverified };
+
+		return rr_run(&ra);
+	}
 	r = pmtrack_rx_new(NULL, &rx);
 	if (r) {
 		cli_err("restore", "%s", strerror(-r));
@@ -118,6 +172,8 @@ int cmd_restore(int argc, char **argv)
 		res.unverified = "not verified (the restore failed)";
 	}
 	ret = rx_result_exit("restore", &res, a.allow_unverified);
+	if (ret == CLI_OK && a.out_dir)
+		ret = rx_write_files(rx, a.out_dir);
 	if (r == -ENOENT && info.images) {
 		/* a gap, or --upto past the newest image */
 		cli_err("restore", "%s: no image %06" PRIu32 ".pmts", a.dir,

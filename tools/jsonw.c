@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* The JSON writer of every --json output, over json-c (jsonw.h). */
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +132,14 @@ struct json_object *jw_hex(const uint8_t *b, size_t n)
 	v = json_object_new_string(s);
 	free(s);
 	return made(v);
+}
+
+struct json_object *jw_addr(uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+	return made(json_object_new_string(buf));
 }
 
 struct json_object *jw_fixed(double v, int decimals)

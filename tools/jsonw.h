@@ -31,6 +31,8 @@ struct json_object *jw_bool(bool v);
 struct json_object *jw_str(const char *s);
 /* @n bytes as a lower-case hex string; NULL for NULL */
 struct json_object *jw_hex(const uint8_t *b, size_t n);
+/* an address as a hex string, "0x7f12a000" */
+struct json_object *jw_addr(uint64_t v);
 /* a number printed with @decimals digits after the point ("%.3f"); null
    (NULL) for NaN and infinities, which JSON cannot write */
 struct json_object *jw_fixed(double v, int decimals);

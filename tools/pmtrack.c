@@ -28,9 +28,10 @@ static const struct command {
 	{ "recv", cmd_recv,
 	  "receive a stream (TCP, file, stdin) into memory and verify it" },
 	{ "dump", cmd_dump,
-	  "incremental checkpoints of a synthetic workload into a DIR" },
+	  "incremental checkpoints of a synthetic workload, or of a PID" },
 	{ "restore", cmd_restore,
 	  "replay a checkpoint DIR into memory and verify it" },
+	{ "track", cmd_track, "the live dirty rate of a PID, per mapping" },
 	{ "help", cmd_help, "list the commands, or show one's usage" },
 };
 

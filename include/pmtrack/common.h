@@ -6,6 +6,8 @@
  * Options and statistics structs start with `size_t sz`, the size of the
  * struct the caller was compiled with, and end with `size_t : 0` so that
  * their size covers their last field and nothing a later version adds.
+ * A later version adds fields only past the end of the struct (never in
+ * its tail padding), and the library never reads that padding.
  *  - Options: a NULL pointer means "all defaults".  A struct from a newer
  *    header whose extra fields are all zero is accepted; non-zero unknown
  *    fields give -EINVAL; a struct from an older header gets the defaults
@@ -30,7 +32,8 @@
  * @NAME: variable name
  * @...: designated initialisers, e.g. .backend = PMTRACK_BACKEND_PAGEMAP_SCAN
  *
- * Zeroes every byte (padding included), then sets sz and the given fields.
+ * Zeroes every field, then sets sz and the given fields.  (Padding bytes
+ * may hold anything: the compiler may copy the initialiser with them.)
  * Use it for statistics structs too, so that sz is set.
  */
 #define PMTRACK_OPTS(TYPE, NAME, ...)                                          \

@@ -30,11 +30,13 @@
  * Thread safety: a pmtrack_proc is used by one thread at a time.  Without
  * PMTRACK_PROC_CHILDREN every ptrace request is made from the calling
  * thread: pmtrack_proc_freeze() and pmtrack_proc_thaw() must be called
- * from the same thread.  With it a thread of the library is the tracer of
- * every tracked process: the calling program must not wait for "any
- * child" (wait(), waitpid(-1, ...), waitid(P_ALL, ...)) while it exists,
- * as that could take the tracer's events; wait for your own children by
- * pid or pidfd.
+ * from the same thread.  With it and PMTRACK_PROC_EVENTS_PTRACE a thread
+ * of the library is the tracer of every tracked process: the calling
+ * program must not wait for "any child" (wait(), waitpid(-1, ...),
+ * waitid(P_ALL, ...)) while it exists, as that could take the tracer's
+ * events; wait for your own children by pid or pidfd.  With
+ * PMTRACK_PROC_EVENTS_CONNECTOR freeze and thaw are the caller's, as
+ * without children.
  */
 #ifndef PMTRACK_PROCESS_H
 #define PMTRACK_PROCESS_H
@@ -61,9 +63,62 @@ struct pmtrack_proc; /* opaque */
  * share their parent's memory, whose tracker sees their writes, until
  * they exec (then they are tracked as new processes) or exit.  Uses
  * ptrace events (PTRACE_O_TRACEFORK, TRACEVFORK, TRACEEXEC, TRACEEXIT):
- * each fork, exec and exit of a tracked process stops it briefly.
+ * each fork, exec and exit of a tracked process stops it briefly; or the
+ * kernel's process events (pmtrack_proc_opts.events below).
  */
 #define PMTRACK_PROC_CHILDREN (1u << 0)
+
+/*
+ * How PMTRACK_PROC_CHILDREN follows the tree (pmtrack_proc_opts.events;
+ * ignored without it).  docs/process-events.md has the measured costs.
+ */
+enum pmtrack_proc_events {
+	/* the mode measured cheaper for a fork-heavy tree where it is
+	 * usable, else the other: CONNECTOR where it can be had (root, a
+	 * kernel with pagemap-scan), else PTRACE */
+	PMTRACK_PROC_EVENTS_AUTO = 0,
+	/*
+	 * A library thread is the ptrace tracer of every tracked thread and
+	 * stops each process at its fork, exec and exit: a child is tracked
+	 * exactly from its first instruction, and a process is scanned at
+	 * its exit stop, so what it wrote is reported exactly, private
+	 * mappings included.  Works with both backends.
+	 */
+	PMTRACK_PROC_EVENTS_PTRACE = 1,
+	/*
+	 * No ptrace stop at fork or exit: the kernel's proc connector
+	 * (netlink, root only) says which process forked, exec'd or exited,
+	 * and each tracked process's userfaultfd is opened with
+	 * UFFD_FEATURE_EVENT_FORK (CAP_SYS_PTRACE), so the kernel hands a
+	 * child its parent's registrations and write-protect state and this
+	 * library the child's userfaultfd at the fork.  A library thread
+	 * reads those fork events at once (the forking thread waits in
+	 * fork() until it has; and while a collect runs, which holds it off
+	 * for that long).  Pagemap-scan only.  What it cannot do:
+	 * - an exec is still followed by injecting a userfaultfd, a short
+	 *   ptrace stop (the new program is reported in full anyway);
+	 * - a child's first report also holds the pages its parent had
+	 *   written and not yet collected at the fork (the child inherits
+	 *   that state; writes of its own are exact from its first
+	 *   instruction);
+	 * - a process that exits is not scanned: its memory is gone by the
+	 *   time the event arrives.  Every shared writable mapping it had
+	 *   (as read at its last collect, or its parent's at the fork) is
+	 *   reported in full, PMTRACK_PROC_FULL | PMTRACK_PROC_EXITED; its
+	 *   private memory is not reported (it is gone).  A shared mapping
+	 *   it made after its last collect (or after its fork) is missed;
+	 * - a child whose fork event cannot be matched with its pid (events
+	 *   lost to an overflowing netlink socket, clone(CLONE_PARENT)) is
+	 *   not listed by pmtrack_proc_pids() nor collected; when it exits,
+	 *   its shared writable mappings at its fork are reported in full
+	 *   under the pid of the tracked process it was forked from.
+	 * Fails with -EPERM where the connector cannot be bound or fork
+	 * events may not be asked for (not root), -EOPNOTSUPP where
+	 * userfaultfd fork events are unavailable (the soft-dirty backend,
+	 * no pagemap-scan).
+	 */
+	PMTRACK_PROC_EVENTS_CONNECTOR = 2,
+};
 
 struct pmtrack_proc_opts {
 	size_t sz; /* sizeof(struct pmtrack_proc_opts) */
@@ -71,9 +126,11 @@ struct pmtrack_proc_opts {
 	/* PMTRACK_BACKEND_AUTO: pagemap-scan where the library can inject
 	 * into the process, else soft-dirty; or one of those two */
 	enum pmtrack_backend backend;
+	/* with PMTRACK_PROC_CHILDREN: how the tree is followed */
+	enum pmtrack_proc_events events;
 	size_t : 0;
 };
-#define pmtrack_proc_opts__last_field backend
+#define pmtrack_proc_opts__last_field events
 
 /**
  * pmtrack_proc_new() - track every writable mapping of process @pid.
@@ -87,8 +144,9 @@ struct pmtrack_proc_opts {
  *
  * Return: 0; -EINVAL (bad @pid or options; @pid is the caller); -ESRCH if
  * it does not exist (or is a zombie); -EPERM or -EACCES without ptrace
- * access; -EOPNOTSUPP if no backend can track another process here;
- * -ENOMEM.
+ * access (or, PMTRACK_PROC_EVENTS_CONNECTOR, without the privileges it
+ * needs); -EOPNOTSUPP if no backend can track another process here (or
+ * the events asked for are unavailable); -ENOMEM.
  */
 PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 				 struct pmtrack_proc **out);
@@ -105,10 +163,19 @@ PMTRACK_API enum pmtrack_backend
 pmtrack_proc_backend(const struct pmtrack_proc *p);
 
 /* pmtrack_proc_report.flags */
-/* Every page of the mapping is reported: it is new to the tracker since
+/*
+ * Every page of the mapping is reported: it is new to the tracker since
  * the last collect (mapped, grown, moved, re-registered, after an exec)
- * or cannot be tracked (a mapping the backend refuses), so writes to it
- * could not be seen.  Pages that hold nothing are reported too. */
+ * or cannot be tracked, so writes to it could not be seen.  Pages that
+ * hold nothing are reported too; <pmtrack/pagestate.h> tells which exist.
+ * Not tracked, and so reported in full by every collect: a mapping the
+ * backend refuses (1 GiB hugetlb pages, PFN mappings), and a mapping of
+ * 1 GiB or more of which fewer than 1/16 of the pages exist (present,
+ * swapped or unsure), such as a MAP_NORESERVE reservation or a
+ * sanitizer's shadow: arming gives every page a page-table entry, 2 MiB
+ * of the target's memory per GiB, where resending its few existing pages
+ * costs less.  It is armed once it is denser.
+ */
 #define PMTRACK_PROC_FULL (1u << 0)
 /* The process exited after the last collect; the report was taken at
  * its exit (PMTRACK_PROC_CHILDREN), or it holds what was collected
@@ -202,11 +269,14 @@ struct pmtrack_proc_stats {
 	/* total and largest time a process was stopped for an injection */
 	uint64_t inject_stop_ns;
 	uint64_t inject_stop_max_ns;
-	uint64_t maps_new;	 /* mappings reported in full as new */
+	uint64_t maps_new;	 /* reports with PMTRACK_PROC_FULL */
 	uint64_t pages_reported; /* pages in all reports */
+	/* times a mapping was left unarmed as too sparse (see
+	 * PMTRACK_PROC_FULL) */
+	uint64_t maps_sparse;
 	size_t : 0;
 };
-#define pmtrack_proc_stats__last_field pages_reported
+#define pmtrack_proc_stats__last_field maps_sparse
 
 /** pmtrack_proc_get_stats() - counters since pmtrack_proc_new(). */
 PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,

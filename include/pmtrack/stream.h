@@ -105,6 +105,27 @@ struct pmtrack_stream_region {
 PMTRACK_API int pmtrack_digest(const struct iovec *iov, size_t n,
 			       uint8_t out[PMTRACK_DIGEST_LEN]);
 
+/*
+ * The same digest over memory handed over piece by piece, for memory that
+ * is not all in one place at once (another process's, read a chunk at a
+ * time): pmtrack_digest_update() with every byte of the regions in
+ * region-table order, in pieces of any size, gives what pmtrack_digest()
+ * gives for the whole.  A context is used by one thread at a time.
+ */
+struct pmtrack_digest_ctx;
+
+/** pmtrack_digest_new() - a context; 0, -EINVAL, or -ENOMEM. */
+PMTRACK_API int pmtrack_digest_new(struct pmtrack_digest_ctx **out);
+/** pmtrack_digest_update() - hash @len more bytes; 0 or -EINVAL. */
+PMTRACK_API int pmtrack_digest_update(struct pmtrack_digest_ctx *d,
+				      const void *buf, size_t len);
+/** pmtrack_digest_final() - the digest of everything so far (more may
+ * follow: it is a snapshot); 0 or -EINVAL. */
+PMTRACK_API int pmtrack_digest_final(const struct pmtrack_digest_ctx *d,
+				     uint8_t out[PMTRACK_DIGEST_LEN]);
+/** pmtrack_digest_free() - free @d; NULL is a no-op. */
+PMTRACK_API void pmtrack_digest_free(struct pmtrack_digest_ctx *d);
+
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 /* ------------------------------------------------------------------------ */

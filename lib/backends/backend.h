@@ -219,6 +219,14 @@ struct pmtrack {
 	 * obtained beforehand (by a tracer that has it stopped), taken over
 	 * by open; -1 to inject one */
 	int uffd_given;
+	/* its UFFDIO_API was made already (a fork event's userfaultfd,
+	 * which inherits its parent's features and registrations) */
+	bool uffd_ready;
+	/* pagemap-scan: features asked of UFFDIO_API besides its own */
+	uint64_t uffd_extra;
+	/* pagemap-scan: watch keeps the registration the range has (a
+	 * forked child's) without registering or re-arming (pmt_adopt()) */
+	bool adopt;
 	uint64_t inject_ns;  /* how long the injection stopped the target */
 	bool uffd_user_only; /* the target's uffd has UFFD_USER_MODE_ONLY */
 	int maps_fd;	   /* /proc/<target>/maps for PROCMAP_QUERY, or -1 */

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -107,21 +108,24 @@ static int seize_pass(struct pmt_stopped *s)
 }
 
 /*
- * Wait for thread @i to stop.  0 once it is in a ptrace stop; 1 if it
- * exited (it is dropped); -errno.  A signal that stops it first is kept
- * to be given back at detach.
+ * Has thread @i stopped?  0 once it is in a ptrace stop; 1 if it exited
+ * (it is dropped); 2 if not yet; -errno.  A signal that stops it first is
+ * kept to be given back at detach.
  */
-static int wait_stop(struct pmt_stopped *s, size_t i)
+static int poll_stop(struct pmt_stopped *s, size_t i)
 {
 	pid_t tid = s->tids[i];
 	int st;
 
 	for (;;) {
-		if (waitpid(tid, &st, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
+		pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == ECHILD ? 1 : -errno;
+		if (r == 0)
+			return 2;
 		if (WIFEXITED(st) || WIFSIGNALED(st)) {
 			s->tids[i] = 0;
 			return 1;
@@ -136,6 +140,53 @@ static int wait_stop(struct pmt_stopped *s, size_t i)
 		if (ptrace(PTRACE_CONT, tid, NULL, NULL))
 			return errno == ESRCH ? 1 : -errno;
 	}
+}
+
+/*
+ * Wait until every thread stopped or exited, polling them all: a thread
+ * in execve() waits for its siblings to be reaped, and those that exit
+ * are our tracees, so waiting for one thread alone could wait for ever.
+ * A thread that does not stop within PMT_STOP_TIMEOUT_NS (stuck in an
+ * uninterruptible sleep) fails it with -ETIMEDOUT.
+ */
+#define PMT_STOP_TIMEOUT_NS (10ull * 1000000000)
+
+static int wait_all(struct pmt_stopped *s)
+{
+	bool *done = calloc(s->n ? s->n : 1, sizeof(*done));
+	size_t left = s->n;
+	uint64_t t0 = pmt_now_ns();
+	int ret = 0;
+
+	if (!done)
+		return -ENOMEM;
+	while (left && !ret) {
+		size_t before = left;
+
+		for (size_t i = 0; i < s->n && !ret; i++) {
+			if (done[i])
+				continue;
+			ret = poll_stop(s, i);
+			if (ret == 2) {
+				ret = 0;
+				continue;
+			}
+			if (ret >= 0) {
+				done[i] = true;
+				left--;
+				ret = 0;
+			}
+		}
+		if (!ret && left == before) {
+			struct timespec ts = { 0, 20000 };
+
+			if (pmt_now_ns() - t0 > PMT_STOP_TIMEOUT_NS)
+				ret = -ETIMEDOUT;
+			nanosleep(&ts, NULL);
+		}
+	}
+	free(done);
+	return ret;
 }
 
 /* a system-call instruction in the target's vDSO, or 0 */
@@ -188,11 +239,8 @@ int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 	} while (ret > 0);
 	if (!ret && !s->n)
 		ret = -ESRCH;
-	for (size_t i = 0; !ret && i < s->n; i++) {
-		ret = wait_stop(s, i);
-		if (ret == 1)
-			ret = 0;
-	}
+	if (!ret)
+		ret = wait_all(s);
 	if (!ret) {
 		for (size_t i = 0; i < s->n && !s->victim; i++)
 			if (s->tids[i] == pid)
@@ -284,9 +332,16 @@ out:
 uint64_t pmt_stop_end(struct pmt_stopped *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->tids[i])
-			ptrace(PTRACE_DETACH, s->tids[i], NULL,
-			       (void *)(long)s->sigs[i]);
+		int st;
+
+		if (!s->tids[i] || !ptrace(PTRACE_DETACH, s->tids[i], NULL,
+					   (void *)(long)s->sigs[i]))
+			continue;
+		/* it died while stopped (an execve() in another thread
+		 * kills the others): reap it, or the execve() waits for
+		 * ever; not a child of ours any more is ECHILD at once */
+		while (waitpid(s->tids[i], &st, __WALL) < 0 && errno == EINTR)
+			;
 	}
 	free(s->tids);
 	free(s->sigs);

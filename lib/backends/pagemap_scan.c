@@ -44,7 +44,8 @@ static int ps_open(struct pmtrack *t)
 	ret = pmt_uffd_features(&feats);
 	if (ret)
 		return ret;
-	if ((feats & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)
+	if ((feats & (PS_UFFD_FEATURES | t->uffd_extra)) !=
+	    (PS_UFFD_FEATURES | t->uffd_extra))
 		return -EOPNOTSUPP;
 	t->caps = PMTRACK_CAP_ATOMIC_RESET | PMTRACK_CAP_RANGE_RESET |
 		  PMTRACK_CAP_SHARED_EXACT |
@@ -53,8 +54,8 @@ static int ps_open(struct pmtrack *t)
 	if (pmt_arch_inject)
 		t->caps |= PMTRACK_CAP_OTHER_PROCESS;
 	/* shmem and hugetlb need this one; take it whenever it exists */
-	api.features =
-		PS_UFFD_FEATURES | (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	api.features = PS_UFFD_FEATURES | t->uffd_extra |
+		       (feats & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 
 	t->pagemap_fd = pmt_proc_open(t->target, "pagemap", O_RDONLY);
 	if (t->pagemap_fd < 0)
@@ -78,6 +79,10 @@ static int ps_open(struct pmtrack *t)
 		if (t->uffd < 0)
 			return -errno;
 	}
+	/* a fork event's userfaultfd has its parent's features already */
+	if (t->uffd_ready)
+		return 0;
+	/* UFFD_FEATURE_EVENT_FORK: EPERM without CAP_SYS_PTRACE */
 	if (ioctl(t->uffd, UFFDIO_API, &api))
 		return -errno;
 	if ((api.features & PS_UFFD_FEATURES) != PS_UFFD_FEATURES)
@@ -150,6 +155,10 @@ static int ps_watch(struct pmtrack *t, struct pmt_range *rg,
 	int ret;
 
 	(void)span;
+	/* inherited at a fork: registered and armed as the child's parent
+	 * had it; a part that is not is caught by PM_SCAN_CHECK_WPASYNC */
+	if (t->adopt)
+		return 0;
 	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg))
 		return -errno;
 	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {

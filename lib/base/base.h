@@ -26,10 +26,12 @@
  */
 PMT_HIDDEN bool pmt_opts_valid(const void *opts, size_t known, size_t user_sz);
 
+/* bytes past the struct this library knows must be zero; its own tail
+ * padding (after type##__last_field) is not looked at: a compound
+ * literal assigned by PMTRACK_OPTS() may leave anything there, and no
+ * later version puts a field in it (<pmtrack/common.h>) */
 #define PMT_OPTS_VALID(o, type)                                                \
-	(!(o) ||                                                               \
-	 pmt_opts_valid((o), pmt_offsetofend(struct type, type##__last_field), \
-			(o)->sz))
+	(!(o) || pmt_opts_valid((o), sizeof(struct type), (o)->sz))
 #define PMT_OPTS_GET(o, f, dflt)                                               \
 	(((o) && (o)->sz >= pmt_offsetofend(__typeof__(*(o)), f)) ? (o)->f     \
 								  : (dflt))

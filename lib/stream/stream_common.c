@@ -105,6 +105,61 @@ int pmtrack_digest(const struct iovec *iov, size_t n,
 	return 0;
 }
 
+/* The same digest over memory given piece by piece. */
+struct pmtrack_digest_ctx {
+	XXH3_state_t *st;
+};
+
+int pmtrack_digest_new(struct pmtrack_digest_ctx **out)
+{
+	struct pmtrack_digest_ctx *d;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->st = XXH3_createState();
+	if (!d->st) {
+		free(d);
+		return -ENOMEM;
+	}
+	XXH3_128bits_reset(d->st);
+	*out = d;
+	return 0;
+}
+
+int pmtrack_digest_update(struct pmtrack_digest_ctx *d, const void *buf,
+			  size_t len)
+{
+	if (!d || (!buf && len))
+		return -EINVAL;
+	if (len && XXH3_128bits_update(d->st, buf, len) != XXH_OK)
+		return -EINVAL;
+	return 0;
+}
+
+int pmtrack_digest_final(const struct pmtrack_digest_ctx *d,
+			 uint8_t out[PMTRACK_DIGEST_LEN])
+{
+	XXH128_canonical_t c;
+
+	if (!d || !out)
+		return -EINVAL;
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d->st));
+	memcpy(out, c.digest, PMTRACK_DIGEST_LEN);
+	return 0;
+}
+
+void pmtrack_digest_free(struct pmtrack_digest_ctx *d)
+{
+	if (!d)
+		return;
+	XXH3_freeState(d->st);
+	free(d);
+}
+
 static const char *const serr_names[] = {
 	[PMTRACK_SERR_OK] = "ok",
 	[PMTRACK_SERR_TRUNCATED] = "truncated",

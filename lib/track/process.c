@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pmtrack/process.h>
@@ -34,7 +35,9 @@ static int pp_tracker(struct pmtrack_proc *p, pid_t pid, int uffd,
 {
 	PMTRACK_OPTS(pmtrack_opts, o, .backend = p->backend, .pid = pid);
 	PMTRACK_OPTS(pmtrack_stats, st);
-	int ret = pmt_track_new(&o, uffd, t);
+	struct pmt_uffd_how how = { .fd = uffd,
+				    .features = p->uffd_features };
+	int ret = pmt_track_new_uffd(&o, &how, t);
 
 	if (ret)
 		return ret;
@@ -94,31 +97,38 @@ int pp_add(struct pmtrack_proc *p, pid_t pid, int uffd, unsigned int flags,
 	pr->pid = pid;
 	pr->next_flags = flags | PMTRACK_PROC_NEW;
 	ret = pp_rebind(p, pr, uffd);
-	if (!ret && p->nprocs == p->cap) {
-		size_t cap = p->cap ? 2 * p->cap : 8;
-		struct pp_proc **v = realloc(p->procs, cap * sizeof(*v));
-
-		if (v) {
-			p->procs = v;
-			p->cap = cap;
-		} else {
-			ret = -ENOMEM;
-		}
-	}
+	if (!ret)
+		ret = pp_insert(p, pr);
 	if (ret) {
 		pp_free(pr);
 		return ret;
 	}
+	if (out)
+		*out = pr;
+	return 0;
+}
+
+int pp_insert(struct pmtrack_proc *p, struct pp_proc *pr)
+{
+	size_t i;
+
+	if (p->nprocs == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 8;
+		struct pp_proc **v = realloc(p->procs, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->procs = v;
+		p->cap = cap;
+	}
 	/* ascending pids */
-	size_t i = p->nprocs;
-	while (i && p->procs[i - 1]->pid > pid) {
+	i = p->nprocs;
+	while (i && p->procs[i - 1]->pid > pr->pid) {
 		p->procs[i] = p->procs[i - 1];
 		i--;
 	}
 	p->procs[i] = pr;
 	p->nprocs++;
-	if (out)
-		*out = pr;
 	return 0;
 }
 
@@ -130,6 +140,7 @@ void pp_free(struct pp_proc *pr)
 	pmtrack_pstate_free(pr->ps);
 	free(pr->w);
 	pp_stash_free(pr->stash);
+	pp_shm_free(pr->shm);
 	free(pr);
 }
 
@@ -307,6 +318,33 @@ static int rewatch_span(struct pp_proc *pr, uint64_t s, uint64_t e)
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * Is @m a large mapping of which few pages exist, like a reservation made
+ * with MAP_NORESERVE?  Arming gives every page of a range a page-table
+ * entry (a write-protect marker where there is none yet): 2 MiB of page
+ * tables per GiB, 32 GiB for a sanitizer's 16 TiB shadow.  Such a mapping
+ * is not armed and is reported in full by every collect, which costs its
+ * existing pages instead.
+ */
+static bool too_sparse(struct pp_emit *e, const struct pmtrack_mapping *m)
+{
+	uint64_t pages = (m->end - m->start) / e->p->page_size, exist;
+	PMTRACK_OPTS(pmtrack_page_counts, c);
+
+	if (m->end - m->start < PP_SPARSE_MIN)
+		return false;
+	if (pmtrack_pstate_count(e->pr->ps, m->start, m->end,
+				 PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+					 PMTRACK_PAGE_UNSURE,
+				 &c))
+		return false; /* cannot tell: arm it */
+	exist = c.state[0] + c.state[1] + c.state[7];
+	if (exist * PP_SPARSE_RATIO >= pages)
+		return false;
+	atomic_fetch_add(&e->p->st.maps_sparse, 1);
+	return true;
+}
+
 /* does mapping @m have a part no span of @old covers? */
 static bool has_gap(const struct pmtrack_mapping *m, const struct pp_span *old,
 		    size_t nold)
@@ -357,7 +395,8 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 {
 	struct pp_proc *pr = e->pr;
 	bool tracked = tracked_map(m);
-	bool full = tracked && has_gap(m, old, nold);
+	bool full = tracked && (pr->full_next || has_gap(m, old, nold));
+	bool arm = full && !too_sparse(e, m);
 	uint64_t cur = m->start;
 	int ret;
 
@@ -367,7 +406,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 
 		if (s >= x)
 			continue;
-		if (full && cur < s) {
+		if (arm && cur < s) {
 			ret = watch_span(pr, cur, s);
 			if (ret < 0)
 				return ret;
@@ -388,7 +427,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 	}
 	if (!full)
 		return 0;
-	if (cur < m->end) {
+	if (arm && cur < m->end) {
 		ret = watch_span(pr, cur, m->end);
 		if (ret < 0)
 			return ret;
@@ -449,9 +488,11 @@ static int collect_proc(struct pp_emit *e, unsigned int flags)
 			k--;
 		j = k;
 	}
-	if (!ret)
+	if (!ret) {
 		unwatch_dropped(pr, old, nold);
-	else
+		if (e->p->cn)
+			cn_keep_maps(pr, maps, nmaps);
+	} else
 		pr->stale = true; /* the set is not what the tracker has */
 	free(old);
 	return ret;
@@ -465,8 +506,16 @@ static int pp_lost(struct pmtrack_proc *p, struct pp_proc *pr)
 	/* with a monitor, execs are followed as they happen */
 	if (p->mon || !pp_alive(pr->pid))
 		return -ESRCH;
-	/* exec'd: track its new program, every mapping in full */
+	/* exec'd: track its new program, every mapping in full.  In the
+	 * middle of an execve() its threads vanish under the injection
+	 * (-ESRCH while it lives): try again once the call is through. */
 	ret = pp_rebind(p, pr, -1);
+	for (int k = 0; k < 200 && ret == -ESRCH && pp_alive(pr->pid); k++) {
+		struct timespec ts = { 0, 5000000 };
+
+		nanosleep(&ts, NULL);
+		ret = pp_rebind(p, pr, -1);
+	}
 	if (ret)
 		return ret;
 	atomic_fetch_add(&p->st.execs, 1);
@@ -499,17 +548,43 @@ int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 		if (!ret)
 			ret = collect_proc(e, flags);
 	}
-	if (!ret)
+	if (!ret) {
 		pr->next_flags = 0;
+		pr->full_next = false;
+	}
 	free(e);
 	return ret;
 }
 
 /* ---- the API ---------------------------------------------------------------- */
 
+/*
+ * What PMTRACK_PROC_EVENTS_AUTO picks where both work: the connector,
+ * which costs a fork-heavy tree far less than ptrace stops
+ * (docs/process-events.md, bench/bench_procevents.c).
+ */
+#define PP_EVENTS_AUTO PMTRACK_PROC_EVENTS_CONNECTOR
+
+static int pp_children(struct pmtrack_proc *p, enum pmtrack_proc_events ev)
+{
+	enum pmtrack_proc_events want =
+		ev == PMTRACK_PROC_EVENTS_AUTO ? PP_EVENTS_AUTO : ev;
+	int ret;
+
+	if (want == PMTRACK_PROC_EVENTS_PTRACE)
+		return pm_start(p);
+	ret = cn_start(p);
+	/* not usable here (not root, no uffd fork events): ptrace */
+	if ((ret == -EPERM || ret == -EOPNOTSUPP) &&
+	    ev == PMTRACK_PROC_EVENTS_AUTO)
+		ret = pm_start(p);
+	return ret;
+}
+
 PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 				 struct pmtrack_proc **out)
 {
+	enum pmtrack_proc_events ev;
 	struct pmtrack_proc *p;
 	enum pmtrack_backend b;
 	unsigned int flags;
@@ -523,7 +598,9 @@ PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 		return -EINVAL;
 	flags = PMT_OPTS_GET(opts, flags, 0u);
 	b = PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO);
-	if (flags & ~PMTRACK_PROC_CHILDREN)
+	ev = PMT_OPTS_GET(opts, events, PMTRACK_PROC_EVENTS_AUTO);
+	if ((flags & ~PMTRACK_PROC_CHILDREN) ||
+	    (unsigned int)ev > PMTRACK_PROC_EVENTS_CONNECTOR)
 		return -EINVAL;
 	if (b != PMTRACK_BACKEND_AUTO && b != PMTRACK_BACKEND_PAGEMAP_SCAN &&
 	    b != PMTRACK_BACKEND_SOFT_DIRTY)
@@ -539,7 +616,7 @@ PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 	if (!pp_alive(pid))
 		ret = -ESRCH;
 	else if (flags & PMTRACK_PROC_CHILDREN)
-		ret = pm_start(p);
+		ret = pp_children(p, ev);
 	else
 		ret = pp_add(p, pid, -1, 0, NULL);
 	if (ret) {
@@ -554,10 +631,14 @@ PMTRACK_API void pmtrack_proc_free(struct pmtrack_proc *p)
 {
 	if (!p)
 		return;
-	if (p->mon)
+	if (p->mon) {
 		pm_stop(p);
-	else if (p->frozen)
-		pmtrack_proc_thaw(p);
+	} else {
+		if (p->frozen)
+			pmtrack_proc_thaw(p);
+		if (p->cn)
+			cn_stop(p);
+	}
 	for (size_t i = 0; i < p->nprocs; i++)
 		pp_free(p->procs[i]);
 	free(p->procs);
@@ -568,10 +649,20 @@ PMTRACK_API void pmtrack_proc_free(struct pmtrack_proc *p)
 PMTRACK_API enum pmtrack_backend
 pmtrack_proc_backend(const struct pmtrack_proc *p)
 {
-	for (size_t i = 0; p && i < p->nprocs; i++)
-		if (p->procs[i]->t)
-			return pmtrack_backend(p->procs[i]->t);
-	return PMTRACK_BACKEND_AUTO;
+	enum pmtrack_backend b = PMTRACK_BACKEND_AUTO;
+
+	if (!p)
+		return b;
+	/* a monitor's thread may be changing the table */
+	pm_lock((struct pmtrack_proc *)p);
+	for (size_t i = 0; i < p->nprocs; i++) {
+		if (p->procs[i]->t) {
+			b = pmtrack_backend(p->procs[i]->t);
+			break;
+		}
+	}
+	pm_unlock((struct pmtrack_proc *)p);
+	return b;
 }
 
 static int collect_all(struct pmtrack_proc *p, unsigned int flags,
@@ -586,6 +677,12 @@ static int collect_all(struct pmtrack_proc *p, unsigned int flags,
 		if (ret == -ESRCH && p->mon) {
 			/* exiting: the monitor hears of it and scans it */
 			ret = 0;
+		} else if (ret == -ESRCH && p->cn) {
+			/* gone before the connector said so: its shared
+			 * mappings in full, like at its exit event */
+			cn_gone(p, pr);
+			ret = 0;
+			continue;
 		} else if (ret == -ESRCH) {
 			/* it exited: nothing to report of it any more */
 			atomic_fetch_add(&p->st.exits, 1);
@@ -595,6 +692,9 @@ static int collect_all(struct pmtrack_proc *p, unsigned int flags,
 		}
 		i++;
 	}
+	/* processes found gone during this collect */
+	if (!ret && p->exited)
+		ret = pp_stash_deliver(p, fn, arg);
 	if (!ret && !p->nprocs)
 		ret = -ESRCH;
 	return ret;
@@ -611,6 +711,8 @@ PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
 		return -ECHILD;
 	if (p->mon)
 		return pm_collect(p, flags, fn, arg);
+	if (p->cn)
+		return cn_collect(p, flags, fn, arg);
 	ret = collect_all(p, flags, fn, arg);
 	if (!ret)
 		atomic_fetch_add(&p->st.collects, 1);
@@ -674,7 +776,9 @@ PMTRACK_API int pmtrack_proc_freeze(struct pmtrack_proc *p)
 		return -ECHILD;
 	if (p->frozen)
 		return -EALREADY;
-	return p->mon ? pm_freeze(p, true) : pp_freeze_here(p);
+	if (p->mon)
+		return pm_freeze(p, true);
+	return p->cn ? cn_freeze(p) : pp_freeze_here(p);
 }
 
 PMTRACK_API int pmtrack_proc_thaw(struct pmtrack_proc *p)
@@ -725,6 +829,7 @@ PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,
 	s.inject_stop_max_ns = atomic_load(&p->st.inject_stop_max_ns);
 	s.maps_new = atomic_load(&p->st.maps_new);
 	s.pages_reported = atomic_load(&p->st.pages_reported);
+	s.maps_sparse = atomic_load(&p->st.maps_sparse);
 	pm_lock((struct pmtrack_proc *)p);
 	s.processes = p->nprocs;
 	pm_unlock((struct pmtrack_proc *)p);

@@ -604,6 +604,7 @@ int pm_start(struct pmtrack_proc *p)
 		goto fail;
 	}
 	p->mon = m;
+	p->lock = &m->mu;
 	ret = -pthread_create(&m->th, NULL, pm_main, p);
 	if (ret)
 		goto fail;
@@ -627,6 +628,7 @@ fail:
 	free(m->tasks);
 	free(m);
 	p->mon = NULL;
+	p->lock = NULL;
 	return ret;
 }
 
@@ -668,6 +670,7 @@ void pm_stop(struct pmtrack_proc *p)
 	free(m->tasks);
 	free(m);
 	p->mon = NULL;
+	p->lock = NULL;
 }
 
 int pm_freeze(struct pmtrack_proc *p, bool freeze)
@@ -686,14 +689,15 @@ int pm_collect(struct pmtrack_proc *p, unsigned int flags, pmtrack_proc_fn fn,
 	return ret;
 }
 
+/* the table's lock of whichever monitor there is (procmon, proccn) */
 void pm_lock(struct pmtrack_proc *p)
 {
-	if (p->mon)
-		pthread_mutex_lock(&p->mon->mu);
+	if (p->lock)
+		pthread_mutex_lock(p->lock);
 }
 
 void pm_unlock(struct pmtrack_proc *p)
 {
-	if (p->mon)
-		pthread_mutex_unlock(&p->mon->mu);
+	if (p->lock)
+		pthread_mutex_unlock(p->lock);
 }

@@ -135,24 +135,54 @@ static int pick_backend(struct pmtrack *t, enum pmtrack_backend want,
 		       : -EINVAL;
 }
 
-static int track_new(const struct pmtrack_opts *opts, int uffd,
-		     struct pmtrack **out);
+static int track_new(const struct pmtrack_opts *opts,
+		     const struct pmt_uffd_how *how, struct pmtrack **out);
 
 PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
 			    struct pmtrack **out)
 {
-	return track_new(opts, -1, out);
+	struct pmt_uffd_how how = { .fd = -1 };
+
+	return track_new(opts, &how, out);
 }
 
 int pmt_track_new(const struct pmtrack_opts *opts, int uffd,
 		  struct pmtrack **out)
 {
-	return track_new(opts, uffd, out);
+	struct pmt_uffd_how how = { .fd = uffd };
+
+	return track_new(opts, &how, out);
 }
 
-static int track_new(const struct pmtrack_opts *opts, int uffd,
-		     struct pmtrack **out)
+int pmt_track_new_uffd(const struct pmtrack_opts *opts,
+		       const struct pmt_uffd_how *how, struct pmtrack **out)
 {
+	return track_new(opts, how, out);
+}
+
+int pmt_track_uffd(const struct pmtrack *t)
+{
+	return t && t->ops && t->ops->id == PMTRACK_BACKEND_PAGEMAP_SCAN
+		       ? t->uffd
+		       : -1;
+}
+
+int pmt_adopt(struct pmtrack *t, void *addr, size_t len)
+{
+	int ret;
+
+	if (!t || !t->uffd_ready)
+		return -EINVAL;
+	t->adopt = true;
+	ret = pmtrack_watch(t, addr, len);
+	t->adopt = false;
+	return ret;
+}
+
+static int track_new(const struct pmtrack_opts *opts,
+		     const struct pmt_uffd_how *how, struct pmtrack **out)
+{
+	int uffd = how->fd;
 	pthread_rwlockattr_t attr;
 	unsigned int batch = 0, require = 0;
 	struct pmtrack *t = NULL;
@@ -185,6 +215,8 @@ static int track_new(const struct pmtrack_opts *opts, int uffd,
 	t->scan_batch = batch;
 	t->pagemap_fd = t->uffd = t->maps_fd = t->clear_refs_fd = -1;
 	t->uffd_given = uffd;
+	t->uffd_ready = uffd >= 0 && how->ready;
+	t->uffd_extra = how->features;
 	/* prefer writers: a collector in a loop must not starve watch */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(
