@@ -1427,26 +1427,39 @@ static bool json_get(const char *s, const char *end, const char *key, char *val,
 	return false;
 }
 
+/* one image of a `pmtrack dump --pid` run, from its --json output */
 struct tool_img {
 	int idx;
-	double ms;
+	double ms;	   /* the whole image */
+	double collect_ms; /* its collect */
+	double pages_ms;   /* reading and writing its pages */
 	double pages;
 	bool frozen;
 };
 
+static double json_num(const char *s, const char *e, const char *key)
+{
+	char v[32];
+
+	return json_get(s, e, key, v, sizeof(v)) ? atof(v) : 0;
+}
+
 static void tool_object(const char *s, const char *e, struct tool_img *img,
 			int *n)
 {
-	char type[32], idx[32], ms[32], pages[32], frozen[16];
+	char type[32], idx[32], frozen[16];
 
-	if (*n == MAX_IMAGES || !json_get(s, e, "image", idx, sizeof(idx)) ||
-	    !json_get(s, e, "ms", ms, sizeof(ms)))
+	if (*n == MAX_IMAGES || !json_get(s, e, "image", idx, sizeof(idx)))
 		return;
 	if (json_get(s, e, "type", type, sizeof(type)) && strcmp(type, "image"))
 		return;
-	img[*n] = (struct tool_img){ .idx = atoi(idx), .ms = atof(ms) };
-	if (json_get(s, e, "pages", pages, sizeof(pages)))
-		img[*n].pages = atof(pages);
+	img[*n] = (struct tool_img){
+		.idx = atoi(idx),
+		.ms = json_num(s, e, "ms"),
+		.collect_ms = json_num(s, e, "collect_ms"),
+		.pages_ms = json_num(s, e, "pages_ms"),
+		.pages = json_num(s, e, "pages"),
+	};
 	if (json_get(s, e, "frozen", frozen, sizeof(frozen)))
 		img[*n].frozen = !strcmp(frozen, "true");
 	(*n)++;
@@ -1550,24 +1563,58 @@ static int tool_run(const struct cfg *c, const struct target *t,
 	return nimg;
 }
 
-static void tool_print(const struct cfg *c, const struct tool_img *img, int n,
-		       uint64_t rate)
+/* medians over the @runs runs of the tool, @n images each */
+static void tool_print(const struct cfg *c, struct tool_img (*img)[MAX_IMAGES],
+		       int runs, int n)
 {
-	printf("`pmtrack dump --pid %s --dumps %d --interval %" PRIu64
-	       " --json --no-digest` (the build's tool, %s) against the "
-	       "target, writers at %" PRIu64 " pages/s; its interval is the "
-	       "sleep between images, so an image after a long one covers "
-	       "more time.  Image %d is taken frozen.\n\n",
-	       "PID", c->incs + 1, c->interval_ms, c->tool, rate, n - 1);
-	printf("| image | frozen | pages | %% of the region | ms | ÷ image 0 "
-	       "|\n|--:|---|--:|--:|--:|--:|\n");
-	for (int i = 0; i < n; i++)
-		printf("| %d | %s | %.0f | %.2f | %.1f | %s%.3f%s |\n",
-		       img[i].idx, img[i].frozen ? "yes" : "no", img[i].pages,
-		       100.0 * img[i].pages / (double)c->npages, img[i].ms,
-		       i ? "**" : "", img[0].ms > 0 ? img[i].ms / img[0].ms : 0,
-		       i ? "**" : "");
+	double v[5][64];
+
+	printf("`pmtrack dump --pid PID --dumps %d --interval %" PRIu64
+	       " --json --no-digest` (%s) against the target, %d runs, "
+	       "medians.  Its interval is the sleep between images, so image "
+	       "1 also covers image 0's time.  The last image is taken "
+	       "frozen.  collect and pages (read + write) are the tool's own "
+	       "figures; rest = ms - collect - pages.\n\n",
+	       c->incs + 1, c->interval_ms, c->tool, runs);
+	printf("| image | frozen | pages | %% of the region | ms | collect ms "
+	       "| pages ms | rest ms | ÷ image 0 |\n"
+	       "|--:|---|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (int k = 0; k < n; k++) {
+		for (int r = 0; r < runs; r++) {
+			struct tool_img *x = &img[r][k];
+
+			v[0][r] = x->pages;
+			v[1][r] = x->ms;
+			v[2][r] = x->collect_ms;
+			v[3][r] = x->pages_ms;
+			v[4][r] = img[r][0].ms > 0 ? x->ms / img[r][0].ms : 0;
+		}
+		printf("| %d | %s | %.0f | %.2f | %.1f | %.1f | %.1f | %.1f | "
+		       "%s%.3f%s |\n",
+		       k, img[0][k].frozen ? "yes" : "no", med(v[0], runs),
+		       100.0 * v[0][runs / 2] / (double)c->npages,
+		       med(v[1], runs), med(v[2], runs), med(v[3], runs),
+		       v[1][runs / 2] - v[2][runs / 2] - v[3][runs / 2],
+		       k ? "**" : "", med(v[4], runs), k ? "**" : "");
+	}
 	printf("\n");
+}
+
+/* the tool --reps times; how many images each run gave, or -1 (no tool)
+ * or -2 (it failed) */
+static int tool_runs(const struct cfg *c, const struct target *t,
+		     struct tool_img (*img)[MAX_IMAGES])
+{
+	int n = MAX_IMAGES;
+
+	for (int r = 0; r < c->reps && r < 64; r++) {
+		int k = tool_run(c, t, img[r]);
+
+		if (k < 0)
+			return k;
+		n = k < n ? k : n;
+	}
+	return n;
 }
 
 /* every existing page (PRESENT | SWAPPED) of the writable mappings */
@@ -1714,7 +1761,7 @@ static void dump_inproc(const struct cfg *c, struct target *t,
 static void sec_dump(const struct cfg *c, struct target *t, char *stage)
 {
 	PMTRACK_OPTS(pmtrack_pstate_opts, po, .pid = t->pid);
-	struct tool_img img[MAX_IMAGES];
+	static struct tool_img img[64][MAX_IMAGES];
 	uint64_t rate = t->npages * 1000 / 100 / c->interval_ms;
 	struct copier *cp = copier_new(t->pid, stage);
 	struct pmtrack_pstate *ps;
@@ -1726,9 +1773,9 @@ static void sec_dump(const struct cfg *c, struct target *t, char *stage)
 	       "writers at %" PRIu64 " pages/s = 1%% of the region per "
 	       "%" PRIu64 " ms)\n\n",
 	       c->size_mib, rate, c->interval_ms);
-	n = tool_run(c, t, img);
+	n = tool_runs(c, t, img);
 	if (n > 0)
-		tool_print(c, img, n, rate);
+		tool_print(c, img, c->reps < 64 ? c->reps : 64, n);
 	else if (n == -1)
 		printf("`pmtrack dump --pid` is not in this build (%s): the "
 		       "library alone, in this process:\n\n",
