@@ -67,8 +67,13 @@ static int seize(struct pmt_stopped *s, pid_t tid)
 {
 	int ret;
 
-	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL))
-		return errno == ESRCH ? 1 : -errno;
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL)) {
+		/* an exiting thread refuses with EPERM: once one thread of
+		 * the process was seized, permission is not what is wrong */
+		if (errno == ESRCH || (errno == EPERM && s->n))
+			return 1;
+		return -errno;
+	}
 	ret = add_tid(s, tid);
 	if (ret) {
 		ptrace(PTRACE_DETACH, tid, NULL, NULL);
@@ -329,20 +334,35 @@ out:
 	return ret;
 }
 
+/*
+ * Let a seized thread go.  PTRACE_DETACH needs it in a ptrace stop: one
+ * that was asked to stop and has not yet, or died while stopped (an
+ * execve() in another thread kills the others, and waits until they are
+ * reaped), is waited for, then detached or reaped.  One that is not our
+ * tracee any more is ECHILD at once.
+ */
+static void detach(pid_t tid, int sig)
+{
+	int st;
+
+	while (ptrace(PTRACE_DETACH, tid, NULL, (void *)(long)sig)) {
+		pid_t r = waitpid(tid, &st, __WALL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || WIFEXITED(st) || WIFSIGNALED(st))
+			return;
+		/* a stop: detach now, giving back a signal it stopped for */
+		if (!(st >> 16) && WSTOPSIG(st) != SIGTRAP && !sig)
+			sig = WSTOPSIG(st);
+	}
+}
+
 uint64_t pmt_stop_end(struct pmt_stopped *s)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		int st;
-
-		if (!s->tids[i] || !ptrace(PTRACE_DETACH, s->tids[i], NULL,
-					   (void *)(long)s->sigs[i]))
-			continue;
-		/* it died while stopped (an execve() in another thread
-		 * kills the others): reap it, or the execve() waits for
-		 * ever; not a child of ours any more is ECHILD at once */
-		while (waitpid(s->tids[i], &st, __WALL) < 0 && errno == EINTR)
-			;
-	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->tids[i])
+			detach(s->tids[i], s->sigs[i]);
 	free(s->tids);
 	free(s->sigs);
 	s->tids = NULL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Stream framing and bitmap runs, shared by the encoder and decoder. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 

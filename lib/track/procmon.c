@@ -494,7 +494,9 @@ static int pm_attach_root(struct pmtrack_proc *p, pid_t pid)
 				continue;
 			if (ptrace(PTRACE_SEIZE, tid, NULL,
 				   (void *)(long)PM_OPTIONS)) {
-				if (errno == ESRCH)
+				/* gone, or exiting (EPERM, once a sibling
+				 * was seized) */
+				if (errno == ESRCH || (errno == EPERM && m->ntasks))
 					continue;
 				closedir(dir);
 				return -errno;
