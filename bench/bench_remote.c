@@ -1142,15 +1142,18 @@ static void rounds_check(const char *side, uint64_t rate, const struct rstat *s)
 	exit(1);
 }
 
+/* the median over the rounds with pages of time / pages, or -1 */
 static double per_page(const double *v, const double *pages, int n)
 {
-	double t = 0, p = 0;
+	double *r = xcalloc((size_t)n, sizeof(*r)), m;
+	int k = 0;
 
-	for (int i = 0; i < n; i++) {
-		t += v[i];
-		p += pages[i];
-	}
-	return p > 0 ? t / p : -1;
+	for (int i = 0; i < n; i++)
+		if (pages[i] > 0)
+			r[k++] = v[i] / pages[i];
+	m = k ? med(r, k) : -1;
+	free(r);
+	return m;
 }
 
 static void print_us(double v)
@@ -1205,7 +1208,7 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	       "PAGEMAP_SCAN + PM_SCAN_WP_MATCHING loop over it, copy = "
 	       "memcpy() of the reported pages.  Each side's two writers "
 	       "write random pages at the rate while the other side's idle.  "
-	       "us/page = total time / total pages over the rounds.  "
+	       "us/page = median over the rounds of time / pages.  "
 	       "remote / local = median remote collect / median local scan "
 	       "per round; with copy = (collect + copy) / (scan + "
 	       "memcpy).  The remote count includes the target's stacks and "
