@@ -220,7 +220,10 @@ typedef int (*pmtrack_proc_fn)(void *arg, const struct pmtrack_proc_report *r);
  * Processes in ascending pid order, mappings in ascending address order,
  * reports of exited processes first.  On pagemap-scan the reset is atomic
  * (PMTRACK_CAP_ATOMIC_RESET): a write racing with the collect is in this
- * report or the next.
+ * report or the next, and the processes run on.  On soft-dirty, whose
+ * resets lose racing writes, a RESET collect freezes the processes for
+ * its duration (as CRIU's pre-dump does around clear_refs), so that
+ * nothing is lost there either.
  *
  * Return: 0 (the processes may be running or frozen); -ESRCH if the
  * process (and every child) is gone, after any exit reports; the

@@ -700,15 +700,25 @@ static int collect_all(struct pmtrack_proc *p, unsigned int flags,
 	return ret;
 }
 
-PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
-				     pmtrack_proc_fn fn, void *arg)
+/* do the trackers lose writes that race with a reset (soft-dirty)? */
+static bool racy_reset(struct pmtrack_proc *p)
+{
+	bool racy = false;
+
+	pm_lock(p);
+	for (size_t i = 0; i < p->nprocs && !racy; i++)
+		racy = p->procs[i]->t &&
+		       !(pmtrack_caps(p->procs[i]->t) &
+			 PMTRACK_CAP_ATOMIC_RESET);
+	pm_unlock(p);
+	return racy;
+}
+
+static int collect_any(struct pmtrack_proc *p, unsigned int flags,
+		       pmtrack_proc_fn fn, void *arg)
 {
 	int ret;
 
-	if (!p || !fn || (flags & ~PMTRACK_COLLECT_RESET))
-		return -EINVAL;
-	if (getpid() != p->creator)
-		return -ECHILD;
 	if (p->mon)
 		return pm_collect(p, flags, fn, arg);
 	if (p->cn)
@@ -716,6 +726,30 @@ PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
 	ret = collect_all(p, flags, fn, arg);
 	if (!ret)
 		atomic_fetch_add(&p->st.collects, 1);
+	return ret;
+}
+
+PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
+				     pmtrack_proc_fn fn, void *arg)
+{
+	bool stop;
+	int ret;
+
+	if (!p || !fn || (flags & ~PMTRACK_COLLECT_RESET))
+		return -EINVAL;
+	if (getpid() != p->creator)
+		return -ECHILD;
+	/* where a reset can lose a racing write, the processes are stopped
+	 * around it, as CRIU's pre-dump freezes the tree around clear_refs */
+	stop = (flags & PMTRACK_COLLECT_RESET) && !p->frozen && racy_reset(p);
+	if (stop) {
+		ret = pmtrack_proc_freeze(p);
+		if (ret)
+			return ret;
+	}
+	ret = collect_any(p, flags, fn, arg);
+	if (stop && p->frozen)
+		pmtrack_proc_thaw(p);
 	return ret;
 }
 
