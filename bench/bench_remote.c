@@ -48,9 +48,9 @@
  *               read into the shadow, write), then pmtrack_proc_freeze(),
  *               the final collect, read, write, pmtrack_proc_thaw().
  *               While frozen (untimed) the shadow is compared with the
- *               target's memory: with pagemap-scan any difference fails
- *               the program (exit 1); soft-dirty, whose reset is not
- *               atomic, gets the pages that differ reported.
+ *               target's memory: any difference fails the program (exit
+ *               1).  (On soft-dirty, whose resets lose racing writes, the
+ *               library freezes the target around each RESET collect.)
  *  5. slowdown  one target writer stores at full speed for 2 s, to random
  *               pages of the region and to a working set of 8 pages,
  *               untracked and tracked (a pmtrack_proc collecting with
@@ -2015,7 +2015,7 @@ static void sec_downtime(const struct cfg *c, struct target *main_t,
 	       "the final collect.  us/page = downtime / dirty pages; ÷ "
 	       "smallest = that over the smallest size's.  differing pages = "
 	       "pages of the image unlike the frozen memory, all reps (must "
-	       "be 0 with pagemap-scan).\n\n");
+	       "be 0).\n\n");
 	printf("| backend | MiB | dirty pages | downtime ms | freeze ms | "
 	       "collect ms | read + write ms | thaw ms | downtime us/page | "
 	       "÷ smallest | differing pages |\n");
@@ -2026,11 +2026,12 @@ static void sec_downtime(const struct cfg *c, struct target *main_t,
 	printf("\n");
 	fflush(stdout);
 	for (int i = 0; i < nsizes * reps * c->nbackends; i++) {
-		if (d[i].bad && c->backends[i / (nsizes * reps)] ==
-					PMTRACK_BACKEND_PAGEMAP_SCAN) {
+		if (d[i].bad) {
 			fprintf(stderr,
-				PROG ": downtime: the frozen image differs "
+				PROG ": downtime, %s: the frozen image differs "
 				     "from the memory in %" PRIu64 " pages\n",
+				pmtrack_backend_name(
+					c->backends[i / (nsizes * reps)]),
 				d[i].bad);
 			exit(1);
 		}
