@@ -230,6 +230,22 @@ static uintptr_t find_insn(pid_t pid)
 	return at;
 }
 
+/* does @pid exist, and is it not a zombie? */
+static bool pid_lives(pid_t pid)
+{
+	char path[64], buf[256], *c = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f))
+		c = strrchr(buf, ')');
+	fclose(f);
+	return c && c[1] == ' ' && c[2] != 'Z' && c[2] != 'X';
+}
+
 int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 {
 	int ret;
@@ -242,6 +258,17 @@ int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 	do {
 		ret = seize_pass(s);
 	} while (ret > 0);
+	/* a process whose last thread is exiting refuses the seize with
+	 * EPERM too: wait a little for it to be gone before saying EPERM */
+	for (int k = 0; ret == -EPERM && !s->n && k < 20; k++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+		if (!pid_lives(pid))
+			ret = -ESRCH;
+		else
+			ret = seize_pass(s);
+	}
 	if (!ret && !s->n)
 		ret = -ESRCH;
 	if (!ret)
@@ -294,6 +321,44 @@ static int step(struct pmt_stopped *s)
 	}
 }
 
+/*
+ * After a single step the thread's single-step flag stays set until it
+ * is resumed: a tracer that died now would leave it to trap (SIGTRAP
+ * kills it) at its next instruction.  Resume it with a stop request
+ * already pending, which stops it again before its next instruction and
+ * clears the flag.  0, or -ESRCH if it died.
+ */
+static int settle(struct pmt_stopped *s)
+{
+	size_t vi = 0;
+	int st;
+
+	while (s->tids[vi] != s->victim)
+		vi++;
+	if (ptrace(PTRACE_INTERRUPT, s->victim, NULL, NULL) ||
+	    ptrace(PTRACE_CONT, s->victim, NULL, NULL))
+		return -errno;
+	for (;;) {
+		if (waitpid(s->victim, &st, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			s->tids[vi] = 0;
+			s->victim = 0;
+			return -ESRCH;
+		}
+		if (!WIFSTOPPED(st) || (st >> 16) == PTRACE_EVENT_STOP)
+			return WIFSTOPPED(st) ? 0 : -EIO;
+		/* a signal first: keep it, and go on to the stop */
+		if (!(st >> 16) && WSTOPSIG(st) != SIGTRAP)
+			s->sigs[vi] = WSTOPSIG(st);
+		if (ptrace(PTRACE_CONT, s->victim, NULL, NULL))
+			return -errno;
+	}
+}
+
 int pmt_stop_syscall(struct pmt_stopped *s, long nr, const unsigned long a[6],
 		     long *res)
 {
@@ -326,6 +391,8 @@ int pmt_stop_syscall(struct pmt_stopped *s, long nr, const unsigned long a[6],
 	if (s->victim) {
 		int r2 = pmt_arch_set_regs(s->victim, saved);
 
+		if (!r2)
+			r2 = settle(s);
 		if (!ret)
 			ret = r2;
 	}
