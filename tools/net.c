@@ -141,7 +141,7 @@ static int tcp_open(const char *cmd, const char *spec,
 		.ai_flags = AI_NUMERICSERV | (how->listen ? AI_PASSIVE : 0),
 	};
 	struct addrinfo *res, *ai;
-	char *copy = strdup(spec), *host, *port;
+	char *copy = strdup(spec), *host = NULL, *port = NULL;
 	int fd = -1, r, e = how->listen ? 0 : ECONNREFUSED;
 
 	if (!copy) {

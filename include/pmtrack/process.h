@@ -31,12 +31,16 @@
  * PMTRACK_PROC_CHILDREN every ptrace request is made from the calling
  * thread: pmtrack_proc_freeze() and pmtrack_proc_thaw() must be called
  * from the same thread.  With it and PMTRACK_PROC_EVENTS_PTRACE a thread
- * of the library is the tracer of every tracked process: the calling
- * program must not wait for "any child" (wait(), waitpid(-1, ...),
- * waitid(P_ALL, ...)) while it exists, as that could take the tracer's
- * events; wait for your own children by pid or pidfd.  With
- * PMTRACK_PROC_EVENTS_CONNECTOR freeze and thaw are the caller's, as
- * without children.
+ * of the library is the tracer of every tracked process.  ptrace stops
+ * are reported to every thread of the tracer's process, so while such a
+ * handle exists no other thread may wait for "any child" (wait(),
+ * waitpid(-1, ...), waitid(P_ALL, ...)) nor for a tracked process by its
+ * pid or pidfd (one of your children that is tracked, typically): that
+ * would take the tracer's events and leave the process stopped.  Free
+ * the handle first.  The same holds, for their duration, around the
+ * short ptrace stops every mode makes (pmtrack_proc_new(), a freeze, an
+ * injection after an exec).  With PMTRACK_PROC_EVENTS_CONNECTOR freeze
+ * and thaw are the caller's, as without children.
  */
 #ifndef PMTRACK_PROCESS_H
 #define PMTRACK_PROCESS_H
@@ -82,7 +86,13 @@ enum pmtrack_proc_events {
 	 * stops each process at its fork, exec and exit: a child is tracked
 	 * exactly from its first instruction, and a process is scanned at
 	 * its exit stop, so what it wrote is reported exactly, private
-	 * mappings included.  Works with both backends.
+	 * mappings included.  Works with both backends.  The new child's
+	 * userfaultfd is injected by that thread, the child's tracer: a
+	 * tracker killed (SIGKILL) in the tens of microseconds a child's
+	 * registers are the injection's leaves that child to crash (the
+	 * processes tracked before it, and the other children, run on).
+	 * pmtrack_new() and the other modes inject from a process of their
+	 * own, which finishes the injection whatever happens to the tracker.
 	 */
 	PMTRACK_PROC_EVENTS_PTRACE = 1,
 	/*
@@ -217,8 +227,9 @@ typedef int (*pmtrack_proc_fn)(void *arg, const struct pmtrack_proc_report *r);
  *
  * The mappings are read first (/proc/PID/maps), new writable ones are
  * watched, vanished ones dropped; then every watched mapping is scanned.
- * Processes in ascending pid order, mappings in ascending address order,
- * reports of exited processes first.  On pagemap-scan the reset is atomic
+ * Reports of processes that exited before the collect come first, then
+ * the processes in ascending pid order with their mappings in ascending
+ * address order, then those found gone during the collect.  On pagemap-scan the reset is atomic
  * (PMTRACK_CAP_ATOMIC_RESET): a write racing with the collect is in this
  * report or the next, and the processes run on.  On soft-dirty, whose
  * resets lose racing writes, a RESET collect freezes the processes for

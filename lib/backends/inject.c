@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -230,6 +231,22 @@ static uintptr_t find_insn(pid_t pid)
 	return at;
 }
 
+/* does @pid exist, and is it not a zombie? */
+static bool pid_lives(pid_t pid)
+{
+	char path[64], buf[256], *c = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f))
+		c = strrchr(buf, ')');
+	fclose(f);
+	return c && c[1] == ' ' && c[2] != 'Z' && c[2] != 'X';
+}
+
 int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 {
 	int ret;
@@ -242,6 +259,17 @@ int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 	do {
 		ret = seize_pass(s);
 	} while (ret > 0);
+	/* a process whose last thread is exiting refuses the seize with
+	 * EPERM too: wait a little for it to be gone before saying EPERM */
+	for (int k = 0; ret == -EPERM && !s->n && k < 20; k++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+		if (!pid_lives(pid))
+			ret = -ESRCH;
+		else
+			ret = seize_pass(s);
+	}
 	if (!ret && !s->n)
 		ret = -ESRCH;
 	if (!ret)
@@ -294,6 +322,44 @@ static int step(struct pmt_stopped *s)
 	}
 }
 
+/*
+ * After a single step the thread's single-step flag stays set until it
+ * is resumed: a tracer that died now would leave it to trap (SIGTRAP
+ * kills it) at its next instruction.  Resume it with a stop request
+ * already pending, which stops it again before its next instruction and
+ * clears the flag.  0, or -ESRCH if it died.
+ */
+static int settle(struct pmt_stopped *s)
+{
+	size_t vi = 0;
+	int st;
+
+	while (s->tids[vi] != s->victim)
+		vi++;
+	if (ptrace(PTRACE_INTERRUPT, s->victim, NULL, NULL) ||
+	    ptrace(PTRACE_CONT, s->victim, NULL, NULL))
+		return -errno;
+	for (;;) {
+		if (waitpid(s->victim, &st, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			s->tids[vi] = 0;
+			s->victim = 0;
+			return -ESRCH;
+		}
+		if (!WIFSTOPPED(st) || (st >> 16) == PTRACE_EVENT_STOP)
+			return WIFSTOPPED(st) ? 0 : -EIO;
+		/* a signal first: keep it, and go on to the stop */
+		if (!(st >> 16) && WSTOPSIG(st) != SIGTRAP)
+			s->sigs[vi] = WSTOPSIG(st);
+		if (ptrace(PTRACE_CONT, s->victim, NULL, NULL))
+			return -errno;
+	}
+}
+
 int pmt_stop_syscall(struct pmt_stopped *s, long nr, const unsigned long a[6],
 		     long *res)
 {
@@ -326,6 +392,8 @@ int pmt_stop_syscall(struct pmt_stopped *s, long nr, const unsigned long a[6],
 	if (s->victim) {
 		int r2 = pmt_arch_set_regs(s->victim, saved);
 
+		if (!r2)
+			r2 = settle(s);
 		if (!ret)
 			ret = r2;
 	}
@@ -409,19 +477,109 @@ int pmt_stopped_uffd(struct pmt_stopped *s, bool *user_only)
 	return ret ? ret : fd;
 }
 
+/* what the injecting process sends back with the descriptor */
+struct inj_reply {
+	int ret;
+	bool user_only;
+	uint64_t stop_ns;
+};
+
+/* in the injecting process: inject, send the descriptor, exit */
+static void __attribute__((noreturn)) injector(int sock, pid_t pid)
+{
+	struct inj_reply rep = { 0 };
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &rep, sizeof(rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct pmt_stopped s;
+	int fd = -1;
+
+	rep.ret = pmt_stop_begin(&s, pid);
+	if (!rep.ret) {
+		fd = pmt_stopped_uffd(&s, &rep.user_only);
+		rep.stop_ns = pmt_stop_end(&s);
+		rep.ret = fd < 0 ? fd : 0;
+	}
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	/* if the tracker died meanwhile this fails, and the descriptor
+	 * goes with this process: the target was left as it was */
+	sendmsg(sock, &mh, MSG_NOSIGNAL);
+	_exit(0);
+}
+
+/* in the tracker: the injecting process's answer */
+static int injected(int sock, uint64_t *stop_ns, bool *user_only)
+{
+	struct inj_reply rep = { .ret = -EIO };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &rep, sizeof(rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd = -1;
+
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(rep))
+		return n < 0 ? -errno : -EIO;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	*stop_ns = rep.stop_ns;
+	*user_only = rep.user_only;
+	if (!rep.ret && fd < 0)
+		return -EIO;
+	if (rep.ret && fd >= 0)
+		close(fd);
+	return rep.ret ? rep.ret : fd;
+}
+
+/*
+ * The injection runs in a process of its own, forked for it, which sends
+ * the descriptor back: if the tracker dies in the middle (even by
+ * SIGKILL), that process still puts the target's registers back and lets
+ * it go.  Done by the tracker's own thread, a tracker killed while the
+ * target's registers are changed would leave it to run with them.
+ */
 int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only)
 {
-	struct pmt_stopped s;
-	int ret;
+	int sv[2], ret, st;
+	pid_t child;
 
 	*stop_ns = 0;
 	*user_only = false;
 	if (!pmt_arch_inject)
 		return -EOPNOTSUPP;
-	ret = pmt_stop_begin(&s, pid);
-	if (ret)
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	child = fork();
+	if (child < 0) {
+		ret = -errno;
+		close(sv[0]);
+		close(sv[1]);
 		return ret;
-	ret = pmt_stopped_uffd(&s, user_only);
-	*stop_ns = pmt_stop_end(&s);
+	}
+	if (!child) {
+		close(sv[0]);
+		injector(sv[1], pid);
+	}
+	close(sv[1]);
+	ret = injected(sv[0], stop_ns, user_only);
+	close(sv[0]);
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
 	return ret;
 }

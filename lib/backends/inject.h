@@ -88,6 +88,9 @@ PMT_HIDDEN uint64_t pmt_stop_end(struct pmt_stopped *s);
  * needed.  The fd, or -errno: -EOPNOTSUPP where the architecture or the
  * kernel cannot (no pidfd_getfd, no vDSO system-call instruction).
  */
+/* The work is done by a child process forked for it, which sends the
+ * descriptor back and finishes (putting the target back as it was) even
+ * if this process dies meanwhile. */
 PMT_HIDDEN int pmt_remote_uffd(pid_t pid, uint64_t *stop_ns, bool *user_only);
 /* the same in a process whose victim thread the caller holds stopped (a
  * tracer's tracee, s->tids = { victim }): nothing is detached */

@@ -257,7 +257,7 @@ static struct pp_shm *shm_read(pid_t pid)
 
 /* keep the reports of @s, written in full, for the next collect */
 static void shm_stash(struct pmtrack_proc *p, pid_t pid,
-		      const struct pp_shm *s)
+		      const struct pp_shm *s, unsigned int flags)
 {
 	for (size_t i = 0; s && i < s->n; i++) {
 		struct pmtrack_page_run run = {
@@ -267,7 +267,8 @@ static void shm_stash(struct pmtrack_proc *p, pid_t pid,
 		};
 		struct pmtrack_proc_report r = {
 			.pid = pid,
-			.flags = PMTRACK_PROC_FULL | PMTRACK_PROC_EXITED,
+			.flags = PMTRACK_PROC_FULL | PMTRACK_PROC_EXITED |
+				 flags,
 			.map = &s->m[i],
 			.runs = &run,
 			.nruns = 1,
@@ -306,7 +307,8 @@ static bool pr_gone(const struct pp_proc *pr)
 
 void cn_gone(struct pmtrack_proc *p, struct pp_proc *pr)
 {
-	shm_stash(p, pr->pid, pr->shm);
+	/* a process never reported before is new to the caller */
+	shm_stash(p, pr->pid, pr->shm, pr->next_flags & PMTRACK_PROC_NEW);
 	atomic_fetch_add(&p->st.exits, 1);
 	pp_remove(p, pr);
 }
@@ -482,19 +484,18 @@ static void pair(struct pmtrack_proc *p, size_t i, pid_t pid)
 	memmove(&m->forks[i], &m->forks[i + 1],
 		(m->nforks - i - 1) * sizeof(m->forks[0]));
 	m->nforks--;
-	if (!child_new(p, &f, pid)) {
-		atomic_fetch_add(&p->st.forks, 1);
-	} else {
+	atomic_fetch_add(&p->st.forks, 1);
+	if (child_new(p, &f, pid)) {
 		/* its forked image is gone already (or there is no memory
 		 * to track it): what it may have written in shared memory,
-		 * in full */
-		shm_stash(p, pid, f.shm);
+		 * in full, in the first report of it */
+		shm_stash(p, pid, f.shm, PMTRACK_PROC_NEW);
 		atomic_fetch_add(&p->st.exits, 1);
 		/* gone by an exec (fork + exec): its new program is
 		 * tracked from now on, in full (its exec event, read
 		 * next, injects it once more) */
-		if (pp_alive(pid) && child_inject(p, pid, PMTRACK_PROC_EXEC))
-			atomic_fetch_add(&p->st.forks, 1);
+		if (pp_alive(pid))
+			child_inject(p, pid, PMTRACK_PROC_EXEC);
 	}
 	fork_free(&f);
 }
@@ -771,7 +772,7 @@ static void check_forks(struct pmtrack_proc *p)
 		struct cn_fork *f = &m->forks[i];
 
 		if (f->dead) {
-			shm_stash(p, f->parent, f->shm);
+			shm_stash(p, f->parent, f->shm, 0);
 			atomic_fetch_add(&p->st.exits, 1);
 			fork_drop(m, i);
 			continue;

@@ -499,6 +499,30 @@ static int collect_proc(struct pp_emit *e, unsigned int flags)
 }
 
 /* the process's address space went (exec, exit): which one? */
+/*
+ * A userfaultfd for frozen process @pid, injected through the freeze's
+ * ptrace stops (a second PTRACE_SEIZE would be refused); -1 when not
+ * frozen by this thread's stops or when that fails (pp_rebind() then
+ * injects, or says why it cannot).
+ */
+static int frozen_uffd(struct pmtrack_proc *p, pid_t pid)
+{
+	bool user_only;
+	int fd;
+
+	if (!p->frozen || p->backend == PMTRACK_BACKEND_SOFT_DIRTY)
+		return -1;
+	for (size_t i = 0; i < p->nstops; i++) {
+		if (p->stops[i].pid != pid)
+			continue;
+		fd = pmt_stopped_uffd(&p->stops[i], &user_only);
+		if (fd >= 0)
+			atomic_fetch_add(&p->st.injections, 1);
+		return fd >= 0 ? fd : -1;
+	}
+	return -1;
+}
+
 static int pp_lost(struct pmtrack_proc *p, struct pp_proc *pr)
 {
 	int ret;
@@ -506,10 +530,11 @@ static int pp_lost(struct pmtrack_proc *p, struct pp_proc *pr)
 	/* with a monitor, execs are followed as they happen */
 	if (p->mon || !pp_alive(pr->pid))
 		return -ESRCH;
-	/* exec'd: track its new program, every mapping in full.  In the
+	/* exec'd: track its new program, every mapping in full.  Frozen,
+	 * the freeze's ptrace stops serve for the injection.  In the
 	 * middle of an execve() its threads vanish under the injection
 	 * (-ESRCH while it lives): try again once the call is through. */
-	ret = pp_rebind(p, pr, -1);
+	ret = pp_rebind(p, pr, frozen_uffd(p, pr->pid));
 	for (int k = 0; k < 200 && ret == -ESRCH && pp_alive(pr->pid); k++) {
 		struct timespec ts = { 0, 5000000 };
 

@@ -49,6 +49,8 @@ struct pm_task {
 	pid_t tid, tgid;
 	bool stopped; /* held in a ptrace stop */
 	bool group;   /* that stop is a group stop (SIGSTOP and the like) */
+	bool in_call; /* that stop is inside a system call (an event of
+			 fork, exec, exit): nothing can be injected there */
 	int sig;      /* signal to deliver when it goes on */
 };
 
@@ -135,6 +137,7 @@ static void task_go(struct pm_monitor *m, struct pm_task *t)
 		ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)t->sig);
 	t->stopped = false;
 	t->group = false;
+	t->in_call = false;
 	t->sig = 0;
 }
 
@@ -320,6 +323,20 @@ static void pm_new_task(struct pmtrack_proc *p, pid_t ptid, pid_t ptgid,
 	task_go(m, task(m, child));
 }
 
+/* is the stop of ptrace event @ev inside a system call? */
+static bool in_call(int ev)
+{
+	switch (ev) {
+	case PTRACE_EVENT_FORK:
+	case PTRACE_EVENT_VFORK:
+	case PTRACE_EVENT_CLONE:
+	case PTRACE_EVENT_EXEC:
+	case PTRACE_EVENT_EXIT:
+		return true;
+	}
+	return false;
+}
+
 static void pm_event(struct pmtrack_proc *p, struct pm_task *t, int st)
 {
 	pid_t tid = t->tid, tgid = t->tgid;
@@ -360,8 +377,10 @@ static void pm_event(struct pmtrack_proc *p, struct pm_task *t, int st)
 	}
 	/* the table may have moved */
 	t = task(p->mon, tid);
-	if (t)
+	if (t) {
+		t->in_call = in_call(ev);
 		task_go(p->mon, t);
+	}
 }
 
 static void pm_handle(struct pmtrack_proc *p, pid_t tid, int st)
@@ -515,6 +534,12 @@ static int pm_attach_root(struct pmtrack_proc *p, pid_t pid)
 	ret = pm_do_freeze(p);
 	if (!ret && !task(m, pid))
 		ret = -ESRCH;
+	/* caught inside fork() (its event stop): finish the call first */
+	if (!ret && task(m, pid)->in_call) {
+		ret = pm_user_stop(pid);
+		if (!ret)
+			task(m, pid)->in_call = false;
+	}
 	if (!ret)
 		ret = pm_track_new(p, pid, false, 0);
 	pm_do_thaw(p);
