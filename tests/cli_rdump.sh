@@ -276,17 +276,13 @@ else
 			(.[0].table[] | select(.start == $s) | .pages == 16)' \
 			"$d/dump.json" >/dev/null ||
 			no "hole: the images' pages: $(cat "$d/dump.json")"
-		"$bin" restore "$d/img" --out-dir "$d/out" >"$d/restore.out" \
-			2>"$d/restore.err" &&
+		# the digest compares the chain with all of the frozen memory
+		"$bin" restore "$d/img" >"$d/restore.out" 2>"$d/restore.err" &&
 			grep -q '^digest: verified$' "$d/restore.out" ||
 			no "hole: restore: $(cat "$d/restore.out" "$d/restore.err")"
-		"$check" --compare-mem "$pid" --restored "$d/out" \
-			>"$d/cmp.out" 2>"$d/cmp.err" ||
-			no "hole: --compare-mem: $(cat "$d/cmp.out" "$d/cmp.err")"
 		echo "hole: RssShmem kB, blocks of the memfd and the shared" \
 			"memory before the dump: $before, after: $after;" \
-			"--compare-mem: $(cat "$d/cmp.out")"
-		rm -rf "$d/out"
+			"$(grep '^digest' "$d/restore.out")"
 		# what the measure sees when a hole is read: its page 1 here
 		ps=$(getconf PAGESIZE)
 		dd if=/proc/"$pid"/mem of=/dev/null bs="$ps" count=1 \
