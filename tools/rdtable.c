@@ -338,8 +338,11 @@ static int run_cmp(const void *a, const void *b)
 void rd_table_mark(struct rd_table *t, const struct rd_table *prev,
 		   struct rd_collect *c, uint64_t pgsz)
 {
-	qsort(c->w, c->nw, sizeof(*c->w), run_cmp);
-	qsort(c->full, c->nfull, sizeof(*c->full), run_cmp);
+	/* qsort() wants an array even for no elements */
+	if (c->nw)
+		qsort(c->w, c->nw, sizeof(*c->w), run_cmp);
+	if (c->nfull)
+		qsort(c->full, c->nfull, sizeof(*c->full), run_cmp);
 	for (size_t i = 0; i < t->n; i++) {
 		struct rd_region *r = &t->r[i];
 		size_t w = bits_words(r->pages);
