@@ -2373,6 +2373,12 @@ int main(int argc, char **argv)
 	int ret;
 
 	parse_args(argc, argv, &c);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* timing a sanitizer's code says nothing (check_remote checks the
+	 * same things under the sanitizers) */
+	printf("SKIP: built with a sanitizer: no benchmark\n");
+	return EXIT_SKIP;
+#endif
 	c.ps = (size_t)sysconf(_SC_PAGESIZE);
 	apply_defaults(&c);
 	if (c.size_mib < 4) {

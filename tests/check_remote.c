@@ -1996,6 +1996,16 @@ static int reps_fn(void *arg, const struct pmtrack_proc_report *r)
 				r->pid, (unsigned long long)r->runs[0].start,
 				R->last_pid, (unsigned long long)R->last_end);
 	}
+	if ((r->flags & PMTRACK_PROC_UNTRACKED) &&
+	    !(r->flags & PMTRACK_PROC_FULL) && !R->bad[0])
+		snprintf(R->bad, sizeof(R->bad),
+			 "pid %d: UNTRACKED without FULL (flags %#x)", r->pid,
+			 r->flags);
+	/* a mapping the library does not arm (a sanitizer's shadow, when
+	 * this program is built with one) is in every collect: it is not
+	 * the memory these tests write, so it is left out of their sets */
+	if (r->flags & PMTRACK_PROC_UNTRACKED)
+		return 0;
 	if (exited && R->seen_live) {
 		R->late_exits++;
 		R->late_total++;

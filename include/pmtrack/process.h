@@ -187,6 +187,10 @@ pmtrack_proc_backend(const struct pmtrack_proc *p);
  * costs less.  It is armed once it is denser.
  */
 #define PMTRACK_PROC_FULL (1u << 0)
+/* With PMTRACK_PROC_FULL: the mapping is not tracked (refused by the
+ * backend, or too sparse to arm, see above): every collect reports it in
+ * full, not just this one. */
+#define PMTRACK_PROC_UNTRACKED (1u << 4)
 /* The process exited after the last collect; the report was taken at
  * its exit (PMTRACK_PROC_CHILDREN), or it holds what was collected
  * before.  Its mapping descriptions are as they were then. */

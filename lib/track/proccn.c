@@ -569,11 +569,15 @@ static int on_msg(struct nl_msg *msg, void *arg)
 {
 	struct nlmsghdr *h = nlmsg_hdr(msg);
 	const struct cn_msg *cn = nlmsg_data(h);
-	const struct proc_event *ev = (const void *)cn->data;
+	struct proc_event e;
+	const struct proc_event *ev = &e;
 
-	if (nlmsg_datalen(h) < (int)(sizeof(*cn) + sizeof(*ev)) ||
+	if (nlmsg_datalen(h) < (int)(sizeof(*cn) + sizeof(e)) ||
 	    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
 		return NL_OK;
+	/* the event follows a 20-byte header: copied out, as it is not
+	 * aligned for its 8-byte fields */
+	memcpy(&e, cn->data, sizeof(e));
 	switch (ev->what) {
 	case PROC_EVENT_FORK:
 		ev_fork(arg, ev);

@@ -242,12 +242,15 @@ int pp_discard(void *arg, const struct pmtrack_proc_report *r)
 	return 0;
 }
 
-static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m)
+static int emit_full(struct pp_emit *e, const struct pmtrack_mapping *m,
+		     bool untracked)
 {
 	e->runs[0] = (struct pmtrack_page_run){ .start = m->start,
 						.end = m->end,
 						.states = PMTRACK_PAGE_WRITTEN };
-	return emit(e, m, PMTRACK_PROC_FULL, 1);
+	return emit(e, m,
+		    PMTRACK_PROC_FULL | (untracked ? PMTRACK_PROC_UNTRACKED : 0),
+		    1);
 }
 
 /*
@@ -396,7 +399,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 	struct pp_proc *pr = e->pr;
 	bool tracked = tracked_map(m);
 	bool full = tracked && (pr->full_next || has_gap(m, old, nold));
-	bool arm = full && !too_sparse(e, m);
+	bool arm = full && !too_sparse(e, m), untracked = full && !arm;
 	uint64_t cur = m->start;
 	int ret;
 
@@ -410,6 +413,7 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 			ret = watch_span(pr, cur, s);
 			if (ret < 0)
 				return ret;
+			untracked |= ret;
 		}
 		cur = x;
 		if (!tracked) {
@@ -431,8 +435,9 @@ static int do_map(struct pp_emit *e, const struct pmtrack_mapping *m,
 		ret = watch_span(pr, cur, m->end);
 		if (ret < 0)
 			return ret;
+		untracked |= ret;
 	}
-	return emit_full(e, m);
+	return emit_full(e, m, untracked);
 }
 
 /* unwatch what of @old is not in pr->w (both sorted and disjoint) */
