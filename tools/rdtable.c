@@ -130,9 +130,12 @@ static int region_init(struct rd_region *r, const struct pmtrack_mapping *m,
 	r->dirty = calloc(w, sizeof(uint64_t));
 	r->retry = calloc(w, sizeof(uint64_t));
 	r->sub = calloc(w, sizeof(uint64_t));
+	r->swapped = calloc(w, sizeof(uint64_t));
+	r->subswap = calloc(w, sizeof(uint64_t));
 	if (rd_file_backed(m) && !(r->file = calloc(w, sizeof(uint64_t))))
 		return -ENOMEM;
-	if (!r->m.name || !r->exist || !r->dirty || !r->retry || !r->sub)
+	if (!r->m.name || !r->exist || !r->dirty || !r->retry || !r->sub ||
+	    !r->swapped || !r->subswap)
 		return -ENOMEM;
 	return 0;
 }
@@ -142,13 +145,13 @@ static int region_init(struct rd_region *r, const struct pmtrack_mapping *m,
  * consulted), and in a private mapping unsure too (swapped or never
  * populated: reading one that was never populated costs a zero page, not
  * an allocation).  In a file mapping, the others are the file's.  @tmp:
- * two scratch bitmaps of the region's words.
+ * a scratch bitmap of the region's words.
  */
 static int region_exist(struct pmtrack_pstate *ps, struct rd_region *r,
 			uint64_t *tmp)
 {
 	uint64_t *bits[PMTRACK_PAGE_NSTATES] = { 0 };
-	uint64_t *sw = tmp, *un = tmp + bits_words(r->pages);
+	uint64_t *sw = r->swapped, *un = tmp;
 	bool priv = !(r->m.flags & PMTRACK_MAP_SHARED);
 	int err;
 
@@ -192,7 +195,7 @@ int rd_table_read(struct pmtrack_pstate *ps, uint64_t pgsz, struct rd_table *t)
 	if (k > PMTRACK_STREAM_MAX_REGIONS)
 		return -E2BIG;
 	t->r = calloc(k ? k : 1, sizeof(*t->r));
-	tmp = malloc(2 * (maxw ? maxw : 1) * sizeof(uint64_t));
+	tmp = malloc((maxw ? maxw : 1) * sizeof(uint64_t));
 	err = t->r && tmp ? 0 : -ENOMEM;
 	for (size_t i = 0; i < n && !err; i++)
 		if (dumped(&maps[i]))
@@ -215,6 +218,8 @@ void rd_table_free(struct rd_table *t)
 		free(r->dirty);
 		free(r->retry);
 		free(r->sub);
+		free(r->swapped);
+		free(r->subswap);
 		free(r->file);
 	}
 	free(t->r);
