@@ -165,6 +165,9 @@ struct log {
 	/* read once, the table first: a running target's log stays whole */
 	uint64_t nreg, count[PMT_MAX_THREADS];
 	bool own, skip;
+	/* a process stopped or killed before its log had a header (a child
+	 * caught in its first microseconds): it has logged no store */
+	bool unborn;
 	struct range st[MAX_STATIC]; /* its static regions */
 	unsigned nst;
 };
@@ -221,14 +224,21 @@ static void log_open(struct log *l)
 
 	if (fd < 0 || fstat(fd, &st))
 		fail("%s: %s", l->path, strerror(errno));
-	if ((size_t)st.st_size < sizeof(*h))
-		fail("%s: not a pmt-target log (too short)", l->path);
+	if ((size_t)st.st_size < sizeof(*h)) {
+		l->unborn = true;
+		close(fd);
+		return;
+	}
 	l->size = (size_t)st.st_size;
 	l->base = mmap(NULL, l->size, PROT_READ, MAP_SHARED, fd, 0);
 	if (l->base == MAP_FAILED)
 		fail("%s: mmap: %s", l->path, strerror(errno));
 	close(fd);
 	h = l->h = (const void *)l->base;
+	if (!h->magic) {
+		l->unborn = true;
+		return;
+	}
 	if (h->magic != PMT_LOG_MAGIC || h->version != PMT_LOG_VERSION)
 		fail("%s: not a pmt-target log (magic, version)", l->path);
 	if (!h->nslices || h->nslices > PMT_MAX_THREADS ||
@@ -253,7 +263,8 @@ static void log_open(struct log *l)
 
 static void log_close(struct log *l)
 {
-	munmap((void *)l->base, l->size);
+	if (l->base)
+		munmap((void *)l->base, l->size);
 	l->base = NULL;
 	l->h = NULL;
 }
@@ -268,6 +279,8 @@ static uint64_t pick_target(uint64_t pid)
 	for (size_t i = 0; !pid && i < nlogs; i++) {
 		bool child = false;
 
+		if (logs[i].unborn)
+			continue;
 		for (size_t j = 0; j < nlogs; j++)
 			child |= logs[i].ppid == logs[j].pid;
 		if (child)
@@ -288,8 +301,8 @@ static uint64_t pick_target(uint64_t pid)
 	for (size_t i = 0; i < nlogs; i++) {
 		struct log *l = &logs[i];
 
-		l->own = l->pid == pid;
-		l->skip = l->own && l->gen < top;
+		l->own = l->pid == pid && !l->unborn;
+		l->skip = (l->own && l->gen < top) || l->unborn;
 		stale += l->skip;
 		if (!l->own && l->ppid != pid)
 			fail("%s: pid %" PRIu64 ", parent %" PRIu64
@@ -538,7 +551,11 @@ static const struct log *load_logs(uint64_t *pid)
 		fail("no --log given");
 	for (size_t i = 0; i < nlogs; i++) {
 		log_open(&logs[i]);
-		log_statics(&logs[i]);
+		if (logs[i].unborn)
+			fprintf(stderr, "%s: no header yet: no store logged\n",
+				logs[i].path);
+		else
+			log_statics(&logs[i]);
 	}
 	*pid = pick_target(*pid);
 	for (size_t i = 0; i < nlogs; i++) {
