@@ -58,11 +58,20 @@
  *               and the time per first write after a re-arm that the
  *               difference implies.
  *
- * Where soft-dirty works, items 2-4 also run with it, next to
- * pagemap-scan.  Each measurement is repeated --reps times and medians are
- * reported.  Absolute times vary between machines and between boots of a
- * VM: compare the ratios, measured in one run.  Timing never fails the
- * program; a wrong result does.
+ * Where soft-dirty works too, items 2-4 also run with it, next to
+ * pagemap-scan.  Where PAGEMAP_SCAN with async uffd-wp is missing but
+ * soft-dirty works (Linux 6.1), items 2-5 run with soft-dirty alone: item
+ * 1 is left out (soft-dirty injects nothing), item 2 has no local side
+ * (its remote / local columns are n/a) and reports the pause each RESET
+ * collect costs the target (the library freezes it around soft-dirty's
+ * resets, which lose racing writes).  --backend picks one of the two;
+ * the program exits 77 where the backend asked for (auto: either) does
+ * not work, or where the target cannot be ptraced.
+ *
+ * Each measurement is repeated --reps times and medians are reported.
+ * Absolute times vary between machines and between boots of a VM: compare
+ * the ratios, measured in one run.  Timing never fails the program; a
+ * wrong result does.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -157,7 +166,13 @@ struct cfg {
 	const char *dir;
 	const char *tool;
 	bool quick;
-	/* items 2-4: pagemap-scan, and soft-dirty where it works */
+	const char *want; /* --backend: auto, pagemap-scan or soft-dirty */
+	/* the probes: PAGEMAP_SCAN, async uffd-wp, soft-dirty */
+	int probe_scan, probe_async, probe_sd;
+	/* PAGEMAP_SCAN with async uffd-wp works: item 2's local side */
+	bool raw;
+	/* items 2-4: pagemap-scan, and soft-dirty where it works, or
+	 * soft-dirty alone; items 1 and 5: backends[0] */
 	enum pmtrack_backend backends[MAX_BACKENDS];
 	int nbackends;
 };
@@ -1126,14 +1141,16 @@ static void remote_rounds(const struct cfg *c, struct target *t,
 	s->ns += bench_now_ns() - t0;
 }
 
-/* at rate 0 nothing may be reported in the region; at a rate, something */
-static void rounds_check(const char *side, uint64_t rate, const struct rstat *s)
+/* at a rate something must be reported in the region; at rate 0 nothing
+ * if @exact (soft-dirty may report untouched pages: not there) */
+static void rounds_check(const char *side, uint64_t rate, const struct rstat *s,
+			 bool exact)
 {
 	double sum = 0;
 
 	for (int i = 0; i < s->n; i++)
 		sum += s->rpages[i];
-	if (!rate == !sum)
+	if (!rate == !sum || (!rate && !exact))
 		return;
 	fprintf(stderr,
 		PROG ": rounds, %s at %" PRIu64 " pages/s: %.0f pages of "
@@ -1164,9 +1181,10 @@ static void print_us(double v)
 		printf(" %.2f |", v / 1e3);
 }
 
-/* one table row; @ref is the local side at the same rate (NULL for it) */
+/* one table row; @ref is the local side at the same rate (NULL for it,
+ * and for a remote row where there is none: @remote) */
 static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
-		       struct rstat *ref)
+		       struct rstat *ref, bool remote)
 {
 	double pp = rate ? per_page(s->collect, s->pages, s->n) : -1;
 	double cpp = rate ? per_page(s->copy, s->pages, s->n) : -1;
@@ -1182,13 +1200,33 @@ static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
 	printf(" %.1f |", cp / 1e3);
 	print_us(cpp);
 	if (!ref) {
-		printf(" - | - |\n");
+		printf(remote ? " n/a | n/a |\n" : " - | - |\n");
 		return;
 	}
 	lcol = med(ref->collect, ref->n);
 	lcp = med(ref->copy, ref->n);
 	printf(" **%.2f** | %.2f |\n", lcol > 0 ? col / lcol : 0,
 	       lcol + lcp > 0 ? (col + cp) / (lcol + lcp) : 0);
+}
+
+/* what the collect means on soft-dirty, and where the local side is */
+static void rounds_notes(const struct cfg *c, bool local)
+{
+	bool sd = false;
+
+	for (int b = 0; b < c->nbackends; b++)
+		sd |= c->backends[b] == PMTRACK_BACKEND_SOFT_DIRTY;
+	if (!local)
+		printf("No local side here: this kernel has no PAGEMAP_SCAN "
+		       "with async uffd-wp, so remote / local is n/a.");
+	if (sd)
+		printf("%sOn soft-dirty the library freezes the target around "
+		       "each RESET collect (its resets lose racing writes): "
+		       "the target is stopped for about the collect's time "
+		       "every round.",
+		       local ? "" : "  ");
+	if (sd || !local)
+		printf("\n\n");
 }
 
 static void rounds_print(const struct cfg *c, struct rstat *loc,
@@ -1213,17 +1251,20 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	       "per round; with copy = (collect + copy) / (scan + "
 	       "memcpy).  The remote count includes the target's stacks and "
 	       "control page (a few pages per round).\n\n");
+	rounds_notes(c, loc != NULL);
 	printf("| rate pages/s | side | writes/s done | dirty pages/round | "
 	       "collect us/round | collect us/page | copy us/round | copy "
 	       "us/page | remote / local | with copy |\n");
 	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (int i = 0; i < c->nrates; i++) {
-		rounds_row(c->rates[i], "local raw (scan, memcpy)", &loc[i],
-			   NULL);
+		if (loc)
+			rounds_row(c->rates[i], "local raw (scan, memcpy)",
+				   &loc[i], NULL, false);
 		for (int b = 0; b < c->nbackends; b++) {
 			snprintf(side, sizeof(side), "remote %s",
 				 pmtrack_backend_name(c->backends[b]));
-			rounds_row(c->rates[i], side, &rem[b][i], &loc[i]);
+			rounds_row(c->rates[i], side, &rem[b][i],
+				   loc ? &loc[i] : NULL, true);
 			full += rem[b][i].full;
 		}
 	}
@@ -1235,7 +1276,8 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	fflush(stdout);
 }
 
-/* every rate, local then remote in rotating order, --reps times */
+/* every rate, local then remote in rotating order, --reps times (remote
+ * only without @l) */
 static void rounds_backend(const struct cfg *c, struct target *t,
 			   struct local *l, enum pmtrack_backend be,
 			   struct rstat *loc, struct rstat *rem,
@@ -1251,7 +1293,11 @@ static void rounds_backend(const struct cfg *c, struct target *t,
 			for (int k = 0; k < 2; k++) {
 				bool local = (rep + i + k) % 2 == 0;
 
-				ctl_rate(&l->ctl, local ? c->rates[i] : 0);
+				if (local && !l)
+					continue;
+				if (l)
+					ctl_rate(&l->ctl,
+						 local ? c->rates[i] : 0);
 				ctl_rate(t->ctl, local ? 0 : c->rates[i]);
 				sleep_ns(ROUND_NS);
 				if (local)
@@ -1261,7 +1307,8 @@ static void rounds_backend(const struct cfg *c, struct target *t,
 			}
 		}
 	}
-	ctl_rate(&l->ctl, 0);
+	if (l)
+		ctl_rate(&l->ctl, 0);
 	ctl_rate(t->ctl, 0);
 	pmtrack_proc_free(p);
 	free(r.v);
@@ -1272,27 +1319,33 @@ static void sec_rounds(const struct cfg *c, struct target *t, char *stage)
 	struct rstat loc[MAX_RATES], rem[MAX_BACKENDS][MAX_RATES];
 	int cap = c->rounds * c->reps * c->nbackends;
 	struct copier *cp = copier_new(t->pid, stage);
-	struct local l;
+	struct local l, *lp = c->raw ? &l : NULL;
 	int ret;
 
-	ret = local_start(&l, c->len, c->ps, stage);
-	if (ret)
-		fail("local uffd-wp + PAGEMAP_SCAN", -ret);
+	if (lp) {
+		ret = local_start(lp, c->len, c->ps, stage);
+		if (ret)
+			fail("local uffd-wp + PAGEMAP_SCAN", -ret);
+	}
 	for (int i = 0; i < c->nrates; i++) {
 		rstat_init(&loc[i], cap);
 		for (int b = 0; b < c->nbackends; b++)
 			rstat_init(&rem[b][i], cap);
 	}
 	for (int b = 0; b < c->nbackends; b++)
-		rounds_backend(c, t, &l, c->backends[b], loc, rem[b], cp);
-	local_stop(&l);
-	/* soft-dirty may report untouched pages: the check is exact for
-	 * pagemap-scan (backends[0]) only */
+		rounds_backend(c, t, lp, c->backends[b], loc, rem[b], cp);
+	if (lp)
+		local_stop(lp);
 	for (int i = 0; i < c->nrates; i++) {
-		rounds_check("local", c->rates[i], &loc[i]);
-		rounds_check("remote", c->rates[i], &rem[0][i]);
+		if (lp)
+			rounds_check("local", c->rates[i], &loc[i], true);
+		for (int b = 0; b < c->nbackends; b++)
+			rounds_check(pmtrack_backend_name(c->backends[b]),
+				     c->rates[i], &rem[b][i],
+				     c->backends[b] ==
+					     PMTRACK_BACKEND_PAGEMAP_SCAN);
 	}
-	rounds_print(c, loc, rem);
+	rounds_print(c, lp ? loc : NULL, rem);
 	for (int i = 0; i < c->nrates; i++) {
 		rstat_free(&loc[i]);
 		for (int b = 0; b < c->nbackends; b++)
@@ -2063,7 +2116,7 @@ static void slow_once(const struct cfg *c, struct target *t, uint64_t span,
 
 	runs_init(&r, t, c->ps);
 	if (tracked) {
-		p = proc_new(t, PMTRACK_BACKEND_PAGEMAP_SCAN);
+		p = proc_new(t, c->backends[0]);
 		proc_collect(p, &r);
 	}
 	gen = ctl_full(t->ctl, span, c->run_ns);
@@ -2119,9 +2172,10 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 	bg = 1 - med(ratio[1], reps);
 	if (bg < 0)
 		bg = 0;
-	printf("## 5. The target's slowdown while tracked (1 writer thread, "
-	       "full speed for %.1f s, medians of %d)\n\n",
-	       (double)c->run_ns / 1e9, reps);
+	printf("## 5. The target's slowdown while tracked (%s, 1 writer "
+	       "thread, full speed for %.1f s, medians of %d)\n\n",
+	       pmtrack_backend_name(c->backends[0]), (double)c->run_ns / 1e9,
+	       reps);
 	printf("stores/s = 8-byte stores by the target's writer, untracked "
 	       "and tracked by a pmtrack_proc collecting with RESET every "
 	       "100 ms (the collects run in this process, on the other "
@@ -2132,6 +2186,10 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 	       "TLB flushes and locks); us per first write = (tracked time "
 	       "- tracked stores at the untracked rate - that share of the "
 	       "tracked time, if positive) / first writes.\n\n");
+	if (c->backends[0] == PMTRACK_BACKEND_SOFT_DIRTY)
+		printf("On soft-dirty each collect also freezes the target "
+		       "(item 2's pause per round): the working set's "
+		       "slowdown includes those stops.\n\n");
 	printf("| stores to | untracked stores/s | tracked stores/s | "
 	       "tracked ÷ untracked | per-rep range | first writes/s | us "
 	       "per first write |\n|---|--:|--:|--:|--:|--:|--:|\n");
@@ -2167,10 +2225,9 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 /* ---- setup ------------------------------------------------------------- */
 
 /* 0, or EXIT_SKIP after saying why this machine cannot run it */
-static int check_access(struct target *t)
+static int check_access(const struct cfg *c, struct target *t)
 {
-	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
-		     .pid = t->pid);
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = c->backends[0], .pid = t->pid);
 	struct pmtrack *tr;
 	uint64_t ns;
 	int ret, n;
@@ -2192,7 +2249,79 @@ static int check_access(struct target *t)
 	return 0;
 }
 
-static void print_header(const struct cfg *c, bool softd)
+/*
+ * Items 2-5's backends, from --backend and the probes: pagemap-scan (with
+ * soft-dirty next to it where both work), else soft-dirty alone.  0, or
+ * EXIT_SKIP after saying why.
+ */
+static int pick_backends(struct cfg *c)
+{
+	bool auto_ = !strcmp(c->want, "auto");
+
+	c->probe_scan = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
+	c->probe_async = pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL);
+	c->probe_sd = pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL);
+	c->raw = c->probe_scan == 1 && c->probe_async == 1;
+	if (c->raw && strcmp(c->want, "soft-dirty"))
+		c->backends[c->nbackends++] = PMTRACK_BACKEND_PAGEMAP_SCAN;
+	if (c->probe_sd == 1 && strcmp(c->want, "pagemap-scan"))
+		c->backends[c->nbackends++] = PMTRACK_BACKEND_SOFT_DIRTY;
+	if (c->nbackends) {
+		/* item 3's `pmtrack dump` picks the same one */
+		if (!auto_)
+			setenv("PMTRACK_BACKEND", c->want, 1);
+		return 0;
+	}
+	if (!strcmp(c->want, "soft-dirty"))
+		printf("SKIP: soft-dirty is not available here "
+		       "(pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY) = %d)\n",
+		       c->probe_sd);
+	else
+		printf("SKIP: PAGEMAP_SCAN with async uffd-wp is not "
+		       "available here%s\n",
+		       auto_ ? ", nor soft-dirty" : "");
+	return EXIT_SKIP;
+}
+
+/* which backends run, and why: the header's last lines */
+static void print_backends(const struct cfg *c)
+{
+	bool sd_only = c->backends[0] == PMTRACK_BACKEND_SOFT_DIRTY;
+
+	if (strcmp(c->want, "auto"))
+		printf("backend used: %s (--backend %s)", c->want, c->want);
+	else if (c->nbackends == 2)
+		printf("backend used: pagemap-scan, and soft-dirty next to it "
+		       "(both work here)");
+	else
+		printf("backend used: %s (pmtrack_probe(): PAGEMAP_SCAN %d, "
+		       "async uffd-wp %d, soft-dirty %d)",
+		       pmtrack_backend_name(c->backends[0]), c->probe_scan,
+		       c->probe_async, c->probe_sd);
+	if (c->nbackends == 2)
+		printf(": items 2-4 run with both, items 1 and 5 with "
+		       "pagemap-scan\n\n");
+	else if (!sd_only && !c->probe_sd)
+		printf("\nsoft-dirty: not available here "
+		       "(pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY) = 0): items "
+		       "2-4 run with pagemap-scan only\n\n");
+	else if (!sd_only)
+		printf(": every item runs with pagemap-scan only\n\n");
+	else
+		printf("\nsoft-dirty alone%s: items 2-5 run with it, item 1 "
+		       "is left out (soft-dirty injects nothing into the "
+		       "target)%s.  Each soft-dirty RESET collect freezes the "
+		       "target, as its resets lose racing writes: item 2 "
+		       "reports that pause per round.\n\n",
+		       c->raw ? ""
+			      : " (this kernel has no PAGEMAP_SCAN with "
+				"async uffd-wp)",
+		       c->raw ? ""
+			      : " and item 2's local PAGEMAP_SCAN side "
+				"is n/a");
+}
+
+static void print_header(const struct cfg *c)
 {
 	char date[64];
 	struct utsname uts;
@@ -2209,12 +2338,7 @@ static void print_header(const struct cfg *c, bool softd)
 	       "(MADV_NOHUGEPAGE, populated), %d writer threads; %d reps, "
 	       "medians%s\n",
 	       c->size_mib, NWRITERS, c->reps, c->quick ? "; --quick" : "");
-	if (softd)
-		printf("soft-dirty: available, items 2-4 run with it too\n\n");
-	else
-		printf("soft-dirty: not available here "
-		       "(pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY) = 0): items "
-		       "2-4 run with pagemap-scan only\n\n");
+	print_backends(c);
 	fflush(stdout);
 }
 
@@ -2249,7 +2373,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--size-mib N] [--reps N] [--rates LIST] "
 		"[--injections N]\n"
-		"       [--only LIST] [--dir DIR] [--tool PATH] [--quick]\n"
+		"       [--only LIST] [--dir DIR] [--tool PATH]\n"
+		"       [--backend NAME] [--quick]\n"
 		"  --size-mib N    the target's region (1024; --quick: 32); "
 		"item 4 also\n"
 		"                  runs at N/4 and 2N\n"
@@ -2265,6 +2390,11 @@ static void usage(FILE *f)
 		"                  slowdown, all (all)\n"
 		"  --dir DIR       where the dump files go (/tmp)\n"
 		"  --tool PATH     pmtrack for `dump --pid` (the build's)\n"
+		"  --backend NAME  auto (pagemap-scan, with soft-dirty next to "
+		"it where\n"
+		"                  both work, else soft-dirty), pagemap-scan "
+		"or soft-dirty;\n"
+		"                  exit 77 where it does not work (auto)\n"
 		"  --quick         a short smoke run (CTest)\n");
 }
 
@@ -2278,6 +2408,7 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 		{ "only", required_argument, NULL, 'o' },
 		{ "dir", required_argument, NULL, 'D' },
 		{ "tool", required_argument, NULL, 'T' },
+		{ "backend", required_argument, NULL, 'b' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2318,6 +2449,15 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 			break;
 		case 'T':
 			c->tool = optarg;
+			break;
+		case 'b':
+			if (strcmp(optarg, "auto") &&
+			    strcmp(optarg, "pagemap-scan") &&
+			    strcmp(optarg, "soft-dirty"))
+				pmt_bad_value(PROG, "--backend", optarg,
+					      "auto, pagemap-scan or "
+					      "soft-dirty");
+			c->want = optarg;
 			break;
 		case 'q':
 			c->quick = true;
@@ -2365,11 +2505,11 @@ int main(int argc, char **argv)
 		.only = SEC_ALL,
 		.dir = "/tmp",
 		.tool = PMT_CLI_PATH,
+		.want = "auto",
 	};
 	uint64_t t0 = bench_now_ns();
 	struct target t;
 	char *stage;
-	bool softd;
 	int ret;
 
 	parse_args(argc, argv, &c);
@@ -2379,27 +2519,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": --size-mib must be at least 4\n");
 		return 2;
 	}
-	if (pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) != 1 ||
-	    pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL) != 1) {
-		printf("SKIP: PAGEMAP_SCAN with async uffd-wp is not "
-		       "available here\n");
-		return EXIT_SKIP;
-	}
-	softd = pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL) == 1;
-	c.backends[c.nbackends++] = PMTRACK_BACKEND_PAGEMAP_SCAN;
-	if (softd)
-		c.backends[c.nbackends++] = PMTRACK_BACKEND_SOFT_DIRTY;
+	ret = pick_backends(&c);
+	if (ret)
+		return ret;
 	stage = map_big(STAGE_BYTES, false);
 	target_start(&t, c.len, c.ps);
-	ret = check_access(&t);
+	ret = check_access(&c, &t);
 	if (ret) {
 		target_stop(&t);
 		return ret;
 	}
-	print_header(&c, softd);
+	print_header(&c);
 
-	if (c.only & SEC_INJECT)
+	if ((c.only & SEC_INJECT) &&
+	    c.backends[0] == PMTRACK_BACKEND_PAGEMAP_SCAN)
 		sec_inject(&c, &t);
+	else if (c.only & SEC_INJECT)
+		printf("## 1. Stop time per injection: not run (soft-dirty "
+		       "injects nothing)\n\n");
 	if (c.only & SEC_ROUNDS)
 		sec_rounds(&c, &t, stage);
 	if (c.only & SEC_DUMP)
