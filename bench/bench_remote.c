@@ -248,6 +248,10 @@ struct wslot {
 	_Atomic uint64_t done_gen; /* W_FULL: the order last done */
 	uint64_t stores;	   /* its stores */
 	uint64_t ns;		   /* and its duration */
+	/* W_IDLE and W_RATE: the last wake-up from its 1 ms sleep, and the
+	 * longest time between two since gap_take() (a stop shows here) */
+	_Atomic uint64_t woke;
+	_Atomic uint64_t gap;
 } __attribute__((aligned(64)));
 
 /* the orders, in a shared page; the writers re-read them when gen moves */
@@ -340,16 +344,28 @@ static void full_run(struct writer *w, uint64_t gen)
 	atomic_store(&s->done_gen, gen);
 }
 
+/* a wake-up at @now: the gap since the one before (none after 0) */
+static void wake_note(struct wslot *s, uint64_t *last, uint64_t now)
+{
+	uint64_t d = now - *last, g = atomic_load(&s->gap);
+
+	while (*last && d > g && !atomic_compare_exchange_weak(&s->gap, &g, d))
+		;
+	atomic_store(&s->woke, now);
+	*last = now;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct wctl *c = w->ctl;
-	uint64_t seen = UINT64_MAX, t0 = 0, done = 0, rate = 0;
+	uint64_t seen = UINT64_MAX, t0 = 0, done = 0, rate = 0, last = 0;
 	int mode = W_IDLE;
 
 	while (!atomic_load(&c->quit)) {
 		uint64_t g = atomic_load(&c->gen);
 
+		wake_note(&c->w[w->idx], &last, bench_now_ns());
 		if (g != seen) {
 			int nact = atomic_load(&c->nactive);
 			uint64_t all = atomic_load(&c->rate);
@@ -363,13 +379,15 @@ static void *writer_main(void *arg)
 			t0 = bench_now_ns();
 			done = 0;
 		}
-		if (mode == W_RATE)
+		if (mode == W_RATE) {
 			pace(w, rate, t0, &done);
-		else if (mode == W_FULL &&
-			 atomic_load(&c->w[w->idx].done_gen) != g)
+		} else if (mode == W_FULL &&
+			   atomic_load(&c->w[w->idx].done_gen) != g) {
 			full_run(w, g);
-		else
+			last = 0; /* not a gap between sleeps */
+		} else {
 			sleep_ns(MS);
+		}
 	}
 	return NULL;
 }
@@ -433,6 +451,30 @@ static uint64_t ctl_full(struct wctl *c, uint64_t span, uint64_t ns)
 static bool ctl_full_done(struct wctl *c, uint64_t gen)
 {
 	return atomic_load(&c->w[0].done_gen) == gen;
+}
+
+/* the longest gap between two wake-ups of a writer since the last call */
+static uint64_t gap_take(struct wctl *c)
+{
+	uint64_t m = 0;
+
+	for (int i = 0; i < NWRITERS; i++) {
+		uint64_t g = atomic_exchange(&c->w[i].gap, 0);
+
+		m = g > m ? g : m;
+	}
+	return m;
+}
+
+/* until every writer has woken after @t (at most 1 s more): a stop that
+ * ended before @t is then in gap_take() */
+static void gap_settle(struct wctl *c, uint64_t t)
+{
+	uint64_t end = bench_now_ns() + NS;
+
+	for (int i = 0; i < NWRITERS; i++)
+		while (atomic_load(&c->w[i].woke) < t && bench_now_ns() < end)
+			sleep_ns(MS / 4);
 }
 
 static uint64_t ctl_writes(struct wctl *c)
@@ -999,6 +1041,10 @@ struct rstat {
 	double *copy;	 /* ns per round (local: memcpy) */
 	double *pages;	 /* pages reported per round */
 	double *rpages;	 /* of them in the region */
+	/* the writers' longest gap between wake-ups (gap_take()): across
+	 * the collect (from just before it to their first wake-up after
+	 * it), and between the previous one and this */
+	double *gap_in, *gap_out;
 	int n, cap;
 	uint64_t writes, ns; /* writer page writes over the rounds, and time */
 	unsigned int full;   /* whole-mapping reports in timed rounds */
@@ -1012,6 +1058,8 @@ static void rstat_init(struct rstat *s, int cap)
 	s->copy = xcalloc((size_t)cap, sizeof(double));
 	s->pages = xcalloc((size_t)cap, sizeof(double));
 	s->rpages = xcalloc((size_t)cap, sizeof(double));
+	s->gap_in = xcalloc((size_t)cap, sizeof(double));
+	s->gap_out = xcalloc((size_t)cap, sizeof(double));
 }
 
 static void rstat_free(struct rstat *s)
@@ -1020,17 +1068,25 @@ static void rstat_free(struct rstat *s)
 	free(s->copy);
 	free(s->pages);
 	free(s->rpages);
+	free(s->gap_in);
+	free(s->gap_out);
 }
 
-static void rstat_add(struct rstat *s, uint64_t collect, uint64_t copy,
-		      uint64_t pages, uint64_t rpages)
+/* one round's figures (ns, pages) */
+struct round {
+	uint64_t collect, copy, pages, rpages, gap_in, gap_out;
+};
+
+static void rstat_add(struct rstat *s, const struct round *r)
 {
 	if (s->n == s->cap)
 		return;
-	s->collect[s->n] = (double)collect;
-	s->copy[s->n] = (double)copy;
-	s->pages[s->n] = (double)pages;
-	s->rpages[s->n] = (double)rpages;
+	s->collect[s->n] = (double)r->collect;
+	s->copy[s->n] = (double)r->copy;
+	s->pages[s->n] = (double)r->pages;
+	s->rpages[s->n] = (double)r->rpages;
+	s->gap_in[s->n] = (double)r->gap_in;
+	s->gap_out[s->n] = (double)r->gap_out;
 	s->n++;
 }
 
@@ -1091,15 +1147,19 @@ static void local_rounds(const struct cfg *c, struct local *l, struct rstat *s)
 	uint64_t w0, t0, next;
 
 	local_scan(l);
+	gap_settle(&l->ctl, bench_now_ns());
+	gap_take(&l->ctl);
 	w0 = ctl_writes(&l->ctl);
 	t0 = bench_now_ns();
 	next = t0 + ROUND_NS;
 	for (int i = 0; i < c->rounds; i++) {
+		struct round rd;
 		uint64_t a, b, e;
 		long n;
 
 		sleep_until(next);
 		next += ROUND_NS;
+		rd.gap_out = gap_take(&l->ctl);
 		a = bench_now_ns();
 		n = local_scan(l);
 		b = bench_now_ns();
@@ -1109,7 +1169,12 @@ static void local_rounds(const struct cfg *c, struct local *l, struct rstat *s)
 			       l->pages[k], l->ps);
 		BENCH_LIVE_READ_END();
 		e = bench_now_ns();
-		rstat_add(s, b - a, e - b, (uint64_t)n, (uint64_t)n);
+		gap_settle(&l->ctl, b);
+		rd.gap_in = gap_take(&l->ctl);
+		rd.collect = b - a;
+		rd.copy = e - b;
+		rd.pages = rd.rpages = (uint64_t)n;
+		rstat_add(s, &rd);
 	}
 	s->writes += ctl_writes(&l->ctl) - w0;
 	s->ns += bench_now_ns() - t0;
@@ -1122,19 +1187,27 @@ static void remote_rounds(const struct cfg *c, struct target *t,
 	uint64_t w0, t0, next;
 
 	proc_collect(p, r);
+	gap_settle(t->ctl, bench_now_ns());
+	gap_take(t->ctl);
 	w0 = ctl_writes(t->ctl);
 	t0 = bench_now_ns();
 	next = t0 + ROUND_NS;
 	for (int i = 0; i < c->rounds; i++) {
-		uint64_t col, b;
+		struct round rd;
+		uint64_t b;
 
 		sleep_until(next);
 		next += ROUND_NS;
-		col = proc_collect(p, r);
+		rd.gap_out = gap_take(t->ctl);
+		rd.collect = proc_collect(p, r);
 		b = bench_now_ns();
 		copy_runs(cp, r);
-		rstat_add(s, col, bench_now_ns() - b, r->pages,
-			  r->region_pages);
+		rd.copy = bench_now_ns() - b;
+		gap_settle(t->ctl, b);
+		rd.gap_in = gap_take(t->ctl);
+		rd.pages = r->pages;
+		rd.rpages = r->region_pages;
+		rstat_add(s, &rd);
 		s->full += r->full;
 	}
 	s->writes += ctl_writes(t->ctl) - w0;
@@ -1199,6 +1272,8 @@ static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
 	print_us(pp);
 	printf(" %.1f |", cp / 1e3);
 	print_us(cpp);
+	printf(" %.2f | %.2f |", med(s->gap_in, s->n) / 1e6,
+	       med(s->gap_out, s->n) / 1e6);
 	if (!ref) {
 		printf(remote ? " n/a | n/a |\n" : " - | - |\n");
 		return;
@@ -1223,7 +1298,8 @@ static void rounds_notes(const struct cfg *c, bool local)
 		printf("%sOn soft-dirty the library freezes the target around "
 		       "each RESET collect (its resets lose racing writes): "
 		       "the target is stopped for about the collect's time "
-		       "every round.",
+		       "every round, and writer gap, collect - writer gap, "
+		       "between is that pause as the target sees it.",
 		       local ? "" : "  ");
 	if (sd || !local)
 		printf("\n\n");
@@ -1250,12 +1326,18 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	       "remote / local = median remote collect / median local scan "
 	       "per round; with copy = (collect + copy) / (scan + "
 	       "memcpy).  The remote count includes the target's stacks and "
-	       "control page (a few pages per round).\n\n");
+	       "control page (a few pages per round).  writer gap = the "
+	       "longest time between two wake-ups of a writer of that side "
+	       "(each sleeps 1 ms between its writes), median over the "
+	       "rounds: across the collect (from just before it to the "
+	       "writers' first wake-up after it) and between collects; a "
+	       "stop of the target shows in the first.\n\n");
 	rounds_notes(c, loc != NULL);
 	printf("| rate pages/s | side | writes/s done | dirty pages/round | "
 	       "collect us/round | collect us/page | copy us/round | copy "
-	       "us/page | remote / local | with copy |\n");
-	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	       "us/page | writer gap ms, collect | writer gap ms, between | "
+	       "remote / local | with copy |\n");
+	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (int i = 0; i < c->nrates; i++) {
 		if (loc)
 			rounds_row(c->rates[i], "local raw (scan, memcpy)",
