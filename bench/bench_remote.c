@@ -32,10 +32,15 @@
  *               PAGEMAP_SCAN + PM_SCAN_WP_MATCHING loop over it per round
  *               (then memcpy() of the reported pages).  Only one side's
  *               writers run at a time.  Ratio remote / local per round.
+ *               Each side's writers note their longest gap between two
+ *               wake-ups (each sleeps 1 ms): across the collect, and
+ *               between collects.  A stop of the target (soft-dirty's
+ *               frozen collects) shows in the first.
  *  3. dump      an incremental dump at ~1% dirty / a full dump.  With the
  *               build's `pmtrack dump` if it has --pid: run against the
  *               target, its per-image JSON parsed, image k ms / image 0
- *               ms.  In this process, with the library alone: full = the
+ *               ms (and the backend it picked, from its summary).  In
+ *               this process, with the library alone: full = the
  *               page-state scan (PRESENT | SWAPPED) of the target's
  *               writable mappings, process_vm_readv() of those pages and
  *               writev() to a file (no fsync); incremental = a RESET
@@ -1573,6 +1578,7 @@ struct tool_img {
 	double pages_ms;   /* reading and writing its pages */
 	double pages;
 	bool frozen;
+	char backend[32]; /* image 0: the run's, from its summary */
 };
 
 static double json_num(const char *s, const char *e, const char *key)
@@ -1586,10 +1592,15 @@ static void tool_object(const char *s, const char *e, struct tool_img *img,
 			int *n)
 {
 	char type[32], idx[32], frozen[16];
+	bool typed = json_get(s, e, "type", type, sizeof(type));
 
+	/* the summary comes after the images */
+	if (typed && !strcmp(type, "summary"))
+		json_get(s, e, "backend", img[0].backend,
+			 sizeof(img[0].backend));
 	if (*n == MAX_IMAGES || !json_get(s, e, "image", idx, sizeof(idx)))
 		return;
-	if (json_get(s, e, "type", type, sizeof(type)) && strcmp(type, "image"))
+	if (typed && strcmp(type, "image"))
 		return;
 	img[*n] = (struct tool_img){
 		.idx = atoi(idx),
@@ -1708,12 +1719,17 @@ static void tool_print(const struct cfg *c, struct tool_img (*img)[MAX_IMAGES],
 	double v[5][64];
 
 	printf("`pmtrack dump --pid PID --dumps %d --interval %" PRIu64
-	       " --json --no-digest` (%s) against the target, %d runs, "
-	       "medians.  Its interval is the sleep between images, so image "
+	       " --json --no-digest` (%s; backend %s%s) "
+	       "against the target, %d runs, medians.  Its interval is the "
+	       "sleep between images, so image "
 	       "1 also covers image 0's time.  The last image is taken "
 	       "frozen.  collect and pages (read + write) are the tool's own "
 	       "figures; rest = ms - collect - pages.\n\n",
-	       c->incs + 1, c->interval_ms, c->tool, runs);
+	       c->incs + 1, c->interval_ms, c->tool,
+	       img[0][0].backend[0] ? img[0][0].backend : "?",
+	       strcmp(c->want, "auto") ? ", through PMTRACK_BACKEND"
+				       : ", its automatic choice",
+	       runs);
 	printf("| image | frozen | pages | %% of the region | ms | collect ms "
 	       "| pages ms | rest ms | ÷ image 0 |\n"
 	       "|--:|---|--:|--:|--:|--:|--:|--:|--:|\n");
