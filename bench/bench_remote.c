@@ -152,6 +152,7 @@ enum {
 
 static const char *const section_name[] = { "inject", "rounds", "dump",
 					    "downtime", "slowdown" };
+#define NSECTIONS 5
 
 struct cfg {
 	size_t size_mib;
@@ -2597,6 +2598,35 @@ static void apply_defaults(struct cfg *c)
 	c->npages = c->len / c->ps;
 }
 
+/* the items of --only, each one's run time into @secs (-1: not run) */
+static void run_sections(const struct cfg *c, struct target *t, char *stage,
+			 double *secs)
+{
+	for (int k = 0; k < NSECTIONS; k++) {
+		uint64_t t0 = bench_now_ns();
+
+		secs[k] = -1;
+		if (!(c->only & (1u << k)))
+			continue;
+		if (k == 0 && c->backends[0] != PMTRACK_BACKEND_PAGEMAP_SCAN) {
+			printf("## 1. Stop time per injection: not run "
+			       "(soft-dirty injects nothing)\n\n");
+			continue;
+		}
+		if (k == 0)
+			sec_inject(c, t);
+		else if (k == 1)
+			sec_rounds(c, t, stage);
+		else if (k == 2)
+			sec_dump(c, t, stage);
+		else if (k == 3)
+			sec_downtime(c, t, stage);
+		else
+			sec_slowdown(c, t);
+		secs[k] = (double)(bench_now_ns() - t0) / 1e9;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct cfg c = {
@@ -2605,10 +2635,12 @@ int main(int argc, char **argv)
 		.tool = PMT_CLI_PATH,
 		.want = "auto",
 	};
+	static const char *const sep[] = { "", ", " };
 	uint64_t t0 = bench_now_ns();
+	double secs[NSECTIONS];
 	struct target t;
 	char *stage;
-	int ret;
+	int ret, n = 0;
 
 	parse_args(argc, argv, &c);
 	c.ps = (size_t)sysconf(_SC_PAGESIZE);
@@ -2628,23 +2660,13 @@ int main(int argc, char **argv)
 		return ret;
 	}
 	print_header(&c);
-
-	if ((c.only & SEC_INJECT) &&
-	    c.backends[0] == PMTRACK_BACKEND_PAGEMAP_SCAN)
-		sec_inject(&c, &t);
-	else if (c.only & SEC_INJECT)
-		printf("## 1. Stop time per injection: not run (soft-dirty "
-		       "injects nothing)\n\n");
-	if (c.only & SEC_ROUNDS)
-		sec_rounds(&c, &t, stage);
-	if (c.only & SEC_DUMP)
-		sec_dump(&c, &t, stage);
-	if (c.only & SEC_DOWNTIME)
-		sec_downtime(&c, &t, stage);
-	if (c.only & SEC_SLOWDOWN)
-		sec_slowdown(&c, &t);
-
+	run_sections(&c, &t, stage, secs);
 	target_stop(&t);
-	printf("total run time: %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
+	printf("total run time: %.1f s (", (double)(bench_now_ns() - t0) / 1e9);
+	for (int k = 0; k < NSECTIONS; k++)
+		if (secs[k] >= 0)
+			printf("%s%s %.1f s", sep[n++ > 0], section_name[k],
+			       secs[k]);
+	printf(")\n");
 	return 0;
 }
