@@ -1267,7 +1267,7 @@ static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
 {
 	double pp = rate ? per_page(s->collect, s->pages, s->n) : -1;
 	double cpp = rate ? per_page(s->copy, s->pages, s->n) : -1;
-	double col, cp, pg, lcol, lcp;
+	double col, cp, pg, lcol, lcp, gi, go;
 
 	pg = med(s->pages, s->n);
 	col = med(s->collect, s->n);
@@ -1278,8 +1278,13 @@ static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
 	print_us(pp);
 	printf(" %.1f |", cp / 1e3);
 	print_us(cpp);
-	printf(" %.2f | %.2f |", med(s->gap_in, s->n) / 1e6,
-	       med(s->gap_out, s->n) / 1e6);
+	gi = med(s->gap_in, s->n);
+	go = med(s->gap_out, s->n);
+	printf(" %.2f |", gi / 1e6);
+	if (go > 0)
+		printf(" %.2f |", go / 1e6);
+	else
+		printf(" - |");
 	if (!ref) {
 		printf(remote ? " n/a | n/a |\n" : " - | - |\n");
 		return;
@@ -1304,8 +1309,8 @@ static void rounds_notes(const struct cfg *c, bool local)
 		printf("%sOn soft-dirty the library freezes the target around "
 		       "each RESET collect (its resets lose racing writes): "
 		       "the target is stopped for about the collect's time "
-		       "every round, and writer gap, collect - writer gap, "
-		       "between is that pause as the target sees it.",
+		       "every round, and writer gap, collect (less the 1 ms "
+		       "sleep) is that pause as the target sees it.",
 		       local ? "" : "  ");
 	if (sd || !local)
 		printf("\n\n");
@@ -1336,8 +1341,10 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	       "longest time between two wake-ups of a writer of that side "
 	       "(each sleeps 1 ms between its writes), median over the "
 	       "rounds: across the collect (from just before it to the "
-	       "writers' first wake-up after it) and between collects; a "
-	       "stop of the target shows in the first.\n\n");
+	       "writers' first wake-up after it) and between collects (- "
+	       "where most rounds had no wake-up between: the collects ran "
+	       "back to back); a stop of the target shows in the "
+	       "first.\n\n");
 	rounds_notes(c, loc != NULL);
 	printf("| rate pages/s | side | writes/s done | dirty pages/round | "
 	       "collect us/round | collect us/page | copy us/round | copy "
