@@ -47,7 +47,8 @@
  *               collect one interval after the previous one, then read
  *               and write of the reported pages.
  *  4. downtime  the final frozen image at --size-mib / 4, x1 and x2 (the
- *               largest if memory allows), at one write rate: a
+ *               largest if memory allows), at one write rate
+ *               (--final-rate, 10000 pages/s): a
  *               pmtrack_proc, its first collect, the region read whole
  *               into a shadow copy, pre-dump rounds every 100 ms (collect,
  *               read into the shadow, write), then pmtrack_proc_freeze(),
@@ -136,7 +137,7 @@
 #define BATCH_BYTES (1u << 30)	 /* largest batch */
 #define WSET_PAGES 8		 /* item 5's small working set */
 #define INJECT_RATE 10000	 /* pages/s while injecting (item 1) */
-#define FINAL_RATE 10000	 /* pages/s at every size (item 4) */
+#define FINAL_RATE 10000	 /* pages/s at every size (item 4's default) */
 #define MAX_TIDS 64
 #define MAX_BACKENDS 2
 #define MAX_IMAGES 16
@@ -167,6 +168,7 @@ struct cfg {
 	uint64_t rates[MAX_RATES];
 	int nrates;
 	uint64_t interval_ms; /* item 3 */
+	uint64_t final_rate;  /* item 4: pages/s */
 	uint64_t run_ns;      /* item 5 */
 	unsigned int only;
 	const char *dir;
@@ -2150,7 +2152,7 @@ static void sec_downtime(const struct cfg *c, struct target *main_t,
 			for (int k = 0; k < nsizes; k++) {
 				int s = (rep + k) % nsizes;
 
-				ctl_rate(tp[s]->ctl, FINAL_RATE);
+				ctl_rate(tp[s]->ctl, c->final_rate);
 				sleep_ns(ROUND_NS);
 				cp->pid = tp[s]->pid;
 				downtime_once(
@@ -2159,9 +2161,9 @@ static void sec_downtime(const struct cfg *c, struct target *main_t,
 				ctl_rate(tp[s]->ctl, 0);
 			}
 	printf("## 4. Final frozen dump: downtime vs dirty pages (writers at "
-	       "%d pages/s at every size, %d pre-dump rounds every 100 ms, "
-	       "medians of %d)\n\n",
-	       FINAL_RATE, c->pre_rounds, reps);
+	       "%" PRIu64 " pages/s at every size, %d pre-dump rounds every "
+	       "100 ms, medians of %d)\n\n",
+	       c->final_rate, c->pre_rounds, reps);
 	if (nsizes < NSIZES)
 		printf("%zu MiB left out: MemAvailable below %" PRIu64
 		       " MiB.\n\n",
@@ -2480,7 +2482,7 @@ static void usage(FILE *f)
 		"usage: " PROG " [--size-mib N] [--reps N] [--rates LIST] "
 		"[--injections N]\n"
 		"       [--only LIST] [--dir DIR] [--tool PATH]\n"
-		"       [--backend NAME] [--quick]\n"
+		"       [--final-rate N] [--backend NAME] [--quick]\n"
 		"  --size-mib N    the target's region (1024; --quick: 32); "
 		"item 4 also\n"
 		"                  runs at N/4 and 2N\n"
@@ -2490,6 +2492,7 @@ static void usage(FILE *f)
 		"(0,1000,10000,100000)\n"
 		"  --injections N  item 1's pmtrack_new() calls (20; --quick: "
 		"3)\n"
+		"  --final-rate N  item 4's dirty rate, pages/s (10000)\n"
 		"  --only LIST     comma-separated items: inject, rounds, "
 		"dump, "
 		"downtime,\n"
@@ -2511,6 +2514,7 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "rates", required_argument, NULL, 'R' },
 		{ "injections", required_argument, NULL, 'i' },
+		{ "final-rate", required_argument, NULL, 'F' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "dir", required_argument, NULL, 'D' },
 		{ "tool", required_argument, NULL, 'T' },
@@ -2542,6 +2546,10 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 		case 'i':
 			c->injections = (int)bench_parse_num(PROG, optarg,
 							     "--injections");
+			break;
+		case 'F':
+			c->final_rate = pmt_arg_u64(PROG, "--final-rate",
+						    optarg, 0, 1, 10000000);
 			break;
 		case 'o':
 			c->only = 0;
@@ -2641,6 +2649,7 @@ int main(int argc, char **argv)
 		.dir = "/tmp",
 		.tool = PMT_CLI_PATH,
 		.want = "auto",
+		.final_rate = FINAL_RATE,
 	};
 	static const char *const sep[] = { "", ", " };
 	uint64_t t0 = bench_now_ns();
