@@ -32,17 +32,23 @@
  *               PAGEMAP_SCAN + PM_SCAN_WP_MATCHING loop over it per round
  *               (then memcpy() of the reported pages).  Only one side's
  *               writers run at a time.  Ratio remote / local per round.
+ *               Each side's writers note their longest gap between two
+ *               wake-ups (each sleeps 1 ms): across the collect, and
+ *               between collects.  A stop of the target (soft-dirty's
+ *               frozen collects) shows in the first.
  *  3. dump      an incremental dump at ~1% dirty / a full dump.  With the
  *               build's `pmtrack dump` if it has --pid: run against the
  *               target, its per-image JSON parsed, image k ms / image 0
- *               ms.  In this process, with the library alone: full = the
+ *               ms (and the backend it picked, from its summary).  In
+ *               this process, with the library alone: full = the
  *               page-state scan (PRESENT | SWAPPED) of the target's
  *               writable mappings, process_vm_readv() of those pages and
  *               writev() to a file (no fsync); incremental = a RESET
  *               collect one interval after the previous one, then read
  *               and write of the reported pages.
  *  4. downtime  the final frozen image at --size-mib / 4, x1 and x2 (the
- *               largest if memory allows), at one write rate: a
+ *               largest if memory allows), at one write rate
+ *               (--final-rate, 10000 pages/s): a
  *               pmtrack_proc, its first collect, the region read whole
  *               into a shadow copy, pre-dump rounds every 100 ms (collect,
  *               read into the shadow, write), then pmtrack_proc_freeze(),
@@ -58,11 +64,20 @@
  *               and the time per first write after a re-arm that the
  *               difference implies.
  *
- * Where soft-dirty works, items 2-4 also run with it, next to
- * pagemap-scan.  Each measurement is repeated --reps times and medians are
- * reported.  Absolute times vary between machines and between boots of a
- * VM: compare the ratios, measured in one run.  Timing never fails the
- * program; a wrong result does.
+ * Where soft-dirty works too, items 2-4 also run with it, next to
+ * pagemap-scan.  Where PAGEMAP_SCAN with async uffd-wp is missing but
+ * soft-dirty works (Linux 6.1), items 2-5 run with soft-dirty alone: item
+ * 1 is left out (soft-dirty injects nothing), item 2 has no local side
+ * (its remote / local columns are n/a) and reports the pause each RESET
+ * collect costs the target (the library freezes it around soft-dirty's
+ * resets, which lose racing writes).  --backend picks one of the two;
+ * the program exits 77 where the backend asked for (auto: either) does
+ * not work, or where the target cannot be ptraced.
+ *
+ * Each measurement is repeated --reps times and medians are reported.
+ * Absolute times vary between machines and between boots of a VM: compare
+ * the ratios, measured in one run.  Timing never fails the program; a
+ * wrong result does.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -122,7 +137,7 @@
 #define BATCH_BYTES (1u << 30)	 /* largest batch */
 #define WSET_PAGES 8		 /* item 5's small working set */
 #define INJECT_RATE 10000	 /* pages/s while injecting (item 1) */
-#define FINAL_RATE 10000	 /* pages/s at every size (item 4) */
+#define FINAL_RATE 10000	 /* pages/s at every size (item 4's default) */
 #define MAX_TIDS 64
 #define MAX_BACKENDS 2
 #define MAX_IMAGES 16
@@ -138,6 +153,7 @@ enum {
 
 static const char *const section_name[] = { "inject", "rounds", "dump",
 					    "downtime", "slowdown" };
+#define NSECTIONS 5
 
 struct cfg {
 	size_t size_mib;
@@ -152,12 +168,19 @@ struct cfg {
 	uint64_t rates[MAX_RATES];
 	int nrates;
 	uint64_t interval_ms; /* item 3 */
+	uint64_t final_rate;  /* item 4: pages/s */
 	uint64_t run_ns;      /* item 5 */
 	unsigned int only;
 	const char *dir;
 	const char *tool;
 	bool quick;
-	/* items 2-4: pagemap-scan, and soft-dirty where it works */
+	const char *want; /* --backend: auto, pagemap-scan or soft-dirty */
+	/* the probes: PAGEMAP_SCAN, async uffd-wp, soft-dirty */
+	int probe_scan, probe_async, probe_sd;
+	/* PAGEMAP_SCAN with async uffd-wp works: item 2's local side */
+	bool raw;
+	/* items 2-4: pagemap-scan, and soft-dirty where it works, or
+	 * soft-dirty alone; items 1 and 5: backends[0] */
 	enum pmtrack_backend backends[MAX_BACKENDS];
 	int nbackends;
 };
@@ -233,6 +256,10 @@ struct wslot {
 	_Atomic uint64_t done_gen; /* W_FULL: the order last done */
 	uint64_t stores;	   /* its stores */
 	uint64_t ns;		   /* and its duration */
+	/* W_IDLE and W_RATE: the last wake-up from its 1 ms sleep, and the
+	 * longest time between two since gap_take() (a stop shows here) */
+	_Atomic uint64_t woke;
+	_Atomic uint64_t gap;
 } __attribute__((aligned(64)));
 
 /* the orders, in a shared page; the writers re-read them when gen moves */
@@ -325,16 +352,28 @@ static void full_run(struct writer *w, uint64_t gen)
 	atomic_store(&s->done_gen, gen);
 }
 
+/* a wake-up at @now: the gap since the one before (none after 0) */
+static void wake_note(struct wslot *s, uint64_t *last, uint64_t now)
+{
+	uint64_t d = now - *last, g = atomic_load(&s->gap);
+
+	while (*last && d > g && !atomic_compare_exchange_weak(&s->gap, &g, d))
+		;
+	atomic_store(&s->woke, now);
+	*last = now;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct wctl *c = w->ctl;
-	uint64_t seen = UINT64_MAX, t0 = 0, done = 0, rate = 0;
+	uint64_t seen = UINT64_MAX, t0 = 0, done = 0, rate = 0, last = 0;
 	int mode = W_IDLE;
 
 	while (!atomic_load(&c->quit)) {
 		uint64_t g = atomic_load(&c->gen);
 
+		wake_note(&c->w[w->idx], &last, bench_now_ns());
 		if (g != seen) {
 			int nact = atomic_load(&c->nactive);
 			uint64_t all = atomic_load(&c->rate);
@@ -348,13 +387,15 @@ static void *writer_main(void *arg)
 			t0 = bench_now_ns();
 			done = 0;
 		}
-		if (mode == W_RATE)
+		if (mode == W_RATE) {
 			pace(w, rate, t0, &done);
-		else if (mode == W_FULL &&
-			 atomic_load(&c->w[w->idx].done_gen) != g)
+		} else if (mode == W_FULL &&
+			   atomic_load(&c->w[w->idx].done_gen) != g) {
 			full_run(w, g);
-		else
+			last = 0; /* not a gap between sleeps */
+		} else {
 			sleep_ns(MS);
+		}
 	}
 	return NULL;
 }
@@ -418,6 +459,30 @@ static uint64_t ctl_full(struct wctl *c, uint64_t span, uint64_t ns)
 static bool ctl_full_done(struct wctl *c, uint64_t gen)
 {
 	return atomic_load(&c->w[0].done_gen) == gen;
+}
+
+/* the longest gap between two wake-ups of a writer since the last call */
+static uint64_t gap_take(struct wctl *c)
+{
+	uint64_t m = 0;
+
+	for (int i = 0; i < NWRITERS; i++) {
+		uint64_t g = atomic_exchange(&c->w[i].gap, 0);
+
+		m = g > m ? g : m;
+	}
+	return m;
+}
+
+/* until every writer has woken after @t (at most 1 s more): a stop that
+ * ended before @t is then in gap_take() */
+static void gap_settle(struct wctl *c, uint64_t t)
+{
+	uint64_t end = bench_now_ns() + NS;
+
+	for (int i = 0; i < NWRITERS; i++)
+		while (atomic_load(&c->w[i].woke) < t && bench_now_ns() < end)
+			sleep_ns(MS / 4);
 }
 
 static uint64_t ctl_writes(struct wctl *c)
@@ -984,6 +1049,10 @@ struct rstat {
 	double *copy;	 /* ns per round (local: memcpy) */
 	double *pages;	 /* pages reported per round */
 	double *rpages;	 /* of them in the region */
+	/* the writers' longest gap between wake-ups (gap_take()): across
+	 * the collect (from just before it to their first wake-up after
+	 * it), and between the previous one and this */
+	double *gap_in, *gap_out;
 	int n, cap;
 	uint64_t writes, ns; /* writer page writes over the rounds, and time */
 	unsigned int full;   /* whole-mapping reports in timed rounds */
@@ -997,6 +1066,8 @@ static void rstat_init(struct rstat *s, int cap)
 	s->copy = xcalloc((size_t)cap, sizeof(double));
 	s->pages = xcalloc((size_t)cap, sizeof(double));
 	s->rpages = xcalloc((size_t)cap, sizeof(double));
+	s->gap_in = xcalloc((size_t)cap, sizeof(double));
+	s->gap_out = xcalloc((size_t)cap, sizeof(double));
 }
 
 static void rstat_free(struct rstat *s)
@@ -1005,17 +1076,25 @@ static void rstat_free(struct rstat *s)
 	free(s->copy);
 	free(s->pages);
 	free(s->rpages);
+	free(s->gap_in);
+	free(s->gap_out);
 }
 
-static void rstat_add(struct rstat *s, uint64_t collect, uint64_t copy,
-		      uint64_t pages, uint64_t rpages)
+/* one round's figures (ns, pages) */
+struct round {
+	uint64_t collect, copy, pages, rpages, gap_in, gap_out;
+};
+
+static void rstat_add(struct rstat *s, const struct round *r)
 {
 	if (s->n == s->cap)
 		return;
-	s->collect[s->n] = (double)collect;
-	s->copy[s->n] = (double)copy;
-	s->pages[s->n] = (double)pages;
-	s->rpages[s->n] = (double)rpages;
+	s->collect[s->n] = (double)r->collect;
+	s->copy[s->n] = (double)r->copy;
+	s->pages[s->n] = (double)r->pages;
+	s->rpages[s->n] = (double)r->rpages;
+	s->gap_in[s->n] = (double)r->gap_in;
+	s->gap_out[s->n] = (double)r->gap_out;
 	s->n++;
 }
 
@@ -1076,15 +1155,19 @@ static void local_rounds(const struct cfg *c, struct local *l, struct rstat *s)
 	uint64_t w0, t0, next;
 
 	local_scan(l);
+	gap_settle(&l->ctl, bench_now_ns());
+	gap_take(&l->ctl);
 	w0 = ctl_writes(&l->ctl);
 	t0 = bench_now_ns();
 	next = t0 + ROUND_NS;
 	for (int i = 0; i < c->rounds; i++) {
+		struct round rd;
 		uint64_t a, b, e;
 		long n;
 
 		sleep_until(next);
 		next += ROUND_NS;
+		rd.gap_out = gap_take(&l->ctl);
 		a = bench_now_ns();
 		n = local_scan(l);
 		b = bench_now_ns();
@@ -1094,7 +1177,12 @@ static void local_rounds(const struct cfg *c, struct local *l, struct rstat *s)
 			       l->pages[k], l->ps);
 		BENCH_LIVE_READ_END();
 		e = bench_now_ns();
-		rstat_add(s, b - a, e - b, (uint64_t)n, (uint64_t)n);
+		gap_settle(&l->ctl, b);
+		rd.gap_in = gap_take(&l->ctl);
+		rd.collect = b - a;
+		rd.copy = e - b;
+		rd.pages = rd.rpages = (uint64_t)n;
+		rstat_add(s, &rd);
 	}
 	s->writes += ctl_writes(&l->ctl) - w0;
 	s->ns += bench_now_ns() - t0;
@@ -1107,33 +1195,43 @@ static void remote_rounds(const struct cfg *c, struct target *t,
 	uint64_t w0, t0, next;
 
 	proc_collect(p, r);
+	gap_settle(t->ctl, bench_now_ns());
+	gap_take(t->ctl);
 	w0 = ctl_writes(t->ctl);
 	t0 = bench_now_ns();
 	next = t0 + ROUND_NS;
 	for (int i = 0; i < c->rounds; i++) {
-		uint64_t col, b;
+		struct round rd;
+		uint64_t b;
 
 		sleep_until(next);
 		next += ROUND_NS;
-		col = proc_collect(p, r);
+		rd.gap_out = gap_take(t->ctl);
+		rd.collect = proc_collect(p, r);
 		b = bench_now_ns();
 		copy_runs(cp, r);
-		rstat_add(s, col, bench_now_ns() - b, r->pages,
-			  r->region_pages);
+		rd.copy = bench_now_ns() - b;
+		gap_settle(t->ctl, b);
+		rd.gap_in = gap_take(t->ctl);
+		rd.pages = r->pages;
+		rd.rpages = r->region_pages;
+		rstat_add(s, &rd);
 		s->full += r->full;
 	}
 	s->writes += ctl_writes(t->ctl) - w0;
 	s->ns += bench_now_ns() - t0;
 }
 
-/* at rate 0 nothing may be reported in the region; at a rate, something */
-static void rounds_check(const char *side, uint64_t rate, const struct rstat *s)
+/* at a rate something must be reported in the region; at rate 0 nothing
+ * if @exact (soft-dirty may report untouched pages: not there) */
+static void rounds_check(const char *side, uint64_t rate, const struct rstat *s,
+			 bool exact)
 {
 	double sum = 0;
 
 	for (int i = 0; i < s->n; i++)
 		sum += s->rpages[i];
-	if (!rate == !sum)
+	if (!rate == !sum || (!rate && !exact))
 		return;
 	fprintf(stderr,
 		PROG ": rounds, %s at %" PRIu64 " pages/s: %.0f pages of "
@@ -1164,13 +1262,14 @@ static void print_us(double v)
 		printf(" %.2f |", v / 1e3);
 }
 
-/* one table row; @ref is the local side at the same rate (NULL for it) */
+/* one table row; @ref is the local side at the same rate (NULL for it,
+ * and for a remote row where there is none: @remote) */
 static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
-		       struct rstat *ref)
+		       struct rstat *ref, bool remote)
 {
 	double pp = rate ? per_page(s->collect, s->pages, s->n) : -1;
 	double cpp = rate ? per_page(s->copy, s->pages, s->n) : -1;
-	double col, cp, pg, lcol, lcp;
+	double col, cp, pg, lcol, lcp, gi, go;
 
 	pg = med(s->pages, s->n);
 	col = med(s->collect, s->n);
@@ -1181,14 +1280,42 @@ static void rounds_row(uint64_t rate, const char *side, struct rstat *s,
 	print_us(pp);
 	printf(" %.1f |", cp / 1e3);
 	print_us(cpp);
+	gi = med(s->gap_in, s->n);
+	go = med(s->gap_out, s->n);
+	printf(" %.2f |", gi / 1e6);
+	if (go > 0)
+		printf(" %.2f |", go / 1e6);
+	else
+		printf(" - |");
 	if (!ref) {
-		printf(" - | - |\n");
+		printf(remote ? " n/a | n/a |\n" : " - | - |\n");
 		return;
 	}
 	lcol = med(ref->collect, ref->n);
 	lcp = med(ref->copy, ref->n);
 	printf(" **%.2f** | %.2f |\n", lcol > 0 ? col / lcol : 0,
 	       lcol + lcp > 0 ? (col + cp) / (lcol + lcp) : 0);
+}
+
+/* what the collect means on soft-dirty, and where the local side is */
+static void rounds_notes(const struct cfg *c, bool local)
+{
+	bool sd = false;
+
+	for (int b = 0; b < c->nbackends; b++)
+		sd |= c->backends[b] == PMTRACK_BACKEND_SOFT_DIRTY;
+	if (!local)
+		printf("No local side here: this kernel has no PAGEMAP_SCAN "
+		       "with async uffd-wp, so remote / local is n/a.");
+	if (sd)
+		printf("%sOn soft-dirty the library freezes the target around "
+		       "each RESET collect (its resets lose racing writes): "
+		       "the target is stopped for about the collect's time "
+		       "every round, and writer gap, collect (less the 1 ms "
+		       "sleep) is that pause as the target sees it.",
+		       local ? "" : "  ");
+	if (sd || !local)
+		printf("\n\n");
 }
 
 static void rounds_print(const struct cfg *c, struct rstat *loc,
@@ -1212,18 +1339,29 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	       "remote / local = median remote collect / median local scan "
 	       "per round; with copy = (collect + copy) / (scan + "
 	       "memcpy).  The remote count includes the target's stacks and "
-	       "control page (a few pages per round).\n\n");
+	       "control page (a few pages per round).  writer gap = the "
+	       "longest time between two wake-ups of a writer of that side "
+	       "(each sleeps 1 ms between its writes), median over the "
+	       "rounds: across the collect (from just before it to the "
+	       "writers' first wake-up after it) and between collects (- "
+	       "where most rounds had no wake-up between: the collects ran "
+	       "back to back); a stop of the target shows in the "
+	       "first.\n\n");
+	rounds_notes(c, loc != NULL);
 	printf("| rate pages/s | side | writes/s done | dirty pages/round | "
 	       "collect us/round | collect us/page | copy us/round | copy "
-	       "us/page | remote / local | with copy |\n");
-	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	       "us/page | writer gap ms, collect | writer gap ms, between | "
+	       "remote / local | with copy |\n");
+	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (int i = 0; i < c->nrates; i++) {
-		rounds_row(c->rates[i], "local raw (scan, memcpy)", &loc[i],
-			   NULL);
+		if (loc)
+			rounds_row(c->rates[i], "local raw (scan, memcpy)",
+				   &loc[i], NULL, false);
 		for (int b = 0; b < c->nbackends; b++) {
 			snprintf(side, sizeof(side), "remote %s",
 				 pmtrack_backend_name(c->backends[b]));
-			rounds_row(c->rates[i], side, &rem[b][i], &loc[i]);
+			rounds_row(c->rates[i], side, &rem[b][i],
+				   loc ? &loc[i] : NULL, true);
 			full += rem[b][i].full;
 		}
 	}
@@ -1235,7 +1373,8 @@ static void rounds_print(const struct cfg *c, struct rstat *loc,
 	fflush(stdout);
 }
 
-/* every rate, local then remote in rotating order, --reps times */
+/* every rate, local then remote in rotating order, --reps times (remote
+ * only without @l) */
 static void rounds_backend(const struct cfg *c, struct target *t,
 			   struct local *l, enum pmtrack_backend be,
 			   struct rstat *loc, struct rstat *rem,
@@ -1251,7 +1390,11 @@ static void rounds_backend(const struct cfg *c, struct target *t,
 			for (int k = 0; k < 2; k++) {
 				bool local = (rep + i + k) % 2 == 0;
 
-				ctl_rate(&l->ctl, local ? c->rates[i] : 0);
+				if (local && !l)
+					continue;
+				if (l)
+					ctl_rate(&l->ctl,
+						 local ? c->rates[i] : 0);
 				ctl_rate(t->ctl, local ? 0 : c->rates[i]);
 				sleep_ns(ROUND_NS);
 				if (local)
@@ -1261,7 +1404,8 @@ static void rounds_backend(const struct cfg *c, struct target *t,
 			}
 		}
 	}
-	ctl_rate(&l->ctl, 0);
+	if (l)
+		ctl_rate(&l->ctl, 0);
 	ctl_rate(t->ctl, 0);
 	pmtrack_proc_free(p);
 	free(r.v);
@@ -1272,27 +1416,33 @@ static void sec_rounds(const struct cfg *c, struct target *t, char *stage)
 	struct rstat loc[MAX_RATES], rem[MAX_BACKENDS][MAX_RATES];
 	int cap = c->rounds * c->reps * c->nbackends;
 	struct copier *cp = copier_new(t->pid, stage);
-	struct local l;
+	struct local l, *lp = c->raw ? &l : NULL;
 	int ret;
 
-	ret = local_start(&l, c->len, c->ps, stage);
-	if (ret)
-		fail("local uffd-wp + PAGEMAP_SCAN", -ret);
+	if (lp) {
+		ret = local_start(lp, c->len, c->ps, stage);
+		if (ret)
+			fail("local uffd-wp + PAGEMAP_SCAN", -ret);
+	}
 	for (int i = 0; i < c->nrates; i++) {
 		rstat_init(&loc[i], cap);
 		for (int b = 0; b < c->nbackends; b++)
 			rstat_init(&rem[b][i], cap);
 	}
 	for (int b = 0; b < c->nbackends; b++)
-		rounds_backend(c, t, &l, c->backends[b], loc, rem[b], cp);
-	local_stop(&l);
-	/* soft-dirty may report untouched pages: the check is exact for
-	 * pagemap-scan (backends[0]) only */
+		rounds_backend(c, t, lp, c->backends[b], loc, rem[b], cp);
+	if (lp)
+		local_stop(lp);
 	for (int i = 0; i < c->nrates; i++) {
-		rounds_check("local", c->rates[i], &loc[i]);
-		rounds_check("remote", c->rates[i], &rem[0][i]);
+		if (lp)
+			rounds_check("local", c->rates[i], &loc[i], true);
+		for (int b = 0; b < c->nbackends; b++)
+			rounds_check(pmtrack_backend_name(c->backends[b]),
+				     c->rates[i], &rem[b][i],
+				     c->backends[b] ==
+					     PMTRACK_BACKEND_PAGEMAP_SCAN);
 	}
-	rounds_print(c, loc, rem);
+	rounds_print(c, lp ? loc : NULL, rem);
 	for (int i = 0; i < c->nrates; i++) {
 		rstat_free(&loc[i]);
 		for (int b = 0; b < c->nbackends; b++)
@@ -1438,6 +1588,7 @@ struct tool_img {
 	double pages_ms;   /* reading and writing its pages */
 	double pages;
 	bool frozen;
+	char backend[32]; /* image 0: the run's, from its summary */
 };
 
 static double json_num(const char *s, const char *e, const char *key)
@@ -1451,10 +1602,15 @@ static void tool_object(const char *s, const char *e, struct tool_img *img,
 			int *n)
 {
 	char type[32], idx[32], frozen[16];
+	bool typed = json_get(s, e, "type", type, sizeof(type));
 
+	/* the summary comes after the images */
+	if (typed && !strcmp(type, "summary"))
+		json_get(s, e, "backend", img[0].backend,
+			 sizeof(img[0].backend));
 	if (*n == MAX_IMAGES || !json_get(s, e, "image", idx, sizeof(idx)))
 		return;
-	if (json_get(s, e, "type", type, sizeof(type)) && strcmp(type, "image"))
+	if (typed && strcmp(type, "image"))
 		return;
 	img[*n] = (struct tool_img){
 		.idx = atoi(idx),
@@ -1573,12 +1729,17 @@ static void tool_print(const struct cfg *c, struct tool_img (*img)[MAX_IMAGES],
 	double v[5][64];
 
 	printf("`pmtrack dump --pid PID --dumps %d --interval %" PRIu64
-	       " --json --no-digest` (%s) against the target, %d runs, "
-	       "medians.  Its interval is the sleep between images, so image "
+	       " --json --no-digest` (%s; backend %s%s) "
+	       "against the target, %d runs, medians.  Its interval is the "
+	       "sleep between images, so image "
 	       "1 also covers image 0's time.  The last image is taken "
 	       "frozen.  collect and pages (read + write) are the tool's own "
 	       "figures; rest = ms - collect - pages.\n\n",
-	       c->incs + 1, c->interval_ms, c->tool, runs);
+	       c->incs + 1, c->interval_ms, c->tool,
+	       img[0][0].backend[0] ? img[0][0].backend : "?",
+	       strcmp(c->want, "auto") ? ", through PMTRACK_BACKEND"
+				       : ", its automatic choice",
+	       runs);
 	printf("| image | frozen | pages | %% of the region | ms | collect ms "
 	       "| pages ms | rest ms | ÷ image 0 |\n"
 	       "|--:|---|--:|--:|--:|--:|--:|--:|--:|\n");
@@ -1991,7 +2152,7 @@ static void sec_downtime(const struct cfg *c, struct target *main_t,
 			for (int k = 0; k < nsizes; k++) {
 				int s = (rep + k) % nsizes;
 
-				ctl_rate(tp[s]->ctl, FINAL_RATE);
+				ctl_rate(tp[s]->ctl, c->final_rate);
 				sleep_ns(ROUND_NS);
 				cp->pid = tp[s]->pid;
 				downtime_once(
@@ -2000,9 +2161,9 @@ static void sec_downtime(const struct cfg *c, struct target *main_t,
 				ctl_rate(tp[s]->ctl, 0);
 			}
 	printf("## 4. Final frozen dump: downtime vs dirty pages (writers at "
-	       "%d pages/s at every size, %d pre-dump rounds every 100 ms, "
-	       "medians of %d)\n\n",
-	       FINAL_RATE, c->pre_rounds, reps);
+	       "%" PRIu64 " pages/s at every size, %d pre-dump rounds every "
+	       "100 ms, medians of %d)\n\n",
+	       c->final_rate, c->pre_rounds, reps);
 	if (nsizes < NSIZES)
 		printf("%zu MiB left out: MemAvailable below %" PRIu64
 		       " MiB.\n\n",
@@ -2063,7 +2224,7 @@ static void slow_once(const struct cfg *c, struct target *t, uint64_t span,
 
 	runs_init(&r, t, c->ps);
 	if (tracked) {
-		p = proc_new(t, PMTRACK_BACKEND_PAGEMAP_SCAN);
+		p = proc_new(t, c->backends[0]);
 		proc_collect(p, &r);
 	}
 	gen = ctl_full(t->ctl, span, c->run_ns);
@@ -2119,9 +2280,10 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 	bg = 1 - med(ratio[1], reps);
 	if (bg < 0)
 		bg = 0;
-	printf("## 5. The target's slowdown while tracked (1 writer thread, "
-	       "full speed for %.1f s, medians of %d)\n\n",
-	       (double)c->run_ns / 1e9, reps);
+	printf("## 5. The target's slowdown while tracked (%s, 1 writer "
+	       "thread, full speed for %.1f s, medians of %d)\n\n",
+	       pmtrack_backend_name(c->backends[0]), (double)c->run_ns / 1e9,
+	       reps);
 	printf("stores/s = 8-byte stores by the target's writer, untracked "
 	       "and tracked by a pmtrack_proc collecting with RESET every "
 	       "100 ms (the collects run in this process, on the other "
@@ -2132,6 +2294,10 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 	       "TLB flushes and locks); us per first write = (tracked time "
 	       "- tracked stores at the untracked rate - that share of the "
 	       "tracked time, if positive) / first writes.\n\n");
+	if (c->backends[0] == PMTRACK_BACKEND_SOFT_DIRTY)
+		printf("On soft-dirty each collect also freezes the target "
+		       "(item 2's pause per round): the working set's "
+		       "slowdown includes those stops.\n\n");
 	printf("| stores to | untracked stores/s | tracked stores/s | "
 	       "tracked ÷ untracked | per-rep range | first writes/s | us "
 	       "per first write |\n|---|--:|--:|--:|--:|--:|--:|\n");
@@ -2167,10 +2333,9 @@ static void sec_slowdown(const struct cfg *c, struct target *t)
 /* ---- setup ------------------------------------------------------------- */
 
 /* 0, or EXIT_SKIP after saying why this machine cannot run it */
-static int check_access(struct target *t)
+static int check_access(const struct cfg *c, struct target *t)
 {
-	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
-		     .pid = t->pid);
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = c->backends[0], .pid = t->pid);
 	struct pmtrack *tr;
 	uint64_t ns;
 	int ret, n;
@@ -2192,7 +2357,79 @@ static int check_access(struct target *t)
 	return 0;
 }
 
-static void print_header(const struct cfg *c, bool softd)
+/*
+ * Items 2-5's backends, from --backend and the probes: pagemap-scan (with
+ * soft-dirty next to it where both work), else soft-dirty alone.  0, or
+ * EXIT_SKIP after saying why.
+ */
+static int pick_backends(struct cfg *c)
+{
+	bool auto_ = !strcmp(c->want, "auto");
+
+	c->probe_scan = pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL);
+	c->probe_async = pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL);
+	c->probe_sd = pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL);
+	c->raw = c->probe_scan == 1 && c->probe_async == 1;
+	if (c->raw && strcmp(c->want, "soft-dirty"))
+		c->backends[c->nbackends++] = PMTRACK_BACKEND_PAGEMAP_SCAN;
+	if (c->probe_sd == 1 && strcmp(c->want, "pagemap-scan"))
+		c->backends[c->nbackends++] = PMTRACK_BACKEND_SOFT_DIRTY;
+	if (c->nbackends) {
+		/* item 3's `pmtrack dump` picks the same one */
+		if (!auto_)
+			setenv("PMTRACK_BACKEND", c->want, 1);
+		return 0;
+	}
+	if (!strcmp(c->want, "soft-dirty"))
+		printf("SKIP: soft-dirty is not available here "
+		       "(pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY) = %d)\n",
+		       c->probe_sd);
+	else
+		printf("SKIP: PAGEMAP_SCAN with async uffd-wp is not "
+		       "available here%s\n",
+		       auto_ ? ", nor soft-dirty" : "");
+	return EXIT_SKIP;
+}
+
+/* which backends run, and why: the header's last lines */
+static void print_backends(const struct cfg *c)
+{
+	bool sd_only = c->backends[0] == PMTRACK_BACKEND_SOFT_DIRTY;
+
+	if (strcmp(c->want, "auto"))
+		printf("backend used: %s (--backend %s)", c->want, c->want);
+	else if (c->nbackends == 2)
+		printf("backend used: pagemap-scan, and soft-dirty next to it "
+		       "(both work here)");
+	else
+		printf("backend used: %s (pmtrack_probe(): PAGEMAP_SCAN %d, "
+		       "async uffd-wp %d, soft-dirty %d)",
+		       pmtrack_backend_name(c->backends[0]), c->probe_scan,
+		       c->probe_async, c->probe_sd);
+	if (c->nbackends == 2)
+		printf(": items 2-4 run with both, items 1 and 5 with "
+		       "pagemap-scan\n\n");
+	else if (!sd_only && !c->probe_sd)
+		printf("\nsoft-dirty: not available here "
+		       "(pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY) = 0): items "
+		       "2-4 run with pagemap-scan only\n\n");
+	else if (!sd_only)
+		printf(": every item runs with pagemap-scan only\n\n");
+	else
+		printf("\nsoft-dirty alone%s: items 2-5 run with it, item 1 "
+		       "is left out (soft-dirty injects nothing into the "
+		       "target)%s.  Each soft-dirty RESET collect freezes the "
+		       "target, as its resets lose racing writes: item 2 "
+		       "reports that pause per round.\n\n",
+		       c->raw ? ""
+			      : " (this kernel has no PAGEMAP_SCAN with "
+				"async uffd-wp)",
+		       c->raw ? ""
+			      : " and item 2's local PAGEMAP_SCAN side "
+				"is n/a");
+}
+
+static void print_header(const struct cfg *c)
 {
 	char date[64];
 	struct utsname uts;
@@ -2209,12 +2446,7 @@ static void print_header(const struct cfg *c, bool softd)
 	       "(MADV_NOHUGEPAGE, populated), %d writer threads; %d reps, "
 	       "medians%s\n",
 	       c->size_mib, NWRITERS, c->reps, c->quick ? "; --quick" : "");
-	if (softd)
-		printf("soft-dirty: available, items 2-4 run with it too\n\n");
-	else
-		printf("soft-dirty: not available here "
-		       "(pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY) = 0): items "
-		       "2-4 run with pagemap-scan only\n\n");
+	print_backends(c);
 	fflush(stdout);
 }
 
@@ -2249,7 +2481,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--size-mib N] [--reps N] [--rates LIST] "
 		"[--injections N]\n"
-		"       [--only LIST] [--dir DIR] [--tool PATH] [--quick]\n"
+		"       [--only LIST] [--dir DIR] [--tool PATH]\n"
+		"       [--final-rate N] [--backend NAME] [--quick]\n"
 		"  --size-mib N    the target's region (1024; --quick: 32); "
 		"item 4 also\n"
 		"                  runs at N/4 and 2N\n"
@@ -2259,12 +2492,18 @@ static void usage(FILE *f)
 		"(0,1000,10000,100000)\n"
 		"  --injections N  item 1's pmtrack_new() calls (20; --quick: "
 		"3)\n"
+		"  --final-rate N  item 4's dirty rate, pages/s (10000)\n"
 		"  --only LIST     comma-separated items: inject, rounds, "
 		"dump, "
 		"downtime,\n"
 		"                  slowdown, all (all)\n"
 		"  --dir DIR       where the dump files go (/tmp)\n"
 		"  --tool PATH     pmtrack for `dump --pid` (the build's)\n"
+		"  --backend NAME  auto (pagemap-scan, with soft-dirty next to "
+		"it where\n"
+		"                  both work, else soft-dirty), pagemap-scan "
+		"or soft-dirty;\n"
+		"                  exit 77 where it does not work (auto)\n"
 		"  --quick         a short smoke run (CTest)\n");
 }
 
@@ -2275,9 +2514,11 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "rates", required_argument, NULL, 'R' },
 		{ "injections", required_argument, NULL, 'i' },
+		{ "final-rate", required_argument, NULL, 'F' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "dir", required_argument, NULL, 'D' },
 		{ "tool", required_argument, NULL, 'T' },
+		{ "backend", required_argument, NULL, 'b' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2306,6 +2547,10 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 			c->injections = (int)bench_parse_num(PROG, optarg,
 							     "--injections");
 			break;
+		case 'F':
+			c->final_rate = pmt_arg_u64(PROG, "--final-rate",
+						    optarg, 0, 1, 10000000);
+			break;
 		case 'o':
 			c->only = 0;
 			pmt_arg_list(PROG, "--only", optarg, INT32_MAX,
@@ -2318,6 +2563,15 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 			break;
 		case 'T':
 			c->tool = optarg;
+			break;
+		case 'b':
+			if (strcmp(optarg, "auto") &&
+			    strcmp(optarg, "pagemap-scan") &&
+			    strcmp(optarg, "soft-dirty"))
+				pmt_bad_value(PROG, "--backend", optarg,
+					      "auto, pagemap-scan or "
+					      "soft-dirty");
+			c->want = optarg;
 			break;
 		case 'q':
 			c->quick = true;
@@ -2359,18 +2613,50 @@ static void apply_defaults(struct cfg *c)
 	c->npages = c->len / c->ps;
 }
 
+/* the items of --only, each one's run time into @secs (-1: not run) */
+static void run_sections(const struct cfg *c, struct target *t, char *stage,
+			 double *secs)
+{
+	for (int k = 0; k < NSECTIONS; k++) {
+		uint64_t t0 = bench_now_ns();
+
+		secs[k] = -1;
+		if (!(c->only & (1u << k)))
+			continue;
+		if (k == 0 && c->backends[0] != PMTRACK_BACKEND_PAGEMAP_SCAN) {
+			printf("## 1. Stop time per injection: not run "
+			       "(soft-dirty injects nothing)\n\n");
+			continue;
+		}
+		if (k == 0)
+			sec_inject(c, t);
+		else if (k == 1)
+			sec_rounds(c, t, stage);
+		else if (k == 2)
+			sec_dump(c, t, stage);
+		else if (k == 3)
+			sec_downtime(c, t, stage);
+		else
+			sec_slowdown(c, t);
+		secs[k] = (double)(bench_now_ns() - t0) / 1e9;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct cfg c = {
 		.only = SEC_ALL,
 		.dir = "/tmp",
 		.tool = PMT_CLI_PATH,
+		.want = "auto",
+		.final_rate = FINAL_RATE,
 	};
+	static const char *const sep[] = { "", ", " };
 	uint64_t t0 = bench_now_ns();
+	double secs[NSECTIONS];
 	struct target t;
 	char *stage;
-	bool softd;
-	int ret;
+	int ret, n = 0;
 
 	parse_args(argc, argv, &c);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -2385,37 +2671,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": --size-mib must be at least 4\n");
 		return 2;
 	}
-	if (pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) != 1 ||
-	    pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL) != 1) {
-		printf("SKIP: PAGEMAP_SCAN with async uffd-wp is not "
-		       "available here\n");
-		return EXIT_SKIP;
-	}
-	softd = pmtrack_probe(PMTRACK_FEAT_SOFT_DIRTY, NULL) == 1;
-	c.backends[c.nbackends++] = PMTRACK_BACKEND_PAGEMAP_SCAN;
-	if (softd)
-		c.backends[c.nbackends++] = PMTRACK_BACKEND_SOFT_DIRTY;
+	ret = pick_backends(&c);
+	if (ret)
+		return ret;
 	stage = map_big(STAGE_BYTES, false);
 	target_start(&t, c.len, c.ps);
-	ret = check_access(&t);
+	ret = check_access(&c, &t);
 	if (ret) {
 		target_stop(&t);
 		return ret;
 	}
-	print_header(&c, softd);
-
-	if (c.only & SEC_INJECT)
-		sec_inject(&c, &t);
-	if (c.only & SEC_ROUNDS)
-		sec_rounds(&c, &t, stage);
-	if (c.only & SEC_DUMP)
-		sec_dump(&c, &t, stage);
-	if (c.only & SEC_DOWNTIME)
-		sec_downtime(&c, &t, stage);
-	if (c.only & SEC_SLOWDOWN)
-		sec_slowdown(&c, &t);
-
+	print_header(&c);
+	run_sections(&c, &t, stage, secs);
 	target_stop(&t);
-	printf("total run time: %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
+	printf("total run time: %.1f s (", (double)(bench_now_ns() - t0) / 1e9);
+	for (int k = 0; k < NSECTIONS; k++)
+		if (secs[k] >= 0)
+			printf("%s%s %.1f s", sep[n++ > 0], section_name[k],
+			       secs[k]);
+	printf(")\n");
 	return 0;
 }
