@@ -222,8 +222,10 @@ struct pmtrack_opts {
  * Another process (@opts->pid).  pagemap-scan gives the same
  * capabilities as for the caller, PMTRACK_CAP_ATOMIC_RESET included: one
  * system call, userfaultfd(), is run inside the target (every thread is
- * stopped with PTRACE_SEIZE + PTRACE_INTERRUPT, which the target cannot
- * see, for a fraction of a millisecond: pmtrack_stats.inject_stop_ns),
+ * stopped with PTRACE_SEIZE + PTRACE_INTERRUPT, which sends no signal,
+ * for a fraction of a millisecond: pmtrack_stats.inject_stop_ns; a
+ * blocking call Linux does not restart after a stop, such as
+ * sigtimedwait() or epoll_wait(), returns EINTR: see signal(7)),
  * its descriptor is taken with pidfd_getfd() and closed in the target
  * before any thread runs again.  So this tracker holds the only
  * reference: whatever the target does (fork, exec, close_range) it never

@@ -251,8 +251,10 @@ PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
 /**
  * pmtrack_proc_freeze() - stop every thread of every tracked process.
  *
- * With ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT): no signal is sent, the
- * processes and their parents cannot tell (but by the time that passes).
+ * With ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT): no signal is sent and
+ * their parents see no stop; what the processes may notice is the time
+ * that passes, and a blocking call that Linux does not restart after a
+ * stop (sigtimedwait(), epoll_wait(), ...: signal(7)) failing with EINTR.
  * Threads created while freezing are stopped too.  Until thaw, nothing
  * they map changes but by other processes or by the kernel (I/O in
  * flight, another process's writes into shared memory).

@@ -126,6 +126,8 @@ static int fold_read(struct pmtrack *t, struct sd_window *w, struct pmt_sb *sb,
 			w->n = 0;
 			if (n < 0)
 				return -errno;
+			if (n == 0) /* the process's memory is gone */
+				return -ESRCH;
 			if (n < (ssize_t)sizeof(w->ent[0]))
 				return -EIO;
 			w->base = s;

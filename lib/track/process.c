@@ -97,6 +97,14 @@ int pp_add(struct pmtrack_proc *p, pid_t pid, int uffd, unsigned int flags,
 	pr->pid = pid;
 	pr->next_flags = flags | PMTRACK_PROC_NEW;
 	ret = pp_rebind(p, pr, uffd);
+	/* in the middle of an exec (its old memory gone under us) */
+	for (int k = 0; k < 200 && ret == -ESRCH && uffd < 0 && pp_alive(pid);
+	     k++) {
+		struct timespec ts = { 0, 5000000 };
+
+		nanosleep(&ts, NULL);
+		ret = pp_rebind(p, pr, uffd);
+	}
 	if (!ret)
 		ret = pp_insert(p, pr);
 	if (ret) {
@@ -156,6 +164,15 @@ void pp_remove(struct pmtrack_proc *p, struct pp_proc *pr)
 		(p->nprocs - i - 1) * sizeof(p->procs[0]));
 	p->nprocs--;
 	pp_free(pr);
+}
+
+bool pp_injects(const struct pmtrack_proc *p)
+{
+	if (p->backend == PMTRACK_BACKEND_SOFT_DIRTY)
+		return false;
+	/* AUTO: pagemap-scan where it works (the probes are cached) */
+	return pmtrack_probe(PMTRACK_FEAT_PAGEMAP_SCAN, NULL) == 1 &&
+	       pmtrack_probe(PMTRACK_FEAT_UFFD_WP_ASYNC, NULL) == 1;
 }
 
 /* is @pid alive (not gone, not a zombie)? */
@@ -515,7 +532,7 @@ static int frozen_uffd(struct pmtrack_proc *p, pid_t pid)
 	bool user_only;
 	int fd;
 
-	if (!p->frozen || p->backend == PMTRACK_BACKEND_SOFT_DIRTY)
+	if (!p->frozen || !pp_injects(p))
 		return -1;
 	for (size_t i = 0; i < p->nstops; i++) {
 		if (p->stops[i].pid != pid)
@@ -573,7 +590,10 @@ int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 		ret = p->mon ? pr->bind_err : pp_rebind(p, pr, -1);
 	if (!ret)
 		ret = pr->t ? collect_proc(e, flags) : -ESRCH;
-	if (ret == -ESRCH) {
+	/* lost again: it exec'd once more right after the re-injection,
+	 * or the new tracker's pagemap was opened on the memory an exec
+	 * was dropping (pp_lost() says -ESRCH once it is really gone) */
+	for (int k = 0; k < 100 && ret == -ESRCH; k++) {
 		ret = pp_lost(p, pr);
 		if (!ret)
 			ret = collect_proc(e, flags);

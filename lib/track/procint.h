@@ -89,6 +89,8 @@ PMT_HIDDEN int pp_rebind(struct pmtrack_proc *p, struct pp_proc *pr, int uffd);
 PMT_HIDDEN void pp_free(struct pp_proc *pr);
 PMT_HIDDEN void pp_remove(struct pmtrack_proc *p, struct pp_proc *pr);
 PMT_HIDDEN bool pp_alive(pid_t pid);
+/* will the trackers of @p use an injected userfaultfd (pagemap-scan)? */
+PMT_HIDDEN bool pp_injects(const struct pmtrack_proc *p);
 PMT_HIDDEN int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 			       unsigned int flags, pmtrack_proc_fn fn,
 			       void *arg);

@@ -164,7 +164,7 @@ static int pm_uffd(struct pmtrack_proc *p, pid_t tid)
 	bool user_only;
 	int fd;
 
-	if (p->backend == PMTRACK_BACKEND_SOFT_DIRTY)
+	if (!pp_injects(p))
 		return -1; /* no uffd: the tracker does without */
 	fd = pmt_stopped_uffd(&s, &user_only);
 	d = pmt_now_ns() - t0;

@@ -236,7 +236,18 @@ static int track_new(const struct pmtrack_opts *opts,
 			ret = errno == ENOENT ? -ESRCH : -errno;
 			goto fail;
 		}
-		close(ret);
+		{
+			/* a process without memory (a zombie, one whose
+			 * exec is dropping it) reads as nothing */
+			uint64_t ent;
+			ssize_t n = pread(ret, &ent, sizeof(ent), 0);
+
+			close(ret);
+			if (n == 0) {
+				ret = -ESRCH;
+				goto fail;
+			}
+		}
 	}
 
 	ret = pick_backend(t, PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO),
