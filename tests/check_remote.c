@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -290,18 +291,21 @@ static bool wait_eof(int fd)
 	return read(fd, &ch, 1) == 0;
 }
 
-/* does /proc/PID/exe name @what? */
+/* does /proc/PID/exe name program @what (after symbolic links: sleep
+ * may be busybox)? */
 static bool exe_is(pid_t pid, const char *what)
 {
-	char path[64], exe[256];
+	char path[64], exe[PATH_MAX], want[PATH_MAX];
 	ssize_t n;
 
+	if (!realpath(what, want))
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
 	if (n <= 0)
 		return false;
 	exe[n] = 0;
-	return strstr(exe, what) != NULL;
+	return !strcmp(exe, want);
 }
 
 /* ---- writer targets ------------------------------------------------------ */
@@ -1266,7 +1270,7 @@ START_TEST(remote_exec_esrch)
 	ck_assert_int_eq(write(cmd[1], "x", 1), 1);
 	ck_assert_msg(wait_eof(sync[0]), "the target did not exec");
 	close(sync[0]);
-	ck_assert_msg(WAIT_FOR(exe_is(pid, "sleep"), DEADLINE_MS),
+	ck_assert_msg(WAIT_FOR(exe_is(pid, "/bin/sleep"), DEADLINE_MS),
 		      "the target did not exec /bin/sleep");
 	n = 4;
 	r = pmtrack_collect_runs(t, (void *)m, 8 * ps, PMTRACK_COLLECT_RESET,
