@@ -754,6 +754,18 @@ static int check_remote_tracker(struct pmtrack *t)
 }
 
 /*
+ * Where RESET collects stop the target (soft-dirty: a plain tracker's
+ * caller stops it, a pmtrack_proc stops it by itself), let it run after
+ * each, as long as the collect took that began at @since (at least 2 ms):
+ * back-to-back collects would leave it stopped nearly all the time.
+ */
+static void let_run(uint64_t since)
+{
+	if (sd)
+		usleep((useconds_t)(1000 * (now_ms() - since) + 2000));
+}
+
+/*
  * Track writer target @pid (AUTO) for about @ms of RESET collect rounds,
  * each followed by copying the reported pages; then SIGSTOP it, collect
  * once more and count the pages that differ from the shadow (sh->lost).
@@ -797,12 +809,12 @@ static int plain_shadow(pid_t pid, struct ctl *c, enum stopby by,
 		goto fail;
 	end = now_ms() + ms;
 	do {
+		uint64_t t0 = now_ms();
+
 		if (stop_target(&s) || plain_collect(t, sh) || cont_target(&s))
 			goto fail;
 		sh->rounds++;
-		/* stopped around every collect: let it write in between */
-		if (s.on)
-			usleep(2000);
+		let_run(t0);
 	} while (now_ms() < end);
 	sh->stops = s.stops;
 	stopper_end(&s);
@@ -954,6 +966,8 @@ static int proc_shadow(pid_t pid, struct ctl *c, enum pmode m, unsigned int ms,
 	 * by itself */
 	end = now_ms() + ms;
 	do {
+		uint64_t t0 = now_ms();
+
 		r = pmtrack_proc_collect(p, PMTRACK_COLLECT_RESET, pcopy_fn,
 					 &pc);
 		if (r) {
@@ -962,6 +976,7 @@ static int proc_shadow(pid_t pid, struct ctl *c, enum pmode m, unsigned int ms,
 			goto fail;
 		}
 		sh->rounds++;
+		let_run(t0);
 	} while (now_ms() < end);
 	r = pmtrack_proc_freeze(p);
 	if (r) {
@@ -1440,6 +1455,7 @@ static void killed_tracker(struct ctl *c, pid_t g, int variant)
 	if (check_proc(p))
 		die(c, -EINVAL);
 	for (uint64_t i = 0;; i++) {
+		uint64_t t0 = now_ms();
 		bool frozen = false;
 
 		if (i & 1) {
@@ -1468,6 +1484,7 @@ static void killed_tracker(struct ctl *c, pid_t g, int variant)
 		}
 		atomic_fetch_add(&c->kcollects, 1);
 		atomic_store(&c->phase, 1);
+		let_run(t0);
 	}
 }
 
@@ -3010,11 +3027,19 @@ START_TEST(proc_fork_storm)
 	f0 = atomic_load(&c->forks);
 	end = now_ms() + 1000;
 	do {
+		uint64_t t0 = now_ms();
+
 		pcollect(p, &R);
 		collects++;
+		let_run(t0);
 	} while (now_ms() < end);
 	f1 = atomic_load(&c->forks);
-	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f1 + 100, DEADLINE_MS),
+	/* it goes on: 100 forks, or on soft-dirty 20 (each child costs a
+	 * tracker of its own, every mapping watched with a clear_refs of
+	 * its own, and a scan at its exit: some 0.3 s each in the kernel
+	 * matrix's emulated guest) */
+	ck_assert_msg(WAIT_FOR(atomic_load(&c->forks) >= f1 + (sd ? 20 : 100),
+			       DEADLINE_MS),
 		      "the target hangs under tracking: %llu forks",
 		      (unsigned long long)(atomic_load(&c->forks) - f1));
 	proc_stats(p, &st);
@@ -3407,6 +3432,7 @@ static void churn_tracker(struct ctl *c, pid_t g, int how)
 			c->res[1] = r;
 			thread_list(g, c->msg, sizeof(c->msg));
 		}
+		c->out[0] = (uint64_t)i + 1; /* tries made */
 		if (!p && how)
 			break;
 	}
@@ -3433,7 +3459,7 @@ START_TEST(thread_churn)
 	bool forking = _i > PM_N;
 	int how = forking ? _i - 2 : _i;
 	struct ctl *c = ctl_new();
-	uint64_t t0;
+	uint64_t t0, ms;
 	char now[512];
 	pid_t g, k;
 	int st;
@@ -3451,16 +3477,22 @@ START_TEST(thread_churn)
 	ck_assert_msg(WAIT_FOR(atomic_load(&c->ready), DEADLINE_MS),
 		      "the target did not start");
 	/* a process of its own: a tracer left behind goes with it */
+	ms = now_ms();
 	k = fork_child();
 	ck_assert_int_ge(k, 0);
 	if (k == 0)
 		churn_tracker(c, g, how);
-	ck_assert_msg(wait_exit(k, 10 * DEADLINE_MS, &st), "the tracker hangs");
+	ck_assert_msg(wait_exit(k, 10 * DEADLINE_MS, &st),
+		      "%s: the tracker hangs after %llu of %d tries", what[_i],
+		      (unsigned long long)c->out[0],
+		      (how ? 1 : 3) * CHURN_TRIES);
+	ms = now_ms() - ms;
 	thread_list(g, now, sizeof(now));
 	t0 = atomic_load(&c->forks);
-	printf("thread churn [%s]: %s failed %ld of %d times (%s)%s%s\n", bn(),
-	       what[_i], c->res[0], (how ? 1 : 3) * CHURN_TRIES,
-	       strerror((int)-c->res[1]),
+	printf("thread churn [%s]: %s failed %ld of %d times in %llu ms "
+	       "(%s)%s%s\n",
+	       bn(), what[_i], c->res[0], (how ? 1 : 3) * CHURN_TRIES,
+	       (unsigned long long)ms, strerror((int)-c->res[1]),
 	       c->msg[0] ? "; the target's threads (tid:state:tracer) at "
 			   "the first failure:"
 			 : "",
