@@ -230,7 +230,11 @@ struct pmtrack_opts {
  * before any thread runs again.  So this tracker holds the only
  * reference: whatever the target does (fork, exec, close_range) it never
  * holds one, and when the tracker is freed or its process dies, even by
- * SIGKILL, the target's memory is as if it had never been tracked.  The
+ * SIGKILL, the target's memory is as if it had never been tracked.  Not
+ * covered: a tracker killed while pmtrack_new() itself runs (the
+ * injection is done by a process forked for it, which finishes it, but
+ * that is known to fail now and then: the target may be left traced by
+ * that process, or the next injection fail).  The
  * userfaultfd gets UFFD_USER_MODE_ONLY where the target may not have one
  * without (vm.unprivileged_userfaultfd = 0 and no CAP_SYS_PTRACE); kernel
  * writes into its memory are still reported.  It needs ptrace access

@@ -91,8 +91,9 @@ enum pmtrack_proc_events {
 	 * tracker killed (SIGKILL) in the tens of microseconds a child's
 	 * registers are the injection's leaves that child to crash (the
 	 * processes tracked before it, and the other children, run on).
-	 * pmtrack_new() and the other modes inject from a process of their
-	 * own, which finishes the injection whatever happens to the tracker.
+	 * pmtrack_new() and the other modes inject from a process forked
+	 * for it, which finishes the injection if the tracker dies (see
+	 * pmtrack_new() for what is not covered yet).
 	 */
 	PMTRACK_PROC_EVENTS_PTRACE = 1,
 	/*
