@@ -231,21 +231,6 @@ static uintptr_t find_insn(pid_t pid)
 	return at;
 }
 
-/* does @pid exist, and is it not a zombie? */
-static bool pid_lives(pid_t pid)
-{
-	char path[64], buf[256], *c = NULL;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (fgets(buf, sizeof(buf), f))
-		c = strrchr(buf, ')');
-	fclose(f);
-	return c && c[1] == ' ' && c[2] != 'Z' && c[2] != 'X';
-}
 
 int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 {
@@ -265,7 +250,7 @@ int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 		struct timespec ts = { 0, 1000000 };
 
 		nanosleep(&ts, NULL);
-		if (!pid_lives(pid))
+		if (!pmt_proc_alive(pid))
 			ret = -ESRCH;
 		else
 			ret = seize_pass(s);
@@ -288,38 +273,48 @@ int pmt_stop_begin(struct pmt_stopped *s, pid_t pid)
 	return ret;
 }
 
-/* step the victim over the prepared call; 0 once it trapped after it */
-static int step(struct pmt_stopped *s)
+/*
+ * Resume the victim with @req (PTRACE_SINGLESTEP or PTRACE_CONT) until it
+ * stops as wanted: after the step (a SIGTRAP), or at a stop request
+ * (@event_stop).  A signal that comes first is kept for the detach, and
+ * the victim resumed again.  0, or -ESRCH if it died, or -errno.
+ */
+static int run_victim(struct pmt_stopped *s, enum __ptrace_request req,
+		      bool event_stop)
 {
 	size_t vi = 0;
 	int st;
 
 	while (s->tids[vi] != s->victim)
 		vi++;
-	if (ptrace(PTRACE_SINGLESTEP, s->victim, NULL, NULL))
-		return -errno;
 	for (;;) {
-		if (waitpid(s->victim, &st, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (ptrace(req, s->victim, NULL, NULL))
 			return -errno;
-		}
+		do {
+			if (waitpid(s->victim, &st, __WALL) >= 0)
+				break;
+			if (errno != EINTR)
+				return -errno;
+		} while (1);
 		if (WIFEXITED(st) || WIFSIGNALED(st)) {
 			s->tids[vi] = 0;
 			s->victim = 0;
 			return -ESRCH;
 		}
 		if (!WIFSTOPPED(st))
-			continue;
-		if (WSTOPSIG(st) == SIGTRAP && !(st >> 16))
+			return -EIO;
+		if (event_stop ? (st >> 16) == PTRACE_EVENT_STOP
+			       : (WSTOPSIG(st) == SIGTRAP && !(st >> 16)))
 			return 0;
-		/* a signal or a group stop got in first: keep the signal
-		 * for later and step again */
 		if (!(st >> 16) && WSTOPSIG(st) != SIGTRAP)
 			s->sigs[vi] = WSTOPSIG(st);
-		if (ptrace(PTRACE_SINGLESTEP, s->victim, NULL, NULL))
-			return -errno;
 	}
+}
+
+/* step the victim over the prepared call; 0 once it trapped after it */
+static int step(struct pmt_stopped *s)
+{
+	return run_victim(s, PTRACE_SINGLESTEP, false);
 }
 
 /*
@@ -331,33 +326,9 @@ static int step(struct pmt_stopped *s)
  */
 static int settle(struct pmt_stopped *s)
 {
-	size_t vi = 0;
-	int st;
-
-	while (s->tids[vi] != s->victim)
-		vi++;
-	if (ptrace(PTRACE_INTERRUPT, s->victim, NULL, NULL) ||
-	    ptrace(PTRACE_CONT, s->victim, NULL, NULL))
+	if (ptrace(PTRACE_INTERRUPT, s->victim, NULL, NULL))
 		return -errno;
-	for (;;) {
-		if (waitpid(s->victim, &st, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (WIFEXITED(st) || WIFSIGNALED(st)) {
-			s->tids[vi] = 0;
-			s->victim = 0;
-			return -ESRCH;
-		}
-		if (!WIFSTOPPED(st) || (st >> 16) == PTRACE_EVENT_STOP)
-			return WIFSTOPPED(st) ? 0 : -EIO;
-		/* a signal first: keep it, and go on to the stop */
-		if (!(st >> 16) && WSTOPSIG(st) != SIGTRAP)
-			s->sigs[vi] = WSTOPSIG(st);
-		if (ptrace(PTRACE_CONT, s->victim, NULL, NULL))
-			return -errno;
-	}
+	return run_victim(s, PTRACE_CONT, true);
 }
 
 int pmt_stop_syscall(struct pmt_stopped *s, long nr, const unsigned long a[6],

@@ -59,3 +59,19 @@ int pmt_maps_parse(const char *line, struct pmt_maps_line *out)
 	out->name_at = at;
 	return 0;
 }
+
+bool pmt_proc_alive(pid_t pid)
+{
+	char path[64], buf[256], *c = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f))
+		c = strrchr(buf, ')');
+	fclose(f);
+	/* the state follows the name, which may hold ')' itself */
+	return c && c[1] == ' ' && c[2] != 'Z' && c[2] != 'X';
+}

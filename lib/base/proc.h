@@ -14,6 +14,9 @@
  * @flags; the fd, or -1 and errno */
 PMT_HIDDEN int pmt_proc_open(pid_t pid, const char *name, int flags);
 
+/* does process @pid exist, and is it neither a zombie nor dead? */
+PMT_HIDDEN bool pmt_proc_alive(pid_t pid);
+
 /* the same file read-only as a stdio stream; NULL with *@err = -errno */
 PMT_HIDDEN FILE *pmt_proc_stream(pid_t pid, const char *name, int *err);
 

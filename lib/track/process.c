@@ -17,6 +17,7 @@
 
 #include <pmtrack/process.h>
 
+#include "proc.h"
 #include "procint.h"
 
 /* ---- the processes ------------------------------------------------------ */
@@ -178,20 +179,7 @@ bool pp_injects(const struct pmtrack_proc *p)
 /* is @pid alive (not gone, not a zombie)? */
 bool pp_alive(pid_t pid)
 {
-	char path[64], buf[256], *c;
-	FILE *f;
-	bool ok = false;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (fgets(buf, sizeof(buf), f)) {
-		c = strrchr(buf, ')');
-		ok = c && c[1] == ' ' && c[2] != 'Z' && c[2] != 'X';
-	}
-	fclose(f);
-	return ok;
+	return pmt_proc_alive(pid);
 }
 
 /* ---- the watched set ------------------------------------------------------ */
