@@ -135,6 +135,22 @@ static int pick_backend(struct pmtrack *t, enum pmtrack_backend want,
 		       : -EINVAL;
 }
 
+/* is another process @pid there, with memory, and may we read it? */
+static int check_target(pid_t pid)
+{
+	uint64_t ent;
+	ssize_t n;
+	int fd = pmt_proc_open(pid, "pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	/* a process without memory (a zombie, one whose exec is dropping
+	 * it) reads as nothing */
+	n = pread(fd, &ent, sizeof(ent), 0);
+	close(fd);
+	return n == 0 ? -ESRCH : 0;
+}
+
 static int track_new(const struct pmtrack_opts *opts,
 		     const struct pmt_uffd_how *how, struct pmtrack **out);
 
@@ -229,26 +245,9 @@ static int track_new(const struct pmtrack_opts *opts,
 		free(t);
 		return ret;
 	}
-	if (t->target) {
-		/* is it there, and may we read it? */
-		ret = pmt_proc_open(t->target, "pagemap", O_RDONLY);
-		if (ret < 0) {
-			ret = errno == ENOENT ? -ESRCH : -errno;
-			goto fail;
-		}
-		{
-			/* a process without memory (a zombie, one whose
-			 * exec is dropping it) reads as nothing */
-			uint64_t ent;
-			ssize_t n = pread(ret, &ent, sizeof(ent), 0);
-
-			close(ret);
-			if (n == 0) {
-				ret = -ESRCH;
-				goto fail;
-			}
-		}
-	}
+	ret = t->target ? check_target(t->target) : 0;
+	if (ret)
+		goto fail;
 
 	ret = pick_backend(t, PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO),
 			   require);
