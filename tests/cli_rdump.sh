@@ -300,7 +300,7 @@ else
 			"memory before the dump: $before, after: $after;" \
 			"$(grep '^digest' "$d/restore.out")"
 		# what the measure sees when a hole is read: its page 1 here
-		ps=$(getconf PAGESIZE)
+		ps=$(getconf PAGESIZE 2>/dev/null || echo 4096)
 		dd if=/proc/"$pid"/mem of=/dev/null bs="$ps" count=1 \
 			skip=$((0x$mstart / ps + 1)) 2>/dev/null
 		[ "$(shmem)" != "$after" ] ||
