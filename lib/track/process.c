@@ -583,8 +583,9 @@ int pp_collect_one(struct pmtrack_proc *p, struct pp_proc *pr,
 	 * was dropping (pp_lost() says -ESRCH once it is really gone) */
 	for (int k = 0; k < 100 && ret == -ESRCH; k++) {
 		ret = pp_lost(p, pr);
-		if (!ret)
-			ret = collect_proc(e, flags);
+		if (ret)
+			break; /* gone, or followed by the monitor */
+		ret = collect_proc(e, flags);
 	}
 	if (!ret) {
 		pr->next_flags = 0;
