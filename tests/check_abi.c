@@ -307,6 +307,31 @@ START_TEST(opts_padding_is_not_read)
 }
 END_TEST
 
+/* pmtrack_opts got tail padding with rearm (an int after pid): not read */
+START_TEST(tracker_opts_padding_is_not_read)
+{
+	struct {
+		struct pmtrack_opts o;
+		unsigned char newer[16];
+	} big;
+	struct pmtrack *t = NULL;
+	size_t end = offsetof(struct pmtrack_opts, rearm) + sizeof(big.o.rearm);
+
+	ck_assert_uint_gt(sizeof(big.o), end);
+	memset(&big, 0, sizeof(big));
+	memset((char *)&big.o + end, JUNK, sizeof(big.o) - end);
+	big.o.sz = sizeof(big.o);
+	big.o.rearm = PMTRACK_REARM_WRITTEN;
+	ck_assert_int_eq(pmtrack_new(&big.o, &t), 0);
+	ck_assert_int_eq(pmtrack_rearm(t), PMTRACK_REARM_WRITTEN);
+	pmtrack_free(t);
+	big.o.sz = sizeof(big);
+	big.newer[0] = 1;
+	ck_assert_int_eq(pmtrack_new(&big.o, &t), -EINVAL);
+	ck_assert_ptr_null(t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("abi");
@@ -320,6 +345,7 @@ int main(void)
 	tcase_add_loop_test(tc, smaller_struct_gets_no_write_past_its_size, 0,
 			    NGETTERS);
 	tcase_add_test(tc, opts_padding_is_not_read);
+	tcase_add_test(tc, tracker_opts_padding_is_not_read);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("digest");
 	tcase_add_test(tc, digest_contract);

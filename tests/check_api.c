@@ -17,6 +17,58 @@
 
 #include "helpers.h"
 
+/* pmtrack_opts.rearm: the three values on every backend (it acts on
+ * pagemap-scan alone), anything else refused; an older struct without it
+ * gets AUTO */
+START_TEST(rearm_option)
+{
+	static const int bad[] = { 3, 4, 100, -1 };
+	struct pmtrack *t = (void *)1;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		PMTRACK_OPTS(pmtrack_opts, o,
+			     .rearm = (enum pmtrack_rearm)bad[i]);
+		ck_assert_int_eq(pmtrack_new(&o, &t), -EINVAL);
+		ck_assert_ptr_null(t);
+	}
+	{
+		PMTRACK_OPTS(pmtrack_opts, o, .rearm = PMTRACK_REARM_WRITTEN);
+		ck_assert_int_eq(pmtrack_new(&o, &t), 0);
+		ck_assert_int_eq(pmtrack_rearm(t), PMTRACK_REARM_WRITTEN);
+		pmtrack_free(t);
+	}
+	{
+		PMTRACK_OPTS(pmtrack_opts, o, .rearm = PMTRACK_REARM_RANGE);
+		ck_assert_int_eq(pmtrack_new(&o, &t), 0);
+		ck_assert_int_eq(pmtrack_rearm(t), PMTRACK_REARM_RANGE);
+		pmtrack_free(t);
+	}
+	{
+		/* AUTO becomes the library's default, never AUTO itself */
+		PMTRACK_OPTS(pmtrack_opts, o, .rearm = PMTRACK_REARM_AUTO);
+		ck_assert_int_eq(pmtrack_new(&o, &t), 0);
+		ck_assert_int_eq(pmtrack_rearm(t), PMTRACK_REARM_RANGE);
+		pmtrack_free(t);
+	}
+	{
+		/* a caller compiled before the field: its struct ends at
+		 * pid, whatever lies past it is not read */
+		struct {
+			struct pmtrack_opts o;
+			char past[8];
+		} old;
+
+		memset(&old, 0xa5, sizeof(old));
+		memset(&old.o, 0, offsetof(struct pmtrack_opts, rearm));
+		old.o.sz = offsetof(struct pmtrack_opts, rearm);
+		ck_assert_int_eq(pmtrack_new(&old.o, &t), 0);
+		ck_assert_int_eq(pmtrack_rearm(t), PMTRACK_REARM_RANGE);
+		pmtrack_free(t);
+	}
+	ck_assert_int_eq(pmtrack_rearm(NULL), PMTRACK_REARM_AUTO);
+}
+END_TEST
+
 START_TEST(opts_validation)
 {
 	struct pmtrack *t = (void *)1;
@@ -680,6 +732,7 @@ static Suite *api_suite(void)
 	TCase *tc = tcase_create("contracts");
 
 	tcase_add_test(tc, opts_validation);
+	tcase_add_test(tc, rearm_option);
 	tcase_add_test(tc, watch_arg_errors);
 	tcase_add_test(tc, watch_unmapped);
 	tcase_add_loop_test(tc, watch_unmapped_smaps, 0, 2);

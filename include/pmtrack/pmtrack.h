@@ -178,6 +178,65 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
 #define PMTRACK_CAP_SHARED_EXACT (1u << 7)
 #define PMTRACK_CAP_ALL ((1u << 8) - 1)
 
+/*
+ * How a RESET collect re-arms (write-protects again) the pages it reports:
+ * pmtrack_opts.rearm.  It matters on pagemap-scan alone.
+ *
+ * PMTRACK_REARM_RANGE: one re-protecting PAGEMAP_SCAN (PM_SCAN_WP_MATCHING)
+ *	walks the whole collected range, reporting and re-protecting the
+ *	written pages as it goes.  The kernel announces that protection
+ *	change to secondary MMUs (mmu notifiers) for the whole range walked,
+ *	clean pages included: KVM, for one, then drops its mappings of every
+ *	page of the range, and a guest whose RAM is watched faults again on
+ *	every page it touches after each collect (measured on guest RAM: a
+ *	read-mostly guest spent 1.13-1.18 s per round re-faulting, against
+ *	0.27-0.37 s with PMTRACK_REARM_WRITTEN).
+ * PMTRACK_REARM_WRITTEN: a PAGEMAP_SCAN that does not re-protect finds the
+ *	written runs first, a batch at a time; runs less than 16 pages apart
+ *	are merged into one span (the gap grows, doubling, until a batch has
+ *	at most 32 spans, so the number of system calls stays bounded), and
+ *	a re-protecting scan over each span reports and re-protects its
+ *	written pages: only the spans are announced to secondary MMUs, and
+ *	KVM keeps its mappings of the clean pages outside them.  What is
+ *	reported is what those span scans saw: a page written between the
+ *	two scans inside a span is in this report, one outside every span
+ *	stays written and is in the next one.  It costs a second walk of the
+ *	written spans: see docs/benchmarks.md.
+ * PMTRACK_REARM_AUTO (0): the library's choice, PMTRACK_REARM_RANGE: for
+ *	a process without a secondary MMU, WRITTEN costs more than RANGE where
+ *	many pages were written (up to ~2x per collect at 10-100% written
+ *	pages of 256 MiB, docs/benchmarks.md), and gains nothing there.  A VMM
+ *	(or anything else whose watched memory a device or hypervisor maps)
+ *	should ask for PMTRACK_REARM_WRITTEN.  pmtrack_rearm() tells which
+ *	mode a tracker uses.
+ *
+ * Both modes report the same pages, give the same guarantees and leave the
+ * same pages armed: PMTRACK_CAP_ATOMIC_RESET (no write made during a
+ * RESET collect is lost: it is in this report or the next), two concurrent
+ * RESET collects over the same pages report a written page at most once
+ * between them, a collect stopped by a full output re-protects nothing
+ * past what it reported (and @next says where it stopped), and an error
+ * leaves in the output every page reported and re-protected before it.
+ * pmtrack_reset() follows the mode too (a reset re-arms the written pages,
+ * by definition of clean: in WRITTEN mode it re-protects only the spans
+ * holding them); pmtrack_watch() arms the whole range in both modes.
+ * One difference remains in WRITTEN mode's pmtrack_reset(): unpopulated
+ * pages (never touched, or dropped by MADV_DONTNEED from private memory)
+ * are not given a write-protect marker, as a RESET collect gives none in
+ * either mode; a later read of such a page that maps the shared zero page
+ * may then be reported as written once (more, never fewer, pages).
+ *
+ * On uffd-wp and mprotect a RESET collect re-protects the reported pages
+ * alone in every mode; on soft-dirty the kernel resets the whole process
+ * (PMTRACK_CAP_RANGE_RESET): the option changes nothing there.
+ */
+enum pmtrack_rearm {
+	PMTRACK_REARM_AUTO = 0,	   /* the library's default (above) */
+	PMTRACK_REARM_WRITTEN = 1, /* re-protect only the written runs */
+	/* one re-protecting scan over the whole collected range */
+	PMTRACK_REARM_RANGE = 2,
+};
+
 /* Largest pmtrack_opts.scan_batch. */
 #define PMTRACK_SCAN_BATCH_MAX 65536u
 
@@ -199,9 +258,12 @@ struct pmtrack_opts {
 	 * pmtrack_new(), "Another process".  Addresses given to the other
 	 * calls are then the target's. */
 	int pid;
+	/* how RESET collects and pmtrack_reset() re-arm pages on
+	 * pagemap-scan (enum pmtrack_rearm above); anything else is -EINVAL */
+	enum pmtrack_rearm rearm;
 	size_t : 0;
 };
-#define pmtrack_opts__last_field pid
+#define pmtrack_opts__last_field rearm
 
 /**
  * pmtrack_new() - create a tracker.
@@ -254,7 +316,8 @@ struct pmtrack_opts {
  * with each other and with collects, collects run in parallel (on
  * soft-dirty, every call on any soft-dirty tracker is serialised).
  *
- * Return: 0; -EINVAL for bad arguments or options (or PMTRACK_BACKEND);
+ * Return: 0; -EINVAL for bad arguments or options (an unknown
+ * @opts->rearm, say, or PMTRACK_BACKEND);
  * -EOPNOTSUPP if the requested backend (or, with AUTO, every backend) is
  * unusable here or lacks a required capability; -ESRCH, -EACCES, -EPERM
  * if another process cannot be tracked; -ENOMEM, -EMFILE, ... if a
@@ -276,6 +339,14 @@ PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t);
 
 /** pmtrack_caps() - the PMTRACK_CAP_* guarantees @t gives (0 for NULL). */
 PMTRACK_API unsigned int pmtrack_caps(const struct pmtrack *t);
+
+/**
+ * pmtrack_rearm() - how @t's RESET collects re-arm pages:
+ * PMTRACK_REARM_WRITTEN or PMTRACK_REARM_RANGE (what PMTRACK_REARM_AUTO
+ * became), whatever the backend (only pagemap-scan acts on it); AUTO for
+ * NULL.
+ */
+PMTRACK_API enum pmtrack_rearm pmtrack_rearm(const struct pmtrack *t);
 
 /**
  * pmtrack_granularity() - bytes per reported page: the system page size.

@@ -28,6 +28,9 @@
 /* Default and stack-buffer size of a PAGEMAP_SCAN output vector. */
 #define PMT_SCAN_BATCH_DEFAULT 512u
 
+/* what PMTRACK_REARM_AUTO means (<pmtrack/pmtrack.h>, docs/benchmarks.md) */
+#define PMT_REARM_DEFAULT PMTRACK_REARM_RANGE
+
 /* --- collect requests, shared by the tracker and the backends ----------- */
 
 struct pmt_collect;
@@ -212,6 +215,7 @@ struct pmtrack {
 	pid_t target; /* tracked process: 0 for the creator */
 	size_t page_size;
 	unsigned int scan_batch;
+	enum pmtrack_rearm rearm; /* never AUTO */
 
 	int pagemap_fd;	   /* /proc/<target>/pagemap */
 	int uffd;	   /* pagemap-scan, uffd-wp: the userfaultfd */

@@ -10,6 +10,12 @@
  * so report and re-arm are atomic per page.  PM_SCAN_CHECK_WPASYNC makes a
  * mapping that lost its registration an error (-EPERM) instead of a silent
  * gap in the report.
+ *
+ * In PMTRACK_REARM_WRITTEN mode a reset (collect or pmtrack_reset()) first
+ * finds the written runs with a scan that re-protects nothing, then
+ * re-protects span by span: the kernel tells secondary MMUs (KVM) about a
+ * protection change over the whole range a re-protecting scan walks, so
+ * the clean pages between the spans keep their secondary mappings.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -137,10 +143,15 @@ static int ps_reset_range(struct pmtrack *t, uintptr_t start, uintptr_t end)
 	return ret < 0 ? ret : 0;
 }
 
+static int ps_reset_written(struct pmtrack *t, uintptr_t start,
+			    uintptr_t end);
+
 static int ps_reset(struct pmtrack *t, uintptr_t start, uintptr_t end,
 		    size_t first)
 {
 	(void)first;
+	if (t->rearm == PMTRACK_REARM_WRITTEN)
+		return ps_reset_written(t, start, end);
 	return ps_reset_range(t, start, end);
 }
 
@@ -221,10 +232,67 @@ static void ps_emit(struct pmt_collect *c, const struct page_region *r,
 		c->emit(c, (uintptr_t)r[i].start, (uintptr_t)r[i].end);
 }
 
+static size_t min3(size_t a, size_t b, size_t c)
+{
+	size_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
+/* an output vector, shared by the scans of one collect */
+struct ps_vec {
+	struct page_region *r;
+	size_t cap;   /* entries */
+	size_t stale; /* leading entries that may hold old data */
+};
+
 /*
- * The scan loop.  Each call covers [cur, end) and asks for at most as many
+ * One PAGEMAP_SCAN of [start, end) for written pages into at most @vlen
+ * entries of @v; on an error the entries the kernel filled (and, with
+ * PM_SCAN_WP_MATCHING, re-protected) are counted into *@got.
+ */
+static int ps_scan_once(struct pmtrack *t, struct ps_vec *v, uintptr_t start,
+			uintptr_t end, size_t vlen, size_t max_pages, bool wp,
+			uint64_t *walk_end, size_t *got)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = PM_SCAN_CHECK_WPASYNC | (wp ? PM_SCAN_WP_MATCHING : 0),
+		.start = start,
+		.end = end,
+		.vec = (uintptr_t)v->r,
+		.vec_len = vlen,
+		.max_pages = max_pages,
+		.category_mask = PAGE_IS_WRITTEN,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+	size_t n;
+	int ret;
+
+	/* on an error the kernel does not say how many regions it wrote
+	 * (and reset): zeroed slots let us count them */
+	memset(v->r, 0, (v->stale < vlen ? v->stale : vlen) * sizeof(*v->r));
+	if (v->stale <= vlen)
+		v->stale = 0;
+	ret = ps_ioctl(t, &arg);
+	if (ret < 0) {
+		for (n = 0; n < vlen && v->r[n].end; n++)
+			;
+	} else {
+		n = (size_t)ret;
+	}
+	if (n > v->stale)
+		v->stale = n;
+	*got = n;
+	*walk_end = arg.walk_end;
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * The scan loop over [start, end).  Each call asks for at most as many
  * regions as the caller can still store (so a reset never reaches a page
- * that could not be reported) and at most pages_left pages.
+ * that could not be reported) and at most pages_left pages; c->next says
+ * where it stopped.
  *
  * Where to resume: on Linux 6.7 .. 6.18 at least, walk_end is stale when
  * one call returns more than the kernel's internal buffer of regions (512
@@ -233,90 +301,212 @@ static void ps_emit(struct pmt_collect *c, const struct page_region *r,
  * the end or the page limit; a full call resumes at
  * max(walk_end, end of the last region), which is right in both cases.
  */
-static size_t min3(size_t a, size_t b, size_t c)
+static int ps_scan(struct pmtrack *t, struct pmt_collect *c, struct ps_vec *v,
+		   uintptr_t start, uintptr_t end, bool wp)
 {
-	size_t m = a < b ? a : b;
+	uintptr_t cur = start;
+	int ret = 0;
 
-	return m < c ? m : c;
+	c->next = start;
+	while (cur < end) {
+		/* a region holds at least one page and costs at most one
+		 * run, so asking for more than either limit is useless */
+		size_t vlen = min3(v->cap, c->runs_left, c->pages_left);
+		uint64_t walk_end;
+		size_t n;
+
+		if (!vlen)
+			break;
+		ret = ps_scan_once(t, v, cur, end, vlen,
+				   c->pages_left == SIZE_MAX ? 0
+							     : c->pages_left,
+				   wp, &walk_end, &n);
+		ps_emit(c, v->r, n);
+		if (ret) {
+			if (n)
+				c->next = (uintptr_t)v->r[n - 1].end;
+			break;
+		}
+		if (n < vlen) {
+			if (!c->pages_left) {
+				/* stopped by max_pages; walk_end may be the
+				 * next written page or (stale) earlier */
+				cur = walk_end;
+				if (n && cur < v->r[n - 1].end)
+					cur = v->r[n - 1].end;
+			} else {
+				cur = end;
+			}
+			c->next = cur;
+			break;
+		}
+		cur = walk_end;
+		if (cur < v->r[n - 1].end)
+			cur = v->r[n - 1].end;
+		c->next = cur;
+	}
+	if (cur >= end)
+		c->next = end;
+	return ret;
+}
+
+/*
+ * PMTRACK_REARM_WRITTEN: written runs closer than PS_GAP_PAGES share a
+ * span (what lies between is walked, and announced to secondary MMUs,
+ * with them); a batch of regions found makes at most PS_MAX_SPANS spans
+ * (the gap doubles until it does), so a batch costs at most that many
+ * re-protecting scans besides the one that found it.
+ */
+#define PS_GAP_PAGES 16
+#define PS_MAX_SPANS 32
+
+struct ps_span {
+	uintptr_t start, end;
+};
+
+/*
+ * Find the written pages of [start, end), at most @vlen regions of them,
+ * without re-protecting anything, and merge them into spans.  Returns the
+ * number of spans (0 if nothing is written) or -errno; *@bend receives the
+ * end of what this batch covers (@end, or the end of the last region when
+ * there may be more past it).  An error after some regions were found
+ * (a replaced mapping further on: -ESTALE) goes to *@err, and the spans
+ * before it are returned, to be reported before the error is.
+ */
+static int ps_find_spans(struct pmtrack *t, struct ps_vec *v, uintptr_t start,
+			 uintptr_t end, size_t vlen, struct ps_span *sp,
+			 uintptr_t *bend, int *err)
+{
+	uintptr_t gap = PS_GAP_PAGES * t->page_size;
+	const struct page_region *r = v->r;
+	uint64_t walk_end;
+	size_t n, i, nsp;
+	int ret;
+
+	ret = ps_scan_once(t, v, start, end, vlen, 0, false, &walk_end, &n);
+	*err = ret;
+	if (ret && !n)
+		return ret;
+	*bend = n < vlen && !ret ? end : (uintptr_t)r[n - 1].end;
+	if (!n)
+		return 0;
+	for (;;) {
+		for (nsp = 1, i = 1; i < n; i++)
+			nsp += r[i].start - r[i - 1].end > gap;
+		if (nsp <= PS_MAX_SPANS)
+			break;
+		gap *= 2;
+	}
+	sp[0].start = (uintptr_t)r[0].start;
+	for (nsp = 0, i = 1; i < n; i++) {
+		if (r[i].start - r[i - 1].end > gap) {
+			sp[nsp++].end = (uintptr_t)r[i - 1].end;
+			sp[nsp].start = (uintptr_t)r[i].start;
+		}
+	}
+	sp[nsp++].end = (uintptr_t)r[n - 1].end;
+	return (int)nsp;
+}
+
+/*
+ * A RESET collect in PMTRACK_REARM_WRITTEN mode: batch by batch, find the
+ * written spans, then run the re-protecting scan loop over each.  The span
+ * scans' output is the report: a page written after the search is in it
+ * if it lies in a span, and stays written for the next collect if not.
+ * The caller's limits stop a span scan as they stop a whole-range one; a
+ * span not started leaves c->next at the end of the previous one.
+ */
+static int ps_collect_written(struct pmtrack *t, struct pmt_collect *c,
+			      struct ps_vec *v)
+{
+	struct ps_span sp[PS_MAX_SPANS];
+	uintptr_t cur = c->start, bend;
+	int ret = 0, err;
+
+	c->next = c->start;
+	while (cur < c->end) {
+		size_t vlen = min3(v->cap, c->runs_left, c->pages_left);
+		int nsp;
+
+		if (!vlen)
+			break;
+		nsp = ps_find_spans(t, v, cur, c->end, vlen, sp, &bend, &err);
+		if (nsp < 0)
+			return nsp;
+		for (int i = 0; i < nsp; i++) {
+			if (!c->runs_left || !c->pages_left)
+				return 0;
+			ret = ps_scan(t, c, v, sp[i].start, sp[i].end, true);
+			if (ret || c->next < sp[i].end)
+				return ret;
+		}
+		if (err)
+			return err;
+		cur = bend;
+		c->next = cur;
+	}
+	return 0;
+}
+
+/* pmtrack_reset() in PMTRACK_REARM_WRITTEN mode: re-protect only spans
+ * that hold written pages, with the kernel's fast path (no output) */
+static int ps_reset_written(struct pmtrack *t, uintptr_t start, uintptr_t end)
+{
+	struct page_region buf[PMT_SCAN_BATCH_DEFAULT];
+	struct ps_vec v = {
+		.r = buf,
+		.cap = t->scan_batch < PMT_SCAN_BATCH_DEFAULT
+			       ? t->scan_batch
+			       : PMT_SCAN_BATCH_DEFAULT,
+	};
+	struct ps_span sp[PS_MAX_SPANS];
+	uintptr_t cur = start, bend;
+
+	v.stale = v.cap; /* not initialised */
+	while (cur < end) {
+		int err, nsp = ps_find_spans(t, &v, cur, end, v.cap, sp, &bend,
+					     &err);
+
+		if (nsp < 0)
+			return nsp;
+		for (int i = 0; i < nsp; i++) {
+			int ret = ps_reset_range(t, sp[i].start, sp[i].end);
+
+			if (ret)
+				return ret;
+		}
+		if (err)
+			return err;
+		cur = bend;
+	}
+	return 0;
 }
 
 static int ps_collect(struct pmtrack *t, struct pmt_collect *c, size_t first)
 {
 	struct page_region stackbuf[PMT_SCAN_BATCH_DEFAULT];
-	struct page_region *vec = stackbuf;
-	/* a region holds at least one page and costs at most one run, so
-	 * asking for more than either limit is useless; the number asked
-	 * for never grows from one call to the next */
-	size_t vlen = min3(t->scan_batch, c->runs_left, c->pages_left);
-	size_t stale = vlen; /* leading entries that may hold old data */
-	uintptr_t cur = c->start;
-	int ret = 0;
+	/* the number of regions asked for never grows from one call to
+	 * the next, so the vector is sized for the first */
+	struct ps_vec v = {
+		.r = stackbuf,
+		.cap = min3(t->scan_batch, c->runs_left, c->pages_left),
+	};
+	int ret;
 
 	(void)first;
-	if (vlen > PMT_SCAN_BATCH_DEFAULT) {
-		vec = calloc(vlen, sizeof(*vec));
-		if (!vec)
+	if (v.cap > PMT_SCAN_BATCH_DEFAULT) {
+		v.r = calloc(v.cap, sizeof(*v.r));
+		if (!v.r)
 			return -ENOMEM;
-		stale = 0;
+	} else {
+		v.stale = v.cap; /* not initialised */
 	}
-	c->next = c->start;
-	while (cur < c->end) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.flags = PM_SCAN_CHECK_WPASYNC |
-				 (c->reset ? PM_SCAN_WP_MATCHING : 0),
-			.start = cur,
-			.end = c->end,
-			.vec = (uintptr_t)vec,
-			.max_pages =
-				c->pages_left == SIZE_MAX ? 0 : c->pages_left,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-		size_t n;
-
-		vlen = min3(vlen, c->runs_left, c->pages_left);
-		if (!vlen)
-			break;
-		arg.vec_len = vlen;
-		/* on an error the kernel does not say how many regions it
-		 * wrote (and reset): zeroed slots let us count them */
-		memset(vec, 0, (stale < vlen ? stale : vlen) * sizeof(*vec));
-		ret = ps_ioctl(t, &arg);
-		if (ret < 0) {
-			for (n = 0; n < vlen && vec[n].end; n++)
-				;
-			ps_emit(c, vec, n);
-			if (n)
-				c->next = (uintptr_t)vec[n - 1].end;
-			break;
-		}
-		n = (size_t)ret;
-		stale = n;
-		ret = 0;
-		ps_emit(c, vec, n);
-		if (n < vlen) {
-			if (!c->pages_left) {
-				/* stopped by max_pages; walk_end may be the
-				 * next written page or (stale) earlier */
-				cur = arg.walk_end;
-				if (n && cur < vec[n - 1].end)
-					cur = vec[n - 1].end;
-			} else {
-				cur = c->end;
-			}
-			c->next = cur;
-			break;
-		}
-		cur = arg.walk_end;
-		if (cur < vec[n - 1].end)
-			cur = vec[n - 1].end;
-		c->next = cur;
-	}
-	if (cur >= c->end)
-		c->next = c->end;
-	if (vec != stackbuf)
-		free(vec);
+	if (c->reset && t->rearm == PMTRACK_REARM_WRITTEN)
+		ret = ps_collect_written(t, c, &v);
+	else
+		ret = ps_scan(t, c, &v, c->start, c->end, c->reset);
+	if (v.r != stackbuf)
+		free(v.r);
 	return ret;
 }
 

@@ -201,6 +201,7 @@ static int track_new(const struct pmtrack_opts *opts,
 	int uffd = how->fd;
 	pthread_rwlockattr_t attr;
 	unsigned int batch = 0, require = 0;
+	enum pmtrack_rearm rearm = PMTRACK_REARM_AUTO;
 	struct pmtrack *t = NULL;
 	const char *env;
 	int ret = -EINVAL, pid = -1;
@@ -212,11 +213,13 @@ static int track_new(const struct pmtrack_opts *opts,
 		batch = PMT_OPTS_GET(opts, scan_batch, 0u);
 		require = PMT_OPTS_GET(opts, require, 0u);
 		pid = PMT_OPTS_GET(opts, pid, 0);
+		rearm = PMT_OPTS_GET(opts, rearm, PMTRACK_REARM_AUTO);
 	}
 	if (!batch)
 		batch = PMT_SCAN_BATCH_DEFAULT;
 	if (pid >= 0 && batch <= PMTRACK_SCAN_BATCH_MAX &&
-	    !(require & ~PMTRACK_CAP_ALL)) {
+	    !(require & ~PMTRACK_CAP_ALL) &&
+	    (unsigned int)rearm <= PMTRACK_REARM_RANGE) {
 		t = calloc(1, sizeof(*t));
 		ret = -ENOMEM;
 	}
@@ -229,6 +232,7 @@ static int track_new(const struct pmtrack_opts *opts,
 	t->target = pid == t->pid ? 0 : pid;
 	t->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	t->scan_batch = batch;
+	t->rearm = rearm == PMTRACK_REARM_AUTO ? PMT_REARM_DEFAULT : rearm;
 	t->pagemap_fd = t->uffd = t->maps_fd = t->clear_refs_fd = -1;
 	t->uffd_given = uffd;
 	t->uffd_ready = uffd >= 0 && how->ready;
@@ -290,6 +294,11 @@ PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t)
 PMTRACK_API unsigned int pmtrack_caps(const struct pmtrack *t)
 {
 	return t ? t->caps : 0;
+}
+
+PMTRACK_API enum pmtrack_rearm pmtrack_rearm(const struct pmtrack *t)
+{
+	return t ? t->rearm : PMTRACK_REARM_AUTO;
 }
 
 PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t)
