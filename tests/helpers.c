@@ -18,6 +18,7 @@ size_t ps;
 
 enum pmtrack_backend t_backend;
 unsigned int t_caps;
+enum pmtrack_rearm t_rearm;
 
 /* why @b cannot run here, from the probes it depends on */
 static void say_why(const char *name)
@@ -46,10 +47,20 @@ static void say_why(const char *name)
 int t_init(void)
 {
 	const char *env = getenv("PMTRACK_BACKEND");
+	const char *rearm = getenv("PMTRACK_TEST_REARM");
 	struct pmtrack *t = NULL;
 	int r;
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
+	if (rearm && !strcmp(rearm, "written")) {
+		t_rearm = PMTRACK_REARM_WRITTEN;
+	} else if (rearm && !strcmp(rearm, "range")) {
+		t_rearm = PMTRACK_REARM_RANGE;
+	} else if (rearm && *rearm && strcmp(rearm, "auto")) {
+		fprintf(stderr, "PMTRACK_TEST_REARM=%s: written, range or "
+				"auto\n", rearm);
+		return 1;
+	}
 	r = pmtrack_new(NULL, &t);
 	if (r == -EOPNOTSUPP) {
 		say_why(env && *env ? env : "auto");
@@ -63,8 +74,11 @@ int t_init(void)
 	t_backend = pmtrack_backend(t);
 	t_caps = pmtrack_caps(t);
 	pmtrack_free(t);
-	printf("backend: %s, caps 0x%x\n", pmtrack_backend_name(t_backend),
-	       t_caps);
+	printf("backend: %s, caps 0x%x, rearm %s\n",
+	       pmtrack_backend_name(t_backend), t_caps,
+	       t_rearm == PMTRACK_REARM_WRITTEN ? "written"
+	       : t_rearm == PMTRACK_REARM_RANGE ? "range"
+						: "auto");
 	return 0;
 }
 
@@ -131,11 +145,14 @@ char *t_map_anon(size_t npages)
 
 struct pmtrack *t_new(unsigned int scan_batch)
 {
-	PMTRACK_OPTS(pmtrack_opts, o, .scan_batch = scan_batch);
+	PMTRACK_OPTS(pmtrack_opts, o, .scan_batch = scan_batch,
+		     .rearm = t_rearm);
 	struct pmtrack *t = NULL;
 	int r = pmtrack_new(&o, &t);
 
 	ck_assert_msg(r == 0, "pmtrack_new: %s", strerror(-r));
+	if (t_rearm)
+		ck_assert_int_eq(pmtrack_rearm(t), t_rearm);
 	return t;
 }
 

@@ -34,6 +34,9 @@ extern size_t ps; /* page size, set by t_init() */
  * its capabilities, set by t_init() */
 extern enum pmtrack_backend t_backend;
 extern unsigned int t_caps;
+/* the re-arm mode t_new() asks for: PMTRACK_TEST_REARM=written|range|auto
+ * (CTest's <test>/pagemap-scan-written and -range), else AUTO */
+extern enum pmtrack_rearm t_rearm;
 
 /*
  * Set up and decide whether the tracker can run here.  Every test program
