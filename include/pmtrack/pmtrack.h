@@ -203,12 +203,13 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	stays written and is in the next one.  It costs a second walk of the
  *	written spans: see docs/benchmarks.md.
  * PMTRACK_REARM_AUTO (0): the library's choice, PMTRACK_REARM_RANGE: for
- *	a process without a secondary MMU, WRITTEN costs more than RANGE where
- *	many pages were written (up to ~2x per collect at 10-100% written
- *	pages of 256 MiB, docs/benchmarks.md), and gains nothing there.  A VMM
- *	(or anything else whose watched memory a device or hypervisor maps)
- *	should ask for PMTRACK_REARM_WRITTEN.  pmtrack_rearm() tells which
- *	mode a tracker uses.
+ *	a process without a secondary MMU WRITTEN gains nothing and costs
+ *	more per collect wherever pages were written: 1.1-1.3x RANGE for one
+ *	sequential run or all pages, 1.5-3.1x for pages written at random
+ *	(0.1% to 50% of 256 MiB), the same with none written
+ *	(docs/benchmarks.md).  A VMM (or anything else whose watched memory
+ *	a hypervisor or device maps) should ask for PMTRACK_REARM_WRITTEN.
+ *	pmtrack_rearm() tells which mode a tracker uses.
  *
  * Both modes report the same pages, give the same guarantees and leave the
  * same pages armed: PMTRACK_CAP_ATOMIC_RESET (no write made during a
@@ -220,11 +221,9 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  * pmtrack_reset() follows the mode too (a reset re-arms the written pages,
  * by definition of clean: in WRITTEN mode it re-protects only the spans
  * holding them); pmtrack_watch() arms the whole range in both modes.
- * One difference remains in WRITTEN mode's pmtrack_reset(): unpopulated
- * pages (never touched, or dropped by MADV_DONTNEED from private memory)
- * are not given a write-protect marker, as a RESET collect gives none in
- * either mode; a later read of such a page that maps the shared zero page
- * may then be reported as written once (more, never fewer, pages).
+ * (A page dropped by MADV_DONTNEED from private memory outside every
+ * span, then read, is not reported after a WRITTEN pmtrack_reset() either:
+ * checked on Linux 6.18.)
  *
  * On uffd-wp and mprotect a RESET collect re-protects the reported pages
  * alone in every mode; on soft-dirty the kernel resets the whole process
@@ -259,7 +258,8 @@ struct pmtrack_opts {
 	 * calls are then the target's. */
 	int pid;
 	/* how RESET collects and pmtrack_reset() re-arm pages on
-	 * pagemap-scan (enum pmtrack_rearm above); anything else is -EINVAL */
+	 * pagemap-scan (enum pmtrack_rearm above); 0 is AUTO, a value not in
+	 * the enum is -EINVAL */
 	enum pmtrack_rearm rearm;
 	size_t : 0;
 };
