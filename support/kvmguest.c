@@ -196,6 +196,8 @@ uint64_t kg_ram_needed(const struct kg_params *p)
 	return (end + HUGE - 1) / HUGE * HUGE;
 }
 
+static int set_slot(struct kg *g, uint32_t flags);
+
 static void on_kick(int sig)
 {
 	(void)sig;
@@ -203,12 +205,6 @@ static void on_kick(int sig)
 
 int kg_open(struct kg *g, void *ram, uint64_t ram_len)
 {
-	struct kvm_userspace_memory_region slot = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = ram_len,
-		.userspace_addr = (uintptr_t)ram,
-	};
 	struct sigaction sa = { .sa_handler = on_kick };
 	int n;
 
@@ -239,10 +235,8 @@ int kg_open(struct kg *g, void *ram, uint64_t ram_len)
 		set_error(g, "KVM_CREATE_VM: %s", strerror(errno));
 		return -2;
 	}
-	if (ioctl(g->vm, KVM_SET_USER_MEMORY_REGION, &slot)) {
-		set_error(g, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	if (set_slot(g, 0))
 		return -1;
-	}
 	g->vcpu = ioctl(g->vm, KVM_CREATE_VCPU, 0);
 	if (g->vcpu < 0) {
 		set_error(g, "KVM_CREATE_VCPU: %s", strerror(errno));
@@ -385,8 +379,15 @@ static void dev_serve(struct kg *g, uint64_t id)
 	uint64_t pages = pb[P_DEV_PAGES];
 	uint64_t *buf = (uint64_t *)(g->ram + KG_DEV_BASE);
 
-	for (uint64_t i = 0; i < pages * 512; i++)
-		buf[i] = mix(g->seed ^ (id << 40) ^ i);
+	for (uint64_t pg = 0; pg < pages; pg++) {
+		uint64_t gfn = KG_DEV_BASE / PG + pg;
+
+		for (uint64_t i = pg * 512; i < (pg + 1) * 512; i++)
+			buf[i] = mix(g->seed ^ (id << 40) ^ i);
+		if (g->dev_bitmap)
+			__atomic_fetch_or(&g->dev_bitmap[gfn / 64],
+					  1ull << (gfn % 64), __ATOMIC_RELEASE);
+	}
 	__atomic_store_n(&pb[P_DEV_DONE], id, __ATOMIC_RELEASE);
 }
 
@@ -630,6 +631,39 @@ void kg_close(struct kg *g)
 	pthread_cond_destroy(&g->cond);
 	g->run = NULL;
 	g->stats = g->vcpu = g->vm = g->kvm = -1;
+}
+
+static int set_slot(struct kg *g, uint32_t flags)
+{
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0,
+		.flags = flags,
+		.guest_phys_addr = 0,
+		.memory_size = g->ram_len,
+		.userspace_addr = (uintptr_t)g->ram,
+	};
+
+	if (ioctl(g->vm, KVM_SET_USER_MEMORY_REGION, &slot)) {
+		set_error(g, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int kg_dirty_log_start(struct kg *g)
+{
+	return set_slot(g, KVM_MEM_LOG_DIRTY_PAGES);
+}
+
+int kg_dirty_log_get(struct kg *g, uint64_t *bitmap)
+{
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
+
+	if (ioctl(g->vm, KVM_GET_DIRTY_LOG, &log)) {
+		set_error(g, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int kg_stat(const struct kg *g, const char *name, uint64_t *val)

@@ -91,6 +91,10 @@ struct kg {
 	uint64_t dev_hold;
 	int dev_frozen, dev_busy;
 	uint64_t exits;
+	/* optional, set before kg_start(): the device marks each guest page
+	 * it wrote here (bit = guest page number), after writing it, the way
+	 * QEMU keeps a VMM dirty bitmap beside KVM's dirty log */
+	uint64_t *dev_bitmap;
 	char error[160];
 };
 
@@ -124,6 +128,15 @@ int kg_set_state(struct kg *g, const struct kg_state *s);
 /* Stop the threads (a running guest is paused first) and close the VM;
  * RAM stays the caller's. */
 void kg_close(struct kg *g);
+
+/*
+ * KVM's own dirty log on guest RAM (KVM_MEM_LOG_DIRTY_PAGES): turn it on
+ * (0 or -1), and get-and-reset it into @bitmap (one bit per guest page,
+ * ram_len / 4096 bits, zeroed by KVM where nothing was written; 0 or -1).
+ * It sees the guest's writes only, never the VMM's (the device's).
+ */
+int kg_dirty_log_start(struct kg *g);
+int kg_dirty_log_get(struct kg *g, uint64_t *bitmap);
 
 /* the parameter block, as the guest sees it */
 uint64_t kg_result(const struct kg *g);

@@ -143,6 +143,14 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	(mprotect; uffd-wp when the process may not trap kernel faults)
  *	such calls fail with EFAULT on an armed page: call
  *	pmtrack_prepare_kernel_write() on the buffer first.
+ *	KVM guest RAM needs this capability: KVM writes guest memory
+ *	through get_user_pages(), so with mprotect or user-mode-only
+ *	userfaultfd KVM_RUN fails with EFAULT, or a write the kernel
+ *	emulates is lost.  A VMM sets .require =
+ *	PMTRACK_CAP_KERNEL_WRITES | PMTRACK_CAP_ATOMIC_RESET (and .rearm =
+ *	PMTRACK_REARM_WRITTEN); one such tracker on the guest RAM mapping
+ *	sees the guest's writes and the VMM's own (device emulation)
+ *	writes, which KVM's dirty log never sees (docs/kvm.md).
  * PMTRACK_CAP_FILE_MAPPINGS: page-cache file mappings (MAP_SHARED or
  *	MAP_PRIVATE of a regular file) can be watched.  Anonymous memory,
  *	shmem/memfd and transparent huge pages work with every backend.
@@ -189,24 +197,29 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	clean pages included: KVM, for one, then drops its mappings of every
  *	page of the range, and a guest whose RAM is watched faults again on
  *	every page it touches after each collect (measured on guest RAM: a
- *	read-mostly guest spent 1.13-1.18 s per round re-faulting, against
- *	0.27-0.37 s with PMTRACK_REARM_WRITTEN).
+ *	read-mostly guest spent 155 ms per round re-faulting 18,437 pages,
+ *	against 79 ms and 4,100 faults with PMTRACK_REARM_WRITTEN:
+ *	pmtrack-bench-kvm, docs/kvm.md).
  * PMTRACK_REARM_WRITTEN: a PAGEMAP_SCAN that does not re-protect finds the
- *	written runs first, a batch at a time; runs less than 16 pages apart
- *	are merged into one span (the gap grows, doubling, until a batch has
- *	at most 32 spans, so the number of system calls stays bounded), and
- *	a re-protecting scan over each span reports and re-protects its
- *	written pages: only the spans are announced to secondary MMUs, and
- *	KVM keeps its mappings of the clean pages outside them.  What is
+ *	written runs first, a batch at a time, and a re-protecting scan over
+ *	each run (a span) reports and re-protects its written pages: only
+ *	written pages are announced to secondary MMUs, and KVM keeps its
+ *	mappings of every clean page (runs are not merged across clean
+ *	pages: a guest re-fault costs far more than a system call).  The
+ *	system calls are one per written run, at most 512 per batch of 512
+ *	regions found (with a larger scan_batch, runs closer than a gap that
+ *	doubles from one page are merged until a batch has at most 512
+ *	spans): proportional to what was written, never to the range.  What is
  *	reported is what those span scans saw: a page written between the
  *	two scans inside a span is in this report, one outside every span
  *	stays written and is in the next one.  It costs a second walk of the
  *	written spans: see docs/benchmarks.md.
  * PMTRACK_REARM_AUTO (0): the library's choice, PMTRACK_REARM_RANGE: for
  *	a process without a secondary MMU WRITTEN gains nothing and costs
- *	more per collect wherever pages were written: 1.1-1.3x RANGE for one
- *	sequential run or all pages, 1.5-3.1x for pages written at random
- *	(0.1% to 50% of 256 MiB), the same with none written
+ *	more per collect wherever pages were written: 1.2-1.4x RANGE for one
+ *	sequential run or all pages, 1.7x for 0.1% of 256 MiB written at
+ *	random and up to 21x for 10-50% at random (a call per run), the same
+ *	with none written
  *	(docs/benchmarks.md).  A VMM (or anything else whose watched memory
  *	a hypervisor or device maps) should ask for PMTRACK_REARM_WRITTEN.
  *	pmtrack_rearm() tells which mode a tracker uses.

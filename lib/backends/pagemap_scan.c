@@ -351,14 +351,18 @@ static int ps_scan(struct pmtrack *t, struct pmt_collect *c, struct ps_vec *v,
 }
 
 /*
- * PMTRACK_REARM_WRITTEN: written runs closer than PS_GAP_PAGES share a
- * span (what lies between is walked, and announced to secondary MMUs,
- * with them); a batch of regions found makes at most PS_MAX_SPANS spans
- * (the gap doubles until it does), so a batch costs at most that many
- * re-protecting scans besides the one that found it.
+ * PMTRACK_REARM_WRITTEN: each written run is its own span, re-protected by
+ * a scan of its own, so that a secondary MMU (KVM) is told about written
+ * pages only: merging two runs would make it drop its mappings of the
+ * clean pages between them, and a re-fault there costs far more than a
+ * system call (pmtrack-bench-kvm: a read-mostly guest writing one page in
+ * 8 re-faulted its whole working set with runs merged across 16 pages).
+ * A batch of regions makes at most PS_MAX_SPANS spans (the gap, from one
+ * page, doubles until it does: only with scan_batch above the default), so
+ * the re-protecting scans are at most one per written run and never more
+ * than PS_MAX_SPANS per batch besides the one that found it.
  */
-#define PS_GAP_PAGES 16
-#define PS_MAX_SPANS 32
+#define PS_MAX_SPANS PMT_SCAN_BATCH_DEFAULT
 
 struct ps_span {
 	uintptr_t start, end;
@@ -377,7 +381,7 @@ static int ps_find_spans(struct pmtrack *t, struct ps_vec *v, uintptr_t start,
 			 uintptr_t end, size_t vlen, struct ps_span *sp,
 			 uintptr_t *bend, int *err)
 {
-	uintptr_t gap = PS_GAP_PAGES * t->page_size;
+	uintptr_t gap = 0;
 	const struct page_region *r = v->r;
 	uint64_t walk_end;
 	size_t n, i, nsp;
@@ -395,7 +399,7 @@ static int ps_find_spans(struct pmtrack *t, struct ps_vec *v, uintptr_t start,
 			nsp += r[i].start - r[i - 1].end > gap;
 		if (nsp <= PS_MAX_SPANS)
 			break;
-		gap *= 2;
+		gap = gap ? gap * 2 : t->page_size;
 	}
 	sp[0].start = (uintptr_t)r[0].start;
 	for (nsp = 0, i = 1; i < n; i++) {
