@@ -564,6 +564,16 @@ int kg_wait_rung(struct kg *g, uint64_t id)
 	return g->dev_rung >= id ? 0 : -1;
 }
 
+int kg_done(struct kg *g)
+{
+	int done;
+
+	pthread_mutex_lock(&g->lock);
+	done = g->finished || g->failed;
+	pthread_mutex_unlock(&g->lock);
+	return done;
+}
+
 int kg_wait(struct kg *g)
 {
 	pthread_mutex_lock(&g->lock);

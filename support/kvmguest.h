@@ -120,6 +120,8 @@ void kg_hold(struct kg *g, uint64_t id);
 /* Wait until the guest rang for request @id: 0, or -1 if it finished or
  * failed first. */
 int kg_wait_rung(struct kg *g, uint64_t id);
+/* 1 once the guest finished or failed, else 0; does not wait. */
+int kg_done(struct kg *g);
 /* Wait until the guest finished (0) or failed (-1). */
 int kg_wait(struct kg *g);
 /* The state of a paused guest, and setting it before kg_start(). */
