@@ -279,9 +279,9 @@ START_TEST(digest_pieces)
 END_TEST
 
 /*
- * An options struct's tail padding is never read (PMTRACK_OPTS() may leave
- * anything there); a non-zero byte past the struct is still refused.
- * pmtrack_proc_opts has padding after its last field.
+ * pmtrack_proc_opts: rearm filled what was its tail padding (the struct
+ * ends at its last field now), and a non-zero byte past the struct, a
+ * newer caller's field, is refused.  (pmtrack_opts' padding: below.)
  */
 START_TEST(opts_padding_is_not_read)
 {
@@ -290,15 +290,19 @@ START_TEST(opts_padding_is_not_read)
 		unsigned char newer[16];
 	} big;
 	struct pmtrack_proc *p = NULL;
-	size_t end = offsetof(struct pmtrack_proc_opts, events) +
-		     sizeof(big.o.events);
+	size_t end = offsetof(struct pmtrack_proc_opts, rearm) +
+		     sizeof(big.o.rearm);
 
-	ck_assert_uint_gt(sizeof(big.o), end); /* there is padding */
+	ck_assert_uint_eq(sizeof(big.o), end);
 	memset(&big, 0, sizeof(big));
-	memset((char *)&big.o + end, JUNK, sizeof(big.o) - end);
 	big.o.sz = sizeof(big.o);
+	big.o.rearm = PMTRACK_REARM_WRITTEN;
 	ck_assert_int_eq(pmtrack_proc_new(o.child, &big.o, &p), 0);
 	pmtrack_proc_free(p);
+	big.o.rearm = 3;
+	ck_assert_int_eq(pmtrack_proc_new(o.child, &big.o, &p), -EINVAL);
+	ck_assert_ptr_null(p);
+	big.o.rearm = PMTRACK_REARM_RANGE;
 	/* a newer caller's field past our struct, non-zero: refused */
 	big.o.sz = sizeof(big);
 	big.newer[3] = 1;

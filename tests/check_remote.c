@@ -854,10 +854,17 @@ static const char *const pm_name[] = { "alone", "children/ptrace",
 static bool have_connector;
 static char no_connector[96];
 
+/* PMTRACK_TEST_REARM=written|range: the trackers' re-arm mode */
 static void popts(enum pmode m, struct pmtrack_proc_opts *o)
 {
+	const char *rearm = getenv("PMTRACK_TEST_REARM");
+
 	memset(o, 0, sizeof(*o));
 	o->sz = sizeof(*o);
+	if (rearm && !strcmp(rearm, "written"))
+		o->rearm = PMTRACK_REARM_WRITTEN;
+	else if (rearm && !strcmp(rearm, "range"))
+		o->rearm = PMTRACK_REARM_RANGE;
 	o->flags = m == PM_ALONE ? 0 : PMTRACK_PROC_CHILDREN;
 	o->events = m == PM_PTRACE	? PMTRACK_PROC_EVENTS_PTRACE
 		    : m == PM_CONNECTOR ? PMTRACK_PROC_EVENTS_CONNECTOR

@@ -139,9 +139,15 @@ struct pmtrack_proc_opts {
 	enum pmtrack_backend backend;
 	/* with PMTRACK_PROC_CHILDREN: how the tree is followed */
 	enum pmtrack_proc_events events;
+	/* how RESET collects re-protect on pagemap-scan (pmtrack_opts.rearm,
+	 * <pmtrack/pmtrack.h>): PMTRACK_REARM_WRITTEN for a process whose
+	 * memory a secondary MMU maps (a VMM's guest RAM: its guest keeps
+	 * KVM's mappings of clean pages); AUTO is RANGE.  No effect on
+	 * soft-dirty. */
+	enum pmtrack_rearm rearm;
 	size_t : 0;
 };
-#define pmtrack_proc_opts__last_field events
+#define pmtrack_proc_opts__last_field rearm
 
 /**
  * pmtrack_proc_new() - track every writable mapping of process @pid.

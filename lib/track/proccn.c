@@ -432,7 +432,7 @@ static void adopt(struct pp_proc *pr, struct pp_span *w, size_t nw)
 static int child_new(struct pmtrack_proc *p, struct cn_fork *f, pid_t pid)
 {
 	PMTRACK_OPTS(pmtrack_opts, o, .backend = PMTRACK_BACKEND_PAGEMAP_SCAN,
-		     .pid = pid);
+		     .pid = pid, .rearm = p->rearm);
 	PMTRACK_OPTS(pmtrack_pstate_opts, po, .pid = pid);
 	struct pmt_uffd_how how = { .fd = f->fd, .ready = true };
 	struct pp_proc *pr;

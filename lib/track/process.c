@@ -34,7 +34,8 @@ struct pp_proc *pp_find(struct pmtrack_proc *p, pid_t pid)
 static int pp_tracker(struct pmtrack_proc *p, pid_t pid, int uffd,
 		      struct pmtrack **t)
 {
-	PMTRACK_OPTS(pmtrack_opts, o, .backend = p->backend, .pid = pid);
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = p->backend, .pid = pid,
+		     .rearm = p->rearm);
 	PMTRACK_OPTS(pmtrack_stats, st);
 	struct pmt_uffd_how how = { .fd = uffd,
 				    .features = p->uffd_features };
@@ -624,6 +625,7 @@ PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 				 struct pmtrack_proc **out)
 {
 	enum pmtrack_proc_events ev;
+	enum pmtrack_rearm rearm;
 	struct pmtrack_proc *p;
 	enum pmtrack_backend b;
 	unsigned int flags;
@@ -638,8 +640,10 @@ PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 	flags = PMT_OPTS_GET(opts, flags, 0u);
 	b = PMT_OPTS_GET(opts, backend, PMTRACK_BACKEND_AUTO);
 	ev = PMT_OPTS_GET(opts, events, PMTRACK_PROC_EVENTS_AUTO);
+	rearm = PMT_OPTS_GET(opts, rearm, PMTRACK_REARM_AUTO);
 	if ((flags & ~PMTRACK_PROC_CHILDREN) ||
-	    (unsigned int)ev > PMTRACK_PROC_EVENTS_CONNECTOR)
+	    (unsigned int)ev > PMTRACK_PROC_EVENTS_CONNECTOR ||
+	    (unsigned int)rearm > PMTRACK_REARM_RANGE)
 		return -EINVAL;
 	if (b != PMTRACK_BACKEND_AUTO && b != PMTRACK_BACKEND_PAGEMAP_SCAN &&
 	    b != PMTRACK_BACKEND_SOFT_DIRTY)
@@ -649,6 +653,7 @@ PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
 		return -ENOMEM;
 	p->flags = flags;
 	p->backend = b;
+	p->rearm = rearm;
 	p->root = pid;
 	p->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	p->creator = getpid();

@@ -63,6 +63,7 @@ struct pp_stats {
 struct pmtrack_proc {
 	unsigned int flags;
 	enum pmtrack_backend backend;
+	enum pmtrack_rearm rearm; /* for every tracker */
 	pid_t root;
 	pid_t creator;
 	size_t page_size;
