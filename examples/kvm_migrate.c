@@ -40,11 +40,9 @@
  * Exit status: 0 verified, 1 failed, 2 usage, 3 KVM is not usable here.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +56,7 @@
 
 #include "args.h"
 #include "kvmguest.h"
+#include "loopback.h"
 
 #define PROG "pmtrack-kvm-migrate"
 #define EXIT_NOKVM 3
@@ -562,16 +561,10 @@ static int check_backend(const struct cfg *c)
 
 static int listen_fork(const struct cfg *c, uint16_t *port, pid_t *pid)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int lfd = pmt_loopback_listen(port);
 
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen)) {
-		perror("listen");
+	if (lfd < 0)
 		return -1;
-	}
 	fflush(stdout);
 	*pid = fork();
 	if (*pid < 0) {
@@ -581,24 +574,7 @@ static int listen_fork(const struct cfg *c, uint16_t *port, pid_t *pid)
 	if (!*pid)
 		_exit(destination(c, lfd));
 	close(lfd);
-	*port = ntohs(a.sin_port);
 	return 0;
-}
-
-static int connect_port(uint16_t port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		perror("connect");
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static int precopy(struct src *s, void *ram, struct pmtrack_precopy_stats *st)
@@ -712,7 +688,7 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 	}
 	if (!r && c->after_ms)
 		usleep((useconds_t)(c->after_ms * 1000));
-	fd = r ? -1 : connect_port(port);
+	fd = r ? -1 : pmt_loopback_connect(port);
 	if (r)
 		fprintf(stderr, "source: %s\n", s.g.error);
 	else if (fd >= 0)

@@ -30,11 +30,8 @@
  * the byte-for-byte comparison checks more than the digest would.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +44,7 @@
 #include <pmtrack/migrate.h>
 
 #include "args.h"
+#include "loopback.h"
 #include "workload.h"
 
 #define PROG "pmtrack-vmm-migrate"
@@ -335,34 +333,13 @@ static void resume_vm(void *arg)
 	wl_resume(s->wl);
 }
 
-static int connect_to(uint16_t port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		perror("connect");
-		return -1;
-	}
-	return fd;
-}
-
 /* Listen on a loopback port and fork the receiver to accept there. */
 static int start_receiver(uint16_t *port, pid_t *pid)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	int lfd;
+	int lfd = pmt_loopback_listen(port);
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen)) {
-		perror("listen");
+	if (lfd < 0)
 		return 1;
-	}
 	fflush(stdout);
 	*pid = fork();
 	if (*pid < 0) {
@@ -372,7 +349,6 @@ static int start_receiver(uint16_t *port, pid_t *pid)
 	if (!*pid)
 		_exit(receive(lfd));
 	close(lfd);
-	*port = ntohs(a.sin_port);
 	return 0;
 }
 
@@ -468,7 +444,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)c.downtime_ms, port);
 	if (start_workload(&c, len, &s.wl))
 		return 1;
-	fd = connect_to(port);
+	fd = pmt_loopback_connect(port);
 	if (fd < 0)
 		return 1;
 	err = pmtrack_xport_new(fd, NULL, &s.x);
