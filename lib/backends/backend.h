@@ -304,6 +304,10 @@ PMT_HIDDEN struct pmt_sb *pmt_sb_new(const struct pmtrack *t,
 				     uintptr_t e, size_t gran);
 /* unpublish (if published) and free; NULL is nothing */
 PMT_HIDDEN void pmt_sb_free(struct pmt_sb *sb);
+/* the table's generation: odd while pmt_sb_publish() or _unpublish()
+ * changes it, and different after any change (a lookup that missed with
+ * the same even value before and after saw a table that did not change) */
+PMT_HIDDEN unsigned int pmt_sb_gen(void);
 /* make @sb findable by pmt_sb_get(), and undo that (waits for users) */
 PMT_HIDDEN int pmt_sb_publish(struct pmt_sb *sb);
 PMT_HIDDEN void pmt_sb_unpublish(struct pmt_sb *sb);

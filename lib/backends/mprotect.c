@@ -154,14 +154,32 @@ static bool mp_fault(struct pmt_sb *sb, uintptr_t a)
 }
 
 /*
- * The address of this thread's last fault that found no range.  A lookup
- * can miss a watched page for a moment: unwatch makes pages writable and
- * then drops their range, and a split publishes the new ranges in slots
- * the scan may already have passed.  So a miss first returns and lets the
- * access run again; only the same fault twice in a row is passed on.
+ * This thread's last fault that found no range: its address, and the
+ * table generation (pmt_sb_gen()) its lookup saw.  A lookup can miss a
+ * watched page for a moment: unwatch makes pages writable and then drops
+ * their range, and a split publishes the new ranges in slots the scan may
+ * already have passed, or between dropping the old range and publishing
+ * the new ones; the thread doing it may be preempted right there.  So a
+ * miss returns and lets the access run again, and only a second miss at
+ * the same address, with the table unchanged (and not changing) since
+ * the first, is passed on: nothing was being published or dropped, and
+ * the page still faults, so it is not ours.
  * Initial-exec TLS: no allocation or lock on first use in the handler.
  */
 static __thread uintptr_t last_miss __attribute__((tls_model("initial-exec")));
+static __thread unsigned int last_gen
+	__attribute__((tls_model("initial-exec")));
+
+/* a miss at @a whose lookup began at generation @gen: retry (true)? */
+static bool miss_retry(uintptr_t a, unsigned int gen)
+{
+	bool same = last_miss == a && last_gen == gen && !(gen & 1) &&
+		    pmt_sb_gen() == gen;
+
+	last_miss = a;
+	last_gen = gen;
+	return !same;
+}
 
 /* the grace period of pmt_protect(): enter, leave, wait */
 static unsigned int grace_enter(struct pmt_sb *sb)
@@ -195,6 +213,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	uintptr_t a = (uintptr_t)si->si_addr;
 
 	if (si->si_code == SEGV_ACCERR && fault_is_write(uctx)) {
+		unsigned int gen = pmt_sb_gen();
 		int slot;
 		struct pmt_sb *sb = pmt_sb_get(PMT_SB_MPROTECT, NULL, a, &slot);
 
@@ -212,8 +231,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 				errno = saved;
 				return;
 			}
-		} else if (last_miss != a) {
-			last_miss = a;
+		} else if (miss_retry(a, gen)) {
 			errno = saved;
 			return;
 		}

@@ -56,6 +56,13 @@ struct slot {
 static _Atomic(struct slot *) chunks[MAX_CHUNKS];
 static atomic_int nslots; /* high-water mark of used slot indices */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+/* odd while the table changes, bumped twice per change (a seqcount) */
+static atomic_uint table_gen;
+
+unsigned int pmt_sb_gen(void)
+{
+	return atomic_load(&table_gen);
+}
 
 static struct slot *slot_at(int i)
 {
@@ -71,6 +78,7 @@ int pmt_sb_publish(struct pmt_sb *sb)
 	struct slot *s = NULL;
 
 	pthread_mutex_lock(&table_lock);
+	atomic_fetch_add(&table_gen, 1);
 	n = atomic_load(&nslots);
 	for (i = 0; i < n; i++) {
 		s = slot_at(i);
@@ -100,6 +108,7 @@ int pmt_sb_publish(struct pmt_sb *sb)
 	if (i == n)
 		atomic_store(&nslots, n + 1);
 out:
+	atomic_fetch_add(&table_gen, 1);
 	pthread_mutex_unlock(&table_lock);
 	return ret;
 }
@@ -112,11 +121,13 @@ void pmt_sb_unpublish(struct pmt_sb *sb)
 		return;
 	s = slot_at(sb->slot);
 	pthread_mutex_lock(&table_lock);
+	atomic_fetch_add(&table_gen, 1);
 	atomic_store(&s->sb, NULL);
 	while (atomic_load(&s->users))
 		sched_yield();
 	atomic_store(&s->start, 0);
 	atomic_store(&s->end, 0);
+	atomic_fetch_add(&table_gen, 1);
 	pthread_mutex_unlock(&table_lock);
 	sb->slot = -1;
 }
