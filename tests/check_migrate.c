@@ -970,12 +970,16 @@ struct zq {
 	atomic_int stops;
 	uint64_t expected[64], bw[64];
 	unsigned int n;
+	struct work *w; /* the writers to pause, if any */
 };
 
 static int zq_stop(void *arg)
 {
-	atomic_fetch_add(&((struct zq *)arg)->stops, 1);
-	return 0;
+	struct zq *q = arg;
+
+	atomic_fetch_add(&q->stops, 1);
+	/* nothing may write the regions once stop() returns */
+	return q->w ? work_stop(q->w) : 0;
 }
 
 static int zq_progress(void *arg, const struct pmtrack_precopy_round *r)
@@ -1012,6 +1016,7 @@ START_TEST(precopy_converges_zero)
 	o.write_arg = (void *)(intptr_t)fd;
 	if (_i == 2) {
 		work_start(&w, pages, 1, 1, 49, 16);
+		q.w = &w;
 		m = w.mem[0];
 	} else {
 		m = mmap(NULL, pages * ps, PROT_READ | PROT_WRITE,
