@@ -197,15 +197,18 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	clean pages included: KVM, for one, then drops its mappings of every
  *	page of the range, and a guest whose RAM is watched faults again on
  *	every page it touches after each collect (measured on guest RAM: a
- *	read-mostly guest spent 155 ms per round re-faulting 18,437 pages,
- *	against 79 ms and 4,100 faults with PMTRACK_REARM_WRITTEN:
+ *	read-mostly guest spent 184 ms per round re-faulting 18,437 pages,
+ *	against 87 ms and 4,100 faults with PMTRACK_REARM_WRITTEN:
  *	pmtrack-bench-kvm, docs/kvm.md).
  * PMTRACK_REARM_WRITTEN: a PAGEMAP_SCAN that does not re-protect finds the
  *	written runs first, a batch at a time, and a re-protecting scan over
  *	each run (a span) reports and re-protects its written pages: only
  *	written pages are announced to secondary MMUs, and KVM keeps its
  *	mappings of every clean page (runs are not merged across clean
- *	pages: a guest re-fault costs far more than a system call).  The
+ *	pages: under KVM a re-protecting call costs an invalidation with a
+ *	TLB flush, 21 us a run in pmtrack-bench-kvm, and each clean page
+ *	it would cover a re-fault of about 11 us if the guest uses it, so
+ *	merging pays for gaps of a page at most).  The
  *	system calls are one per written run, at most 512 per batch of 512
  *	regions found (with a larger scan_batch, runs closer than a gap that
  *	doubles from one page are merged until a batch has at most 512

@@ -354,9 +354,11 @@ static int ps_scan(struct pmtrack *t, struct pmt_collect *c, struct ps_vec *v,
  * PMTRACK_REARM_WRITTEN: each written run is its own span, re-protected by
  * a scan of its own, so that a secondary MMU (KVM) is told about written
  * pages only: merging two runs would make it drop its mappings of the
- * clean pages between them, and a re-fault there costs far more than a
- * system call (pmtrack-bench-kvm: a read-mostly guest writing one page in
- * 8 re-faulted its whole working set with runs merged across 16 pages).
+ * clean pages between them, each a re-fault (about 11 us under KVM in
+ * pmtrack-bench-kvm) against one invalidation saved (about 21 us): a gain
+ * for gaps of one page at most, a loss beyond (a read-mostly guest writing
+ * one page in 8 re-faulted its whole working set with runs merged across
+ * 16 pages).
  * A batch of regions makes at most PS_MAX_SPANS spans (the gap, from one
  * page, doubles until it does: only with scan_batch above the default), so
  * the re-protecting scans are at most one per written run and never more
