@@ -84,11 +84,10 @@ static long harvest(struct run *r, enum way w)
 		size_t n = 4096;
 		void *next;
 
-		if (pmtrack_collect_runs(r->t, at,
-					 (size_t)((char *)r->ram + r->ram_len -
-						  at),
-					 PMTRACK_COLLECT_RESET, runs, &n,
-					 &next))
+		if (pmtrack_collect_runs(
+			    r->t, at,
+			    (size_t)((char *)r->ram + r->ram_len - at),
+			    PMTRACK_COLLECT_RESET, runs, &n, &next))
 			return -1;
 		for (size_t i = 0; i < n; i++)
 			pages += (long)(runs[i].len / PG);
@@ -155,8 +154,12 @@ static int measure(enum way w, int write_heavy, uint64_t ws, int warmup,
 {
 	int total = 1 + warmup + rounds;
 	struct kg_params p = {
-		.ws_pages = ws, .seed = 42, .phases = (uint64_t)total + 1,
-		.write_words = 1, .read_passes = 1, .read_stride = 8,
+		.ws_pages = ws,
+		.seed = 42,
+		.phases = (uint64_t)total + 1,
+		.write_words = 1,
+		.read_passes = 1,
+		.read_stride = 8,
 		.dev_pages = 16,
 		/* phase 0 writes everything; then rounds of one kind */
 		.write_mask = write_heavy ? ~0ull : 1,
@@ -189,14 +192,17 @@ static int measure(enum way w, int write_heavy, uint64_t ws, int warmup,
 		if (n < 0)
 			goto out;
 		if (w != W_NONE && i > 1 && n < floor) {
-			fprintf(stderr, PROG ": %s round %d reported %ld pages, "
-					"fewer than the %ld written\n",
+			fprintf(stderr,
+				PROG ": %s round %d reported %ld pages, "
+				     "fewer than the %ld written\n",
 				way_name[w], i, n, floor);
 			goto out;
 		}
 		if (i > warmup) {
-			ms[i - warmup - 1] = (double)(bench_now_ns() - t0) / 1e6;
-			hms[i - warmup - 1] = (double)(bench_now_ns() - t1) / 1e6;
+			ms[i - warmup - 1] =
+				(double)(bench_now_ns() - t0) / 1e6;
+			hms[i - warmup - 1] =
+				(double)(bench_now_ns() - t1) / 1e6;
 			faults[i - warmup - 1] = (double)(f1 - f0);
 			pages[i - warmup - 1] = (double)n;
 		}
@@ -256,9 +262,8 @@ int main(int argc, char **argv)
 				    (int)rounds, x))
 				return 1;
 			printf("%-12s %-9s %10.2f %11.2f %10.0f %10.0f\n",
-			       wh ? "write-heavy" : "read-mostly",
-			       way_name[w], x->ms, x->harvest_ms, x->faults,
-			       x->pages);
+			       wh ? "write-heavy" : "read-mostly", way_name[w],
+			       x->ms, x->harvest_ms, x->faults, x->pages);
 			fflush(stdout);
 		}
 	}

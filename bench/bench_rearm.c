@@ -46,9 +46,12 @@ static const struct pattern {
 	double frac;	 /* of the pages */
 	bool sequential; /* one run from the middle, else at random */
 } patterns[] = {
-	{ "0%", 0, false },	       { "0.1% random", 0.001, false },
-	{ "1% random", 0.01, false },  { "10% random", 0.1, false },
-	{ "10% sequential", 0.1, true }, { "50% random", 0.5, false },
+	{ "0%", 0, false },
+	{ "0.1% random", 0.001, false },
+	{ "1% random", 0.01, false },
+	{ "10% random", 0.1, false },
+	{ "10% sequential", 0.1, true },
+	{ "50% random", 0.5, false },
 	{ "100%", 1, true },
 };
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
@@ -151,9 +154,9 @@ int main(int argc, char **argv)
 		}
 		if (ret)
 			fail("pmtrack_new", -ret);
-		st[s].base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-				  -1, 0);
+		st[s].base =
+			mmap(NULL, len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (st[s].base == MAP_FAILED)
 			fail("mmap", errno);
 		/* base pages: a THP would be split by the first write */
@@ -167,7 +170,7 @@ int main(int argc, char **argv)
 	}
 	uname(&u);
 	printf(PROG ": kernel %s, libpmtrack %s, 2 regions of %zu MiB (%zu "
-	       "pages of %zu B), %d reps, medians\n\n",
+		    "pages of %zu B), %d reps, medians\n\n",
 	       u.release, pmtrack_version(), size_mib, npages, ps, reps);
 	printf("| pattern | written pages | RANGE ms | WRITTEN ms | "
 	       "WRITTEN / RANGE | scans RANGE | scans WRITTEN |\n");

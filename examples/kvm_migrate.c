@@ -144,8 +144,8 @@ static const struct {
 } num_opt[O_NUM] = {
 	[O_RAM] = { "--ram", offsetof(struct cfg, ram), 6 << 20, 62ull << 30,
 		    PMT_NUM_SUFFIX },
-	[O_WS] = { "--working-set", offsetof(struct cfg, ws), 4096,
-		   62ull << 30, PMT_NUM_SUFFIX },
+	[O_WS] = { "--working-set", offsetof(struct cfg, ws), 4096, 62ull << 30,
+		   PMT_NUM_SUFFIX },
 	[O_PHASES] = { "--phases", offsetof(struct cfg, phases), 1, 1 << 20,
 		       0 },
 	[O_WWORDS] = { "--write-words", offsetof(struct cfg, write_words), 1,
@@ -170,8 +170,10 @@ static const struct {
 static int backend_from_name(const char *s, enum pmtrack_backend *b)
 {
 	static const enum pmtrack_backend all[] = {
-		PMTRACK_BACKEND_PAGEMAP_SCAN, PMTRACK_BACKEND_SOFT_DIRTY,
-		PMTRACK_BACKEND_UFFD_WP, PMTRACK_BACKEND_MPROTECT,
+		PMTRACK_BACKEND_PAGEMAP_SCAN,
+		PMTRACK_BACKEND_SOFT_DIRTY,
+		PMTRACK_BACKEND_UFFD_WP,
+		PMTRACK_BACKEND_MPROTECT,
 	};
 
 	if (!strcmp(s, "auto")) {
@@ -509,9 +511,8 @@ static int src_round(void *arg, const struct pmtrack_precopy_round *r)
 	       "%7llu (%6.0f/s) | expected downtime %.0f ms\n",
 	       (unsigned long long)r->round, r->final ? "*" : " ",
 	       (unsigned long long)r->pages, (double)r->bytes / 1048576.0,
-	       (double)r->duration_ns / 1e6,
-	       (unsigned long long)r->dirty_pages, (double)r->dirty_rate,
-	       (double)r->expected_downtime_ns / 1e6);
+	       (double)r->duration_ns / 1e6, (unsigned long long)r->dirty_pages,
+	       (double)r->dirty_rate, (double)r->expected_downtime_ns / 1e6);
 	fflush(stdout);
 	return 0;
 }
@@ -554,7 +555,8 @@ static int check_backend(const struct cfg *c)
 	}
 	printf("tracker: %s, re-arm %s\n",
 	       pmtrack_backend_name(pmtrack_backend(t)),
-	       c->rearm == PMTRACK_REARM_RANGE ? "whole range" : "written runs");
+	       c->rearm == PMTRACK_REARM_RANGE ? "whole range"
+					       : "written runs");
 	pmtrack_free(t);
 	return 0;
 }
@@ -651,8 +653,7 @@ static int source(struct src *s, int fd, void *ram,
 	printf("destination: resumed at phase %llu of %llu, finished: result "
 	       "%016llx (pf_fixed %llu, insn_emulation %llu)\n",
 	       (unsigned long long)a->phases_on_arrival,
-	       (unsigned long long)c->phases,
-	       (unsigned long long)a->result,
+	       (unsigned long long)c->phases, (unsigned long long)a->result,
 	       (unsigned long long)a->pf_fixed,
 	       (unsigned long long)a->insn_emulation);
 	return 0;
@@ -707,12 +708,20 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { .ram = 1ull << 30, .ws = 64ull << 20, .phases = 6,
-			 .write_words = 4, .read_passes = 400,
-			 .read_stride = 16, .dev_pages = 64,
-			 .downtime_ms = 300, .max_rounds = 30, .after_ms = 500,
-			 .rearm = PMTRACK_REARM_WRITTEN, .hold = 1,
-			 .migrate = 1, .verify = 1 };
+	struct cfg c = { .ram = 1ull << 30,
+			 .ws = 64ull << 20,
+			 .phases = 6,
+			 .write_words = 4,
+			 .read_passes = 400,
+			 .read_stride = 16,
+			 .dev_pages = 64,
+			 .downtime_ms = 300,
+			 .max_rounds = 30,
+			 .after_ms = 500,
+			 .rearm = PMTRACK_REARM_WRITTEN,
+			 .hold = 1,
+			 .migrate = 1,
+			 .verify = 1 };
 	struct answer_msg a = { 0 };
 	uint8_t ref_digest[PMTRACK_DIGEST_LEN];
 	char h1[2 * PMTRACK_DIGEST_LEN + 1], h2[2 * PMTRACK_DIGEST_LEN + 1];
@@ -725,8 +734,9 @@ int main(int argc, char **argv)
 	guest_params(&c, &p);
 	need = kg_ram_needed(&p);
 	if (need > c.ram) {
-		fprintf(stderr, PROG ": a %llu KiB working set needs --ram of "
-				"at least %llu MiB\n",
+		fprintf(stderr,
+			PROG ": a %llu KiB working set needs --ram of "
+			     "at least %llu MiB\n",
 			(unsigned long long)(c.ws >> 10),
 			(unsigned long long)(need >> 20));
 		return 2;

@@ -28,9 +28,9 @@
 #define PML4 0x1000ull
 #define PDPT 0x2000ull
 #define PD_MMIO 0x3000ull
-#define PD_RAM 0x4000ull   /* one per GiB of RAM, up to 0x44000 */
-#define PARAMS 0x60000ull  /* the parameter block */
-#define CODE 0x70000ull	   /* the program */
+#define PD_RAM 0x4000ull  /* one per GiB of RAM, up to 0x44000 */
+#define PARAMS 0x60000ull /* the parameter block */
+#define CODE 0x70000ull	  /* the program */
 #define WS_BASE 0x400000ull
 /* the device registers: a 2 MiB page with no memory slot, so every store
  * there exits to the VMM as KVM_EXIT_MMIO */
@@ -290,12 +290,26 @@ static void page_tables(struct kg *g)
 static int long_mode(struct kg *g, uint64_t rip)
 {
 	struct kvm_segment code = {
-		.base = 0, .limit = 0xffffffff, .selector = 0x33,
-		.type = 11, .present = 1, .dpl = 3, .s = 1, .l = 1, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = 0x33,
+		.type = 11,
+		.present = 1,
+		.dpl = 3,
+		.s = 1,
+		.l = 1,
+		.g = 1,
 	};
 	struct kvm_segment data = {
-		.base = 0, .limit = 0xffffffff, .selector = 0x2b,
-		.type = 3, .present = 1, .dpl = 3, .db = 1, .s = 1, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = 0x2b,
+		.type = 3,
+		.present = 1,
+		.dpl = 3,
+		.db = 1,
+		.s = 1,
+		.g = 1,
 	};
 	struct kvm_regs regs = { .rip = rip, .rflags = 0x2 };
 	struct kvm_sregs s;
@@ -305,9 +319,9 @@ static int long_mode(struct kg *g, uint64_t rip)
 		return -1;
 	}
 	s.cr3 = PML4;
-	s.cr4 = 0x20 | 0x200 | 0x400;	/* PAE, OSFXSR, OSXMMEXCPT */
+	s.cr4 = 0x20 | 0x200 | 0x400; /* PAE, OSFXSR, OSXMMEXCPT */
 	s.cr0 = 0x80000000 | 0x20 | 0x10 | 0x2 | 0x1; /* PG NE ET MP PE */
-	s.efer = 0x500;			/* LME, LMA */
+	s.efer = 0x500;				      /* LME, LMA */
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
 	if (ioctl(g->vcpu, KVM_SET_SREGS, &s) ||
@@ -324,11 +338,12 @@ int kg_load(struct kg *g, const struct kg_params *p)
 	size_t code = (size_t)(kg_guest_end - kg_guest_start);
 	uint64_t *pb;
 
-	if (!p->ws_pages || !p->phases || !p->write_words ||
-	    !p->read_passes || !p->read_stride || !p->dev_pages ||
-	    p->dev_pages > 512 || kg_ram_needed(p) > g->ram_len) {
-		set_error(g, "bad guest parameters or too little RAM (%llu "
-			     "MiB needed)",
+	if (!p->ws_pages || !p->phases || !p->write_words || !p->read_passes ||
+	    !p->read_stride || !p->dev_pages || p->dev_pages > 512 ||
+	    kg_ram_needed(p) > g->ram_len) {
+		set_error(g,
+			  "bad guest parameters or too little RAM (%llu "
+			  "MiB needed)",
 			  (unsigned long long)(kg_ram_needed(p) >> 20));
 		return -1;
 	}
@@ -345,8 +360,8 @@ int kg_load(struct kg *g, const struct kg_params *p)
 	pb[P_DEV_BASE] = KG_DEV_BASE;
 	pb[P_DEV_PAGES] = p->dev_pages;
 	pb[P_MMIO] = MMIO;
-	pb[P_WRITE_MASK] = p->write_mask ? p->write_mask
-					 : 0x5555555555555555ull;
+	pb[P_WRITE_MASK] =
+		p->write_mask ? p->write_mask : 0x5555555555555555ull;
 	g->seed = pb[P_SEED];
 	return long_mode(g, CODE);
 }

@@ -81,10 +81,10 @@ struct kg {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int stop_req;	/* pause the vCPU */
-	int paused;	/* the vCPU is paused (or has finished) */
-	int finished;	/* the guest stored its result */
-	int failed;	/* an unexpected exit: error holds why */
+	int stop_req; /* pause the vCPU */
+	int paused;   /* the vCPU is paused (or has finished) */
+	int finished; /* the guest stored its result */
+	int failed;   /* an unexpected exit: error holds why */
 	int quit;
 	uint64_t dev_rung, dev_done;
 	/* serve no request from this one on (0 = serve all): kg_hold() */

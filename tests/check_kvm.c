@@ -108,9 +108,13 @@ static struct pmtrack *tracker(enum pmtrack_rearm mode)
 
 START_TEST(native)
 {
-	struct kg_params p = { .ws_pages = 4096, .seed = 7, .phases = 4,
-			       .write_words = 2, .read_passes = 4,
-			       .read_stride = 8, .dev_pages = 16 };
+	struct kg_params p = { .ws_pages = 4096,
+			       .seed = 7,
+			       .phases = 4,
+			       .write_words = 2,
+			       .read_passes = 4,
+			       .read_stride = 8,
+			       .dev_pages = 16 };
 	struct kg g;
 
 	guest_open(&g, &p);
@@ -138,8 +142,8 @@ static size_t harvest(struct pmtrack *t, char *shadow)
 						      runs, &n, &next),
 				 0);
 		for (size_t i = 0; i < n; i++) {
-			size_t off = (size_t)((char *)runs[i].addr -
-					      (char *)ram);
+			size_t off =
+				(size_t)((char *)runs[i].addr - (char *)ram);
 
 			LIVE_READ_BEGIN();
 			memcpy(shadow + off, runs[i].addr, runs[i].len);
@@ -154,8 +158,11 @@ static size_t harvest(struct pmtrack *t, char *shadow)
 static void shadow_case(enum pmtrack_rearm mode)
 {
 	struct kg_params p = { .ws_pages = (RAM - (4u << 20)) / 4096,
-			       .seed = 11, .phases = 6, .write_words = 2,
-			       .read_passes = 6, .read_stride = 8,
+			       .seed = 11,
+			       .phases = 6,
+			       .write_words = 2,
+			       .read_passes = 6,
+			       .read_stride = 8,
 			       .dev_pages = 64 };
 	struct timespec tick = { 0, 2000000 };
 	struct pmtrack *t = tracker(mode);
@@ -214,9 +221,13 @@ END_TEST
 static uint64_t read_round_faults(enum pmtrack_rearm mode, uint64_t *ws)
 {
 	struct kg_params p = { .ws_pages = (RAM - (4u << 20)) / 4096,
-			       .seed = 3, .phases = 4, .write_words = 1,
-			       .read_passes = 2, .read_stride = UINT64_MAX,
-			       .dev_pages = 16, .write_mask = 1 };
+			       .seed = 3,
+			       .phases = 4,
+			       .write_words = 1,
+			       .read_passes = 2,
+			       .read_stride = UINT64_MAX,
+			       .dev_pages = 16,
+			       .write_mask = 1 };
 	struct pmtrack *t = tracker(mode);
 	char *shadow = malloc(RAM);
 	uint64_t a, b;

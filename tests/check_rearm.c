@@ -174,11 +174,11 @@ START_TEST(limits_leave_the_rest)
 
 		if (_i % 2 == 0) {
 			n = 5;
-			ck_assert_int_eq(pmtrack_collect_pages(t, at, end - at,
-							       PMTRACK_COLLECT_RESET,
-							       pages, &n,
-							       &next),
-					 0);
+			ck_assert_int_eq(
+				pmtrack_collect_pages(t, at, end - at,
+						      PMTRACK_COLLECT_RESET,
+						      pages, &n, &next),
+				0);
 			for (i = 0; i < n; i++) {
 				size_t p = ((char *)pages[i] - buf) / ps;
 
@@ -191,14 +191,16 @@ START_TEST(limits_leave_the_rest)
 				ck_assert_ptr_eq(next, end);
 		} else {
 			n = 3;
-			ck_assert_int_eq(pmtrack_collect_runs(t, at, end - at,
-							      PMTRACK_COLLECT_RESET,
-							      runs, &n, &next),
-					 0);
+			ck_assert_int_eq(
+				pmtrack_collect_runs(t, at, end - at,
+						     PMTRACK_COLLECT_RESET,
+						     runs, &n, &next),
+				0);
 			for (i = 0; i < n; i++) {
 				for (size_t o = 0; o < runs[i].len; o += ps) {
 					size_t p = ((char *)runs[i].addr + o -
-						    buf) / ps;
+						    buf) /
+						   ps;
 
 					t_check(want[p], "page %zu not written",
 						p);
@@ -220,8 +222,10 @@ START_TEST(limits_leave_the_rest)
 			size_t from = ((char *)next - buf) / ps;
 
 			for (size_t p = 0; p < from; p++)
-				t_check(!want[p], "page %zu before next "
-					"not reported", p);
+				t_check(!want[p],
+					"page %zu before next "
+					"not reported",
+					p);
 			ck_assert_uint_gt(expected(), 0);
 			if (++calls % 8 == 1)
 				expect_bitmap(0);
@@ -308,13 +312,14 @@ START_TEST(concurrent_collects)
 		memset(seen, 0, NP);
 		write_pattern((unsigned int)round);
 		for (int k = 0; k < 2; k++) {
-			r[k] = (struct racer){ .buf = buf,
-					       .seen = seen,
-					       .kind = (round + k * (1 + _i / 2)) %
-						       3 };
-			ck_assert_int_eq(pthread_create(&th[k], NULL,
-							collector, &r[k]),
-					 0);
+			r[k] = (struct racer){
+				.buf = buf,
+				.seen = seen,
+				.kind = (round + k * (1 + _i / 2)) % 3
+			};
+			ck_assert_int_eq(
+				pthread_create(&th[k], NULL, collector, &r[k]),
+				0);
 		}
 		for (int k = 0; k < 2; k++) {
 			pthread_join(th[k], &ret);
@@ -343,7 +348,8 @@ static uint64_t scans(void)
 /*
  * The system calls a RESET collect makes: RANGE one (the batch holds every
  * region), WRITTEN one to find and one per written run (each its own
- * span: at most 512 per batch).  A clean range costs WRITTEN its one search and nothing else.
+ * span: at most 512 per batch).  A clean range costs WRITTEN its one search and
+ * nothing else.
  */
 START_TEST(scan_counts)
 {
