@@ -412,10 +412,11 @@ static void dest_run(const struct cfg *c, void *ram, uint64_t len,
 	r = kg_open(&g, ram, len);
 	if (!r)
 		r = kg_set_state(&g, &sm->st);
-	a->phases_on_arrival = kg_phases_done(&g);
-	a->resume_ns = now_ns();
-	if (!r)
+	if (!r) {
+		a->phases_on_arrival = kg_phases_done(&g);
+		a->resume_ns = now_ns();
 		r = kg_start(&g);
+	}
 	if (!r)
 		r = kg_wait(&g);
 	if (r) {
