@@ -209,10 +209,8 @@ PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
  *	TLB flush, 21 us a run in pmtrack-bench-kvm, and each clean page
  *	it would cover a re-fault of about 11 us if the guest uses it, so
  *	merging pays for gaps of a page at most).  The
- *	system calls are one per written run, at most 512 per batch of 512
- *	regions found (with a larger scan_batch, runs closer than a gap that
- *	doubles from one page are merged until a batch has at most 512
- *	spans): proportional to what was written, never to the range.  What is
+ *	system calls are one search per 512 runs found and one per written
+ *	run: proportional to what was written, never to the range.  What is
  *	reported is what those span scans saw: a page written between the
  *	two scans inside a span is in this report, one outside every span
  *	stays written and is in the next one.  It costs a second walk of the

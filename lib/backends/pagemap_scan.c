@@ -359,10 +359,9 @@ static int ps_scan(struct pmtrack *t, struct pmt_collect *c, struct ps_vec *v,
  * for gaps of one page at most, a loss beyond (a read-mostly guest writing
  * one page in 8 re-faulted its whole working set with runs merged across
  * 16 pages).
- * A batch of regions makes at most PS_MAX_SPANS spans (the gap, from one
- * page, doubles until it does: only with scan_batch above the default), so
- * the re-protecting scans are at most one per written run and never more
- * than PS_MAX_SPANS per batch besides the one that found it.
+ * A search asks for at most PS_MAX_SPANS regions (the kernel returns them
+ * maximal), so the re-protecting scans are one per written run, at most
+ * PS_MAX_SPANS per search, whatever scan_batch says.
  */
 #define PS_MAX_SPANS PMT_SCAN_BATCH_DEFAULT
 
@@ -371,47 +370,35 @@ struct ps_span {
 };
 
 /*
- * Find the written pages of [start, end), at most @vlen regions of them,
- * without re-protecting anything, and merge them into spans.  Returns the
- * number of spans (0 if nothing is written) or -errno; *@bend receives the
- * end of what this batch covers (@end, or the end of the last region when
- * there may be more past it).  An error after some regions were found
- * (a replaced mapping further on: -ESTALE) goes to *@err, and the spans
- * before it are returned, to be reported before the error is.
+ * Find the written runs of [start, end), at most @vlen (<= PS_MAX_SPANS) of
+ * them, without re-protecting anything, into @sp.  Returns their number (0
+ * if nothing is written) or -errno; *@bend receives the end of what this
+ * batch covers (@end, or the end of the last run when there may be more
+ * past it).  An error after some runs were found (a replaced mapping
+ * further on: -ESTALE) goes to *@err, and the runs before it are returned,
+ * to be reported before the error is.
  */
 static int ps_find_spans(struct pmtrack *t, struct ps_vec *v, uintptr_t start,
 			 uintptr_t end, size_t vlen, struct ps_span *sp,
 			 uintptr_t *bend, int *err)
 {
-	uintptr_t gap = 0;
-	const struct page_region *r = v->r;
 	uint64_t walk_end;
-	size_t n, i, nsp;
+	size_t n;
 	int ret;
 
+	if (vlen > PS_MAX_SPANS)
+		vlen = PS_MAX_SPANS;
 	ret = ps_scan_once(t, v, start, end, vlen, 0, false, &walk_end, &n);
 	*err = ret;
 	if (ret && !n)
 		return ret;
-	*bend = n < vlen && !ret ? end : (uintptr_t)r[n - 1].end;
-	if (!n)
-		return 0;
-	for (;;) {
-		for (nsp = 1, i = 1; i < n; i++)
-			nsp += r[i].start - r[i - 1].end > gap;
-		if (nsp <= PS_MAX_SPANS)
-			break;
-		gap = gap ? gap * 2 : t->page_size;
+	*bend = n < vlen && !ret ? end : (uintptr_t)v->r[n - 1].end;
+	/* copied: the span scans reuse the vector */
+	for (size_t i = 0; i < n; i++) {
+		sp[i].start = (uintptr_t)v->r[i].start;
+		sp[i].end = (uintptr_t)v->r[i].end;
 	}
-	sp[0].start = (uintptr_t)r[0].start;
-	for (nsp = 0, i = 1; i < n; i++) {
-		if (r[i].start - r[i - 1].end > gap) {
-			sp[nsp++].end = (uintptr_t)r[i - 1].end;
-			sp[nsp].start = (uintptr_t)r[i].start;
-		}
-	}
-	sp[nsp++].end = (uintptr_t)r[n - 1].end;
-	return (int)nsp;
+	return (int)n;
 }
 
 /*
