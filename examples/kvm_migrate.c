@@ -75,8 +75,6 @@ struct cfg {
 /* what the source sends after the last round */
 struct state_msg {
 	uint64_t magic;
-	uint64_t stop_ns; /* CLOCK_MONOTONIC when the vCPU was paused */
-	uint64_t phases_done;
 	struct kg_state st;
 };
 
@@ -626,8 +624,6 @@ static int source(struct src *s, int fd, void *ram,
 		fprintf(stderr, "source: %s\n", s->g.error);
 		return -1;
 	}
-	sm.stop_ns = s->stop_ns;
-	sm.phases_done = kg_phases_done(&s->g);
 	if (!kg_stat(&s->g, "pf_fixed", &v))
 		printf("source vCPU: pf_fixed %llu", (unsigned long long)v);
 	if (!kg_stat(&s->g, "insn_emulation", &v))

@@ -362,7 +362,6 @@ int kg_load(struct kg *g, const struct kg_params *p)
 	pb[P_MMIO] = MMIO;
 	pb[P_WRITE_MASK] =
 		p->write_mask ? p->write_mask : 0x5555555555555555ull;
-	g->seed = pb[P_SEED];
 	return long_mode(g, CODE);
 }
 
@@ -398,7 +397,7 @@ static void dev_serve(struct kg *g, uint64_t id)
 		uint64_t gfn = KG_DEV_BASE / PG + pg;
 
 		for (uint64_t i = pg * 512; i < (pg + 1) * 512; i++)
-			buf[i] = mix(g->seed ^ (id << 40) ^ i);
+			buf[i] = mix(pb[P_SEED] ^ (id << 40) ^ i);
 		if (g->dev_bitmap)
 			__atomic_fetch_or(&g->dev_bitmap[gfn / 64],
 					  1ull << (gfn % 64), __ATOMIC_RELEASE);
@@ -624,7 +623,6 @@ int kg_set_state(struct kg *g, const struct kg_state *s)
 	}
 	g->dev_rung = s->dev_rung;
 	g->dev_done = s->dev_done;
-	g->seed = params(g)[P_SEED];
 	return 0;
 }
 

@@ -70,7 +70,6 @@ struct kg {
 	size_t run_len;
 	uint8_t *ram;
 	uint64_t ram_len;
-	uint64_t seed;
 
 	/* the vCPU thread */
 	pthread_t thread;
