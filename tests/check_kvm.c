@@ -16,6 +16,10 @@
  *   rearm-range     the control: re-arming the whole range makes the same
  *                   round fault on every page of the working set again
  *                   (the kernel's behaviour PMTRACK_REARM_WRITTEN avoids)
+ *   proc-rearm-written, proc-rearm-range
+ *                   the same two, with the guest run by a child process
+ *                   (a VMM) that <pmtrack/process.h> tracks whole, the mode
+ *                   given in pmtrack_proc_opts.rearm
  *
  * Usage: check_kvm CASE.  Skips (77) where /dev/kvm is missing or refuses
  * a VM, or pagemap-scan is unusable.
@@ -27,10 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <pmtrack/pmtrack.h>
+#include <pmtrack/process.h>
 
 #include "helpers.h"
 #include "kvmguest.h"
@@ -277,6 +283,123 @@ START_TEST(rearm_range)
 }
 END_TEST
 
+/* ---- a VMM process tracked whole (process.h) --------------------------- */
+
+/*
+ * The child: the same guest as read_round_faults(), held at request 1;
+ * then, for each request number it reads from @cmd, it lets the guest run
+ * up to that request and answers on @ans with pf_fixed (UINT64_MAX on an
+ * error).  0 ends it.
+ */
+static void vmm_child(int cmd, int ans)
+{
+	struct kg_params p = { .ws_pages = (RAM - (4u << 20)) / 4096,
+			       .seed = 3,
+			       .phases = 4,
+			       .write_words = 1,
+			       .read_passes = 2,
+			       .read_stride = UINT64_MAX,
+			       .dev_pages = 16,
+			       .write_mask = 1 };
+	uint64_t id = 1, v = 0;
+	struct kg g;
+
+	map_ram();
+	if (kg_open(&g, ram, RAM) || kg_load(&g, &p))
+		_exit(1);
+	kg_hold(&g, 1);
+	if (kg_start(&g) || kg_wait_rung(&g, 1))
+		_exit(1);
+	while (id) {
+		if (write(ans, &v, sizeof(v)) != sizeof(v) ||
+		    read(cmd, &id, sizeof(id)) != sizeof(id))
+			_exit(1);
+		if (!id)
+			break;
+		kg_hold(&g, id);
+		v = kg_wait_rung(&g, id) || kg_stat(&g, "pf_fixed", &v)
+			    ? UINT64_MAX
+			    : v;
+	}
+	kg_hold(&g, 0);
+	id = (uint64_t)kg_wait(&g);
+	kg_close(&g); /* the threads joined: TSan counts them */
+	_exit(id ? 1 : 0);
+}
+
+static int count_fn(void *arg, const struct pmtrack_proc_report *r)
+{
+	(void)arg;
+	(void)r;
+	return 0;
+}
+
+/* let the child's guest run up to request @id; its pf_fixed then */
+static uint64_t vmm_step(int cmd, int ans, uint64_t id)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(write(cmd, &id, sizeof(id)), sizeof(id));
+	ck_assert_int_eq(read(ans, &v, sizeof(v)), sizeof(v));
+	ck_assert_uint_ne(v, UINT64_MAX);
+	return v;
+}
+
+static uint64_t proc_read_round_faults(enum pmtrack_rearm mode)
+{
+	PMTRACK_OPTS(pmtrack_proc_opts, o, .rearm = mode);
+	int cmd[2], ans[2], r, status;
+	struct pmtrack_proc *pp;
+	uint64_t a, b, v;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(cmd), 0);
+	ck_assert_int_eq(pipe(ans), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (!pid)
+		vmm_child(cmd[0], ans[1]);
+	ck_assert_int_eq(read(ans[0], &v, sizeof(v)), sizeof(v));
+	r = pmtrack_proc_new(pid, &o, &pp);
+	ck_assert_msg(r == 0, "pmtrack_proc_new: %s", strerror(-r));
+	ck_assert_int_eq(pmtrack_proc_backend(pp),
+			 PMTRACK_BACKEND_PAGEMAP_SCAN);
+	/* everything in full, armed; phase 1 reads the working set in */
+	ck_assert_int_eq(
+		pmtrack_proc_collect(pp, PMTRACK_COLLECT_RESET, count_fn, NULL),
+		0);
+	vmm_step(cmd[1], ans[0], 2);
+	ck_assert_int_eq(
+		pmtrack_proc_collect(pp, PMTRACK_COLLECT_RESET, count_fn, NULL),
+		0);
+	a = vmm_step(cmd[1], ans[0], 2); /* no run: pf_fixed now */
+	b = vmm_step(cmd[1], ans[0], 3);
+	v = 0;
+	ck_assert_int_eq(write(cmd[1], &v, sizeof(v)), sizeof(v));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && !WEXITSTATUS(status),
+		      "the VMM process ended with %#x", status);
+	pmtrack_proc_free(pp);
+	printf("tracked VMM process: read-only round after a collect: %llu "
+	       "faults\n",
+	       (unsigned long long)(b - a));
+	return b - a;
+}
+
+START_TEST(proc_rearm_written)
+{
+	ck_assert_uint_lt(proc_read_round_faults(PMTRACK_REARM_WRITTEN),
+			  (RAM - (4u << 20)) / 4096 / 16);
+}
+END_TEST
+
+START_TEST(proc_rearm_range)
+{
+	ck_assert_uint_ge(proc_read_round_faults(PMTRACK_REARM_RANGE),
+			  (RAM - (4u << 20)) / 4096);
+}
+END_TEST
+
 /* 0, or T_SKIP where KVM or pagemap-scan is not usable here */
 static int can_run(void)
 {
@@ -313,6 +436,8 @@ int main(int argc, char **argv)
 		{ "shadow-range", shadow_range, 1 },
 		{ "rearm-written", rearm_written, 1 },
 		{ "rearm-range", rearm_range, 1 },
+		{ "proc-rearm-written", proc_rearm_written, 1 },
+		{ "proc-rearm-range", proc_rearm_range, 1 },
 	};
 	Suite *s = suite_create("kvm");
 	TCase *tc = tcase_create("kvm");
