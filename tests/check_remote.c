@@ -264,19 +264,7 @@ static char task_state(pid_t pid, pid_t tid)
 /* the TracerPid of /proc/PID/status, -1 if unreadable */
 static int tracer_of(pid_t pid)
 {
-	char path[64], line[128];
-	int tp = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "TracerPid:", 10))
-			tp = atoi(line + 10);
-	fclose(f);
-	return tp;
+	return (int)t_status_long(pid, "TracerPid:");
 }
 
 /* wait up to DEADLINE_MS for end of file on @fd (every writer closed it,

@@ -44,19 +44,7 @@ static int fn(void *arg, const struct pmtrack_proc_report *r)
 /* the target's page tables, kB */
 static long vm_pte(pid_t pid)
 {
-	char path[64], line[128];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmPTE:", 6))
-			kb = atol(line + 6);
-	fclose(f);
-	return kb;
+	return t_status_long(pid, "VmPTE:");
 }
 
 START_TEST(sparse_not_armed)

@@ -208,6 +208,24 @@ long t_read_long(const char *path)
 	return v;
 }
 
+long t_status_long(pid_t pid, const char *key)
+{
+	char path[64], line[128];
+	size_t n = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n))
+			v = atol(line + n);
+	fclose(f);
+	return v;
+}
+
 bool t_write_long(const char *path, long v)
 {
 	FILE *f = fopen(path, "w");

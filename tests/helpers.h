@@ -85,6 +85,9 @@ void t_expect_idx(struct pmtrack *t, char *buf, size_t npages,
  * failure) */
 long t_read_long(const char *path);
 bool t_write_long(const char *path, long v);
+/* the number after @key ("TracerPid:", "VmPTE:") in /proc/@pid/status, -1
+ * if unreadable or absent */
+long t_status_long(pid_t pid, const char *key);
 
 /*
  * A swap file of @mb MiB, created and enabled for this test program (root
