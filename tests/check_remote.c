@@ -2962,7 +2962,10 @@ START_TEST(proc_children)
 		       &k),
 		0);
 	L = (pid_t)k.v[0];
-	n = 8;
+	/* by the connector, a child is listed once its netlink fork event
+	 * is paired with its userfaultfd fork event (process.h) */
+	WAIT_FOR((n = 8, pmtrack_proc_pids(p, pids, &n) == 0 && n == 2),
+		 DEADLINE_MS);
 	ck_assert_int_eq(pmtrack_proc_pids(p, pids, &n), 0);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_int_eq(pids[0] < pids[1], 1);

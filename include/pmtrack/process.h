@@ -277,7 +277,12 @@ PMTRACK_API int pmtrack_proc_freeze(struct pmtrack_proc *p);
 PMTRACK_API int pmtrack_proc_thaw(struct pmtrack_proc *p);
 
 /**
- * pmtrack_proc_pids() - the processes tracked now, ascending.
+ * pmtrack_proc_pids() - the processes tracked now, ascending.  With
+ * PMTRACK_PROC_EVENTS_CONNECTOR a child that has just been forked is
+ * listed (and collected) once its proc-connector fork event has arrived
+ * and been paired with its userfaultfd fork event, which may be after
+ * fork() returned in the parent; its writes are tracked from its first
+ * instruction all the same, and a collect after that reports them.
  * @pids: array of *@n entries; @n: in capacity, out the number tracked
  * Return: 0, or -ENOSPC (then *@n is the number needed).
  */
