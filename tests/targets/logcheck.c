@@ -304,7 +304,8 @@ static uint64_t pick_target(uint64_t pid)
 		l->own = l->pid == pid && !l->unborn;
 		l->skip = (l->own && l->gen < top) || l->unborn;
 		stale += l->skip;
-		if (!l->own && l->ppid != pid)
+		/* an unborn log (no header yet) names no process */
+		if (!l->unborn && !l->own && l->ppid != pid)
 			fail("%s: pid %" PRIu64 ", parent %" PRIu64
 			     ": neither the target %" PRIu64 " nor its child",
 			     l->path, l->pid, l->ppid, pid);
