@@ -738,7 +738,8 @@ END_TEST
 START_TEST(precopy_digest_over_limit)
 {
 	PMTRACK_OPTS(pmtrack_precopy_opts, o, .downtime_limit_ns = 1000,
-		     .flags = _i ? PMTRACK_PRECOPY_NO_FORCE : 0);
+		     .flags = PMTRACK_PRECOPY_FULL_DIGEST |
+			      (_i ? PMTRACK_PRECOPY_NO_FORCE : 0));
 	struct pmtrack_precopy_stats st;
 	struct pcctx c = { .p.fail_at = -1 };
 	struct rxjob j;
@@ -1619,7 +1620,7 @@ END_TEST
 static void make_zero_stream(struct sbuf *s, bool digest)
 {
 	PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = sbuf_write,
-		     .write_arg = s);
+		     .write_arg = s, .flags = digest ? 0 : PMTRACK_ENC_NO_STATE);
 	size_t len = ZPAGES * ps, nw = (ZPAGES + 63) / 64;
 	struct pmtrack_stream_region sr = { .id = 1, .length = len };
 	struct pmtrack_enc_region_round rr = { .region = 0 };
@@ -1829,7 +1830,8 @@ static void restore_expect(const char *dir, uint32_t upto, struct work *w,
 /*
  * Live pre-dumps while writers run, stopped dumps in between, each
  * restored: every stopped image restores to the memory at its dump,
- * verified by its digest.
+ * verified by the chain's state digest; the stopped dumps are audited
+ * (image 2) or carry the memory digest too (image 5).
  */
 START_TEST(ckpt_chain_writers)
 {
@@ -1851,15 +1853,21 @@ START_TEST(ckpt_chain_writers)
 	s1 = malloc(w.pages[1] * ps);
 	for (uint32_t i = 0; i < 6; i++) {
 		bool stop = i % 3 == 2;
+		unsigned int extra = i == 2 ? PMTRACK_DUMP_AUDIT
+					    : PMTRACK_DUMP_FULL_DIGEST;
 
 		if (stop)
 			work_stop(&w);
 		ck_assert_int_eq(
-			pmtrack_ckpt_dump(ck, stop ? PMTRACK_DUMP_STOPPED : 0,
-					  &di),
+			pmtrack_ckpt_dump(
+				ck, stop ? PMTRACK_DUMP_STOPPED | extra : 0,
+				&di),
 			0);
 		ck_assert_uint_eq(di.index, i);
-		ck_assert_int_eq(di.has_digest, stop);
+		ck_assert_int_eq(di.has_state, 1);
+		ck_assert_int_eq(di.has_digest, i == 5);
+		ck_assert_int_eq(di.audited, i == 2);
+		ck_assert_uint_eq(di.audit_differ, 0);
 		if (i == 0) {
 			full = di.pages;
 			ck_assert_uint_eq(full, w.pages[0] + w.pages[1]);
@@ -1877,7 +1885,12 @@ START_TEST(ckpt_chain_writers)
 	restore_expect(dir, stopped_at, &w, s0, s1, 1);
 	/* a final stopped dump: the whole chain equals the live memory */
 	work_stop(&w);
-	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &di), 0);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck,
+					   PMTRACK_DUMP_STOPPED |
+						   PMTRACK_DUMP_AUDIT,
+					   &di),
+			 0);
+	ck_assert_int_eq(di.audited, 1);
 	restore_expect(dir, UINT32_MAX, &w, NULL, NULL, 1);
 	/*
 	 * An incremental image holds only what was written since its
@@ -1926,11 +1939,11 @@ START_TEST(ckpt_damaged)
 	ck_assert_int_eq(pmtrack_ckpt_dump(ck, 0, NULL), 0);
 	pmtrack_ckpt_free(ck);
 
-	/* the live tail has no digest: restored, but not verified */
+	/* the live tail is verified by the chain's state digest */
 	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
 	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri), 0);
 	ck_assert_uint_eq(ri.images, 3);
-	ck_assert_int_eq(ri.digest_verified, 0);
+	ck_assert_int_eq(ri.digest_verified, 1);
 	pmtrack_rx_free(rx);
 	/* a missing image number */
 	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);

@@ -179,7 +179,7 @@ struct rx {
 	uint64_t expect_round;
 	int bad_maps, compared;
 	/* counters */
-	int headers, rounds, ends, verified;
+	int headers, rounds, ends, verified, state_verified, has_state;
 	uint64_t pages, zeros;
 	const uint8_t *parent;
 	bool had_parent;
@@ -320,6 +320,8 @@ static int rx_end(void *arg, const struct pmtrack_dec_end *e)
 
 	rx->ends++;
 	rx->verified = e->digest_verified;
+	rx->state_verified = e->state_verified;
+	rx->has_state = e->state != NULL;
 	return rx->fail_in == 5 ? -ECANCELED : 0;
 }
 
@@ -1958,19 +1960,23 @@ END_TEST
  * The golden streams, rebuilt from fixed seeds.  "raw" is deterministic
  * down to the byte (level 0; bitmaps that runs encode best) and must be
  * reproduced exactly; the zstd one depends on the zstd version, so it is
- * only decoded.
+ * only decoded.  The first three were written before END carried a state
+ * digest (PMTRACK_ENC_NO_STATE writes them still): they must decode as
+ * they did.  "state" is the raw one with it.
  */
 struct golden {
 	const char *name;
 	int level;
 	bool parent;
 	bool exact;
+	bool state;
 };
 
 static const struct golden goldens[] = {
-	{ "raw-v1.pmts", 0, false, true },
-	{ "zstd-v1.pmts", 3, false, false },
-	{ "parent-v1.pmts", 0, true, true },
+	{ "raw-v1.pmts", 0, false, true, false },
+	{ "zstd-v1.pmts", 3, false, false, false },
+	{ "parent-v1.pmts", 0, true, true, false },
+	{ "state-v1.pmts", 0, false, true, true },
 };
 
 static void golden_build(const struct golden *g, struct sink *k, struct src *s)
@@ -1978,6 +1984,7 @@ static void golden_build(const struct golden *g, struct sink *k, struct src *s)
 	static const size_t pages[] = { 12, 30, 3 };
 	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write, .write_arg = k,
 		     .page_size = 1024, .level = g->level, .batch_pages = 8,
+		     .flags = g->state ? 0 : PMTRACK_ENC_NO_STATE,
 		     .producer = "golden",
 		     .stream_id = (const uint8_t *)"golden-stream-01",
 		     .parent_id = g->parent
@@ -2041,6 +2048,8 @@ START_TEST(golden_files)
 	ck_assert_msg(decode(b, len, 0, 0, &rx, &why) == 0, "%s: %s", g->name,
 		      pmtrack_stream_error_name(why));
 	ck_assert_int_eq(rx.verified, 1);
+	ck_assert_int_eq(rx.has_state, g->state);
+	ck_assert_int_eq(rx.state_verified, g->state);
 	ck_assert_int_eq(rx.had_parent, g->parent);
 	ck_assert_uint_eq(rx.ps, 1024);
 	for (size_t i = 0; i < s.n; i++)

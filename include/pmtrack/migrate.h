@@ -198,9 +198,10 @@ struct pmtrack_precopy_round {
 	uint64_t dirty_rate; /* dirty_pages per second of the round */
 	/* bytes per second the estimate now uses; 0 = not known yet */
 	uint64_t bandwidth;
-	/* dirty_pages' bytes / bandwidth + the digest's time: how long the
-	   workload would stay paused if it were stopped now (just the
-	   digest's time when nothing is dirty; PMTRACK_PRECOPY_UNKNOWN when
+	/* dirty_pages' bytes / bandwidth (+ the memory digest's time with
+	   PMTRACK_PRECOPY_FULL_DIGEST): how long the workload would stay
+	   paused if it were stopped now (0, or just the digest's time, when
+	   nothing is dirty; PMTRACK_PRECOPY_UNKNOWN when
 	   pages are dirty and no bandwidth is known; 0 for the final round,
 	   whose downtime is in the stats) */
 	uint64_t expected_downtime_ns;
@@ -227,12 +228,20 @@ struct pmtrack_precopy_ops {
 };
 
 enum pmtrack_precopy_flags {
-	/* send no END digest (and do not spend the downtime computing it) */
+	/* verify nothing: no state digest in END (pages are not hashed one
+	   by one), no audit, no memory digest */
 	PMTRACK_PRECOPY_NO_DIGEST = 1u << 0,
 	/* fail with -ETIMEDOUT instead of stopping the workload when the
 	   estimate cannot fit the limit (max_rounds, or the digest alone is
 	   over it) */
 	PMTRACK_PRECOPY_NO_FORCE = 1u << 1,
+	/* also send END the digest of all the paused memory, which the
+	   destination checks by reading all of its memory: both sides read
+	   everything inside the downtime (the verification before 0.2) */
+	PMTRACK_PRECOPY_FULL_DIGEST = 1u << 2,
+	/* skip the audit of the stopped source after the switchover: a write
+	   the tracker missed then goes unnoticed */
+	PMTRACK_PRECOPY_NO_AUDIT = 1u << 3,
 };
 
 struct pmtrack_precopy_opts {
@@ -270,9 +279,16 @@ struct pmtrack_precopy_opts {
 	   timeout_ns bounds the wait.  NULL = no return path: success then
 	   means the stream was written, not that anyone applied it. */
 	struct pmtrack_xport *reply;
+	/*
+	 * Called with @arg once the destination holds the stream (its answer
+	 * came, or without a return path the stream was flushed) and before
+	 * the audit: the moment to let the destination run.  A negative
+	 * return fails the migration with it.  Optional.
+	 */
+	int (*switchover)(void *arg);
 	size_t : 0;
 };
-#define pmtrack_precopy_opts__last_field reply
+#define pmtrack_precopy_opts__last_field switchover
 
 struct pmtrack_precopy_stats {
 	size_t sz;
@@ -289,8 +305,8 @@ struct pmtrack_precopy_stats {
 	/* expected downtime when the switchover was decided */
 	uint64_t expected_downtime_ns;
 	uint64_t bandwidth; /* bytes/s of the whole pre-copy phase */
-	/* one digest of all regions, timed after round 0 (0 with
-	   PMTRACK_PRECOPY_NO_DIGEST); part of every expected downtime */
+	/* with PMTRACK_PRECOPY_FULL_DIGEST: one digest of all regions,
+	   timed after round 0, part of every expected downtime; else 0 */
 	uint64_t digest_ns;
 	int converged; /* 1: stopped because the estimate fit */
 	enum pmtrack_backend backend;
@@ -302,9 +318,15 @@ struct pmtrack_precopy_stats {
 	int remote_error;
 	int remote_reason;
 	char remote_message[256];
+	/* 1 if the audit found the stopped source holding exactly what was
+	   sent */
+	int audited;
+	uint64_t audit_ns;	   /* the audit, after the downtime */
+	uint64_t audit_differ;	   /* pages that differ (or were never sent) */
+	uint64_t audit_first_addr; /* the first of them */
 	size_t : 0;
 };
-#define pmtrack_precopy_stats__last_field remote_message
+#define pmtrack_precopy_stats__last_field audit_first_addr
 
 /**
  * pmtrack_precopy() - migrate live memory.
@@ -318,10 +340,10 @@ struct pmtrack_precopy_stats {
  * zero, populated or not, travel as bits).  Each later round collects and
  * resets the pages written meanwhile (atomically: a write racing with the
  * collect is in this round or the next) and sends them.  After each round
- * the expected downtime is the END digest's time (one digest of all
- * regions, timed after round 0: reading memory can cost far more than
- * hashing it, so a sample would mislead) plus, if pages are dirty, their
- * bytes over the bandwidth.  Their bytes are counted at the last round's
+ * the expected downtime is, if pages are dirty, their bytes over the
+ * bandwidth, plus with PMTRACK_PRECOPY_FULL_DIGEST the memory digest's time
+ * (one digest of all regions, timed after round 0: reading memory can cost
+ * far more than hashing it, so a sample would mislead).  Their bytes are counted at the last round's
  * stream bytes per page (zero pages cost bits), or for the first estimate
  * at round 0's bytes per non-zero page (a whole page each if round 0 had
  * none).  The bandwidth is switchover_bandwidth if set, else the last
@@ -333,15 +355,26 @@ struct pmtrack_precopy_stats {
  * over the limit and the pages would fit (more rounds cannot help then;
  * the stats say converged = 0), ops->stop() pauses the
  * workload; the pages written since the last collect are sent with the
- * ones already collected, then END with the digest of the (paused)
- * memory, then flush().  With opts.reply, the destination's answer is
- * then read (see PMTRACK_REC_ACK in <pmtrack/stream.h>): it must name
- * this stream, say it applied it (and verified the digest, if one was
- * sent), and count the same rounds, pages and bytes.  If anything fails
- * after stop() returned 0, a missing or negative answer included,
- * ops->resume() is called before returning.  On success the workload is
- * left paused: the stream holds its memory as it is, and with a return
- * path the destination has it.
+ * ones already collected, then END with the state digest (see
+ * pmtrack_pagesums_state() in <pmtrack/stream.h>), then flush().  With
+ * opts.reply, the destination's answer is then read (see PMTRACK_REC_ACK
+ * in <pmtrack/stream.h>): it must name this stream, say it applied it and
+ * verified its state digest (every page sent arrived, last content of
+ * each), and count the same rounds, pages and bytes.  That ends the
+ * downtime, which so costs what the last round's pages cost, whatever the
+ * memory's size.  opts.switchover() is called next; then the audit reads
+ * every page of the stopped source once, on every CPU, and checks that it
+ * holds what was last sent of it: a page written without the tracker
+ * reporting it fails the migration (-EBADMSG; the stats give the first
+ * such page).  So the destination holds exactly the source's memory when
+ * pmtrack_precopy() returns 0, as with the memory digest, which
+ * PMTRACK_PRECOPY_FULL_DIGEST still sends (both sides then read all memory
+ * inside the downtime).  If anything fails after stop() returned 0, a
+ * missing or negative answer and a failed audit included, ops->resume() is
+ * called before returning (after a failed audit, the destination that
+ * switchover() let run holds wrong memory and must be discarded).  On
+ * success the workload is left paused: the stream holds its memory as it
+ * is, and with a return path the destination has it.
  *
  * Return: 0; -EINVAL for bad options or regions; the tracker's errors
  * (pmtrack_new(), pmtrack_watch()); the transport's error (-EPIPE,
@@ -349,7 +382,9 @@ struct pmtrack_precopy_stats {
  * with PMTRACK_PRECOPY_NO_FORCE, or when the reply transport's timeout
  * passed without an answer; -EREMOTEIO if the destination refused the
  * stream (remote_error, remote_reason and remote_message in the stats
- * say why); -ENODATA if the connection closed without an answer;
+ * say why); -EBADMSG if the audit found a page of the stopped source
+ * that is not what was sent; switchover()'s error; -ENODATA if the
+ * connection closed without an answer;
  * -EPROTO if the answer was not one (a peer that is not a libpmtrack
  * receiver), or not about this stream; -ENOMEM.
  */
@@ -439,7 +474,10 @@ PMTRACK_API int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id,
  * The first stream must have no parent; each later one must name the
  * previous stream as its parent and carry the same region table (ids,
  * lengths, page size).  Every record and batch checksum is checked before
- * its pages are written, and the END digest when the stream has one.
+ * its pages are written; END's state digest against the pages the chain
+ * applied (one hash per page as it is written: no read of memory at the
+ * end), and END's memory digest, when the stream has one, by reading all
+ * the memory.
  *
  * Return: 0 when the stream ended with END (the state is COMPLETE);
  * otherwise -ENODATA (the input ended early: a closed connection, a
@@ -506,17 +544,20 @@ struct pmtrack_rx_stats {
 	uint64_t zero_pages; /* pages written as zero */
 	uint64_t bytes;	     /* stream bytes received */
 	uint64_t apply_ns;   /* time inside the apply calls */
-	/* 1: the END digest of the last stream that ended (stream_id)
-	   matched the memory; 0: it had no digest, no stream ended, or the
-	   state is PARTIAL */
+	/* 1: the END of the last stream that ended (stream_id) carried a
+	   state digest or a memory digest, and each it carried matched; 0:
+	   it had neither, no stream ended, or the state is PARTIAL */
 	int digest_verified;
 	/* the last complete stream's id */
 	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
 	/* the last apply's answer on the return path */
 	enum pmtrack_rx_reply reply;
+	/* 1: that END's state digest matched: the memory holds exactly
+	   every page the chain sent, last content of each */
+	int state_verified;
 	size_t : 0;
 };
-#define pmtrack_rx_stats__last_field reply
+#define pmtrack_rx_stats__last_field state_verified
 
 /** pmtrack_rx_get_stats() - state and counters; @st->sz must be set. */
 PMTRACK_API int pmtrack_rx_get_stats(const struct pmtrack_rx *rx,
@@ -575,12 +616,29 @@ PMTRACK_API void pmtrack_ckpt_free(struct pmtrack_ckpt *ck);
 enum pmtrack_dump_flags {
 	/*
 	 * The caller guarantees nothing writes the regions during the dump
-	 * (its workload is paused): the image carries the memory's digest,
-	 * so restoring up to it is verified.  Without it the dump is a live
-	 * pre-dump: pages written during it are sent again by the next dump,
-	 * and the image has no digest.
+	 * (its workload is paused): pages are sent straight from memory, and
+	 * restoring up to the image gives the memory as it was.  Without it
+	 * the dump is a live pre-dump: pages written during it are sent again
+	 * by the next dump.  Every image, stopped or not, ends with the state
+	 * digest of the chain (see pmtrack_pagesums_state()), which a restore
+	 * checks: the restored memory holds exactly every page the chain
+	 * sent, last content of each.  That costs one hash per page sent.
 	 */
 	PMTRACK_DUMP_STOPPED = 1u << 0,
+	/*
+	 * With STOPPED: after writing the image, read all the memory once (on
+	 * every CPU) and check that it holds what the chain sent, which
+	 * proves that the tracker missed no write.  A page that differs fails
+	 * the dump with -EBADMSG (the image is not published) and every page
+	 * goes into the next image.  Costs a read of all memory.
+	 */
+	PMTRACK_DUMP_AUDIT = 1u << 1,
+	/*
+	 * With STOPPED: the image also carries the digest of all the memory,
+	 * which a restore checks by reading all restored memory (the
+	 * verification before 0.2).  Costs a read of all memory on each side.
+	 */
+	PMTRACK_DUMP_FULL_DIGEST = 1u << 2,
 };
 
 struct pmtrack_dump_info {
@@ -590,10 +648,16 @@ struct pmtrack_dump_info {
 	uint64_t zero_pages; /* of which sent as zero bits */
 	uint64_t bytes;	     /* the image's size */
 	uint64_t duration_ns;
-	int has_digest;
+	int has_digest; /* PMTRACK_DUMP_FULL_DIGEST: the memory digest */
+	int has_state;	/* the chain's state digest (always, from 0.2) */
+	/* PMTRACK_DUMP_AUDIT: 1 if the memory held exactly what the chain
+	   sent; else the pages that did not, and the first one's address */
+	int audited;
+	uint64_t audit_differ;
+	uint64_t audit_first_addr;
 	size_t : 0;
 };
-#define pmtrack_dump_info__last_field has_digest
+#define pmtrack_dump_info__last_field audit_first_addr
 
 /**
  * pmtrack_ckpt_dump() - write the next image.
@@ -602,7 +666,10 @@ struct pmtrack_dump_info {
  *
  * The pages collected for an image that could not be written are kept
  * and go into the next successful one: a failed dump loses nothing.
- * Return: 0; -EINVAL; -EEXIST if something (a file, a symlink, a FIFO...)
+ * @info is filled on failure too (the audit's findings).
+ * Return: 0; -EINVAL (unknown flags; AUDIT or FULL_DIGEST without
+ * STOPPED); -EBADMSG if the audit found a page that is not what the chain
+ * sent; -EEXIST if something (a file, a symlink, a FIFO...)
  * already has the image's name; the file system's error (-ENOSPC,
  * -EIO...); the tracker's; -ENOMEM.
  */
@@ -613,7 +680,9 @@ struct pmtrack_restore_info {
 	size_t sz;
 	uint32_t images;     /* images applied */
 	uint64_t bytes;	     /* their total size */
-	int digest_verified; /* the last image's digest matched */
+	/* the last image's state digest matched (and its memory digest, if
+	   it had one) */
+	int digest_verified;
 	size_t : 0;
 };
 #define pmtrack_restore_info__last_field digest_verified
@@ -625,7 +694,8 @@ struct pmtrack_restore_info {
  * @info: optional
  *
  * Each image is applied with pmtrack_rx_apply(): checksums, parent links
- * and, for images dumped with PMTRACK_DUMP_STOPPED, the digest are checked.
+ * and every image's state digest are checked (and the memory digest of an
+ * image dumped with PMTRACK_DUMP_FULL_DIGEST).
  * On failure @info->images says how many images were applied; the
  * receiver's state says what its memory holds (COMPLETE: exactly image
  * images - 1, when the failing image wrote nothing or was missing).

@@ -127,6 +127,100 @@ PMTRACK_API int pmtrack_digest_final(const struct pmtrack_digest_ctx *d,
 PMTRACK_API void pmtrack_digest_free(struct pmtrack_digest_ctx *d);
 
 /* ------------------------------------------------------------------------ */
+/* Page sums and the state digest                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Page sums: a 128-bit hash of every page a stream carried, kept by the
+ * encoder as it sends pages and by the decoder as it applies them, and
+ * their sum modulo 2^128, the state digest that END carries.  Sending or
+ * applying a page costs one hash of it, and the state digest costs nothing
+ * more: equal state digests on both sides prove that the receiver holds
+ * exactly the pages the sender sent, last content of each, without reading
+ * memory again.  That the memory still holds what was sent (no write was
+ * missed) is pmtrack_pagesums_audit(), which reads every page once.  See
+ * docs/verification.md for the argument.
+ *
+ * An entry is XXH3-128 of (region index, page index, XXH3-128 of the page)
+ * with its lowest bit set, so that 0 means "never sent".  A table binds to
+ * the region table of the first stream that uses it.  It costs 64 KiB per
+ * 4,096 pages of a region that any stream touched: 16 bytes per page.
+ *
+ * Pass one table to the encoders of a chain of incremental streams (each
+ * stream's parent is the one before) and another to their decoders, in
+ * order: a stream without a parent starts the table afresh.  If a stream
+ * fails part-way, the table holds the pages it encoded: the next stream
+ * must send them again (as pre-copy and checkpoints do) before its state
+ * means anything.  A table is used by one encoder or decoder at a time;
+ * pmtrack_pagesums_audit() may run while nothing else uses it.
+ */
+struct pmtrack_pagesums;
+
+/** pmtrack_pagesums_new() - an empty table; 0, -EINVAL, -ENOMEM. */
+PMTRACK_API int pmtrack_pagesums_new(struct pmtrack_pagesums **out);
+/** pmtrack_pagesums_free() - free @s (NULL is fine). */
+PMTRACK_API void pmtrack_pagesums_free(struct pmtrack_pagesums *s);
+
+/**
+ * pmtrack_pagesums_state() - the state digest: the entries' sum modulo
+ * 2^128, big-endian, as END's state field carries it.
+ * Return: 0; -EINVAL; -ENODATA if no stream bound @s yet, or an entry
+ * could not be kept (out of memory, or a decoder's mem_limit).
+ */
+PMTRACK_API int pmtrack_pagesums_state(const struct pmtrack_pagesums *s,
+				       uint8_t out[PMTRACK_DIGEST_LEN]);
+
+/**
+ * pmtrack_pagesums_resume() - the next stream continues stream @id.
+ *
+ * After a stream failed (or ended but was not delivered), a caller that
+ * sends every page of it again in the next stream names that stream's
+ * parent here, so that the encoder accepts the table for it.
+ * Return: 0; -EINVAL; -ENODATA if @s holds no usable state.
+ */
+PMTRACK_API int pmtrack_pagesums_resume(struct pmtrack_pagesums *s,
+					const uint8_t *id);
+
+/** pmtrack_pagesums_count() - *@known = pages that have an entry. */
+PMTRACK_API int pmtrack_pagesums_count(const struct pmtrack_pagesums *s,
+				       uint64_t *known);
+
+/* What pmtrack_pagesums_audit() found. */
+struct pmtrack_audit {
+	size_t sz;
+	uint64_t pages;	       /* pages read */
+	uint64_t differ;       /* pages whose content is not what was sent */
+	uint64_t unsent;       /* pages no stream of the chain sent */
+	uint32_t first_region; /* region index of the first bad page */
+	uint64_t first_page;   /* and its page index (valid if any is bad) */
+	size_t : 0;
+};
+#define pmtrack_audit__last_field first_page
+
+/**
+ * pmtrack_pagesums_audit() - does memory hold exactly what was sent?
+ * @s: the encoder's table
+ * @mem: every region's memory, in region-table order, whole (iov_len the
+ *       region's length)
+ * @n: the number of regions in the table
+ * @threads: threads that read (0 or 1 = the caller's only; at most 64)
+ * @out: optional; what was found (sz must be set)
+ *
+ * Reads and hashes every page once and compares it with its entry.  The
+ * memory must not change meanwhile (the workload stopped).  A page whose
+ * content differs was written after it was last sent: a write the tracker
+ * did not report.
+ *
+ * Return: 0 if every page holds what was last sent; -EBADMSG if any page
+ * differs or was never sent; -EINVAL (bad arguments, or the table is of
+ * other regions); -ENODATA if @s holds no usable state.
+ */
+PMTRACK_API int pmtrack_pagesums_audit(const struct pmtrack_pagesums *s,
+				       const struct iovec *mem, size_t n,
+				       unsigned int threads,
+				       struct pmtrack_audit *out);
+
+/* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -162,6 +256,12 @@ enum pmtrack_enc_flags {
 	 * it hashed, so memory may be written concurrently.
 	 */
 	PMTRACK_ENC_STABLE = 1u << 1,
+	/*
+	 * Keep no page sums and send no state digest: pages are not hashed
+	 * one by one (the batch checksums stay).  For a stream that is not
+	 * verified as a whole.
+	 */
+	PMTRACK_ENC_NO_STATE = 1u << 2,
 };
 
 struct pmtrack_enc_opts {
@@ -189,9 +289,17 @@ struct pmtrack_enc_opts {
 	   once the bytes are sent (pass the measured bandwidth for an
 	   asynchronous transport) */
 	uint64_t link_bw;
+	/*
+	 * Page sums to keep (see above); NULL = the encoder's own, for a
+	 * stream without a parent.  The table must hold the parent's state
+	 * when parent_id is set, or -EINVAL; a stream with a parent and no
+	 * table sends no state digest.  Not owned: it must outlive the
+	 * encoder.
+	 */
+	struct pmtrack_pagesums *sums;
 	size_t : 0;
 };
-#define pmtrack_enc_opts__last_field link_bw
+#define pmtrack_enc_opts__last_field sums
 
 struct pmtrack_enc;
 
@@ -243,6 +351,11 @@ PMTRACK_API int pmtrack_enc_round(struct pmtrack_enc *enc, uint64_t round,
 /**
  * pmtrack_enc_end() - write the END record.
  * @digest: pmtrack_digest() of the memory the stream reproduces, or NULL
+ *
+ * END carries the counts, @digest if given, and the state digest of the
+ * page sums (pmtrack_pagesums_state()) unless PMTRACK_ENC_NO_STATE, or the
+ * stream has a parent and no table was given.  Once it is written, the
+ * table holds this stream's state, for a child stream to continue.
  *
  * Return: 0, -EINVAL if already ended, or the write callback's error.
  */
@@ -347,6 +460,10 @@ struct pmtrack_dec_end {
 	const uint8_t *digest; /* NULL if the encoder sent none */
 	/* 1: every region had a destination and it matched the digest */
 	int digest_verified;
+	const uint8_t *state; /* the state digest; NULL if none was sent */
+	/* 1: the pages this decoder's page sums hold (the stream's, and its
+	   parents' with a table that followed the chain) match the state */
+	int state_verified;
 };
 
 /* What the record callback sees of each record (inspection, statistics). */
@@ -392,9 +509,17 @@ struct pmtrack_dec_opts {
 	   current ROUND's is kept until the next), bitmaps, decompression,
 	   protobuf; 0 = 256 MiB.  Exceeding it is PMTRACK_SERR_LIMIT. */
 	size_t mem_limit;
+	/*
+	 * Page sums to keep of the pages applied (see above), so that END's
+	 * state digest is checked across a chain; not owned.  NULL = the
+	 * decoder's own, for a stream without a parent (a stream with a
+	 * parent then has its state digest unchecked).  The decoder's own
+	 * table is charged against mem_limit; a caller's is not limited.
+	 */
+	struct pmtrack_pagesums *sums;
 	size_t : 0;
 };
-#define pmtrack_dec_opts__last_field mem_limit
+#define pmtrack_dec_opts__last_field sums
 
 /** pmtrack_dec_new() - a decoder; -EINVAL for bad options, or -ENOMEM. */
 PMTRACK_API int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,

@@ -31,6 +31,8 @@ struct pmtrack_ckpt {
 	char *producer;
 	int no_sync;
 	enum pmtrack_xport_kind xport;
+	/* what the chain holds of each page: state digests, audits */
+	struct pmtrack_pagesums *sums;
 };
 
 /* Image @i's file name. */
@@ -185,6 +187,8 @@ int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
 		&ck->src,
 		PMT_OPTS_GET(o, tracker, (const struct pmtrack_opts *)NULL),
 		regions, n);
+	if (!err)
+		err = pmtrack_pagesums_new(&ck->sums);
 	if (err)
 		goto fail;
 	pmt_src_all(&ck->src);
@@ -200,10 +204,43 @@ void pmtrack_ckpt_free(struct pmtrack_ckpt *ck)
 	if (!ck)
 		return;
 	pmt_src_free(&ck->src);
+	pmtrack_pagesums_free(ck->sums);
 	if (ck->dfd >= 0)
 		close(ck->dfd);
 	free(ck->producer);
 	free(ck);
+}
+
+/*
+ * The stopped memory against what the chain sent: -EBADMSG if a page was
+ * written without the tracker reporting it.  Every page then goes into
+ * the next image, which so holds the memory whole again.
+ */
+static int ckpt_audit(struct pmtrack_ckpt *ck, struct pmtrack_dump_info *info)
+{
+	struct pmtrack_audit a = { .sz = sizeof(a) };
+	struct iovec *iov = calloc(ck->src.n, sizeof(*iov));
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int err;
+
+	if (!iov)
+		return -ENOMEM;
+	for (size_t i = 0; i < ck->src.n; i++)
+		iov[i] = (struct iovec){ ck->src.r[i].addr, ck->src.r[i].len };
+	err = pmtrack_pagesums_audit(ck->sums, iov, ck->src.n,
+				     cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned int)cpus,
+				     &a);
+	free(iov);
+	info->audit_differ = a.differ + a.unsent;
+	if (err == -EBADMSG) {
+		info->audit_first_addr =
+			(uint64_t)(uintptr_t)ck->src.r[a.first_region].addr +
+			a.first_page * ck->src.ps;
+		pmt_src_all(&ck->src);
+	}
+	if (!err)
+		info->audited = 1;
+	return err == -ENODATA ? -ENOMEM : err;
 }
 
 /* Write image ck->next to @fd. */
@@ -216,6 +253,7 @@ static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
 	struct pmtrack_xport *x = NULL;
 	struct pmtrack_enc *enc = NULL;
 	uint8_t digest[PMTRACK_DIGEST_LEN];
+	bool full = flags & PMTRACK_DUMP_FULL_DIGEST;
 	int err;
 
 	err = pmtrack_xport_new(fd, &xo, &x);
@@ -231,18 +269,20 @@ static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
 					       : 0u),
 			     .batch_pages = ck->batch_pages,
 			     .producer = ck->producer, .stream_id = id,
-			     .parent_id = ck->next ? ck->last_id : NULL);
+			     .parent_id = ck->next ? ck->last_id : NULL,
+			     .sums = ck->sums);
 		err = pmtrack_enc_new(&eo, ck->src.sr, ck->src.n, &enc);
 	}
 	if (!err)
 		err = pmt_src_round(&ck->src, enc, 0);
-	if (!err && (flags & PMTRACK_DUMP_STOPPED))
+	if (!err && full)
 		err = pmt_src_digest(&ck->src, digest);
 	if (!err)
-		err = pmtrack_enc_end(
-			enc, (flags & PMTRACK_DUMP_STOPPED) ? digest : NULL);
+		err = pmtrack_enc_end(enc, full ? digest : NULL);
 	if (!err)
 		err = pmtrack_xport_flush(x);
+	if (!err && (flags & PMTRACK_DUMP_AUDIT))
+		err = ckpt_audit(ck, info);
 	if (!err && !ck->no_sync && fsync(fd))
 		err = -errno;
 	if (enc && !pmtrack_enc_get_stats(enc, &es)) {
@@ -250,7 +290,8 @@ static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
 		info->zero_pages = es.zero_pages;
 		info->bytes = es.wire_bytes;
 	}
-	info->has_digest = !!(flags & PMTRACK_DUMP_STOPPED);
+	info->has_digest = full;
+	info->has_state = 1;
 	pmtrack_enc_free(enc);
 	pmtrack_xport_free(x);
 	return err;
@@ -298,7 +339,12 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 	uint64_t t0 = pmt_now_ns(), pending;
 	int err;
 
-	if (!ck || (flags & ~(unsigned int)PMTRACK_DUMP_STOPPED) ||
+	if (!ck ||
+	    (flags & ~(unsigned int)(PMTRACK_DUMP_STOPPED |
+				     PMTRACK_DUMP_FULL_DIGEST |
+				     PMTRACK_DUMP_AUDIT)) ||
+	    ((flags & (PMTRACK_DUMP_FULL_DIGEST | PMTRACK_DUMP_AUDIT)) &&
+	     !(flags & PMTRACK_DUMP_STOPPED)) ||
 	    (infoout && infoout->sz < sizeof(size_t)) || ck->next > 999999)
 		return -EINVAL;
 	info.index = ck->next;
@@ -312,8 +358,15 @@ int pmtrack_ckpt_dump(struct pmtrack_ckpt *ck, unsigned int flags,
 	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
 		return errno ? -errno : -EIO;
 	err = ckpt_image(ck, flags, id, &info);
-	if (err)
-		return err; /* the pages stay pending */
+	if (err) {
+		/* the pages stay pending, and the next image sends them again
+		   as the child of the last one published */
+		if (ck->next)
+			pmtrack_pagesums_resume(ck->sums, ck->last_id);
+		if (infoout)
+			pmt_stats_out(infoout, &info, sizeof(info));
+		return err;
+	}
 	pmt_src_sent(&ck->src);
 	memcpy(ck->last_id, id, sizeof(id));
 	ck->next++;

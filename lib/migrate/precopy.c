@@ -6,9 +6,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <pmtrack/migrate.h>
 
@@ -54,6 +57,8 @@ struct pc {
 	const struct pmtrack_precopy_opts *o;
 	struct pmt_src src;
 	struct pmtrack_enc *enc;
+	/* what was sent of each page, for the state digest and the audit */
+	struct pmtrack_pagesums *sums;
 	uint8_t id[PMTRACK_STREAM_ID_LEN]; /* the answer names it */
 	uint64_t t0;			   /* pmtrack_precopy() started */
 	/* rate limit: bytes written since cap_t0 */
@@ -211,7 +216,7 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 		    struct pmtrack_precopy_stats *st)
 {
 	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
-	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
+	bool verify = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
 	int r;
 
 	if (o->reply == o->write_arg && !o->flush) {
@@ -232,7 +237,7 @@ static int pc_reply(const struct pmtrack_precopy_opts *o,
 		return -EREMOTEIO;
 	}
 	if (a.state != PMTRACK_RX_COMPLETE ||
-	    (digest && !a.digest_verified) || a.rounds != es->rounds ||
+	    (verify && !a.digest_verified) || a.rounds != es->rounds ||
 	    a.pages != es->pages || a.zero_pages != es->zero_pages ||
 	    a.bytes != es->wire_bytes)
 		return -EPROTO;
@@ -251,7 +256,11 @@ static bool pc_opts_ok(const struct pmtrack_precopy_opts *o)
 	return o && PMT_OPTS_VALID(o, pmtrack_precopy_opts) && o->write &&
 	       o->ops && o->ops->stop &&
 	       !(o->flags & ~(unsigned int)(PMTRACK_PRECOPY_NO_DIGEST |
-					    PMTRACK_PRECOPY_NO_FORCE));
+					    PMTRACK_PRECOPY_NO_FORCE |
+					    PMTRACK_PRECOPY_FULL_DIGEST |
+					    PMTRACK_PRECOPY_NO_AUDIT)) &&
+	       !((o->flags & PMTRACK_PRECOPY_NO_DIGEST) &&
+		 (o->flags & PMTRACK_PRECOPY_FULL_DIGEST));
 }
 
 static void pc_policy_init(struct pc_policy *p,
@@ -281,11 +290,20 @@ static enum pc_next pc_should_stop(const struct pc_policy *p, uint64_t round,
 static int pc_enc_new(struct pc *pc)
 {
 	const struct pmtrack_precopy_opts *o = pc->o;
+	bool verify = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
 	PMTRACK_OPTS(pmtrack_enc_opts, eo, .write = pc_write, .write_arg = pc,
 		     .page_size = pc->src.ps, .level = o->level,
-		     .flags = o->enc_flags, .batch_pages = o->batch_pages,
-		     .producer = o->producer, .stream_id = pc->id);
+		     .flags = o->enc_flags | (verify ? 0 : PMTRACK_ENC_NO_STATE),
+		     .batch_pages = o->batch_pages, .producer = o->producer,
+		     .stream_id = pc->id);
+	int err;
 
+	if (verify) {
+		err = pmtrack_pagesums_new(&pc->sums);
+		if (err)
+			return err;
+		eo.sums = pc->sums;
+	}
 	return pmtrack_enc_new(&eo, pc->src.sr, pc->src.n, &pc->enc);
 }
 
@@ -375,7 +393,7 @@ static int pc_live_round(struct pc *pc, struct pmtrack_precopy_round *rs)
 	pc_round_counts(rs, &es0, &es);
 	pc_learn(&pc->est, rs);
 	/* after round 0, with every page read once */
-	if (!pc->round && !(pc->o->flags & PMTRACK_PRECOPY_NO_DIGEST))
+	if (!pc->round && (pc->o->flags & PMTRACK_PRECOPY_FULL_DIGEST))
 		pc->st.digest_ns = pc->pol.digest_ns = pc_digest_cost(&pc->src);
 	c0 = pmt_now_ns();
 	err = pmt_src_collect(&pc->src, &dirty);
@@ -422,14 +440,15 @@ static int pc_precopy_rounds(struct pc *pc)
 }
 
 /*
- * The final round's pages, END with the digest of the paused memory, and
+ * The final round's pages, END with the state digest (and, with
+ * PMTRACK_PRECOPY_FULL_DIGEST, the digest of the paused memory), and
  * flush(); then, with a return path, the destination's answer.  @es
  * receives the encoder's counts.
  */
 static int pc_send_rest(struct pc *pc, struct pmtrack_enc_stats *es)
 {
 	const struct pmtrack_precopy_opts *o = pc->o;
-	bool digest = !(o->flags & PMTRACK_PRECOPY_NO_DIGEST);
+	bool digest = o->flags & PMTRACK_PRECOPY_FULL_DIGEST;
 	uint8_t d[PMTRACK_DIGEST_LEN];
 	int err;
 
@@ -482,6 +501,58 @@ static int pc_stop_and_copy(struct pc *pc)
 	return pc_progress(pc, &rs);
 }
 
+/* threads for the audit: the workload is stopped, so every CPU */
+static unsigned int pc_audit_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 16 ? 16 : (unsigned int)n;
+}
+
+/*
+ * After the switchover: does the stopped source hold exactly what was
+ * sent?  A page that differs was written without the tracker reporting
+ * it.  -EBADMSG then, with the first such page's address in the stats.
+ */
+static int pc_audit(struct pc *pc)
+{
+	struct pmtrack_audit a = { .sz = sizeof(a) };
+	struct iovec *iov;
+	uint64_t t0 = pmt_now_ns();
+	int err;
+
+	iov = calloc(pc->src.n, sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	for (size_t i = 0; i < pc->src.n; i++)
+		iov[i] = (struct iovec){ pc->src.r[i].addr, pc->src.r[i].len };
+	err = pmtrack_pagesums_audit(pc->sums, iov, pc->src.n,
+				     pc_audit_threads(), &a);
+	free(iov);
+	pc->st.audit_ns = pmt_now_ns() - t0;
+	pc->st.audit_differ = a.differ + a.unsent;
+	if (err == -EBADMSG)
+		pc->st.audit_first_addr =
+			(uint64_t)(uintptr_t)pc->src.r[a.first_region].addr +
+			a.first_page * pc->src.ps;
+	else if (!err)
+		pc->st.audited = 1;
+	return err == -ENODATA ? -ENOMEM : err;
+}
+
+/* The switchover callback, then the audit unless turned off. */
+static int pc_after_switchover(struct pc *pc)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	int err = 0;
+
+	if (o->switchover)
+		err = o->switchover(o->arg);
+	if (!err && pc->sums && !(o->flags & PMTRACK_PRECOPY_NO_AUDIT))
+		err = pc_audit(pc);
+	return err;
+}
+
 /*
  * The stream's counts into the stats, success or not; after a failure
  * past stop(), resume().  Frees what pc_start() made.
@@ -500,6 +571,7 @@ static void pc_finish(struct pc *pc, int err,
 	if (err && pc->stopped && pc->o->ops->resume)
 		pc->o->ops->resume(pc->o->arg);
 	pmtrack_enc_free(pc->enc);
+	pmtrack_pagesums_free(pc->sums);
 	pmt_src_free(&pc->src);
 	pc->st.total_ns = pmt_now_ns() - pc->t0;
 	if (stout)
@@ -528,6 +600,8 @@ int pmtrack_precopy(const struct pmtrack_precopy_opts *o,
 		err = pc_precopy_rounds(&pc);
 	if (!err)
 		err = pc_stop_and_copy(&pc);
+	if (!err)
+		err = pc_after_switchover(&pc);
 	pc_finish(&pc, err, stout);
 	return err;
 }

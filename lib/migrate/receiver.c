@@ -48,6 +48,8 @@ struct pmtrack_rx {
 	uint8_t cur_id[PMTRACK_STREAM_ID_LEN];
 	char msg[256];
 	int reason;
+	/* what the chain applied to each page: its state digests */
+	struct pmtrack_pagesums *sums;
 	struct pmtrack_rx_stats st;
 };
 
@@ -61,8 +63,10 @@ int pmtrack_rx_new(const struct pmtrack_rx_opts *o, struct pmtrack_rx **out)
 	if (!PMT_OPTS_VALID(o, pmtrack_rx_opts))
 		return -EINVAL;
 	rx = calloc(1, sizeof(*rx));
-	if (!rx)
+	if (!rx || pmtrack_pagesums_new(&rx->sums)) {
+		free(rx);
 		return -ENOMEM;
+	}
 	rx->mem_limit = PMT_OPTS_GET(o, mem_limit, (size_t)0);
 	rx->tee = PMT_OPTS_GET(o, tee, (pmtrack_write_fn)NULL);
 	rx->tee_arg = PMT_OPTS_GET(o, tee_arg, (void *)NULL);
@@ -101,6 +105,7 @@ void pmtrack_rx_free(struct pmtrack_rx *rx)
 	if (!rx)
 		return;
 	rx_drop_regions(rx);
+	pmtrack_pagesums_free(rx->sums);
 	free(rx->pre);
 	free(rx);
 }
@@ -300,7 +305,11 @@ static int rx_end(void *arg, const struct pmtrack_dec_end *e)
 {
 	struct pmtrack_rx *rx = arg;
 
-	rx->st.digest_verified = e->digest_verified;
+	/* whatever END carried checked out, and it carried something */
+	rx->st.state_verified = e->state_verified;
+	rx->st.digest_verified = (e->state || e->digest) &&
+				 (!e->state || e->state_verified) &&
+				 (!e->digest || e->digest_verified);
 	rx->ended = true;
 	return 0;
 }
@@ -403,11 +412,12 @@ static int rx_reply(struct pmtrack_rx *rx, int fd, int err,
 int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 {
 	PMTRACK_OPTS(pmtrack_dec_opts, dopts, .ops = &rx_ops, .arg = rx,
-		     .mem_limit = rx ? rx->mem_limit : 0);
+		     .mem_limit = rx ? rx->mem_limit : 0,
+		     .sums = rx ? rx->sums : NULL);
 	struct pmtrack_rx_stats before;
 	struct pmtrack_dec *dec = NULL;
 	uint64_t t0 = pmt_now_ns();
-	int err, r, reason = PMTRACK_SERR_OK, verified;
+	int err, r, reason = PMTRACK_SERR_OK, verified, state_verified;
 	bool conn;
 
 	if (!rx || !x)
@@ -419,7 +429,8 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 	before = rx->st;
 	rx->touched = rx->ended = rx->have_id = false;
 	verified = rx->st.digest_verified;
-	rx->st.digest_verified = 0;
+	state_verified = rx->st.state_verified;
+	rx->st.digest_verified = rx->st.state_verified = 0;
 	if (rx->st.state == PMTRACK_RX_PARTIAL) {
 		err = rx_fail(rx, -EBADMSG,
 			      "an earlier stream failed part-way; the memory "
@@ -447,6 +458,7 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 		/* nothing of this stream was written: the memory, and what
 		   is known of it, are those of the last complete stream */
 		rx->st.digest_verified = verified;
+		rx->st.state_verified = state_verified;
 		if (!rx->st.streams)
 			rx_drop_regions(rx);
 	}

@@ -48,6 +48,7 @@
 #include "batch.pb-c.h"
 #include "end.pb-c.h"
 #include "header.pb-c.h"
+#include "pagesums.h"
 #include "round.pb-c.h"
 #include "stream_internal.h"
 
@@ -117,6 +118,10 @@ struct pmtrack_dec {
 	uint64_t seq; /* ROUND records started */
 	/* pmtrack_dec_get_stats() */
 	uint64_t records, map_bits, work;
+
+	/* page sums of what was applied: the caller's, or own_sums; NULL =
+	   the state digest cannot be checked */
+	struct pmtrack_pagesums *sums, *own_sums, *opt_sums;
 
 	ZSTD_DCtx *dctx;
 	uint8_t *scratch;
@@ -336,6 +341,7 @@ int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
 	dec->limit = PMT_OPTS_GET(opts, mem_limit, 0);
 	if (!dec->limit)
 		dec->limit = MEM_LIMIT_DEFAULT;
+	dec->opt_sums = PMT_OPTS_GET(opts, sums, NULL);
 	dec->pba = (ProtobufCAllocator){ pb_alloc, pb_free, dec };
 	*out = dec;
 	return 0;
@@ -365,6 +371,7 @@ void pmtrack_dec_free(struct pmtrack_dec *dec)
 	free(dec->rbuf);
 	free(dec->scratch);
 	ZSTD_freeDCtx(dec->dctx);
+	pmtrack_pagesums_free(dec->own_sums);
 	free(dec);
 }
 
@@ -596,6 +603,45 @@ static int header_store(struct pmtrack_dec *dec,
 	return 0;
 }
 
+/*
+ * The page sums this stream's pages go into: the caller's (afresh for a
+ * stream without a parent; for a child only if it holds the parent's
+ * state), or our own, limited to mem_limit, for a stream without a parent.
+ */
+static int sums_bind(struct pmtrack_dec *dec)
+{
+	struct pmtrack_pagesums *s = dec->opt_sums;
+	int r;
+
+	dec->work += dec->nregions;
+	if (s && dec->has_parent && !pmt_ps_follows(s, dec->parent_id)) {
+		/* not the chain it holds: it cannot hold this one either */
+		pmt_ps_invalidate(s);
+		return 0;
+	}
+	if (!s) {
+		if (dec->has_parent)
+			return 0;
+		if (pmtrack_pagesums_new(&dec->own_sums))
+			return fail(dec, PMTRACK_SERR_NOMEM,
+				    "page sums: out of memory");
+		pmt_ps_set_limit(dec->own_sums, dec->limit);
+		s = dec->own_sums;
+	}
+	r = pmt_ps_bind(s, dec->regions, dec->nregions, dec->ps,
+			!dec->has_parent);
+	if (r == -EINVAL || (r == -E2BIG && s == dec->own_sums)) {
+		/* another table, or ours over the limit: left unchecked */
+		pmt_ps_invalidate(s);
+		return 0;
+	}
+	if (r)
+		return fail(dec, PMTRACK_SERR_NOMEM,
+			    "page sums: out of memory");
+	dec->sums = s;
+	return 0;
+}
+
 /* the header is in: tell the caller */
 static int header_deliver(struct pmtrack_dec *dec)
 {
@@ -631,7 +677,8 @@ static int do_header(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	if (!h)
 		return dec->err;
 	r = header_check(dec, h) || regions_check(dec, h) ||
-	    ids_unique(dec, h) || header_store(dec, h) || header_deliver(dec);
+	    ids_unique(dec, h) || header_store(dec, h) || header_deliver(dec) ||
+	    sums_bind(dec);
 	pack_free(dec, h);
 	return r ? dec->err : 0;
 }
@@ -803,6 +850,13 @@ static int deliver(struct pmtrack_dec *dec, uint32_t region, uint64_t first,
 			memcpy(g->dest + first * dec->ps, data, n * dec->ps);
 		else
 			pmt_zero_range(g->dest + first * dec->ps, n * dec->ps);
+	}
+	if (dec->sums && pmt_ps_valid(dec->sums)) {
+		r = pmt_ps_pages(dec->sums, region, first, n, data);
+		/* our own table over its limit only leaves END unchecked */
+		if (r && dec->sums != dec->own_sums)
+			return fail(dec, PMTRACK_SERR_NOMEM,
+				    "page sums: out of memory");
 	}
 	if (dec->ops.pages) {
 		r = dec->ops.pages(dec->arg, region, first, n, data);
@@ -1225,6 +1279,30 @@ static int end_check(struct pmtrack_dec *dec, const Pmtrack__End *m)
 	if (m->has_digest && m->digest.len != PMTRACK_DIGEST_LEN)
 		return fail(dec, PMTRACK_SERR_SCHEMA, "digest of %zu bytes",
 			    m->digest.len);
+	if (m->has_state && m->state.len != PMTRACK_DIGEST_LEN)
+		return fail(dec, PMTRACK_SERR_SCHEMA,
+			    "state digest of %zu bytes", m->state.len);
+	return 0;
+}
+
+/*
+ * END's state digest against the page sums of what was applied: equal
+ * means every page the stream (and its chain) sent arrived, last content
+ * of each, and nothing else.
+ */
+static int end_state(struct pmtrack_dec *dec, const Pmtrack__End *m,
+		     struct pmtrack_dec_end *e)
+{
+	uint8_t mine[PMTRACK_DIGEST_LEN];
+
+	e->state = m->state.data;
+	if (!dec->sums || pmtrack_pagesums_state(dec->sums, mine))
+		return 0;
+	if (memcmp(mine, m->state.data, sizeof(mine)))
+		return fail(dec, PMTRACK_SERR_DIGEST,
+			    "the pages applied do not match the stream's "
+			    "state digest");
+	e->state_verified = 1;
 	return 0;
 }
 
@@ -1296,8 +1374,10 @@ static int do_end(struct pmtrack_dec *dec, const uint8_t *meta, size_t len)
 	e.rounds = m->rounds;
 	e.pages = m->pages;
 	e.zero_pages = m->zero_pages;
-	r = end_check(dec, m) || (m->has_digest && end_digest(dec, m, &e)) ||
-	    end_deliver(dec, &e);
+	r = end_check(dec, m) || (m->has_state && end_state(dec, m, &e)) ||
+	    (m->has_digest && end_digest(dec, m, &e)) || end_deliver(dec, &e);
+	if (!r && dec->sums)
+		pmt_ps_ended(dec->sums, dec->stream_id);
 	pack_free(dec, m);
 	return r ? dec->err : 0;
 }

@@ -18,6 +18,7 @@
 #include "batch.pb-c.h"
 #include "end.pb-c.h"
 #include "header.pb-c.h"
+#include "pagesums.h"
 #include "round.pb-c.h"
 #include "stream_internal.h"
 
@@ -49,6 +50,9 @@ struct pmtrack_enc {
 	struct enc_region *regions;
 
 	bool started, ended, broken;
+	uint8_t id[PMTRACK_STREAM_ID_LEN];
+	/* page sums: the caller's, or own_sums; NULL = no state digest */
+	struct pmtrack_pagesums *sums, *own_sums;
 	uint64_t last_round;
 	uint64_t stamp;
 
@@ -262,6 +266,7 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	free(enc->iov);
 	free(enc->meta);
 	XXH3_freeState(enc->hs);
+	pmtrack_pagesums_free(enc->own_sums);
 	free(enc);
 }
 
@@ -281,11 +286,15 @@ static int enc_take_opts(struct pmtrack_enc *enc,
 	if (!enc->batch_pages)
 		enc->batch_pages = BATCH_PAGES_DEFAULT;
 	enc->link_bw = PMT_OPTS_GET(opts, link_bw, 0);
+	enc->sums = PMT_OPTS_GET(opts, sums, NULL);
+	if (enc->sums && (enc->flags & PMTRACK_ENC_NO_STATE))
+		return -EINVAL;
 	*producer = PMT_OPTS_GET(opts, producer, NULL);
 	*id = PMT_OPTS_GET(opts, stream_id, NULL);
 	if (!page_size_ok(enc->ps) ||
 	    enc->flags & ~(unsigned int)(PMTRACK_ENC_ADAPTIVE |
-					 PMTRACK_ENC_STABLE) ||
+					 PMTRACK_ENC_STABLE |
+					 PMTRACK_ENC_NO_STATE) ||
 	    enc->batch_pages > BATCH_PAGES_MAX ||
 	    (uint64_t)enc->batch_pages * enc->ps > (1ULL << 31) ||
 	    (enc->level && (enc->level < ZSTD_minCLevel() ||
@@ -360,6 +369,32 @@ static int enc_alloc_buffers(struct pmtrack_enc *enc)
 	return 0;
 }
 
+/*
+ * The page sums this stream keeps: the caller's (which must hold the
+ * parent's state for a child stream), our own for a stream without a
+ * parent, or none.
+ */
+static int enc_bind_sums(struct pmtrack_enc *enc,
+			 const struct pmtrack_stream_region *regions,
+			 size_t nregions, const uint8_t *parent)
+{
+	int r;
+
+	if (enc->flags & PMTRACK_ENC_NO_STATE)
+		return 0;
+	if (!enc->sums) {
+		if (parent)
+			return 0;
+		r = pmtrack_pagesums_new(&enc->own_sums);
+		if (r)
+			return r;
+		enc->sums = enc->own_sums;
+	}
+	if (parent && !pmt_ps_follows(enc->sums, parent))
+		return -EINVAL;
+	return pmt_ps_bind(enc->sums, regions, nregions, enc->ps, !parent);
+}
+
 int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 		    const struct pmtrack_stream_region *regions,
 		    size_t nregions, struct pmtrack_enc **out)
@@ -367,7 +402,7 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	char defprod[64];
 	const char *producer;
 	uint8_t sid[PMTRACK_STREAM_ID_LEN];
-	const uint8_t *id;
+	const uint8_t *id, *parent;
 	struct pmtrack_enc *enc;
 	int r;
 
@@ -394,8 +429,12 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	r = enc_alloc_buffers(enc);
 	if (r)
 		goto fail;
-	r = write_header(enc, producer, id,
-			 PMT_OPTS_GET(opts, parent_id, NULL));
+	memcpy(enc->id, id, sizeof(enc->id));
+	parent = PMT_OPTS_GET(opts, parent_id, NULL);
+	r = enc_bind_sums(enc, regions, nregions, parent);
+	if (r)
+		goto fail;
+	r = write_header(enc, producer, id, parent);
 	if (r)
 		goto fail;
 	enc->started = true;
@@ -539,6 +578,10 @@ static int batch_gather_stable(struct pmtrack_enc *enc, const struct batch *b,
 		pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
 		pay[i].iov_len = runs[2 * i + 1] * enc->ps;
 		XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
+		if (enc->sums && pmt_ps_pages(enc->sums, b->region, pos,
+					      runs[2 * i + 1],
+					      pay[i].iov_base))
+			return -ENOMEM;
 		pos += runs[2 * i + 1];
 	}
 	*xxh3 = XXH3_64bits_digest(hs);
@@ -567,6 +610,18 @@ static int batch_gather_copy(struct pmtrack_enc *enc, const struct batch *b,
 	PMT_LIVE_READ_END();
 	*xxh3 = XXH3_64bits(enc->stage, raw);
 	pay[0] = (struct iovec){ enc->stage, raw };
+	/* the copy's pages, in run order */
+	dst = enc->stage;
+	pos = 0;
+	for (size_t i = 0; enc->sums && i < b->nruns; i++) {
+		uint64_t len = runs[2 * i + 1];
+
+		pos += runs[2 * i];
+		if (pmt_ps_pages(enc->sums, b->region, pos, len, dst))
+			return -ENOMEM;
+		dst += len * enc->ps;
+		pos += len;
+	}
 	return 1;
 }
 
@@ -633,6 +688,8 @@ static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 		npay = batch_gather_stable(enc, b, pay, &m.xxh3);
 	else
 		npay = batch_gather_copy(enc, b, pay, &m.xxh3);
+	if (npay < 0)
+		return npay;
 	if (try_z)
 		zstd = batch_compress(enc, raw, pay, &plen);
 
@@ -744,6 +801,9 @@ static int round_scan(struct pmtrack_enc *enc, struct round_region *x,
 		if (page_is_zero(mem + p * enc->ps, enc->ps)) {
 			pmt_bit_set(x->zero, p);
 			x->nzero++;
+			if (enc->sums &&
+			    pmt_ps_pages(enc->sums, rr->region, p, 1, NULL))
+				return -ENOMEM;
 		}
 	}
 	PMT_LIVE_READ_END();
@@ -867,6 +927,7 @@ int pmtrack_enc_end(struct pmtrack_enc *enc,
 		    const uint8_t digest[PMTRACK_DIGEST_LEN])
 {
 	Pmtrack__End m = PMTRACK__END__INIT;
+	uint8_t state[PMTRACK_DIGEST_LEN];
 	int r;
 
 	if (!enc)
@@ -883,10 +944,19 @@ int pmtrack_enc_end(struct pmtrack_enc *enc,
 		m.digest.data = (uint8_t *)digest;
 		m.digest.len = PMTRACK_DIGEST_LEN;
 	}
+	if (enc->sums) {
+		if (pmtrack_pagesums_state(enc->sums, state))
+			return -ENOMEM; /* an entry could not be kept */
+		m.has_state = 1;
+		m.state.data = state;
+		m.state.len = sizeof(state);
+	}
 	r = emit(enc, PMTRACK_REC_END, &m.base, NULL, 0, 0);
 	if (r)
 		return r;
 	enc->ended = true;
+	if (enc->sums)
+		pmt_ps_ended(enc->sums, enc->id);
 	return 0;
 }
 
