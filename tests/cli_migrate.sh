@@ -207,9 +207,10 @@ for n in 0 1 2; do
 done
 [ "$(grep -c '^image [0-9] (0000[0-9][0-9].pmts)' dump.out)" = 3 ] ||
 	no "dump: want 3 image lines: $(cat dump.out)"
-grep -q '^image 0 .*digest no$' dump.out || no "dump: image 0 is live"
-grep -q '^image 2 (000002.pmts) stopped: .*digest yes$' dump.out ||
-	no "dump: image 2 has the digest"
+grep -q '^image 0 (000000.pmts): .*digest yes$' dump.out ||
+	no "dump: image 0 is live, with the state digest"
+grep -q '^image 2 (000002.pmts) stopped: .*digest yes, audited$' dump.out ||
+	no "dump: image 2 is stopped and audited"
 "$bin" restore ck >restore.out 2>restore.err ||
 	no "restore: exit $?: $(cat restore.err)"
 grep -q '^images: 3 ' restore.out || no "restore: images line"
@@ -223,15 +224,14 @@ jq_is restore.json ".dir == \"ck\" and .images == 3 and .streams == 3 and
 	.image_bytes == $ckbytes and .bytes == $ckbytes and
 	(has(\"source\") | not) and (has(\"image\") | not)"
 
-# image 0 is a live pre-dump: complete, but without a digest
-"$bin" restore ck --upto 0 >upto0.out 2>upto0.err
-rc=$?
-[ $rc -eq 1 ] || no "restore --upto 0: exit $rc, want 1 (no digest)"
-grep -q '^digest: not verified (no digest)$' upto0.out ||
-	no "restore --upto 0: digest line"
-grep -q 'allow-unverified' upto0.err || no "restore --upto 0: message"
-"$bin" restore ck --upto 0 --allow-unverified >/dev/null 2>&1 ||
-	no "restore --upto 0 --allow-unverified: exit $?"
+# image 0 is a live pre-dump, verified by the state digest it carries
+"$bin" restore ck --upto 0 >upto0.out 2>upto0.err ||
+	no "restore --upto 0: exit $?: $(cat upto0.err)"
+grep -q '^digest: verified$' upto0.out || no "restore --upto 0: digest line"
+"$bin" inspect ck/000001.pmts >inspect1.out 2>&1 ||
+	no "inspect of image 1: exit $?"
+grep -q '^digest: not checked (the state digest continues a parent stream)$' \
+	inspect1.out || no "inspect of image 1: $(line inspect1.out digest)"
 # a chain of one stopped image is verified at 0
 "$bin" dump ck1 --size 4M --dumps 1 >/dev/null 2>&1 || no "dump --dumps 1"
 "$bin" restore ck1 --upto 0 >upto0b.out 2>&1 ||

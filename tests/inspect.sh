@@ -31,7 +31,16 @@ jq_is "$work/raw.json" '[.header.regions[] | .pages * 1024 == .length] |
 jq_is "$work/raw.json" '.header.regions[1].name == "odd" and
 	.header.regions[0].name == null and .header.regions[2].pages == 3'
 jq_is "$work/raw.json" '.end == {rounds: 3, pages: 55, zero_pages: 12,
-	digest: "092d4e3ce9ae3c162d7375614bf0edff"}'
+	digest: "092d4e3ce9ae3c162d7375614bf0edff", state: null}'
+# the same stream with END's state digest: checked from the pages decoded
+"$bin" inspect "$golden/state-v1.pmts" >"$work/state.txt" || no "state: exit $?"
+grep -q '^end: 3 rounds, 55 pages, 12 zero pages, digest 092d4e3ce9ae3c162d7375614bf0edff, state [0-9a-f]\{32\}$' \
+	"$work/state.txt" || no "state: end line: $(grep '^end' "$work/state.txt")"
+grep -q '^digest: verified$' "$work/state.txt" || no "state: not verified"
+"$bin" inspect --json "$golden/state-v1.pmts" >"$work/state.json" ||
+	no "state json: exit $?"
+jq_is "$work/state.json" '(.end.state | test("^[0-9a-f]{32}$")) and
+	.digest_verified == true'
 jq_is "$work/raw.json" '.digest_verified == true and
 	(has("digest_reason") | not) and (has("error") | not) and
 	.skipped == 0 and .records == 16'

@@ -29,8 +29,12 @@ static void dump_usage(FILE *f)
 	      "Incremental checkpoints of a synthetic workload into DIR: "
 	      "live pre-dumps\n"
 	      "while the writers run, then the workload is paused and a "
-	      "final image, with\n"
-	      "the memory's digest, is dumped.  DIR must hold no images.\n",
+	      "final image is\n"
+	      "dumped and audited (the memory read back against what the "
+	      "chain sent).\n"
+	      "Every image carries the chain's state digest, which restore "
+	      "checks.\n"
+	      "DIR must hold no images.\n",
 	      f);
 	fputs(wl_usage_text, f);
 	fputs("  --dumps N             images, the final one included; "
@@ -213,7 +217,10 @@ int cmd_dump(int argc, char **argv)
 			wl_pause(w);
 		memset(&info, 0, sizeof(info));
 		info.sz = sizeof(info);
-		r = pmtrack_ckpt_dump(ck, last ? PMTRACK_DUMP_STOPPED : 0,
+		r = pmtrack_ckpt_dump(ck,
+				      last ? PMTRACK_DUMP_STOPPED |
+						     PMTRACK_DUMP_AUDIT
+					   : 0,
 				      &info);
 		if (r) {
 			cli_err("dump", "%s: image %" PRIu64 ": %s", a.dir, i,
@@ -223,10 +230,12 @@ int cmd_dump(int argc, char **argv)
 		total += info.bytes;
 		printf("image %" PRIu32 " (%06" PRIu32 ".pmts)%s: %" PRIu64
 		       " pages (%" PRIu64 " zero), %" PRIu64
-		       " bytes, %.1f ms, digest %s\n",
+		       " bytes, %.1f ms, digest %s%s\n",
 		       info.index, info.index, last ? " stopped" : "",
 		       info.pages, info.zero_pages, info.bytes,
-		       ms(info.duration_ns), info.has_digest ? "yes" : "no");
+		       ms(info.duration_ns),
+		       info.has_state || info.has_digest ? "yes" : "no",
+		       info.audited ? ", audited" : "");
 		fflush(stdout);
 	}
 	printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%.1f MB)\n",

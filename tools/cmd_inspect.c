@@ -52,6 +52,7 @@ struct inspect {
 	bool have_end;
 	struct pmtrack_dec_end end;
 	uint8_t digest[PMTRACK_DIGEST_LEN];
+	uint8_t state[PMTRACK_DIGEST_LEN];
 
 	uint64_t wire_bytes, records, skipped;
 };
@@ -413,20 +414,32 @@ static int on_end(void *arg, const struct pmtrack_dec_end *e)
 		memcpy(st->digest, e->digest, PMTRACK_DIGEST_LEN);
 		st->end.digest = st->digest;
 	}
+	if (e->state) {
+		memcpy(st->state, e->state, PMTRACK_DIGEST_LEN);
+		st->end.state = st->state;
+	}
 	return 0;
 }
 
-/* NULL if the digest was verified, else why not. */
+/*
+ * NULL if what END carried was verified (the state digest against the
+ * pages decoded, the memory digest against the replayed memory; the
+ * decoder fails on a mismatch of either), else why not.
+ */
 static const char *digest_unverified(const struct inspect *st, int reason)
 {
 	if (reason == PMTRACK_SERR_DIGEST)
 		return "mismatch";
-	if (st->have_end && st->end.digest_verified)
+	if (st->have_end && (st->end.digest || st->end.state) &&
+	    (!st->end.digest || st->end.digest_verified) &&
+	    (!st->end.state || st->end.state_verified))
 		return NULL;
 	if (!st->have_end)
 		return "no END record";
-	if (!st->end.digest)
+	if (!st->end.digest && !st->end.state)
 		return "no digest sent";
+	if (st->end.state && !st->end.state_verified)
+		return "the state digest continues a parent stream";
 	if (st->nocheck)
 		return st->nocheck;
 	return "not verified by the decoder";
@@ -446,6 +459,10 @@ static void finish_text(struct inspect *st, int reason)
 			put_hex(f, st->end.digest, PMTRACK_DIGEST_LEN);
 		else
 			fputs("none", f);
+		if (st->end.state) {
+			fputs(", state ", f);
+			put_hex(f, st->end.state, PMTRACK_DIGEST_LEN);
+		}
 		fputc('\n', f);
 	} else {
 		fputs("end: missing\n", f);
@@ -484,6 +501,7 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 		jw_set(o, "pages", jw_u64(st->end.pages));
 		jw_set(o, "zero_pages", jw_u64(st->end.zero_pages));
 		jw_set(o, "digest", jw_hex(st->end.digest, PMTRACK_DIGEST_LEN));
+		jw_set(o, "state", jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
 	}
 	jw_set(doc, "end", o);
 	jw_set(doc, "digest_verified", jw_bool(!why));
