@@ -1053,6 +1053,209 @@ START_TEST(precopy_converges_zero)
 }
 END_TEST
 
+/*
+ * A write the tracker cannot see: the region is one mapping of a memfd,
+ * and stop() writes page MW_PAGE through another mapping of it, after the
+ * last collect could have found it.  So the final round leaves it out, as
+ * a tracker that dropped a reported page would.  _i: 0 the default (the
+ * audit after the switchover catches it: -EBADMSG, the page named); 1
+ * with the audit off (the destination acks, and holds the old page: the
+ * audit is what caught it); 2 the memory digest instead (the destination
+ * refuses the stream); 3 no such write (stop() writes through the tracked
+ * mapping), but one byte of the final round's batch flipped on the wire
+ * (the destination refuses it).
+ */
+#define MW_PAGES 64
+#define MW_PAGE 37
+
+struct mwctx {
+	char *mem, *alias;
+	int mode, stops, resumes, switchovers, audited_before;
+	bool stopped;
+	struct pmtrack_xport *x;
+	uint64_t batches_after_stop;
+};
+
+static int mw_stop(void *arg)
+{
+	struct mwctx *c = arg;
+
+	c->stops++;
+	c->stopped = true;
+	/* mode 3: through the tracked mapping, for the final round to send */
+	(c->mode == 3 ? c->mem : c->alias)[MW_PAGE * ps + 5] ^= 0x5a;
+	return 0;
+}
+
+static void mw_resume(void *arg)
+{
+	((struct mwctx *)arg)->resumes++;
+}
+
+static int mw_switchover(void *arg)
+{
+	struct mwctx *c = arg;
+
+	c->switchovers++;
+	return 0;
+}
+
+/* mode 3: the first BATCH after stop() gets a byte of its payload flipped */
+static int mw_write(void *arg, const struct iovec *iov, int n)
+{
+	struct mwctx *c = arg;
+
+	if (c->mode == 3 && c->stopped && n >= 3 &&
+	    iov[0].iov_len == PMTRACK_FRAME_LEN &&
+	    ((const uint8_t *)iov[0].iov_base)[0] == PMTRACK_REC_BATCH &&
+	    !c->batches_after_stop++) {
+		uint8_t *p = iov[2].iov_base;
+		int r;
+
+		p[7] ^= 1;
+		r = pmtrack_xport_write(c->x, iov, n);
+		p[7] ^= 1;
+		return r;
+	}
+	return pmtrack_xport_write(c->x, iov, n);
+}
+
+static int mw_flush(void *arg)
+{
+	return pmtrack_xport_flush(((struct mwctx *)arg)->x);
+}
+
+START_TEST(precopy_missed_write)
+{
+	static const unsigned int flags[] = {
+		0,
+		PMTRACK_PRECOPY_NO_AUDIT,
+		PMTRACK_PRECOPY_FULL_DIGEST | PMTRACK_PRECOPY_NO_AUDIT,
+		0,
+	};
+	static const struct pmtrack_precopy_ops ops = {
+		.stop = mw_stop,
+		.resume = mw_resume,
+	};
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = mw_write,
+		     .ops = &ops, .flags = flags[_i],
+		     .switchover = mw_switchover,
+		     /* a batch per page: the flipped one is the final round's */
+		     .batch_pages = 1);
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct mwctx c = { .mode = _i };
+	size_t len = MW_PAGES * ps;
+	struct pmtrack_rx_region rg;
+	struct pmtrack_mem_region r;
+	struct rxjob j;
+	int fd = memfd_create("missed", MFD_CLOEXEC), fds[2], err;
+	char *mem;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)len), 0);
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	c.alias = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	c.mem = mem;
+	ck_assert_ptr_ne(mem, MAP_FAILED);
+	ck_assert_ptr_ne(c.alias, MAP_FAILED);
+	for (size_t i = 0; i < len; i += 64)
+		mem[i] = (char)(i / 64 + 1);
+	r = (struct pmtrack_mem_region){ mem, len, 9, NULL };
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	rx_start(&j, fds[0], PMTRACK_XPORT_SYSCALL);
+	ck_assert_int_eq(pmtrack_xport_new(fds[1], NULL, &c.x), 0);
+	o.write_arg = &c;
+	o.flush = mw_flush;
+	o.arg = &c;
+	o.reply = c.x;
+	err = pmtrack_precopy(&o, &r, 1, &st);
+	pmtrack_xport_free(c.x);
+	close(fds[1]);
+	pthread_join(j.th, NULL);
+
+	ck_assert_int_eq(c.stops, 1);
+	switch (_i) {
+	case 0:
+		/* acked, let run, then caught on the source */
+		ck_assert_int_eq(err, -EBADMSG);
+		ck_assert_int_eq(st.acked, 1);
+		ck_assert_int_eq(j.err, 0);
+		ck_assert_int_eq(c.switchovers, 1);
+		ck_assert_int_eq(c.resumes, 1);
+		ck_assert_int_eq(st.audited, 0);
+		ck_assert_uint_eq(st.audit_differ, 1);
+		ck_assert_uint_eq(st.audit_first_addr,
+				  (uintptr_t)mem + MW_PAGE * ps);
+		ck_assert_uint_gt(st.audit_ns, 0);
+		break;
+	case 1:
+		/* nothing looks at the source: "success", and wrong */
+		ck_assert_int_eq(err, 0);
+		ck_assert_int_eq(j.err, 0);
+		ck_assert_int_eq(c.switchovers, 1);
+		ck_assert_int_eq(c.resumes, 0);
+		ck_assert_int_eq(st.audited, 0);
+		ck_assert_int_eq(pmtrack_rx_region(j.rx, 0, &rg), 0);
+		ck_assert_int_ne(memcmp(rg.mem, mem, len), 0);
+		ck_assert_int_eq(memcmp(rg.mem, mem, MW_PAGE * ps), 0);
+		break;
+	case 2:
+		ck_assert_int_eq(err, -EREMOTEIO);
+		ck_assert_int_eq(j.err, -EBADMSG);
+		ck_assert_int_eq(st.remote_reason, PMTRACK_SERR_DIGEST);
+		ck_assert_int_eq(c.switchovers, 0);
+		ck_assert_int_eq(c.resumes, 1);
+		break;
+	default:
+		ck_assert_int_eq(err, -EREMOTEIO);
+		ck_assert_int_eq(j.err, -EBADMSG);
+		ck_assert_int_eq(st.remote_reason, PMTRACK_SERR_CHECKSUM);
+		ck_assert_uint_ge(c.batches_after_stop, 1);
+		ck_assert_int_eq(c.switchovers, 0);
+		ck_assert_int_eq(c.resumes, 1);
+		break;
+	}
+	pmtrack_rx_free(j.rx);
+	munmap(mem, len);
+	munmap(c.alias, len);
+	close(fd);
+}
+END_TEST
+
+/* The audit passes for untouched memory, and switchover()'s error fails. */
+static int sw_fail(void *arg)
+{
+	(void)arg;
+	return -ECANCELED;
+}
+
+START_TEST(precopy_audit_clean)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .switchover = _i ? sw_fail : NULL);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1, .p.reply = true };
+	struct rxjob j;
+	int err;
+
+	work_start(&c.w, 512, 64, 0, 91, 64); /* no writers */
+	err = migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j);
+	ck_assert_int_eq(st.acked, 1);
+	ck_assert_uint_eq(st.digest_ns, 0);
+	if (_i) {
+		ck_assert_int_eq(err, -ECANCELED);
+		ck_assert_int_eq(st.audited, 0);
+		ck_assert_int_eq(atomic_load(&c.w.resumes), 1);
+	} else {
+		ck_assert_int_eq(err, 0);
+		ck_assert_int_eq(st.audited, 1);
+		ck_assert_uint_eq(st.audit_differ, 0);
+		expect_same(j.rx, &c.w);
+	}
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
 START_TEST(precopy_args)
 {
 	static const struct pmtrack_precopy_ops nostop = { 0 };
@@ -1915,6 +2118,92 @@ START_TEST(ckpt_chain_writers)
 }
 END_TEST
 
+/*
+ * A write the tracker cannot see (through a second mapping of the memfd
+ * that is checkpointed): a stopped dump with PMTRACK_DUMP_AUDIT finds it,
+ * publishes nothing, and the next image holds every page; without the
+ * audit the dump succeeds and the restore, verified against what the chain
+ * sent, lacks the write (the default checks delivery, not the tracker).
+ */
+START_TEST(ckpt_audit_missed_write)
+{
+	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .no_sync = 1);
+	struct pmtrack_dump_info di = { .sz = sizeof(di) };
+	struct pmtrack_restore_info ri = { .sz = sizeof(ri) };
+	struct pmtrack_rx_region rg;
+	struct pmtrack_mem_region r;
+	struct pmtrack_rx *rx;
+	struct pmtrack_ckpt *ck;
+	size_t len = 32 * ps;
+	char *dir = tmpdir(), path[600], *mem, *alias;
+	int fd = memfd_create("ckpt-missed", MFD_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)len), 0);
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	alias = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(mem, MAP_FAILED);
+	ck_assert_ptr_ne(alias, MAP_FAILED);
+	memset(mem, 7, len);
+	r = (struct pmtrack_mem_region){ mem, len, 4, NULL };
+	ck_assert_int_eq(pmtrack_ckpt_new(dir, &co, &r, 1, &ck), 0);
+	/* AUDIT and FULL_DIGEST are for stopped memory */
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_AUDIT, &di),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_FULL_DIGEST, &di),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED |
+						       PMTRACK_DUMP_AUDIT,
+					   &di),
+			 0);
+	ck_assert_int_eq(di.audited, 1);
+
+	alias[11 * ps + 3] = 42;
+	mem[2 * ps] = 1; /* one the tracker sees */
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED |
+						       PMTRACK_DUMP_AUDIT,
+					   &di),
+			 -EBADMSG);
+	ck_assert_int_eq(di.audited, 0);
+	ck_assert_uint_eq(di.audit_differ, 1);
+	ck_assert_uint_eq(di.audit_first_addr, (uintptr_t)mem + 11 * ps);
+	snprintf(path, sizeof(path), "%s/000001.pmts", dir);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	/* the next image sends every page again, and audits clean */
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED |
+						       PMTRACK_DUMP_AUDIT,
+					   &di),
+			 0);
+	ck_assert_uint_eq(di.index, 1);
+	ck_assert_uint_eq(di.pages, 32);
+	ck_assert_int_eq(di.audited, 1);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri), 0);
+	ck_assert_int_eq(ri.digest_verified, 1);
+	ck_assert_int_eq(pmtrack_rx_region(rx, 0, &rg), 0);
+	ck_assert_int_eq(memcmp(rg.mem, mem, len), 0);
+	pmtrack_rx_free(rx);
+
+	/* without the audit: published, verified, and missing the write */
+	alias[20 * ps] = 43;
+	ck_assert_int_eq(pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &di), 0);
+	ck_assert_uint_eq(di.pages, 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ck_assert_int_eq(pmtrack_ckpt_restore(rx, dir, UINT32_MAX, &ri), 0);
+	ck_assert_int_eq(ri.digest_verified, 1);
+	ck_assert_int_eq(pmtrack_rx_region(rx, 0, &rg), 0);
+	ck_assert_int_eq(((char *)rg.mem)[20 * ps], 7);
+	pmtrack_rx_free(rx);
+
+	pmtrack_ckpt_free(ck);
+	munmap(mem, len);
+	munmap(alias, len);
+	close(fd);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
 /* A damaged chain: truncated image, missing image, unverified tail. */
 START_TEST(ckpt_damaged)
 {
@@ -2347,6 +2636,8 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);
 	tcase_add_test(tc, precopy_bandwidth_cap);
 	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
+	tcase_add_loop_test(tc, precopy_missed_write, 0, 4);
+	tcase_add_loop_test(tc, precopy_audit_clean, 0, 2);
 	tcase_add_test(tc, precopy_args);
 	tcase_add_test(tc, ack_codec);
 	tcase_add_loop_test(tc, precopy_reply_judged, 0, 6 * NKINDS);
@@ -2359,6 +2650,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, rx_zero_pages_free);
 	tcase_add_loop_test(tc, ckpt_chain_writers, 0, 6);
 	tcase_add_test(tc, ckpt_damaged);
+	tcase_add_test(tc, ckpt_audit_missed_write);
 	tcase_add_test(tc, rx_failed_later_image);
 	tcase_add_test(tc, ckpt_name_taken);
 	tcase_add_loop_test(tc, ckpt_eintr, 0, NKINDS);

@@ -1954,6 +1954,305 @@ START_TEST(decoder_stats)
 }
 END_TEST
 
+/* --- page sums and the state digest --------------------------------------- */
+
+/* decode @buf with destinations and page sums @sums (NULL: the decoder's) */
+static int decode_sums(const uint8_t *buf, size_t len,
+		       struct pmtrack_pagesums *sums, struct rx *rx,
+		       int *reason)
+{
+	PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &rx_ops, .arg = rx,
+		     .sums = sums);
+	struct pmtrack_dec *dec;
+	int r;
+
+	ck_assert_int_eq(pmtrack_dec_new(&o, &dec), 0);
+	r = pmtrack_dec_feed(dec, buf, len);
+	if (!r)
+		r = pmtrack_dec_finish(dec);
+	pmtrack_dec_error(dec, reason);
+	pmtrack_dec_free(dec);
+	return r;
+}
+
+START_TEST(pagesums_args)
+{
+	struct pmtrack_pagesums *t;
+	struct pmtrack_audit a = { .sz = sizeof(a) };
+	uint8_t d[PMTRACK_DIGEST_LEN], page[1024] = { 0 };
+	struct iovec iov = { page, sizeof(page) };
+	uint64_t n = 7;
+
+	ck_assert_int_eq(pmtrack_pagesums_new(NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_new(&t), 0);
+	/* bound to nothing yet */
+	ck_assert_int_eq(pmtrack_pagesums_state(t, d), -ENODATA);
+	ck_assert_int_eq(pmtrack_pagesums_resume(t, d), -ENODATA);
+	ck_assert_int_eq(pmtrack_pagesums_count(t, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(pmtrack_pagesums_audit(t, &iov, 1, 1, &a), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_state(NULL, d), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_state(t, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_count(t, NULL), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_resume(NULL, d), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_audit(NULL, &iov, 1, 1, NULL),
+			 -EINVAL);
+	pmtrack_pagesums_free(t);
+	pmtrack_pagesums_free(NULL);
+}
+END_TEST
+
+/*
+ * Two rounds send page 0 of a region twice, one page a batch.  Swapping
+ * the two BATCH records passes every batch checksum and the round rules
+ * (each round still gets its page), but leaves the older content: only
+ * the state digest sees it.  Without one (PMTRACK_ENC_NO_STATE) the same
+ * swap goes through.
+ */
+static uint64_t le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* where the record at @off ends; *@type its type */
+static size_t next_rec(const uint8_t *b, size_t off, uint8_t *type)
+{
+	*type = b[off];
+	return off + PMTRACK_FRAME_LEN + le(b + off + 4, 4) + le(b + off + 8, 8);
+}
+
+START_TEST(state_catches_reorder)
+{
+	static const size_t pages[] = { 4 };
+	uint64_t rs = 77;
+	struct sink k = { 0 };
+	struct rx rx = { .dest = true };
+	struct src s;
+	struct pmtrack_enc *e;
+	size_t off, b[2][2], nb = 0, len;
+	uint8_t type, *sw;
+	bool in_round = false;
+	int why;
+
+	src_init(&s, 1, pages, 1024, &rs);
+	memset(s.mem[0], 0x11, 1024); /* never zero */
+	e = enc_new(&k, &s, 0, _i ? PMTRACK_ENC_NO_STATE : 0, 1);
+	set_all(s.dirty[0], 4);
+	ck_assert_int_eq(src_round(e, &s, 0), 0);
+	memset(s.mem[0], 0x22, 1024);
+	memset(s.dirty[0], 0, 8);
+	s.dirty[0][0] = 1;
+	ck_assert_int_eq(src_round(e, &s, 1), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	/* the first BATCH of each round: both carry page 0 only */
+	for (off = PMTRACK_STREAM_PREAMBLE_LEN; off < k.len && nb < 2;) {
+		size_t end = next_rec(k.buf, off, &type);
+
+		if (type == PMTRACK_REC_ROUND)
+			in_round = true;
+		if (type == PMTRACK_REC_BATCH && in_round) {
+			b[nb][0] = off;
+			b[nb++][1] = end;
+			in_round = false;
+		}
+		off = end;
+	}
+	ck_assert_uint_eq(nb, 2);
+	len = b[0][1] - b[0][0];
+	ck_assert_uint_eq(len, b[1][1] - b[1][0]);
+	sw = malloc(len);
+	memcpy(sw, k.buf + b[0][0], len);
+	memcpy(k.buf + b[0][0], k.buf + b[1][0], len);
+	memcpy(k.buf + b[1][0], sw, len);
+	free(sw);
+	if (_i) {
+		/* nothing to tell: the old page wins */
+		ck_assert_int_eq(decode_sums(k.buf, k.len, NULL, &rx, &why), 0);
+		ck_assert_int_eq(rx.has_state, 0);
+		ck_assert_uint_eq(rx.mem[0][0], 0x11);
+	} else {
+		ck_assert_int_eq(decode_sums(k.buf, k.len, NULL, &rx, &why),
+				 -EBADMSG);
+		ck_assert_int_eq(why, PMTRACK_SERR_DIGEST);
+	}
+	rx_free(&rx);
+	free(k.buf);
+	src_free(&s);
+}
+END_TEST
+
+/*
+ * A tracker that dropped a page: round 1 leaves out page 3 although it was
+ * written.  The receiver holds exactly what was sent (its state matches),
+ * and the audit of the source finds the page; a table that never saw a
+ * page calls it unsent.
+ */
+START_TEST(state_audit_dropped_page)
+{
+	static const size_t pages[] = { 40, 9 };
+	uint64_t rs = 5;
+	struct sink k = { 0 };
+	struct rx rx = { .dest = true };
+	struct pmtrack_audit a = { .sz = sizeof(a) };
+	struct pmtrack_pagesums *t;
+	struct iovec iov[2];
+	struct src s;
+	struct pmtrack_enc *e;
+	uint64_t known;
+	int why;
+	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write, .write_arg = &k,
+		     .page_size = 1024, .batch_pages = 8);
+
+	src_init(&s, 2, pages, 1024, &rs);
+	ck_assert_int_eq(pmtrack_pagesums_new(&t), 0);
+	o.sums = t;
+	ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 2, &e), 0);
+	set_all(s.dirty[0], 40);
+	set_all(s.dirty[1], 9);
+	ck_assert_int_eq(src_round(e, &s, 0), 0);
+	for (size_t i = 0; i < 2; i++)
+		iov[i] = (struct iovec){ s.mem[i], s.rg[i].length };
+	/* what was sent is what memory holds: the audit passes, threaded */
+	ck_assert_int_eq(pmtrack_pagesums_audit(t, iov, 2, 3, &a), 0);
+	ck_assert_uint_eq(a.pages, 49);
+	ck_assert_int_eq(pmtrack_pagesums_count(t, &known), 0);
+	ck_assert_uint_eq(known, 49);
+	/* pages 3 and 9 written; the "tracker" reports 9 only */
+	s.mem[0][3 * 1024 + 1] ^= 0x40;
+	s.mem[0][9 * 1024 + 2] ^= 0x40;
+	memset(s.dirty[0], 0, 8);
+	memset(s.dirty[1], 0, 8);
+	s.dirty[0][0] = 1u << 9;
+	ck_assert_int_eq(src_round(e, &s, 1), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	ck_assert_int_eq(decode_sums(k.buf, k.len, NULL, &rx, &why), 0);
+	ck_assert_int_eq(rx.state_verified, 1);
+	ck_assert_int_ne(memcmp(rx.mem[0], s.mem[0], 40 * 1024), 0);
+	for (unsigned int th = 1; th <= 4; th++) {
+		a = (struct pmtrack_audit){ .sz = sizeof(a) };
+		ck_assert_int_eq(pmtrack_pagesums_audit(t, iov, 2, th, &a),
+				 -EBADMSG);
+		ck_assert_uint_eq(a.differ, 1);
+		ck_assert_uint_eq(a.unsent, 0);
+		ck_assert_uint_eq(a.first_region, 0);
+		ck_assert_uint_eq(a.first_page, 3);
+	}
+	/* the wrong memory for the table */
+	iov[1].iov_len -= 1024;
+	ck_assert_int_eq(pmtrack_pagesums_audit(t, iov, 2, 1, &a), -EINVAL);
+	ck_assert_int_eq(pmtrack_pagesums_audit(t, iov, 1, 1, &a), -EINVAL);
+	iov[1].iov_len += 1024;
+	pmtrack_pagesums_free(t);
+	rx_free(&rx);
+	free(k.buf);
+	k = (struct sink){ 0 };
+
+	/* a stream that sends only region 0: region 1 is unsent */
+	ck_assert_int_eq(pmtrack_pagesums_new(&t), 0);
+	o.sums = t;
+	ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 2, &e), 0);
+	set_all(s.dirty[0], 40);
+	{
+		struct pmtrack_enc_region_round rr = { 0, s.dirty[0], NULL,
+						       s.mem[0] };
+
+		ck_assert_int_eq(pmtrack_enc_round(e, 0, &rr, 1), 0);
+	}
+	pmtrack_enc_free(e);
+	a = (struct pmtrack_audit){ .sz = sizeof(a) };
+	ck_assert_int_eq(pmtrack_pagesums_audit(t, iov, 2, 2, &a), -EBADMSG);
+	ck_assert_uint_eq(a.differ, 0);
+	ck_assert_uint_eq(a.unsent, 9);
+	ck_assert_uint_eq(a.first_region, 1);
+	ck_assert_uint_eq(a.first_page, 0);
+	pmtrack_pagesums_free(t);
+	free(k.buf);
+	src_free(&s);
+}
+END_TEST
+
+/*
+ * A chain of streams, one table per side: every END's state is checked
+ * on the decoding side; a child stream decoded without its parent's
+ * table carries a state that cannot be checked; an encoder refuses a
+ * table that does not hold the parent's state, until resumed.
+ */
+START_TEST(state_chain)
+{
+	static const size_t pages[] = { 16 };
+	uint64_t rs = 9;
+	struct sink k[3] = { { 0 } };
+	struct rx rx = { .dest = true };
+	struct pmtrack_pagesums *et, *dt;
+	struct pmtrack_enc *e;
+	struct src s;
+	uint8_t ids[3][PMTRACK_STREAM_ID_LEN] = { "stream-zero-0000",
+						  "stream-one-11111",
+						  "stream-two-22222" };
+	int why;
+
+	src_init(&s, 1, pages, 1024, &rs);
+	ck_assert_int_eq(pmtrack_pagesums_new(&et), 0);
+	ck_assert_int_eq(pmtrack_pagesums_new(&dt), 0);
+	for (int i = 0; i < 3; i++) {
+		PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write,
+			     .write_arg = &k[i], .page_size = 1024,
+			     .stream_id = ids[i],
+			     .parent_id = i ? ids[i - 1] : NULL, .sums = et);
+
+		if (i)
+			mutate(&s, &rs, false);
+		else
+			set_all(s.dirty[0], 16);
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 1, &e), 0);
+		ck_assert_int_eq(src_round(e, &s, 0), 0);
+		ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+		pmtrack_enc_free(e);
+	}
+	for (int i = 0; i < 3; i++) {
+		/* fresh memory each time: the table is what carries over */
+		rx = (struct rx){ .dest = true };
+		ck_assert_int_eq(decode_sums(k[i].buf, k[i].len, dt, &rx, &why),
+				 0);
+		ck_assert_int_eq(rx.has_state, 1);
+		ck_assert_int_eq(rx.state_verified, 1);
+		rx_free(&rx);
+	}
+	/* image 1 alone: a state it cannot check (its own table would
+	   start empty) */
+	rx = (struct rx){ .dest = true };
+	ck_assert_int_eq(decode_sums(k[1].buf, k[1].len, NULL, &rx, &why), 0);
+	ck_assert_int_eq(rx.has_state, 1);
+	ck_assert_int_eq(rx.state_verified, 0);
+	rx_free(&rx);
+	/* a child of stream 1 while the table holds stream 2 */
+	{
+		PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write,
+			     .write_arg = &k[0], .page_size = 1024,
+			     .parent_id = ids[1], .sums = et);
+
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 1, &e), -EINVAL);
+		ck_assert_int_eq(pmtrack_pagesums_resume(et, ids[1]), 0);
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 1, &e), 0);
+		pmtrack_enc_free(e);
+		/* and one with a table, but NO_STATE: refused */
+		o.flags = PMTRACK_ENC_NO_STATE;
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 1, &e), -EINVAL);
+	}
+	pmtrack_pagesums_free(et);
+	pmtrack_pagesums_free(dt);
+	for (int i = 0; i < 3; i++)
+		free(k[i].buf);
+	src_free(&s);
+}
+END_TEST
+
 /* --- golden files --------------------------------------------------------- */
 
 /*
@@ -2104,6 +2403,13 @@ int main(int argc, char **argv)
 		suite_add_tcase(s, tc);
 		return t_run(s);
 	}
+
+	tc = tcase_create("state");
+	tcase_add_test(tc, pagesums_args);
+	tcase_add_loop_test(tc, state_catches_reorder, 0, 2);
+	tcase_add_test(tc, state_audit_dropped_page);
+	tcase_add_test(tc, state_chain);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("round_trip");
 	tcase_add_loop_test(tc, round_trip_random, 0, 60);
