@@ -127,6 +127,12 @@ static char *map_shared(bool memfd, int *fdp)
 	return b;
 }
 
+/* cachestat(2) (6.5+): EBADF for a bad descriptor, ENOSYS if missing */
+static bool have_cachestat(void)
+{
+	return syscall(451, -1, NULL, NULL, 0) != -1 || errno != ENOSYS;
+}
+
 /* ---- without swap ------------------------------------------------------- */
 
 START_TEST(anon_private)
@@ -587,6 +593,158 @@ START_TEST(memfd_partial_page)
 }
 END_TEST
 
+/* what memfd_gaps() leaves in each page */
+enum gap_page { GP_HOLE, GP_MAPPED, GP_ZAPPED, GP_FALLOC };
+
+/*
+ * A memfd of @np pages in many runs of 1 to 9 pages, each written (mapped),
+ * written and zapped (in the memfd only), allocated by fallocate(2) and
+ * never written, or a hole, in turn; then the count of the whole mapping
+ * and of a part of it, the runs and the bitmaps must all say so, page by
+ * page (a count asks cachestat(2) once per gap; runs and bitmaps walk the
+ * gaps that are neither all hole nor all data).
+ */
+static void memfd_gaps(size_t np)
+{
+	struct pmtrack_pstate *p = open_ps(0, 0);
+	unsigned int want = PMTRACK_PAGE_PRESENT | PMTRACK_PAGE_SWAPPED |
+			    PMTRACK_PAGE_FILE | PMTRACK_PAGE_UNSURE |
+			    PMTRACK_PAGE_EXCLUSIVE;
+	int fd = memfd_create("pmtrack-gaps", MFD_CLOEXEC);
+	unsigned char *kind = calloc(np, 1);
+	uint64_t *bits[PMTRACK_PAGE_NSTATES] = { 0 };
+	size_t words = (np + 63) / 64, nruns = 0, cap = np;
+	struct pmtrack_page_run *runs = calloc(cap, sizeof(*runs));
+	uint64_t expect_present = 0, part_present = 0, b0, b1;
+	bool falloc = have_cachestat();
+	char *b;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_ptr_nonnull(kind);
+	ck_assert_ptr_nonnull(runs);
+	ck_assert_int_eq(ftruncate(fd, (off_t)(np * ps)), 0);
+	b = mmap(NULL, np * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(b, MAP_FAILED);
+	for (size_t i = 0, r = 0; i < np; r++) {
+		size_t n = 1 + (r * 7 + i) % 9;
+		enum gap_page k = (enum gap_page)(r % 4);
+
+		if (n > np - i)
+			n = np - i;
+		/* before 6.5 fallocated pages are holes: none then */
+		if (k == GP_FALLOC && !falloc)
+			k = GP_HOLE;
+		if (k == GP_MAPPED || k == GP_ZAPPED)
+			memset(b + i * ps, 1, n * ps);
+		if (k == GP_ZAPPED)
+			ck_assert_int_eq(
+				madvise(b + i * ps, n * ps, MADV_DONTNEED), 0);
+		if (k == GP_FALLOC)
+			ck_assert_int_eq(fallocate(fd, 0, (off_t)(i * ps),
+						   (off_t)(n * ps)),
+					 0);
+		memset(kind + i, k, n);
+		expect_present += k != GP_HOLE ? n : 0;
+		i += n;
+	}
+	/* the whole mapping, counted */
+	{
+		PMTRACK_OPTS(pmtrack_page_counts, cnt);
+
+		ck_assert_int_eq(pmtrack_pstate_count(p, (uintptr_t)b,
+						      (uintptr_t)b + np * ps,
+						      want, &cnt),
+				 0);
+		ck_assert_uint_eq(cnt.pages, np);
+		ck_assert_uint_eq(cnt.state[0], expect_present);
+		ck_assert_uint_eq(cnt.state[2], expect_present);
+		ck_assert_uint_eq(cnt.state[1], 0);
+		ck_assert_uint_eq(cnt.state[7], 0);
+	}
+	/* a part of it, from mid-run to mid-run */
+	b0 = np / 3 + 1;
+	b1 = np - np / 4 - 1;
+	for (size_t i = b0; i < b1; i++)
+		part_present += kind[i] != GP_HOLE;
+	{
+		PMTRACK_OPTS(pmtrack_page_counts, cnt);
+
+		ck_assert_int_eq(pmtrack_pstate_count(p, (uintptr_t)b + b0 * ps,
+						      (uintptr_t)b + b1 * ps,
+						      want, &cnt),
+				 0);
+		ck_assert_uint_eq(cnt.pages, b1 - b0);
+		ck_assert_uint_eq(cnt.state[0], part_present);
+	}
+	/* runs, page by page */
+	ck_assert_int_eq(pmtrack_pstate_runs(p, (uintptr_t)b,
+					     (uintptr_t)b + np * ps, want, runs,
+					     &nruns, NULL),
+			 -EINVAL); /* nruns 0 */
+	nruns = cap;
+	ck_assert_int_eq(pmtrack_pstate_runs(p, (uintptr_t)b,
+					     (uintptr_t)b + np * ps, want, runs,
+					     &nruns, NULL),
+			 0);
+	for (size_t i = 0, r = 0; i < np; i++) {
+		uintptr_t a = (uintptr_t)b + i * ps;
+		unsigned int st = 0;
+
+		while (r < nruns && runs[r].end <= a)
+			r++;
+		if (r < nruns && runs[r].start <= a)
+			st = runs[r].states;
+		switch (kind[i]) {
+		case GP_MAPPED:
+			ck_assert_msg(st == (PMTRACK_PAGE_PRESENT |
+					     PMTRACK_PAGE_FILE |
+					     PMTRACK_PAGE_EXCLUSIVE),
+				      "mapped page %zu: %#x", i, st);
+			break;
+		case GP_ZAPPED:
+		case GP_FALLOC:
+			ck_assert_msg(st == (PMTRACK_PAGE_PRESENT |
+					     PMTRACK_PAGE_FILE),
+				      "page %zu (%s) in the memfd only: %#x", i,
+				      kind[i] == GP_ZAPPED ? "zapped"
+							   : "fallocated",
+				      st);
+			break;
+		default:
+			ck_assert_msg(st == 0, "hole page %zu: %#x", i, st);
+		}
+	}
+	/* and the bitmaps */
+	for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		bits[i] = calloc(words, 8);
+	ck_assert_int_eq(pmtrack_pstate_bitmaps(p, (uintptr_t)b,
+						(uintptr_t)b + np * ps, want,
+						bits),
+			 0);
+	for (size_t i = 0; i < np; i++)
+		ck_assert_uint_eq((bits[0][i / 64] >> (i % 64)) & 1,
+				  kind[i] != GP_HOLE);
+	for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		free(bits[i]);
+	free(runs);
+	free(kind);
+	munmap(b, np * ps);
+	close(fd);
+	pmtrack_pstate_free(p);
+}
+
+START_TEST(memfd_many_gaps)
+{
+	memfd_gaps(1000);
+}
+END_TEST
+
+START_TEST(memfd_many_gaps_whole)
+{
+	memfd_gaps(2 * (HPAGE / ps));
+}
+END_TEST
+
 /* a tmpfs file, unlinked: still shared memory, still looked up */
 START_TEST(tmpfs_unlinked)
 {
@@ -821,12 +979,6 @@ END_TEST
 
 /* ---- with swap ---------------------------------------------------------- */
 
-/* cachestat(2) (6.5+): EBADF for a bad descriptor, ENOSYS if missing */
-static bool have_cachestat(void)
-{
-	return syscall(451, -1, NULL, NULL, 0) != -1 || errno != ENOSYS;
-}
-
 static void swapped_out(int kind)
 {
 	static const char *const names[] = { "anon", "shared-anon", "memfd" };
@@ -997,6 +1149,8 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, whole_space);
 		tcase_add_test(tc, bad_args);
 		tcase_add_test(tc, memfd_partial_page);
+		tcase_add_test(tc, memfd_many_gaps);
+		tcase_add_test(tc, memfd_many_gaps_whole);
 		tcase_add_test(tc, tmpfs_unlinked);
 		tcase_add_test(tc, mapped_elsewhere);
 		tcase_add_test(tc, no_memory);

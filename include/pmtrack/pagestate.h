@@ -13,10 +13,14 @@
  *    that was swapped out, or that this process never faulted in, has no
  *    page-table entry: pagemap says nothing, the same as for a page that was
  *    never populated.  For those pages the backing object is consulted
- *    (lseek(SEEK_DATA/SEEK_HOLE) tells data from holes, mincore(2) residency,
- *    cachestat(2) on Linux 6.5+ swap-cache pages; before 6.5 a page written
- *    to swap but still in the swap cache is in RAM and reads as
- *    PMTRACK_PAGE_PRESENT, although smaps counts it as swap).  The object
+ *    (cachestat(2) on Linux 6.5+ counts its pages in the page cache and in
+ *    swap, once per gap; lseek(SEEK_DATA/SEEK_HOLE) finds where they are
+ *    when a gap holds both, mincore(2) tells residency, cachestat the
+ *    swap cache).  A page fallocate(2) allocated and nobody wrote yet takes
+ *    RAM and is PMTRACK_PAGE_PRESENT (SEEK_DATA and mincore call it a hole:
+ *    before 6.5 it is one here too, and a page written to swap but still in
+ *    the swap cache is in RAM and reads as PMTRACK_PAGE_PRESENT, although
+ *    smaps counts it as swap).  The object
  *    is reached through /proc/PID/map_files (needs CAP_SYS_ADMIN or
  *    CAP_CHECKPOINT_RESTORE) or through an open descriptor of the process
  *    (/proc/PID/fd; a memfd the process keeps open, for instance).  Where it

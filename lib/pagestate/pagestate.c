@@ -86,6 +86,10 @@ struct pst_sink {
 	int (*put)(struct pst_sink *k, uint64_t s, uint64_t e, unsigned int st,
 		   unsigned int map);
 	void (*span)(struct pst_sink *k, uint64_t pages);
+	/* set where only the number of pages in each state matters (counts):
+	 * shared memory may then be accounted without finding where its
+	 * pages are */
+	void (*add)(struct pst_sink *k, uint64_t pages, unsigned int st);
 	uint64_t stop;
 };
 
@@ -95,6 +99,10 @@ struct pst_ctx {
 	const struct pmtrack_mapping *m;
 	unsigned int want;
 	struct pst_sink *sink;
+	/* counting a whole shared-memory object (whole_object()): gaps are
+	 * not looked up; @held of its @blocks pages are accounted for */
+	bool defer;
+	uint64_t blocks, held;
 };
 
 /* ---- low-level helpers ------------------------------------------------ */
@@ -149,6 +157,16 @@ static int emit(struct pst_ctx *c, uint64_t s, uint64_t e, unsigned int st)
 	if (!st || s >= e)
 		return 0;
 	return c->sink->put(c->sink, s, e, st, c->mi);
+}
+
+/* @pages pages in state @st, somewhere in the mapping (c->sink->add set) */
+static void emit_pages(struct pst_ctx *c, uint64_t pages, unsigned int st)
+{
+	if (c->m->flags & PMTRACK_MAP_SHARED && st)
+		st |= PMTRACK_PAGE_FILE;
+	st &= c->want;
+	if (st && pages)
+		c->sink->add(c->sink, pages, st);
 }
 
 /* ---- shared memory: the backing object -------------------------------- */
@@ -231,6 +249,27 @@ static void put_objs(struct pmtrack_pstate *ps)
 	}
 }
 
+/* cachestat(2) of the object's pages [a, b) (file offsets, a < b): 0, 1
+ * where the kernel has none or refuses it (ps->cachestat is then 0), or
+ * -errno */
+static int obj_cachestat(struct pmtrack_pstate *ps, int fd, uint64_t a,
+			 uint64_t b, struct pmt_cachestat *cs)
+{
+	struct pmt_cachestat_range r = { a, b - a };
+
+	if (!ps->cachestat)
+		return 1;
+	if (syscall(__NR_cachestat, fd, &r, cs, 0)) {
+		if (errno == ENOSYS || errno == EPERM) {
+			ps->cachestat = 0;
+			return 1;
+		}
+		return -errno;
+	}
+	ps->cachestat = 1;
+	return 0;
+}
+
 /* resident object pages [a, b) (file offsets), mapped at @addr: page cache
  * or swap cache?  cachestat counts a shmem page whose slot holds a swap
  * entry as evicted, even while the swap cache still has it in RAM */
@@ -238,23 +277,16 @@ static int split_resident(struct pst_ctx *c, int fd, uint64_t a, uint64_t b,
 			  uint64_t addr)
 {
 	struct pmtrack_pstate *ps = c->ps;
-	struct pmt_cachestat_range r = { a, b - a };
 	struct pmt_cachestat cs;
 	uint64_t mid;
 	int ret;
 
-	if (!ps->swap_on || !ps->cachestat)
+	if (!ps->swap_on)
 		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_PRESENT);
-	if (syscall(__NR_cachestat, fd, &r, &cs, 0)) {
-		if (errno == ENOSYS || errno == EPERM) {
-			ps->cachestat = 0;
-			return emit(c, addr, addr + (b - a),
-				    PMTRACK_PAGE_PRESENT);
-		}
-		return -errno;
-	}
-	ps->cachestat = 1;
-	if (!cs.nr_evicted)
+	ret = obj_cachestat(ps, fd, a, b, &cs);
+	if (ret < 0)
+		return ret;
+	if (ret || !cs.nr_evicted)
 		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_PRESENT);
 	if (!cs.nr_cache || b - a <= ps->page_size)
 		return emit(c, addr, addr + (b - a), PMTRACK_PAGE_SWAPPED);
@@ -304,12 +336,41 @@ static int by_residency(struct pst_ctx *c, const unsigned char *vec, uint64_t s,
 }
 
 /*
+ * Object pages [x, y) (file offsets) at @addr that SEEK_DATA calls a hole
+ * may still be in the page cache: pages fallocate(2) allocated and nobody
+ * wrote yet.  They take RAM, and cachestat(2) counts them, but SEEK_DATA
+ * and mincore(2) pass over them (not up to date); halving the range with
+ * cachestat finds them.  (They cannot be in swap: swap-out writes them.)
+ */
+static int hole_pages(struct pst_ctx *c, struct pst_obj *o, uint64_t x,
+		      uint64_t y, uint64_t addr)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	struct pmt_cachestat cs;
+	uint64_t mid;
+	int ret;
+
+	if (x >= y)
+		return 0;
+	ret = obj_cachestat(ps, o->fd, x, y, &cs);
+	if (ret || !cs.nr_cache)
+		return ret < 0 ? ret : 0;
+	if (cs.nr_cache >= (y - x) >> ps->pshift)
+		return emit(c, addr, addr + (y - x), PMTRACK_PAGE_PRESENT);
+	mid = x + (((y - x) >> ps->pshift) / 2 << ps->pshift);
+	ret = hole_pages(c, o, x, mid, addr);
+	return ret ? ret : hole_pages(c, o, mid, y, addr + (mid - x));
+}
+
+/*
  * The object's data in the pages of a gap [s, e): SEEK_DATA/SEEK_HOLE skip
  * its holes quickly.  Without swap, data is in RAM; with swap, mincore on
- * our PROT_NONE view tells RAM (page or swap cache) from swap.
+ * our PROT_NONE view tells RAM (page or swap cache) from swap.  With
+ * @holes, SEEK_DATA's holes are checked for pages in the page cache too
+ * (hole_pages()).
  */
 static int object_data(struct pst_ctx *c, struct pst_obj *o, uint64_t s,
-		       uint64_t e)
+		       uint64_t e, bool holes)
 {
 	struct pmtrack_pstate *ps = c->ps;
 	const struct pmtrack_mapping *m = c->m;
@@ -334,7 +395,9 @@ static int object_data(struct pst_ctx *c, struct pst_obj *o, uint64_t s,
 			o->d = d < 0 ? UINT64_MAX : (uint64_t)d;
 		}
 		if (o->d >= end)
-			break;
+			return holes ? hole_pages(c, o, pos, end,
+						  s + (pos - off))
+				     : 0;
 		h = lseek(o->fd, d, SEEK_HOLE);
 		if (h < 0)
 			return -errno;
@@ -344,6 +407,12 @@ static int object_data(struct pst_ctx *c, struct pst_obj *o, uint64_t s,
 		b = ((uint64_t)h + pg - 1) & ~(pg - 1);
 		if (b > end)
 			b = end;
+		if (holes) {
+			int ret = hole_pages(c, o, pos, a, s + (pos - off));
+
+			if (ret)
+				return ret;
+		}
 		pos = b;
 		if (!ps->swap_on) {
 			int ret = emit(c, s + (a - off), s + (b - off),
@@ -370,6 +439,44 @@ static int object_data(struct pst_ctx *c, struct pst_obj *o, uint64_t s,
 	return 0;
 }
 
+/*
+ * The object's pages in a gap [s, e): those in the page cache are in RAM
+ * (PRESENT), swap entries are SWAPPED.  cachestat(2) counts both in one
+ * call, which is all a count needs, and settles a gap that is all hole or
+ * all one state; the others are walked with SEEK_DATA/SEEK_HOLE (and
+ * mincore).  Without cachestat (before 6.5) only SEEK_DATA's data counts:
+ * a page fallocate(2) allocated and nobody wrote is a hole there.
+ */
+static int object_pages(struct pst_ctx *c, struct pst_obj *o, uint64_t s,
+			uint64_t e)
+{
+	struct pmtrack_pstate *ps = c->ps;
+	uint64_t off = c->m->offset + (s - c->m->start);
+	uint64_t n = (e - s) >> ps->pshift, in;
+	struct pmt_cachestat cs;
+	int ret = obj_cachestat(ps, o->fd, off, off + (e - s), &cs);
+
+	if (ret)
+		return ret < 0 ? ret : object_data(c, o, s, e, false);
+	in = cs.nr_cache + cs.nr_evicted;
+	if (!in)
+		return 0;
+	if (c->sink->add) {
+		if (!ps->swap_on) { /* swapoff brought every page back */
+			emit_pages(c, in, PMTRACK_PAGE_PRESENT);
+		} else {
+			emit_pages(c, cs.nr_cache, PMTRACK_PAGE_PRESENT);
+			emit_pages(c, cs.nr_evicted, PMTRACK_PAGE_SWAPPED);
+		}
+		return 0;
+	}
+	if (in == n && (!ps->swap_on || !cs.nr_evicted))
+		return emit(c, s, e, PMTRACK_PAGE_PRESENT);
+	if (in == n && !cs.nr_cache)
+		return emit(c, s, e, PMTRACK_PAGE_SWAPPED);
+	return object_data(c, o, s, e, true);
+}
+
 /* a shared-memory range [s, e) with no page-table entry */
 static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 {
@@ -386,7 +493,7 @@ static int lookup_gap(struct pst_ctx *c, uint64_t s, uint64_t e)
 	if (!o && ps->objs[c->mi].state == -2)
 		return 0;
 	if (o)
-		return object_data(c, o, s, e);
+		return object_pages(c, o, s, e);
 	if (ps->pid)
 		return emit(c, s, e, PMTRACK_PAGE_UNSURE);
 	/* no object: our own memory still tells residency */
@@ -440,8 +547,9 @@ static inline unsigned int entry_state(const struct pst_ctx *c, uint64_t pm)
 	/* with frame numbers shown, the swap type tells a PTE marker (uffd-wp,
 	 * poison) from swap; without, only the uffd-wp bit hints at one */
 	if (ps->show_pfn)
-		return (pm & 31) == PMT_PM_SWP_TYPE_MARKER ? PST_GAP
-						       : PMTRACK_PAGE_SWAPPED;
+		return (pm & 31) == PMT_PM_SWP_TYPE_MARKER
+			       ? PST_GAP
+			       : PMTRACK_PAGE_SWAPPED;
 	return pm & PMT_PM_UFFD_WP ? PST_AMBIG : PMTRACK_PAGE_SWAPPED;
 }
 
@@ -930,6 +1038,15 @@ static int count_put(struct pst_sink *k, uint64_t s, uint64_t e,
 	return 0;
 }
 
+static void count_add(struct pst_sink *k, uint64_t pages, unsigned int st)
+{
+	struct count_sink *cs = (struct count_sink *)k;
+
+	for (unsigned int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
+		if (st & (1u << i))
+			cs->c.state[i] += pages;
+}
+
 static void count_span(struct pst_sink *k, uint64_t pages)
 {
 	((struct count_sink *)k)->c.pages += pages;
@@ -1148,7 +1265,9 @@ PMTRACK_API int pmtrack_pstate_count(struct pmtrack_pstate *ps, uint64_t start,
 				     uint64_t end, unsigned int want,
 				     struct pmtrack_page_counts *c)
 {
-	struct count_sink cs = { .k.put = count_put, .k.span = count_span };
+	struct count_sink cs = { .k.put = count_put,
+				 .k.span = count_span,
+				 .k.add = count_add };
 	int ret = check_args(ps, start, end, want);
 
 	if (ret || !c || c->sz < sizeof(size_t))
