@@ -2253,6 +2253,109 @@ START_TEST(state_chain)
 }
 END_TEST
 
+/* --- worker threads -------------------------------------------------------- */
+
+/* a stream of 3 rounds over 3 regions, encoded with @workers threads */
+static void enc_workers(struct sink *k, unsigned int workers, int level,
+			unsigned int flags, uint32_t batch, uint64_t seed)
+{
+	static const size_t pages[] = { 300, 77, 1 };
+	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write, .write_arg = k,
+		     .page_size = 1024, .level = level, .flags = flags,
+		     .batch_pages = batch, .producer = "workers",
+		     .stream_id = (const uint8_t *)"workers-stream-1",
+		     .workers = workers);
+	uint64_t rs = seed;
+	struct pmtrack_enc *e;
+	struct src s;
+
+	memset(k, 0, sizeof(*k));
+	src_init(&s, 3, pages, 1024, &rs);
+	ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 3, &e), 0);
+	for (uint64_t round = 0; round < 3; round++) {
+		mutate(&s, &rs, round == 0);
+		ck_assert_int_eq(src_round(e, &s, round), 0);
+	}
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	src_free(&s);
+}
+
+/*
+ * Workers change who prepares a batch, not the stream: the same bytes as
+ * the caller alone, for every level, STABLE or copying, batch size and
+ * number of workers; and it decodes with its state verified.
+ */
+START_TEST(workers_same_bytes)
+{
+	static const unsigned int nw[] = { 1, 2, 3, 8 };
+	static const int levels[] = { 0, 1, 3 };
+	int level = levels[_i % 3];
+	unsigned int flags = _i / 3 % 2 ? PMTRACK_ENC_STABLE : 0;
+	uint32_t batch = _i / 6 % 2 ? 1 : 16;
+	struct sink ref, k;
+
+	enc_workers(&ref, 0, level, flags, batch, 1000 + (uint64_t)_i);
+	for (size_t w = 0; w < sizeof(nw) / sizeof(*nw); w++) {
+		struct rx rx = { .dest = true };
+		int why;
+
+		enc_workers(&k, nw[w], level, flags, batch,
+			    1000 + (uint64_t)_i);
+		ck_assert_msg(k.len == ref.len && !memcmp(k.buf, ref.buf,
+							  k.len),
+			      "%u workers, level %d, flags %u, batch %u: "
+			      "other bytes",
+			      nw[w], level, flags, batch);
+		ck_assert_int_eq(decode_sums(k.buf, k.len, NULL, &rx, &why),
+				 0);
+		ck_assert_int_eq(rx.state_verified, 1);
+		rx_free(&rx);
+		free(k.buf);
+	}
+	free(ref.buf);
+}
+END_TEST
+
+/*
+ * A write that fails while workers hold batches: the error comes back,
+ * the stream is dead, and no worker reads the caller's memory after
+ * pmtrack_enc_round() returned (it is unmapped at once).
+ */
+START_TEST(workers_write_error)
+{
+	size_t psz = 1024, pages = 2048, len = pages * psz;
+	struct sink k = { .fail_at = 3 + _i * 5 };
+	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write, .write_arg = &k,
+		     .page_size = psz, .level = _i % 2, .batch_pages = 8,
+		     .workers = 3);
+	struct pmtrack_stream_region rg = { .id = 1, .length = len };
+	uint64_t *dirty = malloc(pages / 8);
+	struct pmtrack_enc_region_round rr = { .dirty = dirty };
+	struct pmtrack_enc *e;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	ck_assert_ptr_nonnull(dirty);
+	for (size_t i = 0; i < len; i++)
+		m[i] = (uint8_t)(i * 31 + i / psz);
+	memset(dirty, 0xff, pages / 8);
+	rr.mem = m;
+	ck_assert_int_eq(pmtrack_enc_new(&o, &rg, 1, &e), 0);
+	ck_assert_int_eq(pmtrack_enc_round(e, 0, &rr, 1), -ENOSPC);
+	ck_assert_int_eq(munmap(m, len), 0);
+	ck_assert_int_eq(pmtrack_enc_round(e, 1, &rr, 1), -EPIPE);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), -EPIPE);
+	pmtrack_enc_free(e);
+	free(dirty);
+	free(k.buf);
+	/* too many */
+	o.workers = 65;
+	ck_assert_int_eq(pmtrack_enc_new(&o, &rg, 1, &e), -EINVAL);
+}
+END_TEST
+
 /* --- golden files --------------------------------------------------------- */
 
 /*
@@ -2403,6 +2506,11 @@ int main(int argc, char **argv)
 		suite_add_tcase(s, tc);
 		return t_run(s);
 	}
+
+	tc = tcase_create("workers");
+	tcase_add_loop_test(tc, workers_same_bytes, 0, 12);
+	tcase_add_loop_test(tc, workers_write_error, 0, 4);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("state");
 	tcase_add_test(tc, pagesums_args);

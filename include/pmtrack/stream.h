@@ -297,9 +297,20 @@ struct pmtrack_enc_opts {
 	 * encoder.
 	 */
 	struct pmtrack_pagesums *sums;
+	/*
+	 * Threads that prepare batches (copy, hash, compress) while the
+	 * calling thread writes the ones ready, in order: 0 = none, the
+	 * caller does everything; at most 64.  The stream is the same byte
+	 * for byte whatever the number (ADAPTIVE's choices aside, which
+	 * depend on timing).  Each holds two batches' buffers (and a zstd
+	 * context with a level).  pmtrack_enc_round() returns once every
+	 * batch of the round is written: no thread reads the caller's
+	 * memory after it.
+	 */
+	unsigned int workers;
 	size_t : 0;
 };
-#define pmtrack_enc_opts__last_field sums
+#define pmtrack_enc_opts__last_field workers
 
 struct pmtrack_enc;
 

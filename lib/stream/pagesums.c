@@ -277,6 +277,12 @@ static int put(struct pmtrack_pagesums *s, uint32_t region, uint64_t page,
 	return 0;
 }
 
+int pmt_ps_put(struct pmtrack_pagesums *s, uint32_t region, uint64_t page,
+	       XXH128_hash_t h)
+{
+	return put(s, region, page, h);
+}
+
 int pmt_ps_pages(struct pmtrack_pagesums *s, uint32_t region, uint64_t first,
 		 uint64_t n, const void *data)
 {

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <xxhash.h>
+
 #include <pmtrack/stream.h>
 
 #include "base.h"
@@ -39,5 +41,10 @@ PMT_HIDDEN bool pmt_ps_valid(const struct pmtrack_pagesums *s);
  */
 PMT_HIDDEN int pmt_ps_pages(struct pmtrack_pagesums *s, uint32_t region,
 			    uint64_t first, uint64_t n, const void *data);
+
+/* page @page of region index @region now holds a page whose XXH3-128 is
+   @h; 0, or -E2BIG / -ENOMEM (then invalid) */
+PMT_HIDDEN int pmt_ps_put(struct pmtrack_pagesums *s, uint32_t region,
+			  uint64_t page, XXH128_hash_t h);
 
 #endif

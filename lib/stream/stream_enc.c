@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,33 @@
 /* ADAPTIVE: batches sent raw before compression is tried again */
 #define SKIP_LINK 15u
 #define SKIP_INCOMP_MAX 64u
+#define WORKERS_MAX 64u
+
+enum job_state { J_FREE, J_QUEUED, J_BUSY, J_DONE };
+
+/* One batch on its way: what the caller asked, what a worker made. */
+struct enc_job {
+	/* set by the caller */
+	uint32_t region;
+	const uint8_t *mem;
+	uint64_t *runs; /* 2 * batch_pages */
+	size_t nruns;
+	uint64_t pages;
+	bool try_z;
+	/* made by prepare: the payload, its checksum, the pages' hashes */
+	uint8_t *stage; /* batch_pages pages */
+	uint8_t *zbuf;	/* compressBound of a batch, with a level */
+	ZSTD_CCtx *cctx;
+	XXH3_state_t *hs;
+	XXH128_hash_t *ph; /* per page, with page sums */
+	struct iovec *pay; /* STABLE_IOV_MAX */
+	int npay;
+	size_t plen, zret;
+	uint64_t xxh3;
+	double comp_dt;
+	bool zstd;
+	enum job_state state;
+};
 
 struct enc_region {
 	struct pmtrack_stream_region r;
@@ -56,15 +84,25 @@ struct pmtrack_enc {
 	uint64_t last_round;
 	uint64_t stamp;
 
-	ZSTD_CCtx *cctx;
-	uint8_t *stage; /* batch_pages pages */
-	uint8_t *zbuf;	/* compressBound of a batch */
-	size_t zcap;
-	uint64_t *runs; /* 2 * batch_pages */
+	uint64_t *runs; /* 2 * batch_pages: the batch being built */
 	struct iovec *iov;
 	uint8_t *meta;
 	size_t meta_cap;
-	XXH3_state_t *hs;
+	size_t zcap;
+
+	/*
+	 * Batches are prepared (copied, hashed, compressed) in jobs, by
+	 * @nworkers threads or, with none, by the caller; the caller writes
+	 * them in the order it submitted them.  Job seq lives in
+	 * jobs[seq % njobs].
+	 */
+	struct enc_job *jobs;
+	unsigned int njobs, nworkers, nthreads;
+	pthread_t *th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_done;
+	bool sync_init, stop;
+	uint64_t seq_submit, seq_take, seq_emit;
 
 	/* ADAPTIVE state */
 	double comp_bw, link_meas;
@@ -252,6 +290,23 @@ out:
 	return r;
 }
 
+static void enc_stop_workers(struct pmtrack_enc *enc)
+{
+	if (!enc->sync_init)
+		return;
+	pthread_mutex_lock(&enc->mu);
+	enc->stop = true;
+	pthread_cond_broadcast(&enc->cv_work);
+	pthread_mutex_unlock(&enc->mu);
+	for (unsigned int i = 0; i < enc->nthreads; i++)
+		pthread_join(enc->th[i], NULL);
+	free(enc->th);
+	pthread_mutex_destroy(&enc->mu);
+	pthread_cond_destroy(&enc->cv_work);
+	pthread_cond_destroy(&enc->cv_done);
+	enc->sync_init = false;
+}
+
 void pmtrack_enc_free(struct pmtrack_enc *enc)
 {
 	if (!enc)
@@ -259,13 +314,22 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	for (size_t i = 0; i < enc->nregions; i++)
 		free((char *)enc->regions[i].r.name);
 	free(enc->regions);
-	ZSTD_freeCCtx(enc->cctx);
-	free(enc->stage);
-	free(enc->zbuf);
+	enc_stop_workers(enc);
+	for (unsigned int i = 0; enc->jobs && i < enc->njobs; i++) {
+		struct enc_job *j = &enc->jobs[i];
+
+		ZSTD_freeCCtx(j->cctx);
+		free(j->stage);
+		free(j->zbuf);
+		free(j->runs);
+		free(j->ph);
+		free(j->pay);
+		XXH3_freeState(j->hs);
+	}
+	free(enc->jobs);
 	free(enc->runs);
 	free(enc->iov);
 	free(enc->meta);
-	XXH3_freeState(enc->hs);
 	pmtrack_pagesums_free(enc->own_sums);
 	free(enc);
 }
@@ -287,6 +351,9 @@ static int enc_take_opts(struct pmtrack_enc *enc,
 		enc->batch_pages = BATCH_PAGES_DEFAULT;
 	enc->link_bw = PMT_OPTS_GET(opts, link_bw, 0);
 	enc->sums = PMT_OPTS_GET(opts, sums, NULL);
+	enc->nworkers = PMT_OPTS_GET(opts, workers, 0u);
+	if (enc->nworkers > WORKERS_MAX)
+		return -EINVAL;
 	if (enc->sums && (enc->flags & PMTRACK_ENC_NO_STATE))
 		return -EINVAL;
 	*producer = PMT_OPTS_GET(opts, producer, NULL);
@@ -344,29 +411,85 @@ static int enc_copy_regions(struct pmtrack_enc *enc,
 	return 0;
 }
 
-/* The buffers a batch is built in, and the compressor if there is one. */
-static int enc_alloc_buffers(struct pmtrack_enc *enc)
+/* A job's buffers, and its compressor if there is a level. */
+static int job_alloc(struct pmtrack_enc *enc, struct enc_job *j)
 {
 	size_t bp = enc->batch_pages;
 
-	enc->stage = malloc(bp * enc->ps);
-	enc->runs = malloc(2 * bp * sizeof(*enc->runs));
-	enc->iov = malloc((2 + (bp > STABLE_IOV_MAX ? STABLE_IOV_MAX : bp)) *
-			  sizeof(*enc->iov));
-	enc->hs = XXH3_createState();
-	if (!enc->stage || !enc->runs || !enc->iov || !enc->hs)
+	j->stage = malloc(bp * enc->ps);
+	j->runs = malloc(2 * bp * sizeof(*j->runs));
+	j->pay = malloc(STABLE_IOV_MAX * sizeof(*j->pay));
+	j->hs = XXH3_createState();
+	if (!j->stage || !j->runs || !j->pay || !j->hs)
+		return -ENOMEM;
+	if (enc->sums && !(j->ph = malloc(bp * sizeof(*j->ph))))
 		return -ENOMEM;
 	if (!enc->level)
 		return 0;
-	enc->cctx = ZSTD_createCCtx();
-	enc->zcap = ZSTD_compressBound(bp * enc->ps);
-	enc->zbuf = malloc(enc->zcap);
-	if (!enc->cctx || !enc->zbuf)
+	j->cctx = ZSTD_createCCtx();
+	j->zbuf = malloc(enc->zcap);
+	if (!j->cctx || !j->zbuf)
 		return -ENOMEM;
-	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_compressionLevel, enc->level);
-	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_checksumFlag, 0);
-	ZSTD_CCtx_setParameter(enc->cctx, ZSTD_c_contentSizeFlag, 1);
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_compressionLevel, enc->level);
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(j->cctx, ZSTD_c_contentSizeFlag, 1);
 	return 0;
+}
+
+static void *enc_worker(void *arg);
+
+/* The worker threads, and two jobs for each so that none waits. */
+static int enc_start_workers(struct pmtrack_enc *enc)
+{
+	if (!enc->nworkers)
+		return 0;
+	enc->th = calloc(enc->nworkers, sizeof(*enc->th));
+	if (!enc->th)
+		return -ENOMEM;
+	if (pthread_mutex_init(&enc->mu, NULL))
+		return -ENOMEM;
+	if (pthread_cond_init(&enc->cv_work, NULL)) {
+		pthread_mutex_destroy(&enc->mu);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&enc->cv_done, NULL)) {
+		pthread_cond_destroy(&enc->cv_work);
+		pthread_mutex_destroy(&enc->mu);
+		return -ENOMEM;
+	}
+	enc->sync_init = true;
+	for (; enc->nthreads < enc->nworkers; enc->nthreads++) {
+		int r = pthread_create(&enc->th[enc->nthreads], NULL,
+				       enc_worker, enc);
+
+		if (r)
+			return -r;
+	}
+	return 0;
+}
+
+/* The buffers batches are built in: one job inline, 2 per worker. */
+static int enc_alloc_buffers(struct pmtrack_enc *enc)
+{
+	size_t bp = enc->batch_pages;
+	int r;
+
+	enc->runs = malloc(2 * bp * sizeof(*enc->runs));
+	enc->iov = malloc((2 + (bp > STABLE_IOV_MAX ? STABLE_IOV_MAX : bp)) *
+			  sizeof(*enc->iov));
+	if (!enc->runs || !enc->iov)
+		return -ENOMEM;
+	enc->zcap = enc->level ? ZSTD_compressBound(bp * enc->ps) : 0;
+	enc->njobs = enc->nworkers ? 2 * enc->nworkers : 1;
+	enc->jobs = calloc(enc->njobs, sizeof(*enc->jobs));
+	if (!enc->jobs)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < enc->njobs; i++) {
+		r = job_alloc(enc, &enc->jobs[i]);
+		if (r)
+			return r;
+	}
+	return enc_start_workers(enc);
 }
 
 /*
@@ -426,12 +549,12 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	r = enc_copy_regions(enc, regions, nregions);
 	if (r)
 		goto fail;
-	r = enc_alloc_buffers(enc);
-	if (r)
-		goto fail;
 	memcpy(enc->id, id, sizeof(enc->id));
 	parent = PMT_OPTS_GET(opts, parent_id, NULL);
 	r = enc_bind_sums(enc, regions, nregions, parent);
+	if (r)
+		goto fail;
+	r = enc_alloc_buffers(enc);
 	if (r)
 		goto fail;
 	r = write_header(enc, producer, id, parent);
@@ -564,65 +687,111 @@ static bool batch_skips_z(struct pmtrack_enc *enc)
 	return true;
 }
 
-/* Raw from STABLE memory: one iovec per run, straight from the pages. */
-static int batch_gather_stable(struct pmtrack_enc *enc, const struct batch *b,
-			       struct iovec *pay, uint64_t *xxh3)
+/* each page's XXH3-128, for the page sums */
+static void job_page_hashes(const struct pmtrack_enc *enc, struct enc_job *j,
+			    const uint8_t *p, uint64_t n, uint64_t *k)
 {
-	const uint64_t *runs = enc->runs;
-	XXH3_state_t *hs = enc->hs;
-	uint64_t pos = 0;
-
-	XXH3_64bits_reset(hs);
-	for (size_t i = 0; i < b->nruns; i++) {
-		pos += runs[2 * i];
-		pay[i].iov_base = (void *)(b->mem + pos * enc->ps);
-		pay[i].iov_len = runs[2 * i + 1] * enc->ps;
-		XXH3_64bits_update(hs, pay[i].iov_base, pay[i].iov_len);
-		if (enc->sums && pmt_ps_pages(enc->sums, b->region, pos,
-					      runs[2 * i + 1],
-					      pay[i].iov_base))
-			return -ENOMEM;
-		pos += runs[2 * i + 1];
-	}
-	*xxh3 = XXH3_64bits_digest(hs);
-	return (int)b->nruns;
+	for (uint64_t i = 0; i < n; i++)
+		j->ph[(*k)++] = XXH3_128bits(p + i * enc->ps, enc->ps);
 }
 
-/* The pages copied into enc->stage, as one iovec. */
-static int batch_gather_copy(struct pmtrack_enc *enc, const struct batch *b,
-			     struct iovec *pay, uint64_t *xxh3)
+/* Raw from STABLE memory: one iovec per run, straight from the pages. */
+static void job_gather_stable(const struct pmtrack_enc *enc, struct enc_job *j)
 {
-	const uint64_t *runs = enc->runs;
-	size_t raw = b->pages * enc->ps;
-	uint8_t *dst = enc->stage;
-	uint64_t pos = 0;
+	XXH3_state_t *hs = j->hs;
+	uint64_t pos = 0, k = 0;
+
+	XXH3_64bits_reset(hs);
+	for (size_t i = 0; i < j->nruns; i++) {
+		pos += j->runs[2 * i];
+		j->pay[i].iov_base = (void *)(j->mem + pos * enc->ps);
+		j->pay[i].iov_len = j->runs[2 * i + 1] * enc->ps;
+		XXH3_64bits_update(hs, j->pay[i].iov_base, j->pay[i].iov_len);
+		if (j->ph)
+			job_page_hashes(enc, j, j->pay[i].iov_base,
+					j->runs[2 * i + 1], &k);
+		pos += j->runs[2 * i + 1];
+	}
+	j->xxh3 = XXH3_64bits_digest(hs);
+	j->npay = (int)j->nruns;
+}
+
+/* The pages copied into the job's stage, as one iovec. */
+static void job_gather_copy(const struct pmtrack_enc *enc, struct enc_job *j)
+{
+	size_t raw = j->pages * enc->ps;
+	uint8_t *dst = j->stage;
+	uint64_t pos = 0, k = 0;
 
 	/* one read of each page: what is hashed is what is sent */
 	PMT_LIVE_READ_BEGIN();
-	for (size_t i = 0; i < b->nruns; i++) {
-		size_t len = runs[2 * i + 1] * enc->ps;
+	for (size_t i = 0; i < j->nruns; i++) {
+		size_t len = j->runs[2 * i + 1] * enc->ps;
 
-		pos += runs[2 * i];
-		memcpy(dst, b->mem + pos * enc->ps, len);
+		pos += j->runs[2 * i];
+		memcpy(dst, j->mem + pos * enc->ps, len);
 		dst += len;
-		pos += runs[2 * i + 1];
+		pos += j->runs[2 * i + 1];
 	}
 	PMT_LIVE_READ_END();
-	*xxh3 = XXH3_64bits(enc->stage, raw);
-	pay[0] = (struct iovec){ enc->stage, raw };
-	/* the copy's pages, in run order */
-	dst = enc->stage;
-	pos = 0;
-	for (size_t i = 0; enc->sums && i < b->nruns; i++) {
-		uint64_t len = runs[2 * i + 1];
+	j->xxh3 = XXH3_64bits(j->stage, raw);
+	if (j->ph)
+		job_page_hashes(enc, j, j->stage, j->pages, &k);
+	j->pay[0] = (struct iovec){ j->stage, raw };
+	j->npay = 1;
+}
 
-		pos += runs[2 * i];
-		if (pmt_ps_pages(enc->sums, b->region, pos, len, dst))
-			return -ENOMEM;
-		dst += len * enc->ps;
-		pos += len;
+/*
+ * Prepare a job: gather, hash and maybe compress its pages.  Reads only
+ * the encoder's settings, so workers run it side by side.
+ */
+static void job_prepare(const struct pmtrack_enc *enc, struct enc_job *j)
+{
+	size_t raw = j->pages * enc->ps;
+	bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
+	double t0;
+
+	if ((enc->flags & PMTRACK_ENC_STABLE) && !j->try_z &&
+	    j->nruns <= STABLE_IOV_MAX)
+		job_gather_stable(enc, j);
+	else
+		job_gather_copy(enc, j);
+	j->plen = raw;
+	j->zstd = false;
+	if (!j->try_z)
+		return;
+	t0 = adaptive ? now_s() : 0;
+	j->zret = ZSTD_compress2(j->cctx, j->zbuf, enc->zcap, j->stage, raw);
+	j->comp_dt = adaptive ? now_s() - t0 : 0;
+	/* never send more than the raw pages */
+	if (!ZSTD_isError(j->zret) && j->zret < raw) {
+		j->zstd = true;
+		j->plen = j->zret;
+		j->pay[0] = (struct iovec){ j->zbuf, j->zret };
 	}
-	return 1;
+}
+
+static void *enc_worker(void *arg)
+{
+	struct pmtrack_enc *enc = arg;
+	struct enc_job *j;
+
+	pthread_mutex_lock(&enc->mu);
+	for (;;) {
+		while (!enc->stop && enc->seq_take == enc->seq_submit)
+			pthread_cond_wait(&enc->cv_work, &enc->mu);
+		if (enc->stop)
+			break;
+		j = &enc->jobs[enc->seq_take++ % enc->njobs];
+		j->state = J_BUSY;
+		pthread_mutex_unlock(&enc->mu);
+		job_prepare(enc, j);
+		pthread_mutex_lock(&enc->mu);
+		j->state = J_DONE;
+		pthread_cond_broadcast(&enc->cv_done);
+	}
+	pthread_mutex_unlock(&enc->mu);
+	return NULL;
 }
 
 /* ADAPTIVE: given @raw bytes compressed to @z, when to try again. */
@@ -645,70 +814,119 @@ static void adapt_after(struct pmtrack_enc *enc, size_t raw, size_t z)
 		adapt_skip(enc, SKIP_LINK, 1);
 }
 
-/*
- * Compress the @raw bytes in enc->stage.  True if they shrank: then
- * @pay[0] and @plen are the compressed bytes.
- */
-static bool batch_compress(struct pmtrack_enc *enc, size_t raw,
-			   struct iovec *pay, size_t *plen)
+/* the job's page hashes into the page sums, in run order */
+static int job_sums(struct pmtrack_enc *enc, const struct enc_job *j)
 {
-	bool adaptive = enc->flags & PMTRACK_ENC_ADAPTIVE;
-	double t0 = adaptive ? now_s() : 0, dt;
-	size_t z = ZSTD_compress2(enc->cctx, enc->zbuf, enc->zcap, enc->stage,
-				  raw);
-	bool zstd = false;
+	uint64_t pos = 0, k = 0;
 
-	dt = adaptive ? now_s() - t0 : 0;
-	if (!ZSTD_isError(z) && dt > 0)
-		ewma(&enc->comp_bw, (double)raw / dt);
-	/* never send more than the raw pages */
-	if (!ZSTD_isError(z) && z < raw) {
-		zstd = true;
-		*plen = z;
-		pay[0] = (struct iovec){ enc->zbuf, z };
+	for (size_t i = 0; enc->sums && i < j->nruns; i++) {
+		pos += j->runs[2 * i];
+		for (uint64_t e = pos + j->runs[2 * i + 1]; pos < e; pos++)
+			if (pmt_ps_put(enc->sums, j->region, pos, j->ph[k++]))
+				return -ENOMEM;
 	}
-	if (adaptive)
-		adapt_after(enc, raw, z);
-	return zstd;
+	return 0;
+}
+
+/* Write a prepared job: its BATCH record, then its page sums. */
+static int job_emit(struct pmtrack_enc *enc, struct enc_job *j)
+{
+	Pmtrack__Batch m = PMTRACK__BATCH__INIT;
+	size_t raw = j->pages * enc->ps;
+	int r;
+
+	if (j->try_z && (enc->flags & PMTRACK_ENC_ADAPTIVE)) {
+		if (!ZSTD_isError(j->zret) && j->comp_dt > 0)
+			ewma(&enc->comp_bw, (double)raw / j->comp_dt);
+		adapt_after(enc, raw, j->zret);
+	}
+	m.region = j->region;
+	m.n_runs = 2 * j->nruns;
+	m.runs = j->runs;
+	m.codec = j->zstd ? PMTRACK__CODEC__ZSTD : PMTRACK__CODEC__RAW;
+	m.raw_len = raw;
+	m.xxh3 = j->xxh3;
+	r = emit(enc, PMTRACK_REC_BATCH, &m.base, j->pay, j->npay, j->plen);
+	if (!r)
+		r = job_sums(enc, j);
+	if (r)
+		return r;
+	enc->st.batches++;
+	enc->st.batches_zstd += j->zstd;
+	enc->st.pages += j->pages;
+	enc->st.page_bytes += raw;
+	enc->st.payload_bytes += j->plen;
+	return 0;
+}
+
+/*
+ * Wait for the oldest job in flight and write it (if @write: after an
+ * error the rest are only waited for, since they may read the caller's
+ * memory).
+ */
+static int job_retire(struct pmtrack_enc *enc, bool write)
+{
+	struct enc_job *j = &enc->jobs[enc->seq_emit % enc->njobs];
+	int r = 0;
+
+	pthread_mutex_lock(&enc->mu);
+	while (j->state != J_DONE)
+		pthread_cond_wait(&enc->cv_done, &enc->mu);
+	pthread_mutex_unlock(&enc->mu);
+	if (write)
+		r = job_emit(enc, j);
+	j->state = J_FREE;
+	enc->seq_emit++;
+	return r;
+}
+
+/* Every job in flight written (or, after an error, waited for). */
+static int jobs_drain(struct pmtrack_enc *enc, int r)
+{
+	while (enc->seq_emit < enc->seq_submit) {
+		int e = job_retire(enc, !r);
+
+		if (!r)
+			r = e;
+	}
+	return r;
 }
 
 static int batch_flush(struct pmtrack_enc *enc, struct batch *b)
 {
-	Pmtrack__Batch m = PMTRACK__BATCH__INIT;
-	size_t raw = b->pages * enc->ps, plen = raw;
-	struct iovec pay[STABLE_IOV_MAX];
-	bool try_z, zstd = false;
-	int npay, r;
+	struct enc_job *j;
+	int r = 0;
 
 	if (!b->pages)
 		return 0;
-	try_z = enc->level && !batch_skips_z(enc);
-	if ((enc->flags & PMTRACK_ENC_STABLE) && !try_z &&
-	    b->nruns <= STABLE_IOV_MAX)
-		npay = batch_gather_stable(enc, b, pay, &m.xxh3);
-	else
-		npay = batch_gather_copy(enc, b, pay, &m.xxh3);
-	if (npay < 0)
-		return npay;
-	if (try_z)
-		zstd = batch_compress(enc, raw, pay, &plen);
-
-	m.region = b->region;
-	m.n_runs = 2 * b->nruns;
-	m.runs = enc->runs;
-	m.codec = zstd ? PMTRACK__CODEC__ZSTD : PMTRACK__CODEC__RAW;
-	m.raw_len = raw;
-	r = emit(enc, PMTRACK_REC_BATCH, &m.base, pay, npay, plen);
-	if (r)
-		return r;
-	enc->st.batches++;
-	enc->st.batches_zstd += zstd;
-	enc->st.pages += b->pages;
-	enc->st.page_bytes += raw;
-	enc->st.payload_bytes += plen;
+	if (!enc->nworkers) {
+		j = &enc->jobs[0];
+	} else {
+		/* the slot's previous job first */
+		if (enc->seq_submit - enc->seq_emit == enc->njobs)
+			r = job_retire(enc, true);
+		if (r)
+			return r;
+		j = &enc->jobs[enc->seq_submit % enc->njobs];
+	}
+	j->region = b->region;
+	j->mem = b->mem;
+	j->nruns = b->nruns;
+	j->pages = b->pages;
+	memcpy(j->runs, enc->runs, 2 * b->nruns * sizeof(*j->runs));
+	j->try_z = enc->level && !batch_skips_z(enc);
 	b->nruns = 0;
 	b->pages = 0;
 	b->end = 0;
+	if (!enc->nworkers) {
+		job_prepare(enc, j);
+		return job_emit(enc, j);
+	}
+	pthread_mutex_lock(&enc->mu);
+	j->state = J_QUEUED;
+	enc->seq_submit++;
+	pthread_cond_signal(&enc->cv_work);
+	pthread_mutex_unlock(&enc->mu);
 	return 0;
 }
 
@@ -884,9 +1102,10 @@ static int round_batches(struct pmtrack_enc *enc,
 			x->dirty[w] &= ~x->zero[w];
 		r = region_batches(enc, rr[i].region, rr[i].mem, x->dirty);
 		if (r)
-			return r;
+			break;
 	}
-	return 0;
+	/* the caller's memory is read by no one once this returns */
+	return enc->nworkers ? jobs_drain(enc, r) : r;
 }
 
 static void round_release(struct round_region *rs, size_t n)
