@@ -87,6 +87,8 @@ struct row {
 	char label[32];
 	int level;
 	unsigned int flags;
+	unsigned int workers; /* pmtrack_enc_opts.workers */
+	double enc_gbps;      /* set by run_row() */
 };
 
 /* the memory sink the encoder writes to */
@@ -245,7 +247,7 @@ static double time_encode(struct bench *b, const struct row *r,
 {
 	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write,
 		     .write_arg = &b->sink, .level = r->level,
-		     .flags = r->flags);
+		     .flags = r->flags, .workers = r->workers);
 	struct pmtrack_stream_region reg = {
 		.id = 0,
 		.start = (uintptr_t)b->src,
@@ -449,10 +451,16 @@ static int build_rows(const struct args *a, struct row *rows)
 		rows[nrows].level = a->levels[i];
 		rows[nrows].flags = PMTRACK_ENC_STABLE;
 	}
-	rows[nrows++] = (struct row){ "off, copying", 0, 0 };
+	rows[nrows++] = (struct row){ "off, copying", 0, 0, 0, 0 };
 	rows[nrows++] =
 		(struct row){ "1, adaptive", 1,
-			      PMTRACK_ENC_ADAPTIVE | PMTRACK_ENC_STABLE };
+			      PMTRACK_ENC_ADAPTIVE | PMTRACK_ENC_STABLE, 0, 0 };
+	/* the same compression on worker threads */
+	rows[nrows++] = (struct row){ "1, 1 worker", 1, PMTRACK_ENC_STABLE, 1,
+				      0 };
+	rows[nrows++] = (struct row){ "1, 2 workers", 1, PMTRACK_ENC_STABLE,
+				      2, 0 };
+	rows[nrows++] = (struct row){ "off, copying, 1 worker", 0, 0, 1, 0 };
 	return nrows;
 }
 
@@ -466,6 +474,7 @@ struct notes {
 	uint64_t zero_wire;
 	double real_zero;
 	char adaptive[MIX_NR][160];
+	char workers[MIX_NR][160];
 };
 
 /* the region, the sink and the per-rep times for a region of @size_mib */
@@ -516,7 +525,7 @@ static void print_header(const struct bench *b, size_t size_mib,
 }
 
 /* every rep of row @r on the current mix, and its line of the table */
-static void run_row(struct bench *b, const struct row *r, struct times *t,
+static void run_row(struct bench *b, struct row *r, struct times *t,
 		    int reps, struct pmtrack_enc_stats *st)
 {
 	double e, d, c;
@@ -535,6 +544,7 @@ static void run_row(struct bench *b, const struct row *r, struct times *t,
 	e = b->len / bench_median(t->enc, reps) / 1e9;
 	d = b->len / bench_median(t->dec, reps) / 1e9;
 	c = b->len / bench_median(t->cpy, reps) / 1e9;
+	r->enc_gbps = e;
 	printf("| %s | %s | %#.3g | %#.3g | %#.3g "
 	       "| %.3f | %.3f | %.4f |\n",
 	       b->mix, r->label, e, d, c, e / c, d / c,
@@ -562,7 +572,16 @@ static void take_notes(struct notes *n, enum mix m, const struct row *r,
 }
 
 /* mix @m into the region, then every row on it */
-static void run_mix(struct bench *b, enum mix m, const struct row *rows,
+/* encode GB/s of the row labelled @label, 0 if none */
+static double row_gbps(const struct row *rows, int nrows, const char *label)
+{
+	for (int i = 0; i < nrows; i++)
+		if (!strcmp(rows[i].label, label))
+			return rows[i].enc_gbps;
+	return 0;
+}
+
+static void run_mix(struct bench *b, enum mix m, struct row *rows,
 		    int nrows, struct times *t, int reps, struct notes *n,
 		    size_t page_size)
 {
@@ -579,6 +598,17 @@ static void run_mix(struct bench *b, enum mix m, const struct row *rows,
 
 		run_row(b, &rows[i], t, reps, &st);
 		take_notes(n, m, &rows[i], &st, b->npages);
+	}
+	{
+		double w0 = row_gbps(rows, nrows, "1"),
+		       w1 = row_gbps(rows, nrows, "1, 1 worker"),
+		       w2 = row_gbps(rows, nrows, "1, 2 workers");
+
+		if (w1 > 0 && w2 > 0)
+			snprintf(n->workers[m], sizeof(n->workers[m]),
+				 "level 1 encode, 2 workers ÷ 1 worker %.2f, "
+				 "1 worker ÷ none %.2f",
+				 w2 / w1, w0 > 0 ? w1 / w0 : 0);
 	}
 }
 
@@ -612,6 +642,13 @@ static void print_notes(const struct notes *n, const struct bench *b,
 		if (n->adaptive[m][0])
 			printf("Adaptive, %s: %s.\n", mix_name[m],
 			       n->adaptive[m]);
+	printf("Rows \"N worker(s)\" prepare batches (copy, hash, compress) "
+	       "on N threads\n(pmtrack_enc_opts.workers) while the caller "
+	       "writes them.\n");
+	for (int m = 0; m < MIX_NR; m++)
+		if (n->workers[m][0])
+			printf("Workers, %s: %s.\n", mix_name[m],
+			       n->workers[m]);
 }
 
 int main(int argc, char **argv)
@@ -621,7 +658,7 @@ int main(int argc, char **argv)
 			  .mixes = (1 << MIX_NR) - 1,
 			  .levels = { 0, 1, 3 },
 			  .nlevels = 3 };
-	struct row rows[MAX_LEVELS + 2];
+	struct row rows[MAX_LEVELS + 5] = { { { 0 } } };
 	struct notes n = { .real_zero = -1 };
 	size_t page_size = (size_t)sysconf(_SC_PAGESIZE);
 	struct bench b = { 0 };

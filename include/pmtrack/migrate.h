@@ -167,6 +167,14 @@ PMTRACK_API int pmtrack_xport_get_stats(const struct pmtrack_xport *x,
 /* Source memory                                                             */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * workers in struct pmtrack_precopy_opts and pmtrack_ckpt_opts: threads
+ * that copy, hash and compress batches while the calling thread writes
+ * them (struct pmtrack_enc_opts.workers).  0 = one per online CPU beyond
+ * the caller's, at most 8 (none on one CPU); PMTRACK_NO_WORKERS = none.
+ */
+#define PMTRACK_NO_WORKERS UINT32_MAX
+
 /* A region of the caller's memory to migrate or checkpoint. */
 struct pmtrack_mem_region {
 	void *addr;	  /* page-aligned */
@@ -286,9 +294,11 @@ struct pmtrack_precopy_opts {
 	 * return fails the migration with it.  Optional.
 	 */
 	int (*switchover)(void *arg);
+	/* batch threads (see PMTRACK_NO_WORKERS); 0 = automatic */
+	uint32_t workers;
 	size_t : 0;
 };
-#define pmtrack_precopy_opts__last_field switchover
+#define pmtrack_precopy_opts__last_field workers
 
 struct pmtrack_precopy_stats {
 	size_t sz;
@@ -591,9 +601,11 @@ struct pmtrack_ckpt_opts {
 	int no_sync;
 	/* transport for the image files */
 	enum pmtrack_xport_kind xport;
+	/* batch threads (see PMTRACK_NO_WORKERS); 0 = automatic */
+	uint32_t workers;
 	size_t : 0;
 };
-#define pmtrack_ckpt_opts__last_field xport
+#define pmtrack_ckpt_opts__last_field workers
 
 struct pmtrack_ckpt;
 

@@ -31,6 +31,7 @@ struct pmtrack_ckpt {
 	char *producer;
 	int no_sync;
 	enum pmtrack_xport_kind xport;
+	uint32_t workers;
 	/* what the chain holds of each page: state digests, audits */
 	struct pmtrack_pagesums *sums;
 };
@@ -174,6 +175,7 @@ int pmtrack_ckpt_new(const char *dir, const struct pmtrack_ckpt_opts *o,
 	ck->level = PMT_OPTS_GET(o, level, 0);
 	ck->enc_flags = PMT_OPTS_GET(o, enc_flags, 0u);
 	ck->batch_pages = PMT_OPTS_GET(o, batch_pages, 0u);
+	ck->workers = PMT_OPTS_GET(o, workers, (uint32_t)0);
 	ck->no_sync = PMT_OPTS_GET(o, no_sync, 0);
 	ck->xport = PMT_OPTS_GET(o, xport, PMTRACK_XPORT_AUTO);
 	if (PMT_OPTS_GET(o, producer, (const char *)NULL)) {
@@ -218,29 +220,13 @@ void pmtrack_ckpt_free(struct pmtrack_ckpt *ck)
  */
 static int ckpt_audit(struct pmtrack_ckpt *ck, struct pmtrack_dump_info *info)
 {
-	struct pmtrack_audit a = { .sz = sizeof(a) };
-	struct iovec *iov = calloc(ck->src.n, sizeof(*iov));
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int err;
+	int err = pmt_src_audit(&ck->src, ck->sums, &info->audit_differ,
+				&info->audit_first_addr);
 
-	if (!iov)
-		return -ENOMEM;
-	for (size_t i = 0; i < ck->src.n; i++)
-		iov[i] = (struct iovec){ ck->src.r[i].addr, ck->src.r[i].len };
-	err = pmtrack_pagesums_audit(ck->sums, iov, ck->src.n,
-				     cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned int)cpus,
-				     &a);
-	free(iov);
-	info->audit_differ = a.differ + a.unsent;
-	if (err == -EBADMSG) {
-		info->audit_first_addr =
-			(uint64_t)(uintptr_t)ck->src.r[a.first_region].addr +
-			a.first_page * ck->src.ps;
+	if (err == -EBADMSG)
 		pmt_src_all(&ck->src);
-	}
-	if (!err)
-		info->audited = 1;
-	return err == -ENODATA ? -ENOMEM : err;
+	info->audited = !err;
+	return err;
 }
 
 /* Write image ck->next to @fd. */
@@ -270,7 +256,8 @@ static int ckpt_write(struct pmtrack_ckpt *ck, int fd, unsigned int flags,
 			     .batch_pages = ck->batch_pages,
 			     .producer = ck->producer, .stream_id = id,
 			     .parent_id = ck->next ? ck->last_id : NULL,
-			     .sums = ck->sums);
+			     .sums = ck->sums,
+			     .workers = pmt_src_workers(ck->workers));
 		err = pmtrack_enc_new(&eo, ck->src.sr, ck->src.n, &enc);
 	}
 	if (!err)

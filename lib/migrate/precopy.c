@@ -295,7 +295,9 @@ static int pc_enc_new(struct pc *pc)
 		     .page_size = pc->src.ps, .level = o->level,
 		     .flags = o->enc_flags | (verify ? 0 : PMTRACK_ENC_NO_STATE),
 		     .batch_pages = o->batch_pages, .producer = o->producer,
-		     .stream_id = pc->id);
+		     .stream_id = pc->id,
+		     .workers = pmt_src_workers(
+			     PMT_OPTS_GET(o, workers, (uint32_t)0)));
 	int err;
 
 	if (verify) {
@@ -501,43 +503,22 @@ static int pc_stop_and_copy(struct pc *pc)
 	return pc_progress(pc, &rs);
 }
 
-/* threads for the audit: the workload is stopped, so every CPU */
-static unsigned int pc_audit_threads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : n > 16 ? 16 : (unsigned int)n;
-}
-
 /*
  * After the switchover: does the stopped source hold exactly what was
  * sent?  A page that differs was written without the tracker reporting
  * it.  -EBADMSG then, with the first such page's address in the stats.
+ * The workload is stopped: every CPU reads.
  */
 static int pc_audit(struct pc *pc)
 {
-	struct pmtrack_audit a = { .sz = sizeof(a) };
-	struct iovec *iov;
 	uint64_t t0 = pmt_now_ns();
 	int err;
 
-	iov = calloc(pc->src.n, sizeof(*iov));
-	if (!iov)
-		return -ENOMEM;
-	for (size_t i = 0; i < pc->src.n; i++)
-		iov[i] = (struct iovec){ pc->src.r[i].addr, pc->src.r[i].len };
-	err = pmtrack_pagesums_audit(pc->sums, iov, pc->src.n,
-				     pc_audit_threads(), &a);
-	free(iov);
+	err = pmt_src_audit(&pc->src, pc->sums, &pc->st.audit_differ,
+			    &pc->st.audit_first_addr);
 	pc->st.audit_ns = pmt_now_ns() - t0;
-	pc->st.audit_differ = a.differ + a.unsent;
-	if (err == -EBADMSG)
-		pc->st.audit_first_addr =
-			(uint64_t)(uintptr_t)pc->src.r[a.first_region].addr +
-			a.first_page * pc->src.ps;
-	else if (!err)
-		pc->st.audited = 1;
-	return err == -ENODATA ? -ENOMEM : err;
+	pc->st.audited = !err;
+	return err;
 }
 
 /* The switchover callback, then the audit unless turned off. */
@@ -545,9 +526,10 @@ static int pc_after_switchover(struct pc *pc)
 {
 	const struct pmtrack_precopy_opts *o = pc->o;
 	int err = 0;
+	int (*sw)(void *) = PMT_OPTS_GET(o, switchover, NULL);
 
-	if (o->switchover)
-		err = o->switchover(o->arg);
+	if (sw)
+		err = sw(o->arg);
 	if (!err && pc->sums && !(o->flags & PMTRACK_PRECOPY_NO_AUDIT))
 		err = pc_audit(pc);
 	return err;

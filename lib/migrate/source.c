@@ -186,6 +186,46 @@ void pmt_src_sent(struct pmt_src *s)
 		memset(s->dirty[i], 0, s->nwords[i] * 8);
 }
 
+unsigned int pmt_src_workers(uint32_t want)
+{
+	long n;
+
+	if (want == PMTRACK_NO_WORKERS)
+		return 0;
+	if (want)
+		return want > 64 ? 64 : want;
+	n = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	return n < 1 ? 0 : n > 8 ? 8 : (unsigned int)n;
+}
+
+unsigned int pmt_src_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 16 ? 16 : (unsigned int)n;
+}
+
+int pmt_src_audit(struct pmt_src *s, const struct pmtrack_pagesums *sums,
+		  uint64_t *differ, uint64_t *first)
+{
+	struct pmtrack_audit a = { .sz = sizeof(a) };
+	struct iovec *iov = calloc(s->n, sizeof(*iov));
+	int err;
+
+	if (!iov)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		iov[i] = (struct iovec){ s->r[i].addr, s->r[i].len };
+	err = pmtrack_pagesums_audit(sums, iov, s->n, pmt_src_cpus(), &a);
+	free(iov);
+	*differ = a.differ + a.unsent;
+	if (err == -EBADMSG)
+		*first = (uint64_t)(uintptr_t)s->r[a.first_region].addr +
+			 a.first_page * s->ps;
+	/* a table that lost an entry has nothing to say: out of memory */
+	return err == -ENODATA ? -ENOMEM : err;
+}
+
 int pmt_src_digest(struct pmt_src *s, uint8_t out[PMTRACK_DIGEST_LEN])
 {
 	struct iovec *iov = calloc(s->n, sizeof(*iov));

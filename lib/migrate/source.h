@@ -52,6 +52,20 @@ PMT_HIDDEN int pmt_src_round(struct pmt_src *s, struct pmtrack_enc *enc,
 			     uint64_t round);
 /* The pending pages were delivered. */
 PMT_HIDDEN void pmt_src_sent(struct pmt_src *s);
+/*
+ * Encoder workers for a requested number (0 = automatic: the online CPUs
+ * beyond the caller's, at most 8; PMTRACK_NO_WORKERS = none).
+ */
+PMT_HIDDEN unsigned int pmt_src_workers(uint32_t want);
+/* Threads for an audit: every online CPU, at most 16. */
+PMT_HIDDEN unsigned int pmt_src_cpus(void);
+/*
+ * pmtrack_pagesums_audit() of all the regions against @sums; the bad
+ * pages' count and the first one's address into *@differ and *@first.
+ */
+PMT_HIDDEN int pmt_src_audit(struct pmt_src *s,
+			     const struct pmtrack_pagesums *sums,
+			     uint64_t *differ, uint64_t *first);
 /* pmtrack_digest() of all the regions; 0 or -ENOMEM. */
 PMT_HIDDEN int pmt_src_digest(struct pmt_src *s,
 			      uint8_t out[PMTRACK_DIGEST_LEN]);
