@@ -1256,6 +1256,173 @@ START_TEST(precopy_audit_clean)
 }
 END_TEST
 
+/* ---- channels ------------------------------------------------------------ */
+
+#define CH_MAX 5
+
+/* a receiver of a stream over n channels (fds[i] of each socket pair) */
+struct chjob {
+	int fd[CH_MAX];
+	size_t n, nread; /* channels the stream has, channels read */
+	bool swap;	 /* read channels 1 and 2 the wrong way round */
+	enum pmtrack_xport_kind kind;
+	struct pmtrack_rx *rx;
+	int err;
+	pthread_t th;
+};
+
+static void *ch_thread(void *arg)
+{
+	struct chjob *j = arg;
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = j->kind);
+	struct pmtrack_xport *x[CH_MAX] = { 0 }, *t;
+
+	for (size_t i = 0; i < j->n; i++)
+		ck_assert_int_eq(pmtrack_xport_new(j->fd[i], &xo, &x[i]), 0);
+	if (j->swap) {
+		t = x[1];
+		x[1] = x[2];
+		x[2] = t;
+	}
+	j->err = j->nread == 1 ? pmtrack_rx_apply(j->rx, x[0])
+			       : pmtrack_rx_apply_channels(j->rx, x, j->nread);
+	for (size_t i = 0; i < j->n; i++) {
+		pmtrack_xport_free(x[i]);
+		close(j->fd[i]);
+	}
+	return NULL;
+}
+
+static int ch_flush(void *arg)
+{
+	return pmtrack_xport_flush(arg);
+}
+
+/*
+ * Pre-copy with writers over 2, 3 or 5 channels: the destination ends
+ * byte-identical, its state verified, the source audited, and every
+ * channel carried batches.  _i / 3 picks the transport kind.
+ */
+START_TEST(precopy_channels)
+{
+	static const size_t nch[] = { 2, 3, 5 };
+	size_t n = nch[_i % 3];
+	enum pmtrack_xport_kind kind = kinds[_i / 3 % NKINDS];
+	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = kind);
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .ops = &pc_ops,
+		     .batch_pages = 16, .workers = 2);
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct pmtrack_xport_stats xs = { .sz = sizeof(xs) };
+	struct pmtrack_channel ch[CH_MAX - 1];
+	struct pmtrack_xport *x[CH_MAX];
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	struct pcctx c = { .p.fail_at = -1 };
+	struct chjob j = { .n = n, .nread = n, .kind = kind };
+	int sp[2];
+
+	work_start(&c.w, 1500, 300, 2, 40 + (uint64_t)_i, 4);
+	work_regions(&c.w, r);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+		j.fd[i] = sp[0];
+		ck_assert_int_eq(pmtrack_xport_new(sp[1], &xo, &x[i]), 0);
+		if (i)
+			ch[i - 1] = (struct pmtrack_channel){
+				pmtrack_xport_write, x[i], ch_flush };
+	}
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &j.rx), 0);
+	ck_assert_int_eq(pthread_create(&j.th, NULL, ch_thread, &j), 0);
+	o.write = pmtrack_xport_write;
+	o.write_arg = x[0];
+	o.flush = ch_flush;
+	o.arg = &c;
+	o.reply = x[0];
+	o.channels = (uint32_t)n;
+	o.channel = ch;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 2, &st), 0);
+	ck_assert_int_eq(pthread_join(j.th, NULL), 0);
+	ck_assert_int_eq(j.err, 0);
+	ck_assert_int_eq(st.acked, 1);
+	ck_assert_int_eq(st.audited, 1);
+	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
+	ck_assert_int_eq(rs.state_verified, 1);
+	ck_assert_uint_eq(rs.bytes, st.bytes);
+	expect_same(j.rx, &c.w);
+	/* round 0 alone has 112 batches: every channel carried some */
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(pmtrack_xport_get_stats(x[i], &xs), 0);
+		ck_assert_uint_gt(xs.bytes, 16 * ps);
+		pmtrack_xport_free(x[i]);
+	}
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * The receiver reads the channels wrongly: two swapped, one too few, or a
+ * one-channel receiver.  It refuses the stream (mismatch) before writing a
+ * page, says why, and the source hears it (-EREMOTEIO) and resumes.
+ */
+START_TEST(precopy_channels_mismatch)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .ops = &pc_ops,
+		     .batch_pages = 16);
+	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
+	struct pmtrack_channel ch[2];
+	struct pmtrack_xport *x[3];
+	struct pmtrack_mem_region r[2];
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	struct pcctx c = { .p.fail_at = -1 };
+	struct chjob j = { .n = 3, .nread = _i == 1 ? 2 : _i == 2 ? 1 : 3,
+			   .swap = _i == 0, .kind = PMTRACK_XPORT_SYSCALL };
+	int sp[2], reason, err;
+	const char *msg;
+
+	work_start(&c.w, 256, 64, 0, 7, 1);
+	work_regions(&c.w, r);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+		j.fd[i] = sp[0];
+		ck_assert_int_eq(pmtrack_xport_new(sp[1], NULL, &x[i]), 0);
+		if (i)
+			ch[i - 1] = (struct pmtrack_channel){
+				pmtrack_xport_write, x[i], ch_flush };
+	}
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &j.rx), 0);
+	ck_assert_int_eq(pthread_create(&j.th, NULL, ch_thread, &j), 0);
+	o.write = pmtrack_xport_write;
+	o.write_arg = x[0];
+	o.flush = ch_flush;
+	o.arg = &c;
+	o.reply = x[0];
+	o.channels = 3;
+	o.channel = ch;
+	err = pmtrack_precopy(&o, r, 2, &st);
+	/* the receiver answers and goes: the source hears the answer, or
+	   finds the connection closed while it still writes */
+	ck_assert_msg(err == -EREMOTEIO || err == -EPIPE ||
+			      err == -ECONNRESET,
+		      "precopy: %s", strerror(-err));
+	ck_assert_int_eq(pthread_join(j.th, NULL), 0);
+	ck_assert_int_eq(j.err, -EBADMSG);
+	msg = pmtrack_rx_error(j.rx, &reason);
+	ck_assert_int_eq(reason, PMTRACK_SERR_MISMATCH);
+	ck_assert_msg(strstr(msg, "channel"), "message: %s", msg);
+	if (err == -EREMOTEIO)
+		ck_assert_int_eq(st.remote_reason, PMTRACK_SERR_MISMATCH);
+	ck_assert_int_eq(st.acked, 0);
+	ck_assert_int_eq(atomic_load(&c.w.resumes), atomic_load(&c.w.stops));
+	ck_assert_int_eq(pmtrack_rx_get_stats(j.rx, &rs), 0);
+	ck_assert_uint_eq(rs.pages, 0);
+	for (size_t i = 0; i < 3; i++)
+		pmtrack_xport_free(x[i]);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
 START_TEST(precopy_args)
 {
 	static const struct pmtrack_precopy_ops nostop = { 0 };
@@ -2638,6 +2805,8 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
 	tcase_add_loop_test(tc, precopy_missed_write, 0, 4);
 	tcase_add_loop_test(tc, precopy_audit_clean, 0, 2);
+	tcase_add_loop_test(tc, precopy_channels, 0, 3 * NKINDS);
+	tcase_add_loop_test(tc, precopy_channels_mismatch, 0, 3);
 	tcase_add_test(tc, precopy_args);
 	tcase_add_test(tc, ack_codec);
 	tcase_add_loop_test(tc, precopy_reply_judged, 0, 6 * NKINDS);

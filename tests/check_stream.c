@@ -2356,6 +2356,152 @@ START_TEST(workers_write_error)
 }
 END_TEST
 
+/* --- channels ------------------------------------------------------------- */
+
+/*
+ * A stream over 3 channels, merged record by record in the order
+ * pmtrack_dec_next_channel() names, decodes with its state verified, and
+ * its records after the HEADER are those of the one-channel stream; each
+ * extra channel starts with its CHANNEL record.  Bad channel options,
+ * starts and counts are refused.
+ */
+START_TEST(channels_merge)
+{
+	static const size_t pages[] = { 200, 33 };
+	struct sink k[3] = { { 0 } }, one = { 0 };
+	struct pmtrack_channel ch[2] = { { sink_write, &k[1], NULL },
+					 { sink_write, &k[2], NULL } };
+	struct pmtrack_channel_hello h = { .sz = sizeof(h) };
+	struct pmtrack_dec_stats ds = { .sz = sizeof(ds) };
+	struct rx rx = { .dest = true };
+	struct pmtrack_dec *dec;
+	size_t off[3], hdr_end = 0, one_off;
+	uint64_t rs = 4;
+	struct src s;
+	int r, why;
+
+	src_init(&s, 2, pages, 1024, &rs);
+	for (int n = 1; n <= 3; n += 2) {
+		PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write,
+			     .write_arg = n == 1 ? &one : &k[0],
+			     .page_size = 1024, .batch_pages = 7,
+			     .stream_id = (const uint8_t *)"channel-stream-1",
+			     .channels = (uint32_t)n, .channel = ch,
+			     .workers = 2);
+		struct pmtrack_enc *e;
+		uint64_t rs2 = 99;
+
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 2, &e), 0);
+		for (uint64_t round = 0; round < 3; round++) {
+			mutate(&s, &rs2, round == 0);
+			ck_assert_int_eq(src_round(e, &s, round), 0);
+		}
+		ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+		pmtrack_enc_free(e);
+		if (n == 3)
+			break;
+		/* the same memory again for the 3-channel stream */
+		src_free(&s);
+		rs = 4;
+		src_init(&s, 2, pages, 1024, &rs);
+	}
+	/* the extra channels' starts */
+	for (int i = 1; i < 3; i++) {
+		r = pmtrack_channel_decode(k[i].buf, k[i].len, &h);
+		ck_assert_int_gt(r, 0);
+		ck_assert_uint_eq(h.index, (unsigned)i);
+		ck_assert_uint_eq(h.count, 3);
+		ck_assert_int_eq(memcmp(h.stream_id, "channel-stream-1", 16),
+				 0);
+		ck_assert_int_eq(pmtrack_channel_decode(k[i].buf, 20, &h), 0);
+		off[i] = (size_t)r;
+	}
+	ck_assert_int_eq(pmtrack_channel_decode(one.buf, one.len, &h),
+			 -EBADMSG);
+	ck_assert_int_eq(pmtrack_channel_decode(NULL, 1, &h), -EINVAL);
+	/* merge */
+	{
+		PMTRACK_OPTS(pmtrack_dec_opts, o, .ops = &rx_ops, .arg = &rx,
+			     .channels = 3);
+		uint8_t t;
+
+		ck_assert_int_eq(pmtrack_dec_new(&o, &dec), 0);
+		off[0] = PMTRACK_STREAM_PREAMBLE_LEN;
+		ck_assert_int_eq(pmtrack_dec_feed(dec, k[0].buf, off[0]), 0);
+		one_off = PMTRACK_STREAM_PREAMBLE_LEN;
+		for (;;) {
+			uint32_t c = pmtrack_dec_next_channel(dec);
+			size_t e;
+
+			ck_assert_uint_lt(c, 3);
+			if (off[c] == k[c].len)
+				break;
+			e = next_rec(k[c].buf, off[c], &t);
+			ck_assert_int_eq(pmtrack_dec_feed(dec, k[c].buf + off[c],
+							  e - off[c]),
+					 0);
+			/* after the HEADER, record for record the same as
+			   the one-channel stream */
+			if (t == PMTRACK_REC_HEADER) {
+				hdr_end = e;
+				one_off = next_rec(one.buf, one_off, &t);
+			} else {
+				size_t oe = next_rec(one.buf, one_off, &t);
+
+				ck_assert_uint_eq(oe - one_off, e - off[c]);
+				ck_assert_int_eq(memcmp(one.buf + one_off,
+							k[c].buf + off[c],
+							e - off[c]),
+						 0);
+				one_off = oe;
+			}
+			off[c] = e;
+		}
+		ck_assert_uint_gt(hdr_end, 0);
+		ck_assert_int_eq(pmtrack_dec_finish(dec), 0);
+		ck_assert_int_eq(pmtrack_dec_get_stats(dec, &ds), 0);
+		pmtrack_dec_free(dec);
+	}
+	ck_assert_uint_eq(one_off, one.len);
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(off[i], k[i].len);
+	ck_assert_int_eq(rx.state_verified, 1);
+	for (size_t i = 0; i < s.n; i++)
+		ck_assert_int_eq(memcmp(rx.mem[i], s.mem[i], s.rg[i].length),
+				 0);
+	rx_free(&rx);
+	/* a one-channel decoder refuses the 3-channel stream at its HEADER */
+	rx = (struct rx){ .dest = true };
+	ck_assert_int_eq(decode(k[0].buf, k[0].len, 0, 0, &rx, &why),
+			 -EBADMSG);
+	ck_assert_int_eq(why, PMTRACK_SERR_MISMATCH);
+	ck_assert_int_eq(rx.pages, 0);
+	rx_free(&rx);
+	/* options */
+	{
+		PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write,
+			     .write_arg = &one, .page_size = 1024,
+			     .channels = 2);
+		PMTRACK_OPTS(pmtrack_dec_opts, d, .channels = 65);
+		struct pmtrack_channel bad = { NULL, NULL, NULL };
+		struct pmtrack_enc *e;
+
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 2, &e), -EINVAL);
+		o.channel = &bad;
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 2, &e), -EINVAL);
+		o.channel = ch;
+		o.channels = 65;
+		ck_assert_int_eq(pmtrack_enc_new(&o, s.rg, 2, &e), -EINVAL);
+		ck_assert_int_eq(pmtrack_dec_new(&d, &dec), -EINVAL);
+		ck_assert_uint_eq(pmtrack_dec_next_channel(NULL), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		free(k[i].buf);
+	free(one.buf);
+	src_free(&s);
+}
+END_TEST
+
 /* --- golden files --------------------------------------------------------- */
 
 /*
@@ -2506,6 +2652,10 @@ int main(int argc, char **argv)
 		suite_add_tcase(s, tc);
 		return t_run(s);
 	}
+
+	tc = tcase_create("channels");
+	tcase_add_test(tc, channels_merge);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("workers");
 	tcase_add_loop_test(tc, workers_same_bytes, 0, 12);

@@ -296,9 +296,19 @@ struct pmtrack_precopy_opts {
 	int (*switchover)(void *arg);
 	/* batch threads (see PMTRACK_NO_WORKERS); 0 = automatic */
 	uint32_t workers;
+	/*
+	 * Connections the stream spans (QEMU's multifd channels; see
+	 * <pmtrack/stream.h>): 0 or 1 = write alone; else channel[0 ..
+	 * channels - 2] are the others, whose flush (if set) runs before
+	 * flush.  Batches go to each in turn; the rate cap and the bandwidth
+	 * count all of them.  The destination reads them with
+	 * pmtrack_rx_apply_channels().  At most PMTRACK_CHANNELS_MAX.
+	 */
+	uint32_t channels;
+	const struct pmtrack_channel *channel;
 	size_t : 0;
 };
-#define pmtrack_precopy_opts__last_field workers
+#define pmtrack_precopy_opts__last_field channel
 
 struct pmtrack_precopy_stats {
 	size_t sz;
@@ -504,6 +514,22 @@ PMTRACK_API int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id,
  */
 PMTRACK_API int pmtrack_rx_apply(struct pmtrack_rx *rx,
 				 struct pmtrack_xport *x);
+
+/**
+ * pmtrack_rx_apply_channels() - pmtrack_rx_apply() of a stream that spans
+ * @n connections (struct pmtrack_enc_opts.channels, the pre-copy option
+ * channels): @x[0] carries its HEADER, ROUND and END records and the
+ * answer; @x[1..n) are the other channels, in their order.  Records are
+ * read whole, each from the channel it comes on, and decoded in the order
+ * of a one-channel stream.  Each extra channel must start with its
+ * CHANNEL record for this stream, index and count (else -EBADMSG, reason
+ * PMTRACK_SERR_MISMATCH); a stream of another number of channels fails
+ * the same way.  @n = 1 is pmtrack_rx_apply().  Not with a tee (-EINVAL).
+ * Return: as pmtrack_rx_apply().
+ */
+PMTRACK_API int pmtrack_rx_apply_channels(struct pmtrack_rx *rx,
+					  struct pmtrack_xport *const *x,
+					  size_t n);
 
 /** pmtrack_rx_apply_fd() - pmtrack_rx_apply() over a default transport. */
 PMTRACK_API int pmtrack_rx_apply_fd(struct pmtrack_rx *rx, int fd);

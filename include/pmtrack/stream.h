@@ -23,6 +23,15 @@
  *
  * Order: HEADER, then any number of (ROUND, BATCH...), then END.
  *
+ * Channels: a stream may span several connections (QEMU's multifd).  Its
+ * HEADER says how many; channel 0 carries every record but the batches
+ * of the others, and batch k of the stream (counted from 0 over all
+ * rounds) travels on channel k mod channels.  Each other channel starts
+ * with the preamble and a CHANNEL record (stream id, index, count), then
+ * carries only its batches.  Merged in that order, the records are those
+ * of a one-channel stream: checksums, order rules and digests are the
+ * same.
+ *
  * Return path: over a connection (a stream socket) the receiver answers
  * the stream with a return stream of its own, the preamble then one ACK
  * record (its verdict, and what it counted; see pmtrack_ack_encode()).
@@ -70,7 +79,12 @@ enum pmtrack_record_type {
 	PMTRACK_REC_END = 4,
 	/* only on the return path, never in a stream */
 	PMTRACK_REC_ACK = 5,
+	/* first record of an extra channel (see struct pmtrack_channel) */
+	PMTRACK_REC_CHANNEL = 6,
 };
+
+/* the most channels (connections) one stream spans */
+#define PMTRACK_CHANNELS_MAX 64u
 
 /* frame flag: a decoder that does not know the type skips the record */
 #define PMTRACK_FRAME_SKIPPABLE 0x01u
@@ -231,6 +245,16 @@ PMTRACK_API int pmtrack_pagesums_audit(const struct pmtrack_pagesums *s,
  */
 typedef int (*pmtrack_write_fn)(void *arg, const struct iovec *iov, int iovcnt);
 
+/* An extra connection of a stream (pmtrack_enc_opts.channel). */
+struct pmtrack_channel {
+	pmtrack_write_fn write;
+	void *arg;
+	/* push out what write() buffered: the encoder calls it when it moves
+	   on to another channel, and pre-copy after the last byte; optional
+	   only for a write() that buffers nothing */
+	int (*flush)(void *arg);
+};
+
 /**
  * pmtrack_write_fd() - a pmtrack_write_fn for a file descriptor.
  * @arg: the descriptor, as (void *)(intptr_t)fd
@@ -308,9 +332,24 @@ struct pmtrack_enc_opts {
 	 * memory after it.
 	 */
 	unsigned int workers;
+	/*
+	 * Channels the stream spans (see the top of this file): 0 or 1 =
+	 * one, at most PMTRACK_CHANNELS_MAX.  Channel 0 is write/write_arg;
+	 * channel i (1 .. channels - 1) is channel[i - 1], whose preamble and
+	 * CHANNEL record pmtrack_enc_new() writes.  The calling thread writes
+	 * every channel in turn, in stream order, and flushes a channel
+	 * (flush, or the channel's) before it writes another: a receiver
+	 * reads the records in stream order, so a record held back in one
+	 * channel's buffer while the encoder blocks on another's full
+	 * connection would stop both sides.
+	 */
+	uint32_t channels;
+	const struct pmtrack_channel *channel;
+	/* with channels: channel 0's flush, called with write_arg */
+	int (*flush)(void *write_arg);
 	size_t : 0;
 };
-#define pmtrack_enc_opts__last_field workers
+#define pmtrack_enc_opts__last_field flush
 
 struct pmtrack_enc;
 
@@ -528,9 +567,17 @@ struct pmtrack_dec_opts {
 	 * table is charged against mem_limit; a caller's is not limited.
 	 */
 	struct pmtrack_pagesums *sums;
+	/*
+	 * Channels the caller merges (0 or 1 = one): a stream whose HEADER
+	 * says another number fails (PMTRACK_SERR_MISMATCH).  With more than
+	 * one, feed whole records of channel pmtrack_dec_next_channel() in
+	 * turn (the extra channels' preamble and CHANNEL record stripped:
+	 * pmtrack_channel_decode()); pmtrack_rx_apply_channels() does it.
+	 */
+	uint32_t channels;
 	size_t : 0;
 };
-#define pmtrack_dec_opts__last_field sums
+#define pmtrack_dec_opts__last_field channels
 
 /** pmtrack_dec_new() - a decoder; -EINVAL for bad options, or -ENOMEM. */
 PMTRACK_API int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
@@ -721,6 +768,33 @@ PMTRACK_API int pmtrack_ack_encode(const struct pmtrack_stream_ack *a,
  */
 PMTRACK_API int pmtrack_ack_decode(const void *buf, size_t len,
 				   struct pmtrack_stream_ack *a);
+
+/* The start of an extra channel: which stream, which channel. */
+struct pmtrack_channel_hello {
+	size_t sz;
+	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
+	uint32_t index; /* 1 .. count - 1 */
+	uint32_t count; /* 2 .. PMTRACK_CHANNELS_MAX */
+	size_t : 0;
+};
+#define pmtrack_channel_hello__last_field count
+
+/**
+ * pmtrack_channel_decode() - read the preamble and CHANNEL record that start
+ * an extra channel, as pmtrack_ack_decode() reads an answer.
+ * Return: the bytes they took, once @buf holds them; 0 if more are needed;
+ * -EBADMSG if they are not a channel's start; -EPROTONOSUPPORT for another
+ * format version; -EINVAL.
+ */
+PMTRACK_API int pmtrack_channel_decode(const void *buf, size_t len,
+				       struct pmtrack_channel_hello *out);
+
+/**
+ * pmtrack_dec_next_channel() - the channel whose record the decoder takes
+ * next: while a round's batches are pending, batch k's (k mod channels),
+ * else 0.  Always 0 for a one-channel stream.
+ */
+PMTRACK_API uint32_t pmtrack_dec_next_channel(const struct pmtrack_dec *dec);
 
 /** pmtrack_stream_error_name() - "truncated", "checksum", ... */
 PMTRACK_API const char *pmtrack_stream_error_name(int reason);

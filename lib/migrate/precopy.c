@@ -59,6 +59,10 @@ struct pc {
 	struct pmtrack_enc *enc;
 	/* what was sent of each page, for the state digest and the audit */
 	struct pmtrack_pagesums *sums;
+	/* the extra channels, as the encoder writes them */
+	uint32_t nchan;
+	struct pc_chan *chan;
+	struct pmtrack_channel *enc_chan;
 	uint8_t id[PMTRACK_STREAM_ID_LEN]; /* the answer names it */
 	uint64_t t0;			   /* pmtrack_precopy() started */
 	/* rate limit: bytes written since cap_t0 */
@@ -131,14 +135,15 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
-static int pc_write(void *arg, const struct iovec *iov, int iovcnt)
+/* Write to @wr(@warg), timed and counted, within the rate cap. */
+static int pc_write_to(struct pc *pc, pmtrack_write_fn wr, void *warg,
+		       const struct iovec *iov, int iovcnt)
 {
-	struct pc *pc = arg;
 	uint64_t n = 0, due, now;
 	int i, r;
 
 	now = pmt_now_ns();
-	r = pc->o->write(pc->o->write_arg, iov, iovcnt);
+	r = wr(warg, iov, iovcnt);
 	pc->write_ns += pmt_now_ns() - now;
 	for (i = 0; i < iovcnt; i++)
 		n += iov[i].iov_len;
@@ -151,6 +156,41 @@ static int pc_write(void *arg, const struct iovec *iov, int iovcnt)
 	if (due > now)
 		sleep_ns(due - now);
 	return 0;
+}
+
+static int pc_write(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct pc *pc = arg;
+
+	return pc_write_to(pc, pc->o->write, pc->o->write_arg, iov, iovcnt);
+}
+
+/* An extra channel's writes, counted with the main one's. */
+struct pc_chan {
+	struct pc *pc;
+	const struct pmtrack_channel *c;
+};
+
+static int pc_chan_write(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct pc_chan *ch = arg;
+
+	return pc_write_to(ch->pc, ch->c->write, ch->c->arg, iov, iovcnt);
+}
+
+static int pc_chan_flush(void *arg)
+{
+	struct pc_chan *ch = arg;
+
+	return ch->c->flush ? ch->c->flush(ch->c->arg) : 0;
+}
+
+/* the main channel's flush, as the encoder calls it (with pc) */
+static int pc_main_flush(void *arg)
+{
+	const struct pmtrack_precopy_opts *o = ((struct pc *)arg)->o;
+
+	return o->flush ? o->flush(o->write_arg) : 0;
 }
 
 /*
@@ -287,6 +327,47 @@ static enum pc_next pc_should_stop(const struct pc_policy *p, uint64_t round,
 	return PC_NEXT_ROUND;
 }
 
+/* The extra channels of opts.channel, each written through pc_chan_write. */
+static int pc_channels(struct pc *pc)
+{
+	const struct pmtrack_channel *c = PMT_OPTS_GET(pc->o, channel, NULL);
+
+	pc->nchan = PMT_OPTS_GET(pc->o, channels, (uint32_t)0);
+	if (pc->nchan < 2)
+		return 0;
+	if (pc->nchan > PMTRACK_CHANNELS_MAX || !c)
+		return -EINVAL;
+	pc->chan = calloc(pc->nchan - 1, sizeof(*pc->chan));
+	pc->enc_chan = calloc(pc->nchan - 1, sizeof(*pc->enc_chan));
+	if (!pc->chan || !pc->enc_chan)
+		return -ENOMEM;
+	for (uint32_t i = 0; i + 1 < pc->nchan; i++) {
+		if (!c[i].write)
+			return -EINVAL;
+		pc->chan[i] = (struct pc_chan){ pc, &c[i] };
+		pc->enc_chan[i] = (struct pmtrack_channel){
+			.write = pc_chan_write,
+			.arg = &pc->chan[i],
+			.flush = pc_chan_flush,
+		};
+	}
+	return 0;
+}
+
+/* Flush the extra channels (their callbacks), then the main one. */
+static int pc_flush(struct pc *pc)
+{
+	const struct pmtrack_precopy_opts *o = pc->o;
+	int err = 0;
+
+	for (uint32_t i = 0; !err && i + 1 < pc->nchan; i++)
+		if (pc->chan[i].c->flush)
+			err = pc->chan[i].c->flush(pc->chan[i].c->arg);
+	if (!err && o->flush)
+		err = o->flush(o->write_arg);
+	return err;
+}
+
 static int pc_enc_new(struct pc *pc)
 {
 	const struct pmtrack_precopy_opts *o = pc->o;
@@ -306,6 +387,12 @@ static int pc_enc_new(struct pc *pc)
 			return err;
 		eo.sums = pc->sums;
 	}
+	err = pc_channels(pc);
+	if (err)
+		return err;
+	eo.channels = pc->nchan;
+	eo.channel = pc->enc_chan;
+	eo.flush = pc_main_flush;
 	return pmtrack_enc_new(&eo, pc->src.sr, pc->src.n, &pc->enc);
 }
 
@@ -460,8 +547,8 @@ static int pc_send_rest(struct pc *pc, struct pmtrack_enc_stats *es)
 	if (err)
 		return err;
 	err = pmtrack_enc_end(pc->enc, digest ? d : NULL);
-	if (!err && o->flush)
-		err = o->flush(o->write_arg);
+	if (!err)
+		err = pc_flush(pc);
 	pc_stats_enc(pc, es);
 	if (!err && o->reply)
 		err = pc_reply(o, pc->id, es, &pc->st);
@@ -554,6 +641,8 @@ static void pc_finish(struct pc *pc, int err,
 		pc->o->ops->resume(pc->o->arg);
 	pmtrack_enc_free(pc->enc);
 	pmtrack_pagesums_free(pc->sums);
+	free(pc->chan);
+	free(pc->enc_chan);
 	pmt_src_free(&pc->src);
 	pc->st.total_ns = pmt_now_ns() - pc->t0;
 	if (stout)

@@ -369,6 +369,133 @@ static int rx_read(struct pmtrack_rx *rx, struct pmtrack_xport *x,
 	}
 }
 
+/* a stream over several channels: where its records come from */
+struct rx_chans {
+	struct pmtrack_xport *const *x; /* [0] the main connection */
+	size_t n;
+	uint8_t *buf; /* one record at a time */
+	size_t cap;
+	bool hellos; /* the extra channels' starts were read */
+};
+
+/* the most one record of a channel may take here: what the decoder's limit
+   lets through, plus its frame */
+static size_t rx_record_max(const struct pmtrack_rx *rx)
+{
+	return (rx->mem_limit ? rx->mem_limit : (size_t)256 << 20) + 4096;
+}
+
+/*
+ * Exactly @len bytes of channel @ch into c->buf + @off.  1 if the channel
+ * ended before the first of them (@eof_ok: a clean end between records),
+ * else -ENODATA if it ended first.
+ */
+static int rx_chan_read(struct pmtrack_rx *rx, struct rx_chans *c, size_t ch,
+			size_t off, size_t len, bool eof_ok)
+{
+	ssize_t n;
+
+	if (off + len > c->cap) {
+		uint8_t *p = realloc(c->buf, off + len);
+
+		if (!p)
+			return -ENOMEM;
+		c->buf = p;
+		c->cap = off + len;
+	}
+	n = pmtrack_xport_read_exact(c->x[ch], c->buf + off, len);
+	if (n < 0)
+		return rx_fail(rx, (int)n, "channel %zu: %s", ch,
+			       strerror((int)-n));
+	rx->st.bytes += (uint64_t)n;
+	if (!n && eof_ok)
+		return 1;
+	if ((size_t)n < len) {
+		rx->reason = PMTRACK_SERR_TRUNCATED;
+		return rx_fail(rx, -ENODATA, "channel %zu ended early", ch);
+	}
+	return 0;
+}
+
+/* Each extra channel's start: the stream's id, its index, the count. */
+static int rx_chan_hellos(struct pmtrack_rx *rx, struct rx_chans *c)
+{
+	struct pmtrack_channel_hello h = { .sz = sizeof(h) };
+	size_t len = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN, meta;
+	int r;
+
+	for (size_t ch = 1; ch < c->n; ch++) {
+		r = rx_chan_read(rx, c, ch, 0, len, false);
+		if (r)
+			return r;
+		/* judged from the frame first; then its message */
+		r = pmtrack_channel_decode(c->buf, len, &h);
+		meta = pmt_get_le32(c->buf + PMTRACK_STREAM_PREAMBLE_LEN + 4);
+		if (!r)
+			r = rx_chan_read(rx, c, ch, len, meta, false);
+		if (r < 0 && rx->msg[0])
+			return r;
+		if (!r)
+			r = pmtrack_channel_decode(c->buf, len + meta, &h);
+		if (r <= 0 || h.index != ch || h.count != c->n ||
+		    memcmp(h.stream_id, rx->cur_id, PMTRACK_STREAM_ID_LEN)) {
+			rx->reason = PMTRACK_SERR_MISMATCH;
+			return rx_fail(rx, -EBADMSG,
+				       "channel %zu does not start as channel "
+				       "%zu of %zu of this stream",
+				       ch, ch, c->n);
+		}
+	}
+	c->hellos = true;
+	return 0;
+}
+
+/*
+ * Feed @dec record by record, each from the channel it names, until END
+ * (on a connection) or the main channel's end.  A record is read whole
+ * and fed in one piece, so the decoder decodes it where it lies.
+ */
+static int rx_read_chans(struct pmtrack_rx *rx, struct rx_chans *c,
+			 struct pmtrack_dec *dec, bool conn)
+{
+	uint64_t meta, payload;
+	size_t ch;
+	int err;
+
+	err = rx_chan_read(rx, c, 0, 0, PMTRACK_STREAM_PREAMBLE_LEN, true);
+	if (!err)
+		err = pmtrack_dec_feed(dec, c->buf,
+				       PMTRACK_STREAM_PREAMBLE_LEN);
+	while (!err && !(conn && rx->ended)) {
+		/* once the header named the stream: the other channels */
+		if (rx->have_id && !c->hellos) {
+			err = rx_chan_hellos(rx, c);
+			if (err)
+				break;
+		}
+		ch = pmtrack_dec_next_channel(dec);
+		err = rx_chan_read(rx, c, ch, 0, PMTRACK_FRAME_LEN, !ch);
+		if (err)
+			break;
+		meta = pmt_get_le32(c->buf + 4);
+		payload = pmt_get_le64(c->buf + 8);
+		if (payload > rx_record_max(rx) - meta) {
+			/* the decoder refuses it from the frame alone */
+			err = pmtrack_dec_feed(dec, c->buf, PMTRACK_FRAME_LEN);
+			break;
+		}
+		err = rx_chan_read(rx, c, ch, PMTRACK_FRAME_LEN,
+				   (size_t)(meta + payload), false);
+		if (!err)
+			err = pmtrack_dec_feed(dec, c->buf,
+					       PMTRACK_FRAME_LEN + meta +
+						       payload);
+	}
+	if (err == 1)
+		err = 0; /* the main channel ended between records */
+	return err ? err : pmtrack_dec_finish(dec);
+}
+
 /*
  * Answer the stream on the return path: what became of it, and what this
  * side counted.  0, or -errno if the answer could not be sent.
@@ -409,11 +536,14 @@ static int rx_reply(struct pmtrack_rx *rx, int fd, int err,
 	return 0;
 }
 
-int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
+/* One stream from @x, or from the channels @c (NULL: @x alone). */
+static int rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x,
+		    struct rx_chans *c)
 {
 	PMTRACK_OPTS(pmtrack_dec_opts, dopts, .ops = &rx_ops, .arg = rx,
 		     .mem_limit = rx ? rx->mem_limit : 0,
-		     .sums = rx ? rx->sums : NULL);
+		     .sums = rx ? rx->sums : NULL,
+		     .channels = c ? (uint32_t)c->n : 1);
 	struct pmtrack_rx_stats before;
 	struct pmtrack_dec *dec = NULL;
 	uint64_t t0 = pmt_now_ns();
@@ -438,7 +568,8 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 	} else {
 		err = pmtrack_dec_new(&dopts, &dec);
 		if (!err)
-			err = rx_read(rx, x, dec, conn);
+			err = c ? rx_read_chans(rx, c, dec, conn)
+				: rx_read(rx, x, dec, conn);
 		if (err && !rx->msg[0]) {
 			const char *m = pmtrack_dec_error(dec, &reason);
 
@@ -470,6 +601,32 @@ int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
 				 : PMTRACK_RX_REPLY_SENT;
 	}
 	rx->st.apply_ns += pmt_now_ns() - t0;
+	return err;
+}
+
+int pmtrack_rx_apply(struct pmtrack_rx *rx, struct pmtrack_xport *x)
+{
+	return rx_apply(rx, x, NULL);
+}
+
+int pmtrack_rx_apply_channels(struct pmtrack_rx *rx,
+			      struct pmtrack_xport *const *x, size_t n)
+{
+	struct rx_chans c = { .x = x, .n = n };
+	int err;
+
+	if (!rx || !x || !n || n > PMTRACK_CHANNELS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!x[i])
+			return -EINVAL;
+	if (n == 1)
+		return rx_apply(rx, x[0], NULL);
+	/* the image a tee keeps would be channel 0 alone */
+	if (rx->tee)
+		return -EINVAL;
+	err = rx_apply(rx, x[0], &c);
+	free(c.buf);
 	return err;
 }
 

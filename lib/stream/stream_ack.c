@@ -4,6 +4,8 @@
  * its own (the preamble, then one ACK record framed like every record).
  * The decoder takes bytes from a peer that may not be a libpmtrack
  * receiver at all, so it checks everything before believing any of it.
+ * The start of a stream's extra channel (the preamble, then one CHANNEL
+ * record) is read the same way.
  */
 #include <errno.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <pmtrack/stream.h>
 
 #include "ack.pb-c.h"
+#include "channel.pb-c.h"
 #include "stream_internal.h"
 
 /* the receiver's states (enum pmtrack_rx_state) */
@@ -72,11 +75,13 @@ int pmtrack_ack_encode(const struct pmtrack_stream_ack *a, void *buf,
 }
 
 /*
- * The preamble and the frame of @p[0..len), judged as soon as they can be:
- * the length of the whole return stream once it has all arrived, 0 while
- * more is needed, or -errno.  The frame goes to @f.
+ * The preamble and the frame of a record of @type, at most @max bytes with
+ * them, in @p[0..len), judged as soon as they can be: the length of the
+ * whole once it has all arrived, 0 while more is needed, or -errno.  The
+ * frame goes to @f.
  */
-static int ack_frame(const uint8_t *p, size_t len, struct pmt_frame *f)
+static int small_frame(const uint8_t *p, size_t len, uint8_t type,
+		       size_t max, struct pmt_frame *f)
 {
 	size_t total;
 
@@ -92,10 +97,8 @@ static int ack_frame(const uint8_t *p, size_t len, struct pmt_frame *f)
 	if (len < PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN)
 		return 0;
 	pmt_frame_get(p + PMTRACK_STREAM_PREAMBLE_LEN, f);
-	if (f->type != PMTRACK_REC_ACK || f->flags || f->reserved ||
-	    f->payload_len ||
-	    f->meta_len > PMTRACK_ACK_MAX - PMTRACK_STREAM_PREAMBLE_LEN -
-				  PMTRACK_FRAME_LEN)
+	if (f->type != type || f->flags || f->reserved || f->payload_len ||
+	    f->meta_len > max - PMTRACK_STREAM_PREAMBLE_LEN - PMTRACK_FRAME_LEN)
 		return -EBADMSG;
 	total = PMTRACK_STREAM_PREAMBLE_LEN + PMTRACK_FRAME_LEN + f->meta_len;
 	return len < total ? 0 : (int)total;
@@ -137,7 +140,7 @@ int pmtrack_ack_decode(const void *buf, size_t len,
 	if (!len)
 		return 0;
 	/* judge what has arrived as soon as it can be judged */
-	total = ack_frame(buf, len, &f);
+	total = small_frame(buf, len, PMTRACK_REC_ACK, PMTRACK_ACK_MAX, &f);
 	if (total <= 0)
 		return total;
 	fr = (const uint8_t *)buf + PMTRACK_STREAM_PREAMBLE_LEN;
@@ -152,5 +155,47 @@ int pmtrack_ack_decode(const void *buf, size_t len,
 	if (r)
 		return r;
 	pmt_stats_out(out, &a, sizeof(a));
+	return total;
+}
+
+/* a CHANNEL record's frame and message: 16 + 24 + a few dozen bytes */
+#define CHANNEL_MAX 128u
+
+int pmtrack_channel_decode(const void *buf, size_t len,
+			   struct pmtrack_channel_hello *out)
+{
+	struct pmtrack_channel_hello h = { .sz = sizeof(h) };
+	const uint8_t *fr, *meta;
+	struct pmt_frame f;
+	Pmtrack__Channel *m;
+	int total;
+	bool ok;
+
+	if ((!buf && len) || !out || out->sz < sizeof(size_t))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	total = small_frame(buf, len, PMTRACK_REC_CHANNEL, CHANNEL_MAX, &f);
+	if (total <= 0)
+		return total;
+	fr = (const uint8_t *)buf + PMTRACK_STREAM_PREAMBLE_LEN;
+	meta = fr + PMTRACK_FRAME_LEN;
+	if (pmt_frame_check(fr, meta, f.meta_len) != f.check)
+		return -EBADMSG;
+	m = pmtrack__channel__unpack(NULL, f.meta_len, meta);
+	if (!m)
+		return -EBADMSG;
+	ok = m->stream_id.len == PMTRACK_STREAM_ID_LEN && m->count >= 2 &&
+	     m->count <= PMTRACK_CHANNELS_MAX && m->index >= 1 &&
+	     m->index < m->count;
+	if (ok) {
+		memcpy(h.stream_id, m->stream_id.data, PMTRACK_STREAM_ID_LEN);
+		h.index = m->index;
+		h.count = m->count;
+	}
+	pmtrack__channel__free_unpacked(m, NULL);
+	if (!ok)
+		return -EBADMSG;
+	pmt_stats_out(out, &h, sizeof(h));
 	return total;
 }

@@ -108,6 +108,11 @@ struct pmtrack_dec {
 	struct pmtrack_stream_region *regions;
 	struct dec_region *rg;
 
+	/* channels: the stream's, and the ones the caller merges; batch k
+	   comes from channel k mod nchan */
+	uint32_t nchan, want_chan;
+	uint64_t nbatch;
+
 	/* progress */
 	uint64_t round, rounds, pages, zero_pages, pending;
 	/*
@@ -342,6 +347,14 @@ int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
 	if (!dec->limit)
 		dec->limit = MEM_LIMIT_DEFAULT;
 	dec->opt_sums = PMT_OPTS_GET(opts, sums, NULL);
+	dec->want_chan = PMT_OPTS_GET(opts, channels, 0u);
+	if (dec->want_chan > PMTRACK_CHANNELS_MAX) {
+		free(dec);
+		return -EINVAL;
+	}
+	if (!dec->want_chan)
+		dec->want_chan = 1;
+	dec->nchan = 1;
 	dec->pba = (ProtobufCAllocator){ pb_alloc, pb_free, dec };
 	*out = dec;
 	return 0;
@@ -373,6 +386,13 @@ void pmtrack_dec_free(struct pmtrack_dec *dec)
 	ZSTD_freeDCtx(dec->dctx);
 	pmtrack_pagesums_free(dec->own_sums);
 	free(dec);
+}
+
+uint32_t pmtrack_dec_next_channel(const struct pmtrack_dec *dec)
+{
+	if (!dec || dec->nchan < 2 || dec->phase != PH_ROUND || !dec->pending)
+		return 0;
+	return (uint32_t)(dec->nbatch % dec->nchan);
 }
 
 const char *pmtrack_dec_error(const struct pmtrack_dec *dec, int *reason)
@@ -505,6 +525,15 @@ static int header_check(struct pmtrack_dec *dec,
 	if (!n || n > PMT_MAX_REGIONS)
 		return fail(dec, PMTRACK_SERR_SCHEMA,
 			    "%zu regions (1..%u allowed)", n, PMT_MAX_REGIONS);
+	if (h->has_channels &&
+	    (h->channels < 2 || h->channels > PMTRACK_CHANNELS_MAX))
+		return fail(dec, PMTRACK_SERR_SCHEMA, "%u channels",
+			    h->channels);
+	dec->nchan = h->has_channels ? h->channels : 1;
+	if (dec->nchan != dec->want_chan)
+		return fail(dec, PMTRACK_SERR_MISMATCH,
+			    "the stream spans %u channels; %u are read",
+			    dec->nchan, dec->want_chan);
 	return 0;
 }
 
@@ -1251,6 +1280,7 @@ static int do_batch(struct pmtrack_dec *dec, const uint8_t *meta, size_t mlen,
 	    batch_data(dec, m, payload, plen, &data) ||
 	    batch_deliver(dec, m, data, pages);
 	if (!r) {
+		dec->nbatch++;
 		rec->region = m->region;
 		rec->codec = (uint32_t)m->codec;
 		rec->pages = pages;

@@ -17,6 +17,7 @@
 #include <pmtrack/stream.h>
 
 #include "batch.pb-c.h"
+#include "channel.pb-c.h"
 #include "end.pb-c.h"
 #include "header.pb-c.h"
 #include "pagesums.h"
@@ -68,6 +69,13 @@ struct enc_region {
 struct pmtrack_enc {
 	pmtrack_write_fn write;
 	void *write_arg;
+	/* channels 1 .. nchan - 1 (channel 0 is write); batch k goes to
+	   channel k mod nchan */
+	uint32_t nchan;
+	struct pmtrack_channel *chan;
+	int (*flush0)(void *write_arg);
+	uint32_t last_ch; /* the channel written last */
+	uint64_t nbatch;
 	size_t ps;
 	int level;
 	unsigned int flags;
@@ -136,11 +144,23 @@ static int meta_reserve(struct pmtrack_enc *enc, size_t len)
 	return 0;
 }
 
-/* One record: frame + packed @msg + payload iovecs. */
-static int emit(struct pmtrack_enc *enc, uint8_t type,
-		const ProtobufCMessage *msg, const struct iovec *payload,
-		int npayload, size_t payload_len)
+/* the write callback and argument of channel @ch */
+static pmtrack_write_fn chan_write(const struct pmtrack_enc *enc, uint32_t ch,
+				   void **arg)
 {
+	*arg = ch ? enc->chan[ch - 1].arg : enc->write_arg;
+	return ch ? enc->chan[ch - 1].write : enc->write;
+}
+
+/* One record on channel @ch: frame + packed @msg + payload iovecs. */
+static int emit_on(struct pmtrack_enc *enc, uint32_t ch, uint8_t type,
+		   const ProtobufCMessage *msg, const struct iovec *payload,
+		   int npayload, size_t payload_len)
+{
+	void *warg;
+	pmtrack_write_fn wr = chan_write(enc, ch, &warg);
+	int (*fl)(void *) = enc->last_ch ? enc->chan[enc->last_ch - 1].flush
+					 : enc->flush0;
 	uint8_t frame[PMTRACK_FRAME_LEN];
 	struct pmt_frame f = { .type = type };
 	size_t mlen = protobuf_c_message_get_packed_size(msg);
@@ -163,13 +183,23 @@ static int emit(struct pmtrack_enc *enc, uint8_t type,
 	f.check = pmt_frame_check(frame, enc->meta, mlen);
 	pmt_frame_put(frame, &f);
 
+	/* what the last channel holds goes out before another is written */
+	if (ch != enc->last_ch && fl) {
+		r = fl(enc->last_ch ? enc->chan[enc->last_ch - 1].arg
+				    : enc->write_arg);
+		if (r) {
+			enc->broken = true;
+			return r < 0 ? r : -EIO;
+		}
+	}
+	enc->last_ch = ch;
 	iov[0] = (struct iovec){ frame, sizeof(frame) };
 	iov[1] = (struct iovec){ enc->meta, mlen };
 	for (int i = 0; i < npayload; i++)
 		iov[2 + i] = payload[i];
 	if (timed)
 		t0 = now_s();
-	r = enc->write(enc->write_arg, iov, 2 + npayload);
+	r = wr(warg, iov, 2 + npayload);
 	if (r) {
 		enc->broken = true;
 		return r < 0 ? r : -EIO;
@@ -183,6 +213,14 @@ static int emit(struct pmtrack_enc *enc, uint8_t type,
 	}
 	enc->st.wire_bytes += sizeof(frame) + mlen + payload_len;
 	return 0;
+}
+
+/* One record on channel 0. */
+static int emit(struct pmtrack_enc *enc, uint8_t type,
+		const ProtobufCMessage *msg, const struct iovec *payload,
+		int npayload, size_t payload_len)
+{
+	return emit_on(enc, 0, type, msg, payload, npayload, payload_len);
 }
 
 int pmtrack_write_fd(void *arg, const struct iovec *iov, int iovcnt)
@@ -275,6 +313,8 @@ static int write_header(struct pmtrack_enc *enc, const char *producer,
 	h.parent_id.len = pid ? PMTRACK_STREAM_ID_LEN : 0;
 	h.n_regions = enc->nregions;
 	h.regions = rp;
+	h.has_channels = enc->nchan > 1;
+	h.channels = enc->nchan;
 
 	pmt_preamble_put(pre);
 	r = enc->write(enc->write_arg, &iov, 1);
@@ -314,6 +354,7 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	for (size_t i = 0; i < enc->nregions; i++)
 		free((char *)enc->regions[i].r.name);
 	free(enc->regions);
+	free(enc->chan);
 	enc_stop_workers(enc);
 	for (unsigned int i = 0; enc->jobs && i < enc->njobs; i++) {
 		struct enc_job *j = &enc->jobs[i];
@@ -332,6 +373,26 @@ void pmtrack_enc_free(struct pmtrack_enc *enc)
 	free(enc->meta);
 	pmtrack_pagesums_free(enc->own_sums);
 	free(enc);
+}
+
+/* Channels 1 .. @n - 1 from @c, each with a write callback. */
+static int enc_take_channels(struct pmtrack_enc *enc, uint32_t n,
+			     const struct pmtrack_channel *c)
+{
+	enc->nchan = n ? n : 1;
+	if (enc->nchan > PMTRACK_CHANNELS_MAX || (enc->nchan > 1 && !c))
+		return -EINVAL;
+	if (enc->nchan == 1)
+		return 0;
+	enc->chan = calloc(enc->nchan - 1, sizeof(*enc->chan));
+	if (!enc->chan)
+		return -ENOMEM;
+	for (uint32_t i = 0; i + 1 < enc->nchan; i++) {
+		if (!c[i].write)
+			return -EINVAL;
+		enc->chan[i] = c[i];
+	}
+	return 0;
 }
 
 /* Take the options into @enc and check them. */
@@ -368,6 +429,34 @@ static int enc_take_opts(struct pmtrack_enc *enc,
 			    enc->level > ZSTD_maxCLevel())) ||
 	    (*producer && strlen(*producer) > PMT_NAME_MAX))
 		return -EINVAL;
+	enc->flush0 = PMT_OPTS_GET(opts, flush, NULL);
+	return enc_take_channels(enc, PMT_OPTS_GET(opts, channels, 0u),
+				 PMT_OPTS_GET(opts, channel, NULL));
+}
+
+/* Each extra channel's preamble and CHANNEL record. */
+static int enc_channel_hellos(struct pmtrack_enc *enc)
+{
+	uint8_t pre[PMTRACK_STREAM_PREAMBLE_LEN];
+	struct iovec iov = { pre, sizeof(pre) };
+	int r;
+
+	pmt_preamble_put(pre);
+	for (uint32_t ch = 1; ch < enc->nchan; ch++) {
+		Pmtrack__Channel m = PMTRACK__CHANNEL__INIT;
+
+		m.stream_id.data = enc->id;
+		m.stream_id.len = PMTRACK_STREAM_ID_LEN;
+		m.index = ch;
+		m.count = enc->nchan;
+		r = enc->chan[ch - 1].write(enc->chan[ch - 1].arg, &iov, 1);
+		if (r)
+			return r < 0 ? r : -EIO;
+		enc->st.wire_bytes += sizeof(pre);
+		r = emit_on(enc, ch, PMTRACK_REC_CHANNEL, &m.base, NULL, 0, 0);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -558,6 +647,8 @@ int pmtrack_enc_new(const struct pmtrack_enc_opts *opts,
 	if (r)
 		goto fail;
 	r = write_header(enc, producer, id, parent);
+	if (!r)
+		r = enc_channel_hellos(enc);
 	if (r)
 		goto fail;
 	enc->started = true;
@@ -846,7 +937,8 @@ static int job_emit(struct pmtrack_enc *enc, struct enc_job *j)
 	m.codec = j->zstd ? PMTRACK__CODEC__ZSTD : PMTRACK__CODEC__RAW;
 	m.raw_len = raw;
 	m.xxh3 = j->xxh3;
-	r = emit(enc, PMTRACK_REC_BATCH, &m.base, j->pay, j->npay, j->plen);
+	r = emit_on(enc, (uint32_t)(enc->nbatch++ % enc->nchan),
+		    PMTRACK_REC_BATCH, &m.base, j->pay, j->npay, j->plen);
 	if (!r)
 		r = job_sums(enc, j);
 	if (r)
