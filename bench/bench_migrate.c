@@ -1152,9 +1152,12 @@ static void dirty_percent(char *mem, size_t len, size_t ps, uint64_t *seed)
 	free(picked);
 }
 
-/* write(2) + optional fsync of the region into @dir; seconds */
+/*
+ * write(2) of @bytes bytes from @mem (again from its start past @len) in
+ * 1 MiB chunks into a new file in @dir, + fsync if @sync; seconds
+ */
 static double raw_file_write(const char *dir, const char *mem, size_t len,
-			     bool sync)
+			     size_t bytes, bool sync)
 {
 	char path[4096];
 	uint64_t t0;
@@ -1166,10 +1169,15 @@ static double raw_file_write(const char *dir, const char *mem, size_t len,
 	if (fd < 0)
 		fail(path, errno);
 	t0 = bench_now_ns();
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, mem + off,
-				  len - off < CHUNK ? len - off : CHUNK);
+	for (size_t off = 0; off < bytes;) {
+		size_t at = off % len, k = bytes - off;
+		ssize_t n;
 
+		if (k > CHUNK)
+			k = CHUNK;
+		if (k > len - at)
+			k = len - at;
+		n = write(fd, mem + at, k);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -1185,9 +1193,34 @@ static double raw_file_write(const char *dir, const char *mem, size_t len,
 	return s;
 }
 
+/* the images of a chain, in order */
+enum {
+	IMG_FULL,   /* stopped, every page */
+	IMG_LIVE,   /* 1 %, live pre-dump */
+	IMG_INCR,   /* 1 %, stopped: the target */
+	IMG_AUDIT,  /* 1 %, stopped + AUDIT */
+	IMG_DIGEST, /* 1 %, stopped + FULL_DIGEST */
+	IMG_NR,
+};
+
+static const unsigned int img_flags[IMG_NR] = {
+	[IMG_FULL] = PMTRACK_DUMP_STOPPED,
+	[IMG_LIVE] = 0,
+	[IMG_INCR] = PMTRACK_DUMP_STOPPED,
+	[IMG_AUDIT] = PMTRACK_DUMP_STOPPED | PMTRACK_DUMP_AUDIT,
+	[IMG_DIGEST] = PMTRACK_DUMP_STOPPED | PMTRACK_DUMP_FULL_DIGEST,
+};
+
+static const char *const img_name[IMG_NR] = {
+	[IMG_FULL] = "full",
+	[IMG_LIVE] = "live incremental",
+	[IMG_INCR] = "stopped incremental",
+	[IMG_AUDIT] = "stopped incremental + AUDIT",
+	[IMG_DIGEST] = "stopped incremental + FULL_DIGEST",
+};
+
 struct crep {
-	double full, incr, live, raw, restore, dg0, dg1, splits;
-	double full_b, incr_b, live_b;
+	double img[IMG_NR], img_b[IMG_NR], raw, restore, dg0, dg1, splits;
 };
 
 static double time_digest(const void *p, size_t len)
@@ -1200,12 +1233,13 @@ static double time_digest(const void *p, size_t len)
 }
 
 /*
- * The chain in @dir: image 0 of @mem stopped (full), 1% of the pages
- * written and a live incremental image, another 1% and a stopped one.
+ * The chain in @dir: image 0 of @mem stopped (full), then before each
+ * further image 1% of the pages written (IMG_*).  Right after image 0,
+ * write(2) of as many bytes as it has into the same directory: r->raw.
  */
 static void ckpt_chain(const struct cfg *c, const char *dir, char *mem,
 		       bool sync, uint64_t *seed,
-		       struct pmtrack_dump_info info[3])
+		       struct pmtrack_dump_info info[IMG_NR], struct crep *r)
 {
 	PMTRACK_OPTS(pmtrack_ckpt_opts, o, .level = 0, .no_sync = !sync,
 		     .producer = PROG);
@@ -1221,34 +1255,47 @@ static void ckpt_chain(const struct cfg *c, const char *dir, char *mem,
 	err = pmtrack_ckpt_new(dir, &o, &reg, 1, &ck);
 	if (err)
 		fail("pmtrack_ckpt_new", -err);
-	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &info[0]);
-	if (err)
-		fail("pmtrack_ckpt_dump (full)", -err);
-	dirty_percent(mem, c->len, c->ps, seed);
-	err = pmtrack_ckpt_dump(ck, 0, &info[1]);
-	if (err)
-		fail("pmtrack_ckpt_dump (live incremental)", -err);
-	dirty_percent(mem, c->len, c->ps, seed);
-	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &info[2]);
-	if (err)
-		fail("pmtrack_ckpt_dump (stopped incremental)", -err);
+	for (int i = 0; i < IMG_NR; i++) {
+		if (i)
+			dirty_percent(mem, c->len, c->ps, seed);
+		err = pmtrack_ckpt_dump(ck, img_flags[i], &info[i]);
+		if (err)
+			die("pmtrack_ckpt_dump (%s): %s (audit: %llu pages "
+			    "differ, the first at %#llx)",
+			    img_name[i], strerror(-err),
+			    (unsigned long long)info[i].audit_differ,
+			    (unsigned long long)info[i].audit_first_addr);
+		if (i == IMG_FULL)
+			r->raw = raw_file_write(dir, mem, c->len,
+						(size_t)info[i].bytes, sync);
+	}
 	pmtrack_ckpt_free(ck);
 }
 
-/* the incremental images hold exactly the 1% written, and the stopped
- * ones a digest */
+/* the incremental images hold exactly the 1% written; every one the
+ * state digest, only FULL_DIGEST the memory's, only AUDIT audited */
 static void ckpt_check_images(const struct cfg *c,
-			      const struct pmtrack_dump_info i[3])
+			      const struct pmtrack_dump_info i[IMG_NR])
 {
-	if (i[1].pages != c->len / c->ps / 100 ||
-	    i[2].pages != c->len / c->ps / 100 || !i[0].has_digest ||
-	    i[1].has_digest || !i[2].has_digest)
-		die("ckpt: images hold %llu, %llu, %llu pages (1%% = %zu), "
-		    "digests %d %d %d",
-		    (unsigned long long)i[0].pages,
-		    (unsigned long long)i[1].pages,
-		    (unsigned long long)i[2].pages, c->len / c->ps / 100,
-		    i[0].has_digest, i[1].has_digest, i[2].has_digest);
+	size_t one = c->len / c->ps / 100;
+
+	for (int k = 0; k < IMG_NR; k++) {
+		bool digest = img_flags[k] & PMTRACK_DUMP_FULL_DIGEST;
+		bool audit = img_flags[k] & PMTRACK_DUMP_AUDIT;
+
+		if ((k != IMG_FULL && i[k].pages != one) ||
+		    (k == IMG_FULL && i[k].pages != c->len / c->ps) ||
+		    i[k].index != (uint32_t)k || !i[k].has_state ||
+		    !i[k].has_digest != !digest || !i[k].audited != !audit ||
+		    i[k].audit_differ)
+			die("ckpt: image %d (%s): %llu pages (1%% = %zu), "
+			    "index %u, state digest %d, memory digest %d, "
+			    "audited %d, %llu pages differ",
+			    k, img_name[k], (unsigned long long)i[k].pages,
+			    one, i[k].index, i[k].has_state, i[k].has_digest,
+			    i[k].audited,
+			    (unsigned long long)i[k].audit_differ);
+	}
 }
 
 /* restore the chain in @dir into @buf: it must be @mem; seconds */
@@ -1275,20 +1322,23 @@ static double ckpt_restore(const struct cfg *c, const char *dir, char *buf,
 		die("ckpt: restore: %s: %s", strerror(-err),
 		    pmtrack_rx_error(rx, NULL));
 	if (pmtrack_rx_get_stats(rx, &st) || st.state != PMTRACK_RX_COMPLETE ||
-	    !st.digest_verified || ri.images != 3 || !ri.digest_verified)
-		die("ckpt: restore: state %d, digest verified %d, %u images",
-		    st.state, st.digest_verified, ri.images);
+	    !st.digest_verified || !st.state_verified ||
+	    ri.images != IMG_NR || !ri.digest_verified)
+		die("ckpt: restore: state %d, digest verified %d (restore "
+		    "%d), state verified %d, %u images",
+		    st.state, st.digest_verified, ri.digest_verified,
+		    st.state_verified, ri.images);
 	pmtrack_rx_free(rx);
 	if (memcmp(buf, mem, c->len))
 		die("ckpt: the restored memory differs from the source");
 	return secs;
 }
 
-/* one chain of three images of fresh workload RAM, restored and checked */
+/* one chain of fresh workload RAM, restored and checked */
 static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 		      struct crep *r)
 {
-	struct pmtrack_dump_info info[3];
+	struct pmtrack_dump_info info[IMG_NR];
 	struct wl_opts wo = {
 		.bytes = c->len,
 		.writers = 0,
@@ -1300,7 +1350,7 @@ static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 	int err;
 
 	memset(info, 0, sizeof(info));
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < IMG_NR; i++)
 		info[i].sz = sizeof(info[i]);
 	err = wl_start(&wo, &w);
 	if (err)
@@ -1310,23 +1360,19 @@ static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 	path_fmt(dir, sizeof(dir), "%s/" PROG ".XXXXXX", c->dir);
 	if (!mkdtemp(dir))
 		fail(dir, errno);
-	/* the raw mechanism first, on the memory the full dump reads */
-	r->raw = raw_file_write(dir, mem, c->len, sync);
 	r->dg0 = time_digest(mem, c->len);
 	s0 = vmstat("thp_split_pmd");
-	ckpt_chain(c, dir, mem, sync, &seed, info);
+	ckpt_chain(c, dir, mem, sync, &seed, info, r);
 	r->splits = (double)(vmstat("thp_split_pmd") - s0);
 	r->dg1 = time_digest(mem, c->len);
 	ckpt_check_images(c, info);
 	r->restore = ckpt_restore(c, dir, buf, mem);
 	rm_dir(dir);
 	wl_free(w);
-	r->full = (double)info[0].duration_ns / 1e9;
-	r->live = (double)info[1].duration_ns / 1e9;
-	r->incr = (double)info[2].duration_ns / 1e9;
-	r->full_b = (double)info[0].bytes;
-	r->live_b = (double)info[1].bytes;
-	r->incr_b = (double)info[2].bytes;
+	for (int i = 0; i < IMG_NR; i++) {
+		r->img[i] = (double)info[i].duration_ns / 1e9;
+		r->img_b[i] = (double)info[i].bytes;
+	}
 }
 
 static void section_ckpt(const struct cfg *c)
@@ -1339,12 +1385,13 @@ static void section_ckpt(const struct cfg *c)
 		fail("calloc", ENOMEM);
 	buf = map_big(c->len, 0x5a);
 	printf("\n## ckpt: %zu MiB of workload RAM, full stopped dump, then "
-	       "1%% of pages written and an incremental dump\n\n",
+	       "1%% of pages written before each incremental dump\n\n",
 	       c->len >> 20);
-	printf("| fsync | full s | full MB | incremental s (stopped) | MB "
-	       "| **time ÷ full** | bytes ÷ full | incremental s (live, no "
-	       "digest) | time ÷ full |\n");
-	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	printf("| fsync | full s | full MB | stopped incremental s | MB "
+	       "| **time ÷ full** | bytes ÷ full | live incremental s "
+	       "| time ÷ full | + AUDIT s | time ÷ full | + FULL_DIGEST s "
+	       "| time ÷ full |\n");
+	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
 #define MED(s, field)                                                          \
 	({                                                                     \
@@ -1357,44 +1404,57 @@ static void section_ckpt(const struct cfg *c)
 
 		for (int i = 0; i < c->reps; i++)
 			ckpt_once(c, buf, s, i, &r[s * c->reps + i]);
-		full = MED(s, full);
+		full = MED(s, img[IMG_FULL]);
 		printf("| %s | %.3f | %.1f | %.4f | %.2f | **%.4f** | %.4f "
-		       "| %.4f | %.4f |\n",
-		       s ? "on" : "off", full, MED(s, full_b) / 1e6,
-		       MED(s, incr), MED(s, incr_b) / 1e6, MED(s, incr) / full,
-		       MED(s, incr_b) / MED(s, full_b), MED(s, live),
-		       MED(s, live) / full);
+		       "| %.4f | %.4f | %.3f | %.3f | %.3f | %.3f |\n",
+		       s ? "on" : "off", full, MED(s, img_b[IMG_FULL]) / 1e6,
+		       MED(s, img[IMG_INCR]), MED(s, img_b[IMG_INCR]) / 1e6,
+		       MED(s, img[IMG_INCR]) / full,
+		       MED(s, img_b[IMG_INCR]) / MED(s, img_b[IMG_FULL]),
+		       MED(s, img[IMG_LIVE]), MED(s, img[IMG_LIVE]) / full,
+		       MED(s, img[IMG_AUDIT]), MED(s, img[IMG_AUDIT]) / full,
+		       MED(s, img[IMG_DIGEST]),
+		       MED(s, img[IMG_DIGEST]) / full);
 		fflush(stdout);
 	}
-	printf("\n| fsync | raw write s | full ÷ raw | restore s (3 images) "
-	       "| digest ms, before / after the writes | THP PMD splits |\n");
+	printf("\n| fsync | raw write s (image 0's bytes) | **full ÷ raw** "
+	       "| restore s (%d images, verified) | digest ms, before / "
+	       "after the writes | THP PMD splits |\n",
+	       IMG_NR);
 	printf("|---|--:|--:|--:|--:|--:|\n");
 	for (int s = 1; s >= 0; s--)
-		printf("| %s | %.3f | %.3f | %.3f | %.0f / %.0f | %.0f |\n",
-		       s ? "on" : "off", MED(s, raw),
-		       MED(s, full) / MED(s, raw), MED(s, restore),
-		       MED(s, dg0) * 1e3, MED(s, dg1) * 1e3, MED(s, splits));
+		printf("| %s | %.3f | %s%.3f%s | %.3f | %.0f / %.0f | %.0f |\n",
+		       s ? "on" : "off", MED(s, raw), s ? "" : "**",
+		       MED(s, img[IMG_FULL]) / MED(s, raw), s ? "" : "**",
+		       MED(s, restore), MED(s, dg0) * 1e3, MED(s, dg1) * 1e3,
+		       MED(s, splits));
 #undef MED
 	printf("\nMedians of %d, in %s.  Each run: fresh workload RAM (no "
-	       "writers), raw write,\nthen a fresh chain: image 0 stopped "
-	       "(every page, zero pages as bits, digest),\nimage 1 live (no "
-	       "digest) after 1%% of the pages (scattered) were written,\n"
-	       "image 2 stopped (digest of all memory) after another 1%%.  "
-	       "Durations are\npmtrack_dump_info's (collect, encode, write, "
-	       "fsync of file and directory,\nrename).  Level 0, default "
-	       "transport.  raw: write(2) of the whole region in\n1 MiB "
-	       "chunks to a file in the same directory (+ fsync when on), "
-	       "before the\ndumps.  digest: pmtrack_digest() of the memory "
-	       "before image 0 and after\nimage 2 (untimed by the dumps).  "
-	       "THP PMD splits: /proc/vmstat over the chain.\nThe restored "
-	       "chain equals the memory byte for byte.\n",
+	       "writers), a fresh\nchain: image 0 stopped (every page, zero "
+	       "pages as bits), then before each\nfurther image 1%% of the "
+	       "pages (scattered) written: image 1 live, image 2\nstopped, "
+	       "image 3 stopped with PMTRACK_DUMP_AUDIT (all memory read "
+	       "and\nchecked), image 4 stopped with PMTRACK_DUMP_FULL_DIGEST "
+	       "(the digest of all\nmemory in the image).  Every image "
+	       "carries the chain's state digest.\nDurations are "
+	       "pmtrack_dump_info's (collect, encode, write, fsync of file\n"
+	       "and directory when on, link).  Level 0, default transport.  "
+	       "raw: write(2) of\nas many bytes as image 0 has, from the "
+	       "memory, in 1 MiB chunks, to a new file\nin the same "
+	       "directory right after image 0 (+ fsync when on; the dumps "
+	       "then\nhave no_sync = 0).  digest: pmtrack_digest() of the "
+	       "memory before image 0 and\nafter image 4 (untimed by the "
+	       "dumps).  THP PMD splits: /proc/vmstat over the\nchain.  The "
+	       "restore of the whole chain verified every image's state "
+	       "digest and\nimage 4's memory digest, and the restored "
+	       "memory equals the source byte for\nbyte.\n",
 	       c->reps, c->dir);
 	munmap(buf, c->len);
 	free(r);
 	free(v);
 }
 
-/* ---- 4. transport ---------------------------------------------------- */
+/* ---- 5. transport ---------------------------------------------------- */
 
 static const char *fs_name(const char *dir)
 {
