@@ -10,10 +10,24 @@
  * reports CLOCK_MONOTONIC (system-wide) when it has everything; a
  * transfer's time runs from the sender's first byte to that moment.  The
  * big buffers of this process are MADV_DONTFORK: the fork copies no page
- * tables and leaves no copy-on-write faults behind.  Afterwards (untimed)
- * the receiver sends back the pmtrack_digest() of its destination, which
- * must equal the source's, and the receiver's state: anything that does
- * not verify fails the program (exit 1).  Timing never does.
+ * tables and leaves no copy-on-write faults behind.  Pre-copy uses the
+ * return path (opts.reply): the receiver's answer ends the downtime.
+ * Afterwards (untimed) the receiver sends back the pmtrack_digest() of its
+ * destination, which must equal the source's, and its state; a migration
+ * must be acked, its receiver COMPLETE, and with verification on END
+ * verified (state_verified, digest_verified) and the source audited.
+ * Anything that does not verify fails the program (exit 1).  Timing never
+ * does.
+ *
+ * Verification modes of pre-copy (--verify): "none" is
+ * PMTRACK_PRECOPY_NO_DIGEST; "state+audit" the default (END's state digest,
+ * the sum of per-page hashes both sides keep as pages are sent and
+ * applied, so the receiver checks it at the cost of the pages it applied;
+ * then, after the receiver's answer and outside the downtime, the audit
+ * reads the stopped source once, on every CPU); "full digest" is
+ * PMTRACK_PRECOPY_FULL_DIGEST | NO_AUDIT (the digest of all memory, read by
+ * the sender and the receiver inside the downtime: the verification before
+ * 0.2).
  *
  *  throughput  one pre-copy with no writers (round 0 sends every page, the
  *              next collect finds nothing, the stop callback is a no-op)
@@ -22,31 +36,51 @@
  *              same memory in 1 MiB chunks into recv() straight into the
  *              receiver's buffer.  Contents: random (incompressible, no
  *              zero pages) and the workload's fill (a quarter zero pages).
- *              With and without the END digest (hashed by the sender in
- *              the downtime, checked by the receiver), and with
- *              PMTRACK_ENC_STABLE (no private copy of each page; right
- *              here as nothing writes) next to the live-memory default.
- *              Ratio = raw time / stream time (a throughput ratio).
+ *              Each verification mode, and PMTRACK_ENC_STABLE (no private
+ *              copy of each page; right here as nothing writes) with the
+ *              default verification, next to the live-memory default.
+ *              Ratio = raw time / stream time (a throughput ratio; target
+ *              >= 0.85 with verification on); the audit, after the
+ *              receiver's answer, is outside the time and reported.
  *  migrate     pmtrack_precopy() of fresh workload RAM for every run
  *              (support/workload.h, huge pages: 2 writers, 80% of writes
- *              into the hot 1/16; rate 0 = no writers) with the default
- *              transport and downtime limit, wl_pause() as the stop
- *              callback.  Just before each migration, send() of the same
- *              (live) memory to a receiver measures the raw bandwidth, and
- *              one untracked pmtrack_digest() of it is timed.  Reported:
- *              rounds, total time, bytes, round 0's bandwidth (its bytes /
- *              its duration, on the sender), total time / (bytes / that
- *              bandwidth) and the same with the raw bandwidth, downtime /
- *              limit (the library's downtime: stop() to last byte flushed;
- *              also to the receiver done), converged, the digest time the
- *              pre-copy measured, THP PMD splits.
+ *              into the hot 1/16; rate 0 = no writers) in each
+ *              verification mode (the same RAM contents and writes for
+ *              each) with the default transport and downtime limit,
+ *              wl_pause() as the stop callback.  Just before each
+ *              migration, send() of the same (live) memory to a receiver
+ *              measures the raw bandwidth, and one untracked
+ *              pmtrack_digest() of it is timed.  Reported for the default
+ *              mode: rounds, total time, bytes, round-0 bandwidth (its
+ *              bytes / its duration, on the sender), (total - audit) /
+ *              (bytes / that bandwidth) (target <= 1.25), final-round
+ *              pages, downtime / limit (target <= 1.0; the library's
+ *              downtime: stop() to the receiver's answer), the audit time,
+ *              converged; then those ratios, downtimes and final pages of
+ *              the three modes side by side; then the raw-bandwidth ratio,
+ *              the ratio with the audit included, the digest times and
+ *              THP PMD splits.
+ *  downtime    the same pre-copy at one dirty rate (--scale-rate, 5,000
+ *              pages/s) over several memory sizes (--scale-sizes, 256 MiB,
+ *              1 GiB, 4 GiB), each verification mode: final-round pages,
+ *              downtime, downtime / final pages, the audit, and the
+ *              largest size against the smallest.  With the state digest
+ *              the downtime follows the final round's pages, not the
+ *              memory; with the full digest it follows the memory.
  *  ckpt        pmtrack_ckpt_dump() of fresh workload RAM (no writers) for
- *              every run: write(2) of the whole region (+ fsync) into the
- *              directory first, then image 0 stopped (full), 1% of the
- *              pages (scattered) written and a live incremental image (no
- *              digest), another 1% and a stopped incremental image (with
- *              digest); with and without fsync.  The chain is restored
- *              into a second buffer and compared byte for byte.
+ *              every run, a chain of five images: image 0 stopped (full),
+ *              then before each image 1% of the pages (scattered) written:
+ *              a live incremental, a stopped incremental (target: <= 5% of
+ *              the full dump's time), a stopped one with
+ *              PMTRACK_DUMP_AUDIT and one with PMTRACK_DUMP_FULL_DIGEST.
+ *              Right after image 0, write(2) of as many bytes as it has,
+ *              from the memory, into the same directory (target: full
+ *              dump / raw <= 1.3 without fsync).  With and without fsync
+ *              (no_sync).  Every image must carry the state digest (the
+ *              memory digest only with FULL_DIGEST, audited only with
+ *              AUDIT); the chain is restored into a second buffer, must
+ *              report state and digest verified, and is compared byte for
+ *              byte.
  *  transport   pmtrack_xport, io_uring against system calls: writes of
  *              1 MiB + 64 B (a batch and its record header, as the encoder
  *              issues them) to a file, its fsync, reading it back from the
@@ -56,9 +90,11 @@
  *              same kind of transport.
  *
  * Each measurement is repeated --reps times (the raw and library sides of a
- * row alternate which goes first) and medians are reported.  --no-thp
- * (PR_SET_THP_DISABLE) runs everything on 4 KiB pages; --no-digest migrates
- * with PMTRACK_PRECOPY_NO_DIGEST.
+ * row alternate which goes first, and so do the verification modes) and
+ * medians are reported.  --no-thp (PR_SET_THP_DISABLE) runs everything on
+ * 4 KiB pages; --verify picks the modes (--no-digest: none only).  --quick
+ * (the smoke test) runs every section small: 32 MiB, sizes 16 and 32 MiB,
+ * one repetition, a few seconds.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
