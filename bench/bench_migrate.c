@@ -178,10 +178,10 @@ static const char *const verify_arg[V_NR] = {
 
 static unsigned int verify_flags(enum verify v)
 {
-	return v == V_NONE   ? PMTRACK_PRECOPY_NO_DIGEST
-	       : v == V_FULL ? PMTRACK_PRECOPY_FULL_DIGEST |
-				       PMTRACK_PRECOPY_NO_AUDIT
-			     : 0;
+	return v == V_NONE ? PMTRACK_PRECOPY_NO_DIGEST
+	       : v == V_FULL
+		       ? PMTRACK_PRECOPY_FULL_DIGEST | PMTRACK_PRECOPY_NO_AUDIT
+		       : 0;
 }
 
 struct cfg {
@@ -1031,8 +1031,8 @@ struct mrep {
  * With @baseline, send() of the same live memory to a receiver and one
  * untracked digest of it are timed first.
  */
-static void migrate_once(const struct cfg *c, size_t len, uint64_t rate,
-			 int i, enum verify v, bool baseline, struct mig *m,
+static void migrate_once(const struct cfg *c, size_t len, uint64_t rate, int i,
+			 enum verify v, bool baseline, struct mig *m,
 			 struct mrep *r)
 {
 	/* fresh RAM each time: every run starts from the same state
@@ -1207,17 +1207,17 @@ static const struct mig *median_run(const struct cfg *c, const struct mig *keep)
 }
 
 /* "a / b / c" of one double field over the modes, n/a where not run */
-static void print_modes(const struct cfg *c, const struct mrep *res,
-			size_t off, double scale, const char *fmt)
+static void print_modes(const struct cfg *c, const struct mrep *res, size_t off,
+			double scale, const char *fmt)
 {
 	printf(" ");
 	for (int mv = 0; mv < V_NR; mv++) {
 		if (mv)
 			printf(" / ");
 		if (c->verify & 1u << mv)
-			printf(fmt, *(const double *)((const char *)&res[mv] +
-						      off) *
-					    scale);
+			printf(fmt,
+			       *(const double *)((const char *)&res[mv] + off) *
+				       scale);
 		else
 			printf("n/a");
 	}
@@ -1249,8 +1249,8 @@ static void migrate_row(const struct cfg *c, uint64_t rate,
 	       "| %.0f | %.1f | **%.3f** | %.0f | %d of %d |\n",
 	       (unsigned long long)rate, m->writes, m->rounds, m->total,
 	       m->bytes / (double)c->len, m->bw0 / 1e9, m->ratio0, m->final,
-	       m->dt * 1e3, m->dt * 1e9 / (double)c->limit_ns,
-	       m->audit * 1e3, m->converged, c->reps);
+	       m->dt * 1e3, m->dt * 1e9 / (double)c->limit_ns, m->audit * 1e3,
+	       m->converged, c->reps);
 	fflush(stdout);
 }
 
@@ -1348,8 +1348,8 @@ static void section_migrate(const struct cfg *c)
 		fail(c->csv_dir, errno);
 	migrate_head(c, pv);
 	for (int i = 0; i < c->nrates; i++) {
-		migrate_modes(c, c->len, c->rates[i], true, &mr[i * V_NR],
-			      keep, &kind, &backend);
+		migrate_modes(c, c->len, c->rates[i], true, &mr[i * V_NR], keep,
+			      &kind, &backend);
 		migrate_row(c, c->rates[i], &mr[i * V_NR + pv]);
 		if (c->csv_dir)
 			write_csv(c, c->rates[i], median_run(c, keep));
@@ -1411,8 +1411,8 @@ static void section_downtime(const struct cfg *c)
 	for (int s = 0; s < c->nsizes; s++) {
 		struct mrep *r = &res[s * V_NR];
 
-		migrate_modes(c, c->scale_mib[s] << 20, c->scale_rate, false,
-			      r, NULL, &kind, &backend);
+		migrate_modes(c, c->scale_mib[s] << 20, c->scale_rate, false, r,
+			      NULL, &kind, &backend);
 		for (int mv = 0; mv < V_NR; mv++)
 			if (c->verify & 1u << mv)
 				downtime_row(c, c->scale_mib[s],
@@ -1647,8 +1647,8 @@ static void ckpt_check_images(const struct cfg *c,
 			die("ckpt: image %d (%s): %llu pages (1%% = %zu), "
 			    "index %u, state digest %d, memory digest %d, "
 			    "audited %d, %llu pages differ",
-			    k, img_name[k], (unsigned long long)i[k].pages,
-			    one, i[k].index, i[k].has_state, i[k].has_digest,
+			    k, img_name[k], (unsigned long long)i[k].pages, one,
+			    i[k].index, i[k].has_state, i[k].has_digest,
 			    i[k].audited,
 			    (unsigned long long)i[k].audit_differ);
 	}
@@ -1678,8 +1678,8 @@ static double ckpt_restore(const struct cfg *c, const char *dir, char *buf,
 		die("ckpt: restore: %s: %s", strerror(-err),
 		    pmtrack_rx_error(rx, NULL));
 	if (pmtrack_rx_get_stats(rx, &st) || st.state != PMTRACK_RX_COMPLETE ||
-	    !st.digest_verified || !st.state_verified ||
-	    ri.images != IMG_NR || !ri.digest_verified)
+	    !st.digest_verified || !st.state_verified || ri.images != IMG_NR ||
+	    !ri.digest_verified)
 		die("ckpt: restore: state %d, digest verified %d (restore "
 		    "%d), state verified %d, %u images",
 		    st.state, st.digest_verified, ri.digest_verified,
@@ -1769,8 +1769,7 @@ static void section_ckpt(const struct cfg *c)
 		       MED(s, img_b[IMG_INCR]) / MED(s, img_b[IMG_FULL]),
 		       MED(s, img[IMG_LIVE]), MED(s, img[IMG_LIVE]) / full,
 		       MED(s, img[IMG_AUDIT]), MED(s, img[IMG_AUDIT]) / full,
-		       MED(s, img[IMG_DIGEST]),
-		       MED(s, img[IMG_DIGEST]) / full);
+		       MED(s, img[IMG_DIGEST]), MED(s, img[IMG_DIGEST]) / full);
 		fflush(stdout);
 	}
 	printf("\n| fsync | raw write s (image 0's bytes) | **full ÷ raw** "
@@ -1798,10 +1797,10 @@ static void section_ckpt(const struct cfg *c)
 	       "raw: write(2) of\nas many bytes as image 0 has, from the "
 	       "memory, in 1 MiB chunks, to a new file\nin the same "
 	       "directory right after image 0, + fsync when on (the dumps' "
-	       "no_sync\nis 0 when on, 1 when off).  digest: pmtrack_digest() of the "
-	       "memory before image 0 and\nafter image 4 (untimed by the "
-	       "dumps).  THP PMD splits: /proc/vmstat over the\nchain.  The "
-	       "restore of the whole chain verified every image's state "
+	       "no_sync\nis 0 when on, 1 when off).  digest: pmtrack_digest() "
+	       "of the memory before image 0 and\nafter image 4 (untimed "
+	       "by the dumps).  THP PMD splits: /proc/vmstat over the\nchain.  "
+	       "The restore of the whole chain verified every image's state "
 	       "digest and\nimage 4's memory digest, and the restored "
 	       "memory equals the source byte for\nbyte.\n",
 	       c->reps, c->dir);
@@ -2077,8 +2076,7 @@ static int size_item(void *arg, int i, const char *text)
 
 static int parse_sizes(const char *s, size_t *mib)
 {
-	return pmt_arg_list(PROG, "--scale-sizes", s, MAX_SIZES, size_item,
-			    mib,
+	return pmt_arg_list(PROG, "--scale-sizes", s, MAX_SIZES, size_item, mib,
 			    "up to %d comma-separated sizes in MiB, each "
 			    "1..1048576",
 			    MAX_SIZES);
