@@ -63,8 +63,9 @@
  *  downtime    the same pre-copy at one dirty rate (--scale-rate, 5,000
  *              pages/s) over several memory sizes (--scale-sizes, 256 MiB,
  *              1 GiB, 4 GiB), each verification mode: final-round pages,
- *              downtime, downtime / final pages, the audit, and the
- *              largest size against the smallest.  With the state digest
+ *              downtime, what verifying adds to it (less the unverified
+ *              run's), downtime / final pages, the audit, and the largest
+ *              size against the smallest.  With the state digest
  *              the downtime follows the final round's pages, not the
  *              memory; with the full digest it follows the memory.
  *  ckpt        pmtrack_ckpt_dump() of fresh workload RAM (no writers) for
@@ -1361,11 +1362,18 @@ static void section_migrate(const struct cfg *c)
 
 /* ---- 3. downtime ----------------------------------------------------- */
 
+/* @r[mode]: the medians of one size */
 static void downtime_row(const struct cfg *c, size_t mib, enum verify mv,
-			 const struct mrep *m)
+			 const struct mrep *r)
 {
+	const struct mrep *m = &r[mv];
+
 	printf("| %zu | %s | %.0f | %.0f | %.1f | ", mib, verify_name[mv],
 	       m->rounds, m->final, m->dt * 1e3);
+	if (mv != V_NONE && c->verify & 1u << V_NONE)
+		printf("%.1f | ", (m->dt - r[V_NONE].dt) * 1e3);
+	else
+		printf("- | ");
 	if (m->final > 0)
 		printf("**%.2f**", m->dtpp * 1e6);
 	else
@@ -1403,10 +1411,10 @@ static void section_downtime(const struct cfg *c)
 	       (unsigned long long)c->scale_rate,
 	       (unsigned long long)(c->limit_ns / 1000000));
 	printf("| MiB | verify | rounds | final pages | downtime ms "
-	       "| downtime ÷ final pages, µs | downtime ÷ limit "
-	       "| audit ms (after) | digest ms timed by pre-copy "
-	       "| converged |\n");
-	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	       "| − none's, ms | downtime ÷ final pages, µs "
+	       "| downtime ÷ limit | audit ms (after) "
+	       "| digest ms timed by pre-copy | converged |\n");
+	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
 	for (int s = 0; s < c->nsizes; s++) {
 		struct mrep *r = &res[s * V_NR];
@@ -1416,7 +1424,7 @@ static void section_downtime(const struct cfg *c)
 		for (int mv = 0; mv < V_NR; mv++)
 			if (c->verify & 1u << mv)
 				downtime_row(c, c->scale_mib[s],
-					     (enum verify)mv, &r[mv]);
+					     (enum verify)mv, r);
 	}
 	/* the largest size against the smallest */
 	m0 = m1 = 0;
@@ -1458,12 +1466,15 @@ static void section_downtime(const struct cfg *c)
 	printf("\nMedians of %d; fresh workload RAM for each run (the same "
 	       "for every mode),\ntransport %s, tracker %s, level 0, the "
 	       "return path; verify as in\n\"migrate\".  downtime: "
-	       "stats.downtime_ns (stop() to the receiver's answer);\nfinal "
-	       "pages: the stop-and-copy round's pages (zero pages "
-	       "included); audit:\nstats.audit_ns, after the downtime; "
-	       "digest: stats.digest_ns (full digest: one\ndigest of all "
-	       "memory, timed after round 0; the downtime holds two such "
-	       "reads,\nthe sender's and the receiver's).\n",
+	       "stats.downtime_ns (stop() to the receiver's answer);\n"
+	       "− none's: that less the downtime without verification "
+	       "(what verifying adds\nto the pause); final pages: the "
+	       "stop-and-copy round's pages (zero pages\nincluded; they "
+	       "grow with the memory as the last pre-copy round, which "
+	       "sends\nthem, takes longer); audit: stats.audit_ns, after "
+	       "the\ndowntime; digest: stats.digest_ns (full digest: one "
+	       "digest of all memory,\ntimed after round 0; the downtime "
+	       "holds two such reads, the sender's and\nthe receiver's).\n",
 	       c->reps, kind, backend);
 	free(res);
 }
