@@ -10,10 +10,24 @@
  * reports CLOCK_MONOTONIC (system-wide) when it has everything; a
  * transfer's time runs from the sender's first byte to that moment.  The
  * big buffers of this process are MADV_DONTFORK: the fork copies no page
- * tables and leaves no copy-on-write faults behind.  Afterwards (untimed)
- * the receiver sends back the pmtrack_digest() of its destination, which
- * must equal the source's, and the receiver's state: anything that does
- * not verify fails the program (exit 1).  Timing never does.
+ * tables and leaves no copy-on-write faults behind.  Pre-copy uses the
+ * return path (opts.reply): the receiver's answer ends the downtime.
+ * Afterwards (untimed) the receiver sends back the pmtrack_digest() of its
+ * destination, which must equal the source's, and its state; a migration
+ * must be acked, its receiver COMPLETE, and with verification on END
+ * verified (state_verified, digest_verified) and the source audited.
+ * Anything that does not verify fails the program (exit 1).  Timing never
+ * does.
+ *
+ * Verification modes of pre-copy (--verify): "none" is
+ * PMTRACK_PRECOPY_NO_DIGEST; "state+audit" the default (END's state digest,
+ * the sum of per-page hashes both sides keep as pages are sent and
+ * applied, so the receiver checks it at the cost of the pages it applied;
+ * then, after the receiver's answer and outside the downtime, the audit
+ * reads the stopped source once, on every CPU); "full digest" is
+ * PMTRACK_PRECOPY_FULL_DIGEST | NO_AUDIT (the digest of all memory, read by
+ * the sender and the receiver inside the downtime: the verification before
+ * 0.2).
  *
  *  throughput  one pre-copy with no writers (round 0 sends every page, the
  *              next collect finds nothing, the stop callback is a no-op)
@@ -22,31 +36,52 @@
  *              same memory in 1 MiB chunks into recv() straight into the
  *              receiver's buffer.  Contents: random (incompressible, no
  *              zero pages) and the workload's fill (a quarter zero pages).
- *              With and without the END digest (hashed by the sender in
- *              the downtime, checked by the receiver), and with
- *              PMTRACK_ENC_STABLE (no private copy of each page; right
- *              here as nothing writes) next to the live-memory default.
- *              Ratio = raw time / stream time (a throughput ratio).
+ *              Each verification mode, and PMTRACK_ENC_STABLE (no private
+ *              copy of each page; right here as nothing writes) with the
+ *              default verification, next to the live-memory default.
+ *              Ratio = raw time / stream time (a throughput ratio; target
+ *              >= 0.85 with verification on); the audit, after the
+ *              receiver's answer, is outside the time and reported.
  *  migrate     pmtrack_precopy() of fresh workload RAM for every run
  *              (support/workload.h, huge pages: 2 writers, 80% of writes
- *              into the hot 1/16; rate 0 = no writers) with the default
- *              transport and downtime limit, wl_pause() as the stop
- *              callback.  Just before each migration, send() of the same
- *              (live) memory to a receiver measures the raw bandwidth, and
- *              one untracked pmtrack_digest() of it is timed.  Reported:
- *              rounds, total time, bytes, round 0's bandwidth (its bytes /
- *              its duration, on the sender), total time / (bytes / that
- *              bandwidth) and the same with the raw bandwidth, downtime /
- *              limit (the library's downtime: stop() to last byte flushed;
- *              also to the receiver done), converged, the digest time the
- *              pre-copy measured, THP PMD splits.
+ *              into the hot 1/16; rate 0 = no writers) in each
+ *              verification mode (the same RAM contents and writes for
+ *              each) with the default transport and downtime limit,
+ *              wl_pause() as the stop callback.  Just before each
+ *              migration, send() of the same (live) memory to a receiver
+ *              measures the raw bandwidth, and one untracked
+ *              pmtrack_digest() of it is timed.  Reported for the default
+ *              mode: rounds, total time, bytes, round-0 bandwidth (its
+ *              bytes / its duration, on the sender), (total - audit) /
+ *              (bytes / that bandwidth) (target <= 1.25), final-round
+ *              pages, downtime / limit (target <= 1.0; the library's
+ *              downtime: stop() to the receiver's answer), the audit time,
+ *              converged; then those ratios, downtimes and final pages of
+ *              the three modes side by side; then the raw-bandwidth ratio,
+ *              the ratio with the audit included, the digest times and
+ *              THP PMD splits.
+ *  downtime    the same pre-copy at one dirty rate (--scale-rate, 5,000
+ *              pages/s) over several memory sizes (--scale-sizes, 256 MiB,
+ *              1 GiB, 4 GiB), each verification mode: final-round pages,
+ *              downtime, what verifying adds to it (less the unverified
+ *              run's), downtime / final pages, the audit, and the largest
+ *              size against the smallest.  With the state digest
+ *              the downtime follows the final round's pages, not the
+ *              memory; with the full digest it follows the memory.
  *  ckpt        pmtrack_ckpt_dump() of fresh workload RAM (no writers) for
- *              every run: write(2) of the whole region (+ fsync) into the
- *              directory first, then image 0 stopped (full), 1% of the
- *              pages (scattered) written and a live incremental image (no
- *              digest), another 1% and a stopped incremental image (with
- *              digest); with and without fsync.  The chain is restored
- *              into a second buffer and compared byte for byte.
+ *              every run, a chain of five images: image 0 stopped (full),
+ *              then before each image 1% of the pages (scattered) written:
+ *              a live incremental, a stopped incremental (target: <= 5% of
+ *              the full dump's time), a stopped one with
+ *              PMTRACK_DUMP_AUDIT and one with PMTRACK_DUMP_FULL_DIGEST.
+ *              Right after image 0, write(2) of as many bytes as it has,
+ *              from the memory, into the same directory (target: full
+ *              dump / raw <= 1.3 without fsync).  With and without fsync
+ *              (no_sync).  Every image must carry the state digest (the
+ *              memory digest only with FULL_DIGEST, audited only with
+ *              AUDIT); the chain is restored into a second buffer, must
+ *              report state and digest verified, and is compared byte for
+ *              byte.
  *  transport   pmtrack_xport, io_uring against system calls: writes of
  *              1 MiB + 64 B (a batch and its record header, as the encoder
  *              issues them) to a file, its fsync, reading it back from the
@@ -56,9 +91,11 @@
  *              same kind of transport.
  *
  * Each measurement is repeated --reps times (the raw and library sides of a
- * row alternate which goes first) and medians are reported.  --no-thp
- * (PR_SET_THP_DISABLE) runs everything on 4 KiB pages; --no-digest migrates
- * with PMTRACK_PRECOPY_NO_DIGEST.
+ * row alternate which goes first, and so do the verification modes) and
+ * medians are reported.  --no-thp (PR_SET_THP_DISABLE) runs everything on
+ * 4 KiB pages; --verify picks the modes (--no-digest: none only).  --quick
+ * (the smoke test) runs every section small: 32 MiB, sizes 16 and 32 MiB,
+ * one repetition, a few seconds.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -70,6 +107,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +135,7 @@
 /* the transport section's writes: a batch of 256 pages and a header */
 #define XP_CHUNK ((1u << 20) + 64u)
 #define MAX_RATES 16
+#define MAX_SIZES 8
 /* 30 pre-copy rounds after round 0 (the default), the final one, spare */
 #define MAX_ROUNDS 40
 
@@ -105,7 +144,8 @@ enum section {
 	SEC_MIGRATE = 1 << 1,
 	SEC_CKPT = 1 << 2,
 	SEC_TRANSPORT = 1 << 3,
-	SEC_ALL = (1 << 4) - 1,
+	SEC_DOWNTIME = 1 << 4,
+	SEC_ALL = (1 << 5) - 1,
 };
 
 static const char *const section_name[] = {
@@ -113,7 +153,37 @@ static const char *const section_name[] = {
 	"migrate",
 	"ckpt",
 	"transport",
+	"downtime",
 };
+
+/* how a pre-copy is verified */
+enum verify {
+	V_NONE,	 /* PMTRACK_PRECOPY_NO_DIGEST */
+	V_STATE, /* the default: END's state digest, then the audit */
+	V_FULL,	 /* FULL_DIGEST | NO_AUDIT: the memory digest, as before 0.2 */
+	V_NR,
+};
+
+static const char *const verify_name[V_NR] = {
+	[V_NONE] = "none",
+	[V_STATE] = "state+audit",
+	[V_FULL] = "full digest",
+};
+
+/* the names --verify takes */
+static const char *const verify_arg[V_NR] = {
+	[V_NONE] = "none",
+	[V_STATE] = "state",
+	[V_FULL] = "full",
+};
+
+static unsigned int verify_flags(enum verify v)
+{
+	return v == V_NONE ? PMTRACK_PRECOPY_NO_DIGEST
+	       : v == V_FULL
+		       ? PMTRACK_PRECOPY_FULL_DIGEST | PMTRACK_PRECOPY_NO_AUDIT
+		       : 0;
+}
 
 struct cfg {
 	size_t len; /* bytes of every region */
@@ -125,8 +195,12 @@ struct cfg {
 	uint64_t rates[MAX_RATES];
 	int nrates;
 	uint64_t limit_ns;
-	unsigned int mig_flags; /* migrate: enum pmtrack_precopy_flags */
-	bool uring;		/* io_uring can be set up */
+	unsigned int verify; /* 1 << enum verify, the modes to run */
+	/* downtime: one dirty rate over several sizes */
+	uint64_t scale_rate;
+	size_t scale_mib[MAX_SIZES];
+	int nsizes;
+	bool uring; /* io_uring can be set up */
 };
 
 /* ---- helpers -------------------------------------------------------- */
@@ -377,6 +451,8 @@ struct rx_res {
 	int err;	 /* 0 or -errno */
 	int state;	 /* RX_STREAM: enum pmtrack_rx_state */
 	int verified;	 /* RX_STREAM: digest_verified */
+	int state_ok;	 /* RX_STREAM: state_verified */
+	int reply;	 /* RX_STREAM: enum pmtrack_rx_reply */
 	uint64_t t_done; /* CLOCK_MONOTONIC when all was received */
 	uint64_t bytes;
 	uint64_t cpu_ns; /* the receiver's CPU time from accept to done */
@@ -436,6 +512,8 @@ static int recv_stream(const struct rx_req *q, int fd, char *dst,
 	if (!pmtrack_rx_get_stats(rx, &st)) {
 		r->state = (int)st.state;
 		r->verified = st.digest_verified;
+		r->state_ok = st.state_verified;
+		r->reply = (int)st.reply;
 		r->bytes = st.bytes;
 	}
 	pmtrack_rx_free(rx);
@@ -614,7 +692,7 @@ struct mig {
 	size_t len;
 	struct wl *w; /* NULL: nothing writes */
 	enum pmtrack_xport_kind kind;
-	unsigned int flags;	/* enum pmtrack_precopy_flags */
+	enum verify v;
 	unsigned int enc_flags; /* enum pmtrack_enc_flags */
 	/* out */
 	struct pmtrack_xport *x;
@@ -622,7 +700,7 @@ struct mig {
 	struct pmtrack_precopy_stats st;
 	struct pmtrack_precopy_round rounds[MAX_ROUNDS];
 	int nrounds;
-	uint64_t t_first, cpu_first, t_stop, cpu_end;
+	uint64_t t_first, cpu_first, t_stop, t_switch, cpu_end;
 	/* page writes from the pmtrack_precopy() call to stop(), and when */
 	uint64_t t_call, w_call, w_stop;
 	struct xfer xf;
@@ -655,6 +733,15 @@ static int mig_stop(void *arg)
 	return m->w ? wl_pause(m->w) : 0;
 }
 
+/* the destination has the stream; the audit (if any) comes next */
+static int mig_switchover(void *arg)
+{
+	struct mig *m = arg;
+
+	m->t_switch = bench_now_ns();
+	return 0;
+}
+
 static void mig_resume(void *arg)
 {
 	struct mig *m = arg;
@@ -673,9 +760,12 @@ static int mig_progress(void *arg, const struct pmtrack_precopy_round *r)
 }
 
 /*
- * Migrate m->mem to a receiver process and check what arrived: the
- * receiver's state, its END digest check and its memory's digest against
- * the (now paused) source.  The workload is left paused.
+ * Migrate m->mem to a receiver process, with the return path (the
+ * receiver's answer ends the downtime), and check what arrived: the
+ * answer, the receiver's state, its END checks (the state digest, and the
+ * memory digest with V_FULL), the sender's audit (V_STATE), and the
+ * receiver's memory against the (now paused) source, byte for byte by
+ * their digests.  The workload is left paused.
  */
 static void run_mig(const struct cfg *c, struct mig *m)
 {
@@ -688,8 +778,9 @@ static void run_mig(const struct cfg *c, struct mig *m)
 	PMTRACK_OPTS(pmtrack_xport_opts, xo, .kind = m->kind);
 	PMTRACK_OPTS(pmtrack_precopy_opts, o, .write = mig_write,
 		     .write_arg = m, .flush = mig_flush, .ops = &ops, .arg = m,
-		     .downtime_limit_ns = c->limit_ns, .flags = m->flags,
-		     .enc_flags = m->enc_flags, .producer = PROG);
+		     .downtime_limit_ns = c->limit_ns,
+		     .flags = verify_flags(m->v), .enc_flags = m->enc_flags,
+		     .producer = PROG, .switchover = mig_switchover);
 	struct pmtrack_mem_region reg = {
 		.addr = m->mem,
 		.len = m->len,
@@ -701,13 +792,15 @@ static void run_mig(const struct cfg *c, struct mig *m)
 	int fd, err;
 
 	m->nrounds = 0;
-	m->t_first = m->t_stop = 0;
+	m->t_first = m->t_stop = m->t_switch = 0;
 	peer_start(&p, &q);
 	fd = peer_connect(&p);
 	err = pmtrack_xport_new(fd, &xo, &m->x);
 	if (err)
 		fail("pmtrack_xport_new", -err);
 	m->used = pmtrack_xport_kind(m->x);
+	/* the answer is read on the same connection, once flushed */
+	o.reply = m->x;
 	memset(&m->st, 0, sizeof(m->st));
 	m->st.sz = sizeof(m->st);
 	m->w_call = m->w ? wl_writes(m->w) : 0;
@@ -720,17 +813,33 @@ static void run_mig(const struct cfg *c, struct mig *m)
 	peer_finish(&p, &m->xf.rx);
 	close(fd);
 	if (err)
-		die("pmtrack_precopy: %s (receiver: %s%s%s)", strerror(-err),
+		die("pmtrack_precopy (verify: %s): %s (receiver: %s%s%s; "
+		    "audit: %llu pages differ, the first at %#llx)",
+		    verify_name[m->v], strerror(-err),
 		    m->xf.rx.err ? strerror(-m->xf.rx.err) : "ok",
-		    m->xf.rx.msg[0] ? ": " : "", m->xf.rx.msg);
+		    m->xf.rx.msg[0] ? ": " : "", m->xf.rx.msg,
+		    (unsigned long long)m->st.audit_differ,
+		    (unsigned long long)m->st.audit_first_addr);
 	if (m->xf.rx.err)
 		die("migration: receiver: %s: %s", strerror(-m->xf.rx.err),
 		    m->xf.rx.msg);
 	if (m->xf.rx.state != PMTRACK_RX_COMPLETE)
 		die("migration: receiver state %d, not COMPLETE",
 		    m->xf.rx.state);
-	if (!(m->flags & PMTRACK_PRECOPY_NO_DIGEST) && !m->xf.rx.verified)
-		die("migration: the receiver did not verify the END digest");
+	if (!m->st.acked || m->xf.rx.reply != PMTRACK_RX_REPLY_SENT ||
+	    !m->t_switch || m->t_switch < m->t_stop)
+		die("migration: acked %d, the receiver's reply %d, "
+		    "switchover %s",
+		    m->st.acked, m->xf.rx.reply,
+		    m->t_switch ? "before stop()" : "not called");
+	if (m->v != V_NONE && (!m->xf.rx.verified || !m->xf.rx.state_ok))
+		die("migration (verify: %s): the receiver did not verify END "
+		    "(digest_verified %d, state_verified %d)",
+		    verify_name[m->v], m->xf.rx.verified, m->xf.rx.state_ok);
+	if ((m->v == V_STATE) != !!m->st.audited || m->st.audit_differ)
+		die("migration (verify: %s): audited %d, %llu pages differ",
+		    verify_name[m->v], m->st.audited,
+		    (unsigned long long)m->st.audit_differ);
 	digest_of(m->mem, m->len, want);
 	if (memcmp(want, m->xf.rx.digest, PMTRACK_DIGEST_LEN))
 		die("migration: the receiver's memory differs from the source");
@@ -744,27 +853,28 @@ static void run_mig(const struct cfg *c, struct mig *m)
 
 struct trow {
 	enum pmtrack_xport_kind kind;
-	unsigned int flags;
+	enum verify v;
 	unsigned int enc_flags;
 };
 
 static const struct trow trows[] = {
-	{ PMTRACK_XPORT_SYSCALL, PMTRACK_PRECOPY_NO_DIGEST, 0 },
-	{ PMTRACK_XPORT_URING, PMTRACK_PRECOPY_NO_DIGEST, 0 },
-	{ PMTRACK_XPORT_SYSCALL, 0, 0 },
-	{ PMTRACK_XPORT_URING, 0, 0 },
-	{ PMTRACK_XPORT_SYSCALL, PMTRACK_PRECOPY_NO_DIGEST,
-	  PMTRACK_ENC_STABLE },
-	{ PMTRACK_XPORT_URING, PMTRACK_PRECOPY_NO_DIGEST, PMTRACK_ENC_STABLE },
+	{ PMTRACK_XPORT_SYSCALL, V_NONE, 0 },
+	{ PMTRACK_XPORT_URING, V_NONE, 0 },
+	{ PMTRACK_XPORT_SYSCALL, V_STATE, 0 },
+	{ PMTRACK_XPORT_URING, V_STATE, 0 },
+	{ PMTRACK_XPORT_SYSCALL, V_FULL, 0 },
+	{ PMTRACK_XPORT_URING, V_FULL, 0 },
+	{ PMTRACK_XPORT_SYSCALL, V_STATE, PMTRACK_ENC_STABLE },
+	{ PMTRACK_XPORT_URING, V_STATE, PMTRACK_ENC_STABLE },
 };
 
 static void throughput_content(const struct cfg *c, const char *content,
 			       char *mem)
 {
-	double *raw_s = calloc((size_t)c->reps, sizeof(double) * 6);
+	double *raw_s = calloc((size_t)c->reps, sizeof(double) * 7);
 	double *str_s = raw_s + c->reps, *rs_cpu = raw_s + 2 * c->reps;
 	double *rr_cpu = raw_s + 3 * c->reps, *ss_cpu = raw_s + 4 * c->reps;
-	double *sr_cpu = raw_s + 5 * c->reps;
+	double *sr_cpu = raw_s + 5 * c->reps, *aud = raw_s + 6 * c->reps;
 	uint8_t want[PMTRACK_DIGEST_LEN];
 	struct mig *m = calloc(1, sizeof(*m));
 
@@ -775,10 +885,12 @@ static void throughput_content(const struct cfg *c, const char *content,
 		const struct trow *t = &trows[i];
 		double raw, str;
 
+		if (!(c->verify & 1u << t->v))
+			continue;
 		if (t->kind == PMTRACK_XPORT_URING && !c->uring) {
-			printf("| %s | io_uring | n/a | n/a | n/a | n/a | n/a "
-			       "| n/a | n/a | n/a |\n",
-			       content);
+			printf("| %s | io_uring | %s | n/a | n/a | n/a | n/a "
+			       "| n/a | n/a | n/a | n/a | n/a |\n",
+			       content, verify_name[t->v]);
 			continue;
 		}
 		for (int rep = 0; rep < c->reps; rep++) {
@@ -796,7 +908,7 @@ static void throughput_content(const struct cfg *c, const char *content,
 				m->mem = mem;
 				m->len = c->len;
 				m->kind = t->kind;
-				m->flags = t->flags;
+				m->v = t->v;
 				m->enc_flags = t->enc_flags;
 				run_mig(c, m);
 				if (m->st.rounds != 2 || m->st.final_pages)
@@ -808,19 +920,23 @@ static void throughput_content(const struct cfg *c, const char *content,
 				str_s[rep] = m->xf.secs;
 				ss_cpu[rep] = m->xf.snd_cpu;
 				sr_cpu[rep] = m->xf.rcv_cpu;
+				aud[rep] = (double)m->st.audit_ns / 1e9;
 			}
 		}
 		raw = med(raw_s, c->reps);
 		str = med(str_s, c->reps);
 		printf("| %s | %s | %s | %s | %.2f | %.2f | **%.3f** | %.4f "
-		       "| %.2f / %.2f | %.2f / %.2f |\n",
-		       content, kind_name(m->used),
-		       t->flags & PMTRACK_PRECOPY_NO_DIGEST ? "no" : "yes",
+		       "| %.2f / %.2f | %.2f / %.2f | ",
+		       content, kind_name(m->used), verify_name[t->v],
 		       t->enc_flags & PMTRACK_ENC_STABLE ? "stable" : "copying",
 		       gbps(c->len, raw), gbps(c->len, str), raw / str,
 		       (double)m->st.bytes / (double)c->len,
 		       med(rs_cpu, c->reps), med(ss_cpu, c->reps),
 		       med(rr_cpu, c->reps), med(sr_cpu, c->reps));
+		if (t->v == V_STATE)
+			printf("%.1f |\n", med(aud, c->reps) * 1e3);
+		else
+			printf("- |\n");
 		fflush(stdout);
 	}
 	free(raw_s);
@@ -837,10 +953,11 @@ static void section_throughput(const struct cfg *c)
 	printf("\n## throughput: one pre-copy round of %zu MiB, level 0, no "
 	       "writers, vs send()/recv()\n\n",
 	       c->len >> 20);
-	printf("| content | transport | digest | encoder | raw GB/s "
+	printf("| content | transport | verify | encoder | raw GB/s "
 	       "| stream GB/s | raw ÷ stream time | wire/region "
-	       "| sender CPU s raw / stream | receiver CPU s raw / stream |\n");
-	printf("|---|---|---|---|--:|--:|--:|--:|--:|--:|\n");
+	       "| sender CPU s raw / stream | receiver CPU s raw / stream "
+	       "| audit ms (after) |\n");
+	printf("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
 	fill_random(mem, c->len, 0x9e3779b97f4a7c15ull);
 	throughput_content(c, "random", mem);
@@ -853,17 +970,23 @@ static void section_throughput(const struct cfg *c)
 	throughput_content(c, "workload", wl_mem(w));
 	wl_free(w);
 	printf("\nTime: the sender's first byte to the receiver having "
-	       "applied everything\n(pmtrack_rx_apply() returned; raw: the "
-	       "last recv()).  GB/s = region bytes /\nmedian time.  "
-	       "digest: the END record's XXH3-128 of the memory, hashed by "
-	       "the\nsender after stopping and checked by the receiver "
-	       "(PMTRACK_PRECOPY_NO_DIGEST\nwhen \"no\").  encoder: "
-	       "\"copying\" is the live-memory default (each page copied\n"
-	       "before it is hashed and sent), \"stable\" is "
-	       "PMTRACK_ENC_STABLE.  Both ends use\nthe same transport "
-	       "kind.  Raw: send() in 1 MiB chunks, recv() straight into "
-	       "the\nreceiver's buffer.  CPU: process CPU time over the "
-	       "transfer (medians).\n");
+	       "applied and verified\neverything and answered "
+	       "(pmtrack_rx_apply() returned; raw: the last recv()).\nGB/s = "
+	       "region bytes / median time.  verify: \"none\" "
+	       "is\nPMTRACK_PRECOPY_NO_DIGEST; \"state+audit\" the default "
+	       "(each page hashed as it\nis sent and as it is applied, END's "
+	       "state digest checked by the receiver, then\nthe sender's "
+	       "audit reads the stopped memory once, after the receiver's "
+	       "answer:\nnot in the time); \"full digest\" is "
+	       "PMTRACK_PRECOPY_FULL_DIGEST | NO_AUDIT (the\nstate digest and "
+	       "the XXH3-128 of all memory, read by the sender after "
+	       "stopping\nand by the receiver at END: the verification before "
+	       "0.2).  encoder: \"copying\"\nis the live-memory default (each "
+	       "page copied before it is hashed and sent),\n\"stable\" is "
+	       "PMTRACK_ENC_STABLE.  Both ends use the same transport kind.  "
+	       "Raw:\nsend() in 1 MiB chunks, recv() straight into the "
+	       "receiver's buffer.  CPU:\nprocess CPU time over the transfer "
+	       "(medians).  audit: stats.audit_ns (medians).\n");
 }
 
 /* ---- 2. migrate ------------------------------------------------------ */
@@ -895,24 +1018,28 @@ static void write_csv(const struct cfg *c, uint64_t rate, const struct mig *m)
 		fail(path, errno);
 }
 
-/* the per-rep numbers of one dirty rate */
+/* the numbers of one migration */
 struct mrep {
-	double rounds, total, bytes, bw0, bw_raw, ratio0, ratio_raw, dt, dt_rx,
-		writes, dg0, dg, splits;
+	double rounds, total, audit, bytes, bw0, bw_raw, ratio0, ratio0_all,
+		ratio_raw, dt, final, dtpp, writes, dg0, dg, splits;
 	int converged;
 };
 
 /*
- * One migration of fresh workload RAM at @rate (rep @i): its numbers into
- * *@r, its rounds and stats in *@m.
+ * One migration of @len bytes of fresh workload RAM at @rate (rep @i),
+ * verified as @v: its numbers into *@r, its rounds and stats in *@m.
+ * With @baseline, send() of the same live memory to a receiver and one
+ * untracked digest of it are timed first.
  */
-static void migrate_once(const struct cfg *c, uint64_t rate, int i,
-			 struct mig *m, struct mrep *r)
+static void migrate_once(const struct cfg *c, size_t len, uint64_t rate, int i,
+			 enum verify v, bool baseline, struct mig *m,
+			 struct mrep *r)
 {
 	/* fresh RAM each time: every run starts from the same state
-	   (huge pages not yet split by tracking) */
+	   (huge pages not yet split by tracking); the same contents and
+	   write pattern for every verification mode */
 	struct wl_opts wo = {
-		.bytes = c->len,
+		.bytes = len,
 		.writers = rate ? 2 : 0,
 		.rate = rate,
 		.seed = 42 + rate + (uint64_t)i,
@@ -923,27 +1050,34 @@ static void migrate_once(const struct cfg *c, uint64_t rate, int i,
 	uint64_t t0, s0;
 	struct xfer raw;
 	struct wl *w;
+	double sw;
 	int err;
 
+	memset(r, 0, sizeof(*r));
 	err = wl_start(&wo, &w);
 	if (err)
 		fail("wl_start", -err);
 	no_fork(wl_mem(w), wl_len(w));
-	/* the raw bandwidth, the writers running as they will */
-	run_raw(wl_mem(w), c->len, NULL, &raw);
-	/* one digest of the memory, untracked, for comparison with
-	   the one pmtrack_precopy() times after round 0 */
-	t0 = bench_now_ns();
-	BENCH_LIVE_READ_BEGIN();
-	digest_of(wl_mem(w), c->len, d);
-	BENCH_LIVE_READ_END();
-	r->dg0 = (double)(bench_now_ns() - t0) / 1e9;
+	if (baseline) {
+		/* the raw bandwidth, the writers running as they will */
+		run_raw(wl_mem(w), len, NULL, &raw);
+		r->bw_raw = (double)len / raw.secs;
+		/* one digest of the memory, untracked, for comparison with
+		   the one pmtrack_precopy() times after round 0 (full
+		   digest) and with the audit */
+		t0 = bench_now_ns();
+		BENCH_LIVE_READ_BEGIN();
+		digest_of(wl_mem(w), len, d);
+		BENCH_LIVE_READ_END();
+		r->dg0 = (double)(bench_now_ns() - t0) / 1e9;
+	}
 	s0 = vmstat("thp_split_pmd");
+	memset(m, 0, sizeof(*m));
 	m->mem = wl_mem(w);
-	m->len = c->len;
+	m->len = len;
 	m->w = w;
 	m->kind = PMTRACK_XPORT_AUTO;
-	m->flags = c->mig_flags;
+	m->v = v;
 	run_mig(c, m);
 	if (m->nrounds < 2 || (uint64_t)m->nrounds != m->st.rounds)
 		die("migrate: %d progress calls for %llu rounds", m->nrounds,
@@ -951,13 +1085,18 @@ static void migrate_once(const struct cfg *c, uint64_t rate, int i,
 	r0 = &m->rounds[0];
 	r->rounds = (double)m->st.rounds;
 	r->total = (double)m->st.total_ns / 1e9;
+	r->audit = (double)m->st.audit_ns / 1e9;
 	r->bytes = (double)m->st.bytes;
 	r->bw0 = (double)r0->bytes * 1e9 / (double)r0->duration_ns;
-	r->bw_raw = (double)c->len / raw.secs;
-	r->ratio0 = r->total / (r->bytes / r->bw0);
-	r->ratio_raw = r->total / (r->bytes / r->bw_raw);
+	/* the migration up to the switchover: the audit is after it */
+	sw = r->total - r->audit;
+	r->ratio0 = sw / (r->bytes / r->bw0);
+	r->ratio0_all = r->total / (r->bytes / r->bw0);
+	if (baseline)
+		r->ratio_raw = sw / (r->bytes / r->bw_raw);
 	r->dt = (double)m->st.downtime_ns / 1e9;
-	r->dt_rx = (double)(m->xf.rx.t_done - m->t_stop) / 1e9;
+	r->final = (double)m->st.final_pages;
+	r->dtpp = m->st.final_pages ? r->dt / r->final : 0;
 	r->writes = (double)(m->w_stop - m->w_call) * 1e9 /
 		    (double)(m->t_stop - m->t_call);
 	r->converged = m->st.converged;
@@ -966,30 +1105,6 @@ static void migrate_once(const struct cfg *c, uint64_t rate, int i,
 	m->w = NULL;
 	m->mem = NULL;
 	wl_free(w);
-}
-
-static void migrate_rate(const struct cfg *c, uint64_t rate, struct mrep *rep,
-			 struct mig *keep)
-{
-	struct mig *m = calloc((size_t)c->reps, sizeof(*m));
-	double *tot = calloc((size_t)c->reps, sizeof(double)), mt;
-	int best = 0;
-
-	if (!m || !tot)
-		fail("calloc", ENOMEM);
-	for (int i = 0; i < c->reps; i++) {
-		migrate_once(c, rate, i, &m[i], &rep[i]);
-		tot[i] = rep[i].total;
-	}
-	/* keep the rounds of the run with the median total time */
-	mt = med(tot, c->reps);
-	for (int i = 1; i < c->reps; i++)
-		if ((tot[i] - mt) * (tot[i] - mt) <
-		    (tot[best] - mt) * (tot[best] - mt))
-			best = i;
-	*keep = m[best];
-	free(tot);
-	free(m);
 }
 
 /* the medians of the reps in @rep into *@m (@v: room for c->reps) */
@@ -1002,36 +1117,128 @@ static void migrate_medians(const struct cfg *c, const struct mrep *rep,
 			v[_i] = rep[_i].field;                                 \
 		med(v, c->reps);                                               \
 	})
+	memset(m, 0, sizeof(*m));
 	for (int k = 0; k < c->reps; k++)
 		m->converged += rep[k].converged;
 	m->writes = MED(writes);
 	m->rounds = MED(rounds);
 	m->total = MED(total);
+	m->audit = MED(audit);
 	m->bytes = MED(bytes);
 	m->bw0 = MED(bw0);
 	m->bw_raw = MED(bw_raw);
 	m->ratio0 = MED(ratio0);
+	m->ratio0_all = MED(ratio0_all);
 	m->ratio_raw = MED(ratio_raw);
 	m->dt = MED(dt);
-	m->dt_rx = MED(dt_rx);
+	m->final = MED(final);
+	m->dtpp = MED(dtpp);
 	m->dg0 = MED(dg0);
 	m->dg = MED(dg);
 	m->splits = MED(splits);
 #undef MED
 }
 
-static void migrate_head(const struct cfg *c)
+/* the mode the main tables show: the default, unless --verify left it out */
+static enum verify primary_verify(const struct cfg *c)
+{
+	if (c->verify & 1u << V_STATE)
+		return V_STATE;
+	for (int v = 0; v < V_NR; v++)
+		if (c->verify & 1u << v)
+			return (enum verify)v;
+	return V_STATE;
+}
+
+/*
+ * Every selected mode of one setting, @c->reps times, the modes' order
+ * turning with the rep; medians into res[mode].  @keep: the primary
+ * mode's runs (c->reps of them), or NULL.
+ */
+static void migrate_modes(const struct cfg *c, size_t len, uint64_t rate,
+			  bool baseline, struct mrep *res, struct mig *keep,
+			  const char **kind, const char **backend)
+{
+	struct mrep *rep = calloc((size_t)c->reps * V_NR, sizeof(*rep));
+	double *v = calloc((size_t)c->reps, sizeof(double));
+	struct mig *tmp = calloc(1, sizeof(*tmp));
+	enum verify pv = primary_verify(c);
+
+	if (!rep || !v || !tmp)
+		fail("calloc", ENOMEM);
+	for (int k = 0; k < c->reps; k++) {
+		for (int j = 0; j < V_NR; j++) {
+			enum verify mv = (enum verify)((j + k) % V_NR);
+			struct mig *m = keep && mv == pv ? &keep[k] : tmp;
+
+			if (!(c->verify & 1u << mv))
+				continue;
+			migrate_once(c, len, rate, k, mv, baseline, m,
+				     &rep[mv * c->reps + k]);
+			*kind = kind_name(m->used);
+			*backend = pmtrack_backend_name(m->st.backend);
+		}
+	}
+	for (int mv = 0; mv < V_NR; mv++)
+		if (c->verify & 1u << mv)
+			migrate_medians(c, &rep[mv * c->reps], v, &res[mv]);
+	free(rep);
+	free(v);
+	free(tmp);
+}
+
+/* @keep[0..c->reps): the run whose total time is the median */
+static const struct mig *median_run(const struct cfg *c, const struct mig *keep)
+{
+	double *tot = calloc((size_t)c->reps, sizeof(double)), mt;
+	int best = 0;
+
+	if (!tot)
+		fail("calloc", ENOMEM);
+	for (int i = 0; i < c->reps; i++)
+		tot[i] = (double)keep[i].st.total_ns;
+	mt = med(tot, c->reps);
+	for (int i = 1; i < c->reps; i++)
+		if ((tot[i] - mt) * (tot[i] - mt) <
+		    (tot[best] - mt) * (tot[best] - mt))
+			best = i;
+	free(tot);
+	return &keep[best];
+}
+
+/* "a / b / c" of one double field over the modes, n/a where not run */
+static void print_modes(const struct cfg *c, const struct mrep *res, size_t off,
+			double scale, const char *fmt)
+{
+	printf(" ");
+	for (int mv = 0; mv < V_NR; mv++) {
+		if (mv)
+			printf(" / ");
+		if (c->verify & 1u << mv)
+			printf(fmt,
+			       *(const double *)((const char *)&res[mv] + off) *
+				       scale);
+		else
+			printf("n/a");
+	}
+	printf(" |");
+}
+
+#define MODES(c, res, field, scale, fmt)                                       \
+	print_modes(c, res, offsetof(struct mrep, field), scale, fmt)
+
+static void migrate_head(const struct cfg *c, enum verify pv)
 {
 	printf("\n## migrate: pmtrack_precopy() of %zu MiB of workload RAM "
-	       "(2 writers, 80%% hot), downtime limit %llu ms, END digest "
-	       "%s\n\n",
+	       "(2 writers, 80%% hot), downtime limit %llu ms, verify: %s\n\n",
 	       c->len >> 20, (unsigned long long)(c->limit_ns / 1000000),
-	       c->mig_flags & PMTRACK_PRECOPY_NO_DIGEST ? "off" : "on");
+	       verify_name[pv]);
 	printf("| dirty rate pages/s (achieved) | rounds | total s "
 	       "| bytes ÷ region | round-0 GB/s "
-	       "| total ÷ (bytes ÷ round-0 bw) | downtime ms "
-	       "| downtime ÷ limit | converged |\n");
-	printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	       "| (total − audit) ÷ (bytes ÷ round-0 bw) | final pages "
+	       "| downtime ms | downtime ÷ limit | audit ms (after) "
+	       "| converged |\n");
+	printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
 }
 
@@ -1039,80 +1246,240 @@ static void migrate_row(const struct cfg *c, uint64_t rate,
 			const struct mrep *m)
 {
 	printf("| %llu (%.0f) | %.0f | %.3f | %.3f | %.2f | **%.3f** "
-	       "| %.1f | **%.3f** | %d of %d |\n",
+	       "| %.0f | %.1f | **%.3f** | %.0f | %d of %d |\n",
 	       (unsigned long long)rate, m->writes, m->rounds, m->total,
-	       m->bytes / (double)c->len, m->bw0 / 1e9, m->ratio0,
-	       m->dt * 1e3, m->dt * 1e9 / (double)c->limit_ns, m->converged,
-	       c->reps);
+	       m->bytes / (double)c->len, m->bw0 / 1e9, m->ratio0, m->final,
+	       m->dt * 1e3, m->dt * 1e9 / (double)c->limit_ns, m->audit * 1e3,
+	       m->converged, c->reps);
 	fflush(stdout);
 }
 
-/* the second table and the notes; @mr: the medians of each rate */
+/* the other tables and the notes; @mr[rate * V_NR + mode]: medians */
 static void migrate_tail(const struct cfg *c, const struct mrep *mr,
-			 const char *kind, const char *backend)
+			 enum verify pv, const char *kind, const char *backend)
 {
-	printf("\n| dirty rate pages/s | raw GB/s | total ÷ (bytes ÷ raw bw) "
-	       "| stop to receiver done ÷ limit | digest ms, untracked / "
-	       "timed by pre-copy | THP PMD splits |\n");
+	const double lim = 1e9 / (double)c->limit_ns;
+
+	printf("\nSide by side, verify: none / state+audit / full digest:\n\n"
+	       "| dirty rate pages/s | (total − audit) ÷ (bytes ÷ round-0 "
+	       "bw) | downtime ms | downtime ÷ limit | final pages "
+	       "| converged (of %d) |\n",
+	       c->reps);
 	printf("|--:|--:|--:|--:|--:|--:|\n");
-	for (int i = 0; i < c->nrates; i++)
-		printf("| %llu | %.2f | %.3f | %.3f | %.0f / %.0f | %.0f |\n",
-		       (unsigned long long)c->rates[i], mr[i].bw_raw / 1e9,
-		       mr[i].ratio_raw, mr[i].dt_rx * 1e9 / (double)c->limit_ns,
-		       mr[i].dg0 * 1e3, mr[i].dg * 1e3, mr[i].splits);
-	printf("\nMedians of %d; fresh workload RAM for each run.  Transport: "
-	       "%s\n(PMTRACK_XPORT_AUTO on a socket); tracker: %s; level 0.  "
-	       "Rate 0 has no writer\nthreads, the others 2 writers (64-byte "
-	       "records, 80%% of them into the hot 1/16\nof the RAM); "
-	       "achieved = page writes (repeats included) per second from "
-	       "the\npmtrack_precopy() call to stop().  total: "
-	       "pmtrack_precopy()'s total_ns (tracker\nsetup included).  "
-	       "round-0 bw: round 0's stream bytes / its duration on the\n"
-	       "sender.  downtime: the library's (stop() to the last byte "
-	       "flushed).  raw bw:\nsend() of the same live memory to a "
-	       "receiver process just before each\nmigration.  \"stop to "
-	       "receiver done\": stop() to the receiver having applied\n"
-	       "and verified everything.  digest: one pmtrack_digest() of "
-	       "the memory just\nbefore the migration (untracked, writers "
-	       "running), and stats.digest_ns (the\none pre-copy times after "
-	       "round 0 for its estimate).  THP PMD splits:\n/proc/vmstat "
-	       "thp_split_pmd over the migration (system-wide).\n",
+	for (int i = 0; i < c->nrates; i++) {
+		const struct mrep *m = &mr[i * V_NR];
+		struct mrep conv[V_NR];
+
+		memset(conv, 0, sizeof(conv));
+		for (int mv = 0; mv < V_NR; mv++)
+			conv[mv].rounds = m[mv].converged;
+		printf("| %llu |", (unsigned long long)c->rates[i]);
+		MODES(c, m, ratio0, 1, "%.3f");
+		MODES(c, m, dt, 1e3, "%.1f");
+		MODES(c, m, dt, lim, "%.3f");
+		MODES(c, m, final, 1, "%.0f");
+		MODES(c, conv, rounds, 1, "%.0f");
+		printf("\n");
+	}
+	printf("\nverify: %s:\n\n| dirty rate pages/s | raw GB/s "
+	       "| (total − audit) ÷ (bytes ÷ raw bw) | total ÷ (bytes ÷ "
+	       "round-0 bw), audit included | digest ms, untracked "
+	       "| audit ms | digest ms timed by pre-copy (full digest) "
+	       "| THP PMD splits |\n",
+	       verify_name[pv]);
+	printf("|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (int i = 0; i < c->nrates; i++) {
+		const struct mrep *m = &mr[i * V_NR + pv];
+
+		printf("| %llu | %.2f | %.3f | %.3f | %.0f | %.0f | ",
+		       (unsigned long long)c->rates[i], m->bw_raw / 1e9,
+		       m->ratio_raw, m->ratio0_all, m->dg0 * 1e3,
+		       m->audit * 1e3);
+		if (c->verify & 1u << V_FULL)
+			printf("%.0f", mr[i * V_NR + V_FULL].dg * 1e3);
+		else
+			printf("n/a");
+		printf(" | %.0f |\n", m->splits);
+	}
+	printf("\nMedians of %d; fresh workload RAM for each run, the same "
+	       "contents and writes\nfor each mode, whose order turns with "
+	       "the rep.  Transport: %s\n(PMTRACK_XPORT_AUTO on a socket); "
+	       "tracker: %s; level 0; the return\npath (opts.reply): the "
+	       "receiver's answer ends the downtime.  Rate 0 has no\nwriter "
+	       "threads, the others 2 writers (64-byte records, 80%% of them "
+	       "into the\nhot 1/16 of the RAM); achieved = page writes "
+	       "(repeats included) per second\nfrom the pmtrack_precopy() "
+	       "call to stop().  verify: \"none\" "
+	       "is\nPMTRACK_PRECOPY_NO_DIGEST, \"state+audit\" the default "
+	       "(END's state digest,\nchecked by the receiver in the downtime "
+	       "at the cost of the pages it applied;\nthen the audit reads "
+	       "the stopped source once, after the answer), \"full "
+	       "digest\"\nFULL_DIGEST | NO_AUDIT (the digest of all memory on "
+	       "both sides inside the\ndowntime, as before 0.2).  total: "
+	       "pmtrack_precopy()'s total_ns (tracker setup\nand the audit "
+	       "included); total − audit: to the switchover.  round-0 bw: "
+	       "round\n0's stream bytes / its duration on the sender.  "
+	       "downtime: stats.downtime_ns,\nstop() to the receiver's answer "
+	       "(it applied and verified everything).  final\npages: the "
+	       "stop-and-copy round's.  audit: stats.audit_ns.  raw bw: "
+	       "send() of\nthe same live memory to a receiver process just "
+	       "before each migration.\ndigest: one pmtrack_digest() of the "
+	       "memory just before the migration\n(untracked, writers "
+	       "running), and the one pre-copy times after round 0 for "
+	       "its\nestimate (stats.digest_ns).  THP PMD splits: "
+	       "/proc/vmstat thp_split_pmd over\nthe migration "
+	       "(system-wide).\n",
 	       c->reps, kind, backend);
 	if (c->csv_dir)
-		printf("Rounds of the median run per rate: %s/rounds-<rate>.csv"
-		       "\n",
-		       c->csv_dir);
+		printf("Rounds of the median %s run per rate: "
+		       "%s/rounds-<rate>.csv\n",
+		       verify_name[pv], c->csv_dir);
 }
 
 static void section_migrate(const struct cfg *c)
 {
-	struct mrep *rep = calloc((size_t)c->reps, sizeof(*rep));
-	struct mrep *mr = calloc((size_t)c->nrates, sizeof(*mr));
-	double *v = calloc((size_t)c->reps, sizeof(double));
-	struct mig *keep = calloc(1, sizeof(*keep));
-	const char *backend = "?";
+	struct mrep *mr = calloc((size_t)c->nrates * V_NR, sizeof(*mr));
+	struct mig *keep = calloc((size_t)c->reps, sizeof(*keep));
+	const char *backend = "?", *kind = "?";
+	enum verify pv = primary_verify(c);
 
-	if (!rep || !mr || !v || !keep)
+	if (!mr || !keep)
 		fail("calloc", ENOMEM);
 	if (c->csv_dir && mkdir(c->csv_dir, 0755) && errno != EEXIST)
 		fail(c->csv_dir, errno);
-	migrate_head(c);
+	migrate_head(c, pv);
 	for (int i = 0; i < c->nrates; i++) {
-		migrate_rate(c, c->rates[i], rep, keep);
-		backend = pmtrack_backend_name(keep->st.backend);
-		migrate_medians(c, rep, v, &mr[i]);
-		migrate_row(c, c->rates[i], &mr[i]);
+		migrate_modes(c, c->len, c->rates[i], true, &mr[i * V_NR], keep,
+			      &kind, &backend);
+		migrate_row(c, c->rates[i], &mr[i * V_NR + pv]);
 		if (c->csv_dir)
-			write_csv(c, c->rates[i], keep);
+			write_csv(c, c->rates[i], median_run(c, keep));
 	}
-	migrate_tail(c, mr, kind_name(keep->used), backend);
-	free(rep);
+	migrate_tail(c, mr, pv, kind, backend);
 	free(mr);
-	free(v);
 	free(keep);
 }
 
-/* ---- 3. ckpt --------------------------------------------------------- */
+/* ---- 3. downtime ----------------------------------------------------- */
+
+/* @r[mode]: the medians of one size */
+static void downtime_row(const struct cfg *c, size_t mib, enum verify mv,
+			 const struct mrep *r)
+{
+	const struct mrep *m = &r[mv];
+
+	printf("| %zu | %s | %.0f | %.0f | %.1f | ", mib, verify_name[mv],
+	       m->rounds, m->final, m->dt * 1e3);
+	if (mv != V_NONE && c->verify & 1u << V_NONE)
+		printf("%.1f | ", (m->dt - r[V_NONE].dt) * 1e3);
+	else
+		printf("- | ");
+	if (m->final > 0)
+		printf("**%.2f**", m->dtpp * 1e6);
+	else
+		printf("-");
+	printf(" | %.3f | ", m->dt * 1e9 / (double)c->limit_ns);
+	if (mv == V_STATE)
+		printf("%.0f", m->audit * 1e3);
+	else
+		printf("-");
+	printf(" | ");
+	if (mv == V_FULL)
+		printf("%.0f", m->dg * 1e3);
+	else
+		printf("-");
+	printf(" | %d of %d |\n", m->converged, c->reps);
+	fflush(stdout);
+}
+
+/*
+ * Pre-copy at one dirty rate over memory of several sizes: the downtime
+ * follows the final round's pages, not the memory (with the state
+ * digest); the audit, after it, follows the memory.
+ */
+static void section_downtime(const struct cfg *c)
+{
+	struct mrep *res = calloc((size_t)c->nsizes * V_NR, sizeof(*res));
+	const char *backend = "?", *kind = "?";
+	const struct mrep *a, *b;
+	size_t m0, m1;
+
+	if (!res)
+		fail("calloc", ENOMEM);
+	printf("\n## downtime: pmtrack_precopy() at %llu pages/s (2 writers, "
+	       "80%% hot) by memory size, downtime limit %llu ms\n\n",
+	       (unsigned long long)c->scale_rate,
+	       (unsigned long long)(c->limit_ns / 1000000));
+	printf("| MiB | verify | rounds | final pages | downtime ms "
+	       "| − none's, ms | downtime ÷ final pages, µs "
+	       "| downtime ÷ limit | audit ms (after) "
+	       "| digest ms timed by pre-copy | converged |\n");
+	printf("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	fflush(stdout);
+	for (int s = 0; s < c->nsizes; s++) {
+		struct mrep *r = &res[s * V_NR];
+
+		migrate_modes(c, c->scale_mib[s] << 20, c->scale_rate, false, r,
+			      NULL, &kind, &backend);
+		for (int mv = 0; mv < V_NR; mv++)
+			if (c->verify & 1u << mv)
+				downtime_row(c, c->scale_mib[s],
+					     (enum verify)mv, r);
+	}
+	/* the largest size against the smallest */
+	m0 = m1 = 0;
+	for (int s = 1; s < c->nsizes; s++) {
+		if (c->scale_mib[s] < c->scale_mib[m0])
+			m0 = (size_t)s;
+		if (c->scale_mib[s] > c->scale_mib[m1])
+			m1 = (size_t)s;
+	}
+	if (m0 != m1) {
+		printf("\n%zu MiB against %zu MiB (memory ×%.1f):\n\n"
+		       "| verify | final pages × | downtime × "
+		       "| downtime ÷ final pages × | audit × "
+		       "| digest × |\n|---|--:|--:|--:|--:|--:|\n",
+		       c->scale_mib[m1], c->scale_mib[m0],
+		       (double)c->scale_mib[m1] / (double)c->scale_mib[m0]);
+		for (int mv = 0; mv < V_NR; mv++) {
+			if (!(c->verify & 1u << mv))
+				continue;
+			a = &res[m0 * V_NR + mv];
+			b = &res[m1 * V_NR + mv];
+			printf("| %s | %.2f | **%.2f** | ", verify_name[mv],
+			       a->final > 0 ? b->final / a->final : 0,
+			       a->dt > 0 ? b->dt / a->dt : 0);
+			if (a->dtpp > 0 && b->dtpp > 0)
+				printf("%.2f", b->dtpp / a->dtpp);
+			else
+				printf("-");
+			if (mv == V_STATE && a->audit > 0)
+				printf(" | %.2f", b->audit / a->audit);
+			else
+				printf(" | -");
+			if (mv == V_FULL && a->dg > 0)
+				printf(" | %.2f |\n", b->dg / a->dg);
+			else
+				printf(" | - |\n");
+		}
+	}
+	printf("\nMedians of %d; fresh workload RAM for each run (the same "
+	       "for every mode),\ntransport %s, tracker %s, level 0, the "
+	       "return path; verify\nas in \"migrate\".  downtime: "
+	       "stats.downtime_ns (stop() to the receiver's\nanswer); − "
+	       "none's: that less the downtime without verification (what "
+	       "verifying\nadds to the pause); final pages: the stop-and-copy "
+	       "round's pages (zero pages\nincluded; they grow with the "
+	       "memory as the last pre-copy round, which sends\nthem, takes "
+	       "longer); audit: stats.audit_ns, after the downtime; "
+	       "digest:\nstats.digest_ns (full digest: one digest of all "
+	       "memory, timed after round 0;\nthe downtime holds two such "
+	       "reads, the sender's and the receiver's).\n",
+	       c->reps, kind, backend);
+	free(res);
+}
+
+/* ---- 4. ckpt --------------------------------------------------------- */
 
 static void rm_dir(const char *dir)
 {
@@ -1152,9 +1519,12 @@ static void dirty_percent(char *mem, size_t len, size_t ps, uint64_t *seed)
 	free(picked);
 }
 
-/* write(2) + optional fsync of the region into @dir; seconds */
+/*
+ * write(2) of @bytes bytes from @mem (again from its start past @len) in
+ * 1 MiB chunks into a new file in @dir, + fsync if @sync; seconds
+ */
 static double raw_file_write(const char *dir, const char *mem, size_t len,
-			     bool sync)
+			     size_t bytes, bool sync)
 {
 	char path[4096];
 	uint64_t t0;
@@ -1166,10 +1536,15 @@ static double raw_file_write(const char *dir, const char *mem, size_t len,
 	if (fd < 0)
 		fail(path, errno);
 	t0 = bench_now_ns();
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, mem + off,
-				  len - off < CHUNK ? len - off : CHUNK);
+	for (size_t off = 0; off < bytes;) {
+		size_t at = off % len, k = bytes - off;
+		ssize_t n;
 
+		if (k > CHUNK)
+			k = CHUNK;
+		if (k > len - at)
+			k = len - at;
+		n = write(fd, mem + at, k);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -1185,9 +1560,34 @@ static double raw_file_write(const char *dir, const char *mem, size_t len,
 	return s;
 }
 
+/* the images of a chain, in order */
+enum {
+	IMG_FULL,   /* stopped, every page */
+	IMG_LIVE,   /* 1 %, live pre-dump */
+	IMG_INCR,   /* 1 %, stopped: the target */
+	IMG_AUDIT,  /* 1 %, stopped + AUDIT */
+	IMG_DIGEST, /* 1 %, stopped + FULL_DIGEST */
+	IMG_NR,
+};
+
+static const unsigned int img_flags[IMG_NR] = {
+	[IMG_FULL] = PMTRACK_DUMP_STOPPED,
+	[IMG_LIVE] = 0,
+	[IMG_INCR] = PMTRACK_DUMP_STOPPED,
+	[IMG_AUDIT] = PMTRACK_DUMP_STOPPED | PMTRACK_DUMP_AUDIT,
+	[IMG_DIGEST] = PMTRACK_DUMP_STOPPED | PMTRACK_DUMP_FULL_DIGEST,
+};
+
+static const char *const img_name[IMG_NR] = {
+	[IMG_FULL] = "full",
+	[IMG_LIVE] = "live incremental",
+	[IMG_INCR] = "stopped incremental",
+	[IMG_AUDIT] = "stopped incremental + AUDIT",
+	[IMG_DIGEST] = "stopped incremental + FULL_DIGEST",
+};
+
 struct crep {
-	double full, incr, live, raw, restore, dg0, dg1, splits;
-	double full_b, incr_b, live_b;
+	double img[IMG_NR], img_b[IMG_NR], raw, restore, dg0, dg1, splits;
 };
 
 static double time_digest(const void *p, size_t len)
@@ -1200,12 +1600,13 @@ static double time_digest(const void *p, size_t len)
 }
 
 /*
- * The chain in @dir: image 0 of @mem stopped (full), 1% of the pages
- * written and a live incremental image, another 1% and a stopped one.
+ * The chain in @dir: image 0 of @mem stopped (full), then before each
+ * further image 1% of the pages written (IMG_*).  Right after image 0,
+ * write(2) of as many bytes as it has into the same directory: r->raw.
  */
 static void ckpt_chain(const struct cfg *c, const char *dir, char *mem,
 		       bool sync, uint64_t *seed,
-		       struct pmtrack_dump_info info[3])
+		       struct pmtrack_dump_info info[IMG_NR], struct crep *r)
 {
 	PMTRACK_OPTS(pmtrack_ckpt_opts, o, .level = 0, .no_sync = !sync,
 		     .producer = PROG);
@@ -1221,34 +1622,47 @@ static void ckpt_chain(const struct cfg *c, const char *dir, char *mem,
 	err = pmtrack_ckpt_new(dir, &o, &reg, 1, &ck);
 	if (err)
 		fail("pmtrack_ckpt_new", -err);
-	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &info[0]);
-	if (err)
-		fail("pmtrack_ckpt_dump (full)", -err);
-	dirty_percent(mem, c->len, c->ps, seed);
-	err = pmtrack_ckpt_dump(ck, 0, &info[1]);
-	if (err)
-		fail("pmtrack_ckpt_dump (live incremental)", -err);
-	dirty_percent(mem, c->len, c->ps, seed);
-	err = pmtrack_ckpt_dump(ck, PMTRACK_DUMP_STOPPED, &info[2]);
-	if (err)
-		fail("pmtrack_ckpt_dump (stopped incremental)", -err);
+	for (int i = 0; i < IMG_NR; i++) {
+		if (i)
+			dirty_percent(mem, c->len, c->ps, seed);
+		err = pmtrack_ckpt_dump(ck, img_flags[i], &info[i]);
+		if (err)
+			die("pmtrack_ckpt_dump (%s): %s (audit: %llu pages "
+			    "differ, the first at %#llx)",
+			    img_name[i], strerror(-err),
+			    (unsigned long long)info[i].audit_differ,
+			    (unsigned long long)info[i].audit_first_addr);
+		if (i == IMG_FULL)
+			r->raw = raw_file_write(dir, mem, c->len,
+						(size_t)info[i].bytes, sync);
+	}
 	pmtrack_ckpt_free(ck);
 }
 
-/* the incremental images hold exactly the 1% written, and the stopped
- * ones a digest */
+/* the incremental images hold exactly the 1% written; every one the
+ * state digest, only FULL_DIGEST the memory's, only AUDIT audited */
 static void ckpt_check_images(const struct cfg *c,
-			      const struct pmtrack_dump_info i[3])
+			      const struct pmtrack_dump_info i[IMG_NR])
 {
-	if (i[1].pages != c->len / c->ps / 100 ||
-	    i[2].pages != c->len / c->ps / 100 || !i[0].has_digest ||
-	    i[1].has_digest || !i[2].has_digest)
-		die("ckpt: images hold %llu, %llu, %llu pages (1%% = %zu), "
-		    "digests %d %d %d",
-		    (unsigned long long)i[0].pages,
-		    (unsigned long long)i[1].pages,
-		    (unsigned long long)i[2].pages, c->len / c->ps / 100,
-		    i[0].has_digest, i[1].has_digest, i[2].has_digest);
+	size_t one = c->len / c->ps / 100;
+
+	for (int k = 0; k < IMG_NR; k++) {
+		bool digest = img_flags[k] & PMTRACK_DUMP_FULL_DIGEST;
+		bool audit = img_flags[k] & PMTRACK_DUMP_AUDIT;
+
+		if ((k != IMG_FULL && i[k].pages != one) ||
+		    (k == IMG_FULL && i[k].pages != c->len / c->ps) ||
+		    i[k].index != (uint32_t)k || !i[k].has_state ||
+		    !i[k].has_digest != !digest || !i[k].audited != !audit ||
+		    i[k].audit_differ)
+			die("ckpt: image %d (%s): %llu pages (1%% = %zu), "
+			    "index %u, state digest %d, memory digest %d, "
+			    "audited %d, %llu pages differ",
+			    k, img_name[k], (unsigned long long)i[k].pages, one,
+			    i[k].index, i[k].has_state, i[k].has_digest,
+			    i[k].audited,
+			    (unsigned long long)i[k].audit_differ);
+	}
 }
 
 /* restore the chain in @dir into @buf: it must be @mem; seconds */
@@ -1275,20 +1689,23 @@ static double ckpt_restore(const struct cfg *c, const char *dir, char *buf,
 		die("ckpt: restore: %s: %s", strerror(-err),
 		    pmtrack_rx_error(rx, NULL));
 	if (pmtrack_rx_get_stats(rx, &st) || st.state != PMTRACK_RX_COMPLETE ||
-	    !st.digest_verified || ri.images != 3 || !ri.digest_verified)
-		die("ckpt: restore: state %d, digest verified %d, %u images",
-		    st.state, st.digest_verified, ri.images);
+	    !st.digest_verified || !st.state_verified || ri.images != IMG_NR ||
+	    !ri.digest_verified)
+		die("ckpt: restore: state %d, digest verified %d (restore "
+		    "%d), state verified %d, %u images",
+		    st.state, st.digest_verified, ri.digest_verified,
+		    st.state_verified, ri.images);
 	pmtrack_rx_free(rx);
 	if (memcmp(buf, mem, c->len))
 		die("ckpt: the restored memory differs from the source");
 	return secs;
 }
 
-/* one chain of three images of fresh workload RAM, restored and checked */
+/* one chain of fresh workload RAM, restored and checked */
 static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 		      struct crep *r)
 {
-	struct pmtrack_dump_info info[3];
+	struct pmtrack_dump_info info[IMG_NR];
 	struct wl_opts wo = {
 		.bytes = c->len,
 		.writers = 0,
@@ -1300,7 +1717,7 @@ static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 	int err;
 
 	memset(info, 0, sizeof(info));
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < IMG_NR; i++)
 		info[i].sz = sizeof(info[i]);
 	err = wl_start(&wo, &w);
 	if (err)
@@ -1310,23 +1727,19 @@ static void ckpt_once(const struct cfg *c, char *buf, bool sync, int rep,
 	path_fmt(dir, sizeof(dir), "%s/" PROG ".XXXXXX", c->dir);
 	if (!mkdtemp(dir))
 		fail(dir, errno);
-	/* the raw mechanism first, on the memory the full dump reads */
-	r->raw = raw_file_write(dir, mem, c->len, sync);
 	r->dg0 = time_digest(mem, c->len);
 	s0 = vmstat("thp_split_pmd");
-	ckpt_chain(c, dir, mem, sync, &seed, info);
+	ckpt_chain(c, dir, mem, sync, &seed, info, r);
 	r->splits = (double)(vmstat("thp_split_pmd") - s0);
 	r->dg1 = time_digest(mem, c->len);
 	ckpt_check_images(c, info);
 	r->restore = ckpt_restore(c, dir, buf, mem);
 	rm_dir(dir);
 	wl_free(w);
-	r->full = (double)info[0].duration_ns / 1e9;
-	r->live = (double)info[1].duration_ns / 1e9;
-	r->incr = (double)info[2].duration_ns / 1e9;
-	r->full_b = (double)info[0].bytes;
-	r->live_b = (double)info[1].bytes;
-	r->incr_b = (double)info[2].bytes;
+	for (int i = 0; i < IMG_NR; i++) {
+		r->img[i] = (double)info[i].duration_ns / 1e9;
+		r->img_b[i] = (double)info[i].bytes;
+	}
 }
 
 static void section_ckpt(const struct cfg *c)
@@ -1339,12 +1752,13 @@ static void section_ckpt(const struct cfg *c)
 		fail("calloc", ENOMEM);
 	buf = map_big(c->len, 0x5a);
 	printf("\n## ckpt: %zu MiB of workload RAM, full stopped dump, then "
-	       "1%% of pages written and an incremental dump\n\n",
+	       "1%% of pages written before each incremental dump\n\n",
 	       c->len >> 20);
-	printf("| fsync | full s | full MB | incremental s (stopped) | MB "
-	       "| **time ÷ full** | bytes ÷ full | incremental s (live, no "
-	       "digest) | time ÷ full |\n");
-	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	printf("| fsync | full s | full MB | stopped incremental s | MB "
+	       "| **time ÷ full** | bytes ÷ full | live incremental s "
+	       "| time ÷ full | + AUDIT s | time ÷ full | + FULL_DIGEST s "
+	       "| time ÷ full |\n");
+	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	fflush(stdout);
 #define MED(s, field)                                                          \
 	({                                                                     \
@@ -1357,44 +1771,57 @@ static void section_ckpt(const struct cfg *c)
 
 		for (int i = 0; i < c->reps; i++)
 			ckpt_once(c, buf, s, i, &r[s * c->reps + i]);
-		full = MED(s, full);
+		full = MED(s, img[IMG_FULL]);
 		printf("| %s | %.3f | %.1f | %.4f | %.2f | **%.4f** | %.4f "
-		       "| %.4f | %.4f |\n",
-		       s ? "on" : "off", full, MED(s, full_b) / 1e6,
-		       MED(s, incr), MED(s, incr_b) / 1e6, MED(s, incr) / full,
-		       MED(s, incr_b) / MED(s, full_b), MED(s, live),
-		       MED(s, live) / full);
+		       "| %.4f | %.4f | %.3f | %.3f | %.3f | %.3f |\n",
+		       s ? "on" : "off", full, MED(s, img_b[IMG_FULL]) / 1e6,
+		       MED(s, img[IMG_INCR]), MED(s, img_b[IMG_INCR]) / 1e6,
+		       MED(s, img[IMG_INCR]) / full,
+		       MED(s, img_b[IMG_INCR]) / MED(s, img_b[IMG_FULL]),
+		       MED(s, img[IMG_LIVE]), MED(s, img[IMG_LIVE]) / full,
+		       MED(s, img[IMG_AUDIT]), MED(s, img[IMG_AUDIT]) / full,
+		       MED(s, img[IMG_DIGEST]), MED(s, img[IMG_DIGEST]) / full);
 		fflush(stdout);
 	}
-	printf("\n| fsync | raw write s | full ÷ raw | restore s (3 images) "
-	       "| digest ms, before / after the writes | THP PMD splits |\n");
+	printf("\n| fsync | raw write s (image 0's bytes) | **full ÷ raw** "
+	       "| restore s (%d images, verified) | digest ms, before / "
+	       "after the writes | THP PMD splits |\n",
+	       IMG_NR);
 	printf("|---|--:|--:|--:|--:|--:|\n");
 	for (int s = 1; s >= 0; s--)
-		printf("| %s | %.3f | %.3f | %.3f | %.0f / %.0f | %.0f |\n",
-		       s ? "on" : "off", MED(s, raw),
-		       MED(s, full) / MED(s, raw), MED(s, restore),
-		       MED(s, dg0) * 1e3, MED(s, dg1) * 1e3, MED(s, splits));
+		printf("| %s | %.3f | %s%.3f%s | %.3f | %.0f / %.0f | %.0f |\n",
+		       s ? "on" : "off", MED(s, raw), s ? "" : "**",
+		       MED(s, img[IMG_FULL]) / MED(s, raw), s ? "" : "**",
+		       MED(s, restore), MED(s, dg0) * 1e3, MED(s, dg1) * 1e3,
+		       MED(s, splits));
 #undef MED
 	printf("\nMedians of %d, in %s.  Each run: fresh workload RAM (no "
-	       "writers), raw write,\nthen a fresh chain: image 0 stopped "
-	       "(every page, zero pages as bits, digest),\nimage 1 live (no "
-	       "digest) after 1%% of the pages (scattered) were written,\n"
-	       "image 2 stopped (digest of all memory) after another 1%%.  "
-	       "Durations are\npmtrack_dump_info's (collect, encode, write, "
-	       "fsync of file and directory,\nrename).  Level 0, default "
-	       "transport.  raw: write(2) of the whole region in\n1 MiB "
-	       "chunks to a file in the same directory (+ fsync when on), "
-	       "before the\ndumps.  digest: pmtrack_digest() of the memory "
-	       "before image 0 and after\nimage 2 (untimed by the dumps).  "
-	       "THP PMD splits: /proc/vmstat over the chain.\nThe restored "
-	       "chain equals the memory byte for byte.\n",
+	       "writers), a fresh\nchain: image 0 stopped (every page, zero "
+	       "pages as bits), then before each\nfurther image 1%% of the "
+	       "pages (scattered) written: image 1 live, image 2\nstopped, "
+	       "image 3 stopped with PMTRACK_DUMP_AUDIT (all memory read "
+	       "and\nchecked), image 4 stopped with PMTRACK_DUMP_FULL_DIGEST "
+	       "(the digest of all\nmemory in the image).  Every image "
+	       "carries the chain's state digest.\nDurations are "
+	       "pmtrack_dump_info's (collect, encode, write, fsync of "
+	       "file\nand directory when on, link).  Level 0, default "
+	       "transport.  raw: write(2) of\nas many bytes as image 0 has, "
+	       "from the memory, in 1 MiB chunks, to a new file\nin the same "
+	       "directory right after image 0, + fsync when on (the "
+	       "dumps'\nno_sync is 0 when on, 1 when off).  digest: "
+	       "pmtrack_digest() of the memory\nbefore image 0 and after "
+	       "image 4 (untimed by the dumps).  THP PMD "
+	       "splits:\n/proc/vmstat over the chain.  The restore of the "
+	       "whole chain verified every\nimage's state digest and image "
+	       "4's memory digest, and the restored memory\nequals the source "
+	       "byte for byte.\n",
 	       c->reps, c->dir);
 	munmap(buf, c->len);
 	free(r);
 	free(v);
 }
 
-/* ---- 4. transport ---------------------------------------------------- */
+/* ---- 5. transport ---------------------------------------------------- */
 
 static const char *fs_name(const char *dir)
 {
@@ -1615,9 +2042,56 @@ static unsigned int parse_only(const char *s)
 	unsigned int m = 0;
 
 	pmt_arg_list(PROG, "--only", s, INT32_MAX, section_item, &m,
-		     "comma-separated sections: throughput, migrate, ckpt, "
-		     "transport or all");
+		     "comma-separated sections: throughput, migrate, "
+		     "downtime, ckpt, transport or all");
 	return m;
+}
+
+/* one item of --verify: a mode's name, or all, into the mask @arg */
+static int verify_item(void *arg, int i, const char *text)
+{
+	unsigned int *m = arg;
+
+	(void)i;
+	if (!strcmp(text, "all")) {
+		*m |= (1u << V_NR) - 1;
+		return 0;
+	}
+	for (int v = 0; v < V_NR; v++) {
+		if (!strcmp(text, verify_arg[v])) {
+			*m |= 1u << v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static unsigned int parse_verify(const char *s)
+{
+	unsigned int m = 0;
+
+	pmt_arg_list(PROG, "--verify", s, INT32_MAX, verify_item, &m,
+		     "comma-separated verification modes: none, state, full "
+		     "or all");
+	return m;
+}
+
+static int size_item(void *arg, int i, const char *text)
+{
+	size_t *mib = arg;
+	uint64_t v;
+	int err = pmt_parse_u64(text, 0, 1, 1u << 20, &v);
+
+	mib[i] = (size_t)v;
+	return err;
+}
+
+static int parse_sizes(const char *s, size_t *mib)
+{
+	return pmt_arg_list(PROG, "--scale-sizes", s, MAX_SIZES, size_item, mib,
+			    "up to %d comma-separated sizes in MiB, each "
+			    "1..1048576",
+			    MAX_SIZES);
 }
 
 static int rate_item(void *arg, int i, const char *text)
@@ -1680,18 +2154,31 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--size-mib N] [--reps N] [--only LIST] "
 		"[--rates LIST]\n"
-		"       [--downtime-ms N] [--no-digest] [--csv-dir DIR] "
-		"[--dir DIR] [--no-thp]\n       [--quick]\n"
-		"  --size-mib N     memory per test (1024; --quick: 32)\n"
+		"       [--verify LIST] [--no-digest] [--downtime-ms N]\n"
+		"       [--scale-sizes LIST] [--scale-rate N] [--csv-dir DIR] "
+		"[--dir DIR]\n"
+		"       [--no-thp] [--quick]\n"
+		"  --size-mib N     memory per test, except downtime's (1024; "
+		"--quick: 32)\n"
 		"  --reps N         repetitions, medians reported (3; --quick: "
 		"1)\n"
 		"  --only LIST      comma-separated sections: throughput, "
-		"migrate, ckpt,\n"
-		"                   transport, all (all)\n"
+		"migrate, downtime,\n"
+		"                   ckpt, transport, all (all)\n"
 		"  --rates LIST     migrate: dirty rates in pages/s "
 		"(0,5000,20000,50000)\n"
-		"  --downtime-ms N  migrate: downtime limit (300)\n"
-		"  --no-digest      migrate: PMTRACK_PRECOPY_NO_DIGEST\n"
+		"  --verify LIST    throughput, migrate, downtime: pre-copy "
+		"verification modes,\n"
+		"                   none (NO_DIGEST), state (the default: "
+		"state digest + audit),\n"
+		"                   full (FULL_DIGEST | NO_AUDIT), all (all)\n"
+		"  --no-digest      the same as --verify none\n"
+		"  --downtime-ms N  pre-copy downtime limit (300)\n"
+		"  --scale-sizes LIST  downtime: memory sizes in MiB "
+		"(256,1024,4096;\n"
+		"                   --quick: 16,32)\n"
+		"  --scale-rate N   downtime: the dirty rate in pages/s "
+		"(5000)\n"
 		"  --csv-dir DIR    migrate: write DIR/rounds-<rate>.csv "
 		"(created)\n"
 		"  --dir DIR        checkpoints and transport files (/tmp)\n"
@@ -1721,6 +2208,9 @@ static void parse_args(int argc, char **argv, struct cfg *c, struct args *a)
 		{ "quick", no_argument, NULL, 'q' },
 		{ "no-thp", no_argument, NULL, 'T' },
 		{ "no-digest", no_argument, NULL, 'N' },
+		{ "verify", required_argument, NULL, 'V' },
+		{ "scale-sizes", required_argument, NULL, 'S' },
+		{ "scale-rate", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1759,7 +2249,17 @@ static void parse_args(int argc, char **argv, struct cfg *c, struct args *a)
 			a->no_thp = true;
 			break;
 		case 'N':
-			c->mig_flags |= PMTRACK_PRECOPY_NO_DIGEST;
+			c->verify = 1u << V_NONE;
+			break;
+		case 'V':
+			c->verify = parse_verify(optarg);
+			break;
+		case 'S':
+			c->nsizes = parse_sizes(optarg, c->scale_mib);
+			break;
+		case 'E':
+			c->scale_rate = pmt_arg_u64(PROG, "--scale-rate",
+						    optarg, 0, 1, 100000000);
 			break;
 		default:
 			pmt_usage_exit(opt, usage);
@@ -1793,6 +2293,8 @@ int main(int argc, char **argv)
 		.rates = { 0, 5000, 20000, 50000 },
 		.nrates = 4,
 		.limit_ns = 300000000u,
+		.verify = (1u << V_NR) - 1,
+		.scale_rate = 5000,
 	};
 	struct args a = { 0 };
 	const char *backend = "n/a";
@@ -1810,12 +2312,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": --size-mib too small\n");
 		return 2;
 	}
+	if (!c.nsizes) {
+		static const size_t full[] = { 256, 1024, 4096 };
+		static const size_t quick[] = { 16, 32 };
+		const size_t *d = a.quick ? quick : full;
+
+		c.nsizes = a.quick ? 2 : 3;
+		memcpy(c.scale_mib, d, (size_t)c.nsizes * sizeof(*d));
+	}
 	/* inherited by the receivers; overrides MADV_HUGEPAGE */
 	if (a.no_thp && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0))
 		fail("prctl(PR_SET_THP_DISABLE)", errno);
 	/* a receiver that dies must not kill us with SIGPIPE */
 	signal(SIGPIPE, SIG_IGN);
-	if (c.only & (SEC_THROUGHPUT | SEC_MIGRATE | SEC_CKPT))
+	if (c.only & (SEC_THROUGHPUT | SEC_MIGRATE | SEC_DOWNTIME | SEC_CKPT))
 		backend = probe_tracker();
 	c.uring = probe_uring();
 	print_header(&c, &a, backend);
@@ -1824,6 +2334,8 @@ int main(int argc, char **argv)
 		section_throughput(&c);
 	if (c.only & SEC_MIGRATE)
 		section_migrate(&c);
+	if (c.only & SEC_DOWNTIME)
+		section_downtime(&c);
 	if (c.only & SEC_CKPT)
 		section_ckpt(&c);
 	if (c.only & SEC_TRANSPORT)
