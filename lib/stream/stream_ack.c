@@ -104,6 +104,29 @@ static int small_frame(const uint8_t *p, size_t len, uint8_t type,
 	return len < total ? 0 : (int)total;
 }
 
+/*
+ * A whole small record of @type in @buf[0..len): its length, once all of
+ * it is there and its check matches (@meta, @f: its message and frame); 0
+ * while more is needed; -errno.
+ */
+static int small_record(const void *buf, size_t len, uint8_t type,
+			size_t max, const uint8_t **meta, struct pmt_frame *f)
+{
+	const uint8_t *fr = (const uint8_t *)buf + PMTRACK_STREAM_PREAMBLE_LEN;
+	int total;
+
+	if (!len)
+		return 0;
+	/* judge what has arrived as soon as it can be judged */
+	total = small_frame(buf, len, type, max, f);
+	if (total <= 0)
+		return total;
+	*meta = fr + PMTRACK_FRAME_LEN;
+	if (pmt_frame_check(fr, *meta, f->meta_len) != f->check)
+		return -EBADMSG;
+	return total;
+}
+
 /* The fields of an unpacked ACK, checked, into @a. */
 static int ack_from_msg(const Pmtrack__Ack *m, struct pmtrack_stream_ack *a)
 {
@@ -130,23 +153,17 @@ int pmtrack_ack_decode(const void *buf, size_t len,
 		       struct pmtrack_stream_ack *out)
 {
 	struct pmtrack_stream_ack a = { .sz = sizeof(a) };
-	const uint8_t *fr, *meta;
+	const uint8_t *meta = NULL;
 	struct pmt_frame f;
 	Pmtrack__Ack *m;
 	int total, r;
 
 	if ((!buf && len) || !out || out->sz < sizeof(size_t))
 		return -EINVAL;
-	if (!len)
-		return 0;
-	/* judge what has arrived as soon as it can be judged */
-	total = small_frame(buf, len, PMTRACK_REC_ACK, PMTRACK_ACK_MAX, &f);
+	total = small_record(buf, len, PMTRACK_REC_ACK, PMTRACK_ACK_MAX, &meta,
+			     &f);
 	if (total <= 0)
 		return total;
-	fr = (const uint8_t *)buf + PMTRACK_STREAM_PREAMBLE_LEN;
-	meta = fr + PMTRACK_FRAME_LEN;
-	if (pmt_frame_check(fr, meta, f.meta_len) != f.check)
-		return -EBADMSG;
 	m = pmtrack__ack__unpack(NULL, f.meta_len, meta);
 	if (!m)
 		return -EBADMSG;
@@ -165,7 +182,7 @@ int pmtrack_channel_decode(const void *buf, size_t len,
 			   struct pmtrack_channel_hello *out)
 {
 	struct pmtrack_channel_hello h = { .sz = sizeof(h) };
-	const uint8_t *fr, *meta;
+	const uint8_t *meta = NULL;
 	struct pmt_frame f;
 	Pmtrack__Channel *m;
 	int total;
@@ -173,15 +190,10 @@ int pmtrack_channel_decode(const void *buf, size_t len,
 
 	if ((!buf && len) || !out || out->sz < sizeof(size_t))
 		return -EINVAL;
-	if (!len)
-		return 0;
-	total = small_frame(buf, len, PMTRACK_REC_CHANNEL, CHANNEL_MAX, &f);
+	total = small_record(buf, len, PMTRACK_REC_CHANNEL, CHANNEL_MAX, &meta,
+			     &f);
 	if (total <= 0)
 		return total;
-	fr = (const uint8_t *)buf + PMTRACK_STREAM_PREAMBLE_LEN;
-	meta = fr + PMTRACK_FRAME_LEN;
-	if (pmt_frame_check(fr, meta, f.meta_len) != f.check)
-		return -EBADMSG;
 	m = pmtrack__channel__unpack(NULL, f.meta_len, meta);
 	if (!m)
 		return -EBADMSG;
