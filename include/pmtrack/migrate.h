@@ -302,7 +302,10 @@ struct pmtrack_precopy_opts {
 	 * channels - 2] are the others, whose flush (if set) runs before
 	 * flush.  Batches go to each in turn; the rate cap and the bandwidth
 	 * count all of them.  The destination reads them with
-	 * pmtrack_rx_apply_channels().  At most PMTRACK_CHANNELS_MAX.
+	 * pmtrack_rx_apply_channels().  At most PMTRACK_CHANNELS_MAX.  A
+	 * channel whose write buffers (pmtrack_xport_write()) needs its
+	 * flush, and the main one flush: each is flushed before the stream
+	 * moves to another (see struct pmtrack_enc_opts.channels).
 	 */
 	uint32_t channels;
 	const struct pmtrack_channel *channel;
