@@ -399,7 +399,8 @@ struct pmtrack_precopy_stats {
  * success the workload is left paused: the stream holds its memory as it
  * is, and with a return path the destination has it.
  *
- * Return: 0; -EINVAL for bad options or regions; the tracker's errors
+ * Return: 0; -EINVAL for bad options (NO_DIGEST with FULL_DIGEST
+ * included) or regions; the tracker's errors
  * (pmtrack_new(), pmtrack_watch()); the transport's error (-EPIPE,
  * -ECONNRESET, -ENOSPC...); stop()'s or progress()'s error; -ETIMEDOUT
  * with PMTRACK_PRECOPY_NO_FORCE, or when the reply transport's timeout
