@@ -15,8 +15,11 @@
  *
  * The source pre-copies guest RAM with pmtrack_precopy() to a destination
  * process while the vCPU runs; at the switchover it pauses the vCPU and
- * the device, and after the last round sends the vCPU registers, special
- * registers, XSAVE area and the device's state.  The destination creates
+ * the device, and once the destination acknowledged the last round (its
+ * state digest verified) sends, from pmtrack_precopy()'s switchover
+ * callback, the vCPU registers, special registers, XSAVE area and the
+ * device's state.  While the guest resumes there, pmtrack_precopy() audits
+ * the paused source RAM against what it sent.  The destination creates
  * its own VM over the RAM it received, resumes the guest, which finishes
  * there, and answers with the guest's result and a digest of its final
  * RAM.  The source then runs the same guest without migration and checks
@@ -43,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,7 +470,9 @@ struct src {
 	const struct cfg *c;
 	struct kg g;
 	struct pmtrack_xport *x;
+	int fd;
 	uint64_t stop_ns;
+	bool state_sent;
 };
 
 static int src_write(void *arg, const struct iovec *iov, int n)
@@ -578,6 +584,26 @@ static int listen_fork(const struct cfg *c, uint16_t *port, pid_t *pid)
 	return 0;
 }
 
+/*
+ * The switchover: the destination holds all of guest RAM (its state digest
+ * verified); send it the vCPU and device state so that it resumes the
+ * guest while pmtrack_precopy() audits the source.
+ */
+static int src_switchover(void *arg)
+{
+	struct src *s = arg;
+	struct state_msg sm = { .magic = STATE_MAGIC };
+
+	if (kg_get_state(&s->g, &sm.st)) {
+		fprintf(stderr, "source: %s\n", s->g.error);
+		return -EIO;
+	}
+	if (io_all(s->fd, &sm, sizeof(sm), 1))
+		return -EPIPE;
+	s->state_sent = true;
+	return 0;
+}
+
 static int precopy(struct src *s, void *ram, struct pmtrack_precopy_stats *st)
 {
 	static const struct pmtrack_precopy_ops ops = {
@@ -594,8 +620,8 @@ static int precopy(struct src *s, void *ram, struct pmtrack_precopy_stats *st)
 		     .write_arg = s, .flush = src_flush, .ops = &ops, .arg = s,
 		     .tracker = &to,
 		     .downtime_limit_ns = c->downtime_ms * 1000000,
-		     .max_rounds = (uint32_t)c->max_rounds,
-		     .flags = PMTRACK_PRECOPY_NO_DIGEST, .reply = s->x);
+		     .max_rounds = (uint32_t)c->max_rounds, .reply = s->x,
+		     .switchover = src_switchover);
 	return pmtrack_precopy(&o, &reg, 1, st);
 }
 
@@ -604,10 +630,10 @@ static int source(struct src *s, int fd, void *ram,
 		  struct pmtrack_precopy_stats *st, struct answer_msg *a)
 {
 	const struct cfg *c = s->c;
-	struct state_msg sm = { .magic = STATE_MAGIC };
 	uint64_t v;
 	int err;
 
+	s->fd = fd;
 	err = pmtrack_xport_new(fd, NULL, &s->x);
 	if (err) {
 		fprintf(stderr, "transport: %s\n", strerror(-err));
@@ -618,10 +644,11 @@ static int source(struct src *s, int fd, void *ram,
 	if (err) {
 		fprintf(stderr, "migration failed: %s%s%s\n", strerror(-err),
 			st->remote_message[0] ? ": " : "", st->remote_message);
-		return -1;
-	}
-	if (kg_get_state(&s->g, &sm.st)) {
-		fprintf(stderr, "source: %s\n", s->g.error);
+		if (err == -EBADMSG && s->state_sent)
+			fprintf(stderr, "the audit found guest RAM at %#llx "
+					"written without the tracker seeing "
+					"it; the destination is wrong\n",
+				(unsigned long long)st->audit_first_addr);
 		return -1;
 	}
 	if (!kg_stat(&s->g, "pf_fixed", &v))
@@ -630,8 +657,7 @@ static int source(struct src *s, int fd, void *ram,
 		printf(", insn_emulation %llu (the MMIO stores)",
 		       (unsigned long long)v);
 	printf(", exits %llu\n", (unsigned long long)s->g.exits);
-	if (io_all(fd, &sm, sizeof(sm), 1) || io_all(fd, a, sizeof(*a), 0) ||
-	    a->magic != ANSWER_MAGIC) {
+	if (io_all(fd, a, sizeof(*a), 0) || a->magic != ANSWER_MAGIC) {
 		fprintf(stderr, "source: no answer from the destination\n");
 		return -1;
 	}
@@ -647,6 +673,9 @@ static int source(struct src *s, int fd, void *ram,
 	       (double)st->downtime_ns / 1e6,
 	       (unsigned long long)c->downtime_ms,
 	       (double)(a->resume_ns - s->stop_ns) / 1e6);
+	printf("audit: the paused source RAM is what was sent (%.1f ms, "
+	       "while the guest resumed on the destination)\n",
+	       (double)st->audit_ns / 1e6);
 	printf("destination: resumed at phase %llu of %llu, finished: result "
 	       "%016llx (pf_fixed %llu, insn_emulation %llu)\n",
 	       (unsigned long long)a->phases_on_arrival,

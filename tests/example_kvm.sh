@@ -38,6 +38,9 @@ pair() {
 	[ -n "$ref" ] && [ "$ref" = "$got" ] ||
 		no "$name: result '$got' on the destination, '$ref' unmigrated"
 	grep -q '^verified: ' "$name.out" || no "$name: not verified"
+	# the audit of the paused source ran after the switchover
+	grep -Eq '^audit: the paused source RAM is what was sent \([0-9.]+ ms' \
+		"$name.out" || no "$name: no audit line"
 	# the guest finished on the destination, not before the switchover
 	grep -Eq '^destination: resumed at phase [0-9]+ of [0-9]+, finished' \
 		"$name.out" || no "$name: no resumed line"
