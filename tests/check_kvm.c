@@ -218,6 +218,18 @@ START_TEST(shadow_range)
 }
 END_TEST
 
+/* the guest both re-arm tests run: phase 0 write-heavy, the rest read-mostly */
+static const struct kg_params rearm_params = {
+	.ws_pages = (RAM - (4u << 20)) / 4096,
+	.seed = 3,
+	.phases = 4,
+	.write_words = 1,
+	.read_passes = 2,
+	.read_stride = UINT64_MAX,
+	.dev_pages = 16,
+	.write_mask = 1,
+};
+
 /*
  * Faults of a read-only round after a harvest: phase 0 writes the working
  * set, phase 1 reads it (KVM maps it again), a harvest re-arms what was
@@ -226,14 +238,7 @@ END_TEST
  */
 static uint64_t read_round_faults(enum pmtrack_rearm mode, uint64_t *ws)
 {
-	struct kg_params p = { .ws_pages = (RAM - (4u << 20)) / 4096,
-			       .seed = 3,
-			       .phases = 4,
-			       .write_words = 1,
-			       .read_passes = 2,
-			       .read_stride = UINT64_MAX,
-			       .dev_pages = 16,
-			       .write_mask = 1 };
+	struct kg_params p = rearm_params;
 	struct pmtrack *t = tracker(mode);
 	char *shadow = malloc(RAM);
 	uint64_t a, b;
@@ -293,14 +298,7 @@ END_TEST
  */
 static void vmm_child(int cmd, int ans)
 {
-	struct kg_params p = { .ws_pages = (RAM - (4u << 20)) / 4096,
-			       .seed = 3,
-			       .phases = 4,
-			       .write_words = 1,
-			       .read_passes = 2,
-			       .read_stride = UINT64_MAX,
-			       .dev_pages = 16,
-			       .write_mask = 1 };
+	struct kg_params p = rearm_params;
 	uint64_t id = 1, v = 0;
 	struct kg g;
 
