@@ -1450,7 +1450,23 @@ START_TEST(precopy_args)
 	o.ops = &pc_ops;
 	o.flags = 1u << 7;
 	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+	/* no verification, and the memory digest: which? */
+	o.flags = PMTRACK_PRECOPY_NO_DIGEST | PMTRACK_PRECOPY_FULL_DIGEST;
+	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
 	o.flags = 0;
+	/* channels: more than the most, none given, one without write */
+	{
+		struct pmtrack_channel ch = { NULL, NULL, NULL };
+
+		o.channels = PMTRACK_CHANNELS_MAX + 1;
+		o.channel = &ch;
+		ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+		o.channels = 2;
+		ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+		o.channel = NULL;
+		ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
+		o.channels = 0;
+	}
 	o.write = NULL;
 	ck_assert_int_eq(pmtrack_precopy(&o, r, 1, NULL), -EINVAL);
 	st.sz = 0;
@@ -2109,6 +2125,51 @@ START_TEST(rx_zero_pages_free)
 	}
 	free(s.b);
 	free(nd.b);
+}
+END_TEST
+
+/*
+ * pmtrack_rx_apply_channels(): argument errors (a tee too, whose image
+ * would be channel 0 alone), and one channel is pmtrack_rx_apply().
+ */
+START_TEST(rx_channels_args)
+{
+	PMTRACK_OPTS(pmtrack_rx_opts, ro, .tee = sbuf_write);
+	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
+	struct pmtrack_xport *x[2] = { NULL, NULL };
+	struct pmtrack_rx *rx, *teed;
+	struct sbuf s, t = { 0 };
+	int p[2];
+
+	make_zero_stream(&s, true);
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], s.b, s.len), (ssize_t)s.len);
+	close(p[1]);
+	ck_assert_int_eq(pmtrack_xport_new(p[0], NULL, &x[0]), 0);
+	ck_assert_int_eq(pmtrack_rx_new(NULL, &rx), 0);
+	ro.tee_arg = &t;
+	ck_assert_int_eq(pmtrack_rx_new(&ro, &teed), 0);
+	ck_assert_int_eq(pmtrack_rx_apply_channels(NULL, x, 1), -EINVAL);
+	ck_assert_int_eq(pmtrack_rx_apply_channels(rx, NULL, 1), -EINVAL);
+	ck_assert_int_eq(pmtrack_rx_apply_channels(rx, x, 0), -EINVAL);
+	ck_assert_int_eq(pmtrack_rx_apply_channels(rx, x,
+						   PMTRACK_CHANNELS_MAX + 1),
+			 -EINVAL);
+	ck_assert_int_eq(pmtrack_rx_apply_channels(rx, x, 2), -EINVAL);
+	x[1] = x[0];
+	ck_assert_int_eq(pmtrack_rx_apply_channels(teed, x, 2), -EINVAL);
+	/* nothing was read: one channel applies the stream */
+	ck_assert_int_eq(pmtrack_rx_apply_channels(rx, x, 1), 0);
+	ck_assert_int_eq(pmtrack_rx_get_stats(rx, &rs), 0);
+	ck_assert_int_eq(rs.state, PMTRACK_RX_COMPLETE);
+	ck_assert_int_eq(rs.state_verified, 1);
+	ck_assert_uint_eq(rs.zero_pages, ZPAGES);
+	pmtrack_xport_free(x[0]);
+	close(p[0]);
+	pmtrack_rx_free(rx);
+	pmtrack_rx_free(teed);
+	free(s.b);
+	free(t.b);
 }
 END_TEST
 
@@ -2817,6 +2878,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, rx_corrupt_batch);
 	tcase_add_test(tc, rx_chain_rules);
 	tcase_add_test(tc, rx_zero_pages_free);
+	tcase_add_test(tc, rx_channels_args);
 	tcase_add_loop_test(tc, ckpt_chain_writers, 0, 6);
 	tcase_add_test(tc, ckpt_damaged);
 	tcase_add_test(tc, ckpt_audit_missed_write);

@@ -2356,6 +2356,58 @@ START_TEST(workers_write_error)
 }
 END_TEST
 
+/*
+ * The decoder's own page sums stay within mem_limit: a stream whose pages
+ * need more table than that decodes, its state unchecked; a caller's
+ * table, which is not limited, checks it.
+ */
+START_TEST(state_own_table_limit)
+{
+	size_t np = 65536, len = np * 1024;
+	struct sink k = { 0 };
+	PMTRACK_OPTS(pmtrack_enc_opts, o, .write = sink_write, .write_arg = &k,
+		     .page_size = 1024);
+	struct pmtrack_stream_region rg = { .id = 3, .length = len };
+	uint64_t *dirty = malloc(np / 8);
+	struct pmtrack_enc_region_round rr = { .dirty = dirty };
+	struct pmtrack_pagesums *t;
+	struct pmtrack_enc *e;
+	uint8_t *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	ck_assert_ptr_nonnull(dirty);
+	memset(dirty, 0xff, np / 8);
+	rr.mem = m;
+	ck_assert_int_eq(pmtrack_enc_new(&o, &rg, 1, &e), 0);
+	ck_assert_int_eq(pmtrack_enc_round(e, 0, &rr, 1), 0);
+	ck_assert_int_eq(pmtrack_enc_end(e, NULL), 0);
+	pmtrack_enc_free(e);
+	ck_assert_int_eq(pmtrack_pagesums_new(&t), 0);
+	for (int mine = 0; mine < 2; mine++) {
+		/* 16 chunks of 64 KiB against a 512 KiB limit */
+		PMTRACK_OPTS(pmtrack_dec_opts, d, .ops = &rx_ops,
+			     .mem_limit = 512 << 10, .sums = mine ? t : NULL);
+		struct rx rx = { .dest = false };
+		struct pmtrack_dec *dec;
+
+		d.arg = &rx;
+		ck_assert_int_eq(pmtrack_dec_new(&d, &dec), 0);
+		ck_assert_int_eq(pmtrack_dec_feed(dec, k.buf, k.len), 0);
+		ck_assert_int_eq(pmtrack_dec_finish(dec), 0);
+		pmtrack_dec_free(dec);
+		ck_assert_int_eq(rx.has_state, 1);
+		ck_assert_int_eq(rx.state_verified, mine);
+		ck_assert_uint_eq(rx.zeros, np);
+		rx_free(&rx);
+	}
+	pmtrack_pagesums_free(t);
+	munmap(m, len);
+	free(dirty);
+	free(k.buf);
+}
+END_TEST
+
 /* --- channels ------------------------------------------------------------- */
 
 /*
@@ -2667,6 +2719,7 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, state_catches_reorder, 0, 2);
 	tcase_add_test(tc, state_audit_dropped_page);
 	tcase_add_test(tc, state_chain);
+	tcase_add_test(tc, state_own_table_limit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("round_trip");

@@ -171,7 +171,8 @@ PMTRACK_API int pmtrack_xport_get_stats(const struct pmtrack_xport *x,
  * workers in struct pmtrack_precopy_opts and pmtrack_ckpt_opts: threads
  * that copy, hash and compress batches while the calling thread writes
  * them (struct pmtrack_enc_opts.workers).  0 = one per online CPU beyond
- * the caller's, at most 8 (none on one CPU); PMTRACK_NO_WORKERS = none.
+ * the caller's, at most 8 (none on one CPU); PMTRACK_NO_WORKERS = none;
+ * another number is used as it is, up to 64.
  */
 #define PMTRACK_NO_WORKERS UINT32_MAX
 
