@@ -65,10 +65,12 @@ int pmtrack_pagesums_new(struct pmtrack_pagesums **out)
 	return 0;
 }
 
+/* Unbind: every chunk and directory freed (a directory may be missing
+   after a bind that failed part-way). */
 static void ps_drop(struct pmtrack_pagesums *s)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		for (size_t c = 0; c < s->rg[i].nchunks; c++)
+	for (size_t i = 0; s->rg && i < s->n; i++) {
+		for (size_t c = 0; s->rg[i].chunk && c < s->rg[i].nchunks; c++)
 			free(s->rg[i].chunk[c]);
 		free(s->rg[i].chunk);
 	}
@@ -127,48 +129,62 @@ static void ps_clear(struct pmtrack_pagesums *s)
 	s->has_last = false;
 }
 
+/* The directories of table @r[0..n), and a zero page's hash. */
+static int ps_alloc(struct pmtrack_pagesums *s,
+		    const struct pmtrack_stream_region *r, size_t n, size_t ps)
+{
+	uint8_t page[64] = { 0 };
+	XXH3_state_t *st;
+
+	s->rg = calloc(n, sizeof(*s->rg));
+	if (!s->rg)
+		return -ENOMEM;
+	s->n = n;
+	s->ps = ps;
+	for (size_t i = 0; i < n; i++) {
+		struct ps_region *g = &s->rg[i];
+		size_t nchunks = (size_t)((r[i].length / ps + CHUNK - 1) >>
+					  CHUNK_SHIFT);
+
+		g->id = r[i].id;
+		g->length = r[i].length;
+		g->pages = r[i].length / ps;
+		if (ps_charge(s, nchunks * sizeof(void *)))
+			return -E2BIG;
+		g->chunk = calloc(nchunks, sizeof(*g->chunk));
+		if (!g->chunk)
+			return -ENOMEM;
+		g->nchunks = nchunks;
+	}
+	/* a zero page's hash, fed in pieces: no page-sized buffer */
+	st = XXH3_createState();
+	if (!st)
+		return -ENOMEM;
+	XXH3_128bits_reset(st);
+	for (size_t off = 0; off < ps; off += sizeof(page))
+		XXH3_128bits_update(st, page, sizeof(page));
+	s->zero = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	return 0;
+}
+
 int pmt_ps_bind(struct pmtrack_pagesums *s,
 		const struct pmtrack_stream_region *r, size_t n, size_t ps,
 		bool fresh)
 {
-	uint8_t page[64];
-
 	if (s->n && !ps_same(s, r, n, ps)) {
 		if (!fresh)
 			return -EINVAL;
 		ps_drop(s);
 	}
 	if (!s->n) {
-		s->rg = calloc(n, sizeof(*s->rg));
-		if (!s->rg)
-			return -ENOMEM;
-		s->n = n;
-		s->ps = ps;
-		for (size_t i = 0; i < n; i++) {
-			struct ps_region *g = &s->rg[i];
+		int err = ps_alloc(s, r, n, ps);
 
-			g->id = r[i].id;
-			g->length = r[i].length;
-			g->pages = r[i].length / ps;
-			g->nchunks = (size_t)((g->pages + CHUNK - 1) >>
-					      CHUNK_SHIFT);
-			if (ps_charge(s, g->nchunks * sizeof(void *)))
-				return -E2BIG;
-			g->chunk = calloc(g->nchunks, sizeof(*g->chunk));
-			if (!g->chunk)
-				return -ENOMEM;
+		if (err) {
+			/* bound to nothing, as before */
+			ps_drop(s);
+			return err;
 		}
-		/* a zero page's hash, fed in pieces: no page-sized buffer */
-		XXH3_state_t *st = XXH3_createState();
-
-		if (!st)
-			return -ENOMEM;
-		memset(page, 0, sizeof(page));
-		XXH3_128bits_reset(st);
-		for (size_t off = 0; off < ps; off += sizeof(page))
-			XXH3_128bits_update(st, page, sizeof(page));
-		s->zero = XXH3_128bits_digest(st);
-		XXH3_freeState(st);
 		fresh = true;
 	}
 	if (fresh)
