@@ -357,15 +357,11 @@ static int pc_channels(struct pc *pc)
 /* Flush the extra channels (their callbacks), then the main one. */
 static int pc_flush(struct pc *pc)
 {
-	const struct pmtrack_precopy_opts *o = pc->o;
 	int err = 0;
 
 	for (uint32_t i = 0; !err && i + 1 < pc->nchan; i++)
-		if (pc->chan[i].c->flush)
-			err = pc->chan[i].c->flush(pc->chan[i].c->arg);
-	if (!err && o->flush)
-		err = o->flush(o->write_arg);
-	return err;
+		err = pc_chan_flush(&pc->chan[i]);
+	return err ? err : pc_main_flush(pc);
 }
 
 static int pc_enc_new(struct pc *pc)
