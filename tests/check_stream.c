@@ -2071,10 +2071,21 @@ START_TEST(state_catches_reorder)
 	memcpy(k.buf + b[1][0], sw, len);
 	free(sw);
 	if (_i) {
-		/* nothing to tell: the old page wins */
-		ck_assert_int_eq(decode_sums(k.buf, k.len, NULL, &rx, &why), 0);
+		struct pmtrack_pagesums *t;
+		uint8_t st[PMTRACK_DIGEST_LEN];
+		uint64_t known = 1;
+
+		/* nothing to tell: the old page wins; and since the HEADER
+		   said no state would come, no page was hashed into the
+		   caller's table, which no longer holds a state */
+		ck_assert_int_eq(pmtrack_pagesums_new(&t), 0);
+		ck_assert_int_eq(decode_sums(k.buf, k.len, t, &rx, &why), 0);
 		ck_assert_int_eq(rx.has_state, 0);
 		ck_assert_uint_eq(rx.mem[0][0], 0x11);
+		ck_assert_int_eq(pmtrack_pagesums_count(t, &known), 0);
+		ck_assert_uint_eq(known, 0);
+		ck_assert_int_eq(pmtrack_pagesums_state(t, st), -ENODATA);
+		pmtrack_pagesums_free(t);
 	} else {
 		ck_assert_int_eq(decode_sums(k.buf, k.len, NULL, &rx, &why),
 				 -EBADMSG);

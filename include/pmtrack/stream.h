@@ -165,7 +165,10 @@ PMTRACK_API void pmtrack_digest_free(struct pmtrack_digest_ctx *d);
  * order: a stream without a parent starts the table afresh.  If a stream
  * fails part-way, the table holds the pages it encoded: the next stream
  * must send them again (as pre-copy and checkpoints do) before its state
- * means anything.  A table is used by one encoder or decoder at a time;
+ * means anything.  The HEADER says whether END will carry a state digest;
+ * a decoder hashes pages only for a stream that will, and a caller's
+ * table given a stream that will not stops following its chain (later
+ * states go unchecked).  A table is used by one encoder or decoder at a time;
  * pmtrack_pagesums_audit() may run while nothing else uses it.
  */
 struct pmtrack_pagesums;

@@ -104,6 +104,7 @@ struct pmtrack_dec {
 	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
 	uint8_t parent_id[PMTRACK_STREAM_ID_LEN];
 	bool has_parent;
+	bool has_state; /* END will carry a state digest */
 	size_t nregions;
 	struct pmtrack_stream_region *regions;
 	struct dec_region *rg;
@@ -623,6 +624,7 @@ static int header_store(struct pmtrack_dec *dec,
 	dec->ps = h->page_size;
 	memcpy(dec->stream_id, h->stream_id.data, PMTRACK_STREAM_ID_LEN);
 	dec->has_parent = h->has_parent_id;
+	dec->has_state = h->has_state && h->state;
 	if (h->has_parent_id)
 		memcpy(dec->parent_id, h->parent_id.data,
 		       PMTRACK_STREAM_ID_LEN);
@@ -643,6 +645,13 @@ static int sums_bind(struct pmtrack_dec *dec)
 	int r;
 
 	dec->work += dec->nregions;
+	if (!dec->has_state) {
+		/* nothing to check: no page is hashed, and a caller's table
+		   no longer follows the chain */
+		if (s)
+			pmt_ps_invalidate(s);
+		return 0;
+	}
 	if (s && dec->has_parent && !pmt_ps_follows(s, dec->parent_id)) {
 		/* not the chain it holds: it cannot hold this one either */
 		pmt_ps_invalidate(s);

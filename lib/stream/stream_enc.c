@@ -315,6 +315,8 @@ static int write_header(struct pmtrack_enc *enc, const char *producer,
 	h.regions = rp;
 	h.has_channels = enc->nchan > 1;
 	h.channels = enc->nchan;
+	h.has_state = enc->sums != NULL;
+	h.state = enc->sums != NULL;
 
 	pmt_preamble_put(pre);
 	r = enc->write(enc->write_arg, &iov, 1);
