@@ -10,21 +10,19 @@
 
 #include "args.h"
 
-static unsigned int suffix_shift(char c)
+/*
+ * The IEC suffix at @s: K, M, G or T alone or followed by "iB", for 2^10,
+ * 2^20, 2^30, 2^40.  Its shift, with *@len its length; 0 if none is there.
+ */
+static unsigned int suffix_shift(const char *s, size_t *len)
 {
-	switch (c) {
-	case 'k':
-	case 'K':
-		return 10;
-	case 'm':
-	case 'M':
-		return 20;
-	case 'g':
-	case 'G':
-		return 30;
-	default:
+	static const char units[] = "KMGT";
+	const char *u = *s ? strchr(units, *s) : NULL;
+
+	if (!u)
 		return 0;
-	}
+	*len = strncmp(s + 1, "iB", 2) ? 1 : 3;
+	return 10 * (unsigned int)(u - units + 1);
 }
 
 int pmt_parse_u64(const char *s, unsigned int flags, uint64_t min,
@@ -32,6 +30,7 @@ int pmt_parse_u64(const char *s, unsigned int flags, uint64_t min,
 {
 	unsigned long long v;
 	unsigned int shift = 0;
+	size_t len = 0;
 	char *end;
 
 	if (*s < '0' || *s > '9')
@@ -41,9 +40,8 @@ int pmt_parse_u64(const char *s, unsigned int flags, uint64_t min,
 	if (errno)
 		return -1;
 	if (flags & PMT_NUM_SUFFIX)
-		shift = suffix_shift(*end);
-	if (shift)
-		end++;
+		shift = suffix_shift(end, &len);
+	end += len;
 	if (*end || v > (UINT64_MAX >> shift))
 		return -1;
 	v <<= shift;
@@ -51,6 +49,35 @@ int pmt_parse_u64(const char *s, unsigned int flags, uint64_t min,
 		return -1;
 	*out = (uint64_t)v;
 	return 0;
+}
+
+const char *pmt_fmt_iec(char *buf, size_t size, uint64_t bytes)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
+					     "PiB", "EiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (bytes < 1024) {
+		snprintf(buf, size, "%llu B", (unsigned long long)bytes);
+		return buf;
+	}
+	while (v >= 1023.5 && u < 5) {
+		v /= 1024.0;
+		u++;
+	}
+	/* three significant digits, trailing zeros dropped: 1.5 GiB */
+	snprintf(buf, size, "%.*f", v >= 100.0 ? 0 : v >= 10.0 ? 1 : 2, v);
+	if (strchr(buf, '.')) {
+		char *e = buf + strlen(buf) - 1;
+
+		while (*e == '0')
+			*e-- = 0;
+		if (*e == '.')
+			*e = 0;
+	}
+	snprintf(buf + strlen(buf), size - strlen(buf), " %s", units[u]);
+	return buf;
 }
 
 int pmt_parse_int(const char *s, int min, int max, int *out)
@@ -140,7 +167,8 @@ uint64_t pmt_arg_u64(const char *prog, const char *opt, const char *s,
 		     unsigned int flags, uint64_t min, uint64_t max)
 {
 	const char *sfx = flags & PMT_NUM_SUFFIX ?
-				  ", optionally followed by K, M or G" : "";
+				  ", optionally followed by K, M, G or T "
+				  "(KiB, MiB, GiB, TiB)" : "";
 	uint64_t v;
 
 	if (!pmt_parse_u64(s, flags, min, max, &v))

@@ -8,12 +8,15 @@
 #ifndef PMTRACK_SUPPORT_ARGS_H
 #define PMTRACK_SUPPORT_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 /* how pmt_parse_u64() reads a number */
 enum pmt_num_flags {
-	/* K, M or G after the digits: times 2^10, 2^20, 2^30 */
+	/* K, M, G or T after the digits, alone or as KiB, MiB, GiB, TiB:
+	   times 2^10, 2^20, 2^30, 2^40 (upper case only: "64k" and "64KB"
+	   are refused) */
 	PMT_NUM_SUFFIX = 1 << 0,
 	/* strtoul's base 0: 0x... hexadecimal, 0... octal */
 	PMT_NUM_BASE0 = 1 << 1,
@@ -30,6 +33,15 @@ enum pmt_num_flags {
  */
 int pmt_parse_u64(const char *s, unsigned int flags, uint64_t min,
 		  uint64_t max, uint64_t *out);
+
+/* PMT_IEC_LEN bytes hold any pmt_fmt_iec() text */
+#define PMT_IEC_LEN 16
+
+/*
+ * @bytes in IEC units with three significant digits, trailing zeros
+ * dropped ("812 B", "64 KiB", "1.5 GiB", "256 MiB") into @buf; returns @buf.
+ */
+const char *pmt_fmt_iec(char *buf, size_t size, uint64_t bytes);
 
 /* @s as a decimal int in [@min, @max], '-' allowed before the digits. */
 int pmt_parse_int(const char *s, int min, int max, int *out);
