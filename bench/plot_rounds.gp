@@ -7,6 +7,7 @@
 #
 #   gnuplot -c bench/plot_rounds.gp DIR [OUT.svg] [LIMIT_MS] [SUBTITLE]
 #
+# (after regenerating, put the SPDX comment back under the XML declaration)
 # OUT defaults to DIR/precopy-rounds.svg; LIMIT_MS (default 300) is the
 # downtime limit drawn in the lower panel; SUBTITLE goes under the title.
 # The figure in docs/benchmarks.md:
