@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -64,12 +65,10 @@ static void probe_usage(FILE *f)
 	      "1 if a probe failed unexpectedly; with --feature, 0 if every "
 	      "feature named is\n"
 	      "usable and 1 if one is not.\n"
-	      "  --feature NAME        only answer whether NAME is usable, on "
-	      "one line; may be\n"
-	      "                        given more than once\n"
-	      "  --pid PID             remote: whether process PID can be "
-	      "tracked, checked\n"
-	      "                        without stopping it\n"
+	      "  --feature NAME        answer for NAME alone, one line "
+	      "(repeatable: all usable?)\n"
+	      "  --pid PID             remote: can process PID be tracked "
+	      "(it is not stopped)\n"
 	      "  --json                one JSON object\n"
 	      "  --list-features       print the feature names, one a line\n",
 	      f);
@@ -852,6 +851,64 @@ static void remote_denied(struct probe *p, struct row *r, pid_t pid, int err,
 		    what, (int)pid, ename(err));
 }
 
+/* In a process forked for it, like the library's injector: ptrace
+   seize @pid (which does not stop it) and exit, which detaches.  0 or an
+   errno. */
+static int seize_errno(pid_t pid)
+{
+	pid_t c = fork();
+	int st;
+
+	if (c < 0)
+		return errno;
+	if (!c)
+		_exit(ptrace(PTRACE_SEIZE, pid, 0, 0) ? (errno & 0xff) : 0);
+	while (waitpid(c, &st, 0) < 0)
+		if (errno != EINTR)
+			return errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
+}
+
+/* The system calls the library's injection makes on the process, made
+   here on @pid: true with a reason in @r if one fails. */
+static bool why_no_inject(struct probe *p, struct row *r, pid_t pid)
+{
+	static const char *const calls[] = { "ptrace(PTRACE_SEIZE)",
+					     "pidfd_open(2)",
+					     "pidfd_getfd(2)" };
+	static const char *const since[] = { NULL, "5.3", "5.6" };
+	int err[3] = { 0 }, pidfd, fd;
+
+	err[0] = seize_errno(pid);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		err[1] = errno;
+	} else {
+		/* its descriptor 0 or none: EBADF means allowed */
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+		if (fd >= 0)
+			close(fd);
+		else if (errno != EBADF)
+			err[2] = errno;
+		close(pidfd);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (!err[i])
+			continue;
+		if (by_seccomp(&p->h, err[i]))
+			blocked(p, r, calls[i], err[i]);
+		else if (err[i] == ENOSYS && since[i])
+			set(r, 0, "%s fails with ENOSYS: needs Linux %s",
+			    calls[i], since[i]);
+		else if (err[i] == EPERM || err[i] == EACCES)
+			remote_denied(p, r, pid, err[i], true);
+		else
+			set(r, 0, "%s: %s", calls[i], strerror(err[i]));
+		return true;
+	}
+	return false;
+}
+
 static void remote_yes(struct probe *p, struct row *r, enum pmtrack_backend b,
 		       const char *note)
 {
@@ -871,6 +928,7 @@ static void remote_child(struct probe *p, struct row *r)
 {
 	struct pmtrack *t = NULL;
 	pid_t c = fork();
+	bool inj;
 	int ret;
 
 	if (c < 0) {
@@ -882,15 +940,15 @@ static void remote_child(struct probe *p, struct row *r)
 			pause();
 	PMTRACK_OPTS(pmtrack_opts, o, .pid = c);
 	ret = pmtrack_new(&o, &t);
+	inj = p->bk[0]->ok == 1 && (p->bk_caps[0] & PMTRACK_CAP_OTHER_PROCESS);
 	if (!ret)
 		remote_yes(p, r, pmtrack_backend(t), "");
+	else if (inj && why_no_inject(p, r, c))
+		; /* the reason is in @r */
 	else if (ret == -EOPNOTSUPP)
 		remote_unsupported(p, r, true);
 	else if (ret == -EPERM || ret == -EACCES)
-		remote_denied(p, r, c, -ret,
-			      p->bk[0]->ok == 1 &&
-				      (p->bk_caps[0] &
-				       PMTRACK_CAP_OTHER_PROCESS));
+		remote_denied(p, r, c, -ret, inj);
 	else
 		set(r, -1, "pmtrack_new() of a child: %s", strerror(-ret));
 	pmtrack_free(t);
