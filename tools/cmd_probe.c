@@ -65,8 +65,8 @@ static void probe_usage(FILE *f)
 	      "1 if a probe failed unexpectedly; with --feature, 0 if every "
 	      "feature named is\n"
 	      "usable and 1 if one is not.\n"
-	      "  --feature NAME        answer for NAME alone, one line "
-	      "(repeatable: all usable?)\n"
+	      "  --feature NAME        answer for NAME alone (repeatable: all "
+	      "must be usable)\n"
 	      "  --pid PID             remote: can process PID be tracked "
 	      "(it is not stopped)\n"
 	      "  --json                one JSON object\n"
@@ -128,14 +128,12 @@ enum ksym {
 	K_ARCH_SOFT_DIRTY,
 	K_USERFAULTFD,
 	K_ARCH_UFFD_WP,
-	K_CACHESTAT,
 	K_MAX,
 };
 
 static const char *const ksym_names[K_MAX] = {
 	"CONFIG_MEM_SOFT_DIRTY",	   "CONFIG_HAVE_ARCH_SOFT_DIRTY",
 	"CONFIG_USERFAULTFD",		   "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
-	"CONFIG_CACHESTAT_SYSCALL",
 };
 
 /* capability numbers (linux/capability.h) */
@@ -1082,7 +1080,6 @@ static void probe_pagestate(struct probe *p)
 	struct row *r = p->pstate_scan;
 	struct row *scan = p->feat[PMTRACK_FEAT_PAGEMAP_SCAN];
 	unsigned int known;
-	char k[300];
 	int ret = pmtrack_pstate_new(NULL, &ps), err;
 
 	if (ret) {
@@ -1128,8 +1125,9 @@ static void probe_pagestate(struct probe *p)
 	else if (by_seccomp(&p->h, err))
 		blocked(p, r, "cachestat(2)", err);
 	else if (err == ENOSYS)
-		set(r, 0, "cachestat(2) fails with ENOSYS: needs Linux 6.5 (%s)",
-		    kconfig_says(p, K_CACHESTAT, k, sizeof(k)));
+		set(r, 0,
+		    "cachestat(2) fails with ENOSYS: needs Linux 6.5 with "
+		    "CONFIG_CACHESTAT_SYSCALL");
 	else
 		set(r, 0, "cachestat(2): %s", strerror(err));
 
