@@ -63,22 +63,23 @@ int main(int argc, char **argv)
 		while (c < NCALLS && strcmp(calls[c].name, argv[i]))
 			c++;
 		if (c == NCALLS || n + 3 > (int)(sizeof(f) / sizeof(*f))) {
-			fprintf(stderr, "seccomp_errno: unknown or repeated "
-					"system call '%s'\n",
+			fprintf(stderr,
+				"seccomp_errno: unknown or repeated "
+				"system call '%s'\n",
 				argv[i]);
 			return 2;
 		}
-		f[n++] = (struct sock_filter)BPF_JUMP(
-			BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)calls[c].nr,
-			0, 1);
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      (unsigned int)calls[c].nr,
+						      0, 1);
 		f[n++] = (struct sock_filter)BPF_STMT(
 			BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
 	}
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
 					      SECCOMP_RET_ALLOW);
 	if (i + 1 >= argc) {
-		fprintf(stderr,
-			"usage: seccomp_errno SYSCALL... -- PROGRAM [ARG...]\n");
+		fprintf(stderr, "usage: seccomp_errno SYSCALL... -- PROGRAM "
+				"[ARG...]\n");
 		return 2;
 	}
 	prog.len = n;

@@ -86,8 +86,11 @@ enum section {
 };
 
 static const char *const sec_titles[SEC_MAX] = {
-	"features:", "backends:", "guarantees (some usable backend gives it):",
-	"other processes:", "page states:",
+	"features:",
+	"backends:",
+	"guarantees (some usable backend gives it):",
+	"other processes:",
+	"page states:",
 };
 
 /* one row of the report: a name --feature takes */
@@ -132,8 +135,10 @@ enum ksym {
 };
 
 static const char *const ksym_names[K_MAX] = {
-	"CONFIG_MEM_SOFT_DIRTY",	   "CONFIG_HAVE_ARCH_SOFT_DIRTY",
-	"CONFIG_USERFAULTFD",		   "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
+	"CONFIG_MEM_SOFT_DIRTY",
+	"CONFIG_HAVE_ARCH_SOFT_DIRTY",
+	"CONFIG_USERFAULTFD",
+	"CONFIG_HAVE_ARCH_USERFAULTFD_WP",
 };
 
 /* capability numbers (linux/capability.h) */
@@ -146,7 +151,7 @@ static const char *const ksym_names[K_MAX] = {
 #define UFFD_USER_MODE_ONLY 1
 #endif
 #define PROBE_UFFD_WP_UNPOPULATED (1ULL << 13) /* 6.4 */
-#define PROBE_UFFD_WP_ASYNC (1ULL << 15)	 /* 6.7 */
+#define PROBE_UFFD_WP_ASYNC (1ULL << 15)       /* 6.7 */
 
 /* ioctl(PAGEMAP_SCAN)'s argument (Linux 6.7), as linux/fs.h lays it out */
 struct probe_scan_arg {
@@ -205,8 +210,8 @@ struct probe {
 	int swap_areas;
 };
 
-static __attribute__((format(printf, 3, 4))) void
-set(struct row *r, int ok, const char *fmt, ...)
+static __attribute__((format(printf, 3, 4))) void set(struct row *r, int ok,
+						      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -239,8 +244,9 @@ static struct row *add_row(struct probe *p, enum section sec,
 static void add_rows(struct probe *p)
 {
 	for (int i = 1; i < PMTRACK_FEAT_MAX; i++)
-		p->feat[i] = add_row(p, SEC_FEATURES, "",
-				     pmtrack_feature_name((enum pmtrack_feature)i));
+		p->feat[i] =
+			add_row(p, SEC_FEATURES, "",
+				pmtrack_feature_name((enum pmtrack_feature)i));
 	for (size_t i = 0; i < NBACKENDS; i++)
 		p->bk[i] = add_row(p, SEC_BACKENDS, "backend-",
 				   pmtrack_backend_name(backends[i]));
@@ -263,7 +269,7 @@ static struct row *find_row(struct probe *p, const char *name)
 	return NULL;
 }
 
-/* ---- the host ------------------------------------------------------------ */
+/* ---- the host ----------------------------------------------------------- */
 
 /* field @key of /proc/@pid/status (0: this process) into @buf: 0 or an
    errno */
@@ -394,8 +400,8 @@ static void blocked(struct probe *p, struct row *r, const char *call, int err)
 
 /* what the kernel config says of option @k, for a reason: "CONFIG_X is
    not set (/proc/config.gz)" */
-static const char *kconfig_says(const struct probe *p, enum ksym k,
-				char *buf, size_t n)
+static const char *kconfig_says(const struct probe *p, enum ksym k, char *buf,
+				size_t n)
 {
 	if (p->h.kconf[k] == 0)
 		snprintf(buf, n, "%s is not set (%s)", ksym_names[k],
@@ -410,7 +416,7 @@ static const char *kconfig_says(const struct probe *p, enum ksym k,
 	return buf;
 }
 
-/* ---- kernel features ------------------------------------------------------ */
+/* ---- kernel features ---------------------------------------------------- */
 
 static void why_pagemap_scan(struct probe *p, struct row *r)
 {
@@ -633,7 +639,7 @@ static void probe_features(struct probe *p)
 	}
 }
 
-/* ---- backends and guarantees ---------------------------------------------- */
+/* ---- backends and guarantees -------------------------------------------- */
 
 /* @caps as "a, b, c" */
 static void caps_str(unsigned int caps, char *buf, size_t n)
@@ -665,8 +671,7 @@ static void why_backend(struct probe *p, struct row *r, enum pmtrack_backend b)
 	if (need && need->ok != 1)
 		set(r, 0, "needs %s: %s", need->name, need->text);
 	else
-		set(r, 0, "pmtrack_new() refuses it: %s",
-		    strerror(EOPNOTSUPP));
+		set(r, 0, "pmtrack_new() refuses it: %s", strerror(EOPNOTSUPP));
 }
 
 static void probe_backends(struct probe *p)
@@ -703,30 +708,27 @@ static void probe_backends(struct probe *p)
 static void probe_caps(struct probe *p)
 {
 	struct row *r = find_row(p, "cap-atomic-reset");
-	char yes[200], usable[200], not[200];
+	char yes[200], usable[200], nope[200];
 	size_t ny, nu, nn;
 
 	for (size_t c = 0; c < NCAPS; c++, r++) {
 		ny = nu = nn = 0;
-		yes[0] = usable[0] = not[0] = 0;
+		yes[0] = usable[0] = nope[0] = 0;
 		for (size_t i = 0; i < NBACKENDS; i++) {
 			const char *b = pmtrack_backend_name(backends[i]);
 
 			if (p->bk[i]->ok != 1)
-				nn += (size_t)snprintf(not + nn,
-						       sizeof(not) - nn,
-						       "%s%s", nn ? ", " : "",
-						       b);
+				nn += (size_t)snprintf(
+					nope + nn, sizeof(nope) - nn, "%s%s",
+					nn ? ", " : "", b);
 			else if (p->bk_caps[i] & cap_names[c].cap)
 				ny += (size_t)snprintf(yes + ny,
-						       sizeof(yes) - ny,
-						       "%s%s", ny ? ", " : "",
-						       b);
+						       sizeof(yes) - ny, "%s%s",
+						       ny ? ", " : "", b);
 			else
-				nu += (size_t)snprintf(usable + nu,
-						       sizeof(usable) - nu,
-						       "%s%s", nu ? ", " : "",
-						       b);
+				nu += (size_t)snprintf(
+					usable + nu, sizeof(usable) - nu,
+					"%s%s", nu ? ", " : "", b);
 		}
 		if (ny)
 			set(r, 1, "%s", yes);
@@ -734,11 +736,11 @@ static void probe_caps(struct probe *p)
 			set(r, 0,
 			    "no backend usable here gives it (usable: %s; "
 			    "not usable: %s)",
-			    nu ? usable : "none", nn ? not : "none");
+			    nu ? usable : "none", nn ? nope : "none");
 	}
 }
 
-/* ---- another process -------------------------------------------------------- */
+/* ---- another process ---------------------------------------------------- */
 
 /* whom remote tracking reaches, given access */
 static void whom(struct probe *p, char *buf, size_t n, bool attach)
@@ -773,8 +775,8 @@ static void remote_unsupported(struct probe *p, struct row *r, bool tried)
 			 "the process (does its seccomp filter refuse it?)");
 	else
 		ps[0] = 0;
-	set(r, 0, "no backend can track another process here: %s%s%s%s",
-	    ps, ps[0] ? "; " : "", bsd->ok == 1 ? "" : "soft-dirty ",
+	set(r, 0, "no backend can track another process here: %s%s%s%s", ps,
+	    ps[0] ? "; " : "", bsd->ok == 1 ? "" : "soft-dirty ",
 	    bsd->ok == 1 ? "" : bsd->text);
 }
 
@@ -955,15 +957,29 @@ static void remote_child(struct probe *p, struct row *r)
 		;
 }
 
+/* can we reach @pid as remote tracking would: 0 or an errno (soft-dirty
+   reads pagemap, ptrace-read; pagemap-scan also attaches) */
+static int access_errno(pid_t pid, bool inj)
+{
+	char path[64];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	return !err && inj ? attach_errno(pid) : err;
+}
+
 /* --pid: could process @pid be tracked?  Checked without stopping it. */
 static void remote_pid(struct probe *p, struct row *r, pid_t pid)
 {
 	bool inj = p->bk[0]->ok == 1 &&
 		   (p->bk_caps[0] & PMTRACK_CAP_OTHER_PROCESS);
-	char v[64], path[64], note[200] = "";
-	int err, fd;
+	char v[64], note[200] = "";
+	int err = status_field(pid, "Seccomp", v, sizeof(v));
 
-	err = status_field(pid, "Seccomp", v, sizeof(v));
 	if (err == ENOENT || err == ESRCH) {
 		set(r, 0, "no process %d", (int)pid);
 		return;
@@ -978,20 +994,13 @@ static void remote_pid(struct probe *p, struct row *r, pid_t pid)
 		remote_unsupported(p, r, false);
 		return;
 	}
-	/* soft-dirty reads pagemap (ptrace-read), pagemap-scan attaches */
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	err = fd < 0 ? errno : 0;
-	if (fd >= 0)
-		close(fd);
-	if (!err && inj)
-		err = attach_errno(pid);
+	err = access_errno(pid, inj);
 	if (err == EPERM || err == EACCES)
 		remote_denied(p, r, pid, err, inj);
 	else if (err == ENOENT || err == ESRCH)
 		set(r, 0, "no process %d", (int)pid);
 	else if (err)
-		set(r, 0, "%s: %s", path, strerror(err));
+		set(r, 0, "/proc/%d: %s", (int)pid, strerror(err));
 	else if (inj && !status_field(pid, "TracerPid", v, sizeof(v)) &&
 		 atoi(v))
 		set(r, 0, "PID %d is already traced by PID %s", (int)pid, v);
@@ -1002,7 +1011,7 @@ static void remote_pid(struct probe *p, struct row *r, pid_t pid)
 			   note);
 }
 
-/* ---- page states ----------------------------------------------------------- */
+/* ---- page states -------------------------------------------------------- */
 
 /* can /proc/self/map_files/... be opened?  0 or an errno */
 static int map_files_errno(void)
@@ -1142,7 +1151,7 @@ static void probe_pagestate(struct probe *p)
 		set(r, 0, "/proc/swaps: %s", strerror(-p->swap_areas));
 }
 
-/* ---- the report ------------------------------------------------------------- */
+/* ---- the report --------------------------------------------------------- */
 
 static void verdict(const struct probe *p, char *buf, size_t n)
 {
@@ -1160,17 +1169,19 @@ static void verdict(const struct probe *p, char *buf, size_t n)
 				       env && *env ? env : "");
 	else {
 		caps_str(p->auto_caps, caps, sizeof(caps));
-		len = (size_t)snprintf(buf, n, "pmtrack probe: backend %s (%s%s%s%s)",
-				       pmtrack_backend_name(p->auto_b),
-				       env && *env ? "PMTRACK_BACKEND=" : "",
-				       env && *env ? env : "",
-				       env && *env ? "; " : "", caps);
+		len = (size_t)snprintf(
+			buf, n, "pmtrack probe: backend %s (%s%s%s%s)",
+			pmtrack_backend_name(p->auto_b),
+			env && *env ? "PMTRACK_BACKEND=" : "",
+			env && *env ? env : "", env && *env ? "; " : "", caps);
 	}
 	if (p->pid)
 		snprintf(who, sizeof(who), " of PID %d", (int)p->pid);
 	if (len < n)
 		snprintf(buf + len, n - len, "; remote tracking%s %s (%s)", who,
-			 r->ok == 1 ? "yes" : r->ok ? "unknown" : "no",
+			 r->ok == 1 ? "yes"
+			 : r->ok    ? "unknown"
+				    : "no",
 			 r->text);
 }
 
@@ -1212,9 +1223,11 @@ static void print_text(const struct probe *p, FILE *f)
 	fprintf(f, "%s\nkernel: %s\nlibpmtrack: %s\n", v, p->h.u.release,
 		pmtrack_version());
 	if (p->auto_err) {
-		fprintf(f, "backend: none (%s)\ncaps:\n", strerror(p->auto_err));
+		fprintf(f, "backend: none (%s)\ncaps:\n",
+			strerror(p->auto_err));
 	} else {
-		fprintf(f, "backend: %s\ncaps:", pmtrack_backend_name(p->auto_b));
+		fprintf(f,
+			"backend: %s\ncaps:", pmtrack_backend_name(p->auto_b));
 		for (size_t i = 0; i < NCAPS; i++)
 			if (p->auto_caps & cap_names[i].cap)
 				fprintf(f, " %s", cap_names[i].name);
@@ -1260,7 +1273,8 @@ static int print_json(const struct probe *p, FILE *f)
 	jw_set(doc, "swap_areas",
 	       p->swap_areas < 0 ? NULL : jw_i64(p->swap_areas));
 	jw_set(doc, "kernel", jw_str(p->h.u.release));
-	jw_set(doc, "kernel_config", jw_str(p->h.config[0] ? p->h.config : NULL));
+	jw_set(doc, "kernel_config",
+	       jw_str(p->h.config[0] ? p->h.config : NULL));
 	jw_set(doc, "library", jw_str(pmtrack_version()));
 	return jw_print("probe", f, doc);
 }
@@ -1295,7 +1309,7 @@ static int print_asked(const struct probe *p, FILE *f, bool json)
 	return ret ? ret : all ? CLI_OK : CLI_ERROR;
 }
 
-/* ---- the command line ------------------------------------------------------- */
+/* ---- the command line --------------------------------------------------- */
 
 enum {
 	OPT_JSON = ARG_OPT,
