@@ -926,6 +926,7 @@ static void remote_yes(struct probe *p, struct row *r, enum pmtrack_backend b,
    of our uid */
 static void remote_child(struct probe *p, struct row *r)
 {
+	const char *env = getenv("PMTRACK_BACKEND");
 	struct pmtrack *t = NULL;
 	pid_t c = fork();
 	bool inj;
@@ -945,6 +946,12 @@ static void remote_child(struct probe *p, struct row *r)
 		remote_yes(p, r, pmtrack_backend(t), "");
 	else if (inj && why_no_inject(p, r, c))
 		; /* the reason is in @r */
+	else if ((ret == -EOPNOTSUPP || ret == -EINVAL) && env && *env &&
+		 strcmp(env, "auto"))
+		set(r, 0,
+		    "PMTRACK_BACKEND=%s: pmtrack_new() of a child fails with "
+		    "%s",
+		    env, ename(-ret));
 	else if (ret == -EOPNOTSUPP)
 		remote_unsupported(p, r, true);
 	else if (ret == -EPERM || ret == -EACCES)
