@@ -37,32 +37,26 @@ expect_json() {
 rm -rf "$work" && mkdir -p "$work" || exit 1
 cd "$work" || exit 1
 
+# pmtrack probe's page-state rows (tests/cli_probe.sh checks the rest)
 "$bin" probe >probe.out 2>probe.err || no "probe: exit $?: $(cat probe.err)"
+head -n 1 probe.out | grep -q '^pmtrack probe: ' || no "probe: no verdict first"
 grep -q '^backend: ' probe.out || no "probe: no backend line"
-grep -q 'pagemap-scan' probe.out || no "probe: no pagemap-scan line"
+grep -q '^  pagestate-scan  *\(yes\|no: .\)' probe.out ||
+	no "probe: no pagestate-scan row"
 "$bin" probe --json >probe.json || no "probe --json: exit $?"
 json_ok probe.json
-# the same as the text: kernel, backend, caps, every yes/no/unknown line
 jq_is probe.json ".kernel == \"$(uname -r)\" and (.library | type) == \"string\""
-jq_is probe.json '[.features[], .pagestate[]] |
-	all(type == "boolean" or type == "null" or type == "number")'
-backend=$(sed -n 's/^backend: //p' probe.out)
-case $backend in
-"none ("*) jq_is probe.json '.backend == null and .caps == []' ;;
-*)
-	jq_is probe.json ".backend == \"$backend\""
-	caps=$(sed -n 's/^caps: *//p' probe.out | tr ' ' '\n' | grep . |
-		jq -R . | jq -sc .)
-	jq_is probe.json ".caps == ${caps:-null}"
-	;;
-esac
-words=$(jq -r '(.features, .pagestate) | to_entries[] |
-	"\(.key) \(if .value == null then "unknown"
-	elif .value == true then "yes" elif .value == false then "no"
-	else .value end)"' probe.json)
-[ "$words" = "$(grep '^  ' probe.out |
-	sed 's/^  //; s/  *\([^ ]*\)$/ \1/')" ] ||
+# the same page-state rows as the text, each a name, ok and a reason
+jq_is probe.json '.pagestate | all(has("name") and
+	(.ok | type == "boolean" or type == "null") and has("reason"))'
+words=$(jq -r '.pagestate[] | "\(.name) \(if .ok == null then "unknown"
+	elif .ok then "yes" else "no" end)"' probe.json)
+[ "$words" = "$(sed -n '/^page states:/,$p' probe.out | grep '^  ' |
+	sed 's/^  \([a-z0-9-]*\)  *\([a-z]*\).*/\1 \2/')" ] ||
 	no "probe --json and probe differ: $words"
+for r in reports-present map-files cachestat swap; do
+	jq_is probe.json "any(.pagestate[]; .name == \"$r\")"
+done
 
 "$target" addrs &
 tpid=$!
