@@ -161,7 +161,10 @@ $o .= ".SH NAME\n" . esc($name) . " \\- " . text($desc) . "\n";
 $o .= ".SH SYNOPSIS\n";
 if ($usage) {
 	$o .= render_usage($usage);
-	$o .= ".SH DESCRIPTION\n" . render_body(@$rest);
+	my $b = render_body(@$rest);
+	# a usage alone: the description from the build says what it does
+	$b = text(ucfirst($desc)) . ".\n" if $b eq '';
+	$o .= ".SH DESCRIPTION\n" . $b;
 } else {
 	print STDERR "help2roff: $name prints no usage for --help: a page " .
 		"from its description alone\n";
