@@ -61,4 +61,27 @@ n=$(nm -D --defined-only "$so" | grep -c ' T pmtrack_')
 echo "exports: $n pmtrack_ functions"
 readelf -d "$so" | grep -q 'SONAME.*libpmtrack\.so\.0\]' ||
 	{ echo "FAIL: soname"; readelf -d "$so" | grep SONAME; exit 1; }
+# the manual pages are found where they were installed, and render
+if [ -d "$work/prefix/share/man/man3" ]; then
+	if command -v man >/dev/null 2>&1; then
+		export MANPATH="$work/prefix/share/man"
+		for q in pmtrack_collect_pages "1 pmtrack" "7 pmtrack"; do
+			# shellcheck disable=SC2086
+			p=$(man -w $q) || { echo "FAIL: man -w $q"; exit 1; }
+			case $p in "$work/prefix/share/man/"*) ;;
+			*) echo "FAIL: man -w $q found $p, not the installed page"
+			   exit 1 ;;
+			esac
+			echo "man -w $q: $p"
+		done
+		MANWIDTH=80 man -P cat pmtrack_collect_pages 2>&1 |
+			grep -q 'RETURN VALUE' ||
+			{ echo "FAIL: man pmtrack_collect_pages does not render"; exit 1; }
+		unset MANPATH
+	else
+		echo "man is not installed: installed pages not looked up"
+	fi
+	comp="$work/prefix/share/bash-completion/completions"
+	[ -s "$comp/pmtrack" ] || { echo "FAIL: no bash completion installed"; exit 1; }
+fi
 echo "install consumer: all ok"

@@ -68,6 +68,8 @@ struct pmtrack_xport;
 
 /**
  * pmtrack_xport_new() - a transport over @fd.
+ * @opts: options; NULL for defaults
+ * @out: receives the transport, freed with pmtrack_xport_free()
  * @fd: a connected stream socket, a pipe or FIFO, or a regular file open
  *      for the direction it is used in.  Files are read and written from
  *      their current offset on; the offset is left after the last byte
@@ -75,9 +77,10 @@ struct pmtrack_xport;
  *      The descriptor stays the caller's: it is not closed.
  *
  * Writes are buffered: pmtrack_xport_write() copies the bytes into one of
- * @depth buffers of @buf_size bytes, and a full buffer is sent while the
- * next fills (io_uring), or at once (system calls).  Reads fill a buffer;
- * on files io_uring keeps @depth reads in flight ahead of the reader.  A
+ * depth buffers of buf_size bytes (the options), and a full buffer is sent
+ * while the next fills (io_uring), or at once (system calls).  Reads fill a
+ * buffer; on files io_uring keeps depth reads in flight ahead of the
+ * reader.  A
  * transport is used in one direction, except on a socket, which may be
  * read once everything written was flushed (a sender reading the
  * receiver's answer: pmtrack_precopy_opts.reply).
@@ -98,36 +101,60 @@ PMTRACK_API int pmtrack_xport_new(int fd, const struct pmtrack_xport_opts *opts,
 				  struct pmtrack_xport **out);
 
 /**
- * pmtrack_xport_free() - free the transport without flushing (call
- * pmtrack_xport_flush() first to keep what was written).  The descriptor
- * is not closed.  NULL is a no-op.
+ * pmtrack_xport_free() - free the transport without flushing.
+ * @x: the transport; NULL is a no-op
+ *
+ * Call pmtrack_xport_flush() first to keep what was written.  The
+ * descriptor is not closed.
  */
 PMTRACK_API void pmtrack_xport_free(struct pmtrack_xport *x);
 
-/** pmtrack_xport_fd() - the descriptor given to pmtrack_xport_new(), or
- * -EINVAL for NULL. */
+/**
+ * pmtrack_xport_fd() - a transport's descriptor.
+ * @x: the transport
+ *
+ * Return: the descriptor given to pmtrack_xport_new(), or -EINVAL for
+ * NULL.
+ */
 PMTRACK_API int pmtrack_xport_fd(const struct pmtrack_xport *x);
 
-/** pmtrack_xport_kind() - PMTRACK_XPORT_URING or PMTRACK_XPORT_SYSCALL. */
+/**
+ * pmtrack_xport_kind() - how a transport moves its bytes.
+ * @x: the transport
+ *
+ * Return: PMTRACK_XPORT_URING or PMTRACK_XPORT_SYSCALL, what
+ * PMTRACK_XPORT_AUTO became.
+ */
 PMTRACK_API enum pmtrack_xport_kind
 pmtrack_xport_kind(const struct pmtrack_xport *x);
 
 /**
  * pmtrack_xport_write() - a pmtrack_write_fn: queue iov[0..iovcnt).
  * @arg: the struct pmtrack_xport *
- * The bytes are copied; they reach @fd in order, at the latest at
- * pmtrack_xport_flush().  Return: 0, or the first error of any earlier
+ * @iov, @iovcnt: the bytes to queue
+ *
+ * The bytes are copied; they reach the transport's descriptor in order, at
+ * the latest at pmtrack_xport_flush().
+ *
+ * Return: 0, or the first error of any earlier
  * transfer (-EPIPE, -ECONNRESET, -ENOSPC, -EIO, -ETIMEDOUT...), after
  * which every call fails with it.  EINTR is retried.
  */
 PMTRACK_API int pmtrack_xport_write(void *arg, const struct iovec *iov,
 				    int iovcnt);
 
-/** pmtrack_xport_flush() - wait until every queued byte is written. */
+/**
+ * pmtrack_xport_flush() - wait until every queued byte is written.
+ * @x: the transport
+ *
+ * Return: 0, or the first error of any transfer, as for
+ * pmtrack_xport_write().
+ */
 PMTRACK_API int pmtrack_xport_flush(struct pmtrack_xport *x);
 
 /**
- * pmtrack_xport_read() - the next bytes from @fd.
+ * pmtrack_xport_read() - the next bytes from the transport's descriptor.
+ * @x: the transport
  * @buf: receives a pointer into the transport's buffer, valid until the
  *       next call
  * Return: the number of bytes (> 0), 0 at end of input, or -errno
@@ -139,7 +166,11 @@ PMTRACK_API ssize_t pmtrack_xport_read(struct pmtrack_xport *x,
 
 /**
  * pmtrack_xport_read_exact() - read exactly @len bytes into @buf, and not
- * one byte more: for a protocol that goes on over the connection after
+ * one byte more.
+ * @x: the transport
+ * @buf, @len: where to put the bytes, and how many
+ *
+ * For a protocol that goes on over the connection after
  * them (the return path's answer, then the caller's own bytes).
  * Only on a transport with no read in flight: one that has only written
  * (and flushed), or has not been used.  No read-ahead is left behind.
@@ -159,7 +190,13 @@ struct pmtrack_xport_stats {
 };
 #define pmtrack_xport_stats__last_field waits
 
-/** pmtrack_xport_get_stats() - counters; @st->sz must be set. */
+/**
+ * pmtrack_xport_get_stats() - a transport's counters.
+ * @x: the transport
+ * @st: st->sz must be set (PMTRACK_OPTS() does it)
+ *
+ * Return: 0, or -EINVAL (NULL, or sz smaller than a size_t).
+ */
 PMTRACK_API int pmtrack_xport_get_stats(const struct pmtrack_xport *x,
 					struct pmtrack_xport_stats *st);
 
@@ -456,18 +493,28 @@ struct pmtrack_rx_opts {
 
 struct pmtrack_rx;
 
-/** pmtrack_rx_new() - a receiver with no memory yet. */
+/**
+ * pmtrack_rx_new() - a receiver with no memory yet.
+ * @opts: options; NULL for defaults
+ * @out: receives the receiver, freed with pmtrack_rx_free()
+ *
+ * Return: 0; -EINVAL for bad options; -ENOMEM.
+ */
 PMTRACK_API int pmtrack_rx_new(const struct pmtrack_rx_opts *opts,
 			       struct pmtrack_rx **out);
 
 /**
- * pmtrack_rx_free() - free the receiver and unmap the memory it created
- * (memory set with pmtrack_rx_set_dest() stays the caller's).
+ * pmtrack_rx_free() - free the receiver and unmap the memory it created.
+ * @rx: the receiver; NULL is a no-op
+ *
+ * Memory set with pmtrack_rx_set_dest() stays the caller's.
  */
 PMTRACK_API void pmtrack_rx_free(struct pmtrack_rx *rx);
 
 /**
  * pmtrack_rx_set_dest() - receive region @id into the caller's memory.
+ * @rx: the receiver
+ * @id: the region's id in the stream's region table
  * @mem, @len: page-aligned, writable; @len must equal the region's length
  *
  * Call before the first stream.  Regions without a destination get an
@@ -483,6 +530,8 @@ PMTRACK_API int pmtrack_rx_set_dest(struct pmtrack_rx *rx, uint32_t id,
 
 /**
  * pmtrack_rx_apply() - decode one whole stream from @x into the memory.
+ * @rx: the receiver
+ * @x: the transport the stream comes on
  *
  * Over a connection (@x's descriptor is a stream socket) the stream ends
  * at its END record, and the receiver then answers on the same connection
@@ -522,8 +571,13 @@ PMTRACK_API int pmtrack_rx_apply(struct pmtrack_rx *rx,
 
 /**
  * pmtrack_rx_apply_channels() - pmtrack_rx_apply() of a stream that spans
- * @n connections (struct pmtrack_enc_opts.channels, the pre-copy option
- * channels): @x[0] carries its HEADER, ROUND and END records and the
+ * @n connections.
+ * @rx: the receiver
+ * @x: the transports, one per channel
+ * @n: the number of channels
+ *
+ * The channels are struct pmtrack_enc_opts.channels, the pre-copy option
+ * channels: @x[0] carries its HEADER, ROUND and END records and the
  * answer; @x[1..n) are the other channels, in their order.  Records are
  * read whole, each from the channel it comes on, and decoded in the order
  * of a one-channel stream.  Each extra channel must start with its
@@ -536,13 +590,23 @@ PMTRACK_API int pmtrack_rx_apply_channels(struct pmtrack_rx *rx,
 					  struct pmtrack_xport *const *x,
 					  size_t n);
 
-/** pmtrack_rx_apply_fd() - pmtrack_rx_apply() over a default transport. */
+/**
+ * pmtrack_rx_apply_fd() - pmtrack_rx_apply() over a default transport.
+ * @rx: the receiver
+ * @fd: the descriptor the stream comes on
+ *
+ * Return: as pmtrack_rx_apply(), or pmtrack_xport_new()'s error.
+ */
 PMTRACK_API int pmtrack_rx_apply_fd(struct pmtrack_rx *rx, int fd);
 
 /**
- * pmtrack_rx_error() - why the last apply failed ("" if it did not), valid
- * until the next apply or free.  @reason, if not NULL, receives the
- * enum pmtrack_stream_error (PMTRACK_SERR_OK for non-stream errors).
+ * pmtrack_rx_error() - why the last apply failed.
+ * @rx: the receiver
+ * @reason: if not NULL, receives the enum pmtrack_stream_error
+ *	(PMTRACK_SERR_OK for non-stream errors)
+ *
+ * Return: a message ("" if the last apply did not fail), valid until the
+ * next apply or free.
  */
 PMTRACK_API const char *pmtrack_rx_error(const struct pmtrack_rx *rx,
 					 int *reason);
@@ -556,16 +620,32 @@ struct pmtrack_rx_region {
 };
 
 /**
- * pmtrack_rx_page_size() - the streams' page size in bytes (the unit of
- * every page count of this receiver; 0 before the first header).  It may
- * differ from this machine's page size.
+ * pmtrack_rx_page_size() - the streams' page size.
+ * @rx: the receiver
+ *
+ * It is the unit of every page count of this receiver, and may differ
+ * from this machine's page size.
+ *
+ * Return: the page size in bytes; 0 before the first header.
  */
 PMTRACK_API uint32_t pmtrack_rx_page_size(const struct pmtrack_rx *rx);
 
-/** pmtrack_rx_nregions() - regions known (0 before the first header). */
+/**
+ * pmtrack_rx_nregions() - the regions a receiver knows.
+ * @rx: the receiver
+ *
+ * Return: the number of regions; 0 before the first header.
+ */
 PMTRACK_API size_t pmtrack_rx_nregions(const struct pmtrack_rx *rx);
 
-/** pmtrack_rx_region() - region @idx (header order); -ENOENT past the end. */
+/**
+ * pmtrack_rx_region() - a region of the receiver.
+ * @rx: the receiver
+ * @idx: the region's index, in header order
+ * @out: receives the region
+ *
+ * Return: 0; -ENOENT past the end; -EINVAL for a NULL argument.
+ */
 PMTRACK_API int pmtrack_rx_region(const struct pmtrack_rx *rx, size_t idx,
 				  struct pmtrack_rx_region *out);
 
@@ -600,7 +680,13 @@ struct pmtrack_rx_stats {
 };
 #define pmtrack_rx_stats__last_field state_verified
 
-/** pmtrack_rx_get_stats() - state and counters; @st->sz must be set. */
+/**
+ * pmtrack_rx_get_stats() - a receiver's state and counters.
+ * @rx: the receiver
+ * @st: st->sz must be set (PMTRACK_OPTS() does it)
+ *
+ * Return: 0, or -EINVAL (NULL, or sz smaller than a size_t).
+ */
 PMTRACK_API int pmtrack_rx_get_stats(const struct pmtrack_rx *rx,
 				     struct pmtrack_rx_stats *st);
 
@@ -643,8 +729,13 @@ struct pmtrack_ckpt;
 /**
  * pmtrack_ckpt_new() - start a chain of checkpoints of @regions in @dir.
  * @dir: created (mode 0755) if missing; it must hold no images
+ * @opts: options; NULL for defaults
+ * @regions, @n: the memory to checkpoint
+ * @out: receives the handle, freed with pmtrack_ckpt_free()
  *
- * The regions are watched from this call on.  Return: 0; -EINVAL;
+ * The regions are watched from this call on.
+ *
+ * Return: 0; -EINVAL;
  * -EEXIST if @dir already holds images; -errno from mkdir/open; the
  * tracker's errors.
  */
@@ -653,7 +744,10 @@ PMTRACK_API int pmtrack_ckpt_new(const char *dir,
 				 const struct pmtrack_mem_region *regions,
 				 size_t n, struct pmtrack_ckpt **out);
 
-/** pmtrack_ckpt_free() - stop watching and free; images stay. */
+/**
+ * pmtrack_ckpt_free() - stop watching and free; images stay.
+ * @ck: the handle; NULL is a no-op
+ */
 PMTRACK_API void pmtrack_ckpt_free(struct pmtrack_ckpt *ck);
 
 enum pmtrack_dump_flags {

@@ -181,16 +181,23 @@ PMTRACK_API int pmtrack_pstate_new(const struct pmtrack_pstate_opts *opts,
 PMTRACK_API void pmtrack_pstate_free(struct pmtrack_pstate *ps);
 
 /**
- * pmtrack_pstate_known() - the PMTRACK_PAGE_* states @ps can report on this
- * kernel with the caller's privileges.  A state outside the set is never
- * reported, whatever the pages hold: ZERO needs PAGEMAP_SCAN or
- * CAP_SYS_ADMIN, HUGE and WRITTEN need PAGEMAP_SCAN, GUARD Linux 6.15+.
+ * pmtrack_pstate_known() - the states a scanner can report.
+ * @ps: the scanner
+ *
+ * A state outside the set is never reported, whatever the pages hold:
+ * ZERO needs PAGEMAP_SCAN or CAP_SYS_ADMIN, HUGE and WRITTEN need
+ * PAGEMAP_SCAN, GUARD Linux 6.15+.
+ *
+ * Return: the PMTRACK_PAGE_* states @ps can report on this kernel with
+ * the caller's privileges.
  */
 PMTRACK_API unsigned int pmtrack_pstate_known(const struct pmtrack_pstate *ps);
 
 /**
- * pmtrack_pstate_uses_scan() - 1 if @ps asks PAGEMAP_SCAN, 0 if it reads
- * /proc/PID/pagemap.
+ * pmtrack_pstate_uses_scan() - how a scanner asks the kernel.
+ * @ps: the scanner
+ *
+ * Return: 1 if @ps asks PAGEMAP_SCAN, 0 if it reads /proc/PID/pagemap.
  */
 PMTRACK_API int pmtrack_pstate_uses_scan(const struct pmtrack_pstate *ps);
 

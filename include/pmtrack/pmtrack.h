@@ -29,7 +29,14 @@
 extern "C" {
 #endif
 
-/** pmtrack_version() - the library's version string, e.g. "0.1.0". */
+/**
+ * pmtrack_version() - the library's version string.
+ *
+ * The version of the library the program runs with, which may be newer
+ * than the PMTRACK_VERSION_* of the header it was compiled with.
+ *
+ * Return: a static string such as "0.1.0".  Thread-safe.
+ */
 PMTRACK_API const char *pmtrack_version(void);
 
 /* ------------------------------------------------------------------------ */
@@ -85,7 +92,12 @@ enum pmtrack_feature {
  */
 PMTRACK_API int pmtrack_probe(enum pmtrack_feature feat, const void *opts);
 
-/** pmtrack_feature_name() - short name of @feat ("pagemap-scan", ...), or NULL.
+/**
+ * pmtrack_feature_name() - short name of a kernel feature.
+ * @feat: the feature, as for pmtrack_probe()
+ *
+ * Return: a static string ("pagemap-scan", "uffd-wp-async", ...), or NULL
+ * for an unknown @feat.  Thread-safe.
  */
 PMTRACK_API const char *pmtrack_feature_name(enum pmtrack_feature feat);
 
@@ -109,8 +121,16 @@ enum pmtrack_backend {
 	PMTRACK_BACKEND_MPROTECT = 4,
 };
 
-/** pmtrack_backend_name() - "pagemap-scan", "soft-dirty", "uffd-wp",
- * "mprotect" ("auto" for AUTO), or NULL if unknown. */
+/**
+ * pmtrack_backend_name() - the name of a backend.
+ * @b: the backend
+ *
+ * The names are those the PMTRACK_BACKEND environment variable takes.
+ *
+ * Return: a static string: "pagemap-scan", "soft-dirty", "uffd-wp",
+ * "mprotect" ("auto" for PMTRACK_BACKEND_AUTO), or NULL if @b is unknown.
+ * Thread-safe.
+ */
 PMTRACK_API const char *pmtrack_backend_name(enum pmtrack_backend b);
 
 /*
@@ -348,26 +368,47 @@ PMTRACK_API int pmtrack_new(const struct pmtrack_opts *opts,
  */
 PMTRACK_API void pmtrack_free(struct pmtrack *t);
 
-/** pmtrack_backend() - the backend @t uses (never PMTRACK_BACKEND_AUTO). */
+/**
+ * pmtrack_backend() - the backend a tracker uses.
+ * @t: the tracker
+ *
+ * Return: the backend pmtrack_new() chose, never PMTRACK_BACKEND_AUTO.
+ * Thread-safe.
+ */
 PMTRACK_API enum pmtrack_backend pmtrack_backend(const struct pmtrack *t);
 
-/** pmtrack_caps() - the PMTRACK_CAP_* guarantees @t gives (0 for NULL). */
+/**
+ * pmtrack_caps() - the guarantees a tracker gives.
+ * @t: the tracker
+ *
+ * The capabilities are described in <pmtrack/pmtrack.h> next to their
+ * PMTRACK_CAP_* definitions; pmtrack_opts.require asks for them.
+ *
+ * Return: the PMTRACK_CAP_* bits @t gives; 0 for NULL.  Thread-safe.
+ */
 PMTRACK_API unsigned int pmtrack_caps(const struct pmtrack *t);
 
 /**
- * pmtrack_rearm() - how @t's RESET collects re-arm pages:
- * PMTRACK_REARM_WRITTEN or PMTRACK_REARM_RANGE (what PMTRACK_REARM_AUTO
- * became), whatever the backend (only pagemap-scan acts on it); AUTO for
- * NULL.
+ * pmtrack_rearm() - how a tracker's RESET collects re-arm pages.
+ * @t: the tracker
+ *
+ * The mode is reported whatever the backend, although only pagemap-scan
+ * acts on it (see enum pmtrack_rearm).
+ *
+ * Return: PMTRACK_REARM_WRITTEN or PMTRACK_REARM_RANGE (what
+ * PMTRACK_REARM_AUTO became); PMTRACK_REARM_AUTO for NULL.  Thread-safe.
  */
 PMTRACK_API enum pmtrack_rearm pmtrack_rearm(const struct pmtrack *t);
 
 /**
  * pmtrack_granularity() - bytes per reported page: the system page size.
+ * @t: the tracker
  *
  * Reports are always in these units.  A written hugetlb page is reported as
  * all of its base pages; a transparent huge page is split by the kernel on
  * its first tracked write, so it reports at base-page granularity.
+ *
+ * Return: the page size in bytes.  Thread-safe.
  */
 PMTRACK_API size_t pmtrack_granularity(const struct pmtrack *t);
 
@@ -522,30 +563,64 @@ struct pmtrack_bitmap; /* opaque; one bit per page of a range */
 /**
  * pmtrack_bitmap_new() - create an empty bitmap, to be filled by
  * pmtrack_collect_bitmap() and freed with pmtrack_bitmap_free().
- * Return: 0 or -EINVAL / -ENOMEM.
+ * @out: receives the bitmap
+ *
+ * Return: 0; -EINVAL if @out is NULL; -ENOMEM.
  */
 PMTRACK_API int pmtrack_bitmap_new(struct pmtrack_bitmap **out);
-/** pmtrack_bitmap_free() - free @bm; NULL is a no-op. */
+/**
+ * pmtrack_bitmap_free() - free a bitmap.
+ * @bm: the bitmap; NULL is a no-op
+ */
 PMTRACK_API void pmtrack_bitmap_free(struct pmtrack_bitmap *bm);
-/** pmtrack_bitmap_addr() - address of the page bit 0 stands for. */
+/**
+ * pmtrack_bitmap_addr() - the address a bitmap starts at.
+ * @bm: a bitmap filled by pmtrack_collect_bitmap()
+ *
+ * Return: the address of the page bit 0 stands for.
+ */
 PMTRACK_API void *pmtrack_bitmap_addr(const struct pmtrack_bitmap *bm);
-/** pmtrack_bitmap_npages() - number of pages (bits) covered. */
+/**
+ * pmtrack_bitmap_npages() - the size of a bitmap.
+ * @bm: a bitmap filled by pmtrack_collect_bitmap()
+ *
+ * Return: the number of pages (bits) @bm covers.
+ */
 PMTRACK_API size_t pmtrack_bitmap_npages(const struct pmtrack_bitmap *bm);
-/** pmtrack_bitmap_count() - number of set bits (written pages). */
+/**
+ * pmtrack_bitmap_count() - the written pages in a bitmap.
+ * @bm: a bitmap filled by pmtrack_collect_bitmap()
+ *
+ * Return: the number of set bits (written pages).
+ */
 PMTRACK_API size_t pmtrack_bitmap_count(const struct pmtrack_bitmap *bm);
-/** pmtrack_bitmap_test() - 1 if page @idx is set, 0 if not or out of range. */
+/**
+ * pmtrack_bitmap_test() - was a page written?
+ * @bm: a bitmap filled by pmtrack_collect_bitmap()
+ * @idx: the page's index, from 0 at pmtrack_bitmap_addr()
+ *
+ * Return: 1 if page @idx is set, 0 if not or out of range.
+ */
 PMTRACK_API int pmtrack_bitmap_test(const struct pmtrack_bitmap *bm,
 				    size_t idx);
 /**
- * pmtrack_bitmap_next() - index of the first set bit at or after @from, or
+ * pmtrack_bitmap_next() - the next written page of a bitmap.
+ * @bm: a bitmap filled by pmtrack_collect_bitmap()
+ * @from: the index to search from
+ *
+ * Return: the index of the first set bit at or after @from, or
  * pmtrack_bitmap_npages() if there is none.
  */
 PMTRACK_API size_t pmtrack_bitmap_next(const struct pmtrack_bitmap *bm,
 				       size_t from);
 /**
- * pmtrack_bitmap_words() - the raw bits: page i is bit (i % 64) of word
- * (i / 64).  Bits past npages are zero.  Valid until @bm is next filled or
- * freed.  @nwords (optional) receives the number of words.
+ * pmtrack_bitmap_words() - the raw bits of a bitmap.
+ * @bm: a bitmap filled by pmtrack_collect_bitmap()
+ * @nwords: optional; receives the number of words
+ *
+ * Page i is bit (i % 64) of word (i / 64).  Bits past npages are zero.
+ *
+ * Return: the words, valid until @bm is next filled or freed.
  */
 PMTRACK_API const uint64_t *
 pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords);
@@ -566,6 +641,9 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
 
 /**
  * pmtrack_collect_pages() - report written pages as an array of addresses.
+ * @t: the tracker
+ * @addr, @len: the range to report, inside watched ranges
+ * @flags: 0 or PMTRACK_COLLECT_RESET
  * @pages: caller's array
  * @count: in: capacity of @pages (> 0); out: number of addresses stored
  * @next: optional; receives the address where the scan stopped: @addr +
@@ -578,7 +656,9 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
  * GetWriteWatch() truncation rule.  In hugetlb memory, where a huge page is
  * reset whole or not at all, a RESET collect stores only whole huge pages:
  * it stops before a written one that does not fit, and fails with -ENOSPC
- * if that is the first page of the range.  Return: 0 or a negative errno.
+ * if that is the first page of the range.
+ *
+ * Return: 0 or a negative errno.  Thread-safe.
  */
 PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
 				      unsigned int flags, void **pages,
@@ -607,8 +687,14 @@ PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
 
 /**
  * pmtrack_reset() - mark every page of [@addr, @addr + @len) clean without
- * reporting it.  Writes after this call are reported.  Same range rules and
- * errors as a collect.  Thread-safe.
+ * reporting it.
+ * @t: the tracker
+ * @addr, @len: the range, inside watched ranges
+ *
+ * Writes after this call are reported.  The same range rules as a
+ * collect.
+ *
+ * Return: 0 or a negative errno, the errors of a collect.  Thread-safe.
  */
 PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len);
 

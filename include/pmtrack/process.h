@@ -175,7 +175,12 @@ PMTRACK_API int pmtrack_proc_new(int pid, const struct pmtrack_proc_opts *opts,
  */
 PMTRACK_API void pmtrack_proc_free(struct pmtrack_proc *p);
 
-/** pmtrack_proc_backend() - the backend the trackers use. */
+/**
+ * pmtrack_proc_backend() - the backend the trackers use.
+ * @p: the handle
+ *
+ * Return: PMTRACK_BACKEND_PAGEMAP_SCAN or PMTRACK_BACKEND_SOFT_DIRTY.
+ */
 PMTRACK_API enum pmtrack_backend
 pmtrack_proc_backend(const struct pmtrack_proc *p);
 
@@ -271,8 +276,13 @@ PMTRACK_API int pmtrack_proc_collect(struct pmtrack_proc *p, unsigned int flags,
 PMTRACK_API int pmtrack_proc_freeze(struct pmtrack_proc *p);
 
 /**
- * pmtrack_proc_thaw() - let them run again; signals that arrived while
- * frozen are delivered.  Return: 0, or -EALREADY if not frozen.
+ * pmtrack_proc_thaw() - let the processes pmtrack_proc_freeze() stopped
+ * run again.
+ * @p: the handle
+ *
+ * Signals that arrived while frozen are delivered.
+ *
+ * Return: 0, or -EALREADY if not frozen.
  */
 PMTRACK_API int pmtrack_proc_thaw(struct pmtrack_proc *p);
 
@@ -310,7 +320,13 @@ struct pmtrack_proc_stats {
 };
 #define pmtrack_proc_stats__last_field maps_sparse
 
-/** pmtrack_proc_get_stats() - counters since pmtrack_proc_new(). */
+/**
+ * pmtrack_proc_get_stats() - counters since pmtrack_proc_new().
+ * @p: the handle
+ * @st: st->sz must be set (PMTRACK_OPTS() does it)
+ *
+ * Return: 0, or -EINVAL (NULL, or sz smaller than a size_t).
+ */
 PMTRACK_API int pmtrack_proc_get_stats(const struct pmtrack_proc *p,
 				       struct pmtrack_proc_stats *st);
 

@@ -128,16 +128,37 @@ PMTRACK_API int pmtrack_digest(const struct iovec *iov, size_t n,
  */
 struct pmtrack_digest_ctx;
 
-/** pmtrack_digest_new() - a context; 0, -EINVAL, or -ENOMEM. */
+/**
+ * pmtrack_digest_new() - a context to compute a digest piece by piece.
+ * @out: receives the context, freed with pmtrack_digest_free()
+ *
+ * Return: 0; -EINVAL if @out is NULL; -ENOMEM.
+ */
 PMTRACK_API int pmtrack_digest_new(struct pmtrack_digest_ctx **out);
-/** pmtrack_digest_update() - hash @len more bytes; 0 or -EINVAL. */
+/**
+ * pmtrack_digest_update() - hash more bytes.
+ * @d: the context
+ * @buf, @len: the next @len bytes of the regions, in region-table order
+ *
+ * Return: 0, or -EINVAL for a NULL @d, or a NULL @buf with @len not 0.
+ */
 PMTRACK_API int pmtrack_digest_update(struct pmtrack_digest_ctx *d,
 				      const void *buf, size_t len);
-/** pmtrack_digest_final() - the digest of everything so far (more may
- * follow: it is a snapshot); 0 or -EINVAL. */
+/**
+ * pmtrack_digest_final() - the digest of everything hashed so far.
+ * @d: the context
+ * @out: PMTRACK_DIGEST_LEN bytes, as pmtrack_digest() gives them
+ *
+ * It is a snapshot: more bytes may follow.
+ *
+ * Return: 0, or -EINVAL for a NULL argument.
+ */
 PMTRACK_API int pmtrack_digest_final(const struct pmtrack_digest_ctx *d,
 				     uint8_t out[PMTRACK_DIGEST_LEN]);
-/** pmtrack_digest_free() - free @d; NULL is a no-op. */
+/**
+ * pmtrack_digest_free() - free a digest context.
+ * @d: the context; NULL is a no-op
+ */
 PMTRACK_API void pmtrack_digest_free(struct pmtrack_digest_ctx *d);
 
 /* ------------------------------------------------------------------------ */
@@ -173,9 +194,17 @@ PMTRACK_API void pmtrack_digest_free(struct pmtrack_digest_ctx *d);
  */
 struct pmtrack_pagesums;
 
-/** pmtrack_pagesums_new() - an empty table; 0, -EINVAL, -ENOMEM. */
+/**
+ * pmtrack_pagesums_new() - an empty page-sums table.
+ * @out: receives the table, freed with pmtrack_pagesums_free()
+ *
+ * Return: 0; -EINVAL if @out is NULL; -ENOMEM.
+ */
 PMTRACK_API int pmtrack_pagesums_new(struct pmtrack_pagesums **out);
-/** pmtrack_pagesums_free() - free @s (NULL is fine). */
+/**
+ * pmtrack_pagesums_free() - free a page-sums table.
+ * @s: the table; NULL is a no-op
+ */
 PMTRACK_API void pmtrack_pagesums_free(struct pmtrack_pagesums *s);
 
 /**
@@ -198,7 +227,13 @@ PMTRACK_API int pmtrack_pagesums_state(const struct pmtrack_pagesums *s,
 PMTRACK_API int pmtrack_pagesums_resume(struct pmtrack_pagesums *s,
 					const uint8_t *id);
 
-/** pmtrack_pagesums_count() - *@known = pages that have an entry. */
+/**
+ * pmtrack_pagesums_count() - the pages a table has an entry for.
+ * @s: the table
+ * @known: receives the number of pages that have an entry
+ *
+ * Return: 0, or -EINVAL for a NULL argument.
+ */
 PMTRACK_API int pmtrack_pagesums_count(const struct pmtrack_pagesums *s,
 				       uint64_t *known);
 
@@ -261,8 +296,11 @@ struct pmtrack_channel {
 /**
  * pmtrack_write_fd() - a pmtrack_write_fn for a file descriptor.
  * @arg: the descriptor, as (void *)(intptr_t)fd
+ * @iov, @iovcnt: the bytes to write
  *
- * Loops over short writes and EINTR.  Return: 0 or -errno from writev().
+ * Loops over short writes and EINTR.
+ *
+ * Return: 0 or -errno from writev().
  */
 PMTRACK_API int pmtrack_write_fd(void *arg, const struct iovec *iov,
 				 int iovcnt);
@@ -582,11 +620,20 @@ struct pmtrack_dec_opts {
 };
 #define pmtrack_dec_opts__last_field channels
 
-/** pmtrack_dec_new() - a decoder; -EINVAL for bad options, or -ENOMEM. */
+/**
+ * pmtrack_dec_new() - a stream decoder.
+ * @opts: options; NULL for defaults
+ * @out: receives the decoder, freed with pmtrack_dec_free()
+ *
+ * Return: 0; -EINVAL for bad options; -ENOMEM.
+ */
 PMTRACK_API int pmtrack_dec_new(const struct pmtrack_dec_opts *opts,
 				struct pmtrack_dec **out);
 
-/** pmtrack_dec_free() - free a decoder (NULL is fine). */
+/**
+ * pmtrack_dec_free() - free a decoder.
+ * @dec: the decoder; NULL is a no-op
+ */
 PMTRACK_API void pmtrack_dec_free(struct pmtrack_dec *dec);
 
 /**
@@ -794,12 +841,20 @@ PMTRACK_API int pmtrack_channel_decode(const void *buf, size_t len,
 
 /**
  * pmtrack_dec_next_channel() - the channel whose record the decoder takes
- * next: while a round's batches are pending, batch k's (k mod channels),
- * else 0.  Always 0 for a one-channel stream.
+ * next.
+ * @dec: the decoder
+ *
+ * Return: while a round's batches are pending, batch k's channel (k mod
+ * channels), else 0.  Always 0 for a one-channel stream.
  */
 PMTRACK_API uint32_t pmtrack_dec_next_channel(const struct pmtrack_dec *dec);
 
-/** pmtrack_stream_error_name() - "truncated", "checksum", ... */
+/**
+ * pmtrack_stream_error_name() - the short name of a decoder's error.
+ * @reason: an enum pmtrack_stream_error
+ *
+ * Return: a static string ("truncated", "checksum", ...).
+ */
 PMTRACK_API const char *pmtrack_stream_error_name(int reason);
 
 #ifdef __cplusplus

@@ -241,20 +241,31 @@ PMTRACK_API BOOL pmtrack_VirtualFree(LPVOID addr, SIZE_T size, DWORD type);
 PMTRACK_API BOOL pmtrack_VirtualProtect(LPVOID addr, SIZE_T size,
 					DWORD newprotect, PDWORD oldprotect);
 
-/** pmtrack_GetLastError() - the calling thread's last error code. */
+/**
+ * pmtrack_GetLastError() - the calling thread's last error code.
+ *
+ * Return: the ERROR_* code the last failing call of this thread set.
+ */
 PMTRACK_API DWORD pmtrack_GetLastError(void);
 
-/** pmtrack_SetLastError() - set the calling thread's last error code. */
+/**
+ * pmtrack_SetLastError() - set the calling thread's last error code.
+ * @err: the code pmtrack_GetLastError() returns next
+ */
 PMTRACK_API void pmtrack_SetLastError(DWORD err);
 
 /**
  * pmtrack_winwatch_prepare_io() - get [@buf, @buf + @len) ready for a
- * system call that writes into it (read(2), recv(2), ...), the way
- * Windows' ReadFile() does: every page of the buffer in a write-watch
- * allocation is marked written, and on backends without
+ * system call that writes into it (read(2), recv(2), ...).
+ * @buf, @len: the buffer
+ *
+ * It does what Windows' ReadFile() does: every page of the buffer in a
+ * write-watch allocation is marked written, and on backends without
  * PMTRACK_CAP_KERNEL_WRITES it is made writable for the kernel.  A
  * concurrent RESET call may re-arm the pages: retry both on EFAULT then.
- * Library conventions, not Windows': Return 0; -EINVAL for @len 0 or a
+ * It follows the library's conventions, not Windows'.
+ *
+ * Return: 0; -EINVAL for @len 0 or a
  * wrapping range; -EFAULT if the buffer is not committed PAGE_READWRITE
  * memory of one pmtrack_VirtualAlloc() allocation (nothing is marked);
  * another -errno from the tracker.
@@ -262,9 +273,12 @@ PMTRACK_API void pmtrack_SetLastError(DWORD err);
 PMTRACK_API int pmtrack_winwatch_prepare_io(const void *buf, size_t len);
 
 /**
- * pmtrack_winwatch_backend() - the backend write-watch allocations use
- * (creating the tracker if no allocation did yet), or -errno if none can
- * be had.  For diagnostics and tests.
+ * pmtrack_winwatch_backend() - the backend write-watch allocations use.
+ *
+ * It creates the process-wide tracker if no allocation did yet.  For
+ * diagnostics and tests.
+ *
+ * Return: an enum pmtrack_backend, or -errno if none can be had.
  */
 PMTRACK_API int pmtrack_winwatch_backend(void);
 

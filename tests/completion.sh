@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The bash completion of pmtrack and the examples, driven as bash does:
+# COMP_WORDS and COMP_CWORD set, the function called, COMPREPLY checked
+# against what the programs' own help prints.
+#   completion.sh COMPLETION_DIR TOOLS_DIR EXAMPLES_DIR
+set -u
+comp=$1 tools=$2 examples=$3
+PATH=$tools:$examples:$PATH
+fail=0
+
+# shellcheck source=/dev/null
+. "$comp/pmtrack" || { echo "FAIL: sourcing $comp/pmtrack"; exit 1; }
+
+# expect WANT WORD...: complete the last WORD; COMPREPLY must hold WANT
+expect()
+{
+	local want=$1 fn=$2
+	shift 2
+	COMP_WORDS=("$@")
+	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+	COMPREPLY=()
+	"$fn"
+	local w
+	for w in "${COMPREPLY[@]}"; do
+		[ "$w" = "$want" ] && { echo "ok: $* -> $want"; return 0; }
+	done
+	echo "FAIL: $* : COMPREPLY=(${COMPREPLY[*]}), expected $want in it"
+	fail=1
+}
+# refuse WORD...: COMPREPLY must not hold NOTWANT
+refuse()
+{
+	local notwant=$1 fn=$2
+	shift 2
+	COMP_WORDS=("$@")
+	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+	COMPREPLY=()
+	"$fn"
+	local w
+	for w in "${COMPREPLY[@]}"; do
+		[ "$w" = "$notwant" ] && { echo "FAIL: $* offers $notwant"; fail=1; return; }
+	done
+	echo "ok: $* -> not $notwant"
+}
+
+# commands from `pmtrack help`
+expect send _pmtrack pmtrack se
+refuse recv _pmtrack pmtrack se
+expect restore _pmtrack pmtrack re
+# options from `pmtrack help send`: the first one it lists starting --dow
+opt=$(pmtrack help send | grep -oE -- '--dow[a-z0-9-]*' | head -n 1)
+[ -n "$opt" ] || { echo "FAIL: pmtrack help send lists no --dow..."; exit 1; }
+expect "$opt" _pmtrack pmtrack send --dow
+expect --json _pmtrack pmtrack inspect --js
+expect --help _pmtrack pmtrack --he
+# values: a file for --out FILE, directories for dump's DIR
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+touch "$work/stream.pmts"
+mkdir "$work/ckptdir"
+expect "$work/stream.pmts" _pmtrack pmtrack send --out "$work/st"
+expect "$work/ckptdir" _pmtrack pmtrack inspect "$work/ck"
+# an option whose value is a number completes nothing
+COMP_WORDS=(pmtrack send --max-rounds "")
+COMP_CWORD=3
+COMPREPLY=()
+_pmtrack
+[ ${#COMPREPLY[@]} -eq 0 ] || { echo "FAIL: --max-rounds offers ${COMPREPLY[*]}"; fail=1; }
+
+# an example, loaded under its name (the link bash-completion sources)
+for p in pmtrack-vmm-migrate pmtrack-checkpoint pmtrack-kvm-migrate; do
+	[ -e "$comp/$p" ] || { echo "FAIL: no completion for $p"; fail=1; continue; }
+	[ -L "$comp/$p" ] || continue	# it prints no usage: file names only
+	# shellcheck source=/dev/null
+	. "$comp/$p"
+	complete -p "$p" | grep -q -- '-F _pmtrack_prog' ||
+		{ echo "FAIL: $p not registered"; fail=1; continue; }
+	opt=$("$examples/$p" --help | grep -oE -- '--[a-z0-9][a-z0-9-]*' | head -n 1)
+	expect "$opt" _pmtrack_prog "$examples/$p" "${opt:0:4}"
+done
+for p in pmtrack-demo pmtrack-gc-demo; do
+	[ -e "$comp/$p" ] || { echo "FAIL: no completion for $p"; fail=1; }
+done
+[ $fail -eq 0 ] && echo "completion: all ok"
+exit $fail

@@ -1,0 +1,60 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The manual pages of a build tree: every symbol of the export map has a
+# section 3 page (its own or a .so link), every page renders with man -l
+# without a warning from groff, and pmtrack and each installed example
+# have a section 1 page.
+#   man_pages.sh MAN_DIR EXPORT_MAP "PROGRAM..."
+set -eu
+mandir=$1 map=$2 progs=$3
+if ! command -v man >/dev/null 2>&1; then
+	echo "SKIP: man is not installed (apt-get install man-db groff-base)"
+	exit 77
+fi
+fail=0
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+
+# (a) a page per exported symbol
+n=0
+for sym in $(sed -n 's/^[[:space:]]*\(pmtrack_[A-Za-z0-9_]*\);.*/\1/p' "$map"); do
+	n=$((n + 1))
+	if [ ! -s "$mandir/man3/$sym.3" ]; then
+		echo "FAIL: no page for $sym in $mandir/man3"
+		fail=1
+	fi
+done
+[ "$n" -gt 0 ] || { echo "FAIL: no symbols in $map"; exit 1; }
+echo "section 3: $n exported symbols, each with a page"
+
+# (b) every page renders without a warning (man --warnings=w passes -ww
+# to groff; a .so page renders its target, so it is run from MAN_DIR)
+pages=0
+for page in "$mandir"/man1/*.1 "$mandir"/man3/*.3 "$mandir"/man3/*.3type \
+		"$mandir"/man7/*.7; do
+	[ -e "$page" ] || continue
+	pages=$((pages + 1))
+	rel=${page#"$mandir"/}
+	if ! (cd "$mandir" && MANWIDTH=80 LC_ALL=C.UTF-8 \
+			man --warnings=w -l "$rel" >/dev/null 2>"$err"); then
+		echo "FAIL: man -l $rel failed"
+		cat "$err"
+		fail=1
+	elif [ -s "$err" ]; then
+		echo "FAIL: $rel: warnings:"
+		cat "$err"
+		fail=1
+	fi
+done
+echo "rendered $pages pages"
+[ -s "$mandir/man7/pmtrack.7" ] || { echo "FAIL: no pmtrack.7"; fail=1; }
+
+# (c) section 1 for pmtrack and each installed example
+for p in $progs; do
+	if [ ! -s "$mandir/man1/$p.1" ]; then
+		echo "FAIL: no section 1 page for $p"
+		fail=1
+	fi
+done
+[ "$fail" -eq 0 ] && echo "man pages: all ok"
+exit "$fail"
