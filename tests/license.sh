@@ -24,7 +24,7 @@ for f in $(git ls-files); do
 	LICENSE | tests/golden/* | tests/fuzz/corpus/*) continue ;;
 	esac
 	n=$((n + 1))
-	tags=$(grep -o 'SPDX-License-Identifier: [A-Za-z0-9.+-]*' "$f" | sort -u)
+	tags=$(grep -o 'SPDX-License-Identifier: [A-Za-z0-9.+-][A-Za-z0-9.+-]*' "$f" | sort -u)
 	if [ "$tags" != "SPDX-License-Identifier: MIT" ]; then
 		echo "FAIL: $f: ${tags:-no SPDX tag}"
 		bad=1

@@ -68,6 +68,8 @@ if ! unshare -m --propagation private sh -euc '
 	for page in pmtrack_collect_pages "1 pmtrack" "7 pmtrack"; do
 		# shellcheck disable=SC2086
 		f=$(man -w $page) || { echo "FAIL: man -w $page"; exit 1; }
+		# Debian links /usr/local/man to share/man
+		f=$(readlink -f "$f")
 		case $f in
 		/usr/local/share/man/*) echo "man $page: $f" ;;
 		*) echo "FAIL: man $page is $f, not the installed page"; exit 1 ;;
