@@ -45,6 +45,7 @@ my @errors;
 my %func;	# name -> { header, summary, params, body, ret, thread, proto }
 my %struct;	# name -> { header, comment, fields, def }
 my %filedoc;	# header -> [lines of its top comment]
+my %doc;	# DOC: name -> [lines], shared by the functions that name it
 
 sub strip_comment_lines {
 	my @l = @_;
@@ -122,6 +123,15 @@ sub parse_kdoc {
 	my @c = @$c;
 	shift @c while @c && $c[0] eq '';
 	pop @c while @c && $c[-1] eq '';
+	# "DOC: NAME", a block that function comments pull in with a line
+	# "DOC: NAME" of their own
+	if (@c && $c[0] =~ /^DOC:\s*(\w+)\s*$/) {
+		my $t = $1;
+		shift @c;
+		shift @c while @c && $c[0] eq '';
+		$doc{$t} = [@c];
+		return;
+	}
 	return unless @c && $c[0] =~ /^(\w+)\(\)\s+-\s+(.*)$/;
 	my ($name, $summary) = ($1, $2);
 	shift @c;
@@ -458,7 +468,13 @@ sub func_sections {
 	$o .= ".$level DESCRIPTION\n" if $level eq 'SH';
 	$o .= ".PP\n" if $level eq 'SS';
 	$o .= inline(ucfirst($f->{summary})) . "\n";
-	$o .= ".PP\n" . render(@{$f->{body}}) if @{$f->{body}};
+	if (@{$f->{body}}) {
+		my @b = map {
+			/^DOC:\s*(\w+)$/ ? @{$doc{$1} || die "kdoc2man: " .
+				"$name: no DOC: $1\n"} : $_
+		} @{$f->{body}};
+		$o .= ".PP\n" . render(@b);
+	}
 	if (@{$f->{ret}}) {
 		$o .= $level eq 'SH' ? ".SH \"RETURN VALUE\"\n" : ".PP\n";
 		$o .= render(@{$f->{ret}});

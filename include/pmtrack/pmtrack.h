@@ -528,7 +528,9 @@ PMTRACK_API int pmtrack_unwatch(struct pmtrack *t, void *addr, size_t len);
 /* Collecting written pages                                                  */
 /* ------------------------------------------------------------------------ */
 
-/*
+/**
+ * DOC: collect
+ *
  * A collect reports the pages of [addr, addr + len) written since they were
  * last reset (by a collect with PMTRACK_COLLECT_RESET, pmtrack_reset(), or
  * pmtrack_watch()).  The range must lie within watched ranges (it may span
@@ -633,7 +635,9 @@ pmtrack_bitmap_words(const struct pmtrack_bitmap *bm, size_t *nwords);
  *      -EOVERFLOW, -ECHILD) @bm is unchanged; after a later error it holds
  *      the pages reported before the error.
  *
- * Return: 0 or a negative errno (see above).  Thread-safe for distinct @bm.
+ * DOC: collect
+ *
+ * Return: 0 or a negative errno (above).  Thread-safe for distinct @bm.
  */
 PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
 				       size_t len, unsigned int flags,
@@ -658,7 +662,9 @@ PMTRACK_API int pmtrack_collect_bitmap(struct pmtrack *t, void *addr,
  * it stops before a written one that does not fit, and fails with -ENOSPC
  * if that is the first page of the range.
  *
- * Return: 0 or a negative errno.  Thread-safe.
+ * DOC: collect
+ *
+ * Return: 0 or a negative errno (above).  Thread-safe.
  */
 PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
 				      unsigned int flags, void **pages,
@@ -678,7 +684,10 @@ struct pmtrack_run {
  *
  * When @runs fills, the scan stops before the next written page that would
  * need a new run; with RESET, only what was reported is reset.
- * Return: 0 or a negative errno.
+ *
+ * DOC: collect
+ *
+ * Return: 0 or a negative errno (above).
  */
 PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
 				     unsigned int flags,
@@ -692,7 +701,9 @@ PMTRACK_API int pmtrack_collect_runs(struct pmtrack *t, void *addr, size_t len,
  * @addr, @len: the range, inside watched ranges
  *
  * Writes after this call are reported.  The same range rules as a
- * collect.
+ * collect:
+ *
+ * DOC: collect
  *
  * Return: 0 or a negative errno, the errors of a collect.  Thread-safe.
  */
