@@ -5,23 +5,33 @@
  *
  * The managed heap is one VirtualAlloc(MEM_WRITE_WATCH) allocation of
  * fixed-size objects holding references (object indices).  Mutator threads
- * keep rewiring references while a collector marks concurrently:
- *  1. GetWriteWatch(RESET) clears the heap's write state, then the
- *     collector marks everything reachable from the roots, with the
- *     mutators running;
+ * keep rewiring references while a collector marks concurrently; like a
+ * real program's, their stores go to a small part of the heap (the
+ * nursery: its last pages, 1/64 of it by default) while they read
+ * references from all of it:
+ *  1. ResetWriteWatch() clears the heap's write state, then the collector
+ *     marks everything reachable from the roots, with the mutators
+ *     running;
  *  2. each following round asks GetWriteWatch(RESET) which pages were
- *     written meanwhile and re-scans the marked objects on them (a store of
- *     a reference into an already-scanned object would otherwise hide the
- *     target), until few pages are dirty or the round limit is reached;
+ *     written meanwhile and re-scans the marked objects on those pages
+ *     only (a store of a reference into an already-scanned object would
+ *     otherwise hide the target), until few pages are dirty or the round
+ *     limit is reached;
  *  3. the mutators are paused for a last, short round.
- * Then, with the mutators still paused, a full stop-the-world mark checks
- * that every reachable object was marked: a write the watch lost would
- * show up as a live object left unmarked.
+ * Each round prints how many pages GetWriteWatch reported and how many
+ * the re-scan visited, against all the heap's pages; the end, the total:
+ * the work write watches save against re-scanning the whole heap.  Then,
+ * with the mutators still paused, a full stop-the-world mark checks that
+ * every reachable object was marked: a write the watch lost would show up
+ * as a live object left unmarked.
  *
- * Usage: pmtrack-gc-demo [heap MiB (default 64)] [mutators (default 2)]
- *        pmtrack-gc-demo --help
- * Exit status: 0 verified, 1 failed, 2 usage, 77 no usable backend (it
- * says why, and which backends would do).
+ *   pmtrack-gc-demo [--heap SIZE] [--mutators N] [--nursery SIZE]
+ *                   [--rounds N]
+ *   pmtrack-gc-demo --help | --version
+ *
+ * The options and their defaults are in help() below; the grammar is
+ * docs/cli.md's.  Exit status: 0 verified, 1 failed, 2 a bad command
+ * line, 77 no usable backend (it says why, and which backends would do).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,7 +50,9 @@
 #include <pmtrack/winwatch.h>
 
 #include "args.h"
+#include "excli.h"
 
+#define PROG "pmtrack-gc-demo"
 #define NREFS 7
 #define PAGE 4096u
 
@@ -55,8 +67,12 @@ struct obj {
 
 static struct obj *heap;
 static size_t nobjs;
+/* the mutators store into objects [nursery, nobjs) */
+static size_t nursery;
 static atomic_bool stop, paused_req;
 static atomic_int paused;
+/* stores the mutators made, all together */
+static atomic_ullong stores;
 
 static uint32_t load_ref(const struct obj *o, int k)
 {
@@ -85,7 +101,8 @@ static void *mutator(void *arg)
 			continue;
 		}
 		for (int i = 0; i < 64; i++) {
-			struct obj *a = &heap[1 + rnd(&seed) % (nobjs - 1)];
+			struct obj *a =
+				&heap[nursery + rnd(&seed) % (nobjs - nursery)];
 			struct obj *b = &heap[1 + rnd(&seed) % (nobjs - 1)];
 			uint32_t r = load_ref(b, (int)(rnd(&seed) % NREFS));
 			uint32_t v = rnd(&seed) % 4 ? r : 0;
@@ -93,6 +110,7 @@ static void *mutator(void *arg)
 			__atomic_store_n(&a->ref[rnd(&seed) % NREFS], v,
 					 __ATOMIC_RELAXED);
 		}
+		atomic_fetch_add(&stores, 64);
 	}
 	return NULL;
 }
@@ -253,75 +271,182 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* @n with a comma between groups of three digits, in one of four
+ * buffers that take turns */
+static const char *grouped(uint64_t n)
+{
+	static char buf[4][32];
+	static unsigned int next;
+	char digits[24], *out = buf[next++ % 4];
+	int len = snprintf(digits, sizeof(digits), "%llu",
+			   (unsigned long long)n);
+	size_t o = 0;
+
+	for (int i = 0; i < len; i++) {
+		if (i && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = digits[i];
+	}
+	out[o] = 0;
+	return out;
+}
+
+/* what one re-scan round did */
+struct round {
+	size_t reported; /* pages GetWriteWatch reported */
+	size_t visited;	 /* distinct heap pages whose objects were re-scanned */
+	size_t objs;	 /* marked objects re-scanned, and newly marked ones */
+};
+
+/* per heap page: visited by this round's re-scan */
+static uint8_t *visited;
+
+/* Re-scan the marked objects of heap page @pg, once per round. */
+static void rescan_page(size_t pg, struct round *r)
+{
+	if (visited[pg])
+		return;
+	visited[pg] = 1;
+	r->visited++;
+	for (size_t j = pg * PER_PAGE; j < (pg + 1) * PER_PAGE; j++)
+		if (mark[j]) {
+			const struct obj *o = &heap[j];
+
+			for (int k = 0; k < NREFS; k++)
+				push(load_ref(o, k));
+			r->objs++;
+		}
+}
+
 /*
  * One round: the pages written since the last one, re-scanning the marked
  * objects on them.  A full array means more may be dirty: go on after the
  * last page returned (with RESET only the pages up to it were reset).
  */
-static size_t rescan(PVOID *pages, size_t npages, size_t *dirty)
+static void rescan(PVOID *pages, size_t max, size_t npages, struct round *r)
 {
 	char *at = (char *)heap, *end = (char *)(heap + nobjs);
-	size_t total = 0, objs = 0;
 	ULONG_PTR count;
 	DWORD gran;
 
+	memset(r, 0, sizeof(*r));
+	memset(visited, 0, npages);
 	do {
-		count = npages;
+		count = max;
 		if (GetWriteWatch(WRITE_WATCH_FLAG_RESET, at,
 				  (size_t)(end - at), pages, &count, &gran)) {
-			fprintf(stderr, "GetWriteWatch: error %u\n",
+			fprintf(stderr, PROG ": GetWriteWatch: error %u\n",
 				GetLastError());
 			exit(1);
 		}
 		for (ULONG_PTR i = 0; i < count; i++) {
-			size_t first = (size_t)((struct obj *)pages[i] - heap);
+			size_t off = (size_t)((char *)pages[i] - (char *)heap);
 
-			for (size_t j = first; j < first + PER_PAGE; j++)
-				if (mark[j]) {
-					const struct obj *o = &heap[j];
-
-					for (int k = 0; k < NREFS; k++)
-						push(load_ref(o, k));
-					objs++;
-				}
+			if ((char *)pages[i] < at || off >= npages * PAGE ||
+			    off % PAGE) {
+				fprintf(stderr,
+					PROG ": GetWriteWatch returned %p, "
+					     "not a heap page after %p\n",
+					pages[i], (void *)at);
+				exit(1);
+			}
+			rescan_page(off / PAGE, r);
 		}
-		total += count;
+		r->reported += count;
 		if (count)
 			at = (char *)pages[count - 1] + gran;
-	} while (count == npages && at < end);
-	*dirty = total;
-	return objs + trace();
+	} while (count == max && at < end);
+	r->objs += trace();
 }
 
-static void usage(FILE *f, const char *prog)
+struct cfg {
+	uint64_t heap, nursery, mutators, rounds;
+};
+
+static void help(FILE *f)
 {
-	fprintf(f, "usage: %s [heap MiB] [mutators 1..16]\n", prog);
+	fputs("usage: " PROG " [--heap SIZE] [--mutators N] "
+	      "[--nursery SIZE]\n"
+	      "                       [--rounds N]\n"
+	      "       " PROG " --help | --version\n"
+	      "\n"
+	      "A concurrent mark phase that uses write watches the way a .NET-"
+	      "like garbage\n"
+	      "collector does on Windows.  Mutator threads rewire references, "
+	      "storing into a\n"
+	      "nursery at the heap's end, while the collector marks; then each "
+	      "round asks\n"
+	      "GetWriteWatch(WRITE_WATCH_FLAG_RESET) which pages were written "
+	      "and re-scans\n"
+	      "only those, and a last round runs with the mutators paused.  "
+	      "Every round\n"
+	      "prints the pages it re-scanned against all the heap's pages.  A "
+	      "stop-the-world\n"
+	      "mark then checks that no live object was missed.  Exit status: 0 "
+	      "verified,\n"
+	      "1 failed, 2 a bad command line, 77 no backend here gives write "
+	      "watches\n"
+	      "(PMTRACK_BACKEND picks one).\n"
+	      "\n"
+	      "  --heap SIZE       the managed heap, at least 64 KiB (default 64 "
+	      "MiB)\n"
+	      "  --mutators N      mutator threads, 1..16 (default 2)\n"
+	      "  --nursery SIZE    the part of the heap the mutators store into, "
+	      "at its end,\n"
+	      "                    rounded up to 4 KiB pages (default 1/64 of "
+	      "the heap)\n"
+	      "  --rounds N        most re-scan rounds with the mutators "
+	      "running, 1..1000\n"
+	      "                    (default 4)\n"
+	      "  -h, --help        print this help and exit\n"
+	      "  --version         print the version and exit\n",
+	      f);
 }
 
-/* [heap MiB (decimal, 0x hex or 0 octal)] [mutators], both optional */
-static void parse_args(int argc, char **argv, size_t *mib, int *nmut)
+static void parse_args(int argc, char **argv, struct cfg *c)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
+		{ "heap", required_argument, NULL, 'H' },
+		{ "mutators", required_argument, NULL, 'm' },
+		{ "nursery", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, PMT_CLI_HELP },
+		{ "version", no_argument, NULL, PMT_CLI_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	const struct pmt_cli cli = { PROG, longopts, help };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		usage(opt == 'h' ? stdout : stderr, argv[0]);
-		exit(opt == 'h' ? 0 : 2);
+	while ((opt = pmt_cli_next(&cli, argc, argv)) != -1) {
+		switch (opt) {
+		case 'H': /* object indices are 32 bits: 128 GiB at most */
+			c->heap = pmt_arg_u64(PROG, "--heap", optarg,
+					      PMT_NUM_SUFFIX, 64 << 10,
+					      (uint64_t)UINT32_MAX / PER_PAGE *
+						      PAGE);
+			break;
+		case 'm':
+			c->mutators = pmt_arg_u64(PROG, "--mutators", optarg,
+						  0, 1, 16);
+			break;
+		case 'n':
+			c->nursery = pmt_arg_u64(PROG, "--nursery", optarg,
+						 PMT_NUM_SUFFIX, 1, UINT64_MAX);
+			break;
+		case 'r':
+			c->rounds = pmt_arg_u64(PROG, "--rounds", optarg, 0, 1,
+						1000);
+			break;
+		}
 	}
-	if (argc - optind > 2) {
-		usage(stderr, argv[0]);
-		exit(2);
-	}
-	/* the heap's bytes must fit a size_t */
-	if (optind < argc)
-		*mib = pmt_arg_u64(argv[0], "heap MiB", argv[optind],
-				   PMT_NUM_BASE0, 1, SIZE_MAX >> 20);
-	if (optind + 1 < argc)
-		*nmut = (int)pmt_arg_u64(argv[0], "mutators",
-					 argv[optind + 1], 0, 1, 16);
+	pmt_cli_end(&cli, argc, argv);
+	c->heap = (c->heap + PAGE - 1) / PAGE * PAGE;
+	if (!c->nursery)
+		c->nursery = c->heap / 64;
+	c->nursery = (c->nursery + PAGE - 1) / PAGE * PAGE;
+	if (c->nursery > c->heap - PAGE)
+		pmt_cli_bad(&cli, "--nursery must leave a page of the heap outside "
+			    "it (the roots)");
 }
 
 /* The managed heap, write-watched: 0, or the exit status after a
@@ -359,38 +484,84 @@ static void build_graph(void)
 							  (uint32_t)(nobjs - 1);
 }
 
+/* the mutators' stores when the write state was last reset */
+static unsigned long long stores_at_reset;
+
+/*
+ * Let the @nmut mutators run until they have stored since the last reset
+ * (the collector's other work, in a real program): a batch that was under
+ * way at the reset adds at most 64, so 64 more than @nmut such batches
+ * mean a batch begun after it.
+ */
+static void let_mutators_run(int nmut)
+{
+	while (atomic_load(&stores) <
+	       stores_at_reset + 64 * (unsigned long long)(nmut + 1))
+		sched_yield();
+}
+
+/* totals of the re-scan rounds */
+struct totals {
+	size_t rounds, reported, visited;
+};
+
+/* one re-scan round, and its line */
+static void round_line(PVOID *pages, size_t npages, const char *when,
+		       struct round *r, struct totals *t)
+{
+	double t0 = now_ms();
+
+	rescan(pages, 1024, npages, r);
+	stores_at_reset = atomic_load(&stores);
+	t->rounds++;
+	t->reported += r->reported;
+	t->visited += r->visited;
+	printf("round %zu%s: GetWriteWatch reported %s written pages; "
+	       "re-scanned %s of %s heap pages (%.2f %%), %s marked objects, "
+	       "%.1f ms\n",
+	       t->rounds, when, grouped(r->reported), grouped(r->visited),
+	       grouped(npages), 100.0 * (double)r->visited / (double)npages,
+	       grouped(r->objs), now_ms() - t0);
+}
+
 /* Mark with the @nmut mutators running, then pause them for a last
  * round (they stay paused). */
-static void mark_concurrently(PVOID *pages, size_t npages, int nmut)
+static void mark_concurrently(PVOID *pages, size_t npages, int nmut,
+			      uint64_t rounds)
 {
-	size_t dirty;
+	struct totals t = { 0 };
+	struct round r;
 	double t0;
+	size_t objs;
 
 	/* 1: start watching from here, mark concurrently */
 	t0 = now_ms();
 	ResetWriteWatch(heap, nobjs * sizeof(struct obj));
+	stores_at_reset = atomic_load(&stores);
 	mark_roots();
-	printf("concurrent mark: %zu objects, %.1f ms\n", trace(),
-	       now_ms() - t0);
-	/* 2: concurrent re-scan rounds */
-	for (int round = 1; round <= 8; round++) {
-		size_t objs;
-
-		t0 = now_ms();
-		objs = rescan(pages, 1024, &dirty);
-		printf("round %d: %zu dirty pages, %zu objects re-scanned, "
-		       "%.1f ms\n",
-		       round, dirty, objs, now_ms() - t0);
-		if (dirty < npages / 100)
+	objs = trace();
+	printf("concurrent mark: %s objects marked, all %s heap pages "
+	       "scanned, %.1f ms\n",
+	       grouped(objs), grouped(npages), now_ms() - t0);
+	/* 2: concurrent re-scan rounds, until few pages are dirty */
+	for (uint64_t i = 0; i < rounds; i++) {
+		let_mutators_run(nmut);
+		round_line(pages, npages, "", &r, &t);
+		if (r.reported < npages / 100)
 			break;
 	}
 	/* 3: pause the mutators, last round */
+	let_mutators_run(nmut);
 	atomic_store(&paused_req, true);
 	while (atomic_load(&paused) < nmut)
 		sched_yield();
-	t0 = now_ms();
-	rescan(pages, 1024, &dirty);
-	printf("final pause: %zu dirty pages, %.2f ms\n", dirty, now_ms() - t0);
+	round_line(pages, npages, " (mutators paused)", &r, &t);
+	printf("total: re-scanned %s pages in %zu rounds (GetWriteWatch "
+	       "reported %s), of %s if each round had re-scanned the whole "
+	       "heap: %.2f %%\n",
+	       grouped(t.visited), t.rounds, grouped(t.reported),
+	       grouped(t.rounds * npages),
+	       100.0 * (double)t.visited / (double)(t.rounds * npages));
 }
 
 /*
@@ -417,43 +588,61 @@ static int check_marks(size_t *marked, size_t *live, size_t *missed)
 	return 0;
 }
 
+/* "heap 64 MiB (16,384 pages), ..." */
+static void print_setup(const struct cfg *c, size_t npages)
+{
+	char h[PMT_IEC_LEN], n[PMT_IEC_LEN];
+
+	printf("heap %s (%s pages), %s objects; %llu mutators storing into "
+	       "a %s nursery (%s pages); backend %s\n",
+	       pmt_fmt_iec(h, sizeof(h), c->heap), grouped(npages),
+	       grouped(nobjs), (unsigned long long)c->mutators,
+	       pmt_fmt_iec(n, sizeof(n), c->nursery),
+	       grouped(c->nursery / PAGE),
+	       pmtrack_backend_name(
+		       (enum pmtrack_backend)pmtrack_winwatch_backend()));
+}
+
 int main(int argc, char **argv)
 {
-	size_t mib = 64, npages, live = 0, missed = 0, marked = 0;
+	struct cfg c = { .heap = 64u << 20, .mutators = 2, .rounds = 4 };
+	size_t npages, live = 0, missed = 0, marked = 0;
 	pthread_t th[16];
-	int nmut = 2, ret;
+	int nmut, ret;
 	PVOID *pages;
 
-	parse_args(argc, argv, &mib, &nmut);
-	npages = mib * 1024 * 1024 / PAGE;
+	parse_args(argc, argv, &c);
+	nmut = (int)c.mutators;
+	npages = c.heap / PAGE;
 	nobjs = npages * PER_PAGE;
+	nursery = nobjs - c.nursery / PAGE * PER_PAGE;
 	ret = heap_alloc(npages);
 	if (ret)
 		return ret;
-	printf("heap %zu MiB, %zu objects, %d mutators, backend %s\n", mib,
-	       nobjs, nmut,
-	       pmtrack_backend_name(
-		       (enum pmtrack_backend)pmtrack_winwatch_backend()));
+	print_setup(&c, npages);
 	mark = calloc(nobjs, 1);
 	stack = malloc(nobjs * sizeof(*stack));
+	visited = malloc(npages);
 	pages = malloc(1024 * sizeof(*pages));
-	if (!mark || !stack || !pages)
+	if (!mark || !stack || !visited || !pages)
 		return 1;
 	build_graph();
 	for (int i = 0; i < nmut; i++)
 		pthread_create(&th[i], NULL, mutator, (void *)(uintptr_t)i);
-	mark_concurrently(pages, npages, nmut);
+	mark_concurrently(pages, npages, nmut, c.rounds);
 	if (check_marks(&marked, &live, &missed))
 		return 1;
 	atomic_store(&stop, true);
 	for (int i = 0; i < nmut; i++)
 		pthread_join(th[i], NULL);
-	printf("live %zu, marked %zu (floating garbage %zu), live but "
-	       "unmarked %zu\n",
-	       live, marked, marked - (live - missed), missed);
+	printf("live %s, marked %s (floating garbage %s), live but "
+	       "unmarked %s\n",
+	       grouped(live), grouped(marked), grouped(marked - (live - missed)),
+	       grouped(missed));
 	VirtualFree(heap, 0, MEM_RELEASE);
 	free(mark);
 	free(stack);
+	free(visited);
 	free(pages);
 	if (missed) {
 		printf("FAILED: the concurrent mark missed live objects\n");

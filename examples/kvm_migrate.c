@@ -25,14 +25,14 @@
  * RAM.  The source then runs the same guest without migration and checks
  * that both agree.
  *
- *   pmtrack-kvm-migrate [--ram 1G] [--working-set 64M] [--phases 6]
- *                       [--write-words 4] [--read-passes 400]
- *                       [--read-stride 16] [--device-pages 64] [--seed N]
- *                       [--downtime-ms 300] [--max-rounds 30]
- *                       [--migrate-after-ms 500]
+ *   pmtrack-kvm-migrate [--size SIZE] [--working-set SIZE] [--phases N]
+ *                       [--write-words N] [--read-passes N]
+ *                       [--read-stride N] [--device-pages N] [--seed N]
+ *                       [--downtime-ms MS] [--max-rounds N]
+ *                       [--max-bandwidth SIZE/S] [--migrate-after-ms MS]
  *                       [--rearm written|range] [--backend NAME]
  *                       [--finish-on-source] [--no-migrate]
- *                       [--no-verify] [--ram-out FILE]
+ *                       [--no-verify] [--ram-out FILE] [--quiet]
  *
  * The migration starts once the guest has run --migrate-after-ms.  By
  * default the device holds the guest's last request until the
@@ -40,7 +40,9 @@
  * (--finish-on-source lets it finish wherever it gets to).  --no-migrate
  * runs the guest here only (the reference run).  --ram-out writes the
  * final guest RAM (of the destination, or of the reference run) to FILE.
- * Exit status: 0 verified, 1 failed, 2 usage, 3 KVM is not usable here.
+ * The options and their defaults are in help() below (--help prints
+ * them); the grammar is docs/cli.md's.  Exit status: 0 verified, 1
+ * failed, 2 a bad command line, 3 KVM is not usable here.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,8 +61,10 @@
 #include <pmtrack/migrate.h>
 
 #include "args.h"
+#include "excli.h"
 #include "kvmguest.h"
 #include "loopback.h"
+#include "progress.h"
 
 #define PROG "pmtrack-kvm-migrate"
 #define EXIT_NOKVM 3
@@ -68,11 +72,11 @@
 #define ANSWER_MAGIC 0x4b564d414e535752ull /* "KVMANSWR" */
 
 struct cfg {
-	uint64_t ram, ws, phases, write_words, read_passes, read_stride;
-	uint64_t dev_pages, seed, downtime_ms, max_rounds, after_ms;
+	uint64_t size, ws, phases, write_words, read_passes, read_stride;
+	uint64_t dev_pages, seed, downtime_ms, max_rounds, after_ms, bw;
 	enum pmtrack_backend backend;
 	enum pmtrack_rearm rearm;
-	int hold, migrate, verify;
+	int hold, migrate, verify, quiet;
 	const char *ram_out;
 };
 
@@ -102,22 +106,101 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void usage(FILE *f)
+/* @bytes in IEC units, in one of four buffers that take turns */
+static const char *iec(uint64_t bytes)
 {
-	fputs("usage: " PROG " [--ram 1G] [--working-set 64M] [--phases 6] "
-	      "[--write-words 4]\n"
-	      "         [--read-passes 400] [--read-stride 16] "
-	      "[--device-pages 64] [--seed N]\n"
-	      "         [--downtime-ms 300] [--max-rounds 30] "
-	      "[--migrate-after-ms 500]\n"
+	static char buf[4][PMT_IEC_LEN];
+	static unsigned int next;
+
+	return pmt_fmt_iec(buf[next++ % 4], PMT_IEC_LEN, bytes);
+}
+
+static void help(FILE *f)
+{
+	fputs("usage: " PROG " [--size SIZE] [--working-set SIZE] "
+	      "[--phases N]\n"
+	      "         [--write-words N] [--read-passes N] [--read-stride N]\n"
+	      "         [--device-pages N] [--seed N] [--downtime-ms MS] "
+	      "[--max-rounds N]\n"
+	      "         [--max-bandwidth SIZE/S] [--migrate-after-ms MS]\n"
 	      "         [--rearm written|range] [--backend NAME]\n"
 	      "         [--finish-on-source] [--no-migrate] [--no-verify] "
-	      "[--ram-out FILE]\n",
+	      "[--ram-out FILE]\n"
+	      "         [--quiet]\n"
+	      "       " PROG " --help | --version\n"
+	      "\n"
+	      "A minimal VMM that live-migrates a running KVM guest (64-bit "
+	      "ring-3 code, and\n"
+	      "a device thread writing guest RAM) to a destination process over "
+	      "TCP loopback,\n"
+	      "where the guest finishes; the result and final RAM are then "
+	      "compared with a\n"
+	      "run of the same guest without migration.  Page counts include "
+	      "the zero pages,\n"
+	      "which are also given apart.  Exit status: 0 verified, 1 failed, "
+	      "2 a bad\n"
+	      "command line, 3 KVM is not usable here.\n"
+	      "\n"
+	      "  --size SIZE            guest RAM, 6 MiB..62 GiB, rounded up to "
+	      "2 MiB\n"
+	      "                         (default 256 MiB)\n"
+	      "  --working-set SIZE     memory the guest computes over (default "
+	      "64 MiB)\n"
+	      "  --phases N             write-heavy and read-mostly phases "
+	      "(default 6)\n"
+	      "  --write-words N        words the guest writes per page in a "
+	      "write phase\n"
+	      "                         (default 4)\n"
+	      "  --read-passes N        passes over the working set in a read "
+	      "phase\n"
+	      "                         (default 400)\n"
+	      "  --read-stride N        a read phase writes 1 page in N "
+	      "(default 16)\n"
+	      "  --device-pages N       pages the device writes between phases, "
+	      "1..512\n"
+	      "                         (default 64)\n"
+	      "  --seed N               the guest's seed, decimal or 0x hex "
+	      "(default 0)\n"
+	      "  --downtime-ms MS       longest pause of the guest to aim for "
+	      "(default 300)\n"
+	      "  --max-rounds N         pre-copy rounds before stopping anyway "
+	      "(default 30)\n"
+	      "  --max-bandwidth SIZE/S cap on the pre-copy's bytes per second; "
+	      "0 = none\n"
+	      "                         (default 0)\n"
+	      "  --migrate-after-ms MS  let the guest run this long before the "
+	      "migration\n"
+	      "                         starts (default 500)\n"
+	      "  --rearm MODE           written (re-protect the written runs) or "
+	      "range (all of\n"
+	      "                         guest RAM) after each collect (default "
+	      "written)\n"
+	      "  --backend NAME         auto, pagemap-scan, soft-dirty, uffd-wp "
+	      "or mprotect;\n"
+	      "                         one that cannot track KVM's writes is "
+	      "refused\n"
+	      "                         (default auto)\n"
+	      "  --finish-on-source     let the guest finish wherever it gets "
+	      "to (by\n"
+	      "                         default the device holds its last "
+	      "request until the\n"
+	      "                         switchover)\n"
+	      "  --no-migrate           only run the guest here (the reference "
+	      "run)\n"
+	      "  --no-verify            no state digest, no audit and no "
+	      "reference run\n"
+	      "                         (default verification on)\n"
+	      "  --ram-out FILE         write the final guest RAM (of the "
+	      "destination, or of\n"
+	      "                         the reference run) to FILE\n"
+	      "  --quiet                no progress bar and no per-round lines\n"
+	      "  -h, --help             print this help and exit\n"
+	      "  --version              print the version and exit\n",
 	      f);
 }
 
 enum opt_id {
-	O_RAM,
+	O_SIZE,
 	O_WS,
 	O_PHASES,
 	O_WWORDS,
@@ -128,6 +211,7 @@ enum opt_id {
 	O_DOWNTIME,
 	O_ROUNDS,
 	O_AFTER,
+	O_BW,
 	O_NUM,
 	O_REARM = 'r',
 	O_BACKEND = 'B',
@@ -135,7 +219,7 @@ enum opt_id {
 	O_NOMIG = 'n',
 	O_NOVERIFY = 'v',
 	O_RAMOUT = 'o',
-	O_HELP = 'h',
+	O_QUIET = 'q',
 };
 
 static const struct {
@@ -144,8 +228,8 @@ static const struct {
 	uint64_t min, max;
 	unsigned int flags;
 } num_opt[O_NUM] = {
-	[O_RAM] = { "--ram", offsetof(struct cfg, ram), 6 << 20, 62ull << 30,
-		    PMT_NUM_SUFFIX },
+	[O_SIZE] = { "--size", offsetof(struct cfg, size), 6 << 20,
+		     62ull << 30, PMT_NUM_SUFFIX },
 	[O_WS] = { "--working-set", offsetof(struct cfg, ws), 4096, 62ull << 30,
 		   PMT_NUM_SUFFIX },
 	[O_PHASES] = { "--phases", offsetof(struct cfg, phases), 1, 1 << 20,
@@ -166,6 +250,8 @@ static const struct {
 		       UINT32_MAX, 0 },
 	[O_AFTER] = { "--migrate-after-ms", offsetof(struct cfg, after_ms), 0,
 		      UINT32_MAX, 0 },
+	[O_BW] = { "--max-bandwidth", offsetof(struct cfg, bw), 0, UINT64_MAX,
+		   PMT_NUM_SUFFIX },
 };
 
 /* "auto" or a name pmtrack_backend_name() gives: 0, or -1 */
@@ -194,7 +280,7 @@ static int backend_from_name(const char *s, enum pmtrack_backend *b)
 static void parse(int argc, char **argv, struct cfg *c)
 {
 	static const struct option longopts[] = {
-		{ "ram", required_argument, NULL, O_RAM },
+		{ "size", required_argument, NULL, O_SIZE },
 		{ "working-set", required_argument, NULL, O_WS },
 		{ "phases", required_argument, NULL, O_PHASES },
 		{ "write-words", required_argument, NULL, O_WWORDS },
@@ -205,18 +291,22 @@ static void parse(int argc, char **argv, struct cfg *c)
 		{ "downtime-ms", required_argument, NULL, O_DOWNTIME },
 		{ "max-rounds", required_argument, NULL, O_ROUNDS },
 		{ "migrate-after-ms", required_argument, NULL, O_AFTER },
+		{ "max-bandwidth", required_argument, NULL, O_BW },
 		{ "rearm", required_argument, NULL, O_REARM },
 		{ "backend", required_argument, NULL, O_BACKEND },
 		{ "finish-on-source", no_argument, NULL, O_SOURCE },
 		{ "no-migrate", no_argument, NULL, O_NOMIG },
 		{ "no-verify", no_argument, NULL, O_NOVERIFY },
 		{ "ram-out", required_argument, NULL, O_RAMOUT },
-		{ "help", no_argument, NULL, O_HELP },
+		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "help", no_argument, NULL, PMT_CLI_HELP },
+		{ "version", no_argument, NULL, PMT_CLI_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	const struct pmt_cli cli = { PROG, longopts, help };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = pmt_cli_next(&cli, argc, argv)) != -1) {
 		if (opt >= 0 && opt < O_NUM) {
 			*(uint64_t *)((char *)c + num_opt[opt].off) =
 				pmt_arg_u64(PROG, num_opt[opt].name, optarg,
@@ -252,11 +342,12 @@ static void parse(int argc, char **argv, struct cfg *c)
 		case O_RAMOUT:
 			c->ram_out = optarg;
 			break;
-		default:
-			pmt_usage_exit(opt, usage);
+		case O_QUIET:
+			c->quiet = 1;
+			break;
 		}
 	}
-	pmt_no_operands(argc, usage);
+	pmt_cli_end(&cli, argc, argv);
 }
 
 static void guest_params(const struct cfg *c, struct kg_params *p)
@@ -349,7 +440,7 @@ static int run_local(const struct cfg *c, uint64_t *result,
 	int r;
 
 	guest_params(c, &p);
-	len = c->ram;
+	len = c->size;
 	ram = map_ram(len);
 	if (!ram) {
 		perror("mmap");
@@ -440,7 +531,7 @@ static int destination(const struct cfg *c, int lfd)
 {
 	struct answer_msg a = { .magic = ANSWER_MAGIC };
 	struct state_msg sm;
-	void *ram = map_ram(c->ram);
+	void *ram = map_ram(c->size);
 	int fd = accept(lfd, NULL, NULL);
 
 	close(lfd);
@@ -448,14 +539,14 @@ static int destination(const struct cfg *c, int lfd)
 		perror("destination");
 		return 1;
 	}
-	if (dest_receive(fd, ram, c->ram))
+	if (dest_receive(fd, ram, c->size))
 		return 1;
 	if (io_all(fd, &sm, sizeof(sm), 0) || sm.magic != STATE_MAGIC) {
 		fprintf(stderr, "destination: no vCPU state after the last "
 				"round\n");
 		return 1;
 	}
-	dest_run(c, ram, c->ram, &sm, &a);
+	dest_run(c, ram, c->size, &sm, &a);
 	if (!a.ok)
 		fprintf(stderr, "destination: %s\n", a.error);
 	if (io_all(fd, &a, sizeof(a), 1))
@@ -473,11 +564,22 @@ struct src {
 	int fd;
 	uint64_t stop_ns;
 	bool state_sent;
+	struct pmt_bar bar;
+	/* the bar: bytes written this round against its estimate */
+	uint64_t round, round_bytes, round_est;
 };
 
 static int src_write(void *arg, const struct iovec *iov, int n)
 {
-	return pmtrack_xport_write(((struct src *)arg)->x, iov, n);
+	struct src *s = arg;
+
+	for (int i = 0; i < n; i++)
+		s->round_bytes += iov[i].iov_len;
+	pmt_bar_draw(&s->bar, false, s->round_bytes, s->round_est,
+		     "round %llu: %s of about %s",
+		     (unsigned long long)s->round, iec(s->round_bytes),
+		     iec(s->round_est));
+	return pmtrack_xport_write(s->x, iov, n);
 }
 
 static int src_flush(void *arg)
@@ -490,14 +592,18 @@ static int src_stop(void *arg)
 	struct src *s = arg;
 
 	s->stop_ns = now_ns();
+	pmt_bar_clear(&s->bar);
 	if (kg_pause(&s->g)) {
-		fprintf(stderr, "source: %s\n", s->g.error);
+		fprintf(stderr, PROG ": source: %s\n", s->g.error);
 		return -EIO;
 	}
-	printf("stop: vCPU paused after %llu of %llu phases, device "
-	       "quiesced\n",
-	       (unsigned long long)kg_phases_done(&s->g),
-	       (unsigned long long)s->c->phases);
+	if (!s->c->quiet) {
+		printf("stop: vCPU paused after %llu of %llu phases, device "
+		       "quiesced\n",
+		       (unsigned long long)kg_phases_done(&s->g),
+		       (unsigned long long)s->c->phases);
+		fflush(stdout);
+	}
 	return 0;
 }
 
@@ -505,20 +611,34 @@ static void src_resume(void *arg)
 {
 	struct src *s = arg;
 
-	fprintf(stderr, "stop-and-copy failed: the guest runs on here\n");
+	pmt_bar_clear(&s->bar);
+	fprintf(stderr, PROG ": stop-and-copy failed: the guest runs on "
+			     "here\n");
 	kg_resume(&s->g);
 }
 
 static int src_round(void *arg, const struct pmtrack_precopy_round *r)
 {
-	(void)arg;
-	printf("round %2llu%s %8llu pages sent %8.1f MiB %6.0f ms | dirtied "
-	       "%7llu (%6.0f/s) | expected downtime %.0f ms\n",
-	       (unsigned long long)r->round, r->final ? "*" : " ",
-	       (unsigned long long)r->pages, (double)r->bytes / 1048576.0,
-	       (double)r->duration_ns / 1e6, (unsigned long long)r->dirty_pages,
-	       (double)r->dirty_rate, (double)r->expected_downtime_ns / 1e6);
-	fflush(stdout);
+	struct src *s = arg;
+
+	pmt_bar_clear(&s->bar);
+	if (!s->c->quiet) {
+		printf("round %2llu%s %8llu pages sent (%llu of them zero) "
+		       "%10s %6.0f ms | dirtied %7llu (%6.0f/s) | expected "
+		       "downtime %.0f ms\n",
+		       (unsigned long long)r->round, r->final ? "*" : " ",
+		       (unsigned long long)r->pages,
+		       (unsigned long long)r->zero_pages, iec(r->bytes),
+		       (double)r->duration_ns / 1e6,
+		       (unsigned long long)r->dirty_pages,
+		       (double)r->dirty_rate,
+		       (double)r->expected_downtime_ns / 1e6);
+		fflush(stdout);
+	}
+	/* the next round sends what was dirtied, at this round's ratio */
+	s->round++;
+	s->round_bytes = 0;
+	s->round_est = r->pages ? r->bytes * r->dirty_pages / r->pages : 0;
 	return 0;
 }
 
@@ -612,7 +732,7 @@ static int precopy(struct src *s, void *ram, struct pmtrack_precopy_stats *st)
 		.progress = src_round,
 	};
 	const struct cfg *c = s->c;
-	struct pmtrack_mem_region reg = { ram, c->ram, 0, "guest-ram" };
+	struct pmtrack_mem_region reg = { ram, c->size, 0, "guest-ram" };
 	struct pmtrack_opts to;
 
 	tracker_opts(c, &to);
@@ -620,9 +740,16 @@ static int precopy(struct src *s, void *ram, struct pmtrack_precopy_stats *st)
 		     .write_arg = s, .flush = src_flush, .ops = &ops, .arg = s,
 		     .tracker = &to,
 		     .downtime_limit_ns = c->downtime_ms * 1000000,
-		     .max_rounds = (uint32_t)c->max_rounds, .reply = s->x,
-		     .switchover = src_switchover);
-	return pmtrack_precopy(&o, &reg, 1, st);
+		     .max_rounds = (uint32_t)c->max_rounds,
+		     .max_bandwidth = c->bw, .reply = s->x,
+		     .switchover = src_switchover,
+		     .flags = c->verify ? 0 : PMTRACK_PRECOPY_NO_DIGEST);
+	int err;
+
+	s->round_est = c->size;
+	err = pmtrack_precopy(&o, &reg, 1, st);
+	pmt_bar_clear(&s->bar);
+	return err;
 }
 
 /* the guest on the source: start it, migrate it, hand its state over */
@@ -636,16 +763,17 @@ static int source(struct src *s, int fd, void *ram,
 	s->fd = fd;
 	err = pmtrack_xport_new(fd, NULL, &s->x);
 	if (err) {
-		fprintf(stderr, "transport: %s\n", strerror(-err));
+		fprintf(stderr, PROG ": transport: %s\n", strerror(-err));
 		return -1;
 	}
 	err = precopy(s, ram, st);
 	pmtrack_xport_free(s->x);
 	if (err) {
-		fprintf(stderr, "migration failed: %s%s%s\n", strerror(-err),
+		fprintf(stderr, PROG ": migration failed: %s%s%s\n",
+			strerror(-err),
 			st->remote_message[0] ? ": " : "", st->remote_message);
 		if (err == -EBADMSG && s->state_sent)
-			fprintf(stderr, "the audit found guest RAM at %#llx "
+			fprintf(stderr, PROG ": the audit found guest RAM at %#llx "
 					"written without the tracker seeing "
 					"it; the destination is wrong\n",
 				(unsigned long long)st->audit_first_addr);
@@ -658,24 +786,28 @@ static int source(struct src *s, int fd, void *ram,
 		       (unsigned long long)v);
 	printf(", exits %llu\n", (unsigned long long)s->g.exits);
 	if (io_all(fd, a, sizeof(*a), 0) || a->magic != ANSWER_MAGIC) {
-		fprintf(stderr, "source: no answer from the destination\n");
+		fprintf(stderr, PROG ": source: no answer from the "
+				"destination\n");
 		return -1;
 	}
 	if (!a->ok) {
-		fprintf(stderr, "destination: %s\n", a->error);
+		fprintf(stderr, PROG ": destination: %s\n", a->error);
 		return -1;
 	}
-	printf("migrated: %llu rounds, %.1f MiB sent in %.2f s, backend %s; "
-	       "downtime %.1f ms to the stream's end (limit %llu ms), %.1f "
-	       "ms until the guest resumed on the destination\n",
-	       (unsigned long long)st->rounds, (double)st->bytes / 1048576.0,
+	printf("migrated: %llu rounds, %llu pages (zero pages included; %llu "
+	       "zero), %s sent in %.2f s, backend %s; downtime %.1f ms to the "
+	       "stream's end (limit %llu ms), %.1f ms until the guest resumed "
+	       "on the destination\n",
+	       (unsigned long long)st->rounds, (unsigned long long)st->pages,
+	       (unsigned long long)st->zero_pages, iec(st->bytes),
 	       (double)st->total_ns / 1e9, pmtrack_backend_name(st->backend),
 	       (double)st->downtime_ns / 1e6,
 	       (unsigned long long)c->downtime_ms,
 	       (double)(a->resume_ns - s->stop_ns) / 1e6);
-	printf("audit: the paused source RAM is what was sent (%.1f ms, "
-	       "while the guest resumed on the destination)\n",
-	       (double)st->audit_ns / 1e6);
+	if (c->verify)
+		printf("audit: the paused source RAM is what was sent (%.1f "
+		       "ms, while the guest resumed on the destination)\n",
+		       (double)st->audit_ns / 1e6);
 	printf("destination: resumed at phase %llu of %llu, finished: result "
 	       "%016llx (pf_fixed %llu, insn_emulation %llu)\n",
 	       (unsigned long long)a->phases_on_arrival,
@@ -696,15 +828,16 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 	void *ram;
 	pid_t pid;
 
+	pmt_bar_init(&s.bar, stderr, c->quiet);
 	guest_params(c, &p);
 	if (listen_fork(c, &port, &pid))
 		return 1;
-	ram = map_ram(c->ram);
+	ram = map_ram(c->size);
 	if (!ram) {
 		perror("mmap");
 		return 1;
 	}
-	r = kg_open(&s.g, ram, c->ram);
+	r = kg_open(&s.g, ram, c->size);
 	nokvm = r == -2;
 	if (!r)
 		r = kg_load(&s.g, &p);
@@ -725,7 +858,7 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 	else
 		kill(pid, SIGKILL);
 	kg_close(&s.g);
-	munmap(ram, c->ram);
+	munmap(ram, c->size);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status))
 		r = -1;
@@ -734,7 +867,7 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { .ram = 1ull << 30,
+	struct cfg c = { .size = 256u << 20,
 			 .ws = 64ull << 20,
 			 .phases = 6,
 			 .write_words = 4,
@@ -756,21 +889,20 @@ int main(int argc, char **argv)
 	int nokvm = 0, r;
 
 	parse(argc, argv, &c);
-	c.ram = (c.ram + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+	c.size = (c.size + (2u << 20) - 1) / (2u << 20) * (2u << 20);
 	guest_params(&c, &p);
 	need = kg_ram_needed(&p);
-	if (need > c.ram) {
+	if (need > c.size) {
 		fprintf(stderr,
-			PROG ": a %llu KiB working set needs --ram of "
-			     "at least %llu MiB\n",
-			(unsigned long long)(c.ws >> 10),
-			(unsigned long long)(need >> 20));
+			PROG ": a %s working set needs a --size of at "
+			     "least %s\n",
+			iec(c.ws), iec(need));
 		return 2;
 	}
-	printf("guest: %llu MiB RAM, working set %llu pages, %llu phases "
+	printf("guest: %s RAM, working set %llu pages, %llu phases "
 	       "(write %llu words/page; read %llu passes, 1 page in %llu "
 	       "written), device %llu pages, seed %#llx\n",
-	       (unsigned long long)(c.ram >> 20),
+	       iec(c.size),
 	       (unsigned long long)p.ws_pages, (unsigned long long)c.phases,
 	       (unsigned long long)c.write_words,
 	       (unsigned long long)c.read_passes,

@@ -2,7 +2,7 @@
 /*
  * vmm_migrate: a VMM-style live migration over TCP loopback.
  *
- * The source process owns "guest RAM" (default 1 GiB) that writer threads
+ * The source process owns "guest RAM" (default 256 MiB) that writer threads
  * keep dirtying at a set rate, like vCPUs.  It migrates the RAM with
  * pmtrack_precopy() to a receiver process: round 0 sends everything, each
  * later round what was written meanwhile, until the expected downtime fits
@@ -16,18 +16,18 @@
  * rebuilt back over the same connection, and the source, whose writers
  * are still paused, compares it with its own.
  *
- *   pmtrack-vmm-migrate [--size 1G] [--writers 2] [--rate 20000]
- *                       [--hot 80] [--downtime-ms 300] [--max-rounds 30]
- *                       [--max-bandwidth B/S] [--level N] [--digest]
- *                       [--no-verify] [--no-bar]
+ *   pmtrack-vmm-migrate [--size SIZE] [--writers N] [--rate PAGES/S]
+ *                       [--hot PCT] [--downtime-ms MS] [--max-rounds N]
+ *                       [--max-bandwidth SIZE/S] [--level N]
+ *                       [--full-digest] [--no-verify] [--quiet]
  *
- * Sizes, rates and counts are decimal, optionally followed by K, M or G;
- * --level is a zstd level (0 = no compression).  Exit status: 0 verified,
- * 1 failed, 2 usage (--help prints it).
+ * The options and their defaults are in help() below (--help prints
+ * them); the grammar is docs/cli.md's.  Exit status: 0 verified, 1
+ * failed, 2 a bad command line.
  *
  * The state digest costs a hash of each page sent and nothing in the
  * downtime beyond the last round's pages; the audit reads all RAM once,
- * after the downtime.  --digest adds the END digest of all guest RAM
+ * after the downtime.  --full-digest adds the END digest of all guest RAM
  * (PMTRACK_PRECOPY_FULL_DIGEST), which both sides compute inside the
  * downtime by reading every page (about 1.5 s per GiB of 4 KiB-mapped
  * memory in our shadow-paging VMs, 70 ms on bare metal); --no-verify
@@ -49,7 +49,9 @@
 #include <pmtrack/migrate.h>
 
 #include "args.h"
+#include "excli.h"
 #include "loopback.h"
+#include "progress.h"
 #include "workload.h"
 
 #define PROG "pmtrack-vmm-migrate"
@@ -58,25 +60,71 @@ struct cfg {
 	uint64_t size, rate, downtime_ms, max_rounds, bw;
 	uint64_t writers, hot;
 	int level;
-	int bar;
+	int quiet;
 	int digest, verify;
 };
 
-static uint64_t now_ns(void)
+/* @bytes in IEC units, in one of four buffers that take turns */
+static const char *iec(uint64_t bytes)
 {
-	struct timespec ts;
+	static char buf[4][PMT_IEC_LEN];
+	static unsigned int next;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return pmt_fmt_iec(buf[next++ % 4], PMT_IEC_LEN, bytes);
 }
 
-static void usage(FILE *f)
+static void help(FILE *f)
 {
-	fputs("usage: " PROG " [--size 1G] [--writers 2] "
-	      "[--rate PAGES/S] [--hot PCT]\n"
-	      "         [--downtime-ms 300] [--max-rounds 30] "
-	      "[--max-bandwidth B/S] [--level N] [--digest] [--no-verify]\n"
-	      "         [--no-bar]\n",
+	fputs("usage: " PROG " [--size SIZE] [--writers N] [--rate PAGES/S]\n"
+	      "         [--hot PCT] [--downtime-ms MS] [--max-rounds N]\n"
+	      "         [--max-bandwidth SIZE/S] [--level N] [--full-digest]\n"
+	      "         [--no-verify] [--quiet]\n"
+	      "       " PROG " --help | --version\n"
+	      "\n"
+	      "Live-migrates \"guest RAM\" that writer threads (the vCPUs) keep "
+	      "dirtying to a\n"
+	      "receiver process over TCP loopback: pre-copy rounds until the "
+	      "expected\n"
+	      "downtime fits the limit, then the writers pause for the "
+	      "stop-and-copy round.\n"
+	      "The receiver checks every batch checksum and the state digest, "
+	      "the source\n"
+	      "audits its paused RAM, and the receiver sends its RAM back to be "
+	      "compared\n"
+	      "byte for byte.  Page counts include the zero pages, which are "
+	      "also given\n"
+	      "apart.  Exit status: 0 verified, 1 failed, 2 a bad command "
+	      "line.\n"
+	      "\n"
+	      "  --size SIZE            guest RAM (default 256 MiB)\n"
+	      "  --writers N            writer threads, 0..64 (default 2)\n"
+	      "  --rate PAGES/S         pages the writers dirty per second, "
+	      "all together;\n"
+	      "                         0 = as fast as they can (default "
+	      "10000)\n"
+	      "  --hot PCT              share of the writes that go to a hot "
+	      "1/16 of RAM\n"
+	      "                         (default 0)\n"
+	      "  --downtime-ms MS       longest pause of the writers to aim for "
+	      "(default 300)\n"
+	      "  --max-rounds N         pre-copy rounds before stopping anyway "
+	      "(default 30)\n"
+	      "  --max-bandwidth SIZE/S cap on the pre-copy's bytes per second; "
+	      "0 = none\n"
+	      "                         (default 0)\n"
+	      "  --level N              zstd level, -131072..22; 0 = no "
+	      "compression\n"
+	      "                         (default 0)\n"
+	      "  --full-digest          also send a digest of all RAM, read "
+	      "inside the\n"
+	      "                         downtime (default off)\n"
+	      "  --no-verify            no state digest and no audit (default "
+	      "verification\n"
+	      "                         on); the byte-for-byte comparison runs "
+	      "either way\n"
+	      "  --quiet                no progress bar and no per-round lines\n"
+	      "  -h, --help             print this help and exit\n"
+	      "  --version              print the version and exit\n",
 	      f);
 }
 
@@ -92,29 +140,30 @@ enum opt_id {
 	O_NUM,
 	O_LEVEL = 'l',
 	O_DIGEST = 'd',
-	O_NO_BAR = 'b',
+	O_QUIET = 'q',
 	O_NO_VERIFY = 'v',
-	O_HELP = 'h',
 };
 
-/* where each numeric option goes, and the values it takes (K, M or G
- * allowed after the digits) */
+/* where each numeric option goes, the values it takes and whether a size
+ * suffix (K, M, G, T) is allowed */
 static const struct {
 	const char *name;
 	size_t off;
 	uint64_t min, max;
+	unsigned int flags;
 } num_opt[O_NUM] = {
-	[O_SIZE] = { "--size", offsetof(struct cfg, size), 1, UINT64_MAX },
-	[O_WRITERS] = { "--writers", offsetof(struct cfg, writers), 0, 64 },
-	[O_RATE] = { "--rate", offsetof(struct cfg, rate), 0, UINT64_MAX },
-	[O_HOT] = { "--hot", offsetof(struct cfg, hot), 0, 100 },
+	[O_SIZE] = { "--size", offsetof(struct cfg, size), 1, SIZE_MAX,
+		     PMT_NUM_SUFFIX },
+	[O_WRITERS] = { "--writers", offsetof(struct cfg, writers), 0, 64, 0 },
+	[O_RATE] = { "--rate", offsetof(struct cfg, rate), 0, UINT64_MAX, 0 },
+	[O_HOT] = { "--hot", offsetof(struct cfg, hot), 0, 100, 0 },
 	/* in ns it must fit 64 bits, and the rounds 32 */
 	[O_DOWNTIME] = { "--downtime-ms", offsetof(struct cfg, downtime_ms),
-			 0, UINT64_MAX / 1000000 },
+			 0, UINT64_MAX / 1000000, 0 },
 	[O_ROUNDS] = { "--max-rounds", offsetof(struct cfg, max_rounds), 0,
-		       UINT32_MAX },
-	[O_BW] = { "--max-bandwidth", offsetof(struct cfg, bw), 0,
-		   UINT64_MAX },
+		       UINT32_MAX, 0 },
+	[O_BW] = { "--max-bandwidth", offsetof(struct cfg, bw), 0, UINT64_MAX,
+		   PMT_NUM_SUFFIX },
 };
 
 static void parse(int argc, char **argv, struct cfg *c)
@@ -128,20 +177,22 @@ static void parse(int argc, char **argv, struct cfg *c)
 		{ "max-rounds", required_argument, NULL, O_ROUNDS },
 		{ "max-bandwidth", required_argument, NULL, O_BW },
 		{ "level", required_argument, NULL, O_LEVEL },
-		{ "digest", no_argument, NULL, O_DIGEST },
-		{ "no-bar", no_argument, NULL, O_NO_BAR },
+		{ "full-digest", no_argument, NULL, O_DIGEST },
 		{ "no-verify", no_argument, NULL, O_NO_VERIFY },
-		{ "help", no_argument, NULL, O_HELP },
+		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "help", no_argument, NULL, PMT_CLI_HELP },
+		{ "version", no_argument, NULL, PMT_CLI_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	const struct pmt_cli cli = { PROG, longopts, help };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = pmt_cli_next(&cli, argc, argv)) != -1) {
 		if (opt >= 0 && opt < O_NUM) {
 			*(uint64_t *)((char *)c + num_opt[opt].off) =
 				pmt_arg_u64(PROG, num_opt[opt].name, optarg,
-					    PMT_NUM_SUFFIX, num_opt[opt].min,
-					    num_opt[opt].max);
+					    num_opt[opt].flags,
+					    num_opt[opt].min, num_opt[opt].max);
 			continue;
 		}
 		switch (opt) {
@@ -152,17 +203,15 @@ static void parse(int argc, char **argv, struct cfg *c)
 		case O_DIGEST:
 			c->digest = 1;
 			break;
-		case O_NO_BAR:
-			c->bar = 0;
+		case O_QUIET:
+			c->quiet = 1;
 			break;
 		case O_NO_VERIFY:
 			c->verify = 0;
 			break;
-		default:
-			pmt_usage_exit(opt, usage);
 		}
 	}
-	pmt_no_operands(argc, usage);
+	pmt_cli_end(&cli, argc, argv);
 }
 
 /* ---- receiver (child process) ------------------------------------------ */
@@ -218,11 +267,14 @@ static int receive(int lfd)
 		close(fd);
 		return 1;
 	}
-	printf("receiver: %llu rounds, %llu pages + %llu zero pages, "
-	       "%.1f MiB received in %.2f s; batch checksums verified, "
+	/* the receiver counts the zero pages apart; the report includes
+	   them, as everywhere */
+	printf("receiver: %llu rounds, %llu pages (zero pages included; "
+	       "%llu zero), %s received in %.2f s; batch checksums verified, "
 	       "END %s\n",
-	       (unsigned long long)rs.rounds, (unsigned long long)rs.pages,
-	       (unsigned long long)rs.zero_pages, (double)rs.bytes / 1048576.0,
+	       (unsigned long long)rs.rounds,
+	       (unsigned long long)(rs.pages + rs.zero_pages),
+	       (unsigned long long)rs.zero_pages, iec(rs.bytes),
 	       (double)rs.apply_ns / 1e9,
 	       rs.digest_verified ? "verified" : "not checked");
 	fflush(stdout);
@@ -262,37 +314,22 @@ struct src {
 	struct wl *wl;
 	struct pmtrack_xport *x;
 	size_t ps;
-	/* progress bar: bytes written this round against its estimate */
-	uint64_t round_bytes, round_est, last_draw;
+	struct pmt_bar bar;
+	/* the bar: bytes written this round against its estimate */
+	uint64_t round_bytes, round_est;
 	uint64_t round;
 };
-
-static void draw_bar(struct src *s, int final)
-{
-	double f = s->round_est ? (double)s->round_bytes / (double)s->round_est
-				: 1.0;
-	int w = 40, n;
-
-	if (f > 1.0)
-		f = 1.0;
-	n = (int)(f * w);
-	fprintf(stderr, "\r  round %-3llu [%.*s%*s] %5.1f%%%s",
-		(unsigned long long)s->round, n,
-		"########################################", w - n, "",
-		100.0 * f, final ? "\n" : "");
-}
 
 static int counting_write(void *arg, const struct iovec *iov, int n)
 {
 	struct src *s = arg;
-	uint64_t t;
 
 	for (int i = 0; i < n; i++)
 		s->round_bytes += iov[i].iov_len;
-	if (s->c->bar && (t = now_ns()) - s->last_draw > 100000000u) {
-		s->last_draw = t;
-		draw_bar(s, 0);
-	}
+	pmt_bar_draw(&s->bar, false, s->round_bytes, s->round_est,
+		     "round %llu: %s of about %s",
+		     (unsigned long long)s->round, iec(s->round_bytes),
+		     iec(s->round_est));
 	return pmtrack_xport_write(s->x, iov, n);
 }
 
@@ -305,21 +342,22 @@ static int on_round(void *arg, const struct pmtrack_precopy_round *r)
 {
 	struct src *s = arg;
 
-	if (s->c->bar) {
-		s->round_bytes = s->round_est;
-		draw_bar(s, 1);
+	pmt_bar_clear(&s->bar);
+	if (!s->c->quiet) {
+		printf("round %2llu%s %8llu pages (%llu of them zero) %10s %6.0f ms "
+		       "%10s/s | dirtied %7llu (%6.0f/s) | expected downtime "
+		       "%.0f ms\n",
+		       (unsigned long long)r->round, r->final ? "*" : " ",
+		       (unsigned long long)r->pages,
+		       (unsigned long long)r->zero_pages, iec(r->bytes),
+		       (double)r->duration_ns / 1e6,
+		       iec((uint64_t)((double)r->bytes /
+				      ((double)r->duration_ns / 1e9 + 1e-9))),
+		       (unsigned long long)r->dirty_pages,
+		       (double)r->dirty_rate,
+		       (double)r->expected_downtime_ns / 1e6);
+		fflush(stdout);
 	}
-	printf("round %2llu%s %8llu pages (%llu zero) %8.1f MiB %6.0f ms "
-	       "%7.1f MiB/s | dirtied %7llu (%6.0f/s) | expected downtime "
-	       "%.0f ms\n",
-	       (unsigned long long)r->round, r->final ? "*" : " ",
-	       (unsigned long long)r->pages, (unsigned long long)r->zero_pages,
-	       (double)r->bytes / 1048576.0, (double)r->duration_ns / 1e6,
-	       (double)r->bytes / 1048576.0 /
-		       ((double)r->duration_ns / 1e9 + 1e-9),
-	       (unsigned long long)r->dirty_pages, (double)r->dirty_rate,
-	       (double)r->expected_downtime_ns / 1e6);
-	fflush(stdout);
 	/* the next round sends what was dirtied, at this round's ratio */
 	s->round++;
 	s->round_bytes = 0;
@@ -331,8 +369,12 @@ static int stop_vm(void *arg)
 {
 	struct src *s = arg;
 
-	printf("stop: pausing %llu writers (vCPUs) for stop-and-copy\n",
-	       (unsigned long long)s->c->writers);
+	pmt_bar_clear(&s->bar);
+	if (!s->c->quiet) {
+		printf("stop: pausing %llu writers (vCPUs) for stop-and-copy\n",
+		       (unsigned long long)s->c->writers);
+		fflush(stdout);
+	}
 	return wl_pause(s->wl);
 }
 
@@ -340,7 +382,9 @@ static void resume_vm(void *arg)
 {
 	struct src *s = arg;
 
-	fprintf(stderr, "stop-and-copy failed: resuming the workload\n");
+	pmt_bar_clear(&s->bar);
+	fprintf(stderr, PROG ": stop-and-copy failed: resuming the "
+			     "workload\n");
 	wl_resume(s->wl);
 }
 
@@ -410,12 +454,13 @@ static int migrate(struct src *s, size_t len,
 static void print_migrated(const struct cfg *c,
 			   const struct pmtrack_precopy_stats *st)
 {
-	printf("migrated: %llu rounds, %.1f MiB sent, %.2f s total "
-	       "(%.0f MiB/s pre-copy), downtime %.1f ms (limit %llu "
-	       "ms, expected %.1f ms, digest %.0f ms), %s, backend "
-	       "%s\n",
-	       (unsigned long long)st->rounds, (double)st->bytes / 1048576.0,
-	       (double)st->total_ns / 1e9, (double)st->bandwidth / 1048576.0,
+	printf("migrated: %llu rounds, %llu pages (zero pages included; "
+	       "%llu zero), %s sent, %.2f s total (%s/s pre-copy), downtime "
+	       "%.1f ms (limit %llu ms, expected %.1f ms, digest %.0f ms), "
+	       "%s, backend %s\n",
+	       (unsigned long long)st->rounds, (unsigned long long)st->pages,
+	       (unsigned long long)st->zero_pages, iec(st->bytes),
+	       (double)st->total_ns / 1e9, iec(st->bandwidth),
 	       (double)st->downtime_ns / 1e6,
 	       (unsigned long long)c->downtime_ms,
 	       (double)st->expected_downtime_ns / 1e6,
@@ -424,7 +469,7 @@ static void print_migrated(const struct cfg *c,
 	       pmtrack_backend_name(st->backend));
 	printf("destination answered: applied%s%s\n",
 	       c->verify ? ", state digest verified" : "",
-	       c->digest ? ", memory digest verified" : "");
+	       c->verify && c->digest ? ", memory digest verified" : "");
 	if (c->verify)
 		printf("audit: the paused RAM is what was sent (%.1f ms, "
 		       "after the downtime)\n",
@@ -434,13 +479,12 @@ static void print_migrated(const struct cfg *c,
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { .size = 1ull << 30,
+	struct cfg c = { .size = 256u << 20,
 			 .writers = 2,
-			 .rate = 20000,
-			 .hot = 80,
+			 .rate = 10000,
+			 .hot = 0,
 			 .downtime_ms = 300,
 			 .max_rounds = 30,
-			 .bar = 1,
 			 .verify = 1 };
 	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
 	struct src s = { .c = &c, .ps = (size_t)sysconf(_SC_PAGESIZE) };
@@ -450,15 +494,14 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	parse(argc, argv, &c);
-	if (!isatty(2))
-		c.bar = 0;
+	pmt_bar_init(&s.bar, stderr, c.quiet);
 	len = (c.size + s.ps - 1) / s.ps * s.ps;
 	if (start_receiver(&port, &pid))
 		return 1;
-	printf("guest RAM %.0f MiB, %llu writers dirtying %llu pages/s "
+	printf("guest RAM %s, %llu writers dirtying %llu pages/s "
 	       "(%llu%% in a hot 1/16), downtime limit %llu ms, TCP loopback "
 	       "port %u\n",
-	       (double)len / 1048576.0, (unsigned long long)c.writers,
+	       iec(len), (unsigned long long)c.writers,
 	       (unsigned long long)c.rate, (unsigned long long)c.hot,
 	       (unsigned long long)c.downtime_ms, port);
 	if (start_workload(&c, len, &s.wl))
@@ -468,13 +511,15 @@ int main(int argc, char **argv)
 		return 1;
 	err = pmtrack_xport_new(fd, NULL, &s.x);
 	if (err) {
-		fprintf(stderr, "transport: %s\n", strerror(-err));
+		fprintf(stderr, PROG ": transport: %s\n", strerror(-err));
 		return 1;
 	}
 	err = migrate(&s, len, &st);
+	pmt_bar_clear(&s.bar);
 	pmtrack_xport_free(s.x);
 	if (err) {
-		fprintf(stderr, "migration failed: %s\n", strerror(-err));
+		fprintf(stderr, PROG ": migration failed: %s\n",
+			strerror(-err));
 	} else {
 		print_migrated(&c, &st);
 		/* end of stream; the writers stay paused while we compare */
@@ -484,18 +529,18 @@ int main(int argc, char **argv)
 	close(fd);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status)) {
-		fprintf(stderr, "receiver failed\n");
+		fprintf(stderr, PROG ": receiver failed\n");
 		return 1;
 	}
 	if (err)
 		return 1;
-	printf("%s: destination %s source byte for byte (%zu bytes, %llu "
-	       "page writes during the migration)\n",
+	printf("%s: destination %s source byte for byte (%s, %llu page "
+	       "writes during the migration)\n",
 	       ok == 1 ? "verified" : "FAILED",
 	       ok == 1 ? "equals"
 	       : ok    ? "was not sent back by"
 		       : "differs from",
-	       len, (unsigned long long)wl_writes(s.wl));
+	       iec(len), (unsigned long long)wl_writes(s.wl));
 	wl_free(s.wl);
 	return ok == 1 ? 0 : 1;
 }

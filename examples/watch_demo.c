@@ -2,6 +2,12 @@
 /*
  * pmtrack-demo: watch a buffer, write to some of its pages, and ask which
  * pages were written, in each of the three output forms.
+ *
+ *   pmtrack-demo
+ *   pmtrack-demo --help | --version
+ *
+ * Exit status: 0 done, 1 failed, 2 a bad command line, 77 no backend
+ * works here.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +17,42 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "excli.h"
+
+#define PROG "pmtrack-demo"
 #define NPAGES 64
+
+static void help(FILE *f)
+{
+	fputs("usage: " PROG "\n"
+	      "       " PROG " --help | --version\n"
+	      "\n"
+	      "Prints which kernel features this machine has, then watches a "
+	      "64-page buffer,\n"
+	      "writes some of its pages and asks which were written: as page "
+	      "addresses, as\n"
+	      "runs and as a bitmap.  Exit status: 0 done, 1 failed, 2 a bad "
+	      "command line,\n"
+	      "77 no backend works here.\n"
+	      "\n"
+	      "  -h, --help    print this help and exit\n"
+	      "  --version     print the version and exit\n",
+	      f);
+}
+
+static void parse(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, PMT_CLI_HELP },
+		{ "version", no_argument, NULL, PMT_CLI_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct pmt_cli cli = { PROG, longopts, help };
+
+	while (pmt_cli_next(&cli, argc, argv) != -1)
+		;
+	pmt_cli_end(&cli, argc, argv);
+}
 
 static void print_probes(void)
 {
@@ -94,18 +135,19 @@ static void show_stats(struct pmtrack *t)
 	       (unsigned long long)st.scans, (unsigned long long)st.scan_ns);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct pmtrack *t = NULL;
 	size_t ps;
 	char *buf;
 	int ret;
 
+	parse(argc, argv);
 	print_probes();
 
 	ret = pmtrack_new(NULL, &t);
 	if (ret) {
-		fprintf(stderr, "pmtrack_new: %s\n", strerror(-ret));
+		fprintf(stderr, PROG ": pmtrack_new: %s\n", strerror(-ret));
 		return ret == -EOPNOTSUPP ? 77 : 1;
 	}
 	ps = pmtrack_granularity(t);
@@ -120,7 +162,7 @@ int main(void)
 	}
 	ret = pmtrack_watch(t, buf, NPAGES * ps);
 	if (ret) {
-		fprintf(stderr, "pmtrack_watch: %s\n", strerror(-ret));
+		fprintf(stderr, PROG ": pmtrack_watch: %s\n", strerror(-ret));
 		return 1;
 	}
 
@@ -135,7 +177,7 @@ int main(void)
 	if (!ret)
 		ret = show_bitmap(t, buf, ps);
 	if (ret) {
-		fprintf(stderr, "collect: %s\n", strerror(-ret));
+		fprintf(stderr, PROG ": collect: %s\n", strerror(-ret));
 		return 1;
 	}
 	show_stats(t);

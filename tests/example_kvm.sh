@@ -51,15 +51,15 @@ pair() {
 # the guests run for a second or more, so that the migration starts while
 # the vCPU runs; wherever the switchover falls, the device holds the
 # guest's last request until then, so the guest finishes on the destination
-pair small-written --ram 64M --working-set 16M --read-passes 1500 --seed 1 \
+pair small-written --size 64M --working-set 16M --read-passes 1500 --seed 1 \
 	--migrate-after-ms 100
-pair small-range --ram 64M --working-set 16M --read-passes 1500 --seed 2 \
+pair small-range --size 64M --working-set 16M --read-passes 1500 --seed 2 \
 	--rearm range --migrate-after-ms 100
-pair big --ram 512M --working-set 48M --read-passes 300 --phases 5 \
+pair big --size 512M --working-set 48M --read-passes 300 --phases 5 \
 	--seed 0x5eed --device-pages 512 --migrate-after-ms 200
 
 # a backend KVM cannot work with: refused before any guest runs
-"$bin" --backend mprotect --ram 64M --working-set 16M >refuse.out 2>&1
+"$bin" --backend mprotect --size 64M --working-set 16M >refuse.out 2>&1
 rc=$?
 [ $rc -eq 1 ] || no "--backend mprotect exited $rc, not 1"
 grep -q 'PMTRACK_CAP_KERNEL_WRITES' refuse.out ||
@@ -70,7 +70,7 @@ cat refuse.out
 # usage errors
 "$bin" --rearm sometimes >usage.out 2>&1
 [ $? -eq 2 ] || no "--rearm sometimes did not exit 2"
-"$bin" --ram 8M --working-set 64M >usage.out 2>&1
+"$bin" --size 8M --working-set 64M >usage.out 2>&1
 [ $? -eq 2 ] || no "a working set larger than RAM did not exit 2"
 
 [ $fail -eq 0 ] && echo "PASS"
