@@ -77,6 +77,11 @@ sub options {
 		if (/^\s{1,4}(--[a-z0-9][a-z0-9-]*)(?:[ =]([\[A-Z][A-Z0-9\/|:.\[\]-]*))?(?:\s{2,}(.*))?$/) {
 			$cur = $1;
 			$o{$cur} = { value => $2 // '', text => $3 // '' };
+		} elsif (/^\s{1,4}--/) {
+			# the man page is made from these lines: an option, its
+			# value, two spaces, its description
+			fail("$_[1]: cannot read the option line '$_'");
+			undef $cur;
 		} elsif (defined $cur && /^\s{6,}(\S.*)$/) {
 			$o{$cur}{text} .= " $1";
 		} else {
@@ -123,7 +128,7 @@ for my $p (@progs) {
 		fail("$name --version: exit $vrc, '$vout'")
 			unless !$vrc && $vout =~ /^\Q$name\E \(libpmtrack \d+\.\d+\.\d+\)$/m;
 	}
-	my $o = options($out);
+	my $o = options($out, $name);
 	# every option of the synopsis is described on a line of its own
 	my $syn = join(' ', grep { /^(usage:|\s{6,}[\[<-])/ }
 		       split(/\n/, $out =~ s/\n\n.*//sr));
