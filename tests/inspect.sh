@@ -30,7 +30,7 @@ jq_is "$work/raw.json" '[.header.regions[] | .pages * 1024 == .length_bytes] |
 	length == 3 and all'
 jq_is "$work/raw.json" '.header.regions[1].name == "odd" and
 	.header.regions[0].name == null and .header.regions[2].pages == 3'
-jq_is "$work/raw.json" '.end == {rounds: 3, pages: 67, zero_pages: 12,
+jq_is "$work/raw.json" '.stream_end == {rounds: 3, pages: 67, zero_pages: 12,
 	digest: "092d4e3ce9ae3c162d7375614bf0edff", state: null}'
 # the same stream with END's state digest: checked from the pages decoded
 "$bin" inspect "$golden/state-v1.pmts" >"$work/state.txt" || no "state: exit $?"
@@ -39,16 +39,16 @@ grep -q '^end: 3 rounds, 67 pages (12 zero), digest 092d4e3ce9ae3c162d7375614bf0
 grep -q '^digest: verified$' "$work/state.txt" || no "state: not verified"
 "$bin" inspect --json "$golden/state-v1.pmts" >"$work/state.json" ||
 	no "state json: exit $?"
-jq_is "$work/state.json" '(.end.state | test("^[0-9a-f]{32}$")) and
+jq_is "$work/state.json" '(.stream_end.state | test("^[0-9a-f]{32}$")) and
 	.digest_verified == true'
 jq_is "$work/raw.json" '.digest_verified == true and
 	(has("digest_reason") | not) and .ok and .error == null and
 	.skipped == 0 and .records == 16'
 # the rounds and the batch list say the same as END and as the text
 jq_is "$work/raw.json" '[.rounds[].round] == [0, 1, 2] and
-	([.rounds[].pages] | add) == .end.pages and
-	([.batches[].pages] | add) == .end.pages - .end.zero_pages and
-	([.rounds[].zero_pages] | add) == .end.zero_pages and
+	([.rounds[].pages] | add) == .stream_end.pages and
+	([.batches[].pages] | add) == .stream_end.pages - .stream_end.zero_pages and
+	([.rounds[].zero_pages] | add) == .stream_end.zero_pages and
 	all(.rounds[]; .pages == .batch_pages + .zero_pages) and
 	([.rounds[].batches] | add) == (.batches | length) and
 	all(.rounds[]; .ratio == 1 and .zstd == 0 and .raw == .batches)'
@@ -80,7 +80,7 @@ grep -q '"error_reason":"truncated"' "$work/cut.json" ||
 json_ok "$work/cut.json"
 jq_is "$work/cut.json" '.cmd == "inspect" and .type == "result" and
 	.ok == false and .error_reason == "truncated" and
-	(.error | length > 0) and .end == null and
+	(.error | length > 0) and .stream_end == null and
 	.digest_verified == false and .digest_reason == "no END record" and
 	(.rounds | length) >= 1'
 # nothing decoded: the document is still whole
@@ -89,7 +89,7 @@ jq_is "$work/cut.json" '.cmd == "inspect" and .type == "result" and
 [ $? -eq 1 ] || no "empty json: exit status"
 json_ok "$work/empty.json"
 jq_is "$work/empty.json" '.version == null and .header == null and
-	.rounds == [] and .end == null and .error_reason != null'
+	.rounds == [] and .stream_end == null and .error_reason != null'
 
 cp "$golden/raw-v1.pmts" "$work/bad.pmts"
 printf 'X' | dd of="$work/bad.pmts" bs=1 seek=30000 conv=notrunc 2>/dev/null

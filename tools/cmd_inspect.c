@@ -513,7 +513,7 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 		jw_set(o, "digest", jw_hex(st->end.digest, PMTRACK_DIGEST_LEN));
 		jw_set(o, "state", jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
 	}
-	jw_set(doc, "end", o);
+	jw_set(doc, "stream_end", o);
 	jw_set(doc, "digest_verified", jw_bool(!why));
 	if (why)
 		jw_set(doc, "digest_reason", jw_str(why));
