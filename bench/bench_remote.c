@@ -1604,17 +1604,19 @@ static void tool_object(const char *s, const char *e, struct tool_img *img,
 	char type[32], idx[32], frozen[16];
 	bool typed = json_get(s, e, "type", type, sizeof(type));
 
-	/* the summary comes after the images */
-	if (typed && !strcmp(type, "summary"))
+	/* the result (before 0.2 "summary") comes after the images (before
+	   0.2 "image", their index "image" and time "ms") */
+	if (typed && (!strcmp(type, "result") || !strcmp(type, "summary")))
 		json_get(s, e, "backend", img[0].backend,
 			 sizeof(img[0].backend));
-	if (*n == MAX_IMAGES || !json_get(s, e, "image", idx, sizeof(idx)))
+	if (*n == MAX_IMAGES || !(json_get(s, e, "index", idx, sizeof(idx)) ||
+				  json_get(s, e, "image", idx, sizeof(idx))))
 		return;
-	if (typed && strcmp(type, "image"))
+	if (typed && strcmp(type, "status") && strcmp(type, "image"))
 		return;
 	img[*n] = (struct tool_img){
 		.idx = atoi(idx),
-		.ms = json_num(s, e, "ms"),
+		.ms = json_num(s, e, "duration_ms") + json_num(s, e, "ms"),
 		.collect_ms = json_num(s, e, "collect_ms"),
 		.pages_ms = json_num(s, e, "pages_ms"),
 		.pages = json_num(s, e, "pages"),
@@ -1649,7 +1651,8 @@ static int tool_parse(const char *out, struct tool_img *img)
 }
 
 /* the tool, if it is there and has dump --pid; the help text's options */
-static bool tool_usable(const struct cfg *c, bool *interval_ms, bool *no_digest)
+static bool tool_usable(const struct cfg *c, bool *interval_ms, bool *no_digest,
+			bool *no_verify)
 {
 	char *argv[] = { (char *)c->tool, "dump", "--help", NULL };
 	char *help;
@@ -1661,7 +1664,9 @@ static bool tool_usable(const struct cfg *c, bool *interval_ms, bool *no_digest)
 	help = run_capture(argv, true, 30, &st);
 	ok = strstr(help, "--pid") && strstr(help, "--json");
 	*interval_ms = strstr(help, "--interval-ms") != NULL;
-	*no_digest = strstr(help, "--no-digest") != NULL;
+	*no_verify = strstr(help, "--no-verify") != NULL;
+	*no_digest = *no_verify ||
+		     strstr(help, "--no-digest") != NULL;
 	free(help);
 	return ok;
 }
@@ -1680,11 +1685,11 @@ static int tool_run(const struct cfg *c, const struct target *t,
 		    struct tool_img *img)
 {
 	char dir[4096], pid[16], dumps[16], ivl[32];
-	bool ivl_ms, nodig;
+	bool ivl_ms, nodig, noverify;
 	char *argv[16], *out;
 	int n = 0, st, nimg;
 
-	if (!tool_usable(c, &ivl_ms, &nodig))
+	if (!tool_usable(c, &ivl_ms, &nodig, &noverify))
 		return -1;
 	snprintf(dir, sizeof(dir), "%s/" PROG ".XXXXXX", c->dir);
 	if (!mkdtemp(dir))
@@ -1702,7 +1707,7 @@ static int tool_run(const struct cfg *c, const struct target *t,
 	argv[n++] = ivl;
 	argv[n++] = "--json";
 	if (nodig)
-		argv[n++] = "--no-digest";
+		argv[n++] = noverify ? "--no-verify" : "--no-digest";
 	argv[n++] = dir;
 	argv[n] = NULL;
 	out = run_capture(
@@ -1728,8 +1733,8 @@ static void tool_print(const struct cfg *c, struct tool_img (*img)[MAX_IMAGES],
 {
 	double v[5][64];
 
-	printf("`pmtrack dump --pid PID --dumps %d --interval %" PRIu64
-	       " --json --no-digest` (%s; backend %s%s) "
+	printf("`pmtrack dump --pid PID --dumps %d --interval-ms %" PRIu64
+	       " --json --no-verify` (%s; backend %s%s) "
 	       "against the target, %d runs, medians.  Its interval is the "
 	       "sleep between images, so image "
 	       "1 also covers image 0's time.  The last image is taken "

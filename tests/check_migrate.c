@@ -554,6 +554,10 @@ struct prog {
 	int fail_at; /* cancel after this round (-1: never) */
 	bool poke;   /* write a page in every pre-copy round's callback */
 	bool reply;  /* wait for the receiver's answer (return path) */
+	bool mid;    /* progress_ms is set: reports inside rounds expected */
+	uint64_t partials;   /* reports from inside rounds */
+	uint64_t mid_pages;  /* the last one's pages */
+	uint64_t pending;    /* the pages of the round being sent */
 };
 
 struct pcctx {
@@ -585,10 +589,75 @@ static void pc_resume(void *arg)
 	work_resume(&((struct pcctx *)arg)->w);
 }
 
+/*
+ * A report from inside a round (progress_ms): the round's pages so far and
+ * those still to send add up to the round's, and nothing was collected.
+ */
+static void pc_partial(struct pcctx *c, const struct pmtrack_precopy_round *r)
+{
+	t_check(c->p.mid, "a report inside a round without progress_ms");
+	t_check(!r->final, "a report inside the final round");
+	t_check(r->round == c->p.next, "partial round %llu, expected %llu",
+		(unsigned long long)r->round, (unsigned long long)c->p.next);
+	t_check(r->pages >= c->p.mid_pages, "partial pages went back");
+	t_check(r->pages + r->remaining_pages == c->p.pending,
+		"partial: %llu sent + %llu remaining != %llu",
+		(unsigned long long)r->pages,
+		(unsigned long long)r->remaining_pages,
+		(unsigned long long)c->p.pending);
+	t_check(r->remaining_pages || !r->remaining_bytes,
+		"partial: bytes remain with no pages");
+	t_check(!r->dirty_pages && !r->collect_ns, "partial: collected");
+	t_check(r->zero_pages <= r->pages, "partial: zero pages > pages");
+	c->p.partials++;
+	c->p.mid_pages = r->pages;
+}
+
+/* remaining_* after a complete round: its dirty pages, at the estimate's
+   bytes per page */
+static void pc_remaining(struct pcctx *c, const struct pmtrack_precopy_round *r)
+{
+	uint64_t data = r->pages - r->zero_pages;
+	double per = 0, want;
+
+	t_check(!r->partial, "a complete round marked partial");
+	if (r->final) {
+		t_check(!r->remaining_pages && !r->remaining_bytes,
+			"the final round leaves pages");
+		return;
+	}
+	t_check(r->remaining_pages == r->dirty_pages,
+		"remaining %llu != dirty %llu",
+		(unsigned long long)r->remaining_pages,
+		(unsigned long long)r->dirty_pages);
+	if (r->round && r->pages)
+		per = (double)r->bytes / (double)r->pages;
+	else if (!r->round && data)
+		per = (double)r->bytes / (double)data;
+	else if (!r->round)
+		per = (double)sysconf(_SC_PAGESIZE);
+	if (!r->dirty_pages)
+		t_check(!r->remaining_bytes, "bytes remain, no pages");
+	else if (per > 0) {
+		want = (double)r->dirty_pages * per;
+		t_check(r->remaining_bytes + 1 >= want &&
+				(double)r->remaining_bytes <= want + 1,
+			"remaining bytes %llu, want %.1f",
+			(unsigned long long)r->remaining_bytes, want);
+	}
+	c->p.pending = r->dirty_pages;
+	c->p.mid_pages = 0;
+}
+
 static int pc_progress(void *arg, const struct pmtrack_precopy_round *r)
 {
 	struct pcctx *c = arg;
 
+	if (r->partial) {
+		pc_partial(c, r);
+		return 0;
+	}
+	pc_remaining(c, r);
 	t_check(r->round == c->p.next, "round %llu, expected %llu",
 		(unsigned long long)r->round, (unsigned long long)c->p.next);
 	t_check(r->sz == sizeof(*r), "round stats size");
@@ -938,6 +1007,34 @@ START_TEST(precopy_peer_close)
 END_TEST
 
 /* The bandwidth cap holds: rounds never run faster than it allows. */
+/*
+ * progress_ms: reports inside the capped, long round 0 too, each with the
+ * pages so far; without it (the same migration), none.
+ */
+START_TEST(precopy_progress_ms)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .max_bandwidth = 40u << 20,
+		     .downtime_limit_ns = 1000000000,
+		     .progress_ms = (uint32_t)(_i ? 10 : 0));
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1, .p.mid = _i };
+	struct rxjob j;
+
+	work_start(&c.w, 2048, 16, 1, 46, 64); /* 8 MiB: at least 0.2 s */
+	c.p.pending = c.w.pages[0] + c.w.pages[1]; /* round 0's */
+	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j), 0);
+	ck_assert_int_eq(j.err, 0);
+	ck_assert_uint_eq(c.p.rounds, st.rounds);
+	if (_i)
+		ck_assert_uint_ge(c.p.partials, 3);
+	else
+		ck_assert_uint_eq(c.p.partials, 0);
+	expect_same(j.rx, &c.w);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
 START_TEST(precopy_bandwidth_cap)
 {
 	PMTRACK_OPTS(pmtrack_precopy_opts, o, .max_bandwidth = 40u << 20,
@@ -2863,6 +2960,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, precopy_resume_on_failure);
 	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);
 	tcase_add_test(tc, precopy_bandwidth_cap);
+	tcase_add_loop_test(tc, precopy_progress_ms, 0, 2);
 	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
 	tcase_add_loop_test(tc, precopy_missed_write, 0, 4);
 	tcase_add_loop_test(tc, precopy_audit_clean, 0, 2);

@@ -15,9 +15,11 @@ line() { grep "^$2" "$1" | head -n 1; }
 . "$(dirname "$0")/json_check.sh" # jq: json_ok, jq_is
 # the members every receiver's report has, of a complete, verified copy
 rx_ok='.state == "complete" and .digest_verified == true and
-	.digest == "verified" and .error == null and .streams >= 1 and
-	(.stream_id | test("^[0-9a-f]{32}$")) and (.seconds | type) == "number"
-	and all(.regions[]; .pages * $ps == .length)'
+	.digest == "verified" and .error == null and .ok and .streams >= 1 and
+	(.stream_id | test("^[0-9a-f]{32}$")) and (.apply_ms | type) == "number"
+	and .type == "result" and
+	all(.regions[]; .pages * $ps == .length_bytes and
+	(.start | test("^0x[0-9a-f]+$")))'
 
 rm -rf "$work" && mkdir -p "$work" || exit 1
 cd "$work" || exit 1
@@ -89,11 +91,12 @@ grep -q '"digest_verified":true' recv.json || no "recv json: digest"
 grep -q '"error":null' recv.json || no "recv json: error member"
 json_ok recv.json
 ps=$(getconf PAGESIZE)
-jq_is recv.json ".page_size as \$ps | $rx_ok"
+jq_is recv.json ".page_size_bytes as \$ps | $rx_ok"
 jq_is recv.json '.source == "-" and .peer == null and .image == null and
 	.answer == null and .streams == 1'
 jq_is recv.json '.regions == [{index: 0, id: 1, start: .regions[0].start,
-	length: 33554432, pages: (33554432 / .page_size), name: "guest-ram"}]'
+	length_bytes: 33554432, pages: (33554432 / .page_size_bytes),
+	name: "guest-ram"}]'
 # the same pages and bytes as the live receive's text
 pages=$(line recv.out 'pages: ' | cut -d' ' -f2)
 zero=$(line recv.out 'pages: ' | sed 's/.*(\([0-9]*\) zero)/\1/')
@@ -133,12 +136,13 @@ grep -Eq '^ +2 +114 +0x0000000300000000 +3072 +3  -$' golden.out ||
 	no "recv raw-v1: region 2 is 3 pages: $(grep 0x00000003 golden.out)"
 "$bin" recv --json "$golden/raw-v1.pmts" >golden.json 2>&1 ||
 	no "recv --json raw-v1.pmts: exit $?"
-grep -q '"page_size":1024,' golden.json || no "recv json: page_size"
-grep -q '"length":3072,"pages":3,' golden.json || no "recv json: pages"
+grep -q '"page_size_bytes":1024,' golden.json || no "recv json: page_size"
+grep -q '"length_bytes":3072,"pages":3,' golden.json || no "recv json: pages"
 json_ok golden.json
-jq_is golden.json ".page_size as \$ps | $rx_ok"
-jq_is golden.json '.page_size == 1024 and .regions[2] == {index: 2, id: 114,
-	start: 12884901888, length: 3072, pages: 3, name: null} and
+jq_is golden.json ".page_size_bytes as \$ps | $rx_ok"
+jq_is golden.json '.page_size_bytes == 1024 and .regions[2] == {index: 2,
+	id: 114, start: "0x300000000", length_bytes: 3072, pages: 3,
+	name: null} and
 	.regions[1].name == "odd" and .pages == 67 and .zero_pages == 12'
 # a path that is not UTF-8 is still UTF-8 in the JSON: each such byte is
 # U+0080..U+00FF
@@ -163,10 +167,10 @@ rm -f sinkport
 spid=$!
 if wait_file sinkport; then
 	"$bin" send --to "127.0.0.1:$(cat sinkport)" --size 4M --quiet \
-		--timeout 2 >sink.out 2>&1
+		--timeout-ms 2000 >sink.out 2>&1
 	rc=$?
 	[ $rc -eq 1 ] || no "send to a sink: exit $rc, want 1: $(cat sink.out)"
-	grep -q 'no progress and no answer for 2 s' sink.out ||
+	grep -q 'no progress and no answer for 2000 ms' sink.out ||
 		no "send to a sink: message: $(cat sink.out)"
 	grep -q 'runs on here' sink.out || no "send to a sink: resumed?"
 	grep -q '^converged' sink.out && no "send to a sink: printed totals"
@@ -177,7 +181,7 @@ kill $spid 2>/dev/null
 wait $spid 2>/dev/null
 # a peer that connects and says nothing does not hold recv for ever
 rm -f idleport
-"$bin" recv --listen 127.0.0.1:0 --port-file idleport --timeout 1 \
+"$bin" recv --listen 127.0.0.1:0 --port-file idleport --timeout-ms 1000 \
 	>idle.out 2>idle.err &
 rpid=$!
 if wait_file idleport; then
@@ -186,7 +190,7 @@ if wait_file idleport; then
 	wait $rpid
 	rc=$?
 	[ $rc -eq 1 ] || no "recv from a silent peer: exit $rc, want 1"
-	grep -q 'nothing received for 1 s (--timeout)' idle.err ||
+	grep -q 'nothing received for 1000 ms (--timeout-ms)' idle.err ||
 		no "recv from a silent peer: message: $(cat idle.err)"
 	kill $ipid 2>/dev/null
 	wait $ipid 2>/dev/null
@@ -200,7 +204,7 @@ fi
 grep -q 'cannot connect' refused.out || no "send to a closed port: message"
 
 # ---- 3. checkpoints ----------------------------------------------------
-"$bin" dump ck --size 16M --dumps 3 --interval 100 >dump.out 2>dump.err ||
+"$bin" dump ck --size 16M --dumps 3 --interval-ms 100 >dump.out 2>dump.err ||
 	no "dump: exit $?: $(cat dump.err)"
 for n in 0 1 2; do
 	[ -f ck/00000$n.pmts ] || no "dump: no image $n"
@@ -218,7 +222,7 @@ grep -q '^digest: verified$' restore.out || no "restore: digest"
 "$bin" restore --json ck >restore.json || no "restore --json: exit $?"
 grep -q '"digest_verified":true' restore.json || no "restore json: digest"
 json_ok restore.json
-jq_is restore.json ".page_size as \$ps | $rx_ok"
+jq_is restore.json ".page_size_bytes as \$ps | $rx_ok"
 ckbytes=$(cat ck/00000[0-2].pmts | wc -c)
 jq_is restore.json ".dir == \"ck\" and .images == 3 and .streams == 3 and
 	.image_bytes == $ckbytes and .bytes == $ckbytes and
@@ -257,7 +261,8 @@ json_ok upto7.json
 jq_is upto7.json '.images == 3 and .state == "complete" and
 	.digest_verified == false and
 	.digest == "not verified (the restore failed)" and
-	.error.reason == null and .error.errno == 2'
+	.ok == false and (.error | length > 0) and
+	.error_reason == null and .errno == 2'
 # a directory named in Latin-1
 "$bin" dump "$(printf 'ck-\377')" --size 4M --dumps 1 >/dev/null 2>&1 ||
 	no "dump into a directory named in Latin-1: exit $?"
@@ -295,11 +300,11 @@ grep -q '(truncated)' cut.err || no "recv truncated: message: $(cat cut.err)"
 [ ! -e cutimg ] && ! ls cutimg.partial* >/dev/null 2>&1 ||
 	no "recv truncated: the image was kept"
 "$bin" recv --json cut.pmts >cut.json 2>/dev/null
-grep -q '"error":{"reason":"truncated"' cut.json || no "recv json: error"
+grep -q '"error_reason":"truncated"' cut.json || no "recv json: error"
 json_ok cut.json
 jq_is cut.json '.state == "partial" and .digest_verified == false and
-	.digest == "not verified (failed)" and .error.reason == "truncated" and
-	.error.errno > 0 and (.error.message | length > 0) and .image == null
+	.digest == "not verified (failed)" and .error_reason == "truncated" and
+	.errno > 0 and (.error | length > 0) and .ok == false and .image == null
 	and .source == "cut.pmts" and .bytes == 1000000'
 cp img bad.pmts
 printf 'X' | dd of=bad.pmts bs=1 seek=300000 conv=notrunc 2>/dev/null
@@ -334,10 +339,21 @@ usage send --out x --size -1
 usage send --out x --writers 65
 usage send --out x --rate fast
 usage send --out x --level 99
-usage send --out x --downtime
+usage send --out x --downtime-ms
+usage send --out x --downtime 300
+usage send --out x --timeout 60
+usage send --out x --size 64k
+usage send --out x --size 64KB
+usage send --out x --rate 10K
+usage send --out x --full-digest --no-verify
+usage send --out - --json
+usage recv --timeout 1 img
 usage dump
 usage dump d --dumps 0
-usage dump d --interval 1.5
+usage dump d --interval-ms 1.5
+usage dump d --interval 100
+usage dump d --no-digest
+usage dump d --no-verify
 usage restore
 usage restore ck --upto x
 [ ! -e x ] && [ ! -e d ] || no "a usage error created a file"

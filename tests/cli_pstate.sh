@@ -28,7 +28,7 @@ expect_elsewhere() { # file addr yes|no|unknown|-
 # the JSON object of the one mapping starting at $2 (hex) makes the jq
 # filter $3 true
 expect_json() {
-	jq -e --argjson a "$(printf %d "0x$2")" \
+	jq -e --arg a "0x$2" \
 		"[.mappings[] | select(.start == \$a)] |
 		length == 1 and (.[0] | $3)" "$1" >/dev/null 2>&1 ||
 		no "$1: mapping $2: not true: $3"
@@ -90,7 +90,7 @@ if [ -s addrs ]; then
 	fi
 	"$bin" stat --json "$tpid" >stat.json || no "stat --json: exit $?"
 	json_ok stat.json
-	grep -q "\"start\":$(printf %d "0x$anon")," stat.json ||
+	grep -q "\"start\":\"0x$anon\"," stat.json ||
 		no "stat --json: no mapping at $anon"
 	expect_json stat.json "$kept" '.mapped_elsewhere == "yes" and
 		.pages == 8 and .present == 8 and .file == 8 and .kind == "shmem"'
@@ -102,19 +102,22 @@ if [ -s addrs ]; then
 		.pages == 32 and .present == 16 and .file == 16 and
 		.exclusive == 8 and (.name | startswith("/memfd:pmtrack-target"))'
 	ps=$(getconf PAGESIZE 2>/dev/null) || ps=4096
-	jq_is stat.json ".pid == $tpid and .page_size == $ps"
+	jq_is stat.json ".cmd == \"stat\" and .type == \"result\" and .ok and
+		.pid == $tpid and .page_size_bytes == $ps"
 	# a row per mapping, as in the text, and the total is their sum
 	rows=$(($(wc -l <stat.out) - 3))
 	jq_is stat.json "(.mappings | length) == $rows"
 	jq_is stat.json '. as $d | [.known[] as $k | ([$d.mappings[][$k]] | add)
 		== $d.total[$k]] | all'
 	jq_is stat.json '([.mappings[].pages] | add) == .total.pages and
-		all(.mappings[]; .start < .end and
+		all(.mappings[]; (.start | test("^0x[0-9a-f]+$")) and
+		(.end | test("^0x[0-9a-f]+$")) and
+		(.start | length) <= (.end | length) and
 		(.tracked | type) == "boolean" and (.name | type) == "string")'
-	# 64-bit addresses are exact: jq's doubles would round the vsyscall
-	# page's (where the kernel has one)
+	# 64-bit addresses are exact: hex strings (the vsyscall page's,
+	# where the kernel has one)
 	if grep -q '^ffffffffff600000-ffffffffff601000 ' "/proc/$tpid/maps"; then
-		grep -q '"start":18446744073699065856,"end":18446744073699069952,' \
+		grep -q '"start":"0xffffffffff600000","end":"0xffffffffff601000",' \
 			stat.json || no "stat --json: the vsyscall page's address"
 	fi
 	# the target's child that exited and was not reaped

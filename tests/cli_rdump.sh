@@ -104,22 +104,26 @@ dump_json() {
 	done <"$1"
 	[ "$n" = $((dumps + 1)) ] ||
 		no "$mode: dump printed $n JSON lines, not $((dumps + 1))"
-	jq -s -e --argjson n "$dumps" 'map(select(.type == "image")) |
-		length == $n and (map(.image) == [range($n)]) and
+	jq -s -e --argjson n "$dumps" 'map(select(.type == "status")) |
+		length == $n and (map(.index) == [range($n)]) and
+		all(.[]; .cmd == "dump") and
+		(map(.written_bytes) == [foreach .[].bytes as $b (0; . + $b)])
+		and
 		(map(.frozen) == [range($n) | . == $n - 1]) and
 		.[$n - 1].digest == '"$digest"' and
 		.[0].fresh == .[0].regions and
-		all(.[]; .regions > 0 and (.pages > 0 or .dropped > 0) and
+		all(.[]; .regions > 0 and (.pages > 0 or .dropped_pages > 0) and
 			.bytes > 0 and
 			.swapped_pages >= 0 and
 			all(.table[]; (.start | test("^0x[0-9a-f]+$")) and
 				(.end | test("^0x[0-9a-f]+$"))))' "$1" \
 		>/dev/null || no "$mode: dump's image lines: $(cat "$1")"
 	jq -s -e --argjson p "$pid" --argjson n "$dumps" '
-		map(select(.type == "summary")) |
+		. as $all | $all[-1].type == "result" and $all[-1].ok and
+		(map(select(.type == "result")) |
 		length == 1 and .[0].pid == $p and .[0].images == $n and
 		.[0].left_stopped == true and (.[0].stopped_pids | index($p))
-		and (.[0].downtime_ms | type) == "number"' "$1" >/dev/null ||
+		and (.[0].downtime_ms | type) == "number")' "$1" >/dev/null ||
 		no "$mode: dump's summary: $(tail -n 1 "$1")"
 }
 
@@ -202,9 +206,9 @@ run_mode() {
 	mkdir -p "$d"
 	start "$mode" || return
 	sleep "$delay"
-	run_dump --dumps "$dumps" --interval 200 --leave-stopped "$@" ||
+	run_dump --dumps "$dumps" --interval-ms 200 --leave-stopped "$@" ||
 		{ cleanup; return; }
-	stopped=$(jq -r 'select(.type == "summary") | .stopped_pids[]' \
+	stopped=$(jq -r 'select(.type == "result") | .stopped_pids[]' \
 		"$d/dump.json")
 	dump_json "$d/dump.json"
 	await "all_stopped $pid" 50 || no "$mode: the target is not stopped"
@@ -220,7 +224,7 @@ run_mode() {
 # the execer exec'd during the live images: some image after the first is
 # FRESH throughout, and the log checked is of a later generation
 execed() {
-	jq -s -e 'map(select(.type == "image" and .image > 0 and
+	jq -s -e 'map(select(.type == "status" and .index > 0 and
 		.fresh == .regions)) | length > 0' "$d/dump.json" >/dev/null ||
 		no "execer: no image after an exec (none FRESH throughout)"
 	grep -q 'generation [1-9]' "$d/check.err" ||
@@ -254,7 +258,7 @@ run_mode shmkids --children
 #   regions 14, pages compared 25308, differing 91, unverifiable 0;
 #   --restored: stores 72199, addresses 70729, mismatches 205, inflight 0
 tag=.alone digest=false ropts=--allow-unverified soft="without --children"
-run_mode shmkids --no-digest
+run_mode shmkids --no-verify
 tag="" digest=true ropts="" soft=""
 
 # ---- holes of shared memory are never read --------------------------------
@@ -282,14 +286,14 @@ else
 	mrange=$(grep "^$mstart-" /proc/"$pid"/maps | cut -d' ' -f1)
 	srange=$(grep "^$sstart-" /proc/"$pid"/maps | cut -d' ' -f1)
 	before=$(shmem)
-	if run_dump --dumps 3 --interval 100 --leave-stopped; then
+	if run_dump --dumps 3 --interval-ms 100 --leave-stopped; then
 		after=$(shmem)
 		[ "$before" = "$after" ] ||
 			no "hole: the dump grew the target's shared memory: RssShmem kB, blocks before: $before, after: $after"
 		# each image sends the 16 pages of the memfd (in full every time),
 		# image 0 those of the shared anonymous memory too
 		jq -s -e --arg m "0x$mstart" --arg s "0x$sstart" '
-			map(select(.type == "image")) |
+			map(select(.type == "status")) |
 			all(.[]; .table[] | select(.start == $m) |
 				.fresh and .pages == 16) and
 			(.[0].table[] | select(.start == $s) | .pages == 16)' \

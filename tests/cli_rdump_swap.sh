@@ -140,7 +140,7 @@ echo "before the dump, pmtrack stat: swapped out: memfd $1 pages, shared anonymo
 before="$1 $2"
 
 # ---- dump, restore, check --------------------------------------------------
-"$bin" dump --pid "$pid" "$d/img" --dumps 3 --interval 200 --leave-stopped \
+"$bin" dump --pid "$pid" "$d/img" --dumps 3 --interval-ms 200 --leave-stopped \
 	--json >"$d/dump.json" 2>"$d/dump.err" ||
 	{ no "dump: exit $?: $(cat "$d/dump.err")"; exit 1; }
 # image 0 holds every page of both regions (as many as pmtrack stat
@@ -149,29 +149,29 @@ jq -s -e --slurpfile st "$d/stat.json" '
 	($st[0].mappings | map(select(.name | startswith("/memfd:pmt-target")
 		or startswith("/dev/zero")) | {key: .name, value: .pages}) |
 		from_entries) as $pages |
-	map(select(.type == "image"))[0] | [.table[] |
+	map(select(.type == "status"))[0] | [.table[] |
 		select(.name | startswith("/memfd:pmt-target") or
 			startswith("/dev/zero"))] |
-	length == 2 and all(.[]; .fresh and .swapped > 0 and
+	length == 2 and all(.[]; .fresh and .swapped_pages > 0 and
 		.pages == $pages[.name])' "$d/dump.json" >/dev/null ||
 	no "image 0 does not hold every page of the shared regions: $(head -n 1 "$d/dump.json")"
-img0=$(jq -s -r 'map(select(.type == "image"))[0] | [.table[] |
+img0=$(jq -s -r 'map(select(.type == "status"))[0] | [.table[] |
 	select(.name | startswith("/memfd:pmt-target") or
-		startswith("/dev/zero")) | "\(.name): \(.pages) pages, \(.swapped) of them swapped out"] |
+		startswith("/dev/zero")) | "\(.name): \(.pages) pages, \(.swapped_pages) of them swapped out"] |
 	join("; ")' "$d/dump.json")
-total=$(jq -s -r 'map(select(.type == "image"))[0].swapped_pages' "$d/dump.json")
+total=$(jq -s -r 'map(select(.type == "status"))[0].swapped_pages' "$d/dump.json")
 # the same count in the image's rounds: the swap bitmaps
 "$bin" inspect --json "$d/img/000000.pmts" >"$d/inspect.json" \
 	2>"$d/inspect.err" || no "inspect: $(cat "$d/inspect.err")"
-inswap=$(jq '[.rounds[].regions[].swap] | add' "$d/inspect.json")
+inswap=$(jq '[.rounds[].regions[].swap_pages] | add' "$d/inspect.json")
 [ "$inswap" = "$total" ] ||
 	no "image 0: $total pages swapped out in its JSON, $inswap in its swap bitmaps"
 # nothing but the dump reads the chunks paged out: as many as before
 # (other regions may have a page swapped out too, the system's doing)
-shared=$(jq -s -r 'map(select(.type == "image"))[0] |
+shared=$(jq -s -r 'map(select(.type == "status"))[0] |
 	[(.table[] | select(.name | startswith("/memfd:pmt-target")) |
-		.swapped), (.table[] | select(.name | startswith("/dev/zero")) |
-		.swapped)] | map(tostring) | join(" ")' "$d/dump.json")
+		.swapped_pages), (.table[] | select(.name | startswith("/dev/zero")) |
+		.swapped_pages)] | map(tostring) | join(" ")' "$d/dump.json")
 [ "$shared" = "$before" ] ||
 	no "image 0: swapped out of the memfd and the shared anonymous memory: $shared, before the dump: $before"
 echo "image 0: $img0; swapped out in all: $total (JSON), $inswap (swap bitmaps)"

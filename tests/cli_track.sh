@@ -42,20 +42,32 @@ if [ $rc != 0 ] && grep -q 'no ptrace permission' track.err; then
 	exit 77
 fi
 [ $rc = 0 ] || no "track --json: exit $rc: $(cat track.err)"
-[ "$(wc -l <track.json)" = 3 ] ||
-	no "track --json --count 3: $(wc -l <track.json) lines"
+[ "$(wc -l <track.json)" = 4 ] ||
+	no "track --json --count 3: $(wc -l <track.json) lines, want 3 + 1"
+# the last line is the result
+tail -n 1 track.json >result.json
+json_ok result.json
+jq_is result.json "keys_unsorted == [\"cmd\", \"type\", \"ok\", \"error\",
+	\"pid\", \"backend\", \"intervals\", \"pages\", \"pages_per_s\",
+	\"total_ms\"] and .cmd == \"track\" and .type == \"result\" and .ok and
+	.pid == $pid and .intervals == 3 and .pages > 0"
 n=0
+sed '$d' track.json >status.json
 while read -r l; do
 	n=$((n + 1))
 	printf '%s\n' "$l" >line.json
 	json_ok line.json
-	jq_is line.json "keys_unsorted == [\"interval\", \"seconds\", \"pages\",
-		\"pages_per_s\", \"mib_per_s\", \"ws_pages\", \"ws_mib\",
-		\"ws_intervals\", \"full_pages\", \"processes\", \"maps\"] and
+	jq_is line.json "keys_unsorted == [\"cmd\", \"type\", \"interval\",
+		\"duration_ms\", \"pages\", \"pages_per_s\", \"bytes_per_s\",
+		\"ws_pages\", \"ws_bytes\", \"ws_intervals\", \"full_pages\",
+		\"processes\", \"maps\"] and .cmd == \"track\" and
+		.type == \"status\" and
 		.interval == $n and .pages > 0 and .pages_per_s > 0 and
-		.mib_per_s > 0 and .ws_pages >= .pages and
+		.bytes_per_s > 0 and .ws_pages >= .pages and
+		.ws_bytes == .ws_pages * $(getconf PAGESIZE) and
 		.ws_intervals == $n and .processes == 1 and
-		(.seconds > 0.1 and .seconds < 2) and (.maps | length) > 0 and
+		(.duration_ms > 100 and .duration_ms < 2000) and
+		(.maps | length) > 0 and
 		(.maps | map(.pages) | add) == .pages"
 	jq_is line.json "all(.maps[]; keys_unsorted == [\"pid\", \"start\",
 		\"end\", \"name\", \"pages\", \"pages_per_s\", \"ws_pages\"] and
@@ -63,9 +75,9 @@ while read -r l; do
 		(.end | test(\"^0x[0-9a-f]+\$\")) and .pages > 0)"
 	# no key has a space
 	jq_is line.json '[paths | .[] | strings | test(" ")] | any | not'
-done <track.json
+done <status.json
 # the writers store to the three regions: the 8 MiB one is written most
-jq -s -e 'all(.[]; .maps[0].pages > 0)' track.json >/dev/null ||
+jq -s -e '.[:-1] | all(.[]; .maps[0].pages > 0)' track.json >/dev/null ||
 	no "track --json: no busiest mapping"
 
 # ---- text, SIGINT ---------------------------------------------------------
@@ -77,10 +89,17 @@ wait $tp
 rc=$?
 [ $rc = 0 ] || no "track until SIGINT: exit $rc: $(cat track.err)"
 grep -q "^tracking process $pid " track.out || no "track: first line"
-grep -q '^interval 1: .* pages written, .* pages/s, .* MiB/s; working set' \
+grep -q '^interval 1: .* pages written, .* pages/s, .* [KMG]*i*B/s; working set' \
 	track.out || no "track: interval line: $(cat track.out)"
 grep -q '^ .* pages/s  [0-9a-f]*-[0-9a-f]*  pid ' track.out ||
 	no "track: mapping line: $(cat track.out)"
+grep -q '^total: [0-9]* intervals in ' track.out ||
+	no "track: total line: $(cat track.out)"
+# --quiet: the total alone
+"$bin" track "$pid" --interval-ms 100 --count 2 --quiet >quiet.out \
+	2>quiet.err || no "track --quiet: exit $?"
+[ "$(grep -c . quiet.out)" = 1 ] && grep -q '^total: 2 intervals' quiet.out ||
+	no "track --quiet: $(cat quiet.out)"
 
 # ---- errors ---------------------------------------------------------------
 dead=$pid

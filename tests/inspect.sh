@@ -13,7 +13,7 @@ rm -rf "$work" && mkdir -p "$work"
 for f in raw-v1 zstd-v1; do
 	"$bin" inspect "$golden/$f.pmts" >"$work/$f.txt" || no "$f: exit $?"
 	grep -q '^digest: verified$' "$work/$f.txt" || no "$f: digest not verified"
-	grep -q '^end: 3 rounds, 55 pages, 12 zero pages' "$work/$f.txt" ||
+	grep -q '^end: 3 rounds, 67 pages (12 zero)' "$work/$f.txt" ||
 		no "$f: end line"
 done
 "$bin" inspect "$golden/parent-v1.pmts" | grep -q 'not checked (the stream has a parent)' ||
@@ -23,31 +23,33 @@ done
 json_ok "$work/raw.json"
 grep -q '"digest_verified":true' "$work/raw.json" || no "json: digest_verified"
 grep -q '"batches":\[{' "$work/raw.json" || no "json: batches"
-jq_is "$work/raw.json" '.version == 1 and .header.page_size == 1024 and
+jq_is "$work/raw.json" '.version == 1 and .header.page_size_bytes == 1024 and
 	.header.producer == "golden" and .header.parent_id == null and
 	(.header.stream_id | test("^[0-9a-f]{32}$"))'
-jq_is "$work/raw.json" '[.header.regions[] | .pages * 1024 == .length] |
+jq_is "$work/raw.json" '[.header.regions[] | .pages * 1024 == .length_bytes] |
 	length == 3 and all'
 jq_is "$work/raw.json" '.header.regions[1].name == "odd" and
 	.header.regions[0].name == null and .header.regions[2].pages == 3'
-jq_is "$work/raw.json" '.end == {rounds: 3, pages: 55, zero_pages: 12,
+jq_is "$work/raw.json" '.stream_end == {rounds: 3, pages: 67, zero_pages: 12,
 	digest: "092d4e3ce9ae3c162d7375614bf0edff", state: null}'
 # the same stream with END's state digest: checked from the pages decoded
 "$bin" inspect "$golden/state-v1.pmts" >"$work/state.txt" || no "state: exit $?"
-grep -q '^end: 3 rounds, 55 pages, 12 zero pages, digest 092d4e3ce9ae3c162d7375614bf0edff, state [0-9a-f]\{32\}$' \
+grep -q '^end: 3 rounds, 67 pages (12 zero), digest 092d4e3ce9ae3c162d7375614bf0edff, state [0-9a-f]\{32\}$' \
 	"$work/state.txt" || no "state: end line: $(grep '^end' "$work/state.txt")"
 grep -q '^digest: verified$' "$work/state.txt" || no "state: not verified"
 "$bin" inspect --json "$golden/state-v1.pmts" >"$work/state.json" ||
 	no "state json: exit $?"
-jq_is "$work/state.json" '(.end.state | test("^[0-9a-f]{32}$")) and
+jq_is "$work/state.json" '(.stream_end.state | test("^[0-9a-f]{32}$")) and
 	.digest_verified == true'
 jq_is "$work/raw.json" '.digest_verified == true and
-	(has("digest_reason") | not) and (has("error") | not) and
+	(has("digest_reason") | not) and .ok and .error == null and
 	.skipped == 0 and .records == 16'
 # the rounds and the batch list say the same as END and as the text
 jq_is "$work/raw.json" '[.rounds[].round] == [0, 1, 2] and
-	([.rounds[].pages] | add) == .end.pages and
-	([.batches[].pages] | add) == .end.pages and
+	([.rounds[].pages] | add) == .stream_end.pages and
+	([.batches[].pages] | add) == .stream_end.pages - .stream_end.zero_pages and
+	([.rounds[].zero_pages] | add) == .stream_end.zero_pages and
+	all(.rounds[]; .pages == .batch_pages + .zero_pages) and
 	([.rounds[].batches] | add) == (.batches | length) and
 	all(.rounds[]; .ratio == 1 and .zstd == 0 and .raw == .batches)'
 jq_is "$work/raw.json" 'all(.batches[]; .codec == "raw" and .runs >= 1 and
@@ -73,11 +75,12 @@ grep -q '(truncated)' "$work/cut.err" || no "truncated: message: $(cat "$work/cu
 grep -q '^round 0' "$work/cut.txt" || no "truncated: decoded part not shown"
 "$bin" inspect --json "$work/cut.pmts" >"$work/cut.json" 2>/dev/null
 [ $? -eq 1 ] || no "truncated json: exit status"
-grep -q '"error":{"reason":"truncated"' "$work/cut.json" ||
+grep -q '"error_reason":"truncated"' "$work/cut.json" ||
 	no "truncated: json error member"
 json_ok "$work/cut.json"
-jq_is "$work/cut.json" '.error.reason == "truncated" and
-	(.error.message | length > 0) and .end == null and
+jq_is "$work/cut.json" '.cmd == "inspect" and .type == "result" and
+	.ok == false and .error_reason == "truncated" and
+	(.error | length > 0) and .stream_end == null and
 	.digest_verified == false and .digest_reason == "no END record" and
 	(.rounds | length) >= 1'
 # nothing decoded: the document is still whole
@@ -86,7 +89,7 @@ jq_is "$work/cut.json" '.error.reason == "truncated" and
 [ $? -eq 1 ] || no "empty json: exit status"
 json_ok "$work/empty.json"
 jq_is "$work/empty.json" '.version == null and .header == null and
-	.rounds == [] and .end == null and .error.reason != null'
+	.rounds == [] and .stream_end == null and .error_reason != null'
 
 cp "$golden/raw-v1.pmts" "$work/bad.pmts"
 printf 'X' | dd of="$work/bad.pmts" bs=1 seek=30000 conv=notrunc 2>/dev/null

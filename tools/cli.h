@@ -33,6 +33,9 @@ __attribute__((format(printf, 2, 0))) void
 cli_verr(const char *cmd, const char *fmt, va_list ap);
 /* cli_out.c: flush @f; CLI_OK, or CLI_ERROR after a message */
 int cli_flush(const char *cmd, FILE *f);
+/* cli_out.c: the first message cli_err() printed (without "pmtrack CMD: "),
+   or NULL if none: the "error" of a --json result */
+const char *cli_last_error(void);
 
 /* cli_out.c: the length of the UTF-8 character at @s (1 to 4; 1 for
    ASCII), or 0 if no valid one starts there */
@@ -48,15 +51,19 @@ static inline double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
-static inline double mb(uint64_t bytes)
+/* bytes per second, 0 if no time passed */
+static inline uint64_t bytes_per_s(uint64_t bytes, uint64_t ns)
 {
-	return (double)bytes / 1e6;
+	return ns ? (uint64_t)((double)bytes * 1e9 / (double)ns) : 0;
 }
 
-/* MB/s, 0 if no time passed */
-static inline double mbps(uint64_t bytes, uint64_t ns)
-{
-	return ns ? (double)bytes * 1e3 / (double)ns : 0.0;
-}
+/* CLI_IEC_LEN bytes hold any iec() or iec_rate() text */
+#define CLI_IEC_LEN 24
+/* cli_out.c: @bytes in IEC units ("256 MiB"), into @buf */
+const char *iec(char buf[CLI_IEC_LEN], uint64_t bytes);
+/* cli_out.c: a rate of bytes per second in IEC units ("812 MiB/s") */
+const char *iec_rate(char buf[CLI_IEC_LEN], uint64_t bytes_per_sec);
+/* cli_out.c: a duration, "12.3 ms", or "12.3 s" from 10 s on */
+const char *dur(char buf[CLI_IEC_LEN], uint64_t ns);
 
 #endif /* PMTRACK_TOOLS_CLI_H */

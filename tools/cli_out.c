@@ -10,13 +10,51 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "args.h" /* support/: pmt_fmt_iec() */
 #include "cli.h"
+
+static char last_error[512]; /* the first message */
+static bool have_error;
 
 void cli_verr(const char *cmd, const char *fmt, va_list ap)
 {
+	va_list ap2;
+
+	if (!have_error) {
+		va_copy(ap2, ap);
+		vsnprintf(last_error, sizeof(last_error), fmt, ap2);
+		va_end(ap2);
+		have_error = true;
+	}
 	fprintf(stderr, "pmtrack %s: ", cmd);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+}
+
+const char *cli_last_error(void)
+{
+	return have_error ? last_error : NULL;
+}
+
+const char *iec(char buf[CLI_IEC_LEN], uint64_t bytes)
+{
+	return pmt_fmt_iec(buf, CLI_IEC_LEN, bytes);
+}
+
+const char *iec_rate(char buf[CLI_IEC_LEN], uint64_t bytes_per_sec)
+{
+	pmt_fmt_iec(buf, CLI_IEC_LEN - 2, bytes_per_sec);
+	strcat(buf, "/s");
+	return buf;
+}
+
+const char *dur(char buf[CLI_IEC_LEN], uint64_t ns)
+{
+	if (ns >= 10000000000u)
+		snprintf(buf, CLI_IEC_LEN, "%.1f s", (double)ns / 1e9);
+	else
+		snprintf(buf, CLI_IEC_LEN, "%.1f ms", ms(ns));
+	return buf;
 }
 
 void cli_err(const char *cmd, const char *fmt, ...)

@@ -16,6 +16,8 @@
 
 #include "cmdline.h"
 #include "cli.h"
+#include "jsonw.h"
+#include "progress.h" /* support/: pmt_bar_*() */
 #include "rdrun.h"
 #include "wldrive.h"
 
@@ -33,13 +35,22 @@ static void dump_usage(FILE *f)
 	      "dumped and audited (the memory read back against what the "
 	      "chain sent).\n"
 	      "Every image carries the chain's state digest, which restore "
-	      "checks.\n"
-	      "DIR must hold no images.\n",
+	      "checks.  One line\n"
+	      "per image: its pages (zero pages included, and apart), bytes "
+	      "and time; on a\n"
+	      "terminal a progress bar across the images.  DIR must hold no "
+	      "images.\n",
 	      f);
 	fputs(wl_usage_text, f);
 	fputs("  --dumps N             images, the final one included; "
 	      "default 3\n"
-	      "  --interval MS         time between images; default 500\n",
+	      "  --interval-ms MS      time between images; default 500\n"
+	      "  --quiet               no progress bar and no per-image "
+	      "lines\n"
+	      "  --json                JSON Lines on stdout: a status object "
+	      "per image, then\n"
+	      "                        a result (see pmtrack(1), JSON "
+	      "OUTPUT)\n",
 	      f);
 	fputs("With --pid, incremental images of process PID, running and "
 	      "unmodified (CRIU\n"
@@ -60,9 +71,7 @@ static void dump_usage(FILE *f)
 	      "  --leave-stopped       leave the processes stopped (SIGSTOP) "
 	      "after the last\n"
 	      "                        image; SIGCONT resumes them\n"
-	      "  --no-digest           no digest in the last image\n"
-	      "  --json                one JSON object per image, then a "
-	      "summary\n",
+	      "  --no-verify           no digest in the last image\n",
 	      f);
 }
 
@@ -70,6 +79,7 @@ struct dump_args {
 	const char *dir;
 	struct wl_args wl;
 	uint64_t dumps, interval_ms;
+	bool quiet, json;
 	struct rd_args rd;  /* --pid */
 	const char *wl_opt; /* a workload option given, for --pid's message */
 	const char *rd_opt; /* an option of --pid's given */
@@ -78,18 +88,18 @@ struct dump_args {
 enum {
 	OPT_DUMPS = WL_OPT_END,
 	OPT_INTERVAL,
+	OPT_QUIET,
+	OPT_JSON,
 	OPT_PID,
 	OPT_CHILDREN,
 	OPT_LEAVE_STOPPED,
-	OPT_NO_DIGEST,
-	OPT_JSON,
+	OPT_NO_VERIFY,
 };
 
-/* --children, --leave-stopped, --no-digest, --json */
+/* --children, --leave-stopped, --no-verify */
 static bool rd_flag(int id, struct rd_args *rd)
 {
-	bool *f[] = { &rd->children, &rd->leave_stopped, &rd->no_digest,
-		      &rd->json };
+	bool *f[] = { &rd->children, &rd->leave_stopped, &rd->no_digest };
 
 	*f[id - OPT_CHILDREN] = true;
 	return true;
@@ -112,6 +122,12 @@ static bool dump_opt(struct cmdline *p, int id, void *arg)
 		return opt_u64(p, false, 1, 1000000, &a->dumps);
 	case OPT_INTERVAL:
 		return opt_u64(p, false, 0, 86400000, &a->interval_ms);
+	case OPT_QUIET:
+		a->quiet = true;
+		return true;
+	case OPT_JSON:
+		a->json = true;
+		return true;
 	case OPT_PID:
 		return opt_u64(p, false, 1, INT32_MAX, &a->rd.pid);
 	}
@@ -139,12 +155,13 @@ static int dump_parse(struct dump_args *a, int argc, char **argv)
 	static const struct option opts[] = {
 		WL_OPTIONS,
 		{ "dumps", required_argument, NULL, OPT_DUMPS },
-		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "interval-ms", required_argument, NULL, OPT_INTERVAL },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "pid", required_argument, NULL, OPT_PID },
 		{ "children", no_argument, NULL, OPT_CHILDREN },
 		{ "leave-stopped", no_argument, NULL, OPT_LEAVE_STOPPED },
-		{ "no-digest", no_argument, NULL, OPT_NO_DIGEST },
-		{ "json", no_argument, NULL, OPT_JSON },
+		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
 	};
@@ -166,53 +183,77 @@ static void sleep_ms(uint64_t v)
 		;
 }
 
-int cmd_dump(int argc, char **argv)
+static uint64_t now_ns(void)
 {
-	struct dump_args a = { .wl = { .size = DEF_SIZE,
-				       .writers = DEF_WRITERS,
-				       .rate = DEF_RATE },
-			       .dumps = DEF_DUMPS,
-			       .interval_ms = DEF_INTERVAL_MS };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* a synthetic dump under way */
+struct dump_run {
+	struct dump_args a;
+	struct pmt_bar bar;
+	uint64_t t0;	  /* its start */
+	uint64_t written; /* the images' bytes so far */
+	uint64_t images;  /* written */
+};
+
+/* an image's status line or object */
+static int dump_status(struct dump_run *d, const struct pmtrack_dump_info *in,
+		       bool last)
+{
+	struct json_object *o;
+	char b[CLI_IEC_LEN], name[16];
+
+	pmt_bar_clear(&d->bar);
+	if (!d->a.json) {
+		if (d->a.quiet)
+			return CLI_OK;
+		printf("image %" PRIu32 " (%06" PRIu32 ".pmts)%s: %" PRIu64
+		       " pages (%" PRIu64 " zero), %" PRIu64
+		       " bytes (%s), %.1f ms, digest %s%s\n",
+		       in->index, in->index, last ? " stopped" : "", in->pages,
+		       in->zero_pages, in->bytes, iec(b, in->bytes),
+		       ms(in->duration_ns),
+		       in->has_state || in->has_digest ? "yes" : "no",
+		       in->audited ? ", audited" : "");
+		return cli_flush("dump", stdout);
+	}
+	snprintf(name, sizeof(name), "%06" PRIu32 ".pmts", in->index);
+	o = jw_head("dump", "status");
+	jw_set(o, "index", jw_u64(in->index));
+	jw_set(o, "file", jw_str(name));
+	jw_set(o, "stopped", jw_bool(last));
+	jw_set(o, "pages", jw_u64(in->pages));
+	jw_set(o, "zero_pages", jw_u64(in->zero_pages));
+	jw_set(o, "bytes", jw_u64(in->bytes));
+	jw_set(o, "duration_ms", jw_ms(in->duration_ns));
+	jw_set(o, "digest", jw_bool(in->has_state || in->has_digest));
+	jw_set(o, "audited", jw_bool(in->audited));
+	jw_set(o, "written_bytes", jw_u64(d->written));
+	jw_set(o, "total_ms", jw_ms(now_ns() - d->t0));
+	return jw_print("dump", stdout, o);
+}
+
+/* the images, the last one with the workload paused: the exit code */
+static int dump_images(struct dump_run *d, struct pmtrack_ckpt *ck,
+		       struct wl *w)
+{
+	const struct dump_args *a = &d->a;
 	struct pmtrack_dump_info info;
-	struct pmtrack_ckpt *ck = NULL;
-	struct pmtrack_mem_region reg;
-	struct wl *w = NULL;
-	uint64_t total = 0;
-	int r, ret = CLI_ERROR;
+	char b[CLI_IEC_LEN];
+	int r;
 
-	r = dump_parse(&a, argc, argv);
-	if (r >= 0)
-		return r;
-	if (a.rd.pid) {
-		a.rd.dir = a.dir;
-		a.rd.dumps = a.dumps;
-		a.rd.interval_ms = a.interval_ms;
-		a.rd.level = a.wl.level;
-		return rd_run(&a.rd);
-	}
-	if (wl_begin("dump", &a.wl, stdout, &w))
-		return CLI_ERROR;
-	reg = wl_region(w);
-	{
-		PMTRACK_OPTS(pmtrack_ckpt_opts, co, .level = a.wl.level,
-			     .enc_flags =
-				     a.wl.level ? PMTRACK_ENC_ADAPTIVE : 0u,
-			     .producer = "pmtrack dump");
+	for (uint64_t i = 0; i < a->dumps; i++) {
+		bool last = i + 1 == a->dumps;
 
-		r = pmtrack_ckpt_new(a.dir, &co, &reg, 1, &ck);
-	}
-	if (r == -EEXIST) {
-		cli_err("dump", "%s already holds checkpoint images", a.dir);
-		goto out;
-	} else if (r) {
-		cli_err("dump", "%s: %s", a.dir, strerror(-r));
-		goto out;
-	}
-	for (uint64_t i = 0; i < a.dumps; i++) {
-		bool last = i + 1 == a.dumps;
-
+		pmt_bar_draw(&d->bar, true, i, a->dumps,
+			     "image %" PRIu64 " of %" PRIu64 ", written %s", i,
+			     a->dumps, iec(b, d->written));
 		if (i)
-			sleep_ms(a.interval_ms);
+			sleep_ms(a->interval_ms);
 		if (last)
 			wl_pause(w);
 		memset(&info, 0, sizeof(info));
@@ -223,25 +264,86 @@ int cmd_dump(int argc, char **argv)
 					   : 0,
 				      &info);
 		if (r) {
-			cli_err("dump", "%s: image %" PRIu64 ": %s", a.dir, i,
+			pmt_bar_clear(&d->bar);
+			cli_err("dump", "%s: image %" PRIu64 ": %s", a->dir, i,
 				strerror(-r));
-			goto out;
+			return CLI_ERROR;
 		}
-		total += info.bytes;
-		printf("image %" PRIu32 " (%06" PRIu32 ".pmts)%s: %" PRIu64
-		       " pages (%" PRIu64 " zero), %" PRIu64
-		       " bytes, %.1f ms, digest %s%s\n",
-		       info.index, info.index, last ? " stopped" : "",
-		       info.pages, info.zero_pages, info.bytes,
-		       ms(info.duration_ns),
-		       info.has_state || info.has_digest ? "yes" : "no",
-		       info.audited ? ", audited" : "");
-		fflush(stdout);
+		d->written += info.bytes;
+		d->images++;
+		if (dump_status(d, &info, last))
+			return CLI_ERROR;
 	}
-	printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%.1f MB)\n",
-	       a.dumps, a.dir, total, mb(total));
-	ret = cli_flush("dump", stdout);
-out:
+	return CLI_OK;
+}
+
+/* the result: the images and their bytes, or how far it got */
+static int dump_result(const struct dump_run *d, int ret)
+{
+	struct json_object *o;
+	char b[CLI_IEC_LEN];
+
+	if (!d->a.json) {
+		if (ret)
+			return ret;
+		printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%s)\n",
+		       d->images, d->a.dir, d->written, iec(b, d->written));
+		return cli_flush("dump", stdout);
+	}
+	o = jw_head("dump", "result");
+	jw_outcome(o, ret);
+	jw_set(o, "dir", jw_str(d->a.dir));
+	jw_set(o, "images", jw_u64(d->images));
+	jw_set(o, "written_bytes", jw_u64(d->written));
+	jw_set(o, "total_ms", jw_ms(now_ns() - d->t0));
+	return jw_print("dump", stdout, o) ? CLI_ERROR : ret;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	struct dump_run d = { .a = { .wl = { .size = DEF_SIZE,
+					     .writers = DEF_WRITERS,
+					     .rate = DEF_RATE },
+				     .dumps = DEF_DUMPS,
+				     .interval_ms = DEF_INTERVAL_MS } };
+	struct dump_args *a = &d.a;
+	struct pmtrack_ckpt *ck = NULL;
+	struct pmtrack_mem_region reg;
+	struct wl *w = NULL;
+	int r, ret = CLI_ERROR;
+
+	r = dump_parse(a, argc, argv);
+	if (r >= 0)
+		return r;
+	if (a->rd.pid) {
+		a->rd.dir = a->dir;
+		a->rd.dumps = a->dumps;
+		a->rd.interval_ms = a->interval_ms;
+		a->rd.level = a->wl.level;
+		a->rd.json = a->json;
+		a->rd.quiet = a->quiet;
+		return rd_run(&a->rd);
+	}
+	d.t0 = now_ns();
+	pmt_bar_init(&d.bar, stderr, a->quiet);
+	if (wl_begin("dump", &a->wl, a->json || a->quiet ? NULL : stdout, &w))
+		return dump_result(&d, CLI_ERROR);
+	reg = wl_region(w);
+	{
+		PMTRACK_OPTS(pmtrack_ckpt_opts, co, .level = a->wl.level,
+			     .enc_flags =
+				     a->wl.level ? PMTRACK_ENC_ADAPTIVE : 0u,
+			     .producer = "pmtrack dump");
+
+		r = pmtrack_ckpt_new(a->dir, &co, &reg, 1, &ck);
+	}
+	if (r == -EEXIST)
+		cli_err("dump", "%s already holds checkpoint images", a->dir);
+	else if (r)
+		cli_err("dump", "%s: %s", a->dir, strerror(-r));
+	else
+		ret = dump_images(&d, ck, w);
+	ret = dump_result(&d, ret);
 	pmtrack_ckpt_free(ck);
 	wl_free(w);
 	return ret;

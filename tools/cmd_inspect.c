@@ -25,6 +25,7 @@
 
 struct batch_sum {
 	uint64_t batches, pages, raw_bytes, payload_bytes, zstd;
+	uint64_t zero; /* the round's zero pages, from its list */
 };
 
 struct inspect {
@@ -62,8 +63,12 @@ static void usage(FILE *f)
 	fputs("usage: pmtrack inspect [--json] [--batches] FILE|-\n"
 	      "Decode a libpmtrack stream (FILE, or stdin for -) and print "
 	      "it.\n"
-	      "  --json     print one JSON document instead of text\n"
-	      "  --batches  list every page batch\n",
+	      "  --json                one JSON result object on stdout "
+	      "instead of text (see\n"
+	      "                        pmtrack(1), JSON OUTPUT)\n"
+	      "  --batches             list every page batch\n"
+	      "Pages are counted zero pages included; the zero pages are "
+	      "also given apart.\n",
 	      f);
 }
 
@@ -180,7 +185,7 @@ static void print_header_json(struct inspect *st,
 	struct json_object *hd = jw_obj(), *regs = jw_arr(), *o;
 
 	jw_set(st->doc, "version", jw_u64(h->version));
-	jw_set(hd, "page_size", jw_u64(h->page_size));
+	jw_set(hd, "page_size_bytes", jw_u64(h->page_size));
 	jw_set(hd, "producer", jw_str(h->producer));
 	jw_set(hd, "stream_id", jw_hex(h->stream_id, PMTRACK_STREAM_ID_LEN));
 	jw_set(hd, "parent_id", jw_hex(h->parent_id, PMTRACK_STREAM_ID_LEN));
@@ -190,8 +195,8 @@ static void print_header_json(struct inspect *st,
 		o = jw_obj();
 		jw_set(o, "index", jw_u64(i));
 		jw_set(o, "id", jw_u64(r->id));
-		jw_set(o, "start", jw_u64(r->start));
-		jw_set(o, "length", jw_u64(r->length));
+		jw_set(o, "start", jw_addr(r->start));
+		jw_set(o, "length_bytes", jw_u64(r->length));
 		jw_set(o, "pages", jw_u64(region_pages(st, i)));
 		jw_set(o, "flags", jw_u64(r->flags));
 		jw_set(o, "name", jw_str(r->name));
@@ -269,7 +274,9 @@ static void close_round(struct inspect *st)
 	st->in_round = false;
 	if (st->json) {
 		jw_set(o, "batches", jw_u64(s->batches));
-		jw_set(o, "pages", jw_u64(s->pages));
+		jw_set(o, "pages", jw_u64(s->pages + s->zero));
+		jw_set(o, "zero_pages", jw_u64(s->zero));
+		jw_set(o, "batch_pages", jw_u64(s->pages));
 		jw_set(o, "raw_bytes", jw_u64(s->raw_bytes));
 		jw_set(o, "payload_bytes", jw_u64(s->payload_bytes));
 		jw_set(o, "zstd", jw_u64(s->zstd));
@@ -310,9 +317,9 @@ static void round_region(struct inspect *st, struct json_object *regs,
 	o = jw_obj();
 	jw_set(o, "region", jw_u64(l->region));
 	jw_set(o, "id", jw_u64(id));
-	jw_set(o, "dirty", jw_u64(l->dirty));
-	jw_set(o, "zero", jw_u64(l->zero));
-	jw_set(o, "swap", jw_u64(l->swap));
+	jw_set(o, "pages", jw_u64(l->dirty));
+	jw_set(o, "zero_pages", jw_u64(l->zero));
+	jw_set(o, "swap_pages", jw_u64(l->swap));
 	jw_push(regs, o);
 }
 
@@ -340,6 +347,7 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 	for (size_t j = 0; j < n; j++) {
 		const struct pmtrack_dec_listed *l = &st->listed[j];
 
+		st->sum.zero += l->zero;
 		if (!l->dirty && !l->zero && !l->swap)
 			continue;
 		round_region(st, regs, l);
@@ -452,9 +460,10 @@ static void finish_text(struct inspect *st, int reason)
 
 	if (st->have_end) {
 		fprintf(f,
-			"end: %" PRIu64 " rounds, %" PRIu64 " pages, %" PRIu64
-			" zero pages, digest ",
-			st->end.rounds, st->end.pages, st->end.zero_pages);
+			"end: %" PRIu64 " rounds, %" PRIu64 " pages (%" PRIu64
+			" zero), digest ",
+			st->end.rounds, st->end.pages + st->end.zero_pages,
+			st->end.zero_pages);
 		if (st->end.digest)
 			put_hex(f, st->end.digest, PMTRACK_DIGEST_LEN);
 		else
@@ -498,24 +507,21 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 	if (st->have_end) {
 		o = jw_obj();
 		jw_set(o, "rounds", jw_u64(st->end.rounds));
-		jw_set(o, "pages", jw_u64(st->end.pages));
+		jw_set(o, "pages",
+		       jw_u64(st->end.pages + st->end.zero_pages));
 		jw_set(o, "zero_pages", jw_u64(st->end.zero_pages));
 		jw_set(o, "digest", jw_hex(st->end.digest, PMTRACK_DIGEST_LEN));
 		jw_set(o, "state", jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
 	}
-	jw_set(doc, "end", o);
+	jw_set(doc, "stream_end", o);
 	jw_set(doc, "digest_verified", jw_bool(!why));
 	if (why)
 		jw_set(doc, "digest_reason", jw_str(why));
 	jw_set(doc, "wire_bytes", jw_u64(st->wire_bytes));
 	jw_set(doc, "records", jw_u64(st->records));
 	jw_set(doc, "skipped", jw_u64(st->skipped));
-	if (rname) {
-		o = jw_obj();
-		jw_set(o, "reason", jw_str(rname));
-		jw_set(o, "message", jw_str(msg));
-		jw_set(doc, "error", o);
-	}
+	(void)msg; /* the "error" of the outcome */
+	jw_set(doc, "error_reason", jw_str(rname));
 }
 
 enum {
@@ -598,17 +604,23 @@ static int inspect_report(struct inspect *st, struct pmtrack_dec *dec, int r)
 		}
 		ret = CLI_ERROR;
 	}
+	if (rname && st->json)
+		cli_err("inspect", "%s: %s (%s)", st->path, msg, rname);
 	if (st->json) {
+		struct json_object *doc = jw_head("inspect", "result");
+
 		finish_json(st, reason, rname, msg);
-		if (jw_print("inspect", st->out, st->doc))
-			ret = CLI_ERROR;
+		jw_outcome(doc, ret);
+		jw_merge(doc, st->doc);
 		st->doc = NULL;
+		if (jw_print("inspect", st->out, doc))
+			ret = CLI_ERROR;
 	} else {
 		finish_text(st, reason);
 	}
 	if (cli_flush("inspect", st->out))
 		ret = CLI_ERROR;
-	if (rname)
+	if (rname && !st->json)
 		cli_err("inspect", "%s: %s (%s)", st->path, msg, rname);
 	return ret;
 }
@@ -656,8 +668,15 @@ int cmd_inspect(int argc, char **argv)
 	if (r >= 0)
 		return r;
 	fd = inspect_open(st.path);
-	if (fd < 0)
+	if (fd < 0) {
+		if (st.json) {
+			struct json_object *doc = jw_head("inspect", "result");
+
+			jw_outcome(doc, CLI_ERROR);
+			jw_print("inspect", stdout, doc);
+		}
 		return CLI_ERROR;
+	}
 	r = inspect_run(&st, fd);
 	if (fd != STDIN_FILENO)
 		close(fd);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <pmtrack/migrate.h>
@@ -22,6 +23,7 @@
 #include "jsonw.h"
 #include "net.h"
 #include "outfile.h"
+#include "progress.h" /* support/: pmt_bar_*() */
 #include "rxreport.h"
 
 static void recv_usage(FILE *f)
@@ -40,16 +42,23 @@ static void recv_usage(FILE *f)
 	      "                        the command succeeds)\n"
 	      "  --allow-unverified    accept a complete stream that carries "
 	      "no digest\n"
-	      "  --timeout SECONDS     give up when the connection or pipe "
+	      "  --timeout-ms MS       give up when the connection or pipe "
 	      "stays silent this\n"
 	      "                        long (not while waiting for the "
 	      "connection); 0 = never;\n"
-	      "                        default 60\n"
+	      "                        default 60000\n"
 	      "  --max-memory SIZE     most memory to map for the stream's "
-	      "regions (K, M, G);\n"
-	      "                        default: this machine's physical "
-	      "memory\n"
-	      "  --json                print one JSON document\n"
+	      "regions (K/KiB ..\n"
+	      "                        T/TiB); default: this machine's "
+	      "physical memory\n"
+	      "  --quiet               no progress bar, no 'listening on' "
+	      "and 'connection\n"
+	      "                        from' lines\n"
+	      "  --json                JSON Lines on stdout: one result "
+	      "object (see pmtrack(1),\n"
+	      "                        JSON OUTPUT)\n"
+	      "Pages are counted zero pages included; the zero pages are "
+	      "also given apart.\n"
 	      "Over TCP the answer (applied and verified, or why not) goes "
 	      "back to the sender\n"
 	      "on the same connection.  Exit status: 0 if the stream was "
@@ -62,8 +71,8 @@ static void recv_usage(FILE *f)
 
 struct recv_args {
 	const char *listen, *path, *image, *port_file;
-	bool json, allow_unverified;
-	uint64_t timeout_s, max_memory;
+	bool json, allow_unverified, quiet;
+	uint64_t timeout_ms, max_memory;
 };
 
 enum {
@@ -73,6 +82,7 @@ enum {
 	OPT_ALLOW_UNVERIFIED,
 	OPT_TIMEOUT,
 	OPT_MAX_MEMORY,
+	OPT_QUIET,
 	OPT_JSON,
 };
 
@@ -100,9 +110,12 @@ static bool recv_opt(struct cmdline *p, int id, void *arg)
 		a->allow_unverified = true;
 		break;
 	case OPT_TIMEOUT:
-		return opt_u64(p, false, 0, 86400 * 365, &a->timeout_s);
+		return opt_u64(p, false, 0, 86400000ull * 365, &a->timeout_ms);
 	case OPT_MAX_MEMORY:
 		return opt_u64(p, true, 1, SIZE_MAX, &a->max_memory);
+	case OPT_QUIET:
+		a->quiet = true;
+		break;
 	case OPT_JSON:
 		a->json = true;
 		break;
@@ -130,8 +143,9 @@ static int recv_parse(struct recv_args *a, int argc, char **argv)
 		{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 		{ "image", required_argument, NULL, OPT_IMAGE },
 		{ "allow-unverified", no_argument, NULL, OPT_ALLOW_UNVERIFIED },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 		{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "json", no_argument, NULL, OPT_JSON },
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
@@ -171,7 +185,24 @@ struct recv_run {
 	struct pmtrack_rx *rx;
 	struct pmtrack_xport *x;
 	struct rx_result res;
+	struct pmt_bar bar;
+	uint64_t got, size; /* bytes received; the file's size, or 0 */
 };
+
+/* The tee of every byte received: the progress bar, and --image. */
+static int recv_tee(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct recv_run *c = arg;
+	char b[CLI_IEC_LEN];
+
+	for (int i = 0; i < iovcnt; i++)
+		c->got += iov[i].iov_len;
+	pmt_bar_draw(&c->bar, false, c->got, c->size, "received %s",
+		     iec(b, c->got));
+	if (!c->a.image)
+		return 0;
+	return pmtrack_write_fd((void *)(intptr_t)c->of.fd, iov, iovcnt);
+}
 
 /* The connection, or -1 after a message. */
 static int recv_accept(const struct recv_args *a, FILE *info, char *src,
@@ -197,8 +228,10 @@ static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 		close(lfd);
 		return -1;
 	}
-	fprintf(info, "listening on %s\n", where);
-	fflush(info);
+	if (info) {
+		fprintf(info, "listening on %s\n", where);
+		fflush(info);
+	}
 	do
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
@@ -208,8 +241,10 @@ static int recv_accept(const struct recv_args *a, FILE *info, char *src,
 	if (fd < 0)
 		return -1;
 	addr_str((struct sockaddr *)&ss, sl, peer, sizeof(peer));
-	fprintf(info, "connection from %s\n", peer);
-	fflush(info);
+	if (info) {
+		fprintf(info, "connection from %s\n", peer);
+		fflush(info);
+	}
 	snprintf(src, src_size, "%s", peer);
 	return fd;
 }
@@ -236,13 +271,18 @@ static int recv_open(struct recv_run *c)
 		}
 		snprintf(c->src, sizeof(c->src), "%s", a->path);
 	}
+	if (c->bar.on) {
+		struct stat sb;
+
+		if (!fstat(c->fd, &sb) && S_ISREG(sb.st_mode))
+			c->size = (uint64_t)sb.st_size;
+	}
 	{
 		PMTRACK_OPTS(pmtrack_rx_opts, ro,
-			     .tee = a->image ? pmtrack_write_fd : NULL,
-			     .tee_arg = (void *)(intptr_t)c->of.fd,
-			     .map_limit = (size_t)a->max_memory);
+			     .tee = a->image || c->bar.on ? recv_tee : NULL,
+			     .tee_arg = c, .map_limit = (size_t)a->max_memory);
 		PMTRACK_OPTS(pmtrack_xport_opts, xo,
-			     .timeout_ns = a->timeout_s * 1000000000u);
+			     .timeout_ns = a->timeout_ms * 1000000u);
 
 		r = pmtrack_rx_new(&ro, &c->rx);
 		if (!r)
@@ -259,12 +299,14 @@ static int recv_apply(struct recv_run *c)
 {
 	int r = pmtrack_rx_apply(c->rx, c->x), ret;
 
+	pmt_bar_clear(&c->bar);
 	rx_result_get(c->rx, r, &c->res);
 	ret = rx_result_exit("recv", &c->res, c->a.allow_unverified);
 	if (r == -ETIMEDOUT)
 		cli_err("recv",
-			"%s: nothing received for %" PRIu64 " s (--timeout)",
-			c->src, c->a.timeout_s);
+			"%s: nothing received for %" PRIu64
+			" ms (--timeout-ms)",
+			c->src, c->a.timeout_ms);
 	else if (r)
 		rx_error_print("recv", c->src, &c->res);
 	if (c->res.st.reply == PMTRACK_RX_REPLY_FAILED) {
@@ -287,7 +329,8 @@ static int recv_report(struct recv_run *c, int ret)
 	FILE *out = stdout;
 
 	if (a->json) {
-		doc = jw_obj();
+		doc = jw_head("recv", "result");
+		jw_outcome(doc, ret);
 		jw_set(doc, "source", jw_str(a->listen ? "tcp" : a->path));
 		jw_set(doc, "peer", jw_str(a->listen ? c->src : NULL));
 		rx_json(doc, c->rx, &c->res);
@@ -306,9 +349,19 @@ static int recv_report(struct recv_run *c, int ret)
 	return ret;
 }
 
+/* the result of a receive that could not start receiving */
+static void recv_failed_json(const struct recv_run *c)
+{
+	struct json_object *doc = jw_head("recv", "result");
+
+	jw_outcome(doc, CLI_ERROR);
+	jw_set(doc, "source", jw_str(c->a.listen ? "tcp" : c->a.path));
+	jw_print("recv", stdout, doc);
+}
+
 int cmd_recv(int argc, char **argv)
 {
-	struct recv_run c = { .a = { .timeout_s = DEF_TIMEOUT_S },
+	struct recv_run c = { .a = { .timeout_ms = DEF_TIMEOUT_MS },
 			      .of = { .fd = -1 },
 			      .fd = -1 };
 	int r, ret = CLI_ERROR;
@@ -316,12 +369,15 @@ int cmd_recv(int argc, char **argv)
 	r = recv_parse(&c.a, argc, argv);
 	if (r >= 0)
 		return r;
-	c.info = c.a.json ? stderr : stdout;
+	c.info = c.a.quiet ? NULL : c.a.json ? stderr : stdout;
+	pmt_bar_init(&c.bar, stderr, c.a.quiet);
 	/* an image that cannot be written fails before anything else */
 	if (c.a.image && outfile_open("recv", "--image", &c.of, c.a.image))
 		return CLI_ERROR;
 	if (!recv_open(&c))
 		ret = recv_report(&c, recv_apply(&c));
+	else if (c.a.json)
+		recv_failed_json(&c);
 	outfile_abort(&c.of); /* if not committed */
 	pmtrack_xport_free(c.x);
 	pmtrack_rx_free(c.rx);

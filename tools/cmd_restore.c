@@ -5,6 +5,7 @@
  * pmtrack dump --pid (another process, rrrun.c), told apart by the first
  * image's producer.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <pmtrack/migrate.h>
@@ -19,6 +22,7 @@
 #include "cmdline.h"
 #include "cli.h"
 #include "jsonw.h"
+#include "progress.h" /* support/: pmt_bar_*() */
 #include "rrrun.h"
 #include "rxreport.h"
 
@@ -26,7 +30,7 @@ static void restore_usage(FILE *f)
 {
 	fputs("usage: pmtrack restore DIR [--out-dir D] [--upto N] "
 	      "[--allow-unverified]\n"
-	      "                       [--json]\n"
+	      "                       [--quiet] [--json]\n"
 	      "Replay the checkpoint images 0..N in DIR into memory, checking "
 	      "every checksum,\n"
 	      "the chain's links and the last image's digest.  The images of "
@@ -43,7 +47,13 @@ static void restore_usage(FILE *f)
 	      "newest\n"
 	      "  --allow-unverified    accept a last image without a digest "
 	      "(a live pre-dump)\n"
-	      "  --json                print one JSON document\n"
+	      "  --quiet               no progress bar and no per-image "
+	      "lines\n"
+	      "  --json                JSON Lines on stdout: one result "
+	      "object (see pmtrack(1),\n"
+	      "                        JSON OUTPUT)\n"
+	      "Pages are counted zero pages included; the zero pages are "
+	      "also given apart.\n"
 	      "Exit status: 0 if the chain applied and the digest verified, 1 "
 	      "if not or on\n"
 	      "errors, 2 for a bad command line.\n",
@@ -53,13 +63,14 @@ static void restore_usage(FILE *f)
 struct restore_args {
 	const char *dir, *out_dir;
 	uint64_t upto;
-	bool json, allow_unverified;
+	bool json, allow_unverified, quiet;
 };
 
 enum {
 	OPT_UPTO = ARG_OPT,
 	OPT_OUT_DIR,
 	OPT_ALLOW_UNVERIFIED,
+	OPT_QUIET,
 	OPT_JSON,
 };
 
@@ -77,6 +88,9 @@ static bool restore_opt(struct cmdline *p, int id, void *arg)
 		break;
 	case OPT_ALLOW_UNVERIFIED:
 		a->allow_unverified = true;
+		break;
+	case OPT_QUIET:
+		a->quiet = true;
 		break;
 	case OPT_JSON:
 		a->json = true;
@@ -96,6 +110,7 @@ static int restore_parse(struct restore_args *a, int argc, char **argv)
 		{ "upto", required_argument, NULL, OPT_UPTO },
 		{ "out-dir", required_argument, NULL, OPT_OUT_DIR },
 		{ "allow-unverified", no_argument, NULL, OPT_ALLOW_UNVERIFIED },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "json", no_argument, NULL, OPT_JSON },
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
@@ -132,12 +147,53 @@ static int rx_write_files(struct pmtrack_rx *rx, const char *dir)
 	return ret;
 }
 
+/* the progress bar over the images' bytes */
+struct restore_bar {
+	struct pmt_bar bar;
+	uint64_t done, total;
+};
+
+/* the receiver's tee: every byte of the images, as they are applied */
+static int restore_tee(void *arg, const struct iovec *iov, int iovcnt)
+{
+	struct restore_bar *b = arg;
+	char t[CLI_IEC_LEN];
+
+	for (int i = 0; i < iovcnt; i++)
+		b->done += iov[i].iov_len;
+	pmt_bar_draw(&b->bar, false, b->done, b->total, "applied %s",
+		     iec(t, b->done));
+	return 0;
+}
+
+/* the bytes of the images NNNNNN.pmts in @dir */
+static uint64_t images_size(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat sb;
+	uint64_t n = 0;
+	size_t len;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		len = strlen(e->d_name);
+		if (len == 11 && !strcmp(e->d_name + 6, ".pmts") &&
+		    !fstatat(dirfd(d), e->d_name, &sb, 0))
+			n += (uint64_t)sb.st_size;
+	}
+	closedir(d);
+	return n;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	struct restore_args a = { .upto = UINT32_MAX };
 	struct pmtrack_restore_info info = { .sz = sizeof(info) };
 	struct pmtrack_rx *rx = NULL;
 	struct rx_result res;
+	struct restore_bar bar;
 	char what[4096 + 32];
 	FILE *out = stdout;
 	int r, ret;
@@ -150,16 +206,27 @@ int cmd_restore(int argc, char **argv)
 				      .out_dir = a.out_dir,
 				      .upto = a.upto,
 				      .json = a.json,
-				      .allow_unverified = a.allow_unverified };
+				      .allow_unverified = a.allow_unverified,
+				      .quiet = a.quiet };
 
 		return rr_run(&ra);
 	}
-	r = pmtrack_rx_new(NULL, &rx);
+	pmt_bar_init(&bar.bar, stderr, a.quiet);
+	bar.done = 0;
+	bar.total = bar.bar.on ? images_size(a.dir) : 0;
+	{
+		PMTRACK_OPTS(pmtrack_rx_opts, ro,
+			     .tee = bar.bar.on ? restore_tee : NULL,
+			     .tee_arg = &bar);
+
+		r = pmtrack_rx_new(&ro, &rx);
+	}
 	if (r) {
 		cli_err("restore", "%s", strerror(-r));
 		return CLI_ERROR;
 	}
 	r = pmtrack_ckpt_restore(rx, a.dir, (uint32_t)a.upto, &info);
+	pmt_bar_clear(&bar.bar);
 	rx_result_get(rx, r, &res);
 	if (r && res.st.state == PMTRACK_RX_COMPLETE) {
 		/* the failing image wrote nothing: the memory is the last
@@ -188,8 +255,9 @@ int cmd_restore(int argc, char **argv)
 		rx_error_print("restore", what, &res);
 	}
 	if (a.json) {
-		struct json_object *doc = jw_obj();
+		struct json_object *doc = jw_head("restore", "result");
 
+		jw_outcome(doc, ret);
 		jw_set(doc, "dir", jw_str(a.dir));
 		jw_set(doc, "images", jw_u64(info.images));
 		jw_set(doc, "image_bytes", jw_u64(info.bytes));

@@ -43,7 +43,10 @@ static void stat_usage(FILE *f)
 	      "too: yes, no, or unknown when some of its present pages are "
 	      "not\n"
 	      "mapped by PID itself (in the object only, or unsure).  Needs\n"
-	      "ptrace-read access to PID.\n",
+	      "ptrace-read access to PID.\n"
+	      "  --json                one JSON result object on stdout "
+	      "(see pmtrack(1),\n"
+	      "                        JSON OUTPUT)\n",
 	      f);
 }
 
@@ -209,7 +212,7 @@ static void stat_begin(struct stat_out *o, long pid, unsigned int known)
 	}
 	o->doc = jw_obj();
 	jw_set(o->doc, "pid", jw_i64(pid));
-	jw_set(o->doc, "page_size", jw_i64(sysconf(_SC_PAGESIZE)));
+	jw_set(o->doc, "page_size_bytes", jw_i64(sysconf(_SC_PAGESIZE)));
 	k = jw_arr();
 	for (int i = 0; i < PMTRACK_PAGE_NSTATES; i++)
 		if (known & (1u << i))
@@ -251,8 +254,8 @@ static int stat_row(struct stat_out *o, struct pmtrack_pstate *ps,
 		return 0;
 	}
 	row = jw_obj();
-	jw_set(row, "start", jw_u64(m->start));
-	jw_set(row, "end", jw_u64(m->end));
+	jw_set(row, "start", jw_addr(m->start));
+	jw_set(row, "end", jw_addr(m->end));
 	jw_set(row, "perm", jw_str(perm));
 	jw_set(row, "kind", jw_str(kind));
 	jw_set(row, "tracked", jw_bool(m->flags & PMTRACK_MAP_TRACKED));
@@ -300,6 +303,26 @@ static int stat_open(long pid, struct pmtrack_pstate **ps,
 	return CLI_ERROR;
 }
 
+/* the result object (with --json), and the exit code */
+static int stat_print(struct stat_out *o, long pid, int ret)
+{
+	struct json_object *doc;
+
+	if (o->json) {
+		doc = jw_head("stat", "result");
+		jw_outcome(doc, ret);
+		if (!o->doc)
+			jw_set(doc, "pid", jw_i64(pid));
+		jw_merge(doc, o->doc);
+		o->doc = NULL;
+		if (jw_print("stat", o->f, doc))
+			ret = CLI_ERROR;
+	}
+	if (cli_flush("stat", o->f))
+		ret = CLI_ERROR;
+	return ret;
+}
+
 int cmd_stat(int argc, char **argv)
 {
 	struct pmtrack_page_counts tot = { .sz = sizeof(tot) };
@@ -319,7 +342,7 @@ int cmd_stat(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (stat_open(pid, &ps, &maps, &n))
-		return CLI_ERROR;
+		return stat_print(&o, pid, CLI_ERROR);
 	stat_begin(&o, pid, pmtrack_pstate_known(ps));
 	for (i = 0, r = 0; i < n; i++) {
 		r = stat_row(&o, ps, &maps[i], &tot);
@@ -334,9 +357,5 @@ int cmd_stat(int argc, char **argv)
 	else
 		stat_total(&o, &tot);
 	pmtrack_pstate_free(ps);
-	if (o.json && jw_print("stat", o.f, o.doc))
-		ret = CLI_ERROR;
-	if (cli_flush("stat", o.f))
-		ret = CLI_ERROR;
-	return ret;
+	return stat_print(&o, pid, ret);
 }

@@ -22,15 +22,17 @@
 #include "cli.h"
 #include "dirtyrate.h"
 #include "jsonw.h"
+#include "progress.h" /* support/: pmt_bar_*() */
 
 #define CMD "track"
 #define TOP 5 /* mappings in a text report */
 
 static void track_usage(FILE *f)
 {
-	fputs("usage: pmtrack track PID [--children] [--interval-ms T] "
-	      "[--count N] [--json]\n"
-	      "The live dirty rate of process PID: every T ms, the pages it "
+	fputs("usage: pmtrack track PID [--children] [--interval-ms MS] "
+	      "[--count N] [--quiet]\n"
+	      "                        [--json]\n"
+	      "The live dirty rate of process PID: every MS ms, the pages it "
 	      "wrote, per second\n"
 	      "and in MiB/s, a working-set estimate (the distinct pages "
 	      "written during the\n"
@@ -44,23 +46,30 @@ static void track_usage(FILE *f)
 	      "access to PID.\n"
 	      "  --children            track the children it forks from now "
 	      "on too\n"
-	      "  --interval-ms T       default 1000\n"
+	      "  --interval-ms MS      time between reports; default 500\n"
 	      "  --count N             stop after N intervals; default: until "
 	      "SIGINT or SIGTERM\n"
-	      "  --json                one JSON object per interval\n",
+	      "  --quiet               no progress bar and no per-interval "
+	      "lines: the totals\n"
+	      "                        only\n"
+	      "  --json                JSON Lines on stdout: a status object "
+	      "per interval, then\n"
+	      "                        a result (see pmtrack(1), JSON "
+	      "OUTPUT)\n",
 	      f);
 }
 
 struct track_args {
 	const char *pid_arg;
 	uint64_t pid, interval_ms, count;
-	bool children, json;
+	bool children, json, quiet;
 };
 
 enum {
 	OPT_CHILDREN = ARG_OPT,
 	OPT_INTERVAL,
 	OPT_COUNT,
+	OPT_QUIET,
 	OPT_JSON,
 };
 
@@ -82,6 +91,9 @@ static bool track_opt(struct cmdline *p, int id, void *arg)
 		return opt_u64(p, false, 1, 86400000, &a->interval_ms);
 	case OPT_COUNT:
 		return opt_u64(p, false, 1, UINT32_MAX, &a->count);
+	case OPT_QUIET:
+		a->quiet = true;
+		break;
 	case OPT_JSON:
 		a->json = true;
 		break;
@@ -100,6 +112,7 @@ static int track_parse(struct track_args *a, int argc, char **argv)
 		{ "children", no_argument, NULL, OPT_CHILDREN },
 		{ "interval-ms", required_argument, NULL, OPT_INTERVAL },
 		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "json", no_argument, NULL, OPT_JSON },
 		ARG_HELP_OPTION,
 		ARG_OPTIONS_END,
@@ -128,10 +141,11 @@ static double per_s(uint64_t v, double secs)
 	return secs > 0 ? (double)v / secs : 0.0;
 }
 
-static double mib(uint64_t pages, uint64_t pgsz)
-{
-	return (double)(pages * pgsz) / (1024.0 * 1024.0);
-}
+/* the totals over all intervals */
+struct track_sum {
+	uint64_t intervals, pages, t0;
+	struct pmt_bar bar;
+};
 
 static const struct dr *sort_dr; /* for by_pages() */
 
@@ -160,7 +174,7 @@ static int rank(const struct dr *d, struct track_iv *iv)
 
 static int report_json(const struct dr *d, const struct track_iv *iv)
 {
-	struct json_object *o = jw_obj(), *maps = jw_arr();
+	struct json_object *o = jw_head(CMD, "status"), *maps = jw_arr();
 	uint64_t win = d->interval < DR_WINDOW ? d->interval : DR_WINDOW;
 
 	for (size_t k = 0; k < iv->nwritten; k++) {
@@ -178,13 +192,13 @@ static int report_json(const struct dr *d, const struct track_iv *iv)
 		jw_push(maps, j);
 	}
 	jw_set(o, "interval", jw_u64(d->interval));
-	jw_set(o, "seconds", jw_fixed(iv->secs, 6));
+	jw_set(o, "duration_ms", jw_fixed(iv->secs * 1e3, 3));
 	jw_set(o, "pages", jw_u64(d->pages));
 	jw_set(o, "pages_per_s", jw_fixed(per_s(d->pages, iv->secs), 1));
-	jw_set(o, "mib_per_s",
-	       jw_fixed(mib(d->pages, d->pgsz) / (iv->secs ? iv->secs : 1), 3));
+	jw_set(o, "bytes_per_s",
+	       jw_fixed(per_s(d->pages * d->pgsz, iv->secs), 1));
 	jw_set(o, "ws_pages", jw_u64(d->ws));
-	jw_set(o, "ws_mib", jw_fixed(mib(d->ws, d->pgsz), 3));
+	jw_set(o, "ws_bytes", jw_u64(d->ws * d->pgsz));
 	jw_set(o, "ws_intervals", jw_u64(win));
 	jw_set(o, "full_pages", jw_u64(d->full_pages));
 	jw_set(o, "processes", jw_u64(iv->processes));
@@ -195,13 +209,14 @@ static int report_json(const struct dr *d, const struct track_iv *iv)
 static int report_text(const struct dr *d, const struct track_iv *iv)
 {
 	uint64_t win = d->interval < DR_WINDOW ? d->interval : DR_WINDOW;
+	char r[CLI_IEC_LEN], w[CLI_IEC_LEN];
 
 	printf("interval %" PRIu64 ": %.3f s, %" PRIu64 " pages written, "
-	       "%.1f pages/s, %.2f MiB/s; working set %" PRIu64
-	       " pages (%.2f MiB) over %" PRIu64 " intervals",
+	       "%.1f pages/s, %s; working set %" PRIu64
+	       " pages (%s) over %" PRIu64 " intervals",
 	       d->interval, iv->secs, d->pages, per_s(d->pages, iv->secs),
-	       mib(d->pages, d->pgsz) / (iv->secs ? iv->secs : 1), d->ws,
-	       mib(d->ws, d->pgsz), win);
+	       iec_rate(r, (uint64_t)per_s(d->pages * d->pgsz, iv->secs)),
+	       d->ws, iec(w, d->ws * d->pgsz), win);
 	if (d->full_pages)
 		printf("; %" PRIu64 " pages in mappings reported in full",
 		       d->full_pages);
@@ -267,7 +282,7 @@ static int ignore_report(void *arg, const struct pmtrack_proc_report *r)
 /* one interval: collect, report; 0, -errno, or 1 if the report could not
    be written (said so) */
 static int interval(const struct track_args *a, struct pmtrack_proc *p,
-		    struct dr *d, uint64_t *t_prev)
+		    struct dr *d, uint64_t *t_prev, struct track_sum *sum)
 {
 	PMTRACK_OPTS(pmtrack_proc_stats, st);
 	struct track_iv iv = { 0 };
@@ -285,8 +300,16 @@ static int interval(const struct track_args *a, struct pmtrack_proc *p,
 	if (!pmtrack_proc_get_stats(p, &st))
 		iv.processes = st.processes;
 	err = rank(d, &iv);
-	if (!err && (a->json ? report_json(d, &iv) : report_text(d, &iv)))
+	sum->intervals++;
+	sum->pages += d->pages;
+	pmt_bar_clear(&sum->bar);
+	if (!err && (a->json ? report_json(d, &iv)
+			     : a->quiet ? 0 : report_text(d, &iv)))
 		err = 1;
+	pmt_bar_draw(&sum->bar, true, sum->intervals, a->count,
+		     "interval %" PRIu64 "%s, %.1f pages/s", sum->intervals,
+		     a->count ? "" : " (until SIGINT)",
+		     per_s(d->pages, iv.secs));
 	free(iv.order);
 	return err;
 }
@@ -307,37 +330,69 @@ static int track_err(const struct track_args *a, int err)
 	return CLI_ERROR;
 }
 
+/* the totals, as a line or the result object */
+static int track_result(const struct track_args *a,
+			const struct track_sum *sum, const char *backend,
+			int ret)
+{
+	double secs = (double)(now_ns() - sum->t0) / 1e9;
+	struct json_object *o;
+
+	if (!a->json) {
+		if (ret)
+			return ret;
+		printf("total: %" PRIu64 " intervals in %.3f s, %" PRIu64
+		       " pages written, %.1f pages/s\n",
+		       sum->intervals, secs, sum->pages,
+		       per_s(sum->pages, secs));
+		return cli_flush(CMD, stdout);
+	}
+	o = jw_head(CMD, "result");
+	jw_outcome(o, ret);
+	jw_set(o, "pid", jw_u64(a->pid));
+	jw_set(o, "backend", jw_str(backend));
+	jw_set(o, "intervals", jw_u64(sum->intervals));
+	jw_set(o, "pages", jw_u64(sum->pages));
+	jw_set(o, "pages_per_s", jw_fixed(per_s(sum->pages, secs), 1));
+	jw_set(o, "total_ms", jw_fixed(secs * 1e3, 3));
+	return jw_print(CMD, stdout, o) ? CLI_ERROR : ret;
+}
+
 /* the intervals until --count, a signal, or the process's end */
 static int run(const struct track_args *a, struct pmtrack_proc *p)
 {
 	struct dr d = { .pgsz = (uint64_t)sysconf(_SC_PAGESIZE) };
 	uint64_t t0 = now_ns(), t_prev = t0;
-	int err = 0;
+	struct track_sum sum = { .t0 = t0 };
+	const char *backend = pmtrack_backend_name(pmtrack_proc_backend(p));
+	int err = 0, ret;
 
-	if (!a->json)
+	pmt_bar_init(&sum.bar, stderr, a->quiet);
+	if (!a->json && !a->quiet)
 		printf("tracking process %" PRIu64 " (%s) every %" PRIu64
 		       " ms; the first collect (every mapping in full) is not "
 		       "counted\n",
-		       a->pid, pmtrack_backend_name(pmtrack_proc_backend(p)),
-		       a->interval_ms);
+		       a->pid, backend, a->interval_ms);
 	for (uint64_t i = 1; !err && (!a->count || i <= a->count); i++) {
 		if (!sleep_until(t0 + i * a->interval_ms * 1000000u))
 			break;
-		err = interval(a, p, &d, &t_prev);
+		err = interval(a, p, &d, &t_prev, &sum);
 	}
+	pmt_bar_clear(&sum.bar);
 	dr_free(&d);
 	if (err == -ESRCH) {
 		cli_err(CMD, "process %" PRIu64 " exited", a->pid);
 		err = 0;
-	} else if (err > 0) {
-		return CLI_ERROR; /* said so */
 	}
-	return err ? track_err(a, err) : cli_flush(CMD, stdout);
+	ret = err > 0 ? CLI_ERROR /* said so */
+	      : err	? track_err(a, err)
+			: CLI_OK;
+	return track_result(a, &sum, backend, ret);
 }
 
 int cmd_track(int argc, char **argv)
 {
-	struct track_args a = { .interval_ms = 1000 };
+	struct track_args a = { .interval_ms = 500 };
 	struct pmtrack_proc *p = NULL;
 	int r;
 
@@ -356,7 +411,15 @@ int cmd_track(int argc, char **argv)
 					 ignore_report, NULL);
 	if (r) {
 		pmtrack_proc_free(p);
-		return track_err(&a, r);
+		r = track_err(&a, r);
+		if (a.json) {
+			struct json_object *o = jw_head(CMD, "result");
+
+			jw_outcome(o, r);
+			jw_set(o, "pid", jw_u64(a.pid));
+			jw_print(CMD, stdout, o);
+		}
+		return r;
 	}
 	catch_stop();
 	r = run(&a, p);

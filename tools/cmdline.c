@@ -136,7 +136,8 @@ int parse_args(const struct cmdline_spec *spec, int argc, char **argv,
 	return -1;
 }
 
-/* @s: decimal digits, then (if @suffix) K, M or G for 2^10, 2^20, 2^30. */
+/* @s: decimal digits, then (if @suffix) K, M, G or T, alone or as KiB,
+   MiB, GiB, TiB: 2^10, 2^20, 2^30, 2^40. */
 static bool parse_u64(const char *s, bool suffix, uint64_t *out)
 {
 	return !pmt_parse_u64(s, suffix ? PMT_NUM_SUFFIX : 0, 0, UINT64_MAX,
@@ -148,8 +149,11 @@ bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	     uint64_t *out)
 {
 	if (!parse_u64(p->val, suffix, out)) {
-		bad_usage(p, "invalid --%s '%s': want a number%s", p->opt,
-			  p->val, suffix ? " (K, M, G suffixes allowed)" : "");
+		bad_usage(p, "invalid --%s '%s': want a whole number%s", p->opt,
+			  p->val,
+			  suffix ? ", optionally followed by K, M, G or T "
+				   "(KiB, MiB, GiB, TiB)"
+				 : "");
 		return false;
 	}
 	if (*out < min || *out > max) {

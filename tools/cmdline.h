@@ -64,8 +64,8 @@ __attribute__((format(printf, 2, 3))) bool bad_usage(struct cmdline *p,
 /* the one positional argument, into *@slot: false after "more than one
    @what" */
 bool take_one(struct cmdline *p, const char **slot, const char *what);
-/* p->val as a number in [min, max] (@suffix: K, M, G allowed); false after
-   a usage message */
+/* p->val as a number in [min, max] (@suffix: a SIZE, K..T and KiB..TiB
+   allowed); false after a usage message */
 bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	     uint64_t *out);
 /* p->val as a zstd level; false after a usage message */

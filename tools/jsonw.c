@@ -152,6 +152,42 @@ struct json_object *jw_fixed(double v, int decimals)
 	return made(json_object_new_double_s(v, buf));
 }
 
+struct json_object *jw_head(const char *cmd, const char *type)
+{
+	struct json_object *o = jw_obj();
+
+	jw_set(o, "cmd", jw_str(cmd));
+	jw_set(o, "type", jw_str(type));
+	return o;
+}
+
+struct json_object *jw_ms(uint64_t ns)
+{
+	return jw_fixed((double)ns / 1e6, 3);
+}
+
+void jw_outcome(struct json_object *o, int ret)
+{
+	const char *e = cli_last_error();
+
+	jw_set(o, "ok", jw_bool(ret == CLI_OK));
+	jw_set(o, "error", jw_str(ret == CLI_OK ? NULL
+				    : e	       ? e
+						       : "failed"));
+}
+
+void jw_merge(struct json_object *dst, struct json_object *src)
+{
+	if (!src)
+		return;
+	json_object_object_foreach(src, key, val)
+	{
+		json_object_get(val);
+		jw_set(dst, key, val);
+	}
+	json_object_put(src);
+}
+
 int jw_print(const char *cmd, FILE *f, struct json_object *doc)
 {
 	const char *s =
@@ -162,6 +198,7 @@ int jw_print(const char *cmd, FILE *f, struct json_object *doc)
 	if (s) {
 		fputs(s, f);
 		fputc('\n', f);
+		fflush(f); /* JSON Lines: each as it happens */
 	} else {
 		cli_err(cmd, "out of memory for the JSON document");
 		ret = CLI_ERROR;

@@ -37,6 +37,19 @@ struct json_object *jw_addr(uint64_t v);
    (NULL) for NaN and infinities, which JSON cannot write */
 struct json_object *jw_fixed(double v, int decimals);
 
+/* a new object whose first members are "cmd": @cmd and "type": @type
+   ("status" or "result") */
+struct json_object *jw_head(const char *cmd, const char *type);
+/* nanoseconds as milliseconds with three decimals (keys ending in _ms) */
+struct json_object *jw_ms(uint64_t ns);
+/* a result's outcome: "ok" (@ret == 0, CLI_OK) and "error" (the first
+   message printed, or null) */
+void jw_outcome(struct json_object *o, int ret);
+
+/* Move the members of @src (NULL: none) to the end of @dst, in their
+   order, and free @src: a result built before its outcome was known. */
+void jw_merge(struct json_object *dst, struct json_object *src);
+
 /* Print @doc and a newline on @f and free @doc: CLI_OK, or CLI_ERROR after
    a message if building it ran out of memory. */
 int jw_print(const char *cmd, FILE *f, struct json_object *doc);

@@ -78,15 +78,15 @@ void addr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 		 serv);
 }
 
-/* connect(), giving up after @timeout_s seconds (0: the kernel's own) */
+/* connect(), giving up after @timeout_ms ms (0: the kernel's own) */
 static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
-			  unsigned int timeout_s)
+			  uint64_t timeout_ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	int fl = fcntl(fd, F_GETFL), e = 0, r;
 	socklen_t el = sizeof(e);
 
-	if (!timeout_s)
+	if (!timeout_ms)
 		return connect(fd, sa, len) ? errno : 0;
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
 		return errno;
@@ -94,8 +94,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 		return errno;
 	do
 		r = poll(&p, 1,
-			 (int)(timeout_s > INT_MAX / 1000 ? INT_MAX
-							  : timeout_s * 1000));
+			 (int)(timeout_ms > INT_MAX ? INT_MAX : timeout_ms));
 	while (r < 0 && errno == EINTR);
 	if (r <= 0)
 		return r ? errno : ETIMEDOUT;
@@ -109,7 +108,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 /* what tcp_open() makes of an address: a listening or a connected socket */
 struct tcp_how {
 	bool listen;
-	unsigned int timeout_s; /* connect's */
+	uint64_t timeout_ms; /* connect's */
 };
 
 /* Bind @fd to @ai and listen, or connect it: 0 or an errno. */
@@ -120,7 +119,7 @@ static int tcp_try(int fd, const struct addrinfo *ai, bool wildcard,
 
 	if (!how->listen)
 		return connect_within(fd, ai->ai_addr, ai->ai_addrlen,
-				      how->timeout_s);
+				      how->timeout_ms);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* no address given: the IPv6 wildcard takes IPv4 too */
 	if (ai->ai_family == AF_INET6 && wildcard)
@@ -201,9 +200,9 @@ int tcp_listen(const char *cmd, const char *spec, char *desc, size_t desc_size,
 	return fd;
 }
 
-int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s)
+int tcp_connect(const char *cmd, const char *spec, uint64_t timeout_ms)
 {
-	const struct tcp_how how = { .timeout_s = timeout_s };
+	const struct tcp_how how = { .timeout_ms = timeout_ms };
 	int fd = tcp_open(cmd, spec, &how), one = 1;
 
 	/* the transport sends whole buffers; the last one should not wait */

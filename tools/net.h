@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* The port of "HOST:PORT", "[IPV6]:PORT" or, if @host_optional, "PORT";
@@ -17,10 +18,15 @@ void addr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 int tcp_listen(const char *cmd, const char *spec, char *desc, size_t desc_size,
 	       unsigned int *port_out);
 /* A connected socket to HOST:PORT (@spec, already checked), giving up after
-   @timeout_s seconds (0: the kernel's own); or -1 after a message. */
-int tcp_connect(const char *cmd, const char *spec, unsigned int timeout_s);
+   @timeout_ms milliseconds (0: the kernel's own); or -1 after a message. */
+int tcp_connect(const char *cmd, const char *spec, uint64_t timeout_ms);
 
-/* --timeout's default, seconds (send, recv) */
-#define DEF_TIMEOUT_S 60
+/* --timeout-ms's default (send, recv) */
+#define DEF_TIMEOUT_MS 60000
+/* --timeout-ms's line of a usage text */
+#define TIMEOUT_MS_USAGE                                                       \
+	"  --timeout-ms MS       give up on a connection or pipe that stays "    \
+	"silent this\n"                                                          \
+	"                        long; 0 = never; default 60000\n"
 
 #endif /* PMTRACK_TOOLS_NET_H */

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 		return CLI_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("pmtrack %s\n", pmtrack_version());
+		printf("pmtrack (libpmtrack %s)\n", pmtrack_version());
 		return CLI_OK;
 	}
 	if (argv[1][0] == '-') {

@@ -17,6 +17,7 @@
 #include "bits.h"
 #include "cli.h"
 #include "jsonw.h"
+#include "progress.h" /* support/: pmt_bar_*() */
 #include "rdrun.h"
 #include "rdump.h"
 #include "rimage.h"
@@ -29,6 +30,12 @@ struct rd_down {
 	uint64_t frozen_at, total, collect, pages, digest;
 	int *pids; /* left stopped, with --leave-stopped */
 	size_t npids;
+};
+
+/* how far the images got: the bar, the bytes written, since when */
+struct rd_prog {
+	struct pmt_bar bar;
+	uint64_t t0, written;
 };
 
 static void rd_sleep_ms(uint64_t v)
@@ -109,20 +116,19 @@ static struct json_object *table_json(const struct rd_table *t)
 		jw_set(o, "flags", jw_u64(r->m.flags));
 		jw_set(o, "fresh", jw_bool(r->fresh));
 		jw_set(o, "pages", jw_u64(bits_count(r->dirty, r->pages)));
-		jw_set(o, "swapped", jw_u64(swapped_sent(r)));
+		jw_set(o, "swapped_pages", jw_u64(swapped_sent(r)));
 		jw_push(arr, o);
 	}
 	return arr;
 }
 
-static int image_json(const struct rd_info *in)
+static int image_json(const struct rd_info *in, const struct rd_prog *pg)
 {
-	struct json_object *o = jw_obj();
+	struct json_object *o = jw_head(CMD, "status");
 	char name[16];
 
 	rimg_name(name, in->index);
-	jw_set(o, "type", jw_str("image"));
-	jw_set(o, "image", jw_u64(in->index));
+	jw_set(o, "index", jw_u64(in->index));
 	jw_set(o, "file", jw_str(name));
 	jw_set(o, "frozen", jw_bool(in->frozen));
 	jw_set(o, "regions", jw_u64(in->regions));
@@ -131,26 +137,34 @@ static int image_json(const struct rd_info *in)
 	jw_set(o, "zero_pages", jw_u64(in->zero_pages));
 	jw_set(o, "swapped_pages", jw_u64(swapped_total(in->table)));
 	jw_set(o, "bytes", jw_u64(in->bytes));
-	jw_set(o, "dropped", jw_u64(in->dropped));
+	jw_set(o, "dropped_pages", jw_u64(in->dropped));
 	jw_set(o, "digest", jw_bool(in->has_digest));
-	jw_set(o, "ms", jw_fixed(ms(in->ns), 3));
+	jw_set(o, "duration_ms", jw_ms(in->ns));
 	jw_set(o, "collect_ms", jw_fixed(ms(in->collect_ns), 3));
 	jw_set(o, "pages_ms", jw_fixed(ms(in->pages_ns), 3));
 	jw_set(o, "digest_ms", jw_fixed(ms(in->digest_ns), 3));
+	jw_set(o, "written_bytes", jw_u64(pg->written));
+	jw_set(o, "total_ms", jw_ms(rd_now_ns() - pg->t0));
 	jw_set(o, "table", table_json(in->table));
 	return jw_print(CMD, stdout, o);
 }
 
-static int image_report(const struct rd_args *a, const struct rd_info *in)
+static int image_report(const struct rd_args *a, const struct rd_info *in,
+			struct rd_prog *pg)
 {
+	char b[CLI_IEC_LEN];
+
+	pmt_bar_clear(&pg->bar);
 	if (a->json)
-		return image_json(in);
+		return image_json(in, pg);
+	if (a->quiet)
+		return 0;
 	printf("image %" PRIu32 " (%06" PRIu32 ".pmts) %s: %zu regions "
 	       "(%zu fresh), %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64
-	       " bytes, %.1f ms",
+	       " bytes (%s), %.1f ms",
 	       in->index, in->index, in->frozen ? "frozen" : "live",
 	       in->regions, in->fresh, in->pages, in->zero_pages, in->bytes,
-	       ms(in->ns));
+	       iec(b, in->bytes), ms(in->ns));
 	if (swapped_total(in->table))
 		printf(", %" PRIu64 " of them were swapped out",
 		       swapped_total(in->table));
@@ -162,18 +176,19 @@ static int image_report(const struct rd_args *a, const struct rd_info *in)
 }
 
 static int summary_json(const struct rd_args *a, uint64_t bytes,
-			const struct rd_down *dn)
+			const struct rd_down *dn, int ret)
 {
-	struct json_object *o = jw_obj(), *parts = jw_obj(), *pids = jw_arr();
+	struct json_object *o = jw_head(CMD, "result"), *parts = jw_obj(),
+			   *pids = jw_arr();
 
 	for (size_t i = 0; i < dn->npids; i++)
 		jw_push(pids, jw_i64(dn->pids[i]));
-	jw_set(o, "type", jw_str("summary"));
+	jw_outcome(o, ret);
 	jw_set(o, "pid", jw_u64(a->pid));
 	jw_set(o, "dir", jw_str(a->dir));
 	jw_set(o, "backend", jw_str(dn->backend));
 	jw_set(o, "images", jw_u64(a->dumps));
-	jw_set(o, "bytes", jw_u64(bytes));
+	jw_set(o, "written_bytes", jw_u64(bytes));
 	jw_set(o, "digest", jw_bool(!a->no_digest));
 	jw_set(o, "downtime_ms", jw_fixed(ms(dn->total), 3));
 	jw_set(parts, "collect_ms", jw_fixed(ms(dn->collect), 3));
@@ -188,11 +203,13 @@ static int summary_json(const struct rd_args *a, uint64_t bytes,
 static int summary(const struct rd_args *a, uint64_t bytes,
 		   const struct rd_down *dn)
 {
+	char b[CLI_IEC_LEN];
+
 	if (a->json)
-		return summary_json(a, bytes, dn);
-	printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%.1f MB), "
+		return summary_json(a, bytes, dn, CLI_OK);
+	printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%s), "
 	       "backend %s\n",
-	       a->dumps, a->dir, bytes, mb(bytes), dn->backend);
+	       a->dumps, a->dir, bytes, iec(b, bytes), dn->backend);
 	printf("downtime: %.1f ms (collect %.1f ms, pages %.1f ms, digest "
 	       "%.1f ms)%s\n",
 	       ms(dn->total), ms(dn->collect), ms(dn->pages), ms(dn->digest),
@@ -207,28 +224,35 @@ static int summary(const struct rd_args *a, uint64_t bytes,
 static int images(const struct rd_args *a, struct rdump *d, int dfd,
 		  uint64_t *bytes, struct rd_down *dn)
 {
+	struct rd_prog pg = { .t0 = rd_now_ns() };
 	struct rd_info in;
-	char when[48];
+	char when[48], b[CLI_IEC_LEN];
 	int err;
 
+	pmt_bar_init(&pg.bar, stderr, a->quiet);
 	for (uint64_t i = 0; i < a->dumps; i++) {
 		bool final = i + 1 == a->dumps;
 
+		pmt_bar_draw(&pg.bar, true, i, a->dumps,
+			     "image %" PRIu64 " of %" PRIu64 ", written %s", i,
+			     a->dumps, iec(b, pg.written));
 		if (i)
 			rd_sleep_ms(a->interval_ms);
 		err = rd_image(d, dfd, final, &in);
 		if (err) {
+			pmt_bar_clear(&pg.bar);
 			snprintf(when, sizeof(when), "image %" PRIu64 " (%s)",
 				 i, in.step ? in.step : "start");
 			rd_error(a, when, err);
 			return CLI_ERROR;
 		}
 		*bytes += in.bytes;
+		pg.written = *bytes;
 		dn->frozen_at = in.frozen_at;
 		dn->collect = in.collect_ns;
 		dn->pages = in.pages_ns;
 		dn->digest = in.digest_ns;
-		if (image_report(a, &in))
+		if (image_report(a, &in, &pg))
 			return CLI_ERROR;
 	}
 	return CLI_OK;
@@ -294,6 +318,8 @@ int rd_run(const struct rd_args *a)
 	err = rd_new(&o, &d);
 	if (err) {
 		rd_error(a, NULL, err);
+		if (a->json)
+			summary_json(a, 0, &dn, CLI_ERROR);
 		return CLI_ERROR;
 	}
 	dn.backend = pmtrack_backend_name(rd_backend(d));
@@ -307,6 +333,8 @@ int rd_run(const struct rd_args *a)
 		ret = release(a, &d, &dn);
 	if (ret == CLI_OK)
 		ret = summary(a, bytes, &dn);
+	else if (a->json)
+		summary_json(a, bytes, &dn, ret);
 	rd_free(d);
 	free(dn.pids);
 	if (dfd >= 0)

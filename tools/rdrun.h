@@ -9,7 +9,7 @@
 struct rd_args {
 	const char *dir;
 	uint64_t pid, dumps, interval_ms;
-	bool leave_stopped, children, no_digest, json;
+	bool leave_stopped, children, no_digest, json, quiet;
 	int level;
 };
 

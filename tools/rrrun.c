@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "jsonw.h"
+#include "progress.h" /* support/: pmt_bar_*() */
 #include "rimage.h"
 #include "rrrun.h"
 
@@ -29,6 +30,7 @@ struct rr_out {
 	bool written;	   /* the files of --out-dir */
 	const char *error; /* why it stopped, or NULL */
 	struct json_object *chain;
+	struct pmt_bar bar;
 };
 
 int rr_write_files(const char *out_dir, uint64_t pgsz,
@@ -62,7 +64,10 @@ static void image_report(const struct rr_args *a, struct rr_out *o,
 {
 	struct json_object *j;
 
+	if (a->quiet && !a->json)
+		return;
 	if (!a->json) {
+		pmt_bar_clear(&o->bar);
 		printf("image %" PRIu32 " (%06" PRIu32 ".pmts): %zu regions "
 		       "(%zu fresh, %zu kept), %" PRIu64 " pages (%" PRIu64
 		       " zero), %" PRIu64 " bytes\n",
@@ -104,7 +109,11 @@ static void replay(const struct rr_args *a, struct rr *s, uint32_t upto,
 		o->has_digest = im.has_digest;
 		o->verified = im.verified;
 		image_report(a, o, &im);
+		pmt_bar_draw(&o->bar, false, i + 1, (uint64_t)upto + 1,
+			     "image %" PRIu32 " of %" PRIu32 " applied", i,
+			     upto);
 	}
+	pmt_bar_clear(&o->bar);
 }
 
 static const char *digest_word(const struct rr_out *o)
@@ -116,9 +125,10 @@ static const char *digest_word(const struct rr_out *o)
 	return o->has_digest ? "not verified" : "not verified (no digest)";
 }
 
-static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o)
+static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o,
+		       int ret)
 {
-	struct json_object *doc = jw_obj(), *regs = jw_arr();
+	struct json_object *doc = jw_head(CMD, "result"), *regs = jw_arr();
 	const struct rr_region *r;
 	size_t n = 0;
 	char name[40];
@@ -135,6 +145,7 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o)
 		jw_set(j, "file", jw_str(name));
 		jw_push(regs, j);
 	}
+	jw_outcome(doc, ret);
 	jw_set(doc, "dir", jw_str(a->dir));
 	jw_set(doc, "kind", jw_str("process"));
 	jw_set(doc, "images", jw_u64(o->images));
@@ -144,19 +155,19 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o)
 	jw_set(doc, "digest", jw_str(digest_word(o)));
 	jw_set(doc, "digest_verified", jw_bool(!o->error && o->verified));
 	jw_set(doc, "out_dir", jw_str(o->written ? a->out_dir : NULL));
-	jw_set(doc, "error", jw_str(o->error));
 	o->chain = NULL;
 	return jw_print(CMD, stdout, doc);
 }
 
-static int report(const struct rr_args *a, struct rr *s, struct rr_out *o)
+static int report(const struct rr_args *a, struct rr *s, struct rr_out *o,
+		  int ret)
 {
 	uint64_t mem = 0;
 	size_t n = 0;
 	const struct rr_region *r = rr_regions(s, &n);
 
 	if (a->json)
-		return report_json(a, s, o);
+		return report_json(a, s, o, ret);
 	printf("images: %" PRIu32, o->images);
 	if (o->images)
 		printf(" (000000.pmts to %06" PRIu32 ".pmts)", o->images - 1);
@@ -212,13 +223,22 @@ static int verdict(const struct rr_args *a, struct rr *s, struct rr_out *o)
 int rr_run(const struct rr_args *a)
 {
 	struct rr_out o = { .chain = a->json ? jw_arr() : NULL };
+	struct json_object *doc;
 	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret = CLI_ERROR;
 	struct rr *s = NULL;
 	long upto;
 
+	pmt_bar_init(&o.bar, stderr, a->quiet);
 	if (dfd < 0) {
 		cli_err(CMD, "%s: %s", a->dir, strerror(errno));
+		json_object_put(o.chain);
+		if (!a->json)
+			return CLI_ERROR;
+		doc = jw_head(CMD, "result");
+		jw_outcome(doc, CLI_ERROR);
+		jw_set(doc, "dir", jw_str(a->dir));
+		jw_print(CMD, stdout, doc);
 		return CLI_ERROR;
 	}
 	upto = last_image(a, dfd);
@@ -229,8 +249,13 @@ int rr_run(const struct rr_args *a)
 		if (o.error)
 			cli_err(CMD, "%s: %s", a->dir, o.error);
 		ret = o.error ? CLI_ERROR : verdict(a, s, &o);
-		if (report(a, s, &o) || cli_flush(CMD, stdout))
+		if (report(a, s, &o, ret) || cli_flush(CMD, stdout))
 			ret = CLI_ERROR;
+	} else if (a->json) {
+		doc = jw_head(CMD, "result");
+		jw_outcome(doc, CLI_ERROR);
+		jw_set(doc, "dir", jw_str(a->dir));
+		jw_print(CMD, stdout, doc);
 	}
 	json_object_put(o.chain);
 	rr_free(s);

@@ -12,7 +12,7 @@
 struct rr_args {
 	const char *dir, *out_dir; /* out_dir: NULL = verify only */
 	uint64_t upto;		   /* UINT32_MAX: the newest */
-	bool json, allow_unverified;
+	bool json, allow_unverified, quiet;
 };
 
 /* Replay the chain in @a->dir: an exit code (cli.h). */

@@ -95,6 +95,7 @@ static void print_regions_text(FILE *f, struct pmtrack_rx *rx)
 void print_rx_text(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res)
 {
 	const struct pmtrack_rx_stats *st = &res->st;
+	char b[CLI_IEC_LEN], t[CLI_IEC_LEN], bw[CLI_IEC_LEN];
 
 	if (st->streams) {
 		fputs("stream: ", f);
@@ -105,9 +106,9 @@ void print_rx_text(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res)
 	fprintf(f, "rounds: %" PRIu64 "\n", st->rounds);
 	fprintf(f, "pages: %" PRIu64 " (%" PRIu64 " zero)\n",
 		st->pages + st->zero_pages, st->zero_pages);
-	fprintf(f, "bytes: %" PRIu64 " (%.1f MB)\n", st->bytes, mb(st->bytes));
-	fprintf(f, "time: %.3f s (%.1f MB/s)\n", (double)st->apply_ns / 1e9,
-		mbps(st->bytes, st->apply_ns));
+	fprintf(f, "bytes: %" PRIu64 " (%s)\n", st->bytes, iec(b, st->bytes));
+	fprintf(f, "time: %s (%s)\n", dur(t, st->apply_ns),
+		iec_rate(bw, bytes_per_s(st->bytes, st->apply_ns)));
 	fprintf(f, "state: %s\n",
 		res->state[0] ? res->state : rx_state_name(st->state));
 	fprintf(f, "digest: %s\n",
@@ -126,22 +127,6 @@ static const char *rx_reply_name(enum pmtrack_rx_reply r)
 					      : NULL;
 }
 
-/* error: null, or what went wrong */
-static struct json_object *rx_error_json(const struct rx_result *res)
-{
-	struct json_object *e;
-
-	if (!res->err)
-		return NULL;
-	e = jw_obj();
-	jw_set(e, "reason",
-	       res->reason != PMTRACK_SERR_OK
-		       ? jw_str(pmtrack_stream_error_name(res->reason))
-		       : NULL);
-	jw_set(e, "errno", jw_i64(-res->err));
-	jw_set(e, "message", jw_str(res->msg));
-	return e;
-}
 
 static struct json_object *rx_regions_json(struct pmtrack_rx *rx)
 {
@@ -154,8 +139,8 @@ static struct json_object *rx_regions_json(struct pmtrack_rx *rx)
 		o = jw_obj();
 		jw_set(o, "index", jw_u64(i));
 		jw_set(o, "id", jw_u64(r.id));
-		jw_set(o, "start", jw_u64(r.start));
-		jw_set(o, "length", jw_u64(r.len));
+		jw_set(o, "start", jw_addr(r.start));
+		jw_set(o, "length_bytes", jw_u64(r.len));
 		jw_set(o, "pages", jw_u64(r.len / ps));
 		jw_set(o, "name", jw_str(r.name));
 		jw_push(regs, o);
@@ -172,17 +157,22 @@ void rx_json(struct json_object *o, struct pmtrack_rx *rx,
 	jw_set(o, "stream_id",
 	       st->streams ? jw_hex(st->stream_id, PMTRACK_STREAM_ID_LEN)
 			   : NULL);
-	jw_set(o, "page_size", jw_u64(pmtrack_rx_page_size(rx)));
+	jw_set(o, "page_size_bytes", jw_u64(pmtrack_rx_page_size(rx)));
 	jw_set(o, "regions", rx_regions_json(rx));
 	jw_set(o, "streams", jw_u64(st->streams));
 	jw_set(o, "rounds", jw_u64(st->rounds));
 	jw_set(o, "pages", jw_u64(st->pages + st->zero_pages));
 	jw_set(o, "zero_pages", jw_u64(st->zero_pages));
 	jw_set(o, "bytes", jw_u64(st->bytes));
-	jw_set(o, "seconds", jw_fixed((double)st->apply_ns / 1e9, 6));
+	jw_set(o, "apply_ms", jw_ms(st->apply_ns));
 	jw_set(o, "digest_verified", jw_bool(!res->unverified));
 	jw_set(o, "digest",
 	       jw_str(res->unverified ? res->unverified : "verified"));
 	jw_set(o, "answer", jw_str(rx_reply_name(st->reply)));
-	jw_set(o, "error", rx_error_json(res));
+	/* what went wrong: the stream error's name and the errno */
+	jw_set(o, "error_reason",
+	       res->err && res->reason != PMTRACK_SERR_OK
+		       ? jw_str(pmtrack_stream_error_name(res->reason))
+		       : NULL);
+	jw_set(o, "errno", res->err ? jw_i64(-res->err) : NULL);
 }

@@ -31,7 +31,8 @@ void rx_error_print(const char *cmd, const char *what,
 		    const struct rx_result *res);
 /* the report as text lines */
 void print_rx_text(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res);
-/* The members every receiver report has, added to JSON object @o. */
+/* The members every receiver report has, added to JSON object @o (the
+   caller adds "ok" and "error": jw_outcome()). */
 void rx_json(struct json_object *o, struct pmtrack_rx *rx,
 	     const struct rx_result *res);
 

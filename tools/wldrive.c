@@ -9,13 +9,13 @@
 #include "wldrive.h"
 
 const char wl_usage_text[] =
-	"  --size N              guest RAM, bytes (K, M, G suffixes); "
-	"default 256M\n"
+	"  --size SIZE           memory of the workload (K/KiB, M/MiB, G/GiB, "
+	"T/TiB);\n"
+	"                        default 256 MiB\n"
 	"  --writers N           writer threads, 0..64; default 2\n"
-	"  --rate PAGES/S        pages dirtied per second, all writers "
-	"together (K, M, G\n"
-	"                        suffixes; 0 = as fast as they can); "
-	"default 10000\n"
+	"  --rate PAGES/S        pages the writers dirty per second, all "
+	"together; 0 = as\n"
+	"                        fast as they can; default 10000\n"
 	"  --level N             zstd level, -131072..22; 0 = no "
 	"compression (default)\n";
 
@@ -27,7 +27,7 @@ bool wl_opt(struct cmdline *p, int id, struct wl_args *w)
 	case WL_OPT_WRITERS:
 		return opt_u64(p, false, 0, 64, &w->writers);
 	case WL_OPT_RATE:
-		return opt_u64(p, true, 0, (uint64_t)1 << 40, &w->rate);
+		return opt_u64(p, false, 0, (uint64_t)1 << 40, &w->rate);
 	}
 	return opt_level(p, &w->level);
 }
@@ -39,6 +39,7 @@ int wl_begin(const char *cmd, const struct wl_args *a, FILE *info,
 			     .writers = (int)a->writers,
 			     .rate = a->rate,
 			     .seed = 1 };
+	char buf[CLI_IEC_LEN];
 	int r;
 
 	r = wl_start(&o, out);
@@ -47,7 +48,9 @@ int wl_begin(const char *cmd, const struct wl_args *a, FILE *info,
 			a->size, strerror(-r));
 		return -1;
 	}
-	fprintf(info, "workload: %zu bytes, %d writers", wl_len(*out),
+	if (!info)
+		return 0;
+	fprintf(info, "workload: %s, %d writers", iec(buf, wl_len(*out)),
 		o.writers);
 	if (o.writers && o.rate)
 		fprintf(info, " at %" PRIu64 " pages/s", o.rate);

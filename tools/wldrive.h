@@ -47,7 +47,8 @@ enum {
 /* p->val for workload option @id (< WL_OPT_END); false after a usage
    message */
 bool wl_opt(struct cmdline *p, int id, struct wl_args *w);
-/* Start the workload and say so on @info; -1 after a message. */
+/* Start the workload and say so on @info (if not NULL); -1 after a
+   message. */
 int wl_begin(const char *cmd, const struct wl_args *a, FILE *info,
 	     struct wl **out);
 /* the workload's memory as the stream's one region */

@@ -254,9 +254,31 @@ struct pmtrack_precopy_round {
 	uint64_t total_pages; /* pages in all regions */
 	uint64_t total_bytes; /* stream bytes written so far */
 	uint64_t elapsed_ns;  /* since pmtrack_precopy() started */
+	/**
+	 * @remaining_pages: dirty pages not sent yet: after a pre-copy round
+	 * its dirty_pages, after the final round 0, and in a @partial report
+	 * the pages of the round not sent so far.
+	 */
+	uint64_t remaining_pages;
+	/**
+	 * @remaining_bytes: the stream bytes @remaining_pages would take, at
+	 * the bytes per page the downtime estimate uses (the last round's
+	 * stream bytes per page; round 0's per non-zero page; a whole page
+	 * while neither is known); 0 when nothing remains.
+	 */
+	uint64_t remaining_bytes;
+	/**
+	 * @partial: 1 for a report from inside a round (see
+	 * pmtrack_precopy_opts.progress_ms): @pages, @zero_pages, @bytes and
+	 * @duration_ns are the round's so far, @total_bytes and @elapsed_ns
+	 * are now; @dirty_pages, @dirty_rate and @collect_ns are 0 (nothing
+	 * was collected yet); @bandwidth and @expected_downtime_ns are the
+	 * last complete round's.  0 for the one report after each round.
+	 */
+	int partial;
 	size_t : 0;
 };
-#define pmtrack_precopy_round__last_field elapsed_ns
+#define pmtrack_precopy_round__last_field partial
 
 struct pmtrack_precopy_ops {
 	/*
@@ -268,8 +290,9 @@ struct pmtrack_precopy_ops {
 	/* The stop-and-copy step failed after stop(): let the workload run
 	   again on the source.  Optional. */
 	void (*resume)(void *arg);
-	/* After each round.  A negative return cancels the migration with
-	   that errno.  Optional. */
+	/* After each round (and, with pmtrack_precopy_opts.progress_ms,
+	   also inside a pre-copy round: r->partial).  A negative return
+	   cancels the migration with that errno.  Optional. */
 	int (*progress)(void *arg, const struct pmtrack_precopy_round *r);
 };
 
@@ -347,9 +370,16 @@ struct pmtrack_precopy_opts {
 	 */
 	uint32_t channels;
 	const struct pmtrack_channel *channel;
+	/*
+	 * Also call ops->progress every this many milliseconds inside a
+	 * pre-copy round (from the calling thread, between two writes of the
+	 * stream), with r->partial = 1: a progress bar that moves through a
+	 * long round 0.  0 = only after each round, as before.
+	 */
+	uint32_t progress_ms;
 	size_t : 0;
 };
-#define pmtrack_precopy_opts__last_field channel
+#define pmtrack_precopy_opts__last_field progress_ms
 
 struct pmtrack_precopy_stats {
 	size_t sz;

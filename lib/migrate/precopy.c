@@ -73,6 +73,13 @@ struct pc {
 	struct pc_est est;
 	uint64_t round; /* the round being sent */
 	uint64_t bw;	/* the last estimate's bandwidth */
+	/* reports inside a round (opts.progress_ms): every mid_ns, the
+	   next at mid_next; the round's report so far, NULL between rounds */
+	uint64_t mid_ns, mid_next;
+	struct pmtrack_precopy_round *mid;
+	struct pmtrack_enc_stats mid_es0; /* the encoder's before the round */
+	uint64_t mid_t0, mid_pending;	  /* the round's start and pages */
+	uint64_t last_expected;		  /* the last complete report's */
 	bool stopped;	/* ops->stop() returned 0 */
 	struct pmtrack_precopy_stats st;
 };
@@ -135,6 +142,8 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
+static int pc_mid_report(struct pc *pc);
+
 /* Write to @wr(@warg), timed and counted, within the rate cap. */
 static int pc_write_to(struct pc *pc, pmtrack_write_fn wr, void *warg,
 		       const struct iovec *iov, int iovcnt)
@@ -148,6 +157,8 @@ static int pc_write_to(struct pc *pc, pmtrack_write_fn wr, void *warg,
 	for (i = 0; i < iovcnt; i++)
 		n += iov[i].iov_len;
 	pc->write_bytes += n;
+	if (!r && pc->mid && pmt_now_ns() >= pc->mid_next)
+		r = pc_mid_report(pc);
 	if (r || !pc->cap)
 		return r;
 	pc->cap_bytes += n;
@@ -411,6 +422,8 @@ static int pc_start(struct pc *pc, const struct pmtrack_mem_region *regions,
 		return err;
 	pc->cap = pc->o->max_bandwidth;
 	pc->cap_t0 = pmt_now_ns();
+	pc->mid_ns = (uint64_t)PMT_OPTS_GET(pc->o, progress_ms, (uint32_t)0) *
+		     1000000u;
 	return 0;
 }
 
@@ -435,6 +448,42 @@ static void pc_round_counts(struct pmtrack_precopy_round *rs,
 	rs->total_bytes = es->wire_bytes;
 }
 
+/* The stream bytes @pages would take, at the estimate's bytes per page. */
+static uint64_t pc_pages_bytes(const struct pc *pc, uint64_t pages)
+{
+	double per = pc->est.page_bytes ? pc->est.page_bytes
+					: (double)pc->src.ps;
+
+	return (uint64_t)((double)pages * per + 0.5);
+}
+
+static int pc_progress(const struct pc *pc,
+		       const struct pmtrack_precopy_round *rs);
+
+/*
+ * A report from inside a live round (opts.progress_ms), called between two
+ * writes: the round's counts so far, from the encoder's.
+ */
+static int pc_mid_report(struct pc *pc)
+{
+	struct pmtrack_precopy_round *rs = pc->mid;
+	struct pmtrack_enc_stats es;
+	uint64_t now = pmt_now_ns();
+
+	pc->mid_next = now + pc->mid_ns;
+	pc_stats_enc(pc, &es);
+	pc_round_counts(rs, &pc->mid_es0, &es);
+	rs->partial = 1;
+	rs->duration_ns = now - pc->mid_t0;
+	rs->elapsed_ns = now - pc->t0;
+	rs->remaining_pages =
+		pc->mid_pending > rs->pages ? pc->mid_pending - rs->pages : 0;
+	rs->remaining_bytes = pc_pages_bytes(pc, rs->remaining_pages);
+	rs->bandwidth = pc->bw;
+	rs->expected_downtime_ns = pc->last_expected;
+	return pc_progress(pc, rs);
+}
+
 /* The @dirty pages collected after round @rs, and what they would cost. */
 static void pc_estimate(struct pc *pc, struct pmtrack_precopy_round *rs,
 			uint64_t dirty)
@@ -446,6 +495,9 @@ static void pc_estimate(struct pc *pc, struct pmtrack_precopy_round *rs,
 	rs->bandwidth = pc->bw = pc_bandwidth(pc, &pc->est);
 	rs->expected_downtime_ns =
 		pc_expected(pc, &pc->est, dirty, pc->pol.digest_ns, pc->bw);
+	rs->remaining_pages = dirty;
+	rs->remaining_bytes = dirty ? pc_pages_bytes(pc, dirty) : 0;
+	pc->last_expected = rs->expected_downtime_ns;
 }
 
 static int pc_progress(const struct pc *pc,
@@ -469,7 +521,21 @@ static int pc_live_round(struct pc *pc, struct pmtrack_precopy_round *rs)
 	pc_round_start(pc, rs, 0);
 	pc_stats_enc(pc, &es0);
 	r0 = pmt_now_ns();
-	err = pmt_src_round(&pc->src, pc->enc, pc->round);
+	if (pc->mid_ns) {
+		/* reports from inside the round, on a copy of its report */
+		struct pmtrack_precopy_round mid = *rs;
+
+		pc->mid = &mid;
+		pc->mid_es0 = es0;
+		pc->mid_t0 = r0;
+		pc->mid_next = r0 + pc->mid_ns;
+		pc->mid_pending = pc->round ? pc->mid_pending
+					    : pc->src.total_pages;
+		err = pmt_src_round(&pc->src, pc->enc, pc->round);
+		pc->mid = NULL;
+	} else {
+		err = pmt_src_round(&pc->src, pc->enc, pc->round);
+	}
 	if (err)
 		return err;
 	pmt_src_sent(&pc->src);
@@ -486,6 +552,7 @@ static int pc_live_round(struct pc *pc, struct pmtrack_precopy_round *rs)
 		return err;
 	rs->collect_ns = pmt_now_ns() - c0;
 	pc_estimate(pc, rs, dirty);
+	pc->mid_pending = dirty; /* the next round's pages */
 	rs->elapsed_ns = pmt_now_ns() - pc->t0;
 	pc->st.rounds++;
 	pc->st.expected_downtime_ns = rs->expected_downtime_ns;
