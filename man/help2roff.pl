@@ -5,7 +5,8 @@
 # that the page follows the code.
 #
 #   help2roff.pl --name NAME --desc TEXT --version V --out FILE
-#                [--prog PATH] [--commands] [--extra FILE]
+#                [--prog PATH] [--commands] [--extra FILE]...
+#                (--extra may be given more than once: each FILE in turn)
 #                [--see-also "page(s),..."]
 #
 # Runs PATH --help (stdin /dev/null, at most 20 s) and turns what it prints
@@ -20,11 +21,12 @@ use strict;
 use warnings;
 use Getopt::Long;
 
-my ($name, $desc, $version, $out, $prog, $commands, $extra, $see) =
-	('', '', '', '', '', 0, '', '');
+my ($name, $desc, $version, $out, $prog, $commands, $see) =
+	('', '', '', '', '', 0, '');
+my @extra;
 GetOptions('name=s' => \$name, 'desc=s' => \$desc, 'version=s' => \$version,
 	   'out=s' => \$out, 'prog=s' => \$prog, 'commands' => \$commands,
-	   'extra=s' => \$extra, 'see-also=s' => \$see)
+	   'extra=s' => \@extra, 'see-also=s' => \$see)
 	&& $name && $desc && $version && $out
 	or die "usage: help2roff.pl --name NAME --desc TEXT --version V " .
 	       "--out FILE [--prog PATH] [--commands] [--extra FILE]\n";
@@ -197,7 +199,7 @@ if ($commands && $usage) {
 	}
 }
 
-if ($extra) {
+for my $extra (@extra) {
 	open my $fh, '<', $extra or die "help2roff: $extra: $!\n";
 	local $/;
 	my $x = <$fh>;

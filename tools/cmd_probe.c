@@ -1250,6 +1250,15 @@ static void print_text(const struct probe *p, FILE *f)
 	}
 }
 
+/* the text of the first row whose probe failed unexpectedly, or NULL */
+static const char *first_failure(const struct probe *p)
+{
+	for (int i = 0; i < p->nrows; i++)
+		if (p->rows[i].ok < 0)
+			return p->rows[i].text;
+	return NULL;
+}
+
 static int print_json(const struct probe *p, FILE *f)
 {
 	struct json_object *doc = jw_obj(), *caps = jw_arr(), *rem = jw_obj();
@@ -1260,6 +1269,9 @@ static int print_json(const struct probe *p, FILE *f)
 	verdict(p, v, sizeof(v));
 	jw_set(doc, "cmd", jw_str("probe"));
 	jw_set(doc, "type", jw_str("result"));
+	/* as the exit status: false if a probe failed unexpectedly */
+	jw_set(doc, "ok", jw_bool(!first_failure(p)));
+	jw_set(doc, "error", jw_str(first_failure(p)));
 	jw_set(doc, "verdict", jw_str(v));
 	jw_set(doc, "backend",
 	       p->auto_err ? NULL : jw_str(pmtrack_backend_name(p->auto_b)));
@@ -1309,7 +1321,9 @@ static int print_asked(const struct probe *p, FILE *f, bool json)
 			put_row(f, &p->rows[i], false);
 	}
 	if (json) {
+		/* as the exit status: every feature asked for is usable */
 		jw_set(doc, "ok", jw_bool(all));
+		jw_set(doc, "error", jw_str(first_failure(p)));
 		jw_set(doc, "features", feats);
 		ret = jw_print("probe", f, doc);
 	}
