@@ -181,6 +181,16 @@ jq -s -e 'map(select(.type == "status")) | length == 2 and
 	no "stat --json PID: exit $?: $(cat stat.err)"
 lines_ok stat.json stat
 jq_is stat.json ".ok and .pid == $pid and (.mappings | length) > 0"
+# probe: the whole report, and --feature (its ok is the answer)
+"$bin" probe --json >probe.json 2>probe.err ||
+	no "probe --json: exit $?: $(cat probe.err)"
+lines_ok probe.json probe
+jq_is probe.json '.ok and (.features | length) > 0 and (.remote | has("ok"))'
+"$bin" probe --json --feature uffd-wp >probe-f.json 2>probe-f.err
+rc=$?
+lines_ok probe-f.json probe
+jq_is probe-f.json "(.features | length) == 1 and
+	.ok == ($rc == 0) and .features[0].ok == ($rc == 0)"
 
 # ---- the progress bar ----------------------------------------------------
 # $1 (a command line) run on a terminal: its output, both streams, in $2
