@@ -306,7 +306,7 @@ enum pmtrack_precopy_flags {
 	PMTRACK_PRECOPY_NO_FORCE = 1u << 1,
 	/* also send END the digest of all the paused memory, which the
 	   destination checks by reading all of its memory: both sides read
-	   everything inside the downtime (the verification before 0.2) */
+	   everything inside the downtime (the only verification before the state digest) */
 	PMTRACK_PRECOPY_FULL_DIGEST = 1u << 2,
 	/* skip the audit of the stopped source after the switchover: a write
 	   the tracker missed then goes unnoticed */
@@ -803,7 +803,7 @@ enum pmtrack_dump_flags {
 	/*
 	 * With STOPPED: the image also carries the digest of all the memory,
 	 * which a restore checks by reading all restored memory (the
-	 * verification before 0.2).  Costs a read of all memory on each side.
+	 * verification before the state digest).  Costs a read of all memory on each side.
 	 */
 	PMTRACK_DUMP_FULL_DIGEST = 1u << 2,
 };
@@ -816,7 +816,7 @@ struct pmtrack_dump_info {
 	uint64_t bytes;	     /* the image's size */
 	uint64_t duration_ns;
 	int has_digest; /* PMTRACK_DUMP_FULL_DIGEST: the memory digest */
-	int has_state;	/* the chain's state digest (always, from 0.2) */
+	int has_state;	/* the chain's state digest (always: every image carries one) */
 	/* PMTRACK_DUMP_AUDIT: 1 if the memory held exactly what the chain
 	   sent; else the pages that did not, and the first one's address */
 	int audited;
