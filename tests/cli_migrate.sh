@@ -131,8 +131,8 @@ grep -q '^digest: verified$' pipe-recv.out || no "recv -: digest"
 # pages are the stream's: the golden streams have 1 KiB pages
 "$bin" recv "$golden/raw-v1.pmts" >golden.out 2>&1 ||
 	no "recv raw-v1.pmts: exit $?: $(cat golden.out)"
-grep -q '^page size: 1024$' golden.out || no "recv raw-v1: page size line"
-grep -Eq '^ +2 +114 +0x0000000300000000 +3072 +3  -$' golden.out ||
+grep -q '^page size: 1 KiB$' golden.out || no "recv raw-v1: page size line"
+grep -Eq '^ +2 +114 +0x0000000300000000 +3 KiB +3  -$' golden.out ||
 	no "recv raw-v1: region 2 is 3 pages: $(grep 0x00000003 golden.out)"
 "$bin" recv --json "$golden/raw-v1.pmts" >golden.json 2>&1 ||
 	no "recv --json raw-v1.pmts: exit $?"

@@ -80,13 +80,15 @@ static void print_regions_text(FILE *f, struct pmtrack_rx *rx)
 	fprintf(f, "regions: %zu\n", n);
 	if (!n)
 		return;
-	fprintf(f, "page size: %zu\n", ps);
-	fprintf(f, "  %5s %10s %18s %14s %10s  %s\n", "index", "id", "start",
+	char len[CLI_IEC_LEN];
+
+	fprintf(f, "page size: %s\n", iec(len, ps));
+	fprintf(f, "  %5s %10s %18s %10s %10s  %s\n", "index", "id", "start",
 		"length", "pages", "name");
 	for (size_t i = 0; i < n && !pmtrack_rx_region(rx, i, &r); i++) {
 		fprintf(f,
-			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14zu %10zu  ",
-			i, r.id, r.start, r.len, r.len / ps);
+			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %10s %10zu  ",
+			i, r.id, r.start, iec(len, r.len), r.len / ps);
 		put_str(f, r.name);
 		fputc('\n', f);
 	}
