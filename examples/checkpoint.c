@@ -46,15 +46,6 @@ struct args {
 	int level, keep, quiet;
 };
 
-/* @bytes in IEC units, in one of four buffers that take turns */
-static const char *iec(uint64_t bytes)
-{
-	static char buf[4][PMT_IEC_LEN];
-	static unsigned int next;
-
-	return pmt_fmt_iec(buf[next++ % 4], PMT_IEC_LEN, bytes);
-}
-
 static void help(FILE *f)
 {
 	fputs("usage: " PROG " [--dir DIR] [--size SIZE] [--writers N]\n"
@@ -200,7 +191,7 @@ static int restore(const char *dir, const void *expect, size_t len)
 		same = !pmtrack_rx_region(rx, 0, &rg) && rg.len == len &&
 		       !memcmp(rg.mem, expect, len);
 	printf("restore: %u images, %s read, digest %s%s\n", ri.images,
-	       iec(ri.bytes),
+	       pmt_iec(ri.bytes),
 	       ri.digest_verified ? "verified" : "NOT verified",
 	       !expect ? ""
 	       : same  ? ", memory equals the application's byte for byte"
@@ -233,7 +224,7 @@ static int start(const struct args *a, struct wl **wl, struct pmtrack_ckpt **ck)
 	}
 	printf("application: %s, %d writers dirtying %llu pages/s; "
 	       "checkpoints in %s\n",
-	       iec(wl_len(*wl)), a->wo.writers,
+	       pmt_iec(wl_len(*wl)), a->wo.writers,
 	       (unsigned long long)a->wo.rate, a->dir);
 	return 0;
 }
@@ -242,7 +233,7 @@ static void print_image(const struct pmtrack_dump_info *di, int last)
 {
 	printf("image %u%s %8llu pages (%llu of them zero) %10s %6.1f ms%s%s\n",
 	       di->index, last ? "*" : " ", (unsigned long long)di->pages,
-	       (unsigned long long)di->zero_pages, iec(di->bytes),
+	       (unsigned long long)di->zero_pages, pmt_iec(di->bytes),
 	       (double)di->duration_ns / 1e6,
 	       last ? "  (writers paused)" : "  (live pre-dump)",
 	       di->has_state ? ", with the chain's state digest" : "");
@@ -315,7 +306,7 @@ static int dump_all(const struct args *a, struct wl *wl,
 	printf("checkpoint: %llu images, %llu pages (zero pages included; "
 	       "%llu zero), %s\n",
 	       (unsigned long long)a->dumps, (unsigned long long)pages,
-	       (unsigned long long)zero, iec(full + incr));
+	       (unsigned long long)zero, pmt_iec(full + incr));
 	if (a->dumps > 1)
 		printf("incremental images: %.1f%% of the full image on "
 		       "average\n",

@@ -106,15 +106,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* @bytes in IEC units, in one of four buffers that take turns */
-static const char *iec(uint64_t bytes)
-{
-	static char buf[4][PMT_IEC_LEN];
-	static unsigned int next;
-
-	return pmt_fmt_iec(buf[next++ % 4], PMT_IEC_LEN, bytes);
-}
-
 static void help(FILE *f)
 {
 	fputs("usage: " PROG " [--size SIZE] [--working-set SIZE] "
@@ -577,8 +568,8 @@ static int src_write(void *arg, const struct iovec *iov, int n)
 		s->round_bytes += iov[i].iov_len;
 	pmt_bar_draw(&s->bar, false, s->round_bytes, s->round_est,
 		     "round %llu: %s of about %s",
-		     (unsigned long long)s->round, iec(s->round_bytes),
-		     iec(s->round_est));
+		     (unsigned long long)s->round, pmt_iec(s->round_bytes),
+		     pmt_iec(s->round_est));
 	return pmtrack_xport_write(s->x, iov, n);
 }
 
@@ -628,7 +619,7 @@ static int src_round(void *arg, const struct pmtrack_precopy_round *r)
 		       "downtime %.0f ms\n",
 		       (unsigned long long)r->round, r->final ? "*" : " ",
 		       (unsigned long long)r->pages,
-		       (unsigned long long)r->zero_pages, iec(r->bytes),
+		       (unsigned long long)r->zero_pages, pmt_iec(r->bytes),
 		       (double)r->duration_ns / 1e6,
 		       (unsigned long long)r->dirty_pages,
 		       (double)r->dirty_rate,
@@ -799,7 +790,7 @@ static int source(struct src *s, int fd, void *ram,
 	       "stream's end (limit %llu ms), %.1f ms until the guest resumed "
 	       "on the destination\n",
 	       (unsigned long long)st->rounds, (unsigned long long)st->pages,
-	       (unsigned long long)st->zero_pages, iec(st->bytes),
+	       (unsigned long long)st->zero_pages, pmt_iec(st->bytes),
 	       (double)st->total_ns / 1e9, pmtrack_backend_name(st->backend),
 	       (double)st->downtime_ns / 1e6,
 	       (unsigned long long)c->downtime_ms,
@@ -896,13 +887,13 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			PROG ": a %s working set needs a --size of at "
 			     "least %s\n",
-			iec(c.ws), iec(need));
+			pmt_iec(c.ws), pmt_iec(need));
 		return 2;
 	}
 	printf("guest: %s RAM, working set %llu pages, %llu phases "
 	       "(write %llu words/page; read %llu passes, 1 page in %llu "
 	       "written), device %llu pages, seed %#llx\n",
-	       iec(c.size),
+	       pmt_iec(c.size),
 	       (unsigned long long)p.ws_pages, (unsigned long long)c.phases,
 	       (unsigned long long)c.write_words,
 	       (unsigned long long)c.read_passes,

@@ -64,15 +64,6 @@ struct cfg {
 	int digest, verify;
 };
 
-/* @bytes in IEC units, in one of four buffers that take turns */
-static const char *iec(uint64_t bytes)
-{
-	static char buf[4][PMT_IEC_LEN];
-	static unsigned int next;
-
-	return pmt_fmt_iec(buf[next++ % 4], PMT_IEC_LEN, bytes);
-}
-
 static void help(FILE *f)
 {
 	fputs("usage: " PROG " [--size SIZE] [--writers N] [--rate PAGES/S]\n"
@@ -274,7 +265,7 @@ static int receive(int lfd)
 	       "END %s\n",
 	       (unsigned long long)rs.rounds,
 	       (unsigned long long)(rs.pages + rs.zero_pages),
-	       (unsigned long long)rs.zero_pages, iec(rs.bytes),
+	       (unsigned long long)rs.zero_pages, pmt_iec(rs.bytes),
 	       (double)rs.apply_ns / 1e9,
 	       rs.digest_verified ? "verified" : "not checked");
 	fflush(stdout);
@@ -328,8 +319,8 @@ static int counting_write(void *arg, const struct iovec *iov, int n)
 		s->round_bytes += iov[i].iov_len;
 	pmt_bar_draw(&s->bar, false, s->round_bytes, s->round_est,
 		     "round %llu: %s of about %s",
-		     (unsigned long long)s->round, iec(s->round_bytes),
-		     iec(s->round_est));
+		     (unsigned long long)s->round, pmt_iec(s->round_bytes),
+		     pmt_iec(s->round_est));
 	return pmtrack_xport_write(s->x, iov, n);
 }
 
@@ -349,9 +340,9 @@ static int on_round(void *arg, const struct pmtrack_precopy_round *r)
 		       "%.0f ms\n",
 		       (unsigned long long)r->round, r->final ? "*" : " ",
 		       (unsigned long long)r->pages,
-		       (unsigned long long)r->zero_pages, iec(r->bytes),
+		       (unsigned long long)r->zero_pages, pmt_iec(r->bytes),
 		       (double)r->duration_ns / 1e6,
-		       iec((uint64_t)((double)r->bytes /
+		       pmt_iec((uint64_t)((double)r->bytes /
 				      ((double)r->duration_ns / 1e9 + 1e-9))),
 		       (unsigned long long)r->dirty_pages,
 		       (double)r->dirty_rate,
@@ -459,8 +450,8 @@ static void print_migrated(const struct cfg *c,
 	       "%.1f ms (limit %llu ms, expected %.1f ms, digest %.0f ms), "
 	       "%s, backend %s\n",
 	       (unsigned long long)st->rounds, (unsigned long long)st->pages,
-	       (unsigned long long)st->zero_pages, iec(st->bytes),
-	       (double)st->total_ns / 1e9, iec(st->bandwidth),
+	       (unsigned long long)st->zero_pages, pmt_iec(st->bytes),
+	       (double)st->total_ns / 1e9, pmt_iec(st->bandwidth),
 	       (double)st->downtime_ns / 1e6,
 	       (unsigned long long)c->downtime_ms,
 	       (double)st->expected_downtime_ns / 1e6,
@@ -501,7 +492,7 @@ int main(int argc, char **argv)
 	printf("guest RAM %s, %llu writers dirtying %llu pages/s "
 	       "(%llu%% in a hot 1/16), downtime limit %llu ms, TCP loopback "
 	       "port %u\n",
-	       iec(len), (unsigned long long)c.writers,
+	       pmt_iec(len), (unsigned long long)c.writers,
 	       (unsigned long long)c.rate, (unsigned long long)c.hot,
 	       (unsigned long long)c.downtime_ms, port);
 	if (start_workload(&c, len, &s.wl))
@@ -540,7 +531,7 @@ int main(int argc, char **argv)
 	       ok == 1 ? "equals"
 	       : ok    ? "was not sent back by"
 		       : "differs from",
-	       iec(len), (unsigned long long)wl_writes(s.wl));
+	       pmt_iec(len), (unsigned long long)wl_writes(s.wl));
 	wl_free(s.wl);
 	return ok == 1 ? 0 : 1;
 }

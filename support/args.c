@@ -80,6 +80,14 @@ const char *pmt_fmt_iec(char *buf, size_t size, uint64_t bytes)
 	return buf;
 }
 
+const char *pmt_iec(uint64_t bytes)
+{
+	static char buf[4][PMT_IEC_LEN];
+	static unsigned int next;
+
+	return pmt_fmt_iec(buf[next++ % 4], PMT_IEC_LEN, bytes);
+}
+
 int pmt_parse_int(const char *s, int min, int max, int *out)
 {
 	int neg = *s == '-';

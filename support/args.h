@@ -43,6 +43,13 @@ int pmt_parse_u64(const char *s, unsigned int flags, uint64_t min,
  */
 const char *pmt_fmt_iec(char *buf, size_t size, uint64_t bytes);
 
+/*
+ * pmt_fmt_iec() into one of four static buffers that take turns, so that
+ * up to four can be printed by one printf().  Not thread-safe: for the
+ * thread that prints.
+ */
+const char *pmt_iec(uint64_t bytes);
+
 /* @s as a decimal int in [@min, @max], '-' allowed before the digits. */
 int pmt_parse_int(const char *s, int min, int max, int *out);
 
