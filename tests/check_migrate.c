@@ -558,6 +558,7 @@ struct prog {
 	uint64_t partials;   /* reports from inside rounds */
 	uint64_t mid_pages;  /* the last one's pages */
 	uint64_t pending;    /* the pages of the round being sent */
+	bool fail_mid;	     /* cancel from the first report inside a round */
 };
 
 struct pcctx {
@@ -655,7 +656,7 @@ static int pc_progress(void *arg, const struct pmtrack_precopy_round *r)
 
 	if (r->partial) {
 		pc_partial(c, r);
-		return 0;
+		return c->p.fail_mid ? -ECANCELED : 0;
 	}
 	pc_remaining(c, r);
 	t_check(r->round == c->p.next, "round %llu, expected %llu",
@@ -1030,6 +1031,32 @@ START_TEST(precopy_progress_ms)
 	else
 		ck_assert_uint_eq(c.p.partials, 0);
 	expect_same(j.rx, &c.w);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * A report from inside a round that returns an error cancels the migration
+ * with it, in that round: the workload was never stopped, and the receiver
+ * is left with a stream that did not end.
+ */
+START_TEST(precopy_progress_ms_cancel)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .max_bandwidth = 40u << 20,
+		     .downtime_limit_ns = 1000000000, .progress_ms = 10);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1, .p.mid = true, .p.fail_mid = true };
+	struct rxjob j;
+
+	work_start(&c.w, 2048, 16, 1, 47, 64); /* 8 MiB: at least 0.2 s */
+	c.p.pending = c.w.pages[0] + c.w.pages[1];
+	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j),
+			 -ECANCELED);
+	ck_assert_uint_eq(c.p.partials, 1);
+	ck_assert_uint_eq(c.p.rounds, 0); /* round 0 never completed */
+	ck_assert_int_eq(atomic_load(&c.w.stops), 0);
+	ck_assert_int_ne(j.err, 0);
 	pmtrack_rx_free(j.rx);
 	work_end(&c.w);
 }
@@ -2961,6 +2988,7 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, precopy_peer_close, 0, NKINDS);
 	tcase_add_test(tc, precopy_bandwidth_cap);
 	tcase_add_loop_test(tc, precopy_progress_ms, 0, 2);
+	tcase_add_test(tc, precopy_progress_ms_cancel);
 	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
 	tcase_add_loop_test(tc, precopy_missed_write, 0, 4);
 	tcase_add_loop_test(tc, precopy_audit_clean, 0, 2);

@@ -291,8 +291,10 @@ struct pmtrack_precopy_ops {
 	   again on the source.  Optional. */
 	void (*resume)(void *arg);
 	/* After each round (and, with pmtrack_precopy_opts.progress_ms,
-	   also inside a pre-copy round: r->partial).  A negative return
-	   cancels the migration with that errno.  Optional. */
+	   also inside a pre-copy round: r->partial), on the thread that
+	   called pmtrack_precopy(), which it must not call again.  A
+	   negative return cancels the migration with that errno, inside a
+	   round too.  Optional. */
 	int (*progress)(void *arg, const struct pmtrack_precopy_round *r);
 };
 
