@@ -559,6 +559,10 @@ struct prog {
 	uint64_t mid_pages;  /* the last one's pages */
 	uint64_t pending;    /* the pages of the round being sent */
 	bool fail_mid;	     /* cancel from the first report inside a round */
+	/* stall: once 1 MiB is written, one write takes a second longer;
+	   then the bytes written in the 50 ms after it */
+	bool stall;
+	uint64_t written, stall_end, after_stall, max_write;
 };
 
 struct pcctx {
@@ -577,6 +581,35 @@ static int poke_write(void *arg, const struct iovec *iov, int n)
 
 	if (!atomic_load(&c->w.stops))
 		__atomic_fetch_xor(&c->w.mem[0][0], 1, __ATOMIC_RELAXED);
+	return pmtrack_xport_write(c->x, iov, n);
+}
+
+static uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int stall_write(void *arg, const struct iovec *iov, int n)
+{
+	struct pcctx *c = arg;
+	uint64_t t = t_now_ns(), bytes = 0;
+
+	for (int i = 0; i < n; i++)
+		bytes += iov[i].iov_len;
+	if (c->p.stall_end && t < c->p.stall_end + 50000000u)
+		c->p.after_stall += bytes;
+	if (bytes > c->p.max_write)
+		c->p.max_write = bytes;
+	c->p.written += bytes;
+	if (!c->p.stall_end && c->p.written >= (1u << 20)) {
+		struct timespec ts = { 1, 0 };
+
+		nanosleep(&ts, NULL);
+		c->p.stall_end = t_now_ns();
+	}
 	return pmtrack_xport_write(c->x, iov, n);
 }
 
@@ -707,9 +740,9 @@ static int migrate(struct pcctx *c, const struct pmtrack_precopy_opts *base,
 	o.write = pmtrack_xport_write;
 	o.write_arg = x;
 	o.flush = (int (*)(void *))pmtrack_xport_flush;
-	if (c->p.poke) {
+	if (c->p.poke || c->p.stall) {
 		c->x = x;
-		o.write = poke_write;
+		o.write = c->p.poke ? poke_write : stall_write;
 		o.write_arg = c;
 		o.flush = poke_flush;
 	}
@@ -1030,6 +1063,36 @@ START_TEST(precopy_progress_ms)
 		ck_assert_uint_ge(c.p.partials, 3);
 	else
 		ck_assert_uint_eq(c.p.partials, 0);
+	expect_same(j.rx, &c.w);
+	pmtrack_rx_free(j.rx);
+	work_end(&c.w);
+}
+END_TEST
+
+/*
+ * The cap does not make up for a stall with a burst: after a write that
+ * took a second, the next 50 ms carry at most the cap's 100 ms of credit
+ * and its 50 ms, and one write; a cap that counted from the start would
+ * let the second's 40 MiB go at once.
+ */
+START_TEST(precopy_cap_no_burst)
+{
+	PMTRACK_OPTS(pmtrack_precopy_opts, o, .max_bandwidth = 40u << 20,
+		     .downtime_limit_ns = 1000000000);
+	struct pmtrack_precopy_stats st;
+	struct pcctx c = { .p.fail_at = -1, .p.stall = true };
+	uint64_t bound;
+	struct rxjob j;
+
+	work_start(&c.w, 16384, 16, 1, 48, 64); /* 64 MiB */
+	ck_assert_int_eq(migrate(&c, &o, PMTRACK_XPORT_SYSCALL, &st, &j), 0);
+	ck_assert_int_eq(j.err, 0);
+	ck_assert_uint_ne(c.p.stall_end, 0);
+	bound = (uint64_t)(0.15 * (40u << 20)) + c.p.max_write;
+	ck_assert_msg(c.p.after_stall <= bound,
+		      "%llu bytes in the 50 ms after the stall, cap allows %llu",
+		      (unsigned long long)c.p.after_stall,
+		      (unsigned long long)bound);
 	expect_same(j.rx, &c.w);
 	pmtrack_rx_free(j.rx);
 	work_end(&c.w);
@@ -2989,6 +3052,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, precopy_bandwidth_cap);
 	tcase_add_loop_test(tc, precopy_progress_ms, 0, 2);
 	tcase_add_test(tc, precopy_progress_ms_cancel);
+	tcase_add_test(tc, precopy_cap_no_burst);
 	tcase_add_loop_test(tc, precopy_converges_zero, 0, 3);
 	tcase_add_loop_test(tc, precopy_missed_write, 0, 4);
 	tcase_add_loop_test(tc, precopy_audit_clean, 0, 2);

@@ -334,8 +334,10 @@ struct pmtrack_precopy_opts {
 	/* pre-copy rounds after round 0 before stopping anyway; 0 = 30 */
 	uint32_t max_rounds;
 	unsigned int flags; /* enum pmtrack_precopy_flags */
-	/* cap on pre-copy rounds' rate in bytes/s; 0 = none.  The
-	   stop-and-copy round is never capped. */
+	/* cap on pre-copy rounds' rate in bytes/s; 0 = none.  Time the
+	   writes fall behind it (a collect, a slow link) is made up for by
+	   100 ms of it at most, never by a burst.  The stop-and-copy round
+	   is never capped. */
 	uint64_t max_bandwidth;
 	/* bandwidth to assume for the switchover, bytes/s; 0 = measured */
 	uint64_t switchover_bandwidth;

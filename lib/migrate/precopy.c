@@ -144,6 +144,10 @@ static void sleep_ns(uint64_t ns)
 
 static int pc_mid_report(struct pc *pc);
 
+/* how far behind its schedule the rate cap lets writes run before it
+   forgets the rest: at most this long's bytes go out above the cap */
+#define PC_CAP_CREDIT_NS 100000000u
+
 /* Write to @wr(@warg), timed and counted, within the rate cap. */
 static int pc_write_to(struct pc *pc, pmtrack_write_fn wr, void *warg,
 		       const struct iovec *iov, int iovcnt)
@@ -164,8 +168,14 @@ static int pc_write_to(struct pc *pc, pmtrack_write_fn wr, void *warg,
 	pc->cap_bytes += n;
 	due = (uint64_t)((double)pc->cap_bytes * 1e9 / (double)pc->cap);
 	now = pmt_now_ns() - pc->cap_t0;
-	if (due > now)
+	if (due > now) {
 		sleep_ns(due - now);
+	} else if (now - due > PC_CAP_CREDIT_NS) {
+		/* behind the cap's schedule (a collect, a slow link): keep
+		   at most PC_CAP_CREDIT_NS of it, so that what follows is
+		   not a burst that makes up for the whole delay */
+		pc->cap_t0 += now - due - PC_CAP_CREDIT_NS;
+	}
 	return 0;
 }
 
