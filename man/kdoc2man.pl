@@ -24,7 +24,9 @@
 # It fails (exit 1, naming the symbol) for an exported function without
 # such a comment, without a prototype after it, without "Return:" when it
 # returns something, or whose comment names a parameter (@x: or @x) the
-# prototype does not have.
+# prototype does not have; and for a field of a struct the headers define
+# that has no comment (one before it or after it on its line; `size_t sz`
+# aside, whose text is the convention of <pmtrack/common.h>).
 use strict;
 use warnings;
 use Getopt::Long;
@@ -333,10 +335,19 @@ for my $name (@exported) {
 			"\"Return:\" section";
 	}
 }
+# every field of every struct of the headers says what it is
+for my $s (sort keys %struct) {
+	for my $fl (@{$struct{$s}{fields}}) {
+		next if @{$fl->{text}} || $fl->{decl} eq 'size_t sz';
+		push @errors, "struct $s ($struct{$s}{header}): field " .
+			"\"$fl->{decl}\" has no comment (/* ... */ before it, " .
+			"or after it on its line)";
+	}
+}
 if (@errors) {
 	print STDERR "kdoc2man: $_\n" for @errors;
 	print STDERR "kdoc2man: ", scalar(@errors), " problem(s): fix the " .
-		"kernel-doc comments in the headers\n";
+		"comments in the headers\n";
 	exit 1;
 }
 
@@ -620,7 +631,7 @@ for my $s (sort keys %struct) {
 					"the caller (\\fBPMTRACK_OPTS\\fP() " .
 					"does it); see NOTES.\n";
 			} else {
-				$o .= "(no comment in the header)\n";
+				die "kdoc2man: $s: $fl->{decl}: no comment\n";
 			}
 		}
 	}
