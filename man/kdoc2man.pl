@@ -372,6 +372,55 @@ sub inline {
 	return $t;
 }
 
+# (text with "(...)" groups that follow a space taken out)
+sub drop_parens {
+	my ($t) = @_;
+	my ($o, $depth) = ('', 0);
+	for my $i (0 .. length($t) - 1) {
+		my $ch = substr $t, $i, 1;
+		if ($depth) {
+			$depth++ if $ch eq '(';
+			$depth-- if $ch eq ')';
+			next;
+		}
+		if ($ch eq '(' && $o =~ /\s$/) {
+			$o =~ s/\s+$//;
+			$depth = 1;
+			next;
+		}
+		$o .= $ch;
+	}
+	return $o;
+}
+
+# The description of a NAME line, the one line whatis(1) and apropos(1)
+# show: plain text (no font changes, hyphens as they are), one clause.
+# The summary is cut to its first sentence, and if that is over 80
+# characters its parenthesised asides go, then what follows the last
+# ";", ":" or "," within 80 characters; the whole summary stays in
+# DESCRIPTION.  Its first letter is lower-cased when the rest of its first
+# word is lower case ("A region", "Windows"; not "XXH3", "GetWriteWatch()").  Over 100 characters after
+# all that is an error: shorten the summary in the header.
+my $NAME_MAX = 80;
+sub name_desc {
+	my ($what, $t) = @_;
+	$t =~ s/@(\w+)/$1/g;
+	$t =~ s/\s+/ /g;
+	$t =~ s/^\s+|\s+$//g;
+	$t = $1 if $t =~ /^(.*?[^.\s])\.\s+\S/;
+	if (length $t > $NAME_MAX) {
+		$t = drop_parens($t);
+		$t = $1 if length $t > $NAME_MAX &&
+			$t =~ /^(.{1,$NAME_MAX}\S)[;:,]\s/;
+	}
+	$t =~ s/[.:;,]$//;
+	$t = lcfirst $t if $t =~ /^[A-Z][a-z]*(?:[\s,:;]|$)/;
+	push @errors, "$what: the NAME line's description is " . length($t) .
+		" characters (over 100): \"$t\"" if length $t > 100;
+	$t =~ s/\\/\\e/g;
+	return $t;
+}
+
 # text lines -> roff: blank lines part paragraphs, "- " starts a list item
 sub render {
 	my (@l) = @_;
@@ -547,7 +596,7 @@ for my $name (@exported) {
 	}
 	my $o = th($name, 3);
 	$o .= ".SH NAME\n" . esc($name) . " \\- " .
-		inline($f->{summary} =~ s/\.$//r) . "\n";
+		name_desc($name, $f->{summary}) . "\n";
 	$o .= ".SH SYNOPSIS\n.nf\n.B #include <pmtrack/$f->{header}>\n.PP\n";
 	$o .= synopsis_func($name) . ".fi\n";
 	$o .= ".PP\nLink with \\fI\\-lpmtrack\\fP " .
@@ -566,7 +615,7 @@ for my $h (sort keys %grouped) {
 	my @first = grep { $_ ne '' } @$fd;
 	my $o = th($g, 3);
 	$o .= ".SH NAME\n" . join(", ", map { esc($_) } @names) . " \\- " .
-		inline(lc($first[0] =~ s/[.:]$//r)) . "\n";
+		name_desc($g, $first[0]) . "\n";
 	$o .= ".SH SYNOPSIS\n.nf\n.B #include <pmtrack/$h>\n";
 	for my $n (@names) {
 		$o .= ".PP\n" . synopsis_func($n);
@@ -606,14 +655,14 @@ for my $s (sort keys %struct) {
 		($summary = join(' ', @cm)) =~ s/\s+/ /g;
 		$summary =~ s/^(.*?[.:])(\s.*|$)/$1/;
 		$summary =~ s/[.:]$//;
-		$summary = lcfirst($summary) unless $summary =~ /^[A-Z]{2}/;
 	} elsif (@u) {
 		$summary = "structure of " . join(', ', map { "$_()" } @u);
 	} else {
 		$summary = "structure of <pmtrack/$st->{header}>";
 	}
 	my $o = th($s, '3type');
-	$o .= ".SH NAME\n" . esc($s) . " \\- " . inline($summary) . "\n";
+	$o .= ".SH NAME\n" . esc($s) . " \\- " . name_desc($s, $summary) .
+		"\n";
 	$o .= ".SH SYNOPSIS\n.nf\n.B #include <pmtrack/$st->{header}>\n.PP\n";
 	$o .= ".B struct " . esc($s) . " {\n";
 	$o .= ".B \"    " . esc($_) . "\"\n" for @{$st->{def}};
@@ -644,5 +693,9 @@ for my $s (sort keys %struct) {
 	}
 	$o .= see_also("", $all, grep { $_ ne "$s(3type)" } @extra);
 	write_page("$dir/$s.3type", $o);
+}
+if (@errors) {
+	print STDERR "kdoc2man: $_\n" for @errors;
+	exit 1;
 }
 exit 0;

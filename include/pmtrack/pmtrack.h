@@ -712,7 +712,7 @@ PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len);
 
 /**
  * pmtrack_prepare_kernel_write() - let system calls write into watched
- * memory on backends without PMTRACK_CAP_KERNEL_WRITES.
+ * memory (on backends without PMTRACK_CAP_KERNEL_WRITES).
  * @addr, @len: any byte range inside watched ranges (it is widened to
  *	whole pages, or whole huge pages in hugetlb memory)
  *
