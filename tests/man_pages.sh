@@ -62,6 +62,11 @@ for page in "$mandir"/man1/*.1 "$mandir"/man3/*.3 "$mandir"/man3/*.3type \
 	grep -q '^\.so ' "$page" && continue
 	rel=${page#"$mandir"/}
 	names=$((names + 1))
+	# the footer says which version the page is of, as every page does
+	grep -q '^\.TH .*"libpmtrack [0-9][0-9.]*"' "$page" || {
+		echo "FAIL: $rel: no \"libpmtrack VERSION\" in its .TH line"
+		fail=1
+	}
 	line=$(awk '/^\.SH NAME/ { on = 1; next }
 		on && /^\./ { exit }
 		on { printf "%s%s", sep, $0; sep = " " }' "$page")
@@ -94,6 +99,28 @@ for page in "$mandir"/man1/*.1 "$mandir"/man3/*.3 "$mandir"/man3/*.3type \
 	fi
 done
 echo "NAME lines: $names pages checked${lexgrog:+, parsed by lexgrog}"
+
+# (b3) SEE ALSO names pages that exist: every ".BR pmtrack... (3...)" or
+# "(7)" after .SH "SEE ALSO" is a page of this tree (section 1 pages exist
+# only for the programs built, which (c) checks)
+refs=0
+for page in "$mandir"/man1/*.1 "$mandir"/man3/*.3 "$mandir"/man3/*.3type \
+		"$mandir"/man7/*.7; do
+	[ -e "$page" ] || continue
+	rel=${page#"$mandir"/}
+	for ref in $(sed -n '/^\.SH "SEE ALSO"/,/^\.SH [^"]/s/^\.BR \(pmtrack[^ ]*\) (\([0-9][a-z]*\)).*/\1.\2/p' \
+			"$page" | sed 's/\\-/-/g'); do
+		sec=${ref##*.}
+		sec=${sec%"${sec#?}"}
+		[ "$sec" = 1 ] && continue
+		refs=$((refs + 1))
+		if [ ! -e "$mandir/man$sec/$ref" ]; then
+			echo "FAIL: $rel: SEE ALSO names $ref, which is not in $mandir"
+			fail=1
+		fi
+	done
+done
+echo "SEE ALSO: $refs references to pmtrack pages, each a page"
 [ -s "$mandir/man7/pmtrack.7" ] || { echo "FAIL: no pmtrack.7"; fail=1; }
 
 # (c) section 1 for pmtrack and each installed example
