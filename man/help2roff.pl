@@ -159,7 +159,8 @@ my $o = ".\\\" SPDX-License-Identifier: MIT\n" .
 	"do not edit.\n" .
 	".TH \U$name\E $sec \"\" \"libpmtrack $version\" " .
 	"\"libpmtrack Manual\"\n";
-$o .= ".SH NAME\n" . esc($name) . " \\- " . text($desc) . "\n";
+# NAME: what whatis(1) shows, plain text; only the separator is "\-"
+$o .= ".SH NAME\n" . esc($name) . " \\- " . ($desc =~ s/\\/\\e/gr) . "\n";
 $o .= ".SH SYNOPSIS\n";
 if ($usage) {
 	$o .= render_usage($usage);

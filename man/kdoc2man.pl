@@ -24,7 +24,9 @@
 # It fails (exit 1, naming the symbol) for an exported function without
 # such a comment, without a prototype after it, without "Return:" when it
 # returns something, or whose comment names a parameter (@x: or @x) the
-# prototype does not have.
+# prototype does not have; and for a field of a struct the headers define
+# that has no comment (one before it or after it on its line; `size_t sz`
+# aside, whose text is the convention of <pmtrack/common.h>).
 use strict;
 use warnings;
 use Getopt::Long;
@@ -333,10 +335,19 @@ for my $name (@exported) {
 			"\"Return:\" section";
 	}
 }
+# every field of every struct of the headers says what it is
+for my $s (sort keys %struct) {
+	for my $fl (@{$struct{$s}{fields}}) {
+		next if @{$fl->{text}} || $fl->{decl} eq 'size_t sz';
+		push @errors, "struct $s ($struct{$s}{header}): field " .
+			"\"$fl->{decl}\" has no comment (/* ... */ before it, " .
+			"or after it on its line)";
+	}
+}
 if (@errors) {
 	print STDERR "kdoc2man: $_\n" for @errors;
 	print STDERR "kdoc2man: ", scalar(@errors), " problem(s): fix the " .
-		"kernel-doc comments in the headers\n";
+		"comments in the headers\n";
 	exit 1;
 }
 
@@ -358,6 +369,55 @@ sub inline {
 	$t =~ s/\b(\w+)\(\)/\\fB$1\\fP()/g;
 	$t =~ s/@(\w+)/\\fI$1\\fP/g;
 	$t =~ s/^([.'])/\\&$1/;
+	return $t;
+}
+
+# (text with "(...)" groups that follow a space taken out)
+sub drop_parens {
+	my ($t) = @_;
+	my ($o, $depth) = ('', 0);
+	for my $i (0 .. length($t) - 1) {
+		my $ch = substr $t, $i, 1;
+		if ($depth) {
+			$depth++ if $ch eq '(';
+			$depth-- if $ch eq ')';
+			next;
+		}
+		if ($ch eq '(' && $o =~ /\s$/) {
+			$o =~ s/\s+$//;
+			$depth = 1;
+			next;
+		}
+		$o .= $ch;
+	}
+	return $o;
+}
+
+# The description of a NAME line, the one line whatis(1) and apropos(1)
+# show: plain text (no font changes, hyphens as they are), one clause.
+# The summary is cut to its first sentence, and if that is over 80
+# characters its parenthesised asides go, then what follows the last
+# ";", ":" or "," within 80 characters; the whole summary stays in
+# DESCRIPTION.  Its first letter is lower-cased when the rest of its first
+# word is lower case ("A region", "Windows"; not "XXH3", "GetWriteWatch()").  Over 100 characters after
+# all that is an error: shorten the summary in the header.
+my $NAME_MAX = 80;
+sub name_desc {
+	my ($what, $t) = @_;
+	$t =~ s/@(\w+)/$1/g;
+	$t =~ s/\s+/ /g;
+	$t =~ s/^\s+|\s+$//g;
+	$t = $1 if $t =~ /^(.*?[^.\s])\.\s+\S/;
+	if (length $t > $NAME_MAX) {
+		$t = drop_parens($t);
+		$t = $1 if length $t > $NAME_MAX &&
+			$t =~ /^(.{1,$NAME_MAX}\S)[;:,]\s/;
+	}
+	$t =~ s/[.:;,]$//;
+	$t = lcfirst $t if $t =~ /^[A-Z][a-z]*(?:[\s,:;]|$)/;
+	push @errors, "$what: the NAME line's description is " . length($t) .
+		" characters (over 100): \"$t\"" if length $t > 100;
+	$t =~ s/\\/\\e/g;
 	return $t;
 }
 
@@ -536,7 +596,7 @@ for my $name (@exported) {
 	}
 	my $o = th($name, 3);
 	$o .= ".SH NAME\n" . esc($name) . " \\- " .
-		inline($f->{summary} =~ s/\.$//r) . "\n";
+		name_desc($name, $f->{summary}) . "\n";
 	$o .= ".SH SYNOPSIS\n.nf\n.B #include <pmtrack/$f->{header}>\n.PP\n";
 	$o .= synopsis_func($name) . ".fi\n";
 	$o .= ".PP\nLink with \\fI\\-lpmtrack\\fP " .
@@ -555,7 +615,7 @@ for my $h (sort keys %grouped) {
 	my @first = grep { $_ ne '' } @$fd;
 	my $o = th($g, 3);
 	$o .= ".SH NAME\n" . join(", ", map { esc($_) } @names) . " \\- " .
-		inline(lc($first[0] =~ s/[.:]$//r)) . "\n";
+		name_desc($g, $first[0]) . "\n";
 	$o .= ".SH SYNOPSIS\n.nf\n.B #include <pmtrack/$h>\n";
 	for my $n (@names) {
 		$o .= ".PP\n" . synopsis_func($n);
@@ -595,14 +655,14 @@ for my $s (sort keys %struct) {
 		($summary = join(' ', @cm)) =~ s/\s+/ /g;
 		$summary =~ s/^(.*?[.:])(\s.*|$)/$1/;
 		$summary =~ s/[.:]$//;
-		$summary = lcfirst($summary) unless $summary =~ /^[A-Z]{2}/;
 	} elsif (@u) {
 		$summary = "structure of " . join(', ', map { "$_()" } @u);
 	} else {
 		$summary = "structure of <pmtrack/$st->{header}>";
 	}
 	my $o = th($s, '3type');
-	$o .= ".SH NAME\n" . esc($s) . " \\- " . inline($summary) . "\n";
+	$o .= ".SH NAME\n" . esc($s) . " \\- " . name_desc($s, $summary) .
+		"\n";
 	$o .= ".SH SYNOPSIS\n.nf\n.B #include <pmtrack/$st->{header}>\n.PP\n";
 	$o .= ".B struct " . esc($s) . " {\n";
 	$o .= ".B \"    " . esc($_) . "\"\n" for @{$st->{def}};
@@ -620,7 +680,7 @@ for my $s (sort keys %struct) {
 					"the caller (\\fBPMTRACK_OPTS\\fP() " .
 					"does it); see NOTES.\n";
 			} else {
-				$o .= "(no comment in the header)\n";
+				die "kdoc2man: $s: $fl->{decl}: no comment\n";
 			}
 		}
 	}
@@ -633,5 +693,9 @@ for my $s (sort keys %struct) {
 	}
 	$o .= see_also("", $all, grep { $_ ne "$s(3type)" } @extra);
 	write_page("$dir/$s.3type", $o);
+}
+if (@errors) {
+	print STDERR "kdoc2man: $_\n" for @errors;
+	exit 1;
 }
 exit 0;

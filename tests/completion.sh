@@ -12,6 +12,13 @@ fail=0
 # shellcheck source=/dev/null
 . "$comp/pmtrack" || { echo "FAIL: sourcing $comp/pmtrack"; exit 1; }
 
+# no process substitution: it needs /dev/fd, which some systems (our
+# Linux 6.1 guest) lack, and every completion would fail there
+if grep -n '[<>](' "$comp/pmtrack"; then
+	echo "FAIL: $comp/pmtrack uses process substitution"
+	fail=1
+fi
+
 # expect WANT WORD...: complete the last WORD; COMPREPLY must hold WANT
 expect()
 {
@@ -54,6 +61,34 @@ opt=$(pmtrack help send | grep -oE -- '--dow[a-z0-9-]*' | head -n 1)
 expect "$opt" _pmtrack pmtrack send --dow
 expect --json _pmtrack pmtrack inspect --js
 expect --help _pmtrack pmtrack --he
+# options only from the usage and option lines: dump's paragraph names
+# restore's --out-dir, restore's names dump's --pid
+refuse --out-dir _pmtrack pmtrack dump --
+expect --pid _pmtrack pmtrack dump --
+refuse --pid _pmtrack pmtrack restore --
+expect --out-dir _pmtrack pmtrack restore --
+expect --upto _pmtrack pmtrack restore --
+# every option offered is one the command takes: its help has it on an
+# option line or a usage line
+for c in probe stat inspect send recv dump restore track; do
+	h=$(pmtrack help "$c")
+	COMP_WORDS=(pmtrack "$c" --)
+	COMP_CWORD=2
+	COMPREPLY=()
+	_pmtrack
+	[ ${#COMPREPLY[@]} -gt 0 ] || { echo "FAIL: pmtrack $c -- offers nothing"; fail=1; }
+	for o in "${COMPREPLY[@]}"; do
+		grep -qE -- "^(usage:|   ).*[[ |]$o([] =|]|\$)|^  ( |  )?(-[A-Za-z], )?$o( |\$)" <<<"$h" ||
+			{ echo "FAIL: pmtrack $c -- offers $o, not an option of its help"; fail=1; }
+	done
+done
+echo "ok: pmtrack COMMAND -- offers only the commands' own options"
+# values: the feature names pmtrack probe --list-features prints
+feat=$(pmtrack probe --list-features | head -n 1)
+[ -n "$feat" ] || { echo "FAIL: pmtrack probe --list-features prints nothing"; fail=1; }
+expect "$feat" _pmtrack pmtrack probe --feature ""
+expect backend-mprotect _pmtrack pmtrack probe --feature backend-m
+refuse pagemap-scan _pmtrack pmtrack probe --feature backend-
 # values: a file for --out FILE, directories for dump's DIR
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -82,5 +117,22 @@ done
 for p in pmtrack-demo pmtrack-gc-demo; do
 	[ -e "$comp/$p" ] || { echo "FAIL: no completion for $p"; fail=1; }
 done
+# values of pmtrack-kvm-migrate: --rearm written|range gives both words;
+# --backend NAME, whose text lists them, the backends
+if [ -L "$comp/pmtrack-kvm-migrate" ]; then
+	kvm=$examples/pmtrack-kvm-migrate
+	expect written _pmtrack_prog "$kvm" --rearm ""
+	expect range _pmtrack_prog "$kvm" --rearm ""
+	refuse range _pmtrack_prog "$kvm" --rearm w
+	for b in auto pagemap-scan soft-dirty uffd-wp mprotect; do
+		expect "$b" _pmtrack_prog "$kvm" --backend ""
+	done
+	COMP_WORDS=("$kvm" --backend "")
+	COMP_CWORD=2
+	COMPREPLY=()
+	_pmtrack_prog
+	[ ${#COMPREPLY[@]} -eq 5 ] ||
+		{ echo "FAIL: --backend offers ${COMPREPLY[*]}"; fail=1; }
+fi
 [ $fail -eq 0 ] && echo "completion: all ok"
 exit $fail

@@ -51,6 +51,7 @@ enum pmtrack_xport_kind {
 
 struct pmtrack_xport_opts {
 	size_t sz;
+	/* io_uring or system calls; 0 = PMTRACK_XPORT_AUTO */
 	enum pmtrack_xport_kind kind;
 	/* io_uring: buffers in flight, 1..64; 0 = 4 */
 	unsigned int depth;
@@ -320,6 +321,9 @@ struct pmtrack_precopy_opts {
 	/* required: where the stream goes (pmtrack_xport_write() with a
 	   struct pmtrack_xport *, pmtrack_write_fd(), or your own) */
 	pmtrack_write_fn write;
+	/* passed to write and flush as their first argument.  If it is the
+	   reply transport and flush is NULL, that transport is flushed
+	   before the answer is read. */
 	void *write_arg;
 	/* called after the last byte is written (pmtrack_xport_flush());
 	   its time counts as downtime.  Optional. */
@@ -341,10 +345,21 @@ struct pmtrack_precopy_opts {
 	uint64_t max_bandwidth;
 	/* bandwidth to assume for the switchover, bytes/s; 0 = measured */
 	uint64_t switchover_bandwidth;
-	/* encoder settings (see struct pmtrack_enc_opts) */
+	/* zstd level for page batches (struct pmtrack_enc_opts.level); 0 =
+	   no compression, negative = zstd's fast levels */
 	int level;
+	/* enum pmtrack_enc_flags, passed to the encoder; 0 = none.
+	   PMTRACK_ENC_ADAPTIVE is the one that helps here.  Not
+	   PMTRACK_ENC_STABLE: the memory is written during the rounds, and
+	   the destination could reject a batch whose pages changed as they
+	   were sent.  PMTRACK_ENC_NO_STATE is -EINVAL unless
+	   PMTRACK_PRECOPY_NO_DIGEST, which sets it. */
 	unsigned int enc_flags;
+	/* pages per BATCH record; 0 = 256; at most 65536, and at most
+	   2 GiB of pages, else -EINVAL */
 	uint32_t batch_pages;
+	/* the HEADER's producer string, at most 255 bytes; NULL =
+	   "libpmtrack VERSION" */
 	const char *producer;
 	/* the return path: after END, the destination's answer is read here
 	   (a transport over the connection; the one write_arg names reads
@@ -373,6 +388,9 @@ struct pmtrack_precopy_opts {
 	 * moves to another (see struct pmtrack_enc_opts.channels).
 	 */
 	uint32_t channels;
+	/* with channels > 1: an array of channels - 1 entries (write, arg,
+	   flush), each with its write set, else -EINVAL; read during the
+	   call.  NULL with one channel. */
 	const struct pmtrack_channel *channel;
 	/*
 	 * Also call ops->progress every this many milliseconds inside a
@@ -404,14 +422,21 @@ struct pmtrack_precopy_stats {
 	   timed after round 0, part of every expected downtime; else 0 */
 	uint64_t digest_ns;
 	int converged; /* 1: stopped because the estimate fit */
+	/* the backend of the tracker that watched the regions
+	   (pmtrack_backend()); PMTRACK_BACKEND_AUTO (0) if the call failed
+	   before it had one */
 	enum pmtrack_backend backend;
 	/* with a return path: 1 if the destination answered that it applied
 	   the whole stream (and verified its digest, if one was sent) */
 	int acked;
-	/* the destination's refusal: its errno (0 if none), the enum
-	   pmtrack_stream_error it gave, and why */
+	/* the destination's refusal (-EREMOTEIO): its errno, positive; 0
+	   if it did not refuse */
 	int remote_error;
+	/* the enum pmtrack_stream_error it gave (PMTRACK_SERR_OK for an
+	   error that is not the stream's) */
 	int remote_reason;
+	/* its message, why it refused (truncated to 255 bytes,
+	   NUL-terminated); "" if it did not */
 	char remote_message[256];
 	/* 1 if the audit found the stopped source holding exactly what was
 	   sent */
@@ -515,7 +540,7 @@ struct pmtrack_rx_opts {
 	/* optional: every byte received is also written here (an image of
 	   the stream; valid only if the apply call returns 0) */
 	pmtrack_write_fn tee;
-	void *tee_arg;
+	void *tee_arg; /* passed to tee as its first argument */
 	/* the most destination memory the receiver maps itself, in bytes
 	   (the regions without pmtrack_rx_set_dest()); a stream whose
 	   regions need more fails with -E2BIG before anything is mapped.
@@ -646,11 +671,11 @@ PMTRACK_API const char *pmtrack_rx_error(const struct pmtrack_rx *rx,
 					 int *reason);
 
 struct pmtrack_rx_region {
-	uint32_t id;
+	uint32_t id;	  /* its id in the stream's region table */
 	const char *name; /* NULL if none */
 	uint64_t start;	  /* the address at the source */
 	void *mem;	  /* the destination */
-	size_t len;
+	size_t len;	  /* bytes, a multiple of the streams' page size */
 };
 
 /**
@@ -692,6 +717,7 @@ enum pmtrack_rx_reply {
 
 struct pmtrack_rx_stats {
 	size_t sz;
+	/* what the memory holds: EMPTY, COMPLETE (usable) or PARTIAL */
 	enum pmtrack_rx_state state;
 	uint32_t streams;    /* streams applied completely */
 	uint64_t rounds;     /* rounds applied, all streams */
@@ -746,7 +772,11 @@ struct pmtrack_ckpt_opts {
 	const struct pmtrack_opts *tracker;
 	int level;		/* zstd level, 0 = none */
 	unsigned int enc_flags; /* PMTRACK_ENC_ADAPTIVE */
+	/* pages per BATCH record; 0 = 256; at most 65536, and at most
+	   2 GiB of pages, else the dump fails with -EINVAL */
 	uint32_t batch_pages;
+	/* the images' producer string (copied), at most 255 bytes, else the
+	   dump fails with -EINVAL; NULL = "libpmtrack VERSION" */
 	const char *producer;
 	/* 1: no fsync of images and directory (faster, not durable) */
 	int no_sync;
@@ -818,13 +848,18 @@ struct pmtrack_dump_info {
 	uint64_t pages;	     /* pages in the image (zero pages included) */
 	uint64_t zero_pages; /* of which sent as zero bits */
 	uint64_t bytes;	     /* the image's size */
+	/* the dump, from the call to the image published and synced, in
+	   nanoseconds; 0 if it failed */
 	uint64_t duration_ns;
 	int has_digest; /* PMTRACK_DUMP_FULL_DIGEST: the memory digest */
 	int has_state;	/* the chain's state digest (always: every image carries one) */
 	/* PMTRACK_DUMP_AUDIT: 1 if the memory held exactly what the chain
-	   sent; else the pages that did not, and the first one's address */
+	   sent */
 	int audited;
+	/* PMTRACK_DUMP_AUDIT: pages that differ from what the chain sent, or
+	   that it never sent; 0 if none */
 	uint64_t audit_differ;
+	/* with audit_differ: the address of the first of them; else 0 */
 	uint64_t audit_first_addr;
 	size_t : 0;
 };

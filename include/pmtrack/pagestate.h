@@ -114,7 +114,9 @@ enum pmtrack_page_state {
 struct pmtrack_mapping {
 	uint64_t start, end; /* [start, end), page-aligned */
 	uint64_t offset;     /* file offset of start (0 for anonymous) */
-	uint64_t inode;
+	uint64_t inode; /* inode of the mapped file or object; 0 if none */
+	/* device of the mapped file or object, as maps shows it (0:0 for
+	   anonymous memory) */
 	unsigned int dev_major, dev_minor;
 	unsigned int prot;  /* PROT_READ | PROT_WRITE | PROT_EXEC */
 	unsigned int flags; /* PMTRACK_MAP_* */
@@ -124,7 +126,7 @@ struct pmtrack_mapping {
 
 /* A run of pages [start, end) of one mapping with the same states. */
 struct pmtrack_page_run {
-	uint64_t start, end;
+	uint64_t start, end; /* addresses in the process, page-aligned */
 	unsigned int states; /* PMTRACK_PAGE_* (never 0) */
 	unsigned int map;    /* index into pmtrack_pstate_maps() */
 };

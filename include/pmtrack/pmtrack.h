@@ -292,8 +292,9 @@ struct pmtrack_opts {
 	 * calls are then the target's. */
 	int pid;
 	/* how RESET collects and pmtrack_reset() re-arm pages on
-	 * pagemap-scan (enum pmtrack_rearm above); 0 is AUTO, a value not in
-	 * the enum is -EINVAL */
+	 * pagemap-scan (enum pmtrack_rearm, before this struct in
+	 * <pmtrack/pmtrack.h>); 0 is AUTO, a value not in the enum is
+	 * -EINVAL */
 	enum pmtrack_rearm rearm;
 	size_t : 0;
 };
@@ -672,7 +673,7 @@ PMTRACK_API int pmtrack_collect_pages(struct pmtrack *t, void *addr, size_t len,
 
 /* A run of written pages: [addr, addr + len). */
 struct pmtrack_run {
-	void *addr;
+	void *addr; /* the first page, aligned to the granularity */
 	size_t len; /* bytes, a multiple of the granularity */
 };
 
@@ -711,7 +712,7 @@ PMTRACK_API int pmtrack_reset(struct pmtrack *t, void *addr, size_t len);
 
 /**
  * pmtrack_prepare_kernel_write() - let system calls write into watched
- * memory on backends without PMTRACK_CAP_KERNEL_WRITES.
+ * memory (on backends without PMTRACK_CAP_KERNEL_WRITES).
  * @addr, @len: any byte range inside watched ranges (it is widened to
  *	whole pages, or whole huge pages in hugetlb memory)
  *
@@ -747,9 +748,9 @@ struct pmtrack_stats {
 	uint64_t scans;
 	uint64_t scan_ns; /* wall time spent in those calls, nanoseconds */
 	/* pagemap-scan of another process: system calls injected into it to
-	 * get its userfaultfd (one per pmtrack_new()), and how long that
-	 * kept the target stopped, nanoseconds */
+	 * get its userfaultfd (one per pmtrack_new()); else 0 */
 	uint64_t injections;
+	/* how long those injections kept the target stopped, nanoseconds */
 	uint64_t inject_stop_ns;
 	size_t : 0;
 };

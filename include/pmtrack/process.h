@@ -215,15 +215,17 @@ pmtrack_proc_backend(const struct pmtrack_proc *p);
 
 /* What one collect found written in one mapping of one process. */
 struct pmtrack_proc_report {
-	int pid;
-	unsigned int flags; /* PMTRACK_PROC_* above */
+	int pid; /* the process (its thread-group id) the mapping is of */
+	/* PMTRACK_PROC_FULL, _UNTRACKED, _EXITED, _NEW and _EXEC, defined
+	   before this struct in <pmtrack/process.h> */
+	unsigned int flags;
 	/* the mapping as /proc/PID/maps showed it at this collect */
 	const struct pmtrack_mapping *map;
 	/* the written pages: ascending, disjoint, inside the mapping, states
 	 * PMTRACK_PAGE_WRITTEN, map 0.  With PMTRACK_PROC_FULL one run that
 	 * spans the mapping. */
 	const struct pmtrack_page_run *runs;
-	size_t nruns;
+	size_t nruns; /* entries in runs, at least 1 */
 };
 
 /*
@@ -301,15 +303,16 @@ PMTRACK_API int pmtrack_proc_pids(const struct pmtrack_proc *p, int *pids,
 
 struct pmtrack_proc_stats {
 	size_t sz; /* set by the caller */
-	uint64_t collects;
+	uint64_t collects;    /* successful pmtrack_proc_collect() calls */
 	uint64_t processes;   /* tracked now */
 	uint64_t forks;	      /* children that came to be tracked */
 	uint64_t execs;	      /* execs followed (re-injections) */
 	uint64_t exits;	      /* processes that exited while tracked */
 	uint64_t exit_scans;  /* of which scanned at their exit stop */
 	uint64_t injections;  /* userfaultfd() calls injected */
-	/* total and largest time a process was stopped for an injection */
+	/* total time processes were stopped for injections, nanoseconds */
 	uint64_t inject_stop_ns;
+	/* the longest of those stops, nanoseconds */
 	uint64_t inject_stop_max_ns;
 	uint64_t maps_new;	 /* reports with PMTRACK_PROC_FULL */
 	uint64_t pages_reported; /* pages in all reports */

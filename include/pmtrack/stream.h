@@ -285,8 +285,10 @@ typedef int (*pmtrack_write_fn)(void *arg, const struct iovec *iov, int iovcnt);
 
 /* An extra connection of a stream (pmtrack_enc_opts.channel). */
 struct pmtrack_channel {
+	/* required: writes this channel's bytes, as pmtrack_enc_opts.write
+	   does channel 0's */
 	pmtrack_write_fn write;
-	void *arg;
+	void *arg; /* passed to write and flush as their first argument */
 	/* push out what write() buffered: the encoder calls it when it moves
 	   on to another channel, and pre-copy after the last byte; optional
 	   only for a write() that buffers nothing */
@@ -331,16 +333,17 @@ enum pmtrack_enc_flags {
 
 struct pmtrack_enc_opts {
 	size_t sz;
-	/* required: where the bytes go */
+	/* required: where the bytes go (channel 0's, with channels) */
 	pmtrack_write_fn write;
-	void *write_arg;
+	void *write_arg; /* passed to write and flush as their first argument */
 	/* page size; 0 = the system page size.  A power of two, 512..1 GiB. */
 	size_t page_size;
 	/* zstd level for page batches; 0 = no compression.  Negative values
 	   are zstd's fast levels. */
 	int level;
 	unsigned int flags; /* enum pmtrack_enc_flags */
-	/* pages per batch; 0 = 256 */
+	/* pages per BATCH record; 0 = 256.  At most 65536, and at most 2 GiB
+	   of pages, else -EINVAL. */
 	uint32_t batch_pages;
 	/* producer string, at most 255 bytes; NULL = "libpmtrack VERSION" */
 	const char *producer;
@@ -355,8 +358,9 @@ struct pmtrack_enc_opts {
 	   asynchronous transport) */
 	uint64_t link_bw;
 	/*
-	 * Page sums to keep (see above); NULL = the encoder's own, for a
-	 * stream without a parent.  The table must hold the parent's state
+	 * The page-sums table to keep the pages sent in
+	 * (pmtrack_pagesums_new()); NULL = the encoder's own, for a stream
+	 * without a parent.  The table must hold the parent's state
 	 * when parent_id is set, or -EINVAL; a stream with a parent and no
 	 * table sends no state digest.  Not owned: it must outlive the
 	 * encoder.
@@ -374,10 +378,11 @@ struct pmtrack_enc_opts {
 	 */
 	unsigned int workers;
 	/*
-	 * Channels the stream spans (see the top of this file): 0 or 1 =
-	 * one, at most PMTRACK_CHANNELS_MAX.  Channel 0 is write/write_arg;
-	 * channel i (1 .. channels - 1) is channel[i - 1], whose preamble and
-	 * CHANNEL record pmtrack_enc_new() writes.  The calling thread writes
+	 * Channels the stream spans (see "Channels" at the top of
+	 * <pmtrack/stream.h>): 0 or 1 = one, at most PMTRACK_CHANNELS_MAX.
+	 * Channel 0 is write/write_arg; channel i (1 .. channels - 1) is
+	 * channel[i - 1], whose preamble and CHANNEL record pmtrack_enc_new()
+	 * writes.  The calling thread writes
 	 * every channel in turn, in stream order, and flushes a channel
 	 * (flush, or the channel's) before it writes another: a receiver
 	 * reads the records in stream order, so a record held back in one
@@ -385,6 +390,10 @@ struct pmtrack_enc_opts {
 	 * connection would stop both sides.
 	 */
 	uint32_t channels;
+	/* with channels > 1: an array of channels - 1 entries, channel i
+	   being channel[i - 1], each with its write set (else -EINVAL);
+	   copied by pmtrack_enc_new(), so only their arg must outlive the
+	   encoder.  NULL with one channel. */
 	const struct pmtrack_channel *channel;
 	/* with channels: channel 0's flush, called with write_arg */
 	int (*flush)(void *write_arg);
@@ -455,17 +464,19 @@ PMTRACK_API int pmtrack_enc_end(struct pmtrack_enc *enc,
 
 struct pmtrack_enc_stats {
 	size_t sz;
-	uint64_t rounds;
+	uint64_t rounds;     /* ROUND records written (pmtrack_enc_round()) */
 	uint64_t pages;	     /* pages sent in batches */
 	uint64_t zero_pages; /* pages sent as zero bits */
-	uint64_t batches;
+	uint64_t batches;    /* BATCH records written, raw or compressed */
 	uint64_t batches_zstd;	/* batches sent compressed */
 	uint64_t page_bytes;	/* bytes of the pages in batches */
 	uint64_t payload_bytes; /* batch payload bytes written */
 	uint64_t wire_bytes;	/* every byte written */
-	/* ADAPTIVE: batches sent raw without trying, after incompressible
-	   data / because the link was faster than the compressor */
+	/* ADAPTIVE: batches sent raw without trying compression, after
+	   batches that did not shrink by 1/32 */
 	uint64_t skipped_incompressible;
+	/* ADAPTIVE: batches sent raw without trying compression, because
+	   the link moved raw bytes faster than the compressor shrank them */
 	uint64_t skipped_link;
 	size_t : 0;
 };
@@ -535,19 +546,25 @@ enum pmtrack_stream_error {
 struct pmtrack_dec;
 
 struct pmtrack_dec_header {
-	uint32_t version;
-	uint32_t page_size;
+	uint32_t version;   /* the preamble's format version */
+	uint32_t page_size; /* bytes per page: a power of two, 512..1 GiB */
+	/* the encoder's producer string (pmtrack_enc_opts.producer), at
+	   most 255 bytes, NUL-terminated */
 	const char *producer;
 	const uint8_t *stream_id; /* PMTRACK_STREAM_ID_LEN bytes */
 	const uint8_t *parent_id; /* NULL if the stream has no parent */
-	size_t nregions;
+	size_t nregions; /* entries in regions, 1..65536 */
+	/* the region table, in the HEADER's order; it lives as long as the
+	   decoder */
 	const struct pmtrack_stream_region *regions;
 };
 
 struct pmtrack_dec_end {
+	/* END's count of ROUND records.  Each of END's counts equals what
+	   the decoder decoded, or the stream failed (PMTRACK_SERR_MISMATCH). */
 	uint64_t rounds;
-	uint64_t pages;
-	uint64_t zero_pages;
+	uint64_t pages;	     /* END's count of pages sent in batches */
+	uint64_t zero_pages; /* END's count of pages sent as zero bits */
 	const uint8_t *digest; /* NULL if the encoder sent none */
 	/* 1: every region had a destination and it matched the digest */
 	int digest_verified;
@@ -561,14 +578,13 @@ struct pmtrack_dec_end {
 struct pmtrack_dec_record {
 	uint64_t offset; /* of the frame in the stream */
 	uint32_t type;	 /* enum pmtrack_record_type, or an unknown type */
-	uint32_t flags;
-	uint64_t meta_len;
-	uint64_t payload_len;
-	/* BATCH only */
-	uint32_t region;
-	uint32_t codec; /* enum pmtrack_codec */
-	uint64_t pages;
-	uint64_t runs;
+	uint32_t flags;	 /* frame flags: 0 or PMTRACK_FRAME_SKIPPABLE */
+	uint64_t meta_len;    /* bytes of protobuf after the frame */
+	uint64_t payload_len; /* payload bytes after those (a BATCH's pages) */
+	uint32_t region; /* BATCH only: index in the region table; else 0 */
+	uint32_t codec;	 /* BATCH only: enum pmtrack_codec; else 0 */
+	uint64_t pages;	 /* BATCH only: pages it carries; else 0 */
+	uint64_t runs;	 /* BATCH only: runs of pages it names; else 0 */
 };
 
 /*
@@ -594,15 +610,17 @@ struct pmtrack_dec_ops {
 
 struct pmtrack_dec_opts {
 	size_t sz;
+	/* the callbacks, copied by pmtrack_dec_new(); NULL = none */
 	const struct pmtrack_dec_ops *ops;
-	void *arg;
+	void *arg; /* passed to every callback as its first argument */
 	/* the most the decoder allocates at once, in bytes: records (the
 	   current ROUND's is kept until the next), bitmaps, decompression,
 	   protobuf; 0 = 256 MiB.  Exceeding it is PMTRACK_SERR_LIMIT. */
 	size_t mem_limit;
 	/*
-	 * Page sums to keep of the pages applied (see above), so that END's
-	 * state digest is checked across a chain; not owned.  NULL = the
+	 * The page-sums table (pmtrack_pagesums_new()) to keep the pages
+	 * applied in, so that END's state digest is checked across a chain;
+	 * not owned.  NULL = the
 	 * decoder's own, for a stream without a parent (a stream with a
 	 * parent then has its state digest unchecked).  The decoder's own
 	 * table is charged against mem_limit; a caller's is not limited.
@@ -717,8 +735,12 @@ PMTRACK_API const uint64_t *pmtrack_dec_map(const struct pmtrack_dec *dec,
 struct pmtrack_dec_listed {
 	size_t sz; /* sizeof(struct pmtrack_dec_listed), set by the caller */
 	uint32_t region; /* index in the header's table */
-	uint64_t dirty;	 /* bits set in its maps (pmtrack_dec_map()) */
-	uint64_t swap;
+	/* bits set in its PMTRACK_MAP_DIRTY map (pmtrack_dec_map()): the
+	   pages the round sends */
+	uint64_t dirty;
+	uint64_t swap; /* bits set in its PMTRACK_MAP_SWAP map */
+	/* bits set in its PMTRACK_MAP_ZERO map: of the dirty pages, those
+	   sent as zero bits */
 	uint64_t zero;
 	size_t : 0;
 };
@@ -749,8 +771,8 @@ struct pmtrack_dec_stats {
 	uint64_t zero_pages; /* pages delivered as zero bits */
 	uint64_t map_bits;   /* bits set in the ROUND records' bitmaps */
 	/* bitmap words and region-table entries the decoder visited: its
-	   CPU cost as the bound under "Cost" above counts it (tests assert
-	   on it; time they cannot) */
+	   CPU cost as the bound in the "Cost" comment of <pmtrack/stream.h>
+	   counts it (tests assert on it; time they cannot) */
 	uint64_t work;
 	size_t : 0;
 };
@@ -822,6 +844,7 @@ PMTRACK_API int pmtrack_ack_decode(const void *buf, size_t len,
 /* The start of an extra channel: which stream, which channel. */
 struct pmtrack_channel_hello {
 	size_t sz;
+	/* the stream the channel belongs to: its HEADER's stream id */
 	uint8_t stream_id[PMTRACK_STREAM_ID_LEN];
 	uint32_t index; /* 1 .. count - 1 */
 	uint32_t count; /* 2 .. PMTRACK_CHANNELS_MAX */
