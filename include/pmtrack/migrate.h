@@ -452,7 +452,7 @@ struct pmtrack_precopy_stats {
  * pmtrack_precopy() - migrate live memory.
  * @opts: options; write and ops->stop are required
  * @regions: the memory, mapped and writable by the workload; each region
- *           is watched (with a tracker of its own) for the duration
+ *           is watched (by one tracker for all of them) for the duration
  * @n: 1..65536 regions
  * @st: optional; filled on success and on failure (sz must be set)
  *

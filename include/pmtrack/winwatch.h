@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Windows write watches on libpmtrack: GetWriteWatch() and ResetWriteWatch()
- * with the behaviour, return values and error codes of Windows, over the
+ * Write watches as Windows has them, on libpmtrack: GetWriteWatch() and
+ * ResetWriteWatch() with the behaviour, return values and error codes of Windows, over the
  * VirtualAlloc() / VirtualFree() / VirtualProtect() calls that create and
  * change the memory they watch.  For compatibility layers (Wine-like) and
  * for runtimes written against the Windows API.
