@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Write watches as Windows has them, on libpmtrack: GetWriteWatch() and
- * ResetWriteWatch() with the behaviour, return values and error codes of Windows, over the
- * VirtualAlloc() / VirtualFree() / VirtualProtect() calls that create and
- * change the memory they watch.  For compatibility layers (Wine-like) and
- * for runtimes written against the Windows API.
+ * ResetWriteWatch() with the behaviour, return values and error codes of
+ * Windows, over the VirtualAlloc() / VirtualFree() / VirtualProtect() calls
+ * that create and change the memory they watch.  For compatibility layers
+ * (Wine-like) and for runtimes written against the Windows API.
  *
  * Every function has the Windows signature and a pmtrack_ prefix, so it
  * cannot clash with a real or emulated Windows API.  Define
