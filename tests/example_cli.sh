@@ -21,7 +21,7 @@ cd "$work" || exit 1
 
 # the options each program must list
 opts_demo="--help --version"
-opts_gc="--heap --mutators --nursery --rounds --help --version"
+opts_gc="--heap --mutators --nursery --store-rate --rounds --help --version"
 opts_vmm="--size --writers --rate --hot --downtime-ms --max-rounds
 	--max-bandwidth --level --full-digest --no-verify --quiet --help
 	--version"
