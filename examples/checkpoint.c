@@ -19,7 +19,8 @@
  *
  * The options and their defaults are in help() below (--help prints
  * them); the grammar is docs/cli.md's.  Exit status: 0 verified, 1
- * failed, 2 a bad command line.
+ * failed, 2 a bad command line, 77 this machine cannot run it (no backend
+ * here tracks the memory; why on stderr).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +36,7 @@
 #include "args.h"
 #include "excli.h"
 #include "progress.h"
+#include "status.h"
 #include "workload.h"
 
 #define PROG "pmtrack-checkpoint"
@@ -67,7 +69,8 @@ static void help(FILE *f)
 	      "include the\n"
 	      "zero pages, which are also given apart.  Exit status: 0 "
 	      "verified, 1 failed,\n"
-	      "2 a bad command line.\n"
+	      "2 a bad command line, 77 this machine cannot run it (why on "
+	      "stderr).\n"
 	      "\n"
 	      "  --dir DIR          write the images into DIR and keep them "
 	      "(default a new\n"
@@ -202,7 +205,8 @@ static int restore(const char *dir, const void *expect, size_t len)
 	return ri.digest_verified && same ? 0 : 1;
 }
 
-/* Start the workload and a checkpoint of its memory in a->dir. */
+/* Start the workload and a checkpoint of its memory in a->dir: 0, or the
+ * exit status after a message (77: no backend here tracks the memory). */
 static int start(const struct args *a, struct wl **wl, struct pmtrack_ckpt **ck)
 {
 	PMTRACK_OPTS(pmtrack_ckpt_opts, co, .level = a->level);
@@ -217,6 +221,14 @@ static int start(const struct args *a, struct wl **wl, struct pmtrack_ckpt **ck)
 	reg = (struct pmtrack_mem_region){ wl_mem(*wl), wl_len(*wl), 1,
 					   "heap" };
 	err = pmtrack_ckpt_new(a->dir, &co, &reg, 1, ck);
+	if (err == -EOPNOTSUPP) {
+		fprintf(stderr,
+			PROG ": this machine cannot run it: no backend here "
+			     "tracks the memory with atomic resets (%s; "
+			     "'pmtrack probe' lists the kernel features)\n",
+			strerror(-err));
+		return 77;
+	}
 	if (err) {
 		fprintf(stderr, PROG ": checkpoint %s: %s\n", a->dir,
 			strerror(-err));
@@ -231,10 +243,12 @@ static int start(const struct args *a, struct wl **wl, struct pmtrack_ckpt **ck)
 
 static void print_image(const struct pmtrack_dump_info *di, int last)
 {
-	printf("image %u%s %8llu pages (%llu of them zero) %10s %6.1f ms%s%s\n",
+	char d[PMT_UNIT_LEN];
+
+	printf("image %u%s %8llu pages (%llu of them zero) %10s %9s%s%s\n",
 	       di->index, last ? "*" : " ", (unsigned long long)di->pages,
 	       (unsigned long long)di->zero_pages, pmt_iec(di->bytes),
-	       (double)di->duration_ns / 1e6,
+	       pmt_fmt_dur(d, sizeof(d), di->duration_ns),
 	       last ? "  (writers paused)" : "  (live pre-dump)",
 	       di->has_state ? ", with the chain's state digest" : "");
 }
@@ -357,7 +371,7 @@ int main(int argc, char **argv)
 	char tmpl[] = "/tmp/pmtrack-ckpt-XXXXXX";
 	struct pmtrack_ckpt *ck;
 	struct wl *wl;
-	int status;
+	int status, r;
 
 	parse_args(argc, argv, &a);
 	if (a.restore)
@@ -366,7 +380,13 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
-	if (start(&a, &wl, &ck) || dump_all(&a, wl, ck))
+	r = start(&a, &wl, &ck);
+	if (r) {
+		if (!a.keep)
+			remove_dir(a.dir);
+		return r;
+	}
+	if (dump_all(&a, wl, ck))
 		return 1;
 	status = restore_in_child(a.dir, wl);
 	if (status < 0)

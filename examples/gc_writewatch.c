@@ -7,8 +7,13 @@
  * fixed-size objects holding references (object indices).  Mutator threads
  * keep rewiring references while a collector marks concurrently; like a
  * real program's, their stores go to a small part of the heap (the
- * nursery: its last pages, 1/64 of it by default) while they read
- * references from all of it:
+ * nursery: its last pages, 1/64 of it by default), to random objects
+ * there at a set rate (--store-rate), while they read references from all
+ * of it.  The nursery bounds the pages a round can re-scan, as a
+ * generational write barrier's card table would; within it, the write
+ * watch makes a round re-scan only the pages written since the last one,
+ * which at the default rate are usually fewer than the nursery's and vary
+ * with the round's length:
  *  1. ResetWriteWatch() clears the heap's write state, then the collector
  *     marks everything reachable from the roots, with the mutators
  *     running;
@@ -26,12 +31,13 @@
  * as a live object left unmarked.
  *
  *   pmtrack-gc-demo [--heap SIZE] [--mutators N] [--nursery SIZE]
- *                   [--rounds N]
+ *                   [--store-rate N] [--rounds N]
  *   pmtrack-gc-demo --help | --version
  *
  * The options and their defaults are in help() below; the grammar is
  * docs/cli.md's.  Exit status: 0 verified, 1 failed, 2 a bad command
- * line, 77 no usable backend (it says why, and which backends would do).
+ * line, 77 this machine cannot run it (no usable backend: it says why on
+ * stderr, and which backends would do).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +57,7 @@
 
 #include "args.h"
 #include "excli.h"
+#include "status.h"
 
 #define PROG "pmtrack-gc-demo"
 #define NREFS 7
@@ -64,6 +71,8 @@ struct obj {
 
 #define PER_PAGE (PAGE / sizeof(struct obj))
 #define NROOTS 64
+/* a mutator's stores between two looks at the clock and the flags */
+#define BATCH 16
 
 static struct obj *heap;
 static size_t nobjs;
@@ -73,6 +82,16 @@ static atomic_bool stop, paused_req;
 static atomic_int paused;
 /* stores the mutators made, all together */
 static atomic_ullong stores;
+/* the time a mutator takes for a batch at --store-rate; 0 = no pause */
+static uint64_t batch_ns;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static uint32_t load_ref(const struct obj *o, int k)
 {
@@ -87,10 +106,35 @@ static uint32_t rnd(uint64_t *s)
 	return (uint32_t)*s;
 }
 
-/* rewire references: copy one found in the heap, or drop one */
+/*
+ * Sleep until @next (for at most 10 ms, so that the flags are seen): 1 if
+ * it is not time yet.  A mutator that fell behind by more than 100 ms
+ * (a busy machine) does not catch up in a burst.
+ */
+static int not_yet(uint64_t *next)
+{
+	uint64_t now = now_ns();
+	struct timespec ts = { 0, 10000000 };
+
+	if (!batch_ns)
+		return 0;
+	if (*next > now) {
+		if (*next - now < 10000000)
+			ts.tv_nsec = (long)(*next - now);
+		nanosleep(&ts, NULL);
+		return 1;
+	}
+	*next = now - *next > 100000000 ? now + batch_ns : *next + batch_ns;
+	return 0;
+}
+
+/* rewire references: copy one found in the heap, or drop one, into a
+ * random object of the nursery, BATCH stores every batch_ns */
 static void *mutator(void *arg)
 {
 	uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+	/* the mutators start a batch apart */
+	uint64_t next = now_ns() + (uintptr_t)arg * batch_ns / 16;
 
 	while (!atomic_load(&stop)) {
 		if (atomic_load(&paused_req)) {
@@ -98,9 +142,12 @@ static void *mutator(void *arg)
 			while (atomic_load(&paused_req) && !atomic_load(&stop))
 				sched_yield();
 			atomic_fetch_sub(&paused, 1);
+			next = now_ns();
 			continue;
 		}
-		for (int i = 0; i < 64; i++) {
+		if (not_yet(&next))
+			continue;
+		for (int i = 0; i < BATCH; i++) {
 			struct obj *a =
 				&heap[nursery + rnd(&seed) % (nobjs - nursery)];
 			struct obj *b = &heap[1 + rnd(&seed) % (nobjs - 1)];
@@ -110,7 +157,7 @@ static void *mutator(void *arg)
 			__atomic_store_n(&a->ref[rnd(&seed) % NREFS], v,
 					 __ATOMIC_RELAXED);
 		}
-		atomic_fetch_add(&stores, 64);
+		atomic_fetch_add(&stores, BATCH);
 	}
 	return NULL;
 }
@@ -156,10 +203,12 @@ static const char *unusable_why(enum pmtrack_backend b, char *buf, size_t n)
 	int r;
 
 	if (sysconf(_SC_PAGESIZE) != PAGE) {
+		char ps[PMT_IEC_LEN];
+
 		snprintf(buf, n,
-			 "write watches need %u-byte pages, this system's are "
-			 "%ld bytes",
-			 PAGE, sysconf(_SC_PAGESIZE));
+			 "write watches need 4 KiB pages, this system's are %s",
+			 pmt_fmt_iec(ps, sizeof(ps),
+				     (uint64_t)sysconf(_SC_PAGESIZE)));
 		return buf;
 	}
 	r = pmtrack_new(&o, &t);
@@ -213,21 +262,24 @@ static void explain_not_supported(void)
 		const char *name = pmtrack_backend_name(b);
 
 		if (any && why[b][0])
-			printf("SKIP: backend %s: %s\n", name, why[b]);
+			fprintf(stderr, "SKIP: backend %s: %s\n", name,
+				why[b]);
 		if (any || strcmp(req, name))
 			continue;
-		printf("SKIP: the requested backend (%s, from "
-		       "PMTRACK_BACKEND) is unusable here: %s; backends "
-		       "usable for write watches here: %s\n",
-		       name, why[b][0] ? why[b] : "no reason found", usable);
+		fprintf(stderr,
+			"SKIP: the requested backend (%s, from "
+			"PMTRACK_BACKEND) is unusable here: %s; backends "
+			"usable for write watches here: %s\n",
+			name, why[b][0] ? why[b] : "no reason found", usable);
 		named = true;
 	}
 	if (any)
-		printf("SKIP: no backend here gives write watches\n");
+		fprintf(stderr, "SKIP: no backend here gives write watches\n");
 	else if (!named)
-		printf("SKIP: PMTRACK_BACKEND=%s names no backend; backends "
-		       "usable for write watches here: %s\n",
-		       req, usable);
+		fprintf(stderr,
+			"SKIP: PMTRACK_BACKEND=%s names no backend; backends "
+			"usable for write watches here: %s\n",
+			req, usable);
 }
 
 /* marking with an explicit stack */
@@ -263,32 +315,14 @@ static void mark_roots(void)
 		push(r);
 }
 
-static double now_ms(void)
+/* the time since @t0 (now_ns()), as pmt_fmt_dur() prints it, in one of
+ * two buffers that take turns */
+static const char *since(uint64_t t0)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* @n with a comma between groups of three digits, in one of four
- * buffers that take turns */
-static const char *grouped(uint64_t n)
-{
-	static char buf[4][32];
+	static char buf[2][PMT_UNIT_LEN];
 	static unsigned int next;
-	char digits[24], *out = buf[next++ % 4];
-	int len = snprintf(digits, sizeof(digits), "%llu",
-			   (unsigned long long)n);
-	size_t o = 0;
 
-	for (int i = 0; i < len; i++) {
-		if (i && (len - i) % 3 == 0)
-			out[o++] = ',';
-		out[o++] = digits[i];
-	}
-	out[o] = 0;
-	return out;
+	return pmt_fmt_dur(buf[next++ % 2], PMT_UNIT_LEN, now_ns() - t0);
 }
 
 /* what one re-scan round did */
@@ -360,41 +394,54 @@ static void rescan(PVOID *pages, size_t max, size_t npages, struct round *r)
 }
 
 struct cfg {
-	uint64_t heap, nursery, mutators, rounds;
+	uint64_t heap, nursery, mutators, rate, rounds;
 };
 
 static void help(FILE *f)
 {
 	fputs("usage: " PROG " [--heap SIZE] [--mutators N] "
 	      "[--nursery SIZE]\n"
-	      "                       [--rounds N]\n"
+	      "                       [--store-rate N] [--rounds N]\n"
 	      "       " PROG " --help | --version\n"
 	      "\n"
 	      "A concurrent mark phase that uses write watches the way a .NET-"
 	      "like garbage\n"
-	      "collector does on Windows.  Mutator threads rewire references, "
-	      "storing into a\n"
-	      "nursery at the heap's end, while the collector marks; then each "
-	      "round asks\n"
-	      "GetWriteWatch(WRITE_WATCH_FLAG_RESET) which pages were written "
-	      "and re-scans\n"
-	      "only those, and a last round runs with the mutators paused.  "
-	      "Every round\n"
-	      "prints the pages it re-scanned against all the heap's pages.  A "
-	      "stop-the-world\n"
-	      "mark then checks that no live object was missed.  Exit status: 0 "
-	      "verified,\n"
-	      "1 failed, 2 a bad command line, 77 no backend here gives write "
-	      "watches\n"
-	      "(PMTRACK_BACKEND picks one).\n"
+	      "collector does on Windows.  Mutator threads rewire references "
+	      "while the\n"
+	      "collector marks; then each round asks "
+	      "GetWriteWatch(WRITE_WATCH_FLAG_RESET)\n"
+	      "which pages were written and re-scans only those, and a last "
+	      "round runs with\n"
+	      "the mutators paused.  Every round prints the pages it re-scanned "
+	      "against all\n"
+	      "the heap's pages.  A stop-the-world mark then checks that no "
+	      "live object was\n"
+	      "missed.\n"
+	      "\n"
+	      "The mutators store only into the nursery, random objects of it "
+	      "at --store-rate:\n"
+	      "the nursery bounds what a round can re-scan, as a generational "
+	      "write barrier\n"
+	      "would, and the write watch narrows it to the nursery pages "
+	      "written since the\n"
+	      "last round.  Exit status: 0 verified, 1 failed, 2 a bad command "
+	      "line, 77 this\n"
+	      "machine cannot run it (why on stderr: no backend here gives "
+	      "write watches;\n"
+	      "PMTRACK_BACKEND picks one).\n"
 	      "\n"
 	      "  --heap SIZE       the managed heap, at least 64 KiB (default 64 "
 	      "MiB)\n"
 	      "  --mutators N      mutator threads, 1..16 (default 2)\n"
-	      "  --nursery SIZE    the part of the heap the mutators store into, "
-	      "at its end,\n"
-	      "                    rounded up to 4 KiB pages (default 1/64 of "
-	      "the heap)\n"
+	      "  --nursery SIZE    the only part of the heap the mutators store "
+	      "into, at its\n"
+	      "                    end, rounded up to 4 KiB pages (default 1/64 "
+	      "of the heap)\n"
+	      "  --store-rate N    stores per second, all mutators together; 0 "
+	      "= as fast as\n"
+	      "                    they can, which writes every nursery page "
+	      "each round\n"
+	      "                    (default 4000)\n"
 	      "  --rounds N        most re-scan rounds with the mutators "
 	      "running, 1..1000\n"
 	      "                    (default 4)\n"
@@ -409,6 +456,7 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 		{ "heap", required_argument, NULL, 'H' },
 		{ "mutators", required_argument, NULL, 'm' },
 		{ "nursery", required_argument, NULL, 'n' },
+		{ "store-rate", required_argument, NULL, 's' },
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, PMT_CLI_HELP },
 		{ "version", no_argument, NULL, PMT_CLI_VERSION },
@@ -432,6 +480,10 @@ static void parse_args(int argc, char **argv, struct cfg *c)
 		case 'n':
 			c->nursery = pmt_arg_u64(PROG, "--nursery", optarg,
 						 PMT_NUM_SUFFIX, 1, UINT64_MAX);
+			break;
+		case 's':
+			c->rate = pmt_arg_u64(PROG, "--store-rate", optarg, 0,
+					      0, UINT64_MAX);
 			break;
 		case 'r':
 			c->rounds = pmt_arg_u64(PROG, "--rounds", optarg, 0, 1,
@@ -490,14 +542,14 @@ static unsigned long long stores_at_reset;
 /*
  * Let the @nmut mutators run until they have stored since the last reset
  * (the collector's other work, in a real program): a batch that was under
- * way at the reset adds at most 64, so 64 more than @nmut such batches
- * mean a batch begun after it.
+ * way at the reset adds at most BATCH, so BATCH more than @nmut such
+ * batches mean a batch begun after it.
  */
 static void let_mutators_run(int nmut)
 {
 	while (atomic_load(&stores) <
-	       stores_at_reset + 64 * (unsigned long long)(nmut + 1))
-		sched_yield();
+	       stores_at_reset + BATCH * (unsigned long long)(nmut + 1))
+		usleep(200);
 }
 
 /* totals of the re-scan rounds */
@@ -509,19 +561,18 @@ struct totals {
 static void round_line(PVOID *pages, size_t npages, const char *when,
 		       struct round *r, struct totals *t)
 {
-	double t0 = now_ms();
+	uint64_t t0 = now_ns();
 
 	rescan(pages, 1024, npages, r);
 	stores_at_reset = atomic_load(&stores);
 	t->rounds++;
 	t->reported += r->reported;
 	t->visited += r->visited;
-	printf("round %zu%s: GetWriteWatch reported %s written pages; "
-	       "re-scanned %s of %s heap pages (%.2f %%), %s marked objects, "
-	       "%.1f ms\n",
-	       t->rounds, when, grouped(r->reported), grouped(r->visited),
-	       grouped(npages), 100.0 * (double)r->visited / (double)npages,
-	       grouped(r->objs), now_ms() - t0);
+	printf("round %zu%s: GetWriteWatch reported %zu written pages; "
+	       "re-scanned %zu of %zu heap pages (%.2f %%), %zu marked objects, "
+	       "%s\n",
+	       t->rounds, when, r->reported, r->visited, npages,
+	       100.0 * (double)r->visited / (double)npages, r->objs, since(t0));
 }
 
 /* Mark with the @nmut mutators running, then pause them for a last
@@ -531,18 +582,18 @@ static void mark_concurrently(PVOID *pages, size_t npages, int nmut,
 {
 	struct totals t = { 0 };
 	struct round r;
-	double t0;
+	uint64_t t0;
 	size_t objs;
 
 	/* 1: start watching from here, mark concurrently */
-	t0 = now_ms();
+	t0 = now_ns();
 	ResetWriteWatch(heap, nobjs * sizeof(struct obj));
 	stores_at_reset = atomic_load(&stores);
 	mark_roots();
 	objs = trace();
-	printf("concurrent mark: %s objects marked, all %s heap pages "
-	       "scanned, %.1f ms\n",
-	       grouped(objs), grouped(npages), now_ms() - t0);
+	printf("concurrent mark: %zu objects marked, all %zu heap pages "
+	       "scanned, %s\n",
+	       objs, npages, since(t0));
 	/* 2: concurrent re-scan rounds, until few pages are dirty */
 	for (uint64_t i = 0; i < rounds; i++) {
 		let_mutators_run(nmut);
@@ -556,11 +607,10 @@ static void mark_concurrently(PVOID *pages, size_t npages, int nmut,
 	while (atomic_load(&paused) < nmut)
 		sched_yield();
 	round_line(pages, npages, " (mutators paused)", &r, &t);
-	printf("total: re-scanned %s pages in %zu rounds (GetWriteWatch "
-	       "reported %s), of %s if each round had re-scanned the whole "
+	printf("total: re-scanned %zu pages in %zu rounds (GetWriteWatch "
+	       "reported %zu), of %zu if each round had re-scanned the whole "
 	       "heap: %.2f %%\n",
-	       grouped(t.visited), t.rounds, grouped(t.reported),
-	       grouped(t.rounds * npages),
+	       t.visited, t.rounds, t.reported, t.rounds * npages,
 	       100.0 * (double)t.visited / (double)(t.rounds * npages));
 }
 
@@ -588,24 +638,30 @@ static int check_marks(size_t *marked, size_t *live, size_t *missed)
 	return 0;
 }
 
-/* "heap 64 MiB (16,384 pages), ..." */
+/* "heap 64 MiB (16384 pages), ..." */
 static void print_setup(const struct cfg *c, size_t npages)
 {
-	char h[PMT_IEC_LEN], n[PMT_IEC_LEN];
+	char h[PMT_IEC_LEN], n[PMT_IEC_LEN], rate[48] = "as fast as they can";
 
-	printf("heap %s (%s pages), %s objects; %llu mutators storing into "
-	       "a %s nursery (%s pages); backend %s\n",
-	       pmt_fmt_iec(h, sizeof(h), c->heap), grouped(npages),
-	       grouped(nobjs), (unsigned long long)c->mutators,
+	if (c->rate)
+		snprintf(rate, sizeof(rate), "%llu times a second",
+			 (unsigned long long)c->rate);
+	printf("heap %s (%zu pages), %zu objects; %llu mutators storing %s "
+	       "into random objects of a %s nursery (%llu pages), the only "
+	       "pages they write; backend %s\n",
+	       pmt_fmt_iec(h, sizeof(h), c->heap), npages, nobjs,
+	       (unsigned long long)c->mutators, rate,
 	       pmt_fmt_iec(n, sizeof(n), c->nursery),
-	       grouped(c->nursery / PAGE),
+	       (unsigned long long)(c->nursery / PAGE),
 	       pmtrack_backend_name(
 		       (enum pmtrack_backend)pmtrack_winwatch_backend()));
 }
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { .heap = 64u << 20, .mutators = 2, .rounds = 4 };
+	struct cfg c = {
+		.heap = 64u << 20, .mutators = 2, .rate = 4000, .rounds = 4
+	};
 	size_t npages, live = 0, missed = 0, marked = 0;
 	pthread_t th[16];
 	int nmut, ret;
@@ -616,6 +672,8 @@ int main(int argc, char **argv)
 	npages = c.heap / PAGE;
 	nobjs = npages * PER_PAGE;
 	nursery = nobjs - c.nursery / PAGE * PER_PAGE;
+	/* each mutator stores BATCH every batch_ns */
+	batch_ns = c.rate ? (uint64_t)(1e9 * BATCH * nmut / (double)c.rate) : 0;
 	ret = heap_alloc(npages);
 	if (ret)
 		return ret;
@@ -635,10 +693,9 @@ int main(int argc, char **argv)
 	atomic_store(&stop, true);
 	for (int i = 0; i < nmut; i++)
 		pthread_join(th[i], NULL);
-	printf("live %s, marked %s (floating garbage %s), live but "
-	       "unmarked %s\n",
-	       grouped(live), grouped(marked), grouped(marked - (live - missed)),
-	       grouped(missed));
+	printf("live %zu, marked %zu (floating garbage %zu), live but "
+	       "unmarked %zu\n",
+	       live, marked, marked - (live - missed), missed);
 	VirtualFree(heap, 0, MEM_RELEASE);
 	free(mark);
 	free(stack);

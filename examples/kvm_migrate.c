@@ -32,17 +32,21 @@
  *                       [--max-bandwidth SIZE/S] [--migrate-after-ms MS]
  *                       [--rearm written|range] [--backend NAME]
  *                       [--finish-on-source] [--no-migrate]
- *                       [--no-verify] [--ram-out FILE] [--quiet]
+ *                       [--no-verify] [--no-reference] [--ram-out FILE]
+ *                       [--quiet]
  *
  * The migration starts once the guest has run --migrate-after-ms.  By
  * default the device holds the guest's last request until the
  * switchover, so the guest always finishes on the destination
  * (--finish-on-source lets it finish wherever it gets to).  --no-migrate
- * runs the guest here only (the reference run).  --ram-out writes the
- * final guest RAM (of the destination, or of the reference run) to FILE.
- * The options and their defaults are in help() below (--help prints
- * them); the grammar is docs/cli.md's.  Exit status: 0 verified, 1
- * failed, 2 a bad command line, 3 KVM is not usable here.
+ * runs the guest here only (the reference run); --no-reference migrates
+ * without it.  --no-verify turns off the state digest and the audit
+ * (PMTRACK_PRECOPY_NO_DIGEST), as everywhere.  --ram-out writes the final
+ * guest RAM (of the destination, or of the reference run) to FILE.  The
+ * options and their defaults are in help() below (--help prints them);
+ * the grammar is docs/cli.md's.  Exit status: 0 verified, 1 failed, 2 a
+ * bad command line, 77 this machine cannot run it (KVM is not usable, or
+ * no backend here tracks KVM's writes; why on stderr).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,9 +69,11 @@
 #include "kvmguest.h"
 #include "loopback.h"
 #include "progress.h"
+#include "status.h"
 
 #define PROG "pmtrack-kvm-migrate"
-#define EXIT_NOKVM 3
+/* this machine cannot run it (automake's SKIP) */
+#define EXIT_CANNOT 77
 #define STATE_MAGIC 0x4b564d5354415445ull  /* "KVMSTATE" */
 #define ANSWER_MAGIC 0x4b564d414e535752ull /* "KVMANSWR" */
 
@@ -76,7 +82,7 @@ struct cfg {
 	uint64_t dev_pages, seed, downtime_ms, max_rounds, after_ms, bw;
 	enum pmtrack_backend backend;
 	enum pmtrack_rearm rearm;
-	int hold, migrate, verify, quiet;
+	int hold, migrate, verify, reference, quiet;
 	const char *ram_out;
 };
 
@@ -115,9 +121,8 @@ static void help(FILE *f)
 	      "[--max-rounds N]\n"
 	      "         [--max-bandwidth SIZE/S] [--migrate-after-ms MS]\n"
 	      "         [--rearm written|range] [--backend NAME]\n"
-	      "         [--finish-on-source] [--no-migrate] [--no-verify] "
-	      "[--ram-out FILE]\n"
-	      "         [--quiet]\n"
+	      "         [--finish-on-source] [--no-migrate] [--no-verify]\n"
+	      "         [--no-reference] [--ram-out FILE] [--quiet]\n"
 	      "       " PROG " --help | --version\n"
 	      "\n"
 	      "A minimal VMM that live-migrates a running KVM guest (64-bit "
@@ -128,9 +133,13 @@ static void help(FILE *f)
 	      "compared with a\n"
 	      "run of the same guest without migration.  Page counts include "
 	      "the zero pages,\n"
-	      "which are also given apart.  Exit status: 0 verified, 1 failed, "
-	      "2 a bad\n"
-	      "command line, 3 KVM is not usable here.\n"
+	      "which are also given apart.  After each round a status line "
+	      "like pmtrack\n"
+	      "send's.  Exit status: 0 verified, 1 failed, 2 a bad command "
+	      "line, 77 this\n"
+	      "machine cannot run it (why on stderr: KVM is not usable, or no "
+	      "backend here\n"
+	      "tracks KVM's writes).\n"
 	      "\n"
 	      "  --size SIZE            guest RAM, 6 MiB..62 GiB, rounded up to "
 	      "2 MiB\n"
@@ -150,8 +159,7 @@ static void help(FILE *f)
 	      "  --device-pages N       pages the device writes between phases, "
 	      "1..512\n"
 	      "                         (default 64)\n"
-	      "  --seed N               the guest's seed, decimal or 0x hex "
-	      "(default 0)\n"
+	      "  --seed N               the guest's seed (default 0)\n"
 	      "  --downtime-ms MS       longest pause of the guest to aim for "
 	      "(default 300)\n"
 	      "  --max-rounds N         pre-copy rounds before stopping anyway "
@@ -178,9 +186,13 @@ static void help(FILE *f)
 	      "                         switchover)\n"
 	      "  --no-migrate           only run the guest here (the reference "
 	      "run)\n"
-	      "  --no-verify            no state digest, no audit and no "
-	      "reference run\n"
-	      "                         (default verification on)\n"
+	      "  --no-verify            no state digest and no audit (default "
+	      "verification\n"
+	      "                         on)\n"
+	      "  --no-reference         no reference run: the migrated guest's "
+	      "result and\n"
+	      "                         final RAM are not compared with an "
+	      "unmigrated run's\n"
 	      "  --ram-out FILE         write the final guest RAM (of the "
 	      "destination, or of\n"
 	      "                         the reference run) to FILE\n"
@@ -209,6 +221,7 @@ enum opt_id {
 	O_SOURCE = 's',
 	O_NOMIG = 'n',
 	O_NOVERIFY = 'v',
+	O_NOREF = 'N',
 	O_RAMOUT = 'o',
 	O_QUIET = 'q',
 };
@@ -233,8 +246,7 @@ static const struct {
 			UINT64_MAX, 0 },
 	[O_DEVPAGES] = { "--device-pages", offsetof(struct cfg, dev_pages), 1,
 			 512, 0 },
-	[O_SEED] = { "--seed", offsetof(struct cfg, seed), 0, UINT64_MAX,
-		     PMT_NUM_BASE0 },
+	[O_SEED] = { "--seed", offsetof(struct cfg, seed), 0, UINT64_MAX, 0 },
 	[O_DOWNTIME] = { "--downtime-ms", offsetof(struct cfg, downtime_ms), 1,
 			 UINT64_MAX / 1000000, 0 },
 	[O_ROUNDS] = { "--max-rounds", offsetof(struct cfg, max_rounds), 0,
@@ -288,6 +300,7 @@ static void parse(int argc, char **argv, struct cfg *c)
 		{ "finish-on-source", no_argument, NULL, O_SOURCE },
 		{ "no-migrate", no_argument, NULL, O_NOMIG },
 		{ "no-verify", no_argument, NULL, O_NOVERIFY },
+		{ "no-reference", no_argument, NULL, O_NOREF },
 		{ "ram-out", required_argument, NULL, O_RAMOUT },
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "help", no_argument, NULL, PMT_CLI_HELP },
@@ -329,6 +342,9 @@ static void parse(int argc, char **argv, struct cfg *c)
 			break;
 		case O_NOVERIFY:
 			c->verify = 0;
+			break;
+		case O_NOREF:
+			c->reference = 0;
 			break;
 		case O_RAMOUT:
 			c->ram_out = optarg;
@@ -445,8 +461,13 @@ static int run_local(const struct cfg *c, uint64_t *result,
 	if (!r)
 		r = kg_wait(&g);
 	if (r) {
-		fprintf(stderr, "reference run: %s\n", g.error);
 		*nokvm = r == -2;
+		if (*nokvm)
+			fprintf(stderr, PROG ": this machine cannot run it: KVM "
+					     "is not usable here: %s\n",
+				g.error);
+		else
+			fprintf(stderr, "reference run: %s\n", g.error);
 	} else {
 		*result = kg_result(&g);
 	}
@@ -608,22 +629,16 @@ static void src_resume(void *arg)
 	kg_resume(&s->g);
 }
 
+/* after each round, its status line (pmtrack send's, support/status.h) */
 static int src_round(void *arg, const struct pmtrack_precopy_round *r)
 {
 	struct src *s = arg;
+	char line[PMT_STATUS_LEN];
 
 	pmt_bar_clear(&s->bar);
 	if (!s->c->quiet) {
-		printf("round %2llu%s %8llu pages sent (%llu of them zero) "
-		       "%10s %6.0f ms | dirtied %7llu (%6.0f/s) | expected "
-		       "downtime %.0f ms\n",
-		       (unsigned long long)r->round, r->final ? "*" : " ",
-		       (unsigned long long)r->pages,
-		       (unsigned long long)r->zero_pages, pmt_iec(r->bytes),
-		       (double)r->duration_ns / 1e6,
-		       (unsigned long long)r->dirty_pages,
-		       (double)r->dirty_rate,
-		       (double)r->expected_downtime_ns / 1e6);
+		pmt_status_line(line, sizeof(line), r);
+		printf("%s\n", line);
 		fflush(stdout);
 	}
 	/* the next round sends what was dirtied, at this round's ratio */
@@ -644,7 +659,24 @@ static void tracker_opts(const struct cfg *c, struct pmtrack_opts *o)
 	o->rearm = c->rearm;
 }
 
-/* refuse a tracker KVM cannot work with, before any guest runs */
+/* @c's backend runs here at all (KVM aside): 1, or 0 */
+static int backend_runs(const struct cfg *c)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .backend = c->backend);
+	struct pmtrack *t;
+
+	if (pmtrack_new(&o, &t))
+		return 0;
+	pmtrack_free(t);
+	return 1;
+}
+
+/*
+ * Refuse a tracker KVM cannot work with, before any guest runs: 0, or the
+ * exit status after a message (77 if no backend, or not the one asked
+ * for, runs here; 1 if the one asked for runs but cannot track KVM's
+ * writes).
+ */
 static int check_backend(const struct cfg *c)
 {
 	struct pmtrack_opts o;
@@ -653,6 +685,27 @@ static int check_backend(const struct cfg *c)
 
 	tracker_opts(c, &o);
 	r = pmtrack_new(&o, &t);
+	if (r == -EOPNOTSUPP && !backend_runs(c)) {
+		if (c->backend == PMTRACK_BACKEND_AUTO)
+			fprintf(stderr, PROG ": this machine cannot run it: "
+					     "no backend runs here");
+		else
+			fprintf(stderr,
+				PROG ": this machine cannot run it: the %s "
+				     "backend does not run here",
+				pmtrack_backend_name(c->backend));
+		fprintf(stderr, " ('pmtrack probe' lists the kernel "
+				"features)\n");
+		return EXIT_CANNOT;
+	}
+	if (r == -EOPNOTSUPP && c->backend == PMTRACK_BACKEND_AUTO) {
+		fprintf(stderr,
+			PROG ": this machine cannot run it: no backend here "
+			     "tracks KVM guest RAM (it needs "
+			     "PMTRACK_CAP_KERNEL_WRITES and "
+			     "PMTRACK_CAP_ATOMIC_RESET)\n");
+		return EXIT_CANNOT;
+	}
 	if (r == -EOPNOTSUPP) {
 		fprintf(stderr,
 			PROG ": the %s backend cannot track KVM guest RAM "
@@ -748,6 +801,8 @@ static int source(struct src *s, int fd, void *ram,
 		  struct pmtrack_precopy_stats *st, struct answer_msg *a)
 {
 	const struct cfg *c = s->c;
+	char t[PMT_UNIT_LEN], d[PMT_UNIT_LEN], l[PMT_UNIT_LEN],
+		rs[PMT_UNIT_LEN];
 	uint64_t v;
 	int err;
 
@@ -786,19 +841,20 @@ static int source(struct src *s, int fd, void *ram,
 		return -1;
 	}
 	printf("migrated: %llu rounds, %llu pages (zero pages included; %llu "
-	       "zero), %s sent in %.2f s, backend %s; downtime %.1f ms to the "
-	       "stream's end (limit %llu ms), %.1f ms until the guest resumed "
+	       "zero), %s sent in %s, backend %s; downtime %s to the "
+	       "stream's end (limit %s), %s until the guest resumed "
 	       "on the destination\n",
 	       (unsigned long long)st->rounds, (unsigned long long)st->pages,
 	       (unsigned long long)st->zero_pages, pmt_iec(st->bytes),
-	       (double)st->total_ns / 1e9, pmtrack_backend_name(st->backend),
-	       (double)st->downtime_ns / 1e6,
-	       (unsigned long long)c->downtime_ms,
-	       (double)(a->resume_ns - s->stop_ns) / 1e6);
+	       pmt_fmt_dur(t, sizeof(t), st->total_ns),
+	       pmtrack_backend_name(st->backend),
+	       pmt_fmt_dur(d, sizeof(d), st->downtime_ns),
+	       pmt_fmt_dur(l, sizeof(l), c->downtime_ms * 1000000),
+	       pmt_fmt_dur(rs, sizeof(rs), a->resume_ns - s->stop_ns));
 	if (c->verify)
-		printf("audit: the paused source RAM is what was sent (%.1f "
-		       "ms, while the guest resumed on the destination)\n",
-		       (double)st->audit_ns / 1e6);
+		printf("audit: the paused source RAM is what was sent (%s, "
+		       "while the guest resumed on the destination)\n",
+		       pmt_fmt_dur(d, sizeof(d), st->audit_ns));
 	printf("destination: resumed at phase %llu of %llu, finished: result "
 	       "%016llx (pf_fixed %llu, insn_emulation %llu)\n",
 	       (unsigned long long)a->phases_on_arrival,
@@ -840,7 +896,10 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 	if (!r && c->after_ms)
 		usleep((useconds_t)(c->after_ms * 1000));
 	fd = r ? -1 : pmt_loopback_connect(port);
-	if (r)
+	if (nokvm)
+		fprintf(stderr, PROG ": this machine cannot run it: KVM is "
+				     "not usable here: %s\n", s.g.error);
+	else if (r)
 		fprintf(stderr, "source: %s\n", s.g.error);
 	else if (fd >= 0)
 		r = source(&s, fd, ram, &st, a);
@@ -853,7 +912,7 @@ static int migrate(const struct cfg *c, struct answer_msg *a)
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status))
 		r = -1;
-	return nokvm ? EXIT_NOKVM : r ? 1 : 0;
+	return nokvm ? EXIT_CANNOT : r ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -871,7 +930,8 @@ int main(int argc, char **argv)
 			 .rearm = PMTRACK_REARM_WRITTEN,
 			 .hold = 1,
 			 .migrate = 1,
-			 .verify = 1 };
+			 .verify = 1,
+			 .reference = 1 };
 	struct answer_msg a = { 0 };
 	uint8_t ref_digest[PMTRACK_DIGEST_LEN];
 	char h1[2 * PMTRACK_DIGEST_LEN + 1], h2[2 * PMTRACK_DIGEST_LEN + 1];
@@ -892,7 +952,7 @@ int main(int argc, char **argv)
 	}
 	printf("guest: %s RAM, working set %llu pages, %llu phases "
 	       "(write %llu words/page; read %llu passes, 1 page in %llu "
-	       "written), device %llu pages, seed %#llx\n",
+	       "written), device %llu pages, seed %llu\n",
 	       pmt_iec(c.size),
 	       (unsigned long long)p.ws_pages, (unsigned long long)c.phases,
 	       (unsigned long long)c.write_words,
@@ -902,18 +962,25 @@ int main(int argc, char **argv)
 	if (!c.migrate) {
 		r = run_local(&c, &ref, ref_digest, &nokvm);
 		if (r)
-			return nokvm ? EXIT_NOKVM : 1;
+			return nokvm ? EXIT_CANNOT : 1;
 		hex(ref_digest, h1);
 		printf("result %016llx, final RAM digest %s\n",
 		       (unsigned long long)ref, h1);
 		return 0;
 	}
-	if (check_backend(&c))
-		return 1;
+	r = check_backend(&c);
+	if (r)
+		return r;
 	fflush(stdout);
 	r = migrate(&c, &a);
-	if (r || !c.verify)
+	if (r)
 		return r;
+	if (!c.reference) {
+		printf("done: the migrated guest's result is %016llx; no "
+		       "reference run to compare it with (--no-reference)\n",
+		       (unsigned long long)a.result);
+		return 0;
+	}
 	if (run_local(&c, &ref, ref_digest, &nokvm))
 		return 1;
 	hex(a.digest, h1);

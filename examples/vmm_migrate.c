@@ -23,7 +23,8 @@
  *
  * The options and their defaults are in help() below (--help prints
  * them); the grammar is docs/cli.md's.  Exit status: 0 verified, 1
- * failed, 2 a bad command line.
+ * failed, 2 a bad command line, 77 this machine cannot run it (no backend
+ * here tracks the RAM; why on stderr).
  *
  * The state digest costs a hash of each page sent and nothing in the
  * downtime beyond the last round's pages; the audit reads all RAM once,
@@ -52,6 +53,7 @@
 #include "excli.h"
 #include "loopback.h"
 #include "progress.h"
+#include "status.h"
 #include "workload.h"
 
 #define PROG "pmtrack-vmm-migrate"
@@ -84,8 +86,10 @@ static void help(FILE *f)
 	      "compared\n"
 	      "byte for byte.  Page counts include the zero pages, which are "
 	      "also given\n"
-	      "apart.  Exit status: 0 verified, 1 failed, 2 a bad command "
-	      "line.\n"
+	      "apart.  After each round a status line like pmtrack send's.\n"
+	      "Exit status: 0 verified, 1 failed, 2 a bad command line, 77 "
+	      "this machine\n"
+	      "cannot run it (why on stderr).\n"
 	      "\n"
 	      "  --size SIZE            guest RAM (default 256 MiB)\n"
 	      "  --writers N            writer threads, 0..64 (default 2)\n"
@@ -230,6 +234,7 @@ static int receive(int lfd)
 	struct pmtrack_rx_stats rs = { .sz = sizeof(rs) };
 	struct pmtrack_rx_region rg;
 	struct pmtrack_rx *rx = NULL;
+	char d[PMT_UNIT_LEN];
 	int fd, err, reason, ok;
 
 	fd = accept(lfd, NULL, NULL);
@@ -261,12 +266,12 @@ static int receive(int lfd)
 	/* the receiver counts the zero pages apart; the report includes
 	   them, as everywhere */
 	printf("receiver: %llu rounds, %llu pages (zero pages included; "
-	       "%llu zero), %s received in %.2f s; batch checksums verified, "
+	       "%llu zero), %s received in %s; batch checksums verified, "
 	       "END %s\n",
 	       (unsigned long long)rs.rounds,
 	       (unsigned long long)(rs.pages + rs.zero_pages),
 	       (unsigned long long)rs.zero_pages, pmt_iec(rs.bytes),
-	       (double)rs.apply_ns / 1e9,
+	       pmt_fmt_dur(d, sizeof(d), rs.apply_ns),
 	       rs.digest_verified ? "verified" : "not checked");
 	fflush(stdout);
 	/* the check: the whole RAM goes back to the source */
@@ -329,24 +334,16 @@ static int flush(void *arg)
 	return pmtrack_xport_flush(((struct src *)arg)->x);
 }
 
+/* after each round, its status line (pmtrack send's, support/status.h) */
 static int on_round(void *arg, const struct pmtrack_precopy_round *r)
 {
 	struct src *s = arg;
+	char line[PMT_STATUS_LEN];
 
 	pmt_bar_clear(&s->bar);
 	if (!s->c->quiet) {
-		printf("round %2llu%s %8llu pages (%llu of them zero) %10s %6.0f ms "
-		       "%10s/s | dirtied %7llu (%6.0f/s) | expected downtime "
-		       "%.0f ms\n",
-		       (unsigned long long)r->round, r->final ? "*" : " ",
-		       (unsigned long long)r->pages,
-		       (unsigned long long)r->zero_pages, pmt_iec(r->bytes),
-		       (double)r->duration_ns / 1e6,
-		       pmt_iec((uint64_t)((double)r->bytes /
-				      ((double)r->duration_ns / 1e9 + 1e-9))),
-		       (unsigned long long)r->dirty_pages,
-		       (double)r->dirty_rate,
-		       (double)r->expected_downtime_ns / 1e6);
+		pmt_status_line(line, sizeof(line), r);
+		printf("%s\n", line);
 		fflush(stdout);
 	}
 	/* the next round sends what was dirtied, at this round's ratio */
@@ -445,27 +442,57 @@ static int migrate(struct src *s, size_t len,
 static void print_migrated(const struct cfg *c,
 			   const struct pmtrack_precopy_stats *st)
 {
+	char t[PMT_UNIT_LEN], bw[PMT_UNIT_LEN], d[PMT_UNIT_LEN],
+		l[PMT_UNIT_LEN], e[PMT_UNIT_LEN], g[PMT_UNIT_LEN];
+
 	printf("migrated: %llu rounds, %llu pages (zero pages included; "
-	       "%llu zero), %s sent, %.2f s total (%s/s pre-copy), downtime "
-	       "%.1f ms (limit %llu ms, expected %.1f ms, digest %.0f ms), "
-	       "%s, backend %s\n",
+	       "%llu zero), %s sent, %s total (%s pre-copy), downtime "
+	       "%s (limit %s, expected %s, digest %s), %s, backend %s\n",
 	       (unsigned long long)st->rounds, (unsigned long long)st->pages,
 	       (unsigned long long)st->zero_pages, pmt_iec(st->bytes),
-	       (double)st->total_ns / 1e9, pmt_iec(st->bandwidth),
-	       (double)st->downtime_ns / 1e6,
-	       (unsigned long long)c->downtime_ms,
-	       (double)st->expected_downtime_ns / 1e6,
-	       (double)st->digest_ns / 1e6,
+	       pmt_fmt_dur(t, sizeof(t), st->total_ns),
+	       pmt_fmt_rate(bw, sizeof(bw), st->bandwidth),
+	       pmt_fmt_dur(d, sizeof(d), st->downtime_ns),
+	       pmt_fmt_dur(l, sizeof(l), c->downtime_ms * 1000000),
+	       pmt_fmt_expected(e, sizeof(e), st->expected_downtime_ns),
+	       pmt_fmt_dur(g, sizeof(g), st->digest_ns),
 	       st->converged ? "converged" : "did not converge, stopped anyway",
 	       pmtrack_backend_name(st->backend));
 	printf("destination answered: applied%s%s\n",
 	       c->verify ? ", state digest verified" : "",
 	       c->verify && c->digest ? ", memory digest verified" : "");
 	if (c->verify)
-		printf("audit: the paused RAM is what was sent (%.1f ms, "
-		       "after the downtime)\n",
-		       (double)st->audit_ns / 1e6);
+		printf("audit: the paused RAM is what was sent (%s, after the "
+		       "downtime)\n",
+		       pmt_fmt_dur(d, sizeof(d), st->audit_ns));
 	fflush(stdout);
+}
+
+/*
+ * A tracker as pmtrack_precopy() makes one (automatic backend, atomic
+ * resets), before anything starts: 0, or the exit status after a message
+ * (77 when no backend here can track the RAM).
+ */
+static int check_tracker(void)
+{
+	PMTRACK_OPTS(pmtrack_opts, o, .require = PMTRACK_CAP_ATOMIC_RESET);
+	struct pmtrack *t;
+	int r = pmtrack_new(&o, &t);
+
+	if (!r) {
+		pmtrack_free(t);
+		return 0;
+	}
+	if (r == -EOPNOTSUPP) {
+		fprintf(stderr,
+			PROG ": this machine cannot run it: no backend here "
+			     "tracks the guest RAM with atomic resets (%s; "
+			     "'pmtrack probe' lists the kernel features)\n",
+			strerror(-r));
+		return 77;
+	}
+	fprintf(stderr, PROG ": pmtrack_new: %s\n", strerror(-r));
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -480,21 +507,25 @@ int main(int argc, char **argv)
 	struct pmtrack_precopy_stats st = { .sz = sizeof(st) };
 	struct src s = { .c = &c, .ps = (size_t)sysconf(_SC_PAGESIZE) };
 	int fd, err, status, ok = -1;
+	char lim[PMT_UNIT_LEN];
 	uint16_t port;
 	size_t len;
 	pid_t pid;
 
 	parse(argc, argv, &c);
+	err = check_tracker();
+	if (err)
+		return err;
 	pmt_bar_init(&s.bar, stderr, c.quiet);
 	len = (c.size + s.ps - 1) / s.ps * s.ps;
 	if (start_receiver(&port, &pid))
 		return 1;
 	printf("guest RAM %s, %llu writers dirtying %llu pages/s "
-	       "(%llu%% in a hot 1/16), downtime limit %llu ms, TCP loopback "
+	       "(%llu%% in a hot 1/16), downtime limit %s, TCP loopback "
 	       "port %u\n",
 	       pmt_iec(len), (unsigned long long)c.writers,
 	       (unsigned long long)c.rate, (unsigned long long)c.hot,
-	       (unsigned long long)c.downtime_ms, port);
+	       pmt_fmt_dur(lim, sizeof(lim), c.downtime_ms * 1000000), port);
 	if (start_workload(&c, len, &s.wl))
 		return 1;
 	fd = pmt_loopback_connect(port);

@@ -6,8 +6,8 @@
  *   pmtrack-demo
  *   pmtrack-demo --help | --version
  *
- * Exit status: 0 done, 1 failed, 2 a bad command line, 77 no backend
- * works here.
+ * Exit status: 0 done, 1 failed, 2 a bad command line, 77 this machine
+ * cannot run it (no backend works here; why on stderr).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +17,9 @@
 
 #include <pmtrack/pmtrack.h>
 
+#include "args.h"
 #include "excli.h"
+#include "status.h"
 
 #define PROG "pmtrack-demo"
 #define NPAGES 64
@@ -33,7 +35,7 @@ static void help(FILE *f)
 	      "addresses, as\n"
 	      "runs and as a bitmap.  Exit status: 0 done, 1 failed, 2 a bad "
 	      "command line,\n"
-	      "77 no backend works here.\n"
+	      "77 this machine cannot run it (why on stderr).\n"
 	      "\n"
 	      "  -h, --help    print this help and exit\n"
 	      "  --version     print the version and exit\n",
@@ -125,14 +127,16 @@ static int show_bitmap(struct pmtrack *t, char *buf, size_t ps)
 static void show_stats(struct pmtrack *t)
 {
 	struct pmtrack_stats st;
+	char d[PMT_UNIT_LEN];
 
 	st.sz = sizeof(st);
 	pmtrack_get_stats(t, &st);
-	printf("stats: %llu collects, %llu pages reported, %llu scans, %llu ns "
+	printf("stats: %llu collects, %llu pages reported, %llu scans, %s "
 	       "scanning\n",
 	       (unsigned long long)st.collects,
 	       (unsigned long long)st.pages_reported,
-	       (unsigned long long)st.scans, (unsigned long long)st.scan_ns);
+	       (unsigned long long)st.scans,
+	       pmt_fmt_dur(d, sizeof(d), st.scan_ns));
 }
 
 int main(int argc, char **argv)
@@ -146,13 +150,21 @@ int main(int argc, char **argv)
 	print_probes();
 
 	ret = pmtrack_new(NULL, &t);
+	if (ret == -EOPNOTSUPP) {
+		fprintf(stderr,
+			PROG ": this machine cannot run it: no backend works "
+			     "here (pmtrack_new: %s; the features above say "
+			     "which are missing)\n",
+			strerror(-ret));
+		return 77;
+	}
 	if (ret) {
 		fprintf(stderr, PROG ": pmtrack_new: %s\n", strerror(-ret));
-		return ret == -EOPNOTSUPP ? 77 : 1;
+		return 1;
 	}
 	ps = pmtrack_granularity(t);
-	printf("backend %s, granularity %zu bytes\n",
-	       pmtrack_backend_name(pmtrack_backend(t)), ps);
+	printf("backend %s, granularity %s (%zu bytes)\n",
+	       pmtrack_backend_name(pmtrack_backend(t)), pmt_iec(ps), ps);
 
 	buf = mmap(NULL, NPAGES * ps, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

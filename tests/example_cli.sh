@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The command lines of the examples, as docs/cli.md has them: --help (and
 # -h) print the usage on stdout and exit 0, listing every option, each
-# option of docs/cli.md's table with the table's default; --version prints
+# option of docs/cli.md's table with the table's default, and the exit
+# statuses (0, 1, 2, 77 this machine cannot run it); --version prints
 # "PROGRAM (libpmtrack X.Y.Z)"; an unknown option, an abbreviated one, a
 # bad value, an operand and the old names (--digest, --no-bar, --ram,
 # positional sizes) exit 2 with "PROGRAM: ..." on stderr and nothing on
@@ -20,7 +21,7 @@ cd "$work" || exit 1
 
 # the options each program must list
 opts_demo="--help --version"
-opts_gc="--heap --mutators --nursery --rounds --help --version"
+opts_gc="--heap --mutators --nursery --store-rate --rounds --help --version"
 opts_vmm="--size --writers --rate --hot --downtime-ms --max-rounds
 	--max-bandwidth --level --full-digest --no-verify --quiet --help
 	--version"
@@ -29,7 +30,8 @@ opts_ckpt="--dir --size --writers --rate --hot --dumps --interval-ms --level
 opts_kvm="--size --working-set --phases --write-words --read-passes
 	--read-stride --device-pages --seed --downtime-ms --max-rounds
 	--max-bandwidth --migrate-after-ms --rearm --backend --finish-on-source
-	--no-migrate --no-verify --ram-out --quiet --help --version"
+	--no-migrate --no-verify --no-reference --ram-out --quiet --help
+	--version"
 
 # docs/cli.md's defaults, for the programs that take the option
 spec_default() {
@@ -86,6 +88,11 @@ check() {
 		echo "$t" | grep -q "(default $d)" ||
 			no "$name --help: $o without docs/cli.md's default ($d): $t"
 	done
+	# the exit statuses, 77 included (every example can meet a machine
+	# that cannot run it)
+	tr '\n' ' ' <help.out | tr -s ' ' |
+		grep -q 'Exit status: 0 [^,]*, 1 [^,]*, 2 a bad command line, 77 this machine cannot run it (why on stderr' ||
+		no "$name --help does not give the exit statuses 0, 1, 2 and 77"
 	# fits 80 columns
 	awk 'length > 79 { exit 1 }' help.out ||
 		no "$name --help has lines of 80 columns or more"
@@ -123,6 +130,7 @@ bad_line pmtrack-checkpoint "$dir/pmtrack-checkpoint" --dumps 0
 bad_line pmtrack-checkpoint "$dir/pmtrack-checkpoint" --interval-ms 1s
 bad_line pmtrack-kvm-migrate "$dir/pmtrack-kvm-migrate" --ram 64M
 bad_line pmtrack-kvm-migrate "$dir/pmtrack-kvm-migrate" --backend nope
+bad_line pmtrack-kvm-migrate "$dir/pmtrack-kvm-migrate" --seed 0x10
 
 # the progress bar: $1 = name, then the command's arguments
 bar() {
@@ -131,7 +139,7 @@ bar() {
 	# on a terminal: drawn (and script(1) gives the command one)
 	TERM=xterm script -qec "$dir/$name $*" /dev/null >tty.out 2>&1
 	rc=$?
-	[ $rc -eq 3 ] && { echo "skip the bar of $name: KVM is not usable here"; return; }
+	[ $rc -eq 77 ] && { echo "skip the bar of $name: this machine cannot run it"; return; }
 	[ $rc -eq 0 ] || { no "$name $* on a terminal exited $rc"; cat tty.out; }
 	grep -q '\[##' tty.out || no "$name $*: no progress bar on a terminal"
 	grep -q '^verified' tty.out || no "$name $*: not verified on a terminal"
