@@ -324,7 +324,10 @@ usage() {
 	"$bin" "$@" >/dev/null 2>usage.err
 	rc=$?
 	[ $rc -eq 2 ] || no "'$*': exit $rc, want 2"
-	grep -q '^usage: pmtrack ' usage.err || no "'$*': no usage text"
+	# the message, then one hint line instead of the whole usage
+	[ "$(wc -l <usage.err)" -eq 2 ] &&
+		grep -q "^pmtrack $1: try 'pmtrack help $1'\$" usage.err ||
+		no "'$*': not a message and the hint: $(cat usage.err)"
 }
 usage recv
 usage recv a b
@@ -357,6 +360,26 @@ usage dump d --no-verify
 usage restore
 usage restore ck --upto x
 [ ! -e x ] && [ ! -e d ] || no "a usage error created a file"
+# a bad value as the examples say it; the range of a size in IEC units
+"$bin" send --out x --size 64k 2>usage.err
+grep -q "^pmtrack send: bad value for --size: '64k' (want a size" usage.err ||
+	no "--size 64k: $(cat usage.err)"
+"$bin" send --out x --size 128T 2>usage.err
+grep -q "^pmtrack send: bad value for --size: '128T' (want a size from 1 B to 64 TiB)\$" \
+	usage.err || no "--size 128T: $(cat usage.err)"
+"$bin" dump d --dumps 0 2>usage.err
+grep -q "^pmtrack dump: bad value for --dumps: '0' (want a whole number from 1 to 1000000)\$" \
+	usage.err || no "--dumps 0: $(cat usage.err)"
+"$bin" send --out x --bogus 2>usage.err
+grep -q "^pmtrack send: unknown option '--bogus'\$" usage.err ||
+	no "--bogus: $(cat usage.err)"
+"$bin" stat 0 extra 2>usage.err
+grep -q "^pmtrack stat: unexpected argument 'extra'\$" usage.err ||
+	no "stat 0 extra: $(cat usage.err)"
+"$bin" help send | grep -q 'rounded up to whole pages' ||
+	no "help send: --size does not say it is rounded up to whole pages"
+"$bin" help dump | grep -q 'rounded up to whole pages' ||
+	no "help dump: --size does not say it is rounded up to whole pages"
 "$bin" --help >help.out || no "--help: exit $?"
 for c in send recv dump restore; do
 	grep -q "^  $c " help.out || no "--help does not list $c"

@@ -31,6 +31,9 @@ __attribute__((format(printf, 2, 3))) void cli_err(const char *cmd,
 						   const char *fmt, ...);
 __attribute__((format(printf, 2, 0))) void
 cli_verr(const char *cmd, const char *fmt, va_list ap);
+/* cli_out.c: "pmtrack CMD: try 'pmtrack help CMD'" on stderr, after the
+   message of a bad command line */
+void cli_hint(const char *cmd);
 /* cli_out.c: flush @f; CLI_OK, or CLI_ERROR after a message */
 int cli_flush(const char *cmd, FILE *f);
 /* cli_out.c: the first message cli_err() printed (without "pmtrack CMD: "),

@@ -66,6 +66,11 @@ void cli_err(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_hint(const char *cmd)
+{
+	fprintf(stderr, "pmtrack %s: try 'pmtrack help %s'\n", cmd, cmd);
+}
+
 int cli_flush(const char *cmd, FILE *f)
 {
 	if (fflush(f) || ferror(f)) {

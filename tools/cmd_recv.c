@@ -95,9 +95,10 @@ static bool recv_opt(struct cmdline *p, int id, void *arg)
 		return take_one(p, &a->path, "FILE");
 	case OPT_LISTEN:
 		if (hostport_port(p->val, true) < 0)
-			return bad_usage(
-				p, "invalid --listen '%s': want [ADDR:]PORT",
-				p->val);
+			return bad_usage(p,
+					 "bad value for --listen: '%s' (want "
+					 "[ADDR:]PORT)",
+					 p->val);
 		a->listen = p->val;
 		break;
 	case OPT_PORT_FILE:

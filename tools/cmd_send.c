@@ -112,7 +112,9 @@ static bool send_opt(struct cmdline *p, int id, void *arg)
 		return bad_usage(p, "unexpected argument '%s'", p->val);
 	case OPT_TO:
 		if (hostport_port(p->val, false) <= 0)
-			return bad_usage(p, "invalid --to '%s': want HOST:PORT",
+			return bad_usage(p,
+					 "bad value for --to: '%s' (want "
+					 "HOST:PORT)",
 					 p->val);
 		a->to = p->val;
 		break;

@@ -338,7 +338,10 @@ int cmd_stat(int argc, char **argv)
 	if (r >= 0)
 		return r;
 	if (!parse_pid(pos[0], &pid)) {
-		cli_err("stat", "not a process id: %s", pos[0]);
+		cli_err("stat", "bad value for PID: '%s' (want a process id, "
+				"or self)",
+			pos[0]);
+		cli_hint("stat");
 		return CLI_USAGE;
 	}
 	if (stat_open(pid, &ps, &maps, &n))

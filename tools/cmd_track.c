@@ -82,7 +82,9 @@ static bool track_opt(struct cmdline *p, int id, void *arg)
 		if (!take_one(p, &a->pid_arg, "PID"))
 			return false;
 		if (pmt_parse_u64(p->val, 0, 1, INT32_MAX, &a->pid))
-			return bad_usage(p, "invalid PID '%s'", p->val);
+			return bad_usage(p, "bad value for PID: '%s' (want a "
+					    "process id, 1 to %d)",
+					 p->val, INT32_MAX);
 		break;
 	case OPT_CHILDREN:
 		a->children = true;
