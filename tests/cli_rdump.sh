@@ -187,6 +187,11 @@ restore_check() {
 		no "$mode: restore: exit $?: $(cat "$d/restore.err")"
 	[ -n "$soft" ] || grep -q '^digest: verified$' "$d/restore.out" ||
 		no "$mode: restore: digest not verified: $(cat "$d/restore.out")"
+	# sizes in IEC units, the byte count beside them
+	grep -q '^regions: [0-9]*, [0-9]* bytes ([0-9.]* [KMGT]*i*B) of memory$' \
+		"$d/restore.out" && grep -q '^images: .*, [0-9]* bytes ([0-9.]* [KMGT]*i*B)$' \
+		"$d/restore.out" ||
+		no "$mode: restore: a size without its IEC form: $(cat "$d/restore.out")"
 	"$check" --compare-mem "$pid" --restored "$d/out" >"$d/cmp.out" \
 		2>"$d/cmp.err" || [ -n "$soft" ] ||
 		no "$mode: --compare-mem: $(cat "$d/cmp.out" "$d/cmp.err")"

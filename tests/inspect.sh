@@ -37,6 +37,10 @@ jq_is "$work/raw.json" '.stream_end == {rounds: 3, pages: 67, zero_pages: 12,
 grep -q '^end: 3 rounds, 67 pages (12 zero), digest 092d4e3ce9ae3c162d7375614bf0edff, state [0-9a-f]\{32\}$' \
 	"$work/state.txt" || no "state: end line: $(grep '^end' "$work/state.txt")"
 grep -q '^digest: verified$' "$work/state.txt" || no "state: not verified"
+# sizes in IEC units: the page size, a region's length, the totals
+grep -q '^page size [0-9.]* [KMG]*i*B$' "$work/state.txt" &&
+	grep -q '^totals: [0-9]* wire bytes ([0-9.]* [KMG]*i*B), ' "$work/state.txt" ||
+	no "state: a size without IEC units: $(cat "$work/state.txt")"
 "$bin" inspect --json "$golden/state-v1.pmts" >"$work/state.json" ||
 	no "state json: exit $?"
 jq_is "$work/state.json" '(.stream_end.state | test("^[0-9a-f]{32}$")) and

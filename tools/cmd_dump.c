@@ -205,7 +205,7 @@ static int dump_status(struct dump_run *d, const struct pmtrack_dump_info *in,
 		       bool last)
 {
 	struct json_object *o;
-	char b[CLI_IEC_LEN], name[16];
+	char b[CLI_IEC_LEN], t[CLI_IEC_LEN], name[16];
 
 	pmt_bar_clear(&d->bar);
 	if (!d->a.json) {
@@ -213,10 +213,10 @@ static int dump_status(struct dump_run *d, const struct pmtrack_dump_info *in,
 			return CLI_OK;
 		printf("image %" PRIu32 " (%06" PRIu32 ".pmts)%s: %" PRIu64
 		       " pages (%" PRIu64 " zero), %" PRIu64
-		       " bytes (%s), %.1f ms, digest %s%s\n",
+		       " bytes (%s), %s, digest %s%s\n",
 		       in->index, in->index, last ? " stopped" : "", in->pages,
 		       in->zero_pages, in->bytes, iec(b, in->bytes),
-		       ms(in->duration_ns),
+		       dur(t, in->duration_ns),
 		       in->has_state || in->has_digest ? "yes" : "no",
 		       in->audited ? ", audited" : "");
 		return cli_flush("dump", stdout);

@@ -151,9 +151,10 @@ static void print_header_text(struct inspect *st,
 			      const struct pmtrack_dec_header *h)
 {
 	FILE *f = st->out;
+	char len[CLI_IEC_LEN];
 
 	fprintf(f, "format version %" PRIu32 "\n", h->version);
-	fprintf(f, "page size %" PRIu32 "\n", h->page_size);
+	fprintf(f, "page size %s\n", iec(len, h->page_size));
 	fputs("producer ", f);
 	put_str(f, h->producer);
 	fputs("\nstream id ", f);
@@ -170,9 +171,10 @@ static void print_header_text(struct inspect *st,
 		const struct pmtrack_stream_region *r = &h->regions[i];
 
 		fprintf(f,
-			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14" PRIu64
+			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14s"
 			" %12" PRIu64 " 0x%08" PRIx32 "  ",
-			i, r->id, r->start, r->length, region_pages(st, i),
+			i, r->id, r->start, iec(len, r->length),
+			region_pages(st, i),
 			r->flags);
 		put_str(f, r->name);
 		fputc('\n', f);
@@ -267,6 +269,7 @@ static void close_round(struct inspect *st)
 {
 	const struct batch_sum *s = &st->sum;
 	struct json_object *o = st->jround;
+	char rb[CLI_IEC_LEN], pb[CLI_IEC_LEN];
 	FILE *f = st->out;
 
 	if (!st->in_round)
@@ -290,11 +293,10 @@ static void close_round(struct inspect *st)
 		return;
 	}
 	fprintf(f,
-		"  batches %" PRIu64 ": %" PRIu64 " pages, %" PRIu64
-		" bytes raw, %" PRIu64 " bytes payload (%" PRIu64
-		" zstd, %" PRIu64 " raw)",
-		s->batches, s->pages, s->raw_bytes, s->payload_bytes, s->zstd,
-		s->batches - s->zstd);
+		"  batches %" PRIu64 ": %" PRIu64 " pages, %s raw, %s "
+		"payload (%" PRIu64 " zstd, %" PRIu64 " raw)",
+		s->batches, s->pages, iec(rb, s->raw_bytes),
+		iec(pb, s->payload_bytes), s->zstd, s->batches - s->zstd);
 	if (s->payload_bytes)
 		fprintf(f, ", ratio %.2f", ratio(s));
 	fputc('\n', f);
@@ -361,13 +363,14 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 static void print_batch(struct inspect *st, const struct pmtrack_dec_record *r)
 {
 	struct json_object *o;
+	char b[CLI_IEC_LEN];
 
 	if (!st->json) {
 		fprintf(st->out,
 			"  batch @%" PRIu64 ": region %" PRIu32 ", %" PRIu64
-			" pages, %" PRIu64 " runs, %s, %" PRIu64 " bytes\n",
+			" pages, %" PRIu64 " runs, %s, %s\n",
 			r->offset, r->region, r->pages, r->runs,
-			codec_name(r->codec), r->payload_len);
+			codec_name(r->codec), iec(b, r->payload_len));
 		return;
 	}
 	o = jw_obj();
@@ -456,6 +459,7 @@ static const char *digest_unverified(const struct inspect *st, int reason)
 static void finish_text(struct inspect *st, int reason)
 {
 	const char *why = digest_unverified(st, reason);
+	char b[CLI_IEC_LEN];
 	FILE *f = st->out;
 
 	if (st->have_end) {
@@ -482,8 +486,8 @@ static void finish_text(struct inspect *st, int reason)
 		fputs("digest: MISMATCH\n", f);
 	else
 		fprintf(f, "digest: not checked (%s)\n", why);
-	fprintf(f, "totals: %" PRIu64 " wire bytes, %" PRIu64 " records",
-		st->wire_bytes, st->records);
+	fprintf(f, "totals: %" PRIu64 " wire bytes (%s), %" PRIu64 " records",
+		st->wire_bytes, iec(b, st->wire_bytes), st->records);
 	if (st->skipped)
 		fprintf(f, " (%" PRIu64 " skipped)", st->skipped);
 	fputc('\n', f);

@@ -211,12 +211,12 @@ static int report_json(const struct dr *d, const struct track_iv *iv)
 static int report_text(const struct dr *d, const struct track_iv *iv)
 {
 	uint64_t win = d->interval < DR_WINDOW ? d->interval : DR_WINDOW;
-	char r[CLI_IEC_LEN], w[CLI_IEC_LEN];
+	char r[CLI_IEC_LEN], w[CLI_IEC_LEN], t[CLI_IEC_LEN];
 
-	printf("interval %" PRIu64 ": %.3f s, %" PRIu64 " pages written, "
+	printf("interval %" PRIu64 ": %s, %" PRIu64 " pages written, "
 	       "%.1f pages/s, %s; working set %" PRIu64
 	       " pages (%s) over %" PRIu64 " intervals",
-	       d->interval, iv->secs, d->pages, per_s(d->pages, iv->secs),
+	       d->interval, dur(t, (uint64_t)(iv->secs * 1e9)), d->pages, per_s(d->pages, iv->secs),
 	       iec_rate(r, (uint64_t)per_s(d->pages * d->pgsz, iv->secs)),
 	       d->ws, iec(w, d->ws * d->pgsz), win);
 	if (d->full_pages)
@@ -337,15 +337,17 @@ static int track_result(const struct track_args *a,
 			const struct track_sum *sum, const char *backend,
 			int ret)
 {
-	double secs = (double)(now_ns() - sum->t0) / 1e9;
+	uint64_t ns = now_ns() - sum->t0;
+	double secs = (double)ns / 1e9;
 	struct json_object *o;
+	char t[CLI_IEC_LEN];
 
 	if (!a->json) {
 		if (ret)
 			return ret;
-		printf("total: %" PRIu64 " intervals in %.3f s, %" PRIu64
+		printf("total: %" PRIu64 " intervals in %s, %" PRIu64
 		       " pages written, %.1f pages/s\n",
-		       sum->intervals, secs, sum->pages,
+		       sum->intervals, dur(t, ns), sum->pages,
 		       per_s(sum->pages, secs));
 		return cli_flush(CMD, stdout);
 	}

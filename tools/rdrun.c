@@ -152,7 +152,7 @@ static int image_json(const struct rd_info *in, const struct rd_prog *pg)
 static int image_report(const struct rd_args *a, const struct rd_info *in,
 			struct rd_prog *pg)
 {
-	char b[CLI_IEC_LEN];
+	char b[CLI_IEC_LEN], t[CLI_IEC_LEN];
 
 	pmt_bar_clear(&pg->bar);
 	if (a->json)
@@ -161,10 +161,10 @@ static int image_report(const struct rd_args *a, const struct rd_info *in,
 		return 0;
 	printf("image %" PRIu32 " (%06" PRIu32 ".pmts) %s: %zu regions "
 	       "(%zu fresh), %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64
-	       " bytes (%s), %.1f ms",
+	       " bytes (%s), %s",
 	       in->index, in->index, in->frozen ? "frozen" : "live",
 	       in->regions, in->fresh, in->pages, in->zero_pages, in->bytes,
-	       iec(b, in->bytes), ms(in->ns));
+	       iec(b, in->bytes), dur(t, in->ns));
 	if (swapped_total(in->table))
 		printf(", %" PRIu64 " of them were swapped out",
 		       swapped_total(in->table));
@@ -203,16 +203,16 @@ static int summary_json(const struct rd_args *a, uint64_t bytes,
 static int summary(const struct rd_args *a, uint64_t bytes,
 		   const struct rd_down *dn)
 {
-	char b[CLI_IEC_LEN];
+	char b[CLI_IEC_LEN], t[4][CLI_IEC_LEN];
 
 	if (a->json)
 		return summary_json(a, bytes, dn, CLI_OK);
 	printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%s), "
 	       "backend %s\n",
 	       a->dumps, a->dir, bytes, iec(b, bytes), dn->backend);
-	printf("downtime: %.1f ms (collect %.1f ms, pages %.1f ms, digest "
-	       "%.1f ms)%s\n",
-	       ms(dn->total), ms(dn->collect), ms(dn->pages), ms(dn->digest),
+	printf("downtime: %s (collect %s, pages %s, digest %s)%s\n",
+	       dur(t[0], dn->total), dur(t[1], dn->collect),
+	       dur(t[2], dn->pages), dur(t[3], dn->digest),
 	       a->leave_stopped ? ", until pmtrack exited" : "");
 	for (size_t i = 0; i < dn->npids; i++)
 		printf("left stopped: process %d (kill -CONT %d resumes it)\n",

@@ -63,6 +63,7 @@ static void image_report(const struct rr_args *a, struct rr_out *o,
 			 const struct rr_image *im)
 {
 	struct json_object *j;
+	char b[CLI_IEC_LEN];
 
 	if (a->quiet && !a->json)
 		return;
@@ -70,9 +71,9 @@ static void image_report(const struct rr_args *a, struct rr_out *o,
 		pmt_bar_clear(&o->bar);
 		printf("image %" PRIu32 " (%06" PRIu32 ".pmts): %zu regions "
 		       "(%zu fresh, %zu kept), %" PRIu64 " pages (%" PRIu64
-		       " zero), %" PRIu64 " bytes\n",
+		       " zero), %" PRIu64 " bytes (%s)\n",
 		       im->index, im->index, im->regions, im->fresh, im->kept,
-		       im->pages, im->zero_pages, im->bytes);
+		       im->pages, im->zero_pages, im->bytes, iec(b, im->bytes));
 		return;
 	}
 	j = jw_obj();
@@ -162,6 +163,7 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o,
 static int report(const struct rr_args *a, struct rr *s, struct rr_out *o,
 		  int ret)
 {
+	char b[CLI_IEC_LEN];
 	uint64_t mem = 0;
 	size_t n = 0;
 	const struct rr_region *r = rr_regions(s, &n);
@@ -171,11 +173,12 @@ static int report(const struct rr_args *a, struct rr *s, struct rr_out *o,
 	printf("images: %" PRIu32, o->images);
 	if (o->images)
 		printf(" (000000.pmts to %06" PRIu32 ".pmts)", o->images - 1);
-	printf(", %" PRIu64 " bytes\n", o->bytes);
+	printf(", %" PRIu64 " bytes (%s)\n", o->bytes, iec(b, o->bytes));
 	for (size_t i = 0; i < n && !o->error; i++)
 		mem += r[i].len;
 	if (!o->error)
-		printf("regions: %zu, %" PRIu64 " bytes of memory\n", n, mem);
+		printf("regions: %zu, %" PRIu64 " bytes (%s) of memory\n", n,
+		       mem, iec(b, mem));
 	printf("digest: %s\n", digest_word(o));
 	if (o->written)
 		printf("out-dir: %s, %zu files\n", a->out_dir, n);
