@@ -504,10 +504,9 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 		jw_set(doc, "header", NULL);
 		jw_set(doc, "rounds", jw_arr());
 	}
-	if (st->batches) {
-		jw_set(doc, "batches", st->jbatches);
-		st->jbatches = NULL;
-	}
+	/* null without --batches */
+	jw_set(doc, "batches", st->jbatches);
+	st->jbatches = NULL;
 	if (st->have_end) {
 		o = jw_obj();
 		jw_set(o, "rounds", jw_u64(st->end.rounds));
@@ -515,12 +514,12 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 		       jw_u64(st->end.pages + st->end.zero_pages));
 		jw_set(o, "zero_pages", jw_u64(st->end.zero_pages));
 		jw_set(o, "digest", jw_hex(st->end.digest, PMTRACK_DIGEST_LEN));
-		jw_set(o, "state", jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
+		jw_set(o, "state_digest",
+		       jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
 	}
 	jw_set(doc, "stream_end", o);
 	jw_set(doc, "digest_verified", jw_bool(!why));
-	if (why)
-		jw_set(doc, "digest_reason", jw_str(why));
+	jw_set(doc, "digest_reason", jw_str(why)); /* null if verified */
 	jw_set(doc, "wire_bytes", jw_u64(st->wire_bytes));
 	jw_set(doc, "records", jw_u64(st->records));
 	jw_set(doc, "skipped", jw_u64(st->skipped));
@@ -629,6 +628,22 @@ static int inspect_report(struct inspect *st, struct pmtrack_dec *dec, int r)
 	return ret;
 }
 
+/* the result of an inspect that could not begin: every key, null */
+static void inspect_failed_json(void)
+{
+	static const char *const keys[] = {
+		"version",	   "header",	    "rounds",	"batches",
+		"stream_end",	   "digest_verified", "digest_reason",
+		"wire_bytes",	   "records",	    "skipped", "error_reason",
+	};
+	struct json_object *doc = jw_head("inspect", "result");
+
+	jw_outcome(doc, CLI_ERROR);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		jw_set(doc, keys[i], NULL);
+	jw_print("inspect", stdout, doc);
+}
+
 /* Decode @fd and print what it holds. */
 static int inspect_run(struct inspect *st, int fd)
 {
@@ -649,6 +664,8 @@ static int inspect_run(struct inspect *st, int fd)
 	r = pmtrack_dec_new(&o, &dec);
 	if (r < 0) {
 		cli_err("inspect", "%s", strerror(-r));
+		if (st->json)
+			inspect_failed_json();
 		ret = CLI_ERROR;
 	} else {
 		r = pmtrack_dec_read_fd(dec, fd);
@@ -673,12 +690,8 @@ int cmd_inspect(int argc, char **argv)
 		return r;
 	fd = inspect_open(st.path);
 	if (fd < 0) {
-		if (st.json) {
-			struct json_object *doc = jw_head("inspect", "result");
-
-			jw_outcome(doc, CLI_ERROR);
-			jw_print("inspect", stdout, doc);
-		}
+		if (st.json)
+			inspect_failed_json();
 		return CLI_ERROR;
 	}
 	r = inspect_run(&st, fd);

@@ -63,7 +63,9 @@ static void send_usage(FILE *f)
 	      "inside the\n"
 	      "                        downtime\n"
 	      "  --no-verify           no state digest and no audit\n"
-	      "  --quiet               no progress bar and no per-round lines\n"
+	      "  --quiet               no progress bar and no per-round lines "
+	      "(with --json: the\n"
+	      "                        result alone)\n"
 	      "  --json                JSON Lines on stdout: a status object "
 	      "per round, then\n"
 	      "                        a result (see pmtrack(1), JSON "
@@ -292,10 +294,11 @@ static int send_progress(void *arg, const struct pmtrack_precopy_round *r)
 	}
 	c->rounds = r->round + 1;
 	pmt_bar_clear(&c->bar);
+	if (c->quiet)
+		return 0; /* the result alone, in text or JSON */
 	if (c->json)
 		return send_status_json(r);
-	if (!c->quiet)
-		send_status_text(c->info, r);
+	send_status_text(c->info, r);
 	return 0;
 }
 

@@ -311,9 +311,16 @@ static int stat_print(struct stat_out *o, long pid, int ret)
 	if (o->json) {
 		doc = jw_head("stat", "result");
 		jw_outcome(doc, ret);
-		if (!o->doc)
+		if (!o->doc) {
+			/* failed before the first mapping */
 			jw_set(doc, "pid", jw_i64(pid));
+			jw_set(doc, "page_size_bytes", NULL);
+			jw_set(doc, "known", NULL);
+			jw_set(doc, "mappings", NULL);
+		}
 		jw_merge(doc, o->doc);
+		if (ret)
+			jw_set(doc, "total", NULL);
 		o->doc = NULL;
 		if (jw_print("stat", o->f, doc))
 			ret = CLI_ERROR;

@@ -51,7 +51,8 @@ static void track_usage(FILE *f)
 	      "SIGINT or SIGTERM\n"
 	      "  --quiet               no progress bar and no per-interval "
 	      "lines: the totals\n"
-	      "                        only\n"
+	      "                        only (with --json: the result "
+	      "alone)\n"
 	      "  --json                JSON Lines on stdout: a status object "
 	      "per interval, then\n"
 	      "                        a result (see pmtrack(1), JSON "
@@ -305,8 +306,9 @@ static int interval(const struct track_args *a, struct pmtrack_proc *p,
 	sum->intervals++;
 	sum->pages += d->pages;
 	pmt_bar_clear(&sum->bar);
-	if (!err && (a->json ? report_json(d, &iv)
-			     : a->quiet ? 0 : report_text(d, &iv)))
+	/* --quiet: the result alone, in text or JSON */
+	if (!err && !a->quiet &&
+	    (a->json ? report_json(d, &iv) : report_text(d, &iv)))
 		err = 1;
 	pmt_bar_draw(&sum->bar, true, sum->intervals, a->count,
 		     "interval %" PRIu64 "%s, %.1f pages/s", sum->intervals,
@@ -419,8 +421,14 @@ int cmd_track(int argc, char **argv)
 		if (a.json) {
 			struct json_object *o = jw_head(CMD, "result");
 
+			/* nothing tracked: no backend, no time */
 			jw_outcome(o, r);
 			jw_set(o, "pid", jw_u64(a.pid));
+			jw_set(o, "backend", NULL);
+			jw_set(o, "intervals", jw_u64(0));
+			jw_set(o, "pages", jw_u64(0));
+			jw_set(o, "pages_per_s", NULL);
+			jw_set(o, "total_ms", NULL);
 			jw_print(CMD, stdout, o);
 		}
 		return r;
