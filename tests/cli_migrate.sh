@@ -15,7 +15,7 @@ line() { grep "^$2" "$1" | head -n 1; }
 . "$(dirname "$0")/json_check.sh" # jq: json_ok, jq_is
 # the members every receiver's report has, of a complete, verified copy
 rx_ok='.state == "complete" and .digest_verified == true and
-	.digest == "verified" and .error == null and .ok and .streams >= 1 and
+	.digest_status == "verified" and .error == null and .ok and .streams >= 1 and
 	(.stream_id | test("^[0-9a-f]{32}$")) and (.apply_ms | type) == "number"
 	and .type == "result" and
 	all(.regions[]; .pages * $ps == .length_bytes and
@@ -260,7 +260,7 @@ rc=$?
 json_ok upto7.json
 jq_is upto7.json '.images == 3 and .state == "complete" and
 	.digest_verified == false and
-	.digest == "not verified (the restore failed)" and
+	.digest_status == "failed" and
 	.ok == false and (.error | length > 0) and
 	.error_reason == null and .errno == 2'
 # a directory named in Latin-1
@@ -303,7 +303,7 @@ grep -q '(truncated)' cut.err || no "recv truncated: message: $(cat cut.err)"
 grep -q '"error_reason":"truncated"' cut.json || no "recv json: error"
 json_ok cut.json
 jq_is cut.json '.state == "partial" and .digest_verified == false and
-	.digest == "not verified (failed)" and .error_reason == "truncated" and
+	.digest_status == "failed" and .error_reason == "truncated" and
 	.errno > 0 and (.error | length > 0) and .ok == false and .image == null
 	and .source == "cut.pmts" and .bytes == 1000000'
 cp img bad.pmts
