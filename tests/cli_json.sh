@@ -346,6 +346,8 @@ plain() { ! grep -q "$(printf '\r')" "$1" && ! grep -q "$esc" "$1"; }
 on_tty "$bin send --out tty.pmts --size 32M --max-bandwidth 64M" tty-send.out
 has_bar tty-send.out || no "send on a terminal: no bar: $(od -c tty-send.out | head)"
 grep -q 'round 0: ' tty-send.out || no "send on a terminal: no round line"
+# the bar's text is cut between its parts, never after a comma
+grep -q ",$esc" tty-send.out && no "send on a terminal: a bar ends in a comma"
 on_tty "$bin send --out tty.pmts --size 32M --max-bandwidth 64M --quiet" \
 	tty-send-q.out
 has_esc tty-send-q.out && no "send --quiet on a terminal: a bar"

@@ -229,14 +229,24 @@ static struct json_object *expected_json(uint64_t ns)
 /* the progress bar through a round: its pages sent of those it has */
 static void send_bar(struct send_ctx *c, const struct pmtrack_precopy_round *r)
 {
-	char t[CLI_IEC_LEN], bw[CLI_IEC_LEN];
+	char t[CLI_IEC_LEN], bw[CLI_IEC_LEN], part[64], text[160];
 
+	if (!c->bar.on)
+		return;
+	/* whole parts only, as many as the line holds */
+	snprintf(text, sizeof(text),
+		 "round %" PRIu64 "%s: %" PRIu64 "/%" PRIu64 " pages",
+		 r->round, r->final ? " (stop-and-copy)" : "", r->pages,
+		 r->pages + r->remaining_pages);
+	snprintf(part, sizeof(part), ", transferred %s",
+		 iec(t, r->total_bytes));
+	cli_bar_part(text, sizeof(text), c->bar.f, part);
+	snprintf(part, sizeof(part), ", %s",
+		 iec_rate(bw, bytes_per_s(r->bytes, r->duration_ns)));
+	if (strstr(text, "transferred"))
+		cli_bar_part(text, sizeof(text), c->bar.f, part);
 	pmt_bar_draw(&c->bar, false, r->pages, r->pages + r->remaining_pages,
-		     "round %" PRIu64 "%s: %" PRIu64 "/%" PRIu64
-		     " pages, transferred %s, %s",
-		     r->round, r->final ? " (stop-and-copy)" : "", r->pages,
-		     r->pages + r->remaining_pages, iec(t, r->total_bytes),
-		     iec_rate(bw, bytes_per_s(r->bytes, r->duration_ns)));
+		     "%s", text);
 }
 
 /* a round's status line, like QEMU's "info migrate" */

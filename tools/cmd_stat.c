@@ -345,8 +345,9 @@ int cmd_stat(int argc, char **argv)
 	if (r >= 0)
 		return r;
 	if (!parse_pid(pos[0], &pid)) {
-		cli_err("stat", "bad value for PID: '%s' (want a process id, "
-				"or self)",
+		cli_err("stat",
+			"bad value for PID: '%s' (want a process id, "
+			"or self)",
 			pos[0]);
 		cli_hint("stat");
 		return CLI_USAGE;

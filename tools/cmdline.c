@@ -167,8 +167,9 @@ bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	if (*out >= min && *out <= max)
 		return true;
 	if (max == UINT64_MAX)
-		return bad_usage(p, "bad value for --%s: '%s' (want %s of at "
-				    "least %s)",
+		return bad_usage(p,
+				 "bad value for --%s: '%s' (want %s of at "
+				 "least %s)",
 				 p->opt, p->val, what, bound(lo, suffix, min));
 	return bad_usage(p, "bad value for --%s: '%s' (want %s from %s to %s)",
 			 p->opt, p->val, what, bound(lo, suffix, min),

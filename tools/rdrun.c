@@ -30,8 +30,8 @@ struct rd_down {
 	uint64_t frozen_at, total, collect, pages, digest;
 	int *pids; /* left stopped, with --leave-stopped */
 	size_t npids;
-	uint64_t images;	/* written */
-	bool has_digest;	/* the last one written carries the digest */
+	uint64_t images; /* written */
+	bool has_digest; /* the last one written carries the digest */
 };
 
 /* how far the images got: the bar, the bytes written, since when */
