@@ -71,6 +71,86 @@ lines_ok() {
 		select(.key | test("_ms$|_per_s$")) | .value] |
 		all(. == null or type == "number")' "$f" >/dev/null ||
 		no "$c: a *_ms or *_per_s that is not a number"
+	# digests and ids: lower-case hex or null (has_digest says whether
+	# there is one: a boolean)
+	jq -s -e '[.. | objects | to_entries[] |
+		select(.key | test("^digest$|_digest$|_id$")) |
+		select(.key | startswith("has_") | not) | .value] |
+		all(. == null or (type == "string" and test("^[0-9a-f]+$")))' \
+		"$f" >/dev/null || no "$c: a digest or id that is not hex: $(jq \
+		-s -c '[.. | objects | to_entries[] |
+		select(.key | test("^digest$|_digest$|_id$"))]' "$f")"
+	jq -s -e '[.. | objects | to_entries[] |
+		select(.key == "has_digest") | .value] |
+		all(type == "boolean")' "$f" >/dev/null ||
+		no "$c: a has_digest that is not a boolean"
+	keys_ok "$f" "$c"
+}
+
+# The keys man/json-output.roff lists for each object of command $2 in
+# file $1 (its status objects and its result), exactly: every one, and
+# no other, on success and on failure.
+keys_ok() {
+	jq -s -e --arg c "$2" '
+	def want($o):
+	if $c == "send" then
+		if $o.type == "status" then ["round", "final", "pages",
+		"zero_pages", "bytes", "duration_ms", "remaining_pages",
+		"remaining_bytes", "transferred_bytes", "total_pages",
+		"dirty_rate_pages_per_s", "bandwidth_bytes_per_s",
+		"expected_downtime_ms", "total_ms"]
+		else ["ok", "error", "destination", "rounds", "pages",
+		"zero_pages", "bytes", "total_ms", "bandwidth_bytes_per_s",
+		"downtime_ms", "expected_downtime_ms", "downtime_limit_ms",
+		"converged", "backend", "verified", "audited"] end
+	elif ($c == "recv" or $c == "restore") and ($o | has("kind")) then
+		["ok", "error", "dir", "kind", "images", "image_bytes", "chain",
+		"regions", "digest_status", "digest_verified", "out_dir"]
+	elif $c == "recv" or $c == "restore" then
+		["ok", "error"] +
+		(if $c == "recv" then ["source", "peer"]
+		 else ["dir", "images", "image_bytes"] end) +
+		["state", "stream_id", "page_size_bytes", "regions", "streams",
+		"rounds", "pages", "zero_pages", "bytes", "apply_ms",
+		"digest_verified", "digest_status", "answer", "error_reason",
+		"errno"] + (if $c == "recv" then ["image"] else [] end)
+	elif $c == "dump" and ($o | has("frozen")) then
+		["index", "file", "frozen", "regions", "fresh", "pages",
+		"zero_pages", "swapped_pages", "bytes", "dropped_pages",
+		"has_digest", "duration_ms", "collect_ms", "pages_ms",
+		"digest_ms", "written_bytes", "total_ms", "table"]
+	elif $c == "dump" and $o.type == "status" then
+		["index", "file", "stopped", "pages", "zero_pages", "bytes",
+		"duration_ms", "has_digest", "audited", "written_bytes",
+		"total_ms"]
+	elif $c == "dump" and ($o | has("pid")) then
+		["ok", "error", "pid", "dir", "backend", "images",
+		"written_bytes", "has_digest", "downtime_ms", "downtime",
+		"left_stopped", "stopped_pids"]
+	elif $c == "dump" then
+		["ok", "error", "dir", "images", "written_bytes", "total_ms"]
+	elif $c == "inspect" then
+		["ok", "error", "version", "header", "rounds", "batches",
+		"stream_end", "digest_verified", "digest_reason", "wire_bytes",
+		"records", "skipped", "error_reason"]
+	elif $c == "stat" then
+		["ok", "error", "pid", "page_size_bytes", "known", "mappings",
+		"total"]
+	elif $c == "track" then
+		if $o.type == "status" then ["interval", "duration_ms", "pages",
+		"pages_per_s", "bytes_per_s", "ws_pages", "ws_bytes",
+		"ws_intervals", "full_pages", "processes", "maps"]
+		else ["ok", "error", "pid", "backend", "intervals", "pages",
+		"pages_per_s", "total_ms"] end
+	elif $c == "probe" and ($o | has("verdict")) then
+		["ok", "error", "verdict", "backend", "caps", "remote",
+		"features", "pagestate", "swap_areas", "kernel",
+		"kernel_config", "library"]
+	elif $c == "probe" then ["ok", "error", "features"]
+	else null end;
+	all(.[]; (del(.cmd, .type) | keys | sort) == (want(.) | sort))' \
+		"$1" >/dev/null || no "$2: keys not as man/json-output.roff \
+lists them: $(jq -c 'del(.cmd, .type) | keys_unsorted' "$1" | sort -u)"
 }
 
 # ---- send, recv, inspect -------------------------------------------------
@@ -154,6 +234,41 @@ mkdir full && : >full/000000.pmts
 	no "dump into a directory with an image: exit 0"
 lines_ok fail-dump.json dump
 jq_is fail-dump.json '.ok == false and (.error | test("already holds"))'
+# failed before they began: the whole result all the same, nulls inside
+"$bin" inspect --json no-such.pmts >fail-inspect2.json 2>/dev/null &&
+	no "inspect of a missing file: exit 0"
+lines_ok fail-inspect2.json inspect
+jq_is fail-inspect2.json '.ok == false and .stream_end == null and
+	.digest_reason == null'
+jq_is fail-recv.json '.state == null and .regions == [] and
+	.digest_status == null and .image == null'
+nopid=2147483646
+"$bin" stat --json $nopid >fail-stat.json 2>/dev/null &&
+	no "stat of no process: exit 0"
+lines_ok fail-stat.json stat
+jq_is fail-stat.json ".ok == false and .pid == $nopid and .mappings == null"
+"$bin" track $nopid --count 1 --json >fail-track.json 2>/dev/null &&
+	no "track of no process: exit 0"
+lines_ok fail-track.json track
+jq_is fail-track.json '.ok == false and .intervals == 0 and .backend == null'
+"$bin" dump --pid $nopid nopid-ck --json >fail-dump-pid.json 2>/dev/null &&
+	no "dump --pid of no process: exit 0"
+lines_ok fail-dump-pid.json dump
+jq_is fail-dump-pid.json '.ok == false and .images == 0 and
+	.has_digest == false and .downtime_ms == null'
+# a bad command line prints no JSON
+"$bin" send --out x.pmts --size 64k --json >usage.json 2>/dev/null
+[ $? = 2 ] && [ ! -s usage.json ] || no "a bad command line: not exit 2, or JSON"
+# --quiet: the result alone
+"$bin" send --out q.pmts --size 8M --json --quiet >send-q.json 2>/dev/null ||
+	no "send --json --quiet: exit $?"
+lines_ok send-q.json send
+[ "$(wc -l <send-q.json)" = 1 ] || no "send --json --quiet: status objects"
+"$bin" dump ckq --size 8M --dumps 2 --interval-ms 50 --json --quiet \
+	>dump-q.json 2>/dev/null || no "dump --json --quiet: exit $?"
+lines_ok dump-q.json dump
+[ "$(wc -l <dump-q.json)" = 1 ] || no "dump --json --quiet: status objects"
+jq_is dump-q.json '.ok and .images == 2'
 
 # ---- stat, track of a running target -------------------------------------
 "$target" --mode writer --log log --ready ready --threads 2 --rate 20000 \
@@ -177,6 +292,28 @@ lines_ok track.json track
 jq -s -e 'map(select(.type == "status")) | length == 2 and
 	all(.[]; (.maps | length) > 0)' track.json >/dev/null ||
 	no "track: two status objects with mappings: $(cat track.json)"
+"$bin" track "$pid" --count 2 --interval-ms 100 --json --quiet \
+	>track-q.json 2>/dev/null || no "track --json --quiet: exit $?"
+lines_ok track-q.json track
+[ "$(wc -l <track-q.json)" = 1 ] || no "track --json --quiet: status objects"
+# dump --pid and the restore of its chain; then into a directory that
+# holds images: nothing written, so no images and no digest
+"$bin" dump --pid "$pid" pck --dumps 2 --interval-ms 50 --json \
+	>dump-pid.json 2>dump-pid.err || no "dump --pid --json: exit $?: $(cat dump-pid.err)"
+lines_ok dump-pid.json dump
+jq_is dump-pid.json '.ok and .images == 2 and .has_digest and
+	(.downtime_ms | type) == "number"'
+"$bin" restore pck --json >restore-pid.json 2>restore-pid.err ||
+	no "restore of a --pid chain: exit $?: $(cat restore-pid.err)"
+lines_ok restore-pid.json restore
+jq_is restore-pid.json '.ok and .kind == "process" and .images == 2 and
+	.digest_status == "verified" and (.chain | length) == 2'
+"$bin" dump --pid "$pid" pck --json --quiet >fail-dump-pid2.json 2>/dev/null &&
+	no "dump --pid into a directory with images: exit 0"
+lines_ok fail-dump-pid2.json dump
+jq_is fail-dump-pid2.json '.ok == false and .images == 0 and
+	.has_digest == false and .written_bytes == 0'
+"$bin" restore no-such-dir --json >/dev/null 2>&1
 "$bin" stat --json "$pid" >stat.json 2>stat.err ||
 	no "stat --json PID: exit $?: $(cat stat.err)"
 lines_ok stat.json stat
@@ -209,6 +346,8 @@ plain() { ! grep -q "$(printf '\r')" "$1" && ! grep -q "$esc" "$1"; }
 on_tty "$bin send --out tty.pmts --size 32M --max-bandwidth 64M" tty-send.out
 has_bar tty-send.out || no "send on a terminal: no bar: $(od -c tty-send.out | head)"
 grep -q 'round 0: ' tty-send.out || no "send on a terminal: no round line"
+# the bar's text is cut between its parts, never after a comma
+grep -q ",$esc" tty-send.out && no "send on a terminal: a bar ends in a comma"
 on_tty "$bin send --out tty.pmts --size 32M --max-bandwidth 64M --quiet" \
 	tty-send-q.out
 has_esc tty-send-q.out && no "send --quiet on a terminal: a bar"

@@ -15,7 +15,7 @@ line() { grep "^$2" "$1" | head -n 1; }
 . "$(dirname "$0")/json_check.sh" # jq: json_ok, jq_is
 # the members every receiver's report has, of a complete, verified copy
 rx_ok='.state == "complete" and .digest_verified == true and
-	.digest == "verified" and .error == null and .ok and .streams >= 1 and
+	.digest_status == "verified" and .error == null and .ok and .streams >= 1 and
 	(.stream_id | test("^[0-9a-f]{32}$")) and (.apply_ms | type) == "number"
 	and .type == "result" and
 	all(.regions[]; .pages * $ps == .length_bytes and
@@ -260,7 +260,7 @@ rc=$?
 json_ok upto7.json
 jq_is upto7.json '.images == 3 and .state == "complete" and
 	.digest_verified == false and
-	.digest == "not verified (the restore failed)" and
+	.digest_status == "failed" and
 	.ok == false and (.error | length > 0) and
 	.error_reason == null and .errno == 2'
 # a directory named in Latin-1
@@ -303,7 +303,7 @@ grep -q '(truncated)' cut.err || no "recv truncated: message: $(cat cut.err)"
 grep -q '"error_reason":"truncated"' cut.json || no "recv json: error"
 json_ok cut.json
 jq_is cut.json '.state == "partial" and .digest_verified == false and
-	.digest == "not verified (failed)" and .error_reason == "truncated" and
+	.digest_status == "failed" and .error_reason == "truncated" and
 	.errno > 0 and (.error | length > 0) and .ok == false and .image == null
 	and .source == "cut.pmts" and .bytes == 1000000'
 cp img bad.pmts
@@ -324,7 +324,10 @@ usage() {
 	"$bin" "$@" >/dev/null 2>usage.err
 	rc=$?
 	[ $rc -eq 2 ] || no "'$*': exit $rc, want 2"
-	grep -q '^usage: pmtrack ' usage.err || no "'$*': no usage text"
+	# the message, then one hint line instead of the whole usage
+	[ "$(wc -l <usage.err)" -eq 2 ] &&
+		grep -q "^pmtrack $1: try 'pmtrack help $1'\$" usage.err ||
+		no "'$*': not a message and the hint: $(cat usage.err)"
 }
 usage recv
 usage recv a b
@@ -357,6 +360,26 @@ usage dump d --no-verify
 usage restore
 usage restore ck --upto x
 [ ! -e x ] && [ ! -e d ] || no "a usage error created a file"
+# a bad value as the examples say it; the range of a size in IEC units
+"$bin" send --out x --size 64k 2>usage.err
+grep -q "^pmtrack send: bad value for --size: '64k' (want a size" usage.err ||
+	no "--size 64k: $(cat usage.err)"
+"$bin" send --out x --size 128T 2>usage.err
+grep -q "^pmtrack send: bad value for --size: '128T' (want a size from 1 B to 64 TiB)\$" \
+	usage.err || no "--size 128T: $(cat usage.err)"
+"$bin" dump d --dumps 0 2>usage.err
+grep -q "^pmtrack dump: bad value for --dumps: '0' (want a whole number from 1 to 1000000)\$" \
+	usage.err || no "--dumps 0: $(cat usage.err)"
+"$bin" send --out x --bogus 2>usage.err
+grep -q "^pmtrack send: unknown option '--bogus'\$" usage.err ||
+	no "--bogus: $(cat usage.err)"
+"$bin" stat 0 extra 2>usage.err
+grep -q "^pmtrack stat: unexpected argument 'extra'\$" usage.err ||
+	no "stat 0 extra: $(cat usage.err)"
+"$bin" help send | grep -q 'rounded up to whole pages' ||
+	no "help send: --size does not say it is rounded up to whole pages"
+"$bin" help dump | grep -q 'rounded up to whole pages' ||
+	no "help dump: --size does not say it is rounded up to whole pages"
 "$bin" --help >help.out || no "--help: exit $?"
 for c in send recv dump restore; do
 	grep -q "^  $c " help.out || no "--help does not list $c"

@@ -141,8 +141,10 @@ fi
 # usage errors
 "$bin" probe --feature no-such-thing >/dev/null 2>err
 [ $? -eq 2 ] || no "--feature no-such-thing: want exit 2"
-grep -q "unknown feature 'no-such-thing'.*pagemap-scan.*remote" err ||
-	no "unknown feature: the names are not listed: $(head -n 1 err)"
+grep -q "^pmtrack probe: bad value for --feature: 'no-such-thing' (want .*--list-features" err &&
+	grep -q "^pmtrack probe: try 'pmtrack help probe'$" err &&
+	[ "$(wc -l <err)" -eq 2 ] ||
+	no "unknown feature: not the message and one hint line: $(cat err)"
 for a in "--feature" "--pid 0" "--pid x" "--bogus" "extra"; do
 	"$bin" probe $a >/dev/null 2>&1
 	[ $? -eq 2 ] || no "probe $a: want exit 2"

@@ -110,7 +110,7 @@ dump_json() {
 		(map(.written_bytes) == [foreach .[].bytes as $b (0; . + $b)])
 		and
 		(map(.frozen) == [range($n) | . == $n - 1]) and
-		.[$n - 1].digest == '"$digest"' and
+		.[$n - 1].has_digest == '"$digest"' and
 		.[0].fresh == .[0].regions and
 		all(.[]; .regions > 0 and (.pages > 0 or .dropped_pages > 0) and
 			.bytes > 0 and
@@ -187,6 +187,11 @@ restore_check() {
 		no "$mode: restore: exit $?: $(cat "$d/restore.err")"
 	[ -n "$soft" ] || grep -q '^digest: verified$' "$d/restore.out" ||
 		no "$mode: restore: digest not verified: $(cat "$d/restore.out")"
+	# sizes in IEC units, the byte count beside them
+	grep -q '^regions: [0-9]*, [0-9]* bytes ([0-9.]* [KMGT]*i*B) of memory$' \
+		"$d/restore.out" && grep -q '^images: .*, [0-9]* bytes ([0-9.]* [KMGT]*i*B)$' \
+		"$d/restore.out" ||
+		no "$mode: restore: a size without its IEC form: $(cat "$d/restore.out")"
 	"$check" --compare-mem "$pid" --restored "$d/out" >"$d/cmp.out" \
 		2>"$d/cmp.err" || [ -n "$soft" ] ||
 		no "$mode: --compare-mem: $(cat "$d/cmp.out" "$d/cmp.err")"
@@ -324,7 +329,7 @@ mkdir -p "$d"
 	no "restore --json: exit $?: $(cat "$d/r.err")"
 json_ok "$d/r.json"
 jq_is "$d/r.json" '.kind == "process" and .images == 4 and
-	.digest_verified == true and .digest == "verified" and .error == null
+	.digest_verified == true and .digest_status == "verified" and .error == null
 	and (.chain | length) == 4 and .out_dir == null and
 	all(.regions[]; (.start | test("^0x[0-9a-f]+$")) and
 		.file == "\(.start[2:])-\(.end[2:])")'

@@ -89,11 +89,12 @@ wait $tp
 rc=$?
 [ $rc = 0 ] || no "track until SIGINT: exit $rc: $(cat track.err)"
 grep -q "^tracking process $pid " track.out || no "track: first line"
-grep -q '^interval 1: .* pages written, .* pages/s, .* [KMG]*i*B/s; working set' \
+# durations below 10 s in ms (docs/cli.md)
+grep -q '^interval 1: [0-9.]* ms, .* pages written, .* pages/s, .* [KMG]*i*B/s; working set' \
 	track.out || no "track: interval line: $(cat track.out)"
 grep -q '^ .* pages/s  [0-9a-f]*-[0-9a-f]*  pid ' track.out ||
 	no "track: mapping line: $(cat track.out)"
-grep -q '^total: [0-9]* intervals in ' track.out ||
+grep -q '^total: [0-9]* intervals in [0-9.]* ms, ' track.out ||
 	no "track: total line: $(cat track.out)"
 # --quiet: the total alone
 "$bin" track "$pid" --interval-ms 100 --count 2 --quiet >quiet.out \

@@ -31,6 +31,9 @@ __attribute__((format(printf, 2, 3))) void cli_err(const char *cmd,
 						   const char *fmt, ...);
 __attribute__((format(printf, 2, 0))) void
 cli_verr(const char *cmd, const char *fmt, va_list ap);
+/* cli_out.c: "pmtrack CMD: try 'pmtrack help CMD'" on stderr, after the
+   message of a bad command line */
+void cli_hint(const char *cmd);
 /* cli_out.c: flush @f; CLI_OK, or CLI_ERROR after a message */
 int cli_flush(const char *cmd, FILE *f);
 /* cli_out.c: the first message cli_err() printed (without "pmtrack CMD: "),
@@ -56,6 +59,13 @@ static inline uint64_t bytes_per_s(uint64_t bytes, uint64_t ns)
 {
 	return ns ? (uint64_t)((double)bytes * 1e9 / (double)ns) : 0;
 }
+
+/* cli_out.c: append @part to the bar text @buf (of @size bytes) only if
+   all of it fits on a line of terminal @f beside the bar, whose "[####  ]
+   NN% " takes CLI_BAR_PREFIX columns: the bar, which cuts what is too
+   long, then never ends in the middle of a part ("transferred 20 MiB,") */
+#define CLI_BAR_PREFIX 32
+void cli_bar_part(char *buf, size_t size, FILE *f, const char *part);
 
 /* CLI_IEC_LEN bytes hold any iec() or iec_rate() text */
 #define CLI_IEC_LEN 24

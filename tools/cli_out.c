@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <wchar.h>
 
 #include "args.h" /* support/: pmt_fmt_iec() */
@@ -64,6 +65,24 @@ void cli_err(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	cli_verr(cmd, fmt, ap);
 	va_end(ap);
+}
+
+void cli_bar_part(char *buf, size_t size, FILE *f, const char *part)
+{
+	struct winsize ws;
+	size_t cols = 80, len = strlen(buf);
+
+	/* as support/progress.c: the width, or 80; one column short */
+	if (!ioctl(fileno(f), TIOCGWINSZ, &ws) && ws.ws_col >= 20)
+		cols = ws.ws_col;
+	if (CLI_BAR_PREFIX + len + strlen(part) < cols &&
+	    len + strlen(part) < size)
+		strcat(buf, part);
+}
+
+void cli_hint(const char *cmd)
+{
+	fprintf(stderr, "pmtrack %s: try 'pmtrack help %s'\n", cmd, cmd);
 }
 
 int cli_flush(const char *cmd, FILE *f)

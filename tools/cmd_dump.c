@@ -46,7 +46,8 @@ static void dump_usage(FILE *f)
 	      "default 3\n"
 	      "  --interval-ms MS      time between images; default 500\n"
 	      "  --quiet               no progress bar and no per-image "
-	      "lines\n"
+	      "lines (with --json:\n"
+	      "                        the result alone)\n"
 	      "  --json                JSON Lines on stdout: a status object "
 	      "per image, then\n"
 	      "                        a result (see pmtrack(1), JSON "
@@ -205,18 +206,18 @@ static int dump_status(struct dump_run *d, const struct pmtrack_dump_info *in,
 		       bool last)
 {
 	struct json_object *o;
-	char b[CLI_IEC_LEN], name[16];
+	char b[CLI_IEC_LEN], t[CLI_IEC_LEN], name[16];
 
 	pmt_bar_clear(&d->bar);
+	if (d->a.quiet)
+		return CLI_OK; /* the result alone, in text or JSON */
 	if (!d->a.json) {
-		if (d->a.quiet)
-			return CLI_OK;
 		printf("image %" PRIu32 " (%06" PRIu32 ".pmts)%s: %" PRIu64
 		       " pages (%" PRIu64 " zero), %" PRIu64
-		       " bytes (%s), %.1f ms, digest %s%s\n",
+		       " bytes (%s), %s, digest %s%s\n",
 		       in->index, in->index, last ? " stopped" : "", in->pages,
 		       in->zero_pages, in->bytes, iec(b, in->bytes),
-		       ms(in->duration_ns),
+		       dur(t, in->duration_ns),
 		       in->has_state || in->has_digest ? "yes" : "no",
 		       in->audited ? ", audited" : "");
 		return cli_flush("dump", stdout);
@@ -230,7 +231,7 @@ static int dump_status(struct dump_run *d, const struct pmtrack_dump_info *in,
 	jw_set(o, "zero_pages", jw_u64(in->zero_pages));
 	jw_set(o, "bytes", jw_u64(in->bytes));
 	jw_set(o, "duration_ms", jw_ms(in->duration_ns));
-	jw_set(o, "digest", jw_bool(in->has_state || in->has_digest));
+	jw_set(o, "has_digest", jw_bool(in->has_state || in->has_digest));
 	jw_set(o, "audited", jw_bool(in->audited));
 	jw_set(o, "written_bytes", jw_u64(d->written));
 	jw_set(o, "total_ms", jw_ms(now_ns() - d->t0));

@@ -151,9 +151,10 @@ static void print_header_text(struct inspect *st,
 			      const struct pmtrack_dec_header *h)
 {
 	FILE *f = st->out;
+	char len[CLI_IEC_LEN];
 
 	fprintf(f, "format version %" PRIu32 "\n", h->version);
-	fprintf(f, "page size %" PRIu32 "\n", h->page_size);
+	fprintf(f, "page size %s\n", iec(len, h->page_size));
 	fputs("producer ", f);
 	put_str(f, h->producer);
 	fputs("\nstream id ", f);
@@ -170,9 +171,10 @@ static void print_header_text(struct inspect *st,
 		const struct pmtrack_stream_region *r = &h->regions[i];
 
 		fprintf(f,
-			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14" PRIu64
+			"  %5zu %10" PRIu32 " 0x%016" PRIx64 " %14s"
 			" %12" PRIu64 " 0x%08" PRIx32 "  ",
-			i, r->id, r->start, r->length, region_pages(st, i),
+			i, r->id, r->start, iec(len, r->length),
+			region_pages(st, i),
 			r->flags);
 		put_str(f, r->name);
 		fputc('\n', f);
@@ -267,6 +269,7 @@ static void close_round(struct inspect *st)
 {
 	const struct batch_sum *s = &st->sum;
 	struct json_object *o = st->jround;
+	char rb[CLI_IEC_LEN], pb[CLI_IEC_LEN];
 	FILE *f = st->out;
 
 	if (!st->in_round)
@@ -290,11 +293,10 @@ static void close_round(struct inspect *st)
 		return;
 	}
 	fprintf(f,
-		"  batches %" PRIu64 ": %" PRIu64 " pages, %" PRIu64
-		" bytes raw, %" PRIu64 " bytes payload (%" PRIu64
-		" zstd, %" PRIu64 " raw)",
-		s->batches, s->pages, s->raw_bytes, s->payload_bytes, s->zstd,
-		s->batches - s->zstd);
+		"  batches %" PRIu64 ": %" PRIu64 " pages, %s raw, %s "
+		"payload (%" PRIu64 " zstd, %" PRIu64 " raw)",
+		s->batches, s->pages, iec(rb, s->raw_bytes),
+		iec(pb, s->payload_bytes), s->zstd, s->batches - s->zstd);
 	if (s->payload_bytes)
 		fprintf(f, ", ratio %.2f", ratio(s));
 	fputc('\n', f);
@@ -361,13 +363,14 @@ static int on_round(void *arg, struct pmtrack_dec *dec, uint64_t round)
 static void print_batch(struct inspect *st, const struct pmtrack_dec_record *r)
 {
 	struct json_object *o;
+	char b[CLI_IEC_LEN];
 
 	if (!st->json) {
 		fprintf(st->out,
 			"  batch @%" PRIu64 ": region %" PRIu32 ", %" PRIu64
-			" pages, %" PRIu64 " runs, %s, %" PRIu64 " bytes\n",
+			" pages, %" PRIu64 " runs, %s, %s\n",
 			r->offset, r->region, r->pages, r->runs,
-			codec_name(r->codec), r->payload_len);
+			codec_name(r->codec), iec(b, r->payload_len));
 		return;
 	}
 	o = jw_obj();
@@ -456,6 +459,7 @@ static const char *digest_unverified(const struct inspect *st, int reason)
 static void finish_text(struct inspect *st, int reason)
 {
 	const char *why = digest_unverified(st, reason);
+	char b[CLI_IEC_LEN];
 	FILE *f = st->out;
 
 	if (st->have_end) {
@@ -482,8 +486,8 @@ static void finish_text(struct inspect *st, int reason)
 		fputs("digest: MISMATCH\n", f);
 	else
 		fprintf(f, "digest: not checked (%s)\n", why);
-	fprintf(f, "totals: %" PRIu64 " wire bytes, %" PRIu64 " records",
-		st->wire_bytes, st->records);
+	fprintf(f, "totals: %" PRIu64 " wire bytes (%s), %" PRIu64 " records",
+		st->wire_bytes, iec(b, st->wire_bytes), st->records);
 	if (st->skipped)
 		fprintf(f, " (%" PRIu64 " skipped)", st->skipped);
 	fputc('\n', f);
@@ -500,10 +504,9 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 		jw_set(doc, "header", NULL);
 		jw_set(doc, "rounds", jw_arr());
 	}
-	if (st->batches) {
-		jw_set(doc, "batches", st->jbatches);
-		st->jbatches = NULL;
-	}
+	/* null without --batches */
+	jw_set(doc, "batches", st->jbatches);
+	st->jbatches = NULL;
 	if (st->have_end) {
 		o = jw_obj();
 		jw_set(o, "rounds", jw_u64(st->end.rounds));
@@ -511,12 +514,12 @@ static void finish_json(struct inspect *st, int reason, const char *rname,
 		       jw_u64(st->end.pages + st->end.zero_pages));
 		jw_set(o, "zero_pages", jw_u64(st->end.zero_pages));
 		jw_set(o, "digest", jw_hex(st->end.digest, PMTRACK_DIGEST_LEN));
-		jw_set(o, "state", jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
+		jw_set(o, "state_digest",
+		       jw_hex(st->end.state, PMTRACK_DIGEST_LEN));
 	}
 	jw_set(doc, "stream_end", o);
 	jw_set(doc, "digest_verified", jw_bool(!why));
-	if (why)
-		jw_set(doc, "digest_reason", jw_str(why));
+	jw_set(doc, "digest_reason", jw_str(why)); /* null if verified */
 	jw_set(doc, "wire_bytes", jw_u64(st->wire_bytes));
 	jw_set(doc, "records", jw_u64(st->records));
 	jw_set(doc, "skipped", jw_u64(st->skipped));
@@ -625,6 +628,22 @@ static int inspect_report(struct inspect *st, struct pmtrack_dec *dec, int r)
 	return ret;
 }
 
+/* the result of an inspect that could not begin: every key, null */
+static void inspect_failed_json(void)
+{
+	static const char *const keys[] = {
+		"version",	   "header",	    "rounds",	"batches",
+		"stream_end",	   "digest_verified", "digest_reason",
+		"wire_bytes",	   "records",	    "skipped", "error_reason",
+	};
+	struct json_object *doc = jw_head("inspect", "result");
+
+	jw_outcome(doc, CLI_ERROR);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		jw_set(doc, keys[i], NULL);
+	jw_print("inspect", stdout, doc);
+}
+
 /* Decode @fd and print what it holds. */
 static int inspect_run(struct inspect *st, int fd)
 {
@@ -645,6 +664,8 @@ static int inspect_run(struct inspect *st, int fd)
 	r = pmtrack_dec_new(&o, &dec);
 	if (r < 0) {
 		cli_err("inspect", "%s", strerror(-r));
+		if (st->json)
+			inspect_failed_json();
 		ret = CLI_ERROR;
 	} else {
 		r = pmtrack_dec_read_fd(dec, fd);
@@ -669,12 +690,8 @@ int cmd_inspect(int argc, char **argv)
 		return r;
 	fd = inspect_open(st.path);
 	if (fd < 0) {
-		if (st.json) {
-			struct json_object *doc = jw_head("inspect", "result");
-
-			jw_outcome(doc, CLI_ERROR);
-			jw_print("inspect", stdout, doc);
-		}
+		if (st.json)
+			inspect_failed_json();
 		return CLI_ERROR;
 	}
 	r = inspect_run(&st, fd);

@@ -64,7 +64,10 @@ static void probe_usage(FILE *f)
 	      "Exit status 0, or\n"
 	      "1 if a probe failed unexpectedly; with --feature, 0 if every "
 	      "feature named is\n"
-	      "usable and 1 if one is not.\n"
+	      "usable and 1 if one is not; 2 for a bad command line (a NAME "
+	      "--list-features\n"
+	      "does not print).  With --json a bad command line prints no "
+	      "JSON.\n"
 	      "  --feature NAME        answer for NAME alone (repeatable: all "
 	      "must be usable)\n"
 	      "  --pid PID             remote: can process PID be tracked "
@@ -1347,8 +1350,6 @@ struct probe_args {
 static bool probe_take(struct cmdline *c, int id, void *arg)
 {
 	struct probe_args *a = arg;
-	char names[1024];
-	size_t n = 0;
 	struct row *r;
 	uint64_t v;
 
@@ -1370,14 +1371,12 @@ static bool probe_take(struct cmdline *c, int id, void *arg)
 			r->asked = a->any = true;
 			break;
 		}
-		for (int i = 0; i < a->p->nrows && n < sizeof(names); i++)
-			n += (size_t)snprintf(names + n, sizeof(names) - n,
-					      "%s%s", i ? " " : "",
-					      a->p->rows[i].name);
-		return bad_usage(c, "unknown feature '%s'; the names are: %s",
-				 c->val, names);
+		return bad_usage(c,
+				 "bad value for --feature: '%s' (want a name "
+				 "'pmtrack probe --list-features' prints)",
+				 c->val);
 	default:
-		return bad_usage(c, "unexpected argument %s", c->val);
+		return bad_usage(c, "unexpected argument '%s'", c->val);
 	}
 	return true;
 }
@@ -1395,8 +1394,7 @@ int cmd_probe(int argc, char **argv)
 	const struct cmdline_spec spec = { .cmd = "probe",
 					   .usage = probe_usage,
 					   .opts = opts,
-					   .take = probe_take,
-					   .unquoted = true };
+					   .take = probe_take };
 	struct probe *p = calloc(1, sizeof(*p));
 	struct probe_args a = { .p = p };
 	int ret = CLI_OK;

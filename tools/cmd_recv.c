@@ -95,9 +95,10 @@ static bool recv_opt(struct cmdline *p, int id, void *arg)
 		return take_one(p, &a->path, "FILE");
 	case OPT_LISTEN:
 		if (hostport_port(p->val, true) < 0)
-			return bad_usage(
-				p, "invalid --listen '%s': want [ADDR:]PORT",
-				p->val);
+			return bad_usage(p,
+					 "bad value for --listen: '%s' (want "
+					 "[ADDR:]PORT)",
+					 p->val);
 		a->listen = p->val;
 		break;
 	case OPT_PORT_FILE:
@@ -356,6 +357,9 @@ static void recv_failed_json(const struct recv_run *c)
 
 	jw_outcome(doc, CLI_ERROR);
 	jw_set(doc, "source", jw_str(c->a.listen ? "tcp" : c->a.path));
+	jw_set(doc, "peer", NULL);
+	rx_json_none(doc);
+	jw_set(doc, "image", NULL);
 	jw_print("recv", stdout, doc);
 }
 
@@ -372,8 +376,11 @@ int cmd_recv(int argc, char **argv)
 	c.info = c.a.quiet ? NULL : c.a.json ? stderr : stdout;
 	pmt_bar_init(&c.bar, stderr, c.a.quiet);
 	/* an image that cannot be written fails before anything else */
-	if (c.a.image && outfile_open("recv", "--image", &c.of, c.a.image))
+	if (c.a.image && outfile_open("recv", "--image", &c.of, c.a.image)) {
+		if (c.a.json)
+			recv_failed_json(&c);
 		return CLI_ERROR;
+	}
 	if (!recv_open(&c))
 		ret = recv_report(&c, recv_apply(&c));
 	else if (c.a.json)

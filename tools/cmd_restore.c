@@ -223,6 +223,16 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (r) {
 		cli_err("restore", "%s", strerror(-r));
+		if (a.json) {
+			struct json_object *doc = jw_head("restore", "result");
+
+			jw_outcome(doc, CLI_ERROR);
+			jw_set(doc, "dir", jw_str(a.dir));
+			jw_set(doc, "images", jw_u64(0));
+			jw_set(doc, "image_bytes", jw_u64(0));
+			rx_json_none(doc);
+			jw_print("restore", out, doc);
+		}
 		return CLI_ERROR;
 	}
 	r = pmtrack_ckpt_restore(rx, a.dir, (uint32_t)a.upto, &info);
@@ -237,6 +247,7 @@ int cmd_restore(int argc, char **argv)
 			 ".pmts was not applied)",
 			 info.images - 1, info.images);
 		res.unverified = "not verified (the restore failed)";
+		res.status = "failed";
 	}
 	ret = rx_result_exit("restore", &res, a.allow_unverified);
 	if (ret == CLI_OK && a.out_dir)

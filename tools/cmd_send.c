@@ -63,7 +63,9 @@ static void send_usage(FILE *f)
 	      "inside the\n"
 	      "                        downtime\n"
 	      "  --no-verify           no state digest and no audit\n"
-	      "  --quiet               no progress bar and no per-round lines\n"
+	      "  --quiet               no progress bar and no per-round lines "
+	      "(with --json: the\n"
+	      "                        result alone)\n"
 	      "  --json                JSON Lines on stdout: a status object "
 	      "per round, then\n"
 	      "                        a result (see pmtrack(1), JSON "
@@ -112,7 +114,9 @@ static bool send_opt(struct cmdline *p, int id, void *arg)
 		return bad_usage(p, "unexpected argument '%s'", p->val);
 	case OPT_TO:
 		if (hostport_port(p->val, false) <= 0)
-			return bad_usage(p, "invalid --to '%s': want HOST:PORT",
+			return bad_usage(p,
+					 "bad value for --to: '%s' (want "
+					 "HOST:PORT)",
 					 p->val);
 		a->to = p->val;
 		break;
@@ -225,14 +229,24 @@ static struct json_object *expected_json(uint64_t ns)
 /* the progress bar through a round: its pages sent of those it has */
 static void send_bar(struct send_ctx *c, const struct pmtrack_precopy_round *r)
 {
-	char t[CLI_IEC_LEN], bw[CLI_IEC_LEN];
+	char t[CLI_IEC_LEN], bw[CLI_IEC_LEN], part[64], text[160];
 
+	if (!c->bar.on)
+		return;
+	/* whole parts only, as many as the line holds */
+	snprintf(text, sizeof(text),
+		 "round %" PRIu64 "%s: %" PRIu64 "/%" PRIu64 " pages",
+		 r->round, r->final ? " (stop-and-copy)" : "", r->pages,
+		 r->pages + r->remaining_pages);
+	snprintf(part, sizeof(part), ", transferred %s",
+		 iec(t, r->total_bytes));
+	cli_bar_part(text, sizeof(text), c->bar.f, part);
+	snprintf(part, sizeof(part), ", %s",
+		 iec_rate(bw, bytes_per_s(r->bytes, r->duration_ns)));
+	if (strstr(text, "transferred"))
+		cli_bar_part(text, sizeof(text), c->bar.f, part);
 	pmt_bar_draw(&c->bar, false, r->pages, r->pages + r->remaining_pages,
-		     "round %" PRIu64 "%s: %" PRIu64 "/%" PRIu64
-		     " pages, transferred %s, %s",
-		     r->round, r->final ? " (stop-and-copy)" : "", r->pages,
-		     r->pages + r->remaining_pages, iec(t, r->total_bytes),
-		     iec_rate(bw, bytes_per_s(r->bytes, r->duration_ns)));
+		     "%s", text);
 }
 
 /* a round's status line, like QEMU's "info migrate" */
@@ -290,10 +304,11 @@ static int send_progress(void *arg, const struct pmtrack_precopy_round *r)
 	}
 	c->rounds = r->round + 1;
 	pmt_bar_clear(&c->bar);
+	if (c->quiet)
+		return 0; /* the result alone, in text or JSON */
 	if (c->json)
 		return send_status_json(r);
-	if (!c->quiet)
-		send_status_text(c->info, r);
+	send_status_text(c->info, r);
 	return 0;
 }
 

@@ -311,9 +311,16 @@ static int stat_print(struct stat_out *o, long pid, int ret)
 	if (o->json) {
 		doc = jw_head("stat", "result");
 		jw_outcome(doc, ret);
-		if (!o->doc)
+		if (!o->doc) {
+			/* failed before the first mapping */
 			jw_set(doc, "pid", jw_i64(pid));
+			jw_set(doc, "page_size_bytes", NULL);
+			jw_set(doc, "known", NULL);
+			jw_set(doc, "mappings", NULL);
+		}
 		jw_merge(doc, o->doc);
+		if (ret)
+			jw_set(doc, "total", NULL);
 		o->doc = NULL;
 		if (jw_print("stat", o->f, doc))
 			ret = CLI_ERROR;
@@ -338,7 +345,11 @@ int cmd_stat(int argc, char **argv)
 	if (r >= 0)
 		return r;
 	if (!parse_pid(pos[0], &pid)) {
-		cli_err("stat", "not a process id: %s", pos[0]);
+		cli_err("stat",
+			"bad value for PID: '%s' (want a process id, "
+			"or self)",
+			pos[0]);
+		cli_hint("stat");
 		return CLI_USAGE;
 	}
 	if (stat_open(pid, &ps, &maps, &n))

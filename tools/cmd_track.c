@@ -51,7 +51,8 @@ static void track_usage(FILE *f)
 	      "SIGINT or SIGTERM\n"
 	      "  --quiet               no progress bar and no per-interval "
 	      "lines: the totals\n"
-	      "                        only\n"
+	      "                        only (with --json: the result "
+	      "alone)\n"
 	      "  --json                JSON Lines on stdout: a status object "
 	      "per interval, then\n"
 	      "                        a result (see pmtrack(1), JSON "
@@ -82,7 +83,9 @@ static bool track_opt(struct cmdline *p, int id, void *arg)
 		if (!take_one(p, &a->pid_arg, "PID"))
 			return false;
 		if (pmt_parse_u64(p->val, 0, 1, INT32_MAX, &a->pid))
-			return bad_usage(p, "invalid PID '%s'", p->val);
+			return bad_usage(p, "bad value for PID: '%s' (want a "
+					    "process id, 1 to %d)",
+					 p->val, INT32_MAX);
 		break;
 	case OPT_CHILDREN:
 		a->children = true;
@@ -209,12 +212,12 @@ static int report_json(const struct dr *d, const struct track_iv *iv)
 static int report_text(const struct dr *d, const struct track_iv *iv)
 {
 	uint64_t win = d->interval < DR_WINDOW ? d->interval : DR_WINDOW;
-	char r[CLI_IEC_LEN], w[CLI_IEC_LEN];
+	char r[CLI_IEC_LEN], w[CLI_IEC_LEN], t[CLI_IEC_LEN];
 
-	printf("interval %" PRIu64 ": %.3f s, %" PRIu64 " pages written, "
+	printf("interval %" PRIu64 ": %s, %" PRIu64 " pages written, "
 	       "%.1f pages/s, %s; working set %" PRIu64
 	       " pages (%s) over %" PRIu64 " intervals",
-	       d->interval, iv->secs, d->pages, per_s(d->pages, iv->secs),
+	       d->interval, dur(t, (uint64_t)(iv->secs * 1e9)), d->pages, per_s(d->pages, iv->secs),
 	       iec_rate(r, (uint64_t)per_s(d->pages * d->pgsz, iv->secs)),
 	       d->ws, iec(w, d->ws * d->pgsz), win);
 	if (d->full_pages)
@@ -303,8 +306,9 @@ static int interval(const struct track_args *a, struct pmtrack_proc *p,
 	sum->intervals++;
 	sum->pages += d->pages;
 	pmt_bar_clear(&sum->bar);
-	if (!err && (a->json ? report_json(d, &iv)
-			     : a->quiet ? 0 : report_text(d, &iv)))
+	/* --quiet: the result alone, in text or JSON */
+	if (!err && !a->quiet &&
+	    (a->json ? report_json(d, &iv) : report_text(d, &iv)))
 		err = 1;
 	pmt_bar_draw(&sum->bar, true, sum->intervals, a->count,
 		     "interval %" PRIu64 "%s, %.1f pages/s", sum->intervals,
@@ -335,15 +339,17 @@ static int track_result(const struct track_args *a,
 			const struct track_sum *sum, const char *backend,
 			int ret)
 {
-	double secs = (double)(now_ns() - sum->t0) / 1e9;
+	uint64_t ns = now_ns() - sum->t0;
+	double secs = (double)ns / 1e9;
 	struct json_object *o;
+	char t[CLI_IEC_LEN];
 
 	if (!a->json) {
 		if (ret)
 			return ret;
-		printf("total: %" PRIu64 " intervals in %.3f s, %" PRIu64
+		printf("total: %" PRIu64 " intervals in %s, %" PRIu64
 		       " pages written, %.1f pages/s\n",
-		       sum->intervals, secs, sum->pages,
+		       sum->intervals, dur(t, ns), sum->pages,
 		       per_s(sum->pages, secs));
 		return cli_flush(CMD, stdout);
 	}
@@ -415,8 +421,14 @@ int cmd_track(int argc, char **argv)
 		if (a.json) {
 			struct json_object *o = jw_head(CMD, "result");
 
+			/* nothing tracked: no backend, no time */
 			jw_outcome(o, r);
 			jw_set(o, "pid", jw_u64(a.pid));
+			jw_set(o, "backend", NULL);
+			jw_set(o, "intervals", jw_u64(0));
+			jw_set(o, "pages", jw_u64(0));
+			jw_set(o, "pages_per_s", NULL);
+			jw_set(o, "total_ms", NULL);
 			jw_print(CMD, stdout, o);
 		}
 		return r;

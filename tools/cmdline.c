@@ -26,7 +26,7 @@ bool bad_usage(struct cmdline *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	cli_verr(p->spec->cmd, fmt, ap);
 	va_end(ap);
-	p->spec->usage(stderr);
+	cli_hint(p->spec->cmd);
 	return false;
 }
 
@@ -40,8 +40,6 @@ bool take_one(struct cmdline *p, const char **slot, const char *what)
 
 static bool unknown_option(struct cmdline *p, const char *arg)
 {
-	if (p->spec->unquoted)
-		return bad_usage(p, "unknown option %s", arg);
 	return bad_usage(p, "unknown option '%s'", arg);
 }
 
@@ -144,25 +142,38 @@ static bool parse_u64(const char *s, bool suffix, uint64_t *out)
 			      out);
 }
 
+/* a bound of a range: a SIZE in IEC units, else a number */
+static const char *bound(char buf[CLI_IEC_LEN], bool size, uint64_t v)
+{
+	if (size)
+		return iec(buf, v);
+	snprintf(buf, CLI_IEC_LEN, "%" PRIu64, v);
+	return buf;
+}
+
 /* p->val as a number in [min, max]; false after a usage message. */
 bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	     uint64_t *out)
 {
-	if (!parse_u64(p->val, suffix, out)) {
-		bad_usage(p, "invalid --%s '%s': want a whole number%s", p->opt,
-			  p->val,
-			  suffix ? ", optionally followed by K, M, G or T "
-				   "(KiB, MiB, GiB, TiB)"
-				 : "");
-		return false;
-	}
-	if (*out < min || *out > max) {
-		bad_usage(p,
-			  "--%s %s is out of range (%" PRIu64 "..%" PRIu64 ")",
-			  p->opt, p->val, min, max);
-		return false;
-	}
-	return true;
+	const char *what = suffix ? "a size" : "a whole number";
+	char lo[CLI_IEC_LEN], hi[CLI_IEC_LEN];
+
+	if (!parse_u64(p->val, suffix, out))
+		return bad_usage(p, "bad value for --%s: '%s' (want %s%s)",
+				 p->opt, p->val, what,
+				 suffix ? ": digits, then optionally K, M, G, "
+					  "T, KiB, MiB, GiB or TiB"
+					: "");
+	if (*out >= min && *out <= max)
+		return true;
+	if (max == UINT64_MAX)
+		return bad_usage(p,
+				 "bad value for --%s: '%s' (want %s of at "
+				 "least %s)",
+				 p->opt, p->val, what, bound(lo, suffix, min));
+	return bad_usage(p, "bad value for --%s: '%s' (want %s from %s to %s)",
+			 p->opt, p->val, what, bound(lo, suffix, min),
+			 bound(hi, suffix, max));
 }
 
 /* p->val as a zstd level. */
@@ -170,8 +181,8 @@ bool opt_level(struct cmdline *p, int *out)
 {
 	if (pmt_parse_int(p->val, PMT_LEVEL_MIN, PMT_LEVEL_MAX, out)) {
 		bad_usage(p,
-			  "invalid --level '%s': want a zstd level, %d..%d "
-			  "(0 = no compression)",
+			  "bad value for --level: '%s' (want a zstd level, "
+			  "%d to %d; 0 = no compression)",
 			  p->val, PMT_LEVEL_MIN, PMT_LEVEL_MAX);
 		return false;
 	}
@@ -193,7 +204,7 @@ static bool json_arg(struct cmdline *p, int id, void *arg)
 		return true;
 	}
 	if (a->got == a->npos)
-		return bad_usage(p, "unexpected argument %s", p->val);
+		return bad_usage(p, "unexpected argument '%s'", p->val);
 	a->pos[a->got++] = p->val;
 	return true;
 }
@@ -217,8 +228,7 @@ int parse_json_args(const char *cmd, int argc, char **argv, bool *json,
 					   .usage = usage,
 					   .opts = opts,
 					   .take = json_arg,
-					   .done = json_done,
-					   .unquoted = true };
+					   .done = json_done };
 	struct json_args a = { .json = json, .pos = pos, .npos = npos };
 
 	return parse_args(&spec, argc, argv, &a);

@@ -37,7 +37,6 @@ struct cmdline_spec {
 	bool (*take)(struct cmdline *p, int id, void *arg);
 	/* Once all are taken (if not NULL): false after a usage message. */
 	bool (*done)(struct cmdline *p, void *arg);
-	bool unquoted; /* "unknown option --x", not "unknown option '--x'" */
 };
 
 /* the command line being gone through */
@@ -58,14 +57,16 @@ struct cmdline {
  */
 int parse_args(const struct cmdline_spec *spec, int argc, char **argv,
 	       void *arg);
-/* "pmtrack CMD: message" and the usage on stderr; false */
+/* "pmtrack CMD: message" and the hint "try 'pmtrack help CMD'" on stderr;
+   false */
 __attribute__((format(printf, 2, 3))) bool bad_usage(struct cmdline *p,
 						     const char *fmt, ...);
 /* the one positional argument, into *@slot: false after "more than one
    @what" */
 bool take_one(struct cmdline *p, const char **slot, const char *what);
 /* p->val as a number in [min, max] (@suffix: a SIZE, K..T and KiB..TiB
-   allowed); false after a usage message */
+   allowed, and the range said in IEC units); false after "bad value for
+   --OPT: 'VAL' (want ...)" */
 bool opt_u64(struct cmdline *p, bool suffix, uint64_t min, uint64_t max,
 	     uint64_t *out);
 /* p->val as a zstd level; false after a usage message */

@@ -30,6 +30,8 @@ struct rd_down {
 	uint64_t frozen_at, total, collect, pages, digest;
 	int *pids; /* left stopped, with --leave-stopped */
 	size_t npids;
+	uint64_t images; /* written */
+	bool has_digest; /* the last one written carries the digest */
 };
 
 /* how far the images got: the bar, the bytes written, since when */
@@ -138,7 +140,7 @@ static int image_json(const struct rd_info *in, const struct rd_prog *pg)
 	jw_set(o, "swapped_pages", jw_u64(swapped_total(in->table)));
 	jw_set(o, "bytes", jw_u64(in->bytes));
 	jw_set(o, "dropped_pages", jw_u64(in->dropped));
-	jw_set(o, "digest", jw_bool(in->has_digest));
+	jw_set(o, "has_digest", jw_bool(in->has_digest));
 	jw_set(o, "duration_ms", jw_ms(in->ns));
 	jw_set(o, "collect_ms", jw_fixed(ms(in->collect_ns), 3));
 	jw_set(o, "pages_ms", jw_fixed(ms(in->pages_ns), 3));
@@ -152,19 +154,19 @@ static int image_json(const struct rd_info *in, const struct rd_prog *pg)
 static int image_report(const struct rd_args *a, const struct rd_info *in,
 			struct rd_prog *pg)
 {
-	char b[CLI_IEC_LEN];
+	char b[CLI_IEC_LEN], t[CLI_IEC_LEN];
 
 	pmt_bar_clear(&pg->bar);
+	if (a->quiet)
+		return 0; /* the result alone, in text or JSON */
 	if (a->json)
 		return image_json(in, pg);
-	if (a->quiet)
-		return 0;
 	printf("image %" PRIu32 " (%06" PRIu32 ".pmts) %s: %zu regions "
 	       "(%zu fresh), %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64
-	       " bytes (%s), %.1f ms",
+	       " bytes (%s), %s",
 	       in->index, in->index, in->frozen ? "frozen" : "live",
 	       in->regions, in->fresh, in->pages, in->zero_pages, in->bytes,
-	       iec(b, in->bytes), ms(in->ns));
+	       iec(b, in->bytes), dur(t, in->ns));
 	if (swapped_total(in->table))
 		printf(", %" PRIu64 " of them were swapped out",
 		       swapped_total(in->table));
@@ -180,6 +182,7 @@ static int summary_json(const struct rd_args *a, uint64_t bytes,
 {
 	struct json_object *o = jw_head(CMD, "result"), *parts = jw_obj(),
 			   *pids = jw_arr();
+	bool down = dn->frozen_at && dn->total;
 
 	for (size_t i = 0; i < dn->npids; i++)
 		jw_push(pids, jw_i64(dn->pids[i]));
@@ -187,13 +190,14 @@ static int summary_json(const struct rd_args *a, uint64_t bytes,
 	jw_set(o, "pid", jw_u64(a->pid));
 	jw_set(o, "dir", jw_str(a->dir));
 	jw_set(o, "backend", jw_str(dn->backend));
-	jw_set(o, "images", jw_u64(a->dumps));
+	jw_set(o, "images", jw_u64(dn->images));
 	jw_set(o, "written_bytes", jw_u64(bytes));
-	jw_set(o, "digest", jw_bool(!a->no_digest));
-	jw_set(o, "downtime_ms", jw_fixed(ms(dn->total), 3));
-	jw_set(parts, "collect_ms", jw_fixed(ms(dn->collect), 3));
-	jw_set(parts, "pages_ms", jw_fixed(ms(dn->pages), 3));
-	jw_set(parts, "digest_ms", jw_fixed(ms(dn->digest), 3));
+	jw_set(o, "has_digest", jw_bool(dn->has_digest));
+	/* null until the processes were frozen and let go */
+	jw_set(o, "downtime_ms", down ? jw_fixed(ms(dn->total), 3) : NULL);
+	jw_set(parts, "collect_ms", down ? jw_fixed(ms(dn->collect), 3) : NULL);
+	jw_set(parts, "pages_ms", down ? jw_fixed(ms(dn->pages), 3) : NULL);
+	jw_set(parts, "digest_ms", down ? jw_fixed(ms(dn->digest), 3) : NULL);
 	jw_set(o, "downtime", parts);
 	jw_set(o, "left_stopped", jw_bool(a->leave_stopped));
 	jw_set(o, "stopped_pids", pids);
@@ -203,16 +207,16 @@ static int summary_json(const struct rd_args *a, uint64_t bytes,
 static int summary(const struct rd_args *a, uint64_t bytes,
 		   const struct rd_down *dn)
 {
-	char b[CLI_IEC_LEN];
+	char b[CLI_IEC_LEN], t[4][CLI_IEC_LEN];
 
 	if (a->json)
 		return summary_json(a, bytes, dn, CLI_OK);
 	printf("images: %" PRIu64 " in %s, %" PRIu64 " bytes (%s), "
 	       "backend %s\n",
-	       a->dumps, a->dir, bytes, iec(b, bytes), dn->backend);
-	printf("downtime: %.1f ms (collect %.1f ms, pages %.1f ms, digest "
-	       "%.1f ms)%s\n",
-	       ms(dn->total), ms(dn->collect), ms(dn->pages), ms(dn->digest),
+	       dn->images, a->dir, bytes, iec(b, bytes), dn->backend);
+	printf("downtime: %s (collect %s, pages %s, digest %s)%s\n",
+	       dur(t[0], dn->total), dur(t[1], dn->collect),
+	       dur(t[2], dn->pages), dur(t[3], dn->digest),
 	       a->leave_stopped ? ", until pmtrack exited" : "");
 	for (size_t i = 0; i < dn->npids; i++)
 		printf("left stopped: process %d (kill -CONT %d resumes it)\n",
@@ -248,6 +252,8 @@ static int images(const struct rd_args *a, struct rdump *d, int dfd,
 		}
 		*bytes += in.bytes;
 		pg.written = *bytes;
+		dn->images++;
+		dn->has_digest = in.has_digest;
 		dn->frozen_at = in.frozen_at;
 		dn->collect = in.collect_ns;
 		dn->pages = in.pages_ns;

@@ -63,6 +63,7 @@ static void image_report(const struct rr_args *a, struct rr_out *o,
 			 const struct rr_image *im)
 {
 	struct json_object *j;
+	char b[CLI_IEC_LEN];
 
 	if (a->quiet && !a->json)
 		return;
@@ -70,9 +71,9 @@ static void image_report(const struct rr_args *a, struct rr_out *o,
 		pmt_bar_clear(&o->bar);
 		printf("image %" PRIu32 " (%06" PRIu32 ".pmts): %zu regions "
 		       "(%zu fresh, %zu kept), %" PRIu64 " pages (%" PRIu64
-		       " zero), %" PRIu64 " bytes\n",
+		       " zero), %" PRIu64 " bytes (%s)\n",
 		       im->index, im->index, im->regions, im->fresh, im->kept,
-		       im->pages, im->zero_pages, im->bytes);
+		       im->pages, im->zero_pages, im->bytes, iec(b, im->bytes));
 		return;
 	}
 	j = jw_obj();
@@ -83,7 +84,7 @@ static void image_report(const struct rr_args *a, struct rr_out *o,
 	jw_set(j, "pages", jw_u64(im->pages));
 	jw_set(j, "zero_pages", jw_u64(im->zero_pages));
 	jw_set(j, "bytes", jw_u64(im->bytes));
-	jw_set(j, "digest", jw_bool(im->has_digest));
+	jw_set(j, "has_digest", jw_bool(im->has_digest));
 	jw_push(o->chain, j);
 }
 
@@ -125,6 +126,16 @@ static const char *digest_word(const struct rr_out *o)
 	return o->has_digest ? "not verified" : "not verified (no digest)";
 }
 
+/* the same as one word: "digest_status" */
+static const char *digest_status(const struct rr_out *o)
+{
+	if (o->error)
+		return "failed";
+	if (o->verified)
+		return "verified";
+	return o->has_digest ? "unchecked" : "none";
+}
+
 static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o,
 		       int ret)
 {
@@ -133,7 +144,7 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o,
 	size_t n = 0;
 	char name[40];
 
-	r = o->error ? NULL : rr_regions(s, &n);
+	r = o->error || !s ? NULL : rr_regions(s, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *j = jw_obj();
 
@@ -152,7 +163,7 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o,
 	jw_set(doc, "image_bytes", jw_u64(o->bytes));
 	jw_set(doc, "chain", o->chain);
 	jw_set(doc, "regions", regs);
-	jw_set(doc, "digest", jw_str(digest_word(o)));
+	jw_set(doc, "digest_status", jw_str(digest_status(o)));
 	jw_set(doc, "digest_verified", jw_bool(!o->error && o->verified));
 	jw_set(doc, "out_dir", jw_str(o->written ? a->out_dir : NULL));
 	o->chain = NULL;
@@ -162,6 +173,7 @@ static int report_json(const struct rr_args *a, struct rr *s, struct rr_out *o,
 static int report(const struct rr_args *a, struct rr *s, struct rr_out *o,
 		  int ret)
 {
+	char b[CLI_IEC_LEN];
 	uint64_t mem = 0;
 	size_t n = 0;
 	const struct rr_region *r = rr_regions(s, &n);
@@ -171,11 +183,12 @@ static int report(const struct rr_args *a, struct rr *s, struct rr_out *o,
 	printf("images: %" PRIu32, o->images);
 	if (o->images)
 		printf(" (000000.pmts to %06" PRIu32 ".pmts)", o->images - 1);
-	printf(", %" PRIu64 " bytes\n", o->bytes);
+	printf(", %" PRIu64 " bytes (%s)\n", o->bytes, iec(b, o->bytes));
 	for (size_t i = 0; i < n && !o->error; i++)
 		mem += r[i].len;
 	if (!o->error)
-		printf("regions: %zu, %" PRIu64 " bytes of memory\n", n, mem);
+		printf("regions: %zu, %" PRIu64 " bytes (%s) of memory\n", n,
+		       mem, iec(b, mem));
 	printf("digest: %s\n", digest_word(o));
 	if (o->written)
 		printf("out-dir: %s, %zu files\n", a->out_dir, n);
@@ -223,7 +236,6 @@ static int verdict(const struct rr_args *a, struct rr *s, struct rr_out *o)
 int rr_run(const struct rr_args *a)
 {
 	struct rr_out o = { .chain = a->json ? jw_arr() : NULL };
-	struct json_object *doc;
 	int dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret = CLI_ERROR;
 	struct rr *s = NULL;
@@ -232,13 +244,10 @@ int rr_run(const struct rr_args *a)
 	pmt_bar_init(&o.bar, stderr, a->quiet);
 	if (dfd < 0) {
 		cli_err(CMD, "%s: %s", a->dir, strerror(errno));
+		o.error = "cannot open";
+		if (a->json)
+			report_json(a, NULL, &o, CLI_ERROR);
 		json_object_put(o.chain);
-		if (!a->json)
-			return CLI_ERROR;
-		doc = jw_head(CMD, "result");
-		jw_outcome(doc, CLI_ERROR);
-		jw_set(doc, "dir", jw_str(a->dir));
-		jw_print(CMD, stdout, doc);
 		return CLI_ERROR;
 	}
 	upto = last_image(a, dfd);
@@ -252,10 +261,8 @@ int rr_run(const struct rr_args *a)
 		if (report(a, s, &o, ret) || cli_flush(CMD, stdout))
 			ret = CLI_ERROR;
 	} else if (a->json) {
-		doc = jw_head(CMD, "result");
-		jw_outcome(doc, CLI_ERROR);
-		jw_set(doc, "dir", jw_str(a->dir));
-		jw_print(CMD, stdout, doc);
+		o.error = "not replayed";
+		report_json(a, NULL, &o, CLI_ERROR);
 	}
 	json_object_put(o.chain);
 	rr_free(s);

@@ -33,14 +33,20 @@ void rx_result_get(struct pmtrack_rx *rx, int err, struct rx_result *res)
 	res->msg = pmtrack_rx_error(rx, &res->reason);
 	if (err && (!res->msg || !*res->msg))
 		res->msg = strerror(-err);
-	if (err && res->reason == PMTRACK_SERR_DIGEST)
+	res->status = "verified";
+	if (err && res->reason == PMTRACK_SERR_DIGEST) {
 		res->unverified = "MISMATCH";
-	else if (err)
+		res->status = "mismatch";
+	} else if (err) {
 		res->unverified = "not verified (failed)";
-	else if (res->st.state != PMTRACK_RX_COMPLETE)
+		res->status = "failed";
+	} else if (res->st.state != PMTRACK_RX_COMPLETE) {
 		res->unverified = "not verified (nothing applied)";
-	else if (!res->st.digest_verified)
+		res->status = "incomplete";
+	} else if (!res->st.digest_verified) {
 		res->unverified = "not verified (no digest)";
+		res->status = "none";
+	}
 }
 
 /* Exit code for a result, with the message for an unverified one. */
@@ -129,7 +135,6 @@ static const char *rx_reply_name(enum pmtrack_rx_reply r)
 					      : NULL;
 }
 
-
 static struct json_object *rx_regions_json(struct pmtrack_rx *rx)
 {
 	struct json_object *regs = jw_arr(), *o;
@@ -168,8 +173,7 @@ void rx_json(struct json_object *o, struct pmtrack_rx *rx,
 	jw_set(o, "bytes", jw_u64(st->bytes));
 	jw_set(o, "apply_ms", jw_ms(st->apply_ns));
 	jw_set(o, "digest_verified", jw_bool(!res->unverified));
-	jw_set(o, "digest",
-	       jw_str(res->unverified ? res->unverified : "verified"));
+	jw_set(o, "digest_status", jw_str(res->status));
 	jw_set(o, "answer", jw_str(rx_reply_name(st->reply)));
 	/* what went wrong: the stream error's name and the errno */
 	jw_set(o, "error_reason",
@@ -177,4 +181,17 @@ void rx_json(struct json_object *o, struct pmtrack_rx *rx,
 		       ? jw_str(pmtrack_stream_error_name(res->reason))
 		       : NULL);
 	jw_set(o, "errno", res->err ? jw_i64(-res->err) : NULL);
+}
+
+void rx_json_none(struct json_object *o)
+{
+	static const char *const keys[] = {
+		"state",   "stream_id",	 "page_size_bytes", "regions",
+		"streams", "rounds",	 "pages",	    "zero_pages",
+		"bytes",   "apply_ms",	 "digest_verified", "digest_status",
+		"answer",  "error_reason", "errno",
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		jw_set(o, keys[i], strcmp(keys[i], "regions") ? NULL : jw_arr());
 }

@@ -17,6 +17,9 @@ struct rx_result {
 	struct pmtrack_rx_stats st;
 	/* the digest line: NULL = verified */
 	const char *unverified;
+	/* the same as one word, the "digest_status" of JSON: verified,
+	   mismatch, failed, incomplete or none */
+	const char *status;
 	/* the state line, if not just the state's name */
 	char state[160];
 };
@@ -35,5 +38,8 @@ void print_rx_text(FILE *f, struct pmtrack_rx *rx, const struct rx_result *res);
    caller adds "ok" and "error": jw_outcome()). */
 void rx_json(struct json_object *o, struct pmtrack_rx *rx,
 	     const struct rx_result *res);
+/* The same members, null (regions: an empty array), for a command that
+   failed before it had a receiver. */
+void rx_json_none(struct json_object *o);
 
 #endif /* PMTRACK_TOOLS_RXREPORT_H */

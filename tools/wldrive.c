@@ -10,8 +10,8 @@
 
 const char wl_usage_text[] =
 	"  --size SIZE           memory of the workload (K/KiB, M/MiB, G/GiB, "
-	"T/TiB);\n"
-	"                        default 256 MiB\n"
+	"T/TiB),\n"
+	"                        rounded up to whole pages; default 256 MiB\n"
 	"  --writers N           writer threads, 0..64; default 2\n"
 	"  --rate PAGES/S        pages the writers dirty per second, all "
 	"together; 0 = as\n"
@@ -44,8 +44,8 @@ int wl_begin(const char *cmd, const struct wl_args *a, FILE *info,
 
 	r = wl_start(&o, out);
 	if (r) {
-		cli_err(cmd, "starting the workload (%" PRIu64 " bytes): %s",
-			a->size, strerror(-r));
+		cli_err(cmd, "starting the workload (%s): %s",
+			iec(buf, a->size), strerror(-r));
 		return -1;
 	}
 	if (!info)
