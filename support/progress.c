@@ -66,10 +66,18 @@ void pmt_bar_draw(struct pmt_bar *b, bool force, uint64_t done, uint64_t total,
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
-	/* one column short of the width, so the terminal never wraps */
+	/* one column short of the width, so the terminal never wraps; a
+	   text too long loses whole parts (after ", " or "; "), not half of
+	   one */
 	width = columns(b->f) - 1;
-	if (strlen(line) > width)
-		line[width] = 0;
+	if (strlen(line) > width) {
+		size_t cut = width;
+
+		while (cut > n && !(line[cut] == ' ' &&
+				    (line[cut - 1] == ',' || line[cut - 1] == ';')))
+			cut--;
+		line[cut > n ? cut - 1 : width] = 0;
+	}
 	fprintf(b->f, "\r%s\033[K", line);
 	fflush(b->f);
 	b->shown = true;

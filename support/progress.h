@@ -28,7 +28,8 @@ void pmt_bar_init(struct pmt_bar *b, FILE *f, bool quiet);
 /*
  * Redraw: a bar filled to @done / @total (no bar, just the text, when
  * @total is 0) and the text of @fmt after it, cut to the terminal's
- * width.  Skipped if the last draw was less than 100 ms ago, unless
+ * width: at the end of its last part (parts end in ", " or "; ") that
+ * fits, or at the width if even the first does not.  Skipped if the last draw was less than 100 ms ago, unless
  * @force.
  */
 __attribute__((format(printf, 5, 6))) void

@@ -60,13 +60,6 @@ static inline uint64_t bytes_per_s(uint64_t bytes, uint64_t ns)
 	return ns ? (uint64_t)((double)bytes * 1e9 / (double)ns) : 0;
 }
 
-/* cli_out.c: append @part to the bar text @buf (of @size bytes) only if
-   all of it fits on a line of terminal @f beside the bar, whose "[####  ]
-   NN% " takes CLI_BAR_PREFIX columns: the bar, which cuts what is too
-   long, then never ends in the middle of a part ("transferred 20 MiB,") */
-#define CLI_BAR_PREFIX 32
-void cli_bar_part(char *buf, size_t size, FILE *f, const char *part);
-
 /* CLI_IEC_LEN bytes hold any iec() or iec_rate() text */
 #define CLI_IEC_LEN 24
 /* cli_out.c: @bytes in IEC units ("256 MiB"), into @buf */

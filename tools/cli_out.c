@@ -8,11 +8,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <wchar.h>
 
 #include "args.h" /* support/: pmt_fmt_iec() */
 #include "cli.h"
+#include "status.h" /* support/: pmt_fmt_dur(), pmt_status_line() */
 
 static char last_error[512]; /* the first message */
 static bool have_error;
@@ -44,18 +44,12 @@ const char *iec(char buf[CLI_IEC_LEN], uint64_t bytes)
 
 const char *iec_rate(char buf[CLI_IEC_LEN], uint64_t bytes_per_sec)
 {
-	pmt_fmt_iec(buf, CLI_IEC_LEN - 2, bytes_per_sec);
-	strcat(buf, "/s");
-	return buf;
+	return pmt_fmt_rate(buf, CLI_IEC_LEN, bytes_per_sec);
 }
 
 const char *dur(char buf[CLI_IEC_LEN], uint64_t ns)
 {
-	if (ns >= 10000000000u)
-		snprintf(buf, CLI_IEC_LEN, "%.1f s", (double)ns / 1e9);
-	else
-		snprintf(buf, CLI_IEC_LEN, "%.1f ms", ms(ns));
-	return buf;
+	return pmt_fmt_dur(buf, CLI_IEC_LEN, ns);
 }
 
 void cli_err(const char *cmd, const char *fmt, ...)
@@ -65,19 +59,6 @@ void cli_err(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	cli_verr(cmd, fmt, ap);
 	va_end(ap);
-}
-
-void cli_bar_part(char *buf, size_t size, FILE *f, const char *part)
-{
-	struct winsize ws;
-	size_t cols = 80, len = strlen(buf);
-
-	/* as support/progress.c: the width, or 80; one column short */
-	if (!ioctl(fileno(f), TIOCGWINSZ, &ws) && ws.ws_col >= 20)
-		cols = ws.ws_col;
-	if (CLI_BAR_PREFIX + len + strlen(part) < cols &&
-	    len + strlen(part) < size)
-		strcat(buf, part);
 }
 
 void cli_hint(const char *cmd)

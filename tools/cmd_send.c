@@ -21,6 +21,7 @@
 
 #include "cmdline.h"
 #include "cli.h"
+#include "status.h" /* support/: pmt_fmt_dur(), pmt_status_line() */
 #include "jsonw.h"
 #include "net.h"
 #include "outfile.h"
@@ -215,9 +216,7 @@ static void send_resume(void *arg)
 /* an expected downtime: "12.3 ms" or "unknown" */
 static const char *expected_str(char buf[CLI_IEC_LEN], uint64_t ns)
 {
-	if (ns == PMTRACK_PRECOPY_UNKNOWN)
-		return "unknown";
-	return dur(buf, ns);
+	return pmt_fmt_expected(buf, CLI_IEC_LEN, ns);
 }
 
 /* an expected downtime in JSON: ms, or null if unknown */
@@ -229,44 +228,27 @@ static struct json_object *expected_json(uint64_t ns)
 /* the progress bar through a round: its pages sent of those it has */
 static void send_bar(struct send_ctx *c, const struct pmtrack_precopy_round *r)
 {
-	char t[CLI_IEC_LEN], bw[CLI_IEC_LEN], part[64], text[160];
+	char t[CLI_IEC_LEN], bw[CLI_IEC_LEN];
 
 	if (!c->bar.on)
 		return;
-	/* whole parts only, as many as the line holds */
-	snprintf(text, sizeof(text),
-		 "round %" PRIu64 "%s: %" PRIu64 "/%" PRIu64 " pages",
-		 r->round, r->final ? " (stop-and-copy)" : "", r->pages,
-		 r->pages + r->remaining_pages);
-	snprintf(part, sizeof(part), ", transferred %s",
-		 iec(t, r->total_bytes));
-	cli_bar_part(text, sizeof(text), c->bar.f, part);
-	snprintf(part, sizeof(part), ", %s",
-		 iec_rate(bw, bytes_per_s(r->bytes, r->duration_ns)));
-	if (strstr(text, "transferred"))
-		cli_bar_part(text, sizeof(text), c->bar.f, part);
+	/* the bar keeps whole parts only, as many as the line holds */
 	pmt_bar_draw(&c->bar, false, r->pages, r->pages + r->remaining_pages,
-		     "%s", text);
+		     "round %" PRIu64 "%s: %" PRIu64 "/%" PRIu64
+		     " pages, transferred %s, %s",
+		     r->round, r->final ? " (stop-and-copy)" : "", r->pages,
+		     r->pages + r->remaining_pages, iec(t, r->total_bytes),
+		     iec_rate(bw, bytes_per_s(r->bytes, r->duration_ns)));
 }
 
-/* a round's status line, like QEMU's "info migrate" */
+/* a round's status line, like QEMU's "info migrate" (support/status.c,
+   which the migration examples print too) */
 static void send_status_text(FILE *f, const struct pmtrack_precopy_round *r)
 {
-	char b[CLI_IEC_LEN], rb[CLI_IEC_LEN], t[CLI_IEC_LEN], bw[CLI_IEC_LEN],
-		d[CLI_IEC_LEN], e[CLI_IEC_LEN], tt[CLI_IEC_LEN];
+	char line[PMT_STATUS_LEN];
 
-	fprintf(f,
-		"round %" PRIu64 "%s: %" PRIu64 " pages (%" PRIu64
-		" zero), %s in %s; remaining %" PRIu64 " pages (%s); "
-		"transferred %s; dirty rate %" PRIu64 " pages/s; "
-		"bandwidth %s; expected downtime %s; total %s\n",
-		r->round, r->final ? " (stop-and-copy)" : "", r->pages,
-		r->zero_pages, iec(b, r->bytes), dur(d, r->duration_ns),
-		r->remaining_pages, iec(rb, r->remaining_bytes),
-		iec(t, r->total_bytes), r->dirty_rate,
-		r->bandwidth ? iec_rate(bw, r->bandwidth) : "unknown",
-		r->final ? "-" : expected_str(e, r->expected_downtime_ns),
-		dur(tt, r->elapsed_ns));
+	pmt_status_line(line, sizeof(line), r);
+	fprintf(f, "%s\n", line);
 	fflush(f);
 }
 
