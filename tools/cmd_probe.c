@@ -1253,11 +1253,12 @@ static void print_text(const struct probe *p, FILE *f)
 	}
 }
 
-/* the text of the first row whose probe failed unexpectedly, or NULL */
-static const char *first_failure(const struct probe *p)
+/* the text of the first row (of those --feature named, with @asked) whose
+   probe failed unexpectedly, or NULL */
+static const char *first_failure(const struct probe *p, bool asked)
 {
 	for (int i = 0; i < p->nrows; i++)
-		if (p->rows[i].ok < 0)
+		if (p->rows[i].ok < 0 && (!asked || p->rows[i].asked))
 			return p->rows[i].text;
 	return NULL;
 }
@@ -1273,8 +1274,8 @@ static int print_json(const struct probe *p, FILE *f)
 	jw_set(doc, "cmd", jw_str("probe"));
 	jw_set(doc, "type", jw_str("result"));
 	/* as the exit status: false if a probe failed unexpectedly */
-	jw_set(doc, "ok", jw_bool(!first_failure(p)));
-	jw_set(doc, "error", jw_str(first_failure(p)));
+	jw_set(doc, "ok", jw_bool(!first_failure(p, false)));
+	jw_set(doc, "error", jw_str(first_failure(p, false)));
 	jw_set(doc, "verdict", jw_str(v));
 	jw_set(doc, "backend",
 	       p->auto_err ? NULL : jw_str(pmtrack_backend_name(p->auto_b)));
@@ -1326,7 +1327,7 @@ static int print_asked(const struct probe *p, FILE *f, bool json)
 	if (json) {
 		/* as the exit status: every feature asked for is usable */
 		jw_set(doc, "ok", jw_bool(all));
-		jw_set(doc, "error", jw_str(first_failure(p)));
+		jw_set(doc, "error", jw_str(first_failure(p, true)));
 		jw_set(doc, "features", feats);
 		ret = jw_print("probe", f, doc);
 	}
@@ -1381,6 +1382,15 @@ static bool probe_take(struct cmdline *c, int id, void *arg)
 	return true;
 }
 
+/* is a row of section @sec named by --feature? */
+static bool needed(const struct probe *p, enum section sec)
+{
+	for (int i = 0; i < p->nrows; i++)
+		if (p->rows[i].sec == sec && p->rows[i].asked)
+			return true;
+	return false;
+}
+
 int cmd_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1418,11 +1428,16 @@ int cmd_probe(int argc, char **argv)
 	probe_features(p);
 	probe_backends(p);
 	probe_caps(p);
-	if (p->pid)
-		remote_pid(p, p->remote, p->pid);
-	else
-		remote_child(p, p->remote);
-	probe_pagestate(p);
+	/* --feature asks for rows: remote tracking (a child attached with
+	   ptrace) and the page-state maps only when one of theirs is named */
+	if (!a.any || needed(p, SEC_REMOTE)) {
+		if (p->pid)
+			remote_pid(p, p->remote, p->pid);
+		else
+			remote_child(p, p->remote);
+	}
+	if (!a.any || needed(p, SEC_PAGESTATE))
+		probe_pagestate(p);
 	for (int i = 0; i < p->nrows; i++) {
 		if (p->rows[i].ok >= 0 || (a.any && !p->rows[i].asked))
 			continue;
