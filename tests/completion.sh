@@ -19,36 +19,46 @@ if grep -n '[<>](' "$comp/pmtrack"; then
 	fail=1
 fi
 
-# expect WANT WORD...: complete the last WORD; COMPREPLY must hold WANT
+# offers WORD FN WORDS...: complete the last of WORDS with FN, as bash
+# would; true if COMPREPLY then holds WORD
+offers()
+{
+	local word=$1 fn=$2 w
+	shift 2
+	COMP_WORDS=("$@")
+	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+	COMPREPLY=()
+	"$fn"
+	for w in "${COMPREPLY[@]}"; do
+		[ "$w" = "$word" ] && return 0
+	done
+	return 1
+}
+# expect WANT FN WORD...: the completion must offer WANT
 expect()
 {
-	local want=$1 fn=$2
+	local want=$1 r=0
+	offers "$@" || r=$?
 	shift 2
-	COMP_WORDS=("$@")
-	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-	COMPREPLY=()
-	"$fn"
-	local w
-	for w in "${COMPREPLY[@]}"; do
-		[ "$w" = "$want" ] && { echo "ok: $* -> $want"; return 0; }
-	done
-	echo "FAIL: $* : COMPREPLY=(${COMPREPLY[*]}), expected $want in it"
-	fail=1
+	if [ $r -eq 0 ]; then
+		echo "ok: $* -> $want"
+	else
+		echo "FAIL: $* : COMPREPLY=(${COMPREPLY[*]}), expected $want in it"
+		fail=1
+	fi
 }
-# refuse WORD...: COMPREPLY must not hold NOTWANT
+# refuse NOTWANT FN WORD...: the completion must not offer NOTWANT
 refuse()
 {
-	local notwant=$1 fn=$2
+	local notwant=$1 r=0
+	offers "$@" || r=$?
 	shift 2
-	COMP_WORDS=("$@")
-	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-	COMPREPLY=()
-	"$fn"
-	local w
-	for w in "${COMPREPLY[@]}"; do
-		[ "$w" = "$notwant" ] && { echo "FAIL: $* offers $notwant"; fail=1; return; }
-	done
-	echo "ok: $* -> not $notwant"
+	if [ $r -eq 0 ]; then
+		echo "FAIL: $* offers $notwant"
+		fail=1
+	else
+		echo "ok: $* -> not $notwant"
+	fi
 }
 
 # commands from `pmtrack help`
