@@ -165,5 +165,19 @@ else
 	echo "skip the progress bar checks: no script(1)"
 fi
 
+# 77 where the machine cannot run it: pmtrack-kvm-migrate with a /dev/kvm
+# that is not KVM (/dev/null bound over it in a private mount namespace)
+if [ "$(id -u)" = 0 ] && [ -e /dev/kvm ] && command -v unshare >/dev/null; then
+	unshare -m --propagation private sh -c \
+		'mount --bind /dev/null /dev/kvm && exec "$0" --size 24M --working-set 16M' \
+		"$dir/pmtrack-kvm-migrate" >nokvm.out 2>nokvm.err
+	rc=$?
+	[ $rc -eq 77 ] && [ -s nokvm.err ] ||
+		no "pmtrack-kvm-migrate without KVM: exit $rc, want 77 and why: $(cat nokvm.err)"
+	echo "pmtrack-kvm-migrate without KVM: exit $rc: $(head -n 1 nokvm.err)"
+else
+	echo "skip the exit 77 check: needs root, /dev/kvm and unshare"
+fi
+
 [ $fail -eq 0 ] && echo "PASS"
 exit $fail
